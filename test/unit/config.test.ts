@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { loadSettings } from '../../common/config';
+import { OperatorError } from '../../common/errors';
+
+describe('configuration from the environment', () => {
+  it('uses the embedded servers on loopback when no address is given', () => {
+    const s = loadSettings({});
+    assert.equal(s.temporal.embedded, true);
+    assert.equal(s.temporal.address, '127.0.0.1:7233');
+    assert.equal(s.s3.embedded, true);
+    assert.equal(s.s3.endpoint, 'http://127.0.0.1:8333');
+    assert.equal(s.s3.bucket, 'dr-storage');
+  });
+
+  it('points at an external Temporal cluster and S3 store', () => {
+    const s = loadSettings({
+      TEMPORAL_ADDRESS: 'temporal.example.com:7233',
+      TEMPORAL_NAMESPACE: 'dr',
+      TEMPORAL_API_KEY: 'k',
+      S3_ENDPOINT: 'https://s3.eu-west-1.amazonaws.com',
+      S3_REGION: 'eu-west-1',
+      S3_BUCKET: 'acme-dr',
+      S3_ACCESS_KEY_ID: 'AKIA',
+      S3_SECRET_ACCESS_KEY: 'secret',
+    });
+    assert.equal(s.temporal.embedded, false);
+    assert.equal(s.temporal.namespace, 'dr');
+    assert.equal(s.temporal.apiKey, 'k');
+    assert.equal(s.s3.embedded, false);
+    assert.deepEqual(s.s3.credentials, { accessKeyId: 'AKIA', secretAccessKey: 'secret' });
+  });
+
+  it('reports every invalid variable by name, without echoing secrets', () => {
+    assert.throws(
+      () => loadSettings({ TEMPORAL_ADDRESS: 'no-port', S3_ENDPOINT: 'ftp://x', S3_BUCKET: 'Bad_Bucket', DR_API_PORT: '70000' }),
+      (e: unknown) => {
+        assert.ok(e instanceof OperatorError);
+        for (const name of ['TEMPORAL_ADDRESS', 'S3_ENDPOINT', 'S3_BUCKET', 'DR_API_PORT']) assert.match(e.message, new RegExp(name));
+        assert.match(e.message, /got "no-port"/);
+        return true;
+      },
+    );
+  });
+
+  it('refuses half-configured credentials', () => {
+    assert.throws(() => loadSettings({ S3_ACCESS_KEY_ID: 'AKIA' }), /S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set together/);
+    assert.throws(() => loadSettings({ TEMPORAL_API_KEY: 'k' }), /need TEMPORAL_ADDRESS/);
+  });
+});
