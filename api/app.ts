@@ -1,0 +1,47 @@
+import express, { type Router } from 'express';
+import type { Logger } from '../common/logger';
+import { authenticate, type TokenFile } from './auth';
+import { errorHandler, notFoundRoute } from './problem';
+
+export interface HealthCheck {
+  name: string;
+  /** Where the dependency is, shown to operators (never credentials). */
+  target: string;
+  check: () => Promise<void>;
+}
+
+export interface AppOptions {
+  log: Logger;
+  tokens: TokenFile;
+  healthChecks: HealthCheck[];
+  /** Feature routers; all of them sit behind authentication and decide roles per route. */
+  routers: Router[];
+}
+
+/** The HTTP API: unauthenticated health, everything else behind bearer tokens, errors as problem+json. */
+export function createApp({ log, tokens, healthChecks, routers }: AppOptions): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+
+  app.get('/healthz', async (_req, res) => {
+    const results = await Promise.all(
+      healthChecks.map(async (h) => {
+        try {
+          await h.check();
+          return { name: h.name, target: h.target, reachable: true };
+        } catch (error) {
+          return { name: h.name, target: h.target, reachable: false, error: (error as Error).message };
+        }
+      }),
+    );
+    const healthy = results.every((r) => r.reachable);
+    res.status(healthy ? 200 : 503).json({ status: healthy ? 'ok' : 'unavailable', checks: Object.fromEntries(results.map((r) => [r.name, r])) });
+  });
+
+  app.use(authenticate(tokens));
+  for (const router of routers) app.use(router);
+  app.use(notFoundRoute);
+  app.use(errorHandler(log));
+  return app;
+}

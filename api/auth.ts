@@ -1,0 +1,83 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { RequestHandler } from 'express';
+import { z } from 'zod';
+import { OperatorError } from '../common/errors';
+import { ProblemError, sendProblem } from './problem';
+
+/**
+ * Bearer tokens with roles. Viewers read; operators also submit runbooks and run operations;
+ * admins also manage what operators cannot (reserved for later issues). Only token hashes are
+ * kept in the token file, so the file itself grants nothing if it leaks.
+ */
+export const ROLES = ['viewer', 'operator', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface Principal {
+  name: string;
+  role: Role;
+}
+
+const TokenFileSchema = z.object({
+  tokens: z.array(z.object({ name: z.string().min(1), role: z.enum(ROLES), sha256: z.string().regex(/^[0-9a-f]{64}$/) })),
+});
+export type TokenFile = z.infer<typeof TokenFileSchema>;
+
+export const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
+export const generateToken = () => `dr_${randomBytes(24).toString('base64url')}`;
+
+export function readTokenFile(path: string): TokenFile {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new OperatorError(`cannot read API token file ${path}: ${(error as Error).message}`);
+  }
+  const parsed = TokenFileSchema.safeParse(raw);
+  if (!parsed.success) throw new OperatorError(`API token file ${path} is invalid: ${z.prettifyError(parsed.error)}`);
+  return parsed.data;
+}
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    principal?: Principal;
+  }
+}
+
+const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
+
+export function authenticate(tokens: TokenFile): RequestHandler {
+  const known = tokens.tokens.map((t) => ({ ...t, digest: Buffer.from(t.sha256, 'hex') }));
+  return (req, res, next) => {
+    const header = req.get('authorization');
+    const match = header?.match(/^Bearer\s+(\S+)$/i);
+    if (!match) {
+      res.set('WWW-Authenticate', 'Bearer realm="dr-orchestrator"');
+      return sendProblem(res, { title: 'Unauthorized', status: 401, detail: 'missing "Authorization: Bearer <token>" header' });
+    }
+    const digest = Buffer.from(hashToken(match[1]!), 'hex');
+    const found = known.find((t) => timingSafeEqual(t.digest, digest));
+    if (!found) return sendProblem(res, { title: 'Unauthorized', status: 401, detail: 'unknown or revoked token' });
+    req.principal = { name: found.name, role: found.role };
+    next();
+  };
+}
+
+export function requireRole(role: Role): RequestHandler {
+  return (req, _res, next) => {
+    const principal = req.principal;
+    if (!principal || RANK[principal.role] < RANK[role]) {
+      throw new ProblemError({
+        title: 'Forbidden',
+        status: 403,
+        detail: `this action needs the ${role} role; ${principal ? `"${principal.name}" is a ${principal.role}` : 'not authenticated'}`,
+      });
+    }
+    next();
+  };
+}
+
+/** Who performed an action, for audit records: the token's name. */
+export function principalName(req: { principal?: Principal }): string {
+  return req.principal?.name ?? 'anonymous';
+}

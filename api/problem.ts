@@ -1,0 +1,53 @@
+import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
+
+/** RFC 9457 problem details: every API error has this shape and content type. */
+export interface Problem {
+  type?: string;
+  title: string;
+  status: number;
+  detail?: string;
+  [extension: string]: unknown;
+}
+
+export class ProblemError extends Error {
+  constructor(readonly problem: Problem) {
+    super(problem.detail ?? problem.title);
+    this.name = 'ProblemError';
+  }
+}
+
+export function sendProblem(res: Response, problem: Problem): void {
+  res.status(problem.status).type('application/problem+json').send(JSON.stringify(problem));
+}
+
+export const badRequest = (detail: string, extra: Record<string, unknown> = {}) =>
+  new ProblemError({ title: 'Bad request', status: 400, detail, ...extra });
+export const notFound = (detail: string) => new ProblemError({ title: 'Not found', status: 404, detail });
+export const conflict = (detail: string, extra: Record<string, unknown> = {}) =>
+  new ProblemError({ title: 'Conflict', status: 409, detail, ...extra });
+export const unprocessable = (detail: string, extra: Record<string, unknown> = {}) =>
+  new ProblemError({ title: 'Unprocessable content', status: 422, detail, ...extra });
+
+export const notFoundRoute: RequestHandler = (req, res) =>
+  sendProblem(res, { title: 'Not found', status: 404, detail: `no route for ${req.method} ${req.path}` });
+
+/**
+ * The last error handler. Body-parser errors (malformed JSON, oversized body, bad charset) carry
+ * a 4xx status of their own and are reported as such; anything unknown is a 500 with no internals.
+ */
+export function errorHandler(log: { error: (obj: object, msg: string) => void }): ErrorRequestHandler {
+  return (error: unknown, req, res, _next) => {
+    if (error instanceof ProblemError) return sendProblem(res, error.problem);
+    const status = (error as { status?: unknown; statusCode?: unknown }).status ?? (error as { statusCode?: unknown }).statusCode;
+    if (typeof status === 'number' && status >= 400 && status < 500) {
+      const type = (error as { type?: string }).type;
+      const detail =
+        type === 'entity.too.large'
+          ? `request body exceeds the limit of ${(error as { limit?: number }).limit ?? '?'} bytes`
+          : (error as Error).message;
+      return sendProblem(res, { title: 'Bad request', status, detail });
+    }
+    log.error({ err: error, method: req.method, path: req.path }, 'unhandled API error');
+    sendProblem(res, { title: 'Internal server error', status: 500, detail: 'the server failed; see its log' });
+  };
+}
