@@ -1,0 +1,126 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import path from 'node:path';
+
+export interface ChildOptions {
+  /** Component name for messages, e.g. "temporal" or "site primary". */
+  name: string;
+  command: string;
+  args: string[];
+  /** stdout and stderr are appended here; the folder is created. */
+  logFile: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+export interface ChildHandle {
+  readonly name: string;
+  readonly pid: number;
+  readonly logFile: string;
+  /** Resolves with the exit code (or null when killed by a signal) once the process is gone. */
+  readonly exited: Promise<number | null>;
+  hasExited(): boolean;
+  /** Polite stop: SIGTERM, then SIGKILL after the grace period. Resolves when the process is gone. */
+  stop(graceMs?: number): Promise<void>;
+  /** Abrupt death, as in a crash or power loss: SIGKILL and wait. */
+  kill(): Promise<void>;
+}
+
+/**
+ * Starts a supervised child whose output goes to its own log file. Every child registers with
+ * the process-wide registry below, so a launcher or test that exits (normally, on Ctrl-C or on
+ * an uncaught error) takes its children with it and leaves no stray server running.
+ */
+export function startChild(options: ChildOptions): ChildHandle {
+  mkdirSync(path.dirname(options.logFile), { recursive: true });
+  const log = createWriteStream(options.logFile, { flags: 'a' });
+  const child: ChildProcess = spawn(options.command, options.args, {
+    cwd: options.cwd,
+    env: options.env ?? process.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  if (child.pid === undefined) throw new Error(`${options.name}: could not start ${options.command}`);
+  child.stdout?.pipe(log, { end: false });
+  child.stderr?.pipe(log, { end: false });
+
+  let exitedFlag = false;
+  const exited = new Promise<number | null>((resolve) => {
+    child.once('error', () => {
+      exitedFlag = true;
+      resolve(null);
+    });
+    child.once('exit', (code) => {
+      exitedFlag = true;
+      liveChildren.delete(handle);
+      resolve(code);
+      log.end();
+    });
+  });
+
+  const signalAndWait = async (signal: NodeJS.Signals, graceMs: number): Promise<boolean> => {
+    if (exitedFlag) return true;
+    child.kill(signal);
+    const timedOut = Symbol('timeout');
+    let timer: NodeJS.Timeout | undefined;
+    const result = await Promise.race([
+      exited,
+      new Promise<symbol>((r) => {
+        timer = setTimeout(() => r(timedOut), graceMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    return result !== timedOut;
+  };
+
+  const handle: ChildHandle = {
+    name: options.name,
+    pid: child.pid,
+    logFile: options.logFile,
+    exited,
+    hasExited: () => exitedFlag,
+    stop: async (graceMs = 10_000) => {
+      if (!(await signalAndWait('SIGTERM', graceMs))) await signalAndWait('SIGKILL', 5_000);
+    },
+    kill: async () => {
+      await signalAndWait('SIGKILL', 5_000);
+    },
+  };
+  liveChildren.add(handle);
+  return handle;
+}
+
+const liveChildren = new Set<ChildHandle>();
+
+/** Stops every child still running, newest first (clients before the servers they use). */
+export async function stopAllChildren(graceMs?: number): Promise<void> {
+  const children = [...liveChildren].reverse();
+  for (const c of children) await c.stop(graceMs);
+}
+
+// A last resort for abrupt exits of this process: synchronous SIGKILL to whatever is left.
+process.once('exit', () => {
+  for (const c of liveChildren) {
+    try {
+      process.kill(c.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+
+/** Polls until `probe` resolves or the child dies or time runs out; errors name the component and its log. */
+export async function waitUntilReady(child: ChildHandle, probe: () => Promise<unknown>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    if (child.hasExited()) throw new Error(`${child.name} exited during start-up; see ${child.logFile}`);
+    try {
+      await probe();
+      return;
+    } catch (error) {
+      lastError = error;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${child.name} not ready after ${timeoutMs / 1000} s (${(lastError as Error)?.message ?? 'no answer'}); see ${child.logFile}`);
+}
