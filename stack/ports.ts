@@ -26,3 +26,23 @@ export function tcpReachable(host: string, port: number, timeoutMs = 1_000): Pro
     socket.once('error', done);
   });
 }
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A free port p whose gRPC companion p + 10000 is free too. SeaweedFS derives some of its gRPC
+ * ports that way whatever the flags say, so its components need both.
+ */
+export async function freePortWithGrpcCompanion(): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 30_000);
+    if ((await portFree(port)) && (await portFree(port + 10_000))) return port;
+  }
+  throw new Error('no free port pair (p, p + 10000) found on 127.0.0.1');
+}

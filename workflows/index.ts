@@ -1,0 +1,2 @@
+// Every workflow type the orchestration worker runs.
+export { storagePreflight } from './storage-preflight';
