@@ -55,7 +55,7 @@ export function authenticate(tokens: TokenFile): RequestHandler {
       res.set('WWW-Authenticate', 'Bearer realm="dr-orchestrator"');
       return sendProblem(res, { title: 'Unauthorized', status: 401, detail: 'missing "Authorization: Bearer <token>" header' });
     }
-    const digest = Buffer.from(hashToken(match[1]!), 'hex');
+    const digest = Buffer.from(hashToken(match[1]), 'hex');
     const found = known.find((t) => timingSafeEqual(t.digest, digest));
     if (!found) return sendProblem(res, { title: 'Unauthorized', status: 401, detail: 'unknown or revoked token' });
     req.principal = { name: found.name, role: found.role };

@@ -74,7 +74,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     const connection = await Connection.connect({ address: temporal.address });
     const nativeConnection = await NativeConnection.connect({ address: temporal.address });
     cleanups.push(() => connection.close(), () => nativeConnection.close());
-    cleanups.push(async () => s3.client.destroy());
+    cleanups.push(() => Promise.resolve(s3.client.destroy()));
     return {
       dir,
       temporalSettings: { address: temporal.address, namespace: 'default', embedded: true, uiPort: 0 },
