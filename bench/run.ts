@@ -1,0 +1,27 @@
+/**
+ * `npm run bench [-- name ...]`: runs the benchmark scripts in bench/ one after another (never in
+ * parallel: they measure the same two cores). Each script measures its own limit in the same run
+ * and writes its ratios to bench/results/<name>.json.
+ */
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+
+const wanted = process.argv.slice(2);
+const scripts = readdirSync(__dirname)
+  .filter((f) => f.endsWith('.ts') && f !== 'run.ts' && !f.startsWith('_'))
+  .map((f) => f.slice(0, -3))
+  .filter((name) => wanted.length === 0 || wanted.some((w) => name.includes(w)))
+  .sort();
+
+if (scripts.length === 0) {
+  console.error(`no benchmark matches ${wanted.join(' ') || '(any)'}`);
+  process.exit(1);
+}
+let failed = 0;
+for (const name of scripts) {
+  console.log(`\n=== bench ${name}`);
+  const result = spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, `${name}.ts`)], { stdio: 'inherit' });
+  if (result.status !== 0) failed++;
+}
+process.exit(failed === 0 ? 0 : 1);
