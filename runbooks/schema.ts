@@ -1,0 +1,149 @@
+/**
+ * The runbook format: its shape and defaults. Meaning (references, cycles, addresses, inventory)
+ * is checked in semantics.ts; everything here must be expressible in JSON Schema, because the
+ * generated runbook.schema.json is what editors check against and it has to agree with this.
+ */
+import { z } from 'zod';
+import { DURATION_PATTERN, SIZE_PATTERN } from './units';
+
+export const RUNBOOK_API_VERSION = 'dr.example.io/v1alpha1';
+export const RUNBOOK_KIND = 'Runbook';
+
+/** DNS-label names: they become object-store keys and workflow ids, so they stay conservative. */
+const dnsLabel = (what: string) =>
+  z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, `${what} must be lowercase letters, digits and "-", 1-63 characters, starting and ending with a letter or digit`);
+
+/** Names of things in a hypervisor's inventory (VMs, networks, datastores) are freer than labels. */
+const inventoryName = (what: string) =>
+  z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 ._()-]{0,79}$/, `${what} must be 1-80 characters: letters, digits, space, . _ ( ) -, starting with a letter or digit`);
+
+const duration = z.string().regex(new RegExp(DURATION_PATTERN), 'must be a duration such as "30s", "5m" or "1h30m" (units ms, s, m, h, d)');
+const size = z.string().regex(new RegExp(SIZE_PATTERN), 'must be a size such as "512MiB", "64GiB" or "1TiB"');
+const failurePolicy = z
+  .enum(['abort', 'continue', 'pause'])
+  .describe('abort: stop and compensate (destroy what the operation created); continue: record the failure and go on; pause: wait for an operator');
+const ipText = z.string().max(45);
+
+export const ReIpSchema = z.strictObject({
+  address: ipText.describe('IPv4 or IPv6 address at the recovery site'),
+  prefix: z.int().min(0).max(128).describe('network prefix length, e.g. 24'),
+  gateway: ipText.optional().describe('default gateway, inside address/prefix'),
+  dns: z.array(ipText).max(4).default([]).describe('DNS servers'),
+});
+
+export const VmSchema = z.strictObject({
+  name: inventoryName('VM name').describe('a VM of the protected domain'),
+  cpus: z.int().min(1).max(768).optional().describe('override of the vCPU count'),
+  memoryMiB: z.int().min(4).max(24 * 1024 * 1024).optional().describe('override of the memory size in MiB'),
+  storagePolicy: inventoryName('storage policy').optional(),
+  datastore: inventoryName('datastore').optional().describe('override of spec.placement.datastore'),
+  network: inventoryName('network').optional().describe('recovery network of the VM, overriding spec.networkMapping'),
+  startupAction: z.enum(['poweredOn', 'poweredOff']).default('poweredOn').describe('poweredOff: register and reconfigure, leave off'),
+  reIp: ReIpSchema.optional(),
+});
+
+export const ApprovalStepSchema = z.strictObject({
+  name: dnsLabel('step name'),
+  type: z.literal('approval'),
+  approvers: z.array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/, 'approver must be a principal name')).min(1),
+  message: z.string().max(2000).optional(),
+  timeout: duration.default('1h'),
+  onFailure: failurePolicy.default('pause').describe('what happens when nobody approves in time or an approver rejects'),
+});
+
+export const WebhookStepSchema = z.strictObject({
+  name: dnsLabel('step name'),
+  type: z.literal('webhook'),
+  method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']).default('POST'),
+  url: z.string().max(2048).regex(/^https?:\/\/[^\s]+$/, 'must be an http(s) URL'),
+  headers: z
+    .record(
+      z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'header name must be letters, digits and "-"'),
+      z.strictObject({ secret: dnsLabel('secret name').describe('name of a secret held by the orchestrator; its value is never written in a runbook') }),
+    )
+    .default({})
+    .describe('header values come from named secrets only'),
+  body: z.string().max(65536).optional(),
+  expectedStatus: z.array(z.int().min(100).max(599)).min(1).max(20).default([200, 201, 202, 204]),
+  timeout: duration.default('30s'),
+  retries: z.int().min(0).max(10).default(3),
+  onFailure: failurePolicy.default('abort'),
+});
+
+export const StepSchema = z.discriminatedUnion('type', [ApprovalStepSchema, WebhookStepSchema]);
+
+export const GroupVmSchema = z.strictObject({
+  name: inventoryName('VM name'),
+  delayAfterPowerOn: duration.default('0s').describe('wait after this VM is powered on before it counts as started'),
+  waitForHeartbeat: z.boolean().default(false).describe('wait for the guest tools heartbeat'),
+  heartbeatTimeout: duration.default('5m'),
+  onFailure: failurePolicy.optional().describe('defaults to the group\'s policy'),
+});
+
+export const GroupSchema = z.strictObject({
+  name: dnsLabel('group name'),
+  dependsOn: z.array(dnsLabel('group name')).default([]),
+  vms: z.array(GroupVmSchema).min(1),
+  maxParallel: z.int().min(1).max(1000).default(10).describe('VMs of this group powered on at the same time'),
+  before: z.array(StepSchema).default([]).describe('steps run, in order, before the group\'s VMs start'),
+  after: z.array(StepSchema).default([]).describe('steps run, in order, after all of the group\'s VMs started'),
+  onFailure: failurePolicy.default('abort'),
+});
+
+export const RunbookSchema = z.strictObject({
+  apiVersion: z.literal(RUNBOOK_API_VERSION),
+  kind: z.literal(RUNBOOK_KIND),
+  metadata: z.strictObject({
+    name: dnsLabel('runbook name'),
+    labels: z
+      .record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/, 'label key must be letters, digits, . _ / -'), z.string().max(63))
+      .default({}),
+    description: z.string().max(4000).optional(),
+  }),
+  spec: z.strictObject({
+    protectedDomain: dnsLabel('protected domain name'),
+    sites: z.strictObject({ primary: dnsLabel('site name'), recovery: dnsLabel('site name') }),
+    placement: z.strictObject({
+      datacenter: inventoryName('datacenter'),
+      cluster: inventoryName('cluster'),
+      resourcePool: inventoryName('resource pool').optional(),
+      datastore: inventoryName('datastore'),
+    }),
+    networkMapping: z
+      .array(z.strictObject({ source: inventoryName('network'), target: inventoryName('network') }))
+      .default([])
+      .describe('primary-site network -> recovery-site network'),
+    vms: z.array(VmSchema).min(1).max(20000).describe('the VMs of the protected domain, with per-VM overrides'),
+    rocva: z.strictObject({
+      networks: z.strictObject({
+        externalReplication: inventoryName('network'),
+        internal: inventoryName('network'),
+        management: inventoryName('network'),
+      }),
+    }),
+    drSettings: z.strictObject({
+      drva: inventoryName('DRVA').optional().describe('DR virtual appliance of the domain'),
+      replicationLogStore: inventoryName('datastore'),
+      logSize: size.default('64GiB'),
+      metadataSize: size.default('8GiB'),
+    }),
+    protection: z
+      .strictObject({
+        restorePointInterval: duration.default('15m'),
+        protectionWindow: duration.default('7d').describe('how far back point-in-time recovery reaches'),
+      })
+      .default({ restorePointInterval: '15m', protectionWindow: '7d' }),
+    powerOn: z.strictObject({
+      maxParallel: z.int().min(1).max(1000).default(50).describe('VMs powered on at the same time across all groups'),
+      groups: z.array(GroupSchema).min(1).max(1000),
+    }),
+  }),
+});
+
+export type Runbook = z.output<typeof RunbookSchema>;
+export type RunbookGroup = Runbook['spec']['powerOn']['groups'][number];
+export type RunbookStep = RunbookGroup['before'][number];
+export type RunbookVm = Runbook['spec']['vms'][number];
+export type FailurePolicy = RunbookGroup['onFailure'];
