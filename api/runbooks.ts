@@ -1,0 +1,130 @@
+/**
+ * Runbook API: submit (validate, store, plan), validate or plan without storing, list, read a
+ * version, diff two versions, and the JSON Schema. Bodies are YAML text; every rejection is a
+ * problem+json 4xx whose `errors` carry line, column and path for each finding.
+ */
+import express, { type Request, type Router } from 'express';
+import type { Logger } from '../common/logger';
+import { unifiedDiff } from '../runbooks/diff';
+import type { InventoryLookup } from '../runbooks/inventory';
+import { runbookJsonSchema } from '../runbooks/json-schema';
+import { renderPlan } from '../runbooks/plan-text';
+import { planRunbook } from '../runbooks/planner';
+import { SOURCE_LIMITS } from '../runbooks/source';
+import { RUNBOOK_NAME_PATTERN, type RunbookStore } from '../runbooks/store';
+import { validateRunbookAgainstSite, type ValidationResult } from '../runbooks/validate';
+import { principalName, requireRole } from './auth';
+import { badRequest, notFound, ProblemError, unprocessable } from './problem';
+
+export const YAML_CONTENT_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml'];
+
+export interface RunbooksRouterOptions {
+  store: RunbookStore;
+  log: Logger;
+  inventoryFor?: InventoryLookup;
+  maxBytes?: number;
+}
+
+function yamlBody(req: Request): string {
+  if (!req.is(YAML_CONTENT_TYPES)) {
+    throw new ProblemError({
+      title: 'Unsupported media type',
+      status: 415,
+      detail: `send the runbook as YAML with Content-Type ${YAML_CONTENT_TYPES.join(', ')}; got ${req.get('content-type') ?? 'none'}`,
+    });
+  }
+  return typeof req.body === 'string' ? req.body : '';
+}
+
+function rejectInvalid(result: ValidationResult): void {
+  if (result.ok) return;
+  const first = result.errors[0];
+  throw unprocessable(`the runbook has ${result.errors.length} error(s); first at ${first.line}:${first.column}: ${first.message}`, {
+    errors: result.errors,
+    warnings: result.warnings,
+  });
+}
+
+function runbookName(raw: string): string {
+  if (!RUNBOOK_NAME_PATTERN.test(raw)) throw notFound(`no runbook named "${raw.slice(0, 80)}" (names are lowercase DNS labels)`);
+  return raw;
+}
+
+function versionNumber(raw: unknown, what: string): number {
+  if (typeof raw !== 'string' || !/^[1-9][0-9]{0,8}$/.test(raw)) throw badRequest(`${what} must be a version number (1, 2, 3, ...)`);
+  return Number(raw);
+}
+
+const planFormat = (req: Request) => (req.query.format === 'text' ? 'text' : 'json');
+
+export function runbooksRouter({ store, log, inventoryFor, maxBytes = SOURCE_LIMITS.maxBytes }: RunbooksRouterOptions): Router {
+  const router = express.Router();
+  const readYaml = express.text({ type: YAML_CONTENT_TYPES, limit: maxBytes });
+  const validate = (text: string) => validateRunbookAgainstSite(text, inventoryFor, { maxBytes });
+
+  router.get('/runbooks/schema.json', (_req, res) => {
+    res.type('application/schema+json').send(JSON.stringify(runbookJsonSchema(), null, 2));
+  });
+
+  router.post('/runbooks/validate', requireRole('operator'), readYaml, async (req, res) => {
+    const result = await validate(yamlBody(req));
+    res.status(result.ok ? 200 : 422).json({ ok: result.ok, errors: result.errors, warnings: result.warnings });
+  });
+
+  router.post('/runbooks/plan', requireRole('operator'), readYaml, async (req, res) => {
+    const result = await validate(yamlBody(req));
+    rejectInvalid(result);
+    const plan = planRunbook(result.runbook!);
+    if (planFormat(req) === 'text') res.type('text/plain').send(renderPlan(plan));
+    else res.json({ warnings: result.warnings, plan });
+  });
+
+  router.post('/runbooks', requireRole('operator'), readYaml, async (req, res) => {
+    const text = yamlBody(req);
+    const result = await validate(text);
+    rejectInvalid(result);
+    const runbook = result.runbook!;
+    const plan = planRunbook(runbook);
+    const name = runbook.metadata.name;
+    const previous = (await store.versions(name)).at(-1);
+    const record = await store.put(name, text, principalName(req));
+    log.info({ runbook: name, version: record.version, sha256: record.sha256, submittedBy: record.submittedBy }, 'runbook version stored');
+    res
+      .status(201)
+      .location(`/runbooks/${name}/versions/${record.version}`)
+      .json({ ...record, previousVersion: previous?.version ?? null, unchangedFromPrevious: previous?.sha256 === record.sha256, warnings: result.warnings, plan });
+  });
+
+  router.get('/runbooks', async (_req, res) => {
+    res.json({ runbooks: await store.list() });
+  });
+
+  router.get('/runbooks/:name', async (req, res) => {
+    const name = runbookName(req.params.name);
+    const versions = await store.versions(name);
+    const newest = versions.at(-1);
+    const stored = newest && (await store.get(name, newest.version));
+    if (!stored) throw notFound(`no runbook named "${name}"`);
+    res.json({ ...stored.record, text: stored.text, versions });
+  });
+
+  router.get('/runbooks/:name/versions/:version', async (req, res) => {
+    const name = runbookName(req.params.name);
+    const version = versionNumber(req.params.version, 'the version');
+    const stored = await store.get(name, version);
+    if (!stored) throw notFound(`runbook "${name}" has no version ${version}`);
+    if (req.accepts(['application/json', ...YAML_CONTENT_TYPES]) === 'application/json') res.json({ ...stored.record, text: stored.text });
+    else res.type('application/yaml').send(stored.text);
+  });
+
+  router.get('/runbooks/:name/diff', async (req, res) => {
+    const name = runbookName(req.params.name);
+    const from = versionNumber(req.query.from, 'query parameter "from"');
+    const to = versionNumber(req.query.to, 'query parameter "to"');
+    const [older, newer] = await Promise.all([store.get(name, from), store.get(name, to)]);
+    if (!older || !newer) throw notFound(`runbook "${name}" has no version ${!older ? from : to}`);
+    res.type('text/x-diff').send(unifiedDiff(older.text, newer.text, { from: `${name}/${from}.yaml`, to: `${name}/${to}.yaml` }));
+  });
+
+  return router;
+}
