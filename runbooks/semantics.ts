@@ -29,7 +29,7 @@ export function checkSemantics(runbook: Runbook, source: ParsedSource, inventory
     code,
     message,
   });
-  const error = (path: PathSegment[], code: string, message: string) => errors.push(issue(path, code, message));
+  const error: ErrorSink = (path, code, message, target) => errors.push(issue(path, code, message, target));
   const warn = (path: PathSegment[], code: string, message: string) => warnings.push(issue(path, code, message));
   const suggestion = (word: string, candidates: string[]) => (candidates.length <= MAX_SUGGESTION_CANDIDATES ? didYouMean(word, candidates) : '');
   const { spec } = runbook;
@@ -124,7 +124,7 @@ export function checkSemantics(runbook: Runbook, source: ParsedSource, inventory
   return { errors, warnings };
 }
 
-type ErrorSink = (path: PathSegment[], code: string, message: string) => void;
+type ErrorSink = (path: PathSegment[], code: string, message: string, target?: 'key' | 'value') => void;
 
 function checkAddresses(runbook: Runbook, error: ErrorSink): void {
   const addressOwner = new Map<string, string>();
@@ -203,7 +203,7 @@ function checkStep(step: RunbookStep, path: PathSegment[], error: ErrorSink): vo
   const headerNames = new Map<string, string>();
   for (const name of Object.keys(step.headers)) {
     const first = headerNames.get(name.toLowerCase());
-    if (first) error([...path, 'headers', name], 'duplicate_name', `header "${name}" repeats "${first}" (header names are case-insensitive)`);
+    if (first) error([...path, 'headers', name], 'duplicate_name', `header "${name}" repeats "${first}" (header names are case-insensitive)`, 'key');
     else headerNames.set(name.toLowerCase(), name);
   }
   if (step.body !== undefined && (step.method === 'GET' || step.method === 'DELETE')) {

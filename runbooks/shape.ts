@@ -35,8 +35,11 @@ function objectSchemaAt(path: readonly PathSegment[], value: unknown): z.ZodObje
 
 function messageFor(issue: z.core.$ZodIssue): string {
   switch (issue.code) {
-    case 'invalid_type':
-      return issue.input === undefined ? `missing required ${issue.expected}` : `expected ${issue.expected}, got ${describeValue(issue.input)}`;
+    case 'invalid_type': {
+      const key = issue.path[issue.path.length - 1];
+      if (issue.input === undefined && typeof key === 'string') return `missing required key "${key}" (${issue.expected})`;
+      return `expected ${issue.expected}, got ${describeValue(issue.input)}`;
+    }
     case 'invalid_value':
       return `must be ${issue.values.map((v) => JSON.stringify(v)).join(' or ')}`;
     case 'invalid_union': {

@@ -13,6 +13,9 @@ export const SOURCE_LIMITS = {
   maxDepth: 32,
 } as const;
 
+/** Syntax errors cascade (one bad indent breaks every line after it); the first ones are what matter. */
+const MAX_SYNTAX_ERRORS = 20;
+
 export type PathSegment = string | number;
 
 export interface ParsedSource {
@@ -117,11 +120,15 @@ export function parseSource(text: string, limits: { maxBytes: number } = SOURCE_
     const reason = error instanceof RangeError ? `nesting is deeper than the parser can follow (limit ${SOURCE_LIMITS.maxDepth} levels)` : 'the text is not YAML the parser can read';
     return { ok: false, errors: [{ line: 1, column: 1, path: '', code: 'yaml', message: reason }] };
   }
-  const errors = doc.errors.map((e) =>
-    e.code === 'MULTIPLE_DOCS'
-      ? issueAt(lineCounter, e.pos[0], 'only one YAML document per runbook is accepted (found "---" or "..." starting another)', 'multiple_documents')
-      : issueAt(lineCounter, e.pos[0], `YAML: ${e.message.split('\n')[0]}`, `yaml_${e.code.toLowerCase()}`),
-  );
+  const errors = doc.errors.slice(0, MAX_SYNTAX_ERRORS).map((e) => {
+    if (e.code === 'MULTIPLE_DOCS') {
+      return issueAt(lineCounter, e.pos[0], 'only one YAML document per runbook is accepted (found "---" or "..." starting another)', 'multiple_documents');
+    }
+    if (e.code === 'RESOURCE_EXHAUSTION') {
+      return issueAt(lineCounter, e.pos[0], `nesting is deeper than the parser can follow (limit ${SOURCE_LIMITS.maxDepth} levels)`, 'too_deep');
+    }
+    return issueAt(lineCounter, e.pos[0], `YAML: ${e.message.split('\n')[0]}`, `yaml_${e.code.toLowerCase()}`);
+  });
   if (errors.length > 0) return { ok: false, errors };
 
   const depth = maxCollectionDepth(doc.contents);
@@ -142,7 +149,18 @@ export function parseSource(text: string, limits: { maxBytes: number } = SOURCE_
   } catch (error) {
     // yaml throws ReferenceError for alias expansion beyond maxAliasCount and for unresolvable aliases.
     const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
-    return { ok: false, errors: [issueAt(lineCounter, 0, `YAML aliases rejected: ${message} (limit ${SOURCE_LIMITS.maxAliases} alias expansions)`, 'alias_expansion')] };
+    const unresolved = /unresolved alias/i.test(message);
+    return {
+      ok: false,
+      errors: [
+        issueAt(
+          lineCounter,
+          0,
+          unresolved ? `YAML: ${message}` : `YAML aliases expand too much (limit ${SOURCE_LIMITS.maxAliases} alias expansions; alias expansion can exhaust memory)`,
+          unresolved ? 'yaml_unresolved_alias' : 'alias_expansion',
+        ),
+      ],
+    };
   }
   return { ok: true, source: { value, locate: locator(doc, lineCounter) } };
 }
