@@ -3,6 +3,7 @@ import type { Plan, PlanNode } from './planner';
 import { formatDuration } from './units';
 
 const VMS_SHOWN_PER_GROUP = 10;
+const CRITICAL_VMS_SHOWN = 3;
 const at = (ms: number) => `T+${formatDuration(ms)}`;
 
 function describeNode(node: PlanNode): string {
@@ -61,10 +62,20 @@ export function renderPlan(plan: Plan): string {
     if (vmsHidden > 0) lines.push(`    ... and ${vmsHidden} more VM(s)`);
   }
   lines.push('', 'Critical path:');
-  for (const id of plan.criticalPath) {
-    const node = byId.get(id)!;
-    if (node.expectedMs === 0 && (node.kind === 'group-start' || node.kind === 'group-end')) continue;
-    lines.push(`  ${at(node.startMs).padEnd(14)} ${describeNode(node)}, ${formatDuration(node.expectedMs)}`);
+  const path = plan.criticalPath.map((id) => byId.get(id)!).filter((n) => !(n.expectedMs === 0 && (n.kind === 'group-start' || n.kind === 'group-end')));
+  for (let i = 0; i < path.length; ) {
+    // A long run of VM steps in one group is VMs queued for the group's parallelism slots: one line says it.
+    let end = i;
+    while (end + 1 < path.length && path[end + 1].vm !== undefined && path[i].vm !== undefined && path[end + 1].group === path[i].group) end++;
+    const run = path.slice(i, end + 1);
+    const vms = [...new Set(run.map((n) => n.vm))];
+    if (vms.length > CRITICAL_VMS_SHOWN) {
+      const last = run[run.length - 1];
+      lines.push(`  ${at(run[0].startMs).padEnd(14)} group ${run[0].group ?? ''}: ${vms.length} VMs one after another in a parallelism slot (${vms[0] ?? ''} ... ${vms[vms.length - 1] ?? ''}), ${formatDuration(last.finishMs - run[0].startMs)}`);
+    } else {
+      for (const node of run) lines.push(`  ${at(node.startMs).padEnd(14)} ${describeNode(node)}, ${formatDuration(node.expectedMs)}`);
+    }
+    i = end + 1;
   }
   return `${lines.join('\n')}\n`;
 }
