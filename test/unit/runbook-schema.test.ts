@@ -38,7 +38,7 @@ function jsonSchemaErrors(schema: Schema, value: unknown, pointer = ''): string[
   const actual = typeOf(value);
   if (schema.type !== undefined) {
     const matches = schema.type === actual || (schema.type === 'number' && actual === 'integer');
-    if (!matches) return [`${pointer || '/'}: expected ${String(schema.type)}, got ${actual}`];
+    if (!matches) return [`${pointer || '/'}: expected ${JSON.stringify(schema.type)}, got ${actual}`];
   }
   if ('const' in schema && schema.const !== value) fail(`must be ${JSON.stringify(schema.const)}`);
   if (Array.isArray(schema.enum) && !schema.enum.includes(value)) fail('not in enum');
