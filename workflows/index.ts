@@ -1,2 +1,4 @@
 // Every workflow type the orchestration worker runs.
 export { storagePreflight } from './storage-preflight';
+export { powerOnGroup } from './power-on-group';
+export { powerOnPlan } from './power-on-plan';

@@ -1,0 +1,202 @@
+import { ApplicationFailure, condition, proxyActivities, setCurrentDetails, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import type { VmPowerActivities } from '../activities/vm-power';
+import type { WebhookActivities } from '../activities/webhook';
+import type { RunbookGroup, RunbookStep } from '../runbooks/schema';
+import { parseDuration } from '../runbooks/units';
+import { workflowNow } from './clock';
+import { FailurePolicyRunner } from './failure-policy';
+import {
+  approveUpdate,
+  operatorDecisionUpdate,
+  powerOnGroupProgressQuery,
+  type ApprovalInput,
+  type OperatorDecisionInput,
+  type PowerOnGroupProgress,
+} from './power-on-messages';
+import { siteTaskQueue } from './task-queues';
+
+export interface PowerOnGroupInput {
+  domain: string;
+  /** The site whose VMs are powered on (its worker runs the activities). */
+  site: string;
+  group: RunbookGroup;
+  /** The group's own limit, already capped by the plan's global limit. */
+  maxParallel: number;
+  /** VMs whose runbook startup action is poweredOff: registered, never started. */
+  leavePoweredOff: string[];
+  position: { index: number; total: number };
+}
+
+export type PowerOnGroupResult = Omit<PowerOnGroupProgress, 'waitingForApproval' | 'pausedOn'>;
+
+const durationMs = (text: string) => parseDuration(text) ?? 0;
+
+/**
+ * One power-on group of a runbook: its `before` steps in order, then its VMs (at most
+ * `maxParallel` at a time; each powered on, given its delay, and optionally awaited until the
+ * guest heartbeats), then its `after` steps. Runs as a child workflow so that the Web UI shows
+ * every group as its own timeline; operators approve and decide through updates sent to it.
+ */
+export async function powerOnGroup(input: PowerOnGroupInput): Promise<PowerOnGroupResult> {
+  const { group, site } = input;
+  const progress: PowerOnGroupProgress = {
+    group: group.name,
+    workflowId: workflowInfo().workflowId,
+    vms: group.vms.map((vm) => ({ name: vm.name, state: 'pending' })),
+    steps: [...group.before, ...group.after].map((s) => ({ name: s.name, type: s.type, state: 'pending' })),
+    pausedOn: [],
+  };
+  const policy = new FailurePolicyRunner();
+  let approval: ApprovalInput | undefined;
+  const vmState = (name: string) => progress.vms.find((v) => v.name === name)!;
+  const stepState = (name: string) => progress.steps.find((s) => s.name === name)!;
+
+  setHandler(powerOnGroupProgressQuery, () => ({ ...progress, pausedOn: policy.pausedTargets() }));
+  setHandler(
+    approveUpdate,
+    (decision) => {
+      approval = decision;
+      return { accepted: true };
+    },
+    {
+      validator: (decision: ApprovalInput) => {
+        const waiting = progress.waitingForApproval;
+        if (!waiting || waiting.step !== decision.step) throw new Error(`step "${decision.step}" of group ${group.name} is not waiting for approval`);
+        if (!waiting.approvers.includes(decision.approver)) {
+          throw new Error(`"${decision.approver}" may not approve step "${decision.step}"; approvers: ${waiting.approvers.join(', ')}`);
+        }
+      },
+    },
+  );
+  setHandler(
+    operatorDecisionUpdate,
+    (decision) => {
+      policy.decide(decision.target, decision.action);
+      return { accepted: true };
+    },
+    {
+      validator: (decision: OperatorDecisionInput) => {
+        if (!policy.isPaused(decision.target)) throw new Error(`"${decision.target}" in group ${group.name} is not paused`);
+      },
+    },
+  );
+
+  const power = proxyActivities<VmPowerActivities>({
+    taskQueue: siteTaskQueue(site),
+    startToCloseTimeout: '2 minutes',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 5, nonRetryableErrorTypes: ['VmNotFound'] },
+  });
+
+  const show = (what: string) => setCurrentDetails(`**group ${group.name}** (${input.position.index}/${input.position.total}) — ${what}`);
+
+  async function approvalStep(step: Extract<RunbookStep, { type: 'approval' }>): Promise<void> {
+    approval = undefined;
+    const since = workflowNow();
+    progress.waitingForApproval = { step: step.name, approvers: step.approvers, since, ...(step.message ? { message: step.message } : {}) };
+    stepState(step.name).state = 'waitingForApproval';
+    show(`waiting for approval of **${step.name}** by ${step.approvers.join(' or ')}`);
+    try {
+      const answered = await condition(() => approval !== undefined, durationMs(step.timeout));
+      if (!answered) throw ApplicationFailure.nonRetryable(`nobody approved within ${step.timeout}`, 'ApprovalTimedOut');
+      const given = approval!;
+      if (given.decision === 'reject') {
+        throw ApplicationFailure.nonRetryable(`rejected by ${given.approver}${given.comment ? `: ${given.comment}` : ''}`, 'ApprovalRejected');
+      }
+      stepState(step.name).approvedBy = given.approver;
+    } finally {
+      progress.waitingForApproval = undefined;
+    }
+  }
+
+  async function webhookStep(step: Extract<RunbookStep, { type: 'webhook' }>): Promise<void> {
+    const timeoutMs = durationMs(step.timeout);
+    const { callWebhook } = proxyActivities<WebhookActivities>({
+      taskQueue: siteTaskQueue(site),
+      startToCloseTimeout: timeoutMs + 10_000,
+      retry: { initialInterval: '2s', backoffCoefficient: 2, maximumAttempts: step.retries + 1, nonRetryableErrorTypes: ['SecretNotFound'] },
+    });
+    show(`webhook **${step.name}**`);
+    await callWebhook.executeWithOptions({ summary: `webhook ${step.name}: ${step.method} ${new URL(step.url).host}` }, [
+      {
+        step: step.name,
+        method: step.method,
+        url: step.url,
+        secretHeaders: Object.fromEntries(Object.entries(step.headers).map(([h, ref]) => [h, ref.secret])),
+        ...(step.body !== undefined ? { body: step.body } : {}),
+        expectedStatus: step.expectedStatus,
+        timeoutMs,
+        idempotencyKey: `${workflowInfo().workflowId}/${step.name}`,
+      },
+    ]);
+  }
+
+  async function runSteps(steps: RunbookStep[]): Promise<void> {
+    for (const step of steps) {
+      const state = stepState(step.name);
+      state.state = 'running';
+      const outcome = await policy.run(
+        step.name,
+        step.onFailure,
+        () => (step.type === 'approval' ? approvalStep(step) : webhookStep(step)),
+        (message) => {
+          state.state = 'failed';
+          state.error = message;
+        },
+      );
+      state.state = outcome;
+    }
+  }
+
+  async function startVm(vm: RunbookGroup['vms'][number], ordinal: number): Promise<void> {
+    const state = vmState(vm.name);
+    if (input.leavePoweredOff.includes(vm.name)) {
+      state.state = 'leftPoweredOff';
+      return;
+    }
+    const outcome = await policy.run(
+      vm.name,
+      vm.onFailure ?? group.onFailure,
+      async () => {
+        state.state = 'poweringOn';
+        state.error = undefined;
+        show(`powering on ${vm.name}`);
+        await power.powerOnVm.executeWithOptions({ summary: `power on ${vm.name} (group ${group.name}, ${ordinal}/${group.vms.length})` }, [{ vm: vm.name }]);
+        state.startedAt = workflowNow();
+        const delay = durationMs(vm.delayAfterPowerOn);
+        if (delay > 0) {
+          state.state = 'delaying';
+          await sleep(delay, { summary: `${vm.name}: delay ${vm.delayAfterPowerOn} after power-on` });
+        }
+        if (vm.waitForHeartbeat) {
+          state.state = 'waitingForHeartbeat';
+          const timeout = durationMs(vm.heartbeatTimeout);
+          const { waitForGuestHeartbeat } = proxyActivities<VmPowerActivities>({
+            taskQueue: siteTaskQueue(site),
+            startToCloseTimeout: timeout + 30_000,
+            heartbeatTimeout: '20s',
+            retry: { initialInterval: '1s', maximumAttempts: 5, nonRetryableErrorTypes: ['HeartbeatTimeout', 'VmNotFound'] },
+          });
+          await waitForGuestHeartbeat.executeWithOptions(
+            { summary: `wait for ${vm.name} guest heartbeat (up to ${vm.heartbeatTimeout})` },
+            [{ vm: vm.name, notAfter: workflowNow() + timeout }],
+          );
+        }
+      },
+      (message) => {
+        state.state = 'failed';
+        state.error = message;
+      },
+    );
+    state.state = outcome === 'done' ? 'started' : outcome;
+  }
+
+  await runSteps(group.before);
+  const queue = group.vms.map((vm, i) => ({ vm, ordinal: i + 1 }));
+  const lanes = Array.from({ length: Math.min(input.maxParallel, queue.length) }, async () => {
+    for (let next = queue.shift(); next; next = queue.shift()) await startVm(next.vm, next.ordinal);
+  });
+  await Promise.all(lanes);
+  await runSteps(group.after);
+  show('done');
+  return { group: progress.group, workflowId: progress.workflowId, vms: progress.vms, steps: progress.steps };
+}

@@ -1,0 +1,85 @@
+import { executeChild, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { Runbook, RunbookGroup } from '../runbooks/schema';
+import { powerOnGroup, type PowerOnGroupResult } from './power-on-group';
+import { DR_DOMAIN, DR_OPERATION, DR_OUTCOME, DR_SITE } from './search-attributes';
+
+export interface PowerOnPlanInput {
+  domain: string;
+  site: string;
+  powerOn: Runbook['spec']['powerOn'];
+  leavePoweredOff: string[];
+}
+
+/** Workflow id of a group's child: operators address approvals and decisions to it. */
+export function powerOnGroupWorkflowId(operationWorkflowId: string, group: string): string {
+  return `${operationWorkflowId}/power-on/${group}`;
+}
+
+/**
+ * Runs a runbook's power-on plan from inside an operation's workflow: each group starts as soon
+ * as every group it depends on has finished, groups without a mutual dependency run side by
+ * side, and a group that aborts fails the plan (the operation then compensates). The plan's
+ * global parallelism caps each group's own.
+ */
+export async function runPowerOnPlan(input: PowerOnPlanInput): Promise<PowerOnGroupResult[]> {
+  const { groups } = input.powerOn;
+  const byName = new Map(groups.map((g) => [g.name, g]));
+  const running = new Map<string, Promise<PowerOnGroupResult>>();
+  const parentId = workflowInfo().workflowId;
+
+  function run(group: RunbookGroup): Promise<PowerOnGroupResult> {
+    let started = running.get(group.name);
+    if (!started) {
+      started = (async () => {
+        await Promise.all(group.dependsOn.map((d) => run(byName.get(d)!)));
+        const index = groups.indexOf(group) + 1;
+        return executeChild(powerOnGroup, {
+          workflowId: powerOnGroupWorkflowId(parentId, group.name),
+          args: [
+            {
+              domain: input.domain,
+              site: input.site,
+              group,
+              maxParallel: Math.min(group.maxParallel, input.powerOn.maxParallel),
+              leavePoweredOff: input.leavePoweredOff,
+              position: { index, total: groups.length },
+            },
+          ],
+          staticSummary: `Power on group ${group.name} of ${input.domain} at ${input.site}: ${group.vms.length} VM(s)${group.dependsOn.length ? `, after ${group.dependsOn.join(', ')}` : ''}`,
+          typedSearchAttributes: [
+            { key: DR_DOMAIN, value: input.domain },
+            { key: DR_OPERATION, value: 'power-on-group' },
+            { key: DR_SITE, value: input.site },
+          ],
+        });
+      })();
+      running.set(group.name, started);
+    }
+    return started;
+  }
+
+  const results = await Promise.all(groups.map(run));
+  return results;
+}
+
+/**
+ * Power on a domain's VMs at a site by its runbook's plan, on its own (e.g. after VMs were
+ * registered by hand). Failover and the other operations run the same plan inside themselves.
+ */
+export async function powerOnPlan(input: PowerOnPlanInput): Promise<PowerOnGroupResult[]> {
+  upsertSearchAttributes([
+    { key: DR_DOMAIN, value: input.domain },
+    { key: DR_OPERATION, value: 'power-on' },
+    { key: DR_SITE, value: input.site },
+  ]);
+  setCurrentDetails(`powering on ${input.domain} at ${input.site}: ${input.powerOn.groups.length} group(s)`);
+  try {
+    const results = await runPowerOnPlan(input);
+    const failed = results.some((g) => g.vms.some((v) => v.state === 'failed') || g.steps.some((s) => s.state === 'failed'));
+    upsertSearchAttributes([{ key: DR_OUTCOME, value: failed ? 'completed-with-failures' : 'succeeded' }]);
+    return results;
+  } catch (error) {
+    upsertSearchAttributes([{ key: DR_OUTCOME, value: 'failed' }]);
+    throw error;
+  }
+}
