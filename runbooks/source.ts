@@ -40,38 +40,31 @@ function issueAt(lineCounter: LineCounter, offset: number, message: string, code
   return { line, column: col, path: '', message, code };
 }
 
-/** Depth of nested collections, iteratively so that a hostile document cannot overflow the stack. */
-function maxCollectionDepth(root: unknown): number {
-  let deepest = 0;
+interface TreeFacts {
+  depth: number;
+  aliases: number;
+  /** Offset of the first mapping key that is itself a mapping or list (JS objects cannot hold it). */
+  collectionKeyAt?: number;
+}
+
+/** One iterative walk over the syntax tree, so that a hostile document cannot overflow the stack. */
+function treeFacts(root: unknown): TreeFacts {
+  const facts: TreeFacts = { depth: 0, aliases: 0 };
   const stack: Array<[unknown, number]> = [[root, 0]];
   while (stack.length > 0) {
     const [node, depth] = stack.pop()!;
-    if (isMap(node) || isSeq(node)) {
-      deepest = Math.max(deepest, depth + 1);
+    if (isAlias(node)) facts.aliases++;
+    else if (isMap(node) || isSeq(node)) {
+      facts.depth = Math.max(facts.depth, depth + 1);
       for (const item of node.items as unknown[]) {
         if (isPair(item)) {
+          if ((isMap(item.key) || isSeq(item.key)) && facts.collectionKeyAt === undefined) facts.collectionKeyAt = item.key.range?.[0] ?? 0;
           stack.push([item.key, depth + 1], [item.value, depth + 1]);
         } else stack.push([item, depth + 1]);
       }
     }
   }
-  return deepest;
-}
-
-function countAliases(root: unknown): number {
-  let aliases = 0;
-  const stack: unknown[] = [root];
-  while (stack.length > 0) {
-    const node = stack.pop();
-    if (isAlias(node)) aliases++;
-    else if (isMap(node) || isSeq(node)) {
-      for (const item of node.items as unknown[]) {
-        if (isPair(item)) stack.push(item.key, item.value);
-        else stack.push(item);
-      }
-    }
-  }
-  return aliases;
+  return facts;
 }
 
 function locator(doc: Document, lineCounter: LineCounter): ParsedSource['locate'] {
@@ -114,7 +107,7 @@ export function parseSource(text: string, limits: { maxBytes: number } = SOURCE_
   const lineCounter = new LineCounter();
   let doc: Document;
   try {
-    doc = parseDocument(text, { lineCounter, prettyErrors: false, keepSourceTokens: true, uniqueKeys: true, strict: true, version: '1.2' });
+    doc = parseDocument(text, { lineCounter, prettyErrors: false, keepSourceTokens: true, uniqueKeys: true, strict: true, version: '1.2', logLevel: 'error' });
   } catch (error) {
     // The parser recurses on nesting; a RangeError here is a nesting bomb, not a server fault.
     const reason = error instanceof RangeError ? `nesting is deeper than the parser can follow (limit ${SOURCE_LIMITS.maxDepth} levels)` : 'the text is not YAML the parser can read';
@@ -131,13 +124,15 @@ export function parseSource(text: string, limits: { maxBytes: number } = SOURCE_
   });
   if (errors.length > 0) return { ok: false, errors };
 
-  const depth = maxCollectionDepth(doc.contents);
-  if (depth > SOURCE_LIMITS.maxDepth) {
-    return { ok: false, errors: [issueAt(lineCounter, 0, `nesting is ${depth} levels deep; the limit is ${SOURCE_LIMITS.maxDepth}`, 'too_deep')] };
+  const facts = treeFacts(doc.contents);
+  if (facts.depth > SOURCE_LIMITS.maxDepth) {
+    return { ok: false, errors: [issueAt(lineCounter, 0, `nesting is ${facts.depth} levels deep; the limit is ${SOURCE_LIMITS.maxDepth}`, 'too_deep')] };
   }
-  const aliases = countAliases(doc.contents);
-  if (aliases > SOURCE_LIMITS.maxAliases) {
-    return { ok: false, errors: [issueAt(lineCounter, 0, `${aliases} YAML aliases; the limit is ${SOURCE_LIMITS.maxAliases} (alias expansion can exhaust memory)`, 'too_many_aliases')] };
+  if (facts.aliases > SOURCE_LIMITS.maxAliases) {
+    return { ok: false, errors: [issueAt(lineCounter, 0, `${facts.aliases} YAML aliases; the limit is ${SOURCE_LIMITS.maxAliases} (alias expansion can exhaust memory)`, 'too_many_aliases')] };
+  }
+  if (facts.collectionKeyAt !== undefined) {
+    return { ok: false, errors: [issueAt(lineCounter, facts.collectionKeyAt, 'a mapping key must be a plain name, not a mapping or list', 'collection_key')] };
   }
   if (!isMap(doc.contents)) {
     const offset = (doc.contents)?.range?.[0] ?? 0;

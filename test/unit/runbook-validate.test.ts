@@ -255,6 +255,11 @@ describe('runbook validation: hostile and non-runbook input', () => {
     assert.equal(only(`${'['.repeat(20_000)}${']'.repeat(20_000)}`).code, 'too_deep');
   });
 
+  it('refuses mapping keys that are themselves mappings or lists, where they are written', () => {
+    const text = THREE_TIER.replace('    logSize: 128GiB\n', '    ? { logSize: 128GiB }\n    : 1\n');
+    expectError(text, 'collection_key', '', '{ logSize');
+  });
+
   it('refuses several documents in one body, pointing at the second', () => {
     const error = only(`${THREE_TIER}---\nkind: Runbook\n`);
     assert.equal(error.code, 'multiple_documents');

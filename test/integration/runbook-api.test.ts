@@ -1,0 +1,271 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { createApp } from '../../api/app';
+import { generateToken, hashToken } from '../../api/auth';
+import { runbooksRouter } from '../../api/runbooks';
+import type { S3Settings } from '../../common/config';
+import { createLogger } from '../../common/logger';
+import type { RecoverySiteInventory } from '../../runbooks/inventory';
+import type { RunbookIssue } from '../../runbooks/issues';
+import { SOURCE_LIMITS } from '../../runbooks/source';
+import { RunbookStore, sha256 } from '../../runbooks/store';
+import { validateRunbook } from '../../runbooks/validate';
+import { RUNBOOK_SCHEMA_FILE } from '../../runbooks/write-schema';
+import { startTestStack, type TestStack } from '../harness/stack';
+import { malformedRunbook, THREE_TIER } from '../unit/runbook-malformed';
+
+const SITE_B: RecoverySiteInventory = {
+  datacenters: ['dc-b'],
+  clusters: ['cluster-b1'],
+  resourcePools: ['dr-pool'],
+  datastores: ['ds-b-ssd', 'ds-b-flash'],
+  networks: ['dr-app', 'dr-web', 'dr-replication', 'dr-rocva-internal', 'dr-management'],
+  storagePolicies: ['gold-mirrored'],
+};
+const FUZZ_DOCUMENTS = 5_000;
+const NAME = 'shop-three-tier';
+
+interface Problem {
+  status: number;
+  title: string;
+  detail: string;
+  errors?: RunbookIssue[];
+}
+
+describe('runbooks API on the real S3 server', () => {
+  const tokens = { viewer: generateToken(), operator: generateToken() };
+  const logLines: string[] = [];
+  let stack: TestStack;
+  let settings: S3Settings;
+  let store: RunbookStore;
+  let server: Server;
+  let url: string;
+
+  const documents: string[] = [];
+
+  before(async () => {
+    // Generated before the server listens: generating blocks the event loop for seconds, long
+    // enough for idle keep-alive connections to time out under the client's feet.
+    for (let n = 0; documents.length < FUZZ_DOCUMENTS; n++) {
+      const text = malformedRunbook(n);
+      if (!validateRunbook(text).ok) documents.push(text);
+    }
+    stack = await startTestStack();
+    // A prefix, as a storage site shared by several deployments would use.
+    settings = { ...stack.s3Settings, prefix: 'tenant-a/' };
+    store = new RunbookStore(stack.s3Client, settings);
+    const log = createLogger('runbooks-test', new Writable({ write: (chunk: Buffer, _e, done) => (logLines.push(chunk.toString()), done()) }));
+    const app = createApp({
+      log,
+      tokens: {
+        tokens: [
+          { name: 'vera', role: 'viewer', sha256: hashToken(tokens.viewer) },
+          { name: 'otto', role: 'operator', sha256: hashToken(tokens.operator) },
+        ],
+      },
+      healthChecks: [],
+      routers: [runbooksRouter({ store, log, inventoryFor: (site) => (site === 'site-b' ? SITE_B : undefined) })],
+    });
+    server = app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    await stack?.stop();
+  });
+
+  const call = (path: string, init: { method?: string; token?: string; type?: string; body?: string; accept?: string } = {}) =>
+    fetch(`${url}${path}`, {
+      method: init.method ?? 'GET',
+      headers: {
+        ...(init.token ? { authorization: `Bearer ${init.token}` } : {}),
+        ...(init.type ? { 'content-type': init.type } : {}),
+        ...(init.accept ? { accept: init.accept } : {}),
+      },
+      body: init.body,
+    });
+  const submit = (body: string, path = '/runbooks', token = tokens.operator, type = 'application/yaml') => call(path, { method: 'POST', token, type, body });
+
+  async function bucketSnapshot(): Promise<Map<string, string>> {
+    const snapshot = new Map<string, string>();
+    let token: string | undefined;
+    do {
+      const page = await stack.s3Client.send(new ListObjectsV2Command({ Bucket: settings.bucket, ContinuationToken: token }));
+      for (const object of page.Contents ?? []) {
+        const body = await stack.s3Client.send(new GetObjectCommand({ Bucket: settings.bucket, Key: object.Key }));
+        snapshot.set(object.Key!, createHash('sha256').update(await body.Body!.transformToByteArray()).digest('hex'));
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return snapshot;
+  }
+
+  it('needs a token to read and the operator role to submit', async () => {
+    assert.equal((await call('/runbooks')).status, 401);
+    const forbidden = await submit(THREE_TIER, '/runbooks', tokens.viewer);
+    assert.equal(forbidden.status, 403);
+    assert.equal(((await forbidden.json()) as Problem).detail, 'this action needs the operator role; "vera" is a viewer');
+    assert.equal((await call('/runbooks', { token: tokens.viewer })).status, 200);
+  });
+
+  it('stores a valid runbook as version 1 under the prefix, with who, when and its sha256, and returns the plan', async () => {
+    const res = await submit(THREE_TIER);
+    assert.equal(res.status, 201);
+    assert.equal(res.headers.get('location'), `/runbooks/${NAME}/versions/1`);
+    const body = (await res.json()) as { version: number; submittedBy: string; sha256: string; plan: { criticalPath: string[]; rtoEstimateMs: number } };
+    assert.equal(body.version, 1);
+    assert.equal(body.submittedBy, 'otto');
+    assert.equal(body.sha256, sha256(THREE_TIER));
+    assert.ok(body.plan.rtoEstimateMs > 0 && body.plan.criticalPath[0] === 'deploy-rocva');
+
+    const head = await stack.s3Client.send(new HeadObjectCommand({ Bucket: settings.bucket, Key: `tenant-a/runbooks/${NAME}/1.yaml` }));
+    assert.equal(head.Metadata?.['submitted-by'], 'otto');
+    assert.equal(head.Metadata?.sha256, sha256(THREE_TIER));
+    const index = await stack.s3Client.send(new GetObjectCommand({ Bucket: settings.bucket, Key: `tenant-a/runbooks/${NAME}/index.json` }));
+    const parsed = JSON.parse(await index.Body!.transformToString()) as { latest: number; versions: Array<{ version: number }> };
+    assert.equal(parsed.latest, 1);
+  });
+
+  it('answers 422 with every error located, and stores nothing', async () => {
+    const before = await bucketSnapshot();
+    const bad = THREE_TIER.replace('      cpus: 8', '      cpu: 8').replace('dependsOn: [app]', 'dependsOn: [apps]');
+    const res = await submit(bad);
+    assert.equal(res.status, 422);
+    assert.equal(res.headers.get('content-type'), 'application/problem+json; charset=utf-8');
+    const problem = (await res.json()) as Problem;
+    assert.match(problem.detail, /^the runbook has 1 error\(s\); first at 29:7: unknown key "cpu"/);
+    assert.deepEqual(problem.errors?.map((e) => [e.line, e.column, e.path]), [[29, 7, 'spec.vms[0].cpu']]);
+    // Shape errors first; once the shape is right, meaning errors come with their own locations.
+    const meaning = (await (await submit(THREE_TIER.replace('dependsOn: [app]', 'dependsOn: [apps]'))).json()) as Problem;
+    assert.deepEqual(meaning.errors?.map((e) => [e.code, e.path]), [['unknown_group', 'spec.powerOn.groups[2].dependsOn[0]']]);
+    assert.deepEqual(await bucketSnapshot(), before);
+  });
+
+  it('checks placement against the recovery site inventory', async () => {
+    const res = await submit(THREE_TIER.replace('datastore: ds-b-ssd', 'datastore: ds-b-sdd'), '/runbooks/validate');
+    assert.equal(res.status, 422);
+    const body = (await res.json()) as { errors: RunbookIssue[] };
+    assert.match(body.errors[0].message, /datastore "ds-b-sdd" does not exist at recovery site "site-b"; did you mean "ds-b-ssd"\?/);
+    const unknownSite = (await (await submit(THREE_TIER.replace('recovery: site-b', 'recovery: site-z'), '/runbooks/validate')).json()) as { ok: boolean; warnings: RunbookIssue[] };
+    assert.equal(unknownSite.ok, true);
+    assert.equal(unknownSite.warnings[0].code, 'inventory_unavailable');
+  });
+
+  it('refuses other content types with 415 and oversized bodies with 413', async () => {
+    const json = await submit('{"kind":"Runbook"}', '/runbooks', tokens.operator, 'application/json');
+    assert.equal(json.status, 415);
+    assert.match(((await json.json()) as Problem).detail, /Content-Type application\/yaml/);
+    assert.equal((await call('/runbooks', { method: 'POST', token: tokens.operator, body: THREE_TIER })).status, 415);
+    const huge = await submit(`${THREE_TIER}#${'x'.repeat(SOURCE_LIMITS.maxBytes)}`);
+    assert.equal(huge.status, 413);
+    assert.match(((await huge.json()) as Problem).detail, new RegExp(`exceeds the limit of ${SOURCE_LIMITS.maxBytes} bytes`));
+    for (const type of ['text/yaml', 'application/x-yaml; charset=utf-8']) assert.equal((await submit(THREE_TIER, '/runbooks/validate', tokens.operator, type)).status, 200);
+  });
+
+  it('validates and plans without storing', async () => {
+    const before = await bucketSnapshot();
+    const validated = await submit(THREE_TIER, '/runbooks/validate');
+    assert.deepEqual(await validated.json(), { ok: true, errors: [], warnings: [] });
+    const planned = (await (await submit(THREE_TIER, '/runbooks/plan')).json()) as { plan: { runbook: string; groups: unknown[] } };
+    assert.equal(planned.plan.runbook, NAME);
+    assert.equal(planned.plan.groups.length, 3);
+    const text = await submit(THREE_TIER, '/runbooks/plan?format=text');
+    assert.match(await text.text(), /^Plan for runbook shop-three-tier/);
+    assert.equal((await submit('kind: x', '/runbooks/plan')).status, 422);
+    assert.deepEqual(await bucketSnapshot(), before);
+  });
+
+  it('lists runbooks, reads the latest or any version, and diffs two versions', async () => {
+    const changed = THREE_TIER.replace('timeout: 30m', 'timeout: 45m');
+    const second = (await (await submit(changed)).json()) as { version: number; previousVersion: number };
+    assert.deepEqual([second.version, second.previousVersion], [2, 1]);
+
+    const list = (await (await call('/runbooks', { token: tokens.viewer })).json()) as { runbooks: Array<{ name: string; version: number }> };
+    assert.deepEqual(list.runbooks.map((r) => [r.name, r.version]), [[NAME, 2]]);
+    const latest = (await (await call(`/runbooks/${NAME}`, { token: tokens.viewer })).json()) as { version: number; text: string; versions: unknown[] };
+    assert.equal(latest.version, 2);
+    assert.equal(latest.text, changed);
+    assert.equal(latest.versions.length, 2);
+    const first = await call(`/runbooks/${NAME}/versions/1`, { token: tokens.viewer, accept: 'application/yaml' });
+    assert.match(first.headers.get('content-type') ?? '', /^application\/yaml/);
+    assert.equal(await first.text(), THREE_TIER);
+
+    const diff = await call(`/runbooks/${NAME}/diff?from=1&to=2`, { token: tokens.viewer });
+    assert.equal(diff.status, 200);
+    const lines = (await diff.text()).split('\n');
+    assert.deepEqual(lines.filter((l) => /^[-+] /.test(l)), ['-            timeout: 30m', '+            timeout: 45m']);
+    assert.equal(lines[0], `--- ${NAME}/1.yaml`);
+
+    assert.equal((await call(`/runbooks/${NAME}/diff?from=1&to=x`, { token: tokens.viewer })).status, 400);
+    assert.equal((await call(`/runbooks/${NAME}/diff?from=1&to=9`, { token: tokens.viewer })).status, 404);
+    assert.equal((await call(`/runbooks/${NAME}/versions/0`, { token: tokens.viewer })).status, 400);
+    assert.equal((await call(`/runbooks/${NAME}/versions/7`, { token: tokens.viewer })).status, 404);
+    assert.equal((await call('/runbooks/no-such-runbook', { token: tokens.viewer })).status, 404);
+    assert.equal((await call('/runbooks/..%2F..%2Fsecrets', { token: tokens.viewer })).status, 404);
+  });
+
+  it('serves the JSON Schema that is committed in the repository', async () => {
+    const res = await call('/runbooks/schema.json', { token: tokens.viewer });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /^application\/schema\+json/);
+    assert.deepEqual(await res.json(), JSON.parse(readFileSync(RUNBOOK_SCHEMA_FILE, 'utf8')));
+  });
+
+  it('gives concurrent submitters distinct versions and never overwrites one', async () => {
+    const texts = Array.from({ length: 5 }, (_, i) => THREE_TIER.replace('tier: gold', `tier: gold-${i}`));
+    const results = await Promise.all(texts.map(async (text) => ({ text, body: (await (await submit(text)).json()) as { version: number } })));
+    const versions = results.map((r) => r.body.version).sort((a, b) => a - b);
+    assert.deepEqual(versions, [3, 4, 5, 6, 7]);
+    for (const { text, body } of results) assert.equal((await store.get(NAME, body.version))?.text, text);
+    assert.deepEqual((await store.versions(NAME)).map((v) => v.version), [1, 2, 3, 4, 5, 6, 7]);
+  });
+
+  it('finds a version whose writer died before updating the index, and numbers after it', async () => {
+    await stack.s3Client.send(
+      new PutObjectCommand({
+        Bucket: settings.bucket,
+        Key: `tenant-a/runbooks/${NAME}/8.yaml`,
+        Body: THREE_TIER,
+        IfNoneMatch: '*',
+        Metadata: { 'submitted-by': 'crashed', 'submitted-at': new Date(0).toISOString(), sha256: sha256(THREE_TIER) },
+      }),
+    );
+    const latest = (await (await call(`/runbooks/${NAME}`, { token: tokens.viewer })).json()) as { version: number; submittedBy: string };
+    assert.deepEqual([latest.version, latest.submittedBy], [8, 'crashed']);
+    const next = (await (await submit(THREE_TIER)).json()) as { version: number };
+    assert.equal(next.version, 9);
+    assert.deepEqual((await store.versions(NAME)).map((v) => v.version), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+
+  it(`survives ${FUZZ_DOCUMENTS} malformed documents: only 4xx, no 5xx, nothing stored changes`, async () => {
+    const before = await bucketSnapshot();
+    const statuses = new Map<number, number>();
+    const paths = ['/runbooks', '/runbooks', '/runbooks/validate', '/runbooks/plan'];
+    let next = 0;
+    const worker = async () => {
+      while (next < documents.length) {
+        const i = next++;
+        const type = i % 50 === 7 ? 'application/octet-stream' : 'application/yaml';
+        const res = await submit(documents[i], paths[i % paths.length], tokens.operator, type).catch((error: unknown) => {
+          throw new Error(`document ${i} (${type}, ${documents[i].length} characters) to ${paths[i % paths.length]}: ${String(error)}`, { cause: error });
+        });
+        const body = await res.text();
+        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+        assert.ok(res.status >= 400 && res.status < 500, `document ${i} got ${res.status}: ${body.slice(0, 300)}`);
+        assert.match(res.headers.get('content-type') ?? '', /^application\/(problem\+)?json/);
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, worker));
+    assert.ok((statuses.get(422) ?? 0) > FUZZ_DOCUMENTS / 2, JSON.stringify([...statuses]));
+    assert.deepEqual(await bucketSnapshot(), before);
+    assert.equal(logLines.filter((l) => l.includes('unhandled API error')).length, 0);
+    for (const line of logLines) assert.ok(!line.includes(tokens.operator), 'a token reached the log');
+  });
+});
