@@ -40,7 +40,12 @@ export function renderPlan(plan: Plan): string {
   }
   lines.push('', 'Power-on groups:');
   const nodesByGroup = new Map<string, PlanNode[]>();
-  for (const node of plan.nodes) if (node.group) nodesByGroup.set(node.group, [...(nodesByGroup.get(node.group) ?? []), node]);
+  for (const node of plan.nodes) {
+    if (!node.group) continue;
+    const list = nodesByGroup.get(node.group);
+    if (list) list.push(node);
+    else nodesByGroup.set(node.group, [node]);
+  }
   for (const group of plan.groups) {
     const deps = group.dependsOn.length > 0 ? `after ${group.dependsOn.join(', ')}` : 'after register-vms';
     lines.push(
