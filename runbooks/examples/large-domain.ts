@@ -25,6 +25,7 @@ const vmName = (i: number) => `vm-${String(i).padStart(5, '0')}`;
 const vmAddress = (i: number) => `10.64.${(i + 10) >> 8}.${(i + 10) & 255}`;
 
 export function generateLargeDomainRunbook(vmCount = 10_000): string {
+  if (!Number.isInteger(vmCount) || vmCount < TIERS.length) throw new RangeError(`a generated domain needs at least ${TIERS.length} VMs, one per tier`);
   const lines = [
     'apiVersion: dr.example.io/v1alpha1',
     'kind: Runbook',
@@ -48,7 +49,8 @@ export function generateLargeDomainRunbook(vmCount = 10_000): string {
   lines.push('  powerOn:', '    maxParallel: 100', '    groups:');
   let next = 0;
   TIERS.forEach((tier, t) => {
-    const count = t === TIERS.length - 1 ? vmCount - next : Math.max(1, Math.floor(vmCount * tier.share));
+    // Every tier keeps at least one VM and leaves at least one for each tier after it.
+    const count = t === TIERS.length - 1 ? vmCount - next : Math.min(Math.max(1, Math.floor(vmCount * tier.share)), vmCount - next - (TIERS.length - 1 - t));
     lines.push(`      - name: ${tier.name}`);
     if (t > 0) lines.push(`        dependsOn: [${TIERS[t - 1].name}]`);
     if (tier.name === 'app') {
@@ -61,7 +63,7 @@ export function generateLargeDomainRunbook(vmCount = 10_000): string {
       );
     }
     lines.push('        maxParallel: 50', '        vms:');
-    for (let i = next; i < next + count && i < vmCount; i++) {
+    for (let i = next; i < next + count; i++) {
       lines.push(`          - { name: ${vmName(i)}, delayAfterPowerOn: ${tier.delay}${tier.heartbeat ? ', waitForHeartbeat: true' : ''} }`);
     }
     next += count;

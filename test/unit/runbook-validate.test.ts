@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parse, stringify } from 'yaml';
+import { generateLargeDomainRunbook, LARGE_DOMAIN_INVENTORY } from '../../runbooks/examples/large-domain';
 import type { RecoverySiteInventory } from '../../runbooks/inventory';
 import type { RunbookIssue } from '../../runbooks/issues';
 import { SOURCE_LIMITS } from '../../runbooks/source';
@@ -41,6 +44,24 @@ function expectValid(text: string, inventory?: RecoverySiteInventory) {
   assert.equal(result.ok, true);
   return result;
 }
+
+describe('runbook examples', () => {
+  const folder = path.join(__dirname, '../../runbooks/examples');
+
+  it('every YAML example validates against its site without warnings', () => {
+    const files = readdirSync(folder).filter((f) => f.endsWith('.yaml'));
+    assert.ok(files.length > 0);
+    for (const file of files) assert.deepEqual(validateRunbook(readFileSync(path.join(folder, file), 'utf8'), { inventory: INVENTORY }).warnings, [], file);
+  });
+
+  it('the generated large domain validates at every size, up to 10,000 VMs', () => {
+    assert.throws(() => generateLargeDomainRunbook(3), /at least 4 VMs/);
+    for (const count of [4, 7, 10_000]) {
+      const result = validateRunbook(generateLargeDomainRunbook(count), { inventory: LARGE_DOMAIN_INVENTORY });
+      assert.deepEqual([result.errors, result.warnings], [[], []], `${count} VMs`);
+    }
+  });
+});
 
 describe('runbook validation: shape', () => {
   it('accepts the three-tier example and fills in the defaults', () => {
