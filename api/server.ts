@@ -1,12 +1,15 @@
 /** The HTTP API process: operators' and automations' entry point next to the Temporal Web UI. */
 import path from 'node:path';
 import { loadSettings } from '../common/config';
+import { stopWhenOrphaned } from '../stack/child-process';
 import { OperatorError } from '../common/errors';
 import { createLogger } from '../common/logger';
 import { checkS3Reachable, createS3Client } from '../common/s3';
 import { connectClient } from '../common/temporal';
 import { createApp } from './app';
 import { readTokenFile } from './auth';
+
+stopWhenOrphaned();
 
 async function main(): Promise<void> {
   const settings = loadSettings();

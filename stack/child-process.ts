@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 
 export interface ChildOptions {
@@ -34,7 +34,8 @@ export interface ChildHandle {
 export function startChild(options: ChildOptions): ChildHandle {
   mkdirSync(path.dirname(options.logFile), { recursive: true });
   const log = createWriteStream(options.logFile, { flags: 'a' });
-  const child: ChildProcess = spawn(options.command, options.args, {
+  const [command, args] = dyingWithParent(options.command, options.args);
+  const child: ChildProcess = spawn(command, args, {
     cwd: options.cwd,
     env: options.env ?? process.env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -91,22 +92,46 @@ export function startChild(options: ChildOptions): ChildHandle {
 
 const liveChildren = new Set<ChildHandle>();
 
+const SETPRIV = '/usr/bin/setpriv';
+
+/**
+ * Where util-linux's setpriv exists (any Linux), the kernel sends the child SIGTERM when this
+ * process dies, even by SIGKILL: a crashed launcher or test leaves no server behind. Elsewhere
+ * the child is started directly and `stopWhenOrphaned` covers our own node processes.
+ */
+function dyingWithParent(command: string, args: string[]): [string, string[]] {
+  return existsSync(SETPRIV) ? [SETPRIV, ['--pdeathsig', 'SIGTERM', '--', command, ...args]] : [command, args];
+}
+
 /** Stops every child still running, newest first (clients before the servers they use). */
 export async function stopAllChildren(graceMs?: number): Promise<void> {
   const children = [...liveChildren].reverse();
   for (const c of children) await c.stop(graceMs);
 }
 
-// A last resort for abrupt exits of this process: synchronous SIGKILL to whatever is left.
+// A last resort when this process exits without stopping its children: SIGTERM (not SIGKILL),
+// so that a child which supervises children of its own (a launcher) can still stop them.
 process.once('exit', () => {
   for (const c of liveChildren) {
     try {
-      process.kill(c.pid, 'SIGKILL');
+      process.kill(c.pid, 'SIGTERM');
     } catch {
       // already gone
     }
   }
 });
+
+/**
+ * For our own long-running node processes (launcher, workers, API, sites): if the parent dies
+ * without stopping us (SIGKILL, crash), we are re-parented; then stop as if asked to, so that no
+ * orphan keeps ports and data folders busy.
+ */
+export function stopWhenOrphaned(): void {
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) process.kill(process.pid, 'SIGTERM');
+  }, 1_000).unref();
+}
 
 /** Polls until `probe` resolves or the child dies or time runs out; errors name the component and its log. */
 export async function waitUntilReady(child: ChildHandle, probe: () => Promise<unknown>, timeoutMs = 60_000): Promise<void> {

@@ -58,6 +58,8 @@ export async function startSeaweedFs(o: SeaweedFsOptions): Promise<SeaweedFs> {
   chmodSync(identitiesFile, 0o600);
   const { ports } = o;
   const args = [
+    // glog would otherwise scatter files into /tmp; stderr goes to the component's log file.
+    '-logtostderr',
     'mini',
     `-dir=${o.dataDir}`,
     '-ip=127.0.0.1',

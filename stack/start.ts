@@ -12,7 +12,7 @@ import { checkS3Reachable, createS3Client } from '../common/s3';
 import { connectClient } from '../common/temporal';
 import { storagePreflight } from '../workflows/storage-preflight';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../workflows/task-queues';
-import { startChild, stopAllChildren, waitUntilReady, type ChildHandle } from './child-process';
+import { startChild, stopAllChildren, stopWhenOrphaned, waitUntilReady, type ChildHandle } from './child-process';
 import { ensureEmbeddedSecrets } from './credentials';
 import { tcpReachable } from './ports';
 import { portsBesideS3, startSeaweedFs } from './seaweedfs';
@@ -174,6 +174,8 @@ async function main(): Promise<void> {
   await stopRequested;
   await client.connection.close();
 }
+
+stopWhenOrphaned();
 
 // Registered before anything starts, so Ctrl-C during start-up also stops children in order.
 const stopRequested = new Promise<void>((resolve) => {

@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { Worker } from '@temporalio/worker';
 import { loadSettings } from '../common/config';
+import { stopWhenOrphaned } from '../stack/child-process';
 import { OperatorError } from '../common/errors';
 import { createLogger } from '../common/logger';
 import { createS3Client, checkS3Reachable } from '../common/s3';
@@ -13,6 +14,8 @@ import { connectWorker } from '../common/temporal';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../workflows/task-queues';
 import { installRuntimeLogging } from './runtime';
 import { createSiteActivities } from './site-activities';
+
+stopWhenOrphaned();
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { orchestration: { type: 'boolean' }, site: { type: 'string' } } });
