@@ -56,7 +56,10 @@ export async function validateRunbookAgainstSite(text: string, lookup: Inventory
     reason = `its inventory could not be read (${error instanceof Error ? error.message : String(error)})`;
   }
   if (!inventory) {
-    const warning: RunbookIssue = { line: 1, column: 1, path: 'spec.sites.recovery', code: 'inventory_unavailable', message: `placement was not checked against recovery site "${site}": ${reason}` };
+    // Parsed again only on this rare path, to point the warning at the site's name.
+    const parsed = parseSource(text, { maxBytes: options.maxBytes ?? SOURCE_LIMITS.maxBytes });
+    const at = parsed.ok ? parsed.source.locate(['spec', 'sites', 'recovery']) : { line: 1, column: 1 };
+    const warning: RunbookIssue = { ...at, path: 'spec.sites.recovery', code: 'inventory_unavailable', message: `placement was not checked against recovery site "${site}": ${reason}` };
     return { ...first, warnings: [...first.warnings, warning] };
   }
   return validateRunbook(text, { ...options, inventory });

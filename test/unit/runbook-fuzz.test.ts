@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { planRunbook } from '../../runbooks/planner';
 import { validateRunbook } from '../../runbooks/validate';
 import { malformedRunbook } from './runbook-malformed';
 
@@ -23,6 +24,9 @@ describe('runbook validator under fuzzing', () => {
       if (result.ok) {
         valid++;
         assert.ok(result.runbook, `case ${n}: valid without a runbook`);
+        // Whatever the validator accepts, the planner must be able to plan.
+        const plan = planRunbook(result.runbook);
+        assert.ok(plan.rtoEstimateMs > 0 && plan.rtoWorstCaseMs >= plan.rtoEstimateMs, `case ${n}: implausible plan`);
         continue;
       }
       malformed++;
@@ -38,6 +42,6 @@ describe('runbook validator under fuzzing', () => {
     for (const code of ['unknown_key', 'invalid_type', 'unknown_vm', 'dependency_cycle', 'vm_in_two_groups', 'duplicate_name', 'multiple_documents', 'not_a_mapping']) {
       assert.ok((codes.get(code) ?? 0) > 0, `no case produced ${code}: ${JSON.stringify([...codes])}`);
     }
-    assert.ok(valid < malformed, `${valid} of the generated documents were valid`);
+    assert.ok(valid > 0 && valid < malformed, `${valid} of the generated documents were valid`);
   });
 });

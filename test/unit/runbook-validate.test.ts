@@ -236,6 +236,8 @@ describe('runbook validation: recovery site inventory', () => {
     const unknown = await validateRunbookAgainstSite(THREE_TIER, () => undefined);
     assert.equal(unknown.ok, true);
     assert.match(unknown.warnings[0]?.message ?? '', /not checked against recovery site "site-b": the site is unknown/);
+    const siteLine = THREE_TIER.split('\n').findIndex((l) => l.includes('recovery: site-b')) + 1;
+    assert.deepEqual([unknown.warnings[0]?.line, unknown.warnings[0]?.column], [siteLine, 15]);
     const failing = await validateRunbookAgainstSite(THREE_TIER, () => Promise.reject(new Error('connection refused')));
     assert.match(failing.warnings[0]?.message ?? '', /could not be read \(connection refused\)/);
   });
