@@ -8,6 +8,8 @@ import { checkS3Reachable, createS3Client } from '../common/s3';
 import { connectClient } from '../common/temporal';
 import { createApp } from './app';
 import { readTokenFile } from './auth';
+import { runbooksRouter } from './runbooks';
+import { RunbookStore } from '../runbooks/store';
 
 stopWhenOrphaned();
 
@@ -32,7 +34,7 @@ async function main(): Promise<void> {
       },
       { name: 's3', target: `${settings.s3.endpoint} (bucket ${settings.s3.bucket})`, check: () => checkS3Reachable(s3, settings.s3) },
     ],
-    routers: [],
+    routers: [runbooksRouter({ store: new RunbookStore(s3, settings.s3), log })],
   });
   const server = app.listen(settings.api.port, settings.api.host, () => {
     log.info({ url: `http://${settings.api.host}:${settings.api.port}` }, 'API listening');
