@@ -66,12 +66,13 @@ export function runbooksRouter({ store, log, inventoryFor, maxBytes = SOURCE_LIM
     res.type('application/schema+json').send(JSON.stringify(runbookJsonSchema(), null, 2));
   });
 
-  router.post('/runbooks/validate', requireRole('operator'), readYaml, async (req, res) => {
+  // Validating and planning change nothing, so any authenticated principal may (a CI job with a viewer token, say).
+  router.post('/runbooks/validate', readYaml, async (req, res) => {
     const result = await validate(yamlBody(req));
     res.status(result.ok ? 200 : 422).json({ ok: result.ok, errors: result.errors, warnings: result.warnings });
   });
 
-  router.post('/runbooks/plan', requireRole('operator'), readYaml, async (req, res) => {
+  router.post('/runbooks/plan', readYaml, async (req, res) => {
     const result = await validate(yamlBody(req));
     rejectInvalid(result);
     const plan = planRunbook(result.runbook!);

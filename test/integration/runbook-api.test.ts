@@ -107,12 +107,16 @@ describe('runbooks API on the real S3 server', () => {
     return snapshot;
   }
 
-  it('needs a token to read and the operator role to submit', async () => {
+  it('needs a token to read, validate and plan, and the operator role to submit', async () => {
     assert.equal((await call('/runbooks')).status, 401);
     const forbidden = await submit(THREE_TIER, '/runbooks', tokens.viewer);
     assert.equal(forbidden.status, 403);
     assert.equal(((await forbidden.json()) as Problem).detail, 'this action needs the operator role; "vera" is a viewer');
     assert.equal((await call('/runbooks', { token: tokens.viewer })).status, 200);
+    // Validating and planning store nothing, so viewers may.
+    assert.equal((await submit(THREE_TIER, '/runbooks/validate', tokens.viewer)).status, 200);
+    assert.equal((await submit(THREE_TIER, '/runbooks/plan', tokens.viewer)).status, 200);
+    assert.equal((await call('/runbooks/validate', { method: 'POST', type: 'application/yaml', body: THREE_TIER })).status, 401);
   });
 
   it('stores a valid runbook as version 1 under the prefix, with who, when and its sha256, and returns the plan', async () => {
