@@ -69,7 +69,8 @@ export function runbooksRouter({ store, log, inventoryFor, maxBytes = SOURCE_LIM
   // Validating and planning change nothing, so any authenticated principal may (a CI job with a viewer token, say).
   router.post('/runbooks/validate', readYaml, async (req, res) => {
     const result = await validate(yamlBody(req));
-    res.status(result.ok ? 200 : 422).json({ ok: result.ok, errors: result.errors, warnings: result.warnings });
+    rejectInvalid(result);
+    res.json({ ok: true, errors: [], warnings: result.warnings });
   });
 
   router.post('/runbooks/plan', readYaml, async (req, res) => {

@@ -155,8 +155,9 @@ describe('runbooks API on the real S3 server', () => {
   it('checks placement against the recovery site inventory', async () => {
     const res = await submit(THREE_TIER.replace('datastore: ds-b-ssd', 'datastore: ds-b-sdd'), '/runbooks/validate');
     assert.equal(res.status, 422);
-    const body = (await res.json()) as { errors: RunbookIssue[] };
-    assert.match(body.errors[0].message, /datastore "ds-b-sdd" does not exist at recovery site "site-b"; did you mean "ds-b-ssd"\?/);
+    assert.equal(res.headers.get('content-type'), 'application/problem+json; charset=utf-8');
+    const body = (await res.json()) as Problem;
+    assert.match(body.errors![0].message, /datastore "ds-b-sdd" does not exist at recovery site "site-b"; did you mean "ds-b-ssd"\?/);
     const unknownSite = (await (await submit(THREE_TIER.replace('recovery: site-b', 'recovery: site-z'), '/runbooks/validate')).json()) as { ok: boolean; warnings: RunbookIssue[] };
     assert.equal(unknownSite.ok, true);
     assert.equal(unknownSite.warnings[0].code, 'inventory_unavailable');
