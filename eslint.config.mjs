@@ -16,7 +16,7 @@ const forbiddenInWorkflows = [
 ];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.tools/**', '.data/**', '.logs/**', 'dist/**'] },
+  { ignores: ['node_modules/**', '.tools/**', '.data/**', '.logs/**', '.scratch/**', 'dist/**'] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {

@@ -8,6 +8,7 @@ import { checkS3Reachable, createS3Client } from '../common/s3';
 import { connectClient } from '../common/temporal';
 import { createApp } from './app';
 import { readTokenFile } from './auth';
+import { operationsRouter } from './operations';
 import { runbooksRouter } from './runbooks';
 import { RunbookStore } from '../runbooks/store';
 
@@ -21,6 +22,7 @@ async function main(): Promise<void> {
   const s3 = createS3Client(settings.s3);
   await checkS3Reachable(s3, settings.s3);
 
+  const runbooks = new RunbookStore(s3, settings.s3);
   const app = createApp({
     log,
     tokens,
@@ -34,7 +36,10 @@ async function main(): Promise<void> {
       },
       { name: 's3', target: `${settings.s3.endpoint} (bucket ${settings.s3.bucket})`, check: () => checkS3Reachable(s3, settings.s3) },
     ],
-    routers: [runbooksRouter({ store: new RunbookStore(s3, settings.s3), log })],
+    routers: [
+      runbooksRouter({ store: runbooks, log }),
+      operationsRouter({ client: temporal, runbooks, log, ...(process.env.DR_TEMPORAL_UI_URL ? { webUiUrl: process.env.DR_TEMPORAL_UI_URL } : {}) }),
+    ],
   });
   const server = app.listen(settings.api.port, settings.api.host, () => {
     log.info({ url: `http://${settings.api.host}:${settings.api.port}` }, 'API listening');

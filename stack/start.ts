@@ -84,6 +84,7 @@ async function main(): Promise<void> {
       }).then((t) => {
         uiUrl = t.uiUrl;
         childEnv.TEMPORAL_ADDRESS = t.address;
+        if (t.uiUrl) childEnv.DR_TEMPORAL_UI_URL = t.uiUrl;
         say(`Temporal ready at ${t.address}`);
       }),
     );

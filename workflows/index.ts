@@ -2,3 +2,4 @@
 export { storagePreflight } from './storage-preflight';
 export { powerOnGroup } from './power-on-group';
 export { powerOnPlan } from './power-on-plan';
+export { domainOperations } from './domain-operations';

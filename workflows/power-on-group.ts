@@ -7,6 +7,8 @@ import { workflowNow } from './clock';
 import { FailurePolicyRunner } from './failure-policy';
 import {
   approveUpdate,
+  NOT_AN_APPROVER,
+  NOT_WAITING,
   operatorDecisionUpdate,
   powerOnGroupProgressQuery,
   type ApprovalInput,
@@ -61,9 +63,14 @@ export async function powerOnGroup(input: PowerOnGroupInput): Promise<PowerOnGro
     {
       validator: (decision: ApprovalInput) => {
         const waiting = progress.waitingForApproval;
-        if (!waiting || waiting.step !== decision.step) throw new Error(`step "${decision.step}" of group ${group.name} is not waiting for approval`);
+        if (!waiting || waiting.step !== decision.step) {
+          throw ApplicationFailure.create({ type: NOT_WAITING, message: `step "${decision.step}" of group ${group.name} is not waiting for approval` });
+        }
         if (!waiting.approvers.includes(decision.approver)) {
-          throw new Error(`"${decision.approver}" may not approve step "${decision.step}"; approvers: ${waiting.approvers.join(', ')}`);
+          throw ApplicationFailure.create({
+            type: NOT_AN_APPROVER,
+            message: `"${decision.approver}" may not approve step "${decision.step}"; approvers: ${waiting.approvers.join(', ')}`,
+          });
         }
       },
     },
@@ -76,7 +83,9 @@ export async function powerOnGroup(input: PowerOnGroupInput): Promise<PowerOnGro
     },
     {
       validator: (decision: OperatorDecisionInput) => {
-        if (!policy.isPaused(decision.target)) throw new Error(`"${decision.target}" in group ${group.name} is not paused`);
+        if (!policy.isPaused(decision.target)) {
+          throw ApplicationFailure.create({ type: NOT_WAITING, message: `"${decision.target}" in group ${group.name} is not paused` });
+        }
       },
     },
   );

@@ -37,6 +37,16 @@ export interface PowerOnGroupProgress {
   pausedOn: PausedOn[];
 }
 
+/** Validator failure types, so that callers can tell "not yours to approve" from "nothing to approve". */
+export const NOT_AN_APPROVER = 'NotAnApprover';
+export const NOT_WAITING = 'NotWaiting';
+
+export interface PowerOnPlanProgress {
+  groups: Array<{ name: string; workflowId: string; dependsOn: string[]; state: 'waiting' | 'running' | 'done' | 'failed' }>;
+}
+
 export const approveUpdate = defineUpdate<{ accepted: true }, [ApprovalInput]>('approve');
 export const operatorDecisionUpdate = defineUpdate<{ accepted: true }, [OperatorDecisionInput]>('operatorDecision');
 export const powerOnGroupProgressQuery = defineQuery<PowerOnGroupProgress>('powerOnGroupProgress');
+/** Answered by every operation that runs a power-on plan: which group child is where. */
+export const powerOnPlanProgressQuery = defineQuery<PowerOnPlanProgress>('powerOnPlanProgress');

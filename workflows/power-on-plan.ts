@@ -1,6 +1,7 @@
-import { executeChild, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { executeChild, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { Runbook, RunbookGroup } from '../runbooks/schema';
 import { powerOnGroup, type PowerOnGroupResult } from './power-on-group';
+import { powerOnPlanProgressQuery, type PowerOnPlanProgress } from './power-on-messages';
 import { DR_DOMAIN, DR_OPERATION, DR_OUTCOME, DR_SITE } from './search-attributes';
 
 export interface PowerOnPlanInput {
@@ -21,11 +22,12 @@ export function powerOnGroupWorkflowId(operationWorkflowId: string, group: strin
  * side, and a group that aborts fails the plan (the operation then compensates). The plan's
  * global parallelism caps each group's own.
  */
-export async function runPowerOnPlan(input: PowerOnPlanInput): Promise<PowerOnGroupResult[]> {
+export async function runPowerOnPlan(input: PowerOnPlanInput, progress: PowerOnPlanProgress = newPlanProgress(input)): Promise<PowerOnGroupResult[]> {
   const { groups } = input.powerOn;
   const byName = new Map(groups.map((g) => [g.name, g]));
   const running = new Map<string, Promise<PowerOnGroupResult>>();
   const parentId = workflowInfo().workflowId;
+  const stateOf = (name: string) => progress.groups.find((g) => g.name === name)!;
 
   function run(group: RunbookGroup): Promise<PowerOnGroupResult> {
     let started = running.get(group.name);
@@ -33,7 +35,8 @@ export async function runPowerOnPlan(input: PowerOnPlanInput): Promise<PowerOnGr
       started = (async () => {
         await Promise.all(group.dependsOn.map((d) => run(byName.get(d)!)));
         const index = groups.indexOf(group) + 1;
-        return executeChild(powerOnGroup, {
+        stateOf(group.name).state = 'running';
+        const result = executeChild(powerOnGroup, {
           workflowId: powerOnGroupWorkflowId(parentId, group.name),
           args: [
             {
@@ -52,6 +55,14 @@ export async function runPowerOnPlan(input: PowerOnPlanInput): Promise<PowerOnGr
             { key: DR_SITE, value: input.site },
           ],
         });
+        try {
+          const finished = await result;
+          stateOf(group.name).state = 'done';
+          return finished;
+        } catch (error) {
+          stateOf(group.name).state = 'failed';
+          throw error;
+        }
       })();
       running.set(group.name, started);
     }
@@ -60,6 +71,13 @@ export async function runPowerOnPlan(input: PowerOnPlanInput): Promise<PowerOnGr
 
   const results = await Promise.all(groups.map(run));
   return results;
+}
+
+export function newPlanProgress(input: PowerOnPlanInput): PowerOnPlanProgress {
+  const parentId = workflowInfo().workflowId;
+  return {
+    groups: input.powerOn.groups.map((g) => ({ name: g.name, workflowId: powerOnGroupWorkflowId(parentId, g.name), dependsOn: g.dependsOn, state: 'waiting' })),
+  };
 }
 
 /**
@@ -73,8 +91,10 @@ export async function powerOnPlan(input: PowerOnPlanInput): Promise<PowerOnGroup
     { key: DR_SITE, value: input.site },
   ]);
   setCurrentDetails(`powering on ${input.domain} at ${input.site}: ${input.powerOn.groups.length} group(s)`);
+  const progress = newPlanProgress(input);
+  setHandler(powerOnPlanProgressQuery, () => progress);
   try {
-    const results = await runPowerOnPlan(input);
+    const results = await runPowerOnPlan(input, progress);
     const failed = results.some((g) => g.vms.some((v) => v.state === 'failed') || g.steps.some((s) => s.state === 'failed'));
     upsertSearchAttributes([{ key: DR_OUTCOME, value: failed ? 'completed-with-failures' : 'succeeded' }]);
     return results;

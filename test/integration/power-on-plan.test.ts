@@ -10,10 +10,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
-import type { VmPowerActivities } from '../../activities/vm-power';
 import { createWebhookActivities } from '../../activities/webhook';
 import { fileSecretResolver } from '../../common/secrets';
 import { validateRunbook } from '../../runbooks/validate';
@@ -21,42 +19,8 @@ import { approveUpdate, operatorDecisionUpdate, powerOnGroupProgressQuery } from
 import { powerOnGroupWorkflowId, powerOnPlan, type PowerOnPlanInput } from '../../workflows/power-on-plan';
 import { DR_OUTCOME } from '../../workflows/search-attributes';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../../workflows/task-queues';
+import { recordingSite } from '../harness/recording-site';
 import { startTestStack, type TestStack } from '../harness/stack';
-
-interface PowerOnRecord {
-  vm: string;
-  at: number;
-}
-
-function recordingSite() {
-  const poweredOn: PowerOnRecord[] = [];
-  let running = 0;
-  let maxConcurrent = 0;
-  const failuresLeft = new Map<string, number>();
-  const activities: VmPowerActivities = {
-    async powerOnVm({ vm }) {
-      running++;
-      maxConcurrent = Math.max(maxConcurrent, running);
-      try {
-        await new Promise((r) => setTimeout(r, 150));
-        const left = failuresLeft.get(vm) ?? 0;
-        if (left > 0) {
-          failuresLeft.set(vm, left - 1);
-          throw ApplicationFailure.nonRetryable(`${vm} has no host with enough memory`, 'InsufficientResources');
-        }
-        const alreadyOn = poweredOn.some((p) => p.vm === vm);
-        if (!alreadyOn) poweredOn.push({ vm, at: Date.now() });
-        return { alreadyOn };
-      } finally {
-        running--;
-      }
-    },
-    waitForGuestHeartbeat() {
-      return Promise.resolve({ waitedMs: 0 });
-    },
-  };
-  return { activities, poweredOn, failuresLeft, maxConcurrent: () => maxConcurrent };
-}
 
 function plan(yamlGroups: string, vms: string[]): PowerOnPlanInput {
   const text = `apiVersion: dr.example.io/v1alpha1

@@ -1,0 +1,216 @@
+import express, { type Request, type Router } from 'express';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, WithStartWorkflowOperation, type Client } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { z } from 'zod';
+import type { Logger } from '../common/logger';
+import type { RunbookStore } from '../runbooks/store';
+import { validateRunbook } from '../runbooks/validate';
+import {
+  domainOperations,
+  domainOperationsQuery,
+  domainOperationsWorkflowId,
+  OPERATION_ALREADY_RUNNING,
+  startOperationUpdate,
+  type OperationRequest,
+} from '../workflows/domain-operations';
+import {
+  approveUpdate,
+  NOT_AN_APPROVER,
+  NOT_WAITING,
+  operatorDecisionUpdate,
+  powerOnGroupProgressQuery,
+  powerOnPlanProgressQuery,
+  type OperatorAction,
+  type PowerOnGroupProgress,
+} from '../workflows/power-on-messages';
+import type { PowerOnPlanInput } from '../workflows/power-on-plan';
+import { ORCHESTRATION_TASK_QUEUE } from '../workflows/task-queues';
+import { principalName, requireRole } from './auth';
+import { badRequest, conflict, notFound, ProblemError, unprocessable } from './problem';
+
+export interface OperationsRouterOptions {
+  client: Client;
+  runbooks: RunbookStore;
+  log: Logger;
+  /** Base URL of the Temporal Web UI, for links in responses; absent for clusters without one. */
+  webUiUrl?: string;
+}
+
+const DOMAIN = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+const RunbookRef = z.strictObject({
+  runbook: z.string().regex(DOMAIN, 'must be a runbook name'),
+  version: z.int().min(1).optional(),
+});
+const PowerOnRequest = RunbookRef.extend({ site: z.string().regex(DOMAIN).optional() });
+const ApproveRequest = z.strictObject({ step: z.string().min(1).max(63), decision: z.enum(['approve', 'reject']).default('approve'), comment: z.string().max(2000).optional() });
+const DecisionRequest = z.strictObject({ target: z.string().min(1).max(80), comment: z.string().max(2000).optional() });
+
+function parseBody<T>(schema: z.ZodType<T>, req: Request): T {
+  if (req.body === undefined) throw new ProblemError({ title: 'Unsupported media type', status: 415, detail: 'send the request body as application/json' });
+  const parsed = schema.safeParse(req.body);
+  if (!parsed.success) {
+    throw badRequest('the request body is invalid', {
+      errors: parsed.error.issues.map((i) => ({ path: i.path.join('.') || '(body)', message: i.message })),
+    });
+  }
+  return parsed.data;
+}
+
+function domainParam(req: Request): string {
+  const domain = String(req.params.domain);
+  if (!DOMAIN.test(domain)) throw badRequest(`"${domain}" is not a protected domain name`);
+  return domain;
+}
+
+/**
+ * HTTP triggers for operations on protected domains. Every operation goes through the domain's
+ * operations desk (one at a time, 409 naming the running one); approvals and operator decisions
+ * are routed to the power-on group that is waiting for them.
+ */
+export function operationsRouter({ client, runbooks, log, webUiUrl }: OperationsRouterOptions): Router {
+  const router = express.Router();
+  const json = express.json({ limit: '64kb' });
+  const namespace = client.options.namespace;
+  const links = (workflowId: string) => ({
+    workflowId,
+    statusUrl: `/operations/${encodeURIComponent(workflowId)}`,
+    ...(webUiUrl ? { webUiUrl: `${webUiUrl}/namespaces/${namespace}/workflows/${encodeURIComponent(workflowId)}` } : {}),
+  });
+
+  async function loadRunbook(domain: string, ref: z.infer<typeof RunbookRef>) {
+    const stored = ref.version ? await runbooks.get(ref.runbook, ref.version) : await runbooks.latest(ref.runbook);
+    if (!stored) throw notFound(`runbook ${ref.runbook}${ref.version ? ` version ${ref.version}` : ''} does not exist`);
+    const checked = validateRunbook(stored.text);
+    if (!checked.runbook) throw unprocessable(`runbook ${ref.runbook} version ${stored.record.version} no longer validates`, { errors: checked.errors });
+    if (checked.runbook.spec.protectedDomain !== domain) {
+      throw unprocessable(`runbook ${ref.runbook} protects domain ${checked.runbook.spec.protectedDomain}, not ${domain}`);
+    }
+    return { runbook: checked.runbook, version: stored.record.version };
+  }
+
+  async function startOperation(domain: string, request: OperationRequest) {
+    try {
+      return await client.workflow.executeUpdateWithStart(startOperationUpdate, {
+        args: [request],
+        startWorkflowOperation: new WithStartWorkflowOperation(domainOperations, {
+          workflowId: domainOperationsWorkflowId(domain),
+          taskQueue: ORCHESTRATION_TASK_QUEUE,
+          workflowIdConflictPolicy: 'USE_EXISTING',
+          args: [{ domain, recent: [] }],
+          staticSummary: `Operations desk of protected domain ${domain}: one operation at a time`,
+        }),
+      });
+    } catch (error) {
+      const cause = error instanceof WorkflowUpdateFailedError ? error.cause : undefined;
+      if (cause instanceof ApplicationFailure && cause.type === OPERATION_ALREADY_RUNNING) {
+        const running = cause.details?.[0] as { workflowId: string } | undefined;
+        throw conflict(cause.message, running ? { running: links(running.workflowId) } : {});
+      }
+      throw error;
+    }
+  }
+
+  router.post('/domains/:domain/power-on', requireRole('operator'), json, async (req, res) => {
+    const domain = domainParam(req);
+    const body = parseBody(PowerOnRequest, req);
+    const { runbook, version } = await loadRunbook(domain, body);
+    const site = body.site ?? runbook.spec.sites.recovery;
+    const input: PowerOnPlanInput = {
+      domain,
+      site,
+      powerOn: runbook.spec.powerOn,
+      leavePoweredOff: runbook.spec.vms.filter((vm) => vm.startupAction === 'poweredOff').map((vm) => vm.name),
+    };
+    const started = await startOperation(domain, {
+      operation: 'power-on',
+      requestedBy: principalName(req),
+      summary: `Power on ${domain} at ${site} by runbook ${body.runbook} v${version}, requested by ${principalName(req)}`,
+      input,
+    });
+    log.info({ domain, workflowId: started.workflowId, requestedBy: started.requestedBy }, 'operation started');
+    res.status(202).location(links(started.workflowId).statusUrl).json({ ...links(started.workflowId), operation: started.operation, runbook: { name: body.runbook, version } });
+  });
+
+  router.get('/domains/:domain/operations', async (req, res) => {
+    const domain = domainParam(req);
+    try {
+      const state = await client.workflow.getHandle(domainOperationsWorkflowId(domain)).query(domainOperationsQuery);
+      res.json({ domain, running: state.running ? { ...state.running, ...links(state.running.workflowId) } : null, recent: state.recent });
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) return void res.json({ domain, running: null, recent: [] });
+      throw error;
+    }
+  });
+
+  async function describeOperation(workflowId: string) {
+    const handle = client.workflow.getHandle(workflowId);
+    try {
+      return { handle, description: await handle.describe() };
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) throw notFound(`no operation ${workflowId}`);
+      throw error;
+    }
+  }
+
+  async function groupsOf(workflowId: string): Promise<PowerOnGroupProgress[]> {
+    const { handle } = await describeOperation(workflowId);
+    const plan = await handle.query(powerOnPlanProgressQuery).catch(() => ({ groups: [] }));
+    const running = plan.groups.filter((g) => g.state === 'running');
+    return Promise.all(running.map((g) => client.workflow.getHandle(g.workflowId).query(powerOnGroupProgressQuery)));
+  }
+
+  router.get('/operations/:id', async (req, res) => {
+    const workflowId = String(req.params.id);
+    const { handle, description } = await describeOperation(workflowId);
+    const status = description.status.name;
+    const plan = status === 'RUNNING' ? await handle.query(powerOnPlanProgressQuery).catch(() => undefined) : undefined;
+    const groups = status === 'RUNNING' ? await groupsOf(workflowId) : [];
+    const result: unknown = status === 'COMPLETED' ? await handle.result() : undefined;
+    res.json({ ...links(workflowId), status, startedAt: description.startTime, closedAt: description.closeTime ?? null, plan, groups, result });
+  });
+
+  function mapUpdateFailure(error: unknown): never {
+    const cause = error instanceof WorkflowUpdateFailedError ? error.cause : undefined;
+    if (cause instanceof ApplicationFailure && cause.type === NOT_AN_APPROVER) throw new ProblemError({ title: 'Forbidden', status: 403, detail: cause.message });
+    if (cause instanceof ApplicationFailure && cause.type === NOT_WAITING) throw conflict(cause.message);
+    throw error;
+  }
+
+  router.post('/operations/:id/approve', requireRole('operator'), json, async (req, res) => {
+    const workflowId = String(req.params.id);
+    const body = parseBody(ApproveRequest, req);
+    const waiting = (await groupsOf(workflowId)).find((g) => g.waitingForApproval?.step === body.step);
+    if (!waiting) throw conflict(`operation ${workflowId} is not waiting for approval of step "${body.step}"`);
+    await client.workflow
+      .getHandle(waiting.workflowId)
+      .executeUpdate(approveUpdate, { args: [{ step: body.step, approver: principalName(req), decision: body.decision, ...(body.comment ? { comment: body.comment } : {}) }] })
+      .catch(mapUpdateFailure);
+    res.json({ ...links(workflowId), step: body.step, decision: body.decision, by: principalName(req) });
+  });
+
+  for (const action of ['resume', 'retry', 'skip'] as const satisfies readonly OperatorAction[]) {
+    router.post(`/operations/:id/${action}`, requireRole('operator'), json, async (req, res) => {
+      const workflowId = String(req.params.id);
+      const body = parseBody(DecisionRequest, req);
+      const paused = (await groupsOf(workflowId)).find((g) => g.pausedOn.some((p) => p.target === body.target));
+      if (!paused) throw conflict(`nothing named "${body.target}" is paused in operation ${workflowId}`);
+      await client.workflow
+        .getHandle(paused.workflowId)
+        .executeUpdate(operatorDecisionUpdate, { args: [{ target: body.target, action, operator: principalName(req), ...(body.comment ? { comment: body.comment } : {}) }] })
+        .catch(mapUpdateFailure);
+      res.json({ ...links(workflowId), target: body.target, action, by: principalName(req) });
+    });
+  }
+
+  router.post('/operations/:id/cancel', requireRole('operator'), async (req, res) => {
+    const workflowId = String(req.params.id);
+    const { handle, description } = await describeOperation(workflowId);
+    if (description.status.name !== 'RUNNING') throw conflict(`operation ${workflowId} is not running (${description.status.name})`);
+    await handle.cancel();
+    log.info({ workflowId, by: principalName(req) }, 'operation cancellation requested');
+    res.status(202).json({ ...links(workflowId), cancellationRequestedBy: principalName(req) });
+  });
+
+  return router;
+}

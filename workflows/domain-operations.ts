@@ -1,0 +1,129 @@
+import {
+  ApplicationFailure,
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineUpdate,
+  ParentClosePolicy,
+  setHandler,
+  startChild,
+  upsertSearchAttributes,
+  workflowInfo,
+  type ChildWorkflowHandle,
+} from '@temporalio/workflow';
+import { workflowNow } from './clock';
+import { DR_DOMAIN, DR_OPERATION } from './search-attributes';
+
+/**
+ * The operations a protected domain can undergo, each a workflow type. Only one runs per domain
+ * at a time: two failovers (or a failover and a drill) of one domain racing would fight over
+ * ownership and over the same VMs at the recovery site.
+ */
+export const OPERATION_WORKFLOW_TYPES = {
+  'power-on': 'powerOnPlan',
+} as const;
+export type OperationKind = keyof typeof OPERATION_WORKFLOW_TYPES;
+
+export interface OperationRequest {
+  operation: OperationKind;
+  requestedBy: string;
+  /** Shown in the Web UI's summary of the operation. */
+  summary: string;
+  /** The operation workflow's input. */
+  input: unknown;
+}
+
+export interface OperationRecord {
+  workflowId: string;
+  operation: OperationKind;
+  requestedBy: string;
+  startedAt: string;
+  endedAt?: string;
+  outcome?: 'completed' | 'failed';
+}
+
+export interface DomainOperationsState {
+  domain: string;
+  running?: OperationRecord;
+  /** Most recent first, bounded. */
+  recent: OperationRecord[];
+}
+
+type OperationWorkflow = (input: unknown) => Promise<unknown>;
+
+export const startOperationUpdate = defineUpdate<OperationRecord, [OperationRequest]>('startOperation');
+export const domainOperationsQuery = defineQuery<DomainOperationsState>('domainOperations');
+
+export const OPERATION_ALREADY_RUNNING = 'OperationAlreadyRunning';
+const RECENT_KEPT = 20;
+
+export function domainOperationsWorkflowId(domain: string): string {
+  return `domain/${domain}`;
+}
+
+/**
+ * A domain's operations desk: a long-lived workflow (id `domain/<name>`) that starts each
+ * operation as a child with a readable id (`<operation>/<domain>/<start time>`) and refuses a
+ * second one while the first runs. The refusal happens in the update's validator, so it is
+ * atomic with respect to every other request and leaves no trace in history.
+ */
+export async function domainOperations(state: DomainOperationsState): Promise<never> {
+  upsertSearchAttributes([
+    { key: DR_DOMAIN, value: state.domain },
+    { key: DR_OPERATION, value: 'domain-operations' },
+  ]);
+  let child: ChildWorkflowHandle<OperationWorkflow> | undefined;
+
+  setHandler(domainOperationsQuery, () => state);
+  setHandler(
+    startOperationUpdate,
+    async (request) => {
+      const startedAt = new Date(workflowNow()).toISOString();
+      const workflowId = `${request.operation}/${state.domain}/${startedAt}`;
+      // Claimed before the first await, so a concurrent request's validator already sees it.
+      const record: OperationRecord = { workflowId, operation: request.operation, requestedBy: request.requestedBy, startedAt };
+      state.running = record;
+      try {
+        child = await startChild<OperationWorkflow>(OPERATION_WORKFLOW_TYPES[request.operation], {
+          workflowId,
+          args: [request.input],
+          // The operation must outlive this desk's continue-as-new and any termination of it.
+          parentClosePolicy: ParentClosePolicy.ABANDON,
+          staticSummary: request.summary,
+        });
+      } catch (error) {
+        state.running = undefined;
+        throw error;
+      }
+      return record;
+    },
+    {
+      validator: (request: OperationRequest) => {
+        if (!(request.operation in OPERATION_WORKFLOW_TYPES)) throw new Error(`unknown operation "${String(request.operation)}"`);
+        if (state.running) {
+          throw ApplicationFailure.create({
+            type: OPERATION_ALREADY_RUNNING,
+            message: `${state.running.operation} ${state.running.workflowId} (requested by ${state.running.requestedBy}) is running for domain ${state.domain}`,
+            details: [state.running],
+          });
+        }
+      },
+    },
+  );
+
+  for (;;) {
+    await condition(() => child !== undefined || workflowInfo().continueAsNewSuggested);
+    if (!child) return continueAsNew<typeof domainOperations>(state);
+    const running = child;
+    let outcome: OperationRecord['outcome'] = 'completed';
+    try {
+      await running.result();
+    } catch {
+      outcome = 'failed';
+    }
+    child = undefined;
+    const ended = { ...state.running!, endedAt: new Date(workflowNow()).toISOString(), outcome };
+    state.recent = [ended, ...state.recent].slice(0, RECENT_KEPT);
+    state.running = undefined;
+  }
+}
