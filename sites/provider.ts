@@ -1,0 +1,199 @@
+/**
+ * The site provider interface: the one contract through which activities act on a site. The
+ * simulated site service implements it over HTTP (sites/client.ts); a vSphere REST or libvirt
+ * provider would implement the same calls. Every mutating call is idempotent by name, so a
+ * retried activity never creates a second VM, disk or appliance.
+ */
+
+export interface Inventory {
+  site: string;
+  datacenters: string[];
+  clusters: Array<{ name: string; datacenter: string }>;
+  resourcePools: Array<{ name: string; cluster: string }>;
+  datastores: Array<{ name: string; capacityBytes: number }>;
+  networks: string[];
+  storagePolicies: string[];
+}
+
+export interface IpSettings {
+  address: string;
+  prefix: number;
+  gateway?: string;
+  dns: string[];
+}
+
+export interface Nic {
+  network: string;
+  ip?: IpSettings;
+}
+
+export interface VirtualDisk {
+  /** Unique within the site; also the disk's file name on its datastore. */
+  id: string;
+  datastore: string;
+  sizeBytes: number;
+  /** Writes to a protected disk enter the changed-block journal that replication drains. */
+  protected: boolean;
+}
+
+export type PowerState = 'poweredOn' | 'poweredOff';
+/** Guest tools heartbeat as vCenter shows it: green once the guest has booted, gray otherwise. */
+export type GuestHeartbeat = 'green' | 'gray';
+/** `vm`: a workload VM; `rocva`: a recovery appliance; `representation`: a placeholder VM that holds disks during rehydration. */
+export type VmKind = 'vm' | 'rocva' | 'representation';
+
+export interface Placement {
+  datacenter: string;
+  cluster: string;
+  resourcePool?: string;
+  datastore: string;
+}
+
+export interface Vm {
+  name: string;
+  kind: VmKind;
+  cpus: number;
+  memoryMiB: number;
+  placement: Placement;
+  storagePolicy?: string;
+  nics: Nic[];
+  diskIds: string[];
+  powerState: PowerState;
+  /** Epoch ms of the last power-on; the guest heartbeats once the boot time has passed. */
+  poweredOnAt?: number;
+  metadata: Record<string, string>;
+}
+
+export interface RegisterVmSpec {
+  name: string;
+  kind?: VmKind;
+  cpus: number;
+  memoryMiB: number;
+  placement: Placement;
+  storagePolicy?: string;
+  nics: Nic[];
+  /** Disks that already exist on the site's datastores (created, or rehydrated into). */
+  diskIds: string[];
+  metadata?: Record<string, string>;
+}
+
+export interface ReconfigureSpec {
+  cpus?: number;
+  memoryMiB?: number;
+  storagePolicy?: string;
+  nics?: Nic[];
+}
+
+export interface CreateDiskSpec {
+  id: string;
+  datastore: string;
+  sizeBytes: number;
+  protected: boolean;
+}
+
+export interface RocvaSpec {
+  /** Deterministic per operation, e.g. `rocva-<domain>-<operation id hash>`. */
+  name: string;
+  placement: Placement;
+  networks: { externalReplication: string; internal: string; management: string };
+}
+
+export interface JournalEntry {
+  /** Site-wide and strictly increasing: the write order across all disks of a domain. */
+  sequence: number;
+  /** Epoch ms when the write was acknowledged to the guest. */
+  timestamp: number;
+  vm: string;
+  diskId: string;
+  offset: number;
+  data: Buffer;
+}
+
+export interface JournalBatch {
+  entries: JournalEntry[];
+  /** Highest sequence written so far (for lag). */
+  lastSequence: number;
+  /** Lowest sequence still held (entries below were trimmed). */
+  firstRetainedSequence: number;
+}
+
+export interface ReadJournalOptions {
+  afterSequence: number;
+  vms?: string[];
+  maxBytes?: number;
+  maxEntries?: number;
+}
+
+export interface SiteEvent {
+  sequence: number;
+  at: number;
+  type: string;
+  vm?: string;
+  detail?: Record<string, unknown>;
+}
+
+export type ShutdownOutcome = 'shutDown' | 'alreadyOff';
+
+export interface SiteProvider {
+  readonly site: string;
+  inventory(): Promise<Inventory>;
+
+  listVms(): Promise<Vm[]>;
+  getVm(name: string): Promise<Vm>;
+  /** Idempotent by name: registering the same spec again returns the existing VM. */
+  registerVm(spec: RegisterVmSpec): Promise<Vm>;
+  /** Idempotent: unregistering a missing VM succeeds. Disks stay unless `deleteDisks`. */
+  unregisterVm(name: string, options?: { deleteDisks?: boolean }): Promise<void>;
+  reconfigureVm(name: string, changes: ReconfigureSpec): Promise<Vm>;
+
+  /** Accepts the target state: powering on a running VM succeeds. */
+  powerOn(name: string): Promise<Vm>;
+  /** Graceful guest shutdown; fails with GuestShutdownTimeoutError when the guest does not stop in time. */
+  shutdownGuest(name: string, timeoutMs: number): Promise<ShutdownOutcome>;
+  powerOff(name: string): Promise<Vm>;
+  guestHeartbeat(name: string): Promise<GuestHeartbeat>;
+
+  deployRocva(spec: RocvaSpec): Promise<Vm>;
+  destroyRocva(name: string): Promise<void>;
+
+  createDisk(spec: CreateDiskSpec): Promise<VirtualDisk>;
+  getDisk(id: string): Promise<VirtualDisk>;
+  deleteDisk(id: string): Promise<void>;
+  readDisk(diskId: string, offset: number, length: number): Promise<Buffer>;
+  writeDisk(diskId: string, offset: number, data: Buffer): Promise<void>;
+
+  readJournal(options: ReadJournalOptions): Promise<JournalBatch>;
+  /** The replicator's acknowledgement: entries up to here are durable elsewhere and may be freed. */
+  trimJournal(upToSequence: number): Promise<void>;
+
+  events(afterSequence?: number): Promise<SiteEvent[]>;
+}
+
+/** Typed failures, as every provider reports them. `code` travels in the HTTP problem body. */
+export class SiteError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+    this.name = code;
+  }
+}
+
+export const SITE_ERROR_STATUS = {
+  VmNotFound: 404,
+  DiskNotFound: 404,
+  InvalidPowerState: 409,
+  NameConflict: 409,
+  GuestShutdownTimeout: 409,
+  UnknownPlacement: 422,
+  InvalidRequest: 400,
+  RangeOutOfDisk: 416,
+  SiteUnavailable: 503,
+} as const;
+export type SiteErrorCode = keyof typeof SITE_ERROR_STATUS;
+
+export function siteError(code: SiteErrorCode, message: string): SiteError {
+  return new SiteError(code, message, SITE_ERROR_STATUS[code]);
+}
