@@ -1,0 +1,119 @@
+import {
+  SiteError,
+  type CreateDiskSpec,
+  type GuestHeartbeat,
+  type Inventory,
+  type JournalBatch,
+  type ReadJournalOptions,
+  type ReconfigureSpec,
+  type RegisterVmSpec,
+  type RocvaSpec,
+  type ShutdownOutcome,
+  type SiteEvent,
+  type SiteProvider,
+  type VirtualDisk,
+  type Vm,
+} from './provider';
+import { decodeJournalBatch } from './wire';
+
+export interface SiteClientOptions {
+  site: string;
+  /** e.g. http://127.0.0.1:9101 */
+  url: string;
+  token: string;
+  /** Per request; a hung site must not hang an activity forever. */
+  timeoutMs?: number;
+}
+
+/** The site provider over the simulated site's REST API; errors come back as typed SiteErrors. */
+export class SiteClient implements SiteProvider {
+  readonly site: string;
+
+  constructor(private readonly options: SiteClientOptions) {
+    this.site = options.site;
+  }
+
+  private async call(method: string, path: string, init: { json?: unknown; binary?: Buffer; timeoutMs?: number } = {}): Promise<Response> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.options.url}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${this.options.token}`,
+          ...(init.json !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...(init.binary ? { 'content-type': 'application/octet-stream' } : {}),
+        },
+        ...(init.json !== undefined ? { body: JSON.stringify(init.json) } : {}),
+        ...(init.binary ? { body: init.binary } : {}),
+        signal: AbortSignal.timeout(init.timeoutMs ?? this.options.timeoutMs ?? 30_000),
+      });
+    } catch (error) {
+      throw new SiteError('SiteUnavailable', `site ${this.site} at ${this.options.url} is unreachable: ${(error as Error).message}`, 503);
+    }
+    if (!response.ok) {
+      const text = await response.text();
+      let problem: { code?: string; detail?: string } = {};
+      try {
+        problem = JSON.parse(text) as typeof problem;
+      } catch {
+        problem = { detail: text };
+      }
+      throw new SiteError(problem.code ?? `Http${response.status}`, problem.detail ?? `site ${this.site} answered ${response.status}`, response.status);
+    }
+    return response;
+  }
+
+  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return (await (await this.call(method, path, body === undefined ? {} : { json: body })).json()) as T;
+  }
+
+  private async done(method: string, path: string, body?: unknown): Promise<void> {
+    await (await this.call(method, path, body === undefined ? {} : { json: body })).arrayBuffer();
+  }
+
+  inventory = () => this.json<Inventory>('GET', '/api/inventory');
+  listVms = () => this.json<Vm[]>('GET', '/api/vms');
+  getVm = (name: string) => this.json<Vm>('GET', `/api/vms/${encodeURIComponent(name)}`);
+  registerVm = ({ name, ...spec }: RegisterVmSpec) => this.json<Vm>('PUT', `/api/vms/${encodeURIComponent(name)}`, spec);
+  unregisterVm = (name: string, options: { deleteDisks?: boolean } = {}) =>
+    this.done('DELETE', `/api/vms/${encodeURIComponent(name)}${options.deleteDisks ? '?deleteDisks=true' : ''}`);
+  reconfigureVm = (name: string, changes: ReconfigureSpec) => this.json<Vm>('PATCH', `/api/vms/${encodeURIComponent(name)}`, changes);
+  powerOn = (name: string) => this.json<Vm>('POST', `/api/vms/${encodeURIComponent(name)}/power-on`);
+  powerOff = (name: string) => this.json<Vm>('POST', `/api/vms/${encodeURIComponent(name)}/power-off`);
+
+  async shutdownGuest(name: string, timeoutMs: number): Promise<ShutdownOutcome> {
+    const response = await this.call('POST', `/api/vms/${encodeURIComponent(name)}/guest-shutdown`, { json: { timeoutMs }, timeoutMs: timeoutMs + 30_000 });
+    return ((await response.json()) as { outcome: ShutdownOutcome }).outcome;
+  }
+
+  async guestHeartbeat(name: string): Promise<GuestHeartbeat> {
+    return (await this.json<{ heartbeat: GuestHeartbeat }>('GET', `/api/vms/${encodeURIComponent(name)}/heartbeat`)).heartbeat;
+  }
+
+  deployRocva = ({ name, ...spec }: RocvaSpec) => this.json<Vm>('PUT', `/api/appliances/${encodeURIComponent(name)}`, spec);
+  destroyRocva = (name: string) => this.done('DELETE', `/api/appliances/${encodeURIComponent(name)}`);
+  createDisk = ({ id, ...spec }: CreateDiskSpec) => this.json<VirtualDisk>('PUT', `/api/disks/${encodeURIComponent(id)}`, spec);
+  getDisk = (id: string) => this.json<VirtualDisk>('GET', `/api/disks/${encodeURIComponent(id)}`);
+  deleteDisk = (id: string) => this.done('DELETE', `/api/disks/${encodeURIComponent(id)}`);
+
+  async readDisk(diskId: string, offset: number, length: number): Promise<Buffer> {
+    const response = await this.call('GET', `/api/disks/${encodeURIComponent(diskId)}/data?offset=${offset}&length=${length}`);
+    return Buffer.from(await response.arrayBuffer());
+  }
+
+  async writeDisk(diskId: string, offset: number, data: Buffer): Promise<void> {
+    await (await this.call('PUT', `/api/disks/${encodeURIComponent(diskId)}/data?offset=${offset}`, { binary: data })).arrayBuffer();
+  }
+
+  async readJournal({ afterSequence, vms, maxBytes, maxEntries }: ReadJournalOptions): Promise<JournalBatch> {
+    const query = new URLSearchParams({ after: String(afterSequence) });
+    if (vms) query.set('vms', vms.join(','));
+    if (maxBytes !== undefined) query.set('maxBytes', String(maxBytes));
+    if (maxEntries !== undefined) query.set('maxEntries', String(maxEntries));
+    const response = await this.call('GET', `/api/journal?${query.toString()}`);
+    return decodeJournalBatch(Buffer.from(await response.arrayBuffer()));
+  }
+
+  trimJournal = (upToSequence: number) => this.done('POST', '/api/journal/trim', { upToSequence });
+  events = (afterSequence = 0) => this.json<SiteEvent[]>('GET', `/api/events?after=${afterSequence}`);
+}

@@ -1,0 +1,329 @@
+import path from 'node:path';
+import { mkdirSync } from 'node:fs';
+import {
+  siteError,
+  type CreateDiskSpec,
+  type GuestHeartbeat,
+  type Inventory,
+  type JournalBatch,
+  type Placement,
+  type ReadJournalOptions,
+  type ReconfigureSpec,
+  type RegisterVmSpec,
+  type RocvaSpec,
+  type ShutdownOutcome,
+  type SiteEvent,
+  type SiteProvider,
+  type VirtualDisk,
+  type Vm,
+} from '../provider';
+import { DiskFiles } from './disk-files';
+import { Journal } from './journal';
+import { readJson, writeJsonAtomically } from './persistent-json';
+
+export interface SimulatedSiteOptions {
+  name: string;
+  dataDir: string;
+  inventory: Omit<Inventory, 'site'>;
+  /** Time from power-on until the guest heartbeats. */
+  bootMs: number;
+  /** Time a guest takes to shut down when asked. */
+  shutdownMs: number;
+}
+
+interface PersistedState {
+  vms: Record<string, Vm>;
+  disks: Record<string, VirtualDisk>;
+  events: SiteEvent[];
+  nextEvent: number;
+}
+
+const EVENTS_KEPT = 20_000;
+
+/**
+ * A small vCenter: inventory, VMs, power and guest heartbeats, appliances and disks holding real
+ * bytes, and the changed-block journal. State is a JSON document replaced atomically after every
+ * change, so a killed site restarts with the same VMs, power states and journal.
+ */
+export class SimulatedSite implements SiteProvider {
+  readonly site: string;
+  /** Staged disaster: guests ignore shutdown requests. */
+  hangGuestShutdown = false;
+  private readonly state: PersistedState;
+  private readonly stateFile: string;
+  private readonly disks: DiskFiles;
+  private readonly journal: Journal;
+
+  constructor(private readonly options: SimulatedSiteOptions) {
+    this.site = options.name;
+    mkdirSync(options.dataDir, { recursive: true });
+    this.stateFile = path.join(options.dataDir, 'state.json');
+    this.state = readJson<PersistedState>(this.stateFile, () => ({ vms: {}, disks: {}, events: [], nextEvent: 1 }));
+    this.disks = new DiskFiles(options.dataDir);
+    this.journal = new Journal(path.join(options.dataDir, 'journal'));
+  }
+
+  close(): void {
+    this.disks.closeAll();
+    this.journal.close();
+  }
+
+  private save(): void {
+    writeJsonAtomically(this.stateFile, this.state);
+  }
+
+  private record(type: string, vm?: string, detail?: Record<string, unknown>): void {
+    this.state.events.push({ sequence: this.state.nextEvent++, at: Date.now(), type, ...(vm ? { vm } : {}), ...(detail ? { detail } : {}) });
+    if (this.state.events.length > EVENTS_KEPT) this.state.events.splice(0, this.state.events.length - EVENTS_KEPT);
+  }
+
+  private vm(name: string): Vm {
+    const vm = this.state.vms[name];
+    if (!vm) throw siteError('VmNotFound', `VM "${name}" does not exist at site ${this.site}`);
+    return vm;
+  }
+
+  private disk(id: string): VirtualDisk {
+    const disk = this.state.disks[id];
+    if (!disk) throw siteError('DiskNotFound', `disk "${id}" does not exist at site ${this.site}`);
+    return disk;
+  }
+
+  private checkPlacement(p: Placement): void {
+    const inv = this.options.inventory;
+    const missing = [
+      !inv.datacenters.includes(p.datacenter) && `datacenter "${p.datacenter}"`,
+      !inv.clusters.some((c) => c.name === p.cluster && c.datacenter === p.datacenter) && `cluster "${p.cluster}" in ${p.datacenter}`,
+      p.resourcePool !== undefined && !inv.resourcePools.some((r) => r.name === p.resourcePool && r.cluster === p.cluster) && `resource pool "${p.resourcePool}" in ${p.cluster}`,
+      !inv.datastores.some((d) => d.name === p.datastore) && `datastore "${p.datastore}"`,
+    ].filter(Boolean);
+    if (missing.length > 0) throw siteError('UnknownPlacement', `site ${this.site} has no ${missing.join(', ')}`);
+  }
+
+  private checkNetworks(networks: string[]): void {
+    const unknown = networks.filter((n) => !this.options.inventory.networks.includes(n));
+    if (unknown.length > 0) throw siteError('UnknownPlacement', `site ${this.site} has no network ${unknown.map((n) => `"${n}"`).join(', ')}`);
+  }
+
+  inventory(): Promise<Inventory> {
+    return Promise.resolve({ site: this.site, ...this.options.inventory });
+  }
+
+  listVms(): Promise<Vm[]> {
+    return Promise.resolve(Object.values(this.state.vms).sort((a, b) => a.name.localeCompare(b.name)));
+  }
+
+  getVm(name: string): Promise<Vm> {
+    return Promise.resolve(this.vm(name));
+  }
+
+  registerVm(spec: RegisterVmSpec): Promise<Vm> {
+    const kind = spec.kind ?? 'vm';
+    const existing = this.state.vms[spec.name];
+    if (existing) {
+      if (existing.kind !== kind) throw siteError('NameConflict', `"${spec.name}" already exists at site ${this.site} as a ${existing.kind}`);
+      return Promise.resolve(existing);
+    }
+    this.checkPlacement(spec.placement);
+    this.checkNetworks(spec.nics.map((n) => n.network));
+    for (const id of spec.diskIds) this.disk(id);
+    const owner = Object.values(this.state.vms).find((v) => v.diskIds.some((d) => spec.diskIds.includes(d)));
+    if (owner) throw siteError('NameConflict', `a disk of "${spec.name}" is already attached to "${owner.name}"`);
+    const vm: Vm = {
+      name: spec.name,
+      kind,
+      cpus: spec.cpus,
+      memoryMiB: spec.memoryMiB,
+      placement: spec.placement,
+      ...(spec.storagePolicy ? { storagePolicy: spec.storagePolicy } : {}),
+      nics: spec.nics,
+      diskIds: spec.diskIds,
+      powerState: 'poweredOff',
+      metadata: spec.metadata ?? {},
+    };
+    this.state.vms[spec.name] = vm;
+    this.record('VmRegistered', spec.name, { kind });
+    this.save();
+    return Promise.resolve(vm);
+  }
+
+  unregisterVm(name: string, options: { deleteDisks?: boolean } = {}): Promise<void> {
+    const vm = this.state.vms[name];
+    if (!vm) return Promise.resolve();
+    if (vm.powerState !== 'poweredOff') throw siteError('InvalidPowerState', `VM "${name}" is powered on; power it off before unregistering`);
+    delete this.state.vms[name];
+    if (options.deleteDisks) for (const id of vm.diskIds) this.removeDisk(id);
+    this.record('VmUnregistered', name, { deleteDisks: Boolean(options.deleteDisks) });
+    this.save();
+    return Promise.resolve();
+  }
+
+  reconfigureVm(name: string, changes: ReconfigureSpec): Promise<Vm> {
+    const vm = this.vm(name);
+    if (vm.powerState !== 'poweredOff') throw siteError('InvalidPowerState', `VM "${name}" must be powered off to be reconfigured`);
+    if (changes.nics) this.checkNetworks(changes.nics.map((n) => n.network));
+    if (changes.storagePolicy !== undefined && !this.options.inventory.storagePolicies.includes(changes.storagePolicy)) {
+      throw siteError('UnknownPlacement', `site ${this.site} has no storage policy "${changes.storagePolicy}"`);
+    }
+    Object.assign(vm, changes);
+    this.record('VmReconfigured', name, { ...changes });
+    this.save();
+    return Promise.resolve(vm);
+  }
+
+  powerOn(name: string): Promise<Vm> {
+    const vm = this.vm(name);
+    if (vm.powerState === 'poweredOn') return Promise.resolve(vm);
+    for (const id of vm.diskIds) this.disk(id);
+    vm.powerState = 'poweredOn';
+    vm.poweredOnAt = Date.now();
+    this.record('VmPoweredOn', name);
+    this.save();
+    return Promise.resolve(vm);
+  }
+
+  async shutdownGuest(name: string, timeoutMs: number): Promise<ShutdownOutcome> {
+    const vm = this.vm(name);
+    if (vm.powerState === 'poweredOff') return 'alreadyOff';
+    this.record('GuestShutdownRequested', name, { timeoutMs });
+    this.save();
+    if (this.hangGuestShutdown || this.options.shutdownMs > timeoutMs) {
+      await new Promise((r) => setTimeout(r, timeoutMs));
+      this.record('GuestShutdownTimedOut', name, { timeoutMs });
+      this.save();
+      throw siteError('GuestShutdownTimeout', `the guest of "${name}" did not shut down within ${timeoutMs} ms`);
+    }
+    await new Promise((r) => setTimeout(r, this.options.shutdownMs));
+    if (vm.powerState === 'poweredOn') {
+      vm.powerState = 'poweredOff';
+      delete vm.poweredOnAt;
+      this.record('VmPoweredOff', name, { by: 'guest' });
+      this.save();
+    }
+    return 'shutDown';
+  }
+
+  powerOff(name: string): Promise<Vm> {
+    const vm = this.vm(name);
+    if (vm.powerState === 'poweredOff') return Promise.resolve(vm);
+    vm.powerState = 'poweredOff';
+    delete vm.poweredOnAt;
+    this.record('VmPoweredOff', name, { by: 'hard power-off' });
+    this.save();
+    return Promise.resolve(vm);
+  }
+
+  guestHeartbeat(name: string): Promise<GuestHeartbeat> {
+    const vm = this.vm(name);
+    const booted = vm.powerState === 'poweredOn' && vm.poweredOnAt !== undefined && Date.now() - vm.poweredOnAt >= this.options.bootMs;
+    return Promise.resolve(booted ? 'green' : 'gray');
+  }
+
+  async deployRocva(spec: RocvaSpec): Promise<Vm> {
+    const { externalReplication, internal, management } = spec.networks;
+    const vm = await this.registerVm({
+      name: spec.name,
+      kind: 'rocva',
+      cpus: 4,
+      memoryMiB: 8192,
+      placement: spec.placement,
+      nics: [{ network: externalReplication }, { network: internal }, { network: management }],
+      diskIds: [],
+      metadata: { role: 'recovery appliance' },
+    });
+    return this.powerOn(vm.name);
+  }
+
+  async destroyRocva(name: string): Promise<void> {
+    const vm = this.state.vms[name];
+    if (!vm) return;
+    if (vm.kind !== 'rocva') throw siteError('NameConflict', `"${name}" is a ${vm.kind}, not a recovery appliance`);
+    await this.powerOff(name);
+    await this.unregisterVm(name);
+  }
+
+  createDisk(spec: CreateDiskSpec): Promise<VirtualDisk> {
+    const existing = this.state.disks[spec.id];
+    if (existing) {
+      if (existing.sizeBytes !== spec.sizeBytes || existing.datastore !== spec.datastore) {
+        throw siteError('NameConflict', `disk "${spec.id}" exists with ${existing.sizeBytes} bytes on ${existing.datastore}`);
+      }
+      return Promise.resolve(existing);
+    }
+    if (!this.options.inventory.datastores.some((d) => d.name === spec.datastore)) throw siteError('UnknownPlacement', `site ${this.site} has no datastore "${spec.datastore}"`);
+    this.disks.create(spec.datastore, spec.id, spec.sizeBytes);
+    const disk: VirtualDisk = { id: spec.id, datastore: spec.datastore, sizeBytes: spec.sizeBytes, protected: spec.protected };
+    this.state.disks[spec.id] = disk;
+    this.record('DiskCreated', undefined, { disk: spec.id, sizeBytes: spec.sizeBytes });
+    this.save();
+    return Promise.resolve(disk);
+  }
+
+  getDisk(id: string): Promise<VirtualDisk> {
+    return Promise.resolve(this.disk(id));
+  }
+
+  private removeDisk(id: string): void {
+    const disk = this.state.disks[id];
+    if (!disk) return;
+    this.disks.remove(disk.datastore, id);
+    delete this.state.disks[id];
+    this.record('DiskDeleted', undefined, { disk: id });
+  }
+
+  deleteDisk(id: string): Promise<void> {
+    const owner = Object.values(this.state.vms).find((v) => v.diskIds.includes(id));
+    if (owner) throw siteError('NameConflict', `disk "${id}" is attached to "${owner.name}"`);
+    this.removeDisk(id);
+    this.save();
+    return Promise.resolve();
+  }
+
+  private checkRange(disk: VirtualDisk, offset: number, length: number): void {
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0 || offset + length > disk.sizeBytes) {
+      throw siteError('RangeOutOfDisk', `range ${offset}+${length} is outside disk "${disk.id}" (${disk.sizeBytes} bytes)`);
+    }
+  }
+
+  readDisk(diskId: string, offset: number, length: number): Promise<Buffer> {
+    const disk = this.disk(diskId);
+    this.checkRange(disk, offset, length);
+    return Promise.resolve(this.disks.read(disk.datastore, diskId, offset, length));
+  }
+
+  writeDisk(diskId: string, offset: number, data: Buffer): Promise<void> {
+    this.guestWrite(diskId, offset, data);
+    return Promise.resolve();
+  }
+
+  /**
+   * The one write path, for guests (the workload) and API writers alike: journaled first when the
+   * disk is protected, so replication sees every acknowledged write. Returns the journal position
+   * (sequence 0 for unprotected disks) and the acknowledgement time.
+   */
+  guestWrite(diskId: string, offset: number, data: Buffer): { sequence: number; timestamp: number } {
+    const disk = this.disk(diskId);
+    this.checkRange(disk, offset, data.length);
+    const timestamp = Date.now();
+    let sequence = 0;
+    if (disk.protected) {
+      const owner = Object.values(this.state.vms).find((v) => v.diskIds.includes(diskId));
+      sequence = this.journal.append(owner?.name ?? '', diskId, offset, data, timestamp);
+    }
+    this.disks.write(disk.datastore, diskId, offset, data);
+    return { sequence, timestamp };
+  }
+
+  readJournal(options: ReadJournalOptions): Promise<JournalBatch> {
+    return Promise.resolve(this.journal.read(options));
+  }
+
+  trimJournal(upToSequence: number): Promise<void> {
+    this.journal.trim(upToSequence);
+    return Promise.resolve();
+  }
+
+  events(afterSequence = 0): Promise<SiteEvent[]> {
+    return Promise.resolve(this.state.events.filter((e) => e.sequence > afterSequence));
+  }
+}

@@ -1,0 +1,139 @@
+import { createHash } from 'node:crypto';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import type { SimulatedSite } from './simulated/site';
+
+/**
+ * A guest workload: writes to the disks of running protected VMs at a set rate and pattern,
+ * through the site's journaled write path. Every write's content is derived from (seed, write
+ * number), and the workload keeps its own record (a JSON line per write), so that any disk can
+ * be recomputed as it was at any journal position or instant and compared byte for byte.
+ */
+export type WorkloadPattern = 'sequential' | 'random' | 'hotspot';
+
+export interface WorkloadSettings {
+  writesPerSecond: number;
+  blockSize: number;
+  pattern: WorkloadPattern;
+  seed: string;
+  /** Limit to these VMs; default every running VM with a protected disk. */
+  vms?: string[];
+}
+
+export interface WorkloadWrite {
+  seed: string;
+  /** Write number: with the seed, it determines the bytes. */
+  n: number;
+  sequence: number;
+  at: number;
+  vm: string;
+  diskId: string;
+  offset: number;
+  length: number;
+}
+
+export function blockContent(seed: string, n: number, length: number): Buffer {
+  const out = Buffer.alloc(length);
+  let state = createHash('sha256').update(`${seed}:${n}`).digest();
+  for (let position = 0; position < length; position += state.length) {
+    state.copy(out, position, 0, Math.min(state.length, length - position));
+    state = createHash('sha256').update(state).digest();
+  }
+  return out;
+}
+
+export function readWorkloadRecord(file: string): WorkloadWrite[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => line.length > 0)
+    .map((line) => JSON.parse(line) as WorkloadWrite);
+}
+
+/**
+ * What a disk holds after the recorded writes up to a journal position (inclusive) or an instant
+ * (epoch ms, inclusive), starting from the zeros of a new sparse disk.
+ */
+export function expectedDiskContent(
+  record: WorkloadWrite[],
+  diskId: string,
+  sizeBytes: number,
+  upTo: { sequence: number } | { instant: number },
+): Buffer {
+  const image = Buffer.alloc(sizeBytes);
+  for (const w of record) {
+    if (w.diskId !== diskId) continue;
+    if ('sequence' in upTo ? w.sequence > upTo.sequence : w.at > upTo.instant) continue;
+    blockContent(w.seed, w.n, w.length).copy(image, w.offset);
+  }
+  return image;
+}
+
+export class Workload {
+  private timer: NodeJS.Timeout | undefined;
+  private settings: WorkloadSettings | undefined;
+  private n: number;
+  private cursor = new Map<string, number>();
+  private started = 0;
+  private issued = 0;
+
+  constructor(
+    private readonly site: SimulatedSite,
+    private readonly recordFile: string,
+  ) {
+    this.n = readWorkloadRecord(recordFile).reduce((max, w) => Math.max(max, w.n), 0);
+  }
+
+  status() {
+    return { running: this.timer !== undefined, settings: this.settings ?? null, writes: this.n, recordFile: this.recordFile };
+  }
+
+  start(settings: WorkloadSettings): void {
+    this.stop();
+    this.settings = settings;
+    this.started = Date.now();
+    this.issued = 0;
+    this.timer = setInterval(() => void this.tick(), 20);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private async targets(): Promise<Array<{ vm: string; diskId: string; sizeBytes: number }>> {
+    const vms = (await this.site.listVms()).filter((vm) => vm.powerState === 'poweredOn' && vm.kind === 'vm' && (!this.settings?.vms || this.settings.vms.includes(vm.name)));
+    const disks = await Promise.all(vms.flatMap((vm) => vm.diskIds.map(async (id) => ({ vm: vm.name, disk: await this.site.getDisk(id) }))));
+    return disks.filter((d) => d.disk.protected).map((d) => ({ vm: d.vm, diskId: d.disk.id, sizeBytes: d.disk.sizeBytes }));
+  }
+
+  private async tick(): Promise<void> {
+    const settings = this.settings;
+    if (!settings) return;
+    const due = Math.floor(((Date.now() - this.started) / 1000) * settings.writesPerSecond) - this.issued;
+    if (due <= 0) return;
+    this.issued += due;
+    const targets = await this.targets();
+    if (targets.length === 0) return;
+    for (let i = 0; i < due; i++) {
+      const n = ++this.n;
+      const target = targets[n % targets.length];
+      const blocks = Math.floor(target.sizeBytes / settings.blockSize);
+      const offset = this.nextBlock(settings, target.diskId, blocks, n) * settings.blockSize;
+      const { sequence, timestamp } = this.site.guestWrite(target.diskId, offset, blockContent(settings.seed, n, settings.blockSize));
+      // Recorded right after each write: a killed site loses at most the one write in flight from its record.
+      const entry: WorkloadWrite = { seed: settings.seed, n, sequence, at: timestamp, vm: target.vm, diskId: target.diskId, offset, length: settings.blockSize };
+      appendFileSync(this.recordFile, `${JSON.stringify(entry)}\n`);
+    }
+  }
+
+  private nextBlock(settings: WorkloadSettings, diskId: string, blocks: number, n: number): number {
+    const random = createHash('sha256').update(`${settings.seed}:offset:${n}`).digest().readUInt32BE(0);
+    if (settings.pattern === 'sequential') {
+      const next = ((this.cursor.get(diskId) ?? -1) + 1) % blocks;
+      this.cursor.set(diskId, next);
+      return next;
+    }
+    if (settings.pattern === 'hotspot' && random % 10 < 8) return random % Math.max(1, Math.floor(blocks / 10));
+    return random % blocks;
+  }
+}

@@ -1,0 +1,85 @@
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { SiteDefinition } from '../../sites/config';
+import { startSiteService, type SiteService } from '../../sites/launch';
+import { freePort } from '../../stack/ports';
+
+type SiteInput = Omit<SiteDefinition, 'port' | 'adminPort'> & Partial<Pick<SiteDefinition, 'port' | 'adminPort'>>;
+
+/** A small primary with a protected domain `demo` (tiny disks) and an empty recovery site, for tests. */
+export function testSiteDefinitions(): SiteInput[] {
+  return [
+    {
+      name: 'primary',
+      bootMs: 800,
+      shutdownMs: 300,
+      inventory: {
+        datacenters: ['dc-a'],
+        clusters: [{ name: 'cluster-a1', datacenter: 'dc-a' }],
+        resourcePools: [{ name: 'prod', cluster: 'cluster-a1' }],
+        datastores: [{ name: 'ds-a', capacityBytes: 1024 ** 4 }],
+        networks: ['prod-db', 'prod-app', 'a-replication', 'a-management'],
+        storagePolicies: ['gold'],
+      },
+      protectedDomains: [
+        {
+          name: 'demo',
+          placement: { datacenter: 'dc-a', cluster: 'cluster-a1', resourcePool: 'prod', datastore: 'ds-a' },
+          vms: [
+            { name: 'db-1', cpus: 4, memoryMiB: 8192, network: 'prod-db', address: '10.10.1.10', diskMiB: [2, 1] },
+            { name: 'app-1', cpus: 2, memoryMiB: 4096, network: 'prod-app', address: '10.10.2.21', diskMiB: [1] },
+          ],
+        },
+      ],
+    },
+    {
+      name: 'recovery',
+      bootMs: 800,
+      shutdownMs: 300,
+      inventory: {
+        datacenters: ['dc-b'],
+        clusters: [{ name: 'cluster-b1', datacenter: 'dc-b' }],
+        resourcePools: [{ name: 'dr-pool', cluster: 'cluster-b1' }],
+        datastores: [{ name: 'ds-b', capacityBytes: 1024 ** 4 }],
+        networks: ['dr-db', 'dr-app', 'dr-replication', 'dr-rocva-internal', 'dr-management'],
+        storagePolicies: ['gold'],
+      },
+      protectedDomains: [],
+    },
+  ];
+}
+
+export interface TestSites {
+  sitesFile: string;
+  token: string;
+  start(name: string): Promise<SiteService>;
+}
+
+/** Writes the definitions with free ports into `dir` and starts sites from them on demand. */
+export async function prepareTestSites(dir: string, definitions: SiteInput[] = testSiteDefinitions()): Promise<TestSites> {
+  const sites = await Promise.all(definitions.map(async (d) => ({ ...d, port: d.port ?? (await freePort()), adminPort: d.adminPort ?? (await freePort()) })));
+  const sitesFile = path.join(dir, 'sites.json');
+  writeFileSync(sitesFile, JSON.stringify({ sites }));
+  const token = randomBytes(16).toString('hex');
+  return {
+    sitesFile,
+    token,
+    start: (name) => {
+      const d = sites.find((s) => s.name === name);
+      if (!d) throw new Error(`no test site ${name}`);
+      return startSiteService({ site: name, dataDir: path.join(dir, name), logFile: path.join(dir, `${name}.log`), token, sitesFile, definitionPorts: { port: d.port, adminPort: d.adminPort } });
+    },
+  };
+}
+
+/** Staged disasters through the site's admin port. */
+export async function admin(site: SiteService, token: string, path: string, body?: unknown, method = 'POST'): Promise<Record<string, unknown>> {
+  const res = await fetch(`${site.adminUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  if (!res.ok) throw new Error(`admin ${path} answered ${res.status}: ${await res.text()}`);
+  return (await res.json()) as Record<string, unknown>;
+}
