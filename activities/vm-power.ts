@@ -1,6 +1,10 @@
+import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
+import type { SiteProvider } from '../sites/provider';
+import { atSite } from './site-failures';
+
 /**
- * What the power-on plan asks of the recovery site's VMs. Implemented on top of the site provider
- * (sites/provider.ts) by createVmPowerActivities; the workflow sees only these signatures.
+ * What the power-on plan asks of the recovery site's VMs, implemented on the site provider; the
+ * workflow sees only these signatures.
  */
 export interface PowerOnVmInput {
   vm: string;
@@ -17,4 +21,34 @@ export interface VmPowerActivities {
   powerOnVm(input: PowerOnVmInput): Promise<{ alreadyOn: boolean }>;
   /** Polls the guest heartbeat, heartbeating to Temporal, until it is seen or `notAfter` passes (non-retryable then). */
   waitForGuestHeartbeat(input: WaitForGuestHeartbeatInput): Promise<{ waitedMs: number }>;
+}
+
+export interface VmPowerDependencies {
+  provider: SiteProvider;
+  /** How often the guest heartbeat is polled. */
+  heartbeatPollMs?: number;
+}
+
+export function createVmPowerActivities({ provider, heartbeatPollMs = 500 }: VmPowerDependencies): VmPowerActivities {
+  return {
+    async powerOnVm({ vm }) {
+      const before = await atSite(() => provider.getVm(vm));
+      if (before.powerState === 'poweredOn') return { alreadyOn: true };
+      await atSite(() => provider.powerOn(vm));
+      return { alreadyOn: false };
+    },
+
+    async waitForGuestHeartbeat({ vm, notAfter }) {
+      const started = Date.now();
+      for (;;) {
+        heartbeat({ vm, waitedMs: Date.now() - started });
+        if ((await atSite(() => provider.guestHeartbeat(vm))) === 'green') return { waitedMs: Date.now() - started };
+        if (Date.now() >= notAfter) {
+          throw ApplicationFailure.nonRetryable(`the guest of ${vm} did not heartbeat before ${new Date(notAfter).toISOString()}`, 'HeartbeatTimeout');
+        }
+        // Context.sleep ends early when the activity is cancelled, so a cancelled operation stops polling.
+        await Context.current().sleep(heartbeatPollMs);
+      }
+    },
+  };
 }

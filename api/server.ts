@@ -10,7 +10,11 @@ import { createApp } from './app';
 import { readTokenFile } from './auth';
 import { operationsRouter } from './operations';
 import { runbooksRouter } from './runbooks';
+import type { RecoverySiteInventory } from '../runbooks/inventory';
 import { RunbookStore } from '../runbooks/store';
+import type { SiteClient } from '../sites/client';
+import { loadSiteDefinitions } from '../sites/config';
+import { readSiteTokens, siteClients } from '../sites/registry';
 
 stopWhenOrphaned();
 
@@ -23,6 +27,21 @@ async function main(): Promise<void> {
   await checkS3Reachable(s3, settings.s3);
 
   const runbooks = new RunbookStore(s3, settings.s3);
+  const sites = process.env.DR_SITE_TOKENS_FILE ? siteClients(loadSiteDefinitions(), readSiteTokens(process.env.DR_SITE_TOKENS_FILE)) : new Map<string, SiteClient>();
+  // Runbooks are checked against the recovery site's live inventory when the API can reach it.
+  const inventoryFor = async (name: string): Promise<RecoverySiteInventory | undefined> => {
+    const site = sites.get(name);
+    if (!site) return undefined;
+    const inventory = await site.inventory();
+    return {
+      datacenters: inventory.datacenters,
+      clusters: inventory.clusters.map((c) => c.name),
+      resourcePools: inventory.resourcePools.map((r) => r.name),
+      datastores: inventory.datastores.map((d) => d.name),
+      networks: inventory.networks,
+      storagePolicies: inventory.storagePolicies,
+    };
+  };
   const app = createApp({
     log,
     tokens,
@@ -37,7 +56,7 @@ async function main(): Promise<void> {
       { name: 's3', target: `${settings.s3.endpoint} (bucket ${settings.s3.bucket})`, check: () => checkS3Reachable(s3, settings.s3) },
     ],
     routers: [
-      runbooksRouter({ store: runbooks, log }),
+      runbooksRouter({ store: runbooks, log, inventoryFor }),
       operationsRouter({ client: temporal, runbooks, log, ...(process.env.DR_TEMPORAL_UI_URL ? { webUiUrl: process.env.DR_TEMPORAL_UI_URL } : {}) }),
     ],
   });

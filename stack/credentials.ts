@@ -52,3 +52,13 @@ export function readLocalToken(dataDir: string, role: Role): string {
   if (!found) throw new Error(`no local ${role} token in ${file}`);
   return found.token;
 }
+
+/** One API token per simulated site, generated once; sites and their workers get theirs by environment. */
+export function ensureSiteTokens(dataDir: string, sites: string[]): { file: string; tokens: Record<string, string> } {
+  const file = path.join(dataDir, 'secrets', 'site-tokens.json');
+  const tokens = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>) : {};
+  const missing = sites.filter((s) => !tokens[s]);
+  for (const site of missing) tokens[site] = randomBytes(24).toString('base64url');
+  if (missing.length > 0 || !existsSync(file)) writeSecret(file, JSON.stringify(tokens, null, 2));
+  return { file, tokens };
+}

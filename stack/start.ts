@@ -13,7 +13,9 @@ import { connectClient } from '../common/temporal';
 import { storagePreflight } from '../workflows/storage-preflight';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../workflows/task-queues';
 import { startChild, stopAllChildren, stopWhenOrphaned, waitUntilReady, type ChildHandle } from './child-process';
-import { ensureEmbeddedSecrets } from './credentials';
+import { loadSiteDefinitions } from '../sites/config';
+import { startSiteService } from '../sites/launch';
+import { ensureEmbeddedSecrets, ensureSiteTokens } from './credentials';
 import { tcpReachable } from './ports';
 import { portsBesideS3, startSeaweedFs } from './seaweedfs';
 import { TEMPORAL_BINARY, WEED_BINARY } from './servers';
@@ -59,13 +61,15 @@ async function waitForPoller(client: Client, namespace: string, taskQueue: strin
 async function main(): Promise<void> {
   const environment: Environment = readEnvironment();
   const settings = settingsFrom(environment);
-  const sites = (process.env.DR_SITES ?? 'primary,recovery').split(',').map((s) => s.trim()).filter(Boolean);
+  const siteDefinitions = loadSiteDefinitions();
+  const sites = siteDefinitions.map((d) => d.name);
   mkdirSync(settings.dataDir, { recursive: true });
   mkdirSync(settings.logDir, { recursive: true });
   const secrets = ensureEmbeddedSecrets(settings.dataDir);
+  const siteTokens = ensureSiteTokens(settings.dataDir, sites);
   if (settings.temporal.embedded || settings.s3.embedded) requireInstalledServers();
 
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, DR_API_TOKENS_FILE: secrets.apiTokensFile };
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, DR_API_TOKENS_FILE: secrets.apiTokensFile, DR_SITE_TOKENS_FILE: siteTokens.file };
   const servers: Array<Promise<void>> = [];
 
   let uiUrl: string | undefined;
@@ -127,8 +131,31 @@ async function main(): Promise<void> {
     : await connectClient(settings.temporal);
   const namespace = settings.temporal.namespace;
 
+  for (const d of siteDefinitions) {
+    await refuseBusyPort(d.port, `site ${d.name}`, 'DR_SITES_FILE (its ports)');
+    await refuseBusyPort(d.adminPort, `site ${d.name} admin API`, 'DR_SITES_FILE (its ports)');
+  }
+  say(`starting sites: ${siteDefinitions.map((d) => `${d.name} (:${d.port})`).join(', ')}`);
+  const siteServices = await Promise.all(
+    siteDefinitions.map((d) =>
+      startSiteService({
+        site: d.name,
+        dataDir: path.join(settings.dataDir, 'sites', d.name),
+        logFile: path.join(settings.logDir, `site-${d.name}.log`),
+        token: siteTokens.tokens[d.name],
+        ...(process.env.DR_SITES_FILE ? { sitesFile: process.env.DR_SITES_FILE } : {}),
+        definitionPorts: { port: d.port, adminPort: d.adminPort },
+      }),
+    ),
+  );
+  say('sites healthy');
+
   const orchestration = startNodeProcess('worker-orchestration', 'worker/main.ts', ['--orchestration'], settings, childEnv);
-  const siteWorkers = sites.map((site) => ({ site, child: startNodeProcess(`worker-site-${site}`, 'worker/main.ts', ['--site', site], settings, childEnv) }));
+  const siteWorkers = siteServices.map((service, i) => {
+    const site = sites[i];
+    const env = { ...childEnv, DR_SITE_URL: service.url, DR_SITE_TOKEN: siteTokens.tokens[site] };
+    return { site, child: startNodeProcess(`worker-site-${site}`, 'worker/main.ts', ['--site', site], settings, env) };
+  });
   say(`starting workers: orchestration, ${sites.map((s) => `site ${s}`).join(', ')}`);
   await Promise.all([
     waitUntilReady(orchestration, () => waitForPoller(client, namespace, ORCHESTRATION_TASK_QUEUE, 'workflow'), 120_000),
@@ -156,6 +183,15 @@ async function main(): Promise<void> {
     say(`storage preflight from site ${site}: conditional writes ${enforced ? 'enforced' : 'NOT ENFORCED — ownership fencing is unsafe on this store'}`);
   }
 
+  const siteLines = await Promise.all(
+    siteServices.map(async (service, i) => {
+      const vms = await service.client.listVms();
+      const running = vms.filter((v) => v.powerState === 'poweredOn').length;
+      const workload = siteDefinitions[i].workload;
+      return `    Site ${sites[i].padEnd(10)} ${service.url}  ${vms.length} VM(s), ${running} running${workload ? `, workload ${workload.writesPerSecond} writes/s` : ''}  (admin ${service.adminUrl})`;
+    }),
+  );
+
   console.log(`
   DR orchestrator is up (${elapsed()}).
     Temporal Web UI  ${uiUrl ?? '(external cluster: use its own UI)'}
@@ -163,11 +199,12 @@ async function main(): Promise<void> {
     S3 storage site  ${childEnv.S3_ENDPOINT ?? settings.s3.endpoint} bucket ${settings.s3.bucket}
     API              ${apiUrl}   (health: ${apiUrl}/healthz)
     API tokens       ${secrets.apiTokenPlainFile}
+${siteLines.join('\n')}
     Logs             ${settings.logDir}
   Press Ctrl-C to stop everything.
 `);
 
-  for (const child of [orchestration, api, ...siteWorkers.map((s) => s.child)]) {
+  for (const child of [orchestration, api, ...siteWorkers.map((s) => s.child), ...siteServices.map((s) => s.process)]) {
     void child.exited.then((code) => {
       if (!stopping) say(`${child.name} exited with ${code ?? 'a signal'}; see ${child.logFile}`);
     });

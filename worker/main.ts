@@ -3,6 +3,7 @@
  * that site's activities on its own task queue (a forced failover schedules nothing there once
  * the site is gone, so each site's worker lives and dies with its site).
  */
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Worker } from '@temporalio/worker';
 import { loadSettings } from '../common/config';
@@ -10,6 +11,8 @@ import { stopWhenOrphaned } from '../stack/child-process';
 import { OperatorError } from '../common/errors';
 import { createLogger } from '../common/logger';
 import { createS3Client, checkS3Reachable } from '../common/s3';
+import { fileSecretResolver } from '../common/secrets';
+import { SiteClient } from '../sites/client';
 import { connectWorker } from '../common/temporal';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../workflows/task-queues';
 import { installRuntimeLogging } from './runtime';
@@ -40,11 +43,16 @@ async function main(): Promise<void> {
   async function createSiteWorker(site: string) {
     const s3 = createS3Client(settings.s3);
     await checkS3Reachable(s3, settings.s3);
+    const url = process.env.DR_SITE_URL;
+    const token = process.env.DR_SITE_TOKEN;
+    if (!url || !token) throw new OperatorError(`the worker of site ${site} needs DR_SITE_URL and DR_SITE_TOKEN (its site's API)`);
+    const provider = new SiteClient({ site, url, token });
+    const secrets = fileSecretResolver(process.env.DR_SECRETS_FILE ?? path.join(settings.dataDir, 'secrets', 'named-secrets.json'));
     return Worker.create({
       connection,
       namespace: settings.temporal.namespace,
       taskQueue: siteTaskQueue(site),
-      activities: createSiteActivities({ site, s3, s3Settings: settings.s3 }),
+      activities: createSiteActivities({ site, s3, s3Settings: settings.s3, provider, secrets }),
     });
   }
 

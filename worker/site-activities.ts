@@ -1,16 +1,24 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { S3Settings } from '../common/config';
 import { createStoragePreflightActivities } from '../activities/storage-preflight';
+import { createVmPowerActivities } from '../activities/vm-power';
+import { createWebhookActivities } from '../activities/webhook';
+import type { SecretResolver } from '../common/secrets';
+import type { SiteProvider } from '../sites/provider';
 
 export interface SiteActivityDependencies {
   site: string;
   s3: S3Client;
   s3Settings: S3Settings;
+  provider: SiteProvider;
+  secrets: SecretResolver;
 }
 
 /** Every activity a site worker offers on its task queue, built from that site's clients. */
 export function createSiteActivities(deps: SiteActivityDependencies) {
   return {
     ...createStoragePreflightActivities(deps),
+    ...createVmPowerActivities(deps),
+    ...createWebhookActivities(deps),
   };
 }

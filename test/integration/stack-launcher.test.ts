@@ -8,9 +8,11 @@ import { Client, Connection } from '@temporalio/client';
 import { PROJECT_ROOT } from '../../common/config';
 import { startChild, type ChildHandle } from '../../stack/child-process';
 import { freePort, freePortWithGrpcCompanion } from '../../stack/ports';
+import { prepareTestSites } from '../harness/sites';
 import { startTestStack, type TestStack } from '../harness/stack';
 
 const launchers: ChildHandle[] = [];
+let sitesFile: string;
 
 function launcher(name: string, dir: string, env: NodeJS.ProcessEnv): ChildHandle {
   const child = startChild({
@@ -19,7 +21,7 @@ function launcher(name: string, dir: string, env: NodeJS.ProcessEnv): ChildHandl
     args: ['--import', 'tsx', path.join(PROJECT_ROOT, 'stack/start.ts')],
     logFile: path.join(dir, `${name}.out`),
     cwd: PROJECT_ROOT,
-    env: { ...process.env, DR_DATA_DIR: path.join(dir, 'data'), DR_LOG_DIR: path.join(dir, 'logs'), DR_SITES: 'primary', ...env },
+    env: { ...process.env, DR_DATA_DIR: path.join(dir, 'data'), DR_LOG_DIR: path.join(dir, 'logs'), DR_SITES_FILE: sitesFile, ...env },
   });
   launchers.push(child);
   return child;
@@ -52,6 +54,9 @@ function processesUsing(dir: string): string[] {
 
 describe('npm start: the embedded stack launcher', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'dr-launcher-'));
+  before(async () => {
+    sitesFile = (await prepareTestSites(dir)).sitesFile;
+  });
   after(async () => {
     // A failed assertion must not leave a launcher (and its servers) running.
     for (const child of launchers) {
@@ -71,6 +76,8 @@ describe('npm start: the embedded stack launcher', () => {
     const first = launcher('first', dir, ports);
     const out = await outputOf(first, /Press Ctrl-C/);
     assert.match(out, /storage preflight from site primary: conditional writes enforced/, out);
+    assert.match(out, /storage preflight from site recovery: conditional writes enforced/, out);
+    assert.match(out, /Site primary\s+http:\/\/127\.0\.0\.1:\d+\s+2 VM\(s\), 2 running/, out);
     const uiUrl = out.match(/Temporal Web UI\s+(\S+)/)?.[1];
     const apiUrl = out.match(/API\s+(http\S+)/)?.[1];
     assert.ok(uiUrl && apiUrl, out);
@@ -96,7 +103,7 @@ describe('npm start: the embedded stack launcher', () => {
       const client = new Client({ connection });
       const runs: string[] = [];
       for await (const w of client.workflow.list({ query: `WorkflowType = 'storagePreflight'` })) runs.push(w.workflowId);
-      assert.equal(runs.length, 2, 'the first start’s workflow history survived the restart');
+      assert.equal(runs.length, 4, 'the first start’s workflow history survived the restart (2 sites × 2 starts)');
     } finally {
       await connection.close();
     }

@@ -1,0 +1,20 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import { SiteError } from '../sites/provider';
+
+/** Site errors that retrying cannot heal: the request itself is wrong for this site. */
+const PERMANENT = new Set(['VmNotFound', 'DiskNotFound', 'NameConflict', 'UnknownPlacement', 'InvalidRequest', 'RangeOutOfDisk', 'Unauthorized']);
+
+/**
+ * Runs a site call and turns its typed error into a Temporal failure of the same type, so
+ * workflows can name it in `nonRetryableErrorTypes` and operators see the site's own words.
+ */
+export async function atSite<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof SiteError) {
+      throw ApplicationFailure.create({ type: error.code, message: error.message, nonRetryable: PERMANENT.has(error.code) });
+    }
+    throw error;
+  }
+}
