@@ -1,0 +1,96 @@
+/**
+ * The power-on plan driving a real simulated site through its worker: order, delays and guest
+ * heartbeat waits are checked from the site's own event timestamps.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Worker } from '@temporalio/worker';
+import { createVmPowerActivities } from '../../activities/vm-power';
+import type { SiteService } from '../../sites/launch';
+import { validateRunbook } from '../../runbooks/validate';
+import { powerOnPlan } from '../../workflows/power-on-plan';
+import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../../workflows/task-queues';
+import { prepareTestSites } from '../harness/sites';
+import { startTestStack, type TestStack } from '../harness/stack';
+
+const RUNBOOK = `apiVersion: dr.example.io/v1alpha1
+kind: Runbook
+metadata: { name: demo-restart }
+spec:
+  protectedDomain: demo
+  sites: { primary: recovery, recovery: primary }
+  placement: { datacenter: dc-a, cluster: cluster-a1, datastore: ds-a }
+  vms: [{ name: db-1 }, { name: app-1 }]
+  rocva: { networks: { externalReplication: a-replication, internal: prod-app, management: a-management } }
+  drSettings: { replicationLogStore: ds-a }
+  powerOn:
+    groups:
+      - name: database
+        vms: [{ name: db-1, waitForHeartbeat: true, heartbeatTimeout: 30s, delayAfterPowerOn: 500ms }]
+      - name: app
+        dependsOn: [database]
+        vms: [{ name: app-1, waitForHeartbeat: true, heartbeatTimeout: 30s }]
+`;
+
+describe('power-on plan against a real simulated site', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'dr-poweron-site-'));
+  let stack: TestStack;
+  let site: SiteService;
+  let workers: Worker[];
+  let running: Promise<unknown>;
+
+  before(async () => {
+    const sites = await prepareTestSites(dir);
+    [stack, site] = await Promise.all([startTestStack(), sites.start('primary')]);
+    workers = [
+      await Worker.create({ connection: stack.nativeConnection, taskQueue: ORCHESTRATION_TASK_QUEUE, workflowsPath: require.resolve('../../workflows') }),
+      await Worker.create({ connection: stack.nativeConnection, taskQueue: siteTaskQueue('primary'), activities: createVmPowerActivities({ provider: site.client, heartbeatPollMs: 100 }) }),
+    ];
+    running = Promise.all(workers.map((w) => w.run()));
+  });
+  after(async () => {
+    for (const w of workers ?? []) w.shutdown();
+    await running;
+    await site?.process.stop();
+    await stack?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('powers on in runbook order, after the group it depends on has heartbeated', async () => {
+    for (const vm of ['db-1', 'app-1']) await site.client.powerOff(vm);
+    const since = (await site.client.events()).at(-1)!.sequence;
+    const runbook = validateRunbook(RUNBOOK).runbook!;
+    const results = await stack.client.workflow.execute(powerOnPlan, {
+      taskQueue: ORCHESTRATION_TASK_QUEUE,
+      workflowId: 'power-on/demo/real-site',
+      args: [{ domain: 'demo', site: 'primary', powerOn: runbook.spec.powerOn, leavePoweredOff: [] }],
+    });
+    assert.deepEqual(results.map((g) => g.vms.map((v) => v.state)), [['started'], ['started']]);
+
+    const powerOns = (await site.client.events(since)).filter((e) => e.type === 'VmPoweredOn');
+    assert.deepEqual(powerOns.map((e) => e.vm), ['db-1', 'app-1']);
+    const gap = powerOns[1].at - powerOns[0].at;
+    // db-1's delay (500 ms) is shorter than its boot (800 ms): only the heartbeat wait explains a longer gap.
+    assert.ok(gap >= 800, `app-1 started ${gap} ms after db-1; db-1's guest needs 800 ms to heartbeat`);
+    assert.equal(await site.client.guestHeartbeat('app-1'), 'green', 'the plan waited for app-1 to heartbeat');
+  });
+
+  it('fails a VM that does not exist without retrying, naming it', async () => {
+    const runbook = validateRunbook(RUNBOOK.replace('vms: [{ name: db-1 }, { name: app-1 }]', 'vms: [{ name: db-1 }, { name: app-1 }, { name: ghost-1 }]').replace("vms: [{ name: app-1, waitForHeartbeat: true, heartbeatTimeout: 30s }]", 'vms: [{ name: app-1 }, { name: ghost-1 }]')).runbook!;
+    await assert.rejects(
+      stack.client.workflow.execute(powerOnPlan, {
+        taskQueue: ORCHESTRATION_TASK_QUEUE,
+        workflowId: 'power-on/demo/ghost',
+        args: [{ domain: 'demo', site: 'primary', powerOn: runbook.spec.powerOn, leavePoweredOff: [] }],
+      }),
+    );
+    const history = await stack.client.workflow.getHandle('power-on/demo/ghost/power-on/app').fetchHistory();
+    const failures = JSON.stringify(history.events?.filter((e) => e.activityTaskFailedEventAttributes));
+    assert.match(failures, /VM \\"ghost-1\\" does not exist at site primary/);
+    const attempts = history.events?.filter((e) => e.activityTaskStartedEventAttributes && JSON.stringify(e).includes('ghost')).length;
+    assert.ok((attempts ?? 0) <= 1, 'VmNotFound is not retried');
+  });
+});
