@@ -107,6 +107,22 @@ describe('simulated site service over HTTP, as a real process', () => {
     await rejectsWith(recovery.client.deployRocva({ ...spec, networks: { ...spec.networks, internal: 'nowhere' } }), 'UnknownPlacement', 422);
   });
 
+  it('creates a representation VM holding rehydration target disks, and removes it with its disks', async () => {
+    const client = recovery.client;
+    await client.createDisk({ id: 'repr-db-1-disk-0', datastore: 'ds-b', sizeBytes: 2 * MiB, protected: false });
+    const spec: RegisterVmSpec = { name: 'repr-db-1', kind: 'representation', cpus: 1, memoryMiB: 512, placement: recoveryPlacement, nics: [], diskIds: ['repr-db-1-disk-0'], metadata: { for: 'db-1' } };
+    const representation = await client.registerVm(spec);
+    assert.equal(representation.kind, 'representation');
+    assert.equal(representation.powerState, 'poweredOff');
+    await client.writeDisk('repr-db-1-disk-0', MiB, Buffer.alloc(512, 7));
+    assert.deepEqual(await client.readDisk('repr-db-1-disk-0', MiB, 512), Buffer.alloc(512, 7));
+    await rejectsWith(client.registerVm({ ...spec, kind: 'vm' }), 'NameConflict', 409, /already exists at site recovery as a representation/);
+    await rejectsWith(client.deleteDisk('repr-db-1-disk-0'), 'NameConflict', 409, /attached to "repr-db-1"/);
+    await client.unregisterVm('repr-db-1', { deleteDisks: true });
+    await client.unregisterVm('repr-db-1', { deleteDisks: true });
+    await rejectsWith(client.getDisk('repr-db-1-disk-0'), 'DiskNotFound', 404);
+  });
+
   it('reads and writes disk ranges; journals writes to protected disks in order, drained by cursor and trimmed', async () => {
     const client = primary.client;
     const start = (await client.readJournal({ afterSequence: 0, maxEntries: 1 })).lastSequence;
