@@ -1,5 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { S3Settings } from '../common/config';
+import { createPrimarySiteActivities, createRecoverySiteActivities } from '../activities/recovery-site';
 import { createStoragePreflightActivities } from '../activities/storage-preflight';
 import { createVmPowerActivities } from '../activities/vm-power';
 import { createWebhookActivities } from '../activities/webhook';
@@ -19,6 +20,8 @@ export function createSiteActivities(deps: SiteActivityDependencies) {
   return {
     ...createStoragePreflightActivities(deps),
     ...createVmPowerActivities(deps),
+    ...createRecoverySiteActivities(deps),
+    ...createPrimarySiteActivities(deps),
     ...createWebhookActivities(deps),
   };
 }

@@ -1,0 +1,107 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import type { Placement, RegisterVmSpec, RocvaSpec, ShutdownOutcome, SiteProvider } from '../sites/provider';
+import { SiteError } from '../sites/provider';
+import { atSite } from './site-failures';
+
+/** Deterministic names: a retried or replayed step finds what its earlier attempt created. */
+export const representationVmName = (vm: string) => `repr-${vm}`;
+export const recoveredDiskId = (vm: string, index: number) => `${vm}-disk-${index}`;
+
+export interface PrepareTargetDisksInput {
+  vm: string;
+  placement: Placement;
+  /** Sizes of the source VM's disks, in order. */
+  diskSizes: number[];
+}
+
+export interface RecoverySiteDependencies {
+  provider: SiteProvider;
+}
+
+/**
+ * What an operation does at the site where a domain is rebuilt: the RocVA, the representation VMs
+ * that hold target disks while they are rehydrated, the recovered VMs themselves, and the undo of
+ * each for compensation. Every step is idempotent by name.
+ */
+export function createRecoverySiteActivities({ provider }: RecoverySiteDependencies) {
+  return {
+    deployRocva: async (spec: RocvaSpec): Promise<{ name: string }> => {
+      await atSite(() => provider.deployRocva(spec));
+      return { name: spec.name };
+    },
+
+    destroyRocva: async ({ name }: { name: string }): Promise<void> => {
+      await atSite(() => provider.destroyRocva(name));
+    },
+
+    /** Creates the VM's target disks (not journaled: nothing replicates from them yet) behind a representation VM. */
+    prepareTargetDisks: async ({ vm, placement, diskSizes }: PrepareTargetDisksInput): Promise<{ diskIds: string[] }> => {
+      const diskIds = diskSizes.map((_, i) => recoveredDiskId(vm, i));
+      for (const [i, sizeBytes] of diskSizes.entries()) {
+        await atSite(() => provider.createDisk({ id: diskIds[i], datastore: placement.datastore, sizeBytes, protected: false }));
+      }
+      await atSite(() =>
+        provider.registerVm({ name: representationVmName(vm), kind: 'representation', cpus: 1, memoryMiB: 512, placement, nics: [], diskIds, metadata: { representing: vm } }),
+      );
+      return { diskIds };
+    },
+
+    removeRepresentationVm: async ({ vm }: { vm: string }): Promise<void> => {
+      await atSite(() => provider.unregisterVm(representationVmName(vm)));
+    },
+
+    /** Registers the recovered VM, or brings an earlier attempt's registration to the same configuration. */
+    registerRecoveredVm: async ({ spec }: { spec: RegisterVmSpec }): Promise<void> => {
+      const existing = await provider.getVm(spec.name).catch((error: unknown) => {
+        if (error instanceof SiteError && error.code === 'VmNotFound') return undefined;
+        throw error;
+      });
+      if (!existing) {
+        await atSite(() => provider.registerVm(spec));
+        return;
+      }
+      if (existing.kind !== 'vm') throw ApplicationFailure.nonRetryable(`${spec.name} exists at site ${provider.site} as a ${existing.kind}`, 'NameConflict');
+      const drifted = existing.cpus !== spec.cpus || existing.memoryMiB !== spec.memoryMiB || existing.storagePolicy !== spec.storagePolicy || JSON.stringify(existing.nics) !== JSON.stringify(spec.nics);
+      if (drifted && existing.powerState === 'poweredOff') {
+        await atSite(() => provider.reconfigureVm(spec.name, { cpus: spec.cpus, memoryMiB: spec.memoryMiB, nics: spec.nics, ...(spec.storagePolicy ? { storagePolicy: spec.storagePolicy } : {}) }));
+      }
+    },
+
+    /** Compensation: what an aborted operation registered or created for this VM goes away, disks included. */
+    removeRecoveredVm: async ({ vm }: { vm: string }): Promise<void> => {
+      for (const name of [vm, representationVmName(vm)]) {
+        const existing = await provider.getVm(name).catch(() => undefined);
+        if (!existing) continue;
+        await atSite(() => provider.powerOff(name));
+        await atSite(() => provider.unregisterVm(name, { deleteDisks: true }));
+      }
+    },
+  };
+}
+
+export type RecoverySiteActivities = ReturnType<typeof createRecoverySiteActivities>;
+
+export interface ShutdownForHandoverInput {
+  vm: string;
+  timeoutMs: number;
+  /** What the runbook wants when the guest does not stop in time. */
+  onTimeout: 'powerOff' | 'fail';
+}
+
+/** At the primary site of a planned failover: stop a VM so that its last writes are in the journal. */
+export function createPrimarySiteActivities({ provider }: RecoverySiteDependencies) {
+  return {
+    shutdownForHandover: async ({ vm, timeoutMs, onTimeout }: ShutdownForHandoverInput): Promise<{ outcome: ShutdownOutcome | 'poweredOff' }> => {
+      try {
+        return { outcome: await atSite(() => provider.shutdownGuest(vm, timeoutMs)) };
+      } catch (error) {
+        if (!(error instanceof ApplicationFailure) || error.type !== 'GuestShutdownTimeout') throw error;
+        if (onTimeout === 'fail') throw ApplicationFailure.nonRetryable(error.message, 'GuestShutdownTimeout');
+        await atSite(() => provider.powerOff(vm));
+        return { outcome: 'poweredOff' };
+      }
+    },
+  };
+}
+
+export type PrimarySiteActivities = ReturnType<typeof createPrimarySiteActivities>;

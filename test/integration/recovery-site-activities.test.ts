@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createPrimarySiteActivities, createRecoverySiteActivities, representationVmName } from '../../activities/recovery-site';
+import type { SiteService } from '../../sites/launch';
+import { admin, prepareTestSites, type TestSites } from '../harness/sites';
+
+const MiB = 1024 * 1024;
+const placement = { datacenter: 'dc-b', cluster: 'cluster-b1', resourcePool: 'dr-pool', datastore: 'ds-b' };
+
+describe('recovery- and primary-site activities against real site processes', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'dr-recovery-acts-'));
+  const environment = new MockActivityEnvironment();
+  // The mock's run() cannot infer results; this keeps each activity's own types.
+  const env = { run: <A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: A) => environment.run<A, R, typeof fn>(fn, ...args) };
+  let sites: TestSites;
+  let recovery: SiteService;
+  let primary: SiteService;
+
+  before(async () => {
+    sites = await prepareTestSites(dir);
+    [recovery, primary] = await Promise.all([sites.start('recovery'), sites.start('primary')]);
+  });
+  after(async () => {
+    await recovery?.process.stop();
+    await primary?.process.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('runs every recovery step twice without duplicating anything, then compensates completely', async () => {
+    const acts = createRecoverySiteActivities({ provider: recovery.client });
+    const rocva = { name: 'rocva-demo-1a2b3c4d', placement, networks: { externalReplication: 'dr-replication', internal: 'dr-rocva-internal', management: 'dr-management' } };
+    for (let attempt = 0; attempt < 2; attempt++) {
+      await env.run(acts.deployRocva, rocva);
+      const { diskIds } = await env.run(acts.prepareTargetDisks, { vm: 'db-1', placement, diskSizes: [2 * MiB, MiB] });
+      assert.deepEqual(diskIds, ['db-1-disk-0', 'db-1-disk-1']);
+    }
+    let vms = await recovery.client.listVms();
+    assert.deepEqual(vms.map((v) => `${v.kind}:${v.name}`).sort(), ['representation:repr-db-1', 'rocva:rocva-demo-1a2b3c4d']);
+
+    const spec = { name: 'db-1', kind: 'vm' as const, cpus: 8, memoryMiB: 16384, placement, nics: [{ network: 'dr-db', ip: { address: '10.20.1.10', prefix: 24, dns: [] } }], diskIds: ['db-1-disk-0', 'db-1-disk-1'] };
+    for (let attempt = 0; attempt < 2; attempt++) {
+      await env.run(acts.removeRepresentationVm, { vm: 'db-1' });
+      await env.run(acts.registerRecoveredVm, { spec });
+    }
+    await env.run(acts.registerRecoveredVm, { spec: { ...spec, cpus: 12 } });
+    const db = await recovery.client.getVm('db-1');
+    assert.equal(db.cpus, 12, 'a re-run with a changed spec reconfigures instead of duplicating');
+    assert.deepEqual(db.diskIds, ['db-1-disk-0', 'db-1-disk-1']);
+    vms = await recovery.client.listVms();
+    assert.equal(vms.filter((v) => v.name === 'db-1').length, 1);
+
+    await recovery.client.powerOn('db-1');
+    for (let attempt = 0; attempt < 2; attempt++) {
+      await env.run(acts.removeRecoveredVm, { vm: 'db-1' });
+      await env.run(acts.destroyRocva, { name: rocva.name });
+    }
+    assert.deepEqual(await recovery.client.listVms(), []);
+    await assert.rejects(recovery.client.getDisk('db-1-disk-0'), /does not exist/);
+    await assert.rejects(recovery.client.getVm(representationVmName('db-1')), /does not exist/);
+  });
+
+  it('refuses placement the site does not have as a non-retryable failure', async () => {
+    const acts = createRecoverySiteActivities({ provider: recovery.client });
+    await assert.rejects(env.run(acts.prepareTargetDisks, { vm: 'x-1', placement: { ...placement, datastore: 'nope' }, diskSizes: [MiB] }), (e: unknown) => {
+      assert.equal((e as { type?: string }).type, 'UnknownPlacement');
+      assert.equal((e as { nonRetryable?: boolean }).nonRetryable, true);
+      return true;
+    });
+  });
+
+  it('shuts a primary VM down gracefully, or powers it off when the guest hangs, as the runbook chooses', async () => {
+    const acts = createPrimarySiteActivities({ provider: primary.client });
+    assert.deepEqual(await env.run(acts.shutdownForHandover, { vm: 'app-1', timeoutMs: 5_000, onTimeout: 'fail' as const }), { outcome: 'shutDown' });
+    await admin(primary, sites.token, '/admin/faults', { hangGuestShutdown: true });
+    await assert.rejects(env.run(acts.shutdownForHandover, { vm: 'db-1', timeoutMs: 300, onTimeout: 'fail' as const }), (e: unknown) => (e as { type?: string }).type === 'GuestShutdownTimeout');
+    assert.equal((await primary.client.getVm('db-1')).powerState, 'poweredOn');
+    assert.deepEqual(await env.run(acts.shutdownForHandover, { vm: 'db-1', timeoutMs: 300, onTimeout: 'powerOff' as const }), { outcome: 'poweredOff' });
+    assert.equal((await primary.client.getVm('db-1')).powerState, 'poweredOff');
+  });
+});

@@ -1,0 +1,53 @@
+import type { Runbook } from '../runbooks/schema';
+import type { Nic, RegisterVmSpec, Vm } from '../sites/provider';
+
+/**
+ * The VM as it must be registered at the recovery site: the source VM's configuration (from the
+ * restore point's metadata snapshot) with the runbook's placement, network mapping, re-IP and
+ * per-VM overrides applied. Pure, so the workflow computes it and its history shows the result.
+ */
+export interface RecoveredVm {
+  spec: RegisterVmSpec;
+  /** Runbook `startupAction`: poweredOff VMs are registered and reconfigured but never started. */
+  leavePoweredOff: boolean;
+}
+
+export class RecoveredVmError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RecoveredVmError';
+  }
+}
+
+export function recoveredVm(source: Pick<Vm, 'name' | 'cpus' | 'memoryMiB' | 'nics' | 'storagePolicy' | 'metadata'>, diskIds: string[], runbook: Runbook): RecoveredVm {
+  const { spec } = runbook;
+  const override = spec.vms.find((v) => v.name === source.name);
+  if (!override) throw new RecoveredVmError(`VM ${source.name} is not in runbook ${runbook.metadata.name}`);
+  const mapped = new Map(spec.networkMapping.map((m) => [m.source, m.target]));
+  const nics: Nic[] = source.nics.map((nic, i) => {
+    const network = i === 0 && override.network ? override.network : mapped.get(nic.network);
+    if (!network) throw new RecoveredVmError(`${source.name}: network "${nic.network}" has no mapping to the recovery site in runbook ${runbook.metadata.name}`);
+    const ip = i === 0 && override.reIp ? { address: override.reIp.address, prefix: override.reIp.prefix, dns: override.reIp.dns, ...(override.reIp.gateway ? { gateway: override.reIp.gateway } : {}) } : nic.ip;
+    return { network, ...(ip ? { ip } : {}) };
+  });
+  const storagePolicy = override.storagePolicy ?? source.storagePolicy;
+  return {
+    spec: {
+      name: source.name,
+      kind: 'vm',
+      cpus: override.cpus ?? source.cpus,
+      memoryMiB: override.memoryMiB ?? source.memoryMiB,
+      placement: {
+        datacenter: spec.placement.datacenter,
+        cluster: spec.placement.cluster,
+        ...(spec.placement.resourcePool ? { resourcePool: spec.placement.resourcePool } : {}),
+        datastore: override.datastore ?? spec.placement.datastore,
+      },
+      ...(storagePolicy ? { storagePolicy } : {}),
+      nics,
+      diskIds,
+      metadata: { ...source.metadata, recoveredBy: runbook.metadata.name },
+    },
+    leavePoweredOff: override.startupAction === 'poweredOff',
+  };
+}
