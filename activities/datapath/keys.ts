@@ -1,0 +1,60 @@
+/**
+ * Where each object of a protected domain lives under the storage site's prefix. Numbers are
+ * zero-padded so that a lexical S3 listing is numeric order.
+ */
+const EPOCH_DIGITS = 10;
+const SEQUENCE_DIGITS = 16;
+
+export function padEpoch(epoch: number): string {
+  return String(epoch).padStart(EPOCH_DIGITS, '0');
+}
+
+export function padSequence(sequence: number): string {
+  return String(sequence).padStart(SEQUENCE_DIGITS, '0');
+}
+
+export class DomainKeys {
+  readonly root: string;
+
+  constructor(prefix: string, readonly domain: string) {
+    if (!/^[a-z0-9][a-z0-9._-]*$/i.test(domain)) throw new Error(`invalid domain name "${domain}"`);
+    this.root = `${prefix}domains/${domain}/`;
+  }
+
+  manifest(): string {
+    return `${this.root}manifest.json`;
+  }
+  ownershipPrefix(): string {
+    return `${this.root}ownership/`;
+  }
+  ownership(epoch: number): string {
+    return `${this.ownershipPrefix()}${padEpoch(epoch)}`;
+  }
+  handoff(epoch: number): string {
+    return `${this.root}handoff/${padEpoch(epoch)}`;
+  }
+  logPrefix(epoch: number): string {
+    return `${this.root}log/${padEpoch(epoch)}/`;
+  }
+  /** A segment is named by the journal cursor it starts after, so a re-run from that cursor names the same object. */
+  segment(epoch: number, afterSequence: number): string {
+    return `${this.logPrefix(epoch)}${padSequence(afterSequence)}`;
+  }
+  pointsPrefix(): string {
+    return `${this.root}points/`;
+  }
+  point(id: string): string {
+    return `${this.pointsPrefix()}${id}.json`;
+  }
+}
+
+export function domainsPrefix(prefix: string): string {
+  return `${prefix}domains/`;
+}
+
+/** The number at the end of an epoch or segment key. */
+export function trailingNumber(key: string): number {
+  const value = Number(key.slice(key.lastIndexOf('/') + 1));
+  if (!Number.isSafeInteger(value)) throw new Error(`not a numbered key: ${key}`);
+  return value;
+}

@@ -1,0 +1,62 @@
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Settings } from '../../common/config';
+import { isNotFound, isPreconditionFailed } from '../../common/s3';
+
+/** The few S3 calls the data path makes, bound to one bucket. */
+export class ObjectStore {
+  constructor(
+    readonly s3: S3Client,
+    readonly settings: S3Settings,
+  ) {}
+
+  get prefix(): string {
+    return this.settings.prefix;
+  }
+
+  /** Creates the object only if the key is free; false when it already exists (the 412 answer). */
+  async createIfAbsent(key: string, body: Buffer | string, contentType = 'application/octet-stream'): Promise<boolean> {
+    try {
+      await this.s3.send(new PutObjectCommand({ Bucket: this.settings.bucket, Key: key, Body: body, ContentType: contentType, IfNoneMatch: '*' }));
+      return true;
+    } catch (error) {
+      if (isPreconditionFailed(error)) return false;
+      throw error;
+    }
+  }
+
+  async put(key: string, body: Buffer | string, contentType = 'application/octet-stream'): Promise<void> {
+    await this.s3.send(new PutObjectCommand({ Bucket: this.settings.bucket, Key: key, Body: body, ContentType: contentType }));
+  }
+
+  async get(key: string): Promise<Buffer | undefined> {
+    try {
+      const result = await this.s3.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: key }));
+      return Buffer.from(await result.Body!.transformToByteArray());
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /** Every key under the prefix, in lexical order. */
+  async list(prefix: string, options: { delimiter?: string; startAfter?: string } = {}): Promise<{ keys: string[]; prefixes: string[] }> {
+    const keys: string[] = [];
+    const prefixes: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.s3.send(
+        new ListObjectsV2Command({
+          Bucket: this.settings.bucket,
+          Prefix: prefix,
+          Delimiter: options.delimiter,
+          StartAfter: token ? undefined : options.startAfter,
+          ContinuationToken: token,
+        }),
+      );
+      for (const item of page.Contents ?? []) if (item.Key) keys.push(item.Key);
+      for (const item of page.CommonPrefixes ?? []) if (item.Prefix) prefixes.push(item.Prefix);
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return { keys, prefixes };
+  }
+}

@@ -1,0 +1,90 @@
+import { z } from 'zod';
+
+/**
+ * The JSON objects of a domain's container. Each carries `formatVersion`; a reader refuses a
+ * version it does not know instead of guessing.
+ */
+export const RECORD_FORMAT_VERSION = 1;
+
+const version = z.literal(RECORD_FORMAT_VERSION);
+
+/** A place in the log: segment `afterSequence` of `epoch`, entries [0, entries) of it. */
+export const positionSchema = z.object({
+  epoch: z.number().int().positive(),
+  segment: z.number().int().nonnegative(),
+  entries: z.number().int().nonnegative(),
+});
+export type LogPosition = z.infer<typeof positionSchema>;
+
+export const diskSchema = z.object({ vm: z.string(), diskId: z.string(), sizeBytes: z.number().int().positive() });
+export type DomainDisk = z.infer<typeof diskSchema>;
+
+export const vmMetadataSchema = z.object({
+  name: z.string(),
+  cpus: z.number().int().positive(),
+  memoryMiB: z.number().int().positive(),
+  diskIds: z.array(z.string()),
+  nics: z.array(z.object({ network: z.string() }).passthrough()),
+  metadata: z.record(z.string(), z.string()),
+});
+export type VmMetadata = z.infer<typeof vmMetadataSchema>;
+
+export const manifestSchema = z.object({
+  formatVersion: version,
+  domain: z.string(),
+  protectedSite: z.string(),
+  disks: z.array(diskSchema),
+  vms: z.array(vmMetadataSchema),
+  /** Restore points and log older than this may be compacted away. */
+  protectionWindowMs: z.number().int().positive(),
+  updatedAt: z.number().int(),
+});
+export type Manifest = z.infer<typeof manifestSchema>;
+
+export const ownershipSchema = z.object({
+  formatVersion: version,
+  epoch: z.number().int().positive(),
+  site: z.string(),
+  claimedAt: z.number().int(),
+  kind: z.enum(['initial', 'takeover', 'handover']),
+});
+export type OwnershipRecord = z.infer<typeof ownershipSchema>;
+
+/**
+ * Where the previous epoch's log ends for readers: its segments up to and including
+ * `lastSegment` belong to the chain; later ones (a fenced writer's late puts) do not.
+ */
+export const handoffSchema = z.object({
+  formatVersion: version,
+  epoch: z.number().int().positive(),
+  previousEpoch: z.number().int().nonnegative(),
+  lastSegment: z.number().int().nonnegative().nullable(),
+  sealedAt: z.number().int(),
+});
+export type HandoffRecord = z.infer<typeof handoffSchema>;
+
+export const restorePointSchema = z.object({
+  formatVersion: version,
+  id: z.string(),
+  domain: z.string(),
+  /** Consistent across all VMs: one log position covers every disk of the domain. */
+  position: positionSchema,
+  /** Acknowledgement time of the last write the point includes (or of the point when none). */
+  timestamp: z.number().int(),
+  createdAt: z.number().int(),
+  reason: z.enum(['policy', 'on-demand']),
+  vms: z.array(vmMetadataSchema),
+});
+export type RestorePoint = z.infer<typeof restorePointSchema>;
+
+export function parseRecord<T>(schema: z.ZodType<T>, key: string, body: Buffer): T {
+  let json: unknown;
+  try {
+    json = JSON.parse(body.toString('utf8'));
+  } catch (error) {
+    throw new Error(`object ${key} is not JSON: ${(error as Error).message}`);
+  }
+  const result = schema.safeParse(json);
+  if (!result.success) throw new Error(`object ${key} does not match its format: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return result.data;
+}

@@ -1,0 +1,132 @@
+import type { SiteProvider } from '../../sites/provider';
+import { DiskImage } from './disk-image';
+import { readChain, resolveChain, type ChainLink } from './log-chain';
+import type { ObjectStore } from './object-store';
+import type { Ownership } from './ownership';
+import { forEachLimited } from './parallel';
+import type { DomainDisk, LogPosition } from './records';
+import type { BlockWrite } from './segment-codec';
+
+export type RehydrationTarget = { kind: 'position'; position: LogPosition } | { kind: 'instant'; at: number } | { kind: 'latest' };
+
+/** The last segment whose writes are on the target disks; a retried activity passes it back. */
+export interface RehydrationProgress {
+  epoch: number;
+  segment: number;
+  bytesWritten: number;
+}
+
+export type TargetDisks = Pick<SiteProvider, 'createDisk' | 'writeDisk' | 'readDisk'>;
+
+export interface RehydrateOptions {
+  store: ObjectStore;
+  ownership: Ownership;
+  target: TargetDisks;
+  disks: DomainDisk[];
+  datastore: string;
+  upTo: RehydrationTarget;
+  resumeAfter?: RehydrationProgress;
+  onProgress?: (progress: RehydrationProgress) => void | Promise<void>;
+  /** Continuous rehydration: keep applying new segments until `shouldStop` says so. */
+  follow?: { pollMs: number; shouldStop: () => boolean | Promise<boolean> };
+  readConcurrency?: number;
+  writeConcurrency?: number;
+}
+
+export interface RehydrationResult {
+  segmentsApplied: number;
+  bytesWritten: number;
+  lastApplied?: { epoch: number; segment: number };
+  disks: Array<{ diskId: string; sha256: string; verifiedBytes: number }>;
+}
+
+function isAtOrBefore(link: ChainLink, position: { epoch: number; segment: number }): boolean {
+  return link.epoch < position.epoch || (link.epoch === position.epoch && link.segment <= position.segment);
+}
+
+/**
+ * Rebuilds every disk of a domain on the target site from the log: segments in chain order,
+ * fetched in parallel, each segment's changes written to all disks in parallel, progress
+ * reported after every segment. Segments at or before `resumeAfter` are read again (to know
+ * what the disks must hold) but not rewritten. Ends by reading the disks back.
+ */
+export async function rehydrate(options: RehydrateOptions): Promise<RehydrationResult> {
+  const readConcurrency = options.readConcurrency ?? 8;
+  const writeConcurrency = options.writeConcurrency ?? 8;
+  const images = new Map(options.disks.map((d) => [d.diskId, new DiskImage(d.diskId, d.sizeBytes)]));
+  await forEachLimited(options.disks, writeConcurrency, async (disk) => {
+    await options.target.createDisk({ id: disk.diskId, datastore: options.datastore, sizeBytes: disk.sizeBytes, protected: false });
+  });
+  let bytesWritten = options.resumeAfter?.bytesWritten ?? 0;
+  let segmentsApplied = 0;
+  let lastApplied: { epoch: number; segment: number } | undefined;
+  const upTo = options.upTo;
+
+  const isTargetSegment = (link: ChainLink): boolean =>
+    upTo.kind === 'position' && link.epoch === upTo.position.epoch && link.segment === upTo.position.segment;
+  const acceptEntry = (link: ChainLink, index: number, entry: BlockWrite): boolean => {
+    if (upTo.kind === 'instant') return entry.timestamp <= upTo.at;
+    // The chain was cut at the target segment; only inside it does the entry count matter.
+    if (upTo.kind === 'position') return !isTargetSegment(link) || index < upTo.position.entries;
+    return true;
+  };
+
+  const applyLinks = async (chain: ChainLink[]): Promise<boolean> => {
+    for await (const { link, segment } of readChain(options.store, chain, readConcurrency)) {
+      let reachedTarget = false;
+      for (const [index, entry] of segment.entries.entries()) {
+        if (!acceptEntry(link, index, entry)) {
+          reachedTarget = true;
+          break;
+        }
+        const image = images.get(entry.diskId);
+        if (!image) throw new Error(`segment ${link.key} writes disk ${entry.diskId}, which is not in the domain manifest`);
+        image.apply(entry.offset, entry.data);
+      }
+      const alreadyWritten = options.resumeAfter !== undefined && isAtOrBefore(link, options.resumeAfter);
+      const runs = [...images.values()].flatMap((image) => image.takeDirtyRuns().map((run) => ({ diskId: image.diskId, ...run })));
+      if (!alreadyWritten) {
+        await forEachLimited(runs, writeConcurrency, async (run) => {
+          await options.target.writeDisk(run.diskId, run.offset, run.data);
+          bytesWritten += run.data.length;
+        });
+        segmentsApplied++;
+        await options.onProgress?.({ epoch: link.epoch, segment: link.segment, bytesWritten });
+      }
+      lastApplied = { epoch: link.epoch, segment: link.segment };
+      if (reachedTarget || isTargetSegment(link)) return true;
+    }
+    return false;
+  };
+
+  let chain = await resolveChain(options.store, options.ownership);
+  if (upTo.kind === 'position') chain = chain.filter((link) => isAtOrBefore(link, upTo.position));
+  if (upTo.kind === 'position' && !chain.some((l) => l.epoch === upTo.position.epoch && l.segment === upTo.position.segment)) {
+    throw new Error(`restore position epoch ${upTo.position.epoch} segment ${upTo.position.segment} is not in the log chain of ${options.ownership.domain}`);
+  }
+  const reached = await applyLinks(chain);
+  if (options.follow && !reached) {
+    const follow = options.follow;
+    while (!(await follow.shouldStop())) {
+      await new Promise((resolve) => setTimeout(resolve, follow.pollMs));
+      const fresh = await resolveChain(options.store, options.ownership);
+      const newer = lastApplied ? fresh.filter((l) => !isAtOrBefore(l, lastApplied!)) : fresh;
+      if (newer.length > 0 && (await applyLinks(newer))) break;
+    }
+  }
+  return { segmentsApplied, bytesWritten, lastApplied, disks: await verify(options.target, [...images.values()], readConcurrency) };
+}
+
+async function verify(target: TargetDisks, images: DiskImage[], concurrency: number): Promise<RehydrationResult['disks']> {
+  const results: RehydrationResult['disks'] = [];
+  await forEachLimited(images, concurrency, async (image) => {
+    let verifiedBytes = 0;
+    for (const run of image.allRuns()) {
+      const actual = await target.readDisk(image.diskId, run.offset, run.data.length);
+      if (!actual.equals(run.data)) throw new Error(`rehydrated disk ${image.diskId} differs from the log in [${run.offset}, ${run.offset + run.data.length})`);
+      verifiedBytes += run.data.length;
+    }
+    results.push({ diskId: image.diskId, sha256: image.digest(), verifiedBytes });
+  });
+  return results.sort((a, b) => a.diskId.localeCompare(b.diskId));
+}

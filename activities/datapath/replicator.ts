@@ -1,0 +1,79 @@
+import type { SiteProvider } from '../../sites/provider';
+import type { SegmentWriter } from './segment-writer';
+
+export type JournalSource = Pick<SiteProvider, 'readJournal' | 'trimJournal'>;
+
+/** The journal no longer holds writes this replicator has not stored: only a resync can repair it. */
+export class JournalGapError extends Error {
+  constructor(cursor: number, firstRetained: number) {
+    super(`journal entries after ${cursor} were trimmed (first retained ${firstRetained}) but are not in the log`);
+    this.name = 'JournalGapError';
+  }
+}
+
+export interface ReplicationProgress {
+  /** Journal sequence up to which every write of the domain is in an acknowledged segment. */
+  cursor: number;
+  segmentsWritten: number;
+  segmentsAdopted: number;
+  /** Ack time minus write time of the newest write in the last segment. */
+  lagMs: number;
+  /** Journal writes (any domain of the site) not yet drained. */
+  backlogEntries: number;
+  lastSegmentKey?: string;
+}
+
+export interface ReplicateOptions {
+  source: JournalSource;
+  writer: SegmentWriter;
+  vms: string[];
+  cursor: number;
+  maxEntries: number;
+  maxBytes: number;
+  idlePollMs: number;
+  /** Frees journal space once a segment is acknowledged; only when this domain is alone on the site. */
+  trimJournal: boolean;
+  onSegment: (progress: ReplicationProgress) => void | Promise<void>;
+  shouldStop: () => boolean;
+  now?: () => number;
+}
+
+/**
+ * Drains the site's changed-block journal into log segments. Each segment is named by the cursor
+ * it starts after and only then acknowledged (cursor advanced, journal trimmed), so a replicator
+ * restarted from any earlier cursor rewrites the same keys, adopts what is there, and leaves
+ * neither a gap nor a duplicate.
+ */
+export async function replicate(options: ReplicateOptions): Promise<ReplicationProgress> {
+  const now = options.now ?? Date.now;
+  const progress: ReplicationProgress = { cursor: options.cursor, segmentsWritten: 0, segmentsAdopted: 0, lagMs: 0, backlogEntries: 0 };
+  while (!options.shouldStop()) {
+    const batch = await options.source.readJournal({
+      afterSequence: progress.cursor,
+      vms: options.vms,
+      maxEntries: options.maxEntries,
+      maxBytes: options.maxBytes,
+    });
+    progress.backlogEntries = Math.max(0, batch.lastSequence - progress.cursor);
+    if (batch.firstRetainedSequence > progress.cursor + 1 && !(await options.writer.existing(progress.cursor))) {
+      throw new JournalGapError(progress.cursor, batch.firstRetainedSequence);
+    }
+    if (batch.entries.length === 0) {
+      progress.lagMs = 0;
+      await new Promise((resolve) => setTimeout(resolve, options.idlePollMs));
+      continue;
+    }
+    const last = batch.entries.at(-1)!;
+    const written = await options.writer.write(progress.cursor, batch.entries, last.sequence);
+    const newest = written.segment.entries.at(-1);
+    progress.cursor = written.segment.lastSequence;
+    progress.lastSegmentKey = written.key;
+    progress.lagMs = newest ? now() - newest.timestamp : 0;
+    progress.backlogEntries = Math.max(0, batch.lastSequence - progress.cursor);
+    if (written.created) progress.segmentsWritten++;
+    else progress.segmentsAdopted++;
+    if (options.trimJournal) await options.source.trimJournal(progress.cursor);
+    await options.onSegment({ ...progress });
+  }
+  return progress;
+}

@@ -1,0 +1,145 @@
+import { createHash } from 'node:crypto';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
+
+/**
+ * Binary layout of a log segment (version 1), all integers big-endian:
+ *
+ *   header (64 bytes, uncompressed)
+ *     0  magic "DRSG"
+ *     4  u16 format version (1)
+ *     6  u8  compression (1 = raw deflate)
+ *     7  u8  reserved (0)
+ *     8  u32 epoch
+ *    12  u32 entry count
+ *    16  u64 afterSequence   journal cursor the segment starts after
+ *    24  u64 lastSequence    journal cursor after the segment (the next segment's afterSequence)
+ *    32  u32 payload length, uncompressed
+ *    36  u32 payload length, compressed (the rest of the object)
+ *    40  u64 reserved (0)
+ *    48  16 bytes: first half of sha256 over header bytes 0..47 and the compressed payload
+ *   payload (compressed): per entry
+ *     u64 sequence, u64 timestamp ms, u64 offset, u32 data length,
+ *     u16 vm length, vm (utf8), u16 diskId length, diskId (utf8), data
+ */
+export const SEGMENT_MAGIC = 'DRSG';
+export const SEGMENT_FORMAT_VERSION = 1;
+const COMPRESSION_DEFLATE = 1;
+const HEADER_BYTES = 64;
+const CHECKSUM_OFFSET = 48;
+
+export interface BlockWrite {
+  sequence: number;
+  timestamp: number;
+  vm: string;
+  diskId: string;
+  offset: number;
+  data: Buffer;
+}
+
+export interface Segment {
+  epoch: number;
+  afterSequence: number;
+  lastSequence: number;
+  entries: BlockWrite[];
+}
+
+/** A segment object that cannot be trusted; rehydration stops rather than apply it. */
+export class CorruptSegmentError extends Error {
+  constructor(
+    readonly key: string,
+    reason: string,
+  ) {
+    super(`corrupt log segment ${key}: ${reason}`);
+    this.name = 'CorruptSegmentError';
+  }
+}
+
+function checksum(header: Buffer, payload: Buffer): Buffer {
+  return createHash('sha256').update(header.subarray(0, CHECKSUM_OFFSET)).update(payload).digest().subarray(0, 16);
+}
+
+export function encodeSegment(segment: Segment): Buffer {
+  const parts: Buffer[] = [];
+  for (const entry of segment.entries) {
+    const vm = Buffer.from(entry.vm, 'utf8');
+    const disk = Buffer.from(entry.diskId, 'utf8');
+    const fixed = Buffer.alloc(28 + 2 + vm.length + 2 + disk.length);
+    fixed.writeBigUInt64BE(BigInt(entry.sequence), 0);
+    fixed.writeBigUInt64BE(BigInt(entry.timestamp), 8);
+    fixed.writeBigUInt64BE(BigInt(entry.offset), 16);
+    fixed.writeUInt32BE(entry.data.length, 24);
+    fixed.writeUInt16BE(vm.length, 28);
+    vm.copy(fixed, 30);
+    fixed.writeUInt16BE(disk.length, 30 + vm.length);
+    disk.copy(fixed, 32 + vm.length);
+    parts.push(fixed, entry.data);
+  }
+  const raw = Buffer.concat(parts);
+  const compressed = deflateRawSync(raw, { level: 1 });
+  const header = Buffer.alloc(HEADER_BYTES);
+  header.write(SEGMENT_MAGIC, 0, 'ascii');
+  header.writeUInt16BE(SEGMENT_FORMAT_VERSION, 4);
+  header.writeUInt8(COMPRESSION_DEFLATE, 6);
+  header.writeUInt32BE(segment.epoch, 8);
+  header.writeUInt32BE(segment.entries.length, 12);
+  header.writeBigUInt64BE(BigInt(segment.afterSequence), 16);
+  header.writeBigUInt64BE(BigInt(segment.lastSequence), 24);
+  header.writeUInt32BE(raw.length, 32);
+  header.writeUInt32BE(compressed.length, 36);
+  checksum(header, compressed).copy(header, CHECKSUM_OFFSET);
+  return Buffer.concat([header, compressed]);
+}
+
+/** Decodes and verifies a segment; every inconsistency throws CorruptSegmentError naming `key`. */
+export function decodeSegment(key: string, object: Buffer): Segment {
+  if (object.length < HEADER_BYTES) throw new CorruptSegmentError(key, `truncated: ${object.length} bytes, header needs ${HEADER_BYTES}`);
+  if (object.toString('ascii', 0, 4) !== SEGMENT_MAGIC) throw new CorruptSegmentError(key, 'bad magic');
+  const version = object.readUInt16BE(4);
+  if (version !== SEGMENT_FORMAT_VERSION) throw new CorruptSegmentError(key, `unsupported format version ${version}`);
+  if (object.readUInt8(6) !== COMPRESSION_DEFLATE) throw new CorruptSegmentError(key, `unknown compression ${object.readUInt8(6)}`);
+  const compressedLength = object.readUInt32BE(36);
+  if (object.length !== HEADER_BYTES + compressedLength) {
+    throw new CorruptSegmentError(key, `truncated or padded: ${object.length} bytes, header says ${HEADER_BYTES + compressedLength}`);
+  }
+  const header = object.subarray(0, HEADER_BYTES);
+  const compressed = object.subarray(HEADER_BYTES);
+  if (!checksum(header, compressed).equals(header.subarray(CHECKSUM_OFFSET, CHECKSUM_OFFSET + 16))) {
+    throw new CorruptSegmentError(key, 'checksum mismatch');
+  }
+  let raw: Buffer;
+  try {
+    raw = inflateRawSync(compressed);
+  } catch (error) {
+    throw new CorruptSegmentError(key, `cannot decompress: ${(error as Error).message}`);
+  }
+  if (raw.length !== header.readUInt32BE(32)) throw new CorruptSegmentError(key, 'payload length mismatch');
+  const count = header.readUInt32BE(12);
+  const entries: BlockWrite[] = [];
+  let at = 0;
+  try {
+    for (let i = 0; i < count; i++) {
+      const sequence = Number(raw.readBigUInt64BE(at));
+      const timestamp = Number(raw.readBigUInt64BE(at + 8));
+      const offset = Number(raw.readBigUInt64BE(at + 16));
+      const length = raw.readUInt32BE(at + 24);
+      const vmLength = raw.readUInt16BE(at + 28);
+      const vm = raw.toString('utf8', at + 30, at + 30 + vmLength);
+      const diskLength = raw.readUInt16BE(at + 30 + vmLength);
+      const diskStart = at + 32 + vmLength;
+      const diskId = raw.toString('utf8', diskStart, diskStart + diskLength);
+      const dataStart = diskStart + diskLength;
+      if (dataStart + length > raw.length) throw new RangeError('entry overruns payload');
+      entries.push({ sequence, timestamp, vm, diskId, offset, data: raw.subarray(dataStart, dataStart + length) });
+      at = dataStart + length;
+    }
+  } catch (error) {
+    throw new CorruptSegmentError(key, `malformed entry ${entries.length}: ${(error as Error).message}`);
+  }
+  if (at !== raw.length) throw new CorruptSegmentError(key, 'trailing bytes after the last entry');
+  return {
+    epoch: header.readUInt32BE(8),
+    afterSequence: Number(header.readBigUInt64BE(16)),
+    lastSequence: Number(header.readBigUInt64BE(24)),
+    entries,
+  };
+}

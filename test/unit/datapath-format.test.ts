@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { DiskImage } from '../../activities/datapath/disk-image';
+import { DomainKeys, trailingNumber } from '../../activities/datapath/keys';
+import { CorruptSegmentError, decodeSegment, encodeSegment, type Segment } from '../../activities/datapath/segment-codec';
+
+function sampleSegment(): Segment {
+  return {
+    epoch: 3,
+    afterSequence: 41,
+    lastSequence: 44,
+    entries: [
+      { sequence: 42, timestamp: 1_700_000_000_000, vm: 'db-1', diskId: 'db-1-disk-0', offset: 4096, data: randomBytes(5000) },
+      { sequence: 44, timestamp: 1_700_000_000_005, vm: 'app-1', diskId: 'app-1-disk-0', offset: 0, data: Buffer.alloc(8192, 7) },
+    ],
+  };
+}
+
+describe('datapath formats', () => {
+  it('round-trips a segment and compresses repetitive data', () => {
+    const segment = sampleSegment();
+    const encoded = encodeSegment(segment);
+    assert.ok(encoded.length < 5000 + 8192);
+    assert.deepEqual(decodeSegment('k', encoded), segment);
+  });
+
+  it('names the object for every kind of damage', () => {
+    const encoded = encodeSegment(sampleSegment());
+    const damaged: Array<[string, Buffer]> = [
+      ['truncated', encoded.subarray(0, encoded.length - 1)],
+      ['truncated', encoded.subarray(0, 10)],
+      ['bad magic', Buffer.concat([Buffer.from('XXXX'), encoded.subarray(4)])],
+      ['checksum mismatch', Buffer.from(encoded).fill(1, 100, 101)],
+      ['checksum mismatch', Buffer.from(encoded).fill(9, 12, 13)],
+    ];
+    for (const [reason, object] of damaged) {
+      assert.throws(
+        () => decodeSegment('dr/domains/demo/log/0000000001/0000000000000041', object),
+        (error: unknown) => error instanceof CorruptSegmentError && error.message.includes('dr/domains/demo/log/0000000001/0000000000000041') && error.message.includes(reason),
+      );
+    }
+  });
+
+  it('refuses a future format version', () => {
+    const encoded = Buffer.from(encodeSegment(sampleSegment()));
+    encoded.writeUInt16BE(2, 4);
+    assert.throws(() => decodeSegment('k', encoded), /unsupported format version 2/);
+  });
+
+  it('orders keys numerically by lexical listing', () => {
+    const keys = new DomainKeys('dr/', 'demo');
+    const sorted = [9, 10, 100, 2].map((n) => keys.segment(1, n)).sort();
+    assert.deepEqual(sorted.map(trailingNumber), [2, 9, 10, 100]);
+    assert.equal(keys.ownership(12), 'dr/domains/demo/ownership/0000000012');
+    assert.throws(() => new DomainKeys('dr/', '../x'), /invalid domain/);
+  });
+
+  it('keeps the last write per byte and yields coalesced dirty runs', () => {
+    const image = new DiskImage('d', 3 * 4096 + 100);
+    image.apply(4000, Buffer.alloc(200, 1));
+    image.apply(4096, Buffer.alloc(10, 2));
+    image.apply(3 * 4096, Buffer.alloc(100, 3));
+    const runs = image.takeDirtyRuns();
+    assert.deepEqual(runs.map((r) => [r.offset, r.data.length]), [[0, 8192], [12288, 100]]);
+    assert.equal(runs[0].data[4095], 1);
+    assert.equal(runs[0].data[4096], 2);
+    assert.equal(runs[0].data[4106], 1);
+    assert.deepEqual(image.takeDirtyRuns(), []);
+    assert.throws(() => image.apply(3 * 4096 + 50, Buffer.alloc(51)), /outside disk/);
+  });
+});

@@ -1,0 +1,57 @@
+import type { CreateDiskSpec, JournalBatch, JournalEntry, ReadJournalOptions, VirtualDisk } from '../../sites/provider';
+import type { JournalSource } from '../../activities/datapath/replicator';
+import type { TargetDisks } from '../../activities/datapath/rehydrate';
+
+/** The disk and journal part of a site, in memory, for unit tests of the data path. */
+export class MemorySite implements JournalSource, TargetDisks {
+  readonly disks = new Map<string, Buffer>();
+  readonly journal: JournalEntry[] = [];
+  private sequence = 0;
+  private trimmedUpTo = 0;
+
+  async createDisk(spec: CreateDiskSpec): Promise<VirtualDisk> {
+    if (!this.disks.has(spec.id)) this.disks.set(spec.id, Buffer.alloc(spec.sizeBytes));
+    return Promise.resolve({ id: spec.id, datastore: spec.datastore, sizeBytes: spec.sizeBytes, protected: spec.protected });
+  }
+
+  async readDisk(diskId: string, offset: number, length: number): Promise<Buffer> {
+    return Promise.resolve(Buffer.from(this.disk(diskId).subarray(offset, offset + length)));
+  }
+
+  async writeDisk(diskId: string, offset: number, data: Buffer): Promise<void> {
+    data.copy(this.disk(diskId), offset);
+    return Promise.resolve();
+  }
+
+  /** A guest write: lands on the disk and in the journal. */
+  guestWrite(vm: string, diskId: string, offset: number, data: Buffer, timestamp: number): JournalEntry {
+    data.copy(this.disk(diskId), offset);
+    const entry = { sequence: ++this.sequence, timestamp, vm, diskId, offset, data: Buffer.from(data) };
+    this.journal.push(entry);
+    return entry;
+  }
+
+  async readJournal({ afterSequence, vms, maxEntries = Infinity, maxBytes = Infinity }: ReadJournalOptions): Promise<JournalBatch> {
+    const entries: JournalEntry[] = [];
+    let bytes = 0;
+    for (const entry of this.journal) {
+      if (entry.sequence <= afterSequence || (vms && !vms.includes(entry.vm))) continue;
+      if (entries.length >= maxEntries || (entries.length > 0 && bytes + entry.data.length > maxBytes)) break;
+      entries.push(entry);
+      bytes += entry.data.length;
+    }
+    return Promise.resolve({ entries, lastSequence: this.sequence, firstRetainedSequence: this.trimmedUpTo + 1 });
+  }
+
+  async trimJournal(upToSequence: number): Promise<void> {
+    this.trimmedUpTo = Math.max(this.trimmedUpTo, upToSequence);
+    this.journal.splice(0, this.journal.findIndex((e) => e.sequence > upToSequence) === -1 ? this.journal.length : this.journal.findIndex((e) => e.sequence > upToSequence));
+    return Promise.resolve();
+  }
+
+  private disk(diskId: string): Buffer {
+    const disk = this.disks.get(diskId);
+    if (!disk) throw new Error(`no disk ${diskId}`);
+    return disk;
+  }
+}
