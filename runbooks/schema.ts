@@ -129,6 +129,13 @@ export const RunbookSchema = z.strictObject({
       logSize: size.default('64GiB'),
       metadataSize: size.default('8GiB'),
     }),
+    primaryShutdown: z
+      .strictObject({
+        timeout: duration.default('5m').describe('how long each guest may take to shut down in a planned failover'),
+        onTimeout: z.enum(['powerOff', 'abort']).default('powerOff').describe('powerOff: hard power-off a guest that did not stop in time; abort: stop the failover and compensate'),
+      })
+      .default({ timeout: '5m', onTimeout: 'powerOff' })
+      .describe('planned failover: VMs are shut down at the primary in reverse power-on order'),
     protection: z
       .strictObject({
         restorePointInterval: duration.default('15m'),
