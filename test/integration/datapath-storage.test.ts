@@ -1,0 +1,230 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { resolveChain } from '../../activities/datapath/log-chain';
+import { ObjectStore } from '../../activities/datapath/object-store';
+import { Ownership, StaleEpochError } from '../../activities/datapath/ownership';
+import { rehydrate, type RehydrationProgress } from '../../activities/datapath/rehydrate';
+import { replicate } from '../../activities/datapath/replicator';
+import { createRestorePoint, listRestorePoints } from '../../activities/datapath/restore-points';
+import { SegmentWriter } from '../../activities/datapath/segment-writer';
+import type { DomainDisk } from '../../activities/datapath/records';
+import { decodeSegment, encodeSegment } from '../../activities/datapath/segment-codec';
+import { startChild } from '../../stack/child-process';
+import { startTestStack, type TestStack } from '../harness/stack';
+import { MemorySite } from '../unit/datapath-memory-site';
+
+const DISKS: DomainDisk[] = [
+  { vm: 'db-1', diskId: 'db-1-disk-0', sizeBytes: 1024 * 1024 },
+  { vm: 'db-1', diskId: 'db-1-disk-1', sizeBytes: 512 * 1024 },
+  { vm: 'app-1', diskId: 'app-1-disk-0', sizeBytes: 256 * 1024 },
+];
+
+/** Random guest writes of 512 B..16 KiB, at clock `start + i`. */
+function writeWorkload(site: MemorySite, count: number, start: number): void {
+  for (let i = 0; i < count; i++) {
+    const disk = DISKS[i % DISKS.length];
+    const length = 512 * (1 + Math.floor(Math.random() * 32));
+    const offset = Math.floor(Math.random() * (disk.sizeBytes - length));
+    site.guestWrite(disk.vm, disk.diskId, offset, randomBytes(length), start + i);
+  }
+}
+
+function snapshot(site: MemorySite): Map<string, Buffer> {
+  return new Map([...site.disks].map(([id, data]) => [id, Buffer.from(data)]));
+}
+
+async function drain(store: ObjectStore, ownership: Ownership, source: MemorySite, epoch: number, site: string, cursor: number, maxEntries = 25) {
+  let drainedUpTo = cursor;
+  return replicate({
+    source,
+    writer: new SegmentWriter(store, ownership, epoch, site),
+    vms: ['db-1', 'app-1'],
+    cursor,
+    maxEntries,
+    maxBytes: 256 * 1024,
+    idlePollMs: 1,
+    trimJournal: false,
+    onSegment: (progress) => {
+      drainedUpTo = progress.cursor;
+    },
+    shouldStop: () => (source.journal.at(-1)?.sequence ?? 0) <= drainedUpTo,
+  });
+}
+
+function assertDisksEqual(target: MemorySite, expected: Map<string, Buffer>): void {
+  for (const disk of DISKS) assert.ok(target.disks.get(disk.diskId)!.equals(expected.get(disk.diskId)!), `disk ${disk.diskId} differs`);
+}
+
+describe('datapath on real S3: fencing, replication log, restore points, rehydration', () => {
+  let stack: TestStack;
+  let store: ObjectStore;
+  before(async () => {
+    stack = await startTestStack();
+    store = new ObjectStore(stack.s3Client, stack.s3Settings);
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  it('replicates, makes a restore point, and rehydrates byte-identical disks to the point, to an instant and to the end', async () => {
+    const ownership = new Ownership(store, 'pitr');
+    assert.equal((await ownership.claim('primary')).won, true);
+    const primary = new MemorySite();
+    for (const disk of DISKS) await primary.createDisk({ id: disk.diskId, datastore: 'ds', sizeBytes: disk.sizeBytes, protected: true });
+
+    writeWorkload(primary, 120, 1_000);
+    let progress = await drain(store, ownership, primary, 1, 'primary', 0);
+    const atPoint = snapshot(primary);
+    const point = await createRestorePoint(store, ownership, { reason: 'on-demand', vms: [], now: 5_000 });
+    assert.equal(point.timestamp, 1_119);
+
+    writeWorkload(primary, 60, 2_000);
+    const atInstant = snapshot(primary);
+    writeWorkload(primary, 60, 3_000);
+    progress = await drain(store, ownership, primary, 1, 'primary', progress.cursor);
+    assert.equal(progress.cursor, 240);
+    assert.deepEqual((await listRestorePoints(store, ownership)).map((p) => p.id), [point.id]);
+
+    const toPoint = new MemorySite();
+    await rehydrate({ store, ownership, target: toPoint, disks: DISKS, datastore: 'ds', upTo: { kind: 'position', position: point.position } });
+    assertDisksEqual(toPoint, atPoint);
+
+    const toInstant = new MemorySite();
+    await rehydrate({ store, ownership, target: toInstant, disks: DISKS, datastore: 'ds', upTo: { kind: 'instant', at: 2_059 } });
+    assertDisksEqual(toInstant, atInstant);
+
+    const toEnd = new MemorySite();
+    const result = await rehydrate({ store, ownership, target: toEnd, disks: DISKS, datastore: 'ds', upTo: { kind: 'latest' } });
+    assertDisksEqual(toEnd, snapshot(primary));
+    assert.equal(result.disks.length, 3);
+  });
+
+  it('resumes a replicator from a stale cursor without duplicating, and a rehydration from its last progress', async () => {
+    const ownership = new Ownership(store, 'resume');
+    await ownership.claim('primary');
+    const primary = new MemorySite();
+    for (const disk of DISKS) await primary.createDisk({ id: disk.diskId, datastore: 'ds', sizeBytes: disk.sizeBytes, protected: true });
+    writeWorkload(primary, 100, 1_000);
+    const first = await drain(store, ownership, primary, 1, 'primary', 0, 10);
+    assert.equal(first.segmentsWritten, 10);
+    writeWorkload(primary, 35, 2_000);
+    // A killed worker whose last recorded heartbeat said cursor 0: everything is adopted, then new writes follow.
+    const again = await drain(store, ownership, primary, 1, 'primary', 0, 10);
+    assert.equal(again.segmentsAdopted, 10);
+    assert.equal(again.segmentsWritten, 4);
+    const chain = await resolveChain(store, ownership);
+    assert.equal(chain.length, 14);
+
+    const progress: RehydrationProgress[] = [];
+    const target = new MemorySite();
+    await assert.rejects(
+      rehydrate({
+        store,
+        ownership,
+        target,
+        disks: DISKS,
+        datastore: 'ds',
+        upTo: { kind: 'latest' },
+        onProgress: (p) => {
+          progress.push(p);
+          if (progress.length === 6) throw new Error('worker died');
+        },
+      }),
+      /worker died/,
+    );
+    const resumed = await rehydrate({ store, ownership, target, disks: DISKS, datastore: 'ds', upTo: { kind: 'latest' }, resumeAfter: progress.at(-1) });
+    assert.equal(resumed.segmentsApplied, 8);
+    assertDisksEqual(target, snapshot(primary));
+  });
+
+  it('fences a taken-over owner: its writes are refused and its late segments are never read', async () => {
+    const ownership = new Ownership(store, 'takeover');
+    await ownership.claim('primary');
+    const primary = new MemorySite();
+    for (const disk of DISKS) await primary.createDisk({ id: disk.diskId, datastore: 'ds', sizeBytes: disk.sizeBytes, protected: true });
+    writeWorkload(primary, 50, 1_000);
+    const before = await drain(store, ownership, primary, 1, 'primary', 0);
+    const atTakeover = snapshot(primary);
+    // A writer that verified its epoch before the takeover and keeps writing after it.
+    const staleWriter = new SegmentWriter(store, ownership, 1, 'primary');
+    await staleWriter.existing(0);
+    writeWorkload(primary, 20, 2_000);
+    const { entries } = await primary.readJournal({ afterSequence: before.cursor });
+    await staleWriter.write(before.cursor, entries.slice(0, 5), entries[4].sequence);
+    const afterAcked = await primary.readJournal({ afterSequence: entries[4].sequence });
+    for (const entry of entries.slice(0, 5)) entry.data.copy(atTakeover.get(entry.diskId)!, entry.offset);
+
+    const takeover = await ownership.claim('recovery');
+    assert.deepEqual([takeover.won, takeover.epoch, takeover.owner.kind], [true, 2, 'takeover']);
+    const lateKey = ownership.keys.segment(1, entries[4].sequence);
+    await assert.rejects(staleWriter.write(entries[4].sequence, afterAcked.entries, afterAcked.entries.at(-1)!.sequence), StaleEpochError);
+    assert.ok(await store.get(lateKey), 'the fenced writer put its segment before learning it was fenced');
+    await assert.rejects(drain(store, ownership, primary, 1, 'primary', before.cursor), StaleEpochError);
+
+    const target = new MemorySite();
+    await rehydrate({ store, ownership, target, disks: DISKS, datastore: 'ds', upTo: { kind: 'latest' } });
+    assertDisksEqual(target, atTakeover);
+    assert.equal((await ownership.inspect()).owner?.site, 'recovery');
+  });
+
+  it('fails rehydration naming the object when a segment is truncated or corrupted', async () => {
+    const ownership = new Ownership(store, 'damage');
+    await ownership.claim('primary');
+    const primary = new MemorySite();
+    for (const disk of DISKS) await primary.createDisk({ id: disk.diskId, datastore: 'ds', sizeBytes: disk.sizeBytes, protected: true });
+    writeWorkload(primary, 60, 1_000);
+    await drain(store, ownership, primary, 1, 'primary', 0, 20);
+    const chain = await resolveChain(store, ownership);
+    const victim = chain[1].key;
+    const original = (await store.get(victim))!;
+
+    await store.put(victim, original.subarray(0, original.length - 7));
+    await assert.rejects(rehydrate({ store, ownership, target: new MemorySite(), disks: DISKS, datastore: 'ds', upTo: { kind: 'latest' } }), (error: Error) => error.message.includes(victim) && /truncated/.test(error.message));
+
+    const flipped = Buffer.from(original);
+    flipped[flipped.length - 3] ^= 0xff;
+    await store.put(victim, flipped);
+    await assert.rejects(rehydrate({ store, ownership, target: new MemorySite(), disks: DISKS, datastore: 'ds', upTo: { kind: 'latest' } }), (error: Error) => error.message.includes(victim) && /checksum/.test(error.message));
+
+    // A well-formed segment that skips journal entries is a gap, not data.
+    await store.put(victim, encodeSegment({ epoch: 1, afterSequence: chain[1].segment + 1, lastSequence: 41, entries: [] }));
+    await assert.rejects(rehydrate({ store, ownership, target: new MemorySite(), disks: DISKS, datastore: 'ds', upTo: { kind: 'latest' } }), (error: Error) => error.message.includes(victim));
+  });
+
+  it('two processes claiming one domain 200 times: exactly one wins each time and the loser cannot write', async () => {
+    const rounds = 200;
+    const startAt = Date.now() + 3_000;
+    const racers = ['site-a', 'site-b'].map((site) =>
+      startChild({
+        name: `claimer ${site}`,
+        command: process.execPath,
+        args: ['--import', 'tsx', path.join(__dirname, '../fixtures/datapath-claimer.ts')],
+        logFile: path.join(stack.dir, `claimer-${site}.log`),
+        env: { ...process.env, DR_S3_SETTINGS: JSON.stringify(stack.s3Settings), DR_SITE: site, DR_RACE_ROUNDS: String(rounds), DR_START_AT: String(startAt) },
+      }),
+    );
+    const codes = await Promise.all(racers.map((r) => r.exited));
+    assert.deepEqual(codes, [0, 0], racers.map((r) => readFileSync(r.logFile, 'utf8')).join('\n'));
+    const lines = racers.flatMap((r) =>
+      readFileSync(r.logFile, 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as { round: number; site: string; won: boolean; owner: string; write: string }),
+    );
+    assert.equal(lines.length, 2 * rounds);
+    for (let round = 0; round < rounds; round++) {
+      const pair = lines.filter((l) => l.round === round);
+      const winners = pair.filter((l) => l.won);
+      assert.equal(winners.length, 1, `round ${round}: ${JSON.stringify(pair)}`);
+      for (const line of pair) {
+        assert.equal(line.owner, winners[0].site);
+        assert.equal(line.write, line.won ? 'accepted' : 'refused');
+      }
+      const key = new Ownership(store, `race-${round}`).keys.segment(1, 0);
+      assert.equal(decodeSegment(key, (await store.get(key))!).entries[0].data.toString(), winners[0].site);
+    }
+  });
+});
