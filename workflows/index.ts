@@ -3,3 +3,5 @@ export { storagePreflight } from './storage-preflight';
 export { powerOnGroup } from './power-on-group';
 export { powerOnPlan } from './power-on-plan';
 export { domainOperations } from './domain-operations';
+export { protect } from './protect';
+export { rehydrateDomain } from './datapath-rehydrate';

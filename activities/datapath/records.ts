@@ -24,7 +24,12 @@ export const vmMetadataSchema = z.object({
   cpus: z.number().int().positive(),
   memoryMiB: z.number().int().positive(),
   diskIds: z.array(z.string()),
-  nics: z.array(z.object({ network: z.string() }).passthrough()),
+  nics: z.array(
+    z.object({
+      network: z.string(),
+      ip: z.object({ address: z.string(), prefix: z.number().int(), gateway: z.string().optional(), dns: z.array(z.string()) }).optional(),
+    }),
+  ),
   metadata: z.record(z.string(), z.string()),
 });
 export type VmMetadata = z.infer<typeof vmMetadataSchema>;
@@ -69,6 +74,8 @@ export const restorePointSchema = z.object({
   domain: z.string(),
   /** Consistent across all VMs: one log position covers every disk of the domain. */
   position: positionSchema,
+  /** Journal sequence of the last write the point includes, at the site that owned `position.epoch`. */
+  lastJournalSequence: z.number().int().nonnegative(),
   /** Acknowledgement time of the last write the point includes (or of the point when none). */
   timestamp: z.number().int(),
   createdAt: z.number().int(),

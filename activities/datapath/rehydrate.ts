@@ -29,6 +29,8 @@ export interface RehydrateOptions {
   onProgress?: (progress: RehydrationProgress) => void | Promise<void>;
   /** Continuous rehydration: keep applying new segments until `shouldStop` says so. */
   follow?: { pollMs: number; shouldStop: () => boolean | Promise<boolean> };
+  /** Names the target disk for a domain disk; by default the same id (a different site). */
+  targetDiskId?: (diskId: string) => string;
   readConcurrency?: number;
   writeConcurrency?: number;
 }
@@ -53,9 +55,10 @@ function isAtOrBefore(link: ChainLink, position: { epoch: number; segment: numbe
 export async function rehydrate(options: RehydrateOptions): Promise<RehydrationResult> {
   const readConcurrency = options.readConcurrency ?? 8;
   const writeConcurrency = options.writeConcurrency ?? 8;
+  const targetId = options.targetDiskId ?? ((diskId: string) => diskId);
   const images = new Map(options.disks.map((d) => [d.diskId, new DiskImage(d.diskId, d.sizeBytes)]));
   await forEachLimited(options.disks, writeConcurrency, async (disk) => {
-    await options.target.createDisk({ id: disk.diskId, datastore: options.datastore, sizeBytes: disk.sizeBytes, protected: false });
+    await options.target.createDisk({ id: targetId(disk.diskId), datastore: options.datastore, sizeBytes: disk.sizeBytes, protected: false });
   });
   let bytesWritten = options.resumeAfter?.bytesWritten ?? 0;
   let segmentsApplied = 0;
@@ -87,7 +90,7 @@ export async function rehydrate(options: RehydrateOptions): Promise<RehydrationR
       const runs = [...images.values()].flatMap((image) => image.takeDirtyRuns().map((run) => ({ diskId: image.diskId, ...run })));
       if (!alreadyWritten) {
         await forEachLimited(runs, writeConcurrency, async (run) => {
-          await options.target.writeDisk(run.diskId, run.offset, run.data);
+          await options.target.writeDisk(targetId(run.diskId), run.offset, run.data);
           bytesWritten += run.data.length;
         });
         segmentsApplied++;
@@ -114,19 +117,19 @@ export async function rehydrate(options: RehydrateOptions): Promise<RehydrationR
       if (newer.length > 0 && (await applyLinks(newer))) break;
     }
   }
-  return { segmentsApplied, bytesWritten, lastApplied, disks: await verify(options.target, [...images.values()], readConcurrency) };
+  return { segmentsApplied, bytesWritten, lastApplied, disks: await verify(options.target, [...images.values()], targetId, readConcurrency) };
 }
 
-async function verify(target: TargetDisks, images: DiskImage[], concurrency: number): Promise<RehydrationResult['disks']> {
+async function verify(target: TargetDisks, images: DiskImage[], targetId: (diskId: string) => string, concurrency: number): Promise<RehydrationResult['disks']> {
   const results: RehydrationResult['disks'] = [];
   await forEachLimited(images, concurrency, async (image) => {
     let verifiedBytes = 0;
     for (const run of image.allRuns()) {
-      const actual = await target.readDisk(image.diskId, run.offset, run.data.length);
-      if (!actual.equals(run.data)) throw new Error(`rehydrated disk ${image.diskId} differs from the log in [${run.offset}, ${run.offset + run.data.length})`);
+      const actual = await target.readDisk(targetId(image.diskId), run.offset, run.data.length);
+      if (!actual.equals(run.data)) throw new Error(`rehydrated disk ${targetId(image.diskId)} differs from the log in [${run.offset}, ${run.offset + run.data.length})`);
       verifiedBytes += run.data.length;
     }
-    results.push({ diskId: image.diskId, sha256: image.digest(), verifiedBytes });
+    results.push({ diskId: targetId(image.diskId), sha256: image.digest(), verifiedBytes });
   });
   return results.sort((a, b) => a.diskId.localeCompare(b.diskId));
 }

@@ -19,9 +19,11 @@ export async function createRestorePoint(
   if (!last) throw new Error(`domain ${ownership.domain} has no replicated writes yet; no restore point can be made`);
   let entries = 0;
   let timestamp = input.now;
+  let lastJournalSequence = 0;
   for await (const { segment } of readChain(store, [last], 1)) {
     entries = segment.entries.length;
     timestamp = segment.entries.at(-1)?.timestamp ?? input.now;
+    lastJournalSequence = segment.lastSequence;
   }
   const id = `${padEpoch(last.epoch)}-${padSequence(last.segment)}-${entries}`;
   const point: RestorePoint = {
@@ -29,6 +31,7 @@ export async function createRestorePoint(
     id,
     domain: ownership.domain,
     position: { epoch: last.epoch, segment: last.segment, entries },
+    lastJournalSequence,
     timestamp,
     createdAt: input.now,
     reason: input.reason,

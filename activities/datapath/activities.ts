@@ -1,0 +1,182 @@
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { SiteProvider } from '../../sites/provider';
+import { DomainKeys } from './keys';
+import type { ObjectStore } from './object-store';
+import { Ownership, StaleEpochError } from './ownership';
+import { manifestSchema, parseRecord, RECORD_FORMAT_VERSION, type Manifest, type RestorePoint, type VmMetadata } from './records';
+import { rehydrate, type RehydrationProgress, type RehydrationResult, type RehydrationTarget } from './rehydrate';
+import { JournalGapError, replicate, type ReplicationProgress } from './replicator';
+import { createRestorePoint } from './restore-points';
+import { CorruptSegmentError } from './segment-codec';
+import { SegmentWriter } from './segment-writer';
+
+export interface DatapathDependencies {
+  store: ObjectStore;
+  /** The provider of a named site; a site worker knows only its own. */
+  site: (name: string) => SiteProvider;
+}
+
+export interface ReplicateInput {
+  domain: string;
+  site: string;
+  epoch: number;
+  cursor: number;
+  vms: string[];
+  /** The activity returns after this long so that the workflow sees fresh lag and cursor. */
+  runForMs: number;
+  maxEntries?: number;
+  maxBytes?: number;
+  trimJournal?: boolean;
+}
+
+export interface RehydrateInput {
+  domain: string;
+  targetSite: string;
+  datastore: string;
+  upTo: RehydrationTarget;
+  /** Target disk ids are this prefix + the protected disk id (for a drill next to a live copy). */
+  diskIdPrefix?: string;
+  /** Continuous rehydration: keep applying until this instant (epoch ms), then verify and return. */
+  followUntil?: number;
+}
+
+/** Failures that retrying cannot fix become non-retryable with a stable type. */
+function classify(error: unknown): unknown {
+  if (error instanceof StaleEpochError) return ApplicationFailure.nonRetryable(error.message, 'StaleEpoch');
+  if (error instanceof CorruptSegmentError) return ApplicationFailure.nonRetryable(error.message, 'CorruptSegment');
+  if (error instanceof JournalGapError) return ApplicationFailure.nonRetryable(error.message, 'JournalGap');
+  return error;
+}
+
+function vmMetadata(vms: Awaited<ReturnType<SiteProvider['listVms']>>): VmMetadata[] {
+  return vms.map((vm) => ({ name: vm.name, cpus: vm.cpus, memoryMiB: vm.memoryMiB, diskIds: vm.diskIds, nics: vm.nics, metadata: vm.metadata }));
+}
+
+export function createDatapathActivities({ store, site }: DatapathDependencies) {
+  const readManifest = async (domain: string): Promise<Manifest> => {
+    const key = new DomainKeys(store.prefix, domain).manifest();
+    const body = await store.get(key);
+    if (!body) throw ApplicationFailure.nonRetryable(`domain ${domain} has no manifest at ${key}`, 'NoManifest');
+    return parseRecord(manifestSchema, key, body);
+  };
+
+  return {
+    /**
+     * Claims the domain for `site`. Without `takeover` it only claims a domain nobody owns (or
+     * that `site` already owns, so a retry after a won claim is a success); with it, it fences the
+     * current owner by creating the next epoch.
+     */
+    async claimDomain(input: { domain: string; site: string; takeover: boolean }): Promise<{ won: boolean; epoch: number; ownerSite: string }> {
+      const ownership = new Ownership(store, input.domain);
+      const current = await ownership.inspect();
+      if (current.owner?.site === input.site) return { won: true, epoch: current.epoch, ownerSite: input.site };
+      if (current.owner && !input.takeover) return { won: false, epoch: current.epoch, ownerSite: current.owner.site };
+      const result = await ownership.claim(input.site, { fromEpoch: current.epoch });
+      return { won: result.won, epoch: result.epoch, ownerSite: result.owner.site };
+    },
+
+    /** Snapshots the protected VMs and disks of the domain (VMs named `vms`) into manifest.json. */
+    async recordManifest(input: { domain: string; site: string; vms: string[]; protectionWindowMs: number }): Promise<Manifest> {
+      const provider = site(input.site);
+      const vms = (await provider.listVms()).filter((vm) => input.vms.includes(vm.name));
+      const disks = await Promise.all(vms.flatMap((vm) => vm.diskIds.map(async (id) => ({ vm: vm.name, disk: await provider.getDisk(id) }))));
+      const manifest: Manifest = {
+        formatVersion: RECORD_FORMAT_VERSION,
+        domain: input.domain,
+        protectedSite: input.site,
+        disks: disks.filter((d) => d.disk.protected).map((d) => ({ vm: d.vm, diskId: d.disk.id, sizeBytes: d.disk.sizeBytes })),
+        vms: vmMetadata(vms),
+        protectionWindowMs: input.protectionWindowMs,
+        updatedAt: Date.now(),
+      };
+      await store.put(new DomainKeys(store.prefix, input.domain).manifest(), JSON.stringify(manifest), 'application/json');
+      return manifest;
+    },
+
+    /**
+     * Drains the site's journal into the log for `runForMs`. The cursor is heartbeated after each
+     * acknowledged segment; a retry resumes from the later of the input and the last heartbeat.
+     */
+    async replicateJournal(input: ReplicateInput): Promise<ReplicationProgress> {
+      const context = Context.current();
+      const heartbeatCursor = (context.info.heartbeatDetails as ReplicationProgress | undefined)?.cursor ?? 0;
+      const cursor = Math.max(input.cursor, heartbeatCursor);
+      const ownership = new Ownership(store, input.domain);
+      const stopAt = Date.now() + input.runForMs;
+      let latest: Pick<ReplicationProgress, 'cursor'> = { cursor };
+      try {
+        const progress = await replicate({
+          source: site(input.site),
+          writer: new SegmentWriter(store, ownership, input.epoch, input.site),
+          vms: input.vms,
+          cursor,
+          maxEntries: input.maxEntries ?? 2_000,
+          maxBytes: input.maxBytes ?? 8 * 1024 * 1024,
+          idlePollMs: 100,
+          trimJournal: input.trimJournal ?? true,
+          onSegment: (p) => {
+            latest = p;
+            context.heartbeat(p);
+          },
+          shouldStop: () => {
+            // Also while idle: the heartbeat timeout must only catch a dead worker.
+            context.heartbeat(latest);
+            return Date.now() >= stopAt || context.cancellationSignal.aborted;
+          },
+        });
+        context.log.info('replication run finished', { domain: input.domain, ...progress });
+        return progress;
+      } catch (error) {
+        throw classify(error);
+      }
+    },
+
+    async createRestorePoint(input: { domain: string; reason: RestorePoint['reason'] }): Promise<RestorePoint> {
+      const manifest = await readManifest(input.domain);
+      return createRestorePoint(store, new Ownership(store, input.domain), { reason: input.reason, vms: manifest.vms, now: Date.now() });
+    },
+
+    /**
+     * Rebuilds the domain's disks at the target site. Progress is heartbeated after every segment,
+     * so a retried attempt skips the writes already done.
+     */
+    async rehydrateDomain(input: RehydrateInput): Promise<RehydrationResult> {
+      const context = Context.current();
+      const manifest = await readManifest(input.domain);
+      let latest = context.info.heartbeatDetails as RehydrationProgress | undefined;
+      try {
+        const result = await rehydrate({
+          store,
+          ownership: new Ownership(store, input.domain),
+          target: site(input.targetSite),
+          disks: manifest.disks,
+          datastore: input.datastore,
+          upTo: input.upTo,
+          targetDiskId: (diskId) => `${input.diskIdPrefix ?? ''}${diskId}`,
+          resumeAfter: latest,
+          onProgress: (progress) => {
+            latest = progress;
+            context.heartbeat(progress);
+          },
+          ...(input.followUntil !== undefined
+            ? {
+                follow: {
+                  pollMs: 200,
+                  shouldStop: () => {
+                    context.heartbeat(latest);
+                    return Date.now() >= input.followUntil! || context.cancellationSignal.aborted;
+                  },
+                },
+              }
+            : {}),
+        });
+        context.log.info('rehydration finished', { domain: input.domain, segments: result.segmentsApplied, bytes: result.bytesWritten });
+        return result;
+      } catch (error) {
+        throw classify(error);
+      }
+    },
+  };
+}
+
+export type DatapathActivities = ReturnType<typeof createDatapathActivities>;
