@@ -6,11 +6,12 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
 import { createWebhookActivities } from '../../activities/webhook';
 import { fileSecretResolver } from '../../common/secrets';
@@ -21,6 +22,8 @@ import { DR_OUTCOME } from '../../workflows/search-attributes';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../../workflows/task-queues';
 import { recordingSite } from '../harness/recording-site';
 import { startTestStack, type TestStack } from '../harness/stack';
+
+const HISTORY_FIXTURES = path.join(__dirname, '..', 'fixtures', 'histories');
 
 function plan(yamlGroups: string, vms: string[]): PowerOnPlanInput {
   const text = `apiVersion: dr.example.io/v1alpha1
@@ -186,6 +189,25 @@ describe('power-on plan: groups as child workflows, in runbook order', () => {
     const history = JSON.stringify(await stack.client.workflow.getHandle(powerOnGroupWorkflowId('power-on/webhook-abort', 'web')).fetchHistory());
     assert.ok(!history.includes('s3cr3t-value'), 'the secret never enters workflow history');
     webhookStatus = 204;
+  });
+
+  it('replays every recorded history against the current workflow code (determinism)', async () => {
+    let replayed = 0;
+    const histories = stack.client.workflow.list({ query: "WorkflowType IN ('powerOnPlan', 'powerOnGroup') AND ExecutionStatus != 'Running'" }).intoHistories();
+    for await (const result of Worker.runReplayHistories({ workflowsPath: require.resolve('../../workflows') }, histories)) {
+      assert.equal(result.error, undefined, `${result.workflowId}: ${String(result.error)}`);
+      replayed++;
+    }
+    // `DR_RECORD_HISTORIES=1 npm test -- power-on-plan` refreshes the histories that
+    // test/integration/workflow-replay.test.ts replays against future versions of the code.
+    if (process.env.DR_RECORD_HISTORIES === '1') {
+      mkdirSync(HISTORY_FIXTURES, { recursive: true });
+      for await (const w of stack.client.workflow.list({ query: "WorkflowType IN ('powerOnPlan', 'powerOnGroup') AND ExecutionStatus != 'Running'" })) {
+        const history = await stack.client.workflow.getHandle(w.workflowId, w.runId).fetchHistory();
+        writeFileSync(path.join(HISTORY_FIXTURES, `${w.workflowId.replace(/[^A-Za-z0-9-]+/g, '_')}.json`), `{"workflowId":${JSON.stringify(w.workflowId)},"history":${historyToJSON(history)}}\n`);
+      }
+    }
+    assert.ok(replayed >= 6, `replayed ${replayed} histories`);
   });
 
   it('pauses a failed VM for an operator, who retries it; continue records a failure and goes on', async () => {
