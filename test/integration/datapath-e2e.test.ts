@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Worker } from '@temporalio/worker';
+import { readChain, resolveChain } from '../../activities/datapath/log-chain';
+import { ObjectStore } from '../../activities/datapath/object-store';
+import { Ownership } from '../../activities/datapath/ownership';
+import type { RehydrateInput } from '../../activities/datapath/activities';
+import { startChild, waitUntilReady, type ChildHandle } from '../../stack/child-process';
+import type { SiteService } from '../../sites/launch';
+import { expectedDiskContent, readWorkloadRecord } from '../../sites/workload';
+import { rehydrateDomain } from '../../workflows/datapath-rehydrate';
+import { protect, protectStatusQuery, restorePointNowUpdate, stopProtectionSignal } from '../../workflows/protect';
+import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
+import { admin, prepareTestSites, type TestSites } from '../harness/sites';
+import { startTestStack, type TestStack } from '../harness/stack';
+
+const DISKS = ['db-1-disk-0', 'db-1-disk-1', 'app-1-disk-0'];
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('datapath end to end: a workload, protect with SIGKILLed replicators, rehydration at the other site', () => {
+  let stack: TestStack;
+  let sites: TestSites;
+  let primary: SiteService;
+  let recovery: SiteService;
+  let orchestration: Worker;
+  let orchestrationRun: Promise<void>;
+  const workers: ChildHandle[] = [];
+
+  async function startSiteWorker(site: string, service: SiteService): Promise<ChildHandle> {
+    const child = startChild({
+      name: `datapath worker ${site}`,
+      command: process.execPath,
+      args: ['--import', 'tsx', path.join(__dirname, '../fixtures/datapath-worker.ts')],
+      logFile: path.join(stack.dir, `worker-${site}-${workers.length}.log`),
+      env: {
+        ...process.env,
+        DR_S3_SETTINGS: JSON.stringify(stack.s3Settings),
+        DR_SITE: site,
+        DR_SITE_URL: service.url,
+        DR_SITE_TOKEN: sites.token,
+        DR_TEMPORAL_ADDRESS: stack.temporalSettings.address,
+      },
+    });
+    workers.push(child);
+    await waitUntilReady(child, () => (readFileSync(child.logFile, 'utf8').includes('worker ready') ? Promise.resolve() : Promise.reject(new Error('starting'))));
+    return child;
+  }
+
+  before(async () => {
+    stack = await startTestStack();
+    sites = await prepareTestSites(stack.dir);
+    [primary, recovery] = await Promise.all([sites.start('primary'), sites.start('recovery')]);
+    orchestration = await Worker.create({ connection: stack.nativeConnection, taskQueue: ORCHESTRATION_TASK_QUEUE, workflowsPath: require.resolve('../../workflows') });
+    orchestrationRun = orchestration.run();
+  });
+  after(async () => {
+    for (const worker of workers) await worker.kill();
+    orchestration?.shutdown();
+    await orchestrationRun;
+    await primary?.process.stop();
+    await recovery?.process.stop();
+    await stack?.stop();
+  });
+
+  it('replicates through repeated SIGKILLs and rehydrates byte-identical disks to a restore point and to an instant', async () => {
+    let primaryWorker = await startSiteWorker('primary', primary);
+    let recoveryWorker = await startSiteWorker('recovery', recovery);
+    await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 60, blockSize: 4096, pattern: 'random', seed: 'datapath-e2e' });
+    const workflowId = 'protect/demo';
+    await stack.client.workflow.start(protect, {
+      taskQueue: ORCHESTRATION_TASK_QUEUE,
+      workflowId,
+      args: [{ domain: 'demo', site: 'primary', vms: ['db-1', 'app-1'], protectionWindowMs: 3_600_000, restorePointIntervalMs: 1_500, replicatorRunMs: 1_500, runsPerExecution: 3 }],
+    });
+    const handle = stack.client.workflow.getHandle(workflowId);
+
+    for (let kill = 0; kill < 3; kill++) {
+      await sleep(1_500 + Math.random() * 1_000);
+      await primaryWorker.kill();
+      await sleep(300);
+      primaryWorker = await startSiteWorker('primary', primary);
+    }
+    const point = await handle.executeUpdate(restorePointNowUpdate);
+    await sleep(1_000);
+    const instant = Date.now();
+    await sleep(1_000);
+    await primaryWorker.kill();
+    primaryWorker = await startSiteWorker('primary', primary);
+    await sleep(1_000);
+    await admin(primary, sites.token, '/admin/workload', undefined, 'DELETE');
+
+    const { lastSequence } = await primary.client.readJournal({ afterSequence: 0, maxEntries: 1 });
+    for (let waited = 0; (await handle.query(protectStatusQuery)).cursor < lastSequence; waited += 200) {
+      assert.ok(waited < 60_000, 'replication did not catch up within a minute');
+      await sleep(200);
+    }
+    const status = await handle.query(protectStatusQuery);
+    assert.ok(status.epoch === 1 && status.lastRestorePoint, JSON.stringify(status));
+    await handle.signal(stopProtectionSignal);
+    await handle.result();
+
+    // Every write the workload made is in the log exactly once, in order.
+    const record = readWorkloadRecord(path.join(stack.dir, 'primary', 'workload-record.jsonl'));
+    const store = new ObjectStore(stack.s3Client, stack.s3Settings);
+    const ownership = new Ownership(store, 'demo');
+    const logged: number[] = [];
+    for await (const { segment } of readChain(store, await resolveChain(store, ownership), 8)) logged.push(...segment.entries.map((e) => e.sequence));
+    assert.deepEqual(logged, record.map((w) => w.sequence).sort((a, b) => a - b));
+
+    // Rehydration at the recovery site, slowed so that its worker dies mid-way and resumes.
+    await admin(recovery, sites.token, '/admin/faults', { latencyMs: 25 });
+    const chainToPoint = (await resolveChain(store, ownership)).filter((l) => l.segment <= point.position.segment);
+    const rehydrate = (input: Omit<RehydrateInput, 'domain' | 'targetSite' | 'datastore'>, id: string) =>
+      stack.client.workflow.execute(rehydrateDomain, { taskQueue: ORCHESTRATION_TASK_QUEUE, workflowId: `rehydrate/demo/${id}`, args: [{ domain: 'demo', targetSite: 'recovery', datastore: 'ds-b', ...input }] });
+    const toPoint = rehydrate({ upTo: { kind: 'position', position: point.position }, diskIdPrefix: 'point-' }, 'point');
+    await sleep(1_500);
+    await recoveryWorker.kill();
+    recoveryWorker = await startSiteWorker('recovery', recovery);
+    const pointResult = await toPoint;
+    assert.ok(pointResult.segmentsApplied < chainToPoint.length, `resumed: ${pointResult.segmentsApplied} of ${chainToPoint.length} segments in the last attempt`);
+    await admin(recovery, sites.token, '/admin/faults', { latencyMs: 0 });
+    await rehydrate({ upTo: { kind: 'instant', at: instant }, diskIdPrefix: 'instant-' }, 'instant');
+
+    for (const diskId of DISKS) {
+      const size = (await primary.client.getDisk(diskId)).sizeBytes;
+      const atPoint = await recovery.client.readDisk(`point-${diskId}`, 0, size);
+      assert.ok(atPoint.equals(expectedDiskContent(record, diskId, size, { sequence: point.lastJournalSequence })), `${diskId} at the restore point`);
+      const atInstant = await recovery.client.readDisk(`instant-${diskId}`, 0, size);
+      assert.ok(atInstant.equals(expectedDiskContent(record, diskId, size, { instant })), `${diskId} at ${new Date(instant).toISOString()}`);
+    }
+  });
+});
