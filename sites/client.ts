@@ -95,6 +95,8 @@ export class SiteClient implements SiteProvider {
   createDisk = ({ id, ...spec }: CreateDiskSpec) => this.json<VirtualDisk>('PUT', `/api/disks/${encodeURIComponent(id)}`, spec);
   getDisk = (id: string) => this.json<VirtualDisk>('GET', `/api/disks/${encodeURIComponent(id)}`);
   deleteDisk = (id: string) => this.done('DELETE', `/api/disks/${encodeURIComponent(id)}`);
+  setDiskProtection = (id: string, isProtected: boolean) =>
+    this.json<{ disk: VirtualDisk; journalSequence: number }>('PUT', `/api/disks/${encodeURIComponent(id)}/protection`, { protected: isProtected });
 
   async readDisk(diskId: string, offset: number, length: number): Promise<Buffer> {
     const response = await this.call('GET', `/api/disks/${encodeURIComponent(diskId)}/data?offset=${offset}&length=${length}`);

@@ -159,6 +159,12 @@ export interface SiteProvider {
   createDisk(spec: CreateDiskSpec): Promise<VirtualDisk>;
   getDisk(id: string): Promise<VirtualDisk>;
   deleteDisk(id: string): Promise<void>;
+  /**
+   * Starts (or stops) journaling the disk's writes: a recovered disk becomes protected when
+   * protection resumes at its new site. Idempotent; returns the journal's last sequence at the
+   * switch, so the replicator starts right after it and misses no write.
+   */
+  setDiskProtection(id: string, isProtected: boolean): Promise<{ disk: VirtualDisk; journalSequence: number }>;
   readDisk(diskId: string, offset: number, length: number): Promise<Buffer>;
   writeDisk(diskId: string, offset: number, data: Buffer): Promise<void>;
 

@@ -29,6 +29,7 @@ const RegisterBody = z.strictObject({
 });
 const ReconfigureBody = z.strictObject({ cpus: z.int().min(1).max(768).optional(), memoryMiB: z.int().min(4).optional(), storagePolicy: name.optional(), nics: z.array(nic).max(10).optional() });
 const DiskBody = z.strictObject({ datastore: name, sizeBytes: z.int().min(512).max(64 * 1024 ** 4), protected: z.boolean().default(false) });
+const ProtectionBody = z.strictObject({ protected: z.boolean() });
 const RocvaBody = z.strictObject({ placement, networks: z.strictObject({ externalReplication: name, internal: name, management: name }) });
 const ShutdownBody = z.strictObject({ timeoutMs: z.int().min(0).max(3_600_000) });
 const TrimBody = z.strictObject({ upToSequence: z.int().min(0) });
@@ -101,6 +102,7 @@ export function createSiteApp(site: SimulatedSite, options: { token: string; fau
     await site.deleteDisk(req.params.id);
     res.status(204).end();
   });
+  app.put('/api/disks/:id/protection', json, async (req, res) => void res.json(await site.setDiskProtection(req.params.id, body(ProtectionBody, req).protected)));
   app.get('/api/disks/:id/data', async (req, res) => {
     const data = await site.readDisk(req.params.id, uint('offset', req.query.offset), uint('length', req.query.length));
     res.type('application/octet-stream').send(data);

@@ -279,6 +279,16 @@ export class SimulatedSite implements SiteProvider {
     return Promise.resolve();
   }
 
+  setDiskProtection(id: string, isProtected: boolean): Promise<{ disk: VirtualDisk; journalSequence: number }> {
+    const disk = this.disk(id);
+    if (disk.protected !== isProtected) {
+      disk.protected = isProtected;
+      this.record(isProtected ? 'DiskProtected' : 'DiskUnprotected', undefined, { disk: id });
+      this.save();
+    }
+    return Promise.resolve({ disk, journalSequence: this.journal.lastSequence });
+  }
+
   private checkRange(disk: VirtualDisk, offset: number, length: number): void {
     if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0 || offset + length > disk.sizeBytes) {
       throw siteError('RangeOutOfDisk', `range ${offset}+${length} is outside disk "${disk.id}" (${disk.sizeBytes} bytes)`);

@@ -230,4 +230,19 @@ describe('simulated site service over HTTP, as a real process', () => {
     for (const e of journal.entries) if (e.diskId === 'db-1-disk-0' && e.sequence <= midway) e.data.copy(image, e.offset);
     assert.ok(image.equals(expectedDiskContent(record, 'db-1-disk-0', 2 * MiB, { sequence: midway })));
   });
+  it('starts journaling a recovered disk when protection resumes there, from the sequence it reports', async () => {
+    const client = recovery.client;
+    await client.createDisk({ id: 'resumed-disk-0', datastore: 'ds-b', sizeBytes: MiB, protected: false });
+    await client.writeDisk('resumed-disk-0', 0, Buffer.alloc(4096, 1));
+    const { disk, journalSequence } = await client.setDiskProtection('resumed-disk-0', true);
+    assert.equal(disk.protected, true);
+    assert.equal((await client.setDiskProtection('resumed-disk-0', true)).journalSequence, journalSequence, 'idempotent');
+    await client.writeDisk('resumed-disk-0', 4096, Buffer.alloc(4096, 2));
+    const journaled = await client.readJournal({ afterSequence: journalSequence });
+    assert.deepEqual(journaled.entries.map((e) => [e.diskId, e.offset, e.data[0]]), [['resumed-disk-0', 4096, 2]], 'only writes after the switch');
+    await client.setDiskProtection('resumed-disk-0', false);
+    await client.writeDisk('resumed-disk-0', 8192, Buffer.alloc(4096, 3));
+    assert.equal((await client.readJournal({ afterSequence: journalSequence })).entries.length, 1);
+    await rejectsWith(client.setDiskProtection('no-such-disk', true), 'DiskNotFound', 404);
+  });
 });
