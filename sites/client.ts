@@ -116,6 +116,6 @@ export class SiteClient implements SiteProvider {
     return decodeJournalBatch(Buffer.from(await response.arrayBuffer()));
   }
 
-  trimJournal = (upToSequence: number) => this.done('POST', '/api/journal/trim', { upToSequence });
+  trimJournal = (upToSequence: number, vms?: string[]) => this.done('POST', '/api/journal/trim', { upToSequence, ...(vms ? { vms } : {}) });
   events = (afterSequence = 0) => this.json<SiteEvent[]>('GET', `/api/events?after=${afterSequence}`);
 }

@@ -169,8 +169,12 @@ export interface SiteProvider {
   writeDisk(diskId: string, offset: number, data: Buffer): Promise<void>;
 
   readJournal(options: ReadJournalOptions): Promise<JournalBatch>;
-  /** The replicator's acknowledgement: entries up to here are durable elsewhere and may be freed. */
-  trimJournal(upToSequence: number): Promise<void>;
+  /**
+   * The replicator's acknowledgement: the writes of `vms` up to here are durable elsewhere. The
+   * site frees entries once every protected VM's replicator has acknowledged them, so domains
+   * sharing the site's journal never lose each other's writes. Without `vms`: free up to here.
+   */
+  trimJournal(upToSequence: number, vms?: string[]): Promise<void>;
 
   events(afterSequence?: number): Promise<SiteEvent[]>;
 }

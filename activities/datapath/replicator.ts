@@ -31,7 +31,7 @@ export interface ReplicateOptions {
   maxEntries: number;
   maxBytes: number;
   idlePollMs: number;
-  /** Frees journal space once a segment is acknowledged; only when this domain is alone on the site. */
+  /** Acknowledges each stored segment to the site, which frees journal space once every domain sharing it has. */
   trimJournal: boolean;
   onSegment: (progress: ReplicationProgress) => void | Promise<void>;
   shouldStop: () => boolean;
@@ -72,7 +72,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicationP
     progress.backlogEntries = Math.max(0, batch.lastSequence - progress.cursor);
     if (written.created) progress.segmentsWritten++;
     else progress.segmentsAdopted++;
-    if (options.trimJournal) await options.source.trimJournal(progress.cursor);
+    if (options.trimJournal) await options.source.trimJournal(progress.cursor, options.vms);
     await options.onSegment({ ...progress });
   }
   return progress;

@@ -32,7 +32,7 @@ const DiskBody = z.strictObject({ datastore: name, sizeBytes: z.int().min(512).m
 const ProtectionBody = z.strictObject({ protected: z.boolean() });
 const RocvaBody = z.strictObject({ placement, networks: z.strictObject({ externalReplication: name, internal: name, management: name }) });
 const ShutdownBody = z.strictObject({ timeoutMs: z.int().min(0).max(3_600_000) });
-const TrimBody = z.strictObject({ upToSequence: z.int().min(0) });
+const TrimBody = z.strictObject({ upToSequence: z.int().min(0), vms: z.array(name).max(10_000).optional() });
 const uint = (what: string, value: unknown, fallback?: number): number => {
   if (value === undefined && fallback !== undefined) return fallback;
   const n = Number(value);
@@ -124,7 +124,8 @@ export function createSiteApp(site: SimulatedSite, options: { token: string; fau
     res.type(JOURNAL_BATCH_CONTENT_TYPE).send(encodeJournalBatch(batch));
   });
   app.post('/api/journal/trim', json, async (req, res) => {
-    await site.trimJournal(body(TrimBody, req).upToSequence);
+    const trim = body(TrimBody, req);
+    await site.trimJournal(trim.upToSequence, trim.vms);
     res.status(204).end();
   });
   app.get('/api/events', async (req, res) => void res.json(await site.events(uint('after', req.query.after, 0))));

@@ -36,6 +36,8 @@ interface PersistedState {
   disks: Record<string, VirtualDisk>;
   events: SiteEvent[];
   nextEvent: number;
+  /** Per VM, the journal sequence up to which its replicator has acknowledged (stored elsewhere). */
+  journalAcks?: Record<string, number>;
 }
 
 const EVENTS_KEPT = 20_000;
@@ -328,8 +330,18 @@ export class SimulatedSite implements SiteProvider {
     return Promise.resolve(this.journal.read(options));
   }
 
-  trimJournal(upToSequence: number): Promise<void> {
-    this.journal.trim(upToSequence);
+  trimJournal(upToSequence: number, vms?: string[]): Promise<void> {
+    if (!vms) {
+      this.journal.trim(upToSequence);
+      return Promise.resolve();
+    }
+    const acks = (this.state.journalAcks ??= {});
+    for (const vm of vms) acks[vm] = Math.max(acks[vm] ?? 0, upToSequence);
+    // Entries are shared by every protected VM of the site: free only what all of their replicators have.
+    const protectedVms = Object.values(this.state.vms).filter((vm) => vm.diskIds.some((id) => this.state.disks[id]?.protected));
+    const upTo = Math.min(upToSequence, ...protectedVms.map((vm) => acks[vm.name] ?? 0));
+    this.save();
+    this.journal.trim(upTo);
     return Promise.resolve();
   }
 

@@ -245,4 +245,14 @@ describe('simulated site service over HTTP, as a real process', () => {
     assert.equal((await client.readJournal({ afterSequence: journalSequence })).entries.length, 1);
     await rejectsWith(client.setDiskProtection('no-such-disk', true), 'DiskNotFound', 404);
   });
+  it('frees journal entries only once the replicators of every protected VM acknowledged them', async () => {
+    const client = primary.client;
+    await client.writeDisk('db-1-disk-0', 0, Buffer.alloc(512, 1));
+    await client.writeDisk('app-1-disk-0', 0, Buffer.alloc(512, 2));
+    const { lastSequence, firstRetainedSequence } = await client.readJournal({ afterSequence: 0, maxEntries: 1 });
+    await client.trimJournal(lastSequence, ['db-1']);
+    assert.equal((await client.readJournal({ afterSequence: 0, maxEntries: 1 })).firstRetainedSequence, firstRetainedSequence, 'app-1 has not acknowledged yet');
+    await client.trimJournal(lastSequence, ['app-1']);
+    assert.equal((await client.readJournal({ afterSequence: 0, maxEntries: 1 })).firstRetainedSequence, lastSequence + 1);
+  });
 });
