@@ -5,13 +5,12 @@ import { atSite } from './site-failures';
 
 /** Deterministic names: a retried or replayed step finds what its earlier attempt created. */
 export const representationVmName = (vm: string) => `repr-${vm}`;
-export const recoveredDiskId = (vm: string, index: number) => `${vm}-disk-${index}`;
 
 export interface PrepareTargetDisksInput {
   vm: string;
   placement: Placement;
-  /** Sizes of the source VM's disks, in order. */
-  diskSizes: number[];
+  /** The source VM's disks, in order: each target disk keeps its id, which rehydration writes to. */
+  disks: Array<{ diskId: string; sizeBytes: number }>;
 }
 
 export interface RecoverySiteDependencies {
@@ -35,10 +34,10 @@ export function createRecoverySiteActivities({ provider }: RecoverySiteDependenc
     },
 
     /** Creates the VM's target disks (not journaled: nothing replicates from them yet) behind a representation VM. */
-    prepareTargetDisks: async ({ vm, placement, diskSizes }: PrepareTargetDisksInput): Promise<{ diskIds: string[] }> => {
-      const diskIds = diskSizes.map((_, i) => recoveredDiskId(vm, i));
-      for (const [i, sizeBytes] of diskSizes.entries()) {
-        await atSite(() => provider.createDisk({ id: diskIds[i], datastore: placement.datastore, sizeBytes, protected: false }));
+    prepareTargetDisks: async ({ vm, placement, disks }: PrepareTargetDisksInput): Promise<{ diskIds: string[] }> => {
+      const diskIds = disks.map((d) => d.diskId);
+      for (const { diskId, sizeBytes } of disks) {
+        await atSite(() => provider.createDisk({ id: diskId, datastore: placement.datastore, sizeBytes, protected: false }));
       }
       await atSite(() =>
         provider.registerVm({ name: representationVmName(vm), kind: 'representation', cpus: 1, memoryMiB: 512, placement, nics: [], diskIds, metadata: { representing: vm } }),
@@ -67,14 +66,18 @@ export function createRecoverySiteActivities({ provider }: RecoverySiteDependenc
       }
     },
 
-    /** Compensation: what an aborted operation registered or created for this VM goes away, disks included. */
-    removeRecoveredVm: async ({ vm }: { vm: string }): Promise<void> => {
+    /**
+     * Compensation: what an aborted operation registered or created for this VM goes away, disks
+     * included, also those that rehydration created before any VM held them.
+     */
+    removeRecoveredVm: async ({ vm, diskIds = [] }: { vm: string; diskIds?: string[] }): Promise<void> => {
       for (const name of [vm, representationVmName(vm)]) {
         const existing = await provider.getVm(name).catch(() => undefined);
         if (!existing) continue;
         await atSite(() => provider.powerOff(name));
         await atSite(() => provider.unregisterVm(name, { deleteDisks: true }));
       }
+      for (const id of diskIds) await atSite(() => provider.deleteDisk(id));
     },
   };
 }

@@ -1,7 +1,10 @@
 import express, { type Request, type Router } from 'express';
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, WithStartWorkflowOperation, type Client } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, WithStartWorkflowOperation, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
+import type { ObjectStore } from '../activities/datapath/object-store';
+import { Ownership } from '../activities/datapath/ownership';
+import { readDomainStatus } from '../activities/domain-status';
 import type { Logger } from '../common/logger';
 import type { RunbookStore } from '../runbooks/store';
 import { validateRunbook } from '../runbooks/validate';
@@ -13,6 +16,7 @@ import {
   startOperationUpdate,
   type OperationRequest,
 } from '../workflows/domain-operations';
+import { failoverProgressQuery, type FailoverInput } from '../workflows/failover-messages';
 import {
   approveUpdate,
   NOT_AN_APPROVER,
@@ -31,6 +35,8 @@ import { badRequest, conflict, notFound, ProblemError, unprocessable } from './p
 export interface OperationsRouterOptions {
   client: Client;
   runbooks: RunbookStore;
+  /** The storage site: domain ownership and mode. */
+  store: ObjectStore;
   log: Logger;
   /** Base URL of the Temporal Web UI, for links in responses; absent for clusters without one. */
   webUiUrl?: string;
@@ -43,6 +49,12 @@ const RunbookRef = z.strictObject({
   version: z.int().min(1).optional(),
 });
 const PowerOnRequest = RunbookRef.extend({ site: z.string().regex(DOMAIN).optional() });
+const FailoverRequest = RunbookRef.extend({
+  runbook: RunbookRef.shape.runbook.optional().describe('default: the runbook named like the domain'),
+  type: z.enum(['planned', 'forced']),
+  pointInTime: z.union([z.strictObject({ restorePoint: z.string().min(1).max(100) }), z.strictObject({ at: z.iso.datetime({ offset: true }) })]).optional(),
+  confirm: z.string().max(63).optional().describe('forced failover: the domain name, confirming that the primary site is lost'),
+});
 const ApproveRequest = z.strictObject({ step: z.string().min(1).max(63), decision: z.enum(['approve', 'reject']).default('approve'), comment: z.string().max(2000).optional() });
 const DecisionRequest = z.strictObject({ target: z.string().min(1).max(80), comment: z.string().max(2000).optional() });
 
@@ -68,7 +80,7 @@ function domainParam(req: Request): string {
  * operations desk (one at a time, 409 naming the running one); approvals and operator decisions
  * are routed to the power-on group that is waiting for them.
  */
-export function operationsRouter({ client, runbooks, log, webUiUrl }: OperationsRouterOptions): Router {
+export function operationsRouter({ client, runbooks, store, log, webUiUrl }: OperationsRouterOptions): Router {
   const router = express.Router();
   const json = express.json({ limit: '64kb' });
   const namespace = client.options.namespace;
@@ -132,6 +144,43 @@ export function operationsRouter({ client, runbooks, log, webUiUrl }: Operations
     res.status(202).location(links(started.workflowId).statusUrl).json({ ...links(started.workflowId), operation: started.operation, runbook: { name: body.runbook, version } });
   });
 
+  router.post('/domains/:domain/failover', requireRole('operator'), json, async (req, res) => {
+    const domain = domainParam(req);
+    const body = parseBody(FailoverRequest, req);
+    if (body.type === 'forced' && body.confirm !== domain) {
+      throw badRequest(`a forced failover fences the primary site of ${domain} and takes ownership without it; confirm by sending "confirm": "${domain}"`);
+    }
+    const declaredAt = Date.now();
+    const { runbook, version } = await loadRunbook(domain, { runbook: body.runbook ?? domain, ...(body.version ? { version: body.version } : {}) });
+    const pointInTime = body.pointInTime && ('at' in body.pointInTime ? { at: Date.parse(body.pointInTime.at) } : body.pointInTime);
+    const input: FailoverInput = {
+      domain,
+      type: body.type,
+      runbook,
+      runbookVersion: version,
+      requestedBy: principalName(req),
+      declaredAt,
+      ...(pointInTime ? { pointInTime } : {}),
+      ...(body.type === 'forced' ? { forcedConfirmation: body.confirm } : {}),
+    };
+    const { primary, recovery } = runbook.spec.sites;
+    const started = await startOperation(domain, {
+      operation: 'failover',
+      requestedBy: principalName(req),
+      summary: `${body.type === 'forced' ? 'Forced' : 'Planned'} failover of ${domain} from ${primary} to ${recovery} by runbook ${runbook.metadata.name} v${version}, requested by ${principalName(req)}`,
+      input,
+    });
+    log.info({ domain, workflowId: started.workflowId, type: body.type, requestedBy: started.requestedBy }, 'failover started');
+    res.status(202).location(links(started.workflowId).statusUrl).json({ ...links(started.workflowId), operation: started.operation, type: body.type, runbook: { name: runbook.metadata.name, version } });
+  });
+
+  router.get('/domains/:domain', async (req, res) => {
+    const domain = domainParam(req);
+    const [ownership, status] = await Promise.all([new Ownership(store, domain).inspect(), readDomainStatus(store, domain)]);
+    if (!ownership.owner && !status) throw notFound(`the storage site holds no protected domain ${domain}`);
+    res.json({ domain, owner: ownership.owner ? { site: ownership.owner.site, epoch: ownership.epoch, since: new Date(ownership.owner.claimedAt).toISOString() } : null, status: status ?? null });
+  });
+
   router.get('/domains/:domain/operations', async (req, res) => {
     const domain = domainParam(req);
     try {
@@ -166,9 +215,21 @@ export function operationsRouter({ client, runbooks, log, webUiUrl }: Operations
     const status = description.status.name;
     const plan = status === 'RUNNING' ? await handle.query(powerOnPlanProgressQuery).catch(() => undefined) : undefined;
     const groups = status === 'RUNNING' ? await groupsOf(workflowId) : [];
-    const result: unknown = status === 'COMPLETED' ? await handle.result() : undefined;
-    res.json({ ...links(workflowId), status, startedAt: description.startTime, closedAt: description.closeTime ?? null, plan, groups, result });
+    const progress = workflowId.startsWith('failover/') && status === 'RUNNING' ? await handle.query(failoverProgressQuery).catch(() => undefined) : undefined;
+    const result: unknown = status === 'COMPLETED' ? await handle.result() : status === 'FAILED' ? await failureReport(handle) : undefined;
+    res.json({ ...links(workflowId), status, startedAt: description.startTime, closedAt: description.closeTime ?? null, progress, plan, groups, result });
   });
+
+  /** An operation that aborted carries its report (what was undone, what remains) in its failure. */
+  async function failureReport(handle: ReturnType<Client['workflow']['getHandle']>): Promise<unknown> {
+    try {
+      await handle.result();
+      return undefined;
+    } catch (error) {
+      const cause = error instanceof WorkflowFailedError ? error.cause : undefined;
+      return cause instanceof ApplicationFailure ? { failure: cause.message, report: cause.details?.[0] } : { failure: String(error) };
+    }
+  }
 
   function mapUpdateFailure(error: unknown): never {
     const cause = error instanceof WorkflowUpdateFailedError ? error.cause : undefined;

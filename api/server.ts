@@ -12,6 +12,7 @@ import { operationsRouter } from './operations';
 import { runbooksRouter } from './runbooks';
 import type { RecoverySiteInventory } from '../runbooks/inventory';
 import { RunbookStore } from '../runbooks/store';
+import { ObjectStore } from '../activities/datapath/object-store';
 import type { SiteClient } from '../sites/client';
 import { loadSiteDefinitions } from '../sites/config';
 import { readSiteTokens, siteClients } from '../sites/registry';
@@ -57,7 +58,7 @@ async function main(): Promise<void> {
     ],
     routers: [
       runbooksRouter({ store: runbooks, log, inventoryFor }),
-      operationsRouter({ client: temporal, runbooks, log, ...(process.env.DR_TEMPORAL_UI_URL ? { webUiUrl: process.env.DR_TEMPORAL_UI_URL } : {}) }),
+      operationsRouter({ client: temporal, runbooks, store: new ObjectStore(s3, settings.s3), log, ...(process.env.DR_TEMPORAL_UI_URL ? { webUiUrl: process.env.DR_TEMPORAL_UI_URL } : {}) }),
     ],
   });
   const server = app.listen(settings.api.port, settings.api.host, () => {

@@ -1,5 +1,9 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { S3Settings } from '../common/config';
+import { createDatapathActivities } from '../activities/datapath/activities';
+import { ObjectStore } from '../activities/datapath/object-store';
+import { createDomainStatusActivities } from '../activities/domain-status';
+import { createHandoverActivities } from '../activities/handover';
 import { createPrimarySiteActivities, createRecoverySiteActivities } from '../activities/recovery-site';
 import { createStoragePreflightActivities } from '../activities/storage-preflight';
 import { createVmPowerActivities } from '../activities/vm-power';
@@ -17,11 +21,21 @@ export interface SiteActivityDependencies {
 
 /** Every activity a site worker offers on its task queue, built from that site's clients. */
 export function createSiteActivities(deps: SiteActivityDependencies) {
+  const store = new ObjectStore(deps.s3, deps.s3Settings);
   return {
     ...createStoragePreflightActivities(deps),
     ...createVmPowerActivities(deps),
     ...createRecoverySiteActivities(deps),
     ...createPrimarySiteActivities(deps),
     ...createWebhookActivities(deps),
+    ...createDatapathActivities({
+      store,
+      site: (name) => {
+        if (name !== deps.site) throw new Error(`the worker of site ${deps.site} cannot act on site ${name}`);
+        return deps.provider;
+      },
+    }),
+    ...createHandoverActivities({ store, provider: deps.provider }),
+    ...createDomainStatusActivities({ store }),
   };
 }

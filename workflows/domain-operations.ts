@@ -21,6 +21,7 @@ import { DR_DOMAIN, DR_OPERATION } from './search-attributes';
  */
 export const OPERATION_WORKFLOW_TYPES = {
   'power-on': 'powerOnPlan',
+  failover: 'failover',
 } as const;
 export type OperationKind = keyof typeof OPERATION_WORKFLOW_TYPES;
 

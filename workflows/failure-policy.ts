@@ -33,7 +33,7 @@ export class FailurePolicyRunner {
         await action();
         return 'done';
       } catch (error) {
-        const message = describe(error);
+        const message = failureMessage(error);
         onError(message);
         if (policy === 'abort') throw ApplicationFailure.nonRetryable(`${target}: ${message}`, 'RunbookStepAborted');
         if (policy === 'continue') return 'failed';
@@ -51,7 +51,8 @@ export class FailurePolicyRunner {
   }
 }
 
-function describe(error: unknown): string {
+/** The words an operator needs from a failure: the activity's own message rather than its wrapper's. */
+export function failureMessage(error: unknown): string {
   if (error instanceof Error) {
     const cause = (error as { cause?: unknown }).cause;
     return cause instanceof Error ? cause.message : error.message;

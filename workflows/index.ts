@@ -5,3 +5,4 @@ export { powerOnPlan } from './power-on-plan';
 export { domainOperations } from './domain-operations';
 export { protect } from './protect';
 export { rehydrateDomain } from './datapath-rehydrate';
+export { failover } from './failover';

@@ -13,6 +13,7 @@ import { generateToken, hashToken, type Role } from '../../api/auth';
 import { operationsRouter } from '../../api/operations';
 import { createLogger } from '../../common/logger';
 import { RunbookStore } from '../../runbooks/store';
+import { ObjectStore } from '../../activities/datapath/object-store';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../../workflows/task-queues';
 import { recordingSite } from '../harness/recording-site';
 import { startTestStack, type TestStack } from '../harness/stack';
@@ -61,7 +62,7 @@ describe('operations API: one operation per domain, approvals and cancel over HT
       log,
       tokens: { tokens: principals.map((p) => ({ name: p.name, role: p.role, sha256: hashToken(p.token) })) },
       healthChecks: [],
-      routers: [operationsRouter({ client: stack.client, runbooks, log, webUiUrl: 'http://127.0.0.1:8233' })],
+      routers: [operationsRouter({ client: stack.client, runbooks, store: new ObjectStore(stack.s3Client, stack.s3Settings), log, webUiUrl: 'http://127.0.0.1:8233' })],
     });
     server = app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));

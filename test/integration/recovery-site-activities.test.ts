@@ -35,7 +35,7 @@ describe('recovery- and primary-site activities against real site processes', ()
     const rocva = { name: 'rocva-demo-1a2b3c4d', placement, networks: { externalReplication: 'dr-replication', internal: 'dr-rocva-internal', management: 'dr-management' } };
     for (let attempt = 0; attempt < 2; attempt++) {
       await env.run(acts.deployRocva, rocva);
-      const { diskIds } = await env.run(acts.prepareTargetDisks, { vm: 'db-1', placement, diskSizes: [2 * MiB, MiB] });
+      const { diskIds } = await env.run(acts.prepareTargetDisks, { vm: 'db-1', placement, disks: [{ diskId: 'db-1-disk-0', sizeBytes: 2 * MiB }, { diskId: 'db-1-disk-1', sizeBytes: MiB }] });
       assert.deepEqual(diskIds, ['db-1-disk-0', 'db-1-disk-1']);
     }
     let vms = await recovery.client.listVms();
@@ -65,7 +65,7 @@ describe('recovery- and primary-site activities against real site processes', ()
 
   it('refuses placement the site does not have as a non-retryable failure', async () => {
     const acts = createRecoverySiteActivities({ provider: recovery.client });
-    await assert.rejects(env.run(acts.prepareTargetDisks, { vm: 'x-1', placement: { ...placement, datastore: 'nope' }, diskSizes: [MiB] }), (e: unknown) => {
+    await assert.rejects(env.run(acts.prepareTargetDisks, { vm: 'x-1', placement: { ...placement, datastore: 'nope' }, disks: [{ diskId: 'x-1-disk-0', sizeBytes: MiB }] }), (e: unknown) => {
       assert.equal((e as { type?: string }).type, 'UnknownPlacement');
       assert.equal((e as { nonRetryable?: boolean }).nonRetryable, true);
       return true;

@@ -1,0 +1,191 @@
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { SiteProvider } from '../sites/provider';
+import { DomainKeys, trailingNumber } from './datapath/keys';
+import { readChain, resolveChain } from './datapath/log-chain';
+import type { ObjectStore } from './datapath/object-store';
+import { Ownership, StaleEpochError } from './datapath/ownership';
+import { manifestSchema, parseRecord, restorePointSchema, type DomainDisk, type Manifest, type VmMetadata } from './datapath/records';
+import type { RehydrationTarget } from './datapath/rehydrate';
+import { JournalGapError, replicate } from './datapath/replicator';
+import { SegmentWriter } from './datapath/segment-writer';
+import { atSite } from './site-failures';
+
+export interface HandoverDependencies {
+  store: ObjectStore;
+  /** The site this worker acts on. */
+  provider: SiteProvider;
+}
+
+/** Where a drained epoch ends: the afterSequence of its last segment (null: none) and the journal cursor. */
+export interface DrainedLog {
+  epoch: number;
+  lastSegment: number | null;
+  cursor: number;
+}
+
+/** What a recovery rebuilds: the rehydration target resolved to a concrete point, with its data instant. */
+export interface RecoveryPoint {
+  upTo: RehydrationTarget;
+  /** Acknowledgement time of the newest write the recovered disks hold (the RPO's data instant). */
+  dataFrom: number;
+  /** How the point was chosen, in words for the report. */
+  description: string;
+  disks: DomainDisk[];
+  /** VM configuration as of the point (a restore point's snapshot, else the manifest's). */
+  vms: VmMetadata[];
+  protectionWindowMs: number;
+}
+
+export type PointInTime = { restorePoint: string } | { at: number };
+
+const pollMs = 100;
+
+/**
+ * The data-path steps of a handover that are not replication itself: drain the primary's journal
+ * to a final position, hand ownership over at that position, and resolve what a recovery
+ * rebuilds. Each is idempotent: a retry finds the segments, epochs and records its earlier
+ * attempt created.
+ */
+export function createHandoverActivities({ store, provider }: HandoverDependencies) {
+  const readManifest = async (domain: string): Promise<Manifest> => {
+    const key = new DomainKeys(store.prefix, domain).manifest();
+    const body = await store.get(key);
+    if (!body) throw ApplicationFailure.nonRetryable(`domain ${domain} has no manifest at ${key}: it was never protected on this storage site`, 'NoManifest');
+    return parseRecord(manifestSchema, key, body);
+  };
+
+  /** The journal cursor the epoch's log has reached: its last segment's lastSequence. */
+  const epochTail = async (ownership: Ownership, epoch: number): Promise<{ lastSegment: number | null; cursor?: number }> => {
+    const { keys } = await store.list(ownership.keys.logPrefix(epoch));
+    const last = keys.at(-1);
+    if (!last) return { lastSegment: null };
+    const link = { epoch, segment: trailingNumber(last), key: last };
+    for await (const { segment } of readChain(store, [link], 1)) return { lastSegment: link.segment, cursor: segment.lastSequence };
+    return { lastSegment: link.segment };
+  };
+
+  return {
+    /** Who owns the domain and what it holds, from the storage site alone (no contact to the primary). */
+    async describeDomain({ domain }: { domain: string }): Promise<{ protectedSite: string; ownerSite?: string; epoch: number; vms: string[] }> {
+      const manifest = await readManifest(domain);
+      const { epoch, owner } = await new Ownership(store, domain).inspect();
+      return { protectedSite: manifest.protectedSite, ownerSite: owner?.site, epoch, vms: manifest.vms.map((vm) => vm.name) };
+    },
+
+    /**
+     * Planned failover, at the primary once its VMs are shut down: replicates whatever of the
+     * domain is still in the journal (next to the protect workflow's replicator, which is safe:
+     * both name segments by cursor and adopt each other's) until the journal holds nothing more
+     * of the domain, and reports where the log ends.
+     */
+    async drainReplication({ domain }: { domain: string }): Promise<DrainedLog> {
+      const context = Context.current();
+      const manifest = await readManifest(domain);
+      const ownership = new Ownership(store, domain);
+      const { epoch, owner } = await ownership.inspect();
+      if (owner?.site !== provider.site) {
+        throw ApplicationFailure.nonRetryable(`domain ${domain} is owned by site ${owner?.site ?? 'nobody'} (epoch ${epoch}), not by ${provider.site}: nothing to drain here`, 'NotOwner');
+      }
+      const tail = await epochTail(ownership, epoch);
+      const journal = await atSite(() => provider.readJournal({ afterSequence: 0, maxEntries: 1 }));
+      // An epoch with no segment yet starts after everything its site had already acknowledged.
+      const start = tail.cursor ?? journal.firstRetainedSequence - 1;
+      let drained = false;
+      try {
+        const progress = await replicate({
+          source: {
+            readJournal: async (options) => {
+              const batch = await atSite(() => provider.readJournal(options));
+              drained = batch.entries.length === 0 && batch.firstRetainedSequence <= options.afterSequence + 1;
+              return batch;
+            },
+            trimJournal: (upTo, vms) => atSite(() => provider.trimJournal(upTo, vms)),
+          },
+          writer: new SegmentWriter(store, ownership, epoch, provider.site),
+          vms: manifest.vms.map((vm) => vm.name),
+          cursor: start,
+          maxEntries: 2_000,
+          maxBytes: 8 * 1024 * 1024,
+          idlePollMs: pollMs,
+          trimJournal: true,
+          onSegment: (p) => context.heartbeat(p),
+          shouldStop: () => {
+            context.heartbeat();
+            return drained || context.cancellationSignal.aborted;
+          },
+        });
+        const final = await epochTail(ownership, epoch);
+        context.log.info('replication drained', { domain, epoch, cursor: progress.cursor, lastSegment: final.lastSegment });
+        return { epoch, lastSegment: final.lastSegment, cursor: progress.cursor };
+      } catch (error) {
+        if (error instanceof StaleEpochError) throw ApplicationFailure.nonRetryable(error.message, 'StaleEpoch');
+        // Protection is in bitmap mode: its resync has not logged the trimmed writes yet. Retry later.
+        if (error instanceof JournalGapError) throw ApplicationFailure.retryable(error.message, 'ReplicationBehind');
+        throw error;
+      }
+    },
+
+    /**
+     * Planned handover: the owner of `epoch` passes the domain to `nextSite`, its log ending at
+     * `lastSegment`. A retry after a won release finds `nextSite` already owning `epoch + 1`.
+     */
+    async releaseDomain(input: { domain: string; epoch: number; nextSite: string; lastSegment: number | null }): Promise<{ epoch: number }> {
+      const ownership = new Ownership(store, input.domain);
+      const current = await ownership.inspect();
+      if (current.epoch === input.epoch + 1 && current.owner?.site === input.nextSite) return { epoch: current.epoch };
+      try {
+        const result = await ownership.release(input.epoch, input.nextSite, input.lastSegment);
+        if (!result.won) throw ApplicationFailure.nonRetryable(`epoch ${result.epoch} of ${input.domain} was claimed by ${result.owner.site} during the handover`, 'StaleEpoch');
+        return { epoch: result.epoch };
+      } catch (error) {
+        if (error instanceof StaleEpochError) throw ApplicationFailure.nonRetryable(error.message, 'StaleEpoch');
+        throw error;
+      }
+    },
+
+    /**
+     * Resolves what the recovery rebuilds, after ownership has moved (so the chain is sealed):
+     * a named restore point, an instant inside the protection window, or the end of the log.
+     */
+    async resolveRecoveryPoint({ domain, pointInTime }: { domain: string; pointInTime?: PointInTime }): Promise<RecoveryPoint> {
+      const manifest = await readManifest(domain);
+      const base = { disks: manifest.disks, protectionWindowMs: manifest.protectionWindowMs };
+      const ownership = new Ownership(store, domain);
+      if (pointInTime && 'restorePoint' in pointInTime) {
+        const key = ownership.keys.point(pointInTime.restorePoint);
+        const body = await store.get(key);
+        if (!body) throw ApplicationFailure.nonRetryable(`domain ${domain} has no restore point ${pointInTime.restorePoint}`, 'UnknownRestorePoint');
+        const point = parseRecord(restorePointSchema, key, body);
+        return { ...base, upTo: { kind: 'position', position: point.position }, dataFrom: point.timestamp, description: `restore point ${point.id}`, vms: point.vms };
+      }
+      if (pointInTime) {
+        if (pointInTime.at < Date.now() - manifest.protectionWindowMs) {
+          throw ApplicationFailure.nonRetryable(`${new Date(pointInTime.at).toISOString()} is outside the protection window of ${domain}`, 'OutsideProtectionWindow');
+        }
+        return { ...base, upTo: { kind: 'instant', at: pointInTime.at }, dataFrom: pointInTime.at, description: `instant ${new Date(pointInTime.at).toISOString()}`, vms: manifest.vms };
+      }
+      const last = (await resolveChain(store, ownership)).at(-1);
+      if (!last) return { ...base, upTo: { kind: 'latest' }, dataFrom: manifest.updatedAt, description: 'the manifest (nothing replicated yet)', vms: manifest.vms };
+      for await (const { segment } of readChain(store, [last], 1)) {
+        const position = { epoch: last.epoch, segment: last.segment, entries: segment.entries.length };
+        return { ...base, upTo: { kind: 'position', position }, dataFrom: segment.entries.at(-1)?.timestamp ?? manifest.updatedAt, description: 'the latest consistent point', vms: manifest.vms };
+      }
+      throw new Error(`segment ${last.key} could not be read`);
+    },
+
+    /**
+     * Protection resumes at this site: the recovered disks start journaling. Returns the journal
+     * sequence before the first of them switched, the cursor the new epoch's replicator starts from.
+     */
+    async protectRecoveredDisks({ diskIds }: { diskIds: string[] }): Promise<{ cursor: number }> {
+      let cursor = Infinity;
+      for (const id of diskIds) {
+        const { disk, journalSequence } = await atSite(() => provider.setDiskProtection(id, true));
+        if (disk.protected) cursor = Math.min(cursor, journalSequence);
+      }
+      return { cursor: Number.isFinite(cursor) ? cursor : 0 };
+    },
+  };
+}
+
+export type HandoverActivities = ReturnType<typeof createHandoverActivities>;

@@ -1,0 +1,69 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { startChild, waitUntilReady, type ChildHandle } from '../../stack/child-process';
+import type { SiteService } from '../../sites/launch';
+import type { TestStack } from './stack';
+
+const WORKER = path.join(__dirname, '../../worker/main.ts');
+
+/**
+ * The product's own worker processes (worker/main.ts) against the test stack, so that tests can
+ * SIGKILL them at any instant as a crash would.
+ */
+export class TestWorkers {
+  private started = 0;
+  readonly running = new Map<string, ChildHandle>();
+
+  constructor(
+    private readonly stack: TestStack,
+    private readonly siteToken: string,
+  ) {}
+
+  private env(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+    const s3 = this.stack.s3Settings;
+    return {
+      ...process.env,
+      TEMPORAL_ADDRESS: this.stack.temporalSettings.address,
+      S3_ENDPOINT: s3.endpoint,
+      S3_BUCKET: s3.bucket,
+      S3_REGION: s3.region,
+      S3_ACCESS_KEY_ID: s3.credentials?.accessKeyId,
+      S3_SECRET_ACCESS_KEY: s3.credentials?.secretAccessKey,
+      DR_DATA_DIR: this.stack.dir,
+      DR_LOG_DIR: this.stack.dir,
+      ...extra,
+    };
+  }
+
+  private async start(name: string, args: string[], env: NodeJS.ProcessEnv): Promise<ChildHandle> {
+    const child = startChild({
+      name,
+      command: process.execPath,
+      args: ['--import', 'tsx', WORKER, ...args],
+      logFile: path.join(this.stack.dir, `${name.replace(/\s+/g, '-')}-${++this.started}.log`),
+      env: this.env(env),
+    });
+    this.running.set(name, child);
+    await waitUntilReady(child, () => (readFileSync(child.logFile, 'utf8').includes('worker running') ? Promise.resolve() : Promise.reject(new Error('starting'))), 120_000);
+    return child;
+  }
+
+  orchestration(): Promise<ChildHandle> {
+    return this.start('orchestration', ['--orchestration'], {});
+  }
+
+  site(site: SiteService, name: string, env: NodeJS.ProcessEnv = {}): Promise<ChildHandle> {
+    return this.start(`site ${name}`, ['--site', name], { DR_SITE_URL: site.url, DR_SITE_TOKEN: this.siteToken, ...env });
+  }
+
+  /** SIGKILL, as a crash would. */
+  async crash(name: string): Promise<void> {
+    await this.running.get(name)?.kill();
+    this.running.delete(name);
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.running.values()].map((child) => child.kill()));
+    this.running.clear();
+  }
+}

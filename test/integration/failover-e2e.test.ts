@@ -1,0 +1,216 @@
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { createApp } from '../../api/app';
+import { generateToken, hashToken } from '../../api/auth';
+import { operationsRouter } from '../../api/operations';
+import { runbooksRouter } from '../../api/runbooks';
+import { ObjectStore } from '../../activities/datapath/object-store';
+import { Ownership } from '../../activities/datapath/ownership';
+import { readChain, resolveChain } from '../../activities/datapath/log-chain';
+import { readDomainStatus } from '../../activities/domain-status';
+import { createLogger } from '../../common/logger';
+import { RunbookStore } from '../../runbooks/store';
+import type { SiteService } from '../../sites/launch';
+import type { SiteEvent } from '../../sites/provider';
+import { expectedDiskContent, readWorkloadRecord } from '../../sites/workload';
+import type { FailoverReport } from '../../workflows/failover-messages';
+import { protect } from '../../workflows/protect';
+import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
+import { protectionWorkflowId } from '../../workflows/workflow-ids';
+import { admin, prepareTestSites, testSiteDefinitions, type TestSites } from '../harness/sites';
+import { startTestStack, type TestStack } from '../harness/stack';
+import { TestWorkers } from '../harness/workers';
+import { domainVms, failoverSiteDefinitions, runbookYaml, waitFor } from '../fixtures/failover-domains';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('failover end to end: planned and forced, on real Temporal, S3, sites and worker processes', () => {
+  let stack: TestStack;
+  let sites: TestSites;
+  let primary: SiteService;
+  let recovery: SiteService;
+  let workers: TestWorkers;
+  let store: ObjectStore;
+  let runbooks: RunbookStore;
+  let api: Server;
+  let hookServer: Server;
+  let url: string;
+  let hookUrl: string;
+  const operator = { name: 'dr-lead', token: generateToken() };
+
+  const call = async (method: string, route: string, body?: unknown, token: string | null = operator.token) => {
+    const res = await fetch(`${url}${route}`, {
+      method,
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+
+  async function startProtection(domain: string): Promise<void> {
+    await stack.client.workflow.start(protect, {
+      taskQueue: ORCHESTRATION_TASK_QUEUE,
+      workflowId: protectionWorkflowId(domain, 'primary', 1),
+      args: [{ domain, site: 'primary', vms: domainVms(domain), protectionWindowMs: 3_600_000, restorePointIntervalMs: 60_000, replicatorRunMs: 1_000 }],
+    });
+    await waitFor(`${domain} replicated`, async () => (await resolveChain(store, new Ownership(store, domain))).length > 0, 30_000);
+  }
+
+  async function submitRunbook(text: string): Promise<void> {
+    const res = await fetch(`${url}/runbooks`, { method: 'POST', headers: { authorization: `Bearer ${operator.token}`, 'content-type': 'application/yaml' }, body: text });
+    assert.equal(res.status, 201, await res.text());
+  }
+
+  async function operationResult(workflowId: string): Promise<{ status: string; result: unknown }> {
+    for (;;) {
+      const { body } = await call('GET', `/operations/${encodeURIComponent(workflowId)}`);
+      if (body.status !== 'RUNNING') return { status: String(body.status), result: body.result };
+      await sleep(300);
+    }
+  }
+
+  async function assertDisksEqual(domain: string, expected: (diskId: string, size: number) => Promise<Buffer>): Promise<void> {
+    for (const vm of await recovery.client.listVms()) {
+      if (!domainVms(domain).includes(vm.name)) continue;
+      for (const diskId of vm.diskIds) {
+        const disk = await recovery.client.getDisk(diskId);
+        const actual = await recovery.client.readDisk(diskId, 0, disk.sizeBytes);
+        assert.ok(actual.equals(await expected(diskId, disk.sizeBytes)), `${diskId} at the recovery site equals the recovered point`);
+      }
+    }
+  }
+
+  before(async () => {
+    stack = await startTestStack();
+    sites = await prepareTestSites(stack.dir, failoverSiteDefinitions(testSiteDefinitions()));
+    [primary, recovery] = await Promise.all([sites.start('primary'), sites.start('recovery')]);
+    store = new ObjectStore(stack.s3Client, stack.s3Settings);
+    runbooks = new RunbookStore(stack.s3Client, stack.s3Settings);
+    workers = new TestWorkers(stack, sites.token);
+    await Promise.all([workers.orchestration(), workers.site(primary, 'primary'), workers.site(recovery, 'recovery')]);
+
+    const log = createLogger('failover-test', new Writable({ write: (_c, _e, done) => done() }));
+    const app = createApp({
+      log,
+      tokens: { tokens: [{ name: operator.name, role: 'operator', sha256: hashToken(operator.token) }] },
+      healthChecks: [],
+      routers: [
+        runbooksRouter({ store: runbooks, log }),
+        operationsRouter({ client: stack.client, runbooks, store, log }),
+      ],
+    });
+    api = app.listen(0, '127.0.0.1');
+    await new Promise((r) => api.once('listening', r));
+    url = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
+    hookServer = createServer((_req, res) => res.writeHead(500).end('dns api down'));
+    hookServer.listen(0, '127.0.0.1');
+    await new Promise((r) => hookServer.once('listening', r));
+    hookUrl = `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/zones/records`;
+
+    await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 40, blockSize: 4096, pattern: 'random', seed: 'failover-e2e' });
+    await Promise.all(['alpha', 'bravo'].map(startProtection));
+  });
+
+  after(async () => {
+    api?.close();
+    hookServer?.close();
+    await workers?.stopAll();
+    await primary?.process.stop();
+    await recovery?.process.stop();
+    await stack?.stop();
+  });
+
+  it('planned failover: shuts down, drains, hands over, rehydrates byte-identical disks, waits for the approval, powers on in runbook order', async () => {
+    await submitRunbook(runbookYaml('alpha', { approval: true }));
+    const eventsBefore = (await recovery.client.events()).at(-1)?.sequence ?? 0;
+    const started = await call('POST', '/domains/alpha/failover', { type: 'planned' });
+    assert.equal(started.status, 202, JSON.stringify(started.body));
+    const workflowId = String(started.body.workflowId);
+    assert.match(workflowId, /^failover\/alpha\//);
+
+    const second = await call('POST', '/domains/alpha/failover', { type: 'planned' });
+    assert.equal(second.status, 409, 'one operation per domain');
+    assert.match(JSON.stringify(second.body), /failover\/alpha\//);
+
+    // The approval gate holds the app group: its VM stays off until an approver answers.
+    await waitFor('approval gate', async () => {
+      const { body } = await call('GET', `/operations/${encodeURIComponent(workflowId)}`);
+      return (body.groups as Array<{ waitingForApproval?: unknown }>).some((g) => g.waitingForApproval);
+    }, 120_000);
+    assert.equal((await recovery.client.getVm('a-app-1')).powerState, 'poweredOff', 'app waits for the approval');
+    const progress = (await call('GET', `/operations/${encodeURIComponent(workflowId)}`)).body.progress as { phase: string; bytesRehydrated: number };
+    assert.equal(progress.phase, 'power on by the runbook');
+    assert.ok(progress.bytesRehydrated > 0);
+    assert.equal((await call('POST', `/operations/${encodeURIComponent(workflowId)}/approve`, { step: 'approve-app' })).status, 200);
+
+    const { status, result } = await operationResult(workflowId);
+    assert.equal(status, 'COMPLETED', JSON.stringify(result));
+    const report = result as FailoverReport;
+    assert.equal(report.outcome, 'succeeded');
+    assert.equal(report.rpoMs, 0, 'a planned failover loses no acknowledged write');
+    assert.ok(report.rtoMs! > 0 && report.steps.every((s) => s.state === 'done' && s.durationMs! >= 0));
+
+    // The primary's disks are final after its shutdown: the recovered ones must equal them.
+    await assertDisksEqual('alpha', (diskId, size) => primary.client.readDisk(diskId, 0, size));
+    const events = await recovery.client.events(eventsBefore);
+    const poweredOn = (vm: string) => events.find((e: SiteEvent) => e.type === 'VmPoweredOn' && e.vm === vm)!.at;
+    assert.ok(poweredOn('a-app-1') >= poweredOn('a-db-1') + 1_000, 'app after database plus its delay');
+    const db = await recovery.client.getVm('a-db-1');
+    assert.deepEqual(db.nics[0], { network: 'dr-db', ip: { address: '10.20.1.10', prefix: 24, gateway: '10.20.1.1', dns: ['10.20.0.53'] } });
+    const vms = await recovery.client.listVms();
+    assert.deepEqual(vms.filter((v) => v.kind !== 'vm'), [], 'no RocVA or representation VM is left');
+    assert.equal((await readDomainStatus(store, 'alpha'))?.mode, 'Running in Failover');
+    assert.equal((await new Ownership(store, 'alpha').inspect()).owner?.site, 'recovery');
+    const domain = await call('GET', '/domains/alpha');
+    assert.equal((domain.body.status as { mode: string }).mode, 'Running in Failover');
+  });
+
+  it('planned failover whose webhook fails with policy abort compensates completely and gives the domain back to the primary', async () => {
+    await submitRunbook(runbookYaml('bravo', { webhookUrl: hookUrl }));
+    const before = (await recovery.client.listVms()).map((v) => v.name).sort();
+    const started = await call('POST', '/domains/bravo/failover', { type: 'planned' });
+    const { status, result } = await operationResult(String(started.body.workflowId));
+    assert.equal(status, 'FAILED');
+    const { report } = result as { report: FailoverReport };
+    assert.equal(report.outcome, 'aborted');
+    assert.match(report.failure!, /answered 500/);
+    assert.ok(report.compensation!.undone.some((u) => u.startsWith('RocVA')));
+    assert.ok(report.compensation!.undone.some((u) => u.includes('returned to primary')));
+    assert.deepEqual(report.compensation!.remains, []);
+    assert.deepEqual((await recovery.client.listVms()).map((v) => v.name).sort(), before, 'nothing of bravo is left at the recovery site');
+    const owner = await new Ownership(store, 'bravo').inspect();
+    assert.equal(owner.owner?.site, 'primary');
+    assert.equal((await primary.client.getVm('b-db-1')).powerState, 'poweredOn', 'the primary runs again');
+    // Protection resumed at the primary under the new epoch: new writes reach the log again.
+    const tail = async () => (await resolveChain(store, new Ownership(store, 'bravo'))).filter((l) => l.epoch === owner.epoch).length;
+    await waitFor('replication resumed at the primary', async () => (await tail()) > 0, 30_000);
+  });
+
+  it('forced failover: refuses without confirmation, fences the lost primary and recovers the latest consistent point', async () => {
+    await submitRunbook(runbookYaml('bravo', {}));
+    assert.equal((await call('POST', '/domains/bravo/failover', { type: 'forced' })).status, 400, 'a forced failover needs confirmation');
+    assert.equal((await call('POST', '/domains/bravo/failover', { type: 'forced', confirm: 'bravo' }, null)).status, 401);
+    await sleep(1_000);
+    await admin(primary, sites.token, '/admin/outage');
+    const started = await call('POST', '/domains/bravo/failover', { type: 'forced', confirm: 'bravo' });
+    assert.equal(started.status, 202, JSON.stringify(started.body));
+    const { status, result } = await operationResult(String(started.body.workflowId));
+    assert.equal(status, 'COMPLETED', JSON.stringify(result));
+    const report = result as FailoverReport;
+    assert.ok(report.rpoMs! >= 0 && report.recoveryPoint!.description === 'the latest consistent point');
+
+    // The recovered point is the end of the sealed log: recompute each disk from the workload's record.
+    const ownership = new Ownership(store, 'bravo');
+    const chain = (await resolveChain(store, ownership)).filter((l) => l.epoch < report.epoch!);
+    let sequence = 0;
+    for await (const { segment } of readChain(store, chain.slice(-1), 1)) sequence = segment.entries.at(-1)?.sequence ?? segment.lastSequence;
+    const record = readWorkloadRecord(path.join(stack.dir, 'primary', 'workload-record.jsonl'));
+    await assertDisksEqual('bravo', (diskId, size) => Promise.resolve(expectedDiskContent(record, diskId, size, { sequence })));
+    assert.equal((await ownership.inspect()).owner?.site, 'recovery');
+    await admin(primary, sites.token, '/admin/restore');
+  });
+});
