@@ -52,7 +52,8 @@ const CANNOT_HEAL = [
 function activitiesAt(site: string, options: Partial<ActivityOptions> = {}) {
   return proxyActivities<SiteActivities>({
     taskQueue: siteTaskQueue(site),
-    startToCloseTimeout: '2 minutes',
+    // Site calls are short; a worker that dies mid-call is noticed after this long, and the call retried.
+    startToCloseTimeout: '30 seconds',
     retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', nonRetryableErrorTypes: CANNOT_HEAL },
     ...options,
   });
@@ -181,6 +182,8 @@ export async function failover(input: FailoverInput): Promise<FailoverReport> {
     const primaryProtection = getExternalWorkflowHandle(protectionWorkflowId(domain, primary, owned.epoch));
 
     if (input.type === 'planned') {
+      const shutdownTimeoutMs = parseDuration(runbook.spec.primaryShutdown.timeout) ?? 300_000;
+      const shutdown = activitiesAt(primary, { startToCloseTimeout: shutdownTimeoutMs + 30_000, retry: { maximumAttempts: 5, nonRetryableErrorTypes: CANNOT_HEAL } });
       const wasRunning = await step('shut down VMs at the primary', async () => {
         const stopped: string[] = [];
         const batches = shutdownBatches(runbook.spec.powerOn.groups, owned.vms);
@@ -189,12 +192,8 @@ export async function failover(input: FailoverInput): Promise<FailoverReport> {
           await Promise.all(
             batch.map(async (vm) => {
               const n = ++ordinal;
-              const { outcome } = await atPrimary.shutdownForHandover.executeWithOptions({ summary: `shut down ${vm} at ${primary} (${n}/${owned.vms.length})` }, [
-                {
-                  vm,
-                  timeoutMs: parseDuration(runbook.spec.primaryShutdown.timeout) ?? 300_000,
-                  onTimeout: runbook.spec.primaryShutdown.onTimeout === 'powerOff' ? 'powerOff' : 'fail',
-                },
+              const { outcome } = await shutdown.shutdownForHandover.executeWithOptions({ summary: `shut down ${vm} at ${primary} (${n}/${owned.vms.length})` }, [
+                { vm, timeoutMs: shutdownTimeoutMs, onTimeout: runbook.spec.primaryShutdown.onTimeout === 'powerOff' ? 'powerOff' : 'fail' },
               ]);
               if (outcome !== 'alreadyOff') stopped.push(vm);
               vmState(vm, 'shutDown');
@@ -207,7 +206,7 @@ export async function failover(input: FailoverInput): Promise<FailoverReport> {
         for (const vm of wasRunning) await atPrimary.powerOnVm.executeWithOptions({ summary: `power ${vm} on again at ${primary}` }, [{ vm }]);
       });
       const drained = await step('drain replication', () =>
-        activitiesAt(primary, { startToCloseTimeout: '30 minutes', heartbeatTimeout: '30 seconds' }).drainReplication.executeWithOptions({ summary: `drain ${domain}'s journal at ${primary} into the log` }, [{ domain }]),
+        activitiesAt(primary, { startToCloseTimeout: '30 minutes', heartbeatTimeout: '10 seconds' }).drainReplication.executeWithOptions({ summary: `drain ${domain}'s journal at ${primary} into the log` }, [{ domain }]),
       );
       await primaryProtection.signal(stopProtectionSignal).catch(() => undefined);
       const handed = await step('hand over ownership', () =>
@@ -283,7 +282,7 @@ export async function failover(input: FailoverInput): Promise<FailoverReport> {
     );
 
     const rehydrated = await step('rehydrate disks', () =>
-      activitiesAt(recovery, { startToCloseTimeout: '6 hours', heartbeatTimeout: '30 seconds' }).rehydrateDomain.executeWithOptions(
+      activitiesAt(recovery, { startToCloseTimeout: '6 hours', heartbeatTimeout: '10 seconds' }).rehydrateDomain.executeWithOptions(
         { summary: `rehydrate ${point.disks.length} disk(s) of ${domain} at ${recovery} to ${point.description}` },
         [{ domain, targetSite: recovery, datastore: placement.datastore, upTo: point.upTo }],
       ),

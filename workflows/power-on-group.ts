@@ -92,7 +92,8 @@ export async function powerOnGroup(input: PowerOnGroupInput): Promise<PowerOnGro
 
   const power = proxyActivities<VmPowerActivities>({
     taskQueue: siteTaskQueue(site),
-    startToCloseTimeout: '2 minutes',
+    // A power-on is one short site call; a worker that dies during it is noticed after this long.
+    startToCloseTimeout: '30 seconds',
     retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 5, nonRetryableErrorTypes: ['VmNotFound'] },
   });
 

@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ObjectStore } from '../../activities/datapath/object-store';
+import { Ownership } from '../../activities/datapath/ownership';
+import { resolveChain } from '../../activities/datapath/log-chain';
+import { validateRunbook } from '../../runbooks/validate';
+import type { SiteService } from '../../sites/launch';
+import { failover } from '../../workflows/failover';
+import type { FailoverReport } from '../../workflows/failover-messages';
+import { protect } from '../../workflows/protect';
+import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
+import { protectionWorkflowId } from '../../workflows/workflow-ids';
+import { crashDomainNames, domainVms, failoverSiteDefinitions, runbookYaml, waitFor } from '../fixtures/failover-domains';
+import { admin, prepareTestSites, testSiteDefinitions, type TestSites } from '../harness/sites';
+import { startTestStack, type TestStack } from '../harness/stack';
+import { TestWorkers } from '../harness/workers';
+
+const RUNS = 20;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('failover durability: worker processes SIGKILLed at random moments across 20 failovers', () => {
+  const domains = crashDomainNames(RUNS);
+  let stack: TestStack;
+  let sites: TestSites;
+  let primary: SiteService;
+  let recovery: SiteService;
+  let workers: TestWorkers;
+
+  before(async () => {
+    stack = await startTestStack();
+    sites = await prepareTestSites(stack.dir, failoverSiteDefinitions(testSiteDefinitions(), domains));
+    [primary, recovery] = await Promise.all([sites.start('primary'), sites.start('recovery')]);
+    workers = new TestWorkers(stack, sites.token);
+    await Promise.all([workers.orchestration(), workers.site(primary, 'primary'), workers.site(recovery, 'recovery')]);
+    await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 60, blockSize: 4096, pattern: 'random', seed: 'failover-crash' });
+    const store = new ObjectStore(stack.s3Client, stack.s3Settings);
+    for (const domain of domains) {
+      await stack.client.workflow.start(protect, {
+        taskQueue: ORCHESTRATION_TASK_QUEUE,
+        workflowId: protectionWorkflowId(domain, 'primary', 1),
+        args: [{ domain, site: 'primary', vms: domainVms(domain), protectionWindowMs: 3_600_000, restorePointIntervalMs: 60_000, replicatorRunMs: 2_000 }],
+      });
+    }
+    for (const domain of domains) {
+      await waitFor(`${domain} replicated`, async () => (await resolveChain(store, new Ownership(store, domain))).length > 0, 60_000);
+    }
+  });
+
+  after(async () => {
+    await workers?.stopAll();
+    await primary?.process.stop();
+    await recovery?.process.stop();
+    await stack?.stop();
+  });
+
+  it('completes every failover with no duplicate VM or appliance, and disks equal to the primary', async (t) => {
+    const restart = {
+      orchestration: () => workers.orchestration(),
+      'site primary': () => workers.site(primary, 'primary'),
+      'site recovery': () => workers.site(recovery, 'recovery'),
+    };
+    const runs = domains.map(async (domain, i) => {
+      await sleep(i * 400);
+      const checked = validateRunbook(runbookYaml(domain, {}));
+      assert.ok(checked.runbook, JSON.stringify(checked.errors));
+      return stack.client.workflow.execute(failover, {
+        taskQueue: ORCHESTRATION_TASK_QUEUE,
+        workflowId: `failover/${domain}/crash-test`,
+        args: [{ domain, type: 'planned', runbook: checked.runbook, runbookVersion: 1, requestedBy: 'crash-test', declaredAt: Date.now() }],
+      });
+    });
+    let finished = false;
+    const all = Promise.allSettled(runs).finally(() => (finished = true));
+    const kills: string[] = [];
+    while (!finished) {
+      await Promise.race([all, sleep(1_500 + Math.random() * 2_500)]);
+      if (finished) break;
+      const victim = (Object.keys(restart) as Array<keyof typeof restart>)[Math.floor(Math.random() * 3)];
+      kills.push(victim);
+      await workers.crash(victim);
+      await restart[victim]();
+    }
+    const results = await all;
+    t.diagnostic(`${kills.length} SIGKILLs: ${kills.join(', ')}`);
+    const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [`${domains[i]}: ${r.reason instanceof WorkflowFailedError ? String(r.reason.cause?.message) : String(r.reason)}`] : []));
+    assert.deepEqual(failures, [], `after ${kills.length} kills (${kills.join(', ')})`);
+    assert.ok(kills.length >= 5, `only ${kills.length} kills happened`);
+    for (const result of results) assert.equal((result as PromiseFulfilledResult<FailoverReport>).value.outcome, 'succeeded');
+
+    const vms = await recovery.client.listVms();
+    assert.deepEqual(vms.filter((v) => v.kind !== 'vm').map((v) => v.name), [], 'no RocVA or representation VM is left');
+    const names = vms.map((v) => v.name).sort();
+    assert.deepEqual(names, domains.flatMap(domainVms).sort(), 'each recovered VM exactly once');
+    for (const vm of vms) {
+      for (const diskId of vm.diskIds) {
+        const { sizeBytes } = await recovery.client.getDisk(diskId);
+        const [recovered, original] = await Promise.all([recovery.client.readDisk(diskId, 0, sizeBytes), primary.client.readDisk(diskId, 0, sizeBytes)]);
+        assert.ok(recovered.equals(original), `${diskId} equals the primary's disk after its shutdown`);
+      }
+    }
+  });
+});
