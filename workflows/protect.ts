@@ -1,6 +1,10 @@
 import {
+  ActivityFailure,
   ApplicationFailure,
+  CancellationScope,
   allHandlersFinished,
+  isCancellation,
+  log,
   condition,
   continueAsNew,
   defineQuery,
@@ -27,9 +31,24 @@ export interface ProtectInput {
   replicatorRunMs?: number;
   /** Replicator runs per workflow execution before continue-as-new (history stays bounded). */
   runsPerExecution?: number;
+  /**
+   * Copy the current contents of every protected disk into a base of the current epoch before
+   * restore points are made (background replication). Default: true for a new protection (no
+   * `carried`), false when continuing as new.
+   */
+  initialSync?: boolean;
+  /**
+   * Protection resumed by a new owner that has already claimed `epoch` (a failover): no claim;
+   * drain the site's journal from `cursor`, re-record the manifest for `site`, then the initial
+   * sync makes the recovered disks the base of the new epoch.
+   */
+  start?: { epoch: number; cursor: number };
   /** Carried across continue-as-new. */
-  carried?: { epoch: number; cursor: number; lastRestorePoint?: { id: string; timestamp: number } };
+  carried?: { epoch: number; cursor: number; lastRestorePoint?: { id: string; timestamp: number }; base?: string };
 }
+
+/** `initial-sync`: the disks are being copied into a base; no restore point can be made until it is committed. */
+export type ProtectMode = 'log' | 'initial-sync';
 
 export interface ProtectStatus {
   domain: string;
@@ -39,6 +58,10 @@ export interface ProtectStatus {
   lagMs: number;
   backlogEntries: number;
   segmentsWritten: number;
+  mode: ProtectMode;
+  /** The newest base this protection committed (initial sync). */
+  base?: string;
+  initialSync?: { bytesRead: number; chunksStored: number; durationMs: number };
   lastRestorePoint?: { id: string; timestamp: number };
   stopping: boolean;
 }
@@ -50,9 +73,10 @@ export const restorePointNowUpdate = defineUpdate<RestorePoint>('restorePointNow
 export const stopProtectionSignal = defineSignal('stopProtection');
 
 /**
- * Protection of one domain: claims it for the protected site, snapshots its manifest, then keeps
- * a replicator activity running on the site's queue and records restore points on a policy and
- * on demand, continuing as new to keep history bounded.
+ * Protection of one domain: claims it for the protected site (or takes over an epoch a failover
+ * claimed), snapshots its manifest, copies the disks into a base (initial sync) while a
+ * replicator activity on the site's queue logs every write, and records restore points on a
+ * policy and on demand once the base exists, continuing as new to keep history bounded.
  */
 export async function protect(input: ProtectInput): Promise<ProtectStatus> {
   const taskQueue = siteTaskQueue(input.site);
@@ -65,23 +89,37 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     retry: { initialInterval: '200 milliseconds', maximumInterval: '5 seconds', nonRetryableErrorTypes: ['StaleEpoch', 'JournalGap', 'CorruptSegment'] },
   });
 
+  const { initialSync } = proxyActivities<DatapathActivities>({
+    taskQueue,
+    startToCloseTimeout: '6 hours',
+    heartbeatTimeout: '10 seconds',
+    retry: { initialInterval: '200 milliseconds', maximumInterval: '5 seconds', nonRetryableErrorTypes: ['StaleEpoch', 'CorruptSegment', 'NoManifest'] },
+  });
+
   const status: ProtectStatus = {
     domain: input.domain,
     site: input.site,
-    epoch: input.carried?.epoch ?? 0,
-    cursor: input.carried?.cursor ?? 0,
+    epoch: input.carried?.epoch ?? input.start?.epoch ?? 0,
+    cursor: input.carried?.cursor ?? input.start?.cursor ?? 0,
     lagMs: 0,
     backlogEntries: 0,
     segmentsWritten: 0,
+    mode: 'log',
+    base: input.carried?.base,
     lastRestorePoint: input.carried?.lastRestorePoint,
     stopping: false,
   };
+  const syncScope = new CancellationScope();
   setHandler(protectStatusQuery, () => status);
   setHandler(stopProtectionSignal, () => {
     status.stopping = true;
+    syncScope.cancel();
   });
 
-  if (!input.carried) {
+  // Continuing as new (`carried`), the first execution has claimed and recorded the manifest.
+  if (input.start && !input.carried) {
+    await acts.recordManifest({ domain: input.domain, site: input.site, vms: input.vms, protectionWindowMs: input.protectionWindowMs });
+  } else if (!input.carried) {
     const claim = await acts.claimDomain.executeWithOptions({ summary: `claim ${input.domain} for ${input.site}` }, [{ domain: input.domain, site: input.site, takeover: false }]);
     if (!claim.won) throw ApplicationFailure.nonRetryable(`domain ${input.domain} is owned by site ${claim.ownerSite} (epoch ${claim.epoch})`, 'DomainOwnedElsewhere');
     status.epoch = claim.epoch;
@@ -95,16 +133,45 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
   };
   setHandler(restorePointNowUpdate, () => makePoint('on-demand'), {
     validator: () => {
+      if (status.mode === 'initial-sync') throw new Error(`domain ${input.domain} is in its initial sync; restore points follow once its base is committed`);
       if (status.cursor === 0) throw new Error(`domain ${input.domain} has no replicated writes yet`);
     },
   });
 
+  // Restore points inside an unfinished initial sync are refused twice: here (no point is asked
+  // for in that mode) and by the store (a point needs a committed base after every sync intent).
+  const wantSync = input.initialSync ?? !input.carried;
+  if (wantSync) status.mode = 'initial-sync';
   let runs = 0;
-  const executionDone = () => status.stopping || runs >= (input.runsPerExecution ?? 200) || workflowInfo().continueAsNewSuggested;
+  // The sync needs the replicator to log the writes made during the copy, so the execution does
+  // not end (continue-as-new) while it runs; only a stop interrupts it.
+  const executionDone = () =>
+    status.stopping || (status.mode !== 'initial-sync' && (runs >= (input.runsPerExecution ?? 200) || workflowInfo().continueAsNewSuggested));
+  const describe = () =>
+    setCurrentDetails(`${status.mode === 'initial-sync' ? 'initial sync and replicating' : 'replicating'} ${input.domain} from ${input.site} (epoch ${status.epoch}, cursor ${status.cursor}, lag ${status.lagMs} ms)`);
+
+  const syncRun = async () => {
+    if (!wantSync) return;
+    describe();
+    const startedAt = workflowNow();
+    try {
+      const result = await syncScope.run(() =>
+        initialSync.executeWithOptions({ summary: `initial sync of epoch ${status.epoch} at cursor ${status.cursor}` }, [
+          { domain: input.domain, site: input.site, epoch: status.epoch, cursor: status.cursor, vms: input.vms },
+        ]),
+      );
+      status.base = result.baseId;
+      status.initialSync = { bytesRead: result.bytesRead, chunksStored: result.chunksStored, durationMs: workflowNow() - startedAt };
+      status.mode = 'log';
+      describe();
+    } catch (error) {
+      if (!(status.stopping && isCancellation(error))) throw error;
+    }
+  };
 
   const replicatorLoop = async () => {
     while (!executionDone()) {
-      setCurrentDetails(`replicating ${input.domain} from ${input.site} (epoch ${status.epoch}, cursor ${status.cursor}, lag ${status.lagMs} ms)`);
+      describe();
       const progress = await replicateJournal.executeWithOptions({ summary: `replicate from cursor ${status.cursor}` }, [
         { domain: input.domain, site: input.site, epoch: status.epoch, cursor: status.cursor, vms: input.vms, runForMs: runMs },
       ]);
@@ -118,12 +185,25 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
   const policyLoop = async () => {
     let nextPointAt = (status.lastRestorePoint?.timestamp ?? workflowNow()) + input.restorePointIntervalMs;
     while (!(await condition(executionDone, Math.max(1, nextPointAt - workflowNow())))) {
-      if (status.cursor > 0) await makePoint('policy');
+      if (status.cursor > 0 && status.mode === 'log') {
+        try {
+          await makePoint('policy');
+        } catch (error) {
+          // A missed policy point must not end protection; the next interval tries again.
+          if (!(error instanceof ActivityFailure)) throw error;
+          log.warn('policy restore point failed', { domain: input.domain, error: error.cause?.message ?? error.message });
+        }
+      }
       nextPointAt = workflowNow() + input.restorePointIntervalMs;
     }
   };
-  await Promise.all([replicatorLoop(), policyLoop()]);
+  await Promise.all([syncRun(), replicatorLoop(), policyLoop()]);
   await condition(allHandlersFinished);
   if (status.stopping) return status;
-  return continueAsNew<typeof protect>({ ...input, carried: { epoch: status.epoch, cursor: status.cursor, lastRestorePoint: status.lastRestorePoint } });
+  return continueAsNew<typeof protect>({
+    ...input,
+    initialSync: undefined,
+    start: undefined,
+    carried: { epoch: status.epoch, cursor: status.cursor, lastRestorePoint: status.lastRestorePoint, base: status.base },
+  });
 }

@@ -1,11 +1,14 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { SiteProvider } from '../../sites/provider';
+import { commitBase, consistentPosition, copyDisksIntoBase, ensureSyncIntent, readBase, type BaseCopyProgress } from './base-image';
 import { DomainKeys } from './keys';
 import type { ObjectStore } from './object-store';
 import { Ownership, StaleEpochError } from './ownership';
-import { manifestSchema, parseRecord, RECORD_FORMAT_VERSION, type Manifest, type RestorePoint, type VmMetadata } from './records';
+import { manifestSchema, parseRecord, RECORD_FORMAT_VERSION, type LogPosition, type Manifest, type RestorePoint, type VmMetadata } from './records';
 import { rehydrate, type RehydrationProgress, type RehydrationResult, type RehydrationTarget } from './rehydrate';
+import { TargetNotRestorableError } from './log-chain';
 import { JournalGapError, replicate, type ReplicationProgress } from './replicator';
+import { scanDomains, type ImportableDomain } from './import-scan';
 import { createRestorePoint } from './restore-points';
 import { CorruptSegmentError } from './segment-codec';
 import { SegmentWriter } from './segment-writer';
@@ -29,6 +32,30 @@ export interface ReplicateInput {
   trimJournal?: boolean;
 }
 
+export interface InitialSyncInput {
+  domain: string;
+  /** The owner site whose disks are copied (the replicator drains its journal meanwhile). */
+  site: string;
+  epoch: number;
+  /** A journal cursor the log of `epoch` is complete after; the base is positioned there. */
+  cursor: number;
+  vms: string[];
+}
+
+export interface InitialSyncResult {
+  baseId: string;
+  bytesRead: number;
+  chunksStored: number;
+  consistentFrom: LogPosition | null;
+}
+
+/** Heartbeat of an initial sync: the copy's position, then the journal mark it waits for. */
+interface InitialSyncHeartbeat {
+  copy: BaseCopyProgress;
+  journalMark?: number;
+  markedAt?: number;
+}
+
 export interface RehydrateInput {
   domain: string;
   targetSite: string;
@@ -44,6 +71,7 @@ export interface RehydrateInput {
 function classify(error: unknown): unknown {
   if (error instanceof StaleEpochError) return ApplicationFailure.nonRetryable(error.message, 'StaleEpoch');
   if (error instanceof CorruptSegmentError) return ApplicationFailure.nonRetryable(error.message, 'CorruptSegment');
+  if (error instanceof TargetNotRestorableError) return ApplicationFailure.nonRetryable(error.message, 'TargetNotRestorable');
   if (error instanceof JournalGapError) return ApplicationFailure.nonRetryable(error.message, 'JournalGap');
   return error;
 }
@@ -131,9 +159,69 @@ export function createDatapathActivities({ store, site }: DatapathDependencies) 
       }
     },
 
+    /** Import: the domains this storage site holds, with owner, epoch, latest point and window. */
+    async listStoredDomains(): Promise<ImportableDomain[]> {
+      return scanDomains(store);
+    },
+
     async createRestorePoint(input: { domain: string; reason: RestorePoint['reason'] }): Promise<RestorePoint> {
       const manifest = await readManifest(input.domain);
-      return createRestorePoint(store, new Ownership(store, input.domain), { reason: input.reason, vms: manifest.vms, now: Date.now() });
+      try {
+        return await createRestorePoint(store, new Ownership(store, input.domain), { reason: input.reason, vms: manifest.vms, now: Date.now() });
+      } catch (error) {
+        throw classify(error);
+      }
+    },
+
+    /**
+     * Background replication: copies every protected disk of the domain into the base of
+     * (epoch, cursor) while the replicator keeps logging the writes after `cursor`, then waits
+     * until the log holds every write made during the copy and commits the base. Resumes from
+     * its heartbeat; chunks and the base record are create-if-absent, so repeating it is harmless.
+     */
+    async initialSync(input: InitialSyncInput): Promise<InitialSyncResult> {
+      const context = Context.current();
+      const ownership = new Ownership(store, input.domain);
+      const provider = site(input.site);
+      try {
+        const state = await ownership.inspect();
+        if (state.epoch !== input.epoch || state.owner?.site !== input.site) throw new StaleEpochError(input.domain, input.epoch, state.epoch);
+        const intent = await ensureSyncIntent(store, ownership, { epoch: input.epoch, cursor: input.cursor, site: input.site, now: Date.now() });
+        const baseId = ownership.keys.baseId(intent.epoch, intent.cursor);
+        const committed = await readBase(store, ownership, baseId);
+        if (committed) return { baseId, bytesRead: 0, chunksStored: 0, consistentFrom: committed.consistentFrom };
+        const manifest = await readManifest(input.domain);
+        let latest = context.info.heartbeatDetails as InitialSyncHeartbeat | undefined;
+        const copy = await copyDisksIntoBase({
+          store,
+          ownership,
+          baseId,
+          disks: manifest.disks,
+          source: provider,
+          resumeFrom: latest?.copy,
+          onProgress: (progress) => {
+            latest = { copy: progress };
+            context.heartbeat(latest);
+          },
+          shouldStop: () => context.cancellationSignal.aborted,
+        });
+        if (context.cancellationSignal.aborted) await context.cancelled;
+        // Read after the last chunk: every write the chunks can hold has a sequence up to the mark
+        // and was acknowledged before `markedAt`.
+        const journalMark = latest?.journalMark ?? (await provider.readJournal({ afterSequence: Number.MAX_SAFE_INTEGER, maxEntries: 1 })).lastSequence;
+        const markedAt = latest?.markedAt ?? Date.now();
+        latest = { copy, journalMark, markedAt };
+        let consistentFrom: LogPosition | null | undefined;
+        while ((consistentFrom = await consistentPosition(store, ownership, provider, { epoch: intent.epoch, cursor: intent.cursor, vms: input.vms, journalMark })) === undefined) {
+          context.heartbeat(latest);
+          await context.sleep(200);
+        }
+        await commitBase(store, ownership, { epoch: intent.epoch, cursor: intent.cursor, kind: 'initial-sync', disks: manifest.disks, consistentFrom, timestamp: markedAt, createdAt: Date.now() });
+        context.log.info('initial sync committed', { domain: input.domain, baseId, bytesRead: copy.bytesRead, chunksStored: copy.chunksStored });
+        return { baseId, bytesRead: copy.bytesRead, chunksStored: copy.chunksStored, consistentFrom };
+      } catch (error) {
+        throw classify(error);
+      }
     },
 
     /**

@@ -46,6 +46,37 @@ export class DomainKeys {
   point(id: string): string {
     return `${this.pointsPrefix()}${id}.json`;
   }
+  basesPrefix(): string {
+    return `${this.root}base/`;
+  }
+  /** A base is named by the log position it images: epoch and the journal cursor its log continues after. */
+  baseId(epoch: number, cursor: number): string {
+    return `${padEpoch(epoch)}-${padSequence(cursor)}`;
+  }
+  /** Written last, create-if-absent: while it is missing the base does not exist for readers. */
+  baseRecord(baseId: string): string {
+    return `${this.basesPrefix()}${baseId}/base.json`;
+  }
+  baseChunksPrefix(baseId: string, diskId: string): string {
+    return `${this.basesPrefix()}${baseId}/chunks/${encodeURIComponent(diskId)}/`;
+  }
+  baseChunk(baseId: string, diskId: string, offset: number): string {
+    return `${this.baseChunksPrefix(baseId, diskId)}${padSequence(offset)}`;
+  }
+  /** The intent of an initial sync for an epoch, written before its copy starts. */
+  syncIntent(epoch: number): string {
+    return `${this.root}sync/${padEpoch(epoch)}.json`;
+  }
+  syncPrefix(): string {
+    return `${this.root}sync/`;
+  }
+}
+
+/** The epoch and cursor a base id names. */
+export function parseBaseId(baseId: string): { epoch: number; cursor: number } {
+  const match = /^(\d{10})-(\d{16})$/.exec(baseId);
+  if (!match) throw new Error(`not a base id: ${baseId}`);
+  return { epoch: Number(match[1]), cursor: Number(match[2]) };
 }
 
 export function domainsPrefix(prefix: string): string {

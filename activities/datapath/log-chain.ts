@@ -1,6 +1,9 @@
+import { listBases, listSyncIntents } from './base-image';
 import { DomainKeys, trailingNumber } from './keys';
 import type { ObjectStore } from './object-store';
 import type { Ownership } from './ownership';
+import type { BaseRecord } from './records';
+import type { RehydrationTarget } from './rehydrate';
 import { decodeSegment, CorruptSegmentError, type Segment } from './segment-codec';
 
 export interface ChainLink {
@@ -61,4 +64,63 @@ export async function* readChain(store: ObjectStore, chain: ChainLink[], concurr
     previous = { link, segment };
     yield previous;
   }
+}
+
+/** The target cannot be rebuilt exactly from what the store holds (inside an unfinished initial sync, or compacted away). */
+export class TargetNotRestorableError extends Error {
+  constructor(domain: string, reason: string) {
+    super(`domain ${domain}: ${reason}`);
+    this.name = 'TargetNotRestorableError';
+  }
+}
+
+export interface RestorePlan {
+  /** Start from this image; none means from zeros. */
+  base?: BaseRecord;
+  /** The segments after the base, in order (for a position target, still uncut). */
+  chain: ChainLink[];
+}
+
+const comparePositions = (a: { epoch: number; cursor: number }, b: { epoch: number; cursor: number }) => a.epoch - b.epoch || a.cursor - b.cursor;
+
+/**
+ * What rebuilding `target` reads: the newest committed base at or before it, and the segments
+ * after that base. Refused when an initial sync the target depends on is unfinished or the target
+ * lies inside it (base + log is exact only from the base's `consistentFrom` on), and when the
+ * target is older than everything a compaction left.
+ */
+export async function planRestore(store: ObjectStore, ownership: Ownership, target: RehydrationTarget, pinnedBase?: string | null): Promise<RestorePlan> {
+  const domain = ownership.domain;
+  const [chain, bases, intents, epochs] = await Promise.all([resolveChain(store, ownership), listBases(store, ownership), listSyncIntents(store, ownership), ownership.epochs()]);
+  const atOrBeforeTarget = (position: { epoch: number; cursor: number }, timestamp: number): boolean => {
+    if (target.kind === 'latest') return true;
+    if (target.kind === 'instant') return timestamp <= target.at;
+    return comparePositions(position, { epoch: target.position.epoch, cursor: target.position.segment }) <= 0;
+  };
+  let base: BaseRecord | undefined;
+  if (pinnedBase !== undefined) {
+    // A resumed rehydration keeps the base its first attempt wrote to the disks.
+    base = pinnedBase === null ? undefined : bases.find((b) => b.id === pinnedBase);
+    if (pinnedBase !== null && !base) throw new TargetNotRestorableError(domain, `base ${pinnedBase} that this rehydration started from is gone`);
+  } else {
+    base = bases.filter((b) => atOrBeforeTarget(b, b.timestamp)).at(-1);
+  }
+  const blocking = intents.find((i) => atOrBeforeTarget(i, i.createdAt) && (!base || comparePositions(i, base) > 0));
+  if (blocking) throw new TargetNotRestorableError(domain, `the initial sync of epoch ${blocking.epoch} (from ${blocking.site}) is not finished; no target after its start can be rebuilt yet`);
+  if (!base) {
+    const oldest = bases[0];
+    if (bases.some((b) => b.kind === 'compaction')) throw new TargetNotRestorableError(domain, `the target is before the oldest base ${oldest.id}; the log before it was compacted away`);
+    if (intents.some((i) => i.epoch === epochs[0])) throw new TargetNotRestorableError(domain, `the target is before the initial sync of epoch ${epochs[0]}, the oldest data the store holds`);
+    return { chain };
+  }
+  if (target.kind === 'position' && base.consistentFrom && target.position.epoch === base.epoch) {
+    const from = base.consistentFrom;
+    if (target.position.segment < from.segment || (target.position.segment === from.segment && target.position.entries < from.entries)) {
+      throw new TargetNotRestorableError(domain, `position segment ${target.position.segment} entry ${target.position.entries} of epoch ${base.epoch} lies inside the initial sync of base ${base.id}, exact only from segment ${from.segment} entry ${from.entries}`);
+    }
+  }
+  const after = chain.filter((link) => link.epoch > base.epoch || (link.epoch === base.epoch && link.segment >= base.cursor));
+  const first = after[0];
+  if (first && first.epoch === base.epoch && first.segment !== base.cursor) throw new CorruptSegmentError(first.key, `gap in the log: base ${base.id} ends at ${base.cursor}`);
+  return { base, chain: after };
 }

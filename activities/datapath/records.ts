@@ -84,6 +84,41 @@ export const restorePointSchema = z.object({
 });
 export type RestorePoint = z.infer<typeof restorePointSchema>;
 
+/**
+ * The intent of an initial sync: the epoch's log is complete only from `cursor` on, so until the
+ * base of (epoch, cursor) is committed no target in this epoch can be rebuilt.
+ */
+export const syncIntentSchema = z.object({
+  formatVersion: version,
+  epoch: z.number().int().positive(),
+  cursor: z.number().int().nonnegative(),
+  site: z.string(),
+  createdAt: z.number().int(),
+});
+export type SyncIntent = z.infer<typeof syncIntentSchema>;
+
+/**
+ * A committed base: every disk of the domain as of log position (epoch, cursor), as the non-zero
+ * chunks listed here (each its own checksummed object). `initial-sync` bases are copied from
+ * live disks, so they equal the domain only once the log is applied up to `consistentFrom`.
+ */
+export const baseSchema = z.object({
+  formatVersion: version,
+  id: z.string(),
+  domain: z.string(),
+  epoch: z.number().int().positive(),
+  cursor: z.number().int().nonnegative(),
+  kind: z.enum(['initial-sync', 'compaction']),
+  chunkBytes: z.number().int().positive(),
+  disks: z.array(diskSchema.extend({ chunks: z.array(z.number().int().nonnegative()) })),
+  /** Null: exact at (epoch, cursor). Else the first log position at which base + log is exact. */
+  consistentFrom: positionSchema.nullable(),
+  /** Instant targets from this time on may start here: every write the image may hold was acknowledged by then. */
+  timestamp: z.number().int(),
+  createdAt: z.number().int(),
+});
+export type BaseRecord = z.infer<typeof baseSchema>;
+
 export function parseRecord<T>(schema: z.ZodType<T>, key: string, body: Buffer): T {
   let json: unknown;
   try {

@@ -1,6 +1,7 @@
 import type { SiteProvider } from '../../sites/provider';
 import { DiskImage } from './disk-image';
-import { readChain, resolveChain, type ChainLink } from './log-chain';
+import { readBaseChunks } from './base-image';
+import { planRestore, readChain, resolveChain, type ChainLink } from './log-chain';
 import type { ObjectStore } from './object-store';
 import type { Ownership } from './ownership';
 import { forEachLimited } from './parallel';
@@ -9,11 +10,13 @@ import type { BlockWrite } from './segment-codec';
 
 export type RehydrationTarget = { kind: 'position'; position: LogPosition } | { kind: 'instant'; at: number } | { kind: 'latest' };
 
-/** The last segment whose writes are on the target disks; a retried activity passes it back. */
+/** The last segment whose writes (and the base's) are on the target disks; a retried activity passes it back. */
 export interface RehydrationProgress {
   epoch: number;
   segment: number;
   bytesWritten: number;
+  /** The base the disks were started from (null: zeros); a resumed attempt must use the same one. */
+  base?: string | null;
 }
 
 export type TargetDisks = Pick<SiteProvider, 'createDisk' | 'writeDisk' | 'readDisk'>;
@@ -36,6 +39,8 @@ export interface RehydrateOptions {
 }
 
 export interface RehydrationResult {
+  /** The base the disks started from, if any. */
+  base?: string;
   segmentsApplied: number;
   bytesWritten: number;
   lastApplied?: { epoch: number; segment: number };
@@ -47,7 +52,8 @@ function isAtOrBefore(link: ChainLink, position: { epoch: number; segment: numbe
 }
 
 /**
- * Rebuilds every disk of a domain on the target site from the log: segments in chain order,
+ * Rebuilds every disk of a domain on the target site from the newest base at or before the target
+ * and the log after it: segments in chain order,
  * fetched in parallel, each segment's changes written to all disks in parallel, progress
  * reported after every segment. Segments at or before `resumeAfter` are read again (to know
  * what the disks must hold) but not rewritten. Ends by reading the disks back.
@@ -60,7 +66,10 @@ export async function rehydrate(options: RehydrateOptions): Promise<RehydrationR
   await forEachLimited(options.disks, writeConcurrency, async (disk) => {
     await options.target.createDisk({ id: targetId(disk.diskId), datastore: options.datastore, sizeBytes: disk.sizeBytes, protected: false });
   });
-  let bytesWritten = options.resumeAfter?.bytesWritten ?? 0;
+  const resumeAfter = options.resumeAfter;
+  const plan = await planRestore(options.store, options.ownership, options.upTo, resumeAfter?.base);
+  const baseId = plan.base?.id ?? null;
+  let bytesWritten = resumeAfter?.bytesWritten ?? 0;
   let segmentsApplied = 0;
   let lastApplied: { epoch: number; segment: number } | undefined;
   const upTo = options.upTo;
@@ -86,15 +95,13 @@ export async function rehydrate(options: RehydrateOptions): Promise<RehydrationR
         if (!image) throw new Error(`segment ${link.key} writes disk ${entry.diskId}, which is not in the domain manifest`);
         image.apply(entry.offset, entry.data);
       }
-      const alreadyWritten = options.resumeAfter !== undefined && isAtOrBefore(link, options.resumeAfter);
-      const runs = [...images.values()].flatMap((image) => image.takeDirtyRuns().map((run) => ({ diskId: image.diskId, ...run })));
-      if (!alreadyWritten) {
-        await forEachLimited(runs, writeConcurrency, async (run) => {
-          await options.target.writeDisk(targetId(run.diskId), run.offset, run.data);
-          bytesWritten += run.data.length;
-        });
+      const alreadyWritten = resumeAfter !== undefined && isAtOrBefore(link, resumeAfter);
+      if (alreadyWritten) {
+        for (const image of images.values()) image.takeDirtyRuns();
+      } else {
+        await writeRuns();
         segmentsApplied++;
-        await options.onProgress?.({ epoch: link.epoch, segment: link.segment, bytesWritten });
+        await options.onProgress?.({ epoch: link.epoch, segment: link.segment, bytesWritten, base: baseId });
       }
       lastApplied = { epoch: link.epoch, segment: link.segment };
       if (reachedTarget || isTargetSegment(link)) return true;
@@ -102,7 +109,27 @@ export async function rehydrate(options: RehydrateOptions): Promise<RehydrationR
     return false;
   };
 
-  let chain = await resolveChain(options.store, options.ownership);
+  const writeRuns = async () => {
+    const runs = [...images.values()].flatMap((image) => image.takeDirtyRuns().map((run) => ({ diskId: image.diskId, ...run })));
+    await forEachLimited(runs, writeConcurrency, async (run) => {
+      await options.target.writeDisk(targetId(run.diskId), run.offset, run.data);
+      bytesWritten += run.data.length;
+    });
+  };
+  if (plan.base) {
+    const base = plan.base;
+    // The image is needed for the final check even when a resumed attempt already wrote the base.
+    await readBaseChunks(options.store, options.ownership, base, readConcurrency, (diskId, offset, data) => {
+      const image = images.get(diskId);
+      if (!image) throw new Error(`base ${base.id} holds disk ${diskId}, which is not in the domain manifest`);
+      image.apply(offset, data);
+    });
+    // Progress is first reported after a segment, so any progress means the base is on the disks.
+    if (resumeAfter === undefined) await writeRuns();
+    else for (const image of images.values()) image.takeDirtyRuns();
+  }
+
+  let chain = plan.chain;
   if (upTo.kind === 'position') chain = chain.filter((link) => isAtOrBefore(link, upTo.position));
   if (upTo.kind === 'position' && !chain.some((l) => l.epoch === upTo.position.epoch && l.segment === upTo.position.segment)) {
     throw new Error(`restore position epoch ${upTo.position.epoch} segment ${upTo.position.segment} is not in the log chain of ${options.ownership.domain}`);
@@ -113,11 +140,12 @@ export async function rehydrate(options: RehydrateOptions): Promise<RehydrationR
     while (!(await follow.shouldStop())) {
       await new Promise((resolve) => setTimeout(resolve, follow.pollMs));
       const fresh = await resolveChain(options.store, options.ownership);
-      const newer = lastApplied ? fresh.filter((l) => !isAtOrBefore(l, lastApplied!)) : fresh;
+      const from = lastApplied ?? (plan.base ? { epoch: plan.base.epoch, segment: plan.base.cursor - 1 } : undefined);
+      const newer = from ? fresh.filter((l) => !isAtOrBefore(l, from)) : fresh;
       if (newer.length > 0 && (await applyLinks(newer))) break;
     }
   }
-  return { segmentsApplied, bytesWritten, lastApplied, disks: await verify(options.target, [...images.values()], targetId, readConcurrency) };
+  return { ...(plan.base ? { base: plan.base.id } : {}), segmentsApplied, bytesWritten, lastApplied, disks: await verify(options.target, [...images.values()], targetId, readConcurrency) };
 }
 
 async function verify(target: TargetDisks, images: DiskImage[], targetId: (diskId: string) => string, concurrency: number): Promise<RehydrationResult['disks']> {

@@ -1,5 +1,5 @@
 import { padEpoch, padSequence } from './keys';
-import { readChain, resolveChain } from './log-chain';
+import { planRestore, readChain, resolveChain } from './log-chain';
 import type { ObjectStore } from './object-store';
 import type { Ownership } from './ownership';
 import { parseRecord, RECORD_FORMAT_VERSION, restorePointSchema, type RestorePoint, type VmMetadata } from './records';
@@ -14,6 +14,8 @@ export async function createRestorePoint(
   ownership: Ownership,
   input: { reason: RestorePoint['reason']; vms: VmMetadata[]; now: number },
 ): Promise<RestorePoint> {
+  // Refuses while an initial sync is unfinished: a point there would name an image that does not exist.
+  await planRestore(store, ownership, { kind: 'latest' });
   const chain = await resolveChain(store, ownership);
   const last = chain.at(-1);
   if (!last) throw new Error(`domain ${ownership.domain} has no replicated writes yet; no restore point can be made`);

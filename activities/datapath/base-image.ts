@@ -1,0 +1,162 @@
+import type { SiteProvider } from '../../sites/provider';
+import { CorruptBaseChunkError, decodeBaseChunk, encodeBaseChunk } from './base-codec';
+import { trailingNumber } from './keys';
+import type { ObjectStore } from './object-store';
+import type { Ownership } from './ownership';
+import { forEachLimited } from './parallel';
+import { baseSchema, parseRecord, RECORD_FORMAT_VERSION, syncIntentSchema, type BaseRecord, type DomainDisk, type LogPosition, type SyncIntent } from './records';
+import { decodeSegment } from './segment-codec';
+
+/**
+ * Base images: a domain's disks as of one log position, stored as checksummed non-zero chunks
+ * and committed by a `base.json` written last. A base whose record is missing is not a base:
+ * readers never see a half-written one, and writers simply finish it.
+ */
+export const BASE_CHUNK_BYTES = 1024 * 1024;
+
+export async function listBases(store: ObjectStore, ownership: Ownership): Promise<BaseRecord[]> {
+  const { prefixes } = await store.list(ownership.keys.basesPrefix(), { delimiter: '/' });
+  const bases = await Promise.all(
+    prefixes.map(async (prefix) => {
+      const key = ownership.keys.baseRecord(prefix.slice(ownership.keys.basesPrefix().length, -1));
+      const body = await store.get(key);
+      return body ? parseRecord(baseSchema, key, body) : undefined;
+    }),
+  );
+  return bases.filter((b): b is BaseRecord => b !== undefined).sort((a, b) => a.epoch - b.epoch || a.cursor - b.cursor);
+}
+
+export async function listSyncIntents(store: ObjectStore, ownership: Ownership): Promise<SyncIntent[]> {
+  const { keys } = await store.list(ownership.keys.syncPrefix());
+  return Promise.all(keys.map(async (key) => parseRecord(syncIntentSchema, key, (await store.get(key))!)));
+}
+
+/** Records that `epoch`'s image is being copied at `cursor`; a retry or a restarted protection gets the first intent back. */
+export async function ensureSyncIntent(store: ObjectStore, ownership: Ownership, input: { epoch: number; cursor: number; site: string; now: number }): Promise<SyncIntent> {
+  const key = ownership.keys.syncIntent(input.epoch);
+  const intent: SyncIntent = { formatVersion: RECORD_FORMAT_VERSION, epoch: input.epoch, cursor: input.cursor, site: input.site, createdAt: input.now };
+  if (await store.createIfAbsent(key, JSON.stringify(intent), 'application/json')) return intent;
+  return parseRecord(syncIntentSchema, key, (await store.get(key))!);
+}
+
+export async function readBase(store: ObjectStore, ownership: Ownership, baseId: string): Promise<BaseRecord | undefined> {
+  const key = ownership.keys.baseRecord(baseId);
+  const body = await store.get(key);
+  return body ? parseRecord(baseSchema, key, body) : undefined;
+}
+
+/** Where a copy stands: every chunk before (disk, offset) is stored or was zero. */
+export interface BaseCopyProgress {
+  disk: number;
+  offset: number;
+  bytesRead: number;
+  chunksStored: number;
+}
+
+export interface CopyOptions {
+  store: ObjectStore;
+  ownership: Ownership;
+  baseId: string;
+  disks: DomainDisk[];
+  source: Pick<SiteProvider, 'readDisk'>;
+  resumeFrom?: BaseCopyProgress;
+  concurrency?: number;
+  onProgress: (progress: BaseCopyProgress) => void | Promise<void>;
+  shouldStop?: () => boolean;
+}
+
+/**
+ * Copies the disks into chunks of a base, `concurrency` chunks at a time, reporting progress after
+ * each batch. Chunk keys derive from (base, disk, offset) and are created only if absent, so a
+ * resumed or repeated copy never stores a chunk twice; a chunk an earlier attempt stored stays,
+ * which is as good as a fresh read because the log after the base's cursor overwrites whatever
+ * changed since.
+ */
+export async function copyDisksIntoBase(options: CopyOptions): Promise<BaseCopyProgress> {
+  const concurrency = options.concurrency ?? 4;
+  const zeros = Buffer.alloc(BASE_CHUNK_BYTES);
+  const progress: BaseCopyProgress = options.resumeFrom ? { ...options.resumeFrom } : { disk: 0, offset: 0, bytesRead: 0, chunksStored: 0 };
+  for (; progress.disk < options.disks.length; progress.disk++, progress.offset = 0) {
+    const disk = options.disks[progress.disk];
+    while (progress.offset < disk.sizeBytes) {
+      if (options.shouldStop?.()) return progress;
+      const offsets: number[] = [];
+      for (let offset = progress.offset; offset < disk.sizeBytes && offsets.length < concurrency; offset += BASE_CHUNK_BYTES) offsets.push(offset);
+      await forEachLimited(offsets, concurrency, async (offset) => {
+        const data = await options.source.readDisk(disk.diskId, offset, Math.min(BASE_CHUNK_BYTES, disk.sizeBytes - offset));
+        progress.bytesRead += data.length;
+        if (data.equals(zeros.subarray(0, data.length))) return;
+        if (await options.store.createIfAbsent(options.ownership.keys.baseChunk(options.baseId, disk.diskId, offset), encodeBaseChunk(offset, data))) progress.chunksStored++;
+      });
+      progress.offset = offsets.at(-1)! + BASE_CHUNK_BYTES;
+      await options.onProgress({ ...progress });
+    }
+  }
+  return progress;
+}
+
+/**
+ * Where base (epoch, cursor) plus the log becomes exact: the end of the epoch's log once it holds
+ * every write of the domain's VMs up to `journalMark` (the journal's last sequence read after the
+ * copy). Null when there is no segment after the cursor and no such write: the base is exact as
+ * it is. Undefined while the replicator has not stored them yet.
+ */
+export async function consistentPosition(
+  store: ObjectStore,
+  ownership: Ownership,
+  journal: Pick<SiteProvider, 'readJournal'>,
+  input: { epoch: number; cursor: number; vms: string[]; journalMark: number },
+): Promise<LogPosition | null | undefined> {
+  const { keys } = await store.list(ownership.keys.logPrefix(input.epoch));
+  const lastKey = keys.filter((key) => trailingNumber(key) >= input.cursor).at(-1);
+  let position: LogPosition | null = null;
+  let coveredUpTo = input.cursor;
+  if (lastKey) {
+    const segment = decodeSegment(lastKey, (await store.get(lastKey))!);
+    position = { epoch: input.epoch, segment: trailingNumber(lastKey), entries: segment.entries.length };
+    coveredUpTo = segment.lastSequence;
+  }
+  const next = await journal.readJournal({ afterSequence: coveredUpTo, vms: input.vms, maxEntries: 1 });
+  // Trimmed past what we listed: the replicator acknowledged more segments meanwhile; look again.
+  if (next.firstRetainedSequence > coveredUpTo + 1) return undefined;
+  const pending = next.entries[0];
+  return pending === undefined || pending.sequence > input.journalMark ? position : undefined;
+}
+
+/** Commits a base: lists its chunks and creates `base.json`. An already committed base is returned as it is. */
+export async function commitBase(
+  store: ObjectStore,
+  ownership: Ownership,
+  input: Omit<BaseRecord, 'formatVersion' | 'id' | 'domain' | 'disks' | 'chunkBytes'> & { disks: DomainDisk[] },
+): Promise<BaseRecord> {
+  const id = ownership.keys.baseId(input.epoch, input.cursor);
+  const existing = await readBase(store, ownership, id);
+  if (existing) return existing;
+  const disks = await Promise.all(
+    input.disks.map(async (disk) => {
+      const { keys } = await store.list(ownership.keys.baseChunksPrefix(id, disk.diskId));
+      return { ...disk, chunks: keys.map(trailingNumber) };
+    }),
+  );
+  const record: BaseRecord = { formatVersion: RECORD_FORMAT_VERSION, id, domain: ownership.domain, chunkBytes: BASE_CHUNK_BYTES, ...input, disks };
+  const key = ownership.keys.baseRecord(id);
+  if (await store.createIfAbsent(key, JSON.stringify(record), 'application/json')) return record;
+  return parseRecord(baseSchema, key, (await store.get(key))!);
+}
+
+/** Fetches a base's chunks, `concurrency` at a time, handing each verified chunk to `use` in no particular order. */
+export async function readBaseChunks(
+  store: ObjectStore,
+  ownership: Ownership,
+  base: BaseRecord,
+  concurrency: number,
+  use: (diskId: string, offset: number, data: Buffer) => void | Promise<void>,
+): Promise<void> {
+  const chunks = base.disks.flatMap((disk) => disk.chunks.map((offset) => ({ diskId: disk.diskId, offset })));
+  await forEachLimited(chunks, concurrency, async ({ diskId, offset }) => {
+    const key = ownership.keys.baseChunk(base.id, diskId, offset);
+    const body = await store.get(key);
+    if (!body) throw new CorruptBaseChunkError(key, 'listed in the base but missing');
+    await use(diskId, offset, decodeBaseChunk(key, offset, body));
+  });
+}

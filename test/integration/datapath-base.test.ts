@@ -1,0 +1,205 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { BASE_CHUNK_BYTES, commitBase, consistentPosition, copyDisksIntoBase, ensureSyncIntent, type BaseCopyProgress } from '../../activities/datapath/base-image';
+import { TargetNotRestorableError } from '../../activities/datapath/log-chain';
+import { ObjectStore } from '../../activities/datapath/object-store';
+import { Ownership } from '../../activities/datapath/ownership';
+import { rehydrate } from '../../activities/datapath/rehydrate';
+import { replicate } from '../../activities/datapath/replicator';
+import { createRestorePoint } from '../../activities/datapath/restore-points';
+import { SegmentWriter } from '../../activities/datapath/segment-writer';
+import type { DomainDisk } from '../../activities/datapath/records';
+import { startTestStack, type TestStack } from '../harness/stack';
+import { MemorySite } from '../unit/datapath-memory-site';
+
+// Several chunks per disk, a partial last chunk, and chunks left zero.
+const DISKS: DomainDisk[] = [
+  { vm: 'db-1', diskId: 'db-1-disk-0', sizeBytes: 3 * BASE_CHUNK_BYTES },
+  { vm: 'db-1', diskId: 'db-1-disk-1', sizeBytes: BASE_CHUNK_BYTES + BASE_CHUNK_BYTES / 2 },
+  { vm: 'app-1', diskId: 'app-1-disk-0', sizeBytes: 256 * 1024 },
+];
+const VMS = ['db-1', 'app-1'];
+const LATEST = { kind: 'latest' } as const;
+
+class Clock {
+  constructor(public now: number) {}
+  tick(): number {
+    return ++this.now;
+  }
+}
+
+/** Random guest writes in the first 256 KiB of each disk, so that the later chunks stay zero. */
+function writeWorkload(site: MemorySite, count: number, clock: Clock): void {
+  for (let i = 0; i < count; i++) {
+    const disk = DISKS[Math.floor(Math.random() * DISKS.length)];
+    const length = 512 * (1 + Math.floor(Math.random() * 16));
+    site.guestWrite(disk.vm, disk.diskId, Math.floor(Math.random() * (256 * 1024 - length)), randomBytes(length), clock.tick());
+  }
+}
+
+/** A protected site whose disks held data before protection began: none of it is in the journal. */
+async function siteWithHistory(): Promise<MemorySite> {
+  const site = new MemorySite();
+  for (const disk of DISKS) {
+    await site.createDisk({ id: disk.diskId, datastore: 'ds', sizeBytes: disk.sizeBytes, protected: true });
+    randomBytes(200_000).copy(site.disks.get(disk.diskId)!, 4096);
+  }
+  return site;
+}
+
+const snapshot = (site: MemorySite) => new Map([...site.disks].map(([id, data]) => [id, Buffer.from(data)]));
+
+function assertDisksEqual(target: MemorySite, expected: Map<string, Buffer>, what: string): void {
+  for (const disk of DISKS) assert.ok(target.disks.get(disk.diskId)!.equals(expected.get(disk.diskId)!), `${what}: disk ${disk.diskId} differs`);
+}
+
+async function drain(store: ObjectStore, ownership: Ownership, source: MemorySite, epoch: number, site: string, cursor: number) {
+  let drainedUpTo = cursor;
+  return replicate({
+    source,
+    writer: new SegmentWriter(store, ownership, epoch, site),
+    vms: VMS,
+    cursor,
+    maxEntries: 10,
+    maxBytes: 256 * 1024,
+    idlePollMs: 1,
+    trimJournal: false,
+    onSegment: (progress) => {
+      drainedUpTo = progress.cursor;
+    },
+    shouldStop: () => (source.journal.at(-1)?.sequence ?? 0) <= drainedUpTo,
+  });
+}
+
+const journalMark = async (site: MemorySite) => (await site.readJournal({ afterSequence: Number.MAX_SAFE_INTEGER, maxEntries: 1 })).lastSequence;
+
+describe('datapath bases on real S3: initial sync of live disks, base + log rehydration, refused targets', () => {
+  let stack: TestStack;
+  let store: ObjectStore;
+  before(async () => {
+    stack = await startTestStack();
+    store = new ObjectStore(stack.s3Client, stack.s3Settings);
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  it('copies live disks into a base resumably; base + log is exact from its consistent position on, and nothing before it is offered', async () => {
+    const ownership = new Ownership(store, 'sync');
+    await ownership.claim('primary');
+    const primary = await siteWithHistory();
+    const clock = new Clock(1_000);
+    writeWorkload(primary, 30, clock);
+    const { cursor } = await drain(store, ownership, primary, 1, 'primary', 0);
+    const intent = await ensureSyncIntent(store, ownership, { epoch: 1, cursor, site: 'primary', now: clock.tick() });
+    assert.equal((await ensureSyncIntent(store, ownership, { epoch: 1, cursor: cursor + 99, site: 'primary', now: 0 })).cursor, cursor, 'a retry gets the first intent');
+    await assert.rejects(createRestorePoint(store, ownership, { reason: 'on-demand', vms: [], now: clock.now }), /initial sync of epoch 1 .* not finished/);
+
+    // The guest keeps writing while the chunks are read; the first copy attempt dies after two batches.
+    const source = {
+      readDisk: (diskId: string, offset: number, length: number) => {
+        writeWorkload(primary, 4, clock);
+        return primary.readDisk(diskId, offset, length);
+      },
+    };
+    const baseId = ownership.keys.baseId(1, intent.cursor);
+    let last: BaseCopyProgress | undefined;
+    let batches = 0;
+    const copy = (resumeFrom?: BaseCopyProgress) =>
+      copyDisksIntoBase({
+        store,
+        ownership,
+        baseId,
+        disks: DISKS,
+        source,
+        resumeFrom,
+        concurrency: 2,
+        onProgress: (progress) => {
+          if (++batches === 3) throw new Error('worker died');
+          last = progress;
+        },
+      });
+    await assert.rejects(copy(), /worker died/);
+    assert.deepEqual([last!.disk, last!.offset], [0, 3 * BASE_CHUNK_BYTES]);
+    const resumed = await copy(last);
+    assert.equal(resumed.bytesRead, DISKS.reduce((sum, d) => sum + d.sizeBytes, 0), 'nothing before the resume point is read again');
+    const storedChunks = (await Promise.all(DISKS.map(async (d) => (await store.list(ownership.keys.baseChunksPrefix(baseId, d.diskId))).keys.length))).reduce((a, b) => a + b);
+    assert.equal(storedChunks, 3, 'one chunk per disk holds data; zero chunks are not stored');
+
+    const mark = await journalMark(primary);
+    const markedAt = clock.tick();
+    assert.equal(await consistentPosition(store, ownership, primary, { epoch: 1, cursor: intent.cursor, vms: VMS, journalMark: mark }), undefined, 'the copy-time writes are not logged yet');
+    await drain(store, ownership, primary, 1, 'primary', cursor);
+    const consistentFrom = await consistentPosition(store, ownership, primary, { epoch: 1, cursor: intent.cursor, vms: VMS, journalMark: mark });
+    assert.ok(consistentFrom && consistentFrom.segment > intent.cursor);
+    await assert.rejects(rehydrate({ store, ownership, target: new MemorySite(), disks: DISKS, datastore: 'ds', upTo: LATEST }), TargetNotRestorableError, 'chunks without base.json are not a base');
+
+    const base = await commitBase(store, ownership, { epoch: 1, cursor: intent.cursor, kind: 'initial-sync', disks: DISKS, consistentFrom, timestamp: markedAt, createdAt: markedAt });
+    assert.equal(base.disks.reduce((sum, d) => sum + d.chunks.length, 0), storedChunks);
+    const toEnd = new MemorySite();
+    const result = await rehydrate({ store, ownership, target: toEnd, disks: DISKS, datastore: 'ds', upTo: LATEST });
+    assert.equal(result.base, base.id);
+    assertDisksEqual(toEnd, snapshot(primary), 'to the end');
+
+    const inside = { epoch: 1, segment: intent.cursor, entries: 1 };
+    await assert.rejects(rehydrate({ store, ownership, target: new MemorySite(), disks: DISKS, datastore: 'ds', upTo: { kind: 'position', position: inside } }), /inside the initial sync/);
+    await assert.rejects(rehydrate({ store, ownership, target: new MemorySite(), disks: DISKS, datastore: 'ds', upTo: { kind: 'instant', at: 1_010 } }), /before the initial sync of epoch 1/);
+
+    const atPoint = snapshot(primary);
+    const point = await createRestorePoint(store, ownership, { reason: 'on-demand', vms: [], now: clock.tick() });
+    writeWorkload(primary, 20, clock);
+    const instant = clock.now;
+    const atInstant = snapshot(primary);
+    writeWorkload(primary, 20, clock);
+    await drain(store, ownership, primary, 1, 'primary', point.lastJournalSequence);
+    const toPoint = new MemorySite();
+    await rehydrate({ store, ownership, target: toPoint, disks: DISKS, datastore: 'ds', upTo: { kind: 'position', position: point.position } });
+    assertDisksEqual(toPoint, atPoint, 'to the restore point');
+    const toInstant = new MemorySite();
+    await rehydrate({ store, ownership, target: toInstant, disks: DISKS, datastore: 'ds', upTo: { kind: 'instant', at: instant } });
+    assertDisksEqual(toInstant, atInstant, 'to an instant');
+  });
+
+  it("a new owner's initial sync replaces the old chain: failover to a point in time, then rebuilds at the new site", async () => {
+    const ownership = new Ownership(store, 'pit-failover');
+    await ownership.claim('primary');
+    const primary = new MemorySite();
+    for (const disk of DISKS) await primary.createDisk({ id: disk.diskId, datastore: 'ds', sizeBytes: disk.sizeBytes, protected: true });
+    const clock = new Clock(1_000);
+    writeWorkload(primary, 40, clock);
+    const first = await drain(store, ownership, primary, 1, 'primary', 0);
+    const point = await createRestorePoint(store, ownership, { reason: 'on-demand', vms: [], now: clock.tick() });
+    const atPoint = snapshot(primary);
+    writeWorkload(primary, 40, clock);
+    await drain(store, ownership, primary, 1, 'primary', first.cursor);
+
+    // The failover rebuilds the point at the recovery site, claims epoch 2 there, and protects from its own journal.
+    const recovery = new MemorySite();
+    await rehydrate({ store, ownership, target: recovery, disks: DISKS, datastore: 'ds', upTo: { kind: 'position', position: point.position } });
+    assert.equal((await ownership.claim('recovery')).epoch, 2);
+    const intent = await ensureSyncIntent(store, ownership, { epoch: 2, cursor: 0, site: 'recovery', now: clock.tick() });
+    await assert.rejects(rehydrate({ store, ownership, target: new MemorySite(), disks: DISKS, datastore: 'ds', upTo: LATEST }), /initial sync of epoch 2 .* not finished/);
+    const baseId = ownership.keys.baseId(2, intent.cursor);
+    const source = {
+      readDisk: (diskId: string, offset: number, length: number) => {
+        writeWorkload(recovery, 3, clock);
+        return recovery.readDisk(diskId, offset, length);
+      },
+    };
+    await copyDisksIntoBase({ store, ownership, baseId, disks: DISKS, source, onProgress: () => undefined });
+    const mark = await journalMark(recovery);
+    const markedAt = clock.tick();
+    await drain(store, ownership, recovery, 2, 'recovery', 0);
+    const consistentFrom = await consistentPosition(store, ownership, recovery, { epoch: 2, cursor: 0, vms: VMS, journalMark: mark });
+    assert.notEqual(consistentFrom, undefined);
+    await commitBase(store, ownership, { epoch: 2, cursor: 0, kind: 'initial-sync', disks: DISKS, consistentFrom: consistentFrom!, timestamp: markedAt, createdAt: markedAt });
+
+    const rebuilt = new MemorySite();
+    await rehydrate({ store, ownership, target: rebuilt, disks: DISKS, datastore: 'ds', upTo: LATEST });
+    assertDisksEqual(rebuilt, snapshot(recovery), 'the new epoch, not the old chain');
+    const old = new MemorySite();
+    await rehydrate({ store, ownership, target: old, disks: DISKS, datastore: 'ds', upTo: { kind: 'position', position: point.position } });
+    assertDisksEqual(old, atPoint, 'a point of the old epoch');
+  });
+});
