@@ -82,6 +82,14 @@ describe('datapath end to end: a workload, protect with SIGKILLed replicators, r
       await sleep(300);
       primaryWorker = await startSiteWorker('primary', primary);
     }
+    // The kills delay replication; a point can only be asked for once the initial sync is
+    // committed and some writes are in the log.
+    for (let waited = 0; ; waited += 200) {
+      const { mode, cursor } = await handle.query(protectStatusQuery);
+      if (mode === 'log' && cursor > 0) break;
+      assert.ok(waited < 60_000, `no replication progress within a minute (mode ${mode}, cursor ${cursor})`);
+      await sleep(200);
+    }
     const point = await handle.executeUpdate(restorePointNowUpdate);
     await sleep(1_000);
     const instant = Date.now();
@@ -97,7 +105,7 @@ describe('datapath end to end: a workload, protect with SIGKILLed replicators, r
       await sleep(200);
     }
     const status = await handle.query(protectStatusQuery);
-    assert.ok(status.epoch === 1 && status.lastRestorePoint, JSON.stringify(status));
+    assert.ok(status.epoch === 1 && status.lastRestorePoint && status.base, JSON.stringify(status));
     await handle.signal(stopProtectionSignal);
     await handle.result();
 
@@ -110,7 +118,7 @@ describe('datapath end to end: a workload, protect with SIGKILLed replicators, r
     assert.deepEqual(logged, record.map((w) => w.sequence).sort((a, b) => a - b));
 
     // Rehydration at the recovery site, slowed so that its worker dies mid-way and resumes.
-    await admin(recovery, sites.token, '/admin/faults', { latencyMs: 25 });
+    await admin(recovery, sites.token, '/admin/faults', { latencyMs: 80 });
     const chainToPoint = (await resolveChain(store, ownership)).filter((l) => l.segment <= point.position.segment);
     const rehydrate = (input: Omit<RehydrateInput, 'domain' | 'targetSite' | 'datastore'>, id: string) =>
       stack.client.workflow.execute(rehydrateDomain, { taskQueue: ORCHESTRATION_TASK_QUEUE, workflowId: `rehydrate/demo/${id}`, args: [{ domain: 'demo', targetSite: 'recovery', datastore: 'ds-b', ...input }] });
