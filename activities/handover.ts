@@ -30,6 +30,8 @@ export interface RecoveryPoint {
   dataFrom: number;
   /** How the point was chosen, in words for the report. */
   description: string;
+  /** Journal sequence (at the site that wrote it) of the newest write recovered, when known. */
+  lastJournalSequence?: number;
   disks: DomainDisk[];
   /** VM configuration as of the point (a restore point's snapshot, else the manifest's). */
   vms: VmMetadata[];
@@ -156,7 +158,14 @@ export function createHandoverActivities({ store, provider }: HandoverDependenci
         const body = await store.get(key);
         if (!body) throw ApplicationFailure.nonRetryable(`domain ${domain} has no restore point ${pointInTime.restorePoint}`, 'UnknownRestorePoint');
         const point = parseRecord(restorePointSchema, key, body);
-        return { ...base, upTo: { kind: 'position', position: point.position }, dataFrom: point.timestamp, description: `restore point ${point.id}`, vms: point.vms };
+        return {
+          ...base,
+          upTo: { kind: 'position', position: point.position },
+          dataFrom: point.timestamp,
+          description: `restore point ${point.id}`,
+          lastJournalSequence: point.lastJournalSequence,
+          vms: point.vms,
+        };
       }
       if (pointInTime) {
         if (pointInTime.at < Date.now() - manifest.protectionWindowMs) {
@@ -168,7 +177,14 @@ export function createHandoverActivities({ store, provider }: HandoverDependenci
       if (!last) return { ...base, upTo: { kind: 'latest' }, dataFrom: manifest.updatedAt, description: 'the manifest (nothing replicated yet)', vms: manifest.vms };
       for await (const { segment } of readChain(store, [last], 1)) {
         const position = { epoch: last.epoch, segment: last.segment, entries: segment.entries.length };
-        return { ...base, upTo: { kind: 'position', position }, dataFrom: segment.entries.at(-1)?.timestamp ?? manifest.updatedAt, description: 'the latest consistent point', vms: manifest.vms };
+        return {
+          ...base,
+          upTo: { kind: 'position', position },
+          dataFrom: segment.entries.at(-1)?.timestamp ?? manifest.updatedAt,
+          description: 'the latest consistent point',
+          lastJournalSequence: segment.lastSequence,
+          vms: manifest.vms,
+        };
       }
       throw new Error(`segment ${last.key} could not be read`);
     },

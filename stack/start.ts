@@ -10,12 +10,15 @@ import { type Environment, readEnvironment, settingsFrom, type Settings } from '
 import { describeError, OperatorError } from '../common/errors';
 import { checkS3Reachable, createS3Client } from '../common/s3';
 import { connectClient } from '../common/temporal';
+import { ObjectStore } from '../activities/datapath/object-store';
+import { RunbookStore } from '../runbooks/store';
 import { storagePreflight } from '../workflows/storage-preflight';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../workflows/task-queues';
 import { startChild, stopAllChildren, stopWhenOrphaned, waitUntilReady, type ChildHandle } from './child-process';
 import { loadSiteDefinitions } from '../sites/config';
 import { startSiteService } from '../sites/launch';
 import { ensureEmbeddedSecrets, ensureSiteTokens } from './credentials';
+import { protectDefinedDomains } from './protect-domains';
 import { tcpReachable } from './ports';
 import { portsBesideS3, startSeaweedFs } from './seaweedfs';
 import { TEMPORAL_BINARY, WEED_BINARY } from './servers';
@@ -183,6 +186,10 @@ async function main(): Promise<void> {
     say(`storage preflight from site ${site}: conditional writes ${enforced ? 'enforced' : 'NOT ENFORCED — ownership fencing is unsafe on this store'}`);
   }
 
+  const s3 = createS3Client(settings.s3.embedded ? { ...settings.s3, endpoint: childEnv.S3_ENDPOINT!, credentials: secrets.s3 } : settings.s3);
+  const domainLines = await protectDefinedDomains({ client, store: new ObjectStore(s3, settings.s3), runbooks: new RunbookStore(s3, settings.s3), sites: siteDefinitions });
+  s3.destroy();
+
   const siteLines = await Promise.all(
     siteServices.map(async (service, i) => {
       const vms = await service.client.listVms();
@@ -200,7 +207,9 @@ async function main(): Promise<void> {
     API              ${apiUrl}   (health: ${apiUrl}/healthz)
     API tokens       ${secrets.apiTokenPlainFile}
 ${siteLines.join('\n')}
+${domainLines.map((line) => `    ${line}`).join('\n')}
     Logs             ${settings.logDir}
+  Stage a disaster and fail the demo domain over: npm run demo
   Press Ctrl-C to stop everything.
 `);
 

@@ -47,7 +47,7 @@ export interface FailoverProgress {
   bytesRehydrated: number;
   /** Ownership of the domain once this operation holds it. */
   epoch?: number;
-  recoveryPoint?: { description: string; dataFrom: number };
+  recoveryPoint?: { description: string; dataFrom: number; lastJournalSequence?: number };
   declaredAt: number;
   startedAt: number;
   /** As of the workflow's latest event. */

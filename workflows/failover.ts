@@ -251,7 +251,7 @@ export async function failover(input: FailoverInput): Promise<FailoverReport> {
         { domain, ...(input.pointInTime ? { pointInTime: input.pointInTime } : {}) },
       ]),
     );
-    progress.recoveryPoint = { description: point.description, dataFrom: point.dataFrom };
+    progress.recoveryPoint = { description: point.description, dataFrom: point.dataFrom, ...(point.lastJournalSequence !== undefined ? { lastJournalSequence: point.lastJournalSequence } : {}) };
     const targets = point.vms.map((meta) => {
       const disks = point.disks.filter((d) => d.vm === meta.name);
       try {

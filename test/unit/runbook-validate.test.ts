@@ -15,7 +15,7 @@ const INVENTORY: RecoverySiteInventory = {
   clusters: ['cluster-b1'],
   resourcePools: ['dr-pool'],
   datastores: ['ds-b-ssd', 'ds-b-flash'],
-  networks: ['dr-app', 'dr-web', 'dr-replication', 'dr-rocva-internal', 'dr-management'],
+  networks: ['dr-db', 'dr-app', 'dr-web', 'dr-replication', 'dr-rocva-internal', 'dr-management'],
   storagePolicies: ['gold-mirrored'],
 };
 

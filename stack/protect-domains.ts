@@ -1,0 +1,63 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import type { ObjectStore } from '../activities/datapath/object-store';
+import { Ownership } from '../activities/datapath/ownership';
+import { parseDuration } from '../runbooks/units';
+import type { RunbookStore } from '../runbooks/store';
+import { validateRunbook } from '../runbooks/validate';
+import type { SiteDefinition } from '../sites/config';
+import { protect } from '../workflows/protect';
+import { DR_DOMAIN, DR_OPERATION, DR_SITE } from '../workflows/search-attributes';
+import { ORCHESTRATION_TASK_QUEUE } from '../workflows/task-queues';
+import { protectionWorkflowId } from '../workflows/workflow-ids';
+
+const EXAMPLES = path.join(__dirname, '../runbooks/examples');
+
+/**
+ * The embedded stack protects the domains its site definitions declare: the first start stores
+ * each domain's example runbook (runbooks/examples/<domain>.yaml) and starts its protection at
+ * the site that holds it. Later starts find both in place; a domain that has failed over since
+ * keeps its current owner.
+ */
+export async function protectDefinedDomains(options: { client: Client; store: ObjectStore; runbooks: RunbookStore; sites: SiteDefinition[] }): Promise<string[]> {
+  const lines: string[] = [];
+  for (const site of options.sites) {
+    for (const domain of site.protectedDomains) {
+      const example = path.join(EXAMPLES, `${domain.name}.yaml`);
+      let runbook = await options.runbooks.latest(domain.name);
+      if (!runbook && existsSync(example)) {
+        await options.runbooks.put(domain.name, readFileSync(example, 'utf8'), 'npm start');
+        runbook = await options.runbooks.latest(domain.name);
+      }
+      const policy = runbook ? validateRunbook(runbook.text).runbook?.spec.protection : undefined;
+      const { owner, epoch } = await new Ownership(options.store, domain.name).inspect();
+      if (!owner) {
+        await options.client.workflow.start(protect, {
+          taskQueue: ORCHESTRATION_TASK_QUEUE,
+          workflowId: protectionWorkflowId(domain.name, site.name, 1),
+          workflowIdConflictPolicy: 'USE_EXISTING',
+          args: [
+            {
+              domain: domain.name,
+              site: site.name,
+              vms: domain.vms.map((vm) => vm.name),
+              protectionWindowMs: parseDuration(policy?.protectionWindow ?? '1d')!,
+              restorePointIntervalMs: parseDuration(policy?.restorePointInterval ?? '1m')!,
+            },
+          ],
+          staticSummary: `Protection of ${domain.name} at ${site.name}: replication into the storage site, restore points`,
+          typedSearchAttributes: [
+            { key: DR_DOMAIN, value: domain.name },
+            { key: DR_OPERATION, value: 'protect' },
+            { key: DR_SITE, value: site.name },
+          ],
+        });
+      }
+      lines.push(
+        `Domain ${domain.name}: ${owner ? `owned by ${owner.site} (epoch ${epoch})` : `protection started at ${site.name}`}, runbook ${runbook ? `${domain.name} v${runbook.record.version}` : 'none stored'}`,
+      );
+    }
+  }
+  return lines;
+}
