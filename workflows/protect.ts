@@ -1,9 +1,7 @@
 import {
   ActivityFailure,
   ApplicationFailure,
-  CancellationScope,
   allHandlersFinished,
-  isCancellation,
   log,
   condition,
   continueAsNew,
@@ -69,7 +67,7 @@ export interface ProtectStatus {
 export const protectStatusQuery = defineQuery<ProtectStatus>('protectStatus');
 /** An on-demand restore point at the current end of the log; returns the point. */
 export const restorePointNowUpdate = defineUpdate<RestorePoint>('restorePointNow');
-/** Ends protection after the current replicator run (planned failover drains first, then stops it). */
+/** Ends protection after the current replicator run, or once a running initial sync is committed (planned failover drains first, then stops it). */
 export const stopProtectionSignal = defineSignal('stopProtection');
 
 /**
@@ -109,11 +107,9 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     lastRestorePoint: input.carried?.lastRestorePoint,
     stopping: false,
   };
-  const syncScope = new CancellationScope();
   setHandler(protectStatusQuery, () => status);
   setHandler(stopProtectionSignal, () => {
     status.stopping = true;
-    syncScope.cancel();
   });
 
   // Continuing as new (`carried`), the first execution has claimed and recorded the manifest.
@@ -143,10 +139,11 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
   const wantSync = input.initialSync ?? !input.carried;
   if (wantSync) status.mode = 'initial-sync';
   let runs = 0;
-  // The sync needs the replicator to log the writes made during the copy, so the execution does
-  // not end (continue-as-new) while it runs; only a stop interrupts it.
+  // The sync needs the replicator to log the writes made during the copy, so neither a stop nor
+  // continue-as-new ends the execution while it runs: an epoch whose sync never finished has no
+  // restorable target after the sync's start, so a planned handover must wait for it.
   const executionDone = () =>
-    status.stopping || (status.mode !== 'initial-sync' && (runs >= (input.runsPerExecution ?? 200) || workflowInfo().continueAsNewSuggested));
+    status.mode !== 'initial-sync' && (status.stopping || runs >= (input.runsPerExecution ?? 200) || workflowInfo().continueAsNewSuggested);
   const describe = () =>
     setCurrentDetails(`${status.mode === 'initial-sync' ? 'initial sync and replicating' : 'replicating'} ${input.domain} from ${input.site} (epoch ${status.epoch}, cursor ${status.cursor}, lag ${status.lagMs} ms)`);
 
@@ -154,19 +151,13 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     if (!wantSync) return;
     describe();
     const startedAt = workflowNow();
-    try {
-      const result = await syncScope.run(() =>
-        initialSync.executeWithOptions({ summary: `initial sync of epoch ${status.epoch} at cursor ${status.cursor}` }, [
-          { domain: input.domain, site: input.site, epoch: status.epoch, cursor: status.cursor, vms: input.vms },
-        ]),
-      );
-      status.base = result.baseId;
-      status.initialSync = { bytesRead: result.bytesRead, chunksStored: result.chunksStored, durationMs: workflowNow() - startedAt };
-      status.mode = 'log';
-      describe();
-    } catch (error) {
-      if (!(status.stopping && isCancellation(error))) throw error;
-    }
+    const result = await initialSync.executeWithOptions({ summary: `initial sync of epoch ${status.epoch} at cursor ${status.cursor}` }, [
+      { domain: input.domain, site: input.site, epoch: status.epoch, cursor: status.cursor, vms: input.vms },
+    ]);
+    status.base = result.baseId;
+    status.initialSync = { bytesRead: result.bytesRead, chunksStored: result.chunksStored, durationMs: workflowNow() - startedAt };
+    status.mode = 'log';
+    describe();
   };
 
   const replicatorLoop = async () => {
