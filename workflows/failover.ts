@@ -217,13 +217,10 @@ export async function failover(input: FailoverInput): Promise<FailoverReport> {
       progress.epoch = handed.epoch;
       undo.push(`ownership of ${domain} returned to ${primary}, whose protection resumed`, async () => {
         const back = await atRecovery.releaseDomain.executeWithOptions({ summary: `return ${domain} to ${primary}` }, [{ domain, epoch: handed.epoch, nextSite: primary, lastSegment: null }]);
-        // Resuming protection at the recovery site re-recorded the manifest with the recovered VMs' configuration.
-        await atPrimary.recordManifest.executeWithOptions({ summary: `record ${domain}'s manifest for ${primary} again` }, [
-          { domain, site: primary, vms: owned.vms, protectionWindowMs: protectionPolicy().protectionWindowMs },
-        ]);
+        // As a new owner: the manifest is recorded for the primary again (resuming at the recovery site rewrote it).
         await startChild(protect, {
           workflowId: protectionWorkflowId(domain, primary, back.epoch),
-          args: [{ domain, site: primary, vms: owned.vms, ...protectionPolicy(), carried: { epoch: back.epoch, cursor: drained.cursor } }],
+          args: [{ domain, site: primary, vms: owned.vms, ...protectionPolicy(), start: { epoch: back.epoch, cursor: drained.cursor } }],
           parentClosePolicy: ParentClosePolicy.ABANDON,
           staticSummary: `Protection of ${domain} at ${primary} (epoch ${back.epoch}), resumed after an aborted failover`,
           typedSearchAttributes: [
@@ -307,13 +304,12 @@ export async function failover(input: FailoverInput): Promise<FailoverReport> {
         { diskIds: targets.flatMap((t) => t.disks.map((d) => d.diskId)) },
       ]);
       const vms = targets.map((t) => t.name);
-      await atRecovery.recordManifest.executeWithOptions({ summary: `record ${domain}'s manifest for ${recovery}` }, [
-        { domain, site: recovery, vms, protectionWindowMs: protection.protectionWindowMs },
-      ]);
       const id = protectionWorkflowId(domain, recovery, epoch);
+      // The initial sync makes the recovered disks the new epoch's base, so a recovery to an
+      // earlier point is never mixed with the old chain's later writes.
       await startChild(protect, {
         workflowId: id,
-        args: [{ domain, site: recovery, vms, ...protection, carried: { epoch, cursor } }],
+        args: [{ domain, site: recovery, vms, ...protection, start: { epoch, cursor }, initialSync: true }],
         parentClosePolicy: ParentClosePolicy.ABANDON,
         staticSummary: `Protection of ${domain} at ${recovery} (epoch ${epoch}), resumed by ${workflowId}`,
         typedSearchAttributes: [
