@@ -27,6 +27,8 @@ export interface ProtectInput {
   restorePointIntervalMs: number;
   /** Length of one replicator activity run; the status refreshes after each. */
   replicatorRunMs?: number;
+  /** Garbage collection (compaction into a base, deletion of what nothing needs) after every this many replicator runs; default 30. */
+  gcEveryRuns?: number;
   /** Replicator runs per workflow execution before continue-as-new (history stays bounded). */
   runsPerExecution?: number;
   /**
@@ -42,7 +44,7 @@ export interface ProtectInput {
    */
   start?: { epoch: number; cursor: number };
   /** Carried across continue-as-new. */
-  carried?: { epoch: number; cursor: number; lastRestorePoint?: { id: string; timestamp: number }; base?: string };
+  carried?: { epoch: number; cursor: number; lastRestorePoint?: { id: string; timestamp: number }; base?: string; runsSinceGc?: number };
 }
 
 /** `initial-sync`: the disks are being copied into a base; no restore point can be made until it is committed. */
@@ -60,6 +62,7 @@ export interface ProtectStatus {
   /** The newest base this protection committed (initial sync). */
   base?: string;
   initialSync?: { bytesRead: number; chunksStored: number; durationMs: number };
+  lastGc?: { at: number; compactedInto?: string; oldestNeededBase?: string; deleted: { points: number; segments: number; bases: number; leases: number }; skipped?: string };
   lastRestorePoint?: { id: string; timestamp: number };
   stopping: boolean;
 }
@@ -92,6 +95,14 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     startToCloseTimeout: '6 hours',
     heartbeatTimeout: '10 seconds',
     retry: { initialInterval: '200 milliseconds', maximumInterval: '5 seconds', nonRetryableErrorTypes: ['StaleEpoch', 'CorruptSegment', 'NoManifest'] },
+  });
+
+  const { collectGarbage } = proxyActivities<DatapathActivities>({
+    taskQueue,
+    startToCloseTimeout: '30 minutes',
+    heartbeatTimeout: '2 minutes',
+    // The next interval runs it again anyway; each of its steps is safe to repeat.
+    retry: { maximumAttempts: 2 },
   });
 
   const status: ProtectStatus = {
@@ -139,6 +150,9 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
   const wantSync = input.initialSync ?? !input.carried;
   if (wantSync) status.mode = 'initial-sync';
   let runs = 0;
+  const gcEvery = input.gcEveryRuns ?? 30;
+  // Counted across continue-as-new, so that short executions still collect.
+  let lastGcRun = -(input.carried?.runsSinceGc ?? 0);
   // The sync needs the replicator to log the writes made during the copy, so neither a stop nor
   // continue-as-new ends the execution while it runs: an epoch whose sync never finished has no
   // restorable target after the sync's start, so a planned handover must wait for it.
@@ -173,6 +187,20 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
       status.segmentsWritten += progress.segmentsWritten;
     }
   };
+  const gcLoop = async () => {
+    while (!executionDone()) {
+      await condition(() => executionDone() || (runs - lastGcRun >= gcEvery && status.mode === 'log'));
+      if (executionDone()) return;
+      try {
+        const result = await collectGarbage.executeWithOptions({ summary: `garbage collection after ${runs} replicator runs` }, [{ domain: input.domain }]);
+        status.lastGc = { at: workflowNow(), ...result };
+      } catch (error) {
+        if (!(error instanceof ActivityFailure)) throw error;
+        log.warn('garbage collection failed', { domain: input.domain, error: error.cause?.message ?? error.message });
+      }
+      lastGcRun = runs;
+    }
+  };
   const policyLoop = async () => {
     let nextPointAt = (status.lastRestorePoint?.timestamp ?? workflowNow()) + input.restorePointIntervalMs;
     while (!(await condition(executionDone, Math.max(1, nextPointAt - workflowNow())))) {
@@ -188,13 +216,13 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
       nextPointAt = workflowNow() + input.restorePointIntervalMs;
     }
   };
-  await Promise.all([syncRun(), replicatorLoop(), policyLoop()]);
+  await Promise.all([syncRun(), replicatorLoop(), policyLoop(), gcLoop()]);
   await condition(allHandlersFinished);
   if (status.stopping) return status;
   return continueAsNew<typeof protect>({
     ...input,
     initialSync: undefined,
     start: undefined,
-    carried: { epoch: status.epoch, cursor: status.cursor, lastRestorePoint: status.lastRestorePoint, base: status.base },
+    carried: { epoch: status.epoch, cursor: status.cursor, lastRestorePoint: status.lastRestorePoint, base: status.base, runsSinceGc: runs - lastGcRun },
   });
 }

@@ -1,7 +1,9 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { SiteProvider } from '../../sites/provider';
 import { commitBase, consistentPosition, copyDisksIntoBase, ensureSyncIntent, readBase, type BaseCopyProgress } from './base-image';
+import { collectGarbage, type GcResult } from './gc';
 import { DomainKeys } from './keys';
+import { ReaderLease } from './lease';
 import type { ObjectStore } from './object-store';
 import { Ownership, StaleEpochError } from './ownership';
 import { manifestSchema, parseRecord, RECORD_FORMAT_VERSION, type LogPosition, type Manifest, type RestorePoint, type VmMetadata } from './records';
@@ -159,6 +161,30 @@ export function createDatapathActivities({ store, site }: DatapathDependencies) 
       }
     },
 
+    /**
+     * Garbage collection: compacts the log older than the domain's protection window into a new
+     * base and deletes what no remaining restore point, running rehydration or the end of the log
+     * needs. Each step is safe to die after; the next run finishes the job.
+     */
+    async collectGarbage(input: { domain: string }): Promise<GcResult> {
+      const context = Context.current();
+      const manifest = await readManifest(input.domain);
+      try {
+        const result = await collectGarbage({
+          store,
+          ownership: new Ownership(store, input.domain),
+          disks: manifest.disks,
+          windowMs: manifest.protectionWindowMs,
+          now: Date.now(),
+          onStep: (step) => context.heartbeat(step),
+        });
+        context.log.info('garbage collection finished', { domain: input.domain, ...result });
+        return result;
+      } catch (error) {
+        throw classify(error);
+      }
+    },
+
     /** Import: the domains this storage site holds, with owner, epoch, latest point and window. */
     async listStoredDomains(): Promise<ImportableDomain[]> {
       return scanDomains(store);
@@ -232,32 +258,41 @@ export function createDatapathActivities({ store, site }: DatapathDependencies) 
       const context = Context.current();
       const manifest = await readManifest(input.domain);
       let latest = context.info.heartbeatDetails as RehydrationProgress | undefined;
+      const ownership = new Ownership(store, input.domain);
+      const lease = new ReaderLease(store, ownership, `${context.info.workflowExecution?.workflowId ?? context.info.base64TaskToken}/${context.info.activityId}`);
       try {
+        // Before planning: garbage collection must not delete what the plan is about to choose.
+        await lease.hold(latest?.base);
         const result = await rehydrate({
           store,
-          ownership: new Ownership(store, input.domain),
+          ownership,
           target: site(input.targetSite),
           disks: manifest.disks,
           datastore: input.datastore,
           upTo: input.upTo,
           targetDiskId: (diskId) => `${input.diskIdPrefix ?? ''}${diskId}`,
           resumeAfter: latest,
-          onProgress: (progress) => {
+          onPlanned: (base) => lease.hold(base),
+          onProgress: async (progress) => {
             latest = progress;
             context.heartbeat(progress);
+            await lease.refresh();
           },
           ...(input.followUntil !== undefined
             ? {
                 follow: {
                   pollMs: 200,
-                  shouldStop: () => {
+                  shouldStop: async () => {
                     context.heartbeat(latest);
+                    await lease.refresh();
                     return Date.now() >= input.followUntil! || context.cancellationSignal.aborted;
                   },
                 },
               }
             : {}),
         });
+        // Released only on success: a failed attempt's retry needs the same objects; else the lease expires.
+        await lease.release();
         context.log.info('rehydration finished', { domain: input.domain, segments: result.segmentsApplied, bytes: result.bytesWritten });
         return result;
       } catch (error) {

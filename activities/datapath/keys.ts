@@ -70,6 +70,13 @@ export class DomainKeys {
   syncPrefix(): string {
     return `${this.root}sync/`;
   }
+  leasesPrefix(): string {
+    return `${this.root}leases/`;
+  }
+  /** What a running reader (a rehydration) needs kept; `holder` names it, e.g. its workflow and activity. */
+  lease(holder: string): string {
+    return `${this.leasesPrefix()}${encodeURIComponent(holder)}.json`;
+  }
 }
 
 /** The epoch and cursor a base id names. */

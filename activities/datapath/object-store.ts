@@ -1,4 +1,4 @@
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { S3Settings } from '../../common/config';
 import { isNotFound, isPreconditionFailed } from '../../common/s3';
 
@@ -35,6 +35,16 @@ export class ObjectStore {
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw error;
+    }
+  }
+
+  /** Deletes the keys, 1000 per request; a key already gone is no error, so a repeated delete is harmless. */
+  async delete(keys: string[]): Promise<void> {
+    for (let start = 0; start < keys.length; start += 1000) {
+      const batch = keys.slice(start, start + 1000);
+      const result = await this.s3.send(new DeleteObjectsCommand({ Bucket: this.settings.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }));
+      const failed = result.Errors ?? [];
+      if (failed.length > 0) throw new Error(`deleting ${failed.length} object(s) failed, first ${failed[0].Key}: ${failed[0].Code} ${failed[0].Message}`);
     }
   }
 

@@ -119,6 +119,19 @@ export const baseSchema = z.object({
 });
 export type BaseRecord = z.infer<typeof baseSchema>;
 
+/**
+ * A running reader's claim on the store: garbage collection keeps `base` and every segment after
+ * it (everything, while `base` is undefined: the reader has not planned yet) until `expiresAt`.
+ */
+export const leaseSchema = z.object({
+  formatVersion: version,
+  holder: z.string(),
+  /** The base the reader started from; null: from zeros, so the whole log. */
+  base: z.string().nullable().optional(),
+  expiresAt: z.number().int(),
+});
+export type Lease = z.infer<typeof leaseSchema>;
+
 export function parseRecord<T>(schema: z.ZodType<T>, key: string, body: Buffer): T {
   let json: unknown;
   try {

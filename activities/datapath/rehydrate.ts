@@ -29,6 +29,8 @@ export interface RehydrateOptions {
   datastore: string;
   upTo: RehydrationTarget;
   resumeAfter?: RehydrationProgress;
+  /** Called with the chosen base (null: zeros) before anything is read, so that a lease can name it. */
+  onPlanned?: (base: string | null) => void | Promise<void>;
   onProgress?: (progress: RehydrationProgress) => void | Promise<void>;
   /** Continuous rehydration: keep applying new segments until `shouldStop` says so. */
   follow?: { pollMs: number; shouldStop: () => boolean | Promise<boolean> };
@@ -69,6 +71,7 @@ export async function rehydrate(options: RehydrateOptions): Promise<RehydrationR
   const resumeAfter = options.resumeAfter;
   const plan = await planRestore(options.store, options.ownership, options.upTo, resumeAfter?.base);
   const baseId = plan.base?.id ?? null;
+  await options.onPlanned?.(baseId);
   let bytesWritten = resumeAfter?.bytesWritten ?? 0;
   let segmentsApplied = 0;
   let lastApplied: { epoch: number; segment: number } | undefined;
