@@ -18,7 +18,8 @@ import type { SiteService } from '../../sites/launch';
 import type { SiteEvent } from '../../sites/provider';
 import { expectedDiskContent, readWorkloadRecord } from '../../sites/workload';
 import type { FailoverReport } from '../../workflows/failover-messages';
-import { protect } from '../../workflows/protect';
+import { protect, protectStatusQuery } from '../../workflows/protect';
+import { rehydrateDomain } from '../../workflows/datapath-rehydrate';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { protectionWorkflowId } from '../../workflows/workflow-ids';
 import { admin, prepareTestSites, testSiteDefinitions, type TestSites } from '../harness/sites';
@@ -112,7 +113,7 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
     hookUrl = `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/zones/records`;
 
     await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 40, blockSize: 4096, pattern: 'random', seed: 'failover-e2e' });
-    await Promise.all(['alpha', 'bravo'].map(startProtection));
+    await Promise.all(['alpha', 'bravo', 'charlie'].map(startProtection));
   });
 
   after(async () => {
@@ -212,5 +213,35 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
     await assertDisksEqual('bravo', (diskId, size) => Promise.resolve(expectedDiskContent(record, diskId, size, { sequence })));
     assert.equal((await ownership.inspect()).owner?.site, 'recovery');
     await admin(primary, sites.token, '/admin/restore');
+  });
+  it('forced failover to an instant: the disks are as they were then, and the new epoch\'s base replaces the old chain', async () => {
+    await submitRunbook(runbookYaml('charlie', {}));
+    await sleep(2_000);
+    const instant = Date.now();
+    await sleep(2_000);
+    const started = await call('POST', '/domains/charlie/failover', { type: 'forced', confirm: 'charlie', pointInTime: { at: new Date(instant).toISOString() } });
+    assert.equal(started.status, 202, JSON.stringify(started.body));
+    const { status, result } = await operationResult(String(started.body.workflowId));
+    assert.equal(status, 'COMPLETED', JSON.stringify(result));
+    const report = result as FailoverReport;
+    assert.ok(report.rpoMs! >= 2_000, `data from the chosen instant, ${report.rpoMs} ms before the declaration`);
+
+    const record = readWorkloadRecord(path.join(stack.dir, 'primary', 'workload-record.jsonl'));
+    assert.ok(record.some((w) => w.vm === 'c-app-1' && w.at > instant), 'the primary wrote after the instant');
+    await assertDisksEqual('charlie', (diskId, size) => Promise.resolve(expectedDiskContent(record, diskId, size, { instant })));
+
+    // Protection at the recovery site starts with a base of the recovered disks: rebuilding the
+    // domain from the storage site now gives them back, not the old chain's writes after the instant.
+    const protection = stack.client.workflow.getHandle(protectionWorkflowId('charlie', 'recovery', report.epoch!));
+    await waitFor('base of the new epoch', async () => (await protection.query(protectStatusQuery)).mode === 'log', 60_000);
+    await stack.client.workflow.execute(rehydrateDomain, {
+      taskQueue: ORCHESTRATION_TASK_QUEUE,
+      workflowId: 'rehydrate/charlie/check',
+      args: [{ domain: 'charlie', targetSite: 'recovery', datastore: 'ds-b', upTo: { kind: 'latest' }, diskIdPrefix: 'check-' }],
+    });
+    for (const diskId of ['c-app-1-disk-0', 'c-app-1-disk-1']) {
+      const { sizeBytes } = await recovery.client.getDisk(diskId);
+      assert.ok((await recovery.client.readDisk(`check-${diskId}`, 0, sizeBytes)).equals(await recovery.client.readDisk(diskId, 0, sizeBytes)), `${diskId} rebuilt from the new epoch`);
+    }
   });
 });
