@@ -25,6 +25,8 @@ export interface TestStack {
   s3Settings: S3Settings;
   s3Client: S3Client;
   s3Process: ChildHandle;
+  /** SIGKILLs the Temporal server and starts it again on the same port and database, as a crash and restart would. */
+  restartTemporal(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -56,8 +58,9 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
       freePortWithGrpcCompanion(),
       freePortWithGrpcCompanion(),
     ]);
+    const temporalOptions = { port: temporalPort, dbFile: path.join(dir, 'temporal.db'), namespace: 'default', logFile: path.join(dir, 'temporal.log') };
     const [temporal, s3] = await Promise.all([
-      startTemporalDevServer({ port: temporalPort, dbFile: path.join(dir, 'temporal.db'), namespace: 'default', logFile: path.join(dir, 'temporal.log') }),
+      startTemporalDevServer(temporalOptions),
       startSeaweedFs({
         dataDir: path.join(dir, 's3'),
         ports: { s3: s3Port, master, volume, filer, admin },
@@ -70,7 +73,8 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
       await stop();
       throw error;
     });
-    cleanups.push(() => temporal.process.stop(), () => s3.process.stop());
+    let temporalProcess = temporal.process;
+    cleanups.push(() => temporalProcess.stop(), () => s3.process.stop());
     const connection = await Connection.connect({ address: temporal.address });
     const nativeConnection = await NativeConnection.connect({ address: temporal.address });
     cleanups.push(() => connection.close(), () => nativeConnection.close());
@@ -80,7 +84,13 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
       temporalSettings: { address: temporal.address, namespace: 'default', embedded: true, uiPort: 0 },
       client: new Client({ connection, namespace: 'default' }),
       nativeConnection,
-      temporalProcess: temporal.process,
+      get temporalProcess() {
+        return temporalProcess;
+      },
+      restartTemporal: async () => {
+        await temporalProcess.kill();
+        temporalProcess = (await startTemporalDevServer(temporalOptions)).process;
+      },
       s3Settings: s3.settings,
       s3Client: s3.client,
       s3Process: s3.process,

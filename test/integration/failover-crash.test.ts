@@ -19,7 +19,7 @@ import { TestWorkers } from '../harness/workers';
 const RUNS = 20;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-describe('failover durability: worker processes SIGKILLed at random moments across 20 failovers', () => {
+describe('failover durability: worker processes and the Temporal server SIGKILLed at random moments across 20 failovers', () => {
   const domains = crashDomainNames(RUNS);
   let stack: TestStack;
   let sites: TestSites;
@@ -76,6 +76,12 @@ describe('failover durability: worker processes SIGKILLed at random moments acro
     while (!finished) {
       await Promise.race([all, sleep(1_500 + Math.random() * 2_500)]);
       if (finished) break;
+      if (kills.length === 3) {
+        // Once per run, the Temporal server itself: workers and clients reconnect to its restarted self.
+        kills.push('temporal server');
+        await stack.restartTemporal();
+        continue;
+      }
       const victim = (Object.keys(restart) as Array<keyof typeof restart>)[Math.floor(Math.random() * 3)];
       kills.push(victim);
       await workers.crash(victim);
