@@ -177,6 +177,7 @@ export function createDatapathActivities({ store, site }: DatapathDependencies) 
           windowMs: manifest.protectionWindowMs,
           now: Date.now(),
           onStep: (step) => context.heartbeat(step),
+          onProgress: () => context.heartbeat(),
         });
         context.log.info('garbage collection finished', { domain: input.domain, ...result });
         return result;

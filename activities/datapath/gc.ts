@@ -1,7 +1,7 @@
 import type { CreateDiskSpec, VirtualDisk } from '../../sites/provider';
-import { commitBase, copyDisksIntoBase, listBases, listSyncIntents } from './base-image';
+import { commitBase, copyDisksIntoBase, listSyncIntents } from './base-image';
 import { parseBaseId, trailingNumber } from './keys';
-import { planRestore, readChain, TargetNotRestorableError } from './log-chain';
+import { planRestore, readChain, readPlanningState, TargetNotRestorableError } from './log-chain';
 import type { ObjectStore } from './object-store';
 import type { Ownership } from './ownership';
 import { leaseSchema, parseRecord, restorePointSchema, type BaseRecord, type DomainDisk, type Lease, type LogPosition } from './records';
@@ -17,6 +17,8 @@ export interface GcOptions {
   now: number;
   /** Called after each step: the activity heartbeats here, tests kill here. */
   onStep?: (step: GcStep) => void | Promise<void>;
+  /** Called while a step makes progress (segments read, chunks stored), so that a heartbeat timeout only catches a dead worker. */
+  onProgress?: () => void;
 }
 
 export interface GcResult {
@@ -99,9 +101,9 @@ export async function collectGarbage(options: GcOptions): Promise<GcResult> {
   const compaction = await compactionPoint(options, cutoff);
   if (compaction) {
     const image = new MemoryDisks();
-    await rehydrate({ store, ownership, target: image, disks: options.disks, datastore: 'memory', upTo: { kind: 'position', position: compaction.position } });
+    await rehydrate({ store, ownership, target: image, disks: options.disks, datastore: 'memory', upTo: { kind: 'position', position: compaction.position }, onProgress: options.onProgress });
     const baseId = keys.baseId(compaction.position.epoch, compaction.cursor);
-    await copyDisksIntoBase({ store, ownership, baseId, disks: options.disks, source: image, concurrency: 8, onProgress: () => undefined });
+    await copyDisksIntoBase({ store, ownership, baseId, disks: options.disks, source: image, concurrency: 8, onProgress: () => options.onProgress?.() });
     await commitBase(store, ownership, { epoch: compaction.position.epoch, cursor: compaction.cursor, kind: 'compaction', disks: options.disks, consistentFrom: null, timestamp: compaction.timestamp, createdAt: now });
     result.compactedInto = baseId;
   }
@@ -144,7 +146,8 @@ export async function collectGarbage(options: GcOptions): Promise<GcResult> {
 
 /** The oldest base that some target or live lease starts from, or why nothing can be deleted. */
 async function oldestNeededBase(options: GcOptions, targets: RehydrationTarget[], leases: Lease[]): Promise<BaseRecord | string> {
-  const bases = await listBases(options.store, options.ownership);
+  const state = await readPlanningState(options.store, options.ownership);
+  const bases = state.bases;
   const needed: BaseRecord[] = [];
   for (const lease of leases) {
     if (lease.base === undefined) return `rehydration ${lease.holder} has not planned yet`;
@@ -155,7 +158,7 @@ async function oldestNeededBase(options: GcOptions, targets: RehydrationTarget[]
   for (const target of targets) {
     let plan;
     try {
-      plan = await planRestore(options.store, options.ownership, target);
+      plan = await planRestore(options.store, options.ownership, target, undefined, state);
     } catch (error) {
       if (error instanceof TargetNotRestorableError) return `a target cannot be planned: ${error.message}`;
       throw error;

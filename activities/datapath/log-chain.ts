@@ -2,7 +2,7 @@ import { listBases, listSyncIntents } from './base-image';
 import { DomainKeys, trailingNumber } from './keys';
 import type { ObjectStore } from './object-store';
 import type { Ownership } from './ownership';
-import type { BaseRecord } from './records';
+import type { BaseRecord, SyncIntent } from './records';
 import type { RehydrationTarget } from './rehydrate';
 import { decodeSegment, CorruptSegmentError, type Segment } from './segment-codec';
 
@@ -81,6 +81,19 @@ export interface RestorePlan {
   chain: ChainLink[];
 }
 
+/** What planning reads from the store; read once to plan many targets against the same state. */
+export interface PlanningState {
+  chain: ChainLink[];
+  bases: BaseRecord[];
+  intents: SyncIntent[];
+  epochs: number[];
+}
+
+export async function readPlanningState(store: ObjectStore, ownership: Ownership): Promise<PlanningState> {
+  const [chain, bases, intents, epochs] = await Promise.all([resolveChain(store, ownership), listBases(store, ownership), listSyncIntents(store, ownership), ownership.epochs()]);
+  return { chain, bases, intents, epochs };
+}
+
 const comparePositions = (a: { epoch: number; cursor: number }, b: { epoch: number; cursor: number }) => a.epoch - b.epoch || a.cursor - b.cursor;
 
 /**
@@ -89,9 +102,9 @@ const comparePositions = (a: { epoch: number; cursor: number }, b: { epoch: numb
  * lies inside it (base + log is exact only from the base's `consistentFrom` on), and when the
  * target is older than everything a compaction left.
  */
-export async function planRestore(store: ObjectStore, ownership: Ownership, target: RehydrationTarget, pinnedBase?: string | null): Promise<RestorePlan> {
+export async function planRestore(store: ObjectStore, ownership: Ownership, target: RehydrationTarget, pinnedBase?: string | null, state?: PlanningState): Promise<RestorePlan> {
   const domain = ownership.domain;
-  const [chain, bases, intents, epochs] = await Promise.all([resolveChain(store, ownership), listBases(store, ownership), listSyncIntents(store, ownership), ownership.epochs()]);
+  const { chain, bases, intents, epochs } = state ?? (await readPlanningState(store, ownership));
   const atOrBeforeTarget = (position: { epoch: number; cursor: number }, timestamp: number): boolean => {
     if (target.kind === 'latest') return true;
     if (target.kind === 'instant') return timestamp <= target.at;

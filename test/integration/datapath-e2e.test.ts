@@ -72,7 +72,7 @@ describe('datapath end to end: a workload, protect with SIGKILLed replicators, r
     await stack.client.workflow.start(protect, {
       taskQueue: ORCHESTRATION_TASK_QUEUE,
       workflowId,
-      args: [{ domain: 'demo', site: 'primary', vms: ['db-1', 'app-1'], protectionWindowMs: 3_600_000, restorePointIntervalMs: 1_500, replicatorRunMs: 1_500, runsPerExecution: 3 }],
+      args: [{ domain: 'demo', site: 'primary', vms: ['db-1', 'app-1'], protectionWindowMs: 3_600_000, restorePointIntervalMs: 1_500, replicatorRunMs: 1_500, runsPerExecution: 3, gcEveryRuns: 2 }],
     });
     const handle = stack.client.workflow.getHandle(workflowId);
 
@@ -104,7 +104,13 @@ describe('datapath end to end: a workload, protect with SIGKILLed replicators, r
       assert.ok(waited < 60_000, 'replication did not catch up within a minute');
       await sleep(200);
     }
+    // Garbage collection runs every two replicator runs; inside the hour-long window it deletes nothing.
+    for (let waited = 0; !(await handle.query(protectStatusQuery)).lastGc; waited += 200) {
+      assert.ok(waited < 10_000, 'no garbage collection within 10 s');
+      await sleep(200);
+    }
     const status = await handle.query(protectStatusQuery);
+    assert.deepEqual(status.lastGc?.deleted, { points: 0, segments: 0, bases: 0, leases: 0 }, JSON.stringify(status.lastGc));
     assert.ok(status.epoch === 1 && status.lastRestorePoint && status.base, JSON.stringify(status));
     await handle.signal(stopProtectionSignal);
     await handle.result();
