@@ -1,5 +1,6 @@
 import {
   ApplicationFailure,
+  CancellationScope,
   getExternalWorkflowHandle,
   isCancellation,
   ParentClosePolicy,
@@ -335,7 +336,7 @@ export async function failover(input: FailoverInput): Promise<FailoverReport> {
       ]),
     );
   } catch (error) {
-    const cancelled = isCancellation(error);
+    const cancelled = isCancellation(error) || CancellationScope.current().consideredCancelled;
     progress.outcome = cancelled ? 'cancelled' : 'aborted';
     progress.phase = `compensating after: ${failureMessage(error)}`;
     showPhase();

@@ -1,4 +1,4 @@
-import { ApplicationFailure, condition } from '@temporalio/workflow';
+import { ApplicationFailure, condition, isCancellation } from '@temporalio/workflow';
 import type { FailurePolicy } from '../runbooks/schema';
 import type { OperatorAction, PausedOn } from './power-on-messages';
 import { workflowNow } from './clock';
@@ -33,6 +33,8 @@ export class FailurePolicyRunner {
         await action();
         return 'done';
       } catch (error) {
+        // A cancelled operation is not a failed step: no policy applies, the cancellation goes on up.
+        if (isCancellation(error)) throw error;
         const message = failureMessage(error);
         onError(message);
         if (policy === 'abort') throw ApplicationFailure.nonRetryable(`${target}: ${message}`, 'RunbookStepAborted');

@@ -113,7 +113,7 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
     hookUrl = `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/zones/records`;
 
     await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 40, blockSize: 4096, pattern: 'random', seed: 'failover-e2e' });
-    await Promise.all(['alpha', 'bravo', 'charlie'].map(startProtection));
+    await Promise.all(['alpha', 'bravo', 'charlie', 'delta'].map(startProtection));
   });
 
   after(async () => {
@@ -243,5 +243,23 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
       const { sizeBytes } = await recovery.client.getDisk(diskId);
       assert.ok((await recovery.client.readDisk(`check-${diskId}`, 0, sizeBytes)).equals(await recovery.client.readDisk(diskId, 0, sizeBytes)), `${diskId} rebuilt from the new epoch`);
     }
+  });
+  it('a planned failover cancelled while it waits for an approval undoes everything and hands the domain back', async () => {
+    await submitRunbook(runbookYaml('delta', { approval: true }));
+    const started = await call('POST', '/domains/delta/failover', { type: 'planned' });
+    const workflowId = String(started.body.workflowId);
+    await waitFor('approval gate', async () => {
+      const { body } = await call('GET', `/operations/${encodeURIComponent(workflowId)}`);
+      return ((body.groups ?? []) as Array<{ waitingForApproval?: unknown }>).some((g) => g.waitingForApproval);
+    }, 120_000);
+    assert.equal((await recovery.client.getVm('d-db-1')).powerState, 'poweredOn', 'the database group already ran');
+    assert.equal((await call('POST', `/operations/${encodeURIComponent(workflowId)}/cancel`)).status, 202);
+    const { status } = await operationResult(workflowId);
+    assert.equal(status, 'CANCELLED');
+    const left = (await recovery.client.listVms()).filter((vm) => vm.name.startsWith('d-') || vm.name.includes('delta'));
+    assert.deepEqual(left, [], 'no VM, representation VM or RocVA of delta is left');
+    assert.equal((await new Ownership(store, 'delta').inspect()).owner?.site, 'primary');
+    assert.equal((await primary.client.getVm('d-app-1')).powerState, 'poweredOn');
+    await waitFor('the desk is free for the next operation', async () => (await call('GET', '/domains/delta/operations')).body.running === null, 10_000);
   });
 });
