@@ -24,6 +24,7 @@ import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { protectionWorkflowId } from '../../workflows/workflow-ids';
 import { admin, prepareTestSites, testSiteDefinitions, type TestSites } from '../harness/sites';
 import { startTestStack, type TestStack } from '../harness/stack';
+import { replayClosedHistories } from '../harness/histories';
 import { TestWorkers } from '../harness/workers';
 import { domainVms, failoverSiteDefinitions, runbookYaml, waitFor } from '../fixtures/failover-domains';
 
@@ -261,5 +262,10 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
     assert.equal((await new Ownership(store, 'delta').inspect()).owner?.site, 'primary');
     assert.equal((await primary.client.getVm('d-app-1')).powerState, 'poweredOn');
     await waitFor('the desk is free for the next operation', async () => (await call('GET', '/domains/delta/operations')).body.running === null, 10_000);
+  });
+  it('replays every closed failover, protection and group history against the current workflow code', async () => {
+    // `DR_RECORD_HISTORIES=1 npm test -- failover-e2e` records them for test/unit/workflow-replay.test.ts.
+    const replayed = await replayClosedHistories(stack.client, ['failover', 'powerOnGroup', 'protect']);
+    assert.ok(replayed >= 8, `replayed ${replayed} histories`);
   });
 });

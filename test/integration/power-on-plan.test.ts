@@ -6,12 +6,11 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
 import { createWebhookActivities } from '../../activities/webhook';
 import { fileSecretResolver } from '../../common/secrets';
@@ -20,10 +19,10 @@ import { approveUpdate, operatorDecisionUpdate, powerOnGroupProgressQuery } from
 import { powerOnGroupWorkflowId, powerOnPlan, type PowerOnPlanInput } from '../../workflows/power-on-plan';
 import { DR_OUTCOME } from '../../workflows/search-attributes';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../../workflows/task-queues';
+import { replayClosedHistories } from '../harness/histories';
 import { recordingSite } from '../harness/recording-site';
 import { startTestStack, type TestStack } from '../harness/stack';
 
-const HISTORY_FIXTURES = path.join(__dirname, '..', 'fixtures', 'histories');
 
 function plan(yamlGroups: string, vms: string[]): PowerOnPlanInput {
   const text = `apiVersion: dr.example.io/v1alpha1
@@ -192,21 +191,8 @@ describe('power-on plan: groups as child workflows, in runbook order', () => {
   });
 
   it('replays every recorded history against the current workflow code (determinism)', async () => {
-    let replayed = 0;
-    const histories = stack.client.workflow.list({ query: "WorkflowType IN ('powerOnPlan', 'powerOnGroup') AND ExecutionStatus != 'Running'" }).intoHistories();
-    for await (const result of Worker.runReplayHistories({ workflowsPath: require.resolve('../../workflows') }, histories)) {
-      assert.equal(result.error, undefined, `${result.workflowId}: ${String(result.error)}`);
-      replayed++;
-    }
-    // `DR_RECORD_HISTORIES=1 npm test -- power-on-plan` refreshes the histories that
-    // test/integration/workflow-replay.test.ts replays against future versions of the code.
-    if (process.env.DR_RECORD_HISTORIES === '1') {
-      mkdirSync(HISTORY_FIXTURES, { recursive: true });
-      for await (const w of stack.client.workflow.list({ query: "WorkflowType IN ('powerOnPlan', 'powerOnGroup') AND ExecutionStatus != 'Running'" })) {
-        const history = await stack.client.workflow.getHandle(w.workflowId, w.runId).fetchHistory();
-        writeFileSync(path.join(HISTORY_FIXTURES, `${w.workflowId.replace(/[^A-Za-z0-9-]+/g, '_')}.json`), `{"workflowId":${JSON.stringify(w.workflowId)},"history":${historyToJSON(history)}}\n`);
-      }
-    }
+    // `DR_RECORD_HISTORIES=1 npm test -- power-on-plan` refreshes the recorded histories.
+    const replayed = await replayClosedHistories(stack.client, ['powerOnPlan', 'powerOnGroup']);
     assert.ok(replayed >= 6, `replayed ${replayed} histories`);
   });
 

@@ -1,0 +1,30 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { Worker } from '@temporalio/worker';
+
+const HISTORY_FIXTURES = path.join(__dirname, '..', 'fixtures', 'histories');
+
+/**
+ * Replays the closed executions of `workflowTypes` against the current workflow code and returns
+ * how many replayed; the first determinism error throws. With DR_RECORD_HISTORIES=1 it also
+ * writes them to test/fixtures/histories, which test/unit/workflow-replay.test.ts replays against
+ * every future version of the code.
+ */
+export async function replayClosedHistories(client: Client, workflowTypes: string[]): Promise<number> {
+  const query = `WorkflowType IN (${workflowTypes.map((t) => `'${t}'`).join(', ')}) AND ExecutionStatus != 'Running'`;
+  let replayed = 0;
+  for await (const result of Worker.runReplayHistories({ workflowsPath: require.resolve('../../workflows') }, client.workflow.list({ query }).intoHistories())) {
+    if (result.error) throw new Error(`${result.workflowId}: ${String(result.error)}`);
+    replayed++;
+  }
+  if (process.env.DR_RECORD_HISTORIES === '1') {
+    mkdirSync(HISTORY_FIXTURES, { recursive: true });
+    for await (const w of client.workflow.list({ query })) {
+      const history = await client.workflow.getHandle(w.workflowId, w.runId).fetchHistory();
+      writeFileSync(path.join(HISTORY_FIXTURES, `${w.workflowId.replace(/[^A-Za-z0-9-]+/g, '_')}.json`), `{"workflowId":${JSON.stringify(w.workflowId)},"history":${historyToJSON(history)}}\n`);
+    }
+  }
+  return replayed;
+}
