@@ -1,6 +1,6 @@
 import express, { type Request, type Router } from 'express';
 import { WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, WithStartWorkflowOperation, type Client } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import { z } from 'zod';
 import type { ObjectStore } from '../activities/datapath/object-store';
 import { Ownership } from '../activities/datapath/ownership';
@@ -216,6 +216,10 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl }: Ope
     const plan = status === 'RUNNING' ? await handle.query(powerOnPlanProgressQuery).catch(() => undefined) : undefined;
     const groups = status === 'RUNNING' ? await groupsOf(workflowId) : [];
     const progress = workflowId.startsWith('failover/') && status === 'RUNNING' ? await handle.query(failoverProgressQuery).catch(() => undefined) : undefined;
+    // The workflow learns the rehydrated bytes when the activity ends; meanwhile its heartbeat has them.
+    const rehydrating = (description.raw.pendingActivities ?? []).find((a) => a.activityType?.name === 'rehydrateDomain');
+    const heartbeat = rehydrating?.heartbeatDetails?.payloads?.[0];
+    if (progress && heartbeat) progress.bytesRehydrated = defaultPayloadConverter.fromPayload<{ bytesWritten?: number }>(heartbeat).bytesWritten ?? progress.bytesRehydrated;
     const result: unknown = status === 'COMPLETED' ? await handle.result() : status === 'FAILED' ? await failureReport(handle) : undefined;
     res.json({ ...links(workflowId), status, startedAt: description.startTime, closedAt: description.closeTime ?? null, progress, plan, groups, result });
   });
