@@ -27,6 +27,8 @@ export interface ProtectInput {
   restorePointIntervalMs: number;
   /** Length of one replicator activity run; the status refreshes after each. */
   replicatorRunMs?: number;
+  /** When replication counts as behind and bitmap mode takes over; defaults 100 000 writes, 5 minutes. */
+  throttle?: { maxBacklogEntries?: number; maxLagMs?: number };
   /** Garbage collection (compaction into a base, deletion of what nothing needs) after every this many replicator runs; default 30. */
   gcEveryRuns?: number;
   /** Replicator runs per workflow execution before continue-as-new (history stays bounded). */
@@ -47,8 +49,13 @@ export interface ProtectInput {
   carried?: { epoch: number; cursor: number; lastRestorePoint?: { id: string; timestamp: number }; base?: string; runsSinceGc?: number };
 }
 
-/** `initial-sync`: the disks are being copied into a base; no restore point can be made until it is committed. */
-export type ProtectMode = 'log' | 'initial-sync';
+/**
+ * `log`: every write is logged. `initial-sync`: the disks are being copied into a base. `bitmap`:
+ * replication fell behind its throttle; the journal is drained into dirty regions instead. `resync`:
+ * the dirty regions are read back into the log and the log catches up. Restore points are made
+ * only in `log`.
+ */
+export type ProtectMode = 'log' | 'initial-sync' | 'bitmap' | 'resync';
 
 export interface ProtectStatus {
   domain: string;
@@ -59,6 +66,8 @@ export interface ProtectStatus {
   backlogEntries: number;
   segmentsWritten: number;
   mode: ProtectMode;
+  /** The latest mode changes, oldest first (at most 20). */
+  modeChanges: Array<{ mode: ProtectMode; at: number; cursor: number }>;
   /** The newest base this protection committed (initial sync). */
   base?: string;
   initialSync?: { bytesRead: number; chunksStored: number; durationMs: number };
@@ -114,6 +123,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     backlogEntries: 0,
     segmentsWritten: 0,
     mode: 'log',
+    modeChanges: [],
     base: input.carried?.base,
     lastRestorePoint: input.carried?.lastRestorePoint,
     stopping: false,
@@ -140,26 +150,60 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
   };
   setHandler(restorePointNowUpdate, () => makePoint('on-demand'), {
     validator: () => {
-      if (status.mode === 'initial-sync') throw new Error(`domain ${input.domain} is in its initial sync; restore points follow once its base is committed`);
+      if (status.mode !== 'log') throw new Error(`domain ${input.domain} is in ${status.mode} mode; restore points follow once every write is logged again`);
       if (status.cursor === 0) throw new Error(`domain ${input.domain} has no replicated writes yet`);
     },
   });
 
   // Restore points inside an unfinished initial sync are refused twice: here (no point is asked
   // for in that mode) and by the store (a point needs a committed base after every sync intent).
+  const setMode = (mode: ProtectMode) => {
+    status.mode = mode;
+    status.modeChanges = [...status.modeChanges, { mode, at: workflowNow(), cursor: status.cursor }].slice(-20);
+    describe();
+  };
   const wantSync = input.initialSync ?? !input.carried;
-  if (wantSync) status.mode = 'initial-sync';
+  if (wantSync) setMode('initial-sync');
   let runs = 0;
   const gcEvery = input.gcEveryRuns ?? 30;
   // Counted across continue-as-new, so that short executions still collect.
   let lastGcRun = -(input.carried?.runsSinceGc ?? 0);
-  // The sync needs the replicator to log the writes made during the copy, so neither a stop nor
-  // continue-as-new ends the execution while it runs: an epoch whose sync never finished has no
-  // restorable target after the sync's start, so a planned handover must wait for it.
+  // A sync or resync needs the replicator to log the writes made while it reads the disks, so
+  // neither a stop nor continue-as-new ends the execution before log mode is back: an unfinished
+  // one leaves no restorable target after its start, so a planned handover must wait for it.
   const executionDone = () =>
-    status.mode !== 'initial-sync' && (status.stopping || runs >= (input.runsPerExecution ?? 200) || workflowInfo().continueAsNewSuggested);
-  const describe = () =>
-    setCurrentDetails(`${status.mode === 'initial-sync' ? 'initial sync and replicating' : 'replicating'} ${input.domain} from ${input.site} (epoch ${status.epoch}, cursor ${status.cursor}, lag ${status.lagMs} ms)`);
+    status.mode === 'log' && (status.stopping || runs >= (input.runsPerExecution ?? 200) || workflowInfo().continueAsNewSuggested);
+  function describe() {
+    setCurrentDetails(`${status.mode} mode: replicating ${input.domain} from ${input.site} (epoch ${status.epoch}, cursor ${status.cursor}, lag ${status.lagMs} ms)`);
+  }
+  const throttle = { maxBacklogEntries: input.throttle?.maxBacklogEntries ?? 100_000, maxLagMs: input.throttle?.maxLagMs ?? 300_000 };
+  const { trackDirtyRegions, resyncDirtyRegions, finishResync } = proxyActivities<DatapathActivities>({
+    taskQueue,
+    startToCloseTimeout: '6 hours',
+    heartbeatTimeout: '10 seconds',
+    retry: { initialInterval: '200 milliseconds', maximumInterval: '5 seconds', nonRetryableErrorTypes: ['StaleEpoch', 'CorruptSegment', 'NoManifest', 'NoDirtyRegions'] },
+  });
+  let resyncToFinish: Parameters<DatapathActivities['finishResync']>[0] | undefined;
+  // Bitmap mode from where the log ends, then the resync segment; log mode resumes after it while
+  // the resync loop waits for the log to make it exact.
+  const bitmapEpisode = async () => {
+    const bitmap = { domain: input.domain, site: input.site, epoch: status.epoch, cursor: status.cursor, vms: input.vms };
+    setMode('bitmap');
+    const tracked = await trackDirtyRegions.executeWithOptions({ summary: `bitmap mode from cursor ${bitmap.cursor}` }, [bitmap]);
+    setMode('resync');
+    const written = await resyncDirtyRegions.executeWithOptions({ summary: `resync ${tracked.dirtyRegions} dirty regions up to ${tracked.drainedTo}` }, [bitmap]);
+    status.cursor = written.cursor;
+    resyncToFinish = { ...bitmap, written };
+  };
+  const resyncLoop = async () => {
+    for (;;) {
+      await condition(() => resyncToFinish !== undefined || executionDone());
+      if (!resyncToFinish) return;
+      await finishResync.executeWithOptions({ summary: `resync from cursor ${resyncToFinish.cursor} becomes exact` }, [resyncToFinish]);
+      resyncToFinish = undefined;
+      setMode('log');
+    }
+  };
 
   const syncRun = async () => {
     if (!wantSync) return;
@@ -170,21 +214,21 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     ]);
     status.base = result.baseId;
     status.initialSync = { bytesRead: result.bytesRead, chunksStored: result.chunksStored, durationMs: workflowNow() - startedAt };
-    status.mode = 'log';
-    describe();
+    setMode('log');
   };
 
   const replicatorLoop = async () => {
     while (!executionDone()) {
       describe();
       const progress = await replicateJournal.executeWithOptions({ summary: `replicate from cursor ${status.cursor}` }, [
-        { domain: input.domain, site: input.site, epoch: status.epoch, cursor: status.cursor, vms: input.vms, runForMs: runMs },
+        { domain: input.domain, site: input.site, epoch: status.epoch, cursor: status.cursor, vms: input.vms, runForMs: runMs, ...(status.mode === 'log' ? { throttle } : {}) },
       ]);
       runs++;
       status.cursor = progress.cursor;
       status.lagMs = progress.lagMs;
       status.backlogEntries = progress.backlogEntries;
       status.segmentsWritten += progress.segmentsWritten;
+      if (progress.throttled) await bitmapEpisode();
     }
   };
   const gcLoop = async () => {
@@ -216,7 +260,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
       nextPointAt = workflowNow() + input.restorePointIntervalMs;
     }
   };
-  await Promise.all([syncRun(), replicatorLoop(), policyLoop(), gcLoop()]);
+  await Promise.all([syncRun(), replicatorLoop(), resyncLoop(), policyLoop(), gcLoop()]);
   await condition(allHandlersFinished);
   if (status.stopping) return status;
   return continueAsNew<typeof protect>({

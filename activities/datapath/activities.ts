@@ -6,10 +6,11 @@ import { DomainKeys } from './keys';
 import { ReaderLease } from './lease';
 import type { ObjectStore } from './object-store';
 import { Ownership, StaleEpochError } from './ownership';
-import { manifestSchema, parseRecord, RECORD_FORMAT_VERSION, type LogPosition, type Manifest, type RestorePoint, type VmMetadata } from './records';
+import { dirtyRegionsSchema, manifestSchema, parseRecord, RECORD_FORMAT_VERSION, type LogPosition, type Manifest, type RestorePoint, type VmMetadata } from './records';
 import { rehydrate, type RehydrationProgress, type RehydrationResult, type RehydrationTarget } from './rehydrate';
 import { TargetNotRestorableError } from './log-chain';
-import { JournalGapError, replicate, type ReplicationProgress } from './replicator';
+import { JournalGapError, replicate, type ReplicationProgress, type Throttle } from './replicator';
+import { finishResync, trackDirtyRegions, writeResyncSegment, type ResyncWritten } from './bitmap';
 import { scanDomains, type ImportableDomain } from './import-scan';
 import { createRestorePoint } from './restore-points';
 import { CorruptSegmentError } from './segment-codec';
@@ -31,6 +32,18 @@ export interface ReplicateInput {
   runForMs: number;
   maxEntries?: number;
   maxBytes?: number;
+  trimJournal?: boolean;
+  /** Stop and report `throttled` when replication falls this far behind (bitmap mode takes over). */
+  throttle?: Throttle;
+}
+
+export interface BitmapInput {
+  domain: string;
+  site: string;
+  epoch: number;
+  /** Where the log ends: the resync segment starts here. */
+  cursor: number;
+  vms: string[];
   trimJournal?: boolean;
 }
 
@@ -144,6 +157,7 @@ export function createDatapathActivities({ store, site }: DatapathDependencies) 
           maxBytes: input.maxBytes ?? 8 * 1024 * 1024,
           idlePollMs: 100,
           trimJournal: input.trimJournal ?? true,
+          ...(input.throttle ? { throttle: input.throttle } : {}),
           onSegment: (p) => {
             latest = p;
             context.heartbeat(p);
@@ -181,6 +195,77 @@ export function createDatapathActivities({ store, site }: DatapathDependencies) 
         });
         context.log.info('garbage collection finished', { domain: input.domain, ...result });
         return result;
+      } catch (error) {
+        throw classify(error);
+      }
+    },
+
+    /**
+     * Bitmap mode: drains the journal into dirty regions (stored before each trim) until it is
+     * nearly empty. Resumes from the stored regions after a kill.
+     */
+    async trackDirtyRegions(input: BitmapInput): Promise<{ drainedTo: number; dirtyRegions: number }> {
+      const context = Context.current();
+      try {
+        const regions = await trackDirtyRegions({
+          store,
+          ownership: new Ownership(store, input.domain),
+          source: site(input.site),
+          epoch: input.epoch,
+          cursor: input.cursor,
+          vms: input.vms,
+          maxEntries: 10_000,
+          caughtUpWithin: 100,
+          trimJournal: input.trimJournal ?? true,
+          now: Date.now,
+          onProgress: (r) => context.heartbeat(r.drainedTo),
+          shouldStop: () => context.cancellationSignal.aborted,
+        });
+        return { drainedTo: regions.drainedTo, dirtyRegions: Object.values(regions.regions).reduce((sum, list) => sum + list.length, 0) };
+      } catch (error) {
+        throw classify(error);
+      }
+    },
+
+    /** The resync: the dirty regions' current contents from the disks into one segment where the log ended. */
+    async resyncDirtyRegions(input: BitmapInput): Promise<ResyncWritten> {
+      const ownership = new Ownership(store, input.domain);
+      const key = ownership.keys.dirtyRegions(input.epoch, input.cursor);
+      try {
+        const body = await store.get(key);
+        if (!body) throw ApplicationFailure.nonRetryable(`no dirty regions at ${key}`, 'NoDirtyRegions');
+        const manifest = await readManifest(input.domain);
+        return await writeResyncSegment({
+          writer: new SegmentWriter(store, ownership, input.epoch, input.site),
+          source: site(input.site),
+          regions: parseRecord(dirtyRegionsSchema, key, body),
+          disks: manifest.disks,
+          now: Date.now,
+        });
+      } catch (error) {
+        throw classify(error);
+      }
+    },
+
+    /** Waits until the log after a resync covers its journal mark, then records that targets are exact again from there. */
+    async finishResync(input: BitmapInput & { written: ResyncWritten }): Promise<{ consistentFrom?: LogPosition }> {
+      const context = Context.current();
+      const ownership = new Ownership(store, input.domain);
+      try {
+        for (;;) {
+          const done = await finishResync(store, ownership, site(input.site), {
+            epoch: input.epoch,
+            segment: input.cursor,
+            entries: input.written.entries,
+            cursor: input.written.cursor,
+            vms: input.vms,
+            journalMark: input.written.journalMark,
+            markedAt: input.written.markedAt,
+          });
+          if (done) return { consistentFrom: done.consistentFrom };
+          context.heartbeat();
+          await context.sleep(200);
+        }
       } catch (error) {
         throw classify(error);
       }

@@ -99,9 +99,15 @@ export async function collectGarbage(options: GcOptions): Promise<GcResult> {
   await options.onStep?.('points-deleted');
 
   const compaction = await compactionPoint(options, cutoff);
-  if (compaction) {
-    const image = new MemoryDisks();
-    await rehydrate({ store, ownership, target: image, disks: options.disks, datastore: 'memory', upTo: { kind: 'position', position: compaction.position }, onProgress: options.onProgress });
+  const image = new MemoryDisks();
+  // A position inside a stretch bitmap mode left out is no image; a later run compacts past it.
+  const rebuilt = compaction
+    ? await rehydrate({ store, ownership, target: image, disks: options.disks, datastore: 'memory', upTo: { kind: 'position', position: compaction.position }, onProgress: options.onProgress }).catch((error: unknown) => {
+        if (error instanceof TargetNotRestorableError) return undefined;
+        throw error;
+      })
+    : undefined;
+  if (compaction && rebuilt) {
     const baseId = keys.baseId(compaction.position.epoch, compaction.cursor);
     await copyDisksIntoBase({ store, ownership, baseId, disks: options.disks, source: image, concurrency: 8, onProgress: () => options.onProgress?.() });
     await commitBase(store, ownership, { epoch: compaction.position.epoch, cursor: compaction.cursor, kind: 'compaction', disks: options.disks, consistentFrom: null, timestamp: compaction.timestamp, createdAt: now });

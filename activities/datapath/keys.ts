@@ -70,6 +70,17 @@ export class DomainKeys {
   syncPrefix(): string {
     return `${this.root}sync/`;
   }
+  resyncPrefix(): string {
+    return `${this.root}resync/`;
+  }
+  /** A stretch of the log that bitmap mode left out and a resync segment fills: named by where it starts. */
+  resync(epoch: number, segment: number, part: 'start' | 'done'): string {
+    return `${this.resyncPrefix()}${padEpoch(epoch)}-${padSequence(segment)}${part === 'done' ? '.done' : ''}.json`;
+  }
+  /** The dirty regions bitmap mode collected (overwritten as it drains; the replicator's own state). */
+  dirtyRegions(epoch: number, segment: number): string {
+    return `${this.root}dirty/${padEpoch(epoch)}-${padSequence(segment)}.json`;
+  }
   leasesPrefix(): string {
     return `${this.root}leases/`;
   }

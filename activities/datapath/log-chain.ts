@@ -2,7 +2,8 @@ import { listBases, listSyncIntents } from './base-image';
 import { DomainKeys, trailingNumber } from './keys';
 import type { ObjectStore } from './object-store';
 import type { Ownership } from './ownership';
-import type { BaseRecord, SyncIntent } from './records';
+import { listResyncs } from './bitmap';
+import type { BaseRecord, LogPosition, ResyncRecord, SyncIntent } from './records';
 import type { RehydrationTarget } from './rehydrate';
 import { decodeSegment, CorruptSegmentError, type Segment } from './segment-codec';
 
@@ -86,12 +87,19 @@ export interface PlanningState {
   chain: ChainLink[];
   bases: BaseRecord[];
   intents: SyncIntent[];
+  resyncs: ResyncRecord[];
   epochs: number[];
 }
 
 export async function readPlanningState(store: ObjectStore, ownership: Ownership): Promise<PlanningState> {
-  const [chain, bases, intents, epochs] = await Promise.all([resolveChain(store, ownership), listBases(store, ownership), listSyncIntents(store, ownership), ownership.epochs()]);
-  return { chain, bases, intents, epochs };
+  const [chain, bases, intents, resyncs, epochs] = await Promise.all([
+    resolveChain(store, ownership),
+    listBases(store, ownership),
+    listSyncIntents(store, ownership),
+    listResyncs(store, ownership),
+    ownership.epochs(),
+  ]);
+  return { chain, bases, intents, resyncs, epochs };
 }
 
 const comparePositions = (a: { epoch: number; cursor: number }, b: { epoch: number; cursor: number }) => a.epoch - b.epoch || a.cursor - b.cursor;
@@ -104,7 +112,7 @@ const comparePositions = (a: { epoch: number; cursor: number }, b: { epoch: numb
  */
 export async function planRestore(store: ObjectStore, ownership: Ownership, target: RehydrationTarget, pinnedBase?: string | null, state?: PlanningState): Promise<RestorePlan> {
   const domain = ownership.domain;
-  const { chain, bases, intents, epochs } = state ?? (await readPlanningState(store, ownership));
+  const { chain, bases, intents, resyncs, epochs } = state ?? (await readPlanningState(store, ownership));
   const atOrBeforeTarget = (position: { epoch: number; cursor: number }, timestamp: number): boolean => {
     if (target.kind === 'latest') return true;
     if (target.kind === 'instant') return timestamp <= target.at;
@@ -120,6 +128,7 @@ export async function planRestore(store: ObjectStore, ownership: Ownership, targ
   }
   const blocking = intents.find((i) => atOrBeforeTarget(i, i.createdAt) && (!base || comparePositions(i, base) > 0));
   if (blocking) throw new TargetNotRestorableError(domain, `the initial sync of epoch ${blocking.epoch} (from ${blocking.site}) is not finished; no target after its start can be rebuilt yet`);
+  refuseInsideResync(domain, target, chain, base, resyncs);
   if (!base) {
     const oldest = bases[0];
     if (bases.some((b) => b.kind === 'compaction')) throw new TargetNotRestorableError(domain, `the target is before the oldest base ${oldest.id}; the log before it was compacted away`);
@@ -136,4 +145,34 @@ export async function planRestore(store: ObjectStore, ownership: Ownership, targ
   const first = after[0];
   if (first && first.epoch === base.epoch && first.segment !== base.cursor) throw new CorruptSegmentError(first.key, `gap in the log: base ${base.id} ends at ${base.cursor}`);
   return { base, chain: after };
+}
+
+const positionBefore = (a: LogPosition, b: LogPosition) => a.epoch < b.epoch || (a.epoch === b.epoch && (a.segment < b.segment || (a.segment === b.segment && a.entries < b.entries)));
+
+/**
+ * Refuses a target inside a stretch that bitmap mode left out: from its first skipped write (or
+ * its resync segment) until base + log is exact again, or without end while the resync is not
+ * finished.
+ */
+function refuseInsideResync(domain: string, target: RehydrationTarget, chain: ChainLink[], base: BaseRecord | undefined, resyncs: ResyncRecord[]): void {
+  for (const resync of resyncs) {
+    // A later base replaces the stretch for positions; an instant inside a finished stretch stays
+    // unknowable whatever base follows it (an unfinished one can only be replaced by a new epoch's base).
+    if (base && comparePositions({ epoch: resync.epoch, cursor: resync.segment }, base) < 0 && (target.kind !== 'instant' || resync.consistentAt === undefined)) continue;
+    const start: LogPosition = { epoch: resync.epoch, segment: resync.segment, entries: 0 };
+    const until = resync.consistentFrom;
+    let inside: boolean;
+    if (target.kind === 'instant') inside = target.at >= resync.firstSkippedAt && (resync.consistentAt === undefined || target.at < resync.consistentAt);
+    else {
+      const last = chain.at(-1);
+      const position = target.kind === 'position' ? target.position : last ? { epoch: last.epoch, segment: last.segment, entries: Number.MAX_SAFE_INTEGER } : undefined;
+      inside = position !== undefined && !positionBefore(position, start) && (until === undefined || positionBefore(position, until));
+    }
+    if (inside) {
+      throw new TargetNotRestorableError(
+        domain,
+        `the target lies in a stretch replicated in bitmap mode (epoch ${resync.epoch} after journal sequence ${resync.segment}) that ${until ? `is exact again only from segment ${until.segment} entry ${until.entries}` : 'its resync has not finished'}`,
+      );
+    }
+  }
 }

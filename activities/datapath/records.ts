@@ -120,6 +120,37 @@ export const baseSchema = z.object({
 export type BaseRecord = z.infer<typeof baseSchema>;
 
 /**
+ * Bitmap mode: the domain's writes after journal cursor `segment` of `epoch` were not logged one
+ * by one; a resync segment at `segment` holds the dirty regions read back from the disks. Written
+ * (`start`) before anything is left out; `done` adds where base + log is exact again. Targets from
+ * `firstSkippedAt` / the resync segment until then are refused.
+ */
+export const resyncSchema = z.object({
+  formatVersion: version,
+  epoch: z.number().int().positive(),
+  segment: z.number().int().nonnegative(),
+  /** Acknowledgement time of the first write that was left out. */
+  firstSkippedAt: z.number().int(),
+  createdAt: z.number().int(),
+  consistentFrom: positionSchema.optional(),
+  /** Instants from here on are exact again. */
+  consistentAt: z.number().int().optional(),
+});
+export type ResyncRecord = z.infer<typeof resyncSchema>;
+
+/** The dirty regions collected in bitmap mode, and how far the journal was drained into them. */
+export const dirtyRegionsSchema = z.object({
+  formatVersion: version,
+  epoch: z.number().int().positive(),
+  segment: z.number().int().nonnegative(),
+  drainedTo: z.number().int().nonnegative(),
+  regionBytes: z.number().int().positive(),
+  /** Per disk id, the indexes of dirty regions, ascending. */
+  regions: z.record(z.string(), z.array(z.number().int().nonnegative())),
+});
+export type DirtyRegions = z.infer<typeof dirtyRegionsSchema>;
+
+/**
  * A running reader's claim on the store: garbage collection keeps `base` and every segment after
  * it (everything, while `base` is undefined: the reader has not planned yet) until `expiresAt`.
  */

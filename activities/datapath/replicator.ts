@@ -21,6 +21,14 @@ export interface ReplicationProgress {
   /** Journal writes (any domain of the site) not yet drained. */
   backlogEntries: number;
   lastSegmentKey?: string;
+  /** The run stopped because replication fell behind the throttle: bitmap mode should take over from `cursor`. */
+  throttled?: boolean;
+}
+
+/** Replication is behind when the journal holds more than this many writes after the cursor, or its oldest unlogged write is older than this. */
+export interface Throttle {
+  maxBacklogEntries: number;
+  maxLagMs: number;
 }
 
 export interface ReplicateOptions {
@@ -34,6 +42,8 @@ export interface ReplicateOptions {
   /** Acknowledges each stored segment to the site, which frees journal space once every domain sharing it has. */
   trimJournal: boolean;
   onSegment: (progress: ReplicationProgress) => void | Promise<void>;
+  /** Without it replication never gives up on logging every write. */
+  throttle?: Throttle;
   shouldStop: () => boolean;
   now?: () => number;
 }
@@ -57,6 +67,18 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicationP
     progress.backlogEntries = Math.max(0, batch.lastSequence - progress.cursor);
     if (batch.firstRetainedSequence > progress.cursor + 1 && !(await options.writer.existing(progress.cursor))) {
       throw new JournalGapError(progress.cursor, batch.firstRetainedSequence);
+    }
+    const throttle = options.throttle;
+    if (
+      throttle &&
+      batch.entries.length > 0 &&
+      (progress.backlogEntries > throttle.maxBacklogEntries || now() - batch.entries[0].timestamp > throttle.maxLagMs) &&
+      // A segment an earlier attempt wrote from here is adopted first: bitmap mode must start exactly where the log ends.
+      !(await options.writer.existing(progress.cursor))
+    ) {
+      progress.lagMs = now() - batch.entries[0].timestamp;
+      progress.throttled = true;
+      return progress;
     }
     if (batch.entries.length === 0) {
       progress.lagMs = 0;

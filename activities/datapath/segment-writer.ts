@@ -43,6 +43,10 @@ export class SegmentWriter {
     return { key, segment: written, created };
   }
 
+  keyFor(afterSequence: number): string {
+    return this.ownership.keys.segment(this.epoch, afterSequence);
+  }
+
   /** The segment an earlier attempt wrote from this cursor, if any. */
   async existing(afterSequence: number): Promise<Segment | undefined> {
     const key = this.ownership.keys.segment(this.epoch, afterSequence);
