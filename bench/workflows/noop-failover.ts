@@ -1,0 +1,129 @@
+/**
+ * The limit of bench/failover-overhead.ts: the DAG of a forced failover (workflows/failover.ts
+ * with its power-on plan, workflows/power-on-plan.ts and power-on-group.ts), scheduled as it
+ * schedules it (same activity types, order, parallelism, task queue per site, child workflow per
+ * power-on group, abandoned protection child, cancelled primary protection) but with activities
+ * that do nothing (bench/workflows/noop-worker.ts). Bench-only: never part of workflows/index.ts.
+ * Workflow code: the same sandbox rules as workflows/ apply (no Node built-ins, no client/worker).
+ */
+import { executeChild, getExternalWorkflowHandle, ParentClosePolicy, proxyActivities, condition, startChild, workflowInfo, setHandler, defineSignal } from '@temporalio/workflow';
+
+export interface NoopGroup {
+  name: string;
+  dependsOn: string[];
+  vms: string[];
+  /** The group's own limit already capped by the plan's, as runPowerOnPlan computes it. */
+  maxParallel: number;
+}
+
+export interface NoopFailoverInput {
+  domain: string;
+  /** Site names: activities run on their task queues (`site.<name>`), served by no-op workers. */
+  recoverySite: string;
+  vms: Array<{ name: string; diskIds: string[] }>;
+  groups: NoopGroup[];
+  /** The primary's (no-op) protection workflow, cancelled as a forced failover cancels the fenced one. */
+  primaryProtectionId: string;
+}
+
+/** The no-op activities: the failover's activity type names, so that histories compare by type. */
+export interface NoopActivities {
+  describeDomain(input: { domain: string }): Promise<{ vms: string[] }>;
+  claimDomain(input: { domain: string; site: string; takeover: boolean }): Promise<{ won: boolean; epoch: number }>;
+  resolveRecoveryPoint(input: { domain: string }): Promise<{ ok: true }>;
+  deployRocva(input: { name: string }): Promise<void>;
+  prepareTargetDisks(input: { vm: string; disks: string[] }): Promise<void>;
+  rehydrateDomain(input: { domain: string }): Promise<{ bytesWritten: number }>;
+  removeRepresentationVm(input: { vm: string }): Promise<void>;
+  registerRecoveredVm(input: { vm: string }): Promise<void>;
+  protectRecoveredDisks(input: { diskIds: string[] }): Promise<{ cursor: number }>;
+  powerOnVm(input: { vm: string }): Promise<void>;
+  destroyRocva(input: { name: string }): Promise<void>;
+  setDomainStatus(input: { domain: string }): Promise<void>;
+}
+
+const siteQueue = (site: string) => `site.${site}`;
+
+/** The same options as the failover's activitiesAt(recovery) and the power-on group's proxy. */
+function activitiesAt(site: string, startToCloseTimeout = '30 seconds') {
+  return proxyActivities<NoopActivities>({
+    taskQueue: siteQueue(site),
+    startToCloseTimeout,
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
+  });
+}
+
+const stopSignal = defineSignal('stopNoopProtection');
+
+/** Stands in for a protect workflow: idles until cancelled or signalled. */
+export async function noopProtect(): Promise<void> {
+  let stop = false;
+  setHandler(stopSignal, () => {
+    stop = true;
+  });
+  await condition(() => stop);
+}
+
+export async function noopPowerOnGroup(input: { site: string; group: NoopGroup }): Promise<number> {
+  const power = proxyActivities<NoopActivities>({
+    taskQueue: siteQueue(input.site),
+    startToCloseTimeout: '30 seconds',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 5 },
+  });
+  const queue = input.group.vms.map((vm, i) => ({ vm, ordinal: i + 1 }));
+  const total = queue.length;
+  let started = 0;
+  const lanes = Array.from({ length: Math.min(input.group.maxParallel, queue.length) }, async () => {
+    for (let next = queue.shift(); next; next = queue.shift()) {
+      await power.powerOnVm.executeWithOptions({ summary: `power on ${next.vm} (group ${input.group.name}, ${next.ordinal}/${total})` }, [{ vm: next.vm }]);
+      started++;
+    }
+  });
+  await Promise.all(lanes);
+  return started;
+}
+
+export async function noopFailover(input: NoopFailoverInput): Promise<{ poweredOn: number }> {
+  const { domain, recoverySite: recovery } = input;
+  const { workflowId, runId } = workflowInfo();
+  const at = activitiesAt(recovery);
+
+  await at.describeDomain.executeWithOptions({ summary: `read ${domain}'s ownership` }, [{ domain }]);
+  const claimed = await at.claimDomain.executeWithOptions({ summary: `take ${domain} over` }, [{ domain, site: recovery, takeover: true }]);
+  await getExternalWorkflowHandle(input.primaryProtectionId).cancel().catch(() => undefined);
+  await at.resolveRecoveryPoint.executeWithOptions({ summary: `resolve the recovery point of ${domain}` }, [{ domain }]);
+
+  const rocva = `rocva-${domain}-${runId.slice(0, 8)}`;
+  await at.deployRocva.executeWithOptions({ summary: `deploy RocVA ${rocva}` }, [{ name: rocva }]);
+  await Promise.all(
+    input.vms.map((vm, i) => at.prepareTargetDisks.executeWithOptions({ summary: `representation VM for ${vm.name} (${i + 1}/${input.vms.length})` }, [{ vm: vm.name, disks: vm.diskIds }])),
+  );
+  await activitiesAt(recovery, '6 hours').rehydrateDomain.executeWithOptions({ summary: `rehydrate ${domain}` }, [{ domain }]);
+  await Promise.all(input.vms.map((vm) => at.removeRepresentationVm.executeWithOptions({ summary: `remove representation VM of ${vm.name}` }, [{ vm: vm.name }])));
+  await Promise.all(
+    input.vms.map((vm, i) => at.registerRecoveredVm.executeWithOptions({ summary: `register ${vm.name} (${i + 1}/${input.vms.length})` }, [{ vm: vm.name }])),
+  );
+
+  await at.protectRecoveredDisks.executeWithOptions({ summary: `journal the recovered disks of ${domain}` }, [{ diskIds: input.vms.flatMap((vm) => vm.diskIds) }]);
+  await startChild(noopProtect, { workflowId: `${workflowId}/protect/epoch-${claimed.epoch}`, parentClosePolicy: ParentClosePolicy.ABANDON });
+
+  // runPowerOnPlan: each group starts once every group it depends on has finished.
+  const byName = new Map(input.groups.map((g) => [g.name, g]));
+  const running = new Map<string, Promise<number>>();
+  const run = (group: NoopGroup): Promise<number> => {
+    let started = running.get(group.name);
+    if (!started) {
+      started = (async () => {
+        await Promise.all(group.dependsOn.map((d) => run(byName.get(d)!)));
+        return executeChild(noopPowerOnGroup, { workflowId: `${workflowId}/power-on/${group.name}`, args: [{ site: recovery, group }] });
+      })();
+      running.set(group.name, started);
+    }
+    return started;
+  };
+  const counts = await Promise.all(input.groups.map(run));
+
+  await at.destroyRocva.executeWithOptions({ summary: `remove RocVA ${rocva}` }, [{ name: rocva }]);
+  await at.setDomainStatus.executeWithOptions({ summary: `${domain}: Running in Failover` }, [{ domain }]);
+  return { poweredOn: counts.reduce((a, b) => a + b, 0) };
+}

@@ -1,0 +1,62 @@
+/**
+ * Worker processes of the no-op DAG (bench/failover-overhead.ts), in the product's topology
+ * (worker/main.ts): `--orchestration` runs bench/workflows/noop-failover.ts with the same worker
+ * options as the product's orchestration worker; `--site <name>` serves that site's task queue
+ * with activities that do nothing, with the product site worker's (default) options.
+ * Needs TEMPORAL_ADDRESS; prints "worker running" once polling.
+ */
+import { parseArgs } from 'node:util';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { stopWhenOrphaned } from '../../stack/child-process';
+import type { NoopActivities } from './noop-failover';
+
+export const NOOP_ORCHESTRATION_TASK_QUEUE = 'bench-noop-orchestration';
+
+const noopActivities: NoopActivities = {
+  describeDomain: () => Promise.resolve({ vms: [] }),
+  claimDomain: () => Promise.resolve({ won: true, epoch: 2 }),
+  resolveRecoveryPoint: () => Promise.resolve({ ok: true }),
+  deployRocva: () => Promise.resolve(),
+  prepareTargetDisks: () => Promise.resolve(),
+  rehydrateDomain: () => Promise.resolve({ bytesWritten: 0 }),
+  removeRepresentationVm: () => Promise.resolve(),
+  registerRecoveredVm: () => Promise.resolve(),
+  protectRecoveredDisks: () => Promise.resolve({ cursor: 0 }),
+  powerOnVm: () => Promise.resolve(),
+  destroyRocva: () => Promise.resolve(),
+  setDomainStatus: () => Promise.resolve(),
+};
+
+async function main(): Promise<void> {
+  stopWhenOrphaned();
+  const { values } = parseArgs({ options: { orchestration: { type: 'boolean' }, site: { type: 'string' } } });
+  const address = process.env.TEMPORAL_ADDRESS;
+  if (!address || Boolean(values.orchestration) === Boolean(values.site)) throw new Error('usage: TEMPORAL_ADDRESS=host:port noop-worker.ts --orchestration | --site <name>');
+  const connection = await NativeConnection.connect({ address });
+  const worker = values.site
+    ? await Worker.create({
+        connection,
+        namespace: 'default',
+        taskQueue: `site.${values.site}`,
+        activities: noopActivities,
+        // Experiments only (the benchmark keeps the product's defaults): BENCH_NOOP_ACTIVITY_POLLERS=<n>.
+        ...(process.env.BENCH_NOOP_ACTIVITY_POLLERS ? { activityTaskPollerBehavior: { type: 'simple-maximum' as const, maximum: Number(process.env.BENCH_NOOP_ACTIVITY_POLLERS) } } : {}),
+      })
+    : await Worker.create({
+        connection,
+        namespace: 'default',
+        taskQueue: NOOP_ORCHESTRATION_TASK_QUEUE,
+        workflowsPath: require.resolve('./noop-failover'),
+        maxCachedWorkflows: 500,
+      });
+  console.log(`worker running on ${worker.options.taskQueue}`);
+  await worker.run();
+  await connection.close();
+}
+
+if (require.main === module) {
+  main().catch((error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  });
+}
