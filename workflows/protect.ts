@@ -114,6 +114,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     retry: { maximumAttempts: 2 },
   });
 
+  const wantSync = input.initialSync ?? !input.carried;
   const status: ProtectStatus = {
     domain: input.domain,
     site: input.site,
@@ -122,8 +123,8 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     lagMs: 0,
     backlogEntries: 0,
     segmentsWritten: 0,
-    mode: 'log',
-    modeChanges: [],
+    mode: wantSync ? 'initial-sync' : 'log',
+    modeChanges: wantSync ? [{ mode: 'initial-sync', at: workflowNow(), cursor: input.start?.cursor ?? 0 }] : [],
     base: input.carried?.base,
     lastRestorePoint: input.carried?.lastRestorePoint,
     stopping: false,
@@ -162,8 +163,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     status.modeChanges = [...status.modeChanges, { mode, at: workflowNow(), cursor: status.cursor }].slice(-20);
     describe();
   };
-  const wantSync = input.initialSync ?? !input.carried;
-  if (wantSync) setMode('initial-sync');
+
   let runs = 0;
   const gcEvery = input.gcEveryRuns ?? 30;
   // Counted across continue-as-new, so that short executions still collect.

@@ -65,13 +65,14 @@ export async function rehydrate(options: RehydrateOptions): Promise<RehydrationR
   const writeConcurrency = options.writeConcurrency ?? 8;
   const targetId = options.targetDiskId ?? ((diskId: string) => diskId);
   const images = new Map(options.disks.map((d) => [d.diskId, new DiskImage(d.diskId, d.sizeBytes)]));
-  await forEachLimited(options.disks, writeConcurrency, async (disk) => {
-    await options.target.createDisk({ id: targetId(disk.diskId), datastore: options.datastore, sizeBytes: disk.sizeBytes, protected: false });
-  });
   const resumeAfter = options.resumeAfter;
+  // Planned first: a refused target leaves the target site untouched.
   const plan = await planRestore(options.store, options.ownership, options.upTo, resumeAfter?.base);
   const baseId = plan.base?.id ?? null;
   await options.onPlanned?.(baseId);
+  await forEachLimited(options.disks, writeConcurrency, async (disk) => {
+    await options.target.createDisk({ id: targetId(disk.diskId), datastore: options.datastore, sizeBytes: disk.sizeBytes, protected: false });
+  });
   let bytesWritten = resumeAfter?.bytesWritten ?? 0;
   let segmentsApplied = 0;
   let lastApplied: { epoch: number; segment: number } | undefined;

@@ -17,14 +17,33 @@ import { startTestStack, type TestStack } from '../harness/stack';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-describe('datapath bitmap mode: a write burst past a tiny throttle, resync, back to log mode', () => {
+describe('protect workflow on real sites: bitmap mode past a tiny throttle, and protection resumed by a new owner', () => {
   let stack: TestStack;
   let sites: TestSites;
   let primary: SiteService;
   let recovery: SiteService;
   let orchestration: Worker;
   let orchestrationRun: Promise<void>;
-  let siteWorker: ChildHandle | undefined;
+  const siteWorkers: ChildHandle[] = [];
+
+  async function startSiteWorker(site: string, service: SiteService): Promise<void> {
+    const child = startChild({
+      name: `datapath worker ${site}`,
+      command: process.execPath,
+      args: ['--import', 'tsx', path.join(__dirname, '../fixtures/datapath-worker.ts')],
+      logFile: path.join(stack.dir, `worker-${site}.log`),
+      env: {
+        ...process.env,
+        DR_S3_SETTINGS: JSON.stringify(stack.s3Settings),
+        DR_SITE: site,
+        DR_SITE_URL: service.url,
+        DR_SITE_TOKEN: sites.token,
+        DR_TEMPORAL_ADDRESS: stack.temporalSettings.address,
+      },
+    });
+    siteWorkers.push(child);
+    await waitUntilReady(child, () => (readFileSync(child.logFile, 'utf8').includes('worker ready') ? Promise.resolve() : Promise.reject(new Error('starting'))));
+  }
 
   before(async () => {
     stack = await startTestStack();
@@ -32,25 +51,10 @@ describe('datapath bitmap mode: a write burst past a tiny throttle, resync, back
     [primary, recovery] = await Promise.all([sites.start('primary'), sites.start('recovery')]);
     orchestration = await Worker.create({ connection: stack.nativeConnection, taskQueue: ORCHESTRATION_TASK_QUEUE, workflowsPath: require.resolve('../../workflows') });
     orchestrationRun = orchestration.run();
-    const child = startChild({
-      name: 'datapath worker primary',
-      command: process.execPath,
-      args: ['--import', 'tsx', path.join(__dirname, '../fixtures/datapath-worker.ts')],
-      logFile: path.join(stack.dir, 'worker-primary.log'),
-      env: {
-        ...process.env,
-        DR_S3_SETTINGS: JSON.stringify(stack.s3Settings),
-        DR_SITE: 'primary',
-        DR_SITE_URL: primary.url,
-        DR_SITE_TOKEN: sites.token,
-        DR_TEMPORAL_ADDRESS: stack.temporalSettings.address,
-      },
-    });
-    siteWorker = child;
-    await waitUntilReady(child, () => (readFileSync(child.logFile, 'utf8').includes('worker ready') ? Promise.resolve() : Promise.reject(new Error('starting'))));
+    await Promise.all([startSiteWorker('primary', primary), startSiteWorker('recovery', recovery)]);
   });
   after(async () => {
-    await siteWorker?.kill();
+    for (const worker of siteWorkers) await worker.kill();
     orchestration?.shutdown();
     await orchestrationRun;
     await primary?.process.stop();
@@ -106,13 +110,65 @@ describe('datapath bitmap mode: a write burst past a tiny throttle, resync, back
       await rehydrate({ store, ownership, target: recovery.client, disks, datastore: 'ds-b', upTo: { kind: 'position', position: point.position }, targetDiskId: (id) => `point-${point.id}-${id}` });
     }
     const firstBitmap = modeChanges.find((c) => c.mode === ('bitmap' satisfies ProtectMode))!;
-    await assert.rejects(rehydrate({ store, ownership, target: recovery.client, disks, datastore: 'ds-b', upTo: { kind: 'instant', at: firstBitmap.at } }), TargetNotRestorableError);
+    await assert.rejects(rehydrate({ store, ownership, target: recovery.client, disks, datastore: 'ds-b', upTo: { kind: 'instant', at: firstBitmap.at }, targetDiskId: (id) => `refused-${id}` }), TargetNotRestorableError);
 
     await rehydrate({ store, ownership, target: recovery.client, disks, datastore: 'ds-b', upTo: { kind: 'latest' }, targetDiskId: (id) => `end-${id}` });
     for (const disk of disks) {
       const expected = await primary.client.readDisk(disk.diskId, 0, disk.sizeBytes);
       const actual = await recovery.client.readDisk(`end-${disk.diskId}`, 0, disk.sizeBytes);
       assert.ok(actual.equals(expected), `${disk.diskId} rebuilt to the end equals the primary's`);
+    }
+  });
+  it('resumes protection at a new owner that claimed the next epoch: its disks become the epoch\'s base, whatever the old log holds', async () => {
+    const store = new ObjectStore(stack.s3Client, stack.s3Settings);
+    const ownership = new Ownership(store, 'demo');
+    const { disks } = JSON.parse((await store.get(ownership.keys.manifest()))!.toString()) as { disks: Array<{ vm: string; diskId: string; sizeBytes: number }> };
+    // What a failover to the oldest restore point does at the recovery site before it resumes protection.
+    const [oldest] = await listRestorePoints(store, ownership);
+    for (const disk of disks) await recovery.client.createDisk({ id: disk.diskId, datastore: 'ds-b', sizeBytes: disk.sizeBytes, protected: true });
+    await rehydrate({ store, ownership, target: recovery.client, disks, datastore: 'ds-b', upTo: { kind: 'position', position: oldest.position } });
+    for (const vm of ['db-1', 'app-1']) {
+      await recovery.client.registerVm({
+        name: vm,
+        cpus: 2,
+        memoryMiB: 2048,
+        placement: { datacenter: 'dc-b', cluster: 'cluster-b1', datastore: 'ds-b' },
+        nics: [],
+        diskIds: disks.filter((d) => d.vm === vm).map((d) => d.diskId),
+      });
+    }
+    const claim = await ownership.claim('recovery');
+    assert.deepEqual([claim.won, claim.epoch], [true, 2]);
+    const { lastSequence: cursor } = await recovery.client.readJournal({ afterSequence: Number.MAX_SAFE_INTEGER, maxEntries: 1 });
+
+    const handle = await stack.client.workflow.start(protect, {
+      taskQueue: ORCHESTRATION_TASK_QUEUE,
+      workflowId: 'protect/demo-recovery',
+      args: [{ domain: 'demo', site: 'recovery', vms: ['db-1', 'app-1'], protectionWindowMs: 3_600_000, restorePointIntervalMs: 60_000, replicatorRunMs: 1_000, initialSync: true, start: { epoch: 2, cursor } }],
+    });
+    // The recovered domain's guests write while the base is copied.
+    for (let i = 0; i < 40; i++) {
+      const disk = disks[i % disks.length];
+      await recovery.client.writeDisk(disk.diskId, (i * 37 % 64) * 4096, Buffer.alloc(4096, i + 1));
+    }
+    const { lastSequence } = await recovery.client.readJournal({ afterSequence: Number.MAX_SAFE_INTEGER, maxEntries: 1 });
+    for (let waited = 0; ; waited += 200) {
+      const status = await handle.query(protectStatusQuery);
+      if (status.mode === 'log' && status.cursor >= lastSequence) break;
+      assert.ok(waited < 60_000, `protection at the recovery site did not catch up: ${JSON.stringify(status)}`);
+      await sleep(200);
+    }
+    const status = await handle.query(protectStatusQuery);
+    assert.deepEqual([status.epoch, status.base], [2, ownership.keys.baseId(2, cursor)]);
+    const manifest = JSON.parse((await store.get(ownership.keys.manifest()))!.toString()) as { protectedSite: string };
+    assert.equal(manifest.protectedSite, 'recovery');
+    await handle.signal(stopProtectionSignal);
+    await handle.result();
+
+    await rehydrate({ store, ownership, target: primary.client, disks, datastore: 'ds-a', upTo: { kind: 'latest' }, targetDiskId: (id) => `back-${id}` });
+    for (const disk of disks) {
+      const expected = await recovery.client.readDisk(disk.diskId, 0, disk.sizeBytes);
+      assert.ok((await primary.client.readDisk(`back-${disk.diskId}`, 0, disk.sizeBytes)).equals(expected), `${disk.diskId}: epoch 2 rebuilt from its base equals the recovery site's disk`);
     }
   });
 });
