@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { DiskImage } from '../../activities/datapath/disk-image';
-import { DomainKeys, trailingNumber } from '../../activities/datapath/keys';
+import { CorruptBaseChunkError, decodeBaseChunk, encodeBaseChunk } from '../../activities/datapath/base-codec';
+import { DomainKeys, parseBaseId, trailingNumber } from '../../activities/datapath/keys';
 import { CorruptSegmentError, decodeSegment, encodeSegment, type Segment } from '../../activities/datapath/segment-codec';
 
 function sampleSegment(): Segment {
@@ -54,6 +55,30 @@ describe('datapath formats', () => {
     assert.deepEqual(sorted.map(trailingNumber), [2, 9, 10, 100]);
     assert.equal(keys.ownership(12), 'dr/domains/demo/ownership/0000000012');
     assert.throws(() => new DomainKeys('dr/', '../x'), /invalid domain/);
+  });
+
+  it('round-trips a base chunk and names the key for every kind of damage', () => {
+    const data = Buffer.concat([randomBytes(4096), Buffer.alloc(1024 * 1024 - 4096)]);
+    const key = new DomainKeys('dr/', 'demo').baseChunk(new DomainKeys('dr/', 'demo').baseId(2, 77), 'db-1-disk-0', 3 * 1024 * 1024);
+    assert.equal(key, 'dr/domains/demo/base/0000000002-0000000000000077/chunks/db-1-disk-0/0000000003145728');
+    assert.deepEqual(parseBaseId('0000000002-0000000000000077'), { epoch: 2, cursor: 77 });
+    const encoded = encodeBaseChunk(3 * 1024 * 1024, data);
+    assert.ok(encoded.length < 10_000, 'zeros compress');
+    assert.ok(decodeBaseChunk(key, 3 * 1024 * 1024, encoded).equals(data));
+    const damaged: Array<[string, Buffer, number]> = [
+      ['truncated', encoded.subarray(0, encoded.length - 1), 3 * 1024 * 1024],
+      ['bad magic', Buffer.concat([Buffer.from('XXXX'), encoded.subarray(4)]), 3 * 1024 * 1024],
+      ['checksum mismatch', Buffer.from(encoded).fill(7, 60, 61), 3 * 1024 * 1024],
+      ['checksum mismatch', Buffer.from(encoded).fill(1, 9, 10), 3 * 1024 * 1024],
+      ['does not match its key', encoded, 0],
+    ];
+    for (const [reason, object, offset] of damaged) {
+      assert.throws(
+        () => decodeBaseChunk(key, offset, object),
+        (error: unknown) => error instanceof CorruptBaseChunkError && error instanceof CorruptSegmentError && error.message.includes(key) && error.message.includes(reason),
+        reason,
+      );
+    }
   });
 
   it('keeps the last write per byte and yields coalesced dirty runs', () => {
