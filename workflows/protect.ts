@@ -42,7 +42,9 @@ export interface ProtectInput {
   /**
    * Protection resumed by a new owner that has already claimed `epoch` (a failover): no claim;
    * drain the site's journal from `cursor`, re-record the manifest for `site`, then the initial
-   * sync makes the recovered disks the base of the new epoch.
+   * sync makes the recovered disks the base of the new epoch. The recovered disks must already be
+   * protected (journaled) at `site` and belong to the `vms` there: the manifest lists only those,
+   * and `cursor` must be at or after the journal position of the rehydration's last write.
    */
   start?: { epoch: number; cursor: number };
   /** Carried across continue-as-new. */
@@ -124,11 +126,12 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     backlogEntries: 0,
     segmentsWritten: 0,
     mode: wantSync ? 'initial-sync' : 'log',
-    modeChanges: wantSync ? [{ mode: 'initial-sync', at: workflowNow(), cursor: input.start?.cursor ?? 0 }] : [],
+    modeChanges: [],
     base: input.carried?.base,
     lastRestorePoint: input.carried?.lastRestorePoint,
     stopping: false,
   };
+  if (wantSync) status.modeChanges.push({ mode: 'initial-sync', at: workflowNow(), cursor: status.cursor });
   setHandler(protectStatusQuery, () => status);
   setHandler(stopProtectionSignal, () => {
     status.stopping = true;
@@ -149,6 +152,8 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     status.lastRestorePoint = { id: point.id, timestamp: point.timestamp };
     return point;
   };
+  // Restore points outside log mode are refused twice: here (none is asked for in another mode) and
+  // by the store (a point needs the end of the log to be plannable: no unfinished sync or resync).
   setHandler(restorePointNowUpdate, () => makePoint('on-demand'), {
     validator: () => {
       if (status.mode !== 'log') throw new Error(`domain ${input.domain} is in ${status.mode} mode; restore points follow once every write is logged again`);
@@ -156,8 +161,6 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     },
   });
 
-  // Restore points inside an unfinished initial sync are refused twice: here (no point is asked
-  // for in that mode) and by the store (a point needs a committed base after every sync intent).
   const setMode = (mode: ProtectMode) => {
     status.mode = mode;
     status.modeChanges = [...status.modeChanges, { mode, at: workflowNow(), cursor: status.cursor }].slice(-20);
