@@ -111,7 +111,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
   const { collectGarbage } = proxyActivities<DatapathActivities>({
     taskQueue,
     startToCloseTimeout: '30 minutes',
-    heartbeatTimeout: '20 seconds',
+    heartbeatTimeout: '10 seconds',
     // The next interval runs it again anyway; each of its steps is safe to repeat.
     retry: { maximumAttempts: 2 },
   });
