@@ -235,10 +235,10 @@ function procTable(): Map<number, { ppid: number; ticks: number }> {
   return table;
 }
 
-/** Busy CPU ticks of the whole machine (all cores), from /proc/stat. */
-function machineBusyTicks(): number {
-  const [, user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).map(Number);
-  return user + nice + system + irq + softirq + steal;
+/** CPU ticks of the whole machine (all cores), from /proc/stat: processes (user, nice, system) and interrupts. */
+function machineTicks(): { processes: number; interrupts: number } {
+  const [, user, nice, system, , , irq, softirq] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).map(Number);
+  return { processes: user + nice + system, interrupts: irq + softirq };
 }
 
 /**
@@ -247,7 +247,7 @@ function machineBusyTicks(): number {
  * how much of the two cores a run really had).
  */
 function cpuSnapshot(roots: Record<string, number>): Record<string, number> {
-  const busy = machineBusyTicks();
+  const machine = machineTicks();
   const table = procTable();
   const children = new Map<number, number[]>();
   for (const [pid, { ppid }] of table) children.set(ppid, [...(children.get(ppid) ?? []), pid]);
@@ -255,7 +255,8 @@ function cpuSnapshot(roots: Record<string, number>): Record<string, number> {
   const result: Record<string, number> = {};
   for (const [name, pid] of Object.entries(roots)) result[name] = tree(pid) / TICKS_PER_SECOND;
   result['bench (client)'] = (table.get(process.pid)?.ticks ?? 0) / TICKS_PER_SECOND;
-  result['other processes'] = (busy - tree(process.pid)) / TICKS_PER_SECOND;
+  result['other processes'] = (machine.processes - tree(process.pid)) / TICKS_PER_SECOND;
+  result['interrupts (all)'] = machine.interrupts / TICKS_PER_SECOND;
   return result;
 }
 
@@ -409,6 +410,9 @@ async function runFailover(stack: TestStack, runbook: Runbook, setup: Record<str
 }
 
 const round2 = (n: number) => Math.round(n * 100) / 100;
+const NOT_OURS = new Set(['other processes', 'interrupts (all)']);
+/** CPU seconds our own processes (servers, sites, workers, this one) used during a run. */
+const ourCpu = (cpu: Record<string, number>) => round2(Object.entries(cpu).reduce((sum, [name, s]) => sum + (NOT_OURS.has(name) ? 0 : s), 0));
 
 async function main(): Promise<void> {
   const setup: Record<string, number> = {};
@@ -453,6 +457,9 @@ async function main(): Promise<void> {
       noopDagWallMs: { before: noopBefore.wallMs, after: noopAfter.wallMs, mean: noopMeanMs },
       overheadRatio: ratio,
       overheadRatioAgainstFasterNoop: round2(real.wallMs / Math.min(noopBefore.wallMs, noopAfter.wallMs)),
+      // Less sensitive to other sessions on the machine than wall time: the CPU our processes spent.
+      cpuSeconds: { failover: ourCpu(real.cpuSeconds), noopMean: round2((ourCpu(noopBefore.cpuSeconds) + ourCpu(noopAfter.cpuSeconds)) / 2) },
+      cpuRatio: round2(ourCpu(real.cpuSeconds) / ((ourCpu(noopBefore.cpuSeconds) + ourCpu(noopAfter.cpuSeconds)) / 2)),
       activities: {
         failover: real.counts.activitiesScheduled,
         noop: noopBefore.counts.activitiesScheduled,
@@ -470,7 +477,7 @@ async function main(): Promise<void> {
     console.log(`written to ${writeBenchResults('failover-overhead', results)}`);
     console.log(
       `\n${VMS} VMs on ${os.cpus().length} cores: forced failover ${(real.wallMs / 1000).toFixed(1)} s, no-op DAG ${(noopBefore.wallMs / 1000).toFixed(1)} s / ${(noopAfter.wallMs / 1000).toFixed(1)} s ` +
-        `(before / after), ratio ${ratio}; ${real.counts.activitiesScheduled} activities and ${real.counts.childWorkflows} child workflows in each; ` +
+        `(before / after), ratio ${ratio} (CPU ratio ${round2(ourCpu(real.cpuSeconds) / ((ourCpu(noopBefore.cpuSeconds) + ourCpu(noopAfter.cpuSeconds)) / 2))}); ${real.counts.activitiesScheduled} activities and ${real.counts.childWorkflows} child workflows in each; ` +
         `slowest steps: ${slowest.map((s) => `${s.name} ${s.durationMs} ms`).join(', ')}`,
     );
   } finally {
