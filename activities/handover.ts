@@ -1,4 +1,5 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { forEachLimited } from '../common/parallel';
 import type { SiteProvider } from '../sites/provider';
 import { DomainKeys, trailingNumber } from './datapath/keys';
 import { readChain, resolveChain } from './datapath/log-chain';
@@ -195,10 +196,10 @@ export function createHandoverActivities({ store, provider }: HandoverDependenci
      */
     async protectRecoveredDisks({ diskIds }: { diskIds: string[] }): Promise<{ cursor: number }> {
       let cursor = Infinity;
-      for (const id of diskIds) {
-        const { disk, journalSequence } = await atSite(() => provider.setDiskProtection(id, true));
-        if (disk.protected) cursor = Math.min(cursor, journalSequence);
-      }
+      await forEachLimited(diskIds, 16, async (id) => {
+        const { journalSequence } = await atSite(() => provider.setDiskProtection(id, true));
+        cursor = Math.min(cursor, journalSequence);
+      });
       return { cursor: Number.isFinite(cursor) ? cursor : 0 };
     },
   };

@@ -17,6 +17,8 @@ import {
   type OperationRequest,
 } from '../workflows/domain-operations';
 import { failoverProgressQuery, type FailoverInput } from '../workflows/failover-messages';
+import { protectStatusQuery } from '../workflows/protect';
+import { protectionWorkflowId } from '../workflows/workflow-ids';
 import {
   approveUpdate,
   NOT_AN_APPROVER,
@@ -178,7 +180,18 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl }: Ope
     const domain = domainParam(req);
     const [ownership, status] = await Promise.all([new Ownership(store, domain).inspect(), readDomainStatus(store, domain)]);
     if (!ownership.owner && !status) throw notFound(`the storage site holds no protected domain ${domain}`);
-    res.json({ domain, owner: ownership.owner ? { site: ownership.owner.site, epoch: ownership.epoch, since: new Date(ownership.owner.claimedAt).toISOString() } : null, status: status ?? null });
+    const protection = ownership.owner
+      ? await client.workflow
+          .getHandle(protectionWorkflowId(domain, ownership.owner.site, ownership.epoch))
+          .query(protectStatusQuery)
+          .catch(() => null)
+      : null;
+    res.json({
+      domain,
+      owner: ownership.owner ? { site: ownership.owner.site, epoch: ownership.epoch, since: new Date(ownership.owner.claimedAt).toISOString() } : null,
+      status: status ?? null,
+      protection,
+    });
   });
 
   router.get('/domains/:domain/operations', async (req, res) => {

@@ -9,6 +9,7 @@ import { connectClient } from '../common/temporal';
 import { createApp } from './app';
 import { readTokenFile } from './auth';
 import { operationsRouter } from './operations';
+import { storageSiteRouter } from './storage-site';
 import { runbooksRouter } from './runbooks';
 import type { RecoverySiteInventory } from '../runbooks/inventory';
 import { RunbookStore } from '../runbooks/store';
@@ -28,6 +29,7 @@ async function main(): Promise<void> {
   await checkS3Reachable(s3, settings.s3);
 
   const runbooks = new RunbookStore(s3, settings.s3);
+  const store = new ObjectStore(s3, settings.s3);
   const sites = process.env.DR_SITE_TOKENS_FILE ? siteClients(loadSiteDefinitions(), readSiteTokens(process.env.DR_SITE_TOKENS_FILE)) : new Map<string, SiteClient>();
   // Runbooks are checked against the recovery site's live inventory when the API can reach it.
   const inventoryFor = async (name: string): Promise<RecoverySiteInventory | undefined> => {
@@ -58,7 +60,8 @@ async function main(): Promise<void> {
     ],
     routers: [
       runbooksRouter({ store: runbooks, log, inventoryFor }),
-      operationsRouter({ client: temporal, runbooks, store: new ObjectStore(s3, settings.s3), log, ...(process.env.DR_TEMPORAL_UI_URL ? { webUiUrl: process.env.DR_TEMPORAL_UI_URL } : {}) }),
+      storageSiteRouter({ store, log }),
+      operationsRouter({ client: temporal, runbooks, store, log, ...(process.env.DR_TEMPORAL_UI_URL ? { webUiUrl: process.env.DR_TEMPORAL_UI_URL } : {}) }),
     ],
   });
   const server = app.listen(settings.api.port, settings.api.host, () => {

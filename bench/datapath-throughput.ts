@@ -13,7 +13,7 @@ import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ObjectStore } from '../activities/datapath/object-store';
 import { BASE_CHUNK_BYTES, commitBase, copyDisksIntoBase } from '../activities/datapath/base-image';
 import { Ownership } from '../activities/datapath/ownership';
-import { forEachLimited } from '../activities/datapath/parallel';
+import { forEachLimited } from '../common/parallel';
 import { rehydrate } from '../activities/datapath/rehydrate';
 import { replicate } from '../activities/datapath/replicator';
 import { resolveChain } from '../activities/datapath/log-chain';

@@ -53,6 +53,13 @@ async function main(): Promise<void> {
     return;
   }
 
+  for (let waited = 0; ; waited += 1_000) {
+    const { protection } = (await call('GET', `/domains/${DOMAIN}`)) as { protection: { mode: string; cursor: number } | null };
+    if (protection?.mode === 'log' && protection.cursor > 0) break;
+    if (waited === 0) say(`waiting for ${DOMAIN}'s protection to finish its initial sync (mode ${protection?.mode ?? 'unknown'})`);
+    if (waited > 300_000) throw new OperatorError(`${DOMAIN} is not replicating in log mode after 5 minutes; see .logs/`);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+  }
   say(`staging a disaster: site ${primary.name} goes down and refuses every connection`);
   await adminCall('/admin/outage');
   say(`forced failover of ${DOMAIN} to ${recovery.name}, confirmed by naming the domain`);

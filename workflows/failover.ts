@@ -30,6 +30,7 @@ import { protect, stopProtectionSignal } from './protect';
 import { recoveredVm, RecoveredVmError } from './recovered-vm';
 import { DR_DOMAIN, DR_FAILOVER_TYPE, DR_OPERATION, DR_OUTCOME, DR_PRIMARY_SITE, DR_RECOVERY_SITE, DR_REQUESTED_BY, DR_SITE } from './search-attributes';
 import { siteTaskQueue } from './task-queues';
+import { forEachVm } from './vm-fan-out';
 import { protectionWorkflowId } from './workflow-ids';
 
 type SiteActivities = RecoverySiteActivities & PrimarySiteActivities & HandoverActivities & DatapathActivities & DomainStatusActivities & VmPowerActivities;
@@ -47,6 +48,7 @@ const CANNOT_HEAL = [
   'NoManifest',
   'UnknownRestorePoint',
   'OutsideProtectionWindow',
+  'TargetNotRestorable',
   'GuestShutdownTimeout',
 ];
 
@@ -185,26 +187,23 @@ export async function failover(input: FailoverInput): Promise<FailoverReport> {
     if (input.type === 'planned') {
       const shutdownTimeoutMs = parseDuration(runbook.spec.primaryShutdown.timeout) ?? 300_000;
       const shutdown = activitiesAt(primary, { startToCloseTimeout: shutdownTimeoutMs + 30_000, retry: { maximumAttempts: 5, nonRetryableErrorTypes: CANNOT_HEAL } });
-      const wasRunning = await step('shut down VMs at the primary', async () => {
-        const stopped: string[] = [];
-        const batches = shutdownBatches(runbook.spec.powerOn.groups, owned.vms);
-        let ordinal = 0;
-        for (const batch of batches) {
-          await Promise.all(
-            batch.map(async (vm) => {
-              const n = ++ordinal;
-              const { outcome } = await shutdown.shutdownForHandover.executeWithOptions({ summary: `shut down ${vm} at ${primary} (${n}/${owned.vms.length})` }, [
-                { vm, timeoutMs: shutdownTimeoutMs, onTimeout: runbook.spec.primaryShutdown.onTimeout === 'powerOff' ? 'powerOff' : 'fail' },
-              ]);
-              if (outcome !== 'alreadyOff') stopped.push(vm);
-              vmState(vm, 'shutDown');
-            }),
-          );
-        }
-        return stopped;
+      // Pushed first, so that a shutdown that fails half-way still powers the stopped VMs on again.
+      const stopped: string[] = [];
+      undo.push(`the VMs shut down at ${primary} powered on again`, async () => {
+        for (const vm of stopped) await atPrimary.powerOnVm.executeWithOptions({ summary: `power ${vm} on again at ${primary}` }, [{ vm }]);
       });
-      undo.push(`${wasRunning.length} VM(s) powered on again at ${primary}`, async () => {
-        for (const vm of wasRunning) await atPrimary.powerOnVm.executeWithOptions({ summary: `power ${vm} on again at ${primary}` }, [{ vm }]);
+      await step('shut down VMs at the primary', async () => {
+        let ordinal = 0;
+        for (const batch of shutdownBatches(runbook.spec.powerOn.groups, owned.vms)) {
+          await forEachVm(batch, async (vm) => {
+            const n = ++ordinal;
+            const { outcome } = await shutdown.shutdownForHandover.executeWithOptions({ summary: `shut down ${vm} at ${primary} (${n}/${owned.vms.length})` }, [
+              { vm, timeoutMs: shutdownTimeoutMs, onTimeout: runbook.spec.primaryShutdown.onTimeout === 'powerOff' ? 'powerOff' : 'fail' },
+            ]);
+            if (outcome !== 'alreadyOff') stopped.push(vm);
+            vmState(vm, 'shutDown');
+          });
+        }
       });
       const drained = await step('drain replication', () =>
         activitiesAt(primary, { startToCloseTimeout: '30 minutes', heartbeatTimeout: '10 seconds' }).drainReplication.executeWithOptions({ summary: `drain ${domain}'s journal at ${primary} into the log` }, [{ domain }]),
@@ -266,8 +265,7 @@ export async function failover(input: FailoverInput): Promise<FailoverReport> {
     undo.push(`RocVA ${rocva.name} removed`, () => atRecovery.destroyRocva.executeWithOptions({ summary: `remove RocVA ${rocva.name}` }, [{ name: rocva.name }]));
 
     await step('create representation VMs', () =>
-      Promise.all(
-        targets.map(async (t, i) => {
+      forEachVm(targets, async (t, i) => {
           undo.push(`${t.name} and its disks removed from ${recovery}`, () =>
             atRecovery.removeRecoveredVm.executeWithOptions({ summary: `remove ${t.name} from ${recovery}` }, [{ vm: t.name, diskIds: t.disks.map((d) => d.diskId) }]),
           );
@@ -275,8 +273,7 @@ export async function failover(input: FailoverInput): Promise<FailoverReport> {
             { vm: t.name, placement, disks: t.disks.map((d) => ({ diskId: d.diskId, sizeBytes: d.sizeBytes })) },
           ]);
           vmState(t.name, 'rehydrating');
-        }),
-      ),
+      }),
     );
 
     const rehydrated = await step('rehydrate disks', () =>
@@ -289,15 +286,15 @@ export async function failover(input: FailoverInput): Promise<FailoverReport> {
     for (const t of targets) vmState(t.name, 'rehydrated');
 
     await step('remove representation VMs', () =>
-      Promise.all(targets.map((t) => atRecovery.removeRepresentationVm.executeWithOptions({ summary: `remove representation VM of ${t.name}` }, [{ vm: t.name }]))),
+      forEachVm(targets, async (t) => {
+        await atRecovery.removeRepresentationVm.executeWithOptions({ summary: `remove representation VM of ${t.name}` }, [{ vm: t.name }]);
+      }),
     );
     await step('register VMs', () =>
-      Promise.all(
-        targets.map(async (t, i) => {
-          await atRecovery.registerRecoveredVm.executeWithOptions({ summary: `register ${t.name} at ${recovery} (${i + 1}/${targets.length})` }, [{ spec: t.recovered.spec }]);
-          vmState(t.name, 'registered');
-        }),
-      ),
+      forEachVm(targets, async (t, i) => {
+        await atRecovery.registerRecoveredVm.executeWithOptions({ summary: `register ${t.name} at ${recovery} (${i + 1}/${targets.length})` }, [{ spec: t.recovered.spec }]);
+        vmState(t.name, 'registered');
+      }),
     );
 
     await step('resume protection', async () => {

@@ -3,7 +3,7 @@ import { CorruptBaseChunkError, decodeBaseChunk, encodeBaseChunk } from './base-
 import { trailingNumber } from './keys';
 import type { ObjectStore } from './object-store';
 import type { Ownership } from './ownership';
-import { forEachLimited } from './parallel';
+import { forEachLimited } from '../../common/parallel';
 import { baseSchema, parseRecord, RECORD_FORMAT_VERSION, syncIntentSchema, type BaseRecord, type DomainDisk, type LogPosition, type SyncIntent } from './records';
 import { decodeSegment } from './segment-codec';
 

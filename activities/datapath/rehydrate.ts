@@ -4,7 +4,7 @@ import { readBaseChunks } from './base-image';
 import { planRestore, readChain, resolveChain, type ChainLink } from './log-chain';
 import type { ObjectStore } from './object-store';
 import type { Ownership } from './ownership';
-import { forEachLimited } from './parallel';
+import { forEachLimited } from '../../common/parallel';
 import type { DomainDisk, LogPosition } from './records';
 import type { BlockWrite } from './segment-codec';
 

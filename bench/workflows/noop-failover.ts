@@ -7,6 +7,7 @@
  * Workflow code: the same sandbox rules as workflows/ apply (no Node built-ins, no client/worker).
  */
 import { executeChild, getExternalWorkflowHandle, ParentClosePolicy, proxyActivities, condition, startChild, workflowInfo, setHandler, defineSignal } from '@temporalio/workflow';
+import { forEachVm } from '../../workflows/vm-fan-out';
 
 export interface NoopGroup {
   name: string;
@@ -95,14 +96,16 @@ export async function noopFailover(input: NoopFailoverInput): Promise<{ poweredO
 
   const rocva = `rocva-${domain}-${runId.slice(0, 8)}`;
   await at.deployRocva.executeWithOptions({ summary: `deploy RocVA ${rocva}` }, [{ name: rocva }]);
-  await Promise.all(
-    input.vms.map((vm, i) => at.prepareTargetDisks.executeWithOptions({ summary: `representation VM for ${vm.name} (${i + 1}/${input.vms.length})` }, [{ vm: vm.name, disks: vm.diskIds }])),
-  );
+  await forEachVm(input.vms, async (vm, i) => {
+    await at.prepareTargetDisks.executeWithOptions({ summary: `representation VM for ${vm.name} (${i + 1}/${input.vms.length})` }, [{ vm: vm.name, disks: vm.diskIds }]);
+  });
   await activitiesAt(recovery, '6 hours').rehydrateDomain.executeWithOptions({ summary: `rehydrate ${domain}` }, [{ domain }]);
-  await Promise.all(input.vms.map((vm) => at.removeRepresentationVm.executeWithOptions({ summary: `remove representation VM of ${vm.name}` }, [{ vm: vm.name }])));
-  await Promise.all(
-    input.vms.map((vm, i) => at.registerRecoveredVm.executeWithOptions({ summary: `register ${vm.name} (${i + 1}/${input.vms.length})` }, [{ vm: vm.name }])),
-  );
+  await forEachVm(input.vms, async (vm) => {
+    await at.removeRepresentationVm.executeWithOptions({ summary: `remove representation VM of ${vm.name}` }, [{ vm: vm.name }]);
+  });
+  await forEachVm(input.vms, async (vm, i) => {
+    await at.registerRecoveredVm.executeWithOptions({ summary: `register ${vm.name} (${i + 1}/${input.vms.length})` }, [{ vm: vm.name }]);
+  });
 
   await at.protectRecoveredDisks.executeWithOptions({ summary: `journal the recovered disks of ${domain}` }, [{ diskIds: input.vms.flatMap((vm) => vm.diskIds) }]);
   await startChild(noopProtect, { workflowId: `${workflowId}/protect/epoch-${claimed.epoch}`, parentClosePolicy: ParentClosePolicy.ABANDON });

@@ -1,17 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
-import { ObjectStore } from '../../activities/datapath/object-store';
-import { Ownership } from '../../activities/datapath/ownership';
-import { resolveChain } from '../../activities/datapath/log-chain';
 import { validateRunbook } from '../../runbooks/validate';
 import type { SiteService } from '../../sites/launch';
 import { failover } from '../../workflows/failover';
 import type { FailoverReport } from '../../workflows/failover-messages';
-import { protect } from '../../workflows/protect';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
-import { protectionWorkflowId } from '../../workflows/workflow-ids';
-import { crashDomainNames, domainVms, failoverSiteDefinitions, runbookYaml, waitFor } from '../fixtures/failover-domains';
+import { crashDomainNames, domainVms, failoverSiteDefinitions, protectAtPrimary, runbookYaml } from '../fixtures/failover-domains';
 import { admin, prepareTestSites, testSiteDefinitions, type TestSites } from '../harness/sites';
 import { startTestStack, type TestStack } from '../harness/stack';
 import { TestWorkers } from '../harness/workers';
@@ -34,17 +29,7 @@ describe('failover durability: worker processes and the Temporal server SIGKILLe
     workers = new TestWorkers(stack, sites.token);
     await Promise.all([workers.orchestration(), workers.site(primary, 'primary'), workers.site(recovery, 'recovery')]);
     await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 60, blockSize: 4096, pattern: 'random', seed: 'failover-crash' });
-    const store = new ObjectStore(stack.s3Client, stack.s3Settings);
-    for (const domain of domains) {
-      await stack.client.workflow.start(protect, {
-        taskQueue: ORCHESTRATION_TASK_QUEUE,
-        workflowId: protectionWorkflowId(domain, 'primary', 1),
-        args: [{ domain, site: 'primary', vms: domainVms(domain), protectionWindowMs: 3_600_000, restorePointIntervalMs: 60_000, replicatorRunMs: 2_000 }],
-      });
-    }
-    for (const domain of domains) {
-      await waitFor(`${domain} replicated`, async () => (await resolveChain(store, new Ownership(store, domain))).length > 0, 60_000);
-    }
+    for (const domain of domains) await protectAtPrimary(stack.client, domain);
   });
 
   after(async () => {

@@ -18,7 +18,7 @@ import type { SiteService } from '../../sites/launch';
 import type { SiteEvent } from '../../sites/provider';
 import { expectedDiskContent, readWorkloadRecord } from '../../sites/workload';
 import type { FailoverReport } from '../../workflows/failover-messages';
-import { protect, protectStatusQuery } from '../../workflows/protect';
+import { protectStatusQuery } from '../../workflows/protect';
 import { rehydrateDomain } from '../../workflows/datapath-rehydrate';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { protectionWorkflowId } from '../../workflows/workflow-ids';
@@ -26,7 +26,7 @@ import { admin, prepareTestSites, testSiteDefinitions, type TestSites } from '..
 import { startTestStack, type TestStack } from '../harness/stack';
 import { replayClosedHistories } from '../harness/histories';
 import { TestWorkers } from '../harness/workers';
-import { domainVms, failoverSiteDefinitions, runbookYaml, waitFor } from '../fixtures/failover-domains';
+import { domainVms, failoverSiteDefinitions, protectAtPrimary, runbookYaml, waitFor } from '../fixtures/failover-domains';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -52,15 +52,6 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
     });
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   };
-
-  async function startProtection(domain: string): Promise<void> {
-    await stack.client.workflow.start(protect, {
-      taskQueue: ORCHESTRATION_TASK_QUEUE,
-      workflowId: protectionWorkflowId(domain, 'primary', 1),
-      args: [{ domain, site: 'primary', vms: domainVms(domain), protectionWindowMs: 3_600_000, restorePointIntervalMs: 60_000, replicatorRunMs: 1_000 }],
-    });
-    await waitFor(`${domain} replicated`, async () => (await resolveChain(store, new Ownership(store, domain))).length > 0, 30_000);
-  }
 
   async function submitRunbook(text: string): Promise<void> {
     const res = await fetch(`${url}/runbooks`, { method: 'POST', headers: { authorization: `Bearer ${operator.token}`, 'content-type': 'application/yaml' }, body: text });
@@ -114,7 +105,7 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
     hookUrl = `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/zones/records`;
 
     await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 40, blockSize: 4096, pattern: 'random', seed: 'failover-e2e' });
-    await Promise.all(['alpha', 'bravo', 'charlie', 'delta'].map(startProtection));
+    await Promise.all(['alpha', 'bravo', 'charlie', 'delta'].map((domain) => protectAtPrimary(stack.client, domain)));
   });
 
   after(async () => {
