@@ -52,6 +52,7 @@ export class SimulatedSite implements SiteProvider {
   /** Staged disaster: guests ignore shutdown requests. */
   hangGuestShutdown = false;
   private readonly state: PersistedState;
+  private pendingSave?: Promise<void>;
   private readonly stateFile: string;
   private readonly disks: DiskFiles;
   private readonly journal: Journal;
@@ -70,8 +71,24 @@ export class SimulatedSite implements SiteProvider {
     this.journal.close();
   }
 
-  private save(): void {
-    writeJsonAtomically(this.stateFile, this.state);
+  /**
+   * Group commit: every change made in this turn of the event loop is written in one atomic
+   * replace, and each caller answers only after it, so a killed site never acknowledged a change
+   * it lost, and a thousand concurrent registrations do not rewrite the document a thousand times.
+   */
+  private save(): Promise<void> {
+    this.pendingSave ??= new Promise((resolve, reject) => {
+      setImmediate(() => {
+        this.pendingSave = undefined;
+        try {
+          writeJsonAtomically(this.stateFile, this.state);
+          resolve();
+        } catch (error) {
+          reject(error instanceof Error ? error : new Error(String(error)));
+        }
+      });
+    });
+    return this.pendingSave;
   }
 
   private record(type: string, vm?: string, detail?: Record<string, unknown>): void {
@@ -145,8 +162,7 @@ export class SimulatedSite implements SiteProvider {
     };
     this.state.vms[spec.name] = vm;
     this.record('VmRegistered', spec.name, { kind });
-    this.save();
-    return Promise.resolve(vm);
+    return this.save().then(() => vm);
   }
 
   unregisterVm(name: string, options: { deleteDisks?: boolean } = {}): Promise<void> {
@@ -156,8 +172,7 @@ export class SimulatedSite implements SiteProvider {
     delete this.state.vms[name];
     if (options.deleteDisks) for (const id of vm.diskIds) this.removeDisk(id);
     this.record('VmUnregistered', name, { deleteDisks: Boolean(options.deleteDisks) });
-    this.save();
-    return Promise.resolve();
+    return this.save();
   }
 
   reconfigureVm(name: string, changes: ReconfigureSpec): Promise<Vm> {
@@ -169,8 +184,7 @@ export class SimulatedSite implements SiteProvider {
     }
     Object.assign(vm, changes);
     this.record('VmReconfigured', name, { ...changes });
-    this.save();
-    return Promise.resolve(vm);
+    return this.save().then(() => vm);
   }
 
   powerOn(name: string): Promise<Vm> {
@@ -180,19 +194,18 @@ export class SimulatedSite implements SiteProvider {
     vm.powerState = 'poweredOn';
     vm.poweredOnAt = Date.now();
     this.record('VmPoweredOn', name);
-    this.save();
-    return Promise.resolve(vm);
+    return this.save().then(() => vm);
   }
 
   async shutdownGuest(name: string, timeoutMs: number): Promise<ShutdownOutcome> {
     const vm = this.vm(name);
     if (vm.powerState === 'poweredOff') return 'alreadyOff';
     this.record('GuestShutdownRequested', name, { timeoutMs });
-    this.save();
+    await this.save();
     if (this.hangGuestShutdown || this.options.shutdownMs > timeoutMs) {
       await new Promise((r) => setTimeout(r, timeoutMs));
       this.record('GuestShutdownTimedOut', name, { timeoutMs });
-      this.save();
+      await this.save();
       throw siteError('GuestShutdownTimeout', `the guest of "${name}" did not shut down within ${timeoutMs} ms`);
     }
     await new Promise((r) => setTimeout(r, this.options.shutdownMs));
@@ -200,7 +213,7 @@ export class SimulatedSite implements SiteProvider {
       vm.powerState = 'poweredOff';
       delete vm.poweredOnAt;
       this.record('VmPoweredOff', name, { by: 'guest' });
-      this.save();
+      await this.save();
     }
     return 'shutDown';
   }
@@ -211,8 +224,7 @@ export class SimulatedSite implements SiteProvider {
     vm.powerState = 'poweredOff';
     delete vm.poweredOnAt;
     this.record('VmPoweredOff', name, { by: 'hard power-off' });
-    this.save();
-    return Promise.resolve(vm);
+    return this.save().then(() => vm);
   }
 
   guestHeartbeat(name: string): Promise<GuestHeartbeat> {
@@ -257,8 +269,7 @@ export class SimulatedSite implements SiteProvider {
     const disk: VirtualDisk = { id: spec.id, datastore: spec.datastore, sizeBytes: spec.sizeBytes, protected: spec.protected };
     this.state.disks[spec.id] = disk;
     this.record('DiskCreated', undefined, { disk: spec.id, sizeBytes: spec.sizeBytes });
-    this.save();
-    return Promise.resolve(disk);
+    return this.save().then(() => disk);
   }
 
   getDisk(id: string): Promise<VirtualDisk> {
@@ -277,8 +288,7 @@ export class SimulatedSite implements SiteProvider {
     const owner = Object.values(this.state.vms).find((v) => v.diskIds.includes(id));
     if (owner) throw siteError('NameConflict', `disk "${id}" is attached to "${owner.name}"`);
     this.removeDisk(id);
-    this.save();
-    return Promise.resolve();
+    return this.save();
   }
 
   setDiskProtection(id: string, isProtected: boolean): Promise<{ disk: VirtualDisk; journalSequence: number }> {
@@ -286,9 +296,9 @@ export class SimulatedSite implements SiteProvider {
     if (disk.protected !== isProtected) {
       disk.protected = isProtected;
       this.record(isProtected ? 'DiskProtected' : 'DiskUnprotected', undefined, { disk: id });
-      this.save();
     }
-    return Promise.resolve({ disk, journalSequence: this.journal.lastSequence });
+    const journalSequence = this.journal.lastSequence;
+    return this.save().then(() => ({ disk, journalSequence }));
   }
 
   private checkRange(disk: VirtualDisk, offset: number, length: number): void {
@@ -340,9 +350,8 @@ export class SimulatedSite implements SiteProvider {
     // Entries are shared by every protected VM of the site: free only what all of their replicators have.
     const protectedVms = Object.values(this.state.vms).filter((vm) => vm.diskIds.some((id) => this.state.disks[id]?.protected));
     const upTo = Math.min(upToSequence, ...protectedVms.map((vm) => acks[vm.name] ?? 0));
-    this.save();
     this.journal.trim(upTo);
-    return Promise.resolve();
+    return this.save();
   }
 
   events(afterSequence = 0): Promise<SiteEvent[]> {
