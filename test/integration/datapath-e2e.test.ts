@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Worker } from '@temporalio/worker';
@@ -7,7 +6,6 @@ import { readChain, resolveChain } from '../../activities/datapath/log-chain';
 import { ObjectStore } from '../../activities/datapath/object-store';
 import { Ownership } from '../../activities/datapath/ownership';
 import type { RehydrateInput } from '../../activities/datapath/activities';
-import { startChild, waitUntilReady, type ChildHandle } from '../../stack/child-process';
 import type { SiteService } from '../../sites/launch';
 import { expectedDiskContent, readWorkloadRecord } from '../../sites/workload';
 import { rehydrateDomain } from '../../workflows/datapath-rehydrate';
@@ -15,6 +13,7 @@ import { protect, protectStatusQuery, restorePointNowUpdate, stopProtectionSigna
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { admin, prepareTestSites, type TestSites } from '../harness/sites';
 import { startTestStack, type TestStack } from '../harness/stack';
+import { TestWorkers } from '../harness/workers';
 
 const DISKS = ['db-1-disk-0', 'db-1-disk-1', 'app-1-disk-0'];
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -26,37 +25,20 @@ describe('datapath end to end: a workload, protect with SIGKILLed replicators, r
   let recovery: SiteService;
   let orchestration: Worker;
   let orchestrationRun: Promise<void>;
-  const workers: ChildHandle[] = [];
+  let workers: TestWorkers;
 
-  async function startSiteWorker(site: string, service: SiteService): Promise<ChildHandle> {
-    const child = startChild({
-      name: `datapath worker ${site}`,
-      command: process.execPath,
-      args: ['--import', 'tsx', path.join(__dirname, '../fixtures/datapath-worker.ts')],
-      logFile: path.join(stack.dir, `worker-${site}-${workers.length}.log`),
-      env: {
-        ...process.env,
-        DR_S3_SETTINGS: JSON.stringify(stack.s3Settings),
-        DR_SITE: site,
-        DR_SITE_URL: service.url,
-        DR_SITE_TOKEN: sites.token,
-        DR_TEMPORAL_ADDRESS: stack.temporalSettings.address,
-      },
-    });
-    workers.push(child);
-    await waitUntilReady(child, () => (readFileSync(child.logFile, 'utf8').includes('worker ready') ? Promise.resolve() : Promise.reject(new Error('starting'))));
-    return child;
-  }
+
 
   before(async () => {
     stack = await startTestStack();
     sites = await prepareTestSites(stack.dir);
     [primary, recovery] = await Promise.all([sites.start('primary'), sites.start('recovery')]);
+    workers = new TestWorkers(stack, sites.token);
     orchestration = await Worker.create({ connection: stack.nativeConnection, taskQueue: ORCHESTRATION_TASK_QUEUE, workflowsPath: require.resolve('../../workflows') });
     orchestrationRun = orchestration.run();
   });
   after(async () => {
-    for (const worker of workers) await worker.kill();
+    await workers?.stopAll();
     orchestration?.shutdown();
     await orchestrationRun;
     await primary?.process.stop();
@@ -65,8 +47,8 @@ describe('datapath end to end: a workload, protect with SIGKILLed replicators, r
   });
 
   it('replicates through repeated SIGKILLs and rehydrates byte-identical disks to a restore point and to an instant', async () => {
-    let primaryWorker = await startSiteWorker('primary', primary);
-    let recoveryWorker = await startSiteWorker('recovery', recovery);
+    let primaryWorker = await workers.site(primary, 'primary');
+    let recoveryWorker = await workers.site(recovery, 'recovery');
     await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 60, blockSize: 4096, pattern: 'random', seed: 'datapath-e2e' });
     const workflowId = 'protect/demo';
     await stack.client.workflow.start(protect, {
@@ -80,7 +62,7 @@ describe('datapath end to end: a workload, protect with SIGKILLed replicators, r
       await sleep(1_500 + Math.random() * 1_000);
       await primaryWorker.kill();
       await sleep(300);
-      primaryWorker = await startSiteWorker('primary', primary);
+      primaryWorker = await workers.site(primary, 'primary');
     }
     // The kills delay replication; a point can only be asked for once the initial sync is
     // committed and some writes are in the log.
@@ -95,7 +77,7 @@ describe('datapath end to end: a workload, protect with SIGKILLed replicators, r
     const instant = Date.now();
     await sleep(1_000);
     await primaryWorker.kill();
-    primaryWorker = await startSiteWorker('primary', primary);
+    primaryWorker = await workers.site(primary, 'primary');
     await sleep(1_000);
     await admin(primary, sites.token, '/admin/workload', undefined, 'DELETE');
 
@@ -131,7 +113,7 @@ describe('datapath end to end: a workload, protect with SIGKILLed replicators, r
     const toPoint = rehydrate({ upTo: { kind: 'position', position: point.position }, diskIdPrefix: 'point-' }, 'point');
     await sleep(1_500);
     await recoveryWorker.kill();
-    recoveryWorker = await startSiteWorker('recovery', recovery);
+    recoveryWorker = await workers.site(recovery, 'recovery');
     const pointResult = await toPoint;
     assert.ok(pointResult.segmentsApplied < chainToPoint.length, `resumed: ${pointResult.segmentsApplied} of ${chainToPoint.length} segments in the last attempt`);
     await admin(recovery, sites.token, '/admin/faults', { latencyMs: 0 });

@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Worker } from '@temporalio/worker';
 import { TargetNotRestorableError } from '../../activities/datapath/log-chain';
@@ -8,12 +6,12 @@ import { ObjectStore } from '../../activities/datapath/object-store';
 import { Ownership } from '../../activities/datapath/ownership';
 import { rehydrate } from '../../activities/datapath/rehydrate';
 import { listRestorePoints } from '../../activities/datapath/restore-points';
-import { startChild, waitUntilReady, type ChildHandle } from '../../stack/child-process';
 import type { SiteService } from '../../sites/launch';
 import { protect, protectStatusQuery, restorePointNowUpdate, stopProtectionSignal, type ProtectMode } from '../../workflows/protect';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { admin, prepareTestSites, type TestSites } from '../harness/sites';
 import { startTestStack, type TestStack } from '../harness/stack';
+import { TestWorkers } from '../harness/workers';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -24,37 +22,21 @@ describe('protect workflow on real sites: bitmap mode past a tiny throttle, and 
   let recovery: SiteService;
   let orchestration: Worker;
   let orchestrationRun: Promise<void>;
-  const siteWorkers: ChildHandle[] = [];
+  let workers: TestWorkers;
 
-  async function startSiteWorker(site: string, service: SiteService): Promise<void> {
-    const child = startChild({
-      name: `datapath worker ${site}`,
-      command: process.execPath,
-      args: ['--import', 'tsx', path.join(__dirname, '../fixtures/datapath-worker.ts')],
-      logFile: path.join(stack.dir, `worker-${site}.log`),
-      env: {
-        ...process.env,
-        DR_S3_SETTINGS: JSON.stringify(stack.s3Settings),
-        DR_SITE: site,
-        DR_SITE_URL: service.url,
-        DR_SITE_TOKEN: sites.token,
-        DR_TEMPORAL_ADDRESS: stack.temporalSettings.address,
-      },
-    });
-    siteWorkers.push(child);
-    await waitUntilReady(child, () => (readFileSync(child.logFile, 'utf8').includes('worker ready') ? Promise.resolve() : Promise.reject(new Error('starting'))));
-  }
+
 
   before(async () => {
     stack = await startTestStack();
     sites = await prepareTestSites(stack.dir);
     [primary, recovery] = await Promise.all([sites.start('primary'), sites.start('recovery')]);
+    workers = new TestWorkers(stack, sites.token);
     orchestration = await Worker.create({ connection: stack.nativeConnection, taskQueue: ORCHESTRATION_TASK_QUEUE, workflowsPath: require.resolve('../../workflows') });
     orchestrationRun = orchestration.run();
-    await Promise.all([startSiteWorker('primary', primary), startSiteWorker('recovery', recovery)]);
+    await Promise.all([workers.site(primary, 'primary'), workers.site(recovery, 'recovery')]);
   });
   after(async () => {
-    for (const worker of siteWorkers) await worker.kill();
+    await workers?.stopAll();
     orchestration?.shutdown();
     await orchestrationRun;
     await primary?.process.stop();
