@@ -54,7 +54,10 @@ async function main(): Promise<void> {
   }
 
   for (let waited = 0; ; waited += 1_000) {
-    const { protection } = (await call('GET', `/domains/${DOMAIN}`)) as { protection: { mode: string; cursor: number } | null };
+    const { owner, protection } = (await call('GET', `/domains/${DOMAIN}`)) as { owner: { site: string } | null; protection: { mode: string; cursor: number } | null };
+    if (owner && owner.site !== primary.name) {
+      throw new OperatorError(`${DOMAIN} runs at ${owner.site} already (an earlier demo failed it over); for a fresh demo stop \`npm start\`, delete ${settings.dataDir} and start again`);
+    }
     if (protection?.mode === 'log' && protection.cursor > 0) break;
     if (waited === 0) say(`waiting for ${DOMAIN}'s protection to finish its initial sync (mode ${protection?.mode ?? 'unknown'})`);
     if (waited > 300_000) throw new OperatorError(`${DOMAIN} is not replicating in log mode after 5 minutes; see .logs/`);
