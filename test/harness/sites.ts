@@ -5,7 +5,7 @@ import type { SiteDefinition } from '../../sites/config';
 import { startSiteService, type SiteService } from '../../sites/launch';
 import { freePort } from '../../stack/ports';
 
-type SiteInput = Omit<SiteDefinition, 'port' | 'adminPort'> & Partial<Pick<SiteDefinition, 'port' | 'adminPort'>>;
+export type SiteInput = Omit<SiteDefinition, 'port' | 'adminPort'> & Partial<Pick<SiteDefinition, 'port' | 'adminPort'>>;
 
 /** A small primary with a protected domain `demo` (tiny disks) and an empty recovery site, for tests. */
 export function testSiteDefinitions(): SiteInput[] {

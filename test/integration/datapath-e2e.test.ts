@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Worker } from '@temporalio/worker';
 import { readChain, resolveChain } from '../../activities/datapath/log-chain';
 import { ObjectStore } from '../../activities/datapath/object-store';
 import { Ownership } from '../../activities/datapath/ownership';
@@ -11,9 +10,10 @@ import { expectedDiskContent, readWorkloadRecord } from '../../sites/workload';
 import { rehydrateDomain } from '../../workflows/datapath-rehydrate';
 import { protect, protectStatusQuery, restorePointNowUpdate, stopProtectionSignal } from '../../workflows/protect';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
-import { admin, prepareTestSites, type TestSites } from '../harness/sites';
-import { startTestStack, type TestStack } from '../harness/stack';
-import { TestWorkers } from '../harness/workers';
+import { admin, type TestSites } from '../harness/sites';
+import type { TestStack } from '../harness/stack';
+import { startTestbed, type Testbed } from '../harness/testbed';
+import type { TestWorkers } from '../harness/workers';
 
 const DISKS = ['db-1-disk-0', 'db-1-disk-1', 'app-1-disk-0'];
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -23,28 +23,15 @@ describe('datapath end to end: a workload, protect with SIGKILLed replicators, r
   let sites: TestSites;
   let primary: SiteService;
   let recovery: SiteService;
-  let orchestration: Worker;
-  let orchestrationRun: Promise<void>;
   let workers: TestWorkers;
-
-
+  let bed: Testbed;
 
   before(async () => {
-    stack = await startTestStack();
-    sites = await prepareTestSites(stack.dir);
-    [primary, recovery] = await Promise.all([sites.start('primary'), sites.start('recovery')]);
-    workers = new TestWorkers(stack, sites.token);
-    orchestration = await Worker.create({ connection: stack.nativeConnection, taskQueue: ORCHESTRATION_TASK_QUEUE, workflowsPath: require.resolve('../../workflows') });
-    orchestrationRun = orchestration.run();
+    bed = await startTestbed();
+    ({ stack, sites, primary, recovery, workers } = bed);
+    await workers.orchestration();
   });
-  after(async () => {
-    await workers?.stopAll();
-    orchestration?.shutdown();
-    await orchestrationRun;
-    await primary?.process.stop();
-    await recovery?.process.stop();
-    await stack?.stop();
-  });
+  after(() => bed?.stop());
 
   it('replicates through repeated SIGKILLs and rehydrates byte-identical disks to a restore point and to an instant', async () => {
     let primaryWorker = await workers.site(primary, 'primary');

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Worker } from '@temporalio/worker';
 import { TargetNotRestorableError } from '../../activities/datapath/log-chain';
 import { ObjectStore } from '../../activities/datapath/object-store';
 import { Ownership } from '../../activities/datapath/ownership';
@@ -9,9 +8,10 @@ import { listRestorePoints } from '../../activities/datapath/restore-points';
 import type { SiteService } from '../../sites/launch';
 import { protect, protectStatusQuery, restorePointNowUpdate, stopProtectionSignal, type ProtectMode } from '../../workflows/protect';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
-import { admin, prepareTestSites, type TestSites } from '../harness/sites';
-import { startTestStack, type TestStack } from '../harness/stack';
-import { TestWorkers } from '../harness/workers';
+import { admin, type TestSites } from '../harness/sites';
+import type { TestStack } from '../harness/stack';
+import { startTestbed, type Testbed } from '../harness/testbed';
+import type { TestWorkers } from '../harness/workers';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -20,29 +20,15 @@ describe('protect workflow on real sites: bitmap mode past a tiny throttle, and 
   let sites: TestSites;
   let primary: SiteService;
   let recovery: SiteService;
-  let orchestration: Worker;
-  let orchestrationRun: Promise<void>;
   let workers: TestWorkers;
-
-
+  let bed: Testbed;
 
   before(async () => {
-    stack = await startTestStack();
-    sites = await prepareTestSites(stack.dir);
-    [primary, recovery] = await Promise.all([sites.start('primary'), sites.start('recovery')]);
-    workers = new TestWorkers(stack, sites.token);
-    orchestration = await Worker.create({ connection: stack.nativeConnection, taskQueue: ORCHESTRATION_TASK_QUEUE, workflowsPath: require.resolve('../../workflows') });
-    orchestrationRun = orchestration.run();
-    await Promise.all([workers.site(primary, 'primary'), workers.site(recovery, 'recovery')]);
+    bed = await startTestbed();
+    ({ stack, sites, primary, recovery, workers } = bed);
+    await Promise.all([workers.orchestration(), workers.site(primary, 'primary'), workers.site(recovery, 'recovery')]);
   });
-  after(async () => {
-    await workers?.stopAll();
-    orchestration?.shutdown();
-    await orchestrationRun;
-    await primary?.process.stop();
-    await recovery?.process.stop();
-    await stack?.stop();
-  });
+  after(() => bed?.stop());
 
   it('goes bitmap -> resync -> log, makes no restore point inside the stretch, and rebuilds the primary byte for byte', async () => {
     const handle = await stack.client.workflow.start(protect, {

@@ -7,9 +7,10 @@ import { failover } from '../../workflows/failover';
 import type { FailoverReport } from '../../workflows/failover-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { crashDomainNames, domainVms, failoverSiteDefinitions, protectAtPrimary, runbookYaml } from '../fixtures/failover-domains';
-import { admin, prepareTestSites, testSiteDefinitions, type TestSites } from '../harness/sites';
-import { startTestStack, type TestStack } from '../harness/stack';
-import { TestWorkers } from '../harness/workers';
+import { admin, testSiteDefinitions, type TestSites } from '../harness/sites';
+import type { TestStack } from '../harness/stack';
+import { startTestbed, type Testbed } from '../harness/testbed';
+import type { TestWorkers } from '../harness/workers';
 
 const RUNS = 20;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -21,23 +22,17 @@ describe('failover durability: worker processes and the Temporal server SIGKILLe
   let primary: SiteService;
   let recovery: SiteService;
   let workers: TestWorkers;
+  let bed: Testbed;
 
   before(async () => {
-    stack = await startTestStack();
-    sites = await prepareTestSites(stack.dir, failoverSiteDefinitions(testSiteDefinitions(), domains));
-    [primary, recovery] = await Promise.all([sites.start('primary'), sites.start('recovery')]);
-    workers = new TestWorkers(stack, sites.token);
+    bed = await startTestbed(failoverSiteDefinitions(testSiteDefinitions(), domains));
+    ({ stack, sites, primary, recovery, workers } = bed);
     await Promise.all([workers.orchestration(), workers.site(primary, 'primary'), workers.site(recovery, 'recovery')]);
     await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 60, blockSize: 4096, pattern: 'random', seed: 'failover-crash' });
     for (const domain of domains) await protectAtPrimary(stack.client, domain);
   });
 
-  after(async () => {
-    await workers?.stopAll();
-    await primary?.process.stop();
-    await recovery?.process.stop();
-    await stack?.stop();
-  });
+  after(() => bed?.stop());
 
   it('completes every failover with no duplicate VM or appliance, and disks equal to the primary', async (t) => {
     const restart = {

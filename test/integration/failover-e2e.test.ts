@@ -22,10 +22,11 @@ import { protectStatusQuery } from '../../workflows/protect';
 import { rehydrateDomain } from '../../workflows/datapath-rehydrate';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { protectionWorkflowId } from '../../workflows/workflow-ids';
-import { admin, prepareTestSites, testSiteDefinitions, type TestSites } from '../harness/sites';
-import { startTestStack, type TestStack } from '../harness/stack';
+import { admin, testSiteDefinitions, type TestSites } from '../harness/sites';
+import type { TestStack } from '../harness/stack';
+import { startTestbed, type Testbed } from '../harness/testbed';
 import { replayClosedHistories } from '../harness/histories';
-import { TestWorkers } from '../harness/workers';
+import type { TestWorkers } from '../harness/workers';
 import { domainVms, failoverSiteDefinitions, protectAtPrimary, runbookYaml, waitFor } from '../fixtures/failover-domains';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -36,6 +37,7 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
   let primary: SiteService;
   let recovery: SiteService;
   let workers: TestWorkers;
+  let bed: Testbed;
   let store: ObjectStore;
   let runbooks: RunbookStore;
   let api: Server;
@@ -78,12 +80,10 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
   }
 
   before(async () => {
-    stack = await startTestStack();
-    sites = await prepareTestSites(stack.dir, failoverSiteDefinitions(testSiteDefinitions()));
-    [primary, recovery] = await Promise.all([sites.start('primary'), sites.start('recovery')]);
+    bed = await startTestbed(failoverSiteDefinitions(testSiteDefinitions()));
+    ({ stack, sites, primary, recovery, workers } = bed);
     store = new ObjectStore(stack.s3Client, stack.s3Settings);
     runbooks = new RunbookStore(stack.s3Client, stack.s3Settings);
-    workers = new TestWorkers(stack, sites.token);
     await Promise.all([workers.orchestration(), workers.site(primary, 'primary'), workers.site(recovery, 'recovery')]);
 
     const log = createLogger('failover-test', new Writable({ write: (_c, _e, done) => done() }));
@@ -111,10 +111,7 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
   after(async () => {
     api?.close();
     hookServer?.close();
-    await workers?.stopAll();
-    await primary?.process.stop();
-    await recovery?.process.stop();
-    await stack?.stop();
+    await bed?.stop();
   });
 
   it('planned failover: shuts down, drains, hands over, rehydrates byte-identical disks, waits for the approval, powers on in runbook order', async () => {

@@ -31,7 +31,7 @@ describe('datapath formats', () => {
     const damaged: Array<[string, Buffer]> = [
       ['truncated', encoded.subarray(0, encoded.length - 1)],
       ['truncated', encoded.subarray(0, 10)],
-      ['bad magic', Buffer.concat([Buffer.from('XXXX'), encoded.subarray(4)])],
+      ['bad magic', Buffer.concat([Buffer.from('ZZZZ'), encoded.subarray(4)])],
       ['checksum mismatch', Buffer.from(encoded).fill(1, 100, 101)],
       ['checksum mismatch', Buffer.from(encoded).fill(9, 12, 13)],
     ];
@@ -67,7 +67,7 @@ describe('datapath formats', () => {
     assert.ok(decodeBaseChunk(key, 3 * 1024 * 1024, encoded).equals(data));
     const damaged: Array<[string, Buffer, number]> = [
       ['truncated', encoded.subarray(0, encoded.length - 1), 3 * 1024 * 1024],
-      ['bad magic', Buffer.concat([Buffer.from('XXXX'), encoded.subarray(4)]), 3 * 1024 * 1024],
+      ['bad magic', Buffer.concat([Buffer.from('ZZZZ'), encoded.subarray(4)]), 3 * 1024 * 1024],
       ['checksum mismatch', Buffer.from(encoded).fill(7, 60, 61), 3 * 1024 * 1024],
       ['checksum mismatch', Buffer.from(encoded).fill(1, 9, 10), 3 * 1024 * 1024],
       ['does not match its key', encoded, 0],
