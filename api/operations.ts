@@ -54,7 +54,12 @@ const PowerOnRequest = RunbookRef.extend({ site: z.string().regex(DOMAIN).option
 const FailoverRequest = RunbookRef.extend({
   runbook: RunbookRef.shape.runbook.optional().describe('default: the runbook named like the domain'),
   type: z.enum(['planned', 'forced']),
-  pointInTime: z.union([z.strictObject({ restorePoint: z.string().min(1).max(100) }), z.strictObject({ at: z.iso.datetime({ offset: true }) })]).optional(),
+  pointInTime: z
+    .union([
+      z.strictObject({ restorePoint: z.string().regex(/^\d{10}-\d{16}-\d{1,9}$/, 'must be a restore point id, e.g. 0000000001-0000000000000042-17') }),
+      z.strictObject({ at: z.iso.datetime({ offset: true }).refine((at) => Date.parse(at) <= Date.now(), 'must not be in the future') }),
+    ])
+    .optional(),
   confirm: z.string().max(63).optional().describe('forced failover: the domain name, confirming that the primary site is lost'),
 });
 const ApproveRequest = z.strictObject({ step: z.string().min(1).max(63), decision: z.enum(['approve', 'reject']).default('approve'), comment: z.string().max(2000).optional() });

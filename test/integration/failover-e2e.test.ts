@@ -183,6 +183,12 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
   it('forced failover: refuses without confirmation, fences the lost primary and recovers the latest consistent point', async () => {
     await submitRunbook(runbookYaml('bravo', {}));
     assert.equal((await call('POST', '/domains/bravo/failover', { type: 'forced' })).status, 400, 'a forced failover needs confirmation');
+    const future = await call('POST', '/domains/bravo/failover', { type: 'forced', confirm: 'bravo', pointInTime: { at: new Date(Date.now() + 3_600_000).toISOString() } });
+    assert.equal(future.status, 400);
+    assert.match(JSON.stringify(future.body), /pointInTime\.at.*must not be in the future/);
+    const badPoint = await call('POST', '/domains/bravo/failover', { type: 'forced', confirm: 'bravo', pointInTime: { restorePoint: '../../ownership/0000000009' } });
+    assert.equal(badPoint.status, 400);
+    assert.match(JSON.stringify(badPoint.body), /must be a restore point id/);
     assert.equal((await call('POST', '/domains/bravo/failover', { type: 'forced', confirm: 'bravo' }, null)).status, 401);
     await sleep(1_000);
     await admin(primary, sites.token, '/admin/outage');
