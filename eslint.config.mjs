@@ -15,6 +15,28 @@ const forbiddenInWorkflows = [
   'express',
 ];
 
+// Arrows run one way: stack (the launcher) → api / worker → workflows → activities → datapath → sites → common.
+// A folder may import only the folders below it (workflows only the types of activities and the data path).
+const folder = (name) => [`../${name}/*`, `../../${name}/*`, `../${name}`, `../../${name}`];
+const layer = (forbidden, message) => ({ group: forbidden.flatMap(folder), message });
+const typesOnly = (folders, message) => ({ group: folders.flatMap(folder), allowTypeImports: true, message });
+const LAYERS = {
+  common: [layer(['stack', 'api', 'worker', 'workflows', 'activities', 'datapath', 'sites', 'runbooks'], 'common/ is the bottom layer: it imports no other folder of the project')],
+  runbooks: [layer(['stack', 'api', 'worker', 'workflows', 'activities', 'datapath', 'sites'], 'the runbook language depends only on common/')],
+  sites: [layer(['stack', 'api', 'worker', 'workflows', 'activities', 'datapath', 'runbooks'], 'sites/ (the provider and the simulated site) depends only on common/')],
+  datapath: [layer(['stack', 'api', 'worker', 'workflows', 'activities', 'runbooks'], 'the data path library depends only on sites/ and common/')],
+  activities: [layer(['stack', 'api', 'worker', 'workflows'], 'activities use the data path, sites and common/, never workflows, the API or the launcher')],
+  workflows: [
+    layer(['stack', 'api', 'worker'], 'workflow code imports no process-level code'),
+    typesOnly(['activities', 'datapath', 'sites'], 'workflows may import only the types of activities, the data path and sites (import type)'),
+  ],
+  api: [
+    layer(['stack', 'worker'], 'the API does not import the launcher or the workers'),
+    layer(['activities'], 'the API talks to Temporal and reads the data path; it never calls activity code'),
+  ],
+  worker: [layer(['stack', 'api'], 'workers do not import the launcher or the API')],
+};
+
 export default tseslint.config(
   { ignores: ['node_modules/**', '.tools/**', '.data/**', '.logs/**', '.scratch/**', 'dist/**'] },
   ...tseslint.configs.recommendedTypeChecked,
@@ -34,10 +56,14 @@ export default tseslint.config(
       'no-console': 'off',
     },
   },
+  ...Object.entries(LAYERS)
+    .filter(([name]) => name !== 'workflows')
+    .map(([name, patterns]) => ({ files: [`${name}/**/*.ts`], rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns }] } })),
   {
     files: ['workflows/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', ...forbiddenInWorkflows],
+      '@typescript-eslint/no-restricted-imports': ['error', { patterns: LAYERS.workflows }],
       'no-restricted-globals': ['error', { name: 'setTimeout', message: 'use sleep() from @temporalio/workflow' }, { name: 'setInterval', message: 'use sleep() in a loop' }],
     },
   },

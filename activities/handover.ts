@@ -1,14 +1,14 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { forEachLimited } from '../common/parallel';
 import type { SiteProvider } from '../sites/provider';
-import { DomainKeys, trailingNumber } from './datapath/keys';
-import { readChain, resolveChain } from './datapath/log-chain';
-import type { ObjectStore } from './datapath/object-store';
-import { Ownership, StaleEpochError } from './datapath/ownership';
-import { manifestSchema, parseRecord, restorePointSchema, type DomainDisk, type Manifest, type VmMetadata } from './datapath/records';
-import type { RehydrationTarget } from './datapath/rehydrate';
-import { JournalGapError, replicate } from './datapath/replicator';
-import { SegmentWriter } from './datapath/segment-writer';
+import { DomainKeys, trailingNumber } from '../datapath/keys';
+import { readChain, resolveChain } from '../datapath/log-chain';
+import type { ObjectStore } from '../datapath/object-store';
+import { Ownership, StaleEpochError } from '../datapath/ownership';
+import { manifestSchema, parseRecord, restorePointSchema, type DomainDisk, type Manifest, type VmMetadata } from '../datapath/records';
+import type { RehydrationTarget } from '../datapath/records';
+import { JournalGapError, replicate } from '../datapath/replicator';
+import { SegmentWriter } from '../datapath/segment-writer';
 import { atSite } from './site-failures';
 
 export interface HandoverDependencies {

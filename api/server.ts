@@ -1,7 +1,7 @@
 /** The HTTP API process: operators' and automations' entry point next to the Temporal Web UI. */
 import path from 'node:path';
 import { loadSettings } from '../common/config';
-import { stopWhenOrphaned } from '../stack/child-process';
+import { stopWhenOrphaned } from '../common/child-process';
 import { OperatorError } from '../common/errors';
 import { createLogger } from '../common/logger';
 import { checkS3Reachable, createS3Client } from '../common/s3';
@@ -13,7 +13,7 @@ import { storageSiteRouter } from './storage-site';
 import { runbooksRouter } from './runbooks';
 import type { RecoverySiteInventory } from '../runbooks/inventory';
 import { RunbookStore } from '../runbooks/store';
-import { ObjectStore } from '../activities/datapath/object-store';
+import { ObjectStore } from '../datapath/object-store';
 import type { SiteClient } from '../sites/client';
 import { loadSiteDefinitions } from '../sites/config';
 import { readSiteTokens, siteClients } from '../sites/registry';

@@ -3,8 +3,8 @@
  * site can find and import a domain without any contact to its primary.
  */
 import express, { type Router } from 'express';
-import { scanDomains } from '../activities/datapath/import-scan';
-import type { ObjectStore } from '../activities/datapath/object-store';
+import { scanDomains } from '../datapath/import-scan';
+import type { ObjectStore } from '../datapath/object-store';
 import type { Logger } from '../common/logger';
 import { requireRole } from './auth';
 import { ProblemError } from './problem';

@@ -10,14 +10,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { ObjectStore } from '../activities/datapath/object-store';
-import { BASE_CHUNK_BYTES, commitBase, copyDisksIntoBase } from '../activities/datapath/base-image';
-import { Ownership } from '../activities/datapath/ownership';
+import { ObjectStore } from '../datapath/object-store';
+import { BASE_CHUNK_BYTES, commitBase, copyDisksIntoBase } from '../datapath/base-image';
+import { Ownership } from '../datapath/ownership';
 import { forEachLimited } from '../common/parallel';
-import { rehydrate } from '../activities/datapath/rehydrate';
-import { replicate } from '../activities/datapath/replicator';
-import { resolveChain } from '../activities/datapath/log-chain';
-import { SegmentWriter } from '../activities/datapath/segment-writer';
+import { rehydrate } from '../datapath/rehydrate';
+import { replicate } from '../datapath/replicator';
+import { resolveChain } from '../datapath/log-chain';
+import { SegmentWriter } from '../datapath/segment-writer';
 import { startTestStack } from '../test/harness/stack';
 import { MemorySite } from '../test/unit/datapath-memory-site';
 import { writeBenchResults } from './results-file';

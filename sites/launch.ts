@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { PROJECT_ROOT } from '../common/config';
-import { startChild, waitUntilReady, type ChildHandle } from '../stack/child-process';
+import { startChild, waitUntilReady, type ChildHandle } from '../common/child-process';
 import { SiteClient } from './client';
 
 export interface SiteServiceOptions {

@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
-import type { ObjectStore } from '../activities/datapath/object-store';
-import { Ownership } from '../activities/datapath/ownership';
+import type { ObjectStore } from '../datapath/object-store';
+import { Ownership } from '../datapath/ownership';
 import { parseDuration } from '../runbooks/units';
 import type { RunbookStore } from '../runbooks/store';
 import { validateRunbook } from '../runbooks/validate';

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { S3Settings } from '../common/config';
 import { createS3Client } from '../common/s3';
-import { startChild, waitUntilReady, type ChildHandle } from './child-process';
+import { startChild, waitUntilReady, type ChildHandle } from '../common/child-process';
 import { WEED_BINARY } from './servers';
 
 export interface SeaweedFsPorts {

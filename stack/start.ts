@@ -10,11 +10,11 @@ import { type Environment, readEnvironment, settingsFrom, type Settings } from '
 import { describeError, OperatorError } from '../common/errors';
 import { checkS3Reachable, createS3Client } from '../common/s3';
 import { connectClient } from '../common/temporal';
-import { ObjectStore } from '../activities/datapath/object-store';
+import { ObjectStore } from '../datapath/object-store';
 import { RunbookStore } from '../runbooks/store';
 import { storagePreflight } from '../workflows/storage-preflight';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../workflows/task-queues';
-import { startChild, stopAllChildren, stopWhenOrphaned, waitUntilReady, type ChildHandle } from './child-process';
+import { startChild, stopAllChildren, stopWhenOrphaned, waitUntilReady, type ChildHandle } from '../common/child-process';
 import { loadSiteDefinitions } from '../sites/config';
 import { startSiteService } from '../sites/launch';
 import { ensureEmbeddedSecrets, ensureSiteTokens } from './credentials';

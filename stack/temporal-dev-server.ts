@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { ALL_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
-import { startChild, waitUntilReady, type ChildHandle } from './child-process';
+import { startChild, waitUntilReady, type ChildHandle } from '../common/child-process';
 import { TEMPORAL_BINARY } from './servers';
 
 export interface TemporalDevServerOptions {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Worker } from '@temporalio/worker';
 import { loadSettings } from '../common/config';
-import { stopWhenOrphaned } from '../stack/child-process';
+import { stopWhenOrphaned } from '../common/child-process';
 import { OperatorError } from '../common/errors';
 import { createLogger } from '../common/logger';
 import { createS3Client, checkS3Reachable } from '../common/s3';

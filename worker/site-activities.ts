@@ -1,7 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { S3Settings } from '../common/config';
-import { createDatapathActivities } from '../activities/datapath/activities';
-import { ObjectStore } from '../activities/datapath/object-store';
+import { createDatapathActivities } from '../activities/datapath';
+import { ObjectStore } from '../datapath/object-store';
 import { createDomainStatusActivities } from '../activities/domain-status';
 import { createHandoverActivities } from '../activities/handover';
 import { createPrimarySiteActivities, createRecoverySiteActivities } from '../activities/recovery-site';

@@ -1,6 +1,6 @@
 import { proxyActivities, setCurrentDetails } from '@temporalio/workflow';
-import type { DatapathActivities, RehydrateInput } from '../activities/datapath/activities';
-import type { RehydrationResult } from '../activities/datapath/rehydrate';
+import type { DatapathActivities, RehydrateInput } from '../activities/datapath';
+import type { RehydrationResult } from '../datapath/rehydrate';
 import { siteTaskQueue } from './task-queues';
 
 /** Rebuilds a domain's disks at a site from the replication log, as one resumable activity there. */

@@ -13,7 +13,7 @@ import {
   workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
-import type { DatapathActivities } from '../activities/datapath/activities';
+import type { DatapathActivities } from '../activities/datapath';
 import type { DomainStatusActivities } from '../activities/domain-status';
 import type { HandoverActivities, RecoveryPoint } from '../activities/handover';
 import type { PrimarySiteActivities, RecoverySiteActivities } from '../activities/recovery-site';

@@ -13,8 +13,8 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { DatapathActivities } from '../activities/datapath/activities';
-import type { RestorePoint } from '../activities/datapath/records';
+import type { DatapathActivities } from '../activities/datapath';
+import type { RestorePoint } from '../datapath/records';
 import { workflowNow } from './clock';
 import { siteTaskQueue } from './task-queues';
 

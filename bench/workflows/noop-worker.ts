@@ -7,7 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import { stopWhenOrphaned } from '../../stack/child-process';
+import { stopWhenOrphaned } from '../../common/child-process';
 import type { NoopActivities } from './noop-failover';
 
 export const NOOP_ORCHESTRATION_TASK_QUEUE = 'bench-noop-orchestration';

@@ -13,7 +13,7 @@ import express from 'express';
 import { z } from 'zod';
 import { OperatorError } from '../../common/errors';
 import { createLogger } from '../../common/logger';
-import { stopWhenOrphaned } from '../../stack/child-process';
+import { stopWhenOrphaned } from '../../common/child-process';
 import { loadSiteDefinitions } from '../config';
 import { Workload } from '../workload';
 import { createSiteApp, type Faults } from './http';

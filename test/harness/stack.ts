@@ -11,7 +11,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import type { S3Settings, TemporalSettings } from '../../common/config';
-import type { ChildHandle } from '../../stack/child-process';
+import type { ChildHandle } from '../../common/child-process';
 import { freePort, freePortWithGrpcCompanion } from '../../stack/ports';
 import { startSeaweedFs } from '../../stack/seaweedfs';
 import { startTemporalDevServer } from '../../stack/temporal-dev-server';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { startChild, waitUntilReady, type ChildHandle } from '../../stack/child-process';
+import { startChild, waitUntilReady, type ChildHandle } from '../../common/child-process';
 import type { SiteService } from '../../sites/launch';
 import type { TestStack } from './stack';
 

@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { BASE_CHUNK_BYTES, commitBase, consistentPosition, copyDisksIntoBase, ensureSyncIntent, type BaseCopyProgress } from '../../activities/datapath/base-image';
-import { TargetNotRestorableError } from '../../activities/datapath/log-chain';
-import { ObjectStore } from '../../activities/datapath/object-store';
-import { Ownership } from '../../activities/datapath/ownership';
-import { rehydrate } from '../../activities/datapath/rehydrate';
-import { replicate } from '../../activities/datapath/replicator';
-import { createRestorePoint } from '../../activities/datapath/restore-points';
-import { SegmentWriter } from '../../activities/datapath/segment-writer';
-import type { DomainDisk } from '../../activities/datapath/records';
+import { BASE_CHUNK_BYTES, commitBase, consistentPosition, copyDisksIntoBase, ensureSyncIntent, type BaseCopyProgress } from '../../datapath/base-image';
+import { TargetNotRestorableError } from '../../datapath/log-chain';
+import { ObjectStore } from '../../datapath/object-store';
+import { Ownership } from '../../datapath/ownership';
+import { rehydrate } from '../../datapath/rehydrate';
+import { replicate } from '../../datapath/replicator';
+import { createRestorePoint } from '../../datapath/restore-points';
+import { SegmentWriter } from '../../datapath/segment-writer';
+import type { DomainDisk } from '../../datapath/records';
 import { startTestStack, type TestStack } from '../harness/stack';
 import { MemorySite } from '../unit/datapath-memory-site';
 

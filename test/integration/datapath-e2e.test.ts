@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { readChain, resolveChain } from '../../activities/datapath/log-chain';
-import { ObjectStore } from '../../activities/datapath/object-store';
-import { Ownership } from '../../activities/datapath/ownership';
-import type { RehydrateInput } from '../../activities/datapath/activities';
+import { readChain, resolveChain } from '../../datapath/log-chain';
+import { ObjectStore } from '../../datapath/object-store';
+import { Ownership } from '../../datapath/ownership';
+import type { RehydrateInput } from '../../activities/datapath';
 import type { SiteService } from '../../sites/launch';
 import { expectedDiskContent, readWorkloadRecord } from '../../sites/workload';
 import { rehydrateDomain } from '../../workflows/datapath-rehydrate';

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { TargetNotRestorableError } from '../../activities/datapath/log-chain';
-import { ObjectStore } from '../../activities/datapath/object-store';
-import { Ownership } from '../../activities/datapath/ownership';
-import { rehydrate } from '../../activities/datapath/rehydrate';
-import { listRestorePoints } from '../../activities/datapath/restore-points';
+import { TargetNotRestorableError } from '../../datapath/log-chain';
+import { ObjectStore } from '../../datapath/object-store';
+import { Ownership } from '../../datapath/ownership';
+import { rehydrate } from '../../datapath/rehydrate';
+import { listRestorePoints } from '../../datapath/restore-points';
 import type { SiteService } from '../../sites/launch';
 import { protect, protectStatusQuery, restorePointNowUpdate, stopProtectionSignal, type ProtectMode } from '../../workflows/protect';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';

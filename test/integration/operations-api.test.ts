@@ -13,7 +13,7 @@ import { generateToken, hashToken, type Role } from '../../api/auth';
 import { operationsRouter } from '../../api/operations';
 import { createLogger } from '../../common/logger';
 import { RunbookStore } from '../../runbooks/store';
-import { ObjectStore } from '../../activities/datapath/object-store';
+import { ObjectStore } from '../../datapath/object-store';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../../workflows/task-queues';
 import { recordingSite } from '../harness/recording-site';
 import { startTestStack, type TestStack } from '../harness/stack';

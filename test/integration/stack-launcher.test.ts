@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import { PROJECT_ROOT } from '../../common/config';
-import { startChild, type ChildHandle } from '../../stack/child-process';
+import { startChild, type ChildHandle } from '../../common/child-process';
 import { freePort, freePortWithGrpcCompanion } from '../../stack/ports';
 import { prepareTestSites } from '../harness/sites';
 import { startTestStack, type TestStack } from '../harness/stack';

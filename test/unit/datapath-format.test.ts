@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { DiskImage } from '../../activities/datapath/disk-image';
-import { CorruptBaseChunkError, decodeBaseChunk, encodeBaseChunk } from '../../activities/datapath/base-codec';
-import { DomainKeys, parseBaseId, trailingNumber } from '../../activities/datapath/keys';
-import { CorruptSegmentError, decodeSegment, encodeSegment, type Segment } from '../../activities/datapath/segment-codec';
+import { DiskImage } from '../../datapath/disk-image';
+import { CorruptBaseChunkError, decodeBaseChunk, encodeBaseChunk } from '../../datapath/base-codec';
+import { DomainKeys, parseBaseId, trailingNumber } from '../../datapath/keys';
+import { CorruptSegmentError, decodeSegment, encodeSegment, type Segment } from '../../datapath/segment-codec';
 
 function sampleSegment(): Segment {
   return {

@@ -1,6 +1,6 @@
 import type { CreateDiskSpec, JournalBatch, JournalEntry, ReadJournalOptions, VirtualDisk } from '../../sites/provider';
-import type { JournalSource } from '../../activities/datapath/replicator';
-import type { TargetDisks } from '../../activities/datapath/rehydrate';
+import type { JournalSource } from '../../datapath/replicator';
+import type { TargetDisks } from '../../datapath/rehydrate';
 
 /** The disk and journal part of a site, in memory, for unit tests of the data path. */
 export class MemorySite implements JournalSource, TargetDisks {

@@ -3,8 +3,7 @@ import { DomainKeys, trailingNumber } from './keys';
 import type { ObjectStore } from './object-store';
 import type { Ownership } from './ownership';
 import { listResyncs } from './bitmap';
-import type { BaseRecord, LogPosition, ResyncRecord, SyncIntent } from './records';
-import type { RehydrationTarget } from './rehydrate';
+import type { BaseRecord, LogPosition, RehydrationTarget, ResyncRecord, SyncIntent } from './records';
 import { decodeSegment, CorruptSegmentError, type Segment } from './segment-codec';
 
 export interface ChainLink {

@@ -1,4 +1,4 @@
-import type { SiteProvider } from '../../sites/provider';
+import type { SiteProvider } from '../sites/provider';
 import { consistentPosition } from './base-image';
 import type { ObjectStore } from './object-store';
 import type { Ownership } from './ownership';

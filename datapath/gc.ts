@@ -1,11 +1,12 @@
-import type { CreateDiskSpec, VirtualDisk } from '../../sites/provider';
+import type { CreateDiskSpec, VirtualDisk } from '../sites/provider';
 import { commitBase, copyDisksIntoBase, listSyncIntents } from './base-image';
 import { parseBaseId, trailingNumber } from './keys';
 import { planRestore, readChain, readPlanningState, TargetNotRestorableError } from './log-chain';
 import type { ObjectStore } from './object-store';
 import type { Ownership } from './ownership';
 import { leaseSchema, parseRecord, restorePointSchema, type BaseRecord, type DomainDisk, type Lease, type LogPosition } from './records';
-import { rehydrate, type RehydrationTarget, type TargetDisks } from './rehydrate';
+import type { RehydrationTarget } from './records';
+import { rehydrate, type TargetDisks } from './rehydrate';
 
 export type GcStep = 'points-deleted' | 'compacted' | 'segments-deleted' | 'bases-deleted';
 

@@ -1,9 +1,9 @@
-import type { SiteProvider } from '../../sites/provider';
+import type { SiteProvider } from '../sites/provider';
 import { CorruptBaseChunkError, decodeBaseChunk, encodeBaseChunk } from './base-codec';
 import { trailingNumber } from './keys';
 import type { ObjectStore } from './object-store';
 import type { Ownership } from './ownership';
-import { forEachLimited } from '../../common/parallel';
+import { forEachLimited } from '../common/parallel';
 import { baseSchema, parseRecord, RECORD_FORMAT_VERSION, syncIntentSchema, type BaseRecord, type DomainDisk, type LogPosition, type SyncIntent } from './records';
 import { decodeSegment } from './segment-codec';
 

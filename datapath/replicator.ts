@@ -1,4 +1,4 @@
-import type { SiteProvider } from '../../sites/provider';
+import type { SiteProvider } from '../sites/provider';
 import type { SegmentWriter } from './segment-writer';
 
 export type JournalSource = Pick<SiteProvider, 'readJournal' | 'trimJournal'>;

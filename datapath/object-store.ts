@@ -1,6 +1,6 @@
 import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import type { S3Settings } from '../../common/config';
-import { isNotFound, isPreconditionFailed } from '../../common/s3';
+import type { S3Settings } from '../common/config';
+import { isNotFound, isPreconditionFailed } from '../common/s3';
 
 /** The few S3 calls the data path makes, bound to one bucket. */
 export class ObjectStore {

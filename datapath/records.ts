@@ -174,3 +174,6 @@ export function parseRecord<T>(schema: z.ZodType<T>, key: string, body: Buffer):
   if (!result.success) throw new Error(`object ${key} does not match its format: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   return result.data;
 }
+
+/** What a rehydration rebuilds up to: a position in the log, an instant, or the end of the log. */
+export type RehydrationTarget = { kind: 'position'; position: LogPosition } | { kind: 'instant'; at: number } | { kind: 'latest' };

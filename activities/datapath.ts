@@ -1,20 +1,20 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import type { SiteProvider } from '../../sites/provider';
-import { commitBase, consistentPosition, copyDisksIntoBase, ensureSyncIntent, readBase, type BaseCopyProgress } from './base-image';
-import { collectGarbage, type GcResult } from './gc';
-import { DomainKeys } from './keys';
-import { ReaderLease } from './lease';
-import type { ObjectStore } from './object-store';
-import { Ownership, StaleEpochError } from './ownership';
-import { dirtyRegionsSchema, manifestSchema, parseRecord, RECORD_FORMAT_VERSION, type LogPosition, type Manifest, type RestorePoint, type VmMetadata } from './records';
-import { rehydrate, type RehydrationProgress, type RehydrationResult, type RehydrationTarget } from './rehydrate';
-import { TargetNotRestorableError } from './log-chain';
-import { JournalGapError, replicate, type ReplicationProgress, type Throttle } from './replicator';
-import { finishResync, trackDirtyRegions, writeResyncSegment, type ResyncWritten } from './bitmap';
-import { scanDomains, type ImportableDomain } from './import-scan';
-import { createRestorePoint } from './restore-points';
-import { CorruptSegmentError } from './segment-codec';
-import { SegmentWriter } from './segment-writer';
+import type { SiteProvider } from '../sites/provider';
+import { commitBase, consistentPosition, copyDisksIntoBase, ensureSyncIntent, readBase, type BaseCopyProgress } from '../datapath/base-image';
+import { collectGarbage, type GcResult } from '../datapath/gc';
+import { DomainKeys } from '../datapath/keys';
+import { ReaderLease } from '../datapath/lease';
+import type { ObjectStore } from '../datapath/object-store';
+import { Ownership, StaleEpochError } from '../datapath/ownership';
+import { dirtyRegionsSchema, manifestSchema, parseRecord, RECORD_FORMAT_VERSION, type LogPosition, type Manifest, type RehydrationTarget, type RestorePoint, type VmMetadata } from '../datapath/records';
+import { rehydrate, type RehydrationProgress, type RehydrationResult } from '../datapath/rehydrate';
+import { TargetNotRestorableError } from '../datapath/log-chain';
+import { JournalGapError, replicate, type ReplicationProgress, type Throttle } from '../datapath/replicator';
+import { finishResync, trackDirtyRegions, writeResyncSegment, type ResyncWritten } from '../datapath/bitmap';
+import { scanDomains, type ImportableDomain } from '../datapath/import-scan';
+import { createRestorePoint } from '../datapath/restore-points';
+import { CorruptSegmentError } from '../datapath/segment-codec';
+import { SegmentWriter } from '../datapath/segment-writer';
 
 export interface DatapathDependencies {
   store: ObjectStore;

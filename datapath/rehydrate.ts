@@ -1,14 +1,13 @@
-import type { SiteProvider } from '../../sites/provider';
+import type { SiteProvider } from '../sites/provider';
 import { DiskImage } from './disk-image';
 import { readBaseChunks } from './base-image';
 import { planRestore, readChain, resolveChain, type ChainLink } from './log-chain';
 import type { ObjectStore } from './object-store';
 import type { Ownership } from './ownership';
-import { forEachLimited } from '../../common/parallel';
-import type { DomainDisk, LogPosition } from './records';
+import { forEachLimited } from '../common/parallel';
+import type { DomainDisk, RehydrationTarget } from './records';
 import type { BlockWrite } from './segment-codec';
 
-export type RehydrationTarget = { kind: 'position'; position: LogPosition } | { kind: 'instant'; at: number } | { kind: 'latest' };
 
 /** The last segment whose writes (and the base's) are on the target disks; a retried activity passes it back. */
 export interface RehydrationProgress {

@@ -1,0 +1,35 @@
+import { z } from 'zod';
+import { DomainKeys } from './keys';
+import type { ObjectStore } from './object-store';
+import { parseRecord, RECORD_FORMAT_VERSION } from './records';
+
+/**
+ * The domain's operating mode as the product documents name it ("Running in Failover", VMs
+ * "Recoverable"), kept in the storage site so that every site, and the API, reads the same
+ * answer even when the site that wrote it is gone.
+ */
+export const DOMAIN_MODES = ['Protected', 'Running in Failover'] as const;
+export const VM_PROTECTION_STATES = ['Recoverable', 'Not recoverable'] as const;
+
+export const domainStatusSchema = z.object({
+  formatVersion: z.literal(RECORD_FORMAT_VERSION),
+  domain: z.string(),
+  mode: z.enum(DOMAIN_MODES),
+  /** The site where the domain's VMs run now. */
+  runningAt: z.string(),
+  vms: z.array(z.object({ name: z.string(), protection: z.enum(VM_PROTECTION_STATES) })),
+  /** The operation that set this mode (a workflow id). */
+  setBy: z.string(),
+  updatedAt: z.number().int(),
+});
+export type DomainStatus = z.infer<typeof domainStatusSchema>;
+
+export function domainStatusKey(prefix: string, domain: string): string {
+  return `${new DomainKeys(prefix, domain).root}status.json`;
+}
+
+export async function readDomainStatus(store: ObjectStore, domain: string): Promise<DomainStatus | undefined> {
+  const key = domainStatusKey(store.prefix, domain);
+  const body = await store.get(key);
+  return body ? parseRecord(domainStatusSchema, key, body) : undefined;
+}
