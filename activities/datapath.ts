@@ -1,4 +1,4 @@
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { Context } from '@temporalio/activity';
 import type { SiteProvider } from '../sites/provider';
 import { commitBase, consistentPosition, copyDisksIntoBase, ensureSyncIntent, readBase, type BaseCopyProgress } from '../datapath/base-image';
 import { collectGarbage, type GcResult } from '../datapath/gc';
@@ -11,10 +11,10 @@ import { rehydrate, type RehydrationProgress, type RehydrationResult } from '../
 import { TargetNotRestorableError } from '../datapath/log-chain';
 import { JournalGapError, replicate, type ReplicationProgress, type Throttle } from '../datapath/replicator';
 import { finishResync, trackDirtyRegions, writeResyncSegment, type ResyncWritten } from '../datapath/bitmap';
-import { scanDomains, type ImportableDomain } from '../datapath/import-scan';
 import { createRestorePoint } from '../datapath/restore-points';
 import { CorruptSegmentError } from '../datapath/segment-codec';
 import { SegmentWriter } from '../datapath/segment-writer';
+import { failure } from '../common/failures';
 
 export interface DatapathDependencies {
   store: ObjectStore;
@@ -74,20 +74,20 @@ interface InitialSyncHeartbeat {
 export interface RehydrateInput {
   domain: string;
   targetSite: string;
+  /** Where missing target disks are created; `diskDatastores` overrides it per protected disk id. */
   datastore: string;
+  diskDatastores?: Record<string, string>;
   upTo: RehydrationTarget;
   /** Target disk ids are this prefix + the protected disk id (for a drill next to a live copy). */
   diskIdPrefix?: string;
-  /** Continuous rehydration: keep applying until this instant (epoch ms), then verify and return. */
-  followUntil?: number;
 }
 
 /** Failures that retrying cannot fix become non-retryable with a stable type. */
 function classify(error: unknown): unknown {
-  if (error instanceof StaleEpochError) return ApplicationFailure.nonRetryable(error.message, 'StaleEpoch');
-  if (error instanceof CorruptSegmentError) return ApplicationFailure.nonRetryable(error.message, 'CorruptSegment');
-  if (error instanceof TargetNotRestorableError) return ApplicationFailure.nonRetryable(error.message, 'TargetNotRestorable');
-  if (error instanceof JournalGapError) return ApplicationFailure.nonRetryable(error.message, 'JournalGap');
+  if (error instanceof StaleEpochError) return failure('StaleEpoch', error.message);
+  if (error instanceof CorruptSegmentError) return failure('CorruptSegment', error.message);
+  if (error instanceof TargetNotRestorableError) return failure('TargetNotRestorable', error.message);
+  if (error instanceof JournalGapError) return failure('JournalGap', error.message);
   return error;
 }
 
@@ -99,7 +99,7 @@ export function createDatapathActivities({ store, site }: DatapathDependencies) 
   const readManifest = async (domain: string): Promise<Manifest> => {
     const key = new DomainKeys(store.prefix, domain).manifest();
     const body = await store.get(key);
-    if (!body) throw ApplicationFailure.nonRetryable(`domain ${domain} has no manifest at ${key}`, 'NoManifest');
+    if (!body) throw failure('NoManifest', `domain ${domain} has no manifest at ${key}`);
     return parseRecord(manifestSchema, key, body);
   };
 
@@ -233,7 +233,7 @@ export function createDatapathActivities({ store, site }: DatapathDependencies) 
       const key = ownership.keys.dirtyRegions(input.epoch, input.cursor);
       try {
         const body = await store.get(key);
-        if (!body) throw ApplicationFailure.nonRetryable(`no dirty regions at ${key}`, 'NoDirtyRegions');
+        if (!body) throw failure('NoDirtyRegions', `no dirty regions at ${key}`);
         const manifest = await readManifest(input.domain);
         return await writeResyncSegment({
           writer: new SegmentWriter(store, ownership, input.epoch, input.site),
@@ -269,11 +269,6 @@ export function createDatapathActivities({ store, site }: DatapathDependencies) 
       } catch (error) {
         throw classify(error);
       }
-    },
-
-    /** Import: the domains this storage site holds, with owner, epoch, latest point and window. */
-    async listStoredDomains(): Promise<ImportableDomain[]> {
-      return scanDomains(store);
     },
 
     async createRestorePoint(input: { domain: string; reason: RestorePoint['reason'] }): Promise<RestorePoint> {
@@ -355,6 +350,7 @@ export function createDatapathActivities({ store, site }: DatapathDependencies) 
           target: site(input.targetSite),
           disks: manifest.disks,
           datastore: input.datastore,
+          ...(input.diskDatastores ? { diskDatastores: input.diskDatastores } : {}),
           upTo: input.upTo,
           targetDiskId: (diskId) => `${input.diskIdPrefix ?? ''}${diskId}`,
           resumeAfter: latest,
@@ -364,18 +360,6 @@ export function createDatapathActivities({ store, site }: DatapathDependencies) 
             context.heartbeat(progress);
             await lease.refresh();
           },
-          ...(input.followUntil !== undefined
-            ? {
-                follow: {
-                  pollMs: 200,
-                  shouldStop: async () => {
-                    context.heartbeat(latest);
-                    await lease.refresh();
-                    return Date.now() >= input.followUntil! || context.cancellationSignal.aborted;
-                  },
-                },
-              }
-            : {}),
         });
         // Released only on success: a failed attempt's retry needs the same objects; else the lease expires.
         await lease.release();

@@ -1,4 +1,4 @@
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { Context } from '@temporalio/activity';
 import { forEachLimited } from '../common/parallel';
 import type { SiteProvider } from '../sites/provider';
 import { DomainKeys, trailingNumber } from '../datapath/keys';
@@ -10,6 +10,7 @@ import type { RehydrationTarget } from '../datapath/records';
 import { JournalGapError, replicate } from '../datapath/replicator';
 import { SegmentWriter } from '../datapath/segment-writer';
 import { atSite } from './site-failures';
+import { failure } from '../common/failures';
 
 export interface HandoverDependencies {
   store: ObjectStore;
@@ -53,7 +54,7 @@ export function createHandoverActivities({ store, provider }: HandoverDependenci
   const readManifest = async (domain: string): Promise<Manifest> => {
     const key = new DomainKeys(store.prefix, domain).manifest();
     const body = await store.get(key);
-    if (!body) throw ApplicationFailure.nonRetryable(`domain ${domain} has no manifest at ${key}: it was never protected on this storage site`, 'NoManifest');
+    if (!body) throw failure('NoManifest', `domain ${domain} has no manifest at ${key}: it was never protected on this storage site`);
     return parseRecord(manifestSchema, key, body);
   };
 
@@ -87,7 +88,7 @@ export function createHandoverActivities({ store, provider }: HandoverDependenci
       const ownership = new Ownership(store, domain);
       const { epoch, owner } = await ownership.inspect();
       if (owner?.site !== provider.site) {
-        throw ApplicationFailure.nonRetryable(`domain ${domain} is owned by site ${owner?.site ?? 'nobody'} (epoch ${epoch}), not by ${provider.site}: nothing to drain here`, 'NotOwner');
+        throw failure('NotOwner', `domain ${domain} is owned by site ${owner?.site ?? 'nobody'} (epoch ${epoch}), not by ${provider.site}: nothing to drain here`);
       }
       const tail = await epochTail(ownership, epoch);
       const journal = await atSite(() => provider.readJournal({ afterSequence: 0, maxEntries: 1 }));
@@ -121,9 +122,9 @@ export function createHandoverActivities({ store, provider }: HandoverDependenci
         context.log.info('replication drained', { domain, epoch, cursor: progress.cursor, lastSegment: final.lastSegment });
         return { epoch, lastSegment: final.lastSegment, cursor: progress.cursor };
       } catch (error) {
-        if (error instanceof StaleEpochError) throw ApplicationFailure.nonRetryable(error.message, 'StaleEpoch');
+        if (error instanceof StaleEpochError) throw failure('StaleEpoch', error.message);
         // Protection is in bitmap mode: its resync has not logged the trimmed writes yet. Retry later.
-        if (error instanceof JournalGapError) throw ApplicationFailure.retryable(error.message, 'ReplicationBehind');
+        if (error instanceof JournalGapError) throw failure('ReplicationBehind', error.message);
         throw error;
       }
     },
@@ -138,10 +139,10 @@ export function createHandoverActivities({ store, provider }: HandoverDependenci
       if (current.epoch === input.epoch + 1 && current.owner?.site === input.nextSite) return { epoch: current.epoch };
       try {
         const result = await ownership.release(input.epoch, input.nextSite, input.lastSegment);
-        if (!result.won) throw ApplicationFailure.nonRetryable(`epoch ${result.epoch} of ${input.domain} was claimed by ${result.owner.site} during the handover`, 'StaleEpoch');
+        if (!result.won) throw failure('StaleEpoch', `epoch ${result.epoch} of ${input.domain} was claimed by ${result.owner.site} during the handover`);
         return { epoch: result.epoch };
       } catch (error) {
-        if (error instanceof StaleEpochError) throw ApplicationFailure.nonRetryable(error.message, 'StaleEpoch');
+        if (error instanceof StaleEpochError) throw failure('StaleEpoch', error.message);
         throw error;
       }
     },
@@ -157,7 +158,7 @@ export function createHandoverActivities({ store, provider }: HandoverDependenci
       if (pointInTime && 'restorePoint' in pointInTime) {
         const key = ownership.keys.point(pointInTime.restorePoint);
         const body = await store.get(key);
-        if (!body) throw ApplicationFailure.nonRetryable(`domain ${domain} has no restore point ${pointInTime.restorePoint}`, 'UnknownRestorePoint');
+        if (!body) throw failure('UnknownRestorePoint', `domain ${domain} has no restore point ${pointInTime.restorePoint}`);
         const point = parseRecord(restorePointSchema, key, body);
         return {
           ...base,
@@ -170,7 +171,7 @@ export function createHandoverActivities({ store, provider }: HandoverDependenci
       }
       if (pointInTime) {
         if (pointInTime.at < Date.now() - manifest.protectionWindowMs) {
-          throw ApplicationFailure.nonRetryable(`${new Date(pointInTime.at).toISOString()} is outside the protection window of ${domain}`, 'OutsideProtectionWindow');
+          throw failure('OutsideProtectionWindow', `${new Date(pointInTime.at).toISOString()} is outside the protection window of ${domain}`);
         }
         return { ...base, upTo: { kind: 'instant', at: pointInTime.at }, dataFrom: pointInTime.at, description: `instant ${new Date(pointInTime.at).toISOString()}`, vms: manifest.vms };
       }

@@ -2,6 +2,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type { Placement, RegisterVmSpec, RocvaSpec, ShutdownOutcome, SiteProvider } from '../sites/provider';
 import { SiteError } from '../sites/provider';
 import { atSite } from './site-failures';
+import { failure } from '../common/failures';
 
 /** Deterministic names: a retried or replayed step finds what its earlier attempt created. */
 export const representationVmName = (vm: string) => `repr-${vm}`;
@@ -59,7 +60,7 @@ export function createRecoverySiteActivities({ provider }: RecoverySiteDependenc
         await atSite(() => provider.registerVm(spec));
         return;
       }
-      if (existing.kind !== 'vm') throw ApplicationFailure.nonRetryable(`${spec.name} exists at site ${provider.site} as a ${existing.kind}`, 'NameConflict');
+      if (existing.kind !== 'vm') throw failure('NameConflict', `${spec.name} exists at site ${provider.site} as a ${existing.kind}`);
       const drifted = existing.cpus !== spec.cpus || existing.memoryMiB !== spec.memoryMiB || existing.storagePolicy !== spec.storagePolicy || JSON.stringify(existing.nics) !== JSON.stringify(spec.nics);
       if (drifted && existing.powerState === 'poweredOff') {
         await atSite(() => provider.reconfigureVm(spec.name, { cpus: spec.cpus, memoryMiB: spec.memoryMiB, nics: spec.nics, ...(spec.storagePolicy ? { storagePolicy: spec.storagePolicy } : {}) }));
@@ -87,8 +88,8 @@ export type RecoverySiteActivities = ReturnType<typeof createRecoverySiteActivit
 export interface ShutdownForHandoverInput {
   vm: string;
   timeoutMs: number;
-  /** What the runbook wants when the guest does not stop in time. */
-  onTimeout: 'powerOff' | 'fail';
+  /** What the runbook's `primaryShutdown.onTimeout` wants when the guest does not stop in time. */
+  onTimeout: 'powerOff' | 'abort';
 }
 
 /** At the primary site of a planned failover: stop a VM so that its last writes are in the journal. */
@@ -99,7 +100,7 @@ export function createPrimarySiteActivities({ provider }: RecoverySiteDependenci
         return { outcome: await atSite(() => provider.shutdownGuest(vm, timeoutMs)) };
       } catch (error) {
         if (!(error instanceof ApplicationFailure) || error.type !== 'GuestShutdownTimeout') throw error;
-        if (onTimeout === 'fail') throw ApplicationFailure.nonRetryable(error.message, 'GuestShutdownTimeout');
+        if (onTimeout !== 'powerOff') throw failure('GuestShutdownTimeout', error.message);
         await atSite(() => provider.powerOff(vm));
         return { outcome: 'poweredOff' };
       }

@@ -1,8 +1,6 @@
 import { ApplicationFailure } from '@temporalio/activity';
+import { canHeal } from '../common/failures';
 import { SiteError } from '../sites/provider';
-
-/** Site errors that retrying cannot heal: the request itself is wrong for this site. */
-const PERMANENT = new Set(['VmNotFound', 'DiskNotFound', 'NameConflict', 'UnknownPlacement', 'InvalidRequest', 'RangeOutOfDisk', 'Unauthorized']);
 
 /**
  * Runs a site call and turns its typed error into a Temporal failure of the same type, so
@@ -13,7 +11,7 @@ export async function atSite<T>(call: () => Promise<T>): Promise<T> {
     return await call();
   } catch (error) {
     if (error instanceof SiteError) {
-      throw ApplicationFailure.create({ type: error.code, message: error.message, nonRetryable: PERMANENT.has(error.code) });
+      throw ApplicationFailure.create({ type: error.code, message: error.message, nonRetryable: !canHeal(error.code) });
     }
     throw error;
   }

@@ -1,6 +1,7 @@
-import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
+import { Context, heartbeat } from '@temporalio/activity';
 import type { SiteProvider } from '../sites/provider';
 import { atSite } from './site-failures';
+import { failure } from '../common/failures';
 
 /**
  * What the power-on plan asks of the recovery site's VMs, implemented on the site provider; the
@@ -44,7 +45,7 @@ export function createVmPowerActivities({ provider, heartbeatPollMs = 500 }: VmP
         heartbeat({ vm, waitedMs: Date.now() - started });
         if ((await atSite(() => provider.guestHeartbeat(vm))) === 'green') return { waitedMs: Date.now() - started };
         if (Date.now() >= notAfter) {
-          throw ApplicationFailure.nonRetryable(`the guest of ${vm} did not heartbeat before ${new Date(notAfter).toISOString()}`, 'HeartbeatTimeout');
+          throw failure('HeartbeatTimeout', `the guest of ${vm} did not heartbeat before ${new Date(notAfter).toISOString()}`);
         }
         // Context.sleep ends early when the activity is cancelled, so a cancelled operation stops polling.
         await Context.current().sleep(heartbeatPollMs);

@@ -1,6 +1,7 @@
-import { ApplicationFailure, heartbeat } from '@temporalio/activity';
+import { heartbeat } from '@temporalio/activity';
 import type { SecretResolver } from '../common/secrets';
 import { SecretNotFoundError } from '../common/secrets';
+import { failure } from '../common/failures';
 
 export interface WebhookCall {
   /** Step name, for messages. */
@@ -38,7 +39,7 @@ export function createWebhookActivities({ secrets }: WebhookDependencies) {
       try {
         for (const [header, secretName] of Object.entries(call.secretHeaders)) headers[header] = await secrets.resolve(secretName);
       } catch (error) {
-        if (error instanceof SecretNotFoundError) throw ApplicationFailure.nonRetryable(error.message, 'SecretNotFound');
+        if (error instanceof SecretNotFoundError) throw failure('SecretNotFound', error.message);
         throw error;
       }
       heartbeat();
@@ -55,14 +56,11 @@ export function createWebhookActivities({ secrets }: WebhookDependencies) {
         await response.body?.cancel();
       } catch (error) {
         const reason = (error as Error).name === 'TimeoutError' ? `no answer within ${call.timeoutMs} ms` : (error as Error).message;
-        throw ApplicationFailure.retryable(`webhook ${call.step}: ${call.method} ${call.url} failed: ${reason}`, 'WebhookUnreachable');
+        throw failure('WebhookUnreachable', `webhook ${call.step}: ${call.method} ${call.url} failed: ${reason}`);
       }
       const durationMs = Date.now() - started;
       if (!call.expectedStatus.includes(response.status)) {
-        throw ApplicationFailure.retryable(
-          `webhook ${call.step}: ${call.method} ${call.url} answered ${response.status}, expected ${call.expectedStatus.join(' or ')}`,
-          'WebhookUnexpectedStatus',
-        );
+        throw failure('WebhookUnexpectedStatus', `webhook ${call.step}: ${call.method} ${call.url} answered ${response.status}, expected ${call.expectedStatus.join(' or ')}`);
       }
       return { status: response.status, durationMs };
     },

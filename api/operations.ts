@@ -11,14 +11,14 @@ import { validateRunbook } from '../runbooks/validate';
 import {
   domainOperations,
   domainOperationsQuery,
-  domainOperationsWorkflowId,
   OPERATION_ALREADY_RUNNING,
   startOperationUpdate,
   type OperationRequest,
 } from '../workflows/domain-operations';
-import { failoverProgressQuery, type FailoverInput } from '../workflows/failover-messages';
+import type { FailoverInput } from '../workflows/failover-messages';
+import { operationProgressQuery } from '../workflows/operation-messages';
 import { protectStatusQuery } from '../workflows/protect';
-import { protectionWorkflowId } from '../workflows/workflow-ids';
+import { domainOperationsWorkflowId, parseOperationWorkflowId, protectionWorkflowId } from '../workflows/workflow-ids';
 import {
   approveUpdate,
   NOT_AN_APPROVER,
@@ -233,7 +233,8 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl }: Ope
     const status = description.status.name;
     const plan = status === 'RUNNING' ? await handle.query(powerOnPlanProgressQuery).catch(() => undefined) : undefined;
     const groups = status === 'RUNNING' ? await groupsOf(workflowId) : [];
-    const progress = workflowId.startsWith('failover/') && status === 'RUNNING' ? await handle.query(failoverProgressQuery).catch(() => undefined) : undefined;
+    const kind = parseOperationWorkflowId(workflowId)?.operation;
+    const progress = kind && kind !== 'power-on' && status === 'RUNNING' ? await handle.query(operationProgressQuery).catch(() => undefined) : undefined;
     // The workflow learns the rehydrated bytes when the activity ends; meanwhile its heartbeat has them.
     const rehydrating = (description.raw.pendingActivities ?? []).find((a) => a.activityType?.name === 'rehydrateDomain');
     const heartbeat = rehydrating?.heartbeatDetails?.payloads?.[0];

@@ -40,7 +40,8 @@ import { prepareTestSites } from '../test/harness/sites';
 import { startTestStack, type TestStack } from '../test/harness/stack';
 import { TestWorkers } from '../test/harness/workers';
 import { failover } from '../workflows/failover';
-import type { FailoverInput, FailoverReport } from '../workflows/failover-messages';
+import type { FailoverInput } from '../workflows/failover-messages';
+import type { OperationReport } from '../workflows/operation-messages';
 import { protect, protectStatusQuery } from '../workflows/protect';
 import { ORCHESTRATION_TASK_QUEUE } from '../workflows/task-queues';
 import { protectionWorkflowId } from '../workflows/workflow-ids';
@@ -345,7 +346,7 @@ async function runNoopDag(stack: TestStack, runbook: Runbook, run: number): Prom
 }
 
 /** Sites, product workers, protection, then the forced failover; everything of it stops afterwards. */
-async function runFailover(stack: TestStack, runbook: Runbook, setup: Record<string, number>): Promise<Measured & { report: FailoverReport; recoverySiteStateBytes: number }> {
+async function runFailover(stack: TestStack, runbook: Runbook, setup: Record<string, number>): Promise<Measured & { report: OperationReport; recoverySiteStateBytes: number }> {
   const client = stack.client;
   const store = new ObjectStore(stack.s3Client, stack.s3Settings);
   const vms = runbook.spec.vms.map((vm) => vm.name);

@@ -8,8 +8,9 @@ import { parseRecord, RECORD_FORMAT_VERSION } from './records';
  * "Recoverable"), kept in the storage site so that every site, and the API, reads the same
  * answer even when the site that wrote it is gone.
  */
-export const DOMAIN_MODES = ['Protected', 'Running in Failover'] as const;
-export const VM_PROTECTION_STATES = ['Recoverable', 'Not recoverable'] as const;
+export const DOMAIN_MODES = ['Running in Failover'] as const;
+export type DomainMode = (typeof DOMAIN_MODES)[number];
+export const VM_PROTECTION_STATES = ['Recoverable'] as const;
 
 export const domainStatusSchema = z.object({
   formatVersion: z.literal(RECORD_FORMAT_VERSION),

@@ -1,7 +1,7 @@
 import type { SiteProvider } from '../sites/provider';
 import { DiskImage } from './disk-image';
 import { readBaseChunks } from './base-image';
-import { planRestore, readChain, resolveChain, type ChainLink } from './log-chain';
+import { planRestore, readChain, type ChainLink } from './log-chain';
 import type { ObjectStore } from './object-store';
 import type { Ownership } from './ownership';
 import { forEachLimited } from '../common/parallel';
@@ -25,14 +25,14 @@ export interface RehydrateOptions {
   ownership: Ownership;
   target: TargetDisks;
   disks: DomainDisk[];
+  /** Where target disks that do not exist yet are created; `diskDatastores` overrides it per disk. */
   datastore: string;
+  diskDatastores?: Record<string, string>;
   upTo: RehydrationTarget;
   resumeAfter?: RehydrationProgress;
   /** Called with the chosen base (null: zeros) before anything is read, so that a lease can name it. */
   onPlanned?: (base: string | null) => void | Promise<void>;
   onProgress?: (progress: RehydrationProgress) => void | Promise<void>;
-  /** Continuous rehydration: keep applying new segments until `shouldStop` says so. */
-  follow?: { pollMs: number; shouldStop: () => boolean | Promise<boolean> };
   /** Names the target disk for a domain disk; by default the same id (a different site). */
   targetDiskId?: (diskId: string) => string;
   readConcurrency?: number;
@@ -70,7 +70,7 @@ export async function rehydrate(options: RehydrateOptions): Promise<RehydrationR
   const baseId = plan.base?.id ?? null;
   await options.onPlanned?.(baseId);
   await forEachLimited(options.disks, writeConcurrency, async (disk) => {
-    await options.target.createDisk({ id: targetId(disk.diskId), datastore: options.datastore, sizeBytes: disk.sizeBytes, protected: false });
+    await options.target.createDisk({ id: targetId(disk.diskId), datastore: options.diskDatastores?.[disk.diskId] ?? options.datastore, sizeBytes: disk.sizeBytes, protected: false });
   });
   let bytesWritten = resumeAfter?.bytesWritten ?? 0;
   let segmentsApplied = 0;
@@ -137,17 +137,7 @@ export async function rehydrate(options: RehydrateOptions): Promise<RehydrationR
   if (upTo.kind === 'position' && !chain.some((l) => l.epoch === upTo.position.epoch && l.segment === upTo.position.segment)) {
     throw new Error(`restore position epoch ${upTo.position.epoch} segment ${upTo.position.segment} is not in the log chain of ${options.ownership.domain}`);
   }
-  const reached = await applyLinks(chain);
-  if (options.follow && !reached) {
-    const follow = options.follow;
-    while (!(await follow.shouldStop())) {
-      await new Promise((resolve) => setTimeout(resolve, follow.pollMs));
-      const fresh = await resolveChain(options.store, options.ownership);
-      const from = lastApplied ?? (plan.base ? { epoch: plan.base.epoch, segment: plan.base.cursor - 1 } : undefined);
-      const newer = from ? fresh.filter((l) => !isAtOrBefore(l, from)) : fresh;
-      if (newer.length > 0 && (await applyLinks(newer))) break;
-    }
-  }
+  await applyLinks(chain);
   return { ...(plan.base ? { base: plan.base.id } : {}), segmentsApplied, bytesWritten, lastApplied, disks: await verify(options.target, [...images.values()], targetId, readConcurrency) };
 }
 

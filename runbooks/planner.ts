@@ -5,6 +5,7 @@
  * the parallelism limit), so a 10,000-VM domain plans in milliseconds.
  */
 import type { FailurePolicy, Runbook, RunbookStep } from './schema';
+import { powerOnOrder } from './power-on-order';
 import { parseDuration } from './units';
 
 export interface PlanEstimates {
@@ -135,28 +136,6 @@ const stepDurations = (step: RunbookStep, e: PlanEstimates) =>
     ? { expected: Math.min(e.approvalMs, ms(step.timeout)), worst: ms(step.timeout) }
     : { expected: Math.min(e.webhookMs, ms(step.timeout)), worst: ms(step.timeout) * (step.retries + 1) };
 
-/** Groups in an order where every group follows its dependencies; the runbook must be valid (acyclic). */
-function topologicalGroups(runbook: Runbook) {
-  const groups = runbook.spec.powerOn.groups;
-  const byName = new Map(groups.map((g) => [g.name, g]));
-  const remaining = new Map(groups.map((g) => [g.name, g.dependsOn.length]));
-  const dependents = new Map<string, string[]>();
-  for (const g of groups) for (const d of g.dependsOn) dependents.set(d, [...(dependents.get(d) ?? []), g.name]);
-  const ready = groups.filter((g) => g.dependsOn.length === 0).map((g) => g.name);
-  const order = [];
-  while (ready.length > 0) {
-    const name = ready.shift()!;
-    order.push(byName.get(name)!);
-    for (const next of dependents.get(name) ?? []) {
-      const left = remaining.get(next)! - 1;
-      remaining.set(next, left);
-      if (left === 0) ready.push(next);
-    }
-  }
-  if (order.length !== groups.length) throw new Error('the power-on plan has a dependency cycle; validate the runbook before planning it');
-  return order;
-}
-
 export function planRunbook(runbook: Runbook, options: PlanOptions = {}): Plan {
   const e: PlanEstimates = { ...DEFAULT_ESTIMATES, ...options.estimates };
   const { spec } = runbook;
@@ -200,7 +179,7 @@ export function planRunbook(runbook: Runbook, options: PlanOptions = {}): Plan {
   const registered = phase('register-vms', registerMs, ['rehydrate']);
 
   const groups: PlanGroup[] = [];
-  for (const group of topologicalGroups(runbook)) {
+  for (const group of powerOnOrder(runbook.spec.powerOn.groups)) {
     const dependsOn = group.dependsOn.length > 0 ? group.dependsOn.map((d) => `group:${d}:end`) : [registered.id];
     const common = { group: group.name, onFailure: group.onFailure };
     const start = add({ id: `group:${group.name}:start`, kind: 'group-start', ...common, dependsOn, expectedMs: 0, worstMs: 0 }, after(dependsOn));

@@ -4,6 +4,7 @@
  * generated runbook.schema.json is what editors check against and it has to agree with this.
  */
 import { z } from 'zod';
+import { PROTECTION_DEFAULTS } from './protection-policy';
 import { DURATION_PATTERN, SIZE_PATTERN } from './units';
 
 export const RUNBOOK_API_VERSION = 'dr.example.io/v1alpha1';
@@ -138,10 +139,10 @@ export const RunbookSchema = z.strictObject({
       .describe('planned failover: VMs are shut down at the primary in reverse power-on order'),
     protection: z
       .strictObject({
-        restorePointInterval: duration.default('15m'),
-        protectionWindow: duration.default('7d').describe('how far back point-in-time recovery reaches'),
+        restorePointInterval: duration.default(PROTECTION_DEFAULTS.restorePointInterval),
+        protectionWindow: duration.default(PROTECTION_DEFAULTS.protectionWindow).describe('how far back point-in-time recovery reaches'),
       })
-      .default({ restorePointInterval: '15m', protectionWindow: '7d' }),
+      .default(PROTECTION_DEFAULTS),
     powerOn: z.strictObject({
       maxParallel: z.int().min(1).max(1000).default(50).describe('VMs powered on at the same time across all groups'),
       groups: z.array(GroupSchema).min(1).max(1000),

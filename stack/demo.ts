@@ -11,7 +11,7 @@ import { describeError, OperatorError } from '../common/errors';
 import { loadSiteDefinitions } from '../sites/config';
 import { siteClients, readSiteTokens } from '../sites/registry';
 import { expectedDiskContent, readWorkloadRecord } from '../sites/workload';
-import type { FailoverProgress, FailoverReport } from '../workflows/failover-messages';
+import type { OperationProgress, OperationReport } from '../workflows/operation-messages';
 import { readLocalToken } from './credentials';
 
 const DOMAIN = 'demo';
@@ -73,7 +73,7 @@ async function main(): Promise<void> {
   let status: Record<string, unknown>;
   for (;;) {
     status = await call('GET', operation.statusUrl);
-    const progress = status.progress as FailoverProgress | undefined;
+    const progress = status.progress as OperationProgress | undefined;
     if (progress) {
       const line = `${progress.phase} — ${progress.bytesRehydrated} bytes rehydrated, VMs: ${progress.vms.map((v) => `${v.name} ${v.state}`).join(', ')}`;
       if (line !== lastLine) say(line);
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
   }
   if (status.status !== 'COMPLETED') throw new OperatorError(`the failover ended ${String(status.status)}: ${JSON.stringify(status.result, null, 2)}`);
 
-  const report = status.result as FailoverReport;
+  const report = status.result as OperationReport;
   console.log(`\n  Failover of ${DOMAIN}: ${report.outcome}
     RTO achieved   ${seconds(report.rtoMs)} (declared ${new Date(report.declaredAt).toISOString()})
     RPO achieved   ${seconds(report.rpoMs)} (data from ${report.recoveryPoint ? new Date(report.recoveryPoint.dataFrom).toISOString() : '-'}, ${report.recoveryPoint?.description ?? ''})

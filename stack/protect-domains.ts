@@ -3,14 +3,12 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { ObjectStore } from '../datapath/object-store';
 import { Ownership } from '../datapath/ownership';
-import { parseDuration } from '../runbooks/units';
 import type { RunbookStore } from '../runbooks/store';
 import { validateRunbook } from '../runbooks/validate';
 import type { SiteDefinition } from '../sites/config';
+import { protectionWorkflowOptions } from '../workflows/phases/protection';
 import { protect } from '../workflows/protect';
-import { DR_DOMAIN, DR_OPERATION, DR_SITE } from '../workflows/search-attributes';
 import { ORCHESTRATION_TASK_QUEUE } from '../workflows/task-queues';
-import { protectionWorkflowId } from '../workflows/workflow-ids';
 
 const EXAMPLES = path.join(__dirname, '../runbooks/examples');
 
@@ -30,28 +28,20 @@ export async function protectDefinedDomains(options: { client: Client; store: Ob
         await options.runbooks.put(domain.name, readFileSync(example, 'utf8'), 'npm start');
         runbook = await options.runbooks.latest(domain.name);
       }
-      const policy = runbook ? validateRunbook(runbook.text).runbook?.spec.protection : undefined;
+      const settings = runbook ? validateRunbook(runbook.text).runbook?.spec.protection : undefined;
       const { owner, epoch } = await new Ownership(options.store, domain.name).inspect();
       if (!owner) {
         await options.client.workflow.start(protect, {
+          ...protectionWorkflowOptions({
+            domain: domain.name,
+            site: site.name,
+            epoch: 1,
+            vms: domain.vms.map((vm) => vm.name),
+            ...(settings ? { settings } : {}),
+            reason: 'replication into the storage site, restore points',
+          }),
           taskQueue: ORCHESTRATION_TASK_QUEUE,
-          workflowId: protectionWorkflowId(domain.name, site.name, 1),
           workflowIdConflictPolicy: 'USE_EXISTING',
-          args: [
-            {
-              domain: domain.name,
-              site: site.name,
-              vms: domain.vms.map((vm) => vm.name),
-              protectionWindowMs: parseDuration(policy?.protectionWindow ?? '1d')!,
-              restorePointIntervalMs: parseDuration(policy?.restorePointInterval ?? '1m')!,
-            },
-          ],
-          staticSummary: `Protection of ${domain.name} at ${site.name}: replication into the storage site, restore points`,
-          typedSearchAttributes: [
-            { key: DR_DOMAIN, value: domain.name },
-            { key: DR_OPERATION, value: 'protect' },
-            { key: DR_SITE, value: site.name },
-          ],
         });
       }
       lines.push(

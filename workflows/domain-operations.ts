@@ -13,17 +13,17 @@ import {
 } from '@temporalio/workflow';
 import { workflowNow } from './clock';
 import { DR_DOMAIN, DR_OPERATION } from './search-attributes';
+import { operationWorkflowId, type OperationKind } from './workflow-ids';
 
 /**
  * The operations a protected domain can undergo, each a workflow type. Only one runs per domain
  * at a time: two failovers (or a failover and a drill) of one domain racing would fight over
  * ownership and over the same VMs at the recovery site.
  */
-export const OPERATION_WORKFLOW_TYPES = {
+export const OPERATION_WORKFLOW_TYPES: Record<OperationKind, string> = {
   'power-on': 'powerOnPlan',
   failover: 'failover',
-} as const;
-export type OperationKind = keyof typeof OPERATION_WORKFLOW_TYPES;
+};
 
 export interface OperationRequest {
   operation: OperationKind;
@@ -58,10 +58,6 @@ export const domainOperationsQuery = defineQuery<DomainOperationsState>('domainO
 export const OPERATION_ALREADY_RUNNING = 'OperationAlreadyRunning';
 const RECENT_KEPT = 20;
 
-export function domainOperationsWorkflowId(domain: string): string {
-  return `domain/${domain}`;
-}
-
 /**
  * A domain's operations desk: a long-lived workflow (id `domain/<name>`) that starts each
  * operation as a child with a readable id (`<operation>/<domain>/<start time>`) and refuses a
@@ -79,8 +75,9 @@ export async function domainOperations(state: DomainOperationsState): Promise<ne
   setHandler(
     startOperationUpdate,
     async (request) => {
-      const startedAt = new Date(workflowNow()).toISOString();
-      const workflowId = `${request.operation}/${state.domain}/${startedAt}`;
+      const now = workflowNow();
+      const startedAt = new Date(now).toISOString();
+      const workflowId = operationWorkflowId(request.operation, state.domain, now);
       // Claimed before the first await, so a concurrent request's validator already sees it.
       const record: OperationRecord = { workflowId, operation: request.operation, requestedBy: request.requestedBy, startedAt };
       state.running = record;

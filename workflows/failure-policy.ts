@@ -1,7 +1,8 @@
-import { ApplicationFailure, condition, isCancellation } from '@temporalio/workflow';
+import { condition, isCancellation } from '@temporalio/workflow';
 import type { FailurePolicy } from '../runbooks/schema';
 import type { OperatorAction, PausedOn } from './power-on-messages';
 import { workflowNow } from './clock';
+import { failure } from '../common/failures';
 
 export type PolicyOutcome = 'done' | 'failed' | 'skipped' | 'resumedByOperator';
 
@@ -37,14 +38,14 @@ export class FailurePolicyRunner {
         if (isCancellation(error)) throw error;
         const message = failureMessage(error);
         onError(message);
-        if (policy === 'abort') throw ApplicationFailure.nonRetryable(`${target}: ${message}`, 'RunbookStepAborted');
+        if (policy === 'abort') throw failure('RunbookStepAborted', `${target}: ${message}`);
         if (policy === 'continue') return 'failed';
         this.paused.set(target, { target, reason: message, since: workflowNow() });
         await condition(() => this.decisions.has(target));
         const decision = this.decisions.get(target);
         this.decisions.delete(target);
         this.paused.delete(target);
-        if (decision === 'abort') throw ApplicationFailure.nonRetryable(`${target}: aborted by an operator after: ${message}`, 'RunbookStepAborted');
+        if (decision === 'abort') throw failure('RunbookStepAborted', `${target}: aborted by an operator after: ${message}`);
         if (decision === 'skip') return 'skipped';
         if (decision === 'resume') return 'resumedByOperator';
         // retry: go round again

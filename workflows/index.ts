@@ -4,5 +4,5 @@ export { powerOnGroup } from './power-on-group';
 export { powerOnPlan } from './power-on-plan';
 export { domainOperations } from './domain-operations';
 export { protect } from './protect';
-export { rehydrateDomain } from './datapath-rehydrate';
+export { rehydration } from './rehydration';
 export { failover } from './failover';

@@ -16,6 +16,7 @@ import {
   type PowerOnGroupProgress,
 } from './power-on-messages';
 import { siteTaskQueue } from './task-queues';
+import { CANNOT_HEAL, failure } from '../common/failures';
 
 export interface PowerOnGroupInput {
   domain: string;
@@ -94,7 +95,7 @@ export async function powerOnGroup(input: PowerOnGroupInput): Promise<PowerOnGro
     taskQueue: siteTaskQueue(site),
     // A power-on is one short site call; a worker that dies during it is noticed after this long.
     startToCloseTimeout: '30 seconds',
-    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 5, nonRetryableErrorTypes: ['VmNotFound'] },
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 5, nonRetryableErrorTypes: CANNOT_HEAL },
   });
 
   const show = (what: string) => setCurrentDetails(`**group ${group.name}** (${input.position.index}/${input.position.total}) — ${what}`);
@@ -107,10 +108,10 @@ export async function powerOnGroup(input: PowerOnGroupInput): Promise<PowerOnGro
     show(`waiting for approval of **${step.name}** by ${step.approvers.join(' or ')}`);
     try {
       const answered = await condition(() => approval !== undefined, durationMs(step.timeout));
-      if (!answered) throw ApplicationFailure.nonRetryable(`nobody approved within ${step.timeout}`, 'ApprovalTimedOut');
+      if (!answered) throw failure('ApprovalTimedOut', `nobody approved within ${step.timeout}`);
       const given = approval!;
       if (given.decision === 'reject') {
-        throw ApplicationFailure.nonRetryable(`rejected by ${given.approver}${given.comment ? `: ${given.comment}` : ''}`, 'ApprovalRejected');
+        throw failure('ApprovalRejected', `rejected by ${given.approver}${given.comment ? `: ${given.comment}` : ''}`);
       }
       stepState(step.name).approvedBy = given.approver;
     } finally {
@@ -123,7 +124,7 @@ export async function powerOnGroup(input: PowerOnGroupInput): Promise<PowerOnGro
     const { callWebhook } = proxyActivities<WebhookActivities>({
       taskQueue: siteTaskQueue(site),
       startToCloseTimeout: timeoutMs + 10_000,
-      retry: { initialInterval: '2s', backoffCoefficient: 2, maximumAttempts: step.retries + 1, nonRetryableErrorTypes: ['SecretNotFound'] },
+      retry: { initialInterval: '2s', backoffCoefficient: 2, maximumAttempts: step.retries + 1, nonRetryableErrorTypes: CANNOT_HEAL },
     });
     show(`webhook **${step.name}**`);
     await callWebhook.executeWithOptions({ summary: `webhook ${step.name}: ${step.method} ${new URL(step.url).host}` }, [
@@ -184,7 +185,7 @@ export async function powerOnGroup(input: PowerOnGroupInput): Promise<PowerOnGro
             taskQueue: siteTaskQueue(site),
             startToCloseTimeout: timeout + 30_000,
             heartbeatTimeout: '20s',
-            retry: { initialInterval: '1s', maximumAttempts: 5, nonRetryableErrorTypes: ['HeartbeatTimeout', 'VmNotFound'] },
+            retry: { initialInterval: '1s', maximumAttempts: 5, nonRetryableErrorTypes: CANNOT_HEAL },
           });
           await waitForGuestHeartbeat.executeWithOptions(
             { summary: `wait for ${vm.name} guest heartbeat (up to ${vm.heartbeatTimeout})` },
@@ -197,7 +198,7 @@ export async function powerOnGroup(input: PowerOnGroupInput): Promise<PowerOnGro
         state.error = message;
       },
     );
-    state.state = outcome === 'done' ? 'started' : outcome;
+    state.state = outcome === 'done' ? 'poweredOn' : outcome;
   }
 
   await runSteps(group.before);

@@ -19,7 +19,7 @@ export interface OperatorDecisionInput {
   comment?: string;
 }
 
-export type VmPowerState = 'pending' | 'poweringOn' | 'delaying' | 'waitingForHeartbeat' | 'started' | 'leftPoweredOff' | 'failed' | 'skipped' | 'resumedByOperator';
+export type VmPowerState = 'pending' | 'poweringOn' | 'delaying' | 'waitingForHeartbeat' | 'poweredOn' | 'leftPoweredOff' | 'failed' | 'skipped' | 'resumedByOperator';
 export type StepState = 'pending' | 'running' | 'waitingForApproval' | 'done' | 'failed' | 'skipped' | 'resumedByOperator';
 
 export interface PausedOn {

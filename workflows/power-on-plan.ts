@@ -1,19 +1,18 @@
-import { executeChild, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { executeChild, isCancellation, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { failure } from '../common/failures';
+import { powerOnOrder, PowerOnOrderError } from '../runbooks/power-on-order';
 import type { Runbook, RunbookGroup } from '../runbooks/schema';
+import type { OperationOutcome } from './operation-messages';
 import { powerOnGroup, type PowerOnGroupResult } from './power-on-group';
 import { powerOnPlanProgressQuery, type PowerOnPlanProgress } from './power-on-messages';
 import { DR_DOMAIN, DR_OPERATION, DR_OUTCOME, DR_SITE } from './search-attributes';
+import { powerOnGroupWorkflowId } from './workflow-ids';
 
 export interface PowerOnPlanInput {
   domain: string;
   site: string;
   powerOn: Runbook['spec']['powerOn'];
   leavePoweredOff: string[];
-}
-
-/** Workflow id of a group's child: operators address approvals and decisions to it. */
-export function powerOnGroupWorkflowId(operationWorkflowId: string, group: string): string {
-  return `${operationWorkflowId}/power-on/${group}`;
 }
 
 /**
@@ -24,6 +23,7 @@ export function powerOnGroupWorkflowId(operationWorkflowId: string, group: strin
  */
 export async function runPowerOnPlan(input: PowerOnPlanInput, progress: PowerOnPlanProgress = newPlanProgress(input)): Promise<PowerOnGroupResult[]> {
   const { groups } = input.powerOn;
+  refuseBadOrder(groups);
   const byName = new Map(groups.map((g) => [g.name, g]));
   const running = new Map<string, Promise<PowerOnGroupResult>>();
   const parentId = workflowInfo().workflowId;
@@ -73,6 +73,16 @@ export async function runPowerOnPlan(input: PowerOnPlanInput, progress: PowerOnP
   return results;
 }
 
+/** The runbook was validated when stored; a plan that still names an unknown group or a cycle fails the operation by name. */
+function refuseBadOrder(groups: RunbookGroup[]): void {
+  try {
+    powerOnOrder(groups);
+  } catch (error) {
+    if (error instanceof PowerOnOrderError) throw failure('RunbookMismatch', error.message);
+    throw error;
+  }
+}
+
 export function newPlanProgress(input: PowerOnPlanInput): PowerOnPlanProgress {
   const parentId = workflowInfo().workflowId;
   return {
@@ -95,11 +105,11 @@ export async function powerOnPlan(input: PowerOnPlanInput): Promise<PowerOnGroup
   setHandler(powerOnPlanProgressQuery, () => progress);
   try {
     const results = await runPowerOnPlan(input, progress);
-    const failed = results.some((g) => g.vms.some((v) => v.state === 'failed') || g.steps.some((s) => s.state === 'failed'));
-    upsertSearchAttributes([{ key: DR_OUTCOME, value: failed ? 'completed-with-failures' : 'succeeded' }]);
+    const failed = results.some((g) => g.vms.some((v) => v.state === 'failed' || v.state === 'skipped') || g.steps.some((s) => s.state === 'failed' || s.state === 'skipped'));
+    upsertSearchAttributes([{ key: DR_OUTCOME, value: (failed ? 'succeeded-with-failures' : 'succeeded') satisfies OperationOutcome }]);
     return results;
   } catch (error) {
-    upsertSearchAttributes([{ key: DR_OUTCOME, value: 'failed' }]);
+    upsertSearchAttributes([{ key: DR_OUTCOME, value: (isCancellation(error) ? 'cancelled' : 'aborted') satisfies OperationOutcome }]);
     throw error;
   }
 }

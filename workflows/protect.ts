@@ -1,6 +1,5 @@
 import {
   ActivityFailure,
-  ApplicationFailure,
   allHandlersFinished,
   log,
   condition,
@@ -17,6 +16,7 @@ import type { DatapathActivities } from '../activities/datapath';
 import type { RestorePoint } from '../datapath/records';
 import { workflowNow } from './clock';
 import { siteTaskQueue } from './task-queues';
+import { CANNOT_HEAL, failure } from '../common/failures';
 
 export interface ProtectInput {
   domain: string;
@@ -98,14 +98,14 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     taskQueue,
     startToCloseTimeout: runMs + 60_000,
     heartbeatTimeout: '5 seconds',
-    retry: { initialInterval: '200 milliseconds', maximumInterval: '5 seconds', nonRetryableErrorTypes: ['StaleEpoch', 'JournalGap', 'CorruptSegment'] },
+    retry: { initialInterval: '200 milliseconds', maximumInterval: '5 seconds', nonRetryableErrorTypes: CANNOT_HEAL },
   });
 
   const { initialSync } = proxyActivities<DatapathActivities>({
     taskQueue,
     startToCloseTimeout: '6 hours',
     heartbeatTimeout: '10 seconds',
-    retry: { initialInterval: '200 milliseconds', maximumInterval: '5 seconds', nonRetryableErrorTypes: ['StaleEpoch', 'CorruptSegment', 'NoManifest'] },
+    retry: { initialInterval: '200 milliseconds', maximumInterval: '5 seconds', nonRetryableErrorTypes: CANNOT_HEAL },
   });
 
   const { collectGarbage } = proxyActivities<DatapathActivities>({
@@ -142,7 +142,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     await acts.recordManifest({ domain: input.domain, site: input.site, vms: input.vms, protectionWindowMs: input.protectionWindowMs });
   } else if (!input.carried) {
     const claim = await acts.claimDomain.executeWithOptions({ summary: `claim ${input.domain} for ${input.site}` }, [{ domain: input.domain, site: input.site, takeover: false }]);
-    if (!claim.won) throw ApplicationFailure.nonRetryable(`domain ${input.domain} is owned by site ${claim.ownerSite} (epoch ${claim.epoch})`, 'DomainOwnedElsewhere');
+    if (!claim.won) throw failure('DomainOwnedElsewhere', `domain ${input.domain} is owned by site ${claim.ownerSite} (epoch ${claim.epoch})`);
     status.epoch = claim.epoch;
     await acts.recordManifest({ domain: input.domain, site: input.site, vms: input.vms, protectionWindowMs: input.protectionWindowMs });
   }
@@ -184,7 +184,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     taskQueue,
     startToCloseTimeout: '6 hours',
     heartbeatTimeout: '10 seconds',
-    retry: { initialInterval: '200 milliseconds', maximumInterval: '5 seconds', nonRetryableErrorTypes: ['StaleEpoch', 'CorruptSegment', 'NoManifest', 'NoDirtyRegions'] },
+    retry: { initialInterval: '200 milliseconds', maximumInterval: '5 seconds', nonRetryableErrorTypes: CANNOT_HEAL },
   });
   let resyncToFinish: Parameters<DatapathActivities['finishResync']>[0] | undefined;
   // Bitmap mode from where the log ends, then the resync segment; log mode resumes after it while

@@ -1,8 +1,37 @@
 /**
- * Ids of long-lived workflows that operations address by name. A domain is protected by one
- * workflow per owning site and ownership epoch, so that a failover can start protection at the
- * recovery site while the fenced primary's protection is still closing.
+ * Every workflow id the product builds, and the one parser of them. Ids read as what they are in
+ * the Web UI's list: `failover/demo/2026-11-29T17:00:00.000Z`, `protect/demo/recovery/epoch-3`.
+ */
+
+/** The operations a domain's desk starts, each the first segment of its workflow id. */
+export const OPERATION_KINDS = ['power-on', 'failover'] as const;
+export type OperationKind = (typeof OPERATION_KINDS)[number];
+
+/** `<operation>/<domain>/<start time>`: one operation of a domain. */
+export function operationWorkflowId(operation: OperationKind, domain: string, startedAt: number): string {
+  return `${operation}/${domain}/${new Date(startedAt).toISOString()}`;
+}
+
+export function parseOperationWorkflowId(workflowId: string): { operation: OperationKind; domain: string; startedAt: string } | undefined {
+  const [operation, domain, startedAt, ...rest] = workflowId.split('/');
+  if (rest.length > 0 || !domain || !startedAt || !(OPERATION_KINDS as readonly string[]).includes(operation)) return undefined;
+  return { operation: operation as OperationKind, domain, startedAt };
+}
+
+/** The domain's operations desk: one operation of the domain at a time. */
+export function domainOperationsWorkflowId(domain: string): string {
+  return `domain/${domain}`;
+}
+
+/**
+ * A domain is protected by one workflow per owning site and ownership epoch, so that a failover
+ * can start protection at the recovery site while the fenced primary's protection is still closing.
  */
 export function protectionWorkflowId(domain: string, site: string, epoch: number): string {
   return `protect/${domain}/${site}/epoch-${epoch}`;
+}
+
+/** A power-on group's child of an operation: operators address approvals and decisions to it. */
+export function powerOnGroupWorkflowId(operationWorkflowId: string, group: string): string {
+  return `${operationWorkflowId}/power-on/${group}`;
 }

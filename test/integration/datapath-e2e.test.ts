@@ -7,7 +7,7 @@ import { Ownership } from '../../datapath/ownership';
 import type { RehydrateInput } from '../../activities/datapath';
 import type { SiteService } from '../../sites/launch';
 import { expectedDiskContent, readWorkloadRecord } from '../../sites/workload';
-import { rehydrateDomain } from '../../workflows/datapath-rehydrate';
+import { rehydration } from '../../workflows/rehydration';
 import { protect, protectStatusQuery, restorePointNowUpdate, stopProtectionSignal } from '../../workflows/protect';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { admin, type TestSites } from '../harness/sites';
@@ -96,7 +96,7 @@ describe('datapath end to end: a workload, protect with SIGKILLed replicators, r
     await admin(recovery, sites.token, '/admin/faults', { latencyMs: 80 });
     const chainToPoint = (await resolveChain(store, ownership)).filter((l) => l.segment <= point.position.segment);
     const rehydrate = (input: Omit<RehydrateInput, 'domain' | 'targetSite' | 'datastore'>, id: string) =>
-      stack.client.workflow.execute(rehydrateDomain, { taskQueue: ORCHESTRATION_TASK_QUEUE, workflowId: `rehydrate/demo/${id}`, args: [{ domain: 'demo', targetSite: 'recovery', datastore: 'ds-b', ...input }] });
+      stack.client.workflow.execute(rehydration, { taskQueue: ORCHESTRATION_TASK_QUEUE, workflowId: `rehydrate/demo/${id}`, args: [{ domain: 'demo', targetSite: 'recovery', datastore: 'ds-b', ...input }] });
     const toPoint = rehydrate({ upTo: { kind: 'position', position: point.position }, diskIdPrefix: 'point-' }, 'point');
     await sleep(1_500);
     await recoveryWorker.kill();

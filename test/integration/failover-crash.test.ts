@@ -4,7 +4,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { validateRunbook } from '../../runbooks/validate';
 import type { SiteService } from '../../sites/launch';
 import { failover } from '../../workflows/failover';
-import type { FailoverReport } from '../../workflows/failover-messages';
+import type { OperationReport } from '../../workflows/operation-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { crashDomainNames, domainVms, failoverSiteDefinitions, protectAtPrimary, runbookYaml } from '../fixtures/failover-domains';
 import { admin, testSiteDefinitions, type TestSites } from '../harness/sites';
@@ -72,7 +72,7 @@ describe('failover durability: worker processes and the Temporal server SIGKILLe
     const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [`${domains[i]}: ${r.reason instanceof WorkflowFailedError ? String(r.reason.cause?.message) : String(r.reason)}`] : []));
     assert.deepEqual(failures, [], `after ${kills.length} kills (${kills.join(', ')})`);
     assert.ok(kills.length >= 5, `only ${kills.length} kills happened`);
-    for (const result of results) assert.equal((result as PromiseFulfilledResult<FailoverReport>).value.outcome, 'succeeded');
+    for (const result of results) assert.equal((result as PromiseFulfilledResult<OperationReport>).value.outcome, 'succeeded');
 
     const vms = await recovery.client.listVms();
     assert.deepEqual(vms.filter((v) => v.kind !== 'vm').map((v) => v.name), [], 'no RocVA or representation VM is left');

@@ -17,9 +17,9 @@ import { RunbookStore } from '../../runbooks/store';
 import type { SiteService } from '../../sites/launch';
 import type { SiteEvent } from '../../sites/provider';
 import { expectedDiskContent, readWorkloadRecord } from '../../sites/workload';
-import type { FailoverReport } from '../../workflows/failover-messages';
+import type { OperationReport } from '../../workflows/operation-messages';
 import { protectStatusQuery } from '../../workflows/protect';
-import { rehydrateDomain } from '../../workflows/datapath-rehydrate';
+import { rehydration } from '../../workflows/rehydration';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { protectionWorkflowId } from '../../workflows/workflow-ids';
 import { admin, testSiteDefinitions, type TestSites } from '../harness/sites';
@@ -86,7 +86,7 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
     runbooks = new RunbookStore(stack.s3Client, stack.s3Settings);
     await Promise.all([workers.orchestration(), workers.site(primary, 'primary'), workers.site(recovery, 'recovery')]);
 
-    const log = createLogger('failover-test', new Writable({ write: (_c, _e, done) => done() }));
+    const log = createLogger('failover-test', process.env.DBG ? process.stderr : new Writable({ write: (_c, _e, done) => done() }));
     const app = createApp({
       log,
       tokens: { tokens: [{ name: operator.name, role: 'operator', sha256: hashToken(operator.token) }] },
@@ -139,7 +139,7 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
 
     const { status, result } = await operationResult(workflowId);
     assert.equal(status, 'COMPLETED', JSON.stringify(result));
-    const report = result as FailoverReport;
+    const report = result as OperationReport;
     assert.equal(report.outcome, 'succeeded');
     assert.equal(report.rpoMs, 0, 'a planned failover loses no acknowledged write');
     assert.ok(report.rtoMs! > 0 && report.steps.every((s) => s.state === 'done' && s.durationMs! >= 0));
@@ -165,7 +165,7 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
     const started = await call('POST', '/domains/bravo/failover', { type: 'planned' });
     const { status, result } = await operationResult(String(started.body.workflowId));
     assert.equal(status, 'FAILED');
-    const { report } = result as { report: FailoverReport };
+    const { report } = result as { report: OperationReport };
     assert.equal(report.outcome, 'aborted');
     assert.match(report.failure!, /answered 500/);
     assert.ok(report.compensation!.undone.some((u) => u.startsWith('RocVA')));
@@ -196,7 +196,7 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
     assert.equal(started.status, 202, JSON.stringify(started.body));
     const { status, result } = await operationResult(String(started.body.workflowId));
     assert.equal(status, 'COMPLETED', JSON.stringify(result));
-    const report = result as FailoverReport;
+    const report = result as OperationReport;
     assert.ok(report.rpoMs! >= 0 && report.recoveryPoint!.description === 'the latest consistent point');
 
     // The recovered point is the end of the sealed log: recompute each disk from the workload's record.
@@ -218,7 +218,7 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
     assert.equal(started.status, 202, JSON.stringify(started.body));
     const { status, result } = await operationResult(String(started.body.workflowId));
     assert.equal(status, 'COMPLETED', JSON.stringify(result));
-    const report = result as FailoverReport;
+    const report = result as OperationReport;
     assert.ok(report.rpoMs! >= 2_000, `data from the chosen instant, ${report.rpoMs} ms before the declaration`);
 
     const record = readWorkloadRecord(path.join(stack.dir, 'primary', 'workload-record.jsonl'));
@@ -229,7 +229,7 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
     // domain from the storage site now gives them back, not the old chain's writes after the instant.
     const protection = stack.client.workflow.getHandle(protectionWorkflowId('charlie', 'recovery', report.epoch!));
     await waitFor('base of the new epoch', async () => (await protection.query(protectStatusQuery)).mode === 'log', 60_000);
-    await stack.client.workflow.execute(rehydrateDomain, {
+    await stack.client.workflow.execute(rehydration, {
       taskQueue: ORCHESTRATION_TASK_QUEUE,
       workflowId: 'rehydrate/charlie/check',
       args: [{ domain: 'charlie', targetSite: 'recovery', datastore: 'ds-b', upTo: { kind: 'latest' }, diskIdPrefix: 'check-' }],

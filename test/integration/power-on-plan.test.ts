@@ -16,7 +16,8 @@ import { createWebhookActivities } from '../../activities/webhook';
 import { fileSecretResolver } from '../../common/secrets';
 import { validateRunbook } from '../../runbooks/validate';
 import { approveUpdate, operatorDecisionUpdate, powerOnGroupProgressQuery } from '../../workflows/power-on-messages';
-import { powerOnGroupWorkflowId, powerOnPlan, type PowerOnPlanInput } from '../../workflows/power-on-plan';
+import { powerOnPlan, type PowerOnPlanInput } from '../../workflows/power-on-plan';
+import { powerOnGroupWorkflowId } from '../../workflows/workflow-ids';
 import { DR_OUTCOME } from '../../workflows/search-attributes';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../../workflows/task-queues';
 import { replayClosedHistories } from '../harness/histories';
@@ -123,9 +124,9 @@ describe('power-on plan: groups as child workflows, in runbook order', () => {
     assert.deepEqual(
       results.map((g) => [g.group, g.vms.map((v) => v.state)]),
       [
-        ['database', ['started']],
-        ['app', ['started', 'started', 'started', 'started']],
-        ['web', ['started']],
+        ['database', ['poweredOn']],
+        ['app', ['poweredOn', 'poweredOn', 'poweredOn', 'poweredOn']],
+        ['web', ['poweredOn']],
       ],
     );
     const child = await stack.client.workflow.getHandle(powerOnGroupWorkflowId('power-on/order', 'app')).describe();
@@ -222,13 +223,13 @@ describe('power-on plan: groups as child workflows, in runbook order', () => {
     await group.executeUpdate(operatorDecisionUpdate, { args: [{ target: 'db-1', action: 'retry', operator: 'ops' }] });
     const results = (await handle.result()) as Awaited<ReturnType<typeof powerOnPlan>>;
     assert.deepEqual(results.map((g) => g.vms.map((v) => [v.name, v.state])), [
-      [['db-1', 'started']],
+      [['db-1', 'poweredOn']],
       [
         ['app-1', 'failed'],
-        ['app-2', 'started'],
+        ['app-2', 'poweredOn'],
       ],
     ]);
     const description = await handle.describe();
-    assert.equal(description.typedSearchAttributes.get(DR_OUTCOME), 'completed-with-failures');
+    assert.equal(description.typedSearchAttributes.get(DR_OUTCOME), 'succeeded-with-failures');
   });
 });

@@ -68,7 +68,7 @@ describe('power-on plan against a real simulated site', () => {
       workflowId: 'power-on/demo/real-site',
       args: [{ domain: 'demo', site: 'primary', powerOn: runbook.spec.powerOn, leavePoweredOff: [] }],
     });
-    assert.deepEqual(results.map((g) => g.vms.map((v) => v.state)), [['started'], ['started']]);
+    assert.deepEqual(results.map((g) => g.vms.map((v) => v.state)), [['poweredOn'], ['poweredOn']]);
 
     const powerOns = (await site.client.events(since)).filter((e) => e.type === 'VmPoweredOn');
     assert.deepEqual(powerOns.map((e) => e.vm), ['db-1', 'app-1']);

@@ -74,9 +74,9 @@ describe('recovery- and primary-site activities against real site processes', ()
 
   it('shuts a primary VM down gracefully, or powers it off when the guest hangs, as the runbook chooses', async () => {
     const acts = createPrimarySiteActivities({ provider: primary.client });
-    assert.deepEqual(await env.run(acts.shutdownForHandover, { vm: 'app-1', timeoutMs: 5_000, onTimeout: 'fail' as const }), { outcome: 'shutDown' });
+    assert.deepEqual(await env.run(acts.shutdownForHandover, { vm: 'app-1', timeoutMs: 5_000, onTimeout: 'abort' as const }), { outcome: 'shutDown' });
     await admin(primary, sites.token, '/admin/faults', { hangGuestShutdown: true });
-    await assert.rejects(env.run(acts.shutdownForHandover, { vm: 'db-1', timeoutMs: 300, onTimeout: 'fail' as const }), (e: unknown) => (e as { type?: string }).type === 'GuestShutdownTimeout');
+    await assert.rejects(env.run(acts.shutdownForHandover, { vm: 'db-1', timeoutMs: 300, onTimeout: 'abort' as const }), (e: unknown) => (e as { type?: string }).type === 'GuestShutdownTimeout');
     assert.equal((await primary.client.getVm('db-1')).powerState, 'poweredOn');
     assert.deepEqual(await env.run(acts.shutdownForHandover, { vm: 'db-1', timeoutMs: 300, onTimeout: 'powerOff' as const }), { outcome: 'poweredOff' });
     assert.equal((await primary.client.getVm('db-1')).powerState, 'poweredOff');

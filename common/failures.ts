@@ -1,0 +1,58 @@
+import { ApplicationFailure } from '@temporalio/common';
+
+/**
+ * Every failure type the product raises, and whether retrying can heal it. Activities throw them
+ * through `failure()`, which sets retryability from here; workflows pass `CANNOT_HEAL` as their
+ * retry policies' non-retryable types (a failure crossing a worker boundary keeps only its type).
+ * Operators see these names in the Web UI and in reports, so each says what went wrong.
+ */
+export const FAILURES = {
+  // What a site answers (sites/provider.ts SITE_ERROR_STATUS).
+  VmNotFound: { heals: false, meaning: 'the site has no VM of that name' },
+  DiskNotFound: { heals: false, meaning: 'the site has no disk of that id' },
+  NameConflict: { heals: false, meaning: 'a resource of that name exists at the site and is not ours to reuse' },
+  UnknownPlacement: { heals: false, meaning: 'the datacenter, cluster, resource pool, datastore or network is not in the site inventory' },
+  InvalidRequest: { heals: false, meaning: 'the site refused the request as malformed' },
+  RangeOutOfDisk: { heals: false, meaning: 'a read or write past the end of a disk' },
+  Unauthorized: { heals: false, meaning: 'the site refused the worker credentials' },
+  GuestShutdownTimeout: { heals: false, meaning: 'the guest did not shut down within the runbook timeout' },
+  InvalidPowerState: { heals: true, meaning: 'the VM is in a power state that does not allow the request yet' },
+  SiteUnavailable: { heals: true, meaning: 'the site does not answer; it is retried until it does' },
+  // The storage site and the replication log (datapath/).
+  StaleEpoch: { heals: false, meaning: 'another site holds a newer ownership epoch: this writer is fenced' },
+  NotOwner: { heals: false, meaning: 'the site does not own the domain the request needs it to own' },
+  DomainOwnedElsewhere: { heals: false, meaning: 'the domain is protected from another site' },
+  CorruptSegment: { heals: false, meaning: 'a log segment or base chunk fails its checksum or format' },
+  NoManifest: { heals: false, meaning: 'the storage site holds no manifest for the domain: it was never protected there' },
+  NoDirtyRegions: { heals: false, meaning: 'bitmap mode left no dirty regions to resync' },
+  UnknownRestorePoint: { heals: false, meaning: 'the domain has no restore point of that id' },
+  OutsideProtectionWindow: { heals: false, meaning: 'the requested instant is older than the protection window' },
+  TargetNotRestorable: { heals: false, meaning: 'the requested point lies where no consistent image exists (inside a sync or resync, or before the oldest data)' },
+  JournalGap: { heals: false, meaning: 'the site journal was trimmed past the replication cursor: writes are missing from the log' },
+  ReplicationBehind: { heals: true, meaning: 'protection is resyncing after bitmap mode; the drain waits for it' },
+  // Runbooks and operations (workflows/).
+  ConfirmationRequired: { heals: false, meaning: 'a forced operation was not confirmed by repeating the domain name' },
+  AlreadyOwned: { heals: false, meaning: 'the site the operation moves the domain to owns it already' },
+  RunbookMismatch: { heals: false, meaning: 'the runbook does not describe the VMs or networks being recovered' },
+  RunbookStepAborted: { heals: false, meaning: 'a runbook step or VM failed under the abort policy, or an operator aborted it' },
+  ApprovalTimedOut: { heals: false, meaning: 'nobody approved the step within its timeout' },
+  ApprovalRejected: { heals: false, meaning: 'an approver rejected the step' },
+  HeartbeatTimeout: { heals: false, meaning: 'the guest did not heartbeat within the runbook timeout' },
+  SecretNotFound: { heals: false, meaning: 'a webhook names a secret the worker does not have' },
+  WebhookUnreachable: { heals: true, meaning: 'the webhook endpoint did not answer' },
+  WebhookUnexpectedStatus: { heals: true, meaning: 'the webhook answered with another status than the runbook expects' },
+} as const satisfies Record<string, { heals: boolean; meaning: string }>;
+
+export type FailureType = keyof typeof FAILURES;
+
+/** The types a retry policy must not retry. */
+export const CANNOT_HEAL: FailureType[] = (Object.keys(FAILURES) as FailureType[]).filter((type) => !FAILURES[type].heals);
+
+export function canHeal(type: string): boolean {
+  return type in FAILURES ? FAILURES[type as FailureType].heals : true;
+}
+
+/** A failure of a catalogued type, retryable as the catalogue says. */
+export function failure(type: FailureType, message: string, details?: unknown[]): ApplicationFailure {
+  return ApplicationFailure.create({ type, message, nonRetryable: !FAILURES[type].heals, ...(details ? { details } : {}) });
+}

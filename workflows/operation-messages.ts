@@ -1,0 +1,63 @@
+import { defineQuery } from '@temporalio/workflow';
+import type { CompensationOutcome } from './compensation';
+import type { OperationKind } from './workflow-ids';
+
+/**
+ * How an operation ended; `running` until it has. `succeeded-with-failures`: it finished, but
+ * runbook steps or VMs under the `continue` policy (or skipped by an operator) failed. The same
+ * words in reports, the DrOutcome search attribute and the domain's operations desk.
+ */
+export type OperationOutcome = 'running' | 'succeeded' | 'succeeded-with-failures' | 'aborted' | 'cancelled';
+/** Planned: the site the domain leaves takes part (shutdown, drain, handover). Forced: it is assumed lost and fenced. */
+export type HandoverType = 'planned' | 'forced';
+
+/** Where a VM of the domain is in an operation, from protected at its old site to powered on at its new one. */
+export type OperationVmState = 'protected' | 'shutDown' | 'rehydrating' | 'rehydrated' | 'registered' | 'poweredOn' | 'leftPoweredOff' | 'failed' | 'removed';
+export type StepState = 'running' | 'done' | 'failed';
+
+export interface OperationStep {
+  name: string;
+  state: StepState;
+  startedAt: number;
+  endedAt?: number;
+  durationMs?: number;
+  detail?: string;
+}
+
+export interface OperationProgress {
+  operation: OperationKind;
+  domain: string;
+  type?: HandoverType;
+  primarySite: string;
+  recoverySite: string;
+  runbook: { name: string; version: number };
+  requestedBy: string;
+  outcome: OperationOutcome;
+  phase: string;
+  steps: OperationStep[];
+  vms: Array<{ name: string; state: OperationVmState }>;
+  bytesRehydrated: number;
+  /** Ownership of the domain once this operation holds it. */
+  epoch?: number;
+  recoveryPoint?: { description: string; dataFrom: number; lastJournalSequence?: number };
+  declaredAt: number;
+  startedAt: number;
+  /** As of the workflow's latest event. */
+  elapsedMs: number;
+  rtoSoFarMs: number;
+}
+
+export interface OperationReport extends Omit<OperationProgress, 'phase' | 'elapsedMs' | 'rtoSoFarMs'> {
+  endedAt: number;
+  /** Declaration until every VM the plan starts was running at its new site. */
+  rtoMs?: number;
+  /** Declaration minus the instant the recovered data is from (0: nothing acknowledged was lost). */
+  rpoMs?: number;
+  failure?: string;
+  compensation?: CompensationOutcome;
+}
+
+/** Answered by every operation while it runs (query name kept from the first operation, failover). */
+export const operationProgressQuery = defineQuery<OperationProgress>('failoverProgress');
+/** The failure type of an operation that aborted; its details carry the report (what was undone, what remains). */
+export const OPERATION_ABORTED = 'OperationAborted';

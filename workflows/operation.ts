@@ -1,0 +1,214 @@
+import {
+  ApplicationFailure,
+  CancellationScope,
+  isCancellation,
+  setCurrentDetails,
+  setHandler,
+  upsertMemo,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
+import type { SearchAttributePair } from '@temporalio/common';
+import type { Runbook } from '../runbooks/schema';
+import { workflowNow } from './clock';
+import { Compensations } from './compensation';
+import { failureMessage } from './failure-policy';
+import {
+  OPERATION_ABORTED,
+  operationProgressQuery,
+  type HandoverType,
+  type OperationProgress,
+  type OperationReport,
+  type OperationStep,
+  type OperationVmState,
+} from './operation-messages';
+import { powerOnPlanProgressQuery, type PowerOnPlanProgress } from './power-on-messages';
+import { newPlanProgress, type PowerOnPlanInput } from './power-on-plan';
+import { DR_DOMAIN, DR_FAILOVER_TYPE, DR_OPERATION, DR_OUTCOME, DR_PRIMARY_SITE, DR_RECOVERY_SITE, DR_REQUESTED_BY } from './search-attributes';
+import type { OperationKind } from './workflow-ids';
+
+export interface OperationStart {
+  operation: OperationKind;
+  domain: string;
+  type?: HandoverType;
+  /** The site the domain leaves: it shuts down and hands over, or is fenced. */
+  from: string;
+  /** The site the domain is rebuilt and powered on at. */
+  to: string;
+  runbook: Runbook;
+  runbookVersion: number;
+  requestedBy: string;
+  /** When the disaster (or the move) was declared: RTO and RPO are measured from here. */
+  declaredAt: number;
+  /** Facts for the Web UI's memo, next to the runbook and the requester. */
+  memo?: Record<string, unknown>;
+}
+
+/** What a successful operation measured, for its report. */
+export interface OperationMeasures {
+  rtoMs?: number;
+  rpoMs?: number;
+}
+
+/**
+ * The bookkeeping every operation shares: its progress (answered to the progress query and shown
+ * as the Web UI's current details), its steps with durations, its search attributes and memo,
+ * the compensations its phases push, and its report. `run` executes the operation's procedure
+ * and, when it fails or is cancelled, unwinds the compensations and ends the workflow with a
+ * report of what was undone and what remains.
+ */
+export class Operation {
+  readonly domain: string;
+  readonly from: string;
+  readonly to: string;
+  readonly runbook: Runbook;
+  readonly undo = new Compensations();
+  /** The runbook's power-on plan at the site the domain is rebuilt at. */
+  readonly planInput: PowerOnPlanInput;
+  readonly plan: PowerOnPlanProgress;
+  private readonly progress: OperationProgress;
+
+  constructor(private readonly start: OperationStart) {
+    const { domain, runbook } = start;
+    this.domain = domain;
+    this.from = start.from;
+    this.to = start.to;
+    this.runbook = runbook;
+    const startedAt = workflowNow();
+    this.progress = {
+      operation: start.operation,
+      domain,
+      ...(start.type ? { type: start.type } : {}),
+      primarySite: runbook.spec.sites.primary,
+      recoverySite: runbook.spec.sites.recovery,
+      runbook: { name: runbook.metadata.name, version: start.runbookVersion },
+      requestedBy: start.requestedBy,
+      outcome: 'running',
+      phase: 'starting',
+      steps: [],
+      vms: [],
+      bytesRehydrated: 0,
+      declaredAt: start.declaredAt,
+      startedAt,
+      elapsedMs: 0,
+      rtoSoFarMs: 0,
+    };
+    this.planInput = {
+      domain,
+      site: start.to,
+      powerOn: runbook.spec.powerOn,
+      leavePoweredOff: runbook.spec.vms.filter((vm) => vm.startupAction === 'poweredOff').map((vm) => vm.name),
+    };
+    this.plan = newPlanProgress(this.planInput);
+    setHandler(operationProgressQuery, () => ({ ...this.progress, elapsedMs: workflowNow() - startedAt, rtoSoFarMs: workflowNow() - start.declaredAt }));
+    setHandler(powerOnPlanProgressQuery, () => this.plan);
+    const attributes: SearchAttributePair[] = [
+      { key: DR_DOMAIN, value: domain },
+      { key: DR_OPERATION, value: start.operation },
+      { key: DR_PRIMARY_SITE, value: this.progress.primarySite },
+      { key: DR_RECOVERY_SITE, value: this.progress.recoverySite },
+      ...(start.type ? [{ key: DR_FAILOVER_TYPE, value: start.type }] : []),
+      { key: DR_REQUESTED_BY, value: start.requestedBy },
+      { key: DR_OUTCOME, value: 'running' },
+    ];
+    upsertSearchAttributes(attributes);
+    upsertMemo({ runbook: `${runbook.metadata.name} v${start.runbookVersion}`, requestedBy: start.requestedBy, ...start.memo });
+  }
+
+  get epoch(): number | undefined {
+    return this.progress.epoch;
+  }
+
+  set epoch(epoch: number) {
+    this.progress.epoch = epoch;
+  }
+
+  /** Runs one named step of the procedure, recording its state and duration. */
+  async step<T>(name: string, run: () => Promise<T>): Promise<T> {
+    const record: OperationStep = { name, state: 'running', startedAt: workflowNow() };
+    this.progress.steps.push(record);
+    this.progress.phase = name;
+    this.show();
+    try {
+      const result = await run();
+      record.state = 'done';
+      return result;
+    } catch (error) {
+      record.state = 'failed';
+      record.detail = failureMessage(error);
+      throw error;
+    } finally {
+      record.endedAt = workflowNow();
+      record.durationMs = record.endedAt - record.startedAt;
+    }
+  }
+
+  vm(name: string, state: OperationVmState): void {
+    const vm = this.progress.vms.find((v) => v.name === name);
+    if (vm) vm.state = state;
+    else this.progress.vms.push({ name, state });
+  }
+
+  rehydrated(bytes: number): void {
+    this.progress.bytesRehydrated = bytes;
+    this.show();
+  }
+
+  recoveringTo(point: NonNullable<OperationProgress['recoveryPoint']>): void {
+    this.progress.recoveryPoint = point;
+  }
+
+  /** Milliseconds since the disaster (or the move) was declared. */
+  sinceDeclared(): number {
+    return workflowNow() - this.start.declaredAt;
+  }
+
+  /**
+   * Runs the operation's procedure. Success: outcome `succeeded` and the report. Failure or
+   * cancellation: the compensations are unwound, the VMs they removed are marked so, and the
+   * workflow fails with OPERATION_ABORTED carrying the report (or is cancelled).
+   */
+  async run(procedure: () => Promise<OperationMeasures>): Promise<OperationReport> {
+    let measures: OperationMeasures;
+    try {
+      measures = await procedure();
+    } catch (error) {
+      const cancelled = isCancellation(error) || CancellationScope.current().consideredCancelled;
+      this.progress.outcome = cancelled ? 'cancelled' : 'aborted';
+      this.progress.phase = `compensating after: ${failureMessage(error)}`;
+      this.show();
+      const compensation = await this.undo.unwind();
+      for (const vm of this.progress.vms) if (vm.state !== 'protected' && vm.state !== 'shutDown') vm.state = 'removed';
+      upsertSearchAttributes([{ key: DR_OUTCOME, value: this.progress.outcome }]);
+      if (cancelled) throw error;
+      const report = this.report({ failure: failureMessage(error), compensation });
+      throw ApplicationFailure.create({
+        type: OPERATION_ABORTED,
+        nonRetryable: true,
+        message: `${this.title()} aborted (${report.failure}); undone: ${compensation.undone.join('; ') || 'nothing'}; remains: ${compensation.remains.join('; ') || 'nothing'}`,
+        details: [report],
+      });
+    }
+    this.progress.outcome = this.progress.vms.some((vm) => vm.state === 'failed') ? 'succeeded-with-failures' : 'succeeded';
+    this.progress.phase = 'done';
+    this.show();
+    upsertSearchAttributes([{ key: DR_OUTCOME, value: this.progress.outcome }]);
+    return this.report(measures);
+  }
+
+  title(): string {
+    return `${this.start.type ? `${this.start.type} ` : ''}${this.start.operation} of ${this.domain}`;
+  }
+
+  private show(): void {
+    const { runbook, phase, steps, bytesRehydrated } = this.progress;
+    setCurrentDetails(
+      `**${this.title()}**: ${this.from} → ${this.to} (runbook ${runbook.name} v${runbook.version})\n\n` +
+        `phase: **${phase}** (${steps.length} step(s) so far), ${bytesRehydrated} bytes rehydrated`,
+    );
+  }
+
+  private report(extra: Partial<OperationReport>): OperationReport {
+    const { phase: _phase, elapsedMs: _elapsed, rtoSoFarMs: _rto, ...rest } = this.progress;
+    return { ...rest, endedAt: workflowNow(), ...extra };
+  }
+}

@@ -1,0 +1,13 @@
+import { workflowInfo } from '@temporalio/workflow';
+import type { DomainMode } from '../../datapath/domain-status';
+import type { Operation } from '../operation';
+import { activitiesAt } from './site-activities';
+
+/** Records the domain's mode and where it runs in the storage site, where every site and the API read it. */
+export async function setDomainMode(op: Operation, mode: DomainMode, vms: string[]): Promise<void> {
+  await op.step('set the domain mode', () =>
+    activitiesAt(op.to).setDomainStatus.executeWithOptions({ summary: `${op.domain}: ${mode} at ${op.to}` }, [
+      { domain: op.domain, mode, runningAt: op.to, vms: vms.map((name) => ({ name, protection: 'Recoverable' as const })), setBy: workflowInfo().workflowId },
+    ]),
+  );
+}

@@ -1,0 +1,75 @@
+import { failure } from '../../common/failures';
+import type { Operation } from '../operation';
+import { activitiesAt, longActivitiesAt, SITE_RETRY } from './site-activities';
+import { endProtection, startProtection } from './protection';
+
+export interface OwnedDomain {
+  ownerSite?: string;
+  epoch: number;
+  vms: string[];
+}
+
+/**
+ * Reads who owns the domain from the storage site (no contact to the site it leaves). The site it
+ * moves to must not own it already; a planned handover needs the site it leaves to own it.
+ */
+export async function checkOwnership(op: Operation, planned: boolean): Promise<OwnedDomain> {
+  const owned = await op.step('check ownership', () =>
+    activitiesAt(op.to).describeDomain.executeWithOptions({ summary: `read ${op.domain}'s ownership from the storage site` }, [{ domain: op.domain }]),
+  );
+  if (owned.ownerSite === op.to) throw failure('AlreadyOwned', `${op.domain} is already owned by ${op.to} (epoch ${owned.epoch}): it has moved there already`);
+  if (planned && owned.ownerSite !== op.from) {
+    throw failure('NotOwner', `a planned handover needs ${op.domain} owned by ${op.from}, but ${owned.ownerSite ?? 'nobody'} owns it`);
+  }
+  for (const vm of owned.vms) op.vm(vm, 'protected');
+  return owned;
+}
+
+/**
+ * Planned: the site the domain leaves replicates the rest of its journal, its protection stops,
+ * and it hands ownership to the site the domain moves to (a new epoch after its last segment).
+ * Undo: ownership returns and protection resumes where it was.
+ */
+export async function drainAndHandOver(op: Operation, owned: OwnedDomain): Promise<void> {
+  const drained = await op.step('drain replication', () =>
+    longActivitiesAt(op.from, '30 minutes').drainReplication.executeWithOptions({ summary: `drain ${op.domain}'s journal at ${op.from} into the log` }, [{ domain: op.domain }]),
+  );
+  await endProtection(op.domain, op.from, owned.epoch, 'stop');
+  const atFrom = activitiesAt(op.from, { retry: { ...SITE_RETRY, maximumInterval: '10 seconds', maximumAttempts: 5 } });
+  const handed = await op.step('hand over ownership', () =>
+    atFrom.releaseDomain.executeWithOptions({ summary: `hand ${op.domain} over to ${op.to} after segment ${drained.lastSegment ?? 'none'}` }, [
+      { domain: op.domain, epoch: drained.epoch, nextSite: op.to, lastSegment: drained.lastSegment },
+    ]),
+  );
+  op.epoch = handed.epoch;
+  op.undo.push(`ownership of ${op.domain} returned to ${op.from}, whose protection resumed`, async () => {
+    const back = await activitiesAt(op.to).releaseDomain.executeWithOptions({ summary: `return ${op.domain} to ${op.from}` }, [
+      { domain: op.domain, epoch: handed.epoch, nextSite: op.from, lastSegment: null },
+    ]);
+    // As a new owner: the manifest is recorded for the site it left again.
+    await startProtection({
+      domain: op.domain,
+      site: op.from,
+      epoch: back.epoch,
+      vms: owned.vms,
+      settings: op.runbook.spec.protection,
+      resumeAt: { cursor: drained.cursor },
+      reason: `resumed after an aborted ${op.title()}`,
+    });
+  });
+}
+
+/**
+ * Forced: the site the domain moves to claims the next epoch, fencing the one it leaves (assumed
+ * lost), whose protection is cancelled. Ownership is not given back on abort: handing a domain
+ * to a lost site is unsafe.
+ */
+export async function claimWithFencing(op: Operation, owned: OwnedDomain): Promise<void> {
+  const claimed = await op.step('take over ownership', () =>
+    activitiesAt(op.to).claimDomain.executeWithOptions({ summary: `take ${op.domain} over for ${op.to}, fencing ${op.from}` }, [{ domain: op.domain, site: op.to, takeover: true }]),
+  );
+  if (!claimed.won) throw failure('StaleEpoch', `${claimed.ownerSite} claimed ${op.domain} first (epoch ${claimed.epoch})`);
+  op.epoch = claimed.epoch;
+  op.undo.keep(`ownership of ${op.domain} stays with ${op.to} (epoch ${claimed.epoch}): ${op.from} was fenced, and handing a domain back to a lost site is unsafe`);
+  await endProtection(op.domain, op.from, owned.epoch, 'cancel');
+}

@@ -1,0 +1,99 @@
+import type { PointInTime, RecoveryPoint } from '../../activities/handover';
+import type { DomainDisk } from '../../datapath/records';
+import { failure } from '../../common/failures';
+import type { Operation } from '../operation';
+import { recoveredVm, RecoveredVmError, type RecoveredVm } from '../recovered-vm';
+import { forEachVm } from '../vm-fan-out';
+import { activitiesAt, longActivitiesAt } from './site-activities';
+
+/** A VM being rebuilt: its disks in the log, and how it is registered at the site it moves to. */
+export interface RebuildTarget {
+  name: string;
+  disks: DomainDisk[];
+  recovered: RecoveredVm;
+}
+
+/**
+ * Resolves the point the domain is rebuilt from (a restore point, an instant, or the latest
+ * consistent point), after ownership has moved so that the chain is sealed, and applies the
+ * runbook to the VM configuration recorded at that point.
+ */
+export async function resolveRecoveryPoint(op: Operation, pointInTime?: PointInTime): Promise<{ point: RecoveryPoint; targets: RebuildTarget[] }> {
+  const point = await op.step('resolve the recovery point', () =>
+    activitiesAt(op.to).resolveRecoveryPoint.executeWithOptions({ summary: `resolve ${pointInTime ? 'the requested point in time' : 'the latest consistent point'} of ${op.domain}` }, [
+      { domain: op.domain, ...(pointInTime ? { pointInTime } : {}) },
+    ]),
+  );
+  op.recoveringTo({ description: point.description, dataFrom: point.dataFrom, ...(point.lastJournalSequence !== undefined ? { lastJournalSequence: point.lastJournalSequence } : {}) });
+  const targets = point.vms.map((meta) => {
+    const disks = point.disks.filter((d) => d.vm === meta.name);
+    try {
+      return { name: meta.name, disks, recovered: recoveredVm(meta, disks.map((d) => d.diskId), op.runbook) };
+    } catch (error) {
+      if (error instanceof RecoveredVmError) throw failure('RunbookMismatch', error.message);
+      throw error;
+    }
+  });
+  return { point, targets };
+}
+
+/** The RocVA, the temporary appliance that rehydrates at the site; named after the operation's run. Undo: removed. */
+export async function deployRocva(op: Operation, runId: string): Promise<{ name: string }> {
+  const rocva = { name: `rocva-${op.domain}-${runId.slice(0, 8)}`, placement: op.runbook.spec.placement, networks: op.runbook.spec.rocva.networks };
+  await op.step('deploy the RocVA', () => activitiesAt(op.to).deployRocva.executeWithOptions({ summary: `deploy RocVA ${rocva.name} at ${op.to}` }, [rocva]));
+  op.undo.push(`RocVA ${rocva.name} removed`, () => activitiesAt(op.to).destroyRocva.executeWithOptions({ summary: `remove RocVA ${rocva.name}` }, [{ name: rocva.name }]));
+  return { name: rocva.name };
+}
+
+export async function removeRocva(op: Operation, rocva: { name: string }): Promise<void> {
+  await op.step('remove the RocVA', () => activitiesAt(op.to).destroyRocva.executeWithOptions({ summary: `remove RocVA ${rocva.name}` }, [{ name: rocva.name }]));
+}
+
+/**
+ * Target disks behind a representation VM per VM, on the datastore the runbook gives that VM.
+ * Undo (pushed before each is created): the VM, its representation VM and its disks removed.
+ */
+export async function prepareTargetDisks(op: Operation, targets: RebuildTarget[]): Promise<void> {
+  const atTo = activitiesAt(op.to);
+  await op.step('create representation VMs', () =>
+    forEachVm(targets, async (t, i) => {
+      op.undo.push(`${t.name} and its disks removed from ${op.to}`, () =>
+        atTo.removeRecoveredVm.executeWithOptions({ summary: `remove ${t.name} from ${op.to}` }, [{ vm: t.name, diskIds: t.disks.map((d) => d.diskId) }]),
+      );
+      await atTo.prepareTargetDisks.executeWithOptions({ summary: `representation VM for ${t.name} (${i + 1}/${targets.length})` }, [
+        { vm: t.name, placement: t.recovered.spec.placement, disks: t.disks.map((d) => ({ diskId: d.diskId, sizeBytes: d.sizeBytes })) },
+      ]);
+      op.vm(t.name, 'rehydrating');
+    }),
+  );
+}
+
+/** Rebuilds every target disk from the log up to the point, as one resumable, heartbeating activity at the site. */
+export async function rehydrate(op: Operation, point: RecoveryPoint, targets: RebuildTarget[]): Promise<void> {
+  const diskDatastores = Object.fromEntries(targets.flatMap((t) => t.disks.map((d) => [d.diskId, t.recovered.spec.placement.datastore])));
+  const rehydrated = await op.step('rehydrate disks', () =>
+    longActivitiesAt(op.to, '6 hours').rehydrateDomain.executeWithOptions({ summary: `rehydrate ${point.disks.length} disk(s) of ${op.domain} at ${op.to} to ${point.description}` }, [
+      { domain: op.domain, targetSite: op.to, datastore: op.runbook.spec.placement.datastore, diskDatastores, upTo: point.upTo },
+    ]),
+  );
+  op.rehydrated(rehydrated.bytesWritten);
+  for (const t of targets) op.vm(t.name, 'rehydrated');
+}
+
+export async function removeRepresentationVms(op: Operation, targets: RebuildTarget[]): Promise<void> {
+  await op.step('remove representation VMs', () =>
+    forEachVm(targets, async (t) => {
+      await activitiesAt(op.to).removeRepresentationVm.executeWithOptions({ summary: `remove representation VM of ${t.name}` }, [{ vm: t.name }]);
+    }),
+  );
+}
+
+/** Registers each VM with the runbook's placement, networks, re-IP and overrides applied. */
+export async function registerVms(op: Operation, targets: RebuildTarget[]): Promise<void> {
+  await op.step('register VMs', () =>
+    forEachVm(targets, async (t, i) => {
+      await activitiesAt(op.to).registerRecoveredVm.executeWithOptions({ summary: `register ${t.name} at ${op.to} (${i + 1}/${targets.length})` }, [{ spec: t.recovered.spec }]);
+      op.vm(t.name, 'registered');
+    }),
+  );
+}

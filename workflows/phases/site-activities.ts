@@ -1,0 +1,29 @@
+import { proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import type { DatapathActivities } from '../../activities/datapath';
+import type { DomainStatusActivities } from '../../activities/domain-status';
+import type { HandoverActivities } from '../../activities/handover';
+import type { PrimarySiteActivities, RecoverySiteActivities } from '../../activities/recovery-site';
+import type { VmPowerActivities } from '../../activities/vm-power';
+import { CANNOT_HEAL } from '../../common/failures';
+import { siteTaskQueue } from '../task-queues';
+
+type SiteActivities = RecoverySiteActivities & PrimarySiteActivities & HandoverActivities & DatapathActivities & DomainStatusActivities & VmPowerActivities;
+
+/** Retries for a site that may be briefly unreachable; what cannot heal fails at once. */
+export const SITE_RETRY = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', nonRetryableErrorTypes: CANNOT_HEAL };
+
+/** The activities a site's worker runs, on that site's task queue. */
+export function activitiesAt(site: string, options: Partial<ActivityOptions> = {}) {
+  return proxyActivities<SiteActivities>({
+    taskQueue: siteTaskQueue(site),
+    // Site calls are short; a worker that dies mid-call is noticed after this long, and the call retried.
+    startToCloseTimeout: '30 seconds',
+    retry: SITE_RETRY,
+    ...options,
+  });
+}
+
+/** For long activities that heartbeat their position (drain, rehydration): a dead worker is noticed in seconds. */
+export function longActivitiesAt(site: string, startToCloseTimeout: string) {
+  return activitiesAt(site, { startToCloseTimeout, heartbeatTimeout: '10 seconds' });
+}
