@@ -3,6 +3,7 @@ import { WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, 
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import { z } from 'zod';
 import type { ObjectStore } from '../datapath/object-store';
+import { RESTORE_POINT_ID } from '../datapath/keys';
 import { Ownership } from '../datapath/ownership';
 import { readDomainStatus } from '../datapath/domain-status';
 import type { Logger } from '../common/logger';
@@ -56,7 +57,7 @@ const FailoverRequest = RunbookRef.extend({
   type: z.enum(['planned', 'forced']),
   pointInTime: z
     .union([
-      z.strictObject({ restorePoint: z.string().regex(/^\d{10}-\d{16}-\d{1,9}$/, 'must be a restore point id, e.g. 0000000001-0000000000000042-17') }),
+      z.strictObject({ restorePoint: z.string().regex(RESTORE_POINT_ID, 'must be a restore point id, e.g. 0000000001-0000000000000042-17') }),
       z.strictObject({ at: z.iso.datetime({ offset: true }).refine((at) => Date.parse(at) <= Date.now(), 'must not be in the future') }),
     ])
     .optional(),

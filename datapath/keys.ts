@@ -13,6 +13,14 @@ export function padSequence(sequence: number): string {
   return String(sequence).padStart(SEQUENCE_DIGITS, '0');
 }
 
+/** A restore point's id: the log position it ends at (epoch, segment, entries of that segment). */
+export function restorePointId(epoch: number, segment: number, entries: number): string {
+  return `${padEpoch(epoch)}-${padSequence(segment)}-${entries}`;
+}
+
+/** What a restore point id looks like, e.g. 0000000001-0000000000000042-17: a request may name nothing else. */
+export const RESTORE_POINT_ID = new RegExp(`^\\d{${EPOCH_DIGITS}}-\\d{${SEQUENCE_DIGITS}}-\\d{1,9}$`);
+
 export class DomainKeys {
   readonly root: string;
 

@@ -1,4 +1,4 @@
-import { padEpoch, padSequence } from './keys';
+import { restorePointId } from './keys';
 import { planRestore, readChain, resolveChain } from './log-chain';
 import type { ObjectStore } from './object-store';
 import type { Ownership } from './ownership';
@@ -27,7 +27,7 @@ export async function createRestorePoint(
     timestamp = segment.entries.at(-1)?.timestamp ?? input.now;
     lastJournalSequence = segment.lastSequence;
   }
-  const id = `${padEpoch(last.epoch)}-${padSequence(last.segment)}-${entries}`;
+  const id = restorePointId(last.epoch, last.segment, entries);
   const point: RestorePoint = {
     formatVersion: RECORD_FORMAT_VERSION,
     id,

@@ -86,7 +86,7 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
     runbooks = new RunbookStore(stack.s3Client, stack.s3Settings);
     await Promise.all([workers.orchestration(), workers.site(primary, 'primary'), workers.site(recovery, 'recovery')]);
 
-    const log = createLogger('failover-test', process.env.DBG ? process.stderr : new Writable({ write: (_c, _e, done) => done() }));
+    const log = createLogger('failover-test', new Writable({ write: (_c, _e, done) => done() }));
     const app = createApp({
       log,
       tokens: { tokens: [{ name: operator.name, role: 'operator', sha256: hashToken(operator.token) }] },
@@ -115,7 +115,7 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
   });
 
   it('planned failover: shuts down, drains, hands over, rehydrates byte-identical disks, waits for the approval, powers on in runbook order', async () => {
-    await submitRunbook(runbookYaml('alpha', { approval: true }));
+    await submitRunbook(runbookYaml('alpha', { approval: true, vmDatastores: { 'a-app-1': 'ds-b-flash' } }));
     const eventsBefore = (await recovery.client.events()).at(-1)?.sequence ?? 0;
     const started = await call('POST', '/domains/alpha/failover', { type: 'planned' });
     assert.equal(started.status, 202, JSON.stringify(started.body));
@@ -146,6 +146,10 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
 
     // The primary's disks are final after its shutdown: the recovered ones must equal them.
     await assertDisksEqual('alpha', (diskId, size) => primary.client.readDisk(diskId, 0, size));
+    // The runbook's per-VM datastore override places that VM's disks; the others follow the placement.
+    const datastoresOf = async (vm: string) => Promise.all((await recovery.client.getVm(vm)).diskIds.map(async (id) => (await recovery.client.getDisk(id)).datastore));
+    assert.deepEqual(await datastoresOf('a-app-1'), ['ds-b-flash']);
+    assert.deepEqual(await datastoresOf('a-db-1'), ['ds-b', 'ds-b']);
     const events = await recovery.client.events(eventsBefore);
     const poweredOn = (vm: string) => events.find((e: SiteEvent) => e.type === 'VmPoweredOn' && e.vm === vm)!.at;
     assert.ok(poweredOn('a-app-1') >= poweredOn('a-db-1') + 1_000, 'app after database plus its delay');
