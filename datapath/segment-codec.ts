@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import type { JournalEntry } from '../sites/provider';
 
 /**
  * Binary layout of a log segment (version 1), all integers big-endian:
@@ -27,14 +28,8 @@ const COMPRESSION_DEFLATE = 1;
 const HEADER_BYTES = 64;
 const CHECKSUM_OFFSET = 48;
 
-export interface BlockWrite {
-  sequence: number;
-  timestamp: number;
-  vm: string;
-  diskId: string;
-  offset: number;
-  data: Buffer;
-}
+/** A segment holds the site's journal entries as they were acknowledged. */
+export type BlockWrite = JournalEntry;
 
 export interface Segment {
   epoch: number;

@@ -49,21 +49,6 @@ export interface Placement {
   datastore: string;
 }
 
-export interface Vm {
-  name: string;
-  kind: VmKind;
-  cpus: number;
-  memoryMiB: number;
-  placement: Placement;
-  storagePolicy?: string;
-  nics: Nic[];
-  diskIds: string[];
-  powerState: PowerState;
-  /** Epoch ms of the last power-on; the guest heartbeats once the boot time has passed. */
-  poweredOnAt?: number;
-  metadata: Record<string, string>;
-}
-
 export interface RegisterVmSpec {
   name: string;
   kind?: VmKind;
@@ -75,6 +60,13 @@ export interface RegisterVmSpec {
   /** Disks that already exist on the site's datastores (created, or rehydrated into). */
   diskIds: string[];
   metadata?: Record<string, string>;
+}
+
+/** A registered VM as the site reports it. */
+export interface Vm extends Required<Pick<RegisterVmSpec, 'kind' | 'metadata'>>, Omit<RegisterVmSpec, 'kind' | 'metadata'> {
+  powerState: PowerState;
+  /** Epoch ms of the last power-on; the guest heartbeats once the boot time has passed. */
+  poweredOnAt?: number;
 }
 
 export interface ReconfigureSpec {
