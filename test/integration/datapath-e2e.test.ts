@@ -98,7 +98,13 @@ describe('datapath end to end: a workload, protect with SIGKILLed replicators, r
     const rehydrate = (input: Omit<RehydrateInput, 'domain' | 'targetSite' | 'datastore'>, id: string) =>
       stack.client.workflow.execute(rehydration, { taskQueue: ORCHESTRATION_TASK_QUEUE, workflowId: `rehydrate/demo/${id}`, args: [{ domain: 'demo', targetSite: 'recovery', datastore: 'ds-b', ...input }] });
     const toPoint = rehydrate({ upTo: { kind: 'position', position: point.position }, diskIdPrefix: 'point-' }, 'point');
-    await sleep(1_500);
+    // Killed once the activity has heartbeated progress (a segment applied), however slow the machine is.
+    for (;;) {
+      const run = await stack.client.workflow.getHandle('rehydrate/demo/point').describe().catch(() => undefined);
+      if (run && run.status.name !== 'RUNNING') break;
+      if ((run?.raw.pendingActivities ?? []).some((a) => (a.heartbeatDetails?.payloads?.length ?? 0) > 0)) break;
+      await sleep(100);
+    }
     await recoveryWorker.kill();
     recoveryWorker = await workers.site(recovery, 'recovery');
     const pointResult = await toPoint;

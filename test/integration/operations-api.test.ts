@@ -145,7 +145,7 @@ describe('operations API: one operation per domain, approvals and cancel over HT
       return s.body.status === 'COMPLETED' ? s : undefined;
     }, 'completion');
     const result = done.body.result as Array<{ group: string; vms: Array<{ name: string; state: string }> }>;
-    assert.deepEqual(result.map((g) => g.vms.map((v) => `${v.name}:${v.state}`)), [['db-1:started'], ['app-1:started', 'report-1:leftPoweredOff']]);
+    assert.deepEqual(result.map((g) => g.vms.map((v) => `${v.name}:${v.state}`)), [['db-1:poweredOn'], ['app-1:poweredOn', 'report-1:leftPoweredOff']]);
 
     const desk = await eventually(async () => {
       const d = await call('GET', '/domains/demo/operations', 'auditor');
