@@ -83,6 +83,16 @@ describe('runbook validation: shape', () => {
     assert.doesNotMatch(error.message, /did you mean/);
   });
 
+  it('refuses the removed spec.drSettings at its key, listing the keys spec allows', () => {
+    const text = THREE_TIER.replace('  protection:\n', '  drSettings:\n    replicationLogStore: ds-b-flash\n    logSize: 128GiB\n  protection:\n');
+    const error = expectError(text, 'unknown_key', 'spec.drSettings', 'drSettings:', { message: /^unknown key "drSettings" \(allowed: .*\bprotection\b.*\)$/ });
+    assert.equal(error.line, text.split('\n').indexOf('  drSettings:') + 1);
+    assert.equal(error.column, 3);
+    assert.doesNotMatch(error.message, /\(allowed: [^)]*drSettings/);
+    assert.doesNotMatch(error.message, /did you mean/);
+    assert.equal(validateRunbook(text).errors.length, 1, 'only the key itself is reported, not its contents');
+  });
+
   it('reports a missing required key at its parent and a wrong type at the value', () => {
     expectError(THREE_TIER.replace('    datastore: ds-b-ssd\n', ''), 'invalid_type', 'spec.placement.datastore', 'datacenter: dc-b', { message: /missing required key "datastore"/ });
     expectError(THREE_TIER.replace('cpus: 8', 'cpus: many'), 'invalid_type', 'spec.vms[0].cpus', 'many', { message: /expected number, got string "many"/ });
