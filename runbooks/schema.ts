@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { PROTECTION_DEFAULTS } from './protection-policy';
-import { DURATION_PATTERN, SIZE_PATTERN } from './units';
+import { DURATION_PATTERN } from './units';
 
 export const RUNBOOK_API_VERSION = 'dr.example.io/v1alpha1';
 export const RUNBOOK_KIND = 'Runbook';
@@ -21,7 +21,6 @@ const inventoryName = (what: string) =>
   z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 ._()-]{0,79}$/, `${what} must be 1-80 characters: letters, digits, space, . _ ( ) -, starting with a letter or digit`);
 
 const duration = z.string().regex(new RegExp(DURATION_PATTERN), 'must be a duration such as "30s", "5m" or "1h30m" (units ms, s, m, h, d)');
-const size = z.string().regex(new RegExp(SIZE_PATTERN), 'must be a size such as "512MiB", "64GiB" or "1TiB"');
 const failurePolicy = z
   .enum(['abort', 'continue', 'pause'])
   .describe('abort: stop and compensate (destroy what the operation created); continue: record the failure and go on; pause: wait for an operator');
@@ -123,12 +122,6 @@ export const RunbookSchema = z.strictObject({
         internal: inventoryName('network'),
         management: inventoryName('network'),
       }),
-    }),
-    drSettings: z.strictObject({
-      drva: inventoryName('DRVA').optional().describe('DR virtual appliance of the domain'),
-      replicationLogStore: inventoryName('datastore'),
-      logSize: size.default('64GiB'),
-      metadataSize: size.default('8GiB'),
     }),
     primaryShutdown: z
       .strictObject({

@@ -9,7 +9,7 @@ import type { RunbookIssue } from './issues';
 import type { Runbook, RunbookStep } from './schema';
 import { formatPath, type ParsedSource, type PathSegment } from './source';
 import { didYouMean } from './suggest';
-import { parseDuration, parseSizeMiB } from './units';
+import { parseDuration } from './units';
 
 const MAX_DURATION_MS = 30 * 86_400_000;
 /** Suggestions compare against every candidate; beyond this many they cost more than they help. */
@@ -161,14 +161,11 @@ function checkDurations(runbook: Runbook, error: ErrorSink): void {
     else if (ms > MAX_DURATION_MS) error(path, 'invalid_duration', `${what} ${text} exceeds the limit of 30d`);
     return ms;
   };
-  const { protection, drSettings, powerOn } = runbook.spec;
+  const { protection, powerOn } = runbook.spec;
   const interval = bounded(['spec', 'protection', 'restorePointInterval'], protection.restorePointInterval, 'restore point interval');
   const window = bounded(['spec', 'protection', 'protectionWindow'], protection.protectionWindow, 'protection window');
   if (interval > 0 && window > 0 && window < interval) {
     error(['spec', 'protection', 'protectionWindow'], 'invalid_duration', `protection window ${protection.protectionWindow} is shorter than the restore point interval ${protection.restorePointInterval}`);
-  }
-  for (const key of ['logSize', 'metadataSize'] as const) {
-    if (parseSizeMiB(drSettings[key]) === 0) error(['spec', 'drSettings', key], 'invalid_size', `${key} must be larger than 0`);
   }
   powerOn.groups.forEach((group, g) => {
     group.vms.forEach((entry, v) => {
@@ -270,12 +267,11 @@ function checkInventory(runbook: Runbook, inventory: RecoverySiteInventory, erro
     const hint = candidates.length <= MAX_SUGGESTION_CANDIDATES ? didYouMean(name, candidates) : '';
     error(path, 'not_in_inventory', `${kind} "${name}" does not exist at recovery site "${site}"${hint}`);
   };
-  const { placement, networkMapping, rocva, drSettings, vms } = runbook.spec;
+  const { placement, networkMapping, rocva, vms } = runbook.spec;
   must(['spec', 'placement', 'datacenter'], 'datacenter', placement.datacenter);
   must(['spec', 'placement', 'cluster'], 'cluster', placement.cluster);
   if (placement.resourcePool !== undefined) must(['spec', 'placement', 'resourcePool'], 'resource pool', placement.resourcePool);
   must(['spec', 'placement', 'datastore'], 'datastore', placement.datastore);
-  must(['spec', 'drSettings', 'replicationLogStore'], 'datastore', drSettings.replicationLogStore);
   networkMapping.forEach((m, i) => must(['spec', 'networkMapping', i, 'target'], 'network', m.target));
   for (const key of ['externalReplication', 'internal', 'management'] as const) must(['spec', 'rocva', 'networks', key], 'network', rocva.networks[key]);
   vms.forEach((vm, i) => {

@@ -1,12 +1,10 @@
 /**
- * Human-readable durations (`30s`, `5m`, `1h30m`) and sizes (`64GiB`) as written in runbooks.
- * The patterns are shared with the schema so that the JSON Schema checks exactly what the parser accepts.
+ * Human-readable durations (`30s`, `5m`, `1h30m`) as written in runbooks.
+ * The pattern is shared with the schema so that the JSON Schema checks exactly what the parser accepts.
  */
 export const DURATION_PATTERN = '^([0-9]{1,6}(ms|s|m|h|d))+$';
-export const SIZE_PATTERN = '^[0-9]{1,7}(MiB|GiB|TiB)$';
 
 const DURATION_UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-const SIZE_UNIT_MIB: Record<string, number> = { MiB: 1, GiB: 1024, TiB: 1024 * 1024 };
 
 /** Milliseconds of a duration that matches DURATION_PATTERN; undefined for anything else. */
 export function parseDuration(text: string): number | undefined {
@@ -14,14 +12,6 @@ export function parseDuration(text: string): number | undefined {
   let total = 0;
   for (const [, amount, unit] of text.matchAll(/([0-9]+)(ms|s|m|h|d)/g)) total += Number(amount) * DURATION_UNIT_MS[unit];
   return total;
-}
-
-/** MiB of a size that matches SIZE_PATTERN; undefined for anything else. */
-export function parseSizeMiB(text: string): number | undefined {
-  const match = new RegExp(SIZE_PATTERN).exec(text);
-  if (!match) return undefined;
-  const unit = /(MiB|GiB|TiB)$/.exec(text)![1];
-  return Number.parseInt(text, 10) * SIZE_UNIT_MIB[unit];
 }
 
 /** The shortest human form, e.g. 5_430_000 -> "1h30m30s"; sub-second rests are kept as ms. */

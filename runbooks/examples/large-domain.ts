@@ -40,7 +40,6 @@ export function generateLargeDomainRunbook(vmCount = 10_000): string {
     '    - { source: prod-app, target: dr-app }',
     '  rocva:',
     '    networks: { externalReplication: dr-replication, internal: dr-rocva-internal, management: dr-management }',
-    '  drSettings: { replicationLogStore: ds-b-flash, logSize: 1TiB, metadataSize: 64GiB }',
     '  vms:',
   ];
   for (let i = 0; i < vmCount; i++) {

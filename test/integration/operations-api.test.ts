@@ -27,7 +27,6 @@ spec:
   placement: { datacenter: dc, cluster: c1, datastore: ds1 }
   vms: [{ name: db-1 }, { name: app-1 }, { name: report-1, startupAction: poweredOff }]
   rocva: { networks: { externalReplication: n1, internal: n2, management: n3 } }
-  drSettings: { replicationLogStore: ds1 }
   powerOn:
     groups:
       - name: database

@@ -35,7 +35,6 @@ spec:
   placement: { datacenter: dc, cluster: c1, datastore: ds1 }
   vms: [${vms.map((v) => `{ name: ${v} }`).join(', ')}]
   rocva: { networks: { externalReplication: n1, internal: n2, management: n3 } }
-  drSettings: { replicationLogStore: ds1 }
   powerOn:
     maxParallel: 3
     groups:

@@ -25,7 +25,6 @@ spec:
   placement: { datacenter: dc-a, cluster: cluster-a1, datastore: ds-a }
   vms: [{ name: db-1 }, { name: app-1 }]
   rocva: { networks: { externalReplication: a-replication, internal: prod-app, management: a-management } }
-  drSettings: { replicationLogStore: ds-a }
   powerOn:
     groups:
       - name: database

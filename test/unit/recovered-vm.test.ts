@@ -21,7 +21,6 @@ spec:
     - { name: app-1, datastore: ds-b-flash }
     - { name: report-1, startupAction: poweredOff }
   rocva: { networks: { externalReplication: dr-replication, internal: dr-rocva-internal, management: dr-management } }
-  drSettings: { replicationLogStore: ds-b }
   powerOn:
     groups:
       - { name: all, vms: [{ name: db-1 }, { name: app-1 }] }

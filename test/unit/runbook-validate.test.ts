@@ -83,6 +83,16 @@ describe('runbook validation: shape', () => {
     assert.doesNotMatch(error.message, /did you mean/);
   });
 
+  it('refuses the removed spec.drSettings at its key, listing the keys spec allows', () => {
+    const text = THREE_TIER.replace('  protection:\n', '  drSettings:\n    replicationLogStore: ds-b-flash\n    logSize: 128GiB\n  protection:\n');
+    const error = expectError(text, 'unknown_key', 'spec.drSettings', 'drSettings:', { message: /^unknown key "drSettings" \(allowed: .*\bprotection\b.*\)$/ });
+    assert.equal(error.line, text.split('\n').indexOf('  drSettings:') + 1);
+    assert.equal(error.column, 3);
+    assert.doesNotMatch(error.message, /\(allowed: [^)]*drSettings/);
+    assert.doesNotMatch(error.message, /did you mean/);
+    assert.equal(validateRunbook(text).errors.length, 1, 'only the key itself is reported, not its contents');
+  });
+
   it('reports a missing required key at its parent and a wrong type at the value', () => {
     expectError(THREE_TIER.replace('    datastore: ds-b-ssd\n', ''), 'invalid_type', 'spec.placement.datastore', 'datacenter: dc-b', { message: /missing required key "datastore"/ });
     expectError(THREE_TIER.replace('cpus: 8', 'cpus: many'), 'invalid_type', 'spec.vms[0].cpus', 'many', { message: /expected number, got string "many"/ });
@@ -94,10 +104,9 @@ describe('runbook validation: shape', () => {
     expectError(THREE_TIER.replace('type: approval', 'type: approve'), 'invalid_union', 'spec.powerOn.groups[1].before[0].type', 'approve', { message: /"approval", "webhook"/ });
   });
 
-  it('accepts human durations and sizes and rejects others', () => {
+  it('accepts human durations and rejects others', () => {
     expectValid(THREE_TIER.replace('timeout: 30m', 'timeout: 1h30m'));
     expectError(THREE_TIER.replace('timeout: 30m', 'timeout: 30 minutes'), 'invalid_format', 'spec.powerOn.groups[1].before[0].timeout', '30 minutes', { message: /duration such as "30s"/ });
-    expectError(THREE_TIER.replace('logSize: 128GiB', 'logSize: 128GB'), 'invalid_format', 'spec.drSettings.logSize', '128GB', { message: /size such as/ });
   });
 
   it('rejects invalid names of runbooks, groups and VMs', () => {
@@ -213,7 +222,7 @@ describe('runbook validation: recovery site inventory', () => {
       ['datastore: ds-b-ssd', 'datastore: ds-b-sdd', 'spec.placement.datastore', 'ds-b-sdd'],
       ['target: dr-web', 'target: dr-wbe', 'spec.networkMapping[1].target', 'dr-wbe'],
       ['management: dr-management', 'management: mgmt', 'spec.rocva.networks.management', 'mgmt'],
-      ['replicationLogStore: ds-b-flash', 'replicationLogStore: ds-b-flsh', 'spec.drSettings.replicationLogStore', 'ds-b-flsh'],
+      ['      storagePolicy: gold-mirrored\n', '      storagePolicy: gold-mirrored\n      datastore: ds-b-flsh\n', 'spec.vms[0].datastore', 'ds-b-flsh'],
       ['storagePolicy: gold-mirrored', 'storagePolicy: gold', 'spec.vms[0].storagePolicy', 'gold'],
       ['      network: dr-web\n      reIp: { address: 10.20.2.31', '      network: dr-dmz\n      reIp: { address: 10.20.2.31', 'spec.vms[3].network', 'dr-dmz'],
     ];
@@ -279,8 +288,8 @@ describe('runbook validation: hostile and non-runbook input', () => {
   });
 
   it('refuses mapping keys that are themselves mappings or lists, where they are written', () => {
-    const text = THREE_TIER.replace('    logSize: 128GiB\n', '    ? { logSize: 128GiB }\n    : 1\n');
-    expectError(text, 'collection_key', '', '{ logSize');
+    const text = THREE_TIER.replace('    restorePointInterval: 15m\n', '    ? { restorePointInterval: 15m }\n    : 1\n');
+    expectError(text, 'collection_key', '', '{ restorePointInterval');
   });
 
   it('refuses several documents in one body, pointing at the second', () => {
