@@ -24,7 +24,8 @@ export async function protectDefinedDomains(options: { client: Client; store: Ob
     for (const domain of site.protectedDomains) {
       const example = path.join(EXAMPLES, `${domain.name}.yaml`);
       let runbook = await options.runbooks.latest(domain.name);
-      if (!runbook && existsSync(example)) {
+      // A stored version from an earlier format is unusable: the example becomes the next version.
+      if ((!runbook || !validateRunbook(runbook.text).runbook) && existsSync(example)) {
         await options.runbooks.put(domain.name, readFileSync(example, 'utf8'), 'npm start');
         runbook = await options.runbooks.latest(domain.name);
       }
