@@ -5,7 +5,8 @@ import { z } from 'zod';
 import type { ObjectStore } from '../datapath/object-store';
 import { RESTORE_POINT_ID } from '../datapath/keys';
 import { Ownership } from '../datapath/ownership';
-import { readDomainStatus } from '../datapath/domain-status';
+import { allowedRequests, decide, type DomainCondition, type DomainRequest } from '../common/domain-modes';
+import { readDomainCondition, readDomainStatus } from '../datapath/domain-status';
 import type { Logger } from '../common/logger';
 import type { RunbookStore } from '../runbooks/store';
 import { validateRunbook } from '../runbooks/validate';
@@ -44,6 +45,10 @@ export interface OperationsRouterOptions {
   /** Base URL of the Temporal Web UI, for links in responses; absent for clusters without one. */
   webUiUrl?: string;
 }
+
+/** The requests this API offers endpoints for (the mode table knows the operations still to come). */
+const OFFERED: DomainRequest[] = ['power-on', 'failover'];
+const offeredNow = (condition: DomainCondition) => allowedRequests(condition).filter((r) => OFFERED.includes(r));
 
 const DOMAIN = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
@@ -109,6 +114,17 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl }: Ope
     return { runbook: checked.runbook, version: stored.record.version };
   }
 
+  /** The mode table, before any workflow starts: 409 naming the mode and the operations it allows. */
+  async function requireAllowed(domain: string, request: DomainRequest) {
+    const condition = await readDomainCondition(store, domain);
+    const decision = decide(request, condition);
+    if (!decision.allowed) {
+      const allowed = offeredNow(condition);
+      throw conflict(`${request} is refused while ${domain} is ${condition.mode}; allowed now: ${allowed.join(', ') || 'nothing'}`, { mode: condition.mode, allowedOperations: allowed });
+    }
+    return decision;
+  }
+
   async function startOperation(domain: string, request: OperationRequest) {
     try {
       return await client.workflow.executeUpdateWithStart(startOperationUpdate, {
@@ -134,6 +150,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl }: Ope
   router.post('/domains/:domain/power-on', requireRole('operator'), json, async (req, res) => {
     const domain = domainParam(req);
     const body = parseBody(PowerOnRequest, req);
+    await requireAllowed(domain, 'power-on');
     const { runbook, version } = await loadRunbook(domain, body);
     const site = body.site ?? runbook.spec.sites.recovery;
     const input: PowerOnPlanInput = {
@@ -159,6 +176,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl }: Ope
       throw badRequest(`a forced failover fences the primary site of ${domain} and takes ownership without it; confirm by sending "confirm": "${domain}"`);
     }
     const declaredAt = Date.now();
+    await requireAllowed(domain, 'failover');
     const { runbook, version } = await loadRunbook(domain, { runbook: body.runbook ?? domain, ...(body.version ? { version: body.version } : {}) });
     const pointInTime = body.pointInTime && ('at' in body.pointInTime ? { at: Date.parse(body.pointInTime.at) } : body.pointInTime);
     const input: FailoverInput = {
@@ -184,7 +202,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl }: Ope
 
   router.get('/domains/:domain', async (req, res) => {
     const domain = domainParam(req);
-    const [ownership, status] = await Promise.all([new Ownership(store, domain).inspect(), readDomainStatus(store, domain)]);
+    const [ownership, status, condition] = await Promise.all([new Ownership(store, domain).inspect(), readDomainStatus(store, domain), readDomainCondition(store, domain)]);
     if (!ownership.owner && !status) throw notFound(`the storage site holds no protected domain ${domain}`);
     const protection = ownership.owner
       ? await client.workflow
@@ -194,6 +212,8 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl }: Ope
       : null;
     res.json({
       domain,
+      mode: condition.mode,
+      allowedOperations: offeredNow(condition),
       owner: ownership.owner ? { site: ownership.owner.site, epoch: ownership.epoch, since: new Date(ownership.owner.claimedAt).toISOString() } : null,
       status: status ?? null,
       protection,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DOMAIN_MODES, type DomainCondition } from '../common/domain-modes';
 import { DomainKeys } from './keys';
 import type { ObjectStore } from './object-store';
 import { parseRecord, RECORD_FORMAT_VERSION } from './records';
@@ -8,8 +9,6 @@ import { parseRecord, RECORD_FORMAT_VERSION } from './records';
  * "Recoverable"), kept in the storage site so that every site, and the API, reads the same
  * answer even when the site that wrote it is gone.
  */
-export const DOMAIN_MODES = ['Running in Failover'] as const;
-export type DomainMode = (typeof DOMAIN_MODES)[number];
 export const VM_PROTECTION_STATES = ['Recoverable'] as const;
 
 export const domainStatusSchema = z.object({
@@ -33,4 +32,10 @@ export async function readDomainStatus(store: ObjectStore, domain: string): Prom
   const key = domainStatusKey(store.prefix, domain);
   const body = await store.get(key);
   return body ? parseRecord(domainStatusSchema, key, body) : undefined;
+}
+
+/** The mode the table in common/domain-modes.ts decides from: a domain without a recorded mode is Protected. */
+export async function readDomainCondition(store: ObjectStore, domain: string): Promise<DomainCondition> {
+  const status = await readDomainStatus(store, domain);
+  return { mode: status?.mode ?? 'Protected' };
 }

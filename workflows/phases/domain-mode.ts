@@ -1,5 +1,5 @@
 import { workflowInfo } from '@temporalio/workflow';
-import type { DomainMode } from '../../datapath/domain-status';
+import type { DomainMode } from '../../common/domain-modes';
 import type { Operation } from '../operation';
 import { activitiesAt } from './site-activities';
 

@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { allowedRequests, decide, DOMAIN_MODES, DOMAIN_REQUESTS, type DomainMode, type DomainRequest } from '../../common/domain-modes';
+
+/** The design's table, row by row: the mode after success, `=` for a completion, 409 for a refusal. */
+const EXPECTED: Record<DomainMode, Partial<Record<DomainRequest, string>>> = {
+  Protected: { 'power-on': '', failover: '→Running in Failover', 'continuous-failover': '→Continuous Rehydration in Progress', drill: '', restore: '' },
+  'Continuous Rehydration in Progress': { failover: '= continuous-failover →Running in Failover', drill: '' },
+  'Running in Failover': { 'power-on': '', failback: '→Protected', 'continuous-failback': '→Continuous Failback in Progress', 'permanent-failover': '→Protected', drill: '', restore: '' },
+  'Continuous Failback in Progress': { failback: '= continuous-failback →Protected', drill: '' },
+};
+
+const describeDecision = (request: DomainRequest, mode: DomainMode, conflictSince?: number) => {
+  const d = decide(request, { mode, ...(conflictSince !== undefined ? { conflictSince } : {}) });
+  if (!d.allowed) return '409';
+  return [d.completes ? `= ${d.completes}` : '', d.becomes ? `→${d.becomes}` : ''].filter(Boolean).join(' ');
+};
+
+describe('domain modes', () => {
+  it('allow exactly what the table allows, from every mode', () => {
+    for (const mode of DOMAIN_MODES) {
+      for (const request of DOMAIN_REQUESTS) {
+        assert.equal(describeDecision(request, mode), EXPECTED[mode][request] ?? '409', `${request} from ${mode}`);
+      }
+    }
+  });
+
+  it('refuse what a split-brain conflict blocks, whatever the mode, and allow permanent failover', () => {
+    for (const mode of DOMAIN_MODES) {
+      for (const request of ['continuous-failover', 'failback', 'continuous-failback', 'restore'] as const) assert.equal(describeDecision(request, mode, 1), '409', `${request} in conflict from ${mode}`);
+      assert.equal(describeDecision('drill', mode, 1), '', 'a drill touches nothing in production');
+      assert.equal(describeDecision('permanent-failover', mode, 1), '→Protected');
+    }
+    assert.equal(describeDecision('failover', 'Protected', 1), '→Running in Failover', 'failover stays as the mode says');
+  });
+
+  it('name the mode and what it allows when refusing', () => {
+    const refused = decide('failback', { mode: 'Protected' });
+    assert.ok(!refused.allowed && /failback is not allowed while the domain is Protected; allowed now: power-on, failover, continuous-failover, drill, restore/.test(refused.reason));
+    assert.deepEqual(allowedRequests({ mode: 'Continuous Failback in Progress' }), ['failback', 'drill']);
+  });
+});
