@@ -225,6 +225,10 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
     await sleep(2_000);
     const instant = Date.now();
     await sleep(2_000);
+    // A forced failover recovers what was replicated: wait until every write up to the instant is in the log, however loaded the machine is.
+    const lastBefore = Math.max(0, ...readWorkloadRecord(path.join(stack.dir, 'primary', 'workload-record.jsonl')).filter((w) => w.at <= instant).map((w) => w.sequence));
+    const primaryProtection = stack.client.workflow.getHandle(protectionWorkflowId('charlie', 'primary', 1));
+    await waitFor('writes up to the instant replicated', async () => (await primaryProtection.query(protectStatusQuery)).cursor >= lastBefore, 60_000);
     const started = await call('POST', '/domains/charlie/failover', { type: 'forced', confirm: 'charlie', pointInTime: { at: new Date(instant).toISOString() } });
     assert.equal(started.status, 202, JSON.stringify(started.body));
     const { status, result } = await operationResult(String(started.body.workflowId));
