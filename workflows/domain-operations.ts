@@ -48,6 +48,12 @@ export interface DomainOperationsState {
   running?: OperationRecord;
   /** Most recent first, bounded. */
   recent: OperationRecord[];
+  /**
+   * Continue as new once this many events have been added to a run's history since it began, as
+   * well as when Temporal suggests it. Absent: only when Temporal suggests it (thousands of
+   * events). Tests set a small bound to reach continue-as-new in a few operations.
+   */
+  maxEventsPerRun?: number;
 }
 
 type OperationWorkflow = (input: unknown) => Promise<unknown>;
@@ -74,6 +80,9 @@ export async function domainOperations(state: DomainOperationsState): Promise<ne
     { key: DR_OPERATION, value: 'domain-operations' },
   ]);
   let child: ChildWorkflowHandle<OperationWorkflow> | undefined;
+  const firstEvent = workflowInfo().historyLength;
+  const runIsLong = () =>
+    workflowInfo().continueAsNewSuggested || (state.maxEventsPerRun !== undefined && workflowInfo().historyLength - firstEvent >= state.maxEventsPerRun);
 
   setHandler(domainOperationsQuery, () => state);
   setHandler(
@@ -113,7 +122,7 @@ export async function domainOperations(state: DomainOperationsState): Promise<ne
   );
 
   for (;;) {
-    await condition(() => child !== undefined || workflowInfo().continueAsNewSuggested);
+    await condition(() => child !== undefined || runIsLong());
     if (!child) return continueAsNew<typeof domainOperations>(state);
     const running = child;
     let outcome: OperationRecord['outcome'] = 'completed';
