@@ -1,4 +1,5 @@
 import {
+  allHandlersFinished,
   ApplicationFailure,
   condition,
   continueAsNew,
@@ -122,7 +123,11 @@ export async function domainOperations(state: DomainOperationsState): Promise<ne
   );
 
   for (;;) {
-    await condition(() => child !== undefined || runIsLong());
+    // Continue as new only when the desk is idle: no operation running and no request in flight.
+    // A request accepted in this very workflow task has claimed `running` but not started its child
+    // yet; continuing as new then would lose the request (its caller is told the workflow
+    // completed) and carry a running record whose child never starts, refusing every later request.
+    await condition(() => child !== undefined || (runIsLong() && !state.running && allHandlersFinished()));
     if (!child) return continueAsNew<typeof domainOperations>(state);
     const running = child;
     let outcome: OperationRecord['outcome'] = 'completed';
