@@ -224,7 +224,8 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl }: Ope
     const domain = domainParam(req);
     try {
       const state = await client.workflow.getHandle(domainOperationsWorkflowId(domain)).query(domainOperationsQuery);
-      res.json({ domain, running: state.running ? { ...state.running, ...links(state.running.workflowId) } : null, recent: state.recent });
+      // Each recent record says how it ended (succeeded, aborted, cancelled) and, when aborted, why; its status URL has the whole report.
+      res.json({ domain, running: state.running ? { ...state.running, ...links(state.running.workflowId) } : null, recent: state.recent.map((r) => ({ ...r, ...links(r.workflowId) })) });
     } catch (error) {
       if (error instanceof WorkflowNotFoundError) return void res.json({ domain, running: null, recent: [] });
       throw error;

@@ -1,9 +1,12 @@
 import {
+  allHandlersFinished,
   ApplicationFailure,
+  ChildWorkflowFailure,
   condition,
   continueAsNew,
   defineQuery,
   defineUpdate,
+  isCancellation,
   ParentClosePolicy,
   setHandler,
   startChild,
@@ -12,6 +15,9 @@ import {
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
 import { workflowNow } from './clock';
+import type { CompensationOutcome } from './compensation';
+import { failureMessage } from './failure-policy';
+import { FAILOVER_ABORTED, type FailoverReport } from './failover-messages';
 import { DR_DOMAIN, DR_OPERATION } from './search-attributes';
 import { operationWorkflowId, type OperationKind } from './workflow-ids';
 
@@ -34,13 +40,29 @@ export interface OperationRequest {
   input: unknown;
 }
 
+/** The outcome words every operation uses (a failover's report and `DrOutcome` say the same). */
+export type OperationOutcome = 'succeeded' | 'aborted' | 'cancelled';
+
 export interface OperationRecord {
   workflowId: string;
   operation: OperationKind;
   requestedBy: string;
   startedAt: string;
   endedAt?: string;
-  outcome?: 'completed' | 'failed';
+  outcome?: OperationOutcome;
+  /** Aborted: why, in the words of the failure that ended the operation. */
+  failure?: string;
+  /** An aborted failover: its report in short (the whole report is at `GET /operations/{id}`). */
+  report?: AbortSummary;
+}
+
+export interface AbortSummary {
+  /** The failure that made the operation abort. */
+  failure?: string;
+  /** The step that failed. */
+  failedStep?: string;
+  /** What compensation undid and what remains, at most SUMMARY_ENTRIES of each. */
+  compensation: CompensationOutcome;
 }
 
 export interface DomainOperationsState {
@@ -48,6 +70,12 @@ export interface DomainOperationsState {
   running?: OperationRecord;
   /** Most recent first, bounded. */
   recent: OperationRecord[];
+  /**
+   * Continue as new once this many events have been added to a run's history since it began, as
+   * well as when Temporal suggests it. Absent: only when Temporal suggests it (thousands of
+   * events). Tests set a small bound to reach continue-as-new in a few operations.
+   */
+  maxEventsPerRun?: number;
 }
 
 type OperationWorkflow = (input: unknown) => Promise<unknown>;
@@ -57,6 +85,8 @@ export const domainOperationsQuery = defineQuery<DomainOperationsState>('domainO
 
 export const OPERATION_ALREADY_RUNNING = 'OperationAlreadyRunning';
 const RECENT_KEPT = 20;
+/** Records are kept in the desk's state across continue-as-new: a 1,000-VM abort's lists stay short. */
+const SUMMARY_ENTRIES = 10;
 
 /**
  * A domain's operations desk: a long-lived workflow (id `domain/<name>`) that starts each
@@ -70,6 +100,9 @@ export async function domainOperations(state: DomainOperationsState): Promise<ne
     { key: DR_OPERATION, value: 'domain-operations' },
   ]);
   let child: ChildWorkflowHandle<OperationWorkflow> | undefined;
+  const firstEvent = workflowInfo().historyLength;
+  const runIsLong = () =>
+    workflowInfo().continueAsNewSuggested || (state.maxEventsPerRun !== undefined && workflowInfo().historyLength - firstEvent >= state.maxEventsPerRun);
 
   setHandler(domainOperationsQuery, () => state);
   setHandler(
@@ -110,18 +143,45 @@ export async function domainOperations(state: DomainOperationsState): Promise<ne
   );
 
   for (;;) {
-    await condition(() => child !== undefined || workflowInfo().continueAsNewSuggested);
+    // Continue as new only when the desk is idle: no operation running and no request in flight.
+    // A request accepted in this very workflow task has claimed `running` but not started its child
+    // yet; continuing as new then would lose the request (its caller is told the workflow
+    // completed) and carry a running record whose child never starts, refusing every later request.
+    await condition(() => child !== undefined || (runIsLong() && !state.running && allHandlersFinished()));
     if (!child) return continueAsNew<typeof domainOperations>(state);
     const running = child;
-    let outcome: OperationRecord['outcome'] = 'completed';
+    let end: Pick<OperationRecord, 'outcome' | 'failure' | 'report'>;
     try {
       await running.result();
-    } catch {
-      outcome = 'failed';
+      end = { outcome: 'succeeded' };
+    } catch (error) {
+      end = howItEnded(error);
     }
     child = undefined;
-    const ended = { ...state.running!, endedAt: new Date(workflowNow()).toISOString(), outcome };
+    const ended: OperationRecord = { ...state.running!, endedAt: new Date(workflowNow()).toISOString(), ...end };
     state.recent = [ended, ...state.recent].slice(0, RECENT_KEPT);
     state.running = undefined;
   }
+}
+
+/** A failed child: cancelled, or aborted with the failure's words and, for an aborted failover, its report in short. */
+function howItEnded(error: unknown): Pick<OperationRecord, 'outcome' | 'failure' | 'report'> {
+  if (isCancellation(error)) return { outcome: 'cancelled' };
+  const ended: Pick<OperationRecord, 'outcome' | 'failure' | 'report'> = { outcome: 'aborted', failure: failureMessage(error) };
+  const cause = error instanceof ChildWorkflowFailure ? error.cause : error;
+  const report = cause instanceof ApplicationFailure && cause.type === FAILOVER_ABORTED ? (cause.details?.[0] as FailoverReport | undefined) : undefined;
+  if (report) {
+    const failedStep = report.steps.find((s) => s.state === 'failed')?.name;
+    ended.report = {
+      ...(report.failure !== undefined ? { failure: report.failure } : {}),
+      ...(failedStep !== undefined ? { failedStep } : {}),
+      compensation: { undone: firstEntries(report.compensation?.undone ?? []), remains: firstEntries(report.compensation?.remains ?? []) },
+    };
+  }
+  return ended;
+}
+
+function firstEntries(entries: string[]): string[] {
+  if (entries.length <= SUMMARY_ENTRIES) return entries;
+  return [...entries.slice(0, SUMMARY_ENTRIES - 1), `... and ${entries.length - SUMMARY_ENTRIES + 1} more`];
 }

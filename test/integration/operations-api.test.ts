@@ -150,7 +150,7 @@ describe('operations API: one operation per domain, approvals and cancel over HT
       const d = await call('GET', '/domains/demo/operations', 'auditor');
       return d.body.running === null ? d : undefined;
     }, 'the desk to be free');
-    assert.equal((desk.body.recent as Array<{ workflowId: string; outcome: string }>)[0].outcome, 'completed');
+    assert.equal((desk.body.recent as Array<{ workflowId: string; outcome: string }>)[0].outcome, 'succeeded');
   });
 
   it('cancels a running operation, after which the domain accepts the next one', async () => {

@@ -1,0 +1,367 @@
+/**
+ * Stub sites for the fast workflow tier: every activity a site worker offers (the same names and
+ * types as worker/site-activities.ts), working on a small in-memory model of the two sites and of
+ * the storage site's ownership records instead of real servers. Every call is recorded (site,
+ * activity, arguments, calling workflow, how it ended), and a test can intercept the calls of its
+ * own domain to fail or hold any of them.
+ *
+ * Each test uses a domain of its own: calls are told apart by the calling workflow's id, whose
+ * second segment is the domain (`failover/<domain>/...`, `protect/<domain>/...`, `domain/<domain>`).
+ */
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import type { DomainDisk, RestorePoint, VmMetadata } from '../../datapath/records';
+import type { DomainStatus } from '../../datapath/domain-status';
+import type { VmKind } from '../../sites/provider';
+import type { createSiteActivities } from '../../worker/site-activities';
+
+/** Every activity of a site worker, by name: the stub must offer each one the product's worker offers. */
+export type SiteActivities = ReturnType<typeof createSiteActivities>;
+export type ActivityName = keyof SiteActivities;
+
+export interface StubCall {
+  seq: number;
+  site: string;
+  name: ActivityName;
+  args: unknown[];
+  workflowId: string;
+  domain: string;
+  attempt: number;
+  /** How the call ended; undefined while it runs. */
+  ended?: 'ok' | 'failed' | 'cancelled';
+  result?: unknown;
+  error?: string;
+}
+
+/**
+ * Sees each call of a domain before the stub does: return `proceed()` to let the stub act, throw
+ * to fail the call, or hold it (e.g. `holdUntilCancelled`).
+ */
+export type Interceptor = (call: StubCall, proceed: () => Promise<unknown>) => Promise<unknown>;
+
+export interface StubVm {
+  kind: VmKind;
+  powerState: 'poweredOn' | 'poweredOff';
+  diskIds: string[];
+}
+
+export interface StubSiteState {
+  vms: Map<string, StubVm>;
+  disks: Map<string, number>;
+  rocvas: Set<string>;
+}
+
+export interface StubDomain {
+  name: string;
+  primary: string;
+  recovery: string;
+  vms: VmMetadata[];
+  disks: DomainDisk[];
+  epoch: number;
+  owner?: string;
+  status?: DomainStatus;
+}
+
+const DISK_BYTES = 1024 * 1024;
+
+/** The domain of a workflow id (`<kind>/<domain>/...`). */
+export function domainOfWorkflow(workflowId: string): string {
+  return workflowId.split('/')[1] ?? '';
+}
+
+function notFound(what: string, type: string): ApplicationFailure {
+  return ApplicationFailure.nonRetryable(`${what} does not exist`, type);
+}
+
+/** Holds a call until its activity is cancelled, heartbeating so that the cancellation arrives. */
+export async function holdUntilCancelled(): Promise<never> {
+  const context = Context.current();
+  for (;;) {
+    context.heartbeat();
+    // Context.sleep rejects with a CancelledFailure once the cancellation arrives.
+    await context.sleep(100);
+  }
+}
+
+export class StubSites {
+  readonly calls: StubCall[] = [];
+  private readonly state = new Map<string, StubSiteState>();
+  private readonly domains = new Map<string, StubDomain>();
+  private readonly interceptors = new Map<string, Interceptor>();
+  private readonly silentGuests = new Set<string>();
+  private seq = 0;
+
+  constructor(readonly siteNames: string[]) {
+    for (const site of siteNames) this.state.set(site, { vms: new Map(), disks: new Map(), rocvas: new Set() });
+  }
+
+  site(name: string): StubSiteState {
+    const site = this.state.get(name);
+    if (!site) throw new Error(`no stub site ${name}`);
+    return site;
+  }
+
+  domain(name: string): StubDomain {
+    const domain = this.domains.get(name);
+    if (!domain) throw new Error(`no stub domain ${name}`);
+    return domain;
+  }
+
+  /**
+   * A protected domain: its VMs run at `primary`, each with one disk, and `primary` owns it in
+   * epoch 1. VM names are `<domain>-<name>`, so that no two tests' VMs meet at a site.
+   */
+  addDomain(name: string, vmNames: string[], sites = { primary: 'primary', recovery: 'recovery' }): StubDomain {
+    const vms: VmMetadata[] = vmNames.map((vm) => ({
+      name: vm,
+      cpus: 2,
+      memoryMiB: 4096,
+      diskIds: [`${vm}-disk-0`],
+      nics: [{ network: vm.includes('-db-') ? 'prod-db' : 'prod-app', ip: { address: '10.10.1.10', prefix: 24, dns: [] } }],
+      metadata: { owner: name },
+    }));
+    const primary = this.site(sites.primary);
+    for (const vm of vms) {
+      primary.vms.set(vm.name, { kind: 'vm', powerState: 'poweredOn', diskIds: vm.diskIds });
+      for (const id of vm.diskIds) primary.disks.set(id, DISK_BYTES);
+    }
+    const domain: StubDomain = {
+      name,
+      ...sites,
+      vms,
+      disks: vms.flatMap((vm) => vm.diskIds.map((diskId) => ({ vm: vm.name, diskId, sizeBytes: DISK_BYTES }))),
+      epoch: 1,
+      owner: sites.primary,
+    };
+    this.domains.set(name, domain);
+    return domain;
+  }
+
+  /** Registered, powered-off VMs at a site (what a power-on operation starts). */
+  placeVms(site: string, names: string[]): void {
+    for (const name of names) this.site(site).vms.set(name, { kind: 'vm', powerState: 'poweredOff', diskIds: [] });
+  }
+
+  /** The VM's guest never answers a heartbeat poll, at any site. */
+  silenceGuest(vm: string): void {
+    this.silentGuests.add(vm);
+  }
+
+  /** Routes every call of `domain` through `interceptor` (one per domain; a later one replaces it). */
+  intercept(domain: string, interceptor: Interceptor): void {
+    this.interceptors.set(domain, interceptor);
+  }
+
+  callsOf(domain: string): StubCall[] {
+    return this.calls.filter((c) => c.domain === domain);
+  }
+
+  /** What a site holds of a domain: its VMs (by `<domain>-` prefix, representation VMs included), disks and RocVAs. */
+  inventoryOf(site: string, domain: string): { vms: Array<[string, StubVm]>; disks: string[]; rocvas: string[] } {
+    const s = this.site(site);
+    const mine = (name: string) => name.startsWith(`${domain}-`) || name.startsWith(`repr-${domain}-`) || name.startsWith(`rocva-${domain}-`);
+    return {
+      vms: [...s.vms].filter(([name]) => mine(name)).sort(([a], [b]) => a.localeCompare(b)),
+      disks: [...s.disks.keys()].filter(mine).sort(),
+      rocvas: [...s.rocvas].filter(mine).sort(),
+    };
+  }
+
+  /** The activities of one site, each recording its calls and passing them through the domain's interceptor. */
+  activitiesFor(site: string): SiteActivities {
+    const impl = this.implementation(site) as unknown as Record<ActivityName, (...args: unknown[]) => Promise<unknown>>;
+    const wrapped = {} as Record<ActivityName, (...args: unknown[]) => Promise<unknown>>;
+    for (const name of Object.keys(impl) as ActivityName[]) {
+      const run = impl[name];
+      wrapped[name] = async (...args: unknown[]) => {
+        const info = Context.current().info;
+        const workflowId = info.workflowExecution?.workflowId ?? '';
+        const call: StubCall = { seq: ++this.seq, site, name, args, workflowId, domain: domainOfWorkflow(workflowId), attempt: info.attempt };
+        this.calls.push(call);
+        const interceptor = this.interceptors.get(call.domain);
+        try {
+          const result = interceptor ? await interceptor(call, () => run(...args)) : await run(...args);
+          call.ended = 'ok';
+          call.result = result;
+          return result;
+        } catch (error) {
+          call.ended = error instanceof CancelledFailure ? 'cancelled' : 'failed';
+          call.error = error instanceof Error ? error.message : String(error);
+          throw error;
+        }
+      };
+    }
+    return wrapped as unknown as SiteActivities;
+  }
+
+  private implementation(siteName: string): SiteActivities {
+    const site = this.site(siteName);
+    const vm = (name: string): StubVm => {
+      const found = site.vms.get(name);
+      if (!found) throw notFound(`VM ${name} at ${siteName}`, 'VmNotFound');
+      return found;
+    };
+    const domainOf = (name: string): StubDomain => {
+      const found = this.domains.get(name);
+      if (!found) throw ApplicationFailure.nonRetryable(`domain ${name} has no manifest`, 'NoManifest');
+      return found;
+    };
+    const metadataOf = (domain: StubDomain) => domain.vms.map((v) => ({ ...v, diskIds: [...v.diskIds], nics: v.nics.map((n) => ({ ...n })) }));
+    const restorePoint = (domain: StubDomain, reason: RestorePoint['reason']): RestorePoint => ({
+      formatVersion: 1,
+      id: `${String(domain.epoch).padStart(10, '0')}-${String(Date.now()).padStart(16, '0')}-0`,
+      domain: domain.name,
+      position: { epoch: domain.epoch, segment: 0, entries: 0 },
+      lastJournalSequence: 0,
+      timestamp: Date.now(),
+      createdAt: Date.now(),
+      reason,
+      vms: metadataOf(domain),
+    });
+
+    const activities: SiteActivities = {
+      // Storage preflight needs a real object store; no workflow under test runs it.
+      checkConditionalWrites: () => Promise.reject(ApplicationFailure.nonRetryable('the stub sites have no object store to check', 'NotSimulated')),
+
+      powerOnVm: ({ vm: name }) => {
+        const target = vm(name);
+        if (target.powerState === 'poweredOn') return Promise.resolve({ alreadyOn: true });
+        target.powerState = 'poweredOn';
+        return Promise.resolve({ alreadyOn: false });
+      },
+      waitForGuestHeartbeat: async ({ vm: name, notAfter }) => {
+        const started = Date.now();
+        const context = Context.current();
+        for (;;) {
+          context.heartbeat({ vm: name, waitedMs: Date.now() - started });
+          const target = vm(name);
+          if (target.powerState === 'poweredOn' && !this.silentGuests.has(name)) return { waitedMs: Date.now() - started };
+          if (Date.now() >= notAfter) {
+            throw ApplicationFailure.nonRetryable(`the guest of ${name} did not heartbeat before ${new Date(notAfter).toISOString()}`, 'HeartbeatTimeout');
+          }
+          await context.sleep(100);
+        }
+      },
+
+      deployRocva: (spec) => {
+        site.rocvas.add(spec.name);
+        return Promise.resolve({ name: spec.name });
+      },
+      destroyRocva: ({ name }) => {
+        site.rocvas.delete(name);
+        return Promise.resolve();
+      },
+      prepareTargetDisks: ({ vm: name, disks }) => {
+        for (const d of disks) site.disks.set(d.diskId, d.sizeBytes);
+        site.vms.set(`repr-${name}`, { kind: 'representation', powerState: 'poweredOff', diskIds: disks.map((d) => d.diskId) });
+        return Promise.resolve({ diskIds: disks.map((d) => d.diskId) });
+      },
+      removeRepresentationVm: ({ vm: name }) => {
+        site.vms.delete(`repr-${name}`);
+        return Promise.resolve();
+      },
+      registerRecoveredVm: ({ spec }) => {
+        const existing = site.vms.get(spec.name);
+        if (existing && existing.kind !== 'vm') throw ApplicationFailure.nonRetryable(`${spec.name} exists at ${siteName} as a ${existing.kind}`, 'NameConflict');
+        for (const id of spec.diskIds) if (!site.disks.has(id)) throw notFound(`disk ${id} at ${siteName}`, 'DiskNotFound');
+        if (!existing) site.vms.set(spec.name, { kind: 'vm', powerState: 'poweredOff', diskIds: spec.diskIds });
+        return Promise.resolve();
+      },
+      removeRecoveredVm: ({ vm: name, diskIds = [] }) => {
+        for (const n of [name, `repr-${name}`]) {
+          for (const id of site.vms.get(n)?.diskIds ?? []) site.disks.delete(id);
+          site.vms.delete(n);
+        }
+        for (const id of diskIds) site.disks.delete(id);
+        return Promise.resolve();
+      },
+      shutdownForHandover: ({ vm: name }) => {
+        const target = vm(name);
+        if (target.powerState === 'poweredOff') return Promise.resolve({ outcome: 'alreadyOff' as const });
+        target.powerState = 'poweredOff';
+        return Promise.resolve({ outcome: 'shutDown' as const });
+      },
+
+      callWebhook: () => Promise.resolve({ status: 204, durationMs: 1 }),
+
+      claimDomain: ({ domain: name, site: claimant, takeover }) => {
+        const domain = domainOf(name);
+        // A retried claim finds its own epoch.
+        if (domain.owner === claimant) return Promise.resolve({ won: true, epoch: domain.epoch, ownerSite: claimant });
+        if (domain.owner && !takeover) return Promise.resolve({ won: false, epoch: domain.epoch, ownerSite: domain.owner });
+        domain.epoch += 1;
+        domain.owner = claimant;
+        return Promise.resolve({ won: true, epoch: domain.epoch, ownerSite: claimant });
+      },
+      recordManifest: ({ domain: name, site: protectedSite, protectionWindowMs }) => {
+        const domain = domainOf(name);
+        return Promise.resolve({ formatVersion: 1 as const, domain: name, protectedSite, disks: domain.disks, vms: metadataOf(domain), protectionWindowMs, updatedAt: Date.now() });
+      },
+      replicateJournal: async ({ cursor, runForMs }) => {
+        // Replicates nothing, for as long as a run lasts, unless cancelled first.
+        const context = Context.current();
+        const until = Date.now() + runForMs;
+        while (Date.now() < until) {
+          context.heartbeat({ cursor });
+          await context.sleep(Math.min(1_000, until - Date.now()));
+        }
+        return { cursor, segmentsWritten: 0, segmentsAdopted: 0, lagMs: 0, backlogEntries: 0 };
+      },
+      collectGarbage: () => Promise.resolve({ deleted: { points: 0, segments: 0, bases: 0, leases: 0 }, skipped: 'the stub sites keep no log' }),
+      trackDirtyRegions: ({ cursor }) => Promise.resolve({ drainedTo: cursor, dirtyRegions: 0 }),
+      resyncDirtyRegions: ({ domain, epoch, cursor }) =>
+        Promise.resolve({ key: `domains/${domain}/log/${epoch}/${cursor}`, entries: 0, bytes: 0, cursor, journalMark: cursor, markedAt: Date.now() }),
+      finishResync: () => Promise.resolve({}),
+      listStoredDomains: () => Promise.resolve([...this.domains.values()].map((d) => ({ domain: d.name, ownerSite: d.owner, epoch: d.epoch, protectedSite: d.primary }))),
+      createRestorePoint: ({ domain }) => Promise.resolve(restorePoint(domainOf(domain), 'on-demand')),
+      initialSync: ({ epoch }) => Promise.resolve({ baseId: `base-${epoch}`, bytesRead: 0, chunksStored: 0, consistentFrom: null }),
+      rehydrateDomain: ({ domain: name }) => {
+        const domain = domainOf(name);
+        Context.current().heartbeat({ bytesWritten: 0 });
+        for (const d of domain.disks) if (!site.disks.has(d.diskId)) throw notFound(`target disk ${d.diskId} at ${siteName}`, 'DiskNotFound');
+        const bytesWritten = domain.disks.reduce((sum, d) => sum + d.sizeBytes, 0);
+        return Promise.resolve({ segmentsApplied: 1, bytesWritten, disks: domain.disks.map((d) => ({ diskId: d.diskId, sha256: '0'.repeat(64), verifiedBytes: d.sizeBytes })) });
+      },
+
+      describeDomain: ({ domain: name }) => {
+        const domain = domainOf(name);
+        return Promise.resolve({ protectedSite: domain.primary, ownerSite: domain.owner, epoch: domain.epoch, vms: domain.vms.map((v) => v.name) });
+      },
+      drainReplication: ({ domain: name }) => {
+        const domain = domainOf(name);
+        if (domain.owner !== siteName) throw ApplicationFailure.nonRetryable(`domain ${name} is owned by ${domain.owner ?? 'nobody'}, not by ${siteName}`, 'NotOwner');
+        return Promise.resolve({ epoch: domain.epoch, lastSegment: 7, cursor: 42 });
+      },
+      releaseDomain: ({ domain: name, epoch, nextSite }) => {
+        const domain = domainOf(name);
+        if (domain.epoch === epoch + 1 && domain.owner === nextSite) return Promise.resolve({ epoch: domain.epoch });
+        if (domain.epoch !== epoch) throw ApplicationFailure.nonRetryable(`epoch ${epoch} of ${name} is not the current one (${domain.epoch})`, 'StaleEpoch');
+        domain.epoch += 1;
+        domain.owner = nextSite;
+        return Promise.resolve({ epoch: domain.epoch });
+      },
+      resolveRecoveryPoint: ({ domain: name, pointInTime }) => {
+        const domain = domainOf(name);
+        const at = pointInTime && 'at' in pointInTime ? pointInTime.at : Date.now();
+        return Promise.resolve({
+          upTo: pointInTime && 'at' in pointInTime ? { kind: 'instant' as const, at } : { kind: 'latest' as const },
+          dataFrom: at,
+          description: pointInTime ? `instant ${new Date(at).toISOString()}` : 'the latest consistent point',
+          disks: domain.disks,
+          vms: metadataOf(domain),
+          protectionWindowMs: 86_400_000,
+        });
+      },
+      protectRecoveredDisks: ({ diskIds }) => {
+        for (const id of diskIds) if (!site.disks.has(id)) throw notFound(`disk ${id} at ${siteName}`, 'DiskNotFound');
+        return Promise.resolve({ cursor: 0 });
+      },
+
+      setDomainStatus: (input) => {
+        const status: DomainStatus = { formatVersion: 1, ...input, updatedAt: Date.now() };
+        domainOf(input.domain).status = status;
+        return Promise.resolve(status);
+      },
+    };
+    return activities;
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * The fast workflow tier's environment, created once per test file: Temporal's test environment
+ * on the dev server that `npm install` put in .tools (no download), our search attributes
+ * registered, the product's workflows on the orchestration queue, and stub activity workers
+ * (test/harness/stub-sites.ts) on `site.primary` and `site.recovery`. Durations that must expire
+ * in a test are made short through the runbook, whose fields they are.
+ */
+import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { TEMPORAL_BINARY } from '../../stack/servers';
+import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
+import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../../workflows/task-queues';
+import { StubSites } from './stub-sites';
+
+export const PRIMARY = 'primary';
+export const RECOVERY = 'recovery';
+
+export interface WorkflowEnv {
+  env: TestWorkflowEnvironment;
+  client: Client;
+  sites: StubSites;
+  /** Terminates whatever of the domain is still open: protection a failover abandoned, an operation a failed test left. */
+  closeDomain(domain: string): Promise<void>;
+  teardown(): Promise<void>;
+}
+
+let runtimeInstalled = false;
+
+export async function startWorkflowEnv(): Promise<WorkflowEnv> {
+  if (!runtimeInstalled) {
+    // The tier fails workflows on purpose: their warnings would drown the report. DR_TEST_SDK_LOG=WARN shows them.
+    const level = process.env.DR_TEST_SDK_LOG === 'WARN' ? 'WARN' : 'ERROR';
+    Runtime.install({ logger: new DefaultLogger(level), telemetryOptions: { logging: { filter: { core: level, other: level } } } });
+    runtimeInstalled = true;
+  }
+  const env = await TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'existing-path', path: TEMPORAL_BINARY },
+      ip: '127.0.0.1',
+      searchAttributes: [...ALL_SEARCH_ATTRIBUTES],
+      log: { format: 'json', level: 'error' },
+      extraArgs: ['--dynamic-config-value', 'matching.numTaskqueueReadPartitions=1', '--dynamic-config-value', 'matching.numTaskqueueWritePartitions=1'],
+    },
+  });
+  const sites = new StubSites([PRIMARY, RECOVERY]);
+  const running: Array<{ worker: Worker; done: Promise<void> }> = [];
+  const teardown = async () => {
+    await terminateOpen(env.client, 'ExecutionStatus = "Running"');
+    for (const { worker } of running) worker.shutdown();
+    await Promise.allSettled(running.map((r) => r.done));
+    await env.teardown();
+  };
+  try {
+    const workers = await Promise.all([
+      Worker.create({
+        connection: env.nativeConnection,
+        taskQueue: ORCHESTRATION_TASK_QUEUE,
+        workflowsPath: require.resolve('../../workflows'),
+        maxCachedWorkflows: 200,
+      }),
+      ...[PRIMARY, RECOVERY].map((site) =>
+        Worker.create({
+          connection: env.nativeConnection,
+          taskQueue: siteTaskQueue(site),
+          activities: sites.activitiesFor(site),
+          // Held stubs heartbeat; a cancellation reaches them within this instead of the default 30 s.
+          maxHeartbeatThrottleInterval: '100 ms',
+          defaultHeartbeatThrottleInterval: '100 ms',
+        }),
+      ),
+    ]);
+    for (const worker of workers) running.push({ worker, done: worker.run() });
+  } catch (error) {
+    await teardown();
+    throw error;
+  }
+
+  return {
+    env,
+    client: env.client,
+    sites,
+    closeDomain: async (domain) => {
+      const ids = new Set(sites.callsOf(domain).map((c) => c.workflowId));
+      await Promise.all(
+        [...ids].map(async (id) => {
+          const handle = env.client.workflow.getHandle(id);
+          const { status } = await handle.describe();
+          if (status.name === 'RUNNING') await handle.terminate('test finished').catch(ignoreNotFound);
+        }),
+      );
+    },
+    teardown,
+  };
+}
+
+async function terminateOpen(client: Client, query: string): Promise<void> {
+  const open: string[] = [];
+  for await (const execution of client.workflow.list({ query })) open.push(execution.workflowId);
+  await Promise.all(open.map((id) => client.workflow.getHandle(id).terminate('test environment closing').catch(ignoreNotFound)));
+}
+
+function ignoreNotFound(error: unknown): void {
+  if (!(error instanceof WorkflowNotFoundError)) throw error;
+}

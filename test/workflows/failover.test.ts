@@ -1,0 +1,438 @@
+/**
+ * The failover workflow against stub sites (fast tier): the happy path, every activity step
+ * failing in turn, a cancel at every phase, an approval gate that times out and a guest that never
+ * heartbeats. Written against behaviour only (activity calls, the report, the outcome and what the
+ * stub sites hold afterwards), so that it holds whatever shape the workflow's code takes.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { WorkflowFailedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { failover } from '../../workflows/failover';
+import { FAILOVER_ABORTED, type FailoverReport, type FailoverType } from '../../workflows/failover-messages';
+import { DR_OUTCOME } from '../../workflows/search-attributes';
+import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
+import { protectionWorkflowId } from '../../workflows/workflow-ids';
+import { failoverInput, vmNames, type RunbookOptions } from '../fixtures/workflow-runbooks';
+import { holdUntilCancelled, type StubCall } from '../harness/stub-sites';
+import { PRIMARY, RECOVERY, startWorkflowEnv, type WorkflowEnv } from '../harness/workflow-env';
+
+/** The report's steps, in the order docs/failover.md gives the procedure. */
+const PROCEDURE: Record<FailoverType, string[]> = {
+  planned: [
+    'check ownership',
+    'shut down VMs at the primary',
+    'drain replication',
+    'hand over ownership',
+    'resolve the recovery point',
+    'deploy the RocVA',
+    'create representation VMs',
+    'rehydrate disks',
+    'remove representation VMs',
+    'register VMs',
+    'resume protection',
+    'power on by the runbook',
+    'remove the RocVA',
+    'set the domain mode',
+  ],
+  forced: [
+    'check ownership',
+    'take over ownership',
+    'resolve the recovery point',
+    'deploy the RocVA',
+    'create representation VMs',
+    'rehydrate disks',
+    'remove representation VMs',
+    'register VMs',
+    'resume protection',
+    'power on by the runbook',
+    'remove the RocVA',
+    'set the domain mode',
+  ],
+};
+
+/** How many failovers of the step-by-step tests run at once (each on a domain of its own). */
+const PARALLEL = 6;
+
+let t: WorkflowEnv;
+before(async () => {
+  t = await startWorkflowEnv();
+});
+after(async () => {
+  await t?.teardown();
+});
+
+let domains = 0;
+/** A fresh protected domain at the stub primary site: lowercase, unique in this file. */
+function newDomain(label: string): string {
+  const slug = label.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 30);
+  const domain = `${slug}-${++domains}`;
+  t.sites.addDomain(domain, vmNames(domain));
+  return domain;
+}
+
+const failoverId = (domain: string) => `failover/${domain}/test`;
+
+function startFailover(domain: string, type: FailoverType, options: RunbookOptions = {}): Promise<WorkflowHandle<typeof failover>> {
+  return t.client.workflow.start(failover, { taskQueue: ORCHESTRATION_TASK_QUEUE, workflowId: failoverId(domain), args: [failoverInput(domain, type, options)] });
+}
+
+/** A step of the operation: one activity at one site, called by the failover itself or by one of its power-on groups. */
+interface Step {
+  key: string;
+  /** How many calls of it the happy path made. */
+  calls: number;
+}
+
+/** `<site>:<activity>` plus, for a power-on group's calls, ` in <group>`. */
+function stepKey(call: StubCall): string {
+  const group = call.workflowId.split('/power-on/')[1];
+  return `${call.site}:${call.name}${group ? ` in ${group}` : ''}`;
+}
+
+/** The calls the failover and its power-on groups made (not those of the protection it started). */
+function operationCalls(domain: string): StubCall[] {
+  return t.sites.callsOf(domain).filter((c) => c.workflowId === failoverId(domain) || c.workflowId.startsWith(`${failoverId(domain)}/`));
+}
+
+function stepsOf(calls: StubCall[]): Step[] {
+  const steps = new Map<string, Step>();
+  for (const call of calls) {
+    const key = stepKey(call);
+    const step = steps.get(key) ?? { key, calls: 0 };
+    step.calls++;
+    steps.set(key, step);
+  }
+  return [...steps.values()];
+}
+
+const argOf = (call: StubCall) => call.args[0] as Record<string, unknown>;
+
+async function failureOf(handle: WorkflowHandle): Promise<WorkflowFailedError> {
+  const error = await handle.result().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  assert.ok(error instanceof WorkflowFailedError, `the failover ended with ${String(error)}, not a failure`);
+  return error;
+}
+
+async function outcomeAttribute(handle: WorkflowHandle): Promise<unknown> {
+  return (await handle.describe()).typedSearchAttributes.get(DR_OUTCOME);
+}
+
+/** The report an aborted failover fails with. */
+async function abortReport(handle: WorkflowHandle): Promise<FailoverReport> {
+  const error = await failureOf(handle);
+  assert.ok(error.cause instanceof ApplicationFailure, `the failover failed with ${String(error.cause)}`);
+  assert.equal(error.cause.type, FAILOVER_ABORTED);
+  const report = error.cause.details?.[0] as FailoverReport;
+  assert.equal(report.outcome, 'aborted');
+  assert.ok(report.compensation, 'the report says what was undone');
+  assert.equal(await outcomeAttribute(handle), 'aborted');
+  return report;
+}
+
+async function assertCancelled(handle: WorkflowHandle): Promise<void> {
+  const error = await failureOf(handle);
+  assert.ok(error.cause instanceof CancelledFailure, `the failover failed with ${String(error.cause)}, not a cancellation`);
+  assert.equal(await outcomeAttribute(handle), 'cancelled');
+}
+
+/** The protection workflow's handle, or undefined when nothing started it. */
+async function protection(domain: string, site: string, epoch: number): Promise<WorkflowHandle | undefined> {
+  const handle = t.client.workflow.getHandle(protectionWorkflowId(domain, site, epoch));
+  try {
+    await handle.describe();
+    return handle;
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) return undefined;
+    throw error;
+  }
+}
+
+const sorted = (items: string[]) => [...new Set(items)].sort();
+
+/**
+ * After an abort or a cancel: whatever the failover created before it stopped was undone (the undo
+ * calls happened and the stub sites hold nothing of it), nothing that was never created was
+ * "undone", and for an abort the report's compensation says so.
+ */
+async function assertUndone(domain: string, type: FailoverType, report?: FailoverReport): Promise<void> {
+  const calls = operationCalls(domain);
+  const ok = (name: StubCall['name'], site?: string) => calls.filter((c) => c.name === name && c.ended === 'ok' && (!site || c.site === site));
+  const attempted = (name: StubCall['name'], site?: string) => calls.filter((c) => c.name === name && (!site || c.site === site));
+
+  // What the failover created, going forward.
+  const stopped = ok('shutdownForHandover').filter((c) => (c.result as { outcome: string }).outcome !== 'alreadyOff').map((c) => String(argOf(c).vm));
+  const handedOver = ok('releaseDomain', PRIMARY).length > 0;
+  const claimed = ok('claimDomain', RECOVERY).some((c) => (c.result as { won: boolean }).won);
+  const rocvas = ok('deployRocva').map((c) => String(argOf(c).name));
+  const prepared = attempted('prepareTargetDisks').map((c) => String(argOf(c).vm));
+  const registered = attempted('registerRecoveredVm').map((c) => String((argOf(c).spec as { name: string }).name));
+  // Either way the recovery site's epoch is 2: handed over (planned) or taken over (forced) from epoch 1.
+  const recoveryProtection = await protection(domain, RECOVERY, 2);
+
+  // The undo calls.
+  assert.deepEqual(sorted(ok('powerOnVm', PRIMARY).map((c) => String(argOf(c).vm))), sorted(stopped), 'the VMs shut down at the primary are powered on again, and only those');
+  const returned = ok('releaseDomain', RECOVERY);
+  if (handedOver) {
+    assert.equal(returned.length, 1, 'ownership is handed back to the primary');
+    assert.equal(argOf(returned[0]).nextSite, PRIMARY);
+    assert.equal(argOf(returned[0]).lastSegment, null, "nothing the recovery site wrote joins the primary's chain");
+    const resumed = await protection(domain, PRIMARY, t.sites.domain(domain).epoch);
+    assert.ok(resumed, 'protection resumes at the primary in the epoch handed back');
+  } else {
+    assert.equal(attempted('releaseDomain', RECOVERY).length, 0, 'no handback without a handover');
+  }
+  const destroyed = ok('destroyRocva').map((c) => String(argOf(c).name));
+  for (const rocva of rocvas) assert.ok(destroyed.includes(rocva), `RocVA ${rocva} is destroyed`);
+  for (const rocva of destroyed) assert.ok(attempted('deployRocva').some((c) => argOf(c).name === rocva), `RocVA ${rocva} was never deployed`);
+  const removed = ok('removeRecoveredVm').map((c) => String(argOf(c).vm));
+  assert.deepEqual(sorted(removed), sorted([...prepared, ...registered]), 'every VM prepared or registered at the recovery site is removed, and only those');
+  if (recoveryProtection) {
+    const ended = await recoveryProtection.result().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.ok(ended instanceof WorkflowFailedError && ended.cause instanceof CancelledFailure, `protection at the recovery site is cancelled (it ended with ${String(ended)})`);
+  }
+
+  // What the sites hold now.
+  assert.deepEqual(t.sites.inventoryOf(RECOVERY, domain), { vms: [], disks: [], rocvas: [] }, 'the recovery site holds nothing of the domain');
+  const owner = t.sites.domain(domain).owner;
+  if (type === 'planned') {
+    assert.equal(owner, PRIMARY, 'a planned failover that did not finish leaves the domain with the primary');
+    const primaryVms = t.sites.inventoryOf(PRIMARY, domain).vms;
+    assert.deepEqual(
+      primaryVms.map(([name, vm]) => `${name}:${vm.powerState}`),
+      vmNames(domain).sort().map((name) => `${name}:poweredOn`),
+      'every VM runs at the primary again',
+    );
+  } else {
+    assert.equal(owner, claimed ? RECOVERY : PRIMARY, 'a forced takeover is never handed back to the lost site');
+    assert.deepEqual(
+      t.sites.callsOf(domain).filter((c) => c.site === PRIMARY),
+      [],
+      'a forced failover schedules nothing on the lost site',
+    );
+  }
+
+  if (!report?.compensation) return;
+  const { undone, remains } = report.compensation;
+  const mentions = (patterns: RegExp[]) => undone.filter((entry) => patterns.every((p) => p.test(entry)));
+  const expected: Array<{ what: string; patterns: RegExp[] }> = [
+    ...rocvas.map((rocva) => ({ what: `RocVA ${rocva}`, patterns: [new RegExp(rocva)] })),
+    ...sorted([...prepared, ...registered]).map((vm) => ({ what: `VM ${vm}`, patterns: [new RegExp(`\\b${vm}\\b`)] })),
+    ...(handedOver ? [{ what: 'the handback of ownership', patterns: [/ownership/, new RegExp(PRIMARY)] }] : []),
+    ...(recoveryProtection ? [{ what: 'protection at the recovery site', patterns: [/protection/, new RegExp(RECOVERY)] }] : []),
+    ...(stopped.length > 0 ? [{ what: 'the VMs shut down at the primary', patterns: [/shut down/, new RegExp(PRIMARY)] }] : []),
+  ];
+  for (const { what, patterns } of expected) assert.ok(mentions(patterns).length > 0, `the report says ${what} was undone: ${JSON.stringify(undone)}`);
+  // Every entry stands for something that was created (a planned failover's shutdown entry for a
+  // shutdown that was begun, even if no VM had stopped yet).
+  const shutdownBegun = type === 'planned' && ok('describeDomain').length > 0;
+  for (const entry of undone) {
+    const accounted = expected.some(({ patterns }) => patterns.every((p) => p.test(entry))) || (shutdownBegun && /shut down/.test(entry));
+    assert.ok(accounted, `the report says "${entry}" was undone, but the failover never created it`);
+  }
+  if (type === 'forced' && claimed) {
+    assert.equal(remains.length, 1, `only the takeover remains: ${JSON.stringify(remains)}`);
+    assert.match(remains[0], new RegExp(`ownership of ${domain} stays with ${RECOVERY}`));
+  } else {
+    assert.deepEqual(remains, [], 'nothing remains');
+  }
+}
+
+/** Runs one failover to the end and checks the happy path; returns its steps for the failure and cancel tests. */
+async function happyPath(type: FailoverType): Promise<Step[]> {
+  const domain = newDomain(`${type}-happy`);
+  const handle = await startFailover(domain, type);
+  const report = await handle.result();
+  try {
+    assert.equal(report.outcome, 'succeeded');
+    assert.equal(await outcomeAttribute(handle), 'succeeded');
+    assert.deepEqual(
+      report.steps.map((s) => s.name),
+      PROCEDURE[type],
+    );
+    for (const [i, step] of report.steps.entries()) {
+      assert.equal(step.state, 'done', `step ${step.name}`);
+      if (i > 0) assert.ok(step.startedAt >= report.steps[i - 1].endedAt!, `${step.name} starts after ${report.steps[i - 1].name} ended`);
+    }
+    assert.deepEqual(
+      report.vms.map((vm) => `${vm.name}:${vm.state}`).sort(),
+      vmNames(domain).sort().map((vm) => `${vm}:poweredOn`),
+    );
+    assert.equal(report.epoch, 2);
+    assert.ok(report.rtoMs !== undefined && report.rtoMs >= 0, 'the report has an RTO');
+    if (type === 'planned') assert.equal(report.rpoMs, 0, 'a planned failover loses no acknowledged write');
+
+    const recovery = t.sites.inventoryOf(RECOVERY, domain);
+    assert.deepEqual(
+      recovery.vms.map(([name, vm]) => `${name}:${vm.kind}:${vm.powerState}`),
+      vmNames(domain).sort().map((vm) => `${vm}:vm:poweredOn`),
+      'the recovered VMs run at the recovery site; no representation VM is left',
+    );
+    assert.deepEqual(recovery.rocvas, [], 'the RocVA is removed');
+    const record = t.sites.domain(domain);
+    assert.equal(record.owner, RECOVERY);
+    assert.equal(record.status?.mode, 'Running in Failover');
+    assert.equal(record.status?.runningAt, RECOVERY);
+    const protectedAtRecovery = await protection(domain, RECOVERY, 2);
+    assert.equal((await protectedAtRecovery?.describe())?.status.name, 'RUNNING', 'protection runs at the recovery site as its new owner');
+    if (type === 'planned') {
+      assert.deepEqual(
+        t.sites.inventoryOf(PRIMARY, domain).vms.map(([name, vm]) => `${name}:${vm.powerState}`),
+        vmNames(domain).sort().map((vm) => `${vm}:poweredOff`),
+        'the primary VMs were shut down',
+      );
+    } else {
+      assert.deepEqual(
+        t.sites.callsOf(domain).filter((c) => c.site === PRIMARY),
+        [],
+        'a forced failover schedules nothing on the lost site',
+      );
+    }
+    return stepsOf(operationCalls(domain));
+  } finally {
+    await t.closeDomain(domain);
+  }
+}
+
+for (const type of ['planned', 'forced'] as const) {
+  describe(`${type} failover on stub sites`, () => {
+    let steps: Step[] | undefined;
+
+    it('happy path: the report lists the procedure in order and every VM ends powered on at the recovery site', async () => {
+      steps = await happyPath(type);
+    });
+
+    it('each activity step failing (non-retryable) aborts with FailoverAborted and undoes what was created before it', { concurrency: PARALLEL }, async (ctx) => {
+      assert.ok(steps, 'the happy path ran first');
+      assert.ok(steps.length >= (type === 'planned' ? 15 : 13), `the happy path made the calls of every step: ${steps.map((s) => s.key).join(', ')}`);
+      await Promise.all(
+        steps.map((step) =>
+          ctx.test(`${step.key} fails (call ${step.calls} of ${step.calls})`, async () => {
+            const domain = newDomain(`${type} fail ${step.key}`);
+            let seen = 0;
+            t.sites.intercept(domain, async (call, proceed) => {
+              // The last call of the step fails, so that its earlier calls (other VMs) have done their work.
+              if (stepKey(call) === step.key && ++seen === step.calls) throw ApplicationFailure.nonRetryable(`injected failure of ${step.key}`, 'InjectedFailure');
+              return proceed();
+            });
+            try {
+              const handle = await startFailover(domain, type);
+              const report = await abortReport(handle);
+              assert.match(report.failure ?? '', new RegExp(`injected failure of ${step.key}`));
+              await assertUndone(domain, type, report);
+            } finally {
+              await t.closeDomain(domain);
+            }
+          }),
+        ),
+      );
+    });
+
+    it('a cancel at each phase (while its activity runs) ends cancelled and undoes everything', { concurrency: PARALLEL }, async (ctx) => {
+      assert.ok(steps, 'the happy path ran first');
+      // A forced failover shares every phase but one with a planned one, and cancelling runs the
+      // same undo as aborting, which the forced failure tests cover step by step: here only its
+      // own phase (the takeover) and the power-on, when everything has been created.
+      const phases = type === 'planned' ? steps : steps.filter((s) => s.key === `${RECOVERY}:claimDomain` || s.key === `${RECOVERY}:powerOnVm in app`);
+      assert.equal(phases.length, type === 'planned' ? steps.length : 2);
+      await Promise.all(
+        phases.map((step) =>
+          ctx.test(`cancelled during ${step.key}`, async () => {
+            const domain = newDomain(`${type} cancel ${step.key}`);
+            let entered: () => void = () => undefined;
+            const reached = new Promise<void>((resolve) => (entered = resolve));
+            let held = false;
+            t.sites.intercept(domain, async (call, proceed) => {
+              if (!held && stepKey(call) === step.key) {
+                held = true;
+                entered();
+                return holdUntilCancelled();
+              }
+              return proceed();
+            });
+            try {
+              const handle = await startFailover(domain, type);
+              await Promise.race([
+                reached,
+                handle.result().then(() => {
+                  throw new Error(`the failover ended before ${step.key}`);
+                }),
+              ]);
+              await handle.cancel();
+              await assertCancelled(handle);
+              await assertUndone(domain, type);
+            } finally {
+              await t.closeDomain(domain);
+            }
+          }),
+        ),
+      );
+    });
+  });
+}
+
+describe('runbook timeouts on stub sites', () => {
+  it('an approval gate nobody answers before its timeout aborts the failover, which compensates', async () => {
+    const domain = newDomain('approval-timeout');
+    try {
+      const handle = await startFailover(domain, 'planned', { approvalTimeout: '2s' });
+      const report = await abortReport(handle);
+      assert.match(report.failure ?? '', /approve-app: nobody approved within 2s/);
+      const app = vmNames(domain).filter((vm) => vm.includes('-app-'));
+      assert.deepEqual(
+        operationCalls(domain).filter((c) => c.name === 'powerOnVm' && c.site === RECOVERY && app.includes(String(argOf(c).vm))),
+        [],
+        'the gated group never starts',
+      );
+      await assertUndone(domain, 'planned', report);
+    } finally {
+      await t.closeDomain(domain);
+    }
+  });
+
+  it("a guest that never heartbeats fails its VM at the runbook's heartbeatTimeout; policy continue goes on without it", async () => {
+    const domain = newDomain('heartbeat-continue');
+    const [db] = vmNames(domain);
+    t.sites.silenceGuest(db);
+    try {
+      const handle = await startFailover(domain, 'forced', { heartbeatTimeout: '2s', databasePolicy: 'continue' });
+      const report = await handle.result();
+      assert.equal(report.outcome, 'succeeded');
+      assert.deepEqual(
+        report.vms.map((vm) => `${vm.name}:${vm.state}`).sort(),
+        vmNames(domain)
+          .map((vm) => `${vm}:${vm === db ? 'failed' : 'poweredOn'}`)
+          .sort(),
+      );
+      const waits = operationCalls(domain).filter((c) => c.name === 'waitForGuestHeartbeat');
+      assert.deepEqual(
+        waits.map((c) => `${String(argOf(c).vm)}:${c.ended}`),
+        [`${db}:failed`],
+        'the wait ends once, failed (HeartbeatTimeout is not retried)',
+      );
+      assert.match(waits[0].error ?? '', new RegExp(`the guest of ${db} did not heartbeat`));
+    } finally {
+      await t.closeDomain(domain);
+    }
+  });
+
+  it('a guest that never heartbeats, with policy abort, aborts the failover, which compensates', async () => {
+    const domain = newDomain('heartbeat-abort');
+    const [db] = vmNames(domain);
+    t.sites.silenceGuest(db);
+    try {
+      const handle = await startFailover(domain, 'planned', { heartbeatTimeout: '2s' });
+      const report = await abortReport(handle);
+      assert.match(report.failure ?? '', new RegExp(`${db}: the guest of ${db} did not heartbeat`));
+      await assertUndone(domain, 'planned', report);
+    } finally {
+      await t.closeDomain(domain);
+    }
+  });
+});
