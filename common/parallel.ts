@@ -1,11 +1,21 @@
 /**
- * Runs `work` over `items` with at most `limit` at a time; the first failure rejects. Pure (no I/O,
- * no clocks), so workflow code uses it too, to bound how many activities it has in flight.
+ * Runs `work` over `items` with at most `limit` at a time. After the first failure no new item
+ * starts, the items already running finish (so a caller that compensates after the failure never
+ * races a late creation), and then the first failure rejects. Pure (no I/O, no clocks), so
+ * workflow code uses it too, to bound how many activities it has in flight.
  */
 export async function forEachLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
+  let failed: { error: unknown } | undefined;
   const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await work(items[next++]);
+    while (!failed && next < items.length) {
+      try {
+        await work(items[next++]);
+      } catch (error) {
+        failed ??= { error };
+      }
+    }
   });
   await Promise.all(lanes);
+  if (failed) throw failed.error;
 }

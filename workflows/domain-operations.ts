@@ -17,7 +17,7 @@ import {
 import { workflowNow } from './clock';
 import type { CompensationOutcome } from './compensation';
 import { failureMessage } from './failure-policy';
-import { FAILOVER_ABORTED, type FailoverReport } from './failover-messages';
+import { OPERATION_ABORTED, type OperationOutcome, type OperationReport } from './operation-messages';
 import { DR_DOMAIN, DR_OPERATION } from './search-attributes';
 import { operationWorkflowId, type OperationKind } from './workflow-ids';
 
@@ -40,19 +40,16 @@ export interface OperationRequest {
   input: unknown;
 }
 
-/** The outcome words every operation uses (a failover's report and `DrOutcome` say the same). */
-export type OperationOutcome = 'succeeded' | 'aborted' | 'cancelled';
-
 export interface OperationRecord {
   workflowId: string;
   operation: OperationKind;
   requestedBy: string;
   startedAt: string;
   endedAt?: string;
-  outcome?: OperationOutcome;
+  outcome?: Exclude<OperationOutcome, 'running'>;
   /** Aborted: why, in the words of the failure that ended the operation. */
   failure?: string;
-  /** An aborted failover: its report in short (the whole report is at `GET /operations/{id}`). */
+  /** An aborted operation: its report in short (the whole report is at `GET /operations/{id}`). */
   report?: AbortSummary;
 }
 
@@ -152,8 +149,8 @@ export async function domainOperations(state: DomainOperationsState): Promise<ne
     const running = child;
     let end: Pick<OperationRecord, 'outcome' | 'failure' | 'report'>;
     try {
-      await running.result();
-      end = { outcome: 'succeeded' };
+      const result = (await running.result()) as Partial<OperationReport> | undefined;
+      end = { outcome: result?.outcome === 'succeeded-with-failures' ? 'succeeded-with-failures' : 'succeeded' };
     } catch (error) {
       end = howItEnded(error);
     }
@@ -164,12 +161,12 @@ export async function domainOperations(state: DomainOperationsState): Promise<ne
   }
 }
 
-/** A failed child: cancelled, or aborted with the failure's words and, for an aborted failover, its report in short. */
+/** A failed child: cancelled, or aborted with the failure's words and, for an aborted operation, its report in short. */
 function howItEnded(error: unknown): Pick<OperationRecord, 'outcome' | 'failure' | 'report'> {
   if (isCancellation(error)) return { outcome: 'cancelled' };
   const ended: Pick<OperationRecord, 'outcome' | 'failure' | 'report'> = { outcome: 'aborted', failure: failureMessage(error) };
   const cause = error instanceof ChildWorkflowFailure ? error.cause : error;
-  const report = cause instanceof ApplicationFailure && cause.type === FAILOVER_ABORTED ? (cause.details?.[0] as FailoverReport | undefined) : undefined;
+  const report = cause instanceof ApplicationFailure && cause.type === OPERATION_ABORTED ? (cause.details?.[0] as OperationReport | undefined) : undefined;
   if (report) {
     const failedStep = report.steps.find((s) => s.state === 'failed')?.name;
     ended.report = {

@@ -311,7 +311,6 @@ export class StubSites {
       resyncDirtyRegions: ({ domain, epoch, cursor }) =>
         Promise.resolve({ key: `domains/${domain}/log/${epoch}/${cursor}`, entries: 0, bytes: 0, cursor, journalMark: cursor, markedAt: Date.now() }),
       finishResync: () => Promise.resolve({}),
-      listStoredDomains: () => Promise.resolve([...this.domains.values()].map((d) => ({ domain: d.name, ownerSite: d.owner, epoch: d.epoch, protectedSite: d.primary }))),
       createRestorePoint: ({ domain }) => Promise.resolve(restorePoint(domainOf(domain), 'on-demand')),
       initialSync: ({ epoch }) => Promise.resolve({ baseId: `base-${epoch}`, bytesRead: 0, chunksStored: 0, consistentFrom: null }),
       rehydrateDomain: ({ domain: name }) => {

@@ -21,7 +21,6 @@ import { RunbookStore } from '../../runbooks/store';
 import {
   domainOperations,
   domainOperationsQuery,
-  domainOperationsWorkflowId,
   startOperationUpdate,
   type DomainOperationsState,
   type OperationRecord,
@@ -32,6 +31,7 @@ import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { failoverInput, runbook, vmNames } from '../fixtures/workflow-runbooks';
 import { holdUntilCancelled } from '../harness/stub-sites';
 import { RECOVERY, startWorkflowEnv, type WorkflowEnv } from '../harness/workflow-env';
+import { domainOperationsWorkflowId } from '../../workflows/workflow-ids';
 
 let t: WorkflowEnv;
 before(async () => {

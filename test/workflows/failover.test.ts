@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { failover } from '../../workflows/failover';
-import { FAILOVER_ABORTED, type FailoverReport, type FailoverType } from '../../workflows/failover-messages';
+import { OPERATION_ABORTED, type HandoverType, type OperationReport } from '../../workflows/operation-messages';
 import { DR_OUTCOME } from '../../workflows/search-attributes';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { protectionWorkflowId } from '../../workflows/workflow-ids';
@@ -18,10 +18,10 @@ import { holdUntilCancelled, type StubCall } from '../harness/stub-sites';
 import { PRIMARY, RECOVERY, startWorkflowEnv, type WorkflowEnv } from '../harness/workflow-env';
 
 /** The report's steps, in the order docs/failover.md gives the procedure. */
-const PROCEDURE: Record<FailoverType, string[]> = {
+const PROCEDURE: Record<HandoverType, string[]> = {
   planned: [
     'check ownership',
-    'shut down VMs at the primary',
+    'shut down VMs at primary',
     'drain replication',
     'hand over ownership',
     'resolve the recovery point',
@@ -73,7 +73,7 @@ function newDomain(label: string): string {
 
 const failoverId = (domain: string) => `failover/${domain}/test`;
 
-function startFailover(domain: string, type: FailoverType, options: RunbookOptions = {}): Promise<WorkflowHandle<typeof failover>> {
+function startFailover(domain: string, type: HandoverType, options: RunbookOptions = {}): Promise<WorkflowHandle<typeof failover>> {
   return t.client.workflow.start(failover, { taskQueue: ORCHESTRATION_TASK_QUEUE, workflowId: failoverId(domain), args: [failoverInput(domain, type, options)] });
 }
 
@@ -122,11 +122,11 @@ async function outcomeAttribute(handle: WorkflowHandle): Promise<unknown> {
 }
 
 /** The report an aborted failover fails with. */
-async function abortReport(handle: WorkflowHandle): Promise<FailoverReport> {
+async function abortReport(handle: WorkflowHandle): Promise<OperationReport> {
   const error = await failureOf(handle);
   assert.ok(error.cause instanceof ApplicationFailure, `the failover failed with ${String(error.cause)}`);
-  assert.equal(error.cause.type, FAILOVER_ABORTED);
-  const report = error.cause.details?.[0] as FailoverReport;
+  assert.equal(error.cause.type, OPERATION_ABORTED);
+  const report = error.cause.details?.[0] as OperationReport;
   assert.equal(report.outcome, 'aborted');
   assert.ok(report.compensation, 'the report says what was undone');
   assert.equal(await outcomeAttribute(handle), 'aborted');
@@ -158,7 +158,7 @@ const sorted = (items: string[]) => [...new Set(items)].sort();
  * calls happened and the stub sites hold nothing of it), nothing that was never created was
  * "undone", and for an abort the report's compensation says so.
  */
-async function assertUndone(domain: string, type: FailoverType, report?: FailoverReport): Promise<void> {
+async function assertUndone(domain: string, type: HandoverType, report?: OperationReport): Promise<void> {
   const calls = operationCalls(domain);
   const ok = (name: StubCall['name'], site?: string) => calls.filter((c) => c.name === name && c.ended === 'ok' && (!site || c.site === site));
   const attempted = (name: StubCall['name'], site?: string) => calls.filter((c) => c.name === name && (!site || c.site === site));
@@ -245,7 +245,7 @@ async function assertUndone(domain: string, type: FailoverType, report?: Failove
 }
 
 /** Runs one failover to the end and checks the happy path; returns its steps for the failure and cancel tests. */
-async function happyPath(type: FailoverType): Promise<Step[]> {
+async function happyPath(type: HandoverType): Promise<Step[]> {
   const domain = newDomain(`${type}-happy`);
   const handle = await startFailover(domain, type);
   const report = await handle.result();
@@ -308,7 +308,7 @@ for (const type of ['planned', 'forced'] as const) {
       steps = await happyPath(type);
     });
 
-    it('each activity step failing (non-retryable) aborts with FailoverAborted and undoes what was created before it', { concurrency: PARALLEL }, async (ctx) => {
+    it('each activity step failing (non-retryable) aborts with OperationAborted and undoes what was created before it', { concurrency: PARALLEL }, async (ctx) => {
       assert.ok(steps, 'the happy path ran first');
       assert.ok(steps.length >= (type === 'planned' ? 15 : 13), `the happy path made the calls of every step: ${steps.map((s) => s.key).join(', ')}`);
       await Promise.all(
@@ -403,7 +403,7 @@ describe('runbook timeouts on stub sites', () => {
     try {
       const handle = await startFailover(domain, 'forced', { heartbeatTimeout: '2s', databasePolicy: 'continue' });
       const report = await handle.result();
-      assert.equal(report.outcome, 'succeeded');
+      assert.equal(report.outcome, 'succeeded-with-failures', 'it finished, with a VM failed under the continue policy');
       assert.deepEqual(
         report.vms.map((vm) => `${vm.name}:${vm.state}`).sort(),
         vmNames(domain)
