@@ -1,17 +1,21 @@
 /**
  * Real servers for integration tests: a headless Temporal dev server and SeaweedFS, on free
  * loopback ports with throw-away data folders, started by the same code as `npm start`.
- * Call `stop()` in an `after` hook: it stops both even when the test failed.
+ * In a describe block, `useTestStack()` starts them before the first test and stops them after
+ * the last, even when a test failed; elsewhere call `startTestStack()` and its `stop()`.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import type { S3Settings, TemporalSettings } from '../../common/config';
 import type { ChildHandle } from '../../common/child-process';
+import { ObjectStore } from '../../datapath/object-store';
+import { RunbookStore } from '../../runbooks/store';
 import { freePort, freePortWithGrpcCompanion } from '../../stack/ports';
 import { startSeaweedFs } from '../../stack/seaweedfs';
 import { startTemporalDevServer } from '../../stack/temporal-dev-server';
@@ -100,4 +104,93 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     await stop();
     throw error;
   }
+}
+
+/** The stack and the stores tests read and write through, under `settings.prefix`. */
+export interface TestStorage {
+  stack: TestStack;
+  /** The stack's S3 settings, with the prefix asked for. */
+  settings: S3Settings;
+  store: ObjectStore;
+  runbooks: RunbookStore;
+}
+
+export function testStorage(stack: TestStack, prefix?: string): TestStorage {
+  const settings = prefix === undefined ? stack.s3Settings : { ...stack.s3Settings, prefix };
+  return { stack, settings, store: new ObjectStore(stack.s3Client, settings), runbooks: new RunbookStore(stack.s3Client, settings) };
+}
+
+/**
+ * The test stack for the tests of a describe block; `prefix` (as a storage site shared by several
+ * deployments would use) applies to `settings` and the stores.
+ */
+export function useTestStack(options: TestStackOptions & { prefix?: string } = {}): TestStorage {
+  return useFixture(
+    'the test stack',
+    async () => testStorage(await startTestStack(options), options.prefix),
+    ({ stack }) => stack.stop(),
+  );
+}
+
+/** Fixtures started and not yet stopped, in start order. */
+const live: Array<() => Promise<void>> = [];
+
+/**
+ * Set-up for the tests of a describe block: `start` runs in a `before` hook, `stop` in an `after`
+ * hook, also when a test or a later set-up failed. Fixtures stop in the reverse order of their
+ * start (node runs `after` hooks in the order they were declared), so a fixture may use those
+ * declared before it.
+ *
+ * What `start` resolves to is returned at once, as a stand-in that can be destructured in the
+ * describe body: `const { stack, store } = useTestStack()`. Each part stands for the started one
+ * from the first hook after this one on, and names itself in an error when used before. Read a
+ * part that is a string or a number through its owner (`api.url`), not as a destructured const.
+ */
+export function useFixture<T extends object>(what: string, start: () => Promise<T>, stop: (value: T) => Promise<void>): T {
+  let current: T | undefined;
+  let stopCurrent: (() => Promise<void>) | undefined;
+  before(async () => {
+    const value = await start();
+    current = value;
+    stopCurrent = () => stop(value);
+    live.push(stopCurrent);
+  });
+  after(async () => {
+    const at = stopCurrent ? live.indexOf(stopCurrent) : -1;
+    if (at < 0) return;
+    const errors: unknown[] = [];
+    for (const stopOne of live.splice(at).reverse()) await stopOne().catch((error: unknown) => errors.push(error));
+    if (errors.length > 0) throw errors[0];
+  });
+  return standIn(what, () => current);
+}
+
+/** A proxy for the object `resolve` returns once it is there; before, its properties are stand-ins too. */
+function standIn<T extends object>(what: string, resolve: () => unknown): T {
+  const target = (): object => {
+    const value = resolve();
+    if (value === undefined) throw new Error(`${what} is used before the before() hook that starts it ran`);
+    if ((typeof value !== 'object' && typeof value !== 'function') || value === null) throw new Error(`${what} is a ${typeof value}: read it through its owner`);
+    return value;
+  };
+  return new Proxy({} as T, {
+    get(_, key) {
+      if (resolve() === undefined) {
+        // `await` and inspection look for these; anything else is a part destructured early.
+        if (key === 'then' || typeof key === 'symbol') return undefined;
+        return standIn<object>(`${what}.${key}`, (): unknown => (resolve() === undefined ? undefined : Reflect.get(target(), key)));
+      }
+      const value = target();
+      const property: unknown = Reflect.get(value, key, value);
+      return typeof property === 'function' ? (property as (...args: unknown[]) => unknown).bind(value) : property;
+    },
+    set: (_, key, property) => Reflect.set(target(), key, property),
+    has: (_, key) => Reflect.has(target(), key),
+    ownKeys: () => Reflect.ownKeys(target()),
+    getOwnPropertyDescriptor: (_, key) => {
+      const descriptor = Reflect.getOwnPropertyDescriptor(target(), key);
+      return descriptor && { ...descriptor, configurable: true };
+    },
+    getPrototypeOf: () => Reflect.getPrototypeOf(target()),
+  });
 }

@@ -1,16 +1,16 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { BASE_CHUNK_BYTES, commitBase, consistentPosition, copyDisksIntoBase, ensureSyncIntent, type BaseCopyProgress } from '../../datapath/base-image';
 import { TargetNotRestorableError } from '../../datapath/log-chain';
-import { ObjectStore } from '../../datapath/object-store';
+import type { ObjectStore } from '../../datapath/object-store';
 import { Ownership } from '../../datapath/ownership';
 import { rehydrate } from '../../datapath/rehydrate';
 import { replicate } from '../../datapath/replicator';
 import { createRestorePoint } from '../../datapath/restore-points';
 import { SegmentWriter } from '../../datapath/segment-writer';
 import type { DomainDisk } from '../../datapath/records';
-import { startTestStack, type TestStack } from '../harness/stack';
+import { useTestStack } from '../harness/stack';
 import { MemorySite } from '../unit/datapath-memory-site';
 
 // Several chunks per disk, a partial last chunk, and chunks left zero.
@@ -75,15 +75,7 @@ async function drain(store: ObjectStore, ownership: Ownership, source: MemorySit
 const journalMark = async (site: MemorySite) => (await site.readJournal({ afterSequence: Number.MAX_SAFE_INTEGER, maxEntries: 1 })).lastSequence;
 
 describe('datapath bases on real S3: initial sync of live disks, base + log rehydration, refused targets', () => {
-  let stack: TestStack;
-  let store: ObjectStore;
-  before(async () => {
-    stack = await startTestStack();
-    store = new ObjectStore(stack.s3Client, stack.s3Settings);
-  });
-  after(async () => {
-    await stack?.stop();
-  });
+  const { store } = useTestStack();
 
   it('copies live disks into a base resumably; base + log is exact from its consistent position on, and nothing before it is offered', async () => {
     const ownership = new Ownership(store, 'sync');

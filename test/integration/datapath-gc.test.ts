@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { commitBase, copyDisksIntoBase, ensureSyncIntent, listBases } from '../../datapath/base-image';
 import { collectGarbage, type GcStep } from '../../datapath/gc';
 import { ReaderLease } from '../../datapath/lease';
 import { resolveChain } from '../../datapath/log-chain';
-import { ObjectStore } from '../../datapath/object-store';
+import type { ObjectStore } from '../../datapath/object-store';
 import { Ownership } from '../../datapath/ownership';
 import type { DomainDisk, RestorePoint } from '../../datapath/records';
 import type { RehydrationTarget } from '../../datapath/records';
@@ -13,7 +13,7 @@ import { rehydrate } from '../../datapath/rehydrate';
 import { replicate } from '../../datapath/replicator';
 import { createRestorePoint, listRestorePoints } from '../../datapath/restore-points';
 import { SegmentWriter } from '../../datapath/segment-writer';
-import { startTestStack, type TestStack } from '../harness/stack';
+import { useTestStack } from '../harness/stack';
 import { MemorySite } from '../unit/datapath-memory-site';
 
 const DISKS: DomainDisk[] = [
@@ -73,15 +73,7 @@ async function protectedDomain(store: ObjectStore, domain: string, options: { in
 }
 
 describe('datapath garbage collection on real S3: compaction into a base, deletion of what nothing needs', () => {
-  let stack: TestStack;
-  let store: ObjectStore;
-  before(async () => {
-    stack = await startTestStack();
-    store = new ObjectStore(stack.s3Client, stack.s3Settings);
-  });
-  after(async () => {
-    await stack?.stop();
-  });
+  const { store } = useTestStack();
 
   async function assertRebuilds(ownership: Ownership, target: RehydrationTarget, expected: Map<string, Buffer>, what: string) {
     const site = new MemorySite();

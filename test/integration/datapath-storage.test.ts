@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { resolveChain } from '../../datapath/log-chain';
-import { ObjectStore } from '../../datapath/object-store';
+import type { ObjectStore } from '../../datapath/object-store';
 import { Ownership, StaleEpochError } from '../../datapath/ownership';
 import { rehydrate, type RehydrationProgress } from '../../datapath/rehydrate';
 import { replicate } from '../../datapath/replicator';
@@ -13,7 +13,7 @@ import { SegmentWriter } from '../../datapath/segment-writer';
 import type { DomainDisk } from '../../datapath/records';
 import { decodeSegment, encodeSegment } from '../../datapath/segment-codec';
 import { startChild } from '../../common/child-process';
-import { startTestStack, type TestStack } from '../harness/stack';
+import { useTestStack } from '../harness/stack';
 import { MemorySite } from '../unit/datapath-memory-site';
 
 const DISKS: DomainDisk[] = [
@@ -59,15 +59,7 @@ function assertDisksEqual(target: MemorySite, expected: Map<string, Buffer>): vo
 }
 
 describe('datapath on real S3: fencing, replication log, restore points, rehydration', () => {
-  let stack: TestStack;
-  let store: ObjectStore;
-  before(async () => {
-    stack = await startTestStack();
-    store = new ObjectStore(stack.s3Client, stack.s3Settings);
-  });
-  after(async () => {
-    await stack?.stop();
-  });
+  const { stack, store } = useTestStack();
 
   it('replicates, makes a restore point, and rehydrates byte-identical disks to the point, to an instant and to the end', async () => {
     const ownership = new Ownership(store, 'pitr');

@@ -9,7 +9,7 @@ import { PROJECT_ROOT } from '../../common/config';
 import { startChild, type ChildHandle } from '../../common/child-process';
 import { freePort, freePortWithGrpcCompanion } from '../../stack/ports';
 import { prepareTestSites } from '../harness/sites';
-import { startTestStack, type TestStack } from '../harness/stack';
+import { useTestStack } from '../harness/stack';
 
 const launchers: ChildHandle[] = [];
 let sitesFile: string;
@@ -155,13 +155,7 @@ describe('npm start: the embedded stack launcher', () => {
   });
 
   describe('with unreachable external servers', () => {
-    let stack: TestStack;
-    before(async () => {
-      stack = await startTestStack();
-    });
-    after(async () => {
-      await stack?.stop();
-    });
+    const { stack } = useTestStack();
 
     it('names the unreachable Temporal address instead of printing a stack trace', async () => {
       const deadPort = await freePort();

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { PutObjectCommand, HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { Worker } from '@temporalio/worker';
 import { createStoragePreflightActivities } from '../../activities/storage-preflight';
@@ -7,16 +7,10 @@ import { isPreconditionFailed } from '../../common/s3';
 import { storagePreflight } from '../../workflows/storage-preflight';
 import { DR_OPERATION, DR_OUTCOME, DR_SITE } from '../../workflows/search-attributes';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../../workflows/task-queues';
-import { startTestStack, type TestStack } from '../harness/stack';
+import { useTestStack } from '../harness/stack';
 
 describe('substrate: a workflow on the real Temporal server drives conditional writes on the real S3 server', () => {
-  let stack: TestStack;
-  before(async () => {
-    stack = await startTestStack();
-  });
-  after(async () => {
-    await stack?.stop();
-  });
+  const { stack } = useTestStack();
 
   it('runs the storage preflight through a site task queue and reports enforcement and search attributes', async () => {
     const orchestration = await Worker.create({
