@@ -6,12 +6,10 @@ import { TargetNotRestorableError } from '../../datapath/log-chain';
 import type { ObjectStore } from '../../datapath/object-store';
 import { Ownership } from '../../datapath/ownership';
 import { rehydrate } from '../../datapath/rehydrate';
-import { replicate } from '../../datapath/replicator';
 import { createRestorePoint } from '../../datapath/restore-points';
-import { SegmentWriter } from '../../datapath/segment-writer';
 import type { DomainDisk } from '../../datapath/records';
 import { useTestStack } from '../harness/stack';
-import { MemorySite } from '../unit/datapath-memory-site';
+import { drainJournal, MemorySite } from '../unit/datapath-memory-site';
 
 // Several chunks per disk, a partial last chunk, and chunks left zero.
 const DISKS: DomainDisk[] = [
@@ -54,23 +52,8 @@ function assertDisksEqual(target: MemorySite, expected: Map<string, Buffer>, wha
   for (const disk of DISKS) assert.ok(target.disks.get(disk.diskId)!.equals(expected.get(disk.diskId)!), `${what}: disk ${disk.diskId} differs`);
 }
 
-async function drain(store: ObjectStore, ownership: Ownership, source: MemorySite, epoch: number, site: string, cursor: number) {
-  let drainedUpTo = cursor;
-  return replicate({
-    source,
-    writer: new SegmentWriter(store, ownership, epoch, site),
-    vms: VMS,
-    cursor,
-    maxEntries: 10,
-    maxBytes: 256 * 1024,
-    idlePollMs: 1,
-    trimJournal: false,
-    onSegment: (progress) => {
-      drainedUpTo = progress.cursor;
-    },
-    shouldStop: () => (source.journal.at(-1)?.sequence ?? 0) <= drainedUpTo,
-  });
-}
+const drain = (store: ObjectStore, ownership: Ownership, source: MemorySite, epoch: number, site: string, cursor: number) =>
+  drainJournal(store, ownership, source, { epoch, site, cursor, vms: VMS, maxEntries: 10, maxBytes: 256 * 1024 });
 
 const journalMark = async (site: MemorySite) => (await site.readJournal({ afterSequence: Number.MAX_SAFE_INTEGER, maxEntries: 1 })).lastSequence;
 

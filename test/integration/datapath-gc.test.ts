@@ -10,11 +10,9 @@ import { Ownership } from '../../datapath/ownership';
 import type { DomainDisk, RestorePoint } from '../../datapath/records';
 import type { RehydrationTarget } from '../../datapath/records';
 import { rehydrate } from '../../datapath/rehydrate';
-import { replicate } from '../../datapath/replicator';
 import { createRestorePoint, listRestorePoints } from '../../datapath/restore-points';
-import { SegmentWriter } from '../../datapath/segment-writer';
 import { useTestStack } from '../harness/stack';
-import { MemorySite } from '../unit/datapath-memory-site';
+import { drainJournal, MemorySite } from '../unit/datapath-memory-site';
 
 const DISKS: DomainDisk[] = [
   { vm: 'db-1', diskId: 'db-1-disk-0', sizeBytes: 1024 * 1024 },
@@ -50,21 +48,7 @@ async function protectedDomain(store: ObjectStore, domain: string, options: { in
       site.guestWrite(disk.vm, disk.diskId, Math.floor(Math.random() * (disk.sizeBytes - 8192)), randomBytes(512 * (1 + (i % 16))), start + i);
       if (start === 4_500 && i === 29) expected.set('instant', snapshot(site));
     }
-    let drainedUpTo = cursor;
-    ({ cursor } = await replicate({
-      source: site,
-      writer: new SegmentWriter(store, ownership, 1, 'primary'),
-      vms: ['db-1', 'app-1'],
-      cursor,
-      maxEntries: 15,
-      maxBytes: 1024 * 1024,
-      idlePollMs: 1,
-      trimJournal: false,
-      onSegment: (progress) => {
-        drainedUpTo = progress.cursor;
-      },
-      shouldStop: () => site.journal.at(-1)!.sequence <= drainedUpTo,
-    }));
+    ({ cursor } = await drainJournal(store, ownership, site, { epoch: 1, site: 'primary', cursor, vms: ['db-1', 'app-1'], maxEntries: 15, maxBytes: 1024 * 1024 }));
     const point = await createRestorePoint(store, ownership, { reason: 'policy', vms: [], now: start + 100 });
     points.push(point);
     expected.set(point.id, snapshot(site));

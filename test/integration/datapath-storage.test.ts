@@ -7,14 +7,13 @@ import { resolveChain } from '../../datapath/log-chain';
 import type { ObjectStore } from '../../datapath/object-store';
 import { Ownership, StaleEpochError } from '../../datapath/ownership';
 import { rehydrate, type RehydrationProgress } from '../../datapath/rehydrate';
-import { replicate } from '../../datapath/replicator';
 import { createRestorePoint, listRestorePoints } from '../../datapath/restore-points';
 import { SegmentWriter } from '../../datapath/segment-writer';
 import type { DomainDisk } from '../../datapath/records';
 import { decodeSegment, encodeSegment } from '../../datapath/segment-codec';
 import { startChild } from '../../common/child-process';
 import { useTestStack } from '../harness/stack';
-import { MemorySite } from '../unit/datapath-memory-site';
+import { drainJournal, MemorySite } from '../unit/datapath-memory-site';
 
 const DISKS: DomainDisk[] = [
   { vm: 'db-1', diskId: 'db-1-disk-0', sizeBytes: 1024 * 1024 },
@@ -36,23 +35,8 @@ function snapshot(site: MemorySite): Map<string, Buffer> {
   return new Map([...site.disks].map(([id, data]) => [id, Buffer.from(data)]));
 }
 
-async function drain(store: ObjectStore, ownership: Ownership, source: MemorySite, epoch: number, site: string, cursor: number, maxEntries = 25) {
-  let drainedUpTo = cursor;
-  return replicate({
-    source,
-    writer: new SegmentWriter(store, ownership, epoch, site),
-    vms: ['db-1', 'app-1'],
-    cursor,
-    maxEntries,
-    maxBytes: 256 * 1024,
-    idlePollMs: 1,
-    trimJournal: false,
-    onSegment: (progress) => {
-      drainedUpTo = progress.cursor;
-    },
-    shouldStop: () => (source.journal.at(-1)?.sequence ?? 0) <= drainedUpTo,
-  });
-}
+const drain = (store: ObjectStore, ownership: Ownership, source: MemorySite, epoch: number, site: string, cursor: number, maxEntries = 25) =>
+  drainJournal(store, ownership, source, { epoch, site, cursor, vms: ['db-1', 'app-1'], maxEntries, maxBytes: 256 * 1024 });
 
 function assertDisksEqual(target: MemorySite, expected: Map<string, Buffer>): void {
   for (const disk of DISKS) assert.ok(target.disks.get(disk.diskId)!.equals(expected.get(disk.diskId)!), `disk ${disk.diskId} differs`);

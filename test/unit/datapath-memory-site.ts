@@ -1,6 +1,9 @@
 import type { CreateDiskSpec, JournalBatch, JournalEntry, ReadJournalOptions, VirtualDisk } from '../../sites/provider';
-import type { JournalSource } from '../../datapath/replicator';
+import type { ObjectStore } from '../../datapath/object-store';
+import type { Ownership } from '../../datapath/ownership';
+import { replicate, type JournalSource, type ReplicationProgress } from '../../datapath/replicator';
 import type { TargetDisks } from '../../datapath/rehydrate';
+import { SegmentWriter } from '../../datapath/segment-writer';
 
 /** The disk and journal part of a site, in memory, for unit tests of the data path. */
 export class MemorySite implements JournalSource, TargetDisks {
@@ -54,4 +57,33 @@ export class MemorySite implements JournalSource, TargetDisks {
     if (!disk) throw new Error(`no disk ${diskId}`);
     return disk;
   }
+}
+
+export interface DrainOptions {
+  epoch: number;
+  /** The site writing, as the owner of `epoch`. */
+  site: string;
+  cursor: number;
+  vms: string[];
+  maxEntries: number;
+  maxBytes: number;
+}
+
+/** Replicates what `source`'s journal holds now, after `cursor`, into the domain's log; the journal is not trimmed. */
+export function drainJournal(store: ObjectStore, ownership: Ownership, source: MemorySite, o: DrainOptions): Promise<ReplicationProgress> {
+  let drainedUpTo = o.cursor;
+  return replicate({
+    source,
+    writer: new SegmentWriter(store, ownership, o.epoch, o.site),
+    vms: o.vms,
+    cursor: o.cursor,
+    maxEntries: o.maxEntries,
+    maxBytes: o.maxBytes,
+    idlePollMs: 1,
+    trimJournal: false,
+    onSegment: (progress) => {
+      drainedUpTo = progress.cursor;
+    },
+    shouldStop: () => (source.journal.at(-1)?.sequence ?? 0) <= drainedUpTo,
+  });
 }
