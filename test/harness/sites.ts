@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { SiteDefinition } from '../../sites/config';
 import { startSiteService, type SiteService } from '../../sites/launch';
 import { freePort } from '../../stack/ports';
+import { useFixture } from './stack';
 
 export type SiteInput = Omit<SiteDefinition, 'port' | 'adminPort'> & Partial<Pick<SiteDefinition, 'port' | 'adminPort'>>;
 
@@ -53,7 +55,14 @@ export function testSiteDefinitions(): SiteInput[] {
 export interface TestSites {
   sitesFile: string;
   token: string;
+  /** Starts a site, or starts it again after a crash; `site(name)` is that process from then on. */
   start(name: string): Promise<SiteService>;
+  /** A started site. */
+  site(name: string): SiteService;
+  /** Starts these sites, all at once. */
+  startAll(names: string[]): Promise<SiteService[]>;
+  /** Stops every started site. */
+  stopAll(): Promise<void>;
 }
 
 /** Writes the definitions with free ports into `dir` and starts sites from them on demand. */
@@ -62,15 +71,78 @@ export async function prepareTestSites(dir: string, definitions: SiteInput[] = t
   const sitesFile = path.join(dir, 'sites.json');
   writeFileSync(sitesFile, JSON.stringify({ sites }));
   const token = randomBytes(16).toString('hex');
+  const started = new Map<string, SiteService>();
+  const start = async (name: string) => {
+    const d = sites.find((s) => s.name === name);
+    if (!d) throw new Error(`no test site ${name}`);
+    const service = await startSiteService({ site: name, dataDir: path.join(dir, name), logFile: path.join(dir, `${name}.log`), token, sitesFile, definitionPorts: { port: d.port, adminPort: d.adminPort } });
+    started.set(name, service);
+    return service;
+  };
   return {
     sitesFile,
     token,
-    start: (name) => {
-      const d = sites.find((s) => s.name === name);
-      if (!d) throw new Error(`no test site ${name}`);
-      return startSiteService({ site: name, dataDir: path.join(dir, name), logFile: path.join(dir, `${name}.log`), token, sitesFile, definitionPorts: { port: d.port, adminPort: d.adminPort } });
+    start,
+    site: (name) => {
+      const service = started.get(name);
+      if (!service) throw new Error(`test site ${name} is not started`);
+      return service;
+    },
+    startAll: async (names) => {
+      // All of them settle before this answers, so that stopAll() finds every one that started.
+      const results = await Promise.allSettled(names.map(start));
+      const failed = results.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      return results.map((r) => (r as PromiseFulfilledResult<SiteService>).value);
+    },
+    stopAll: async () => {
+      await Promise.all([...started.values()].map((service) => service.process.stop()));
+      started.clear();
     },
   };
+}
+
+/** Test sites as the tests of a describe block see them; `primary` and `recovery` are the started processes of those names. */
+export interface TestSitesFixture {
+  /** Their folder: each site's data below `dir/<name>`. */
+  dir: string;
+  sites: TestSites;
+  primary: SiteService;
+  recovery: SiteService;
+}
+
+/** The test sites in a fresh folder, `start` of them running from before the first test of the describe block to after the last. */
+export function useTestSites(options: { definitions?: SiteInput[]; start?: string[] } = {}): TestSitesFixture {
+  const dir = mkdtempSync(path.join(tmpdir(), 'dr-sites-'));
+  const stop = async (sites?: TestSites) => {
+    await sites?.stopAll();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const fixture = useFixture(
+    'the test sites',
+    async () => {
+      let sites: TestSites | undefined;
+      try {
+        sites = await prepareTestSites(dir, options.definitions);
+        await sites.startAll(options.start ?? ['primary', 'recovery']);
+      } catch (error) {
+        await stop(sites);
+        throw error;
+      }
+      const started = sites;
+      return {
+        sites: started,
+        get primary() {
+          return started.site('primary');
+        },
+        get recovery() {
+          return started.site('recovery');
+        },
+      };
+    },
+    ({ sites }) => stop(sites),
+  );
+  return { dir, sites: fixture.sites, primary: fixture.primary, recovery: fixture.recovery };
 }
 
 /** Staged disasters through the site's admin port. */

@@ -1,34 +1,17 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createPrimarySiteActivities, createRecoverySiteActivities, representationVmName } from '../../activities/recovery-site';
-import type { SiteService } from '../../sites/launch';
-import { admin, prepareTestSites, type TestSites } from '../harness/sites';
+import { admin, useTestSites } from '../harness/sites';
 
 const MiB = 1024 * 1024;
 const placement = { datacenter: 'dc-b', cluster: 'cluster-b1', resourcePool: 'dr-pool', datastore: 'ds-b' };
 
 describe('recovery- and primary-site activities against real site processes', () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'dr-recovery-acts-'));
   const environment = new MockActivityEnvironment();
   // The mock's run() cannot infer results; this keeps each activity's own types.
   const env = { run: <A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: A) => environment.run<A, R, typeof fn>(fn, ...args) };
-  let sites: TestSites;
-  let recovery: SiteService;
-  let primary: SiteService;
-
-  before(async () => {
-    sites = await prepareTestSites(dir);
-    [recovery, primary] = await Promise.all([sites.start('recovery'), sites.start('primary')]);
-  });
-  after(async () => {
-    await recovery?.process.stop();
-    await primary?.process.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const { sites, recovery, primary } = useTestSites();
 
   it('runs every recovery step twice without duplicating anything, then compensates completely', async () => {
     const acts = createRecoverySiteActivities({ provider: recovery.client });

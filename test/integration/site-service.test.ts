@@ -1,13 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { SiteClient } from '../../sites/client';
-import type { SiteService } from '../../sites/launch';
 import { SiteError, type RegisterVmSpec } from '../../sites/provider';
 import { expectedDiskContent, readWorkloadRecord } from '../../sites/workload';
-import { admin, prepareTestSites, type TestSites } from '../harness/sites';
+import { admin, useTestSites } from '../harness/sites';
 
 const MiB = 1024 * 1024;
 const recoveryPlacement = { datacenter: 'dc-b', cluster: 'cluster-b1', resourcePool: 'dr-pool', datastore: 'ds-b' };
@@ -23,20 +20,7 @@ async function rejectsWith(promise: Promise<unknown>, code: string, status: numb
 }
 
 describe('simulated site service over HTTP, as a real process', () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'dr-sites-'));
-  let sites: TestSites;
-  let primary: SiteService;
-  let recovery: SiteService;
-
-  before(async () => {
-    sites = await prepareTestSites(dir);
-    [primary, recovery] = await Promise.all([sites.start('primary'), sites.start('recovery')]);
-  });
-  after(async () => {
-    await primary?.process.stop();
-    await recovery?.process.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const { dir, sites, primary, recovery } = useTestSites();
 
   it('serves its inventory and the provisioned protected domain, powered on', async () => {
     const inventory = await recovery.client.inventory();
@@ -155,7 +139,7 @@ describe('simulated site service over HTTP, as a real process', () => {
   it('keeps VMs, power states, disks and the journal across a SIGKILL and restart', async () => {
     const before = { vms: await primary.client.listVms(), journal: await primary.client.readJournal({ afterSequence: 0 }), disk: await primary.client.readDisk('db-1-disk-1', 0, 64 * 1024) };
     await primary.process.kill();
-    primary = await sites.start('primary');
+    await sites.start('primary');
     assert.deepEqual(await primary.client.listVms(), before.vms);
     const journal = await primary.client.readJournal({ afterSequence: 0 });
     assert.equal(journal.lastSequence, before.journal.lastSequence);
