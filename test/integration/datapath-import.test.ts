@@ -1,20 +1,15 @@
 import assert from 'node:assert/strict';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
-import { after, before, describe, it } from 'node:test';
-import { createApp } from '../../api/app';
-import { generateToken, hashToken } from '../../api/auth';
+import { describe, it } from 'node:test';
+import { generateToken } from '../../api/auth';
 import { storageSiteRouter } from '../../api/storage-site';
 import type { ImportableDomain } from '../../datapath/import-scan';
 import { DomainKeys } from '../../datapath/keys';
-import { ObjectStore } from '../../datapath/object-store';
 import { Ownership } from '../../datapath/ownership';
 import { RECORD_FORMAT_VERSION, type Manifest } from '../../datapath/records';
 import { createRestorePoint } from '../../datapath/restore-points';
 import { SegmentWriter } from '../../datapath/segment-writer';
-import { createLogger } from '../../common/logger';
-import { startTestStack, type TestStack } from '../harness/stack';
+import { useTestStack } from '../harness/stack';
+import { useTestApi } from '../harness/testbed';
 
 function manifest(domain: string, site: string, protectionWindowMs: number): Manifest {
   return { formatVersion: RECORD_FORMAT_VERSION, domain, protectedSite: site, disks: [{ vm: 'vm-1', diskId: 'd0', sizeBytes: 4096 }], vms: [], protectionWindowMs, updatedAt: 1 };
@@ -22,25 +17,9 @@ function manifest(domain: string, site: string, protectionWindowMs: number): Man
 
 describe('GET /storage/domains on real S3: the domains a storage site holds, for import', () => {
   const viewer = generateToken();
-  let stack: TestStack;
-  let store: ObjectStore;
-  let server: Server;
-  let url: string;
-
-  before(async () => {
-    stack = await startTestStack();
-    // A prefix, as a storage site shared by several deployments would use.
-    store = new ObjectStore(stack.s3Client, { ...stack.s3Settings, prefix: 'site-x/' });
-    const log = createLogger('storage-site-test', new Writable({ write: (_chunk, _e, done) => done() }));
-    const app = createApp({ log, tokens: { tokens: [{ name: 'vera', role: 'viewer', sha256: hashToken(viewer) }] }, healthChecks: [], routers: [storageSiteRouter({ store, log })] });
-    server = app.listen(0, '127.0.0.1');
-    await new Promise((resolve) => server.once('listening', resolve));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  });
-  after(async () => {
-    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-    await stack?.stop();
-  });
+  // A prefix, as a storage site shared by several deployments would use.
+  const { store } = useTestStack({ prefix: 'site-x/' });
+  const api = useTestApi({ principals: [{ name: 'vera', role: 'viewer', token: viewer }], routers: (log) => [storageSiteRouter({ store, log })] });
 
   it('lists owner, epoch, latest restore point and window per domain, and a damaged manifest as that domain’s problem', async () => {
     const shop = new Ownership(store, 'shop');
@@ -58,11 +37,11 @@ describe('GET /storage/domains on real S3: the domains a storage site holds, for
     await store.put(new DomainKeys(store.prefix, 'broken').manifest(), '{"formatVersion": 1, "domain": "broken"');
     await new Ownership(store, 'unrecorded').claim('primary');
 
-    const unauthenticated = await fetch(`${url}/storage/domains`);
+    const unauthenticated = await fetch(`${api.url}/storage/domains`);
     assert.equal(unauthenticated.status, 401);
     assert.match(unauthenticated.headers.get('content-type') ?? '', /application\/problem\+json/);
 
-    const response = await fetch(`${url}/storage/domains`, { headers: { authorization: `Bearer ${viewer}` } });
+    const response = await fetch(`${api.url}/storage/domains`, { headers: { authorization: `Bearer ${viewer}` } });
     assert.equal(response.status, 200);
     const body = (await response.json()) as { bucket: string; prefix: string; domains: ImportableDomain[] };
     assert.equal(body.prefix, 'site-x/');

@@ -1,23 +1,18 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
-import { createApp } from '../../api/app';
-import { generateToken, hashToken } from '../../api/auth';
+import { generateToken } from '../../api/auth';
 import { runbooksRouter } from '../../api/runbooks';
-import type { S3Settings } from '../../common/config';
-import { createLogger } from '../../common/logger';
 import type { RecoverySiteInventory } from '../../runbooks/inventory';
 import type { RunbookIssue } from '../../runbooks/issues';
 import { SOURCE_LIMITS } from '../../runbooks/source';
-import { RunbookStore, sha256 } from '../../runbooks/store';
+import { sha256 } from '../../runbooks/store';
 import { validateRunbook } from '../../runbooks/validate';
 import { RUNBOOK_SCHEMA_FILE } from '../../runbooks/write-schema';
-import { startTestStack, type TestStack } from '../harness/stack';
+import { useTestStack } from '../harness/stack';
+import { useTestApi } from '../harness/testbed';
 import { malformedRunbook, THREE_TIER } from '../unit/runbook-malformed';
 
 const SITE_B: RecoverySiteInventory = {
@@ -41,48 +36,29 @@ interface Problem {
 describe('runbooks API on the real S3 server', () => {
   const tokens = { viewer: generateToken(), operator: generateToken() };
   const logLines: string[] = [];
-  let stack: TestStack;
-  let settings: S3Settings;
-  let store: RunbookStore;
-  let server: Server;
-  let url: string;
-
   const documents: string[] = [];
 
-  before(async () => {
+  before(() => {
     // Generated before the server listens: generating blocks the event loop for seconds, long
     // enough for idle keep-alive connections to time out under the client's feet.
     for (let n = 0; documents.length < FUZZ_DOCUMENTS; n++) {
       const text = malformedRunbook(n);
       if (!validateRunbook(text).ok) documents.push(text);
     }
-    stack = await startTestStack();
-    // A prefix, as a storage site shared by several deployments would use.
-    settings = { ...stack.s3Settings, prefix: 'tenant-a/' };
-    store = new RunbookStore(stack.s3Client, settings);
-    const log = createLogger('runbooks-test', new Writable({ write: (chunk: Buffer, _e, done) => (logLines.push(chunk.toString()), done()) }));
-    const app = createApp({
-      log,
-      tokens: {
-        tokens: [
-          { name: 'vera', role: 'viewer', sha256: hashToken(tokens.viewer) },
-          { name: 'otto', role: 'operator', sha256: hashToken(tokens.operator) },
-        ],
-      },
-      healthChecks: [],
-      routers: [runbooksRouter({ store, log, inventoryFor: (site) => (site === 'site-b' ? SITE_B : undefined) })],
-    });
-    server = app.listen(0, '127.0.0.1');
-    await new Promise((resolve) => server.once('listening', resolve));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
-  after(async () => {
-    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-    await stack?.stop();
+  // A prefix, as a storage site shared by several deployments would use.
+  const { stack, settings, runbooks: store } = useTestStack({ prefix: 'tenant-a/' });
+  const api = useTestApi({
+    principals: [
+      { name: 'vera', role: 'viewer', token: tokens.viewer },
+      { name: 'otto', role: 'operator', token: tokens.operator },
+    ],
+    routers: (log) => [runbooksRouter({ store, log, inventoryFor: (site) => (site === 'site-b' ? SITE_B : undefined) })],
+    logLines,
   });
 
   const call = (path: string, init: { method?: string; token?: string; type?: string; body?: string; accept?: string } = {}) =>
-    fetch(`${url}${path}`, {
+    fetch(`${api.url}${path}`, {
       method: init.method ?? 'GET',
       headers: {
         ...(init.token ? { authorization: `Bearer ${init.token}` } : {}),
