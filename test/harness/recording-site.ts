@@ -39,3 +39,21 @@ export function recordingSite(powerOnMs = 150) {
   };
   return { activities, poweredOn, failuresLeft, maxConcurrent: () => maxConcurrent };
 }
+
+/**
+ * A runbook of domain `demo` from primary to recovery, on made-up placement names (the recording
+ * site checks none): `vms` are YAML flow mappings, `powerOn` the lines under `powerOn:`.
+ */
+export function recordingSiteRunbook(name: string, vms: string[], powerOn: string): string {
+  return `apiVersion: dr.example.io/v1alpha1
+kind: Runbook
+metadata: { name: ${name} }
+spec:
+  protectedDomain: demo
+  sites: { primary: primary, recovery: recovery }
+  placement: { datacenter: dc, cluster: c1, datastore: ds1 }
+  vms: [${vms.join(', ')}]
+  rocva: { networks: { externalReplication: n1, internal: n2, management: n3 } }
+  powerOn:
+${powerOn}`;
+}

@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { Worker } from '@temporalio/worker';
 import { startChild, waitUntilReady, type ChildHandle } from '../../common/child-process';
 import type { SiteService } from '../../sites/launch';
-import type { TestStack } from './stack';
+import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../../workflows/task-queues';
+import { useFixture, type TestStack } from './stack';
 
 const WORKER = path.join(__dirname, '../../worker/main.ts');
 
@@ -66,4 +68,35 @@ export class TestWorkers {
     await Promise.all([...this.running.values()].map((child) => child.kill()));
     this.running.clear();
   }
+}
+
+export interface InProcessWorkers {
+  /** The product's workflows on the orchestration task queue. */
+  orchestration: Worker;
+  /** The activities given, on the site's task queue. */
+  site: Worker;
+}
+
+/** Workers in the test's own process, on the stack's connection, for tests that give a site activities of their own. */
+export async function createInProcessWorkers(stack: TestStack, site: string, activities: object): Promise<InProcessWorkers> {
+  return {
+    orchestration: await Worker.create({ connection: stack.nativeConnection, taskQueue: ORCHESTRATION_TASK_QUEUE, workflowsPath: require.resolve('../../workflows') }),
+    site: await Worker.create({ connection: stack.nativeConnection, taskQueue: siteTaskQueue(site), activities }),
+  };
+}
+
+/** Those workers running from before the first test of the describe block to after the last; `activities` is called when they start. */
+export function useInProcessWorkers(stack: TestStack, site: string, activities: () => object): void {
+  useFixture(
+    'the in-process workers',
+    async () => {
+      const workers = await createInProcessWorkers(stack, site, activities());
+      return { workers, running: Promise.all([workers.orchestration.run(), workers.site.run()]) };
+    },
+    async ({ workers, running }) => {
+      workers.orchestration.shutdown();
+      workers.site.shutdown();
+      await running;
+    },
+  );
 }

@@ -3,32 +3,15 @@
  * on Temporal, approvals and cancellation through the API, with roles and problem+json errors.
  */
 import assert from 'node:assert/strict';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { after, before, describe, it } from 'node:test';
-import { Writable } from 'node:stream';
-import { Worker } from '@temporalio/worker';
-import { createApp } from '../../api/app';
-import { generateToken, hashToken, type Role } from '../../api/auth';
+import { before, describe, it } from 'node:test';
+import { generateToken } from '../../api/auth';
 import { operationsRouter } from '../../api/operations';
-import { createLogger } from '../../common/logger';
-import { RunbookStore } from '../../runbooks/store';
-import { ObjectStore } from '../../datapath/object-store';
-import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../../workflows/task-queues';
-import { recordingSite } from '../harness/recording-site';
-import { startTestStack, type TestStack } from '../harness/stack';
+import { recordingSite, recordingSiteRunbook } from '../harness/recording-site';
+import { useTestStack } from '../harness/stack';
+import { useTestApi, type ApiPrincipal } from '../harness/testbed';
+import { useInProcessWorkers } from '../harness/workers';
 
-const RUNBOOK = `apiVersion: dr.example.io/v1alpha1
-kind: Runbook
-metadata: { name: demo-recovery }
-spec:
-  protectedDomain: demo
-  sites: { primary: primary, recovery: recovery }
-  placement: { datacenter: dc, cluster: c1, datastore: ds1 }
-  vms: [{ name: db-1 }, { name: app-1 }, { name: report-1, startupAction: poweredOff }]
-  rocva: { networks: { externalReplication: n1, internal: n2, management: n3 } }
-  powerOn:
-    groups:
+const RUNBOOK = recordingSiteRunbook('demo-recovery', ['{ name: db-1 }', '{ name: app-1 }', '{ name: report-1, startupAction: poweredOff }'], `    groups:
       - name: database
         vms: [{ name: db-1 }]
       - name: app
@@ -36,51 +19,24 @@ spec:
         before:
           - { name: go-ahead, type: approval, approvers: [dr-lead], timeout: 10m }
         vms: [{ name: app-1 }, { name: report-1 }]
-`;
+`);
 
 describe('operations API: one operation per domain, approvals and cancel over HTTP', () => {
-  let stack: TestStack;
-  let server: Server;
-  let url: string;
-  let workers: Worker[];
-  let running: Promise<unknown>;
   const site = recordingSite();
-  const principals: Array<{ name: string; role: Role; token: string }> = [
+  const principals: ApiPrincipal[] = [
     { name: 'dr-lead', role: 'operator', token: generateToken() },
     { name: 'night-operator', role: 'operator', token: generateToken() },
     { name: 'auditor', role: 'viewer', token: generateToken() },
   ];
   const token = (name: string) => principals.find((p) => p.name === name)!.token;
 
-  before(async () => {
-    stack = await startTestStack();
-    const runbooks = new RunbookStore(stack.s3Client, stack.s3Settings);
-    await runbooks.put('demo-recovery', RUNBOOK, 'dr-lead');
-    const log = createLogger('api-test', new Writable({ write: (_c, _e, done) => done() }));
-    const app = createApp({
-      log,
-      tokens: { tokens: principals.map((p) => ({ name: p.name, role: p.role, sha256: hashToken(p.token) })) },
-      healthChecks: [],
-      routers: [operationsRouter({ client: stack.client, runbooks, store: new ObjectStore(stack.s3Client, stack.s3Settings), log, webUiUrl: 'http://127.0.0.1:8233' })],
-    });
-    server = app.listen(0, '127.0.0.1');
-    await new Promise((r) => server.once('listening', r));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    workers = [
-      await Worker.create({ connection: stack.nativeConnection, taskQueue: ORCHESTRATION_TASK_QUEUE, workflowsPath: require.resolve('../../workflows') }),
-      await Worker.create({ connection: stack.nativeConnection, taskQueue: siteTaskQueue('recovery'), activities: site.activities }),
-    ];
-    running = Promise.all(workers.map((w) => w.run()));
-  });
-  after(async () => {
-    for (const w of workers ?? []) w.shutdown();
-    await running;
-    await new Promise((r) => server?.close(r));
-    await stack?.stop();
-  });
+  const { stack, store, runbooks } = useTestStack();
+  before(() => runbooks.put('demo-recovery', RUNBOOK, 'dr-lead'));
+  const api = useTestApi({ principals, routers: (log) => [operationsRouter({ client: stack.client, runbooks, store, log, webUiUrl: 'http://127.0.0.1:8233' })] });
+  useInProcessWorkers(stack, 'recovery', () => site.activities);
 
   const call = async (method: string, path: string, as?: string, body?: unknown) => {
-    const res = await fetch(`${url}${path}`, {
+    const res = await fetch(`${api.url}${path}`, {
       method,
       headers: { ...(as ? { authorization: `Bearer ${token(as)}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
@@ -108,7 +64,7 @@ describe('operations API: one operation per domain, approvals and cancel over HT
     assert.equal((await call('POST', '/domains/demo/power-on', 'dr-lead', { runbook: 'nope' })).status, 404);
     assert.equal((await call('POST', '/domains/other/power-on', 'dr-lead', { runbook: 'demo-recovery' })).status, 422);
     assert.equal((await call('POST', '/domains/Bad_Name/power-on', 'dr-lead', { runbook: 'demo-recovery' })).status, 400);
-    const noJson = await fetch(`${url}/domains/demo/power-on`, { method: 'POST', headers: { authorization: `Bearer ${token('dr-lead')}`, 'content-type': 'text/plain' }, body: 'x' });
+    const noJson = await fetch(`${api.url}/domains/demo/power-on`, { method: 'POST', headers: { authorization: `Bearer ${token('dr-lead')}`, 'content-type': 'text/plain' }, body: 'x' });
     assert.equal(noJson.status, 415);
   });
 

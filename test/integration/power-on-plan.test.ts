@@ -4,14 +4,10 @@
  * here is ordering, parallelism, delays, approvals, operator decisions and failure policies.
  */
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
-import { Worker } from '@temporalio/worker';
 import { createWebhookActivities } from '../../activities/webhook';
 import { fileSecretResolver } from '../../common/secrets';
 import { validateRunbook } from '../../runbooks/validate';
@@ -19,26 +15,18 @@ import { approveUpdate, operatorDecisionUpdate, powerOnGroupProgressQuery } from
 import { powerOnPlan, type PowerOnPlanInput } from '../../workflows/power-on-plan';
 import { powerOnGroupWorkflowId } from '../../workflows/workflow-ids';
 import { DR_OUTCOME } from '../../workflows/search-attributes';
-import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../../workflows/task-queues';
+import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { replayClosedHistories } from '../harness/histories';
-import { recordingSite } from '../harness/recording-site';
-import { startTestStack, type TestStack } from '../harness/stack';
+import { recordingSite, recordingSiteRunbook } from '../harness/recording-site';
+import { useTestStack } from '../harness/stack';
+import { useHttpServer } from '../harness/testbed';
+import { useInProcessWorkers } from '../harness/workers';
 
 
 function plan(yamlGroups: string, vms: string[]): PowerOnPlanInput {
-  const text = `apiVersion: dr.example.io/v1alpha1
-kind: Runbook
-metadata: { name: test-plan }
-spec:
-  protectedDomain: demo
-  sites: { primary: primary, recovery: recovery }
-  placement: { datacenter: dc, cluster: c1, datastore: ds1 }
-  vms: [${vms.map((v) => `{ name: ${v} }`).join(', ')}]
-  rocva: { networks: { externalReplication: n1, internal: n2, management: n3 } }
-  powerOn:
-    maxParallel: 3
+  const text = recordingSiteRunbook('test-plan', vms.map((v) => `{ name: ${v} }`), `    maxParallel: 3
     groups:
-${yamlGroups}`;
+${yamlGroups}`);
   const result = validateRunbook(text);
   assert.ok(result.runbook, JSON.stringify(result.errors));
   return { domain: 'demo', site: 'recovery', powerOn: result.runbook.spec.powerOn, leavePoweredOff: [] };
@@ -59,42 +47,19 @@ async function until<T>(probe: () => Promise<T | undefined>, what: string, timeo
 }
 
 describe('power-on plan: groups as child workflows, in runbook order', () => {
-  let stack: TestStack;
-  let site: ReturnType<typeof recordingSite>;
-  let orchestration: Worker;
-  let siteWorker: Worker;
-  let running: Promise<void>;
-  let webhook: Server;
-  let webhookUrl: string;
+  const { stack } = useTestStack();
+  const site = recordingSite();
   const webhookCalls: Array<{ auth?: string; key?: string }> = [];
   let webhookStatus = 204;
-
-  before(async () => {
-    stack = await startTestStack();
-    site = recordingSite();
-    const secretsFile = path.join(mkdtempSync(path.join(tmpdir(), 'dr-secrets-')), 'secrets.json');
-    writeFileSync(secretsFile, JSON.stringify({ 'dns-token': 's3cr3t-value' }));
-    webhook = createServer((req, res) => {
-      webhookCalls.push({ auth: req.headers.authorization, key: req.headers['idempotency-key'] as string });
-      res.statusCode = webhookStatus;
-      res.end();
-    });
-    await new Promise<void>((r) => webhook.listen(0, '127.0.0.1', r));
-    webhookUrl = `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/records`;
-    orchestration = await Worker.create({ connection: stack.nativeConnection, taskQueue: ORCHESTRATION_TASK_QUEUE, workflowsPath: require.resolve('../../workflows') });
-    siteWorker = await Worker.create({
-      connection: stack.nativeConnection,
-      taskQueue: siteTaskQueue('recovery'),
-      activities: { ...site.activities, ...createWebhookActivities({ secrets: fileSecretResolver(secretsFile) }) },
-    });
-    running = Promise.all([orchestration.run(), siteWorker.run()]).then(() => undefined);
+  const webhook = useHttpServer((req, res) => {
+    webhookCalls.push({ auth: req.headers.authorization, key: req.headers['idempotency-key'] as string });
+    res.statusCode = webhookStatus;
+    res.end();
   });
-  after(async () => {
-    orchestration?.shutdown();
-    siteWorker?.shutdown();
-    await running;
-    await new Promise((r) => webhook?.close(r));
-    await stack?.stop();
+  useInProcessWorkers(stack, 'recovery', () => {
+    const secretsFile = path.join(stack.dir, 'secrets.json');
+    writeFileSync(secretsFile, JSON.stringify({ 'dns-token': 's3cr3t-value' }));
+    return { ...site.activities, ...createWebhookActivities({ secrets: fileSecretResolver(secretsFile) }) };
   });
 
   const start = (workflowId: string, input: PowerOnPlanInput) =>
@@ -170,7 +135,7 @@ describe('power-on plan: groups as child workflows, in runbook order', () => {
         after:
           - name: update-dns
             type: webhook
-            url: ${webhookUrl}
+            url: ${webhook.url}/records
             headers: { Authorization: { secret: dns-token } }
             body: '{"a": 1}'
             retries: 1

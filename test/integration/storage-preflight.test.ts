@@ -1,28 +1,19 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PutObjectCommand, HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { Worker } from '@temporalio/worker';
 import { createStoragePreflightActivities } from '../../activities/storage-preflight';
 import { isPreconditionFailed } from '../../common/s3';
 import { storagePreflight } from '../../workflows/storage-preflight';
 import { DR_OPERATION, DR_OUTCOME, DR_SITE } from '../../workflows/search-attributes';
-import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../../workflows/task-queues';
+import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { useTestStack } from '../harness/stack';
+import { createInProcessWorkers } from '../harness/workers';
 
 describe('substrate: a workflow on the real Temporal server drives conditional writes on the real S3 server', () => {
   const { stack } = useTestStack();
 
   it('runs the storage preflight through a site task queue and reports enforcement and search attributes', async () => {
-    const orchestration = await Worker.create({
-      connection: stack.nativeConnection,
-      taskQueue: ORCHESTRATION_TASK_QUEUE,
-      workflowsPath: require.resolve('../../workflows'),
-    });
-    const site = await Worker.create({
-      connection: stack.nativeConnection,
-      taskQueue: siteTaskQueue('primary'),
-      activities: createStoragePreflightActivities({ s3: stack.s3Client, s3Settings: stack.s3Settings }),
-    });
+    const { orchestration, site } = await createInProcessWorkers(stack, 'primary', createStoragePreflightActivities({ s3: stack.s3Client, s3Settings: stack.s3Settings }));
     const workflowId = `storage-preflight/primary/${Date.now()}`;
     const report = await orchestration.runUntil(
       site.runUntil(
