@@ -7,42 +7,65 @@ import { hashToken, type Role } from '../../api/auth';
 import { createLogger, type Logger } from '../../common/logger';
 import type { SiteService } from '../../sites/launch';
 import { prepareTestSites, type SiteInput, type TestSites } from './sites';
-import { startTestStack, useFixture, type TestStack } from './stack';
+import { startTestStack, testStorage, useFixture, type TestStorage } from './stack';
 import { TestWorkers } from './workers';
 
 /** What the end-to-end tests stand on: real servers, a primary and a recovery site, and worker processes on demand. */
-export interface Testbed {
-  stack: TestStack;
+export interface Testbed extends TestStorage {
   sites: TestSites;
+  /** The started sites of those names (they follow a restart through `sites.start`). */
   primary: SiteService;
   recovery: SiteService;
   workers: TestWorkers;
-  /** Stops everything, also after a failed test. */
+  /** Stops everything it started, also after a failed test. */
   stop(): Promise<void>;
 }
 
-export async function startTestbed(definitions?: SiteInput[]): Promise<Testbed> {
+export interface TestbedOptions {
+  definitions?: SiteInput[];
+  /** The sites to start; by default primary and recovery. */
+  sites?: string[];
+  /** Worker processes to start: `orchestration` and names of started sites (their site worker). */
+  workers?: string[];
+}
+
+export async function startTestbed(options: TestbedOptions = {}): Promise<Testbed> {
   const stack = await startTestStack();
+  let sites: TestSites | undefined;
+  let workers: TestWorkers | undefined;
+  const stop = async () => {
+    await workers?.stopAll();
+    await sites?.stopAll();
+    await stack.stop();
+  };
   try {
-    const sites = await prepareTestSites(stack.dir, definitions);
-    const [primary, recovery] = await Promise.all([sites.start('primary'), sites.start('recovery')]);
-    const workers = new TestWorkers(stack, sites.token);
+    const started = await prepareTestSites(stack.dir, options.definitions);
+    sites = started;
+    await started.startAll(options.sites ?? ['primary', 'recovery']);
+    const running = new TestWorkers(stack, started.token);
+    workers = running;
+    await Promise.all((options.workers ?? []).map((name) => (name === 'orchestration' ? running.orchestration() : running.site(started.site(name), name))));
     return {
-      stack,
-      sites,
-      primary,
-      recovery,
-      workers,
-      stop: async () => {
-        await workers.stopAll();
-        await Promise.all([primary.process.stop(), recovery.process.stop()]);
-        await stack.stop();
+      ...testStorage(stack),
+      sites: started,
+      get primary() {
+        return started.site('primary');
       },
+      get recovery() {
+        return started.site('recovery');
+      },
+      workers: running,
+      stop,
     };
   } catch (error) {
-    await stack.stop();
+    await stop();
     throw error;
   }
+}
+
+/** The testbed for the tests of a describe block, with the worker processes `options.workers` running before the first test. */
+export function useTestbed(options: TestbedOptions = {}): Testbed {
+  return useFixture('the testbed', () => startTestbed(options), (bed) => bed.stop());
 }
 
 export interface TestServer {

@@ -1,37 +1,22 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { readChain, resolveChain } from '../../datapath/log-chain';
 import { ObjectStore } from '../../datapath/object-store';
 import { Ownership } from '../../datapath/ownership';
 import type { RehydrateInput } from '../../activities/datapath';
-import type { SiteService } from '../../sites/launch';
 import { expectedDiskContent, readWorkloadRecord } from '../../sites/workload';
 import { rehydration } from '../../workflows/rehydration';
 import { protect, protectStatusQuery, restorePointNowUpdate, stopProtectionSignal } from '../../workflows/protect';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
-import { admin, type TestSites } from '../harness/sites';
-import type { TestStack } from '../harness/stack';
-import { startTestbed, type Testbed } from '../harness/testbed';
-import type { TestWorkers } from '../harness/workers';
+import { admin } from '../harness/sites';
+import { useTestbed } from '../harness/testbed';
 
 const DISKS = ['db-1-disk-0', 'db-1-disk-1', 'app-1-disk-0'];
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('datapath end to end: a workload, protect with SIGKILLed replicators, rehydration at the other site', () => {
-  let stack: TestStack;
-  let sites: TestSites;
-  let primary: SiteService;
-  let recovery: SiteService;
-  let workers: TestWorkers;
-  let bed: Testbed;
-
-  before(async () => {
-    bed = await startTestbed();
-    ({ stack, sites, primary, recovery, workers } = bed);
-    await workers.orchestration();
-  });
-  after(() => bed?.stop());
+  const { stack, sites, primary, recovery, workers } = useTestbed({ workers: ['orchestration'] });
 
   it('replicates through repeated SIGKILLs and rehydrates byte-identical disks to a restore point and to an instant', async () => {
     let primaryWorker = await workers.site(primary, 'primary');

@@ -1,34 +1,19 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { TargetNotRestorableError } from '../../datapath/log-chain';
 import { ObjectStore } from '../../datapath/object-store';
 import { Ownership } from '../../datapath/ownership';
 import { rehydrate } from '../../datapath/rehydrate';
 import { listRestorePoints } from '../../datapath/restore-points';
-import type { SiteService } from '../../sites/launch';
 import { protect, protectStatusQuery, restorePointNowUpdate, stopProtectionSignal, type ProtectMode } from '../../workflows/protect';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
-import { admin, type TestSites } from '../harness/sites';
-import type { TestStack } from '../harness/stack';
-import { startTestbed, type Testbed } from '../harness/testbed';
-import type { TestWorkers } from '../harness/workers';
+import { admin } from '../harness/sites';
+import { useTestbed } from '../harness/testbed';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('protect workflow on real sites: bitmap mode past a tiny throttle, and protection resumed by a new owner', () => {
-  let stack: TestStack;
-  let sites: TestSites;
-  let primary: SiteService;
-  let recovery: SiteService;
-  let workers: TestWorkers;
-  let bed: Testbed;
-
-  before(async () => {
-    bed = await startTestbed();
-    ({ stack, sites, primary, recovery, workers } = bed);
-    await Promise.all([workers.orchestration(), workers.site(primary, 'primary'), workers.site(recovery, 'recovery')]);
-  });
-  after(() => bed?.stop());
+  const { stack, sites, primary, recovery } = useTestbed({ workers: ['orchestration', 'primary', 'recovery'] });
 
   it('goes bitmap -> resync -> log, makes no restore point inside the stretch, and rebuilds the primary byte for byte', async () => {
     const handle = await stack.client.workflow.start(protect, {

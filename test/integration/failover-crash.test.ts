@@ -1,38 +1,24 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { validateRunbook } from '../../runbooks/validate';
-import type { SiteService } from '../../sites/launch';
 import { failover } from '../../workflows/failover';
 import type { OperationReport } from '../../workflows/operation-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { crashDomainNames, domainVms, failoverSiteDefinitions, protectAtPrimary, runbookYaml } from '../fixtures/failover-domains';
-import { admin, testSiteDefinitions, type TestSites } from '../harness/sites';
-import type { TestStack } from '../harness/stack';
-import { startTestbed, type Testbed } from '../harness/testbed';
-import type { TestWorkers } from '../harness/workers';
+import { admin, testSiteDefinitions } from '../harness/sites';
+import { useTestbed } from '../harness/testbed';
 
 const RUNS = 20;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('failover durability: worker processes and the Temporal server SIGKILLed at random moments across 20 failovers', () => {
   const domains = crashDomainNames(RUNS);
-  let stack: TestStack;
-  let sites: TestSites;
-  let primary: SiteService;
-  let recovery: SiteService;
-  let workers: TestWorkers;
-  let bed: Testbed;
-
+  const { stack, sites, primary, recovery, workers } = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), domains), workers: ['orchestration', 'primary', 'recovery'] });
   before(async () => {
-    bed = await startTestbed(failoverSiteDefinitions(testSiteDefinitions(), domains));
-    ({ stack, sites, primary, recovery, workers } = bed);
-    await Promise.all([workers.orchestration(), workers.site(primary, 'primary'), workers.site(recovery, 'recovery')]);
     await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 60, blockSize: 4096, pattern: 'random', seed: 'failover-crash' });
     for (const domain of domains) await protectAtPrimary(stack.client, domain);
   });
-
-  after(() => bed?.stop());
 
   it('completes every failover with no duplicate VM or appliance, and disks equal to the primary', async (t) => {
     const restart = {

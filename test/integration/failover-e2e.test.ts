@@ -1,20 +1,12 @@
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { Writable } from 'node:stream';
-import { after, before, describe, it } from 'node:test';
-import { createApp } from '../../api/app';
-import { generateToken, hashToken } from '../../api/auth';
+import { before, describe, it } from 'node:test';
+import { generateToken } from '../../api/auth';
 import { operationsRouter } from '../../api/operations';
 import { runbooksRouter } from '../../api/runbooks';
-import { ObjectStore } from '../../datapath/object-store';
 import { Ownership } from '../../datapath/ownership';
 import { readChain, resolveChain } from '../../datapath/log-chain';
 import { readDomainStatus } from '../../datapath/domain-status';
-import { createLogger } from '../../common/logger';
-import { RunbookStore } from '../../runbooks/store';
-import type { SiteService } from '../../sites/launch';
 import type { SiteEvent } from '../../sites/provider';
 import { expectedDiskContent, readWorkloadRecord } from '../../sites/workload';
 import type { OperationReport } from '../../workflows/operation-messages';
@@ -22,32 +14,25 @@ import { protectStatusQuery } from '../../workflows/protect';
 import { rehydration } from '../../workflows/rehydration';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { protectionWorkflowId } from '../../workflows/workflow-ids';
-import { admin, testSiteDefinitions, type TestSites } from '../harness/sites';
-import type { TestStack } from '../harness/stack';
-import { startTestbed, type Testbed } from '../harness/testbed';
+import { admin, testSiteDefinitions } from '../harness/sites';
+import { useHttpServer, useTestApi, useTestbed, type ApiPrincipal } from '../harness/testbed';
 import { replayClosedHistories } from '../harness/histories';
-import type { TestWorkers } from '../harness/workers';
 import { domainVms, failoverSiteDefinitions, protectAtPrimary, runbookYaml, waitFor } from '../fixtures/failover-domains';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('failover end to end: planned and forced, on real Temporal, S3, sites and worker processes', () => {
-  let stack: TestStack;
-  let sites: TestSites;
-  let primary: SiteService;
-  let recovery: SiteService;
-  let workers: TestWorkers;
-  let bed: Testbed;
-  let store: ObjectStore;
-  let runbooks: RunbookStore;
-  let api: Server;
-  let hookServer: Server;
-  let url: string;
-  let hookUrl: string;
-  const operator = { name: 'dr-lead', token: generateToken() };
+  const operator: ApiPrincipal = { name: 'dr-lead', role: 'operator', token: generateToken() };
+  const { stack, sites, primary, recovery, store, runbooks } = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions()), workers: ['orchestration', 'primary', 'recovery'] });
+  const api = useTestApi({ principals: [operator], routers: (log) => [runbooksRouter({ store: runbooks, log }), operationsRouter({ client: stack.client, runbooks, store, log })] });
+  const hook = useHttpServer((_req, res) => res.writeHead(500).end('dns api down'));
+  before(async () => {
+    await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 40, blockSize: 4096, pattern: 'random', seed: 'failover-e2e' });
+    await Promise.all(['alpha', 'bravo', 'charlie', 'delta'].map((domain) => protectAtPrimary(stack.client, domain)));
+  });
 
   const call = async (method: string, route: string, body?: unknown, token: string | null = operator.token) => {
-    const res = await fetch(`${url}${route}`, {
+    const res = await fetch(`${api.url}${route}`, {
       method,
       headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
@@ -56,7 +41,7 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
   };
 
   async function submitRunbook(text: string): Promise<void> {
-    const res = await fetch(`${url}/runbooks`, { method: 'POST', headers: { authorization: `Bearer ${operator.token}`, 'content-type': 'application/yaml' }, body: text });
+    const res = await fetch(`${api.url}/runbooks`, { method: 'POST', headers: { authorization: `Bearer ${operator.token}`, 'content-type': 'application/yaml' }, body: text });
     assert.equal(res.status, 201, await res.text());
   }
 
@@ -78,41 +63,6 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
       }
     }
   }
-
-  before(async () => {
-    bed = await startTestbed(failoverSiteDefinitions(testSiteDefinitions()));
-    ({ stack, sites, primary, recovery, workers } = bed);
-    store = new ObjectStore(stack.s3Client, stack.s3Settings);
-    runbooks = new RunbookStore(stack.s3Client, stack.s3Settings);
-    await Promise.all([workers.orchestration(), workers.site(primary, 'primary'), workers.site(recovery, 'recovery')]);
-
-    const log = createLogger('failover-test', new Writable({ write: (_c, _e, done) => done() }));
-    const app = createApp({
-      log,
-      tokens: { tokens: [{ name: operator.name, role: 'operator', sha256: hashToken(operator.token) }] },
-      healthChecks: [],
-      routers: [
-        runbooksRouter({ store: runbooks, log }),
-        operationsRouter({ client: stack.client, runbooks, store, log }),
-      ],
-    });
-    api = app.listen(0, '127.0.0.1');
-    await new Promise((r) => api.once('listening', r));
-    url = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
-    hookServer = createServer((_req, res) => res.writeHead(500).end('dns api down'));
-    hookServer.listen(0, '127.0.0.1');
-    await new Promise((r) => hookServer.once('listening', r));
-    hookUrl = `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/zones/records`;
-
-    await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 40, blockSize: 4096, pattern: 'random', seed: 'failover-e2e' });
-    await Promise.all(['alpha', 'bravo', 'charlie', 'delta'].map((domain) => protectAtPrimary(stack.client, domain)));
-  });
-
-  after(async () => {
-    api?.close();
-    hookServer?.close();
-    await bed?.stop();
-  });
 
   it('planned failover: shuts down, drains, hands over, rehydrates byte-identical disks, waits for the approval, powers on in runbook order', async () => {
     await submitRunbook(runbookYaml('alpha', { approval: true, vmDatastores: { 'a-app-1': 'ds-b-flash' } }));
@@ -171,7 +121,7 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
   });
 
   it('planned failover whose webhook fails with policy abort compensates completely and gives the domain back to the primary', async () => {
-    await submitRunbook(runbookYaml('bravo', { webhookUrl: hookUrl }));
+    await submitRunbook(runbookYaml('bravo', { webhookUrl: `${hook.url}/zones/records` }));
     const before = (await recovery.client.listVms()).map((v) => v.name).sort();
     const started = await call('POST', '/domains/bravo/failover', { type: 'planned' });
     const { status, result } = await operationResult(String(started.body.workflowId));

@@ -3,18 +3,13 @@
  * heartbeat waits are checked from the site's own event timestamps.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { Worker } from '@temporalio/worker';
+import { describe, it } from 'node:test';
 import { createVmPowerActivities } from '../../activities/vm-power';
-import type { SiteService } from '../../sites/launch';
 import { validateRunbook } from '../../runbooks/validate';
 import { powerOnPlan } from '../../workflows/power-on-plan';
-import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../../workflows/task-queues';
-import { prepareTestSites } from '../harness/sites';
-import { startTestStack, type TestStack } from '../harness/stack';
+import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
+import { useTestbed } from '../harness/testbed';
+import { useInProcessWorkers } from '../harness/workers';
 
 const RUNBOOK = `apiVersion: dr.example.io/v1alpha1
 kind: Runbook
@@ -35,28 +30,8 @@ spec:
 `;
 
 describe('power-on plan against a real simulated site', () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'dr-poweron-site-'));
-  let stack: TestStack;
-  let site: SiteService;
-  let workers: Worker[];
-  let running: Promise<unknown>;
-
-  before(async () => {
-    const sites = await prepareTestSites(dir);
-    [stack, site] = await Promise.all([startTestStack(), sites.start('primary')]);
-    workers = [
-      await Worker.create({ connection: stack.nativeConnection, taskQueue: ORCHESTRATION_TASK_QUEUE, workflowsPath: require.resolve('../../workflows') }),
-      await Worker.create({ connection: stack.nativeConnection, taskQueue: siteTaskQueue('primary'), activities: createVmPowerActivities({ provider: site.client, heartbeatPollMs: 100 }) }),
-    ];
-    running = Promise.all(workers.map((w) => w.run()));
-  });
-  after(async () => {
-    for (const w of workers ?? []) w.shutdown();
-    await running;
-    await site?.process.stop();
-    await stack?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const { stack, primary: site } = useTestbed({ sites: ['primary'] });
+  useInProcessWorkers(stack, 'primary', () => createVmPowerActivities({ provider: site.client, heartbeatPollMs: 100 }));
 
   it('powers on in runbook order, after the group it depends on has heartbeated', async () => {
     for (const vm of ['db-1', 'app-1']) await site.client.powerOff(vm);
