@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { newFrameHeader, openFrame, sealFrame, type FrameFormat } from './framing';
 import { CorruptSegmentError } from './segment-codec';
 
 /**
@@ -19,9 +19,7 @@ import { CorruptSegmentError } from './segment-codec';
  */
 export const BASE_CHUNK_MAGIC = 'DRBC';
 export const BASE_CHUNK_FORMAT_VERSION = 1;
-const COMPRESSION_DEFLATE = 1;
-const HEADER_BYTES = 48;
-const CHECKSUM_OFFSET = 32;
+const FORMAT: FrameFormat = { magic: BASE_CHUNK_MAGIC, version: BASE_CHUNK_FORMAT_VERSION, headerBytes: 48, compressedLengthOffset: 20, checksumOffset: 32 };
 
 /**
  * A base chunk that cannot be trusted. It is a CorruptSegmentError so that every caller that
@@ -35,35 +33,18 @@ export class CorruptBaseChunkError extends CorruptSegmentError {
   }
 }
 
-function checksum(header: Buffer, payload: Buffer): Buffer {
-  return createHash('sha256').update(header.subarray(0, CHECKSUM_OFFSET)).update(payload).digest().subarray(0, 16);
-}
-
 export function encodeBaseChunk(offset: number, data: Buffer): Buffer {
   const payload = deflateRawSync(data);
-  const header = Buffer.alloc(HEADER_BYTES);
-  header.write(BASE_CHUNK_MAGIC, 0, 'ascii');
-  header.writeUInt16BE(BASE_CHUNK_FORMAT_VERSION, 4);
-  header.writeUInt8(COMPRESSION_DEFLATE, 6);
+  const header = newFrameHeader(FORMAT);
   header.writeBigUInt64BE(BigInt(offset), 8);
   header.writeUInt32BE(data.length, 16);
-  header.writeUInt32BE(payload.length, 20);
-  checksum(header, payload).copy(header, CHECKSUM_OFFSET);
-  return Buffer.concat([header, payload]);
+  return sealFrame(FORMAT, header, payload);
 }
 
 /** Decodes a chunk and checks it is the one its key names (`offset`); throws CorruptBaseChunkError naming the key. */
 export function decodeBaseChunk(key: string, offset: number, object: Buffer): Buffer {
-  if (object.length < HEADER_BYTES) throw new CorruptBaseChunkError(key, `truncated: ${object.length} bytes, header needs ${HEADER_BYTES}`);
-  if (object.toString('ascii', 0, 4) !== BASE_CHUNK_MAGIC) throw new CorruptBaseChunkError(key, 'bad magic');
-  const version = object.readUInt16BE(4);
-  if (version !== BASE_CHUNK_FORMAT_VERSION) throw new CorruptBaseChunkError(key, `unknown format version ${version}`);
-  if (object.readUInt8(6) !== COMPRESSION_DEFLATE) throw new CorruptBaseChunkError(key, `unknown compression ${object.readUInt8(6)}`);
-  const compressed = object.readUInt32BE(20);
-  if (object.length !== HEADER_BYTES + compressed) throw new CorruptBaseChunkError(key, `truncated or padded: ${object.length} bytes, header says ${HEADER_BYTES + compressed}`);
-  const payload = object.subarray(HEADER_BYTES);
-  if (!checksum(object, payload).equals(object.subarray(CHECKSUM_OFFSET, HEADER_BYTES))) throw new CorruptBaseChunkError(key, 'checksum mismatch');
-  if (Number(object.readBigUInt64BE(8)) !== offset) throw new CorruptBaseChunkError(key, 'header does not match its key');
+  const { header, payload } = openFrame(FORMAT, object, (reason) => new CorruptBaseChunkError(key, reason));
+  if (Number(header.readBigUInt64BE(8)) !== offset) throw new CorruptBaseChunkError(key, 'header does not match its key');
   let data: Buffer;
   try {
     data = inflateRawSync(payload);

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { newFrameHeader, openFrame, sealFrame, type FrameFormat } from './framing';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import type { JournalEntry } from '../sites/provider';
 
@@ -24,9 +24,7 @@ import type { JournalEntry } from '../sites/provider';
  */
 export const SEGMENT_MAGIC = 'DRSG';
 export const SEGMENT_FORMAT_VERSION = 1;
-const COMPRESSION_DEFLATE = 1;
-const HEADER_BYTES = 64;
-const CHECKSUM_OFFSET = 48;
+const FORMAT: FrameFormat = { magic: SEGMENT_MAGIC, version: SEGMENT_FORMAT_VERSION, headerBytes: 64, compressedLengthOffset: 36, checksumOffset: 48 };
 
 /** A segment holds the site's journal entries as they were acknowledged. */
 export type BlockWrite = JournalEntry;
@@ -49,10 +47,6 @@ export class CorruptSegmentError extends Error {
   }
 }
 
-function checksum(header: Buffer, payload: Buffer): Buffer {
-  return createHash('sha256').update(header.subarray(0, CHECKSUM_OFFSET)).update(payload).digest().subarray(0, 16);
-}
-
 export function encodeSegment(segment: Segment): Buffer {
   const parts: Buffer[] = [];
   for (const entry of segment.entries) {
@@ -71,36 +65,18 @@ export function encodeSegment(segment: Segment): Buffer {
   }
   const raw = Buffer.concat(parts);
   const compressed = deflateRawSync(raw, { level: 1 });
-  const header = Buffer.alloc(HEADER_BYTES);
-  header.write(SEGMENT_MAGIC, 0, 'ascii');
-  header.writeUInt16BE(SEGMENT_FORMAT_VERSION, 4);
-  header.writeUInt8(COMPRESSION_DEFLATE, 6);
+  const header = newFrameHeader(FORMAT);
   header.writeUInt32BE(segment.epoch, 8);
   header.writeUInt32BE(segment.entries.length, 12);
   header.writeBigUInt64BE(BigInt(segment.afterSequence), 16);
   header.writeBigUInt64BE(BigInt(segment.lastSequence), 24);
   header.writeUInt32BE(raw.length, 32);
-  header.writeUInt32BE(compressed.length, 36);
-  checksum(header, compressed).copy(header, CHECKSUM_OFFSET);
-  return Buffer.concat([header, compressed]);
+  return sealFrame(FORMAT, header, compressed);
 }
 
 /** Decodes and verifies a segment; every inconsistency throws CorruptSegmentError naming `key`. */
 export function decodeSegment(key: string, object: Buffer): Segment {
-  if (object.length < HEADER_BYTES) throw new CorruptSegmentError(key, `truncated: ${object.length} bytes, header needs ${HEADER_BYTES}`);
-  if (object.toString('ascii', 0, 4) !== SEGMENT_MAGIC) throw new CorruptSegmentError(key, 'bad magic');
-  const version = object.readUInt16BE(4);
-  if (version !== SEGMENT_FORMAT_VERSION) throw new CorruptSegmentError(key, `unsupported format version ${version}`);
-  if (object.readUInt8(6) !== COMPRESSION_DEFLATE) throw new CorruptSegmentError(key, `unknown compression ${object.readUInt8(6)}`);
-  const compressedLength = object.readUInt32BE(36);
-  if (object.length !== HEADER_BYTES + compressedLength) {
-    throw new CorruptSegmentError(key, `truncated or padded: ${object.length} bytes, header says ${HEADER_BYTES + compressedLength}`);
-  }
-  const header = object.subarray(0, HEADER_BYTES);
-  const compressed = object.subarray(HEADER_BYTES);
-  if (!checksum(header, compressed).equals(header.subarray(CHECKSUM_OFFSET, CHECKSUM_OFFSET + 16))) {
-    throw new CorruptSegmentError(key, 'checksum mismatch');
-  }
+  const { header, payload: compressed } = openFrame(FORMAT, object, (reason) => new CorruptSegmentError(key, reason));
   let raw: Buffer;
   try {
     raw = inflateRawSync(compressed);
