@@ -52,9 +52,14 @@ export function startChild(options: ChildOptions): ChildHandle {
   const exited = new Promise<number | null>((resolve) => {
     // The log ends on 'close', when the child's stdout and stderr have drained, not on 'exit':
     // its last words (why it stopped) are often still in the pipes when the process is gone.
+    let logEnding = false;
     const endLog = (code: number | null) => {
-      if (log.writableEnded) return;
-      log.end(() => resolve(code));
+      if (logEnding) return;
+      logEnding = true;
+      // 'close' follows both a flushed end and a failed log stream, so the exit is never lost.
+      if (log.destroyed) return resolve(code);
+      log.once('close', () => resolve(code));
+      log.end();
     };
     child.once('error', () => {
       exitedFlag = true;
