@@ -1,8 +1,22 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import type { Placement, RegisterVmSpec, RocvaSpec, ShutdownOutcome, SiteProvider } from '../sites/provider';
+import type { Placement, RegisterVmSpec, RocvaSpec, ShutdownOutcome, SiteProvider, Vm } from '../sites/provider';
 import { SiteError } from '../sites/provider';
 import { atSite } from './site-failures';
 import { failure } from '../common/failures';
+
+/**
+ * The VM, or undefined when the site says it does not exist. Only the site's `VmNotFound` means
+ * absent: any other error (the site down, a refused token) is no answer, and goes through
+ * `atSite` so that it keeps its type and retryability instead of passing for "no VM".
+ */
+async function vmIfPresent(provider: SiteProvider, name: string): Promise<Vm | undefined> {
+  return atSite(() =>
+    provider.getVm(name).catch((error: unknown) => {
+      if (error instanceof SiteError && error.code === 'VmNotFound') return undefined;
+      throw error;
+    }),
+  );
+}
 
 /** Deterministic names: a retried or replayed step finds what its earlier attempt created. */
 export const representationVmName = (vm: string) => `repr-${vm}`;
@@ -52,10 +66,7 @@ export function createRecoverySiteActivities({ provider }: RecoverySiteDependenc
 
     /** Registers the recovered VM, or brings an earlier attempt's registration to the same configuration. */
     registerRecoveredVm: async ({ spec }: { spec: RegisterVmSpec }): Promise<void> => {
-      const existing = await provider.getVm(spec.name).catch((error: unknown) => {
-        if (error instanceof SiteError && error.code === 'VmNotFound') return undefined;
-        throw error;
-      });
+      const existing = await vmIfPresent(provider, spec.name);
       if (!existing) {
         await atSite(() => provider.registerVm(spec));
         return;
@@ -73,7 +84,7 @@ export function createRecoverySiteActivities({ provider }: RecoverySiteDependenc
      */
     removeRecoveredVm: async ({ vm, diskIds = [] }: { vm: string; diskIds?: string[] }): Promise<void> => {
       for (const name of [vm, representationVmName(vm)]) {
-        const existing = await provider.getVm(name).catch(() => undefined);
+        const existing = await vmIfPresent(provider, name);
         if (!existing) continue;
         await atSite(() => provider.powerOff(name));
         await atSite(() => provider.unregisterVm(name, { deleteDisks: true }));

@@ -1,5 +1,6 @@
 import express, { type Request, type Router } from 'express';
-import { WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, WithStartWorkflowOperation, type Client } from '@temporalio/client';
+import { QueryNotRegisteredError, WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, WithStartWorkflowOperation, type Client } from '@temporalio/client';
+import type { QueryDefinition } from '@temporalio/common';
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import { z } from 'zod';
 import type { ObjectStore } from '../datapath/object-store';
@@ -7,6 +8,7 @@ import { RESTORE_POINT_ID } from '../datapath/keys';
 import { Ownership } from '../datapath/ownership';
 import { allowedRequests, decide, type DomainCondition, type DomainRequest } from '../common/domain-modes';
 import { readDomainCondition, readDomainStatus } from '../datapath/domain-status';
+import { describeError } from '../common/errors';
 import type { Logger } from '../common/logger';
 import type { RunbookStore } from '../runbooks/store';
 import { validateRunbook } from '../runbooks/validate';
@@ -18,7 +20,7 @@ import {
   type OperationRequest,
 } from '../workflows/domain-operations';
 import type { FailoverInput } from '../workflows/failover-messages';
-import { operationProgressQuery } from '../workflows/operation-messages';
+import { operationProgressQuery, type OperationProgress } from '../workflows/operation-messages';
 import { protectStatusQuery } from '../workflows/protect';
 import { domainOperationsWorkflowId, parseOperationWorkflowId, protectionWorkflowId } from '../workflows/workflow-ids';
 import {
@@ -30,6 +32,7 @@ import {
   powerOnPlanProgressQuery,
   type OperatorAction,
   type PowerOnGroupProgress,
+  type PowerOnPlanProgress,
 } from '../workflows/power-on-messages';
 import type { PowerOnPlanInput } from '../workflows/power-on-plan';
 import { ORCHESTRATION_TASK_QUEUE } from '../workflows/task-queues';
@@ -49,6 +52,13 @@ export interface OperationsRouterOptions {
 /** The requests this API offers endpoints for (the mode table knows the operations still to come). */
 const OFFERED: DomainRequest[] = ['power-on', 'failover'];
 const offeredNow = (condition: DomainCondition) => allowedRequests(condition).filter((r) => OFFERED.includes(r));
+
+/**
+ * How long the API waits for an operation to answer a query. The orchestration worker answers
+ * queries; with none polling, the server holds a query until the call's deadline, so without one
+ * a request would hang for as long as the gRPC default.
+ */
+export const OPERATION_QUERY_DEADLINE_MS = 5_000;
 
 const DOMAIN = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
@@ -242,27 +252,81 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl }: Ope
     }
   }
 
+  /**
+   * Asks a running operation's workflow, in bounded time. Undefined when the workflow has no answer
+   * of this kind (no such query, or it is gone); when nobody answers (no orchestration worker
+   * polling, or one too busy), a 503 that names what could not be reached, never "nothing waits".
+   */
+  async function ask<R>(workflowId: string, taskQueue: string, query: QueryDefinition<R, []>): Promise<R | undefined> {
+    try {
+      return await client.withDeadline(Date.now() + OPERATION_QUERY_DEADLINE_MS, () => client.workflow.getHandle(workflowId).query(query));
+    } catch (error) {
+      if (error instanceof QueryNotRegisteredError || error instanceof WorkflowNotFoundError) return undefined;
+      throw await unanswered(workflowId, taskQueue, query.name, error);
+    }
+  }
+
+  async function unanswered(workflowId: string, taskQueue: string, queryName: string, error: unknown): Promise<ProblemError> {
+    const pollers = await client
+      .withDeadline(Date.now() + 2_000, () => client.workflowService.describeTaskQueue({ namespace, taskQueue: { name: taskQueue }, taskQueueType: 1 }))
+      .then((r) => r.pollers.length)
+      .catch(() => undefined);
+    const why =
+      pollers === 0
+        ? `no orchestration worker polls task queue "${taskQueue}"`
+        : pollers === undefined
+          ? `the query failed (${describeError(error)}) and Temporal could not say whether an orchestration worker polls task queue "${taskQueue}"`
+          : `the orchestration worker on task queue "${taskQueue}" did not answer within ${OPERATION_QUERY_DEADLINE_MS / 1000} s (${describeError(error)})`;
+    log.warn({ workflowId, query: queryName, taskQueue, pollers, err: error }, 'operation query unanswered');
+    return new ProblemError({
+      title: 'Service unavailable',
+      status: 503,
+      detail: `could not ask operation ${workflowId} what it is waiting for (query "${queryName}"): ${why}; start or check the orchestration worker, then try again`,
+      workflowId,
+      query: queryName,
+      taskQueue,
+    });
+  }
+
+  async function runningGroups(plan: PowerOnPlanProgress | undefined, taskQueue: string): Promise<PowerOnGroupProgress[]> {
+    const running = (plan?.groups ?? []).filter((g) => g.state === 'running');
+    const groups = await Promise.all(running.map((g) => ask(g.workflowId, taskQueue, powerOnGroupProgressQuery)));
+    return groups.filter((g): g is PowerOnGroupProgress => g !== undefined);
+  }
+
+  /** The power-on groups of a running operation, as they answer; an operation that has ended waits for nothing. */
   async function groupsOf(workflowId: string): Promise<PowerOnGroupProgress[]> {
-    const { handle } = await describeOperation(workflowId);
-    const plan = await handle.query(powerOnPlanProgressQuery).catch(() => ({ groups: [] }));
-    const running = plan.groups.filter((g) => g.state === 'running');
-    return Promise.all(running.map((g) => client.workflow.getHandle(g.workflowId).query(powerOnGroupProgressQuery)));
+    const { description } = await describeOperation(workflowId);
+    if (description.status.name !== 'RUNNING') return [];
+    return runningGroups(await ask(workflowId, description.taskQueue, powerOnPlanProgressQuery), description.taskQueue);
   }
 
   router.get('/operations/:id', async (req, res) => {
     const workflowId = String(req.params.id);
     const { handle, description } = await describeOperation(workflowId);
     const status = description.status.name;
-    const plan = status === 'RUNNING' ? await handle.query(powerOnPlanProgressQuery).catch(() => undefined) : undefined;
-    const groups = status === 'RUNNING' ? await groupsOf(workflowId) : [];
-    const kind = parseOperationWorkflowId(workflowId)?.operation;
-    const progress = kind && kind !== 'power-on' && status === 'RUNNING' ? await handle.query(operationProgressQuery).catch(() => undefined) : undefined;
+    // Progress comes from the orchestration worker; when it cannot answer, the status still does.
+    let plan: PowerOnPlanProgress | undefined;
+    let groups: PowerOnGroupProgress[] = [];
+    let progress: OperationProgress | undefined;
+    let progressUnavailable: string | undefined;
+    if (status === 'RUNNING') {
+      try {
+        plan = await ask(workflowId, description.taskQueue, powerOnPlanProgressQuery);
+        groups = await runningGroups(plan, description.taskQueue);
+        const kind = parseOperationWorkflowId(workflowId)?.operation;
+        if (kind && kind !== 'power-on') progress = await ask(workflowId, description.taskQueue, operationProgressQuery);
+      } catch (error) {
+        if (!(error instanceof ProblemError)) throw error;
+        progressUnavailable = error.problem.detail;
+      }
+    }
     // The workflow learns the rehydrated bytes when the activity ends; meanwhile its heartbeat has them.
     const rehydrating = (description.raw.pendingActivities ?? []).find((a) => a.activityType?.name === 'rehydrateDomain');
     const heartbeat = rehydrating?.heartbeatDetails?.payloads?.[0];
     if (progress && heartbeat) progress.bytesRehydrated = defaultPayloadConverter.fromPayload<{ bytesWritten?: number }>(heartbeat).bytesWritten ?? progress.bytesRehydrated;
     const result: unknown = status === 'COMPLETED' ? await handle.result() : status === 'FAILED' ? await failureReport(handle) : undefined;
-    res.json({ ...links(workflowId), status, startedAt: description.startTime, closedAt: description.closeTime ?? null, progress, plan, groups, result });
+    res.json({ ...links(workflowId), status, startedAt: description.startTime, closedAt: description.closeTime ?? null, progress, plan, groups, result, ...(progressUnavailable ? { progressUnavailable } : {}) });
   });
 
   /** An operation that aborted carries its report (what was undone, what remains) in its failure. */

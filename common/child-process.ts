@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
+import { closeSync, createWriteStream, existsSync, fstatSync, mkdirSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 
 export interface ChildOptions {
@@ -17,9 +17,12 @@ export interface ChildHandle {
   readonly name: string;
   readonly pid: number;
   readonly logFile: string;
-  /** Resolves with the exit code (or null when killed by a signal) once the process is gone. */
+  /** Resolves with the exit code (or null when killed by a signal) once the process is gone and its output is in the log file. */
   readonly exited: Promise<number | null>;
+  /** True as soon as the process is gone (its last output may still be on the way to the log). */
   hasExited(): boolean;
+  /** The signal that ended the process, if one did. */
+  exitSignal(): NodeJS.Signals | null;
   /** Polite stop: SIGTERM, then SIGKILL after the grace period. Resolves when the process is gone. */
   stop(graceMs?: number): Promise<void>;
   /** Abrupt death, as in a crash or power loss: SIGKILL and wait. */
@@ -45,16 +48,38 @@ export function startChild(options: ChildOptions): ChildHandle {
   child.stderr?.pipe(log, { end: false });
 
   let exitedFlag = false;
+  let exitSignal: NodeJS.Signals | null = null;
   const exited = new Promise<number | null>((resolve) => {
+    // The log ends on 'close', when the child's stdout and stderr have drained, not on 'exit':
+    // its last words (why it stopped) are often still in the pipes when the process is gone.
+    let logEnding = false;
+    const endLog = (code: number | null) => {
+      if (logEnding) return;
+      logEnding = true;
+      // 'close' follows both a flushed end and a failed log stream, so the exit is never lost.
+      if (log.destroyed) return resolve(code);
+      log.once('close', () => resolve(code));
+      log.end();
+    };
     child.once('error', () => {
       exitedFlag = true;
-      resolve(null);
-    });
-    child.once('exit', (code) => {
-      exitedFlag = true;
       liveChildren.delete(handle);
-      resolve(code);
-      log.end();
+      endLog(null);
+    });
+    child.once('exit', (code, signal) => {
+      exitedFlag = true;
+      exitSignal = signal;
+      liveChildren.delete(handle);
+      // A grandchild that inherited the pipes could hold them open after the child is gone.
+      const drained = setTimeout(() => {
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+        endLog(code);
+      }, PIPE_DRAIN_LIMIT_MS);
+      child.once('close', () => {
+        clearTimeout(drained);
+        endLog(code);
+      });
     });
   });
 
@@ -79,6 +104,7 @@ export function startChild(options: ChildOptions): ChildHandle {
     logFile: options.logFile,
     exited,
     hasExited: () => exitedFlag,
+    exitSignal: () => exitSignal,
     stop: async (graceMs = 10_000) => {
       if (!(await signalAndWait('SIGTERM', graceMs))) await signalAndWait('SIGKILL', 5_000);
     },
@@ -91,6 +117,9 @@ export function startChild(options: ChildOptions): ChildHandle {
 }
 
 const liveChildren = new Set<ChildHandle>();
+
+/** How long a gone child's pipes may stay open (held by a grandchild) before its log is ended anyway. */
+const PIPE_DRAIN_LIMIT_MS = 5_000;
 
 const SETPRIV = '/usr/bin/setpriv';
 
@@ -138,7 +167,11 @@ export async function waitUntilReady(child: ChildHandle, probe: () => Promise<un
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
-    if (child.hasExited()) throw new Error(`${child.name} exited during start-up; see ${child.logFile}`);
+    if (child.hasExited()) {
+      const code = await child.exited;
+      const how = code !== null ? `code ${code}` : `signal ${child.exitSignal() ?? 'unknown'}`;
+      throw new Error(`${child.name} exited during start-up (${how}); see ${child.logFile}${logTail(child.logFile)}`);
+    }
     try {
       await probe();
       return;
@@ -148,4 +181,25 @@ export async function waitUntilReady(child: ChildHandle, probe: () => Promise<un
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`${child.name} not ready after ${timeoutMs / 1000} s (${(lastError as Error)?.message ?? 'no answer'}); see ${child.logFile}`);
+}
+
+/** The last lines of a log, indented, for an error message: what an operator needs to see first. */
+export function logTail(logFile: string, lines = 20, maxBytes = 4096): string {
+  let text: string;
+  try {
+    const fd = openSync(logFile, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      const length = Math.min(size, maxBytes);
+      const buffer = Buffer.alloc(length);
+      readSync(fd, buffer, 0, length, size - length);
+      text = buffer.toString('utf8');
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return '';
+  }
+  const tail = text.split('\n').filter((l) => l.trim() !== '').slice(-lines);
+  return tail.length === 0 ? ' (the log is empty)' : `; its last lines:\n${tail.map((l) => `    ${l}`).join('\n')}`;
 }

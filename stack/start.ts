@@ -92,7 +92,7 @@ async function main(): Promise<void> {
         uiUrl = t.uiUrl;
         childEnv.TEMPORAL_ADDRESS = t.address;
         if (t.uiUrl) childEnv.DR_TEMPORAL_UI_URL = t.uiUrl;
-        say(`Temporal ready at ${t.address}`);
+        say(`Temporal answering at ${t.address}`);
       }),
     );
   } else {
@@ -118,7 +118,7 @@ async function main(): Promise<void> {
           S3_SECRET_ACCESS_KEY: secrets.s3.secretAccessKey,
         });
         s3.client.destroy();
-        say(`SeaweedFS ready, bucket "${settings.s3.bucket}"`);
+        say(`SeaweedFS answering, bucket "${settings.s3.bucket}"`);
       }),
     );
   } else {
@@ -134,6 +134,7 @@ async function main(): Promise<void> {
     : await connectClient(settings.temporal);
   const namespace = settings.temporal.namespace;
 
+  notStopping();
   for (const d of siteDefinitions) {
     await refuseBusyPort(d.port, `site ${d.name}`, 'DR_SITES_FILE (its ports)');
     await refuseBusyPort(d.adminPort, `site ${d.name} admin API`, 'DR_SITES_FILE (its ports)');
@@ -151,8 +152,9 @@ async function main(): Promise<void> {
       }),
     ),
   );
-  say('sites healthy');
+  say('sites answering');
 
+  notStopping();
   const orchestration = startNodeProcess('worker-orchestration', 'worker/main.ts', ['--orchestration'], settings, childEnv);
   const siteWorkers = siteServices.map((service, i) => {
     const site = sites[i];
@@ -166,6 +168,7 @@ async function main(): Promise<void> {
   ]);
   say('workers polling');
 
+  notStopping();
   await refuseBusyPort(settings.api.port, 'API', 'DR_API_PORT');
   const api = startNodeProcess('api', 'api/server.ts', [], settings, childEnv);
   const apiUrl = `http://${settings.api.host}:${settings.api.port}`;
@@ -173,8 +176,9 @@ async function main(): Promise<void> {
     const response = await fetch(`${apiUrl}/healthz`);
     if (!response.ok) throw new Error(`healthz answered ${response.status}`);
   });
-  say('API healthy');
+  say('API answering');
 
+  notStopping();
   for (const site of sites) {
     const report = await client.workflow.execute(storagePreflight, {
       taskQueue: ORCHESTRATION_TASK_QUEUE,
@@ -199,8 +203,9 @@ async function main(): Promise<void> {
     }),
   );
 
+  startedUp = true;
   console.log(`
-  DR orchestrator is up (${elapsed()}).
+  DR orchestrator is up and ready, every component healthy (${elapsed()}).
     Temporal Web UI  ${uiUrl ?? '(external cluster: use its own UI)'}
     Temporal         ${childEnv.TEMPORAL_ADDRESS ?? settings.temporal.address} namespace ${namespace}
     S3 storage site  ${childEnv.S3_ENDPOINT ?? settings.s3.endpoint} bucket ${settings.s3.bucket}
@@ -224,19 +229,29 @@ ${domainLines.map((line) => `    ${line}`).join('\n')}
 
 stopWhenOrphaned();
 
-// Registered before anything starts, so Ctrl-C during start-up also stops children in order.
-const stopRequested = new Promise<void>((resolve) => {
-  process.once('SIGINT', resolve);
-  process.once('SIGTERM', resolve);
-});
-void stopRequested.then(() => shutdown(0));
-
 let stopping = false;
+let startedUp = false;
 
-async function shutdown(code: number): Promise<void> {
+/**
+ * Thrown by start-up once a stop has been requested: start nothing more. Whatever start-up was
+ * waiting for fails too (a worker it was waiting on was stopped), and is no start-up failure.
+ */
+class StopRequested extends Error {}
+function notStopping(): void {
+  if (stopping) throw new StopRequested('stop requested');
+}
+
+// Registered before anything starts, so Ctrl-C during start-up also stops children in order.
+const stopRequested = new Promise<NodeJS.Signals>((resolve) => {
+  process.once('SIGINT', () => resolve('SIGINT'));
+  process.once('SIGTERM', () => resolve('SIGTERM'));
+});
+void stopRequested.then((signal) => shutdown(0, startedUp ? `${signal}: stopping all components ...` : `${signal} during start-up: stopping all components (nothing failed) ...`));
+
+async function shutdown(code: number, why = 'stopping all components ...'): Promise<void> {
   if (stopping) return;
   stopping = true;
-  say('stopping all components ...');
+  say(why);
   await stopAllChildren();
   say('stopped');
   process.exit(code);
@@ -245,6 +260,8 @@ async function shutdown(code: number): Promise<void> {
 main().then(
   () => shutdown(0),
   async (error: unknown) => {
+    // After a stop request, start-up errors are its consequences (the children it waited for were stopped).
+    if (stopping) return;
     console.error(error instanceof OperatorError ? error.message : `start-up failed: ${describeError(error)}`);
     await shutdown(1);
   },
