@@ -47,6 +47,8 @@ export interface OperationsRouterOptions {
   log: Logger;
   /** Base URL of the Temporal Web UI, for links in responses; absent for clusters without one. */
   webUiUrl?: string;
+  /** How long to wait for an operation to answer a query; default OPERATION_QUERY_DEADLINE_MS. */
+  queryDeadlineMs?: number;
 }
 
 /** The requests this API offers endpoints for (the mode table knows the operations still to come). */
@@ -103,7 +105,7 @@ function domainParam(req: Request): string {
  * operations desk (one at a time, 409 naming the running one); approvals and operator decisions
  * are routed to the power-on group that is waiting for them.
  */
-export function operationsRouter({ client, runbooks, store, log, webUiUrl }: OperationsRouterOptions): Router {
+export function operationsRouter({ client, runbooks, store, log, webUiUrl, queryDeadlineMs = OPERATION_QUERY_DEADLINE_MS }: OperationsRouterOptions): Router {
   const router = express.Router();
   const json = express.json({ limit: '64kb' });
   const namespace = client.options.namespace;
@@ -259,7 +261,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl }: Ope
    */
   async function ask<R>(workflowId: string, taskQueue: string, query: QueryDefinition<R, []>): Promise<R | undefined> {
     try {
-      return await client.withDeadline(Date.now() + OPERATION_QUERY_DEADLINE_MS, () => client.workflow.getHandle(workflowId).query(query));
+      return await client.withDeadline(Date.now() + queryDeadlineMs, () => client.workflow.getHandle(workflowId).query(query));
     } catch (error) {
       if (error instanceof QueryNotRegisteredError || error instanceof WorkflowNotFoundError) return undefined;
       throw await unanswered(workflowId, taskQueue, query.name, error);
@@ -276,7 +278,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl }: Ope
         ? `no orchestration worker polls task queue "${taskQueue}"`
         : pollers === undefined
           ? `the query failed (${describeError(error)}) and Temporal could not say whether an orchestration worker polls task queue "${taskQueue}"`
-          : `the orchestration worker on task queue "${taskQueue}" did not answer within ${OPERATION_QUERY_DEADLINE_MS / 1000} s (${describeError(error)})`;
+          : `the orchestration worker on task queue "${taskQueue}" did not answer within ${queryDeadlineMs / 1000} s (${describeError(error)})`;
     log.warn({ workflowId, query: queryName, taskQueue, pollers, err: error }, 'operation query unanswered');
     return new ProblemError({
       title: 'Service unavailable',

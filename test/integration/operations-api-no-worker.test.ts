@@ -3,46 +3,22 @@
  * waits, and must say so (503 naming what it could not reach) instead of claiming that nothing waits.
  */
 import assert from 'node:assert/strict';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
-import { after, before, describe, it } from 'node:test';
-import { createApp } from '../../api/app';
-import { generateToken, hashToken } from '../../api/auth';
+import { describe, it } from 'node:test';
+import { generateToken } from '../../api/auth';
 import { operationsRouter } from '../../api/operations';
-import { createLogger } from '../../common/logger';
-import { ObjectStore } from '../../datapath/object-store';
-import { RunbookStore } from '../../runbooks/store';
 import type { PowerOnPlanInput } from '../../workflows/power-on-plan';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
-import { startTestStack, type TestStack } from '../harness/stack';
+import { useTestStack } from '../harness/stack';
+import { useTestApi } from '../harness/testbed';
 
 describe('operations API without an orchestration worker', () => {
-  let stack: TestStack;
-  let server: Server;
-  let url: string;
   const operator = generateToken();
-
-  before(async () => {
-    stack = await startTestStack();
-    const log = createLogger('api-test', new Writable({ write: (_c, _e, done) => done() }));
-    const app = createApp({
-      log,
-      tokens: { tokens: [{ name: 'dr-lead', role: 'operator', sha256: hashToken(operator) }] },
-      healthChecks: [],
-      routers: [operationsRouter({ client: stack.client, runbooks: new RunbookStore(stack.s3Client, stack.s3Settings), store: new ObjectStore(stack.s3Client, stack.s3Settings), log })],
-    });
-    server = app.listen(0, '127.0.0.1');
-    await new Promise((r) => server.once('listening', r));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  });
-  after(async () => {
-    await new Promise((r) => server?.close(r));
-    await stack?.stop();
-  });
+  const { stack, store, runbooks } = useTestStack();
+  // A short deadline keeps the test quick; the product waits OPERATION_QUERY_DEADLINE_MS.
+  const api = useTestApi({ principals: [{ name: 'dr-lead', role: 'operator', token: operator }], routers: (log) => [operationsRouter({ client: stack.client, runbooks, store, log, queryDeadlineMs: 1_000 })] });
 
   const post = async (path: string, body: unknown) => {
-    const res = await fetch(`${url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${operator}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const res = await fetch(`${api.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${operator}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
     return { status: res.status, type: res.headers.get('content-type') ?? '', body: (await res.json()) as Record<string, unknown> };
   };
 
@@ -63,7 +39,7 @@ describe('operations API without an orchestration worker', () => {
     assert.match(String(approve.body.detail), /orchestration worker/);
     assert.match(String(approve.body.detail), new RegExp(`no orchestration worker polls task queue "${ORCHESTRATION_TASK_QUEUE}"`));
 
-    const status = await fetch(`${url}/operations/${id}`, { headers: { authorization: `Bearer ${operator}` } });
+    const status = await fetch(`${api.url}/operations/${id}`, { headers: { authorization: `Bearer ${operator}` } });
     assert.equal(status.status, 200, 'the status still answers from Temporal itself');
     const shown = (await status.json()) as Record<string, unknown>;
     assert.equal(shown.status, 'RUNNING');
