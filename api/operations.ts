@@ -13,6 +13,7 @@ import type { Logger } from '../common/logger';
 import type { RunbookStore } from '../runbooks/store';
 import { validateRunbook } from '../runbooks/validate';
 import {
+  deskStartOptions,
   domainOperations,
   domainOperationsQuery,
   OPERATION_ALREADY_RUNNING,
@@ -35,7 +36,6 @@ import {
   type PowerOnPlanProgress,
 } from '../workflows/power-on-messages';
 import type { PowerOnPlanInput } from '../workflows/power-on-plan';
-import { ORCHESTRATION_TASK_QUEUE } from '../workflows/task-queues';
 import { principalName, requireRole } from './auth';
 import { badRequest, conflict, notFound, ProblemError, unprocessable } from './problem';
 
@@ -141,13 +141,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     try {
       return await client.workflow.executeUpdateWithStart(startOperationUpdate, {
         args: [request],
-        startWorkflowOperation: new WithStartWorkflowOperation(domainOperations, {
-          workflowId: domainOperationsWorkflowId(domain),
-          taskQueue: ORCHESTRATION_TASK_QUEUE,
-          workflowIdConflictPolicy: 'USE_EXISTING',
-          args: [{ domain, recent: [] }],
-          staticSummary: `Operations desk of protected domain ${domain}: one operation at a time`,
-        }),
+        startWorkflowOperation: new WithStartWorkflowOperation(domainOperations, deskStartOptions(domain)),
       });
     } catch (error) {
       const cause = error instanceof WorkflowUpdateFailedError ? error.cause : undefined;

@@ -19,7 +19,8 @@ import type { CompensationOutcome } from './compensation';
 import { failureMessage } from './failure-policy';
 import { OPERATION_ABORTED, type OperationOutcome, type OperationReport } from './operation-messages';
 import { DR_DOMAIN, DR_OPERATION } from './search-attributes';
-import { operationWorkflowId, type OperationKind } from './workflow-ids';
+import { ORCHESTRATION_TASK_QUEUE } from './task-queues';
+import { domainOperationsWorkflowId, operationWorkflowId, type OperationKind } from './workflow-ids';
 
 /**
  * The operations a protected domain can undergo, each a workflow type. Only one runs per domain
@@ -84,6 +85,17 @@ export const OPERATION_ALREADY_RUNNING = 'OperationAlreadyRunning';
 const RECENT_KEPT = 20;
 /** Records are kept in the desk's state across continue-as-new: a 1,000-VM abort's lists stay short. */
 const SUMMARY_ENTRIES = 10;
+
+/** How every client starts the desk of a domain (update-with-start): once, kept across requests. */
+export function deskStartOptions(domain: string) {
+  return {
+    workflowId: domainOperationsWorkflowId(domain),
+    taskQueue: ORCHESTRATION_TASK_QUEUE,
+    workflowIdConflictPolicy: 'USE_EXISTING' as const,
+    args: [{ domain, recent: [] }] as [DomainOperationsState],
+    staticSummary: `Operations desk of protected domain ${domain}: one operation at a time`,
+  };
+}
 
 /**
  * A domain's operations desk: a long-lived workflow (id `domain/<name>`) that starts each

@@ -19,6 +19,7 @@ import { createLogger } from '../../common/logger';
 import { ObjectStore } from '../../datapath/object-store';
 import { RunbookStore } from '../../runbooks/store';
 import {
+  deskStartOptions,
   domainOperations,
   domainOperationsQuery,
   startOperationUpdate,
@@ -60,12 +61,7 @@ function powerOnRequest(domain: string): OperationRequest {
 function requestOperation(domain: string, request: OperationRequest): Promise<OperationRecord> {
   return t.client.workflow.executeUpdateWithStart(startOperationUpdate, {
     args: [request],
-    startWorkflowOperation: new WithStartWorkflowOperation(domainOperations, {
-      workflowId: domainOperationsWorkflowId(domain),
-      taskQueue: ORCHESTRATION_TASK_QUEUE,
-      workflowIdConflictPolicy: 'USE_EXISTING',
-      args: [{ domain, recent: [] }],
-    }),
+    startWorkflowOperation: new WithStartWorkflowOperation(domainOperations, deskStartOptions(domain)),
   });
 }
 
