@@ -10,9 +10,11 @@ import {
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  patched,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { DatapathActivities } from '../activities/datapath';
+import type { DomainStatusActivities } from '../activities/domain-status';
 import type { RestorePoint } from '../datapath/records';
 import { workflowNow } from './clock';
 import { siteTaskQueue } from './task-queues';
@@ -218,6 +220,14 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     status.base = result.baseId;
     status.initialSync = { bytesRead: result.bytesRead, chunksStored: result.chunksStored, durationMs: workflowNow() - startedAt };
     setMode('log');
+    // A new protection makes the domain Protected once it can be recovered (its base exists). One
+    // resumed by an operation (`start`) leaves the mode to that operation.
+    if (!input.start && patched('protection-records-protected-mode')) {
+      await proxyActivities<DomainStatusActivities>({ taskQueue, startToCloseTimeout: '1 minute', retry: { maximumInterval: '10 seconds' } }).setDomainStatus.executeWithOptions(
+        { summary: `${input.domain}: Protected at ${input.site}` },
+        [{ domain: input.domain, mode: 'Protected', runningAt: input.site, vms: input.vms.map((name) => ({ name, protection: 'Recoverable' as const })), setBy: workflowInfo().workflowId }],
+      );
+    }
   };
 
   const replicatorLoop = async () => {

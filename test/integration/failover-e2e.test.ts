@@ -66,6 +66,9 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
 
   it('planned failover: shuts down, drains, hands over, rehydrates byte-identical disks, waits for the approval, powers on in runbook order', async () => {
     await submitRunbook(runbookYaml('alpha', { approval: true, vmDatastores: { 'a-app-1': 'ds-b-flash' } }));
+    // A new protection records the domain Protected once its base exists.
+    await waitFor('alpha recorded as Protected', async () => (await readDomainStatus(store, 'alpha'))?.mode === 'Protected', 30_000);
+    assert.deepEqual((await readDomainStatus(store, 'alpha'))?.runningAt, 'primary');
     const eventsBefore = (await recovery.client.events()).at(-1)?.sequence ?? 0;
     const started = await call('POST', '/domains/alpha/failover', { type: 'planned' });
     assert.equal(started.status, 202, JSON.stringify(started.body));
