@@ -86,7 +86,8 @@ export async function rehydrate(options: RehydrateOptions): Promise<RehydrationR
     return true;
   };
 
-  const applyLinks = async (chain: ChainLink[]): Promise<boolean> => {
+  /** Applies the chain in order and stops at the target's last entry. */
+  const applyLinks = async (chain: ChainLink[]): Promise<void> => {
     for await (const { link, segment } of readChain(options.store, chain, readConcurrency)) {
       let reachedTarget = false;
       for (const [index, entry] of segment.entries.entries()) {
@@ -107,9 +108,8 @@ export async function rehydrate(options: RehydrateOptions): Promise<RehydrationR
         await options.onProgress?.({ epoch: link.epoch, segment: link.segment, bytesWritten, base: baseId });
       }
       lastApplied = { epoch: link.epoch, segment: link.segment };
-      if (reachedTarget || isTargetSegment(link)) return true;
+      if (reachedTarget || isTargetSegment(link)) return;
     }
-    return false;
   };
 
   const writeRuns = async () => {
