@@ -60,10 +60,10 @@ export function createHandoverActivities({ store, provider }: HandoverDependenci
 
   /** The journal cursor the epoch's log has reached: its last segment's lastSequence. */
   const epochTail = async (ownership: Ownership, epoch: number): Promise<{ lastSegment: number | null; cursor?: number }> => {
-    const { keys } = await store.list(ownership.keys.logPrefix(epoch));
+    const { keys, sizes } = await store.list(ownership.keys.logPrefix(epoch));
     const last = keys.at(-1);
     if (!last) return { lastSegment: null };
-    const link = { epoch, segment: trailingNumber(last), key: last };
+    const link = { epoch, segment: trailingNumber(last), key: last, bytes: sizes.get(last) ?? 0 };
     for await (const { segment } of readChain(store, [link], 1)) return { lastSegment: link.segment, cursor: segment.lastSequence };
     return { lastSegment: link.segment };
   };

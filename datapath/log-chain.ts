@@ -10,27 +10,36 @@ export interface ChainLink {
   epoch: number;
   segment: number;
   key: string;
+  /** Size of the segment object: what reading it fetches. */
+  bytes: number;
 }
 
 /**
  * The segments readers apply, in order: each epoch's segments up to the handoff sealed by the
  * next epoch, then the current epoch's. Segments a fenced writer put after the handoff are not
- * in it.
+ * in it. With `from`, only the links at or after that position are listed (a follower's next
+ * segment, or a base's first), epoch by epoch, without listing the log before it.
  */
-export async function resolveChain(store: ObjectStore, ownership: Ownership): Promise<ChainLink[]> {
+export async function resolveChain(store: ObjectStore, ownership: Ownership, from?: { epoch: number; segment: number }): Promise<ChainLink[]> {
   const keys = new DomainKeys(store.prefix, ownership.domain);
-  const epochs = await ownership.epochs();
-  const chain: ChainLink[] = [];
-  for (const [index, epoch] of epochs.entries()) {
-    const next = epochs[index + 1];
-    const limit = next === undefined ? Infinity : ((await ownership.handoff(next)).lastSegment ?? -1);
-    const { keys: segmentKeys } = await store.list(keys.logPrefix(epoch));
-    for (const key of segmentKeys) {
-      const segment = trailingNumber(key);
-      if (segment <= limit) chain.push({ epoch, segment, key });
+  for (;;) {
+    const epochs = await ownership.epochs();
+    const chain: ChainLink[] = [];
+    for (const [index, epoch] of epochs.entries()) {
+      if (from && epoch < from.epoch) continue;
+      const next = epochs[index + 1];
+      const limit = next === undefined ? Infinity : ((await ownership.handoff(next)).lastSegment ?? -1);
+      const startAfter = from && epoch === from.epoch && from.segment > 0 ? keys.segment(epoch, from.segment - 1) : undefined;
+      const { keys: segmentKeys, sizes } = await store.list(keys.logPrefix(epoch), startAfter ? { startAfter } : {});
+      for (const key of segmentKeys) {
+        const segment = trailingNumber(key);
+        if (segment <= limit) chain.push({ epoch, segment, key, bytes: sizes.get(key) ?? 0 });
+      }
     }
+    // A claim that landed while the log was listed seals the listed epoch at its handoff; a fenced
+    // writer's later put may already be in the listing, so list again against the new epochs.
+    if ((await ownership.epochs()).length === epochs.length) return chain;
   }
-  return chain;
 }
 
 /**

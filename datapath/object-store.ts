@@ -48,9 +48,10 @@ export class ObjectStore {
     }
   }
 
-  /** Every key under the prefix, in lexical order. */
-  async list(prefix: string, options: { delimiter?: string; startAfter?: string } = {}): Promise<{ keys: string[]; prefixes: string[] }> {
+  /** Every key under the prefix, in lexical order, with its size in `sizes` (how far behind a reader is, in bytes). */
+  async list(prefix: string, options: { delimiter?: string; startAfter?: string } = {}): Promise<{ keys: string[]; sizes: Map<string, number>; prefixes: string[] }> {
     const keys: string[] = [];
+    const sizes = new Map<string, number>();
     const prefixes: string[] = [];
     let token: string | undefined;
     do {
@@ -63,10 +64,14 @@ export class ObjectStore {
           ContinuationToken: token,
         }),
       );
-      for (const item of page.Contents ?? []) if (item.Key) keys.push(item.Key);
+      for (const item of page.Contents ?? []) {
+        if (!item.Key) continue;
+        keys.push(item.Key);
+        sizes.set(item.Key, item.Size ?? 0);
+      }
       for (const item of page.CommonPrefixes ?? []) if (item.Prefix) prefixes.push(item.Prefix);
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
-    return { keys, prefixes };
+    return { keys, sizes, prefixes };
   }
 }
