@@ -144,19 +144,19 @@ export async function commitBase(
   return parseRecord(baseSchema, key, (await store.get(key))!);
 }
 
-/** Fetches a base's chunks, `concurrency` at a time, handing each verified chunk to `use` in no particular order. */
+/** Fetches a base's chunks, `concurrency` at a time, handing each verified chunk (and the size of its object) to `use` in no particular order. */
 export async function readBaseChunks(
   store: ObjectStore,
   ownership: Ownership,
   base: BaseRecord,
   concurrency: number,
-  use: (diskId: string, offset: number, data: Buffer) => void | Promise<void>,
+  use: (diskId: string, offset: number, data: Buffer, storedBytes: number) => void | Promise<void>,
 ): Promise<void> {
   const chunks = base.disks.flatMap((disk) => disk.chunks.map((offset) => ({ diskId: disk.diskId, offset })));
   await forEachLimited(chunks, concurrency, async ({ diskId, offset }) => {
     const key = ownership.keys.baseChunk(base.id, diskId, offset);
     const body = await store.get(key);
     if (!body) throw new CorruptBaseChunkError(key, 'listed in the base but missing');
-    await use(diskId, offset, decodeBaseChunk(key, offset, body));
+    await use(diskId, offset, decodeBaseChunk(key, offset, body), body.length);
   });
 }
