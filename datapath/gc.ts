@@ -79,9 +79,11 @@ async function compactionPoint(options: GcOptions, cutoff: number): Promise<{ po
  * 2. compact: the log older than the protection window becomes a new base (rebuilt in memory from
  *    the current base and log, stored chunk by chunk, committed by its base.json);
  * 3. find the oldest base any remaining target needs: the end of the log, every remaining restore
- *    point, every live lease (a running rehydration); everything from it on is kept;
- * 4. delete the segments before it, then the bases before it (base.json first, so that a base is
- *    never half there) and expired leases.
+ *    point, every live lease of a running rehydration; everything from it on is kept;
+ * 4. delete the segments before it that every live log follower has applied (at or before the
+ *    position its lease names: a follower behind the compaction keeps the segments after its
+ *    position, and holds back no base), then the bases before it (base.json first, so that a base
+ *    is never half there) and expired leases.
  * Ownership, handoff and sync intent objects are never deleted: create-if-absent guards them.
  * Re-running after a kill at any step repeats nothing harmful: creates are if-absent and deletes
  * of gone keys succeed.
@@ -119,7 +121,10 @@ export async function collectGarbage(options: GcOptions): Promise<GcResult> {
   const leaseKeys = (await store.list(keys.leasesPrefix())).keys;
   const leases = await Promise.all(leaseKeys.map(async (key) => ({ key, lease: parseRecord(leaseSchema, key, (await store.get(key))!) })));
   const live = leases.filter((l) => l.lease.expiresAt > now).map((l) => l.lease);
-  const oldest = await oldestNeededBase(options, [{ kind: 'latest' }, ...points.filter((p) => p.point.timestamp >= cutoff).map((p) => ({ kind: 'position' as const, position: p.point.position }))], live);
+  // Followers need no base, only the segments after the position they have applied.
+  const followers = live.flatMap((l) => (l.position ? [l.position] : []));
+  const readers = live.filter((l) => !l.position);
+  const oldest = await oldestNeededBase(options, [{ kind: 'latest' }, ...points.filter((p) => p.point.timestamp >= cutoff).map((p) => ({ kind: 'position' as const, position: p.point.position }))], readers);
   if (typeof oldest === 'string') {
     result.skipped = oldest;
     return result;
@@ -128,7 +133,10 @@ export async function collectGarbage(options: GcOptions): Promise<GcResult> {
 
   const epochs = await ownership.epochs();
   const segmentKeys = (await Promise.all(epochs.filter((e) => e <= oldest.epoch).map(async (e) => (await store.list(keys.logPrefix(e))).keys))).flat();
-  const oldSegments = segmentKeys.filter((key) => before({ epoch: trailingNumber(key.slice(0, key.lastIndexOf('/'))), cursor: trailingNumber(key) }, oldest));
+  const oldSegments = segmentKeys.filter((key) => {
+    const segment = { epoch: trailingNumber(key.slice(0, key.lastIndexOf('/'))), cursor: trailingNumber(key) };
+    return before(segment, oldest) && followers.every((f) => !before({ epoch: f.epoch, cursor: f.segment }, segment));
+  });
   await store.delete(oldSegments);
   result.deleted.segments = oldSegments.length;
   await options.onStep?.('segments-deleted');

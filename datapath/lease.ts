@@ -6,12 +6,14 @@ import { RECORD_FORMAT_VERSION, type Lease } from './records';
 export const LEASE_MS = 10 * 60_000;
 const REFRESH_MS = 60_000;
 
+type Claim = Pick<Lease, 'base' | 'position'>;
+
 /**
  * A running reader's lease under `leases/`: garbage collection keeps what it names until it
  * expires. A killed reader's lease simply expires; its retry holds the same key again.
  */
 export class ReaderLease {
-  private base: string | null | undefined;
+  private claim: Claim | undefined;
   private refreshedAt = 0;
 
   constructor(
@@ -23,17 +25,33 @@ export class ReaderLease {
 
   /** Undefined: not planned yet, keep everything; null: reading the whole log; else the base it started from. */
   async hold(base: string | null | undefined): Promise<void> {
-    this.base = base;
-    const lease: Lease = { formatVersion: RECORD_FORMAT_VERSION, holder: this.holder, ...(base !== undefined ? { base } : {}), expiresAt: this.now() + LEASE_MS };
-    await this.store.put(this.ownership.keys.lease(this.holder), JSON.stringify(lease), 'application/json');
-    this.refreshedAt = this.now();
+    await this.write(base !== undefined ? { base } : {});
+  }
+
+  /**
+   * A follower has applied the log through `position`: only the segments after it are needed.
+   * Written at once when the lease named no position yet, else with the next refresh: a stored
+   * position older than the follower's keeps more, which is safe.
+   */
+  async holdAfter(position: { epoch: number; segment: number }): Promise<void> {
+    const named = this.claim?.position !== undefined;
+    this.claim = { position: { epoch: position.epoch, segment: position.segment } };
+    if (named) await this.refresh();
+    else await this.write(this.claim);
   }
 
   async refresh(): Promise<void> {
-    if (this.now() - this.refreshedAt >= REFRESH_MS) await this.hold(this.base);
+    if (this.now() - this.refreshedAt >= REFRESH_MS) await this.write(this.claim ?? {});
   }
 
   async release(): Promise<void> {
     await this.store.delete([this.ownership.keys.lease(this.holder)]);
+  }
+
+  private async write(claim: Claim): Promise<void> {
+    this.claim = claim;
+    const lease: Lease = { formatVersion: RECORD_FORMAT_VERSION, holder: this.holder, ...claim, expiresAt: this.now() + LEASE_MS };
+    await this.store.put(this.ownership.keys.lease(this.holder), JSON.stringify(lease), 'application/json');
+    this.refreshedAt = this.now();
   }
 }

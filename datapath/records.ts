@@ -151,14 +151,19 @@ export const dirtyRegionsSchema = z.object({
 export type DirtyRegions = z.infer<typeof dirtyRegionsSchema>;
 
 /**
- * A running reader's claim on the store: garbage collection keeps `base` and every segment after
- * it (everything, while `base` is undefined: the reader has not planned yet) until `expiresAt`.
+ * A running reader's claim on the store until `expiresAt`. A rehydration names `base`: garbage
+ * collection keeps it and every segment after it (everything, while `base` is undefined: the
+ * reader has not planned yet). A log follower that has applied segments names `position` instead:
+ * the segments after it are kept, those at or before it and every base are not needed by it.
+ * (A reader that predates `position` sees such a lease as unplanned and keeps everything.)
  */
 export const leaseSchema = z.object({
   formatVersion: version,
   holder: z.string(),
   /** The base the reader started from; null: from zeros, so the whole log. */
   base: z.string().nullable().optional(),
+  /** The last segment a follower has applied. */
+  position: z.object({ epoch: z.number().int().positive(), segment: z.number().int().nonnegative() }).optional(),
   expiresAt: z.number().int(),
 });
 export type Lease = z.infer<typeof leaseSchema>;
