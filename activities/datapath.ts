@@ -1,12 +1,13 @@
 import { Context } from '@temporalio/activity';
 import type { SiteProvider } from '../sites/provider';
 import { commitBase, consistentPosition, copyDisksIntoBase, ensureSyncIntent, readBase, type BaseCopyProgress } from '../datapath/base-image';
+import { follow, laterCursor, type FollowCursor, type FollowResult } from '../datapath/follower';
 import { collectGarbage, type GcResult } from '../datapath/gc';
 import { DomainKeys } from '../datapath/keys';
 import { ReaderLease } from '../datapath/lease';
 import type { ObjectStore } from '../datapath/object-store';
 import { Ownership, StaleEpochError } from '../datapath/ownership';
-import { dirtyRegionsSchema, manifestSchema, parseRecord, RECORD_FORMAT_VERSION, type LogPosition, type Manifest, type RehydrationTarget, type RestorePoint, type VmMetadata } from '../datapath/records';
+import { dirtyRegionsSchema, manifestSchema, parseRecord, RECORD_FORMAT_VERSION, type DomainDisk, type LogPosition, type Manifest, type RehydrationTarget, type RestorePoint, type VmMetadata } from '../datapath/records';
 import { rehydrate, type RehydrationProgress, type RehydrationResult } from '../datapath/rehydrate';
 import { TargetNotRestorableError } from '../datapath/log-chain';
 import { JournalGapError, replicate, type ReplicationProgress, type Throttle } from '../datapath/replicator';
@@ -79,6 +80,21 @@ export interface RehydrateInput {
   diskDatastores?: Record<string, string>;
   upTo: RehydrationTarget;
   /** Target disk ids are this prefix + the protected disk id (for a drill next to a live copy). */
+  diskIdPrefix?: string;
+}
+
+export interface FollowLogInput {
+  domain: string;
+  targetSite: string;
+  /** The domain disks the target holds (created, zeros, before the first run). */
+  disks: DomainDisk[];
+  /** Where the previous run stopped; absent: start from the latest restorable point's base. */
+  cursor?: FollowCursor;
+  /** The activity returns after this long so that the workflow sees fresh lag and cursor. */
+  runForMs: number;
+  /** Apply what the chain holds now and return (completion, once the chain is sealed). */
+  untilEnd?: boolean;
+  /** Target disk ids are this prefix + the protected disk id. */
   diskIdPrefix?: string;
 }
 
@@ -364,6 +380,50 @@ export function createDatapathActivities({ store, site }: DatapathDependencies) 
         // Released only on success: a failed attempt's retry needs the same objects; else the lease expires.
         await lease.release();
         context.log.info('rehydration finished', { domain: input.domain, segments: result.segmentsApplied, bytes: result.bytesWritten });
+        return result;
+      } catch (error) {
+        throw classify(error);
+      }
+    },
+
+    /**
+     * Continuous rehydration: keeps the target disks in step with the log for `runForMs` (or, with
+     * `untilEnd`, until what the chain holds now is applied). Resumes from the later of the input
+     * cursor and its own heartbeat; heartbeats the result so far after every segment and while
+     * idle. Holds a lease named after the workflow (stable across its runs) on the position it
+     * has applied, so that garbage collection keeps exactly what it still needs.
+     */
+    async followLog(input: FollowLogInput): Promise<FollowResult> {
+      const context = Context.current();
+      const cursor = laterCursor(input.cursor, (context.info.heartbeatDetails as FollowResult | undefined)?.cursor);
+      const ownership = new Ownership(store, input.domain);
+      const lease = new ReaderLease(store, ownership, `${context.info.workflowExecution?.workflowId ?? context.info.base64TaskToken}/follower`);
+      const stopAt = Date.now() + input.runForMs;
+      try {
+        // Written before anything is read: an older cursor than the lease names (a failed run's
+        // successor) must take back what it still needs before garbage collection runs again.
+        if (cursor?.applied) await lease.holdAfter(cursor.applied);
+        else await lease.hold(cursor?.base);
+        const result = await follow({
+          store,
+          ownership,
+          target: site(input.targetSite),
+          disks: input.disks,
+          targetDiskId: (diskId) => `${input.diskIdPrefix ?? ''}${diskId}`,
+          ...(cursor ? { cursor } : {}),
+          untilEnd: input.untilEnd ?? false,
+          idlePollMs: 500,
+          shouldStop: () => Date.now() >= stopAt || context.cancellationSignal.aborted,
+          onPlanned: (base) => lease.hold(base),
+          onProgress: async (progress) => {
+            context.heartbeat(progress);
+            if (progress.cursor?.applied) await lease.holdAfter(progress.cursor.applied);
+            else await lease.refresh();
+          },
+        });
+        if (context.cancellationSignal.aborted) await context.cancelled;
+        if (input.untilEnd && result.caughtUp && !result.heldAt && !result.membershipChanged) await lease.release();
+        context.log.info('follow run finished', { domain: input.domain, segments: result.segmentsApplied, lag: result.lag, heldAt: result.heldAt });
         return result;
       } catch (error) {
         throw classify(error);

@@ -320,6 +320,19 @@ export class StubSites {
         const bytesWritten = domain.disks.reduce((sum, d) => sum + d.sizeBytes, 0);
         return Promise.resolve({ segmentsApplied: 1, bytesWritten, disks: domain.disks.map((d) => ({ diskId: d.diskId, sha256: '0'.repeat(64), verifiedBytes: d.sizeBytes })) });
       },
+      followLog: async ({ domain: name, disks, diskIdPrefix, untilEnd, runForMs }) => {
+        // The target is always caught up with a log that never grows; a run lasts its time unless cancelled or asked for the end.
+        const context = Context.current();
+        domainOf(name);
+        for (const d of disks) if (!site.disks.has(`${diskIdPrefix ?? ''}${d.diskId}`)) throw notFound(`target disk ${d.diskId} at ${siteName}`, 'DiskNotFound');
+        const result = { cursor: { base: null, baseWritten: true }, segmentsApplied: 0, bytesRead: { base: 0, log: 0 }, bytesWritten: 0, lag: { segments: 0, bytes: 0, ms: 0 }, caughtUp: true };
+        const until = untilEnd ? Date.now() : Date.now() + runForMs;
+        while (Date.now() < until) {
+          context.heartbeat(result);
+          await context.sleep(Math.min(1_000, until - Date.now()));
+        }
+        return result;
+      },
 
       describeDomain: ({ domain: name }) => {
         const domain = domainOf(name);
