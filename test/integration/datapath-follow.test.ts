@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
+import { CancelledFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createDatapathActivities, type FollowLogInput } from '../../activities/datapath';
 import { commitBase, copyDisksIntoBase, ensureSyncIntent } from '../../datapath/base-image';
 import { finishResync, trackDirtyRegions, writeResyncSegment } from '../../datapath/bitmap';
 import { follow, type FollowCursor, type FollowOptions, type FollowResult } from '../../datapath/follower';
@@ -9,9 +12,10 @@ import { ReaderLease } from '../../datapath/lease';
 import { resolveChain } from '../../datapath/log-chain';
 import type { ObjectStore } from '../../datapath/object-store';
 import { Ownership } from '../../datapath/ownership';
-import { RECORD_FORMAT_VERSION, type DomainDisk, type Manifest } from '../../datapath/records';
+import { leaseSchema, parseRecord, RECORD_FORMAT_VERSION, type DomainDisk, type Manifest } from '../../datapath/records';
 import { rehydrate } from '../../datapath/rehydrate';
 import { SegmentWriter } from '../../datapath/segment-writer';
+import type { SiteProvider } from '../../sites/provider';
 import { useTestStack } from '../harness/stack';
 import { drainJournal, MemorySite } from '../unit/datapath-memory-site';
 
@@ -268,5 +272,40 @@ describe('log follower on real S3: continuous rehydration from base + log, resum
 
     const stale = await followTo(domain.ownership, target, { cursor: grown.cursor! });
     assert.deepEqual(stale.membershipChanged?.disks, [...DISKS, extra], 'a follower with an outdated disk set returns before applying anything');
+  });
+
+  it('activity followLog: runs for its time holding the workflow follower lease on its position, stops at once when cancelled, releases the lease at the end', async () => {
+    const domain = await protectedDomain(store, 'follow-activity', { initialSync: true });
+    await domain.burst(60, 1_000);
+    const target = await domain.newTarget();
+    const activities = createDatapathActivities({ store, site: () => target as unknown as SiteProvider });
+    const followLog = (input: FollowLogInput) => activities.followLog(input);
+    const info = { workflowExecution: { workflowId: 'continuous-failover/follow-activity/1', runId: 'run-1' } };
+    const leaseKey = domain.ownership.keys.lease(`${info.workflowExecution.workflowId}/follower`);
+    const input = { domain: 'follow-activity', targetSite: 'recovery', disks: DISKS, runForMs: 300 };
+
+    const heartbeats: FollowResult[] = [];
+    const running = new MockActivityEnvironment(info);
+    running.on('heartbeat', (details: FollowResult) => heartbeats.push(details));
+    const first: FollowResult = await running.run(followLog, input);
+    assert.equal(first.caughtUp, true);
+    assert.ok(heartbeats.some((h) => h.caughtUp && h.lag.segments === 0), 'heartbeats while idle');
+    assertSameDisks(target, domain.primary, DISKS, 'after the first run');
+    const lease = parseRecord(leaseSchema, leaseKey, (await store.get(leaseKey))!);
+    // The position is stored when first applied, then with each refresh (an older one keeps more).
+    assert.deepEqual(lease.position, { epoch: 1, segment: 0 }, 'the lease names an applied position, not a base');
+    assert.ok(lease.expiresAt > Date.now());
+
+    await domain.burst(30, 2_000);
+    const cancelled = new MockActivityEnvironment(info);
+    cancelled.on('heartbeat', () => cancelled.cancel());
+    const startedAt = Date.now();
+    await assert.rejects(cancelled.run(followLog, { ...input, cursor: first.cursor!, runForMs: 60_000 }), (error: unknown) => error instanceof CancelledFailure);
+    assert.ok(Date.now() - startedAt < 5_000, 'a cancelled run returns at once');
+
+    const last: FollowResult = await new MockActivityEnvironment(info).run(followLog, { ...input, cursor: first.cursor!, untilEnd: true });
+    assert.deepEqual([last.caughtUp, last.bytesRead.base], [true, 0]);
+    assertSameDisks(target, domain.primary, DISKS, 'after the run to the end');
+    assert.equal(await store.get(leaseKey), undefined, 'the lease is released once the end is applied');
   });
 });
