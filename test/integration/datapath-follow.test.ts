@@ -153,6 +153,35 @@ describe('log follower on real S3: continuous rehydration from base + log, resum
     assertSameDisks(target, domain.primary, DISKS, 'after a replay from an older cursor');
   });
 
+  it('follows across a forced takeover into the next epoch, leaving out what the fenced writer put after the handoff', async () => {
+    const domain = await protectedDomain(store, 'follow-takeover');
+    await domain.burst(30, 1_000);
+    const target = await domain.newTarget();
+    const before = await followTo(domain.ownership, target);
+
+    // A writer that acknowledged one more segment before the takeover and puts another after it.
+    domain.write(10, 2_000);
+    const { entries } = await domain.primary.readJournal({ afterSequence: domain.log.cursor });
+    const staleWriter = new SegmentWriter(store, domain.ownership, 1, 'primary');
+    await staleWriter.write(domain.log.cursor, entries.slice(0, 5), entries[4].sequence);
+    const takeover = await domain.ownership.claim('recovery');
+    assert.equal(takeover.epoch, 2);
+    await assert.rejects(staleWriter.write(entries[4].sequence, entries.slice(5), entries.at(-1)!.sequence), /fenced/);
+    assert.ok(await store.get(domain.ownership.keys.segment(1, entries[4].sequence)), 'the fenced writer put a late segment');
+    const atTakeover = await domain.newTarget();
+    await rehydrate({ store, ownership: domain.ownership, target: atTakeover, disks: DISKS, datastore: 'ds', upTo: { kind: 'latest' } });
+
+    // The new owner logs its own writes, from disks as they were at the takeover.
+    const recovery = atTakeover;
+    for (let i = 0; i < 30; i++) recovery.guestWrite(DISKS[i % 2].vm, DISKS[i % 2].diskId, 4096 * i, randomBytes(1024), 3_000 + i);
+    await drainJournal(store, domain.ownership, recovery, { epoch: 2, site: 'recovery', cursor: 0, vms: VMS, maxEntries: 15, maxBytes: 1024 * 1024 });
+
+    const after = await followTo(domain.ownership, target, { cursor: before.cursor! });
+    assert.equal(after.segmentsApplied, 3, 'the acknowledged segment of epoch 1 and the two of epoch 2, not the late one');
+    assert.deepEqual([after.cursor?.applied?.epoch, after.appliedUpTo?.epoch], [2, 2]);
+    assertSameDisks(target, recovery, DISKS, 'after following into epoch 2');
+  });
+
   it('garbage collection deletes the segments a live follower has applied, keeps those after its position, and the follower goes on', async () => {
     const domain = await protectedDomain(store, 'follow-gc');
     for (const start of [1_000, 2_000, 4_500]) await domain.burst(60, start);
