@@ -7,7 +7,7 @@ import { setDomainMode } from './phases/domain-mode';
 import { checkOwnership, claimWithFencing, drainAndHandOver } from './phases/ownership';
 import { powerOnByPlan } from './phases/power-on';
 import { resumeProtection } from './phases/protection-resume';
-import { deployRocva, prepareTargetDisks, registerVms, rehydrate, removeRepresentationVms, removeRocva, resolveRecoveryPoint } from './phases/rebuild';
+import { deployRocva, prepareTargetDisks, registerVms, rehydrate, removeRepresentationVms, removeRocva, resolveRecoveryPoint, targetVmOf } from './phases/rebuild';
 import { shutDownInReverseOrder } from './phases/shutdown';
 
 /**
@@ -46,7 +46,7 @@ export async function failover(input: FailoverInput): Promise<OperationReport> {
 
     const { point, targets } = await resolveRecoveryPoint(op, input.pointInTime);
     const rocva = await deployRocva(op, workflowInfo().runId);
-    await prepareTargetDisks(op, targets);
+    await prepareTargetDisks(op, targets.map(targetVmOf));
     await rehydrate(op, point, targets);
     await removeRepresentationVms(op, targets);
     await registerVms(op, targets);

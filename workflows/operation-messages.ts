@@ -22,6 +22,31 @@ export interface OperationStep {
   endedAt?: number;
   durationMs?: number;
   detail?: string;
+  /** The stage the step belongs to when an operation has more than one (a continuous failover's completion). */
+  stage?: string;
+}
+
+/**
+ * A continuous operation's target disks as they follow the replication log: how far behind the
+ * end of the log they are, where they stand, and what the recovery site holds.
+ */
+export interface FollowingStatus {
+  mode: string;
+  vms: number;
+  disks: number;
+  lag: { ms: number; bytes: number; segments: number };
+  /** The newest write on the target disks: acknowledgement time and journal sequence. */
+  appliedUpTo?: { timestamp: number; lastSequence: number; epoch: number };
+  /** Why following stops short of the end of the log (an unfinished disk sync or resync). */
+  heldAt?: string;
+  /** Since when the recovery site holds a recoverable copy (the first catch-up). */
+  recoverableSince?: number;
+  followerRuns: number;
+  segmentsApplied: number;
+  bytesWritten: number;
+  bytesRead: { base: number; log: number };
+  /** Continue-as-new count: the operation may run for months. */
+  generation: number;
 }
 
 export interface OperationProgress {
@@ -37,6 +62,10 @@ export interface OperationProgress {
   steps: OperationStep[];
   vms: Array<{ name: string; state: OperationVmState }>;
   bytesRehydrated: number;
+  /** A continuous operation: its target disks following the log. */
+  following?: FollowingStatus;
+  /** Stages after the first (a continuous failover's completion), with when each was declared. */
+  stages?: Array<{ name: string; declaredAt: number }>;
   /** Ownership of the domain once this operation holds it. */
   epoch?: number;
   recoveryPoint?: { description: string; dataFrom: number; lastJournalSequence?: number };
@@ -51,6 +80,8 @@ export interface OperationReport extends Omit<OperationProgress, 'phase' | 'elap
   endedAt: number;
   /** Declaration until every VM the plan starts was running at its new site. */
   rtoMs?: number;
+  /** A continuous failover's completion: the log tail it applied after ownership moved. */
+  tail?: { segments: number; bytesRead: number; bytesWritten: number };
   /** Declaration minus the instant the recovered data is from (0: nothing acknowledged was lost). */
   rpoMs?: number;
   failure?: string;

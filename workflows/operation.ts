@@ -1,6 +1,7 @@
 import {
   ApplicationFailure,
   CancellationScope,
+  ContinueAsNew,
   isCancellation,
   setCurrentDetails,
   setHandler,
@@ -20,6 +21,7 @@ import {
   type OperationReport,
   type OperationStep,
   type OperationVmState,
+  type FollowingStatus,
 } from './operation-messages';
 import { powerOnPlanProgressQuery, type PowerOnPlanProgress } from './power-on-messages';
 import { newPlanProgress, type PowerOnPlanInput } from './power-on-plan';
@@ -41,12 +43,15 @@ export interface OperationStart {
   declaredAt: number;
   /** Facts for the Web UI's memo, next to the runbook and the requester. */
   memo?: Record<string, unknown>;
+  /** The progress an earlier run of this operation carried across continue-as-new. */
+  resumed?: OperationProgress;
 }
 
 /** What a successful operation measured, for its report. */
 export interface OperationMeasures {
   rtoMs?: number;
   rpoMs?: number;
+  tail?: OperationReport['tail'];
 }
 
 /**
@@ -60,12 +65,13 @@ export class Operation {
   readonly domain: string;
   readonly from: string;
   readonly to: string;
-  readonly runbook: Runbook;
+  runbook: Runbook;
   readonly undo = new Compensations();
   /** The runbook's power-on plan at the site the domain is rebuilt at. */
-  readonly planInput: PowerOnPlanInput;
-  readonly plan: PowerOnPlanProgress;
+  planInput: PowerOnPlanInput;
+  plan: PowerOnPlanProgress;
   private readonly progress: OperationProgress;
+  private stageName?: string;
 
   constructor(private readonly start: OperationStart) {
     const { domain, runbook } = start;
@@ -73,8 +79,8 @@ export class Operation {
     this.from = start.from;
     this.to = start.to;
     this.runbook = runbook;
-    const startedAt = workflowNow();
-    this.progress = {
+    const startedAt = start.resumed?.startedAt ?? workflowNow();
+    this.progress = start.resumed ?? {
       operation: start.operation,
       domain,
       ...(start.type ? { type: start.type } : {}),
@@ -92,14 +98,9 @@ export class Operation {
       elapsedMs: 0,
       rtoSoFarMs: 0,
     };
-    this.planInput = {
-      domain,
-      site: start.to,
-      powerOn: runbook.spec.powerOn,
-      leavePoweredOff: runbook.spec.vms.filter((vm) => vm.startupAction === 'poweredOff').map((vm) => vm.name),
-    };
+    this.planInput = powerOnPlanOf(runbook, domain, start.to);
     this.plan = newPlanProgress(this.planInput);
-    setHandler(operationProgressQuery, () => ({ ...this.progress, elapsedMs: workflowNow() - startedAt, rtoSoFarMs: workflowNow() - start.declaredAt }));
+    setHandler(operationProgressQuery, () => ({ ...this.progress, elapsedMs: workflowNow() - startedAt, rtoSoFarMs: workflowNow() - this.progress.declaredAt }));
     setHandler(powerOnPlanProgressQuery, () => this.plan);
     const attributes: SearchAttributePair[] = [
       { key: DR_DOMAIN, value: domain },
@@ -124,7 +125,7 @@ export class Operation {
 
   /** Runs one named step of the procedure, recording its state and duration. */
   async step<T>(name: string, run: () => Promise<T>): Promise<T> {
-    const record: OperationStep = { name, state: 'running', startedAt: workflowNow() };
+    const record: OperationStep = { name, state: 'running', startedAt: workflowNow(), ...(this.stageName ? { stage: this.stageName } : {}) };
     this.progress.steps.push(record);
     this.progress.phase = name;
     this.show();
@@ -159,7 +160,41 @@ export class Operation {
 
   /** Milliseconds since the disaster (or the move) was declared. */
   sinceDeclared(): number {
-    return workflowNow() - this.start.declaredAt;
+    return workflowNow() - this.progress.declaredAt;
+  }
+
+  /**
+   * The steps from here on belong to a stage of their own (a continuous failover's completion):
+   * the report groups them, and RTO counts from the stage's declaration.
+   */
+  beginStage(name: string, declaredAt: number, type?: HandoverType): void {
+    this.stageName = name;
+    this.progress.declaredAt = declaredAt;
+    if (type) {
+      this.progress.type = type;
+      upsertSearchAttributes([{ key: DR_FAILOVER_TYPE, value: type }]);
+    }
+    this.progress.stages = [...(this.progress.stages ?? []), { name, declaredAt }];
+  }
+
+  /** Runs the rest of the operation by another runbook version (chosen when a later stage began). */
+  useRunbook(runbook: Runbook, version: number): void {
+    this.runbook = runbook;
+    this.progress.runbook = { name: runbook.metadata.name, version };
+    this.planInput = powerOnPlanOf(runbook, this.domain, this.to);
+    this.plan = newPlanProgress(this.planInput);
+    setHandler(powerOnPlanProgressQuery, () => this.plan);
+  }
+
+  /** A continuous operation's view of its target disks: lag, position, members. */
+  following(status: FollowingStatus): void {
+    this.progress.following = status;
+    this.show();
+  }
+
+  /** What continue-as-new carries so that the next run reports the same operation. */
+  snapshot(): OperationProgress {
+    return this.progress;
   }
 
   /**
@@ -172,6 +207,7 @@ export class Operation {
     try {
       measures = await procedure();
     } catch (error) {
+      if (error instanceof ContinueAsNew) throw error;
       const cancelled = isCancellation(error) || CancellationScope.current().consideredCancelled;
       this.progress.outcome = cancelled ? 'cancelled' : 'aborted';
       this.progress.phase = `compensating after: ${failureMessage(error)}`;
@@ -196,14 +232,15 @@ export class Operation {
   }
 
   title(): string {
-    return `${this.start.type ? `${this.start.type} ` : ''}${this.start.operation} of ${this.domain}`;
+    return `${this.progress.type ? `${this.progress.type} ` : ''}${this.start.operation} of ${this.domain}`;
   }
 
   private show(): void {
-    const { runbook, phase, steps, bytesRehydrated } = this.progress;
+    const { runbook, phase, steps, bytesRehydrated, following } = this.progress;
     setCurrentDetails(
       `**${this.title()}**: ${this.from} → ${this.to} (runbook ${runbook.name} v${runbook.version})\n\n` +
-        `phase: **${phase}** (${steps.length} step(s) so far), ${bytesRehydrated} bytes rehydrated`,
+        `phase: **${phase}** (${steps.length} step(s) so far), ${bytesRehydrated} bytes rehydrated` +
+        (following ? `\n\n${describeFollowing(following)}` : ''),
     );
   }
 
@@ -211,4 +248,17 @@ export class Operation {
     const { phase: _phase, elapsedMs: _elapsed, rtoSoFarMs: _rto, ...rest } = this.progress;
     return { ...rest, endedAt: workflowNow(), ...extra };
   }
+}
+
+function powerOnPlanOf(runbook: Runbook, domain: string, site: string): PowerOnPlanInput {
+  return { domain, site, powerOn: runbook.spec.powerOn, leavePoweredOff: runbook.spec.vms.filter((vm) => vm.startupAction === 'poweredOff').map((vm) => vm.name) };
+}
+
+function describeFollowing(f: FollowingStatus): string {
+  const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  return (
+    `mode: **${f.mode}** · ${f.vms} VM(s), ${f.disks} disk(s) at the recovery site\n\n` +
+    `lag: **${seconds(f.lag.ms)}**, ${f.lag.bytes} bytes in ${f.lag.segments} segment(s) behind the end of the log` +
+    (f.heldAt ? ` (held: ${f.heldAt})` : '')
+  );
 }

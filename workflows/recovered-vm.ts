@@ -1,5 +1,5 @@
 import type { Runbook } from '../runbooks/schema';
-import type { Nic, RegisterVmSpec, Vm } from '../sites/provider';
+import type { Nic, Placement, RegisterVmSpec, Vm } from '../sites/provider';
 
 /**
  * The VM as it must be registered at the recovery site: the source VM's configuration (from the
@@ -37,17 +37,24 @@ export function recoveredVm(source: Pick<Vm, 'name' | 'cpus' | 'memoryMiB' | 'ni
       kind: 'vm',
       cpus: override.cpus ?? source.cpus,
       memoryMiB: override.memoryMiB ?? source.memoryMiB,
-      placement: {
-        datacenter: spec.placement.datacenter,
-        cluster: spec.placement.cluster,
-        ...(spec.placement.resourcePool ? { resourcePool: spec.placement.resourcePool } : {}),
-        datastore: override.datastore ?? spec.placement.datastore,
-      },
+      placement: placementFor(source.name, runbook),
       ...(storagePolicy ? { storagePolicy } : {}),
       nics,
       diskIds,
       metadata: { ...source.metadata, recoveredBy: runbook.metadata.name },
     },
     leavePoweredOff: override.startupAction === 'poweredOff',
+  };
+}
+
+/** Where the runbook places a VM at the recovery site: its placement, with the VM's datastore override. A VM it does not list gets the default. */
+export function placementFor(vm: string, runbook: Runbook): Placement {
+  const { placement } = runbook.spec;
+  const override = runbook.spec.vms.find((v) => v.name === vm);
+  return {
+    datacenter: placement.datacenter,
+    cluster: placement.cluster,
+    ...(placement.resourcePool ? { resourcePool: placement.resourcePool } : {}),
+    datastore: override?.datastore ?? placement.datastore,
   };
 }

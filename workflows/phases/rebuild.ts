@@ -1,5 +1,6 @@
 import type { PointInTime, RecoveryPoint } from '../../activities/handover';
 import type { DomainDisk } from '../../datapath/records';
+import type { Placement } from '../../sites/provider';
 import { failure } from '../../common/failures';
 import type { Operation } from '../operation';
 import { recoveredVm, RecoveredVmError, type RecoveredVm } from '../recovered-vm';
@@ -41,30 +42,50 @@ export async function resolveRecoveryPoint(op: Operation, pointInTime?: PointInT
 export async function deployRocva(op: Operation, runId: string): Promise<{ name: string }> {
   const rocva = { name: `rocva-${op.domain}-${runId.slice(0, 8)}`, placement: op.runbook.spec.placement, networks: op.runbook.spec.rocva.networks };
   await op.step('deploy the RocVA', () => activitiesAt(op.to).deployRocva.executeWithOptions({ summary: `deploy RocVA ${rocva.name} at ${op.to}` }, [rocva]));
-  op.undo.push(`RocVA ${rocva.name} removed`, () => activitiesAt(op.to).destroyRocva.executeWithOptions({ summary: `remove RocVA ${rocva.name}` }, [{ name: rocva.name }]));
+  undoRocva(op, rocva);
   return { name: rocva.name };
+}
+
+/** The undo of a deployed RocVA; a run continued as new pushes it again for the RocVA it carries. */
+export function undoRocva(op: Operation, rocva: { name: string }): void {
+  op.undo.push(`RocVA ${rocva.name} removed`, () => activitiesAt(op.to).destroyRocva.executeWithOptions({ summary: `remove RocVA ${rocva.name}` }, [{ name: rocva.name }]));
 }
 
 export async function removeRocva(op: Operation, rocva: { name: string }): Promise<void> {
   await op.step('remove the RocVA', () => activitiesAt(op.to).destroyRocva.executeWithOptions({ summary: `remove RocVA ${rocva.name}` }, [{ name: rocva.name }]));
 }
 
+/** A VM's target disks at the site the domain moves to, and where they go. */
+export interface TargetVm {
+  name: string;
+  disks: DomainDisk[];
+  placement: Placement;
+}
+
+export const targetVmOf = (t: RebuildTarget): TargetVm => ({ name: t.name, disks: t.disks, placement: t.recovered.spec.placement });
+
 /**
  * Target disks behind a representation VM per VM, on the datastore the runbook gives that VM.
- * Undo (pushed before each is created): the VM, its representation VM and its disks removed.
+ * Preparing a VM again matches its disks to `disks` (a disk added at the primary is created and
+ * attached). Undo (pushed before each is created): the VM, its representation VM and its disks removed.
  */
-export async function prepareTargetDisks(op: Operation, targets: RebuildTarget[]): Promise<void> {
+export async function prepareTargetDisks(op: Operation, targets: TargetVm[], stepName = 'create representation VMs'): Promise<void> {
   const atTo = activitiesAt(op.to);
-  await op.step('create representation VMs', () =>
+  await op.step(stepName, () =>
     forEachVm(targets, async (t, i) => {
-      op.undo.push(`${t.name} and its disks removed from ${op.to}`, () =>
-        atTo.removeRecoveredVm.executeWithOptions({ summary: `remove ${t.name} from ${op.to}` }, [{ vm: t.name, diskIds: t.disks.map((d) => d.diskId) }]),
-      );
+      undoTarget(op, t);
       await atTo.prepareTargetDisks.executeWithOptions({ summary: `representation VM for ${t.name} (${i + 1}/${targets.length})` }, [
-        { vm: t.name, placement: t.recovered.spec.placement, disks: t.disks.map((d) => ({ diskId: d.diskId, sizeBytes: d.sizeBytes })) },
+        { vm: t.name, placement: t.placement, disks: t.disks.map((d) => ({ diskId: d.diskId, sizeBytes: d.sizeBytes })) },
       ]);
       op.vm(t.name, 'rehydrating');
     }),
+  );
+}
+
+/** The undo of a prepared target VM; a run continued as new pushes it again for each VM it carries. */
+export function undoTarget(op: Operation, t: Pick<TargetVm, 'name' | 'disks'>): void {
+  op.undo.push(`${t.name} and its disks removed from ${op.to}`, () =>
+    activitiesAt(op.to).removeRecoveredVm.executeWithOptions({ summary: `remove ${t.name} from ${op.to}` }, [{ vm: t.name, diskIds: t.disks.map((d) => d.diskId) }]),
   );
 }
 
