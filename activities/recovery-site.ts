@@ -48,16 +48,30 @@ export function createRecoverySiteActivities({ provider }: RecoverySiteDependenc
       await atSite(() => provider.destroyRocva(name));
     },
 
-    /** Creates the VM's target disks (not journaled: nothing replicates from them yet) behind a representation VM. */
+    /**
+     * Creates the VM's target disks (not journaled: nothing replicates from them yet) behind a
+     * representation VM. Again for a VM that has one: disks added since are created and attached.
+     */
     prepareTargetDisks: async ({ vm, placement, disks }: PrepareTargetDisksInput): Promise<{ diskIds: string[] }> => {
       const diskIds = disks.map((d) => d.diskId);
       for (const { diskId, sizeBytes } of disks) {
         await atSite(() => provider.createDisk({ id: diskId, datastore: placement.datastore, sizeBytes, protected: false }));
       }
-      await atSite(() =>
-        provider.registerVm({ name: representationVmName(vm), kind: 'representation', cpus: 1, memoryMiB: 512, placement, nics: [], diskIds, metadata: { representing: vm } }),
-      );
+      const name = representationVmName(vm);
+      const existing = await vmIfPresent(provider, name);
+      if (!existing) {
+        await atSite(() => provider.registerVm({ name, kind: 'representation', cpus: 1, memoryMiB: 512, placement, nics: [], diskIds, metadata: { representing: vm } }));
+      } else if (existing.diskIds.join() !== diskIds.join()) {
+        await atSite(() => provider.reconfigureVm(name, { diskIds }));
+      }
       return { diskIds };
+    },
+
+    /** A disk detached from a VM at the primary: detached from its representation VM and deleted. */
+    removeTargetDisk: async ({ vm, diskId }: { vm: string; diskId: string }): Promise<void> => {
+      const holder = await vmIfPresent(provider, representationVmName(vm));
+      if (holder?.diskIds.includes(diskId)) await atSite(() => provider.reconfigureVm(holder.name, { diskIds: holder.diskIds.filter((id) => id !== diskId) }));
+      await atSite(() => provider.deleteDisk(diskId));
     },
 
     removeRepresentationVm: async ({ vm }: { vm: string }): Promise<void> => {

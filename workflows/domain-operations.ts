@@ -30,6 +30,7 @@ import { domainOperationsWorkflowId, operationWorkflowId, type OperationKind } f
 export const OPERATION_WORKFLOW_TYPES: Record<OperationKind, string> = {
   'power-on': 'powerOnPlan',
   failover: 'failover',
+  'continuous-failover': 'continuousFailover',
 };
 
 export interface OperationRequest {

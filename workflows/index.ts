@@ -6,3 +6,4 @@ export { domainOperations } from './domain-operations';
 export { protect } from './protect';
 export { rehydration } from './rehydration';
 export { failover } from './failover';
+export { continuousFailover } from './continuous-failover';

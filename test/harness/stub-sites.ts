@@ -255,6 +255,12 @@ export class StubSites {
         site.vms.set(`repr-${name}`, { kind: 'representation', powerState: 'poweredOff', diskIds: disks.map((d) => d.diskId) });
         return Promise.resolve({ diskIds: disks.map((d) => d.diskId) });
       },
+      removeTargetDisk: ({ vm: name, diskId }) => {
+        const holder = site.vms.get(`repr-${name}`);
+        if (holder) holder.diskIds = holder.diskIds.filter((id) => id !== diskId);
+        site.disks.delete(diskId);
+        return Promise.resolve();
+      },
       removeRepresentationVm: ({ vm: name }) => {
         site.vms.delete(`repr-${name}`);
         return Promise.resolve();

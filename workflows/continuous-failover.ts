@@ -1,0 +1,161 @@
+import { ApplicationFailure, allHandlersFinished, condition, continueAsNew, setHandler, workflowInfo } from '@temporalio/workflow';
+import { failure } from '../common/failures';
+import { COMPLETION_REFUSED, completeContinuousFailoverUpdate, type CompletionRequest, type ContinuousFailoverInput } from './continuous-failover-messages';
+import { Operation, type OperationMeasures } from './operation';
+import type { OperationReport } from './operation-messages';
+import { setDomainMode } from './phases/domain-mode';
+import { applyTail, followLog, newFollowing, prepareFollowedVms, undoCaughtUpMode, undoFollowedVms, type Following } from './phases/follow';
+import { checkOwnership, claimWithFencing, drainAndHandOver } from './phases/ownership';
+import { powerOnByPlan } from './phases/power-on';
+import { resumeProtection } from './phases/protection-resume';
+import { deployRocva, registerVms, removeRepresentationVms, removeRocva, resolveRecoveryPoint, undoRocva, type RebuildTarget } from './phases/rebuild';
+import { shutDownInReverseOrder } from './phases/shutdown';
+import { recoveredVm, RecoveredVmError } from './recovered-vm';
+import type { Runbook } from '../runbooks/schema';
+
+const FOLLOWING_MODE = 'Continuous Rehydration in Progress';
+
+/**
+ * Continuous failover: the domain's VMs keep running at the primary while the recovery site holds
+ * a copy that follows the replication log (a RocVA, representation VMs and target disks, matched
+ * to VMs and disks added or removed at the primary). Completing it (planned or forced) moves
+ * ownership, applies the last of the log and brings the VMs up by the runbook: near-zero RTO.
+ * Cancelling it removes everything it created at the recovery site; protection is never touched.
+ */
+export async function continuousFailover(input: ContinuousFailoverInput): Promise<OperationReport> {
+  const { domain, runbook, carried } = input;
+  const op = new Operation({
+    operation: 'continuous-failover',
+    domain,
+    from: runbook.spec.sites.primary,
+    to: runbook.spec.sites.recovery,
+    runbook,
+    runbookVersion: input.runbookVersion,
+    requestedBy: input.requestedBy,
+    declaredAt: input.declaredAt,
+    ...(carried ? { resumed: carried.progress } : {}),
+  });
+  let completion: CompletionRequest | undefined;
+  // Known before the completion's handler is set: a completion sent to a run that continued as new
+  // is buffered and validated as soon as the handler is set.
+  let following: Following | undefined = carried ? resume(op, carried) : undefined;
+  setHandler(
+    completeContinuousFailoverUpdate,
+    (request) => {
+      completion = request;
+      return { workflowId: workflowInfo().workflowId, type: request.type, requestedBy: request.requestedBy };
+    },
+    {
+      validator: (request: CompletionRequest) => {
+        if (completion) throw ApplicationFailure.create({ type: COMPLETION_REFUSED, message: `the ${completion.type} completion of this continuous failover was requested by ${completion.requestedBy} already` });
+        if (request.type === 'forced' && request.forcedConfirmation !== domain) {
+          throw ApplicationFailure.create({ type: COMPLETION_REFUSED, message: `a forced completion fences ${op.from}: confirm it by repeating the domain name ${domain}` });
+        }
+        // A VM the completion's runbook cannot place is refused here, while the copy keeps following.
+        const completionRunbook = request.runbook?.runbook ?? op.runbook;
+        const unplaced = unplacedVm(following, completionRunbook);
+        if (unplaced) {
+          throw ApplicationFailure.create({
+            type: COMPLETION_REFUSED,
+            message: `VM ${unplaced} was added to ${domain} but is not in runbook ${completionRunbook.metadata.name}: add it to the runbook, then complete`,
+          });
+        }
+      },
+    },
+  );
+  return op.run(async () => {
+    const followed = following ?? (await deploy(op));
+    following = followed;
+    const runsBefore = followed.status.followerRuns;
+    const runIsLong = () => workflowInfo().continueAsNewSuggested || followed.status.followerRuns - runsBefore >= (input.followerRunsPerExecution ?? 500);
+    await followLog(op, followed, { stop: () => completion !== undefined, runIsLong, caughtUpMode: FOLLOWING_MODE, runningAt: op.from });
+    if (!completion) {
+      await condition(allHandlersFinished);
+      followed.status.generation++;
+      return continueAsNew<typeof continuousFailover>({
+        ...input,
+        carried: { progress: op.snapshot(), rocva: followed.rocva, vms: followed.vms, ...(followed.cursor ? { cursor: followed.cursor } : {}), status: followed.status },
+      });
+    }
+    return complete(op, followed, completion);
+  });
+}
+
+/** First run: the latest consistent point tells which VMs and disks; RocVA and representation VMs are put in place. */
+async function deploy(op: Operation): Promise<Following> {
+  await checkOwnership(op, true);
+  const { point } = await resolveRecoveryPoint(op);
+  const rocva = await deployRocva(op, workflowInfo().runId);
+  const following = newFollowing(rocva, point.vms, point.disks, 'Protected');
+  await prepareFollowedVms(op, following);
+  op.following(following.status);
+  return following;
+}
+
+/** A run continued as new: the same operation, with the undo of what earlier runs created pushed again. */
+function resume(op: Operation, carried: NonNullable<ContinuousFailoverInput['carried']>): Following {
+  const following: Following = { rocva: carried.rocva, vms: carried.vms, status: carried.status, ...(carried.cursor ? { cursor: carried.cursor } : {}) };
+  undoRocva(op, carried.rocva);
+  undoFollowedVms(op, following);
+  if (carried.status.recoverableSince !== undefined) undoCaughtUpMode(op, following, op.from);
+  op.following(following.status);
+  return following;
+}
+
+/**
+ * Completion, as its own stage: ownership moves (planned: shutdown in reverse power-on order,
+ * drain and handover; forced: takeover fencing the primary), the follower applies the rest of the
+ * log, and the remaining phases of a failover bring the VMs up at the recovery site.
+ */
+async function complete(op: Operation, following: Following, request: CompletionRequest): Promise<OperationMeasures> {
+  op.beginStage(`${request.type} completion requested by ${request.requestedBy}`, request.declaredAt, request.type);
+  if (request.runbook) op.useRunbook(request.runbook.runbook, request.runbook.version);
+  // Checked before ownership moves: a VM the runbook cannot place must not strand the domain half-way.
+  rebuildTargets(op, following);
+  const owned = await checkOwnership(op, request.type === 'planned');
+  if (request.type === 'planned') {
+    await shutDownInReverseOrder(op, owned.vms);
+    await drainAndHandOver(op, owned);
+  } else {
+    if (request.forcedConfirmation !== op.domain) throw failure('ConfirmationRequired', `a forced completion of ${op.domain} must be confirmed by repeating the domain name`);
+    await claimWithFencing(op, owned);
+  }
+  const tail = await applyTail(op, following);
+  const dataFrom = tail.appliedUpTo?.timestamp ?? following.status.appliedUpTo?.timestamp ?? request.declaredAt;
+  op.recoveringTo({
+    description: request.type === 'planned' ? 'the end of the log sealed at the handover' : 'the last segment the recovery site could read',
+    dataFrom,
+    ...(tail.appliedUpTo ? { lastJournalSequence: tail.appliedUpTo.lastSequence } : {}),
+  });
+  const targets = rebuildTargets(op, following);
+  await removeRepresentationVms(op, targets);
+  await registerVms(op, targets);
+  await resumeProtection(op, targets);
+  await powerOnByPlan(op);
+  const rtoMs = op.sinceDeclared();
+  const rpoMs = request.type === 'planned' ? 0 : Math.max(0, request.declaredAt - dataFrom);
+  await removeRocva(op, following.rocva);
+  await setDomainMode(
+    op,
+    'Running in Failover',
+    targets.map((t) => t.name),
+  );
+  return { rtoMs, rpoMs, tail: { segments: tail.segmentsApplied, bytesRead: tail.bytesRead.base + tail.bytesRead.log, bytesWritten: tail.bytesWritten } };
+}
+
+/** The followed VMs as the completion's runbook registers them. */
+function rebuildTargets(op: Operation, following: Following): RebuildTarget[] {
+  return following.vms.map((vm) => {
+    try {
+      return { name: vm.meta.name, disks: vm.disks, recovered: recoveredVm(vm.meta, vm.disks.map((d) => d.diskId), op.runbook) };
+    } catch (error) {
+      if (error instanceof RecoveredVmError) throw failure('RunbookMismatch', `${error.message}: add it to the runbook and complete again`);
+      throw error;
+    }
+  });
+}
+
+/** A followed VM the runbook does not list (added at the primary after the runbook was written). */
+function unplacedVm(following: Following | undefined, runbook: Runbook): string | undefined {
+  return following?.vms.find((vm) => !runbook.spec.vms.some((v) => v.name === vm.meta.name))?.meta.name;
+}

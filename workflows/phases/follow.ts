@@ -1,0 +1,217 @@
+import { CancellationScope, condition, isCancellation, workflowInfo } from '@temporalio/workflow';
+import type { DomainMode } from '../../common/domain-modes';
+import type { FollowCursor, FollowResult } from '../../datapath/follower';
+import type { DomainDisk, VmMetadata } from '../../datapath/records';
+import { workflowNow } from '../clock';
+import type { Operation } from '../operation';
+import type { FollowingStatus } from '../operation-messages';
+import { placementFor } from '../recovered-vm';
+import { forEachVm } from '../vm-fan-out';
+import { setDomainMode } from './domain-mode';
+import { prepareTargetDisks, undoTarget, type TargetVm } from './rebuild';
+import { activitiesAt } from './site-activities';
+
+/** A VM whose target disks follow the log: its configuration as the manifest last showed it. */
+export interface FollowedVm {
+  meta: VmMetadata;
+  disks: DomainDisk[];
+}
+
+/** What following carries from run to run (and across continue-as-new). */
+export interface Following {
+  /** The appliance that holds the target disks while they follow. */
+  rocva: { name: string };
+  vms: FollowedVm[];
+  cursor?: FollowCursor;
+  status: FollowingStatus;
+}
+
+/** How long one follower activity runs before the workflow sees its progress. */
+export const FOLLOWER_RUN_MS = 5_000;
+
+/**
+ * The follower: one activity at the site the domain moves to, applying each new segment of the
+ * log to the target disks. Short heartbeat timeout: a completion cancels the running follower,
+ * and the cancellation reaches it with its next heartbeat.
+ */
+const follower = (site: string, runForMs: number) => activitiesAt(site, { startToCloseTimeout: runForMs + 60_000, heartbeatTimeout: '3 seconds' });
+
+const targetVm = (op: Operation, vm: FollowedVm): TargetVm => ({ name: vm.meta.name, disks: vm.disks, placement: placementFor(vm.meta.name, op.runbook) });
+
+export function newFollowing(rocva: { name: string }, vms: VmMetadata[], disks: DomainDisk[], mode: DomainMode): Following {
+  const followed = vms.map((meta) => ({ meta, disks: disks.filter((d) => d.vm === meta.name) }));
+  return {
+    rocva,
+    vms: followed,
+    status: {
+      mode,
+      vms: followed.length,
+      disks: disks.length,
+      lag: { ms: 0, bytes: 0, segments: 0 },
+      followerRuns: 0,
+      segmentsApplied: 0,
+      bytesWritten: 0,
+      bytesRead: { base: 0, log: 0 },
+      generation: 0,
+    },
+  };
+}
+
+/** Representation VMs holding target disks for every followed VM. */
+export async function prepareFollowedVms(op: Operation, following: Following): Promise<void> {
+  await prepareTargetDisks(
+    op,
+    following.vms.map((vm) => targetVm(op, vm)),
+  );
+}
+
+/** A run continued as new pushes the undo of every target VM it carries again. */
+export function undoFollowedVms(op: Operation, following: Following): void {
+  for (const vm of following.vms) undoTarget(op, { name: vm.meta.name, disks: vm.disks });
+}
+
+export interface FollowOptions {
+  /** Ends following (the running follower is cancelled and awaited). */
+  stop: () => boolean;
+  /** Ends this run of following so the workflow can continue as new. */
+  runIsLong: () => boolean;
+  /** Recorded once the target disks first catch up with the log. */
+  caughtUpMode: DomainMode;
+  /** Where the domain's VMs run meanwhile. */
+  runningAt: string;
+}
+
+/**
+ * Follows the log until `stop` or `runIsLong`: follower runs one after another, the target
+ * matched to the domain whenever VMs or disks were added or removed at the site it runs at, the
+ * domain's mode recorded at the first catch-up (undo: back to Protected).
+ */
+export async function followLog(op: Operation, following: Following, options: FollowOptions): Promise<void> {
+  while (!options.stop() && !options.runIsLong()) {
+    const result = await followerRun(op, following, options.stop);
+    if (!result) return;
+    recordRun(op, following, result);
+    if (result.membershipChanged) await matchTargets(op, following, result.membershipChanged);
+    if (following.status.recoverableSince === undefined && result.caughtUp) {
+      await setDomainMode(
+        op,
+        options.caughtUpMode,
+        following.vms.map((vm) => vm.meta.name),
+        options.runningAt,
+      );
+      undoCaughtUpMode(op, following, options.runningAt);
+      following.status.recoverableSince = workflowNow();
+      op.following(following.status);
+    }
+  }
+}
+
+/** The undo of the caught-up mode; a run continued as new pushes it again when it carries that mode. */
+export function undoCaughtUpMode(op: Operation, following: Following, runningAt: string): void {
+  op.undo.push(`${op.domain} Protected again at ${runningAt}`, async () => {
+    await activitiesAt(op.to).setDomainStatus.executeWithOptions({ summary: `${op.domain}: Protected at ${runningAt}` }, [
+      { domain: op.domain, mode: 'Protected', runningAt, vms: following.vms.map((vm) => ({ name: vm.meta.name, protection: 'Recoverable' as const })), setBy: workflowInfo().workflowId },
+    ]);
+  });
+}
+
+/** One follower run; undefined when `stop` cancelled it (the cursor stays at the last run's). */
+async function followerRun(op: Operation, following: Following, stop: () => boolean): Promise<FollowResult | undefined> {
+  const scope = new CancellationScope();
+  const run = scope.run(() =>
+    follower(op.to, FOLLOWER_RUN_MS).followLog.executeWithOptions({ summary: followSummary(following) }, [
+      { domain: op.domain, targetSite: op.to, disks: following.vms.flatMap((vm) => vm.disks), ...(following.cursor ? { cursor: following.cursor } : {}), runForMs: FOLLOWER_RUN_MS },
+    ]),
+  );
+  void condition(stop).then(
+    () => scope.cancel(),
+    () => undefined,
+  );
+  try {
+    return await run;
+  } catch (error) {
+    if (isCancellation(error) && stop() && !CancellationScope.current().consideredCancelled) return undefined;
+    throw error;
+  }
+}
+
+function followSummary(following: Following): string {
+  const at = following.cursor?.applied;
+  return at ? `follow the log after epoch ${at.epoch} segment ${at.segment}` : 'rehydrate to the latest consistent point, then follow the log';
+}
+
+function recordRun(op: Operation, following: Following, result: FollowResult): void {
+  const s = following.status;
+  if (result.cursor) following.cursor = result.cursor;
+  s.followerRuns++;
+  s.segmentsApplied += result.segmentsApplied;
+  s.bytesWritten += result.bytesWritten;
+  s.bytesRead = { base: s.bytesRead.base + result.bytesRead.base, log: s.bytesRead.log + result.bytesRead.log };
+  s.lag = result.lag;
+  if (result.appliedUpTo) s.appliedUpTo = result.appliedUpTo;
+  if (result.heldAt) s.heldAt = result.heldAt;
+  else delete s.heldAt;
+  op.rehydrated(s.bytesWritten);
+  op.following(s);
+}
+
+/**
+ * VMs and disks were added or removed where the domain runs: new VMs get representation VMs and
+ * target disks, VMs with new disks get them created and attached, removed disks and VMs go.
+ */
+async function matchTargets(op: Operation, following: Following, manifest: { vms: VmMetadata[]; disks: DomainDisk[] }): Promise<void> {
+  const before = new Map(following.vms.map((vm) => [vm.meta.name, vm]));
+  const after = manifest.vms.map((meta) => ({ meta, disks: manifest.disks.filter((d) => d.vm === meta.name) }));
+  const names = new Set(after.map((vm) => vm.meta.name));
+  const changed = after.filter((vm) => {
+    const old = before.get(vm.meta.name);
+    return !old || old.disks.map((d) => d.diskId).join() !== vm.disks.map((d) => d.diskId).join();
+  });
+  const removed = following.vms.filter((vm) => !names.has(vm.meta.name));
+  const words = [...changed.map((vm) => (before.has(vm.meta.name) ? `~${vm.meta.name}` : `+${vm.meta.name}`)), ...removed.map((vm) => `-${vm.meta.name}`)];
+  if (changed.length > 0) {
+    await prepareTargetDisks(
+      op,
+      changed.map((vm) => targetVm(op, vm)),
+      `match the recovery site to the domain (${words.join(', ')})`,
+    );
+    const detached = changed.flatMap((vm) => (before.get(vm.meta.name)?.disks ?? []).filter((d) => !vm.disks.some((n) => n.diskId === d.diskId)));
+    if (detached.length > 0) {
+      await op.step(`remove ${detached.length} detached target disk(s)`, () =>
+        forEachVm(detached, async (d) => {
+          await activitiesAt(op.to).removeTargetDisk.executeWithOptions({ summary: `remove target disk ${d.diskId} of ${d.vm}` }, [{ vm: d.vm, diskId: d.diskId }]);
+        }),
+      );
+    }
+  }
+  if (removed.length > 0) {
+    await op.step(`remove ${removed.length} VM(s) no longer in the domain`, () =>
+      forEachVm(removed, async (vm) => {
+        await activitiesAt(op.to).removeRecoveredVm.executeWithOptions({ summary: `remove ${vm.meta.name} from ${op.to}` }, [{ vm: vm.meta.name, diskIds: vm.disks.map((d) => d.diskId) }]);
+        op.vm(vm.meta.name, 'removed');
+      }),
+    );
+  }
+  following.vms = after;
+  following.status.vms = after.length;
+  following.status.disks = manifest.disks.length;
+  op.following(following.status);
+}
+
+/**
+ * Completion: the follower applies what is left of the log, which ownership has sealed (a planned
+ * handover after its last segment, a forced takeover after the last segment the site could read).
+ * VMs or disks that changed just before are matched first. Only the tail is read.
+ */
+export async function applyTail(op: Operation, following: Following): Promise<FollowResult> {
+  for (;;) {
+    const tail = await op.step('apply the rest of the log', () =>
+      follower(op.to, 30 * 60_000).followLog.executeWithOptions({ summary: `apply the log tail after ${followSummary(following)}` }, [
+        { domain: op.domain, targetSite: op.to, disks: following.vms.flatMap((vm) => vm.disks), ...(following.cursor ? { cursor: following.cursor } : {}), runForMs: 30 * 60_000, untilEnd: true },
+      ]),
+    );
+    recordRun(op, following, tail);
+    if (!tail.membershipChanged) return tail;
+    await matchTargets(op, following, tail.membershipChanged);
+  }
+}
