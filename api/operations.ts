@@ -18,8 +18,11 @@ import {
   domainOperationsQuery,
   OPERATION_ALREADY_RUNNING,
   startOperationUpdate,
+  type OperationRecord,
   type OperationRequest,
 } from '../workflows/domain-operations';
+import { COMPLETION_REFUSED, completeContinuousFailoverUpdate, type CompletionRequest, type ContinuousFailoverInput } from '../workflows/continuous-failover-messages';
+import { ORCHESTRATION_TASK_QUEUE } from '../workflows/task-queues';
 import type { FailoverInput } from '../workflows/failover-messages';
 import { operationProgressQuery, type OperationProgress } from '../workflows/operation-messages';
 import { protectStatusQuery } from '../workflows/protect';
@@ -52,7 +55,7 @@ export interface OperationsRouterOptions {
 }
 
 /** The requests this API offers endpoints for (the mode table knows the operations still to come). */
-const OFFERED: DomainRequest[] = ['power-on', 'failover'];
+const OFFERED: DomainRequest[] = ['power-on', 'failover', 'continuous-failover'];
 const offeredNow = (condition: DomainCondition) => allowedRequests(condition).filter((r) => OFFERED.includes(r));
 
 /**
@@ -69,6 +72,7 @@ const RunbookRef = z.strictObject({
   version: z.int().min(1).optional(),
 });
 const PowerOnRequest = RunbookRef.extend({ site: z.string().regex(DOMAIN).optional() });
+const ContinuousFailoverRequest = RunbookRef.extend({ runbook: RunbookRef.shape.runbook.optional().describe('default: the runbook named like the domain') });
 const FailoverRequest = RunbookRef.extend({
   runbook: RunbookRef.shape.runbook.optional().describe('default: the runbook named like the domain'),
   type: z.enum(['planned', 'forced']),
@@ -182,7 +186,10 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
       throw badRequest(`a forced failover fences the primary site of ${domain} and takes ownership without it; confirm by sending "confirm": "${domain}"`);
     }
     const declaredAt = Date.now();
-    await requireAllowed(domain, 'failover');
+    const running = await runningOperation(domain);
+    if (running?.operation === 'continuous-failover') return void (await completeContinuousFailover(req, res, domain, running.workflowId, body, declaredAt));
+    const decision = await requireAllowed(domain, 'failover');
+    if (decision.completes) throw conflict(`${domain} is in mode ${(await readDomainCondition(store, domain)).mode} but no ${decision.completes} is running to complete; check GET /domains/${domain}/operations`);
     const { runbook, version } = await loadRunbook(domain, { runbook: body.runbook ?? domain, ...(body.version ? { version: body.version } : {}) });
     const pointInTime = body.pointInTime && ('at' in body.pointInTime ? { at: Date.parse(body.pointInTime.at) } : body.pointInTime);
     const input: FailoverInput = {
@@ -206,6 +213,58 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     res.status(202).location(links(started.workflowId).statusUrl).json({ ...links(started.workflowId), operation: started.operation, type: body.type, runbook: { name: runbook.metadata.name, version } });
   });
 
+  router.post('/domains/:domain/continuous-failover', requireRole('operator'), json, async (req, res) => {
+    const domain = domainParam(req);
+    const body = parseBody(ContinuousFailoverRequest, req);
+    await requireAllowed(domain, 'continuous-failover');
+    const { runbook, version } = await loadRunbook(domain, { runbook: body.runbook ?? domain, ...(body.version ? { version: body.version } : {}) });
+    const input: ContinuousFailoverInput = { domain, runbook, runbookVersion: version, requestedBy: principalName(req), declaredAt: Date.now() };
+    const { primary, recovery } = runbook.spec.sites;
+    const started = await startOperation(domain, {
+      operation: 'continuous-failover',
+      requestedBy: principalName(req),
+      summary: `Continuous failover of ${domain}: a copy at ${recovery} follows ${primary} until completed, by runbook ${runbook.metadata.name} v${version}, requested by ${principalName(req)}`,
+      input,
+    });
+    log.info({ domain, workflowId: started.workflowId, requestedBy: started.requestedBy }, 'continuous failover started');
+    res.status(202).location(links(started.workflowId).statusUrl).json({ ...links(started.workflowId), operation: started.operation, runbook: { name: runbook.metadata.name, version } });
+  });
+
+  /** The operation the domain's desk is running, if any (none when the desk was never started). */
+  async function runningOperation(domain: string): Promise<OperationRecord | undefined> {
+    const desk = domainOperationsWorkflowId(domain);
+    const state = await ask(desk, ORCHESTRATION_TASK_QUEUE, domainOperationsQuery);
+    return state?.running;
+  }
+
+  /** `POST /domains/{d}/failover` while a continuous failover runs: an update on it, not a second operation. */
+  async function completeContinuousFailover(req: Request, res: express.Response, domain: string, workflowId: string, body: z.infer<typeof FailoverRequest>, declaredAt: number) {
+    if (body.pointInTime) {
+      throw badRequest(`a continuous failover of ${domain} is running (${workflowId}): completing it keeps the blocks it has already applied, which cannot be rewound to a point in time; cancel it and run a plain failover to a point in time instead`, { running: links(workflowId) });
+    }
+    const { runbook, version } = await loadRunbook(domain, { runbook: body.runbook ?? domain, ...(body.version ? { version: body.version } : {}) });
+    const request: CompletionRequest = {
+      type: body.type,
+      requestedBy: principalName(req),
+      declaredAt,
+      runbook: { runbook, version },
+      ...(body.type === 'forced' ? { forcedConfirmation: body.confirm } : {}),
+    };
+    await client.workflow
+      .getHandle(workflowId)
+      .executeUpdate(completeContinuousFailoverUpdate, { args: [request] })
+      .catch((error: unknown) => {
+        const cause = error instanceof WorkflowUpdateFailedError ? error.cause : undefined;
+        if (cause instanceof ApplicationFailure && cause.type === COMPLETION_REFUSED) throw conflict(cause.message, { running: links(workflowId) });
+        throw error;
+      });
+    log.info({ domain, workflowId, type: body.type, requestedBy: request.requestedBy }, 'continuous failover completion requested');
+    res
+      .status(202)
+      .location(links(workflowId).statusUrl)
+      .json({ ...links(workflowId), operation: 'continuous-failover', completes: workflowId, type: body.type, runbook: { name: runbook.metadata.name, version } });
+  }
+
   router.get('/domains/:domain', async (req, res) => {
     const domain = domainParam(req);
     const [ownership, status, condition] = await Promise.all([new Ownership(store, domain).inspect(), readDomainStatus(store, domain), readDomainCondition(store, domain)]);
@@ -216,10 +275,13 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
           .query(protectStatusQuery)
           .catch(() => null)
       : null;
+    const running = await runningOperation(domain).catch(() => undefined);
+    const progress = running?.operation === 'continuous-failover' ? await ask(running.workflowId, ORCHESTRATION_TASK_QUEUE, operationProgressQuery).catch(() => undefined) : undefined;
     res.json({
       domain,
       mode: condition.mode,
       allowedOperations: offeredNow(condition),
+      ...(running?.operation === 'continuous-failover' ? { continuousFailover: { ...links(running.workflowId), phase: progress?.phase ?? null, following: progress?.following ?? null } } : {}),
       owner: ownership.owner ? { site: ownership.owner.site, epoch: ownership.epoch, since: new Date(ownership.owner.claimedAt).toISOString() } : null,
       status: status ?? null,
       protection,

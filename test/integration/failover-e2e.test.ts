@@ -17,13 +17,14 @@ import { protectionWorkflowId } from '../../workflows/workflow-ids';
 import { admin, testSiteDefinitions } from '../harness/sites';
 import { useHttpServer, useTestApi, useTestbed, type ApiPrincipal } from '../harness/testbed';
 import { replayClosedHistories } from '../harness/histories';
+import { apiCalls } from '../harness/api-calls';
 import { domainVms, failoverSiteDefinitions, protectAtPrimary, runbookYaml, waitFor } from '../fixtures/failover-domains';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('failover end to end: planned and forced, on real Temporal, S3, sites and worker processes', () => {
   const operator: ApiPrincipal = { name: 'dr-lead', role: 'operator', token: generateToken() };
-  const { stack, sites, primary, recovery, store, runbooks } = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions()), workers: ['orchestration', 'primary', 'recovery'] });
+  const { stack, sites, primary, recovery, store, runbooks } = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), ['alpha', 'bravo', 'charlie', 'delta']), workers: ['orchestration', 'primary', 'recovery'] });
   const api = useTestApi({ principals: [operator], routers: (log) => [runbooksRouter({ store: runbooks, log }), operationsRouter({ client: stack.client, runbooks, store, log })] });
   const hook = useHttpServer((_req, res) => res.writeHead(500).end('dns api down'));
   before(async () => {
@@ -31,27 +32,7 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
     await Promise.all(['alpha', 'bravo', 'charlie', 'delta'].map((domain) => protectAtPrimary(stack.client, domain)));
   });
 
-  const call = async (method: string, route: string, body?: unknown, token: string | null = operator.token) => {
-    const res = await fetch(`${api.url}${route}`, {
-      method,
-      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-  };
-
-  async function submitRunbook(text: string): Promise<void> {
-    const res = await fetch(`${api.url}/runbooks`, { method: 'POST', headers: { authorization: `Bearer ${operator.token}`, 'content-type': 'application/yaml' }, body: text });
-    assert.equal(res.status, 201, await res.text());
-  }
-
-  async function operationResult(workflowId: string): Promise<{ status: string; result: unknown }> {
-    for (;;) {
-      const { body } = await call('GET', `/operations/${encodeURIComponent(workflowId)}`);
-      if (body.status !== 'RUNNING') return { status: String(body.status), result: body.result };
-      await sleep(300);
-    }
-  }
+  const { call, submitRunbook, operationResult } = apiCalls(() => api.url, operator.token);
 
   async function assertDisksEqual(domain: string, expected: (diskId: string, size: number) => Promise<Buffer>): Promise<void> {
     for (const vm of await recovery.client.listVms()) {

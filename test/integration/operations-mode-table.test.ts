@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import { generateToken } from '../../api/auth';
+import { operationsRouter } from '../../api/operations';
+import { runbooksRouter } from '../../api/runbooks';
+import { decide, DOMAIN_MODES, type DomainRequest } from '../../common/domain-modes';
+import { domainStatusKey } from '../../datapath/domain-status';
+import { RECORD_FORMAT_VERSION } from '../../datapath/records';
+import { runbookYaml } from '../fixtures/failover-domains';
+import { apiCalls } from '../harness/api-calls';
+import { useTestApi, useTestbed, type ApiPrincipal } from '../harness/testbed';
+
+/** The operations the API offers, each with the request body that starts it. */
+const OFFERED: Array<{ request: DomainRequest; body: (domain: string) => Record<string, unknown> }> = [
+  { request: 'power-on', body: (domain) => ({ runbook: domain }) },
+  { request: 'failover', body: () => ({ type: 'planned' }) },
+  { request: 'continuous-failover', body: () => ({}) },
+];
+
+describe('the domain mode table at the HTTP layer: every offered operation from every mode is started (202) or refused (409) before any workflow runs', () => {
+  const operator: ApiPrincipal = { name: 'dr-lead', role: 'operator', token: generateToken() };
+  const { stack, store, runbooks } = useTestbed({ workers: ['orchestration'] });
+  const api = useTestApi({ principals: [operator], routers: (log) => [runbooksRouter({ store: runbooks, log }), operationsRouter({ client: stack.client, runbooks, store, log })] });
+  const { call, submitRunbook } = apiCalls(() => api.url, operator.token);
+  // A domain per (mode, operation): a started operation holds its domain's desk, which would refuse the next one.
+  const cells = DOMAIN_MODES.flatMap((mode, m) => OFFERED.map((offered, o) => ({ mode, ...offered, domain: `walk-${m}-${o}` })));
+
+  before(async () => {
+    for (const { mode, domain } of cells) {
+      await submitRunbook(runbookYaml(domain, {}));
+      const status = { formatVersion: RECORD_FORMAT_VERSION, domain, mode, runningAt: 'primary', vms: [], setBy: 'mode-table test', updatedAt: Date.now() };
+      await store.put(domainStatusKey(store.prefix, domain), JSON.stringify(status), 'application/json');
+    }
+  });
+
+  it('answers as the table decides', async () => {
+    const walked: string[] = [];
+    for (const { mode, request, body, domain } of cells) {
+      const decision = decide(request, { mode });
+      const answer = await call('POST', `/domains/${domain}/${request}`, body(domain));
+      walked.push(`${mode} / ${request}: ${answer.status}`);
+      if (!decision.allowed) {
+        assert.equal(answer.status, 409, `${request} from ${mode}: ${JSON.stringify(answer.body)}`);
+        assert.equal(answer.body.mode, mode);
+        const allowed = OFFERED.map((o) => o.request).filter((r) => decide(r, { mode }).allowed);
+        assert.deepEqual(answer.body.allowedOperations, allowed, `the refusal names what ${mode} allows`);
+      } else if (decision.completes) {
+        // The mode says a continuous operation runs, but none does here: nothing to complete.
+        assert.equal(answer.status, 409, `${request} from ${mode}: ${JSON.stringify(answer.body)}`);
+        assert.match(String(answer.body.detail), new RegExp(`no ${decision.completes} is running to complete`));
+      } else {
+        assert.equal(answer.status, 202, `${request} from ${mode}: ${JSON.stringify(answer.body)}`);
+        assert.match(String(answer.body.workflowId), new RegExp(`^${request}/${domain}/`));
+      }
+      const shown = await call('GET', `/domains/${domain}`);
+      assert.equal(shown.body.mode, mode);
+    }
+    assert.equal(walked.length, DOMAIN_MODES.length * OFFERED.length);
+  });
+});
