@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import { WorkflowFailedError } from '@temporalio/client';
+import { readDomainStatus } from '../../datapath/domain-status';
+import { validateRunbook } from '../../runbooks/validate';
+import { continuousFailover } from '../../workflows/continuous-failover';
+import { completeContinuousFailoverUpdate } from '../../workflows/continuous-failover-messages';
+import type { OperationReport } from '../../workflows/operation-messages';
+import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
+import { domainVms, failoverSiteDefinitions, protectAtPrimary, runbookYaml, waitFor } from '../fixtures/failover-domains';
+import { admin, testSiteDefinitions } from '../harness/sites';
+import { useTestbed } from '../harness/testbed';
+
+const RUNS = 10;
+const MiB = 1024 * 1024;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('continuous failover durability: the follower\'s worker and the orchestration worker SIGKILLed at random moments while following and while completing', () => {
+  const domains = Array.from({ length: RUNS }, (_, i) => `follow-${i + 1}`);
+  const { stack, sites, primary, recovery, store, workers } = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), domains), workers: ['orchestration', 'primary', 'recovery'] });
+  before(async () => {
+    await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 60, blockSize: 4096, pattern: 'random', seed: 'continuous-failover-crash' });
+    for (const domain of domains) await protectAtPrimary(stack.client, domain);
+  });
+
+  /** Kills a random one of the two workers every few seconds until `done`, restarting it at once; returns what it killed. */
+  async function killUntil(done: () => boolean): Promise<string[]> {
+    const restart = { orchestration: () => workers.orchestration(), 'site recovery': () => workers.site(recovery, 'recovery') };
+    const kills: string[] = [];
+    while (!done()) {
+      await sleep(1_500 + Math.random() * 2_500);
+      if (done()) break;
+      const victim = (Object.keys(restart) as Array<keyof typeof restart>)[Math.floor(Math.random() * 2)];
+      kills.push(victim);
+      await workers.crash(victim);
+      await restart[victim]();
+    }
+    return kills;
+  }
+
+  it(`${RUNS} continuous failovers follow, continue as new and complete (planned) with nothing duplicated, disks equal to the primary and no rehydration from the base after the first`, async (t) => {
+    const handles = await Promise.all(
+      domains.map((domain) => {
+        const checked = validateRunbook(runbookYaml(domain, {}));
+        assert.ok(checked.runbook, JSON.stringify(checked.errors));
+        return stack.client.workflow.start(continuousFailover, {
+          taskQueue: ORCHESTRATION_TASK_QUEUE,
+          workflowId: `continuous-failover/${domain}/crash-test`,
+          // A few follower runs per workflow run, so that continue-as-new happens under the kills too.
+          args: [{ domain, runbook: checked.runbook, runbookVersion: 1, requestedBy: 'crash-test', declaredAt: Date.now(), followerRunsPerExecution: 3 }],
+        });
+      }),
+    );
+    let following = false;
+    const caughtUp = waitFor('every copy caught up', async () => (await Promise.all(domains.map(async (d) => (await readDomainStatus(store, d))?.mode))).every((m) => m === 'Continuous Rehydration in Progress'), 300_000).finally(() => (following = true));
+    const followingKills = await killUntil(() => following);
+    await caughtUp;
+    // Following for a while longer, still under kills, before the completions.
+    let settled = false;
+    const moreKills = killUntil(() => settled);
+    await sleep(8_000);
+    settled = true;
+    followingKills.push(...(await moreKills));
+
+    let finished = false;
+    const results = Promise.allSettled(
+      handles.map(async (handle, i) => {
+        await sleep(i * 300);
+        await handle.executeUpdate(completeContinuousFailoverUpdate, { args: [{ type: 'planned', requestedBy: 'crash-test', declaredAt: Date.now() }] });
+        return (await handle.result());
+      }),
+    ).finally(() => (finished = true));
+    const completionKills = await killUntil(() => finished);
+    const settledResults = await results;
+    t.diagnostic(`while following: ${followingKills.length} SIGKILLs (${followingKills.join(', ')}); while completing: ${completionKills.length} (${completionKills.join(', ')})`);
+    const failures = settledResults.flatMap((r, i) => (r.status === 'rejected' ? [`${domains[i]}: ${r.reason instanceof WorkflowFailedError ? String(r.reason.cause?.message) : String(r.reason)}`] : []));
+    assert.deepEqual(failures, []);
+    assert.ok(followingKills.length + completionKills.length >= 5, `only ${followingKills.length + completionKills.length} kills happened`);
+
+    for (const result of settledResults) {
+      const report = (result as PromiseFulfilledResult<OperationReport>).value;
+      assert.equal(report.outcome, 'succeeded');
+      assert.equal(report.rpoMs, 0);
+      assert.ok(report.following!.generation >= 1, `${report.domain} continued as new (${report.following!.generation} times)`);
+      // The base is read once: a restarted follower resumes from its cursor, never from the base.
+      assert.ok(report.following!.bytesRead.base < 2 * MiB, `${report.domain} read ${report.following!.bytesRead.base} bytes of base for a 1 MiB domain`);
+      assert.ok(report.tail!.bytesWritten < MiB, `${report.domain}'s completion applied only the tail`);
+    }
+    const vms = await recovery.client.listVms();
+    assert.deepEqual(vms.filter((v) => v.kind !== 'vm').map((v) => v.name), [], 'no RocVA or representation VM is left');
+    assert.deepEqual(vms.map((v) => v.name).sort(), domains.flatMap(domainVms).sort(), 'each recovered VM exactly once');
+    for (const vm of vms) {
+      for (const diskId of vm.diskIds) {
+        const [recovered, original] = await Promise.all([recovery.client.readDisk(diskId, 0, MiB), primary.client.readDisk(diskId, 0, MiB)]);
+        assert.ok(recovered.equals(original), `${diskId} equals the primary's disk after its shutdown`);
+      }
+    }
+  });
+});

@@ -1,0 +1,162 @@
+/**
+ * The continuous failover workflow against stub sites (fast tier): following across
+ * continue-as-new, the completion as its own stage, VMs and disks added and removed while it
+ * follows, a cancel after continue-as-new that still removes everything, and completions the
+ * workflow refuses while the copy keeps following.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { CancelledFailure } from '@temporalio/common';
+import type { FollowResult } from '../../datapath/follower';
+import type { DomainDisk, VmMetadata } from '../../datapath/records';
+import { continuousFailover } from '../../workflows/continuous-failover';
+import { completeContinuousFailoverUpdate, type CompletionRequest } from '../../workflows/continuous-failover-messages';
+import { operationProgressQuery } from '../../workflows/operation-messages';
+import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
+import { runbook, vmNames } from '../fixtures/workflow-runbooks';
+import { PRIMARY, RECOVERY, startWorkflowEnv, type WorkflowEnv } from '../harness/workflow-env';
+
+let t: WorkflowEnv;
+before(async () => {
+  t = await startWorkflowEnv();
+});
+after(async () => {
+  await t?.teardown();
+});
+
+let domains = 0;
+function newDomain(label: string): string {
+  const domain = `${label}-${++domains}`;
+  t.sites.addDomain(domain, vmNames(domain));
+  return domain;
+}
+
+const workflowId = (domain: string) => `continuous-failover/${domain}/test`;
+
+/** Follower runs answer at once (a short run each), so that a few of them make a run continue as new. */
+function quickFollower(domain: string, membership?: () => { vms: VmMetadata[]; disks: DomainDisk[] } | undefined): void {
+  let runs = 0;
+  t.sites.intercept(domain, async (call, proceed) => {
+    if (call.name !== 'followLog') return proceed();
+    const changed = membership?.();
+    runs++;
+    const result: FollowResult = {
+      cursor: { base: null, baseWritten: true, applied: { epoch: 1, segment: runs } },
+      segmentsApplied: 1,
+      bytesRead: { base: runs === 1 ? 100 : 0, log: 10 },
+      bytesWritten: 10,
+      appliedUpTo: { timestamp: Date.now(), lastSequence: runs, epoch: 1 },
+      lag: { segments: 0, bytes: 0, ms: 0 },
+      caughtUp: true,
+      ...(changed ? { membershipChanged: changed } : {}),
+    };
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    return result;
+  });
+}
+
+async function start(domain: string): Promise<WorkflowHandle<typeof continuousFailover>> {
+  return t.client.workflow.start(continuousFailover, {
+    taskQueue: ORCHESTRATION_TASK_QUEUE,
+    workflowId: workflowId(domain),
+    args: [{ domain, runbook: runbook(domain), runbookVersion: 1, requestedBy: 'test-operator', declaredAt: Date.now(), followerRunsPerExecution: 2 }],
+  });
+}
+
+async function waitFor(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+const generation = async (handle: WorkflowHandle) => (await handle.query(operationProgressQuery)).following?.generation ?? 0;
+const completion = (domain: string, request: Partial<CompletionRequest> = {}): CompletionRequest => ({ type: 'forced', forcedConfirmation: domain, requestedBy: 'dr-lead', declaredAt: Date.now(), ...request });
+
+describe('continuous failover (stub sites)', () => {
+  it('follows across continue-as-new, then completes as a stage of its own with only the tail applied', async () => {
+    const domain = newDomain('complete');
+    quickFollower(domain);
+    const handle = await start(domain);
+    await waitFor('two continue-as-new', async () => (await generation(handle)) >= 2);
+    assert.equal(t.sites.domain(domain).status?.mode, 'Continuous Rehydration in Progress');
+    assert.equal(t.sites.domain(domain).status?.runningAt, PRIMARY, 'the VMs keep running at the primary');
+    await handle.executeUpdate(completeContinuousFailoverUpdate, { args: [completion(domain)] });
+    const report = (await handle.result());
+    assert.equal(report.outcome, 'succeeded');
+    assert.equal(report.type, 'forced');
+    const staged = report.steps.filter((s) => s.stage);
+    assert.deepEqual(
+      staged.map((s) => s.name),
+      ['check ownership', 'take over ownership', 'apply the rest of the log', 'remove representation VMs', 'register VMs', 'resume protection', 'power on by the runbook', 'remove the RocVA', 'set the domain mode'],
+    );
+    assert.ok(report.steps.slice(0, report.steps.length - staged.length).some((s) => s.name === 'deploy the RocVA'), 'the steps of earlier runs are carried across continue-as-new');
+    assert.ok(!report.steps.some((s) => s.name === 'rehydrate disks'));
+    assert.ok(report.following!.generation >= 2 && report.following!.bytesRead.base === 100, 'the base was read by the first follower run only');
+    assert.deepEqual(report.tail, { segments: 1, bytesRead: 10, bytesWritten: 10 });
+    assert.equal(t.sites.domain(domain).status?.mode, 'Running in Failover');
+    assert.equal(t.sites.domain(domain).owner, RECOVERY);
+    const left = t.sites.inventoryOf(RECOVERY, domain);
+    assert.deepEqual(left.rocvas, []);
+    assert.deepEqual(
+      left.vms.map(([name, vm]) => `${name}:${vm.kind}`),
+      vmNames(domain).map((vm) => `${vm}:vm`).sort(),
+    );
+  });
+
+  it('a cancel after continue-as-new removes the RocVA and every representation VM and disk, and the domain is Protected again', async () => {
+    const domain = newDomain('cancel');
+    quickFollower(domain);
+    const handle = await start(domain);
+    await waitFor('a continue-as-new after the first catch-up', async () => (await generation(handle)) >= 1 && t.sites.domain(domain).status?.mode === 'Continuous Rehydration in Progress');
+    await handle.cancel();
+    const error = await handle.result().catch((e: unknown) => e);
+    assert.ok(error instanceof WorkflowFailedError && error.cause instanceof CancelledFailure, String(error));
+    assert.deepEqual(t.sites.inventoryOf(RECOVERY, domain), { vms: [], disks: [], rocvas: [] });
+    assert.equal(t.sites.domain(domain).status?.mode, 'Protected');
+    assert.equal(t.sites.domain(domain).owner, PRIMARY, 'ownership never moved');
+  });
+
+  it('matches the recovery site to VMs and disks added and removed at the primary', async () => {
+    const domain = newDomain('members');
+    const stub = t.sites.domain(domain);
+    const [db, app1, app2] = stub.vms;
+    const added: VmMetadata = { ...app1, name: `${domain}-app-9`, diskIds: [`${domain}-app-9-disk-0`] };
+    let manifest: { vms: VmMetadata[]; disks: DomainDisk[] } | undefined;
+    quickFollower(domain, () => {
+      const changed = manifest;
+      manifest = undefined;
+      return changed;
+    });
+    const handle = await start(domain);
+    await waitFor('following', () => stub.status?.mode === 'Continuous Rehydration in Progress');
+    manifest = {
+      vms: [{ ...db, diskIds: [...db.diskIds, `${db.name}-disk-1`] }, app1, added],
+      disks: [
+        { vm: db.name, diskId: db.diskIds[0], sizeBytes: 1024 },
+        { vm: db.name, diskId: `${db.name}-disk-1`, sizeBytes: 1024 },
+        { vm: app1.name, diskId: app1.diskIds[0], sizeBytes: 1024 },
+        { vm: added.name, diskId: added.diskIds[0], sizeBytes: 1024 },
+      ],
+    };
+    await waitFor('the recovery site matched', () => {
+      const { vms, disks } = t.sites.inventoryOf(RECOVERY, domain);
+      const held = (vm: string) => vms.find(([name]) => name === `repr-${vm}`)?.[1].diskIds.join();
+      return held(added.name) === added.diskIds[0] && held(db.name) === `${db.diskIds[0]},${db.name}-disk-1` && held(app2.name) === undefined && !disks.includes(app2.diskIds[0]);
+    });
+    await waitFor('the workflow following the new set', async () => (await handle.query(operationProgressQuery)).following?.disks === 4);
+    // The added VM is not in the runbook the continuous failover started with: a completion by it is refused, and following goes on.
+    const refused = await handle.executeUpdate(completeContinuousFailoverUpdate, { args: [completion(domain)] }).catch((e: unknown) => e);
+    assert.ok(refused instanceof WorkflowUpdateFailedError, String(refused));
+    assert.match(String(refused.cause?.message), new RegExp(`${added.name} was added to ${domain} but is not in runbook`));
+    const unconfirmed = await handle.executeUpdate(completeContinuousFailoverUpdate, { args: [completion(domain, { forcedConfirmation: 'wrong' })] }).catch((e: unknown) => e);
+    assert.ok(unconfirmed instanceof WorkflowUpdateFailedError);
+    assert.match(String(unconfirmed.cause?.message), /confirm it by repeating the domain name/);
+    assert.equal((await handle.describe()).status.name, 'RUNNING');
+    await handle.cancel();
+    await handle.result().catch(() => undefined);
+    assert.deepEqual(t.sites.inventoryOf(RECOVERY, domain), { vms: [], disks: [], rocvas: [] }, 'a cancel also removes what was added while following');
+  });
+});
