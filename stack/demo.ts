@@ -2,6 +2,8 @@
  * `npm run demo` (with `npm start` running): stages a disaster at the primary site, fails the
  * demo domain over by force through the HTTP API, prints the operation's progress and report,
  * and checks every recovered disk byte for byte against the primary's workload record.
+ * `npm run demo -- --continuous` starts a continuous failover first, waits until its copy at the
+ * recovery site follows the log, then stages the disaster and completes it by force.
  * `npm run demo -- --restore` brings the primary site back afterwards.
  */
 import path from 'node:path';
@@ -11,7 +13,7 @@ import { describeError, OperatorError } from '../common/errors';
 import { loadSiteDefinitions } from '../sites/config';
 import { siteClients, readSiteTokens } from '../sites/registry';
 import { expectedDiskContent, readWorkloadRecord } from '../sites/workload';
-import type { OperationProgress, OperationReport } from '../workflows/operation-messages';
+import type { FollowingStatus, OperationProgress, OperationReport } from '../workflows/operation-messages';
 import { readLocalToken } from './credentials';
 
 const DOMAIN = 'demo';
@@ -20,7 +22,7 @@ const say = (message: string) => console.log(`[demo ${((Date.now() - started) / 
 const seconds = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(1)} s`);
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { restore: { type: 'boolean' } } });
+  const { values } = parseArgs({ options: { restore: { type: 'boolean' }, continuous: { type: 'boolean' } } });
   const settings = loadSettings();
   const api = `http://${settings.api.host}:${settings.api.port}`;
   const token = readLocalToken(settings.dataDir, 'operator');
@@ -63,11 +65,33 @@ async function main(): Promise<void> {
     if (waited > 300_000) throw new OperatorError(`${DOMAIN} is not replicating in log mode after 5 minutes; see .logs/`);
     await new Promise((resolve) => setTimeout(resolve, 1_000));
   }
+  if (values.continuous) await followUntilCaughtUp();
   say(`staging a disaster: site ${primary.name} goes down and refuses every connection`);
   await adminCall('/admin/outage');
-  say(`forced failover of ${DOMAIN} to ${recovery.name}, confirmed by naming the domain`);
+  say(
+    values.continuous
+      ? `completing the continuous failover of ${DOMAIN} by force, confirmed by naming the domain`
+      : `forced failover of ${DOMAIN} to ${recovery.name}, confirmed by naming the domain`,
+  );
   const operation = (await call('POST', `/domains/${DOMAIN}/failover`, { type: 'forced', confirm: DOMAIN })) as { workflowId: string; statusUrl: string; webUiUrl?: string };
   say(`operation ${operation.workflowId}${operation.webUiUrl ? `\n    watch it in the Temporal Web UI: ${operation.webUiUrl}` : ''}`);
+
+  /** Continuous failover: a copy at the recovery site follows the primary's log until the disaster. */
+  async function followUntilCaughtUp(): Promise<void> {
+    const started = (await call('POST', `/domains/${DOMAIN}/continuous-failover`, {})) as { workflowId: string; webUiUrl?: string };
+    say(`continuous failover ${started.workflowId}: RocVA and representation VMs at ${recovery!.name}, rehydrating, then following the log${started.webUiUrl ? `\n    watch it in the Temporal Web UI: ${started.webUiUrl}` : ''}`);
+    let caughtUpAt: number | undefined;
+    for (let polls = 0; ; polls++) {
+      const domain = (await call('GET', `/domains/${DOMAIN}`)) as { mode: string; continuousFailover?: { phase: string | null; following: FollowingStatus | null } };
+      const f = domain.continuousFailover?.following;
+      if (f && polls % 4 === 0) say(`mode ${domain.mode}: ${f.vms} VM(s) at ${recovery!.name}, lag ${seconds(f.lag.ms)} / ${f.lag.bytes} bytes, ${f.bytesWritten} bytes applied`);
+      if (domain.mode === 'Continuous Rehydration in Progress') caughtUpAt ??= Date.now();
+      // A few seconds of following while the workload keeps writing at the primary.
+      if (caughtUpAt !== undefined && Date.now() - caughtUpAt > 5_000) return;
+      if (polls > 1_200) throw new OperatorError(`the continuous failover did not catch up within 5 minutes; see ${started.workflowId} in the Web UI`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
 
   let lastLine = '';
   let status: Record<string, unknown>;
@@ -85,12 +109,12 @@ async function main(): Promise<void> {
   if (status.status !== 'COMPLETED') throw new OperatorError(`the failover ended ${String(status.status)}: ${JSON.stringify(status.result, null, 2)}`);
 
   const report = status.result as OperationReport;
-  console.log(`\n  Failover of ${DOMAIN}: ${report.outcome}
+  console.log(`\n  ${values.continuous ? 'Continuous failover' : 'Failover'} of ${DOMAIN}: ${report.outcome}
     RTO achieved   ${seconds(report.rtoMs)} (declared ${new Date(report.declaredAt).toISOString()})
     RPO achieved   ${seconds(report.rpoMs)} (data from ${report.recoveryPoint ? new Date(report.recoveryPoint.dataFrom).toISOString() : '-'}, ${report.recoveryPoint?.description ?? ''})
     ownership      ${recovery.name}, epoch ${report.epoch ?? '-'}
-    rehydrated     ${report.bytesRehydrated} bytes
-    steps:\n${report.steps.map((s) => `      ${s.name.padEnd(30)} ${seconds(s.durationMs).padStart(8)}`).join('\n')}\n`);
+    rehydrated     ${report.bytesRehydrated} bytes${report.tail ? `, of which ${report.tail.bytesWritten} bytes (${report.tail.segments} segments) after the disaster` : ''}
+    steps:\n${report.steps.map((s) => `      ${s.stage ? '  ' : ''}${s.name.padEnd(s.stage ? 40 : 42)} ${seconds(s.durationMs).padStart(8)}`).join('\n')}\n`);
 
   const sequence = report.recoveryPoint?.lastJournalSequence;
   if (sequence === undefined) throw new OperatorError('the report names no journal position to verify against');
