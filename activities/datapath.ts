@@ -1,5 +1,5 @@
 import { Context } from '@temporalio/activity';
-import type { SiteProvider } from '../sites/provider';
+import { SiteError, type SiteProvider } from '../sites/provider';
 import { commitBase, consistentPosition, copyDisksIntoBase, ensureSyncIntent, readBase, type BaseCopyProgress } from '../datapath/base-image';
 import { follow, laterCursor, type FollowCursor, type FollowResult } from '../datapath/follower';
 import { collectGarbage, type GcResult } from '../datapath/gc';
@@ -13,6 +13,8 @@ import { TargetNotRestorableError } from '../datapath/log-chain';
 import { JournalGapError, replicate, type ReplicationProgress, type Throttle } from '../datapath/replicator';
 import { finishResync, trackDirtyRegions, writeResyncSegment, type ResyncWritten } from '../datapath/bitmap';
 import { createRestorePoint } from '../datapath/restore-points';
+import { DiskSync, type DiskSyncState } from '../datapath/disk-sync';
+import { domainMembers, sameMembers, vmMetadata } from '../datapath/membership';
 import { CorruptSegmentError } from '../datapath/segment-codec';
 import { SegmentWriter } from '../datapath/segment-writer';
 import { failure } from '../common/failures';
@@ -36,6 +38,29 @@ export interface ReplicateInput {
   trimJournal?: boolean;
   /** Stop and report `throttled` when replication falls this far behind (bitmap mode takes over). */
   throttle?: Throttle;
+  /** Log only writes to these disks (the manifest's); without it every write of `vms`. */
+  disks?: string[];
+  /** New disks to copy into the log, as far as the last run got. */
+  diskSync?: DiskSyncState;
+}
+
+export interface MembershipInput {
+  domain: string;
+  site: string;
+  /** The protection's input list: those of them that carry no `protectedDomain` tag are members too. */
+  vms: string[];
+  /** The members as protection knows them; undefined: as the manifest lists them. */
+  known?: VmMetadata[];
+  protectionWindowMs: number;
+}
+
+export interface MembershipChange {
+  /** The members now, their configuration as the manifest records it. */
+  vms: VmMetadata[];
+  /** Disks that joined: protected (journaled) now, listed in the manifest, not yet in the log. */
+  added: DomainDisk[];
+  /** Disks that left: gone from the manifest, no longer journaled where they still exist unattached. */
+  removed: string[];
 }
 
 export interface BitmapInput {
@@ -107,16 +132,18 @@ function classify(error: unknown): unknown {
   return error;
 }
 
-function vmMetadata(vms: Awaited<ReturnType<SiteProvider['listVms']>>): VmMetadata[] {
-  return vms.map((vm) => ({ name: vm.name, cpus: vm.cpus, memoryMiB: vm.memoryMiB, diskIds: vm.diskIds, nics: vm.nics, metadata: vm.metadata }));
-}
-
 export function createDatapathActivities({ store, site }: DatapathDependencies) {
   const readManifest = async (domain: string): Promise<Manifest> => {
     const key = new DomainKeys(store.prefix, domain).manifest();
     const body = await store.get(key);
     if (!body) throw failure('NoManifest', `domain ${domain} has no manifest at ${key}`);
     return parseRecord(manifestSchema, key, body);
+  };
+
+  const readManifestIfAny = async (domain: string): Promise<Manifest | undefined> => {
+    const key = new DomainKeys(store.prefix, domain).manifest();
+    const body = await store.get(key);
+    return body ? parseRecord(manifestSchema, key, body) : undefined;
   };
 
   return {
@@ -153,14 +180,64 @@ export function createDatapathActivities({ store, site }: DatapathDependencies) 
     },
 
     /**
+     * Looks at the domain's VMs at its site (one listing) and, when the members, their disks or
+     * their configuration changed since `known`, records the manifest again, then starts
+     * journaling the disks that joined and stops journaling those that left (where they still
+     * exist, attached to no VM). The manifest comes first: it lists a new disk before the log can
+     * hold a write to it. Null when nothing changed. A retry repeats it all harmlessly.
+     */
+    async refreshMembership(input: MembershipInput): Promise<MembershipChange | null> {
+      const provider = site(input.site);
+      const all = await provider.listVms();
+      const members = vmMetadata(domainMembers(input.domain, input.vms, all));
+      const recorded = input.known ? undefined : await readManifestIfAny(input.domain);
+      const known = input.known ?? recorded?.vms ?? [];
+      if (sameMembers(known, members)) return null;
+      const manifest = recorded ?? (await readManifestIfAny(input.domain));
+      const knownDisks = new Set(known.flatMap((vm) => vm.diskIds));
+      const recordedSizes = new Map(manifest?.disks.map((d) => [d.diskId, d.sizeBytes]));
+      const disks: DomainDisk[] = await Promise.all(
+        members.flatMap((vm) => vm.diskIds.map(async (diskId) => ({ vm: vm.name, diskId, sizeBytes: recordedSizes.get(diskId) ?? (await provider.getDisk(diskId)).sizeBytes }))),
+      );
+      const next: Manifest = {
+        formatVersion: RECORD_FORMAT_VERSION,
+        domain: input.domain,
+        protectedSite: input.site,
+        disks,
+        vms: members,
+        protectionWindowMs: input.protectionWindowMs,
+        updatedAt: Date.now(),
+      };
+      await store.put(new DomainKeys(store.prefix, input.domain).manifest(), JSON.stringify(next), 'application/json');
+      const added = disks.filter((d) => !knownDisks.has(d.diskId));
+      for (const disk of added) await provider.setDiskProtection(disk.diskId, true);
+      const memberDisks = new Set(disks.map((d) => d.diskId));
+      const removed = [...knownDisks].filter((id) => !memberDisks.has(id));
+      for (const diskId of removed) {
+        // A disk that left with its VM for another domain stays journaled for that domain.
+        if (all.some((vm) => vm.diskIds.includes(diskId))) continue;
+        try {
+          await provider.setDiskProtection(diskId, false);
+        } catch (error) {
+          if (!(error instanceof SiteError && error.code === 'DiskNotFound')) throw error;
+        }
+      }
+      return { vms: members, added, removed };
+    },
+
+    /**
      * Drains the site's journal into the log for `runForMs`. The cursor is heartbeated after each
      * acknowledged segment; a retry resumes from the later of the input and the last heartbeat.
      */
     async replicateJournal(input: ReplicateInput): Promise<ReplicationProgress> {
       const context = Context.current();
-      const heartbeatCursor = (context.info.heartbeatDetails as ReplicationProgress | undefined)?.cursor ?? 0;
-      const cursor = Math.max(input.cursor, heartbeatCursor);
+      const heartbeat = context.info.heartbeatDetails as ReplicationProgress | undefined;
+      const resumed = heartbeat !== undefined && heartbeat.cursor > input.cursor;
+      const cursor = resumed ? heartbeat.cursor : input.cursor;
+      // The disk sync as of that cursor: the heartbeat carries both from the same segment.
+      const syncState = resumed ? heartbeat.diskSync : input.diskSync;
       const ownership = new Ownership(store, input.domain);
+      const diskSync = syncState ? new DiskSync(store, ownership, input.epoch, site(input.site), syncState, 1024 * 1024, Date.now) : undefined;
       const stopAt = Date.now() + input.runForMs;
       let latest: Pick<ReplicationProgress, 'cursor'> = { cursor };
       try {
@@ -174,6 +251,8 @@ export function createDatapathActivities({ store, site }: DatapathDependencies) 
           idlePollMs: 100,
           trimJournal: input.trimJournal ?? true,
           ...(input.throttle ? { throttle: input.throttle } : {}),
+          ...(input.disks ? { disks: input.disks } : {}),
+          ...(diskSync ? { diskSync } : {}),
           onSegment: (p) => {
             latest = p;
             context.heartbeat(p);
@@ -290,7 +369,7 @@ export function createDatapathActivities({ store, site }: DatapathDependencies) 
     async createRestorePoint(input: { domain: string; reason: RestorePoint['reason'] }): Promise<RestorePoint> {
       const manifest = await readManifest(input.domain);
       try {
-        return await createRestorePoint(store, new Ownership(store, input.domain), { reason: input.reason, vms: manifest.vms, now: Date.now() });
+        return await createRestorePoint(store, new Ownership(store, input.domain), { reason: input.reason, vms: manifest.vms, disks: manifest.disks, now: Date.now() });
       } catch (error) {
         throw classify(error);
       }

@@ -162,6 +162,8 @@ export function createHandoverActivities({ store, provider }: HandoverDependenci
         const point = parseRecord(restorePointSchema, key, body);
         return {
           ...base,
+          // The disks the domain had at the point: a disk added or removed since is not the point's.
+          ...(point.disks ? { disks: point.disks } : {}),
           upTo: { kind: 'position', position: point.position },
           dataFrom: point.timestamp,
           description: `restore point ${point.id}`,

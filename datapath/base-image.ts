@@ -151,8 +151,9 @@ export async function readBaseChunks(
   base: BaseRecord,
   concurrency: number,
   use: (diskId: string, offset: number, data: Buffer, storedBytes: number) => void | Promise<void>,
+  wanted: (diskId: string) => boolean = () => true,
 ): Promise<void> {
-  const chunks = base.disks.flatMap((disk) => disk.chunks.map((offset) => ({ diskId: disk.diskId, offset })));
+  const chunks = base.disks.filter((disk) => wanted(disk.diskId)).flatMap((disk) => disk.chunks.map((offset) => ({ diskId: disk.diskId, offset })));
   await forEachLimited(chunks, concurrency, async ({ diskId, offset }) => {
     const key = ownership.keys.baseChunk(base.id, diskId, offset);
     const body = await store.get(key);

@@ -3,6 +3,7 @@ import { forEachLimited } from '../common/parallel';
 import { readBase, readBaseChunks } from './base-image';
 import { listResyncs } from './bitmap';
 import { coalesceWrites, type DiskWrite } from './coalesced-writes';
+import { DISK_SYNC_SEQUENCE } from './disk-sync';
 import { planRestore, readChain, resolveChain, TargetNotRestorableError, type ChainLink } from './log-chain';
 import type { ObjectStore } from './object-store';
 import type { Ownership } from './ownership';
@@ -208,12 +209,19 @@ export async function follow(options: FollowOptions): Promise<FollowResult> {
   /** False when stopped before every chunk was written. */
   async function writeBase(record: BaseRecord): Promise<boolean> {
     try {
-      await readBaseChunks(store, ownership, record, readConcurrency, async (diskId, offset, data, storedBytes) => {
-        if (shouldStop()) throw new StopRequested();
-        result.bytesRead.base += storedBytes;
-        if (followed.has(diskId)) await write([{ diskId, offset, data }]);
-        await report();
-      });
+      await readBaseChunks(
+        store,
+        ownership,
+        record,
+        readConcurrency,
+        async (diskId, offset, data, storedBytes) => {
+          if (shouldStop()) throw new StopRequested();
+          result.bytesRead.base += storedBytes;
+          await write([{ diskId, offset, data }]);
+          await report();
+        },
+        (diskId) => followed.has(diskId),
+      );
       return true;
     } catch (error) {
       if (error instanceof StopRequested) return false;
@@ -253,8 +261,9 @@ export async function follow(options: FollowOptions): Promise<FollowResult> {
       await write(coalesceWrites(segment.entries.filter((e) => followed.has(e.diskId))));
       result.bytesRead.log += link.bytes;
       result.segmentsApplied++;
-      const last = segment.entries.at(-1);
-      if (last) newest = { timestamp: last.timestamp, lastSequence: last.sequence, epoch: link.epoch };
+      // A disk sync's copy entries carry no journal sequence: the segment's end names the newest write.
+      const journaled = segment.entries.filter((e) => e.sequence !== DISK_SYNC_SEQUENCE).at(-1);
+      if (journaled) newest = { timestamp: journaled.timestamp, lastSequence: segment.lastSequence, epoch: link.epoch };
       if (consistentAfter[index]) {
         cursor.applied = { epoch: link.epoch, segment: link.segment, endsAt: segment.lastSequence };
         if (newest) result.appliedUpTo = cursor.appliedUpTo = newest;

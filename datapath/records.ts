@@ -81,6 +81,8 @@ export const restorePointSchema = z.object({
   createdAt: z.number().int(),
   reason: z.enum(['policy', 'on-demand']),
   vms: z.array(vmMetadataSchema),
+  /** The domain's disks when the point was made (from the manifest); absent in points made before membership could change. */
+  disks: z.array(diskSchema).optional(),
 });
 export type RestorePoint = z.infer<typeof restorePointSchema>;
 

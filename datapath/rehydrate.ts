@@ -95,9 +95,9 @@ export async function rehydrate(options: RehydrateOptions): Promise<RehydrationR
           reachedTarget = true;
           break;
         }
-        const image = images.get(entry.diskId);
-        if (!image) throw new Error(`segment ${link.key} writes disk ${entry.diskId}, which is not in the domain manifest`);
-        image.apply(entry.offset, entry.data);
+        // A disk outside the target's disk set (removed from the domain, or added after the
+        // target) is not rebuilt: its writes are skipped.
+        images.get(entry.diskId)?.apply(entry.offset, entry.data);
       }
       const alreadyWritten = resumeAfter !== undefined && isAtOrBefore(link, resumeAfter);
       if (alreadyWritten) {
@@ -120,13 +120,10 @@ export async function rehydrate(options: RehydrateOptions): Promise<RehydrationR
     });
   };
   if (plan.base) {
-    const base = plan.base;
     // The image is needed for the final check even when a resumed attempt already wrote the base.
-    await readBaseChunks(options.store, options.ownership, base, readConcurrency, (diskId, offset, data) => {
-      const image = images.get(diskId);
-      if (!image) throw new Error(`base ${base.id} holds disk ${diskId}, which is not in the domain manifest`);
-      image.apply(offset, data);
-    });
+    // Chunks of disks outside the target's disk set are not read; a disk added after the base is
+    // simply absent from it (zeros until its disk sync in the log).
+    await readBaseChunks(options.store, options.ownership, plan.base, readConcurrency, (diskId, offset, data) => images.get(diskId)!.apply(offset, data), (diskId) => images.has(diskId));
     // Progress is first reported after a segment, so any progress means the base is on the disks.
     if (resumeAfter === undefined) await writeRuns();
     else for (const image of images.values()) image.takeDirtyRuns();

@@ -1,4 +1,5 @@
 import type { SiteProvider } from '../sites/provider';
+import type { DiskSync, DiskSyncState } from './disk-sync';
 import type { SegmentWriter } from './segment-writer';
 
 export type JournalSource = Pick<SiteProvider, 'readJournal' | 'trimJournal'>;
@@ -23,6 +24,8 @@ export interface ReplicationProgress {
   lastSegmentKey?: string;
   /** The run stopped because replication fell behind the throttle: bitmap mode should take over from `cursor`. */
   throttled?: boolean;
+  /** How far the disk sync the segments carry has got, as of `cursor`. */
+  diskSync?: DiskSyncState;
 }
 
 /** Replication is behind when the journal holds more than this many writes after the cursor, or its oldest unlogged write is older than this. */
@@ -44,6 +47,13 @@ export interface ReplicateOptions {
   onSegment: (progress: ReplicationProgress) => void | Promise<void>;
   /** Without it replication never gives up on logging every write. */
   throttle?: Throttle;
+  /**
+   * Only writes to these disks are logged (the domain's manifest lists a disk before its writes
+   * enter the log); without it every journaled write of `vms`.
+   */
+  disks?: string[];
+  /** New disks whose copy the segments carry after their journal writes. */
+  diskSync?: DiskSync;
   shouldStop: () => boolean;
   now?: () => number;
 }
@@ -56,7 +66,8 @@ export interface ReplicateOptions {
  */
 export async function replicate(options: ReplicateOptions): Promise<ReplicationProgress> {
   const now = options.now ?? Date.now;
-  const progress: ReplicationProgress = { cursor: options.cursor, segmentsWritten: 0, segmentsAdopted: 0, lagMs: 0, backlogEntries: 0 };
+  const progress: ReplicationProgress = { cursor: options.cursor, segmentsWritten: 0, segmentsAdopted: 0, lagMs: 0, backlogEntries: 0, ...(options.diskSync ? { diskSync: options.diskSync.state } : {}) };
+  const allowed = options.disks ? new Set(options.disks) : undefined;
   while (!options.shouldStop()) {
     const batch = await options.source.readJournal({
       afterSequence: progress.cursor,
@@ -80,13 +91,26 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicationP
       progress.throttled = true;
       return progress;
     }
-    if (batch.entries.length === 0) {
+    const sync = options.diskSync?.pending ? options.diskSync : undefined;
+    // A disk sync needs segments while the domain is idle; they consume the other writes of the
+    // site's journal, or an empty write of its own: a segment that consumed no sequence would take
+    // the next one's key.
+    const consumedTo = batch.entries.at(-1)?.sequence ?? (sync ? batch.lastSequence : progress.cursor);
+    if (consumedTo === progress.cursor && sync) {
+      await sync.tick();
+      continue;
+    }
+    if (consumedTo === progress.cursor) {
       progress.lagMs = 0;
       await new Promise((resolve) => setTimeout(resolve, options.idlePollMs));
       continue;
     }
-    const last = batch.entries.at(-1)!;
-    const written = await options.writer.write(progress.cursor, batch.entries, last.sequence);
+    const entries = allowed ? batch.entries.filter((entry) => allowed.has(entry.diskId)) : batch.entries;
+    // A segment an earlier attempt stored here is adopted as it is; its copy entries say how far that attempt copied.
+    const slice = sync && !(await options.writer.existing(progress.cursor)) ? await sync.nextSlice(progress.cursor) : [];
+    const written = await options.writer.write(progress.cursor, [...entries, ...slice], consumedTo);
+    await sync?.logged(written.segment, written.created);
+    if (options.diskSync) progress.diskSync = options.diskSync.state;
     const newest = written.segment.entries.at(-1);
     progress.cursor = written.segment.lastSequence;
     progress.lastSegmentKey = written.key;

@@ -2,7 +2,7 @@ import { restorePointId } from './keys';
 import { planRestore, readChain, resolveChain } from './log-chain';
 import type { ObjectStore } from './object-store';
 import type { Ownership } from './ownership';
-import { parseRecord, RECORD_FORMAT_VERSION, restorePointSchema, type RestorePoint, type VmMetadata } from './records';
+import { parseRecord, RECORD_FORMAT_VERSION, restorePointSchema, type DomainDisk, type RestorePoint, type VmMetadata } from './records';
 
 /**
  * A restore point is a log position, so it is consistent across every VM of the domain by
@@ -12,7 +12,7 @@ import { parseRecord, RECORD_FORMAT_VERSION, restorePointSchema, type RestorePoi
 export async function createRestorePoint(
   store: ObjectStore,
   ownership: Ownership,
-  input: { reason: RestorePoint['reason']; vms: VmMetadata[]; now: number },
+  input: { reason: RestorePoint['reason']; vms: VmMetadata[]; disks?: DomainDisk[]; now: number },
 ): Promise<RestorePoint> {
   // Refuses while an initial sync is unfinished: a point there would name an image that does not exist.
   await planRestore(store, ownership, { kind: 'latest' });
@@ -27,6 +27,9 @@ export async function createRestorePoint(
     timestamp = segment.entries.at(-1)?.timestamp ?? input.now;
     lastJournalSequence = segment.lastSequence;
   }
+  // Checked again at the chosen position: a disk sync or resync whose marker was written before
+  // that segment (after the first check) makes the position unrestorable.
+  await planRestore(store, ownership, { kind: 'position', position: { epoch: last.epoch, segment: last.segment, entries } });
   const id = restorePointId(last.epoch, last.segment, entries);
   const point: RestorePoint = {
     formatVersion: RECORD_FORMAT_VERSION,
@@ -38,6 +41,7 @@ export async function createRestorePoint(
     createdAt: input.now,
     reason: input.reason,
     vms: input.vms,
+    ...(input.disks ? { disks: input.disks } : {}),
   };
   const key = ownership.keys.point(id);
   if (await store.createIfAbsent(key, JSON.stringify(point), 'application/json')) return point;

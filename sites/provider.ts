@@ -74,6 +74,8 @@ export interface ReconfigureSpec {
   memoryMiB?: number;
   storagePolicy?: string;
   nics?: Nic[];
+  /** The VM's disks from now on: a disk is attached by adding its id, detached by leaving it out (it stays on its datastore). */
+  diskIds?: string[];
 }
 
 export interface CreateDiskSpec {
@@ -136,6 +138,7 @@ export interface SiteProvider {
   registerVm(spec: RegisterVmSpec): Promise<Vm>;
   /** Idempotent: unregistering a missing VM succeeds. Disks stay unless `deleteDisks`. */
   unregisterVm(name: string, options?: { deleteDisks?: boolean }): Promise<void>;
+  /** A change of `diskIds` alone may happen while the VM runs (hot add / remove); any other change needs it powered off. */
   reconfigureVm(name: string, changes: ReconfigureSpec): Promise<Vm>;
 
   /** Accepts the target state: powering on a running VM succeeds. */

@@ -15,7 +15,8 @@ import {
 } from '@temporalio/workflow';
 import type { DatapathActivities } from '../activities/datapath';
 import type { DomainStatusActivities } from '../activities/domain-status';
-import type { RestorePoint } from '../datapath/records';
+import type { DiskSyncState } from '../datapath/disk-sync';
+import type { DomainDisk, RestorePoint, VmMetadata } from '../datapath/records';
 import { workflowNow } from './clock';
 import { siteTaskQueue } from './task-queues';
 import { CANNOT_HEAL, failure } from '../common/failures';
@@ -24,6 +25,10 @@ export interface ProtectInput {
   domain: string;
   /** The protected site: the replicator runs on its task queue and drains its journal. */
   site: string;
+  /**
+   * VMs to protect. Following membership, the domain's VMs are those tagged `protectedDomain:
+   * <domain>` at the site plus those listed here without a tag; see datapath/membership.ts.
+   */
   vms: string[];
   protectionWindowMs: number;
   restorePointIntervalMs: number;
@@ -50,7 +55,7 @@ export interface ProtectInput {
    */
   start?: { epoch: number; cursor: number };
   /** Carried across continue-as-new. */
-  carried?: { epoch: number; cursor: number; lastRestorePoint?: { id: string; timestamp: number }; base?: string; runsSinceGc?: number };
+  carried?: { epoch: number; cursor: number; lastRestorePoint?: { id: string; timestamp: number }; base?: string; runsSinceGc?: number; members?: VmMetadata[] };
 }
 
 /**
@@ -77,6 +82,10 @@ export interface ProtectStatus {
   initialSync?: { bytesRead: number; chunksStored: number; durationMs: number };
   lastGc?: { at: number; compactedInto?: string; oldestNeededBase?: string; deleted: { points: number; segments: number; bases: number; leases: number }; skipped?: string };
   lastRestorePoint?: { id: string; timestamp: number };
+  /** The domain's VMs as protection last saw them at the site. */
+  vms: string[];
+  /** New disks being copied into the log while the others keep being logged write by write; no restore point until it is finished. */
+  diskSync?: { disks: string[]; copiedDisks: number; startSegment?: number };
   stopping: boolean;
 }
 
@@ -131,6 +140,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     modeChanges: [],
     base: input.carried?.base,
     lastRestorePoint: input.carried?.lastRestorePoint,
+    vms: input.carried?.members?.map((vm) => vm.name) ?? input.vms,
     stopping: false,
   };
   if (wantSync) status.modeChanges.push({ mode: 'initial-sync', at: workflowNow(), cursor: status.cursor });
@@ -139,14 +149,41 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     status.stopping = true;
   });
 
+  // Protections started before membership was followed keep their fixed VM list when replayed.
+  const followsMembership = patched('protection-follows-membership');
+  let members: VmMetadata[] | undefined = input.carried?.members;
+  /** Disks that joined and wait for their disk sync; the running one, as far as the replicator got. */
+  let syncQueue: DomainDisk[] = [];
+  let diskSync: DiskSyncState | undefined;
+  const memberNames = () => members?.map((vm) => vm.name) ?? input.vms;
+  const refreshMembership = async (known: VmMetadata[] | undefined) => {
+    const change = await acts.refreshMembership.executeWithOptions({ summary: `membership of ${input.domain} at ${input.site}` }, [
+      { domain: input.domain, site: input.site, vms: input.vms, protectionWindowMs: input.protectionWindowMs, ...(known ? { known } : {}) },
+    ]);
+    if (!change) return undefined;
+    members = change.vms;
+    status.vms = memberNames();
+    const removed = new Set(change.removed);
+    syncQueue = syncQueue.filter((d) => !removed.has(d.diskId));
+    return change;
+  };
+  const recordManifest = async () => {
+    // Every disk of a new manifest is copied by the initial sync; none waits for a disk sync.
+    if (followsMembership) await refreshMembership([]);
+    else await acts.recordManifest({ domain: input.domain, site: input.site, vms: input.vms, protectionWindowMs: input.protectionWindowMs });
+  };
   // Continuing as new (`carried`), the first execution has claimed and recorded the manifest.
   if (input.start && !input.carried) {
-    await acts.recordManifest({ domain: input.domain, site: input.site, vms: input.vms, protectionWindowMs: input.protectionWindowMs });
+    await recordManifest();
   } else if (!input.carried) {
     const claim = await acts.claimDomain.executeWithOptions({ summary: `claim ${input.domain} for ${input.site}` }, [{ domain: input.domain, site: input.site, takeover: false }]);
     if (!claim.won) throw failure('DomainOwnedElsewhere', `domain ${input.domain} is owned by site ${claim.ownerSite} (epoch ${claim.epoch})`);
     status.epoch = claim.epoch;
-    await acts.recordManifest({ domain: input.domain, site: input.site, vms: input.vms, protectionWindowMs: input.protectionWindowMs });
+    await recordManifest();
+  } else if (followsMembership && !members) {
+    // Continued from an execution that did not follow membership: compared with what its manifest
+    // lists. While nothing changed, the members are the manifest's: `input.vms`, as it recorded them.
+    syncQueue = (await refreshMembership(undefined))?.added ?? [];
   }
 
   const makePoint = async (reason: RestorePoint['reason']): Promise<RestorePoint> => {
@@ -159,6 +196,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
   setHandler(restorePointNowUpdate, () => makePoint('on-demand'), {
     validator: () => {
       if (status.mode !== 'log') throw new Error(`domain ${input.domain} is in ${status.mode} mode; restore points follow once every write is logged again`);
+      if (diskSync) throw new Error(`domain ${input.domain} is copying new disks into its log; restore points follow once the log covers them`);
       if (status.cursor === 0) throw new Error(`domain ${input.domain} has no replicated writes yet`);
     },
   });
@@ -176,8 +214,9 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
   // A sync or resync needs the replicator to log the writes made while it reads the disks, so
   // neither a stop nor continue-as-new ends the execution before log mode is back: an unfinished
   // one leaves no restorable target after its start, so a planned handover must wait for it.
+  // A disk sync too: its disks are in the manifest but not yet in the log.
   const executionDone = () =>
-    status.mode === 'log' && (status.stopping || runs >= (input.runsPerExecution ?? 200) || workflowInfo().continueAsNewSuggested);
+    status.mode === 'log' && !diskSync && syncQueue.length === 0 && (status.stopping || runs >= (input.runsPerExecution ?? 200) || workflowInfo().continueAsNewSuggested);
   function describe() {
     setCurrentDetails(`${status.mode} mode: replicating ${input.domain} from ${input.site} (epoch ${status.epoch}, cursor ${status.cursor}, lag ${status.lagMs} ms)`);
   }
@@ -192,7 +231,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
   // Bitmap mode from where the log ends, then the resync segment; log mode resumes after it while
   // the resync loop waits for the log to make it exact.
   const bitmapEpisode = async () => {
-    const bitmap = { domain: input.domain, site: input.site, epoch: status.epoch, cursor: status.cursor, vms: input.vms };
+    const bitmap = { domain: input.domain, site: input.site, epoch: status.epoch, cursor: status.cursor, vms: memberNames() };
     setMode('bitmap');
     const tracked = await trackDirtyRegions.executeWithOptions({ summary: `bitmap mode from cursor ${bitmap.cursor}` }, [bitmap]);
     setMode('resync');
@@ -215,7 +254,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     describe();
     const startedAt = workflowNow();
     const result = await initialSync.executeWithOptions({ summary: `initial sync of epoch ${status.epoch} at cursor ${status.cursor}` }, [
-      { domain: input.domain, site: input.site, epoch: status.epoch, cursor: status.cursor, vms: input.vms },
+      { domain: input.domain, site: input.site, epoch: status.epoch, cursor: status.cursor, vms: memberNames() },
     ]);
     status.base = result.baseId;
     status.initialSync = { bytesRead: result.bytesRead, chunksStored: result.chunksStored, durationMs: workflowNow() - startedAt };
@@ -225,8 +264,23 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     if (!input.start && patched('protection-records-protected-mode')) {
       await proxyActivities<DomainStatusActivities>({ taskQueue, startToCloseTimeout: '1 minute', retry: { maximumInterval: '10 seconds' } }).setDomainStatus.executeWithOptions(
         { summary: `${input.domain}: Protected at ${input.site}` },
-        [{ domain: input.domain, mode: 'Protected', runningAt: input.site, vms: input.vms.map((name) => ({ name, protection: 'Recoverable' as const })), setBy: workflowInfo().workflowId }],
+        [{ domain: input.domain, mode: 'Protected', runningAt: input.site, vms: memberNames().map((name) => ({ name, protection: 'Recoverable' as const })), setBy: workflowInfo().workflowId }],
       );
+    }
+  };
+
+  const showDiskSync = () => {
+    status.diskSync = diskSync && { disks: diskSync.disks.map((d) => d.diskId), copiedDisks: diskSync.disk, ...(diskSync.startSegment !== undefined ? { startSegment: diskSync.startSegment } : {}) };
+  };
+  // Between replicator runs, so that no run logs a disk the manifest has just dropped, and a new
+  // disk is in the manifest before the run that logs it. Only in log mode: an initial sync copies
+  // the disks its manifest listed, a bitmap episode the regions of its own.
+  const followMembership = async () => {
+    if (status.mode === 'log') syncQueue = [...syncQueue, ...((await refreshMembership(members))?.added ?? [])];
+    if (!diskSync && syncQueue.length > 0) {
+      diskSync = { disks: syncQueue, disk: 0, offset: 0 };
+      syncQueue = [];
+      showDiskSync();
     }
   };
 
@@ -234,14 +288,29 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     while (!executionDone()) {
       describe();
       const progress = await replicateJournal.executeWithOptions({ summary: `replicate from cursor ${status.cursor}` }, [
-        { domain: input.domain, site: input.site, epoch: status.epoch, cursor: status.cursor, vms: input.vms, runForMs: runMs, ...(status.mode === 'log' ? { throttle } : {}) },
+        {
+          domain: input.domain,
+          site: input.site,
+          epoch: status.epoch,
+          cursor: status.cursor,
+          vms: memberNames(),
+          runForMs: runMs,
+          ...(status.mode === 'log' ? { throttle } : {}),
+          ...(members ? { disks: members.flatMap((vm) => vm.diskIds) } : {}),
+          ...(diskSync ? { diskSync } : {}),
+        },
       ]);
       runs++;
       status.cursor = progress.cursor;
       status.lagMs = progress.lagMs;
       status.backlogEntries = progress.backlogEntries;
       status.segmentsWritten += progress.segmentsWritten;
+      if (progress.diskSync) {
+        diskSync = progress.diskSync.consistentFrom ? undefined : progress.diskSync;
+        showDiskSync();
+      }
       if (progress.throttled) await bitmapEpisode();
+      if (followsMembership) await followMembership();
     }
   };
   const gcLoop = async () => {
@@ -261,7 +330,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
   const policyLoop = async () => {
     let nextPointAt = (status.lastRestorePoint?.timestamp ?? workflowNow()) + input.restorePointIntervalMs;
     while (!(await condition(executionDone, Math.max(1, nextPointAt - workflowNow())))) {
-      if (status.cursor > 0 && status.mode === 'log') {
+      if (status.cursor > 0 && status.mode === 'log' && !diskSync) {
         try {
           await makePoint('policy');
         } catch (error) {
@@ -280,6 +349,6 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     ...input,
     initialSync: undefined,
     start: undefined,
-    carried: { epoch: status.epoch, cursor: status.cursor, lastRestorePoint: status.lastRestorePoint, base: status.base, runsSinceGc: runs - lastGcRun },
+    carried: { epoch: status.epoch, cursor: status.cursor, lastRestorePoint: status.lastRestorePoint, base: status.base, runsSinceGc: runs - lastGcRun, ...(members ? { members } : {}) },
   });
 }

@@ -177,7 +177,13 @@ export class SimulatedSite implements SiteProvider {
 
   reconfigureVm(name: string, changes: ReconfigureSpec): Promise<Vm> {
     const vm = this.vm(name);
-    if (vm.powerState !== 'poweredOff') throw siteError('InvalidPowerState', `VM "${name}" must be powered off to be reconfigured`);
+    const onlyDisks = Object.keys(changes).every((key) => key === 'diskIds');
+    if (vm.powerState !== 'poweredOff' && !onlyDisks) throw siteError('InvalidPowerState', `VM "${name}" must be powered off to be reconfigured (only disks can be added or removed while it runs)`);
+    if (changes.diskIds) {
+      for (const id of changes.diskIds) this.disk(id);
+      const owner = Object.values(this.state.vms).find((v) => v !== vm && v.diskIds.some((d) => changes.diskIds!.includes(d)));
+      if (owner) throw siteError('NameConflict', `a disk for "${name}" is already attached to "${owner.name}"`);
+    }
     if (changes.nics) this.checkNetworks(changes.nics.map((n) => n.network));
     if (changes.storagePolicy !== undefined && !this.options.inventory.storagePolicies.includes(changes.storagePolicy)) {
       throw siteError('UnknownPlacement', `site ${this.site} has no storage policy "${changes.storagePolicy}"`);

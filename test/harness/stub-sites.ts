@@ -302,6 +302,8 @@ export class StubSites {
         const domain = domainOf(name);
         return Promise.resolve({ formatVersion: 1 as const, domain: name, protectedSite, disks: domain.disks, vms: metadataOf(domain), protectionWindowMs, updatedAt: Date.now() });
       },
+      // The stub domain's VMs never change: only a protection that knows none yet learns them.
+      refreshMembership: ({ domain: name, known }) => Promise.resolve(known?.length === 0 ? { vms: metadataOf(domainOf(name)), added: [], removed: [] } : null),
       replicateJournal: async ({ cursor, runForMs }) => {
         // Replicates nothing, for as long as a run lasts, unless cancelled first.
         const context = Context.current();

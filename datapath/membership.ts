@@ -1,0 +1,36 @@
+import type { Vm } from '../sites/provider';
+import type { VmMetadata } from './records';
+
+/** The tag that makes a VM of the site a member of a protected domain (set when it is provisioned or recovered). */
+export const PROTECTED_DOMAIN_TAG = 'protectedDomain';
+
+/**
+ * The domain's VMs at its protected site: the workload VMs tagged for it, and those of the
+ * protection's own list that carry no tag at all (a VM tagged for another domain is that
+ * domain's). A VM unregistered or re-tagged elsewhere leaves; its disks are its `diskIds`.
+ */
+export function domainMembers(domain: string, listed: string[], vms: Vm[]): Vm[] {
+  return vms.filter((vm) => {
+    if (vm.kind !== 'vm') return false;
+    const tag = vm.metadata[PROTECTED_DOMAIN_TAG];
+    return tag === domain || (tag === undefined && listed.includes(vm.name));
+  });
+}
+
+/** The configuration a manifest and a restore point record of a VM. */
+export function vmMetadata(vms: Vm[]): VmMetadata[] {
+  return vms.map((vm) => ({ name: vm.name, cpus: vm.cpus, memoryMiB: vm.memoryMiB, diskIds: vm.diskIds, nics: vm.nics, metadata: vm.metadata }));
+}
+
+/** JSON with object keys sorted, so that the same configuration compares equal however it was parsed. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b))) : v,
+  );
+}
+
+/** Whether two member lists hold the same VMs with the same configuration (disks, CPUs, memory, NICs, metadata). */
+export function sameMembers(a: VmMetadata[], b: VmMetadata[]): boolean {
+  const byName = (list: VmMetadata[]) => canonical([...list].sort((x, y) => x.name.localeCompare(y.name)));
+  return byName(a) === byName(b);
+}
