@@ -1,7 +1,7 @@
 import { ApplicationFailure, allHandlersFinished, condition, continueAsNew, setHandler, workflowInfo } from '@temporalio/workflow';
 import { failure } from '../common/failures';
 import { COMPLETION_REFUSED, completeContinuousFailoverUpdate, type CompletionRequest, type ContinuousFailoverInput } from './continuous-failover-messages';
-import { Operation, type OperationMeasures } from './operation';
+import { towardsRecoverySite, type Operation, type OperationMeasures } from './operation';
 import type { OperationReport } from './operation-messages';
 import { setDomainMode } from './phases/domain-mode';
 import { applyTail, followLog, newFollowing, prepareFollowedVms, undoCaughtUpMode, undoFollowedVms, type Following } from './phases/follow';
@@ -23,18 +23,8 @@ const FOLLOWING_MODE = 'Continuous Rehydration in Progress';
  * Cancelling it removes everything it created at the recovery site; protection is never touched.
  */
 export async function continuousFailover(input: ContinuousFailoverInput): Promise<OperationReport> {
-  const { domain, runbook, carried } = input;
-  const op = new Operation({
-    operation: 'continuous-failover',
-    domain,
-    from: runbook.spec.sites.primary,
-    to: runbook.spec.sites.recovery,
-    runbook,
-    runbookVersion: input.runbookVersion,
-    requestedBy: input.requestedBy,
-    declaredAt: input.declaredAt,
-    ...(carried ? { resumed: carried.progress } : {}),
-  });
+  const { domain, carried } = input;
+  const op = towardsRecoverySite('continuous-failover', input, carried ? { resumed: carried.progress } : {});
   let completion: CompletionRequest | undefined;
   // Known before the completion's handler is set: a completion sent to a run that continued as new
   // is buffered and validated as soon as the handler is set.

@@ -1,7 +1,7 @@
 import { workflowInfo } from '@temporalio/workflow';
 import { failure } from '../common/failures';
 import type { FailoverInput } from './failover-messages';
-import { Operation } from './operation';
+import { towardsRecoverySite } from './operation';
 import type { OperationReport } from './operation-messages';
 import { setDomainMode } from './phases/domain-mode';
 import { checkOwnership, claimWithFencing, drainAndHandOver } from './phases/ownership';
@@ -18,20 +18,8 @@ import { shutDownInReverseOrder } from './phases/shutdown';
  * runbook's plan. Anything it created is undone if it aborts or is cancelled.
  */
 export async function failover(input: FailoverInput): Promise<OperationReport> {
-  const { domain, runbook, type } = input;
-  const op = new Operation({
-    operation: 'failover',
-    domain,
-    type,
-    from: runbook.spec.sites.primary,
-    to: runbook.spec.sites.recovery,
-    runbook,
-    runbookVersion: input.runbookVersion,
-    requestedBy: input.requestedBy,
-    declaredAt: input.declaredAt,
-    memo: { pointInTime: input.pointInTime ?? 'latest' },
-  });
-
+  const { domain, type } = input;
+  const op = towardsRecoverySite('failover', input, { type, memo: { pointInTime: input.pointInTime ?? 'latest' } });
   return op.run(async () => {
     if (type === 'forced' && input.forcedConfirmation !== domain) {
       throw failure('ConfirmationRequired', `a forced failover of ${domain} must be confirmed by repeating the domain name: it fences the primary site ${op.from}`);

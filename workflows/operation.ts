@@ -47,6 +47,21 @@ export interface OperationStart {
   resumed?: OperationProgress;
 }
 
+/** What every operation request carries: the domain, the runbook it runs by, who asked and when. */
+export interface RequestedOperation {
+  domain: string;
+  runbook: Runbook;
+  runbookVersion: number;
+  requestedBy: string;
+  declaredAt: number;
+}
+
+/** An operation that moves the domain from its runbook's primary site to its recovery site. */
+export function towardsRecoverySite(operation: OperationKind, request: RequestedOperation, more: Pick<OperationStart, 'type' | 'memo' | 'resumed'> = {}): Operation {
+  const { domain, runbook, runbookVersion, requestedBy, declaredAt } = request;
+  return new Operation({ operation, domain, from: runbook.spec.sites.primary, to: runbook.spec.sites.recovery, runbook, runbookVersion, requestedBy, declaredAt, ...more });
+}
+
 /** What a successful operation measured, for its report. */
 export interface OperationMeasures {
   rtoMs?: number;

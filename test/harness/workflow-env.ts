@@ -5,6 +5,7 @@
  * (test/harness/stub-sites.ts) on `site.primary` and `site.recovery`. Durations that must expire
  * in a test are made short through the runbook, whose fields they are.
  */
+import { after, before } from 'node:test';
 import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -103,4 +104,41 @@ async function terminateOpen(client: Client, query: string): Promise<void> {
 
 function ignoreNotFound(error: unknown): void {
   if (!(error instanceof WorkflowNotFoundError)) throw error;
+}
+
+/** The environment for the tests of one file: started before the first test, torn down after the last. */
+export function useWorkflowEnv(): WorkflowEnv {
+  let started: WorkflowEnv | undefined;
+  before(async () => {
+    started = await startWorkflowEnv();
+  });
+  after(async () => {
+    await started?.teardown();
+  });
+  const current = () => {
+    if (!started) throw new Error('the workflow environment is used before it started');
+    return started;
+  };
+  return {
+    get env() {
+      return current().env;
+    },
+    get client() {
+      return current().client;
+    },
+    get sites() {
+      return current().sites;
+    },
+    closeDomain: (domain) => current().closeDomain(domain),
+    teardown: () => current().teardown(),
+  };
+}
+
+let domainsMade = 0;
+/** A fresh protected domain at the stub primary site, named after the test (lowercase, unique in the run). */
+export function newStubDomain(t: WorkflowEnv, label: string, vmNames: (domain: string) => string[]): string {
+  const slug = label.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 30);
+  const domain = `${slug}-${++domainsMade}`;
+  t.sites.addDomain(domain, vmNames(domain));
+  return domain;
 }

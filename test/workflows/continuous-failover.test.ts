@@ -5,7 +5,7 @@
  * workflow refuses while the copy keeps following.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import type { FollowResult } from '../../datapath/follower';
@@ -15,22 +15,10 @@ import { completeContinuousFailoverUpdate, type CompletionRequest } from '../../
 import { operationProgressQuery } from '../../workflows/operation-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { runbook, vmNames } from '../fixtures/workflow-runbooks';
-import { PRIMARY, RECOVERY, startWorkflowEnv, type WorkflowEnv } from '../harness/workflow-env';
+import { PRIMARY, RECOVERY, newStubDomain, useWorkflowEnv } from '../harness/workflow-env';
 
-let t: WorkflowEnv;
-before(async () => {
-  t = await startWorkflowEnv();
-});
-after(async () => {
-  await t?.teardown();
-});
-
-let domains = 0;
-function newDomain(label: string): string {
-  const domain = `${label}-${++domains}`;
-  t.sites.addDomain(domain, vmNames(domain));
-  return domain;
-}
+const t = useWorkflowEnv();
+const newDomain = (label: string) => newStubDomain(t, label, vmNames);
 
 const workflowId = (domain: string) => `continuous-failover/${domain}/test`;
 

@@ -5,7 +5,7 @@
  * stub sites hold afterwards), so that it holds whatever shape the workflow's code takes.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { WorkflowFailedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { failover } from '../../workflows/failover';
@@ -15,7 +15,7 @@ import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { protectionWorkflowId } from '../../workflows/workflow-ids';
 import { failoverInput, vmNames, type RunbookOptions } from '../fixtures/workflow-runbooks';
 import { holdUntilCancelled, type StubCall } from '../harness/stub-sites';
-import { PRIMARY, RECOVERY, startWorkflowEnv, type WorkflowEnv } from '../harness/workflow-env';
+import { PRIMARY, RECOVERY, newStubDomain, useWorkflowEnv } from '../harness/workflow-env';
 
 /** The report's steps, in the order docs/failover.md gives the procedure: a planned and a forced failover differ only in how ownership moves. */
 const REBUILD = [
@@ -38,22 +38,8 @@ const PROCEDURE: Record<HandoverType, string[]> = {
 /** How many failovers of the step-by-step tests run at once (each on a domain of its own). */
 const PARALLEL = 6;
 
-let t: WorkflowEnv;
-before(async () => {
-  t = await startWorkflowEnv();
-});
-after(async () => {
-  await t?.teardown();
-});
-
-let domains = 0;
-/** A fresh protected domain at the stub primary site: lowercase, unique in this file. */
-function newDomain(label: string): string {
-  const slug = label.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 30);
-  const domain = `${slug}-${++domains}`;
-  t.sites.addDomain(domain, vmNames(domain));
-  return domain;
-}
+const t = useWorkflowEnv();
+const newDomain = (label: string) => newStubDomain(t, label, vmNames);
 
 const failoverId = (domain: string) => `failover/${domain}/test`;
 
