@@ -476,7 +476,7 @@ export function createDatapathActivities({ store, site }: DatapathDependencies) 
       const context = Context.current();
       const cursor = laterCursor(input.cursor, (context.info.heartbeatDetails as FollowResult | undefined)?.cursor);
       const ownership = new Ownership(store, input.domain);
-      const lease = new ReaderLease(store, ownership, `${context.info.workflowExecution?.workflowId ?? context.info.base64TaskToken}/follower`);
+      const lease = new ReaderLease(store, ownership, followerLeaseHolder(context));
       const stopAt = Date.now() + input.runForMs;
       try {
         // Written before anything is read: an older cursor than the lease names (a failed run's
@@ -508,7 +508,17 @@ export function createDatapathActivities({ store, site }: DatapathDependencies) 
         throw classify(error);
       }
     },
+
+    /** A cancelled or aborted continuous operation gives its follower's position back to garbage collection at once instead of when the lease expires. */
+    async releaseFollowerLease(input: { domain: string }): Promise<void> {
+      await new ReaderLease(store, new Ownership(store, input.domain), followerLeaseHolder(Context.current())).release();
+    },
   };
+}
+
+/** The follower's lease is named after its workflow, the same across follower runs and continue-as-new. */
+function followerLeaseHolder(context: Context): string {
+  return `${context.info.workflowExecution?.workflowId ?? context.info.base64TaskToken}/follower`;
 }
 
 export type DatapathActivities = ReturnType<typeof createDatapathActivities>;

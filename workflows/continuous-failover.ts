@@ -4,7 +4,7 @@ import { COMPLETION_REFUSED, completeContinuousFailoverUpdate, type CompletionRe
 import { towardsRecoverySite, type Operation, type OperationMeasures } from './operation';
 import type { OperationReport } from './operation-messages';
 import { setDomainMode } from './phases/domain-mode';
-import { applyTail, followLog, newFollowing, prepareFollowedVms, undoCaughtUpMode, undoFollowedVms, type Following } from './phases/follow';
+import { applyTail, followLog, newFollowing, prepareFollowedVms, undoCaughtUpMode, undoFollowedVms, undoFollowerLease, type Following } from './phases/follow';
 import { checkOwnership, claimWithFencing, drainAndHandOver } from './phases/ownership';
 import { powerOnByPlan } from './phases/power-on';
 import { resumeProtection } from './phases/protection-resume';
@@ -75,6 +75,7 @@ export async function continuousFailover(input: ContinuousFailoverInput): Promis
 async function deploy(op: Operation): Promise<Following> {
   await checkOwnership(op, true);
   const { point } = await resolveRecoveryPoint(op);
+  undoFollowerLease(op);
   const rocva = await deployRocva(op, workflowInfo().runId);
   const following = newFollowing(rocva, point.vms, point.disks, 'Protected');
   await prepareFollowedVms(op, following);
@@ -85,6 +86,7 @@ async function deploy(op: Operation): Promise<Following> {
 /** A run continued as new: the same operation, with the undo of what earlier runs created pushed again. */
 function resume(op: Operation, carried: NonNullable<ContinuousFailoverInput['carried']>): Following {
   const following: Following = { rocva: carried.rocva, vms: carried.vms, status: carried.status, ...(carried.cursor ? { cursor: carried.cursor } : {}) };
+  undoFollowerLease(op);
   undoRocva(op, carried.rocva);
   undoFollowedVms(op, following);
   if (carried.status.recoverableSince !== undefined) undoCaughtUpMode(op, following, op.from);

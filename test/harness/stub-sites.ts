@@ -328,6 +328,7 @@ export class StubSites {
         const bytesWritten = domain.disks.reduce((sum, d) => sum + d.sizeBytes, 0);
         return Promise.resolve({ segmentsApplied: 1, bytesWritten, disks: domain.disks.map((d) => ({ diskId: d.diskId, sha256: '0'.repeat(64), verifiedBytes: d.sizeBytes })) });
       },
+      releaseFollowerLease: () => Promise.resolve(),
       followLog: async ({ domain: name, disks, diskIdPrefix, untilEnd, runForMs }) => {
         // The target is always caught up with a log that never grows; a run lasts its time unless cancelled or asked for the end.
         const context = Context.current();

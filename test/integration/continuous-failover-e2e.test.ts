@@ -165,6 +165,8 @@ describe('continuous failover end to end: a copy at the recovery site follows th
     assert.deepEqual((await namesAt(recovery)).sort(), before.sort(), 'nothing of golf is left at the recovery site');
     await assert.rejects(recovery.client.getDisk('g-app-1-disk-0'));
     assert.equal((await readDomainStatus(store, 'golf'))?.mode, 'Protected');
+    const ownership = new Ownership(store, 'golf');
+    assert.deepEqual((await store.list(ownership.keys.leasesPrefix())).keys, [], 'the follower\'s lease is released: garbage collection need not wait for it');
     assert.equal((await new Ownership(store, 'golf').inspect()).owner?.site, 'primary');
     await waitFor('protection at the primary still replicating', async () => (await protection.query(protectStatusQuery)).cursor > cursorBefore, 30_000);
     await waitFor('the desk is free', async () => (await call('GET', '/domains/golf/operations')).body.running === null, 10_000);

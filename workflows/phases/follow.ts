@@ -70,6 +70,13 @@ export function undoFollowedVms(op: Operation, following: Following): void {
   for (const vm of following.vms) undoTarget(op, { name: vm.meta.name, disks: vm.disks });
 }
 
+/** Undo: the follower's reader lease goes, so garbage collection need not wait for it to expire. */
+export function undoFollowerLease(op: Operation): void {
+  op.undo.push(`follower's lease on the log released`, async () => {
+    await activitiesAt(op.to).releaseFollowerLease.executeWithOptions({ summary: `release the follower's lease on ${op.domain}'s log` }, [{ domain: op.domain }]);
+  });
+}
+
 export interface FollowOptions {
   /** Ends following (the running follower is cancelled and awaited). */
   stop: () => boolean;
