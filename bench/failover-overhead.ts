@@ -22,18 +22,11 @@
  * (it is shared): that is where the time goes. `BENCH_FAILOVER_VMS=<n>` changes the domain size.
  * Timings are never asserted.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Client } from '@temporalio/client';
-import { tsToMs } from '@temporalio/common/lib/time';
-import { DomainKeys } from '../datapath/keys';
-import { Ownership } from '../datapath/ownership';
 import { ObjectStore } from '../datapath/object-store';
-import { LARGE_DOMAIN_INVENTORY, generateLargeDomainRunbook } from '../runbooks/examples/large-domain';
 import type { Runbook } from '../runbooks/schema';
-import { validateRunbook } from '../runbooks/validate';
-import type { SiteDefinition } from '../sites/config';
 import { diskIdOf } from '../sites/config';
 import { startChild, waitUntilReady, type ChildHandle } from '../common/child-process';
 import { prepareTestSites } from '../test/harness/sites';
@@ -42,9 +35,10 @@ import { TestWorkers } from '../test/harness/workers';
 import { failover } from '../workflows/failover';
 import type { FailoverInput } from '../workflows/failover-messages';
 import type { OperationReport } from '../workflows/operation-messages';
-import { protect, protectStatusQuery } from '../workflows/protect';
 import { ORCHESTRATION_TASK_QUEUE } from '../workflows/task-queues';
 import { protectionWorkflowId } from '../workflows/workflow-ids';
+import { DISK_MIB, benchRunbook, protectUntilReplicating, siteDefinitions, type BenchDomain } from './large-domain';
+import { countHistory, cpuDuring, cpuSnapshot, ourCpu, round2, timed, waitForQuietMachine, type HistoryCounts } from './measure';
 import { noopFailover, noopProtect, type NoopFailoverInput } from './workflows/noop-failover';
 import { NOOP_ORCHESTRATION_TASK_QUEUE } from './workflows/noop-worker';
 import { writeBenchResults } from './results-file';
@@ -54,246 +48,9 @@ const DOMAIN = 'large';
 const PRIMARY = 'site-a';
 const RECOVERY = 'site-b';
 const NOOP_RECOVERY = 'bench-noop-b';
-const DISK_MIB = 1;
-
-type SiteInput = Omit<SiteDefinition, 'port' | 'adminPort'>;
-const vmName = (i: number) => `vm-${String(i).padStart(5, '0')}`;
-
-function siteDefinitions(): SiteInput[] {
-  const inv = LARGE_DOMAIN_INVENTORY;
-  return [
-    {
-      name: PRIMARY,
-      bootMs: 0,
-      shutdownMs: 0,
-      inventory: {
-        datacenters: ['dc-a'],
-        clusters: [{ name: 'cluster-a1', datacenter: 'dc-a' }],
-        resourcePools: [{ name: 'prod', cluster: 'cluster-a1' }],
-        datastores: [{ name: 'ds-a', capacityBytes: 1024 ** 4 }],
-        networks: ['prod-app'],
-        storagePolicies: ['silver'],
-      },
-      protectedDomains: [
-        {
-          name: DOMAIN,
-          placement: { datacenter: 'dc-a', cluster: 'cluster-a1', resourcePool: 'prod', datastore: 'ds-a' },
-          vms: Array.from({ length: VMS }, (_, i) => ({
-            name: vmName(i),
-            cpus: 2,
-            memoryMiB: 4096,
-            network: 'prod-app',
-            address: `10.32.${(i + 10) >> 8}.${(i + 10) & 255}`,
-            diskMiB: [DISK_MIB],
-          })),
-        },
-      ],
-    },
-    {
-      name: RECOVERY,
-      bootMs: 0,
-      shutdownMs: 0,
-      inventory: {
-        datacenters: inv.datacenters,
-        clusters: inv.clusters.map((name) => ({ name, datacenter: inv.datacenters[0] })),
-        resourcePools: inv.resourcePools.map((name) => ({ name, cluster: inv.clusters[0] })),
-        datastores: inv.datastores.map((name) => ({ name, capacityBytes: 1024 ** 4 })),
-        networks: inv.networks,
-        storagePolicies: inv.storagePolicies,
-      },
-      protectedDomains: [],
-    },
-  ];
-}
-
-/** The generated four-tier runbook, for these sites, without heartbeat waits, delays, approvals or webhooks. */
-function benchRunbook(): Runbook {
-  const text = generateLargeDomainRunbook(VMS).replace('sites: { primary: site-a, recovery: site-b }', `sites: { primary: ${PRIMARY}, recovery: ${RECOVERY} }`);
-  const validated = validateRunbook(text, { inventory: LARGE_DOMAIN_INVENTORY });
-  if (!validated.runbook) throw new Error(`the generated runbook is invalid: ${JSON.stringify(validated.errors.slice(0, 3))}`);
-  const runbook = validated.runbook;
-  if (runbook.spec.protectedDomain !== DOMAIN) throw new Error(`the generated runbook protects ${runbook.spec.protectedDomain}, not ${DOMAIN}`);
-  for (const group of runbook.spec.powerOn.groups) {
-    group.before = [];
-    group.after = [];
-    for (const vm of group.vms) {
-      vm.delayAfterPowerOn = '0s';
-      vm.waitForHeartbeat = false;
-    }
-  }
-  return runbook;
-}
-
-// --- histories --------------------------------------------------------------------------------
-
-interface ActivityTiming {
-  count: number;
-  /** First scheduled to last closed. */
-  spanMs: number;
-  queueWaitMs: { p50: number; p99: number; max: number };
-  runMs: { p50: number; p99: number; max: number };
-  retried: number;
-}
-
-interface HistoryCounts {
-  workflowIds: string[];
-  events: number;
-  activitiesScheduled: number;
-  activitiesByType: Record<string, number>;
-  childWorkflows: number;
-  childWorkflowsByType: Record<string, number>;
-  timings: Record<string, ActivityTiming>;
-}
-
-const percentile = (values: number[], p: number) => {
-  if (values.length === 0) return 0;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-};
-
-/** Counts what a workflow and the children it awaited (its power-on groups) scheduled. */
-async function countHistory(client: Client, workflowId: string): Promise<HistoryCounts> {
-  const counts: HistoryCounts = { workflowIds: [], events: 0, activitiesScheduled: 0, activitiesByType: {}, childWorkflows: 0, childWorkflowsByType: {}, timings: {} };
-  const raw = new Map<string, { scheduled: number[]; closed: number[]; queue: number[]; run: number[]; retried: number }>();
-  const visit = async (id: string) => {
-    counts.workflowIds.push(id);
-    const history = await client.workflow.getHandle(id).fetchHistory();
-    const events = history.events ?? [];
-    counts.events += events.length;
-    const scheduled = new Map<string, { type: string; at: number }>();
-    const started = new Map<string, number>();
-    const initiated = new Map<string, string>();
-    const awaited: string[] = [];
-    for (const event of events) {
-      const at = tsToMs(event.eventTime);
-      const id = String(event.eventId);
-      if (event.activityTaskScheduledEventAttributes) {
-        const type = event.activityTaskScheduledEventAttributes.activityType?.name ?? '?';
-        counts.activitiesScheduled++;
-        counts.activitiesByType[type] = (counts.activitiesByType[type] ?? 0) + 1;
-        scheduled.set(id, { type, at });
-        if (!raw.has(type)) raw.set(type, { scheduled: [], closed: [], queue: [], run: [], retried: 0 });
-        raw.get(type)!.scheduled.push(at);
-      }
-      const start = event.activityTaskStartedEventAttributes;
-      if (start) {
-        const s = scheduled.get(String(start.scheduledEventId))!;
-        started.set(String(start.scheduledEventId), at);
-        const r = raw.get(s.type)!;
-        r.queue.push(at - s.at);
-        if ((start.attempt ?? 1) > 1) r.retried++;
-      }
-      const closed = event.activityTaskCompletedEventAttributes ?? event.activityTaskFailedEventAttributes ?? event.activityTaskTimedOutEventAttributes;
-      if (closed) {
-        const key = String(closed.scheduledEventId);
-        const s = scheduled.get(key)!;
-        const r = raw.get(s.type)!;
-        r.closed.push(at);
-        r.run.push(at - (started.get(key) ?? s.at));
-      }
-      const child = event.startChildWorkflowExecutionInitiatedEventAttributes;
-      if (child) {
-        const type = child.workflowType?.name ?? '?';
-        counts.childWorkflows++;
-        counts.childWorkflowsByType[type] = (counts.childWorkflowsByType[type] ?? 0) + 1;
-        initiated.set(id, child.workflowId ?? '');
-      }
-      const done = event.childWorkflowExecutionCompletedEventAttributes;
-      if (done) awaited.push(done.workflowExecution?.workflowId ?? initiated.get(String(done.initiatedEventId))!);
-    }
-    for (const child of awaited) await visit(child);
-  };
-  await visit(workflowId);
-  for (const [type, r] of raw) {
-    counts.timings[type] = {
-      count: r.scheduled.length,
-      spanMs: Math.max(...r.closed) - Math.min(...r.scheduled),
-      queueWaitMs: { p50: percentile(r.queue, 50), p99: percentile(r.queue, 99), max: Math.max(0, ...r.queue) },
-      runMs: { p50: percentile(r.run, 50), p99: percentile(r.run, 99), max: Math.max(0, ...r.run) },
-      retried: r.retried,
-    };
-  }
-  return counts;
-}
-
-// --- CPU of every process, from /proc ---------------------------------------------------------
-
-const TICKS_PER_SECOND = 100;
-
-function procTable(): Map<number, { ppid: number; ticks: number }> {
-  const table = new Map<number, { ppid: number; ticks: number }>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      // After the command: state(0) ppid(1) ... utime(11) stime(12)
-      table.set(Number(entry), { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) });
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return table;
-}
-
-/** CPU ticks of the whole machine (all cores), from /proc/stat: processes (user, nice, system) and interrupts. */
-function machineTicks(): { processes: number; interrupts: number } {
-  const [, user, nice, system, , , irq, softirq] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).map(Number);
-  return { processes: user + nice + system, interrupts: irq + softirq };
-}
-
-/**
- * CPU seconds used so far by each named process tree, by this process alone ("bench (client)"),
- * and by everything else on the machine ("other processes": the machine is shared, so this says
- * how much of the two cores a run really had).
- */
-function cpuSnapshot(roots: Record<string, number>): Record<string, number> {
-  const machine = machineTicks();
-  const table = procTable();
-  const children = new Map<number, number[]>();
-  for (const [pid, { ppid }] of table) children.set(ppid, [...(children.get(ppid) ?? []), pid]);
-  const tree = (pid: number): number => (table.get(pid)?.ticks ?? 0) + (children.get(pid) ?? []).reduce((sum, c) => sum + tree(c), 0);
-  const result: Record<string, number> = {};
-  for (const [name, pid] of Object.entries(roots)) result[name] = tree(pid) / TICKS_PER_SECOND;
-  result['bench (client)'] = (table.get(process.pid)?.ticks ?? 0) / TICKS_PER_SECOND;
-  result['other processes'] = (machine.processes - tree(process.pid)) / TICKS_PER_SECOND;
-  result['interrupts (all)'] = machine.interrupts / TICKS_PER_SECOND;
-  return result;
-}
-
-function cpuDuring(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
-  return Object.fromEntries(Object.keys(after).map((k) => [k, Math.round((after[k] - (before[k] ?? 0)) * 100) / 100]));
-}
-
-/**
- * Other sessions share this machine: before a timed run, wait (at most `maxMs`) until processes
- * that are not ours used under a quarter of a core for 3 s. Returns how long it waited.
- */
-async function waitForQuietMachine(maxMs = 30_000): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    const before = cpuSnapshot({});
-    await new Promise((resolve) => setTimeout(resolve, 3_000));
-    const other = cpuSnapshot({})['other processes'] - before['other processes'];
-    if (other / 3 < 0.25 || Date.now() - started >= maxMs) return Date.now() - started;
-  }
-}
+const BENCH_DOMAIN: BenchDomain = { domain: DOMAIN, primary: PRIMARY, recovery: RECOVERY, vms: VMS };
 
 // --- the run ------------------------------------------------------------------------------------
-
-async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; value: T }> {
-  const started = performance.now();
-  const value = await work();
-  return { ms: Math.round(performance.now() - started), value };
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
 
 function startNoopWorker(stack: TestStack, args: string[], run: number): Promise<ChildHandle> {
   const child = startChild({
@@ -350,7 +107,7 @@ async function runFailover(stack: TestStack, runbook: Runbook, setup: Record<str
   const client = stack.client;
   const store = new ObjectStore(stack.s3Client, stack.s3Settings);
   const vms = runbook.spec.vms.map((vm) => vm.name);
-  const sites = await prepareTestSites(stack.dir, siteDefinitions());
+  const sites = await prepareTestSites(stack.dir, siteDefinitions(BENCH_DOMAIN));
   const sitesStarted = await timed(() => Promise.all([sites.start(PRIMARY), sites.start(RECOVERY)]));
   const [primary, recovery] = sitesStarted.value;
   setup.sitesMs = sitesStarted.ms;
@@ -359,25 +116,10 @@ async function runFailover(stack: TestStack, runbook: Runbook, setup: Record<str
     setup.workersMs = (await timed(() => Promise.all([workers.orchestration(), workers.site(primary, PRIMARY), workers.site(recovery, RECOVERY)]))).ms;
 
     // Protection at the primary, as a domain is before its disaster: claimed (epoch 1) and replicating.
-    const protectionId = protectionWorkflowId(DOMAIN, PRIMARY, 1);
+    let protectionId = '';
     setup.protectionMs = (
       await timed(async () => {
-        const handle = await client.workflow.start(protect, {
-          taskQueue: ORCHESTRATION_TASK_QUEUE,
-          workflowId: protectionId,
-          args: [{ domain: DOMAIN, site: PRIMARY, vms, protectionWindowMs: 3_600_000, restorePointIntervalMs: 60_000, replicatorRunMs: 1_000 }],
-        });
-        await waitFor(
-          'protection claimed and replicating',
-          async () => {
-            const status = await handle.query(protectStatusQuery).catch(() => undefined);
-            // Claimed (epoch 1), manifest recorded, initial sync committed (a base), replicator running.
-            if (!status || status.epoch !== 1 || status.mode !== 'log' || status.base === undefined) return false;
-            const owner = (await new Ownership(store, DOMAIN).inspect()).owner?.site;
-            return owner === PRIMARY && (await store.get(new DomainKeys(store.prefix, DOMAIN).manifest())) !== undefined;
-          },
-          180_000,
-        );
+        protectionId = await protectUntilReplicating(client, store, BENCH_DOMAIN, vms);
       })
     ).ms;
     console.log(`setup: sites (${VMS} VMs) ${setup.sitesMs} ms, workers ${setup.workersMs} ms, protection to replicating ${setup.protectionMs} ms`);
@@ -410,18 +152,13 @@ async function runFailover(stack: TestStack, runbook: Runbook, setup: Record<str
   }
 }
 
-const round2 = (n: number) => Math.round(n * 100) / 100;
-const NOT_OURS = new Set(['other processes', 'interrupts (all)']);
-/** CPU seconds our own processes (servers, sites, workers, this one) used during a run. */
-const ourCpu = (cpu: Record<string, number>) => round2(Object.entries(cpu).reduce((sum, [name, s]) => sum + (NOT_OURS.has(name) ? 0 : s), 0));
-
 async function main(): Promise<void> {
   const setup: Record<string, number> = {};
   const started = Date.now();
   const stack = await startTestStack();
   setup.stackMs = Date.now() - started;
   try {
-    const runbook = benchRunbook();
+    const runbook = benchRunbook(BENCH_DOMAIN);
     // The limit is measured before and after the failover (the machine is shared: two samples).
     const noopBefore = await runNoopDag(stack, runbook, 1);
     const real = await runFailover(stack, runbook, setup);

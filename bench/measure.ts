@@ -1,0 +1,193 @@
+/**
+ * Measurement helpers shared by the benchmarks that run the product on real servers: what a
+ * workflow's history scheduled and how long each activity type waited and ran, the CPU of every
+ * process from /proc (the machine is shared, so other processes are measured too), and a wait for
+ * a quiet machine before a timed run.
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import type { Client } from '@temporalio/client';
+import { tsToMs } from '@temporalio/common/lib/time';
+
+// --- histories --------------------------------------------------------------------------------
+
+export interface ActivityTiming {
+  count: number;
+  /** First scheduled to last closed. */
+  spanMs: number;
+  queueWaitMs: { p50: number; p99: number; max: number };
+  runMs: { p50: number; p99: number; max: number };
+  retried: number;
+}
+
+export interface HistoryCounts {
+  workflowIds: string[];
+  events: number;
+  activitiesScheduled: number;
+  activitiesByType: Record<string, number>;
+  childWorkflows: number;
+  childWorkflowsByType: Record<string, number>;
+  timings: Record<string, ActivityTiming>;
+}
+
+export const percentile = (values: number[], p: number) => {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+};
+
+/**
+ * Counts what a workflow and the children it awaited (its power-on groups) scheduled; with
+ * `sinceMs`, only activities scheduled from then on (the completion stage of a workflow that ran
+ * long before it, such as a continuous failover).
+ */
+export async function countHistory(client: Client, workflowId: string, sinceMs = 0): Promise<HistoryCounts> {
+  const counts: HistoryCounts = { workflowIds: [], events: 0, activitiesScheduled: 0, activitiesByType: {}, childWorkflows: 0, childWorkflowsByType: {}, timings: {} };
+  const raw = new Map<string, { scheduled: number[]; closed: number[]; queue: number[]; run: number[]; retried: number }>();
+  const visit = async (id: string) => {
+    counts.workflowIds.push(id);
+    const history = await client.workflow.getHandle(id).fetchHistory();
+    const events = history.events ?? [];
+    counts.events += events.length;
+    const scheduled = new Map<string, { type: string; at: number }>();
+    const started = new Map<string, number>();
+    const initiated = new Map<string, string>();
+    const awaited: string[] = [];
+    for (const event of events) {
+      const at = tsToMs(event.eventTime);
+      const id = String(event.eventId);
+      if (event.activityTaskScheduledEventAttributes && at >= sinceMs) {
+        const type = event.activityTaskScheduledEventAttributes.activityType?.name ?? '?';
+        counts.activitiesScheduled++;
+        counts.activitiesByType[type] = (counts.activitiesByType[type] ?? 0) + 1;
+        scheduled.set(id, { type, at });
+        if (!raw.has(type)) raw.set(type, { scheduled: [], closed: [], queue: [], run: [], retried: 0 });
+        raw.get(type)!.scheduled.push(at);
+      }
+      const start = event.activityTaskStartedEventAttributes;
+      if (start) {
+        const s = scheduled.get(String(start.scheduledEventId));
+        if (!s) continue; // scheduled before sinceMs
+        started.set(String(start.scheduledEventId), at);
+        const r = raw.get(s.type)!;
+        r.queue.push(at - s.at);
+        if ((start.attempt ?? 1) > 1) r.retried++;
+      }
+      const closed = event.activityTaskCompletedEventAttributes ?? event.activityTaskFailedEventAttributes ?? event.activityTaskTimedOutEventAttributes;
+      if (closed) {
+        const key = String(closed.scheduledEventId);
+        const s = scheduled.get(key);
+        if (!s) continue; // scheduled before sinceMs
+        const r = raw.get(s.type)!;
+        r.closed.push(at);
+        r.run.push(at - (started.get(key) ?? s.at));
+      }
+      const child = event.startChildWorkflowExecutionInitiatedEventAttributes;
+      if (child) {
+        const type = child.workflowType?.name ?? '?';
+        counts.childWorkflows++;
+        counts.childWorkflowsByType[type] = (counts.childWorkflowsByType[type] ?? 0) + 1;
+        initiated.set(id, child.workflowId ?? '');
+      }
+      const done = event.childWorkflowExecutionCompletedEventAttributes;
+      if (done) awaited.push(done.workflowExecution?.workflowId ?? initiated.get(String(done.initiatedEventId))!);
+    }
+    for (const child of awaited) await visit(child);
+  };
+  await visit(workflowId);
+  for (const [type, r] of raw) {
+    counts.timings[type] = {
+      count: r.scheduled.length,
+      spanMs: Math.max(...r.closed) - Math.min(...r.scheduled),
+      queueWaitMs: { p50: percentile(r.queue, 50), p99: percentile(r.queue, 99), max: Math.max(0, ...r.queue) },
+      runMs: { p50: percentile(r.run, 50), p99: percentile(r.run, 99), max: Math.max(0, ...r.run) },
+      retried: r.retried,
+    };
+  }
+  return counts;
+}
+
+// --- CPU of every process, from /proc ---------------------------------------------------------
+
+const TICKS_PER_SECOND = 100;
+
+function procTable(): Map<number, { ppid: number; ticks: number }> {
+  const table = new Map<number, { ppid: number; ticks: number }>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // After the command: state(0) ppid(1) ... utime(11) stime(12)
+      table.set(Number(entry), { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) });
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return table;
+}
+
+/** CPU ticks of the whole machine (all cores), from /proc/stat: processes (user, nice, system) and interrupts. */
+function machineTicks(): { processes: number; interrupts: number } {
+  const [, user, nice, system, , , irq, softirq] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).map(Number);
+  return { processes: user + nice + system, interrupts: irq + softirq };
+}
+
+/**
+ * CPU seconds used so far by each named process tree, by this process alone ("bench (client)"),
+ * and by everything else on the machine ("other processes": the machine is shared, so this says
+ * how much of the two cores a run really had).
+ */
+export function cpuSnapshot(roots: Record<string, number>): Record<string, number> {
+  const machine = machineTicks();
+  const table = procTable();
+  const children = new Map<number, number[]>();
+  for (const [pid, { ppid }] of table) children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+  const tree = (pid: number): number => (table.get(pid)?.ticks ?? 0) + (children.get(pid) ?? []).reduce((sum, c) => sum + tree(c), 0);
+  const result: Record<string, number> = {};
+  for (const [name, pid] of Object.entries(roots)) result[name] = tree(pid) / TICKS_PER_SECOND;
+  result['bench (client)'] = (table.get(process.pid)?.ticks ?? 0) / TICKS_PER_SECOND;
+  result['other processes'] = (machine.processes - tree(process.pid)) / TICKS_PER_SECOND;
+  result['interrupts (all)'] = machine.interrupts / TICKS_PER_SECOND;
+  return result;
+}
+
+export function cpuDuring(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.keys(after).map((k) => [k, Math.round((after[k] - (before[k] ?? 0)) * 100) / 100]));
+}
+
+/**
+ * Other sessions share this machine: before a timed run, wait (at most `maxMs`) until processes
+ * that are not ours used under a quarter of a core for 3 s. Returns how long it waited.
+ */
+export async function waitForQuietMachine(maxMs = 30_000): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    const before = cpuSnapshot({});
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const other = cpuSnapshot({})['other processes'] - before['other processes'];
+    if (other / 3 < 0.25 || Date.now() - started >= maxMs) return Date.now() - started;
+  }
+}
+
+// --- timing ---------------------------------------------------------------------------------------
+
+export async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; value: T }> {
+  const started = performance.now();
+  const value = await work();
+  return { ms: Math.round(performance.now() - started), value };
+}
+
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+
+export const round2 = (n: number) => Math.round(n * 100) / 100;
+const NOT_OURS = new Set(['other processes', 'interrupts (all)']);
+/** CPU seconds our own processes (servers, sites, workers, this one) used during a run. */
+export const ourCpu = (cpu: Record<string, number>) => round2(Object.entries(cpu).reduce((sum, [name, s]) => sum + (NOT_OURS.has(name) ? 0 : s), 0));
+
