@@ -59,17 +59,19 @@ export async function logOnlyLineage(store: ObjectStore, ownership: Ownership, d
   const epochs = (await ownership.epochs()).filter((e) => e > departure.epoch);
   let end = departure.position;
   for (const epoch of epochs) {
+    const { keys } = await store.list(ownership.keys.logPrefix(epoch));
+    // An epoch that wrote nothing (the failback's own, before its protection starts) changes nothing.
+    if (keys.length === 0) continue;
     const body = await store.get(ownership.keys.arrival(epoch));
     if (!body) return `epoch ${epoch} recorded no arrival: which image its log starts from is unknown`;
     const arrival = parseRecord(arrivalSchema, ownership.keys.arrival(epoch), body);
     if (!samePosition(arrival.from, end)) {
       return `epoch ${epoch} started from epoch ${arrival.from.epoch} segment ${arrival.from.segment} entry ${arrival.from.entries}, not from the end of the log before it (epoch ${end.epoch} segment ${end.segment} entry ${end.entries})`;
     }
-    const { keys } = await store.list(ownership.keys.logPrefix(epoch));
-    if (keys.length > 0 && trailingNumber(keys[0]) !== arrival.cursor) return `the log of epoch ${epoch} no longer starts at its arrival (journal cursor ${arrival.cursor}): it was compacted`;
+    if (trailingNumber(keys[0]) !== arrival.cursor) return `the log of epoch ${epoch} no longer starts at its arrival (journal cursor ${arrival.cursor}): it was compacted`;
     const next = epochs.find((e) => e > epoch);
     const sealed = next === undefined ? null : (await ownership.handoff(next)).lastSegment;
-    const tail = await chainEnd(store, ownership, epoch, next === undefined ? (keys.length > 0 ? trailingNumber(keys.at(-1)!) : null) : sealed);
+    const tail = await chainEnd(store, ownership, epoch, next === undefined ? trailingNumber(keys.at(-1)!) : sealed);
     if (tail) end = tail.position;
   }
   return undefined;
