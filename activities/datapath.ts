@@ -106,6 +106,8 @@ export interface RehydrateInput {
   upTo: RehydrationTarget;
   /** Target disk ids are this prefix + the protected disk id (for a drill next to a live copy). */
   diskIdPrefix?: string;
+  /** The target disks may exist with other data (failback onto the original disks): rehydration zeroes what the source does not write. */
+  targetMayHoldData?: boolean;
 }
 
 export interface FollowLogInput {
@@ -124,7 +126,7 @@ export interface FollowLogInput {
 }
 
 /** Failures that retrying cannot fix become non-retryable with a stable type. */
-function classify(error: unknown): unknown {
+export function classify(error: unknown): unknown {
   if (error instanceof StaleEpochError) return failure('StaleEpoch', error.message);
   if (error instanceof CorruptSegmentError) return failure('CorruptSegment', error.message);
   if (error instanceof TargetNotRestorableError) return failure('TargetNotRestorable', error.message);
@@ -448,6 +450,7 @@ export function createDatapathActivities({ store, site }: DatapathDependencies) 
           ...(input.diskDatastores ? { diskDatastores: input.diskDatastores } : {}),
           upTo: input.upTo,
           targetDiskId: (diskId) => `${input.diskIdPrefix ?? ''}${diskId}`,
+          targetMayHoldData: input.targetMayHoldData ?? false,
           resumeAfter: latest,
           onPlanned: (base) => lease.hold(base),
           onProgress: async (progress) => {

@@ -29,6 +29,7 @@ export const FAILURES = {
   OutsideProtectionWindow: { heals: false, meaning: 'the requested instant is older than the protection window' },
   TargetNotRestorable: { heals: false, meaning: 'the requested point lies where no consistent image exists (inside a sync or resync, or before the oldest data)' },
   JournalGap: { heals: false, meaning: 'the site journal was trimmed past the replication cursor: writes are missing from the log' },
+  DeltaNotApplicable: { heals: false, meaning: 'the disks a site left behind cannot take a delta (no known position, or the disk set or log changed since): fail back by full rehydration' },
   ReplicationBehind: { heals: true, meaning: 'protection is resyncing after bitmap mode; the drain waits for it' },
   // Runbooks and operations (workflows/).
   ConfirmationRequired: { heals: false, meaning: 'a forced operation was not confirmed by repeating the domain name' },

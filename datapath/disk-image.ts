@@ -17,7 +17,16 @@ export class DiskImage {
     readonly sizeBytes: number,
   ) {}
 
+  /** Bytes the target already holds: part of the image (for the final check), not to be written. */
+  applyHeld(offset: number, data: Buffer): void {
+    this.write(offset, data, false);
+  }
+
   apply(offset: number, data: Buffer): void {
+    this.write(offset, data, true);
+  }
+
+  private write(offset: number, data: Buffer, dirty: boolean): void {
     if (offset < 0 || offset + data.length > this.sizeBytes) {
       throw new RangeError(`write [${offset}, ${offset + data.length}) is outside disk ${this.diskId} of ${this.sizeBytes} bytes`);
     }
@@ -33,7 +42,7 @@ export class DiskImage {
       }
       const count = Math.min(block.length - within, data.length - written);
       data.copy(block, within, written, written + count);
-      this.dirty.add(index);
+      if (dirty) this.dirty.add(index);
       written += count;
     }
   }

@@ -89,6 +89,17 @@ export class DomainKeys {
   dirtyRegions(epoch: number, segment: number): string {
     return `${this.root}dirty/${padEpoch(epoch)}-${padSequence(segment)}.json`;
   }
+  /** Where the disks of the site that owned `epoch` stood when the domain left it (one record per epoch, create-if-absent). */
+  departure(epoch: number): string {
+    return `${this.root}departures/${padEpoch(epoch)}.json`;
+  }
+  departuresPrefix(): string {
+    return `${this.root}departures/`;
+  }
+  /** Which image the disks of `epoch`'s owner started from when its log began. */
+  arrival(epoch: number): string {
+    return `${this.root}arrivals/${padEpoch(epoch)}.json`;
+  }
   leasesPrefix(): string {
     return `${this.root}leases/`;
   }

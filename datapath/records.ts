@@ -170,6 +170,45 @@ export const leaseSchema = z.object({
 });
 export type Lease = z.infer<typeof leaseSchema>;
 
+/** A disk's contents in one digest: its size and the SHA-256 of each non-zero region, in order (see disk-fingerprint.ts). */
+export const diskFingerprintSchema = z.object({ diskId: z.string(), sizeBytes: z.number().int().positive(), sha256: z.string() });
+export type DiskFingerprint = z.infer<typeof diskFingerprintSchema>;
+
+/**
+ * Where a site's disks stood when the domain left it: the log position they hold (the end of
+ * the epoch's chain the site owned) and, when the leaving site could read its disks (planned),
+ * their fingerprints. A forced departure is recorded by the new owner, which cannot see the old
+ * disks: `fingerprints` is null and a check derives them from base + log at `position`.
+ */
+export const departureSchema = z.object({
+  formatVersion: version,
+  epoch: z.number().int().positive(),
+  site: z.string(),
+  kind: z.enum(['planned', 'forced']),
+  position: positionSchema,
+  /** The journal sequence (at `site`) of the last write at `position`. */
+  journalCursor: z.number().int().nonnegative(),
+  disks: z.array(diskSchema),
+  fingerprints: z.array(diskFingerprintSchema).nullable(),
+  recordedAt: z.number().int(),
+});
+export type DepartureRecord = z.infer<typeof departureSchema>;
+
+/**
+ * The image the disks of `epoch`'s owner held when its log began at journal cursor `cursor`:
+ * they were rehydrated to `from`, and nothing wrote to them before journaling started. A delta
+ * may then skip the epoch's base: `from` plus the epoch's log is its image.
+ */
+export const arrivalSchema = z.object({
+  formatVersion: version,
+  epoch: z.number().int().positive(),
+  site: z.string(),
+  from: positionSchema,
+  cursor: z.number().int().nonnegative(),
+  recordedAt: z.number().int(),
+});
+export type ArrivalRecord = z.infer<typeof arrivalSchema>;
+
 export function parseRecord<T>(schema: z.ZodType<T>, key: string, body: Buffer): T {
   let json: unknown;
   try {

@@ -1,11 +1,11 @@
 import type { SiteProvider } from '../sites/provider';
 import { DiskImage } from './disk-image';
-import { readBaseChunks } from './base-image';
+import { BASE_CHUNK_BYTES, readBaseChunks } from './base-image';
 import { planRestore, readChain, type ChainLink } from './log-chain';
 import type { ObjectStore } from './object-store';
 import type { Ownership } from './ownership';
 import { forEachLimited } from '../common/parallel';
-import type { DomainDisk, RehydrationTarget } from './records';
+import type { BaseRecord, DomainDisk, RehydrationTarget } from './records';
 import type { BlockWrite } from './segment-codec';
 
 
@@ -37,6 +37,12 @@ export interface RehydrateOptions {
   targetDiskId?: (diskId: string) => string;
   readConcurrency?: number;
   writeConcurrency?: number;
+  /**
+   * The target disks may exist with other data (a failback onto the original disks): every
+   * region the base does not hold is zeroed where the target has data, and base chunks the
+   * target already holds are not rewritten. Without it the disks are taken to be new (zeros).
+   */
+  targetMayHoldData?: boolean;
 }
 
 export interface RehydrationResult {
@@ -44,6 +50,9 @@ export interface RehydrationResult {
   base?: string;
   segmentsApplied: number;
   bytesWritten: number;
+  /** With `targetMayHoldData`: bytes read from the target to compare, and zeros written over stale data. */
+  targetBytesRead?: number;
+  bytesZeroed?: number;
   lastApplied?: { epoch: number; segment: number };
   disks: Array<{ diskId: string; sha256: string; verifiedBytes: number }>;
 }
@@ -119,15 +128,28 @@ export async function rehydrate(options: RehydrateOptions): Promise<RehydrationR
       bytesWritten += run.data.length;
     });
   };
+  const stale = options.targetMayHoldData && resumeAfter === undefined ? { bytesRead: 0, bytesZeroed: 0 } : undefined;
+  /** A base chunk the target already holds is part of the image but is not written again. */
+  const applyBaseChunk = async (diskId: string, offset: number, data: Buffer) => {
+    const image = images.get(diskId)!;
+    if (stale) {
+      const held = await options.target.readDisk(targetId(diskId), offset, data.length);
+      stale.bytesRead += held.length;
+      if (held.equals(data)) return image.applyHeld(offset, data);
+    }
+    image.apply(offset, data);
+  };
   if (plan.base) {
     // The image is needed for the final check even when a resumed attempt already wrote the base.
     // Chunks of disks outside the target's disk set are not read; a disk added after the base is
     // simply absent from it (zeros until its disk sync in the log).
-    await readBaseChunks(options.store, options.ownership, plan.base, readConcurrency, (diskId, offset, data) => images.get(diskId)!.apply(offset, data), (diskId) => images.has(diskId));
+    await readBaseChunks(options.store, options.ownership, plan.base, readConcurrency, applyBaseChunk, (diskId) => images.has(diskId));
     // Progress is first reported after a segment, so any progress means the base is on the disks.
     if (resumeAfter === undefined) await writeRuns();
     else for (const image of images.values()) image.takeDirtyRuns();
   }
+  // Before the log: its writes land on regions the base left as zeros too.
+  if (stale) await zeroOutsideBase(options.target, options.disks, plan.base, targetId, writeConcurrency, stale);
 
   let chain = plan.chain;
   if (upTo.kind === 'position') chain = chain.filter((link) => isAtOrBefore(link, upTo.position));
@@ -135,7 +157,27 @@ export async function rehydrate(options: RehydrateOptions): Promise<RehydrationR
     throw new Error(`restore position epoch ${upTo.position.epoch} segment ${upTo.position.segment} is not in the log chain of ${options.ownership.domain}`);
   }
   await applyLinks(chain);
-  return { ...(plan.base ? { base: plan.base.id } : {}), segmentsApplied, bytesWritten, lastApplied, disks: await verify(options.target, [...images.values()], targetId, readConcurrency) };
+  if (stale) bytesWritten += stale.bytesZeroed;
+  return { ...(plan.base ? { base: plan.base.id } : {}), segmentsApplied, bytesWritten, ...(stale ? { targetBytesRead: stale.bytesRead, bytesZeroed: stale.bytesZeroed } : {}), lastApplied, disks: await verify(options.target, [...images.values()], targetId, readConcurrency) };
+}
+
+/** Zeroes every region of the target that the base does not hold and that is not zero already (read first: reads are local, writes may be journaled). */
+async function zeroOutsideBase(target: TargetDisks, disks: DomainDisk[], base: BaseRecord | undefined, targetId: (diskId: string) => string, concurrency: number, stale: { bytesRead: number; bytesZeroed: number }): Promise<void> {
+  const regions = disks.flatMap((disk) => {
+    const held = new Set(base?.disks.find((d) => d.diskId === disk.diskId)?.chunks ?? []);
+    const offsets: Array<{ diskId: string; offset: number; length: number }> = [];
+    for (let offset = 0; offset < disk.sizeBytes; offset += BASE_CHUNK_BYTES) {
+      if (!held.has(offset)) offsets.push({ diskId: targetId(disk.diskId), offset, length: Math.min(BASE_CHUNK_BYTES, disk.sizeBytes - offset) });
+    }
+    return offsets;
+  });
+  await forEachLimited(regions, concurrency, async ({ diskId, offset, length }) => {
+    const held = await target.readDisk(diskId, offset, length);
+    stale.bytesRead += length;
+    if (held.every((byte) => byte === 0)) return;
+    await target.writeDisk(diskId, offset, Buffer.alloc(length));
+    stale.bytesZeroed += length;
+  });
 }
 
 async function verify(target: TargetDisks, images: DiskImage[], targetId: (diskId: string) => string, concurrency: number): Promise<RehydrationResult['disks']> {

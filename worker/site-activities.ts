@@ -3,6 +3,7 @@ import type { S3Settings } from '../common/config';
 import { createDatapathActivities } from '../activities/datapath';
 import { ObjectStore } from '../datapath/object-store';
 import { createDomainStatusActivities } from '../activities/domain-status';
+import { createFailbackDataActivities } from '../activities/failback-data';
 import { createHandoverActivities } from '../activities/handover';
 import { createPrimarySiteActivities, createRecoverySiteActivities } from '../activities/recovery-site';
 import { createStoragePreflightActivities } from '../activities/storage-preflight';
@@ -36,6 +37,7 @@ export function createSiteActivities(deps: SiteActivityDependencies) {
       },
     }),
     ...createHandoverActivities({ store, provider: deps.provider }),
+    ...createFailbackDataActivities({ store, provider: deps.provider }),
     ...createDomainStatusActivities({ store }),
   };
 }

@@ -9,7 +9,7 @@
  * second segment is the domain (`failover/<domain>/...`, `protect/<domain>/...`, `domain/<domain>`).
  */
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
-import type { DomainDisk, RestorePoint, VmMetadata } from '../../datapath/records';
+import type { DepartureRecord, DomainDisk, RestorePoint, VmMetadata } from '../../datapath/records';
 import type { DomainStatus } from '../../datapath/domain-status';
 import type { VmKind } from '../../sites/provider';
 import type { createSiteActivities } from '../../worker/site-activities';
@@ -59,6 +59,8 @@ export interface StubDomain {
   epoch: number;
   owner?: string;
   status?: DomainStatus;
+  /** The departure recorded at a failover: a failback to that site may take a delta. */
+  departure?: DepartureRecord;
 }
 
 const DISK_BYTES = 1024 * 1024;
@@ -375,6 +377,32 @@ export class StubSites {
       protectRecoveredDisks: ({ diskIds }) => {
         for (const id of diskIds) if (!site.disks.has(id)) throw notFound(`disk ${id} at ${siteName}`, 'DiskNotFound');
         return Promise.resolve({ cursor: 0 });
+      },
+
+      recordDeparture: ({ domain: name, epoch, kind }) => {
+        const domain = domainOf(name);
+        const departure = { formatVersion: 1 as const, epoch, site: kind === 'planned' ? siteName : domain.primary, kind, position: { epoch, segment: 0, entries: 0 }, journalCursor: 0, disks: domain.disks, fingerprints: null, recordedAt: Date.now() };
+        domain.departure ??= departure;
+        return Promise.resolve(domain.departure);
+      },
+      recordArrival: ({ domain: name, epoch, from, cursor }) => {
+        domainOf(name);
+        return Promise.resolve({ formatVersion: 1 as const, epoch, site: siteName, from, cursor, recordedAt: Date.now() });
+      },
+      // A delta is usable where a departure was recorded from this site and its disks are all still there.
+      checkDeltaBase: ({ domain: name }) => {
+        const domain = domainOf(name);
+        const bytesRead = { disks: 0, store: 0 };
+        const departure = domain.departure;
+        if (!departure || departure.site !== siteName) return Promise.resolve({ usable: false as const, why: `no departure from site ${siteName} was recorded`, bytesRead });
+        const missing = domain.disks.find((d) => !site.disks.has(d.diskId));
+        if (missing) return Promise.resolve({ usable: false as const, why: `disk ${missing.diskId} is gone from site ${siteName}`, departure, bytesRead });
+        return Promise.resolve({ usable: true as const, departure, from: departure.position, journalCursor: departure.journalCursor, bytesRead });
+      },
+      rehydrateDelta: ({ domain: name }) => {
+        const domain = domainOf(name);
+        for (const d of domain.disks) if (!site.disks.has(d.diskId)) throw notFound(`target disk ${d.diskId} at ${siteName}`, 'DiskNotFound');
+        return Promise.resolve({ cursor: { base: null, baseWritten: true }, segmentsApplied: 1, bytesRead: { base: 0, log: 4096 }, bytesWritten: 4096, lag: { segments: 0, bytes: 0, ms: 0 }, caughtUp: true });
       },
 
       setDomainStatus: (input) => {

@@ -1,4 +1,4 @@
-import type { CreateDiskSpec, JournalBatch, JournalEntry, ReadJournalOptions, VirtualDisk } from '../../sites/provider';
+import { siteError, type CreateDiskSpec, type JournalBatch, type JournalEntry, type ReadJournalOptions, type VirtualDisk } from '../../sites/provider';
 import type { ObjectStore } from '../../datapath/object-store';
 import type { Ownership } from '../../datapath/ownership';
 import { replicate, type JournalSource, type ReplicationProgress } from '../../datapath/replicator';
@@ -15,6 +15,13 @@ export class MemorySite implements JournalSource, TargetDisks {
   async createDisk(spec: CreateDiskSpec): Promise<VirtualDisk> {
     if (!this.disks.has(spec.id)) this.disks.set(spec.id, Buffer.alloc(spec.sizeBytes));
     return Promise.resolve({ id: spec.id, datastore: spec.datastore, sizeBytes: spec.sizeBytes, protected: spec.protected });
+  }
+
+  /** As a site answers: DiskNotFound for a disk it does not have. */
+  async getDisk(id: string): Promise<VirtualDisk> {
+    const disk = this.disks.get(id);
+    if (!disk) throw siteError('DiskNotFound', `no disk ${id}`);
+    return Promise.resolve({ id, datastore: 'ds', sizeBytes: disk.length, protected: false });
   }
 
   async readDisk(diskId: string, offset: number, length: number): Promise<Buffer> {

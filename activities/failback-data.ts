@@ -1,0 +1,155 @@
+import { Context } from '@temporalio/activity';
+import type { SiteProvider } from '../sites/provider';
+import { checkDeltaBase, chainEnd, recordArrival, recordDeparture, type DeltaBaseCheck } from '../datapath/departure';
+import { rehydrateDelta } from '../datapath/delta-rehydrate';
+import { fingerprintDisk } from '../datapath/disk-fingerprint';
+import { laterCursor, type FollowCursor, type FollowResult } from '../datapath/follower';
+import { DomainKeys } from '../datapath/keys';
+import { ReaderLease } from '../datapath/lease';
+import type { ObjectStore } from '../datapath/object-store';
+import { Ownership } from '../datapath/ownership';
+import { manifestSchema, parseRecord, type ArrivalRecord, type DepartureRecord, type DiskFingerprint, type LogPosition, type Manifest } from '../datapath/records';
+import { failure } from '../common/failures';
+import { classify } from './datapath';
+
+export interface FailbackDataDependencies {
+  store: ObjectStore;
+  /** The site this worker acts on. */
+  provider: SiteProvider;
+}
+
+export interface RecordDepartureInput {
+  domain: string;
+  /** The epoch the departing site owned. */
+  epoch: number;
+  /**
+   * planned: run at the departing site after the drain, with the drained `lastSegment`; it reads
+   * its (shut down) disks. forced: run at the new owner after the takeover; the position is where
+   * the chain was sealed, and the fingerprints are left to the check (derived from base + log).
+   */
+  kind: 'planned' | 'forced';
+  lastSegment?: number | null;
+}
+
+export interface RecordArrivalInput {
+  domain: string;
+  /** The new epoch, owned by this site. */
+  epoch: number;
+  /** The position the disks were rehydrated to (the recovery point's `upTo.position`). */
+  from: LogPosition;
+  /** The journal cursor the epoch's log starts after (protectRecoveredDisks' cursor). */
+  cursor: number;
+}
+
+export interface RehydrateDeltaInput {
+  domain: string;
+  /** From a usable `checkDeltaBase`. */
+  from: LogPosition;
+  journalCursor: number;
+  /** Target disk ids are this prefix + the protected disk id. */
+  diskIdPrefix?: string;
+}
+
+/**
+ * The data path of a failback by delta: at failover, record where the departing site's disks
+ * stand (`recordDeparture`) and which image the new owner's log starts from (`recordArrival`);
+ * at failback, check the disks left behind (`checkDeltaBase`) and apply only the log since
+ * (`rehydrateDelta`). A check that says unusable leads to `rehydrateDomain` with
+ * `targetMayHoldData`, which is exact on any existing disks.
+ */
+export function createFailbackDataActivities({ store, provider }: FailbackDataDependencies) {
+  const readManifest = async (domain: string): Promise<Manifest> => {
+    const key = new DomainKeys(store.prefix, domain).manifest();
+    const body = await store.get(key);
+    if (!body) throw failure('NoManifest', `domain ${domain} has no manifest at ${key}`);
+    return parseRecord(manifestSchema, key, body);
+  };
+
+  return {
+    async recordDeparture(input: RecordDepartureInput): Promise<DepartureRecord> {
+      const context = Context.current();
+      const ownership = new Ownership(store, input.domain);
+      const left = await ownership.read(input.epoch);
+      const manifest = await readManifest(input.domain);
+      let lastSegment: number | null;
+      let fingerprints: DiskFingerprint[] | null = null;
+      if (input.kind === 'planned') {
+        if (left.site !== provider.site) throw failure('NotOwner', `epoch ${input.epoch} of ${input.domain} was owned by ${left.site}: a planned departure is recorded there, not at ${provider.site}`);
+        if (input.lastSegment === undefined) throw failure('DeltaNotApplicable', 'a planned departure needs the drained lastSegment');
+        lastSegment = input.lastSegment;
+        fingerprints = [];
+        for (const disk of manifest.disks) fingerprints.push(await fingerprintDisk(provider, disk.diskId, disk.sizeBytes, 8, () => context.heartbeat()));
+      } else {
+        const epochs = await ownership.epochs();
+        if (!epochs.some((e) => e > input.epoch)) throw failure('DeltaNotApplicable', `epoch ${input.epoch} of ${input.domain} is still the current one: a forced departure is recorded after the takeover`);
+        lastSegment = (await ownership.handoff(input.epoch + 1)).lastSegment;
+      }
+      try {
+        const end = await chainEnd(store, ownership, input.epoch, lastSegment);
+        if (!end) throw failure('DeltaNotApplicable', `domain ${input.domain} has no log up to epoch ${input.epoch}: there is no position to fail back to by delta`);
+        return await recordDeparture(store, ownership, { epoch: input.epoch, site: left.site, kind: input.kind, ...end, disks: manifest.disks, fingerprints, recordedAt: Date.now() });
+      } catch (error) {
+        throw classify(error);
+      }
+    },
+
+    async recordArrival(input: RecordArrivalInput): Promise<ArrivalRecord> {
+      const ownership = new Ownership(store, input.domain);
+      const owner = await ownership.read(input.epoch);
+      if (owner.site !== provider.site) throw failure('NotOwner', `epoch ${input.epoch} of ${input.domain} is owned by ${owner.site}, not by ${provider.site}`);
+      return recordArrival(store, ownership, { epoch: input.epoch, site: provider.site, from: input.from, cursor: input.cursor, recordedAt: Date.now() });
+    },
+
+    /** At the site failback goes to: may its disks take a delta? Reads every disk once, locally. */
+    async checkDeltaBase({ domain }: { domain: string }): Promise<DeltaBaseCheck> {
+      const context = Context.current();
+      const manifest = await readManifest(domain);
+      try {
+        return await checkDeltaBase({ store, ownership: new Ownership(store, domain), site: provider.site, target: provider, disks: manifest.disks, onProgress: () => context.heartbeat() });
+      } catch (error) {
+        throw classify(error);
+      }
+    },
+
+    /**
+     * Applies the log since the departure onto the disks left behind. Heartbeats the result after
+     * every segment; a retry resumes from the later of the departure and its last heartbeat.
+     * Holds a lease on the position it has applied so garbage collection keeps the rest.
+     */
+    async rehydrateDelta(input: RehydrateDeltaInput): Promise<FollowResult> {
+      const context = Context.current();
+      const manifest = await readManifest(input.domain);
+      const cursor: FollowCursor | undefined = laterCursor(undefined, (context.info.heartbeatDetails as FollowResult | undefined)?.cursor);
+      const ownership = new Ownership(store, input.domain);
+      const lease = new ReaderLease(store, ownership, `${context.info.workflowExecution?.workflowId ?? context.info.base64TaskToken}/${context.info.activityId}`);
+      try {
+        await lease.holdAfter(cursor?.applied ?? input.from);
+        const result = await rehydrateDelta({
+          store,
+          ownership,
+          target: provider,
+          disks: manifest.disks,
+          targetDiskId: (diskId) => `${input.diskIdPrefix ?? ''}${diskId}`,
+          from: input.from,
+          journalCursor: input.journalCursor,
+          ...(cursor ? { cursor } : {}),
+          shouldStop: () => context.cancellationSignal.aborted,
+          onProgress: async (progress) => {
+            context.heartbeat(progress);
+            if (progress.cursor?.applied) await lease.holdAfter(progress.cursor.applied);
+          },
+        });
+        if (context.cancellationSignal.aborted) await context.cancelled;
+        if (result.membershipChanged) throw failure('DeltaNotApplicable', `the disks of ${input.domain} changed since the departure: fail back by full rehydration`);
+        if (result.heldAt) throw failure('TargetNotRestorable', `the log after the departure is not exact yet: ${result.heldAt}`);
+        await lease.release();
+        context.log.info('delta rehydration finished', { domain: input.domain, segments: result.segmentsApplied, bytesRead: result.bytesRead, bytesWritten: result.bytesWritten });
+        return result;
+      } catch (error) {
+        throw classify(error);
+      }
+    },
+  };
+}
+
+export type FailbackDataActivities = ReturnType<typeof createFailbackDataActivities>;
