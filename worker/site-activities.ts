@@ -5,6 +5,7 @@ import { ObjectStore } from '../datapath/object-store';
 import { createDomainStatusActivities } from '../activities/domain-status';
 import { createHandoverActivities } from '../activities/handover';
 import { createPrimarySiteActivities, createRecoverySiteActivities } from '../activities/recovery-site';
+import { createSplitBrainActivities } from '../activities/split-brain';
 import { createStoragePreflightActivities } from '../activities/storage-preflight';
 import { createVmPowerActivities } from '../activities/vm-power';
 import { createWebhookActivities } from '../activities/webhook';
@@ -37,5 +38,6 @@ export function createSiteActivities(deps: SiteActivityDependencies) {
     }),
     ...createHandoverActivities({ store, provider: deps.provider }),
     ...createDomainStatusActivities({ store }),
+    ...createSplitBrainActivities({ store, provider: deps.provider }),
   };
 }
