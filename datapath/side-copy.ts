@@ -50,11 +50,6 @@ export class SideCopyKeys {
   }
 }
 
-/** Deterministic per conflict, so a retried export names the same objects: `<site>-<since, as an ISO instant>`. */
-export function sideCopyName(site: string, since: number): string {
-  return `${site}-${new Date(since).toISOString().replace(/[:.]/g, '-')}`;
-}
-
 /**
  * Where the domain's chain ends for `site`'s writes: the site's last epoch before the current
  * owner's, and the journal sequence its sealed log ends at (undefined when that epoch wrote no

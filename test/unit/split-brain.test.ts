@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { activeDomainVms, nextConflict, type ConflictRecord } from '../../datapath/conflict';
-import { sideCopyName } from '../../datapath/side-copy';
+import { sideCopyName } from '../../workflows/resolve-conflict-messages';
 import type { Vm } from '../../sites/provider';
 
 const vm = (name: string, overrides: Partial<Vm> = {}): Vm => ({
