@@ -153,8 +153,8 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
       const allowed = offeredNow(condition);
       const open = condition.conflictSince !== undefined ? await readConflict(store, domain) : undefined;
       const becauseOfConflict = open && decide(request, { mode: condition.mode }).allowed;
-      const why = becauseOfConflict
-        ? ` with a split-brain conflict open: ${describeConflict(open)}; resolve it first with POST /domains/${domain}/resolve-conflict`
+      const why = open
+        ? ` with a split-brain conflict open: ${describeConflict(open)}${becauseOfConflict ? `; resolve it first with POST /domains/${domain}/resolve-conflict` : ''}`
         : request === 'resolve-conflict'
           ? ' and has no split-brain conflict open'
           : '';
