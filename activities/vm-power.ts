@@ -1,4 +1,5 @@
 import { Context, heartbeat } from '@temporalio/activity';
+import { isInactive } from '../datapath/conflict';
 import type { SiteProvider } from '../sites/provider';
 import { atSite } from './site-failures';
 import { failure } from '../common/failures';
@@ -18,7 +19,10 @@ export interface WaitForGuestHeartbeatInput {
 }
 
 export interface VmPowerActivities {
-  /** Idempotent: a VM that is already on counts as powered on (a retried activity finds it so). */
+  /**
+   * Idempotent: a VM that is already on counts as powered on (a retried activity finds it so). A VM
+   * deactivated after a split-brain is refused: it is a stale copy until reactivated.
+   */
   powerOnVm(input: PowerOnVmInput): Promise<{ alreadyOn: boolean }>;
   /** Polls the guest heartbeat, heartbeating to Temporal, until it is seen or `notAfter` passes (non-retryable then). */
   waitForGuestHeartbeat(input: WaitForGuestHeartbeatInput): Promise<{ waitedMs: number }>;
@@ -35,6 +39,7 @@ export function createVmPowerActivities({ provider, heartbeatPollMs = 500 }: VmP
     async powerOnVm({ vm }) {
       const before = await atSite(() => provider.getVm(vm));
       if (before.powerState === 'poweredOn') return { alreadyOn: true };
+      if (isInactive(before)) throw failure('VmInactive', `${vm} at site ${provider.site} was deactivated after a split-brain (${before.metadata.drInactiveBy ?? 'unknown operation'}); reactivate it before powering it on`);
       await atSite(() => provider.powerOn(vm));
       return { alreadyOn: false };
     },

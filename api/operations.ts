@@ -8,6 +8,7 @@ import { RESTORE_POINT_ID } from '../datapath/keys';
 import { Ownership } from '../datapath/ownership';
 import { allowedRequests, decide, type DomainCondition, type DomainRequest } from '../common/domain-modes';
 import { readDomainCondition, readDomainStatus } from '../datapath/domain-status';
+import { readConflict, type ConflictRecord } from '../datapath/conflict';
 import { describeError } from '../common/errors';
 import type { Logger } from '../common/logger';
 import type { RunbookStore } from '../runbooks/store';
@@ -24,6 +25,7 @@ import {
 import { COMPLETION_REFUSED, completeContinuousFailoverUpdate, type CompletionRequest, type ContinuousFailoverInput } from '../workflows/continuous-failover-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../workflows/task-queues';
 import type { FailoverInput } from '../workflows/failover-messages';
+import { CONFLICT_ACTIONS, type ResolveConflictInput } from '../workflows/resolve-conflict-messages';
 import { operationProgressQuery, type OperationProgress } from '../workflows/operation-messages';
 import { protectStatusQuery } from '../workflows/protect';
 import { domainOperationsWorkflowId, parseOperationWorkflowId, protectionWorkflowId } from '../workflows/workflow-ids';
@@ -55,7 +57,7 @@ export interface OperationsRouterOptions {
 }
 
 /** The requests this API offers endpoints for (the mode table knows the operations still to come). */
-const OFFERED: DomainRequest[] = ['power-on', 'failover', 'continuous-failover'];
+const OFFERED: DomainRequest[] = ['power-on', 'failover', 'continuous-failover', 'resolve-conflict'];
 const offeredNow = (condition: DomainCondition) => allowedRequests(condition).filter((r) => OFFERED.includes(r));
 
 /**
@@ -84,6 +86,7 @@ const FailoverRequest = RunbookRef.extend({
     .optional(),
   confirm: z.string().max(63).optional().describe('forced failover: the domain name, confirming that the primary site is lost'),
 });
+const ResolveConflictRequest = z.strictObject({ action: z.enum(CONFLICT_ACTIONS).describe('deactivate: power the stale VMs off, keep their diverged writes as a side copy, mark them inactive') });
 const ApproveRequest = z.strictObject({ step: z.string().min(1).max(63), decision: z.enum(['approve', 'reject']).default('approve'), comment: z.string().max(2000).optional() });
 const DecisionRequest = z.strictObject({ target: z.string().min(1).max(80), comment: z.string().max(2000).optional() });
 
@@ -96,6 +99,15 @@ function parseBody<T>(schema: z.ZodType<T>, req: Request): T {
     });
   }
   return parsed.data;
+}
+
+/** A split-brain conflict as the API shows it. */
+function shownConflict(open: ConflictRecord) {
+  return { conflict: 'split-brain' as const, site: open.site, vms: open.vms, since: new Date(open.since).toISOString(), owner: open.owner };
+}
+
+function describeConflict(open: ConflictRecord): string {
+  return `site ${open.site} runs ${open.vms.join(', ')} since ${new Date(open.since).toISOString()} while ${open.owner.site} owns the domain`;
 }
 
 function domainParam(req: Request): string {
@@ -130,13 +142,27 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     return { runbook: checked.runbook, version: stored.record.version };
   }
 
-  /** The mode table, before any workflow starts: 409 naming the mode and the operations it allows. */
+  /**
+   * The mode table, before any workflow starts: 409 naming the mode and the operations it allows,
+   * and the split-brain conflict when that is what refuses the request.
+   */
   async function requireAllowed(domain: string, request: DomainRequest) {
     const condition = await readDomainCondition(store, domain);
     const decision = decide(request, condition);
     if (!decision.allowed) {
       const allowed = offeredNow(condition);
-      throw conflict(`${request} is refused while ${domain} is ${condition.mode}; allowed now: ${allowed.join(', ') || 'nothing'}`, { mode: condition.mode, allowedOperations: allowed });
+      const open = condition.conflictSince !== undefined ? await readConflict(store, domain) : undefined;
+      const becauseOfConflict = open && decide(request, { mode: condition.mode }).allowed;
+      const why = open
+        ? ` with a split-brain conflict open: ${describeConflict(open)}${becauseOfConflict ? `; resolve it first with POST /domains/${domain}/resolve-conflict` : ''}`
+        : request === 'resolve-conflict'
+          ? ' and has no split-brain conflict open'
+          : '';
+      throw conflict(`${request} is refused while ${domain} is ${condition.mode}${why}; allowed now: ${allowed.join(', ') || 'nothing'}`, {
+        mode: condition.mode,
+        allowedOperations: allowed,
+        ...(open ? { conflict: shownConflict(open) } : {}),
+      });
     }
     return decision;
   }
@@ -230,6 +256,32 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     res.status(202).location(links(started.workflowId).statusUrl).json({ ...links(started.workflowId), operation: started.operation, runbook: { name: runbook.metadata.name, version } });
   });
 
+  router.post('/domains/:domain/resolve-conflict', requireRole('operator'), json, async (req, res) => {
+    const domain = domainParam(req);
+    const body = parseBody(ResolveConflictRequest, req);
+    await requireAllowed(domain, 'resolve-conflict');
+    const open = await readConflict(store, domain);
+    if (!open) throw conflict(`${domain} has no split-brain conflict open any more`);
+    const { runbook, version } = await loadRunbook(domain, { runbook: domain });
+    const input: ResolveConflictInput = {
+      domain,
+      action: body.action,
+      conflict: { site: open.site, vms: open.vms, since: open.since, owner: open.owner.site },
+      runbook,
+      runbookVersion: version,
+      requestedBy: principalName(req),
+      declaredAt: Date.now(),
+    };
+    const started = await startOperation(domain, {
+      operation: 'resolve-conflict',
+      requestedBy: principalName(req),
+      summary: `Resolve the split-brain of ${domain}: ${body.action} ${open.vms.join(', ')} at ${open.site} (running there since ${new Date(open.since).toISOString()} while ${open.owner.site} owns it), requested by ${principalName(req)}`,
+      input,
+    });
+    log.info({ domain, workflowId: started.workflowId, conflict: shownConflict(open), requestedBy: started.requestedBy }, 'split-brain resolution started');
+    res.status(202).location(links(started.workflowId).statusUrl).json({ ...links(started.workflowId), operation: started.operation, action: body.action, conflict: shownConflict(open) });
+  });
+
   /** The operation the domain's desk is running, if any (none when the desk was never started). */
   async function runningOperation(domain: string): Promise<OperationRecord | undefined> {
     const desk = domainOperationsWorkflowId(domain);
@@ -283,6 +335,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
       allowedOperations: offeredNow(condition),
       ...(running?.operation === 'continuous-failover' ? { continuousFailover: { ...links(running.workflowId), phase: progress?.phase ?? null, following: progress?.following ?? null } } : {}),
       owner: ownership.owner ? { site: ownership.owner.site, epoch: ownership.epoch, since: new Date(ownership.owner.claimedAt).toISOString() } : null,
+      conflict: condition.conflictSince !== undefined ? await readConflict(store, domain).then((open) => (open ? shownConflict(open) : null)) : null,
       status: status ?? null,
       protection,
     });

@@ -6,8 +6,11 @@
 export const DOMAIN_MODES = ['Protected', 'Continuous Rehydration in Progress', 'Running in Failover', 'Continuous Failback in Progress'] as const;
 export type DomainMode = (typeof DOMAIN_MODES)[number];
 
-/** What an operator can ask of a domain. `failover` while a continuous failover runs completes it. */
-export const DOMAIN_REQUESTS = ['power-on', 'failover', 'continuous-failover', 'failback', 'continuous-failback', 'permanent-failover', 'drill', 'restore'] as const;
+/**
+ * What an operator can ask of a domain. `failover` while a continuous failover runs completes it;
+ * `resolve-conflict` ends a split-brain and is allowed exactly while one is open, in any mode.
+ */
+export const DOMAIN_REQUESTS = ['power-on', 'failover', 'continuous-failover', 'failback', 'continuous-failback', 'permanent-failover', 'drill', 'restore', 'resolve-conflict'] as const;
 export type DomainRequest = (typeof DOMAIN_REQUESTS)[number];
 
 export type ModeDecision =
@@ -53,6 +56,7 @@ export interface DomainCondition {
 }
 
 function allowedBy(request: DomainRequest, { mode, conflictSince }: DomainCondition): Row[DomainRequest] | undefined {
+  if (request === 'resolve-conflict') return conflictSince !== undefined ? {} : undefined;
   if (conflictSince !== undefined && REFUSED_IN_CONFLICT.includes(request)) return undefined;
   // Permanent failover is how a split-brain ends when the old primary is not coming back for good.
   if (request === 'permanent-failover' && conflictSince !== undefined) return { becomes: 'Protected' };
@@ -66,6 +70,11 @@ export function allowedRequests(condition: DomainCondition): DomainRequest[] {
 export function decide(request: DomainRequest, condition: DomainCondition): ModeDecision {
   const allowed = allowedBy(request, condition);
   if (allowed) return { allowed: true, ...allowed };
-  const conflict = condition.conflictSince !== undefined && REFUSED_IN_CONFLICT.includes(request) ? ' with a split-brain conflict open' : '';
+  const conflict =
+    condition.conflictSince !== undefined && REFUSED_IN_CONFLICT.includes(request)
+      ? ` with a split-brain conflict open since ${new Date(condition.conflictSince).toISOString()} (resolve it first)`
+      : request === 'resolve-conflict'
+        ? ' without a split-brain conflict open'
+        : '';
   return { allowed: false, reason: `${request} is not allowed while ${condition.mode === 'Protected' ? 'the domain is Protected' : `the domain is ${condition.mode}`}${conflict}; allowed now: ${allowedRequests(condition).join(', ') || 'nothing'}` };
 }

@@ -33,6 +33,9 @@ export const FAILURES = {
   ReplicationBehind: { heals: true, meaning: 'protection is resyncing after bitmap mode; the drain waits for it' },
   // Runbooks and operations (workflows/).
   ConfirmationRequired: { heals: false, meaning: 'a forced operation was not confirmed by repeating the domain name' },
+  NoConflict: { heals: false, meaning: 'the domain has no split-brain conflict open to resolve' },
+  ConflictNotResolved: { heals: false, meaning: 'a VM of the domain is still active at the returning site after a resolution deactivated the stale copies' },
+  VmInactive: { heals: false, meaning: 'the VM was deactivated after a split-brain and must not run until it is reactivated' },
   AlreadyOwned: { heals: false, meaning: 'the site the operation moves the domain to owns it already' },
   RunbookMismatch: { heals: false, meaning: 'the runbook does not describe the VMs or networks being recovered' },
   RunbookStepAborted: { heals: false, meaning: 'a runbook step or VM failed under the abort policy, or an operator aborted it' },

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DOMAIN_MODES, type DomainCondition } from '../common/domain-modes';
+import { readConflict } from './conflict';
 import { DomainKeys } from './keys';
 import type { ObjectStore } from './object-store';
 import { parseRecord, RECORD_FORMAT_VERSION } from './records';
@@ -34,8 +35,11 @@ export async function readDomainStatus(store: ObjectStore, domain: string): Prom
   return body ? parseRecord(domainStatusSchema, key, body) : undefined;
 }
 
-/** The mode the table in common/domain-modes.ts decides from: a domain without a recorded mode is Protected. */
+/**
+ * What the table in common/domain-modes.ts decides from: the mode (a domain without a recorded
+ * mode is Protected) and, while a split-brain conflict is open, since when.
+ */
 export async function readDomainCondition(store: ObjectStore, domain: string): Promise<DomainCondition> {
-  const status = await readDomainStatus(store, domain);
-  return { mode: status?.mode ?? 'Protected' };
+  const [status, conflict] = await Promise.all([readDomainStatus(store, domain), readConflict(store, domain)]);
+  return { mode: status?.mode ?? 'Protected', ...(conflict ? { conflictSince: conflict.since } : {}) };
 }

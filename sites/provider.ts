@@ -76,6 +76,8 @@ export interface ReconfigureSpec {
   nics?: Nic[];
   /** The VM's disks from now on: a disk is attached by adding its id, detached by leaving it out (it stays on its datastore). */
   diskIds?: string[];
+  /** The VM's metadata from now on, replacing what it had (e.g. `drState: inactive` after a split-brain). */
+  metadata?: Record<string, string>;
 }
 
 export interface CreateDiskSpec {

@@ -4,7 +4,8 @@
  * and checks every recovered disk byte for byte against the primary's workload record.
  * `npm run demo -- --continuous` starts a continuous failover first, waits until its copy at the
  * recovery site follows the log, then stages the disaster and completes it by force.
- * `npm run demo -- --restore` brings the primary site back afterwards.
+ * `npm run demo -- --restore` brings the primary site back afterwards: its VMs run again while the
+ * recovery site owns the domain (split-brain); the demo waits until the conflict is shown.
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -51,8 +52,23 @@ async function main(): Promise<void> {
 
   if (values.restore) {
     await adminCall('/admin/restore');
-    say(`site ${primary.name} is back (its VMs are fenced: the domain is owned by the recovery site now)`);
+    say(`site ${primary.name} is back; its VMs of ${DOMAIN} run again, fenced: the domain is owned by ${recovery.name} now`);
+    await showConflict();
     return;
+  }
+
+  /** After the primary's return: its split-brain watch records the conflict within seconds. */
+  async function showConflict(): Promise<void> {
+    for (let waited = 0; waited <= 30_000; waited += 1_000) {
+      const { conflict } = (await call('GET', `/domains/${DOMAIN}`)) as { conflict: { site: string; vms: string[]; since: string } | null };
+      if (conflict) {
+        say(`split-brain conflict: ${conflict.site} runs ${conflict.vms.join(', ')} since ${conflict.since} (see GET /domains/${DOMAIN}, or DrConflict = "${DOMAIN}" in the Web UI)`);
+        say(`resolve it with: curl -X POST ${api}/domains/${DOMAIN}/resolve-conflict -H "authorization: Bearer <operator token>" -H 'content-type: application/json' -d '{"action":"deactivate"}'`);
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+    }
+    say(`no split-brain conflict was recorded within 30 s (the primary's VMs of ${DOMAIN} may not run); see GET /domains/${DOMAIN}`);
   }
 
   for (let waited = 0; ; waited += 1_000) {

@@ -13,7 +13,9 @@ import { createLogger } from '../common/logger';
 import { createS3Client, checkS3Reachable } from '../common/s3';
 import { fileSecretResolver } from '../common/secrets';
 import { SiteClient } from '../sites/client';
-import { connectWorker } from '../common/temporal';
+import { connectClient, connectWorker } from '../common/temporal';
+import type { conflictWatch } from '../workflows/conflict-watch';
+import { conflictWatchWorkflowId } from '../workflows/workflow-ids';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../workflows/task-queues';
 import { installRuntimeLogging } from './runtime';
 import { createSiteActivities } from './site-activities';
@@ -54,6 +56,28 @@ async function main(): Promise<void> {
       taskQueue: siteTaskQueue(site),
       activities: createSiteActivities({ site, s3, s3Settings: settings.s3, provider, secrets }),
     });
+  }
+
+  if (values.site) await keepConflictWatchRunning(values.site);
+
+  /**
+   * A site's worker makes sure its split-brain detector runs: started here, so that a site that
+   * comes back after a forced failover is watched as soon as its worker is, and idempotently
+   * (the running watch is kept), so that restarts of the worker neither duplicate nor reset it.
+   */
+  async function keepConflictWatchRunning(site: string) {
+    const client = await connectClient(settings.temporal);
+    try {
+      await client.workflow.start<typeof conflictWatch>('conflictWatch', {
+        workflowId: conflictWatchWorkflowId(site),
+        taskQueue: ORCHESTRATION_TASK_QUEUE,
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        args: [{ site }],
+        staticSummary: `Split-brain watch of site ${site}: records a conflict when the domains' VMs run here while another site owns them`,
+      });
+    } finally {
+      await client.connection.close();
+    }
   }
 
   log.info({ taskQueue: worker.options.taskQueue, temporal: settings.temporal.address }, 'worker running');

@@ -6,6 +6,7 @@ import { createDomainStatusActivities } from '../activities/domain-status';
 import { createFailbackDataActivities } from '../activities/failback-data';
 import { createHandoverActivities } from '../activities/handover';
 import { createPrimarySiteActivities, createRecoverySiteActivities } from '../activities/recovery-site';
+import { createSplitBrainActivities } from '../activities/split-brain';
 import { createStoragePreflightActivities } from '../activities/storage-preflight';
 import { createVmPowerActivities } from '../activities/vm-power';
 import { createWebhookActivities } from '../activities/webhook';
@@ -39,5 +40,6 @@ export function createSiteActivities(deps: SiteActivityDependencies) {
     ...createHandoverActivities({ store, provider: deps.provider }),
     ...createFailbackDataActivities({ store, provider: deps.provider }),
     ...createDomainStatusActivities({ store }),
+    ...createSplitBrainActivities({ store, provider: deps.provider }),
   };
 }

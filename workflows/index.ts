@@ -7,3 +7,5 @@ export { protect } from './protect';
 export { rehydration } from './rehydration';
 export { failover } from './failover';
 export { continuousFailover } from './continuous-failover';
+export { conflictWatch } from './conflict-watch';
+export { resolveConflict } from './resolve-conflict';

@@ -1,4 +1,5 @@
 import { defineQuery } from '@temporalio/workflow';
+import type { SideCopyRecord } from '../datapath/side-copy';
 import type { CompensationOutcome } from './compensation';
 import type { OperationKind } from './workflow-ids';
 
@@ -84,6 +85,8 @@ export interface OperationReport extends Omit<OperationProgress, 'phase' | 'elap
   tail?: { segments: number; bytesRead: number; bytesWritten: number };
   /** Declaration minus the instant the recovered data is from (0: nothing acknowledged was lost). */
   rpoMs?: number;
+  /** A resolved split-brain: where the stale copies' diverged writes were kept (readable with datapath/side-copy.ts). */
+  sideCopy?: Omit<SideCopyRecord, 'segments'>;
   failure?: string;
   compensation?: CompensationOutcome;
 }

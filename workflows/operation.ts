@@ -43,6 +43,8 @@ export interface OperationStart {
   declaredAt: number;
   /** Facts for the Web UI's memo, next to the runbook and the requester. */
   memo?: Record<string, unknown>;
+  /** What the operation is about, in a line of the Web UI's current details (e.g. the conflict it resolves). */
+  about?: string;
   /** The progress an earlier run of this operation carried across continue-as-new. */
   resumed?: OperationProgress;
 }
@@ -67,6 +69,7 @@ export interface OperationMeasures {
   rtoMs?: number;
   rpoMs?: number;
   tail?: OperationReport['tail'];
+  sideCopy?: OperationReport['sideCopy'];
 }
 
 /**
@@ -254,6 +257,7 @@ export class Operation {
     const { runbook, phase, steps, bytesRehydrated, following } = this.progress;
     setCurrentDetails(
       `**${this.title()}**: ${this.from} → ${this.to} (runbook ${runbook.name} v${runbook.version})\n\n` +
+        (this.start.about ? `${this.start.about}\n\n` : '') +
         `phase: **${phase}** (${steps.length} step(s) so far), ${bytesRehydrated} bytes rehydrated` +
         (following ? `\n\n${describeFollowing(following)}` : ''),
     );

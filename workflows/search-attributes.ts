@@ -13,6 +13,8 @@ export const DR_SITE = defineSearchAttributeKey('DrSite', SearchAttributeType.KE
 export const DR_FAILOVER_TYPE = defineSearchAttributeKey('DrFailoverType', SearchAttributeType.KEYWORD);
 export const DR_OUTCOME = defineSearchAttributeKey('DrOutcome', SearchAttributeType.KEYWORD);
 export const DR_REQUESTED_BY = defineSearchAttributeKey('DrRequestedBy', SearchAttributeType.KEYWORD);
+/** Domains with a split-brain conflict open: on each site's conflict watch, and on the resolve-conflict operation (`DrConflict = "demo"`). */
+export const DR_CONFLICT = defineSearchAttributeKey('DrConflict', SearchAttributeType.KEYWORD_LIST);
 
 export const ALL_SEARCH_ATTRIBUTES = [
   DR_DOMAIN,
@@ -23,4 +25,5 @@ export const ALL_SEARCH_ATTRIBUTES = [
   DR_FAILOVER_TYPE,
   DR_OUTCOME,
   DR_REQUESTED_BY,
+  DR_CONFLICT,
 ] as const;

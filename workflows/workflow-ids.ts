@@ -4,7 +4,7 @@
  */
 
 /** The operations a domain's desk starts, each the first segment of its workflow id. */
-export const OPERATION_KINDS = ['power-on', 'failover', 'continuous-failover'] as const;
+export const OPERATION_KINDS = ['power-on', 'failover', 'continuous-failover', 'resolve-conflict'] as const;
 export type OperationKind = (typeof OPERATION_KINDS)[number];
 
 /** `<operation>/<domain>/<start time>`: one operation of a domain. */
@@ -29,6 +29,11 @@ export function domainOperationsWorkflowId(domain: string): string {
  */
 export function protectionWorkflowId(domain: string, site: string, epoch: number): string {
   return `protect/${domain}/${site}/epoch-${epoch}`;
+}
+
+/** The split-brain detector of a site: one per site, kept running by that site's worker. */
+export function conflictWatchWorkflowId(site: string): string {
+  return `conflict-watch/${site}`;
 }
 
 /** A power-on group's child of an operation: operators address approvals and decisions to it. */

@@ -27,7 +27,7 @@ const RegisterBody = z.strictObject({
   diskIds: z.array(name).max(60),
   metadata: z.record(z.string().max(64), z.string().max(1024)).optional(),
 });
-const ReconfigureBody = z.strictObject({ cpus: z.int().min(1).max(768).optional(), memoryMiB: z.int().min(4).optional(), storagePolicy: name.optional(), nics: z.array(nic).max(10).optional(), diskIds: z.array(name).max(60).optional() });
+const ReconfigureBody = z.strictObject({ cpus: z.int().min(1).max(768).optional(), memoryMiB: z.int().min(4).optional(), storagePolicy: name.optional(), nics: z.array(nic).max(10).optional(), diskIds: z.array(name).max(60).optional(), metadata: z.record(z.string().max(63), z.string().max(1024)).optional() });
 const DiskBody = z.strictObject({ datastore: name, sizeBytes: z.int().min(512).max(64 * 1024 ** 4), protected: z.boolean().default(false) });
 const ProtectionBody = z.strictObject({ protected: z.boolean() });
 const RocvaBody = z.strictObject({ placement, networks: z.strictObject({ externalReplication: name, internal: name, management: name }) });

@@ -34,6 +34,19 @@ describe('domain modes', () => {
     assert.equal(describeDecision('failover', 'Protected', 1), '→Running in Failover', 'failover stays as the mode says');
   });
 
+  it('allow resolving a conflict exactly while one is open, in every mode, and name the conflict when refusing for it', () => {
+    for (const mode of DOMAIN_MODES) {
+      assert.equal(describeDecision('resolve-conflict', mode, 1), '', `resolve-conflict in conflict from ${mode}`);
+      assert.equal(describeDecision('resolve-conflict', mode), '409', `resolve-conflict without a conflict from ${mode}`);
+    }
+    const since = Date.parse('2026-11-29T17:00:00.000Z');
+    const refused = decide('failback', { mode: 'Running in Failover', conflictSince: since });
+    assert.ok(!refused.allowed && refused.reason.includes('with a split-brain conflict open since 2026-11-29T17:00:00.000Z'), JSON.stringify(refused));
+    assert.ok(!refused.allowed && refused.reason.endsWith('allowed now: power-on, permanent-failover, drill, resolve-conflict'), JSON.stringify(refused));
+    const nothingToResolve = decide('resolve-conflict', { mode: 'Running in Failover' });
+    assert.ok(!nothingToResolve.allowed && nothingToResolve.reason.includes('without a split-brain conflict open'));
+  });
+
   it('name the mode and what it allows when refusing', () => {
     const refused = decide('failback', { mode: 'Protected' });
     assert.ok(!refused.allowed && /failback is not allowed while the domain is Protected; allowed now: power-on, failover, continuous-failover, drill, restore/.test(refused.reason));

@@ -3,11 +3,12 @@ import type { DatapathActivities } from '../../activities/datapath';
 import type { DomainStatusActivities } from '../../activities/domain-status';
 import type { HandoverActivities } from '../../activities/handover';
 import type { PrimarySiteActivities, RecoverySiteActivities } from '../../activities/recovery-site';
+import type { SplitBrainActivities } from '../../activities/split-brain';
 import type { VmPowerActivities } from '../../activities/vm-power';
 import { CANNOT_HEAL } from '../../common/failures';
 import { siteTaskQueue } from '../task-queues';
 
-type SiteActivities = RecoverySiteActivities & PrimarySiteActivities & HandoverActivities & DatapathActivities & DomainStatusActivities & VmPowerActivities;
+type SiteActivities = RecoverySiteActivities & PrimarySiteActivities & HandoverActivities & DatapathActivities & DomainStatusActivities & VmPowerActivities & SplitBrainActivities;
 
 /** Retries for a site that may be briefly unreachable; what cannot heal fails at once. */
 export const SITE_RETRY = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', nonRetryableErrorTypes: CANNOT_HEAL };

@@ -1,0 +1,78 @@
+import { upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { failure } from '../common/failures';
+import { Operation } from './operation';
+import type { OperationReport } from './operation-messages';
+import { activitiesAt } from './phases/site-activities';
+import { sideCopyName, type ResolveConflictInput } from './resolve-conflict-messages';
+import { DR_CONFLICT, DR_SITE } from './search-attributes';
+import { forEachVm } from './vm-fan-out';
+
+/**
+ * Resolves a split-brain (the fenced old primary came back running the domain's VMs while the
+ * recovery site owns it) by deactivating the stale copies at the returning site: they are powered
+ * off, the writes they made that are not in the domain's chain are kept as a named side copy (never
+ * mixed into the chain), they are marked inactive so that nothing powers them on by mistake, and
+ * the conflict is cleared. Afterwards no site runs two active copies of a VM. Aborted or cancelled,
+ * it undoes what it did: the side copy is removed, the VMs are active and running again, and the
+ * conflict stays open.
+ */
+export async function resolveConflict(input: ResolveConflictInput): Promise<OperationReport> {
+  const { domain, conflict } = input;
+  const site = conflict.site;
+  const op = new Operation({
+    operation: 'resolve-conflict',
+    domain,
+    from: site,
+    to: conflict.owner,
+    runbook: input.runbook,
+    runbookVersion: input.runbookVersion,
+    requestedBy: input.requestedBy,
+    declaredAt: input.declaredAt,
+    memo: { action: input.action, conflict: { ...conflict, since: new Date(conflict.since).toISOString() } },
+    about: `**conflict**: ${conflict.vms.join(', ')} run at ${site} while ${conflict.owner} owns ${domain}, since ${new Date(conflict.since).toISOString()}; action: ${input.action}`,
+  });
+  upsertSearchAttributes([
+    { key: DR_SITE, value: site },
+    { key: DR_CONFLICT, value: [domain] },
+  ]);
+  const atSite = activitiesAt(site);
+  const by = workflowInfo().workflowId;
+
+  return op.run(async () => {
+    const open = await op.step(`check the conflict at ${site}`, () => atSite.describeConflict.executeWithOptions({ summary: `is ${domain}'s conflict at ${site} still open?` }, [{ domain }]));
+    const stale = await op.step(`list the stale VMs at ${site}`, () => atSite.staleVms.executeWithOptions({ summary: `VMs of ${domain} at ${site} not yet inactive` }, [{ domain }]));
+    const names = stale.map((vm) => vm.name);
+
+    const stopped: string[] = [];
+    op.undo.push(`the stale VMs powered off at ${site} powered on again`, async () => {
+      for (const vm of stopped) await atSite.powerOnVm.executeWithOptions({ summary: `power ${vm} on again at ${site}` }, [{ vm }]);
+    });
+    await op.step(`power off the stale VMs at ${site}`, () =>
+      forEachVm(names, async (vm) => {
+        const { alreadyOff } = await atSite.powerOffVm.executeWithOptions({ summary: `power off the stale copy ${vm} at ${site}` }, [{ vm }]);
+        if (!alreadyOff) stopped.push(vm);
+        op.vm(vm, 'shutDown');
+      }),
+    );
+
+    const name = sideCopyName(site, open.since);
+    op.undo.push(`side copy ${name} removed (the writes stay in ${site}'s journal)`, () => atSite.removeSideCopy.executeWithOptions({ summary: `remove side copy ${name}` }, [{ domain, name }]));
+    const sideCopy = await op.step(`keep the diverged writes as side copy ${name}`, () =>
+      activitiesAt(site, { startToCloseTimeout: '30 minutes', heartbeatTimeout: '30 seconds' }).exportSideCopy.executeWithOptions(
+        { summary: `export the writes of ${names.length} stale VM(s) after the fence into side copy ${name}` },
+        [{ domain, name, vms: names }],
+      ),
+    );
+
+    op.undo.push(`the stale VMs at ${site} active again`, () => atSite.setVmsActive.executeWithOptions({ summary: `reactivate ${names.length} VM(s) at ${site}` }, [{ vms: names, active: true, by }]));
+    await op.step(`mark the stale VMs inactive at ${site}`, () => atSite.setVmsActive.executeWithOptions({ summary: `deactivate ${names.join(', ')} at ${site}` }, [{ vms: names, active: false, by }]));
+
+    await op.step(`check that ${site} runs no active copy of ${domain}`, async () => {
+      const left = await atSite.staleVms.executeWithOptions({ summary: `VMs of ${domain} at ${site} still active` }, [{ domain }]);
+      if (left.length > 0) throw failure('ConflictNotResolved', `${left.map((vm) => vm.name).join(', ')} at ${site} are still active: a VM of ${domain} appeared there during the resolution; resolve again`);
+    });
+    await op.step('clear the conflict', () => atSite.clearConflict.executeWithOptions({ summary: `${domain}: conflict at ${site} resolved` }, [{ domain }]));
+    upsertSearchAttributes([{ key: DR_CONFLICT, value: null }]);
+    return { sideCopy };
+  });
+}
