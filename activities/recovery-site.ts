@@ -79,17 +79,16 @@ export function createRecoverySiteActivities({ provider }: RecoverySiteDependenc
     },
 
     /** Registers the recovered VM, or brings an earlier attempt's registration to the same configuration. */
-    registerRecoveredVm: async ({ spec }: { spec: RegisterVmSpec }): Promise<void> => {
-      const existing = await vmIfPresent(provider, spec.name);
-      if (!existing) {
-        await atSite(() => provider.registerVm(spec));
-        return;
-      }
-      if (existing.kind !== 'vm') throw failure('NameConflict', `${spec.name} exists at site ${provider.site} as a ${existing.kind}`);
-      const drifted = existing.cpus !== spec.cpus || existing.memoryMiB !== spec.memoryMiB || existing.storagePolicy !== spec.storagePolicy || JSON.stringify(existing.nics) !== JSON.stringify(spec.nics);
-      if (drifted && existing.powerState === 'poweredOff') {
-        await atSite(() => provider.reconfigureVm(spec.name, { cpus: spec.cpus, memoryMiB: spec.memoryMiB, nics: spec.nics, ...(spec.storagePolicy ? { storagePolicy: spec.storagePolicy } : {}) }));
-      }
+    registerRecoveredVm: ({ spec }: { spec: RegisterVmSpec }): Promise<void> => registerRecovered(provider, spec),
+
+    /**
+     * The representation VM gives way to the recovered VM holding the same disks: one call per VM
+     * where a completion would otherwise make two (a continuous failover's completion is on the
+     * RTO's critical path). Safe to repeat: a retry finds the representation VM gone, the VM there.
+     */
+    registerInPlaceOfRepresentation: async ({ spec }: { spec: RegisterVmSpec }): Promise<void> => {
+      await atSite(() => provider.unregisterVm(representationVmName(spec.name)));
+      await registerRecovered(provider, spec);
     },
 
     /**
@@ -106,6 +105,19 @@ export function createRecoverySiteActivities({ provider }: RecoverySiteDependenc
       for (const id of diskIds) await atSite(() => provider.deleteDisk(id));
     },
   };
+}
+
+async function registerRecovered(provider: SiteProvider, spec: RegisterVmSpec): Promise<void> {
+  const existing = await vmIfPresent(provider, spec.name);
+  if (!existing) {
+    await atSite(() => provider.registerVm(spec));
+    return;
+  }
+  if (existing.kind !== 'vm') throw failure('NameConflict', `${spec.name} exists at site ${provider.site} as a ${existing.kind}`);
+  const drifted = existing.cpus !== spec.cpus || existing.memoryMiB !== spec.memoryMiB || existing.storagePolicy !== spec.storagePolicy || JSON.stringify(existing.nics) !== JSON.stringify(spec.nics);
+  if (drifted && existing.powerState === 'poweredOff') {
+    await atSite(() => provider.reconfigureVm(spec.name, { cpus: spec.cpus, memoryMiB: spec.memoryMiB, nics: spec.nics, ...(spec.storagePolicy ? { storagePolicy: spec.storagePolicy } : {}) }));
+  }
 }
 
 export type RecoverySiteActivities = ReturnType<typeof createRecoverySiteActivities>;

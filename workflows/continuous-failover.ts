@@ -8,7 +8,7 @@ import { applyTail, followLog, newFollowing, prepareFollowedVms, undoCaughtUpMod
 import { checkOwnership, claimWithFencing, drainAndHandOver } from './phases/ownership';
 import { powerOnByPlan } from './phases/power-on';
 import { resumeProtection } from './phases/protection-resume';
-import { deployRocva, registerVms, removeRepresentationVms, removeRocva, resolveRecoveryPoint, undoRocva, type RebuildTarget } from './phases/rebuild';
+import { deployRocva, registerInPlaceOfRepresentations, removeRocva, resolveRecoveryPoint, undoRocva, type RebuildTarget } from './phases/rebuild';
 import { shutDownInReverseOrder } from './phases/shutdown';
 import { recoveredVm, RecoveredVmError } from './recovered-vm';
 import type { Runbook } from '../runbooks/schema';
@@ -120,8 +120,7 @@ async function complete(op: Operation, following: Following, request: Completion
     ...(tail.appliedUpTo ? { lastJournalSequence: tail.appliedUpTo.lastSequence } : {}),
   });
   const targets = rebuildTargets(op, following);
-  await removeRepresentationVms(op, targets);
-  await registerVms(op, targets);
+  await registerInPlaceOfRepresentations(op, targets);
   await resumeProtection(op, targets);
   await powerOnByPlan(op);
   const rtoMs = op.sinceDeclared();

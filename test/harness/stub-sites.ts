@@ -269,6 +269,10 @@ export class StubSites {
         site.vms.delete(`repr-${name}`);
         return Promise.resolve();
       },
+      registerInPlaceOfRepresentation: async ({ spec }) => {
+        site.vms.delete(`repr-${spec.name}`);
+        return activities.registerRecoveredVm({ spec });
+      },
       registerRecoveredVm: ({ spec }) => {
         const existing = site.vms.get(spec.name);
         if (existing && existing.kind !== 'vm') throw ApplicationFailure.nonRetryable(`${spec.name} exists at ${siteName} as a ${existing.kind}`, 'NameConflict');

@@ -109,6 +109,19 @@ export async function removeRepresentationVms(op: Operation, targets: RebuildTar
   );
 }
 
+/**
+ * The representation VMs give way to the VMs, one call per VM (registered as `registerVms` does):
+ * for a completion, whose RTO counts every round trip.
+ */
+export async function registerInPlaceOfRepresentations(op: Operation, targets: RebuildTarget[]): Promise<void> {
+  await op.step('register VMs in place of their representation VMs', () =>
+    forEachVm(targets, async (t, i) => {
+      await activitiesAt(op.to).registerInPlaceOfRepresentation.executeWithOptions({ summary: `register ${t.name} at ${op.to} (${i + 1}/${targets.length})` }, [{ spec: t.recovered.spec }]);
+      op.vm(t.name, 'registered');
+    }),
+  );
+}
+
 /** Registers each VM with the runbook's placement, networks, re-IP and overrides applied. */
 export async function registerVms(op: Operation, targets: RebuildTarget[]): Promise<void> {
   await op.step('register VMs', () =>
