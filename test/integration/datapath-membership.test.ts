@@ -70,7 +70,8 @@ describe('protection follows the VMs and disks of its domain while it runs', () 
     await bed.primary.client.deleteDisk('db-1-disk-1');
 
     const current = ['app-1-disk-0', 'db-1-disk-0', 'db-1-disk-2', 'web-1-disk-0'];
-    const noticed = await waitFor('protection did not notice the change', async () => (await manifest()).disks.map((d) => d.diskId).sort().join() === current.join());
+    // The manifest is written inside the membership check, the status after it returns: wait for both.
+    const noticed = await waitFor('protection did not notice the change', async (s) => s.vms.join() === 'app-1,db-1,web-1' && (await manifest()).disks.map((d) => d.diskId).sort().join() === current.join());
     assert.deepEqual(noticed.vms, ['app-1', 'db-1', 'web-1']);
     const listed = await manifest();
     assert.equal((await bed.primary.client.getDisk('web-1-disk-0')).protected, true, 'a disk that joined is journaled');
