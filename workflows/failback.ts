@@ -10,6 +10,7 @@ import { powerOnByPlan } from './phases/power-on';
 import { resumeProtection } from './phases/protection-resume';
 import { deployRocva, rehydrate, removeRocva, resolveRecoveryPoint } from './phases/rebuild';
 import { shutDownInReverseOrder } from './phases/shutdown';
+import { originalVm } from './recovered-vm';
 
 /**
  * Failback of a domain running in failover to its original primary site, planned (the recovery
@@ -37,7 +38,7 @@ export async function failback(input: FailbackInput): Promise<OperationReport> {
       await claimWithFencing(op, owned);
     }
 
-    const { point, targets } = await resolveRecoveryPoint(op);
+    const { point, targets } = await resolveRecoveryPoint(op, undefined, originalVm);
     const diskIds = point.disks.map((d) => d.diskId);
     await stopJournaling(op, diskIds);
     const base = await checkOriginalDisks(op);

@@ -19,9 +19,9 @@ export interface RebuildTarget {
 /**
  * Resolves the point the domain is rebuilt from (a restore point, an instant, or the latest
  * consistent point), after ownership has moved so that the chain is sealed, and applies the
- * runbook to the VM configuration recorded at that point.
+ * runbook to the VM configuration recorded at that point (`configure`: a failback keeps the original one).
  */
-export async function resolveRecoveryPoint(op: Operation, pointInTime?: PointInTime): Promise<{ point: RecoveryPoint; targets: RebuildTarget[] }> {
+export async function resolveRecoveryPoint(op: Operation, pointInTime?: PointInTime, configure: typeof recoveredVm = recoveredVm): Promise<{ point: RecoveryPoint; targets: RebuildTarget[] }> {
   const point = await op.step('resolve the recovery point', () =>
     activitiesAt(op.to).resolveRecoveryPoint.executeWithOptions({ summary: `resolve ${pointInTime ? 'the requested point in time' : 'the latest consistent point'} of ${op.domain}` }, [
       { domain: op.domain, ...(pointInTime ? { pointInTime } : {}) },
@@ -31,7 +31,7 @@ export async function resolveRecoveryPoint(op: Operation, pointInTime?: PointInT
   const targets = point.vms.map((meta) => {
     const disks = point.disks.filter((d) => d.vm === meta.name);
     try {
-      return { name: meta.name, disks, recovered: recoveredVm(meta, disks.map((d) => d.diskId), op.runbook) };
+      return { name: meta.name, disks, recovered: configure(meta, disks.map((d) => d.diskId), op.runbook) };
     } catch (error) {
       if (error instanceof RecoveredVmError) throw failure('RunbookMismatch', error.message);
       throw error;
