@@ -42,6 +42,8 @@ describe('failback end to end, on real Temporal, S3, sites and worker processes:
     assert.equal(failover.status, 202, JSON.stringify(failover.body));
     const failedOver = await operationResult(String(failover.body.workflowId));
     assert.equal(failedOver.status, 'COMPLETED', JSON.stringify(failedOver.result));
+    // The primary's workload would write to the original VMs again once failback powers them on.
+    await admin(primary, sites.token, '/admin/workload', undefined, 'DELETE');
     await admin(recovery, sites.token, '/admin/workload', { writesPerSecond: 40, blockSize: 4096, pattern: 'random', seed: `failback-${domain}` });
     await sleep(3_000);
     await admin(recovery, sites.token, '/admin/workload', undefined, 'DELETE');
