@@ -33,7 +33,8 @@ async function diskIfPresent(provider: SiteProvider, id: string): Promise<boolea
 
 /** What a site held of an operation's names before the operation created anything there. */
 export interface ExistingAtSite {
-  vms: Array<{ name: string; inactive: boolean }>;
+  /** Each with where it stands and the networks it is on, so that an appliance can be placed beside it. */
+  vms: Array<{ name: string; inactive: boolean; placement: Placement; networks: string[] }>;
   diskIds: string[];
 }
 
@@ -67,7 +68,7 @@ export function createRecoverySiteActivities({ provider }: RecoverySiteDependenc
       const found: ExistingAtSite = { vms: [], diskIds: [] };
       for (const name of vms.flatMap((vm) => [vm, representationVmName(vm)])) {
         const vm = await vmIfPresent(provider, name);
-        if (vm) found.vms.push({ name, inactive: isInactive(vm) });
+        if (vm) found.vms.push({ name, inactive: isInactive(vm), placement: vm.placement, networks: vm.nics.map((n) => n.network) });
       }
       for (const id of diskIds) if (await diskIfPresent(provider, id)) found.diskIds.push(id);
       return found;

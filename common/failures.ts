@@ -53,6 +53,10 @@ export type FailureType = keyof typeof FAILURES;
 /** The types a retry policy must not retry. */
 export const CANNOT_HEAL: FailureType[] = (Object.keys(FAILURES) as FailureType[]).filter((type) => !FAILURES[type].heals);
 
+export function isFailureType(type: string): type is FailureType {
+  return type in FAILURES;
+}
+
 export function canHeal(type: string): boolean {
   return type in FAILURES ? FAILURES[type as FailureType].heals : true;
 }

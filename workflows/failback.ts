@@ -38,7 +38,10 @@ export async function failback(input: FailbackInput): Promise<OperationReport> {
       await claimWithFencing(op, owned);
     }
 
-    const { point, targets } = await resolveRecoveryPoint(op, undefined, originalVm);
+    const resolved = await resolveRecoveryPoint(op, undefined, originalVm);
+    const point = resolved.point;
+    // The original disks stay where the original VMs keep them, not where the runbook places recovered VMs.
+    const targets = resolved.targets.map((t) => ({ ...t, recovered: { ...t.recovered, spec: { ...t.recovered.spec, placement: originals.placements[t.name] ?? t.recovered.spec.placement } } }));
     const diskIds = point.disks.map((d) => d.diskId);
     await stopJournaling(op, diskIds);
     const base = await checkOriginalDisks(op);
@@ -47,7 +50,7 @@ export async function failback(input: FailbackInput): Promise<OperationReport> {
       rehydration = await rehydrateDelta(op, base, originals.vms);
     } else {
       // The original VMs hold their disks: no representation VM is needed to rewrite them.
-      const rocva = await deployRocva(op, workflowInfo().runId);
+      const rocva = await deployRocva(op, workflowInfo().runId, originals.rocvaSite);
       const bytesWritten = await rehydrate(op, point, targets, 'existing disks');
       await removeRocva(op, rocva);
       rehydration = { kind: 'full', bytesWritten, why: base.why };

@@ -248,7 +248,10 @@ export class StubSites {
 
       findExisting: ({ vms, diskIds }) =>
         Promise.resolve({
-          vms: vms.flatMap((vm) => [vm, `repr-${vm}`]).filter((name) => site.vms.has(name)).map((name) => ({ name, inactive: false })),
+          vms: vms
+            .flatMap((vm) => [vm, `repr-${vm}`])
+            .filter((name) => site.vms.has(name))
+            .map((name) => ({ name, inactive: false, placement: { datacenter: 'dc-a', cluster: 'cluster-a1', datastore: 'ds-a' }, networks: ['prod-app'] })),
           diskIds: diskIds.filter((id) => site.disks.has(id)),
         }),
       deployRocva: (spec) => {

@@ -1,6 +1,7 @@
 import { workflowInfo } from '@temporalio/workflow';
 import type { LogPosition } from '../../datapath/records';
 import { failure } from '../../common/failures';
+import type { Placement, RocvaSpec } from '../../sites/provider';
 import type { Operation, OperationMeasures } from '../operation';
 import { forEachVm } from '../vm-fan-out';
 import { activitiesAt, longActivitiesAt } from './site-activities';
@@ -9,6 +10,13 @@ import { activitiesAt, longActivitiesAt } from './site-activities';
 export interface OriginalVms {
   vms: string[];
   inactive: string[];
+  /**
+   * Where a RocVA goes at that site: beside the first original VM, on its network (the runbook
+   * describes only the recovery site's placement and networks).
+   */
+  rocvaSite: Pick<RocvaSpec, 'placement' | 'networks'>;
+  /** Where each original VM (and so its disks) stands: a full rehydration rewrites the disks there. */
+  placements: Record<string, Placement>;
 }
 
 /**
@@ -21,7 +29,14 @@ export async function findOriginalVms(op: Operation, vms: string[]): Promise<Ori
   );
   const missing = vms.filter((vm) => !found.vms.some((v) => v.name === vm));
   if (missing.length > 0) throw failure('OriginalVmMissing', `${missing.join(', ')} of ${op.domain} are no longer registered at ${op.to}: failback brings the original VMs back and cannot rebuild them there`);
-  return { vms, inactive: found.vms.filter((v) => v.inactive && vms.includes(v.name)).map((v) => v.name) };
+  const first = found.vms.find((v) => vms.includes(v.name))!;
+  const network = first.networks[0] ?? '';
+  return {
+    vms,
+    inactive: found.vms.filter((v) => v.inactive && vms.includes(v.name)).map((v) => v.name),
+    rocvaSite: { placement: first.placement, networks: { externalReplication: network, internal: network, management: network } },
+    placements: Object.fromEntries(found.vms.filter((v) => vms.includes(v.name)).map((v) => [v.name, v.placement])),
+  };
 }
 
 /**

@@ -2,7 +2,7 @@ import { patched } from '@temporalio/workflow';
 import type { PointInTime, RecoveryPoint } from '../../activities/handover';
 import type { ExistingAtSite } from '../../activities/recovery-site';
 import type { DomainDisk } from '../../datapath/records';
-import type { Placement } from '../../sites/provider';
+import type { Placement, RocvaSpec } from '../../sites/provider';
 import { failure } from '../../common/failures';
 import type { Operation } from '../operation';
 import { recoveredVm, RecoveredVmError, type RecoveredVm } from '../recovered-vm';
@@ -41,8 +41,8 @@ export async function resolveRecoveryPoint(op: Operation, pointInTime?: PointInT
 }
 
 /** The RocVA, the temporary appliance that rehydrates at the site; named after the operation's run. Undo: removed. */
-export async function deployRocva(op: Operation, runId: string): Promise<{ name: string }> {
-  const rocva = { name: `rocva-${op.domain}-${runId.slice(0, 8)}`, placement: op.runbook.spec.placement, networks: op.runbook.spec.rocva.networks };
+export async function deployRocva(op: Operation, runId: string, where: Pick<RocvaSpec, 'placement' | 'networks'> = { placement: op.runbook.spec.placement, networks: op.runbook.spec.rocva.networks }): Promise<{ name: string }> {
+  const rocva = { name: `rocva-${op.domain}-${runId.slice(0, 8)}`, ...where };
   await op.step('deploy the RocVA', () => activitiesAt(op.to).deployRocva.executeWithOptions({ summary: `deploy RocVA ${rocva.name} at ${op.to}` }, [rocva]));
   undoRocva(op, rocva);
   return { name: rocva.name };
