@@ -17,7 +17,7 @@ import { DiskSync, type DiskSyncState } from '../datapath/disk-sync';
 import { domainMembers, sameMembers, vmMetadata } from '../datapath/membership';
 import { CorruptSegmentError } from '../datapath/segment-codec';
 import { SegmentWriter } from '../datapath/segment-writer';
-import { failure } from '../common/failures';
+import { canHeal, failure, isFailureType } from '../common/failures';
 
 export interface DatapathDependencies {
   store: ObjectStore;
@@ -131,6 +131,8 @@ export function classify(error: unknown): unknown {
   if (error instanceof CorruptSegmentError) return failure('CorruptSegment', error.message);
   if (error instanceof TargetNotRestorableError) return failure('TargetNotRestorable', error.message);
   if (error instanceof JournalGapError) return failure('JournalGap', error.message);
+  // A site's refusal that retrying cannot change (a name taken, an unknown placement) ends the attempt.
+  if (error instanceof SiteError && isFailureType(error.code) && !canHeal(error.code)) return failure(error.code, error.message);
   return error;
 }
 

@@ -205,6 +205,16 @@ export function createHandoverActivities({ store, provider }: HandoverDependenci
       });
       return { cursor: Number.isFinite(cursor) ? cursor : 0 };
     },
+
+    /**
+     * The disks stop journaling: a failback rewrites the original disks at the primary, and those
+     * writes are not the domain's to replicate (protection resumes afterwards from a fresh cursor).
+     */
+    async stopJournaling({ diskIds }: { diskIds: string[] }): Promise<void> {
+      await forEachLimited(diskIds, 16, async (id) => {
+        await atSite(() => provider.setDiskProtection(id, false));
+      });
+    },
   };
 }
 

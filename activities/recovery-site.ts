@@ -3,6 +3,7 @@ import type { Placement, RegisterVmSpec, RocvaSpec, ShutdownOutcome, SiteProvide
 import { SiteError } from '../sites/provider';
 import { atSite } from './site-failures';
 import { failure } from '../common/failures';
+import { isInactive } from '../datapath/conflict';
 
 /**
  * The VM, or undefined when the site says it does not exist. Only the site's `VmNotFound` means
@@ -16,6 +17,25 @@ async function vmIfPresent(provider: SiteProvider, name: string): Promise<Vm | u
       throw error;
     }),
   );
+}
+
+async function diskIfPresent(provider: SiteProvider, id: string): Promise<boolean> {
+  return atSite(() =>
+    provider.getDisk(id).then(
+      () => true,
+      (error: unknown) => {
+        if (error instanceof SiteError && error.code === 'DiskNotFound') return false;
+        throw error;
+      },
+    ),
+  );
+}
+
+/** What a site held of an operation's names before the operation created anything there. */
+export interface ExistingAtSite {
+  /** Each with where it stands and the networks it is on, so that an appliance can be placed beside it. */
+  vms: Array<{ name: string; inactive: boolean; placement: Placement; networks: string[] }>;
+  diskIds: string[];
 }
 
 /** Deterministic names: a retried or replayed step finds what its earlier attempt created. */
@@ -39,6 +59,21 @@ export interface RecoverySiteDependencies {
  */
 export function createRecoverySiteActivities({ provider }: RecoverySiteDependencies) {
   return {
+    /**
+     * What the site holds already of these VMs (and their representation VMs) and disks, asked before
+     * an operation creates anything: its undo removes only what was not there. A found VM says
+     * whether a resolved split-brain left it inactive.
+     */
+    findExisting: async ({ vms, diskIds }: { vms: string[]; diskIds: string[] }): Promise<ExistingAtSite> => {
+      const found: ExistingAtSite = { vms: [], diskIds: [] };
+      for (const name of vms.flatMap((vm) => [vm, representationVmName(vm)])) {
+        const vm = await vmIfPresent(provider, name);
+        if (vm) found.vms.push({ name, inactive: isInactive(vm), placement: vm.placement, networks: vm.nics.map((n) => n.network) });
+      }
+      for (const id of diskIds) if (await diskIfPresent(provider, id)) found.diskIds.push(id);
+      return found;
+    },
+
     deployRocva: async (spec: RocvaSpec): Promise<{ name: string }> => {
       await atSite(() => provider.deployRocva(spec));
       return { name: spec.name };
@@ -92,17 +127,20 @@ export function createRecoverySiteActivities({ provider }: RecoverySiteDependenc
     },
 
     /**
-     * Compensation: what an aborted operation registered or created for this VM goes away, disks
-     * included, also those that rehydration created before any VM held them.
+     * Compensation and cleanup: the VM, its representation VM and the listed disks go away (also
+     * disks that rehydration created before any VM held them), except what `found` says was there
+     * before the operation: that is never the operation's to remove. Disks go by the list only, so
+     * a disk attached to the VM but not listed stays.
      */
-    removeRecoveredVm: async ({ vm, diskIds = [] }: { vm: string; diskIds?: string[] }): Promise<void> => {
-      for (const name of [vm, representationVmName(vm)]) {
+    removeRecoveredVm: async ({ vm, diskIds = [], found }: { vm: string; diskIds?: string[]; found?: ExistingAtSite }): Promise<void> => {
+      const kept = new Set([...(found?.vms.map((v) => v.name) ?? []), ...(found?.diskIds ?? [])]);
+      for (const name of [vm, representationVmName(vm)].filter((n) => !kept.has(n))) {
         const existing = await vmIfPresent(provider, name);
         if (!existing) continue;
         await atSite(() => provider.powerOff(name));
-        await atSite(() => provider.unregisterVm(name, { deleteDisks: true }));
+        await atSite(() => provider.unregisterVm(name));
       }
-      for (const id of diskIds) await atSite(() => provider.deleteDisk(id));
+      for (const id of diskIds.filter((d) => !kept.has(d))) await atSite(() => provider.deleteDisk(id));
     },
   };
 }

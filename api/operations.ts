@@ -25,6 +25,7 @@ import {
 import { COMPLETION_REFUSED, completeContinuousFailoverUpdate, type CompletionRequest, type ContinuousFailoverInput } from '../workflows/continuous-failover-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../workflows/task-queues';
 import type { FailoverInput } from '../workflows/failover-messages';
+import type { FailbackInput } from '../workflows/failback-messages';
 import { CONFLICT_ACTIONS, type ResolveConflictInput } from '../workflows/resolve-conflict-messages';
 import { operationProgressQuery, type OperationProgress } from '../workflows/operation-messages';
 import { protectStatusQuery } from '../workflows/protect';
@@ -57,7 +58,7 @@ export interface OperationsRouterOptions {
 }
 
 /** The requests this API offers endpoints for (the mode table knows the operations still to come). */
-const OFFERED: DomainRequest[] = ['power-on', 'failover', 'continuous-failover', 'resolve-conflict'];
+const OFFERED: DomainRequest[] = ['power-on', 'failover', 'continuous-failover', 'failback', 'resolve-conflict'];
 const offeredNow = (condition: DomainCondition) => allowedRequests(condition).filter((r) => OFFERED.includes(r));
 
 /**
@@ -85,6 +86,11 @@ const FailoverRequest = RunbookRef.extend({
     ])
     .optional(),
   confirm: z.string().max(63).optional().describe('forced failover: the domain name, confirming that the primary site is lost'),
+});
+const FailbackRequest = RunbookRef.extend({
+  runbook: RunbookRef.shape.runbook.optional().describe('default: the runbook named like the domain (the one it failed over by)'),
+  type: z.enum(['planned', 'forced']),
+  confirm: z.string().max(63).optional().describe('forced failback: the domain name, confirming that the recovery site is lost'),
 });
 const ResolveConflictRequest = z.strictObject({ action: z.enum(CONFLICT_ACTIONS).describe('deactivate: power the stale VMs off, keep their diverged writes as a side copy, mark them inactive') });
 const ApproveRequest = z.strictObject({ step: z.string().min(1).max(63), decision: z.enum(['approve', 'reject']).default('approve'), comment: z.string().max(2000).optional() });
@@ -214,6 +220,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     const declaredAt = Date.now();
     const running = await runningOperation(domain);
     if (running?.operation === 'continuous-failover') return void (await completeContinuousFailover(req, res, domain, running.workflowId, body, declaredAt));
+    await refuseSwappedSites(domain, body);
     const decision = await requireAllowed(domain, 'failover');
     if (decision.completes) throw conflict(`${domain} is in mode ${(await readDomainCondition(store, domain)).mode} but no ${decision.completes} is running to complete; check GET /domains/${domain}/operations`);
     const { runbook, version } = await loadRunbook(domain, { runbook: body.runbook ?? domain, ...(body.version ? { version: body.version } : {}) });
@@ -254,6 +261,51 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     });
     log.info({ domain, workflowId: started.workflowId, requestedBy: started.requestedBy }, 'continuous failover started');
     res.status(202).location(links(started.workflowId).statusUrl).json({ ...links(started.workflowId), operation: started.operation, runbook: { name: runbook.metadata.name, version } });
+  });
+
+  /**
+   * A failover by a runbook whose primary is where the domain runs in failover is the old runbook
+   * with its sites swapped, sent to return the domain by hand: it would rebuild over the original
+   * disks, and its undo would remove the original VMs. Failback is the operation for that.
+   */
+  async function refuseSwappedSites(domain: string, ref: { runbook?: string; version?: number }) {
+    const status = await readDomainStatus(store, domain);
+    if (status?.mode !== 'Running in Failover') return;
+    const { sites } = (await loadRunbook(domain, { runbook: ref.runbook ?? domain, ...(ref.version ? { version: ref.version } : {}) })).runbook.spec;
+    if (status.runningAt !== sites.primary) return;
+    throw conflict(
+      `${domain} runs in failover at ${sites.primary}, the primary site of this runbook: it is the failover runbook with its sites swapped; to return ${domain} to ${sites.recovery}, use POST /domains/${domain}/failback with the runbook it failed over by`,
+      { mode: status.mode, runningAt: status.runningAt, use: `POST /domains/${domain}/failback` },
+    );
+  }
+
+  router.post('/domains/:domain/failback', requireRole('operator'), json, async (req, res) => {
+    const domain = domainParam(req);
+    const body = parseBody(FailbackRequest, req);
+    if (body.type === 'forced' && body.confirm !== domain) {
+      throw badRequest(`a forced failback fences the recovery site of ${domain} and takes ownership back without it; confirm by sending "confirm": "${domain}"`);
+    }
+    const decision = await requireAllowed(domain, 'failback');
+    if (decision.completes) throw conflict(`${domain} is in mode ${(await readDomainCondition(store, domain)).mode} but no ${decision.completes} is running to complete; check GET /domains/${domain}/operations`);
+    const { runbook, version } = await loadRunbook(domain, { runbook: body.runbook ?? domain, ...(body.version ? { version: body.version } : {}) });
+    const input: FailbackInput = {
+      domain,
+      type: body.type,
+      runbook,
+      runbookVersion: version,
+      requestedBy: principalName(req),
+      declaredAt: Date.now(),
+      ...(body.type === 'forced' ? { forcedConfirmation: body.confirm } : {}),
+    };
+    const { primary, recovery } = runbook.spec.sites;
+    const started = await startOperation(domain, {
+      operation: 'failback',
+      requestedBy: principalName(req),
+      summary: `${body.type === 'forced' ? 'Forced' : 'Planned'} failback of ${domain} from ${recovery} to ${primary} by runbook ${runbook.metadata.name} v${version}, requested by ${principalName(req)}`,
+      input,
+    });
+    log.info({ domain, workflowId: started.workflowId, type: body.type, requestedBy: started.requestedBy }, 'failback started');
+    res.status(202).location(links(started.workflowId).statusUrl).json({ ...links(started.workflowId), operation: started.operation, type: body.type, runbook: { name: runbook.metadata.name, version } });
   });
 
   router.post('/domains/:domain/resolve-conflict', requireRole('operator'), json, async (req, res) => {

@@ -31,6 +31,7 @@ export const OPERATION_WORKFLOW_TYPES: Record<OperationKind, string> = {
   'power-on': 'powerOnPlan',
   failover: 'failover',
   'continuous-failover': 'continuousFailover',
+  failback: 'failback',
   'resolve-conflict': 'resolveConflict',
 };
 

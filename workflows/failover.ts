@@ -38,7 +38,7 @@ export async function failover(input: FailoverInput): Promise<OperationReport> {
     await rehydrate(op, point, targets);
     await removeRepresentationVms(op, targets);
     await registerVms(op, targets);
-    await resumeProtection(op, targets);
+    await resumeProtection(op, targets, point);
     await powerOnByPlan(op);
     const rtoMs = op.sinceDeclared();
     const rpoMs = type === 'planned' && !input.pointInTime ? 0 : Math.max(0, input.declaredAt - point.dataFrom);

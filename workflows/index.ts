@@ -7,5 +7,6 @@ export { protect } from './protect';
 export { rehydration } from './rehydration';
 export { failover } from './failover';
 export { continuousFailover } from './continuous-failover';
+export { failback } from './failback';
 export { conflictWatch } from './conflict-watch';
 export { resolveConflict } from './resolve-conflict';

@@ -87,6 +87,8 @@ export interface OperationReport extends Omit<OperationProgress, 'phase' | 'elap
   rpoMs?: number;
   /** A resolved split-brain: where the stale copies' diverged writes were kept (readable with datapath/side-copy.ts). */
   sideCopy?: Omit<SideCopyRecord, 'segments'>;
+  /** A failback: only the changes since the failover onto the original disks (delta), or all of them (full), and why. */
+  rehydration?: { kind: 'delta' | 'full'; bytesWritten: number; why?: string };
   failure?: string;
   compensation?: CompensationOutcome;
 }

@@ -64,12 +64,19 @@ export function towardsRecoverySite(operation: OperationKind, request: Requested
   return new Operation({ operation, domain, from: runbook.spec.sites.primary, to: runbook.spec.sites.recovery, runbook, runbookVersion, requestedBy, declaredAt, ...more });
 }
 
+/** An operation that returns the domain from its runbook's recovery site to its primary site. */
+export function towardsPrimarySite(operation: OperationKind, request: RequestedOperation, more: Pick<OperationStart, 'type' | 'memo' | 'resumed'> = {}): Operation {
+  const { domain, runbook, runbookVersion, requestedBy, declaredAt } = request;
+  return new Operation({ operation, domain, from: runbook.spec.sites.recovery, to: runbook.spec.sites.primary, runbook, runbookVersion, requestedBy, declaredAt, ...more });
+}
+
 /** What a successful operation measured, for its report. */
 export interface OperationMeasures {
   rtoMs?: number;
   rpoMs?: number;
   tail?: OperationReport['tail'];
   sideCopy?: OperationReport['sideCopy'];
+  rehydration?: OperationReport['rehydration'];
 }
 
 /**

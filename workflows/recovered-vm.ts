@@ -47,6 +47,19 @@ export function recoveredVm(source: Pick<Vm, 'name' | 'cpus' | 'memoryMiB' | 'ni
   };
 }
 
+/**
+ * A VM failback returns to: its configuration as recorded, without the runbook's mapping to the
+ * recovery site (the original VM at the primary is kept as it is; this is what its disks are
+ * rehydrated for). Only the runbook's datastore and startup action apply.
+ */
+export function originalVm(source: Pick<Vm, 'name' | 'cpus' | 'memoryMiB' | 'nics' | 'storagePolicy' | 'metadata'>, diskIds: string[], runbook: Runbook): RecoveredVm {
+  const override = runbook.spec.vms.find((v) => v.name === source.name);
+  return {
+    spec: { name: source.name, kind: 'vm', cpus: source.cpus, memoryMiB: source.memoryMiB, placement: placementFor(source.name, runbook), ...(source.storagePolicy ? { storagePolicy: source.storagePolicy } : {}), nics: source.nics, diskIds, metadata: source.metadata },
+    leavePoweredOff: override?.startupAction === 'poweredOff',
+  };
+}
+
 /** Where the runbook places a VM at the recovery site: its placement, with the VM's datastore override. A VM it does not list gets the default. */
 export function placementFor(vm: string, runbook: Runbook): Placement {
   const { placement } = runbook.spec;

@@ -246,6 +246,14 @@ export class StubSites {
         }
       },
 
+      findExisting: ({ vms, diskIds }) =>
+        Promise.resolve({
+          vms: vms
+            .flatMap((vm) => [vm, `repr-${vm}`])
+            .filter((name) => site.vms.has(name))
+            .map((name) => ({ name, inactive: false, placement: { datacenter: 'dc-a', cluster: 'cluster-a1', datastore: 'ds-a' }, networks: ['prod-app'] })),
+          diskIds: diskIds.filter((id) => site.disks.has(id)),
+        }),
       deployRocva: (spec) => {
         site.rocvas.add(spec.name);
         return Promise.resolve({ name: spec.name });
@@ -280,12 +288,10 @@ export class StubSites {
         if (!existing) site.vms.set(spec.name, { kind: 'vm', powerState: 'poweredOff', diskIds: spec.diskIds });
         return Promise.resolve();
       },
-      removeRecoveredVm: ({ vm: name, diskIds = [] }) => {
-        for (const n of [name, `repr-${name}`]) {
-          for (const id of site.vms.get(n)?.diskIds ?? []) site.disks.delete(id);
-          site.vms.delete(n);
-        }
-        for (const id of diskIds) site.disks.delete(id);
+      removeRecoveredVm: ({ vm: name, diskIds = [], found }) => {
+        const kept = new Set([...(found?.vms.map((v) => v.name) ?? []), ...(found?.diskIds ?? [])]);
+        for (const n of [name, `repr-${name}`]) if (!kept.has(n)) site.vms.delete(n);
+        for (const id of diskIds) if (!kept.has(id)) site.disks.delete(id);
         return Promise.resolve();
       },
       shutdownForHandover: ({ vm: name }) => {
@@ -379,6 +385,10 @@ export class StubSites {
           vms: metadataOf(domain),
           protectionWindowMs: 86_400_000,
         });
+      },
+      stopJournaling: ({ diskIds }) => {
+        for (const id of diskIds) if (!site.disks.has(id)) throw notFound(`disk ${id} at ${siteName}`, 'DiskNotFound');
+        return Promise.resolve();
       },
       protectRecoveredDisks: ({ diskIds }) => {
         for (const id of diskIds) if (!site.disks.has(id)) throw notFound(`disk ${id} at ${siteName}`, 'DiskNotFound');

@@ -31,8 +31,8 @@ const REBUILD = [
   'set the domain mode',
 ];
 const PROCEDURE: Record<HandoverType, string[]> = {
-  planned: ['check ownership', 'shut down VMs at primary', 'drain replication', 'hand over ownership', ...REBUILD],
-  forced: ['check ownership', 'take over ownership', ...REBUILD],
+  planned: ['check ownership', 'shut down VMs at primary', 'drain replication', 'record the departure from primary', 'hand over ownership', ...REBUILD],
+  forced: ['check ownership', 'take over ownership', 'record the departure from primary', ...REBUILD],
 };
 
 /** How many failovers of the step-by-step tests run at once (each on a domain of its own). */

@@ -1,3 +1,4 @@
+import { patched } from '@temporalio/workflow';
 import { failure } from '../../common/failures';
 import type { Operation } from '../operation';
 import { activitiesAt, longActivitiesAt, SITE_RETRY } from './site-activities';
@@ -34,6 +35,14 @@ export async function drainAndHandOver(op: Operation, owned: OwnedDomain): Promi
   const drained = await op.step('drain replication', () =>
     longActivitiesAt(op.from, '30 minutes').drainReplication.executeWithOptions({ summary: `drain ${op.domain}'s journal at ${op.from} into the log` }, [{ domain: op.domain }]),
   );
+  if (recordsDeparture()) {
+    // Where the disks left behind stand, so that a failback to this site can apply only what changed since.
+    await op.step(`record the departure from ${op.from}`, () =>
+      longActivitiesAt(op.from, '30 minutes').recordDeparture.executeWithOptions({ summary: `record where ${op.domain}'s disks at ${op.from} stand` }, [
+        { domain: op.domain, epoch: drained.epoch, kind: 'planned', lastSegment: drained.lastSegment },
+      ]),
+    );
+  }
   await endProtection(op.domain, op.from, owned.epoch, 'stop');
   const atFrom = activitiesAt(op.from, { retry: { ...SITE_RETRY, maximumInterval: '10 seconds', maximumAttempts: 5 } });
   const handed = await op.step('hand over ownership', () =>
@@ -72,4 +81,15 @@ export async function claimWithFencing(op: Operation, owned: OwnedDomain): Promi
   op.epoch = claimed.epoch;
   op.undo.keep(`ownership of ${op.domain} stays with ${op.to} (epoch ${claimed.epoch}): ${op.from} was fenced, and handing a domain back to a lost site is unsafe`);
   await endProtection(op.domain, op.from, owned.epoch, 'cancel');
+  if (recordsDeparture()) {
+    // The fenced site may hold writes never replicated: the record names the sealed position, and the failback check derives its fingerprints.
+    await op.step(`record the departure from ${op.from}`, () =>
+      activitiesAt(op.to).recordDeparture.executeWithOptions({ summary: `record where ${op.domain}'s chain was sealed when ${op.from} was fenced` }, [
+        { domain: op.domain, epoch: claimed.epoch - 1, kind: 'forced' },
+      ]),
+    );
+  }
 }
+
+/** Failovers recorded before departures were: their histories replay without the step. */
+export const recordsDeparture = () => patched('failover-records-departure');

@@ -1,6 +1,8 @@
+import { patched } from '@temporalio/workflow';
 import type { PointInTime, RecoveryPoint } from '../../activities/handover';
+import type { ExistingAtSite } from '../../activities/recovery-site';
 import type { DomainDisk } from '../../datapath/records';
-import type { Placement } from '../../sites/provider';
+import type { Placement, RocvaSpec } from '../../sites/provider';
 import { failure } from '../../common/failures';
 import type { Operation } from '../operation';
 import { recoveredVm, RecoveredVmError, type RecoveredVm } from '../recovered-vm';
@@ -17,9 +19,9 @@ export interface RebuildTarget {
 /**
  * Resolves the point the domain is rebuilt from (a restore point, an instant, or the latest
  * consistent point), after ownership has moved so that the chain is sealed, and applies the
- * runbook to the VM configuration recorded at that point.
+ * runbook to the VM configuration recorded at that point (`configure`: a failback keeps the original one).
  */
-export async function resolveRecoveryPoint(op: Operation, pointInTime?: PointInTime): Promise<{ point: RecoveryPoint; targets: RebuildTarget[] }> {
+export async function resolveRecoveryPoint(op: Operation, pointInTime?: PointInTime, configure: typeof recoveredVm = recoveredVm): Promise<{ point: RecoveryPoint; targets: RebuildTarget[] }> {
   const point = await op.step('resolve the recovery point', () =>
     activitiesAt(op.to).resolveRecoveryPoint.executeWithOptions({ summary: `resolve ${pointInTime ? 'the requested point in time' : 'the latest consistent point'} of ${op.domain}` }, [
       { domain: op.domain, ...(pointInTime ? { pointInTime } : {}) },
@@ -29,7 +31,7 @@ export async function resolveRecoveryPoint(op: Operation, pointInTime?: PointInT
   const targets = point.vms.map((meta) => {
     const disks = point.disks.filter((d) => d.vm === meta.name);
     try {
-      return { name: meta.name, disks, recovered: recoveredVm(meta, disks.map((d) => d.diskId), op.runbook) };
+      return { name: meta.name, disks, recovered: configure(meta, disks.map((d) => d.diskId), op.runbook) };
     } catch (error) {
       if (error instanceof RecoveredVmError) throw failure('RunbookMismatch', error.message);
       throw error;
@@ -39,8 +41,8 @@ export async function resolveRecoveryPoint(op: Operation, pointInTime?: PointInT
 }
 
 /** The RocVA, the temporary appliance that rehydrates at the site; named after the operation's run. Undo: removed. */
-export async function deployRocva(op: Operation, runId: string): Promise<{ name: string }> {
-  const rocva = { name: `rocva-${op.domain}-${runId.slice(0, 8)}`, placement: op.runbook.spec.placement, networks: op.runbook.spec.rocva.networks };
+export async function deployRocva(op: Operation, runId: string, where: Pick<RocvaSpec, 'placement' | 'networks'> = { placement: op.runbook.spec.placement, networks: op.runbook.spec.rocva.networks }): Promise<{ name: string }> {
+  const rocva = { name: `rocva-${op.domain}-${runId.slice(0, 8)}`, ...where };
   await op.step('deploy the RocVA', () => activitiesAt(op.to).deployRocva.executeWithOptions({ summary: `deploy RocVA ${rocva.name} at ${op.to}` }, [rocva]));
   undoRocva(op, rocva);
   return { name: rocva.name };
@@ -67,13 +69,17 @@ export const targetVmOf = (t: RebuildTarget): TargetVm => ({ name: t.name, disks
 /**
  * Target disks behind a representation VM per VM, on the datastore the runbook gives that VM.
  * Preparing a VM again matches its disks to `disks` (a disk added at the primary is created and
- * attached). Undo (pushed before each is created): the VM, its representation VM and its disks removed.
+ * attached). What the site held of the VM's names before is asked first and never undone. Undo
+ * (pushed before anything is created): the VM, its representation VM and the disks this
+ * operation created removed.
  */
 export async function prepareTargetDisks(op: Operation, targets: TargetVm[], stepName = 'create representation VMs'): Promise<void> {
   const atTo = activitiesAt(op.to);
+  const keepsWhatItFound = patched('operations-keep-what-they-found');
   await op.step(stepName, () =>
     forEachVm(targets, async (t, i) => {
-      undoTarget(op, t);
+      const found = keepsWhatItFound ? await findExisting(op, t) : undefined;
+      undoTarget(op, t, found);
       await atTo.prepareTargetDisks.executeWithOptions({ summary: `representation VM for ${t.name} (${i + 1}/${targets.length})` }, [
         { vm: t.name, placement: t.placement, disks: t.disks.map((d) => ({ diskId: d.diskId, sizeBytes: d.sizeBytes })) },
       ]);
@@ -82,23 +88,40 @@ export async function prepareTargetDisks(op: Operation, targets: TargetVm[], ste
   );
 }
 
-/** The undo of a prepared target VM; a run continued as new pushes it again for each VM it carries. */
-export function undoTarget(op: Operation, t: Pick<TargetVm, 'name' | 'disks'>): void {
-  op.undo.push(`${t.name} and its disks removed from ${op.to}`, () =>
-    activitiesAt(op.to).removeRecoveredVm.executeWithOptions({ summary: `remove ${t.name} from ${op.to}` }, [{ vm: t.name, diskIds: t.disks.map((d) => d.diskId) }]),
+/** What the site the domain moves to holds already of a VM's names: the VM, its representation VM, its disks. */
+function findExisting(op: Operation, t: Pick<TargetVm, 'name' | 'disks'>): Promise<ExistingAtSite> {
+  return activitiesAt(op.to).findExisting.executeWithOptions({ summary: `what ${op.to} holds already of ${t.name}` }, [
+    { vms: [t.name], diskIds: t.disks.map((d) => d.diskId) },
+  ]);
+}
+
+/**
+ * The undo of a prepared target VM; a run continued as new pushes it again for each VM it carries.
+ * `found`: what was there before the operation, which the undo leaves.
+ */
+export function undoTarget(op: Operation, t: Pick<TargetVm, 'name' | 'disks'>, found?: ExistingAtSite): void {
+  const kept = found && found.vms.length + found.diskIds.length > 0 ? ` (kept what was there before: ${[...found.vms.map((v) => v.name), ...found.diskIds].join(', ')})` : '';
+  op.undo.push(`${t.name} and its disks removed from ${op.to}${kept}`, () =>
+    activitiesAt(op.to).removeRecoveredVm.executeWithOptions({ summary: `remove ${t.name} from ${op.to}` }, [{ vm: t.name, diskIds: t.disks.map((d) => d.diskId), ...(found ? { found } : {}) }]),
   );
 }
 
-/** Rebuilds every target disk from the log up to the point, as one resumable, heartbeating activity at the site. */
-export async function rehydrate(op: Operation, point: RecoveryPoint, targets: RebuildTarget[]): Promise<void> {
+/**
+ * Rebuilds every target disk from the log up to the point, as one resumable, heartbeating activity
+ * at the site; returns the bytes written. `onto: 'existing disks'` (a failback's full rehydration onto the original disks):
+ * the targets may hold stale data, so zeros are written where the log has zeros.
+ */
+export async function rehydrate(op: Operation, point: RecoveryPoint, targets: RebuildTarget[], onto: 'new disks' | 'existing disks' = 'new disks'): Promise<number> {
   const diskDatastores = Object.fromEntries(targets.flatMap((t) => t.disks.map((d) => [d.diskId, t.recovered.spec.placement.datastore])));
-  const rehydrated = await op.step('rehydrate disks', () =>
+  const stepName = onto === 'new disks' ? 'rehydrate disks' : 'rehydrate the original disks fully';
+  const rehydrated = await op.step(stepName, () =>
     longActivitiesAt(op.to, '6 hours').rehydrateDomain.executeWithOptions({ summary: `rehydrate ${point.disks.length} disk(s) of ${op.domain} at ${op.to} to ${point.description}` }, [
-      { domain: op.domain, targetSite: op.to, datastore: op.runbook.spec.placement.datastore, diskDatastores, upTo: point.upTo },
+      { domain: op.domain, targetSite: op.to, datastore: op.runbook.spec.placement.datastore, diskDatastores, upTo: point.upTo, ...(onto === 'existing disks' ? { targetMayHoldData: true } : {}) },
     ]),
   );
   op.rehydrated(rehydrated.bytesWritten);
   for (const t of targets) op.vm(t.name, 'rehydrated');
+  return rehydrated.bytesWritten;
 }
 
 export async function removeRepresentationVms(op: Operation, targets: RebuildTarget[]): Promise<void> {

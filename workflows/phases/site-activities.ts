@@ -1,6 +1,7 @@
 import { proxyActivities, type ActivityOptions } from '@temporalio/workflow';
 import type { DatapathActivities } from '../../activities/datapath';
 import type { DomainStatusActivities } from '../../activities/domain-status';
+import type { FailbackDataActivities } from '../../activities/failback-data';
 import type { HandoverActivities } from '../../activities/handover';
 import type { PrimarySiteActivities, RecoverySiteActivities } from '../../activities/recovery-site';
 import type { SplitBrainActivities } from '../../activities/split-brain';
@@ -8,7 +9,7 @@ import type { VmPowerActivities } from '../../activities/vm-power';
 import { CANNOT_HEAL } from '../../common/failures';
 import { siteTaskQueue } from '../task-queues';
 
-type SiteActivities = RecoverySiteActivities & PrimarySiteActivities & HandoverActivities & DatapathActivities & DomainStatusActivities & VmPowerActivities & SplitBrainActivities;
+type SiteActivities = RecoverySiteActivities & PrimarySiteActivities & HandoverActivities & DatapathActivities & DomainStatusActivities & VmPowerActivities & SplitBrainActivities & FailbackDataActivities;
 
 /** Retries for a site that may be briefly unreachable; what cannot heal fails at once. */
 export const SITE_RETRY = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', nonRetryableErrorTypes: CANNOT_HEAL };

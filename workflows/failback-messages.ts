@@ -1,0 +1,15 @@
+import type { Runbook } from '../runbooks/schema';
+import type { HandoverType } from './operation-messages';
+
+export interface FailbackInput {
+  domain: string;
+  type: HandoverType;
+  /** The runbook the domain failed over by: its primary site is where failback returns to. */
+  runbook: Runbook;
+  runbookVersion: number;
+  requestedBy: string;
+  /** When the failback was declared: RTO and RPO are measured from here. */
+  declaredAt: number;
+  /** Forced failback only: must repeat the domain's name, confirming that the recovery site is lost. */
+  forcedConfirmation?: string;
+}
