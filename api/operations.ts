@@ -189,6 +189,26 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     }
   }
 
+  /** Starts the operation through the domain's desk and answers 202 with where to follow it; `shown` is echoed in the log and the answer. */
+  async function startAndAnswer(res: express.Response, domain: string, request: OperationRequest, shown: Record<string, unknown>) {
+    const started = await startOperation(domain, request);
+    log.info({ domain, workflowId: started.workflowId, requestedBy: started.requestedBy, ...shown }, `${request.operation} started`);
+    res.status(202).location(links(started.workflowId).statusUrl).json({ ...links(started.workflowId), operation: started.operation, ...shown });
+  }
+
+  /** A forced handover (failover, failback) is confirmed by the domain's name: it fences the site the domain leaves. */
+  function requireConfirmation(domain: string, request: 'failover' | 'failback', body: { type: 'planned' | 'forced'; confirm?: string }) {
+    if (body.type !== 'forced' || body.confirm === domain) return;
+    throw badRequest(`a forced ${request} fences the ${request === 'failover' ? 'primary' : 'recovery'} site of ${domain} and takes ownership without it; confirm by sending "confirm": "${domain}"`);
+  }
+
+  /** The mode table allows the handover and there is no running operation it should complete instead; answers the runbook it runs by. */
+  async function checkHandover(domain: string, request: 'failover' | 'failback', ref: { runbook?: string; version?: number }) {
+    const decision = await requireAllowed(domain, request);
+    if (decision.completes) throw conflict(`${domain} is in mode ${(await readDomainCondition(store, domain)).mode} but no ${decision.completes} is running to complete; check GET /domains/${domain}/operations`);
+    return loadRunbook(domain, { runbook: ref.runbook ?? domain, ...(ref.version ? { version: ref.version } : {}) });
+  }
+
   router.post('/domains/:domain/power-on', requireRole('operator'), json, async (req, res) => {
     const domain = domainParam(req);
     const body = parseBody(PowerOnRequest, req);
@@ -201,29 +221,23 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
       powerOn: runbook.spec.powerOn,
       leavePoweredOff: runbook.spec.vms.filter((vm) => vm.startupAction === 'poweredOff').map((vm) => vm.name),
     };
-    const started = await startOperation(domain, {
-      operation: 'power-on',
-      requestedBy: principalName(req),
-      summary: `Power on ${domain} at ${site} by runbook ${body.runbook} v${version}, requested by ${principalName(req)}`,
-      input,
-    });
-    log.info({ domain, workflowId: started.workflowId, requestedBy: started.requestedBy }, 'operation started');
-    res.status(202).location(links(started.workflowId).statusUrl).json({ ...links(started.workflowId), operation: started.operation, runbook: { name: body.runbook, version } });
+    await startAndAnswer(
+      res,
+      domain,
+      { operation: 'power-on', requestedBy: principalName(req), summary: `Power on ${domain} at ${site} by runbook ${body.runbook} v${version}, requested by ${principalName(req)}`, input },
+      { runbook: { name: body.runbook, version } },
+    );
   });
 
   router.post('/domains/:domain/failover', requireRole('operator'), json, async (req, res) => {
     const domain = domainParam(req);
     const body = parseBody(FailoverRequest, req);
-    if (body.type === 'forced' && body.confirm !== domain) {
-      throw badRequest(`a forced failover fences the primary site of ${domain} and takes ownership without it; confirm by sending "confirm": "${domain}"`);
-    }
+    requireConfirmation(domain, 'failover', body);
     const declaredAt = Date.now();
     const running = await runningOperation(domain);
     if (running?.operation === 'continuous-failover') return void (await completeContinuousFailover(req, res, domain, running.workflowId, body, declaredAt));
     await refuseSwappedSites(domain, body);
-    const decision = await requireAllowed(domain, 'failover');
-    if (decision.completes) throw conflict(`${domain} is in mode ${(await readDomainCondition(store, domain)).mode} but no ${decision.completes} is running to complete; check GET /domains/${domain}/operations`);
-    const { runbook, version } = await loadRunbook(domain, { runbook: body.runbook ?? domain, ...(body.version ? { version: body.version } : {}) });
+    const { runbook, version } = await checkHandover(domain, 'failover', body);
     const pointInTime = body.pointInTime && ('at' in body.pointInTime ? { at: Date.parse(body.pointInTime.at) } : body.pointInTime);
     const input: FailoverInput = {
       domain,
@@ -236,14 +250,8 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
       ...(body.type === 'forced' ? { forcedConfirmation: body.confirm } : {}),
     };
     const { primary, recovery } = runbook.spec.sites;
-    const started = await startOperation(domain, {
-      operation: 'failover',
-      requestedBy: principalName(req),
-      summary: `${body.type === 'forced' ? 'Forced' : 'Planned'} failover of ${domain} from ${primary} to ${recovery} by runbook ${runbook.metadata.name} v${version}, requested by ${principalName(req)}`,
-      input,
-    });
-    log.info({ domain, workflowId: started.workflowId, type: body.type, requestedBy: started.requestedBy }, 'failover started');
-    res.status(202).location(links(started.workflowId).statusUrl).json({ ...links(started.workflowId), operation: started.operation, type: body.type, runbook: { name: runbook.metadata.name, version } });
+    const summary = `${body.type === 'forced' ? 'Forced' : 'Planned'} failover of ${domain} from ${primary} to ${recovery} by runbook ${runbook.metadata.name} v${version}, requested by ${principalName(req)}`;
+    await startAndAnswer(res, domain, { operation: 'failover', requestedBy: principalName(req), summary, input }, { type: body.type, runbook: { name: runbook.metadata.name, version } });
   });
 
   router.post('/domains/:domain/continuous-failover', requireRole('operator'), json, async (req, res) => {
@@ -253,14 +261,8 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     const { runbook, version } = await loadRunbook(domain, { runbook: body.runbook ?? domain, ...(body.version ? { version: body.version } : {}) });
     const input: ContinuousFailoverInput = { domain, runbook, runbookVersion: version, requestedBy: principalName(req), declaredAt: Date.now() };
     const { primary, recovery } = runbook.spec.sites;
-    const started = await startOperation(domain, {
-      operation: 'continuous-failover',
-      requestedBy: principalName(req),
-      summary: `Continuous failover of ${domain}: a copy at ${recovery} follows ${primary} until completed, by runbook ${runbook.metadata.name} v${version}, requested by ${principalName(req)}`,
-      input,
-    });
-    log.info({ domain, workflowId: started.workflowId, requestedBy: started.requestedBy }, 'continuous failover started');
-    res.status(202).location(links(started.workflowId).statusUrl).json({ ...links(started.workflowId), operation: started.operation, runbook: { name: runbook.metadata.name, version } });
+    const summary = `Continuous failover of ${domain}: a copy at ${recovery} follows ${primary} until completed, by runbook ${runbook.metadata.name} v${version}, requested by ${principalName(req)}`;
+    await startAndAnswer(res, domain, { operation: 'continuous-failover', requestedBy: principalName(req), summary, input }, { runbook: { name: runbook.metadata.name, version } });
   });
 
   /**
@@ -275,19 +277,15 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     if (status.runningAt !== sites.primary) return;
     throw conflict(
       `${domain} runs in failover at ${sites.primary}, the primary site of this runbook: it is the failover runbook with its sites swapped; to return ${domain} to ${sites.recovery}, use POST /domains/${domain}/failback with the runbook it failed over by`,
-      { mode: status.mode, runningAt: status.runningAt, use: `POST /domains/${domain}/failback` },
+      { mode: status.mode, allowedOperations: offeredNow(await readDomainCondition(store, domain)), runningAt: status.runningAt, use: `POST /domains/${domain}/failback` },
     );
   }
 
   router.post('/domains/:domain/failback', requireRole('operator'), json, async (req, res) => {
     const domain = domainParam(req);
     const body = parseBody(FailbackRequest, req);
-    if (body.type === 'forced' && body.confirm !== domain) {
-      throw badRequest(`a forced failback fences the recovery site of ${domain} and takes ownership back without it; confirm by sending "confirm": "${domain}"`);
-    }
-    const decision = await requireAllowed(domain, 'failback');
-    if (decision.completes) throw conflict(`${domain} is in mode ${(await readDomainCondition(store, domain)).mode} but no ${decision.completes} is running to complete; check GET /domains/${domain}/operations`);
-    const { runbook, version } = await loadRunbook(domain, { runbook: body.runbook ?? domain, ...(body.version ? { version: body.version } : {}) });
+    requireConfirmation(domain, 'failback', body);
+    const { runbook, version } = await checkHandover(domain, 'failback', body);
     const input: FailbackInput = {
       domain,
       type: body.type,
@@ -298,14 +296,8 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
       ...(body.type === 'forced' ? { forcedConfirmation: body.confirm } : {}),
     };
     const { primary, recovery } = runbook.spec.sites;
-    const started = await startOperation(domain, {
-      operation: 'failback',
-      requestedBy: principalName(req),
-      summary: `${body.type === 'forced' ? 'Forced' : 'Planned'} failback of ${domain} from ${recovery} to ${primary} by runbook ${runbook.metadata.name} v${version}, requested by ${principalName(req)}`,
-      input,
-    });
-    log.info({ domain, workflowId: started.workflowId, type: body.type, requestedBy: started.requestedBy }, 'failback started');
-    res.status(202).location(links(started.workflowId).statusUrl).json({ ...links(started.workflowId), operation: started.operation, type: body.type, runbook: { name: runbook.metadata.name, version } });
+    const summary = `${body.type === 'forced' ? 'Forced' : 'Planned'} failback of ${domain} from ${recovery} to ${primary} by runbook ${runbook.metadata.name} v${version}, requested by ${principalName(req)}`;
+    await startAndAnswer(res, domain, { operation: 'failback', requestedBy: principalName(req), summary, input }, { type: body.type, runbook: { name: runbook.metadata.name, version } });
   });
 
   router.post('/domains/:domain/resolve-conflict', requireRole('operator'), json, async (req, res) => {
@@ -324,14 +316,8 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
       requestedBy: principalName(req),
       declaredAt: Date.now(),
     };
-    const started = await startOperation(domain, {
-      operation: 'resolve-conflict',
-      requestedBy: principalName(req),
-      summary: `Resolve the split-brain of ${domain}: ${body.action} ${open.vms.join(', ')} at ${open.site} (running there since ${new Date(open.since).toISOString()} while ${open.owner.site} owns it), requested by ${principalName(req)}`,
-      input,
-    });
-    log.info({ domain, workflowId: started.workflowId, conflict: shownConflict(open), requestedBy: started.requestedBy }, 'split-brain resolution started');
-    res.status(202).location(links(started.workflowId).statusUrl).json({ ...links(started.workflowId), operation: started.operation, action: body.action, conflict: shownConflict(open) });
+    const summary = `Resolve the split-brain of ${domain}: ${body.action} ${open.vms.join(', ')} at ${open.site} (running there since ${new Date(open.since).toISOString()} while ${open.owner.site} owns it), requested by ${principalName(req)}`;
+    await startAndAnswer(res, domain, { operation: 'resolve-conflict', requestedBy: principalName(req), summary, input }, { action: body.action, conflict: shownConflict(open) });
   });
 
   /** The operation the domain's desk is running, if any (none when the desk was never started). */
