@@ -134,13 +134,16 @@ export function createRecoverySiteActivities({ provider }: RecoverySiteDependenc
      */
     removeRecoveredVm: async ({ vm, diskIds = [], found }: { vm: string; diskIds?: string[]; found?: ExistingAtSite }): Promise<void> => {
       const kept = new Set([...(found?.vms.map((v) => v.name) ?? []), ...(found?.diskIds ?? [])]);
+      const disks = new Set(diskIds);
       for (const name of [vm, representationVmName(vm)].filter((n) => !kept.has(n))) {
         const existing = await vmIfPresent(provider, name);
         if (!existing) continue;
+        // The disks a removed VM held go with it, unless they were there before the operation.
+        for (const id of existing.diskIds) disks.add(id);
         await atSite(() => provider.powerOff(name));
         await atSite(() => provider.unregisterVm(name));
       }
-      for (const id of diskIds.filter((d) => !kept.has(d))) await atSite(() => provider.deleteDisk(id));
+      for (const id of [...disks].filter((d) => !kept.has(d))) await atSite(() => provider.deleteDisk(id));
     },
   };
 }
