@@ -78,7 +78,7 @@ describe('continuous failover (stub sites)', () => {
     const staged = report.steps.filter((s) => s.stage);
     assert.deepEqual(
       staged.map((s) => s.name),
-      ['check ownership', 'take over ownership', 'apply the rest of the log', 'register VMs in place of their representation VMs', 'resume protection', 'power on by the runbook', 'remove the RocVA', 'set the domain mode'],
+      ['check ownership', 'take over ownership', 'record the departure from primary', 'apply the rest of the log', 'register VMs in place of their representation VMs', 'resume protection', 'power on by the runbook', 'remove the RocVA', 'set the domain mode'],
     );
     assert.ok(report.steps.slice(0, report.steps.length - staged.length).some((s) => s.name === 'deploy the RocVA'), 'the steps of earlier runs are carried across continue-as-new');
     assert.ok(!report.steps.some((s) => s.name === 'rehydrate disks'));

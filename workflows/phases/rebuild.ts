@@ -76,23 +76,32 @@ export const targetVmOf = (t: RebuildTarget): TargetVm => ({ name: t.name, disks
 export async function prepareTargetDisks(op: Operation, targets: TargetVm[], stepName = 'create representation VMs'): Promise<void> {
   const atTo = activitiesAt(op.to);
   const keepsWhatItFound = patched('operations-keep-what-they-found');
-  await op.step(stepName, () =>
-    forEachVm(targets, async (t, i) => {
-      const found = keepsWhatItFound ? await findExisting(op, t) : undefined;
-      undoTarget(op, t, found);
+  await op.step(stepName, async () => {
+    // One look before anything is created: a cancel during it leaves nothing to undo.
+    const found = keepsWhatItFound ? await findExisting(op, targets) : undefined;
+    await forEachVm(targets, async (t, i) => {
+      undoTarget(op, t, found && existingOf(found, t));
       await atTo.prepareTargetDisks.executeWithOptions({ summary: `representation VM for ${t.name} (${i + 1}/${targets.length})` }, [
         { vm: t.name, placement: t.placement, disks: t.disks.map((d) => ({ diskId: d.diskId, sizeBytes: d.sizeBytes })) },
       ]);
       op.vm(t.name, 'rehydrating');
-    }),
-  );
+    });
+  });
 }
 
-/** What the site the domain moves to holds already of a VM's names: the VM, its representation VM, its disks. */
-function findExisting(op: Operation, t: Pick<TargetVm, 'name' | 'disks'>): Promise<ExistingAtSite> {
-  return activitiesAt(op.to).findExisting.executeWithOptions({ summary: `what ${op.to} holds already of ${t.name}` }, [
-    { vms: [t.name], diskIds: t.disks.map((d) => d.diskId) },
+/** What the site the domain moves to holds already of the VMs' names: the VMs, their representation VMs, their disks. */
+function findExisting(op: Operation, targets: Array<Pick<TargetVm, 'name' | 'disks'>>): Promise<ExistingAtSite> {
+  return activitiesAt(op.to).findExisting.executeWithOptions({ summary: `what ${op.to} holds already of ${targets.length} VM(s)` }, [
+    { vms: targets.map((t) => t.name), diskIds: targets.flatMap((t) => t.disks.map((d) => d.diskId)) },
   ]);
+}
+
+/** The part of what was found that is one VM's: it, its representation VM, its disks. */
+function existingOf(found: ExistingAtSite, t: Pick<TargetVm, 'name' | 'disks'>): ExistingAtSite {
+  return {
+    vms: found.vms.filter((v) => v.name === t.name || v.name === `repr-${t.name}`),
+    diskIds: found.diskIds.filter((id) => t.disks.some((d) => d.diskId === id)),
+  };
 }
 
 /**
