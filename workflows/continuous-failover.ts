@@ -131,7 +131,7 @@ async function complete(op: Operation, following: Following, request: Completion
     'Running in Failover',
     targets.map((t) => t.name),
   );
-  return { rtoMs, rpoMs, tail: { segments: tail.segmentsApplied, bytesRead: tail.bytesRead.base + tail.bytesRead.log, bytesWritten: tail.bytesWritten } };
+  return { rtoMs, rpoMs, tail: { segments: tail.segmentsApplied, bytesRead: tail.bytesRead, bytesWritten: tail.bytesWritten } };
 }
 
 /** The followed VMs as the completion's runbook registers them. */

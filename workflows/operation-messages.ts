@@ -82,7 +82,7 @@ export interface OperationReport extends Omit<OperationProgress, 'phase' | 'elap
   /** Declaration until every VM the plan starts was running at its new site. */
   rtoMs?: number;
   /** A continuous failover's completion: the log tail it applied after ownership moved. */
-  tail?: { segments: number; bytesRead: number; bytesWritten: number };
+  tail?: { segments: number; bytesRead: { base: number; log: number }; bytesWritten: number };
   /** Declaration minus the instant the recovered data is from (0: nothing acknowledged was lost). */
   rpoMs?: number;
   /** A resolved split-brain: where the stale copies' diverged writes were kept (readable with datapath/side-copy.ts). */

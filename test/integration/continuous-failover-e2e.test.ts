@@ -60,6 +60,7 @@ describe('continuous failover end to end: a copy at the recovery site follows th
     assert.ok(completion.length > 0 && completion.every((s) => s.state === 'done' && s.durationMs! >= 0), 'the completion is its own stage with its own step durations');
     assert.ok(completion.some((s) => s.name === 'apply the rest of the log'));
     assert.ok(!report.steps.some((s) => s.name === 'rehydrate disks'), 'no rehydration from the base at completion');
+    assert.equal(report.tail?.bytesRead.base, 0, 'the completion read no base');
     assert.ok(report.tail && report.tail.bytesWritten < domainBytes, `the completion wrote only the tail (${report.tail?.bytesWritten} bytes of a ${domainBytes}-byte domain)`);
   }
 
