@@ -162,7 +162,7 @@ export function stopWhenOrphaned(): void {
   }, 1_000).unref();
 }
 
-/** Polls until `probe` resolves or the child dies or time runs out; errors name the component and its log. */
+/** Polls until `probe` resolves or the child dies or time runs out (then it is stopped); errors name the component and quote its log. */
 export async function waitUntilReady(child: ChildHandle, probe: () => Promise<unknown>, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
@@ -180,7 +180,10 @@ export async function waitUntilReady(child: ChildHandle, probe: () => Promise<un
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new Error(`${child.name} not ready after ${timeoutMs / 1000} s (${(lastError as Error)?.message ?? 'no answer'}); see ${child.logFile}`);
+  // A child that never became ready is never handed out: stop it, or it would hold its ports and
+  // keep the caller's process alive.
+  await child.stop(5_000);
+  throw new Error(`${child.name} not ready after ${timeoutMs / 1000} s (${(lastError as Error)?.message ?? 'no answer'}), stopped; see ${child.logFile}${logTail(child.logFile)}`);
 }
 
 /** The last lines of a log, indented, for an error message: what an operator needs to see first. */

@@ -3,7 +3,7 @@
  * summary CI reads). Arguments narrow the run: `npm test -- unit` or `npm test -- test/unit/x.test.ts`.
  * Integration tests start their own Temporal and SeaweedFS servers through test/harness.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
@@ -27,7 +27,7 @@ if (files.length === 0) {
   process.exit(1);
 }
 
-const result = spawnSync(
+const runner = spawn(
   process.execPath,
   [
     '--import',
@@ -39,6 +39,35 @@ const result = spawnSync(
     `--test-timeout=${process.env.DR_TEST_TIMEOUT_MS ?? '600000'}`,
     ...files,
   ],
-  { stdio: 'inherit', env: { ...process.env, NODE_NO_WARNINGS: '1' } },
+  // Its own process group, so that everything the tests start can be found and ended with it.
+  { stdio: 'inherit', detached: true, env: { ...process.env, NODE_NO_WARNINGS: '1' } },
 );
-process.exit(result.status ?? 1);
+
+/** Ends every process the run started, including servers a killed test file left behind. */
+function endProcessGroup(): void {
+  try {
+    process.kill(-runner.pid!, 'SIGKILL');
+  } catch {
+    // the group is already empty
+  }
+}
+
+// The whole run has a limit too: a stray server holding a pipe open must not hold CI either.
+const limitMs = Number(process.env.DR_TEST_RUN_LIMIT_MS ?? 45 * 60_000);
+const limit = setTimeout(() => {
+  console.error(`\n[test] the run passed its limit of ${limitMs / 60_000} min (DR_TEST_RUN_LIMIT_MS); ending it`);
+  endProcessGroup();
+}, limitMs);
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    endProcessGroup();
+    process.exit(1);
+  });
+}
+
+runner.once('exit', (code) => {
+  clearTimeout(limit);
+  endProcessGroup();
+  process.exit(code ?? 1);
+});

@@ -5,7 +5,7 @@
  * the last, even when a test failed; elsewhere call `startTestStack()` and its `stop()`.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before } from 'node:test';
@@ -54,29 +54,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     if (!(options.keepData || process.env.DR_KEEP_TEST_DATA === '1')) rmSync(dir, { recursive: true, force: true });
   };
   try {
-    const [temporalPort, s3Port, master, volume, filer, admin] = await Promise.all([
-      freePort(),
-      freePortWithGrpcCompanion(),
-      freePortWithGrpcCompanion(),
-      freePortWithGrpcCompanion(),
-      freePortWithGrpcCompanion(),
-      freePortWithGrpcCompanion(),
-    ]);
-    const temporalOptions = { port: temporalPort, dbFile: path.join(dir, 'temporal.db'), namespace: 'default', logFile: path.join(dir, 'temporal.log') };
-    const [temporal, s3] = await Promise.all([
-      startTemporalDevServer(temporalOptions),
-      startSeaweedFs({
-        dataDir: path.join(dir, 's3'),
-        ports: { s3: s3Port, master, volume, filer, admin },
-        credentials: { accessKeyId: `test${randomBytes(6).toString('hex')}`, secretAccessKey: randomBytes(24).toString('base64url') },
-        bucket: 'dr-test',
-        region: 'us-east-1',
-        logFile: path.join(dir, 'seaweedfs.log'),
-      }),
-    ]).catch(async (error: unknown) => {
-      await stop();
-      throw error;
-    });
+    const { temporal, s3, temporalOptions } = await startServers(dir);
     let temporalProcess = temporal.process;
     cleanups.push(() => temporalProcess.stop(), () => s3.process.stop());
     const connection = await Connection.connect({ address: temporal.address });
@@ -104,6 +82,43 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     await stop();
     throw error;
   }
+}
+
+/**
+ * Both servers on fresh ports. Ports are picked free but bound only later, by the servers, so a
+ * server started by a parallel test file can take one in between, and a loaded machine can be
+ * slow to start SeaweedFS: a failed attempt stops whatever it started and tries new ports.
+ */
+async function startServers(dir: string, attempts = 3) {
+  const failures: string[] = [];
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    const at = path.join(dir, `attempt-${attempt}`);
+    const [temporalPort, s3Port, master, volume, filer, admin] = await Promise.all([
+      freePort(),
+      freePortWithGrpcCompanion(),
+      freePortWithGrpcCompanion(),
+      freePortWithGrpcCompanion(),
+      freePortWithGrpcCompanion(),
+      freePortWithGrpcCompanion(),
+    ]);
+    mkdirSync(at, { recursive: true });
+    const temporalOptions = { port: temporalPort, dbFile: path.join(at, 'temporal.db'), namespace: 'default', logFile: path.join(at, 'temporal.log') };
+    const [temporal, s3] = await Promise.allSettled([
+      startTemporalDevServer(temporalOptions),
+      startSeaweedFs({
+        dataDir: path.join(at, 's3'),
+        ports: { s3: s3Port, master, volume, filer, admin },
+        credentials: { accessKeyId: `test${randomBytes(6).toString('hex')}`, secretAccessKey: randomBytes(24).toString('base64url') },
+        bucket: 'dr-test',
+        region: 'us-east-1',
+        logFile: path.join(at, 'seaweedfs.log'),
+      }),
+    ]);
+    if (temporal.status === 'fulfilled' && s3.status === 'fulfilled') return { temporal: temporal.value, s3: s3.value, temporalOptions };
+    for (const started of [temporal, s3]) if (started.status === 'fulfilled') await started.value.process.stop();
+    for (const failed of [temporal, s3]) if (failed.status === 'rejected') failures.push(`attempt ${attempt}: ${(failed.reason as Error).message}`);
+  }
+  throw new Error(`the test servers did not start:\n${failures.join('\n')}`);
 }
 
 /** The stack and the stores tests read and write through, under `settings.prefix`. */

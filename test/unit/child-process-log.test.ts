@@ -55,4 +55,15 @@ describe('child-process supervision: logs', () => {
     assert.match(failure.message, /line 30/);
     assert.doesNotMatch(failure.message, /line 1\n/, 'only the last lines, not the whole log');
   });
+
+  it('stops a child that is not ready in time, and quotes its log', async () => {
+    const child = exitAtOnce('never-ready', `console.error('waiting for a port that never frees'); setInterval(() => undefined, 1000)`);
+    const failure = await waitUntilReady(child, () => Promise.reject(new Error('connection refused')), 1_500).then(
+      () => assert.fail('the probe never succeeds'),
+      (error: Error) => error,
+    );
+    assert.match(failure.message, /never-ready not ready after 1\.5 s \(connection refused\), stopped/);
+    assert.match(failure.message, /waiting for a port that never frees/);
+    assert.ok(child.hasExited(), 'a child that was never ready must not be left running');
+  });
 });
