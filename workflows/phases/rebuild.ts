@@ -73,21 +73,27 @@ export const targetVmOf = (t: RebuildTarget): TargetVm => ({ name: t.name, disks
  * (pushed before anything is created): the VM, its representation VM and the disks this
  * operation created removed.
  */
-export async function prepareTargetDisks(op: Operation, targets: TargetVm[], stepName = 'create representation VMs'): Promise<void> {
+export async function prepareTargetDisks(op: Operation, targets: TargetVm[], stepName = 'create representation VMs'): Promise<FoundPerVm> {
   const atTo = activitiesAt(op.to);
   const keepsWhatItFound = patched('operations-keep-what-they-found');
-  await op.step(stepName, async () => {
+  return op.step(stepName, async () => {
     // One look before anything is created: a cancel during it leaves nothing to undo.
     const found = keepsWhatItFound ? await findExisting(op, targets) : undefined;
+    const foundPerVm: FoundPerVm = {};
+    for (const t of targets) if (found) foundPerVm[t.name] = existingOf(found, t);
     await forEachVm(targets, async (t, i) => {
-      undoTarget(op, t, found && existingOf(found, t));
+      undoTarget(op, t, foundPerVm[t.name]);
       await atTo.prepareTargetDisks.executeWithOptions({ summary: `representation VM for ${t.name} (${i + 1}/${targets.length})` }, [
         { vm: t.name, placement: t.placement, disks: t.disks.map((d) => ({ diskId: d.diskId, sizeBytes: d.sizeBytes })) },
       ]);
       op.vm(t.name, 'rehydrating');
     });
+    return foundPerVm;
   });
 }
+
+/** Per VM name, what the site held of it before the operation prepared it: its undo leaves that. */
+export type FoundPerVm = Record<string, ExistingAtSite>;
 
 /** What the site the domain moves to holds already of the VMs' names: the VMs, their representation VMs, their disks. */
 function findExisting(op: Operation, targets: Array<Pick<TargetVm, 'name' | 'disks'>>): Promise<ExistingAtSite> {
