@@ -1,5 +1,6 @@
 import { defineQuery } from '@temporalio/workflow';
 import type { SideCopyRecord } from '../datapath/side-copy';
+import type { CommitWindowStatus } from './commit-window-messages';
 import type { CompensationOutcome } from './compensation';
 import type { OperationKind } from './workflow-ids';
 
@@ -67,6 +68,8 @@ export interface OperationProgress {
   following?: FollowingStatus;
   /** Stages after the first (a continuous failover's completion), with when each was declared. */
   stages?: Array<{ name: string; declaredAt: number }>;
+  /** A failover kept open for a commit or a rollback. */
+  commitWindow?: CommitWindowStatus;
   /** Ownership of the domain once this operation holds it. */
   epoch?: number;
   recoveryPoint?: { description: string; dataFrom: number; lastJournalSequence?: number };

@@ -11,6 +11,7 @@ import {
 import type { SearchAttributePair } from '@temporalio/common';
 import type { Runbook } from '../runbooks/schema';
 import { workflowNow } from './clock';
+import { describeCommitWindow, type CommitWindowStatus } from './commit-window-messages';
 import { Compensations } from './compensation';
 import { failureMessage } from './failure-policy';
 import {
@@ -217,6 +218,17 @@ export class Operation {
     this.show();
   }
 
+  get runbookVersion(): number {
+    return this.progress.runbook.version;
+  }
+
+  /** A failover kept open after it succeeded: its commit window, as it stands. */
+  commitWindow(status: CommitWindowStatus): void {
+    this.progress.commitWindow = { ...status };
+    this.progress.phase = status.state === 'open' ? 'commit window open' : `commit window: ${status.state}`;
+    this.show();
+  }
+
   /** What continue-as-new carries so that the next run reports the same operation. */
   snapshot(): OperationProgress {
     return this.progress;
@@ -261,12 +273,13 @@ export class Operation {
   }
 
   private show(): void {
-    const { runbook, phase, steps, bytesRehydrated, following } = this.progress;
+    const { runbook, phase, steps, bytesRehydrated, following, commitWindow } = this.progress;
     setCurrentDetails(
       `**${this.title()}**: ${this.from} → ${this.to} (runbook ${runbook.name} v${runbook.version})\n\n` +
         (this.start.about ? `${this.start.about}\n\n` : '') +
         `phase: **${phase}** (${steps.length} step(s) so far), ${bytesRehydrated} bytes rehydrated` +
-        (following ? `\n\n${describeFollowing(following)}` : ''),
+        (following ? `\n\n${describeFollowing(following)}` : '') +
+        (commitWindow ? `\n\ncommit window: **${describeCommitWindow(commitWindow)}**` : ''),
     );
   }
 
