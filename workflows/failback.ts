@@ -62,9 +62,9 @@ export async function failback(input: FailbackInput): Promise<OperationReport> {
     const rtoMs = op.sinceDeclared();
     const rpoMs = type === 'planned' ? 0 : Math.max(0, input.declaredAt - point.dataFrom);
 
+    await setDomainMode(op, 'Protected', originals.vms);
     // A lost recovery site is not contacted: what it holds of the domain is removed when it returns.
     if (type === 'planned') await removeFromSiteLeft(op, point.vms.map((vm) => ({ name: vm.name, diskIds: point.disks.filter((d) => d.vm === vm.name).map((d) => d.diskId) })));
-    await setDomainMode(op, 'Protected', originals.vms);
     return { rtoMs, rpoMs, rehydration };
   });
 }
