@@ -54,11 +54,9 @@ export function assertOriginalsKept(sites: StubSites, originals: Originals, call
     [],
     `no call removes, prepares or registers over an original VM or disk at ${originals.site}`,
   );
-  for (const disk of originals.disks) assert.ok(site.disks.has(disk), `the original disk ${disk} is still at ${originals.site}`);
+  assertOriginalsExist(sites, originals);
   for (const [name, before] of originals.vms) {
-    const now = site.vms.get(name);
-    assert.ok(now?.kind === 'vm', `the original VM ${name} is still registered at ${originals.site} (found ${JSON.stringify(now)})`);
-    assert.deepEqual(now.diskIds, before.diskIds, `the original VM ${name} holds its disks`);
+    const now = site.vms.get(name)!;
     if (outcome === 'restored') {
       assert.equal(now.powerState, before.powerState, `the original VM ${name} is ${before.powerState} again at ${originals.site}, as before the operation`);
     } else if (now.powerState !== before.powerState) {
@@ -71,8 +69,19 @@ export function assertOriginalsKept(sites: StubSites, originals: Originals, call
   }
 }
 
+/** Each original VM is still registered at its site with its disks, and each original disk is still there. */
+export function assertOriginalsExist(sites: StubSites, originals: Originals): void {
+  const site = sites.site(originals.site);
+  for (const disk of originals.disks) assert.ok(site.disks.has(disk), `the original disk ${disk} is still at ${originals.site}`);
+  for (const [name, before] of originals.vms) {
+    const now = site.vms.get(name);
+    assert.ok(now?.kind === 'vm', `the original VM ${name} is still registered at ${originals.site} (found ${JSON.stringify(now)})`);
+    assert.deepEqual(now.diskIds, before.diskIds, `the original VM ${name} holds its disks`);
+  }
+}
+
 /** Every string in a call's arguments, however deep: the VM and disk names it acts on among them. */
-function namesIn(value: unknown): string[] {
+export function namesIn(value: unknown): string[] {
   if (typeof value === 'string') return [value];
   if (Array.isArray(value)) return value.flatMap(namesIn);
   if (value && typeof value === 'object') return Object.values(value).flatMap(namesIn);
