@@ -9,7 +9,7 @@ import { checkOwnership, claimWithFencing, drainAndHandOver } from './phases/own
 import { powerOnByPlan } from './phases/power-on';
 import { resumeProtection } from './phases/protection-resume';
 import { deployRocva, rehydrate, removeRocva, resolveRecoveryPoint } from './phases/rebuild';
-import { shutDownInReverseOrder } from './phases/shutdown';
+import { shutDownInReverseOrder, undoPowerOn } from './phases/shutdown';
 import { originalVm } from './recovered-vm';
 
 /**
@@ -20,7 +20,7 @@ import { originalVm } from './recovered-vm';
  * since are applied (delta); otherwise a RocVA rehydrates them fully, overwriting what they hold.
  * Protection resumes at the primary, the runbook's plan powers the VMs on, and a planned failback
  * removes the domain from the recovery site. Nothing at the primary it did not create is removed
- * if it aborts: the original VMs and disks stay.
+ * if it aborts: the original VMs and disks stay, shut down again if it had begun to power them on.
  */
 export async function failback(input: FailbackInput): Promise<OperationReport> {
   const { domain, type } = input;
@@ -57,13 +57,14 @@ export async function failback(input: FailbackInput): Promise<OperationReport> {
     }
     await resumeProtection(op, targets, point);
     await reactivate(op, originals.inactive);
+    undoPowerOn(op, originals.vms);
     await powerOnByPlan(op);
     const rtoMs = op.sinceDeclared();
     const rpoMs = type === 'planned' ? 0 : Math.max(0, input.declaredAt - point.dataFrom);
 
+    await setDomainMode(op, 'Protected', originals.vms);
     // A lost recovery site is not contacted: what it holds of the domain is removed when it returns.
     if (type === 'planned') await removeFromSiteLeft(op, point.vms.map((vm) => ({ name: vm.name, diskIds: point.disks.filter((d) => d.vm === vm.name).map((d) => d.diskId) })));
-    await setDomainMode(op, 'Protected', originals.vms);
     return { rtoMs, rpoMs, rehydration };
   });
 }

@@ -6,7 +6,8 @@ import type { OperationKind } from './workflow-ids';
 
 /**
  * How an operation ended; `running` until it has. `succeeded-with-failures`: it finished, but
- * runbook steps or VMs under the `continue` policy (or skipped by an operator) failed. The same
+ * runbook steps or VMs under the `continue` policy (or skipped by an operator) failed, or a step
+ * past its goal did (`Operation.stepPastGoal`). The same
  * words in reports, the DrOutcome search attribute and the domain's operations desk.
  */
 export type OperationOutcome = 'running' | 'succeeded' | 'succeeded-with-failures' | 'aborted' | 'cancelled';

@@ -3,6 +3,7 @@ import {
   CancellationScope,
   ContinueAsNew,
   isCancellation,
+  log,
   setCurrentDetails,
   setHandler,
   upsertMemo,
@@ -169,6 +170,20 @@ export class Operation {
     }
   }
 
+  /**
+   * A step after the operation has reached its goal that no undo could reverse (a planned
+   * failback's removal of the copies it returned from): a cancel no longer interrupts it, and its
+   * failure, recorded on the step, ends the operation succeeded-with-failures instead of undoing
+   * the goal it reached.
+   */
+  async stepPastGoal(name: string, run: () => Promise<void>): Promise<void> {
+    try {
+      await CancellationScope.nonCancellable(() => this.step(name, run));
+    } catch (error) {
+      log.warn('a step past the operation\'s goal failed; nothing is undone', { step: name, error: failureMessage(error) });
+    }
+  }
+
   vm(name: string, state: OperationVmState): void {
     const vm = this.progress.vms.find((v) => v.name === name);
     if (vm) vm.state = state;
@@ -261,7 +276,8 @@ export class Operation {
         details: [report],
       });
     }
-    this.progress.outcome = this.progress.vms.some((vm) => vm.state === 'failed') ? 'succeeded-with-failures' : 'succeeded';
+    const failed = this.progress.vms.some((vm) => vm.state === 'failed') || this.progress.steps.some((step) => step.state === 'failed');
+    this.progress.outcome = failed ? 'succeeded-with-failures' : 'succeeded';
     this.progress.phase = 'done';
     this.show();
     upsertSearchAttributes([{ key: DR_OUTCOME, value: this.progress.outcome }]);

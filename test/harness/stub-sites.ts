@@ -61,8 +61,8 @@ export interface StubDomain {
   epoch: number;
   owner?: string;
   status?: DomainStatus;
-  /** The departure recorded at a failover: a failback to that site may take a delta. */
-  departure?: DepartureRecord;
+  /** The latest departure recorded from each site (by a failover or a failback): a later return to that site may take a delta. */
+  departures: Record<string, DepartureRecord>;
 }
 
 const DISK_BYTES = 1024 * 1024;
@@ -135,6 +135,7 @@ export class StubSites {
       disks: vms.flatMap((vm) => vm.diskIds.map((diskId) => ({ vm: vm.name, diskId, sizeBytes: DISK_BYTES }))),
       epoch: 1,
       owner: sites.primary,
+      departures: {},
     };
     this.domains.set(name, domain);
     return domain;
@@ -397,9 +398,13 @@ export class StubSites {
 
       recordDeparture: ({ domain: name, epoch, kind }) => {
         const domain = domainOf(name);
-        const departure = { formatVersion: 1 as const, epoch, site: kind === 'planned' ? siteName : domain.primary, kind, position: { epoch, segment: 0, entries: 0 }, journalCursor: 0, disks: domain.disks, fingerprints: null, recordedAt: Date.now() };
-        domain.departure ??= departure;
-        return Promise.resolve(domain.departure);
+        // Planned: recorded by the site that leaves. Forced: by the site that took over, for the one it fenced.
+        const left = kind === 'planned' ? siteName : siteName === domain.primary ? domain.recovery : domain.primary;
+        // A retried record of the same epoch finds the first one.
+        if (domain.departures[left]?.epoch !== epoch) {
+          domain.departures[left] = { formatVersion: 1, epoch, site: left, kind, position: { epoch, segment: 0, entries: 0 }, journalCursor: 0, disks: domain.disks, fingerprints: null, recordedAt: Date.now() };
+        }
+        return Promise.resolve(domain.departures[left]);
       },
       recordArrival: ({ domain: name, epoch, from, cursor }) => {
         domainOf(name);
@@ -409,8 +414,8 @@ export class StubSites {
       checkDeltaBase: ({ domain: name }) => {
         const domain = domainOf(name);
         const bytesRead = { disks: 0, store: 0 };
-        const departure = domain.departure;
-        if (!departure || departure.site !== siteName) return Promise.resolve({ usable: false as const, why: `no departure from site ${siteName} was recorded`, bytesRead });
+        const departure = domain.departures[siteName];
+        if (!departure) return Promise.resolve({ usable: false as const, why: `no departure from site ${siteName} was recorded`, bytesRead });
         const missing = domain.disks.find((d) => !site.disks.has(d.diskId));
         if (missing) return Promise.resolve({ usable: false as const, why: `disk ${missing.diskId} is gone from site ${siteName}`, departure, bytesRead });
         return Promise.resolve({ usable: true as const, departure, from: departure.position, journalCursor: departure.journalCursor, bytesRead });

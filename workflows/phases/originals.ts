@@ -76,9 +76,13 @@ export async function reactivate(op: Operation, inactive: string[]): Promise<voi
   );
 }
 
-/** Planned failback: the recovery site's copies of the domain (VMs and disks) go; the domain runs at the primary again. */
+/**
+ * Planned failback, once the domain runs protected at the primary again: the recovery site's
+ * copies of the domain (VMs and disks) go. Past the goal: what the failback did before is not
+ * undone any more, since its undo would return the domain to these copies.
+ */
 export async function removeFromSiteLeft(op: Operation, vms: Array<{ name: string; diskIds: string[] }>): Promise<void> {
-  await op.step(`remove ${op.domain} from ${op.from}`, () =>
+  await op.stepPastGoal(`remove ${op.domain} from ${op.from}`, () =>
     forEachVm(vms, async (vm) => {
       await activitiesAt(op.from).removeRecoveredVm.executeWithOptions({ summary: `remove ${vm.name} and its disks from ${op.from}` }, [{ vm: vm.name, diskIds: vm.diskIds }]);
     }),
