@@ -51,15 +51,19 @@ export function readWorkloadRecord(file: string): WorkloadWrite[] {
 
 /**
  * What a disk holds after the recorded writes up to a journal position (inclusive) or an instant
- * (epoch ms, inclusive), starting from the zeros of a new sparse disk.
+ * (epoch ms, inclusive), starting from the zeros of a new sparse disk, or from `from` (what the
+ * disk held before these writes: e.g. the image a failover recovered, which the recovery site's
+ * own workload then wrote over; journal positions are per site).
  */
 export function expectedDiskContent(
   record: WorkloadWrite[],
   diskId: string,
   sizeBytes: number,
   upTo: { sequence: number } | { instant: number },
+  from?: Buffer,
 ): Buffer {
-  const image = Buffer.alloc(sizeBytes);
+  if (from && from.length !== sizeBytes) throw new Error(`the starting image of ${diskId} has ${from.length} bytes, not ${sizeBytes}`);
+  const image = from ? Buffer.from(from) : Buffer.alloc(sizeBytes);
   for (const w of record) {
     if (w.diskId !== diskId) continue;
     if ('sequence' in upTo ? w.sequence > upTo.sequence : w.at > upTo.instant) continue;
