@@ -51,23 +51,45 @@ export function readWorkloadRecord(file: string): WorkloadWrite[] {
 
 /**
  * What a disk holds after the recorded writes up to a journal position (inclusive) or an instant
- * (epoch ms, inclusive), starting from the zeros of a new sparse disk, or from `from` (what the
- * disk held before these writes: e.g. the image a failover recovered, which the recovery site's
- * own workload then wrote over; journal positions are per site).
+ * (epoch ms, inclusive), starting from the zeros of a new sparse disk.
  */
 export function expectedDiskContent(
   record: WorkloadWrite[],
   diskId: string,
   sizeBytes: number,
   upTo: { sequence: number } | { instant: number },
-  from?: Buffer,
 ): Buffer {
-  if (from && from.length !== sizeBytes) throw new Error(`the starting image of ${diskId} has ${from.length} bytes, not ${sizeBytes}`);
-  const image = from ? Buffer.from(from) : Buffer.alloc(sizeBytes);
+  const image = Buffer.alloc(sizeBytes);
   for (const w of record) {
     if (w.diskId !== diskId) continue;
     if ('sequence' in upTo ? w.sequence > upTo.sequence : w.at > upTo.instant) continue;
     blockContent(w.seed, w.n, w.length).copy(image, w.offset);
+  }
+  return image;
+}
+
+/**
+ * A stretch of a domain's life at one site: the writes of that site's workload with journal
+ * positions after `after` and up to `upTo` (inclusive; absent: every one since). Journal positions
+ * are the site's own, so a domain that failed over and back is a list of these.
+ */
+export interface WritePeriod {
+  site: string;
+  after: number;
+  upTo?: number;
+}
+
+/**
+ * What a disk holds after the writes of each period in turn (the primary's up to a failover, then
+ * the recovery site's up to the failback, ...), starting from the zeros of a new sparse disk.
+ */
+export function diskContentAfter(records: (site: string) => WorkloadWrite[], periods: WritePeriod[], diskId: string, sizeBytes: number): Buffer {
+  const image = Buffer.alloc(sizeBytes);
+  for (const { site, after, upTo } of periods) {
+    for (const w of records(site)) {
+      if (w.diskId !== diskId || w.sequence <= after || (upTo !== undefined && w.sequence > upTo)) continue;
+      blockContent(w.seed, w.n, w.length).copy(image, w.offset);
+    }
   }
   return image;
 }

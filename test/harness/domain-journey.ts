@@ -5,7 +5,7 @@ import { DR_STATE, INACTIVE } from '../../datapath/conflict';
 import { readChain, resolveChain } from '../../datapath/log-chain';
 import { Ownership } from '../../datapath/ownership';
 import type { SiteService } from '../../sites/launch';
-import { expectedDiskContent, readWorkloadRecord, type WorkloadWrite } from '../../sites/workload';
+import { diskContentAfter, readWorkloadRecord, type WorkloadWrite } from '../../sites/workload';
 import type { OperationReport } from '../../workflows/operation-messages';
 import { domainVms, waitFor } from '../fixtures/failover-domains';
 import type { ApiCalls } from './api-calls';
@@ -108,14 +108,14 @@ export function domainJourney(bed: Testbed, api: ApiCalls) {
     const failedOverAt = failover.recoveryPoint?.lastJournalSequence;
     const failedBackAt = failback.recoveryPoint?.lastJournalSequence;
     assert.ok(failedOverAt !== undefined && failedBackAt !== undefined, 'both reports name the journal position they recovered');
-    const [atPrimary, atRecovery] = [workloadRecord(bed.primary), workloadRecord(bed.recovery)];
+    const records = new Map([bed.primary, bed.recovery].map((site) => [site.client.site, workloadRecord(site)]));
+    const periods = [
+      { site: bed.primary.client.site, after: 0, upTo: failedOverAt },
+      { site: bed.recovery.client.site, after: 0, upTo: failedBackAt },
+    ];
     const expected = new Map<string, Buffer>();
     for (const vm of (await bed.primary.client.listVms()).filter((v) => domainVms(domain).includes(v.name))) {
-      for (const id of vm.diskIds) {
-        const { sizeBytes } = await bed.primary.client.getDisk(id);
-        const failedOver = expectedDiskContent(atPrimary, id, sizeBytes, { sequence: failedOverAt });
-        expected.set(id, expectedDiskContent(atRecovery, id, sizeBytes, { sequence: failedBackAt }, failedOver));
-      }
+      for (const id of vm.diskIds) expected.set(id, diskContentAfter((site) => records.get(site)!, periods, id, (await bed.primary.client.getDisk(id)).sizeBytes));
     }
     return expected;
   }
