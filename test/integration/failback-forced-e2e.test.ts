@@ -4,6 +4,7 @@ import { generateToken } from '../../api/auth';
 import { operationsRouter } from '../../api/operations';
 import { runbooksRouter } from '../../api/runbooks';
 import { readSideCopy } from '../../datapath/side-copy';
+import { trailingNumber } from '../../datapath/keys';
 import { Ownership } from '../../datapath/ownership';
 import { blockContent } from '../../sites/workload';
 import { protectionWorkflowId } from '../../workflows/workflow-ids';
@@ -108,6 +109,11 @@ describe('forced failback with the recovery site down, on real Temporal, S3, sit
     assert.deepEqual(copy.writes.map((w) => w.sequence), diverged.map((w) => w.sequence), 'the side copy holds every write of the recovery site after the fence');
     for (const [i, w] of diverged.entries()) assert.ok(copy.writes[i].data.equals(blockContent(w.seed, w.n, w.length)), `write ${w.sequence} kept byte for byte`);
     await journey.assertChainEndsAtFence('bravo', failover.epoch!, lastInStore);
+    // Nor did the returning site put any segment into its fenced epoch's log after the seal: its protection had been ended.
+    const ownership = new Ownership(store, 'bravo');
+    const { lastSegment } = await ownership.handoff(failback.epoch);
+    const { keys } = await store.list(ownership.keys.logPrefix(failover.epoch!));
+    assert.ok(lastSegment !== null && keys.length > 0 && keys.every((key) => trailingNumber(key) <= lastSegment), `segments of epoch ${failover.epoch} end at the seal (${lastSegment})`);
 
     // The primary runs the domain unchanged; two more passes of the recovery site's watch find nothing.
     await journey.assertOriginalsRun('bravo', expected);
