@@ -132,7 +132,8 @@ async function main(): Promise<void> {
       const status = await call('GET', operation.statusUrl);
       const progress = status.progress as OperationProgress | undefined;
       if (progress) {
-        const line = `${progress.phase} — ${progress.bytesRehydrated} bytes rehydrated, VMs: ${progress.vms.map((v) => `${v.name} ${v.state}`).join(', ')}`;
+        const vms = progress.vms.map((v) => `${v.name} ${v.state}`).join(', ');
+        const line = `${progress.phase}${progress.bytesRehydrated > 0 ? ` — ${progress.bytesRehydrated} bytes rehydrated` : ''}${vms ? ` — VMs: ${vms}` : ''}`;
         if (line !== lastLine) say(line);
         lastLine = line;
       }
