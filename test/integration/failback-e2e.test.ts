@@ -4,76 +4,48 @@ import { generateToken } from '../../api/auth';
 import { operationsRouter } from '../../api/operations';
 import { runbooksRouter } from '../../api/runbooks';
 import { readDomainStatus } from '../../datapath/domain-status';
-import type { OperationReport } from '../../workflows/operation-messages';
 import { apiCalls } from '../harness/api-calls';
-import type { SiteService } from '../../sites/launch';
+import { domainJourney } from '../harness/domain-journey';
 import { admin, testSiteDefinitions } from '../harness/sites';
 import { useTestApi, useTestbed, type ApiPrincipal } from '../harness/testbed';
-import { domainVms, failoverSiteDefinitions, protectAtPrimary, runbookYaml, waitFor } from '../fixtures/failover-domains';
+import { failoverSiteDefinitions, protectAtPrimary, runbookYaml, waitFor } from '../fixtures/failover-domains';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('failback end to end, on real Temporal, S3, sites and worker processes: the domain returns to its original VMs at the primary', () => {
   const operator: ApiPrincipal = { name: 'dr-lead', role: 'operator', token: generateToken() };
-  const { stack, sites, primary, recovery, store, runbooks } = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), ['foxtrot', 'golf']), workers: ['orchestration', 'primary', 'recovery'] });
+  const bed = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), ['foxtrot', 'golf']), workers: ['orchestration', 'primary', 'recovery'] });
+  const { stack, sites, primary, recovery, store, runbooks } = bed;
   const api = useTestApi({ principals: [operator], routers: (log) => [runbooksRouter({ store: runbooks, log }), operationsRouter({ client: stack.client, runbooks, store, log })] });
-  const { call, submitRunbook, operationResult } = apiCalls(() => api.url, operator.token);
+  const calls = apiCalls(() => api.url, operator.token);
+  const journey = domainJourney(bed, calls);
 
   before(async () => {
     await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 40, blockSize: 4096, pattern: 'random', seed: 'failback-e2e' });
     await Promise.all(['foxtrot', 'golf'].map((domain) => protectAtPrimary(stack.client, domain)));
   });
 
-  /** Every disk of the domain's VMs at a site, by id. */
-  async function disksOf(site: SiteService, domain: string): Promise<Map<string, Buffer>> {
-    const disks = new Map<string, Buffer>();
-    for (const vm of await site.client.listVms()) {
-      if (!domainVms(domain).includes(vm.name) || vm.kind !== 'vm') continue;
-      for (const id of vm.diskIds) disks.set(id, await site.client.readDisk(id, 0, (await site.client.getDisk(id)).sizeBytes));
-    }
-    return disks;
-  }
-
   /** Planned failover, the workload writes at the recovery site, then stops: returns the recovery site's disks as failback will find them. */
   async function failOverAndWriteThere(domain: string): Promise<Map<string, Buffer>> {
-    await submitRunbook(runbookYaml(domain, {}));
+    await calls.submitRunbook(runbookYaml(domain, {}));
     await waitFor(`${domain} recorded as Protected`, async () => (await readDomainStatus(store, domain))?.mode === 'Protected', 30_000);
-    const failover = await call('POST', `/domains/${domain}/failover`, { type: 'planned' });
-    assert.equal(failover.status, 202, JSON.stringify(failover.body));
-    const failedOver = await operationResult(String(failover.body.workflowId));
-    assert.equal(failedOver.status, 'COMPLETED', JSON.stringify(failedOver.result));
+    await journey.operate(`/domains/${domain}/failover`, { type: 'planned' }, new RegExp(`^failover/${domain}/`));
     // The primary's workload would write to the original VMs again once failback powers them on.
     await admin(primary, sites.token, '/admin/workload', undefined, 'DELETE');
     await admin(recovery, sites.token, '/admin/workload', { writesPerSecond: 40, blockSize: 4096, pattern: 'random', seed: `failback-${domain}` });
     await sleep(3_000);
     await admin(recovery, sites.token, '/admin/workload', undefined, 'DELETE');
-    return disksOf(recovery, domain);
-  }
-
-  async function failBack(domain: string): Promise<OperationReport> {
-    const started = await call('POST', `/domains/${domain}/failback`, { type: 'planned' });
-    assert.equal(started.status, 202, JSON.stringify(started.body));
-    assert.match(String(started.body.workflowId), new RegExp(`^failback/${domain}/`));
-    const { status, result } = await operationResult(String(started.body.workflowId));
-    assert.equal(status, 'COMPLETED', JSON.stringify(result));
-    return result as OperationReport;
+    return journey.disksOf(recovery, domain);
   }
 
   async function assertBackAtPrimary(domain: string, expected: Map<string, Buffer>): Promise<void> {
-    const atPrimary = await disksOf(primary, domain);
-    assert.deepEqual([...atPrimary.keys()].sort(), [...expected.keys()].sort());
-    for (const [id, content] of expected) assert.ok(atPrimary.get(id)!.equals(content), `${id} at the primary equals the recovery site's disk after its shutdown`);
-    const vms = (await primary.client.listVms()).filter((vm) => domainVms(domain).includes(vm.name));
-    assert.deepEqual(vms.map((vm) => `${vm.name}:${vm.powerState}`).sort(), domainVms(domain).sort().map((vm) => `${vm}:poweredOn`), 'the original VMs run again');
-    assert.deepEqual((await recovery.client.listVms()).filter((vm) => domainVms(domain).some((name) => vm.name.includes(name))).map((vm) => vm.name), [], 'the recovery site holds no VM of the domain');
-    const status = await readDomainStatus(store, domain);
-    assert.equal(status?.mode, 'Protected');
-    assert.equal(status?.runningAt, 'primary');
+    await journey.assertOriginalsRun(domain, expected);
+    await journey.assertNothingOfDomainAt(recovery, domain, [...expected.keys()]);
   }
 
   it('planned failback after a planned failover: only the changes since go back (delta), onto the original VMs, which run again', async () => {
     const expected = await failOverAndWriteThere('foxtrot');
-    const report = await failBack('foxtrot');
+    const report = await journey.failBack('foxtrot', { type: 'planned' });
     const size = [...expected.values()].reduce((sum, d) => sum + d.length, 0);
     assert.equal(report.rehydration?.kind, 'delta', JSON.stringify(report.rehydration));
     assert.ok(report.rehydration.bytesWritten > 0 && report.rehydration.bytesWritten < size / 2, `${report.rehydration.bytesWritten} bytes of ${size}`);
@@ -86,7 +58,7 @@ describe('failback end to end, on real Temporal, S3, sites and worker processes:
     const expected = await failOverAndWriteThere('golf');
     const [damaged] = expected.keys();
     await primary.client.writeDisk(damaged, 0, Buffer.alloc(4096, 0xdb));
-    const report = await failBack('golf');
+    const report = await journey.failBack('golf', { type: 'planned' });
     assert.equal(report.rehydration?.kind, 'full', JSON.stringify(report.rehydration));
     await assertBackAtPrimary('golf', expected);
   });
