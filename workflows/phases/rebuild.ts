@@ -3,6 +3,7 @@ import type { PointInTime, RecoveryPoint } from '../../activities/handover';
 import type { ExistingAtSite } from '../../activities/recovery-site';
 import type { DomainDisk } from '../../datapath/records';
 import type { Placement, RocvaSpec } from '../../sites/provider';
+import { representationVmName } from '../../common/resource-names';
 import { failure } from '../../common/failures';
 import type { Operation } from '../operation';
 import { recoveredVm, RecoveredVmError, type RecoveredVm } from '../recovered-vm';
@@ -71,12 +72,12 @@ export const targetVmOf = (t: RebuildTarget): TargetVm => ({ name: t.name, disks
  * Preparing a VM again matches its disks to `disks` (a disk added at the primary is created and
  * attached). What the site held of the VM's names before is asked first and never undone. Undo
  * (pushed before anything is created): the VM, its representation VM and the disks this
- * operation created removed.
+ * operation created removed. Returns what was there before (none in histories from before it was asked).
  */
-export async function prepareTargetDisks(op: Operation, targets: TargetVm[], stepName = 'create representation VMs'): Promise<void> {
+export async function prepareTargetDisks(op: Operation, targets: TargetVm[], stepName = 'create representation VMs'): Promise<ExistingAtSite | undefined> {
   const atTo = activitiesAt(op.to);
   const keepsWhatItFound = patched('operations-keep-what-they-found');
-  await op.step(stepName, async () => {
+  return op.step(stepName, async () => {
     // One look before anything is created: a cancel during it leaves nothing to undo.
     const found = keepsWhatItFound ? await findExisting(op, targets) : undefined;
     await forEachVm(targets, async (t, i) => {
@@ -86,6 +87,7 @@ export async function prepareTargetDisks(op: Operation, targets: TargetVm[], ste
       ]);
       op.vm(t.name, 'rehydrating');
     });
+    return found;
   });
 }
 
@@ -99,7 +101,7 @@ function findExisting(op: Operation, targets: Array<Pick<TargetVm, 'name' | 'dis
 /** The part of what was found that is one VM's: it, its representation VM, its disks. */
 function existingOf(found: ExistingAtSite, t: Pick<TargetVm, 'name' | 'disks'>): ExistingAtSite {
   return {
-    vms: found.vms.filter((v) => v.name === t.name || v.name === `repr-${t.name}`),
+    vms: found.vms.filter((v) => v.name === t.name || v.name === representationVmName(t.name)),
     diskIds: found.diskIds.filter((id) => t.disks.some((d) => d.diskId === id)),
   };
 }
