@@ -6,9 +6,9 @@ import { runbooksRouter } from '../../api/runbooks';
 import { readDomainStatus } from '../../datapath/domain-status';
 import type { OperationReport } from '../../workflows/operation-messages';
 import { apiCalls } from '../harness/api-calls';
-import type { SiteService } from '../../sites/launch';
 import { admin, testSiteDefinitions } from '../harness/sites';
 import { useTestApi, useTestbed, type ApiPrincipal } from '../harness/testbed';
+import { disksOf } from '../fixtures/domain-disks';
 import { domainVms, failoverSiteDefinitions, protectAtPrimary, runbookYaml, waitFor } from '../fixtures/failover-domains';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -23,16 +23,6 @@ describe('failback end to end, on real Temporal, S3, sites and worker processes:
     await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 40, blockSize: 4096, pattern: 'random', seed: 'failback-e2e' });
     await Promise.all(['foxtrot', 'golf'].map((domain) => protectAtPrimary(stack.client, domain)));
   });
-
-  /** Every disk of the domain's VMs at a site, by id. */
-  async function disksOf(site: SiteService, domain: string): Promise<Map<string, Buffer>> {
-    const disks = new Map<string, Buffer>();
-    for (const vm of await site.client.listVms()) {
-      if (!domainVms(domain).includes(vm.name) || vm.kind !== 'vm') continue;
-      for (const id of vm.diskIds) disks.set(id, await site.client.readDisk(id, 0, (await site.client.getDisk(id)).sizeBytes));
-    }
-    return disks;
-  }
 
   /** Planned failover, the workload writes at the recovery site, then stops: returns the recovery site's disks as failback will find them. */
   async function failOverAndWriteThere(domain: string): Promise<Map<string, Buffer>> {
