@@ -1,11 +1,10 @@
 import { workflowInfo } from '@temporalio/workflow';
 import type { LogPosition } from '../../datapath/records';
-import { failure } from '../../common/failures';
 import type { Placement, RocvaSpec } from '../../sites/provider';
 import type { Operation, OperationMeasures } from '../operation';
-import { originalVm, RecoveredVmError, rebuildPlacement, rebuiltVm, rocvaNetworksAtPrimary, type LeftVm } from '../recovered-vm';
+import { originalVm, rebuildPlacement, rebuiltVm, rocvaNetworksAtPrimary, type LeftVm } from '../recovered-vm';
 import { forEachVm } from '../vm-fan-out';
-import { prepareTargetDisks, targetVmOf, type RebuildTarget } from './rebuild';
+import { byRunbook, prepareTargetDisks, targetVmOf, type RebuildTarget } from './rebuild';
 import { activitiesAt, longActivitiesAt } from './site-activities';
 
 /** The domain's VMs at the site a failback returns to: those still there as they are, and those it must rebuild. */
@@ -38,14 +37,7 @@ export async function findOriginalVms(op: Operation, vms: string[]): Promise<Ori
     if (missing.length > 0) {
       const departure = await activitiesAt(op.to).readDeparture.executeWithOptions({ summary: `how ${op.domain} left ${op.to}, to rebuild ${missing.join(', ')} there` }, [{ domain: op.domain }]);
       left = Object.fromEntries((departure?.vms ?? []).map((vm) => [vm.name, { nics: vm.nics, ...(vm.placement ? { placement: vm.placement } : {}) }]));
-      for (const vm of missing) {
-        try {
-          rebuildPlacement(vm, left[vm], op.runbook);
-        } catch (error) {
-          if (error instanceof RecoveredVmError) throw failure('RunbookMismatch', error.message);
-          throw error;
-        }
-      }
+      for (const vm of missing) byRunbook(() => rebuildPlacement(vm, left[vm], op.runbook));
     }
     const network = originals.find((v) => v.networks.length > 0)?.networks[0];
     return {

@@ -31,14 +31,19 @@ export async function resolveRecoveryPoint(op: Operation, pointInTime?: PointInT
   op.recoveringTo({ description: point.description, dataFrom: point.dataFrom, ...(point.lastJournalSequence !== undefined ? { lastJournalSequence: point.lastJournalSequence } : {}) });
   const targets = point.vms.map((meta) => {
     const disks = point.disks.filter((d) => d.vm === meta.name);
-    try {
-      return { name: meta.name, disks, recovered: configure(meta, disks.map((d) => d.diskId), op.runbook) };
-    } catch (error) {
-      if (error instanceof RecoveredVmError) throw failure('RunbookMismatch', error.message);
-      throw error;
-    }
+    return { name: meta.name, disks, recovered: byRunbook(() => configure(meta, disks.map((d) => d.diskId), op.runbook)) };
   });
   return { point, targets };
+}
+
+/** Works out a VM's configuration from the runbook; what the runbook cannot give fails the operation as a RunbookMismatch, naming it. */
+export function byRunbook<T>(configure: () => T): T {
+  try {
+    return configure();
+  } catch (error) {
+    if (error instanceof RecoveredVmError) throw failure('RunbookMismatch', error.message);
+    throw error;
+  }
 }
 
 /** The RocVA, the temporary appliance that rehydrates at the site; named after the operation's run. Undo: removed. */
