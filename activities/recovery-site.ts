@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Placement, RegisterVmSpec, RocvaSpec, ShutdownOutcome, SiteProvider, Vm } from '../sites/provider';
 import { SiteError } from '../sites/provider';
+import { representationVmName } from '../common/resource-names';
 import { atSite } from './site-failures';
 import { failure } from '../common/failures';
 import { isInactive } from '../datapath/conflict';
@@ -37,9 +38,6 @@ export interface ExistingAtSite {
   vms: Array<{ name: string; inactive: boolean; placement: Placement; networks: string[] }>;
   diskIds: string[];
 }
-
-/** Deterministic names: a retried or replayed step finds what its earlier attempt created. */
-export const representationVmName = (vm: string) => `repr-${vm}`;
 
 export interface PrepareTargetDisksInput {
   vm: string;

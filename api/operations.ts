@@ -11,6 +11,7 @@ import { readDomainCondition, readDomainStatus } from '../datapath/domain-status
 import { readConflict, type ConflictRecord } from '../datapath/conflict';
 import { describeError } from '../common/errors';
 import type { Logger } from '../common/logger';
+import { powerOnPlanAt } from '../runbooks/power-on-plan';
 import type { RunbookStore } from '../runbooks/store';
 import { parseDuration } from '../runbooks/units';
 import { validateRunbook } from '../runbooks/validate';
@@ -229,12 +230,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     await requireAllowed(domain, 'power-on');
     const { runbook, version } = await loadRunbook(domain, body);
     const site = body.site ?? runbook.spec.sites.recovery;
-    const input: PowerOnPlanInput = {
-      domain,
-      site,
-      powerOn: runbook.spec.powerOn,
-      leavePoweredOff: runbook.spec.vms.filter((vm) => vm.startupAction === 'poweredOff').map((vm) => vm.name),
-    };
+    const input: PowerOnPlanInput = { domain, site, ...powerOnPlanAt(runbook, site) };
     await startAndAnswer(
       res,
       domain,

@@ -1,6 +1,7 @@
 import { defineQuery } from '@temporalio/workflow';
 import type { SideCopyRecord } from '../datapath/side-copy';
 import type { CommitWindowStatus } from './commit-window-messages';
+import type { Placement } from '../sites/provider';
 import type { CompensationOutcome } from './compensation';
 import type { OperationKind } from './workflow-ids';
 
@@ -93,6 +94,8 @@ export interface OperationReport extends Omit<OperationProgress, 'phase' | 'elap
   sideCopy?: Omit<SideCopyRecord, 'segments'>;
   /** A failback: only the changes since the failover onto the original disks (delta), or all of them (full), and why. */
   rehydration?: { kind: 'delta' | 'full'; bytesWritten: number; why?: string };
+  /** A failback: the VMs it rebuilt at the primary because they were no longer registered there, where and on which networks. */
+  rebuilt?: Array<{ vm: string; placement: Placement; networks: string[]; diskIds: string[] }>;
   failure?: string;
   compensation?: CompensationOutcome;
 }

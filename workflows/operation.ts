@@ -10,6 +10,7 @@ import {
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import type { SearchAttributePair } from '@temporalio/common';
+import { powerOnPlanAt } from '../runbooks/power-on-plan';
 import type { Runbook } from '../runbooks/schema';
 import { workflowNow } from './clock';
 import { describeCommitWindow, type CommitWindowStatus } from './commit-window-messages';
@@ -79,6 +80,7 @@ export interface OperationMeasures {
   tail?: OperationReport['tail'];
   sideCopy?: OperationReport['sideCopy'];
   rehydration?: OperationReport['rehydration'];
+  rebuilt?: OperationReport['rebuilt'];
 }
 
 /**
@@ -94,7 +96,7 @@ export class Operation {
   readonly to: string;
   runbook: Runbook;
   readonly undo = new Compensations();
-  /** The runbook's power-on plan at the site the domain is rebuilt at. */
+  /** The runbook's power-on plan at the site the domain is rebuilt at (at the primary, its failback's). */
   planInput: PowerOnPlanInput;
   plan: PowerOnPlanProgress;
   private readonly progress: OperationProgress;
@@ -306,7 +308,7 @@ export class Operation {
 }
 
 function powerOnPlanOf(runbook: Runbook, domain: string, site: string): PowerOnPlanInput {
-  return { domain, site, powerOn: runbook.spec.powerOn, leavePoweredOff: runbook.spec.vms.filter((vm) => vm.startupAction === 'poweredOff').map((vm) => vm.name) };
+  return { domain, site, ...powerOnPlanAt(runbook, site) };
 }
 
 function describeFollowing(f: FollowingStatus): string {

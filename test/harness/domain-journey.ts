@@ -7,6 +7,7 @@ import { Ownership } from '../../datapath/ownership';
 import type { SiteService } from '../../sites/launch';
 import { diskContentAfter, readWorkloadRecord, type WorkloadWrite } from '../../sites/workload';
 import type { OperationReport } from '../../workflows/operation-messages';
+import { disksOf } from '../fixtures/domain-disks';
 import { domainVms, waitFor } from '../fixtures/failover-domains';
 import type { ApiCalls } from './api-calls';
 import { admin } from './sites';
@@ -89,15 +90,6 @@ export function domainJourney(bed: Testbed, api: ApiCalls) {
     return readWorkloadRecord(path.join(bed.stack.dir, site.client.site, 'workload-record.jsonl'));
   }
 
-  /** Every disk of the domain's VMs at a site, by id. */
-  async function disksOf(site: SiteService, domain: string): Promise<Map<string, Buffer>> {
-    const disks = new Map<string, Buffer>();
-    for (const vm of await site.client.listVms()) {
-      if (!domainVms(domain).includes(vm.name) || vm.kind !== 'vm') continue;
-      for (const id of vm.diskIds) disks.set(id, await site.client.readDisk(id, 0, (await site.client.getDisk(id)).sizeBytes));
-    }
-    return disks;
-  }
 
   /**
    * What the domain's disks must hold after a failback that followed a failover: the primary's

@@ -12,6 +12,7 @@ import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activ
 import type { DepartureRecord, DomainDisk, RestorePoint, VmMetadata } from '../../datapath/records';
 import type { DomainStatus } from '../../datapath/domain-status';
 import type { VmKind } from '../../sites/provider';
+import { representationVmName } from '../../common/resource-names';
 import type { SplitBrainActivities } from '../../activities/split-brain';
 import type { createSiteActivities } from '../../worker/site-activities';
 
@@ -122,6 +123,7 @@ export class StubSites {
       diskIds: [`${vm}-disk-0`],
       nics: [{ network: vm.includes('-db-') ? 'prod-db' : 'prod-app', ip: { address: '10.10.1.10', prefix: 24, dns: [] } }],
       metadata: { owner: name },
+      placement: { datacenter: 'dc-a', cluster: 'cluster-a1', datastore: 'ds-a' },
     }));
     const primary = this.site(sites.primary);
     for (const vm of vms) {
@@ -163,7 +165,7 @@ export class StubSites {
   /** What a site holds of a domain: its VMs (by `<domain>-` prefix, representation VMs included), disks and RocVAs. */
   inventoryOf(site: string, domain: string): { vms: Array<[string, StubVm]>; disks: string[]; rocvas: string[] } {
     const s = this.site(site);
-    const mine = (name: string) => name.startsWith(`${domain}-`) || name.startsWith(`repr-${domain}-`) || name.startsWith(`rocva-${domain}-`);
+    const mine = (name: string) => name.startsWith(`${domain}-`) || name.startsWith(representationVmName(`${domain}-`)) || name.startsWith(`rocva-${domain}-`);
     return {
       vms: [...s.vms].filter(([name]) => mine(name)).sort(([a], [b]) => a.localeCompare(b)),
       disks: [...s.disks.keys()].filter(mine).sort(),
@@ -210,7 +212,7 @@ export class StubSites {
       if (!found) throw ApplicationFailure.nonRetryable(`domain ${name} has no manifest`, 'NoManifest');
       return found;
     };
-    const metadataOf = (domain: StubDomain) => domain.vms.map((v) => ({ ...v, diskIds: [...v.diskIds], nics: v.nics.map((n) => ({ ...n })) }));
+    const metadataOf = (domain: StubDomain) => domain.vms.map((v) => ({ ...v, diskIds: [...v.diskIds], nics: v.nics.map((n) => ({ ...n })), ...(v.placement ? { placement: { ...v.placement } } : {}) }));
     const restorePoint = (domain: StubDomain, reason: RestorePoint['reason']): RestorePoint => ({
       formatVersion: 1,
       id: `${String(domain.epoch).padStart(10, '0')}-${String(Date.now()).padStart(16, '0')}-0`,
@@ -250,7 +252,7 @@ export class StubSites {
       findExisting: ({ vms, diskIds }) =>
         Promise.resolve({
           vms: vms
-            .flatMap((vm) => [vm, `repr-${vm}`])
+            .flatMap((vm) => [vm, representationVmName(vm)])
             .filter((name) => site.vms.has(name))
             .map((name) => ({ name, inactive: false, placement: { datacenter: 'dc-a', cluster: 'cluster-a1', datastore: 'ds-a' }, networks: ['prod-app'] })),
           diskIds: diskIds.filter((id) => site.disks.has(id)),
@@ -265,21 +267,21 @@ export class StubSites {
       },
       prepareTargetDisks: ({ vm: name, disks }) => {
         for (const d of disks) site.disks.set(d.diskId, d.sizeBytes);
-        site.vms.set(`repr-${name}`, { kind: 'representation', powerState: 'poweredOff', diskIds: disks.map((d) => d.diskId) });
+        site.vms.set(representationVmName(name), { kind: 'representation', powerState: 'poweredOff', diskIds: disks.map((d) => d.diskId) });
         return Promise.resolve({ diskIds: disks.map((d) => d.diskId) });
       },
       removeTargetDisk: ({ vm: name, diskId }) => {
-        const holder = site.vms.get(`repr-${name}`);
+        const holder = site.vms.get(representationVmName(name));
         if (holder) holder.diskIds = holder.diskIds.filter((id) => id !== diskId);
         site.disks.delete(diskId);
         return Promise.resolve();
       },
       removeRepresentationVm: ({ vm: name }) => {
-        site.vms.delete(`repr-${name}`);
+        site.vms.delete(representationVmName(name));
         return Promise.resolve();
       },
       registerInPlaceOfRepresentation: async ({ spec }) => {
-        site.vms.delete(`repr-${spec.name}`);
+        site.vms.delete(representationVmName(spec.name));
         return activities.registerRecoveredVm({ spec });
       },
       registerRecoveredVm: ({ spec }) => {
@@ -291,7 +293,7 @@ export class StubSites {
       },
       removeRecoveredVm: ({ vm: name, diskIds = [], found }) => {
         const kept = new Set([...(found?.vms.map((v) => v.name) ?? []), ...(found?.diskIds ?? [])]);
-        for (const n of [name, `repr-${name}`]) if (!kept.has(n)) site.vms.delete(n);
+        for (const n of [name, representationVmName(name)]) if (!kept.has(n)) site.vms.delete(n);
         for (const id of diskIds) if (!kept.has(id)) site.disks.delete(id);
         return Promise.resolve();
       },
@@ -402,9 +404,12 @@ export class StubSites {
         const left = kind === 'planned' ? siteName : siteName === domain.primary ? domain.recovery : domain.primary;
         // A retried record of the same epoch finds the first one.
         if (domain.departures[left]?.epoch !== epoch) {
-          domain.departures[left] = { formatVersion: 1, epoch, site: left, kind, position: { epoch, segment: 0, entries: 0 }, journalCursor: 0, disks: domain.disks, fingerprints: null, recordedAt: Date.now() };
+          domain.departures[left] = { formatVersion: 1, epoch, site: left, kind, position: { epoch, segment: 0, entries: 0 }, journalCursor: 0, disks: domain.disks, fingerprints: null, vms: metadataOf(domain), recordedAt: Date.now() };
         }
         return Promise.resolve(domain.departures[left]);
+      },
+      readDeparture: ({ domain: name }) => {
+        return Promise.resolve(domainOf(name).departures[siteName] ?? null);
       },
       recordArrival: ({ domain: name, epoch, from, cursor }) => {
         domainOf(name);

@@ -3,6 +3,7 @@ import type { PointInTime, RecoveryPoint } from '../../activities/handover';
 import type { ExistingAtSite } from '../../activities/recovery-site';
 import type { DomainDisk } from '../../datapath/records';
 import type { Placement, RocvaSpec } from '../../sites/provider';
+import { representationVmName } from '../../common/resource-names';
 import { failure } from '../../common/failures';
 import type { Operation } from '../operation';
 import { recoveredVm, RecoveredVmError, type RecoveredVm } from '../recovered-vm';
@@ -30,14 +31,19 @@ export async function resolveRecoveryPoint(op: Operation, pointInTime?: PointInT
   op.recoveringTo({ description: point.description, dataFrom: point.dataFrom, ...(point.lastJournalSequence !== undefined ? { lastJournalSequence: point.lastJournalSequence } : {}) });
   const targets = point.vms.map((meta) => {
     const disks = point.disks.filter((d) => d.vm === meta.name);
-    try {
-      return { name: meta.name, disks, recovered: configure(meta, disks.map((d) => d.diskId), op.runbook) };
-    } catch (error) {
-      if (error instanceof RecoveredVmError) throw failure('RunbookMismatch', error.message);
-      throw error;
-    }
+    return { name: meta.name, disks, recovered: byRunbook(() => configure(meta, disks.map((d) => d.diskId), op.runbook)) };
   });
   return { point, targets };
+}
+
+/** Works out a VM's configuration from the runbook; what the runbook cannot give fails the operation as a RunbookMismatch, naming it. */
+export function byRunbook<T>(configure: () => T): T {
+  try {
+    return configure();
+  } catch (error) {
+    if (error instanceof RecoveredVmError) throw failure('RunbookMismatch', error.message);
+    throw error;
+  }
 }
 
 /** The RocVA, the temporary appliance that rehydrates at the site; named after the operation's run. Undo: removed. */
@@ -71,7 +77,7 @@ export const targetVmOf = (t: RebuildTarget): TargetVm => ({ name: t.name, disks
  * Preparing a VM again matches its disks to `disks` (a disk added at the primary is created and
  * attached). What the site held of the VM's names before is asked first and never undone. Undo
  * (pushed before anything is created): the VM, its representation VM and the disks this
- * operation created removed.
+ * operation created removed. Returns what was there before (none in histories from before it was asked).
  */
 export async function prepareTargetDisks(op: Operation, targets: TargetVm[], stepName = 'create representation VMs'): Promise<FoundPerVm> {
   const atTo = activitiesAt(op.to);
@@ -105,7 +111,7 @@ function findExisting(op: Operation, targets: Array<Pick<TargetVm, 'name' | 'dis
 /** The part of what was found that is one VM's: it, its representation VM, its disks. */
 function existingOf(found: ExistingAtSite, t: Pick<TargetVm, 'name' | 'disks'>): ExistingAtSite {
   return {
-    vms: found.vms.filter((v) => v.name === t.name || v.name === `repr-${t.name}`),
+    vms: found.vms.filter((v) => v.name === t.name || v.name === representationVmName(t.name)),
     diskIds: found.diskIds.filter((id) => t.disks.some((d) => d.diskId === id)),
   };
 }
