@@ -34,8 +34,8 @@ async function diskIfPresent(provider: SiteProvider, id: string): Promise<boolea
 
 /** What a site held of an operation's names before the operation created anything there. */
 export interface ExistingAtSite {
-  /** Each with where it stands and the networks it is on, so that an appliance can be placed beside it. */
-  vms: Array<{ name: string; inactive: boolean; placement: Placement; networks: string[] }>;
+  /** Each with where it stands and the networks it is on, so that an appliance can be placed beside it, and whether it runs. */
+  vms: Array<{ name: string; inactive: boolean; poweredOn: boolean; placement: Placement; networks: string[] }>;
   diskIds: string[];
 }
 
@@ -66,7 +66,7 @@ export function createRecoverySiteActivities({ provider }: RecoverySiteDependenc
       const found: ExistingAtSite = { vms: [], diskIds: [] };
       for (const name of vms.flatMap((vm) => [vm, representationVmName(vm)])) {
         const vm = await vmIfPresent(provider, name);
-        if (vm) found.vms.push({ name, inactive: isInactive(vm), placement: vm.placement, networks: vm.nics.map((n) => n.network) });
+        if (vm) found.vms.push({ name, inactive: isInactive(vm), poweredOn: vm.powerState === 'poweredOn', placement: vm.placement, networks: vm.nics.map((n) => n.network) });
       }
       for (const id of diskIds) if (await diskIfPresent(provider, id)) found.diskIds.push(id);
       return found;

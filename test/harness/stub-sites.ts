@@ -254,7 +254,7 @@ export class StubSites {
           vms: vms
             .flatMap((vm) => [vm, representationVmName(vm)])
             .filter((name) => site.vms.has(name))
-            .map((name) => ({ name, inactive: false, placement: { datacenter: 'dc-a', cluster: 'cluster-a1', datastore: 'ds-a' }, networks: ['prod-app'] })),
+            .map((name) => ({ name, inactive: false, poweredOn: site.vms.get(name)?.powerState === 'poweredOn', placement: { datacenter: 'dc-a', cluster: 'cluster-a1', datastore: 'ds-a' }, networks: ['prod-app'] })),
           diskIds: diskIds.filter((id) => site.disks.has(id)),
         }),
       deployRocva: (spec) => {

@@ -162,6 +162,21 @@ describe('failback onto a primary that lost a VM: the VM is rebuilt there', () =
     }
   });
 
+  it('an original VM running at the primary (a split-brain not recorded yet) aborts before anything changed', async () => {
+    const { domain } = await failedOver('original-running');
+    const [db] = vmNames(domain);
+    t.sites.site(PRIMARY).vms.get(db)!.powerState = 'poweredOn';
+    try {
+      const report = await abortReport(await startFailback(domain));
+      assert.match(report.failure ?? '', new RegExp(`${db} run at ${PRIMARY} while ${domain} runs in failover at ${RECOVERY}: a split-brain; resolve it first`));
+      assert.deepEqual(report.steps.map((s) => s.name), ['check ownership', `find the original VMs at ${PRIMARY}`]);
+      assert.equal(t.sites.domain(domain).owner, RECOVERY);
+      assert.deepEqual(failbackCalls(domain).filter((c) => c.site === RECOVERY).map((c) => c.name), [], 'the recovery site was not touched');
+    } finally {
+      await t.closeDomain(domain);
+    }
+  });
+
   it('an abort after the rebuild removes the rebuilt VMs and the disks it created, and nothing that was at the primary before', async () => {
     const { domain } = await failedOver('rebuild-undone');
     const [db, app1, app2] = vmNames(domain);

@@ -1,3 +1,4 @@
+import { failure } from '../../common/failures';
 import { workflowInfo } from '@temporalio/workflow';
 import type { LogPosition } from '../../datapath/records';
 import type { Placement, RocvaSpec } from '../../sites/provider';
@@ -32,6 +33,11 @@ export async function findOriginalVms(op: Operation, vms: string[]): Promise<Ori
   return op.step(`find the original VMs at ${op.to}`, async () => {
     const found = await activitiesAt(op.to).findExisting.executeWithOptions({ summary: `${op.domain}'s original VMs at ${op.to}` }, [{ vms, diskIds: [] }]);
     const originals = found.vms.filter((v) => vms.includes(v.name));
+    // Failback rewrites their disks: a copy that runs is a split-brain the watch has not recorded yet.
+    const running = originals.filter((v) => v.poweredOn && !v.inactive).map((v) => v.name);
+    if (running.length > 0) {
+      throw failure('OriginalVmRunning', `${running.join(', ')} run at ${op.to} while ${op.domain} runs in failover at ${op.from}: a split-brain; resolve it first (POST /domains/${op.domain}/resolve-conflict), then fail back`);
+    }
     const missing = vms.filter((vm) => !originals.some((v) => v.name === vm));
     let left: OriginalVms['left'] = {};
     if (missing.length > 0) {
