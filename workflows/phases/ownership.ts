@@ -58,7 +58,7 @@ export async function drainAndHandOver(op: Operation, owned: OwnedDomain): Promi
   if (resumesStoppedProtection) {
     // Pushed before protection stops: a handover that then fails or is cancelled must not leave the
     // domain unprotected. Whether ownership moved is read from the storage site, not assumed.
-    op.undo.push(`ownership of ${op.domain} with ${op.from} in a new epoch, whose protection resumed`, async () => {
+    op.undo.push(`ownership of ${op.domain} back with ${op.from} in a new epoch, whose protection resumed`, async () => {
       const now = await activitiesAt(op.to).describeDomain.executeWithOptions({ summary: `who owns ${op.domain} after the handover stopped?` }, [{ domain: op.domain }]);
       const movedOn = now.ownerSite === op.to;
       const back = await activitiesAt(op.to).releaseDomain.executeWithOptions({ summary: movedOn ? `return ${op.domain} to ${op.from}` : `a new epoch of ${op.domain} for ${op.from}` }, [
