@@ -6,7 +6,7 @@ import { runbooksRouter } from '../../api/runbooks';
 import { readDomainStatus } from '../../datapath/domain-status';
 import type { OperationReport } from '../../workflows/operation-messages';
 import { apiCalls } from '../harness/api-calls';
-import type { SiteService } from '../../sites/launch';
+import { assertBackAtPrimary, disksOfVms } from '../harness/failback';
 import { admin, testSiteDefinitions } from '../harness/sites';
 import { useTestApi, useTestbed, type ApiPrincipal } from '../harness/testbed';
 import { domainVms, failoverSiteDefinitions, protectAtPrimary, runbookYaml, waitFor } from '../fixtures/failover-domains';
@@ -24,16 +24,6 @@ describe('failback end to end, on real Temporal, S3, sites and worker processes:
     await Promise.all(['foxtrot', 'golf'].map((domain) => protectAtPrimary(stack.client, domain)));
   });
 
-  /** Every disk of the domain's VMs at a site, by id. */
-  async function disksOf(site: SiteService, domain: string): Promise<Map<string, Buffer>> {
-    const disks = new Map<string, Buffer>();
-    for (const vm of await site.client.listVms()) {
-      if (!domainVms(domain).includes(vm.name) || vm.kind !== 'vm') continue;
-      for (const id of vm.diskIds) disks.set(id, await site.client.readDisk(id, 0, (await site.client.getDisk(id)).sizeBytes));
-    }
-    return disks;
-  }
-
   /** Planned failover, the workload writes at the recovery site, then stops: returns the recovery site's disks as failback will find them. */
   async function failOverAndWriteThere(domain: string): Promise<Map<string, Buffer>> {
     await submitRunbook(runbookYaml(domain, {}));
@@ -47,7 +37,7 @@ describe('failback end to end, on real Temporal, S3, sites and worker processes:
     await admin(recovery, sites.token, '/admin/workload', { writesPerSecond: 40, blockSize: 4096, pattern: 'random', seed: `failback-${domain}` });
     await sleep(3_000);
     await admin(recovery, sites.token, '/admin/workload', undefined, 'DELETE');
-    return disksOf(recovery, domain);
+    return disksOfVms(recovery, domainVms(domain));
   }
 
   async function failBack(domain: string): Promise<OperationReport> {
@@ -59,18 +49,6 @@ describe('failback end to end, on real Temporal, S3, sites and worker processes:
     return result as OperationReport;
   }
 
-  async function assertBackAtPrimary(domain: string, expected: Map<string, Buffer>): Promise<void> {
-    const atPrimary = await disksOf(primary, domain);
-    assert.deepEqual([...atPrimary.keys()].sort(), [...expected.keys()].sort());
-    for (const [id, content] of expected) assert.ok(atPrimary.get(id)!.equals(content), `${id} at the primary equals the recovery site's disk after its shutdown`);
-    const vms = (await primary.client.listVms()).filter((vm) => domainVms(domain).includes(vm.name));
-    assert.deepEqual(vms.map((vm) => `${vm.name}:${vm.powerState}`).sort(), domainVms(domain).sort().map((vm) => `${vm}:poweredOn`), 'the original VMs run again');
-    assert.deepEqual((await recovery.client.listVms()).filter((vm) => domainVms(domain).some((name) => vm.name.includes(name))).map((vm) => vm.name), [], 'the recovery site holds no VM of the domain');
-    const status = await readDomainStatus(store, domain);
-    assert.equal(status?.mode, 'Protected');
-    assert.equal(status?.runningAt, 'primary');
-  }
-
   it('planned failback after a planned failover: only the changes since go back (delta), onto the original VMs, which run again', async () => {
     const expected = await failOverAndWriteThere('foxtrot');
     const report = await failBack('foxtrot');
@@ -79,7 +57,7 @@ describe('failback end to end, on real Temporal, S3, sites and worker processes:
     assert.ok(report.rehydration.bytesWritten > 0 && report.rehydration.bytesWritten < size / 2, `${report.rehydration.bytesWritten} bytes of ${size}`);
     assert.ok(report.rtoMs !== undefined && report.rpoMs === 0);
     assert.ok(report.steps.some((s) => s.name === 'rehydrate the changes since the failover (delta)'));
-    await assertBackAtPrimary('foxtrot', expected);
+    await assertBackAtPrimary({ primary, recovery, store }, 'foxtrot', domainVms('foxtrot'), expected);
   });
 
   it('planned failback onto a damaged original disk: a full rehydration overwrites it, and the disks verify', async () => {
@@ -88,6 +66,6 @@ describe('failback end to end, on real Temporal, S3, sites and worker processes:
     await primary.client.writeDisk(damaged, 0, Buffer.alloc(4096, 0xdb));
     const report = await failBack('golf');
     assert.equal(report.rehydration?.kind, 'full', JSON.stringify(report.rehydration));
-    await assertBackAtPrimary('golf', expected);
+    await assertBackAtPrimary({ primary, recovery, store }, 'golf', domainVms('golf'), expected);
   });
 });
