@@ -118,13 +118,26 @@ export function createFailbackDataActivities({ store, provider }: FailbackDataDe
 
     /**
      * Applies the log since the departure onto the disks left behind. Heartbeats the result after
-     * every segment; a retry resumes from the later of the departure and its last heartbeat.
+     * every segment; a retry resumes from the later of the departure and its last heartbeat, and
+     * counts on from what that heartbeat says was applied, so that the result (the report's bytes
+     * written) counts the delta once however often it started again.
      * Holds a lease on the position it has applied so garbage collection keeps the rest.
      */
     async rehydrateDelta(input: RehydrateDeltaInput): Promise<FollowResult> {
       const context = Context.current();
       const manifest = await readManifest(input.domain);
-      const cursor: FollowCursor | undefined = laterCursor(undefined, (context.info.heartbeatDetails as FollowResult | undefined)?.cursor);
+      const resumed = context.info.heartbeatDetails as FollowResult | undefined;
+      const cursor: FollowCursor | undefined = laterCursor(undefined, resumed?.cursor);
+      const earlier = resumed?.cursor ? resumed : undefined;
+      // A copy as of now (the SDK encodes a heartbeat later, while the follower goes on), with what earlier attempts applied.
+      const sinceDeparture = (run: FollowResult): FollowResult => ({
+        ...run,
+        ...(run.cursor ? { cursor: { ...run.cursor } } : {}),
+        segmentsApplied: run.segmentsApplied + (earlier?.segmentsApplied ?? 0),
+        bytesRead: { base: run.bytesRead.base + (earlier?.bytesRead.base ?? 0), log: run.bytesRead.log + (earlier?.bytesRead.log ?? 0) },
+        bytesWritten: run.bytesWritten + (earlier?.bytesWritten ?? 0),
+        lag: { ...run.lag },
+      });
       const ownership = new Ownership(store, input.domain);
       const lease = new ReaderLease(store, ownership, `${context.info.workflowExecution?.workflowId ?? context.info.base64TaskToken}/${context.info.activityId}`);
       try {
@@ -140,7 +153,7 @@ export function createFailbackDataActivities({ store, provider }: FailbackDataDe
           ...(cursor ? { cursor } : {}),
           shouldStop: () => context.cancellationSignal.aborted,
           onProgress: async (progress) => {
-            context.heartbeat(progress);
+            context.heartbeat(sinceDeparture(progress));
             if (progress.cursor?.applied) await lease.holdAfter(progress.cursor.applied);
           },
         });
@@ -148,8 +161,9 @@ export function createFailbackDataActivities({ store, provider }: FailbackDataDe
         if (result.membershipChanged) throw failure('DeltaNotApplicable', `the disks of ${input.domain} changed since the departure: fail back by full rehydration`);
         if (result.heldAt) throw failure('TargetNotRestorable', `the log after the departure is not exact yet: ${result.heldAt}`);
         await lease.release();
-        context.log.info('delta rehydration finished', { domain: input.domain, segments: result.segmentsApplied, bytesRead: result.bytesRead, bytesWritten: result.bytesWritten });
-        return result;
+        const whole = sinceDeparture(result);
+        context.log.info('delta rehydration finished', { domain: input.domain, segments: whole.segmentsApplied, bytesRead: whole.bytesRead, bytesWritten: whole.bytesWritten, resumed: earlier !== undefined });
+        return whole;
       } catch (error) {
         throw classify(error);
       }

@@ -76,7 +76,13 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicationP
       maxBytes: options.maxBytes,
     });
     progress.backlogEntries = Math.max(0, batch.lastSequence - progress.cursor);
-    if (batch.firstRetainedSequence > progress.cursor + 1 && !(await options.writer.existing(progress.cursor))) {
+    // The journal let go of writes after the cursor: another writer of the domain's log stored
+    // and acknowledged them (the protection's replicator next to a drain, an earlier attempt, a
+    // resync). Its segment from this cursor is adopted below, also when nothing after it is left
+    // to read (else this replicator would wait for writes that never come); without one, the
+    // writes are lost to the log.
+    const overtaken = batch.firstRetainedSequence > progress.cursor + 1;
+    if (overtaken && !(await options.writer.existing(progress.cursor))) {
       throw new JournalGapError(progress.cursor, batch.firstRetainedSequence);
     }
     const throttle = options.throttle;
@@ -96,11 +102,11 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicationP
     // site's journal, or an empty write of its own: a segment that consumed no sequence would take
     // the next one's key.
     const consumedTo = batch.entries.at(-1)?.sequence ?? (sync ? batch.lastSequence : progress.cursor);
-    if (consumedTo === progress.cursor && sync) {
+    if (consumedTo === progress.cursor && sync && !overtaken) {
       await sync.tick();
       continue;
     }
-    if (consumedTo === progress.cursor) {
+    if (consumedTo === progress.cursor && !overtaken) {
       progress.lagMs = 0;
       await new Promise((resolve) => setTimeout(resolve, options.idlePollMs));
       continue;

@@ -7,7 +7,7 @@ import { Ownership } from '../../datapath/ownership';
 import type { SiteService } from '../../sites/launch';
 import { diskContentAfter, readWorkloadRecord, type WorkloadWrite } from '../../sites/workload';
 import type { OperationReport } from '../../workflows/operation-messages';
-import { disksOf } from '../fixtures/domain-disks';
+import { disksOf } from './failback';
 import { domainVms, waitFor } from '../fixtures/failover-domains';
 import type { ApiCalls } from './api-calls';
 import { admin } from './sites';

@@ -15,6 +15,8 @@ const WORKER = path.join(__dirname, '../../worker/main.ts');
 export class TestWorkers {
   private started = 0;
   readonly running = new Map<string, ChildHandle>();
+  /** How each worker was started, so that a crashed one can be started the same way again. */
+  private readonly starts = new Map<string, () => Promise<ChildHandle>>();
 
   constructor(
     private readonly stack: TestStack,
@@ -38,6 +40,7 @@ export class TestWorkers {
   }
 
   private async start(name: string, args: string[], env: NodeJS.ProcessEnv): Promise<ChildHandle> {
+    this.starts.set(name, () => this.start(name, args, env));
     const child = startChild({
       name,
       command: process.execPath,
@@ -62,6 +65,14 @@ export class TestWorkers {
   async crash(name: string): Promise<void> {
     await this.running.get(name)?.kill();
     this.running.delete(name);
+  }
+
+  /** SIGKILL, as a crash would, then the same worker started again, as its supervisor would. */
+  async crashAndRestart(name: string): Promise<void> {
+    const restart = this.starts.get(name);
+    if (!restart) throw new Error(`no worker named ${name} was started`);
+    await this.crash(name);
+    await restart();
   }
 
   async stopAll(): Promise<void> {

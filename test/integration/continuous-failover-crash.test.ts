@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import { WorkflowFailedError } from '@temporalio/client';
 import { readDomainStatus } from '../../datapath/domain-status';
 import { validateRunbook } from '../../runbooks/validate';
 import { continuousFailover } from '../../workflows/continuous-failover';
@@ -8,6 +7,7 @@ import { completeContinuousFailoverUpdate } from '../../workflows/continuous-fai
 import type { OperationReport } from '../../workflows/operation-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { domainVms, failoverSiteDefinitions, protectAtPrimary, runbookYaml, waitFor } from '../fixtures/failover-domains';
+import { atRandom, crashUntil, failedRuns } from '../harness/crashes';
 import { admin, testSiteDefinitions } from '../harness/sites';
 import { useTestbed } from '../harness/testbed';
 
@@ -23,20 +23,8 @@ describe('continuous failover durability: the follower\'s worker and the orchest
     for (const domain of domains) await protectAtPrimary(stack.client, domain);
   });
 
-  /** Kills a random one of the two workers every few seconds until `done`, restarting it at once; returns what it killed. */
-  async function killUntil(done: () => boolean): Promise<string[]> {
-    const restart = { orchestration: () => workers.orchestration(), 'site recovery': () => workers.site(recovery, 'recovery') };
-    const kills: string[] = [];
-    while (!done()) {
-      await sleep(1_500 + Math.random() * 2_500);
-      if (done()) break;
-      const victim = (Object.keys(restart) as Array<keyof typeof restart>)[Math.floor(Math.random() * 2)];
-      kills.push(victim);
-      await workers.crash(victim);
-      await restart[victim]();
-    }
-    return kills;
-  }
+  /** Kills a random one of the two workers every few seconds until `until` settles, restarting it at once; returns what it killed. */
+  const killUntil = (until: Promise<unknown>) => crashUntil(until, { pick: atRandom(['orchestration', 'site recovery']), crash: (victim) => workers.crashAndRestart(victim) });
 
   it(`${RUNS} continuous failovers follow, continue as new and complete (planned) with nothing duplicated, disks equal to the primary and no rehydration from the base after the first`, async (t) => {
     const handles = await Promise.all(
@@ -51,30 +39,23 @@ describe('continuous failover durability: the follower\'s worker and the orchest
         });
       }),
     );
-    let following = false;
-    const caughtUp = waitFor('every copy caught up', async () => (await Promise.all(domains.map(async (d) => (await readDomainStatus(store, d))?.mode))).every((m) => m === 'Continuous Rehydration in Progress'), 300_000).finally(() => (following = true));
-    const followingKills = await killUntil(() => following);
+    const caughtUp = waitFor('every copy caught up', async () => (await Promise.all(domains.map(async (d) => (await readDomainStatus(store, d))?.mode))).every((m) => m === 'Continuous Rehydration in Progress'), 300_000);
+    const followingKills = await killUntil(caughtUp);
     await caughtUp;
     // Following for a while longer, still under kills, before the completions.
-    let settled = false;
-    const moreKills = killUntil(() => settled);
-    await sleep(8_000);
-    settled = true;
-    followingKills.push(...(await moreKills));
+    followingKills.push(...(await killUntil(sleep(8_000))));
 
-    let finished = false;
     const results = Promise.allSettled(
       handles.map(async (handle, i) => {
         await sleep(i * 300);
         await handle.executeUpdate(completeContinuousFailoverUpdate, { args: [{ type: 'planned', requestedBy: 'crash-test', declaredAt: Date.now() }] });
         return (await handle.result());
       }),
-    ).finally(() => (finished = true));
-    const completionKills = await killUntil(() => finished);
+    );
+    const completionKills = await killUntil(results);
     const settledResults = await results;
     t.diagnostic(`while following: ${followingKills.length} SIGKILLs (${followingKills.join(', ')}); while completing: ${completionKills.length} (${completionKills.join(', ')})`);
-    const failures = settledResults.flatMap((r, i) => (r.status === 'rejected' ? [`${domains[i]}: ${r.reason instanceof WorkflowFailedError ? String(r.reason.cause?.message) : String(r.reason)}`] : []));
-    assert.deepEqual(failures, []);
+    assert.deepEqual(failedRuns(settledResults, domains), []);
     assert.ok(followingKills.length + completionKills.length >= 5, `only ${followingKills.length + completionKills.length} kills happened`);
 
     for (const result of settledResults) {

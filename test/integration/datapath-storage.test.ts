@@ -7,6 +7,7 @@ import { resolveChain } from '../../datapath/log-chain';
 import type { ObjectStore } from '../../datapath/object-store';
 import { Ownership, StaleEpochError } from '../../datapath/ownership';
 import { rehydrate, type RehydrationProgress } from '../../datapath/rehydrate';
+import { replicate } from '../../datapath/replicator';
 import { createRestorePoint, listRestorePoints } from '../../datapath/restore-points';
 import { SegmentWriter } from '../../datapath/segment-writer';
 import type { DomainDisk } from '../../datapath/records';
@@ -114,6 +115,33 @@ describe('datapath on real S3: fencing, replication log, restore points, rehydra
     const resumed = await rehydrate({ store, ownership, target, disks: DISKS, datastore: 'ds', upTo: { kind: 'latest' }, resumeAfter: progress.at(-1) });
     assert.equal(resumed.segmentsApplied, 8);
     assertDisksEqual(target, snapshot(primary));
+  });
+
+  it('a replicator overtaken by another (the journal let go of what the other logged) adopts its segments instead of waiting for writes that never come', async () => {
+    const ownership = new Ownership(store, 'overtaken');
+    await ownership.claim('primary');
+    const primary = new MemorySite();
+    for (const disk of DISKS) await primary.createDisk({ id: disk.diskId, datastore: 'ds', sizeBytes: disk.sizeBytes, protected: true });
+    writeWorkload(primary, 40, 1_000);
+    // The protection's replicator logs everything, and the site frees what it acknowledged.
+    const protection = await drain(store, ownership, primary, 1, 'primary', 0, 10);
+    await primary.trimJournal(protection.cursor);
+    // A drain that read the end of the log just before the protection's last two segments landed.
+    const from = (await resolveChain(store, ownership)).at(-2)!.segment;
+    let polls = 0;
+    const drained = await replicate({
+      source: primary,
+      writer: new SegmentWriter(store, ownership, 1, 'primary'),
+      vms: ['db-1', 'app-1'],
+      cursor: from,
+      maxEntries: 10,
+      maxBytes: 256 * 1024,
+      idlePollMs: 1,
+      trimJournal: false,
+      onSegment: () => undefined,
+      shouldStop: () => ++polls > 20,
+    });
+    assert.deepEqual({ cursor: drained.cursor, adopted: drained.segmentsAdopted, written: drained.segmentsWritten }, { cursor: protection.cursor, adopted: 2, written: 0 });
   });
 
   it('fences a taken-over owner: its writes are refused and its late segments are never read', async () => {

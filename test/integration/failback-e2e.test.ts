@@ -7,9 +7,10 @@ import { readDomainStatus } from '../../datapath/domain-status';
 import type { OperationProgress, OperationReport } from '../../workflows/operation-messages';
 import { apiCalls } from '../harness/api-calls';
 import { domainJourney } from '../harness/domain-journey';
+import { assertBackAtPrimary, disksOf } from '../harness/failback';
 import { admin, testSiteDefinitions } from '../harness/sites';
 import { useTestApi, useTestbed, type ApiPrincipal } from '../harness/testbed';
-import { failoverSiteDefinitions, protectAtPrimary, runbookYaml, waitFor } from '../fixtures/failover-domains';
+import { domainVms, failoverSiteDefinitions, protectAtPrimary, runbookYaml, waitFor } from '../fixtures/failover-domains';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -42,7 +43,7 @@ describe('failback end to end, on real Temporal, S3, sites and worker processes:
     await admin(recovery, sites.token, '/admin/workload', { writesPerSecond: 40, blockSize: 4096, pattern: 'random', seed: `failback-${domain}` });
     await sleep(3_000);
     await admin(recovery, sites.token, '/admin/workload', undefined, 'DELETE');
-    return journey.disksOf(recovery, domain);
+    return disksOf(recovery, domain);
   }
 
   /** A planned failover kept open by a commit policy, through the API: its workflow id once the window is open. */
@@ -60,11 +61,6 @@ describe('failback end to end, on real Temporal, S3, sites and worker processes:
   const operationUrl = (workflowId: string) => `/operations/${encodeURIComponent(workflowId)}`;
   const commitWindowOf = (operation: Record<string, unknown>) => (operation.progress as OperationProgress | undefined)?.commitWindow ?? (operation.result as OperationReport | undefined)?.commitWindow;
 
-  async function assertBackAtPrimary(domain: string, expected: Map<string, Buffer>): Promise<void> {
-    await journey.assertOriginalsRun(domain, expected);
-    await journey.assertNothingOfDomainAt(recovery, domain, [...expected.keys()]);
-  }
-
   it('planned failback after a planned failover: only the changes since go back (delta), onto the original VMs, which run again', async () => {
     const expected = await failOverAndWriteThere('foxtrot');
     const report = await journey.failBack('foxtrot', { type: 'planned' });
@@ -73,7 +69,7 @@ describe('failback end to end, on real Temporal, S3, sites and worker processes:
     assert.ok(report.rehydration.bytesWritten > 0 && report.rehydration.bytesWritten < size / 2, `${report.rehydration.bytesWritten} bytes of ${size}`);
     assert.ok(report.rtoMs !== undefined && report.rpoMs === 0);
     assert.ok(report.steps.some((s) => s.name === 'rehydrate the changes since the failover (delta)'));
-    await assertBackAtPrimary('foxtrot', expected);
+    await assertBackAtPrimary({ primary, recovery, store }, 'foxtrot', domainVms('foxtrot'), expected);
   });
 
   it('planned failback onto a damaged original disk: a full rehydration overwrites it, and the disks verify', async () => {
@@ -82,7 +78,7 @@ describe('failback end to end, on real Temporal, S3, sites and worker processes:
     await primary.client.writeDisk(damaged, 0, Buffer.alloc(4096, 0xdb));
     const report = await journey.failBack('golf', { type: 'planned' });
     assert.equal(report.rehydration?.kind, 'full', JSON.stringify(report.rehydration));
-    await assertBackAtPrimary('golf', expected);
+    await assertBackAtPrimary({ primary, recovery, store }, 'golf', domainVms('golf'), expected);
   });
 
   it("a rollback in a failover's commit window returns the domain to its originals by delta, with nothing lost", async () => {
@@ -102,7 +98,7 @@ describe('failback end to end, on real Temporal, S3, sites and worker processes:
     assert.equal(window.rollback?.rpoMs, 0);
     assert.equal(window.rollback?.rehydration?.kind, 'delta', JSON.stringify(window.rollback));
     assert.match(window.rollback?.workflowId ?? '', /^failback\/charlie\//);
-    await assertBackAtPrimary('charlie', expected);
+    await assertBackAtPrimary({ primary, recovery, store }, 'charlie', domainVms('charlie'), expected);
     assert.equal((await calls.call('POST', `${operationUrl(workflowId)}/commit`, {})).status, 409, 'a closed window takes no decision');
   });
 

@@ -8,7 +8,7 @@ import type { OperationReport } from '../../workflows/operation-messages';
 import { apiCalls } from '../harness/api-calls';
 import { admin, testSiteDefinitions } from '../harness/sites';
 import { useTestApi, useTestbed, type ApiPrincipal } from '../harness/testbed';
-import { disksOf } from '../fixtures/domain-disks';
+import { disksOf } from '../harness/failback';
 import { domainVms, failoverSiteDefinitions, protectAtPrimary, runbookYaml, waitFor } from '../fixtures/failover-domains';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

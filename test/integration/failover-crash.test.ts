@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import { WorkflowFailedError } from '@temporalio/client';
 import { validateRunbook } from '../../runbooks/validate';
 import { failover } from '../../workflows/failover';
 import type { OperationReport } from '../../workflows/operation-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { crashDomainNames, domainVms, failoverSiteDefinitions, protectAtPrimary, runbookYaml } from '../fixtures/failover-domains';
+import { atRandom, crashUntil, failedRuns } from '../harness/crashes';
 import { admin, testSiteDefinitions } from '../harness/sites';
 import { useTestbed } from '../harness/testbed';
 
@@ -21,11 +21,6 @@ describe('failover durability: worker processes and the Temporal server SIGKILLe
   });
 
   it('completes every failover with no duplicate VM or appliance, and disks equal to the primary', async (t) => {
-    const restart = {
-      orchestration: () => workers.orchestration(),
-      'site primary': () => workers.site(primary, 'primary'),
-      'site recovery': () => workers.site(recovery, 'recovery'),
-    };
     const runs = domains.map(async (domain, i) => {
       await sleep(i * 400);
       const checked = validateRunbook(runbookYaml(domain, {}));
@@ -36,27 +31,16 @@ describe('failover durability: worker processes and the Temporal server SIGKILLe
         args: [{ domain, type: 'planned', runbook: checked.runbook, runbookVersion: 1, requestedBy: 'crash-test', declaredAt: Date.now() }],
       });
     });
-    let finished = false;
-    const all = Promise.allSettled(runs).finally(() => (finished = true));
-    const kills: string[] = [];
-    while (!finished) {
-      await Promise.race([all, sleep(1_500 + Math.random() * 2_500)]);
-      if (finished) break;
-      if (kills.length === 3) {
-        // Once per run, the Temporal server itself: workers and clients reconnect to its restarted self.
-        kills.push('temporal server');
-        await stack.restartTemporal();
-        continue;
-      }
-      const victim = (Object.keys(restart) as Array<keyof typeof restart>)[Math.floor(Math.random() * 3)];
-      kills.push(victim);
-      await workers.crash(victim);
-      await restart[victim]();
-    }
+    const all = Promise.allSettled(runs);
+    const workerVictims = ['orchestration', 'site primary', 'site recovery'];
+    const kills = await crashUntil(all, {
+      // Once per run, the Temporal server itself: workers and clients reconnect to its restarted self.
+      pick: (killed) => (killed.length === 3 ? 'temporal server' : atRandom(workerVictims)(killed)),
+      crash: (victim) => (victim === 'temporal server' ? stack.restartTemporal() : workers.crashAndRestart(victim)),
+    });
     const results = await all;
     t.diagnostic(`${kills.length} SIGKILLs: ${kills.join(', ')}`);
-    const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [`${domains[i]}: ${r.reason instanceof WorkflowFailedError ? String(r.reason.cause?.message) : String(r.reason)}`] : []));
-    assert.deepEqual(failures, [], `after ${kills.length} kills (${kills.join(', ')})`);
+    assert.deepEqual(failedRuns(results, domains), [], `after ${kills.length} kills (${kills.join(', ')})`);
     assert.ok(kills.length >= 5, `only ${kills.length} kills happened`);
     for (const result of results) assert.equal((result as PromiseFulfilledResult<OperationReport>).value.outcome, 'succeeded');
 
