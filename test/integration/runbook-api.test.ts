@@ -11,6 +11,7 @@ import { SOURCE_LIMITS } from '../../runbooks/source';
 import { sha256 } from '../../runbooks/store';
 import { validateRunbook } from '../../runbooks/validate';
 import { RUNBOOK_SCHEMA_FILE } from '../../runbooks/write-schema';
+import { THREE_TIER_PRIMARY_INVENTORY } from '../fixtures/three-tier-inventories';
 import { useTestStack } from '../harness/stack';
 import { useTestApi } from '../harness/testbed';
 import { malformedRunbook, THREE_TIER } from '../unit/runbook-malformed';
@@ -23,16 +24,7 @@ const SITE_B: SiteInventory = {
   networks: ['dr-app', 'dr-web', 'dr-replication', 'dr-rocva-internal', 'dr-management'],
   storagePolicies: ['gold-mirrored'],
 };
-/** The example's primary, for its failback section. */
-const SITE_A: SiteInventory = {
-  datacenters: ['dc-a'],
-  clusters: ['cluster-a1'],
-  resourcePools: ['prod'],
-  datastores: ['ds-a-ssd'],
-  networks: ['prod-app', 'prod-web', 'a-replication', 'a-rocva-internal', 'a-management'],
-  storagePolicies: ['gold-mirrored'],
-};
-const INVENTORIES: Record<string, SiteInventory> = { 'site-a': SITE_A, 'site-b': SITE_B };
+const INVENTORIES: Record<string, SiteInventory> = { 'site-a': THREE_TIER_PRIMARY_INVENTORY, 'site-b': SITE_B };
 const FUZZ_DOCUMENTS = 5_000;
 const NAME = 'shop-three-tier';
 

@@ -8,6 +8,7 @@ import type { SiteInventory } from '../../runbooks/inventory';
 import type { RunbookIssue } from '../../runbooks/issues';
 import { SOURCE_LIMITS } from '../../runbooks/source';
 import { validateRunbook, validateRunbookAgainstSite } from '../../runbooks/validate';
+import { THREE_TIER_PRIMARY_INVENTORY } from '../fixtures/three-tier-inventories';
 import { type EditableRunbook, THREE_TIER } from './runbook-malformed';
 
 type EditablePlan = EditableRunbook['spec']['powerOn'];
@@ -267,14 +268,8 @@ describe('runbook validation: recovery site inventory', () => {
 });
 
 describe('runbook validation: the failback section', () => {
-  const PRIMARY_INVENTORY: SiteInventory = {
-    datacenters: ['dc-a'],
-    clusters: ['cluster-a1'],
-    resourcePools: ['prod'],
-    datastores: ['ds-a-ssd'],
-    networks: ['prod-app', 'prod-web', 'a-replication', 'a-rocva-internal', 'a-management'],
-    storagePolicies: ['gold-mirrored'],
-  };
+  const PRIMARY_INVENTORY = THREE_TIER_PRIMARY_INVENTORY;
+
   const failbackPlan = (change: (plan: EditablePlan) => void) =>
     edited((r) => {
       change((r.spec as unknown as { failback: { powerOn: EditablePlan } }).failback.powerOn);

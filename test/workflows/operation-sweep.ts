@@ -141,3 +141,26 @@ export async function assertProtectionCancelled(handle: WorkflowHandle, where: s
   );
   assert.ok(ended instanceof WorkflowFailedError && ended.cause instanceof CancelledFailure, `protection at ${where} is cancelled (it ended with ${String(ended)})`);
 }
+
+/**
+ * The undo of a planned handover, for an operation from `from` to `to` that aborted: when the
+ * handover was tried (the leaving site's protection had stopped for it) or done, ownership is with
+ * `from` again in one new epoch, keeping what it drained only if the domain never moved; otherwise
+ * nothing is handed back. Returns whether ownership was handed back.
+ */
+export function assertHandoverUndone(calls: StubCall[], { from, to }: { from: string; to: string }): boolean {
+  const ended = (name: StubCall['name'], site: string) => calls.filter((c) => c.name === name && c.site === site && c.ended === 'ok');
+  const handedOver = ended('releaseDomain', from).length > 0;
+  const stoppedForHandover = calls.some((c) => c.name === 'releaseDomain' && c.site === from);
+  const returned = ended('releaseDomain', to);
+  if (!handedOver && !stoppedForHandover) {
+    assert.equal(calls.filter((c) => c.name === 'releaseDomain' && c.site === to).length, 0, 'no handback without a handover');
+    return false;
+  }
+  assert.equal(returned.length, 1, `ownership is with ${from} again, in a new epoch`);
+  assert.equal(argOf(returned[0]).nextSite, from);
+  const drained = (ended('drainReplication', from)[0]?.result as { lastSegment: number | null }).lastSegment;
+  assert.equal(argOf(returned[0]).lastSegment, handedOver ? null : drained, `nothing ${to} wrote joins ${from}'s chain, and what ${from} drained stays in it`);
+  return true;
+}
+
