@@ -3,7 +3,7 @@
  * back) processes while the operations under test run, and the ways it picks what to kill.
  */
 
-import { ApplicationFailure, WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure, WorkflowFailedError, type Client } from '@temporalio/client';
 import { OPERATION_ABORTED, type OperationReport } from '../../workflows/operation-messages';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -31,22 +31,69 @@ export function inRandomRounds(victims: readonly string[]): VictimPicker {
   };
 }
 
+/**
+ * Kills due at `perRun` random points of each workflow's history: when one of them, still running,
+ * has reached an event count drawn from 1..`within` (less than any of their complete histories).
+ * So every operation is killed at random moments of its own course, however fast the machine runs
+ * it; the counts come from the server, so a dead worker does not blind it. With `orAfter`, a
+ * kill is also due after a random pause drawn between `ms` (up to `times` such kills): long steps
+ * are hit more often than short ones, and a run that kills made slow is not kept from ending.
+ */
+export function atRandomHistoryPoints(
+  client: Client,
+  workflowIds: readonly string[],
+  options: { perRun: number; within: number; orAfter?: { ms: [number, number]; times: number }; pollMs?: number },
+): NonNullable<CrashLoop['due']> {
+  const { perRun, within, orAfter, pollMs = 500 } = options;
+  const points = workflowIds.map(() => Array.from({ length: perRun }, () => 1 + Math.floor(Math.random() * within)).sort((a, b) => a - b));
+  let timed = 0;
+  return async (stopped) => {
+    const deadline = orAfter && timed < orAfter.times ? Date.now() + orAfter.ms[0] + Math.random() * (orAfter.ms[1] - orAfter.ms[0]) : Infinity;
+    for (;;) {
+      if (stopped()) return;
+      if (Date.now() >= deadline) {
+        timed++;
+        return;
+      }
+      await sleep(pollMs);
+      let due = false;
+      await Promise.all(
+        workflowIds.map(async (id, i) => {
+          if (points[i].length === 0) return;
+          // Not started yet: nothing is due for it.
+          const described = await client.workflow.getHandle(id).describe().catch(() => undefined);
+          if (!described) return;
+          if (described.status.name !== 'RUNNING') points[i] = [];
+          // One point per kill: points passed together (during the last restart) make kills of their own.
+          if (points[i].length > 0 && described.historyLength >= points[i][0]) {
+            points[i].shift();
+            due = true;
+          }
+        }),
+      );
+      if (due) return;
+    }
+  };
+}
+
 export interface CrashLoop {
   /** Kills one victim and brings it back (e.g. `workers.crashAndRestart`); the loop waits for it. */
   crash: (victim: string) => Promise<void>;
   pick: VictimPicker;
   /** The pause before each kill, drawn between these (ms): by default 1.5–4 s. */
   pauseMs?: [number, number];
+  /** Resolves when the next kill is due, instead of the pause (e.g. `atRandomHistoryPoints`), or once `stopped()`. */
+  due?: (stopped: () => boolean) => Promise<void>;
   /** Told of each kill as it starts. */
   onCrash?: (victim: string, at: number) => void;
 }
 
 /**
- * Until `until` settles (either way), pauses a random while and crashes the victim `pick` names,
- * again and again; stops as soon as `until` settles, also during a pause. Returns what it
- * crashed, in order.
+ * Until `until` settles (either way), waits until a kill is due (a random pause, or `due`) and
+ * crashes the victim `pick` names, again and again; stops as soon as `until` settles, also while
+ * waiting. Returns what it crashed, in order.
  */
-export async function crashUntil(until: Promise<unknown>, { crash, pick, pauseMs = [1_500, 4_000], onCrash }: CrashLoop): Promise<string[]> {
+export async function crashUntil(until: Promise<unknown>, { crash, pick, pauseMs = [1_500, 4_000], due, onCrash }: CrashLoop): Promise<string[]> {
   let settled = false;
   const over = until.then(
     () => void (settled = true),
@@ -54,7 +101,7 @@ export async function crashUntil(until: Promise<unknown>, { crash, pick, pauseMs
   );
   const killed: string[] = [];
   while (!settled) {
-    await Promise.race([over, sleep(pauseMs[0] + Math.random() * (pauseMs[1] - pauseMs[0]))]);
+    await Promise.race([over, due ? due(() => settled) : sleep(pauseMs[0] + Math.random() * (pauseMs[1] - pauseMs[0]))]);
     if (settled) break;
     const victim = pick(killed);
     killed.push(victim);

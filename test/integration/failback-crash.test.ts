@@ -18,7 +18,7 @@ import { protectStatusQuery } from '../../workflows/protect';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { powerOnGroupWorkflowId, protectionWorkflowId } from '../../workflows/workflow-ids';
 import { domainVms, failoverSiteDefinitions, protectAtPrimary, runbookYaml, waitFor } from '../fixtures/failover-domains';
-import { crashUntil, failedRuns, inRandomRounds } from '../harness/crashes';
+import { atRandomHistoryPoints, crashUntil, failedRuns, inRandomRounds } from '../harness/crashes';
 import { assertBackAtPrimary, disksAtSite, disksOfVms } from '../harness/failback';
 import { admin, testSiteDefinitions } from '../harness/sites';
 import { useTestbed } from '../harness/testbed';
@@ -27,6 +27,12 @@ const RUNS = 10;
 /** One VM with one disk per domain, large enough that rehydrations take a while for kills to land in. */
 const DISK_MIB = 4;
 const PRIMARY_LATENCY_MS = 100;
+/**
+ * Each failback is killed at this many random points of its history, drawn among its first events:
+ * a complete one has over 110 (its last steps are hit by the kills of the runs started after it).
+ */
+const KILLS_PER_RUN = 2;
+const HISTORY_POINTS = 90;
 const WORKERS = ['orchestration', 'site primary', 'site recovery'];
 /** Site events that create, remove, start or stop a VM. */
 const LIFECYCLE = ['VmRegistered', 'VmUnregistered', 'VmPoweredOn', 'VmPoweredOff'];
@@ -97,6 +103,7 @@ describe('failback durability: every worker process SIGKILLed at random moments 
     await admin(primary, sites.token, '/admin/faults', { latencyMs: PRIMARY_LATENCY_MS });
     const began = Date.now();
     const lifetimes = domains.map(() => ({ from: Infinity, to: Infinity }));
+    const ids = domains.map((domain) => `failback/${domain}/crash-test`);
     const runs = domains.map(async (domain, i) => {
       // Staggered: each kill finds the runs in different steps.
       await sleep(i * 1_000);
@@ -104,7 +111,7 @@ describe('failback durability: every worker process SIGKILLed at random moments 
       try {
         return await stack.client.workflow.execute(failback, {
           taskQueue: ORCHESTRATION_TASK_QUEUE,
-          workflowId: `failback/${domain}/crash-test`,
+          workflowId: ids[i],
           args: [{ domain, type: 'planned', runbook: runbooks.get(domain)!, runbookVersion: 1, requestedBy: 'crash-test', declaredAt: Date.now() }],
         });
       } finally {
@@ -116,8 +123,11 @@ describe('failback durability: every worker process SIGKILLed at random moments 
     const kills = await crashUntil(all, {
       pick: inRandomRounds(WORKERS),
       crash: (victim) => workers.crashAndRestart(victim),
-      // A site worker killed during a short activity stalls it for its 30 s timeout: on a loaded machine, where every restart is slow too, endless kills would keep the runs from ending for many minutes.
-      maxCrashes: 18,
+      // At random points of each run's history, so that each is hit however fast the machine runs
+      // it, and every few seconds besides (a dozen times), so that long steps are hit more often.
+      // Not more: a site worker killed during a short activity stalls it for its 30 s timeout, and
+      // on a loaded machine (slow restarts too) endless kills would keep the runs from ending.
+      due: atRandomHistoryPoints(stack.client, ids, { perRun: KILLS_PER_RUN, within: HISTORY_POINTS, orAfter: { ms: [3_000, 7_000], times: 12 } }),
       onCrash: (_, at) => killedAt.push(at),
     });
     const results = await all;
@@ -126,15 +136,16 @@ describe('failback durability: every worker process SIGKILLed at random moments 
     const killsPerRun = lifetimes.map(({ from, to }) => killedAt.filter((at) => at >= from && at <= to).length);
     t.diagnostic(`${kills.length} SIGKILLs in ${Math.round((Date.now() - began) / 1000)} s: ${kills.join(', ')}; during each run: ${killsPerRun.join(', ')}`);
     assert.deepEqual(failedRuns(results, domains), [], `after ${kills.length} kills (${kills.join(', ')})`);
-    assert.ok(killsPerRun.every((n) => n >= 2), `every run was hit more than once (kills during each run: ${killsPerRun.join(', ')})`);
+    assert.ok(killsPerRun.every((n) => n >= KILLS_PER_RUN), `every run was hit at least ${KILLS_PER_RUN} times (kills during each run: ${killsPerRun.join(', ')})`);
     for (const victim of WORKERS) assert.ok(kills.filter((k) => k === victim).length >= 2, `${victim} was killed at least twice (${kills.join(', ')})`);
     const reports = results.map((r) => (r as PromiseFulfilledResult<OperationReport>).value);
     t.diagnostic(`kills by the step they hit: ${JSON.stringify(killsByStep(reports, killedAt))}`);
     t.diagnostic(`seconds spent in each step, all runs: ${JSON.stringify(secondsByStep(reports))}`);
     // The kills interrupted activities (which then ran again), not only idle workers.
-    const operations = domains.flatMap((d) => [`failback/${d}/crash-test`, ...runbooks.get(d)!.spec.powerOn.groups.map((g) => powerOnGroupWorkflowId(`failback/${d}/crash-test`, g.name))]);
+    const operations = domains.flatMap((d, i) => [ids[i], ...runbooks.get(d)!.spec.powerOn.groups.map((g) => powerOnGroupWorkflowId(ids[i], g.name))]);
     const retried = await retriedActivities(stack.client, operations);
     t.diagnostic(`activities of the failbacks that ran again after a kill: ${JSON.stringify(retried)}`);
+    t.diagnostic(`history lengths: ${(await Promise.all(ids.map(async (id) => (await stack.client.workflow.getHandle(id).describe()).historyLength))).join(', ')}`);
     assert.ok(Object.keys(retried).length > 0, 'some kill interrupted an activity of a failback');
 
     const [atPrimary, atRecovery] = [written('primary'), written('recovery')];
