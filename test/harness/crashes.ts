@@ -35,16 +35,26 @@ export function inRandomRounds(victims: readonly string[]): VictimPicker {
  * Kills due at `perRun` random points of each workflow's history: when one of them, still running,
  * has reached an event count drawn from 1..`within` (less than any of their complete histories).
  * So every operation is killed at random moments of its own course, however fast the machine runs
- * it; the counts come from the server, so a dead worker does not blind it. With `orAfterMs`, a
- * kill is also due after a random pause drawn between these (ms): long steps are hit more often
- * than short ones.
+ * it; the counts come from the server, so a dead worker does not blind it. With `orAfter`, a
+ * kill is also due after a random pause drawn between `ms` (up to `times` such kills): long steps
+ * are hit more often than short ones, and a run that kills made slow is not kept from ending.
  */
-export function atRandomHistoryPoints(client: Client, workflowIds: readonly string[], options: { perRun: number; within: number; orAfterMs?: [number, number]; pollMs?: number }): NonNullable<CrashLoop['due']> {
-  const { perRun, within, orAfterMs, pollMs = 500 } = options;
+export function atRandomHistoryPoints(
+  client: Client,
+  workflowIds: readonly string[],
+  options: { perRun: number; within: number; orAfter?: { ms: [number, number]; times: number }; pollMs?: number },
+): NonNullable<CrashLoop['due']> {
+  const { perRun, within, orAfter, pollMs = 500 } = options;
   const points = workflowIds.map(() => Array.from({ length: perRun }, () => 1 + Math.floor(Math.random() * within)).sort((a, b) => a - b));
+  let timed = 0;
   return async (stopped) => {
-    const deadline = orAfterMs ? Date.now() + orAfterMs[0] + Math.random() * (orAfterMs[1] - orAfterMs[0]) : Infinity;
-    while (!stopped() && Date.now() < deadline) {
+    const deadline = orAfter && timed < orAfter.times ? Date.now() + orAfter.ms[0] + Math.random() * (orAfter.ms[1] - orAfter.ms[0]) : Infinity;
+    for (;;) {
+      if (stopped()) return;
+      if (Date.now() >= deadline) {
+        timed++;
+        return;
+      }
       await sleep(pollMs);
       let due = false;
       await Promise.all(
@@ -76,23 +86,21 @@ export interface CrashLoop {
   due?: (stopped: () => boolean) => Promise<void>;
   /** Told of each kill as it starts. */
   onCrash?: (victim: string, at: number) => void;
-  /** No more kills than this: what is under test then finishes undisturbed (every kill costs it time, more so on a loaded machine). */
-  maxCrashes?: number;
 }
 
 /**
  * Until `until` settles (either way), waits until a kill is due (a random pause, or `due`) and
- * crashes the victim `pick` names, again and again (at most `maxCrashes` times); stops as soon as
- * `until` settles, also while waiting. Returns what it crashed, in order.
+ * crashes the victim `pick` names, again and again; stops as soon as `until` settles, also while
+ * waiting. Returns what it crashed, in order.
  */
-export async function crashUntil(until: Promise<unknown>, { crash, pick, pauseMs = [1_500, 4_000], due, onCrash, maxCrashes = Infinity }: CrashLoop): Promise<string[]> {
+export async function crashUntil(until: Promise<unknown>, { crash, pick, pauseMs = [1_500, 4_000], due, onCrash }: CrashLoop): Promise<string[]> {
   let settled = false;
   const over = until.then(
     () => void (settled = true),
     () => void (settled = true),
   );
   const killed: string[] = [];
-  while (!settled && killed.length < maxCrashes) {
+  while (!settled) {
     await Promise.race([over, due ? due(() => settled) : sleep(pauseMs[0] + Math.random() * (pauseMs[1] - pauseMs[0]))]);
     if (settled) break;
     const victim = pick(killed);

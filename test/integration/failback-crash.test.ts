@@ -124,10 +124,10 @@ describe('failback durability: every worker process SIGKILLed at random moments 
       pick: inRandomRounds(WORKERS),
       crash: (victim) => workers.crashAndRestart(victim),
       // At random points of each run's history, so that each is hit however fast the machine runs
-      // it, and every few seconds besides, so that long steps are hit more often. Not more often: a
-      // site worker killed during a short activity stalls it for its 30 s timeout, and on a loaded
-      // machine (slow restarts too) denser kills would keep the runs from ending for many minutes.
-      due: atRandomHistoryPoints(stack.client, ids, { perRun: KILLS_PER_RUN, within: HISTORY_POINTS, orAfterMs: [4_000, 8_000] }),
+      // it, and every few seconds besides (a dozen times), so that long steps are hit more often.
+      // Not more: a site worker killed during a short activity stalls it for its 30 s timeout, and
+      // on a loaded machine (slow restarts too) endless kills would keep the runs from ending.
+      due: atRandomHistoryPoints(stack.client, ids, { perRun: KILLS_PER_RUN, within: HISTORY_POINTS, orAfter: { ms: [3_000, 7_000], times: 12 } }),
       onCrash: (_, at) => killedAt.push(at),
     });
     const results = await all;
