@@ -24,7 +24,8 @@ describe('continuous failover durability: the follower\'s worker and the orchest
   });
 
   /** Kills a random one of the two workers every few seconds until `until` settles, restarting it at once; returns what it killed. */
-  const killUntil = (until: Promise<unknown>) => crashUntil(until, { pick: atRandom(['orchestration', 'site recovery']), crash: (victim) => workers.crashAndRestart(victim) });
+  const killUntil = (until: Promise<unknown>, pauseMs?: [number, number]) =>
+    crashUntil(until, { pick: atRandom(['orchestration', 'site recovery']), crash: (victim) => workers.crashAndRestart(victim), ...(pauseMs ? { pauseMs } : {}) });
 
   it(`${RUNS} continuous failovers follow, continue as new and complete (planned) with nothing duplicated, disks equal to the primary and no rehydration from the base after the first`, async (t) => {
     const handles = await Promise.all(
@@ -40,7 +41,8 @@ describe('continuous failover durability: the follower\'s worker and the orchest
       }),
     );
     const caughtUp = waitFor('every copy caught up', async () => (await Promise.all(domains.map(async (d) => (await readDomainStatus(store, d))?.mode))).every((m) => m === 'Continuous Rehydration in Progress'), 300_000);
-    const followingKills = await killUntil(caughtUp);
+    // Ten first catch-ups (each reads its base) need a worker that lives a few seconds between kills, also on a loaded machine.
+    const followingKills = await killUntil(caughtUp, [3_000, 8_000]);
     await caughtUp;
     // Following for a while longer, still under kills, before the completions.
     followingKills.push(...(await killUntil(sleep(8_000))));
