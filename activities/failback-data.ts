@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
 import type { SiteProvider } from '../sites/provider';
-import { checkDeltaBase, chainEnd, recordArrival, recordDeparture, type DeltaBaseCheck } from '../datapath/departure';
+import { checkDeltaBase, chainEnd, latestDeparture, recordArrival, recordDeparture, type DeltaBaseCheck } from '../datapath/departure';
 import { rehydrateDelta } from '../datapath/delta-rehydrate';
 import { fingerprintDisk } from '../datapath/disk-fingerprint';
 import { laterCursor, type FollowCursor, type FollowResult } from '../datapath/follower';
@@ -87,7 +87,7 @@ export function createFailbackDataActivities({ store, provider }: FailbackDataDe
       try {
         const end = await chainEnd(store, ownership, input.epoch, lastSegment);
         if (!end) throw failure('DeltaNotApplicable', `domain ${input.domain} has no log up to epoch ${input.epoch}: there is no position to fail back to by delta`);
-        return await recordDeparture(store, ownership, { epoch: input.epoch, site: left.site, kind: input.kind, ...end, disks: manifest.disks, fingerprints, recordedAt: Date.now() });
+        return await recordDeparture(store, ownership, { epoch: input.epoch, site: left.site, kind: input.kind, ...end, disks: manifest.disks, fingerprints, vms: manifest.vms, recordedAt: Date.now() });
       } catch (error) {
         throw classify(error);
       }
@@ -98,6 +98,11 @@ export function createFailbackDataActivities({ store, provider }: FailbackDataDe
       const owner = await ownership.read(input.epoch);
       if (owner.site !== provider.site) throw failure('NotOwner', `epoch ${input.epoch} of ${input.domain} is owned by ${owner.site}, not by ${provider.site}`);
       return recordArrival(store, ownership, { epoch: input.epoch, site: provider.site, from: input.from, cursor: input.cursor, recordedAt: Date.now() });
+    },
+
+    /** The newest departure of the domain from this site (null: none recorded): how the domain left it. */
+    async readDeparture({ domain }: { domain: string }): Promise<DepartureRecord | null> {
+      return (await latestDeparture(store, new Ownership(store, domain), provider.site)) ?? null;
     },
 
     /** At the site failback goes to: may its disks take a delta? Reads every disk once, locally. */

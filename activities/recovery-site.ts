@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Placement, RegisterVmSpec, RocvaSpec, ShutdownOutcome, SiteProvider, Vm } from '../sites/provider';
 import { SiteError } from '../sites/provider';
+import { representationVmName } from '../common/resource-names';
 import { atSite } from './site-failures';
 import { failure } from '../common/failures';
 import { isInactive } from '../datapath/conflict';
@@ -33,13 +34,10 @@ async function diskIfPresent(provider: SiteProvider, id: string): Promise<boolea
 
 /** What a site held of an operation's names before the operation created anything there. */
 export interface ExistingAtSite {
-  /** Each with where it stands and the networks it is on, so that an appliance can be placed beside it. */
-  vms: Array<{ name: string; inactive: boolean; placement: Placement; networks: string[] }>;
+  /** Each with where it stands and the networks it is on, so that an appliance can be placed beside it, and whether it runs. */
+  vms: Array<{ name: string; inactive: boolean; poweredOn: boolean; placement: Placement; networks: string[] }>;
   diskIds: string[];
 }
-
-/** Deterministic names: a retried or replayed step finds what its earlier attempt created. */
-export const representationVmName = (vm: string) => `repr-${vm}`;
 
 export interface PrepareTargetDisksInput {
   vm: string;
@@ -68,7 +66,7 @@ export function createRecoverySiteActivities({ provider }: RecoverySiteDependenc
       const found: ExistingAtSite = { vms: [], diskIds: [] };
       for (const name of vms.flatMap((vm) => [vm, representationVmName(vm)])) {
         const vm = await vmIfPresent(provider, name);
-        if (vm) found.vms.push({ name, inactive: isInactive(vm), placement: vm.placement, networks: vm.nics.map((n) => n.network) });
+        if (vm) found.vms.push({ name, inactive: isInactive(vm), poweredOn: vm.powerState === 'poweredOn', placement: vm.placement, networks: vm.nics.map((n) => n.network) });
       }
       for (const id of diskIds) if (await diskIfPresent(provider, id)) found.diskIds.push(id);
       return found;

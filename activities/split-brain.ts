@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
 import { failure } from '../common/failures';
-import { activeDomainVms, clearConflict, DR_STATE, INACTIVE, nextConflict, readConflict, writeConflict, type ConflictRecord } from '../datapath/conflict';
+import { activeDomainVms, clearConflict, DR_STATE, INACTIVE, nextConflict, readConflict, RECOVERED_BY, writeConflict, type ConflictRecord } from '../datapath/conflict';
 import type { ObjectStore } from '../datapath/object-store';
 import { Ownership } from '../datapath/ownership';
 import { exportSideCopy, fencePosition, removeSideCopy, type SideCopyRecord } from '../datapath/side-copy';
@@ -68,6 +68,19 @@ export function createSplitBrainActivities({ store, provider }: SplitBrainDepend
       const vms = await atSite(() => provider.listVms());
       const names = activeDomainVms(vms, { domain }).get(domain) ?? [];
       return vms.filter((vm) => names.includes(vm.name)).map((vm) => ({ name: vm.name, poweredOn: vm.powerState === 'poweredOn' }));
+    },
+
+    /**
+     * The VMs of `domain` here that a failover made (recovered copies: `recoveredBy` in their
+     * metadata), active or not. At a recovery site that a forced failback fenced, these are what
+     * the failback would have removed had the site answered.
+     */
+    async recoveredCopies({ domain }: { domain: string }): Promise<string[]> {
+      const vms = await atSite(() => provider.listVms());
+      return vms
+        .filter((vm) => vm.kind === 'vm' && vm.metadata.protectedDomain === domain && vm.metadata[RECOVERED_BY] !== undefined)
+        .map((vm) => vm.name)
+        .sort();
     },
 
     /** Hard power-off: a stale copy's guest state is not wanted, its disk writes are kept by the side copy. Idempotent. */

@@ -11,7 +11,9 @@ import { readDomainCondition, readDomainStatus } from '../datapath/domain-status
 import { readConflict, type ConflictRecord } from '../datapath/conflict';
 import { describeError } from '../common/errors';
 import type { Logger } from '../common/logger';
+import { powerOnPlanAt } from '../runbooks/power-on-plan';
 import type { RunbookStore } from '../runbooks/store';
+import { parseDuration } from '../runbooks/units';
 import { validateRunbook } from '../runbooks/validate';
 import {
   deskStartOptions,
@@ -25,6 +27,7 @@ import {
 import { COMPLETION_REFUSED, completeContinuousFailoverUpdate, type CompletionRequest, type ContinuousFailoverInput } from '../workflows/continuous-failover-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../workflows/task-queues';
 import type { FailoverInput } from '../workflows/failover-messages';
+import { COMMIT_REFUSED, decideCommitUpdate, describeCommitWindow } from '../workflows/commit-window-messages';
 import type { FailbackInput } from '../workflows/failback-messages';
 import { CONFLICT_ACTIONS, type ResolveConflictInput } from '../workflows/resolve-conflict-messages';
 import { operationProgressQuery, type OperationProgress } from '../workflows/operation-messages';
@@ -86,7 +89,18 @@ const FailoverRequest = RunbookRef.extend({
     ])
     .optional(),
   confirm: z.string().max(63).optional().describe('forced failover: the domain name, confirming that the primary site is lost'),
+  commit: z
+    .strictObject({
+      after: z
+        .string()
+        .refine((after) => (parseDuration(after) ?? 0) >= COMMIT_WINDOW_MS.min && (parseDuration(after) ?? Infinity) <= COMMIT_WINDOW_MS.max, 'must be a duration from 10s to 30d, e.g. 30m'),
+      then: z.enum(['commit', 'rollback']),
+    })
+    .optional()
+    .describe('keep the failover open for a commit or a rollback until `after` has passed, then do `then`'),
 });
+/** A commit window long enough to check the recovered domain, and short enough that a forgotten one still ends. */
+const COMMIT_WINDOW_MS = { min: 10_000, max: 30 * 86_400_000 };
 const FailbackRequest = RunbookRef.extend({
   runbook: RunbookRef.shape.runbook.optional().describe('default: the runbook named like the domain (the one it failed over by)'),
   type: z.enum(['planned', 'forced']),
@@ -95,6 +109,7 @@ const FailbackRequest = RunbookRef.extend({
 const ResolveConflictRequest = z.strictObject({ action: z.enum(CONFLICT_ACTIONS).describe('deactivate: power the stale VMs off, keep their diverged writes as a side copy, mark them inactive') });
 const ApproveRequest = z.strictObject({ step: z.string().min(1).max(63), decision: z.enum(['approve', 'reject']).default('approve'), comment: z.string().max(2000).optional() });
 const DecisionRequest = z.strictObject({ target: z.string().min(1).max(80), comment: z.string().max(2000).optional() });
+const CommitDecisionRequest = z.strictObject({ comment: z.string().max(2000).optional() });
 
 function parseBody<T>(schema: z.ZodType<T>, req: Request): T {
   if (req.body === undefined) throw new ProblemError({ title: 'Unsupported media type', status: 415, detail: 'send the request body as application/json' });
@@ -215,12 +230,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     await requireAllowed(domain, 'power-on');
     const { runbook, version } = await loadRunbook(domain, body);
     const site = body.site ?? runbook.spec.sites.recovery;
-    const input: PowerOnPlanInput = {
-      domain,
-      site,
-      powerOn: runbook.spec.powerOn,
-      leavePoweredOff: runbook.spec.vms.filter((vm) => vm.startupAction === 'poweredOff').map((vm) => vm.name),
-    };
+    const input: PowerOnPlanInput = { domain, site, ...powerOnPlanAt(runbook, site) };
     await startAndAnswer(
       res,
       domain,
@@ -248,10 +258,17 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
       declaredAt,
       ...(pointInTime ? { pointInTime } : {}),
       ...(body.type === 'forced' ? { forcedConfirmation: body.confirm } : {}),
+      ...(body.commit ? { commit: { afterMs: parseDuration(body.commit.after)!, then: body.commit.then } } : {}),
     };
     const { primary, recovery } = runbook.spec.sites;
-    const summary = `${body.type === 'forced' ? 'Forced' : 'Planned'} failover of ${domain} from ${primary} to ${recovery} by runbook ${runbook.metadata.name} v${version}, requested by ${principalName(req)}`;
-    await startAndAnswer(res, domain, { operation: 'failover', requestedBy: principalName(req), summary, input }, { type: body.type, runbook: { name: runbook.metadata.name, version } });
+    const window = body.commit ? `, kept open ${body.commit.after} for a commit or a rollback (then ${body.commit.then})` : '';
+    const summary = `${body.type === 'forced' ? 'Forced' : 'Planned'} failover of ${domain} from ${primary} to ${recovery} by runbook ${runbook.metadata.name} v${version}${window}, requested by ${principalName(req)}`;
+    await startAndAnswer(
+      res,
+      domain,
+      { operation: 'failover', requestedBy: principalName(req), summary, input },
+      { type: body.type, runbook: { name: runbook.metadata.name, version }, ...(body.commit ? { commit: body.commit } : {}) },
+    );
   });
 
   router.post('/domains/:domain/continuous-failover', requireRole('operator'), json, async (req, res) => {
@@ -329,6 +346,9 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
 
   /** `POST /domains/{d}/failover` while a continuous failover runs: an update on it, not a second operation. */
   async function completeContinuousFailover(req: Request, res: express.Response, domain: string, workflowId: string, body: z.infer<typeof FailoverRequest>, declaredAt: number) {
+    if (body.commit) {
+      throw badRequest(`a continuous failover of ${domain} is running (${workflowId}): its completion has no commit window; complete it without "commit", or cancel it and run a plain failover with one`, { running: links(workflowId) });
+    }
     if (body.pointInTime) {
       throw badRequest(`a continuous failover of ${domain} is running (${workflowId}): completing it keeps the blocks it has already applied, which cannot be rewound to a point in time; cancel it and run a plain failover to a point in time instead`, { running: links(workflowId) });
     }
@@ -519,6 +539,25 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
         .executeUpdate(operatorDecisionUpdate, { args: [{ target: body.target, action, operator: principalName(req), ...(body.comment ? { comment: body.comment } : {}) }] })
         .catch(mapUpdateFailure);
       res.json({ ...links(workflowId), target: body.target, action, by: principalName(req) });
+    });
+  }
+
+  for (const decision of ['commit', 'rollback'] as const) {
+    router.post(`/operations/:id/${decision}`, requireRole('operator'), json, async (req, res) => {
+      const workflowId = String(req.params.id);
+      parseBody(CommitDecisionRequest, req);
+      const { handle, description } = await describeOperation(workflowId);
+      const window = description.status.name === 'RUNNING' ? (await ask(workflowId, description.taskQueue, operationProgressQuery))?.commitWindow : undefined;
+      if (window?.state !== 'open') {
+        throw conflict(`operation ${workflowId} has no open commit window${window ? ` (${describeCommitWindow(window)})` : description.status.name === 'RUNNING' ? '' : ` (${description.status.name})`}`);
+      }
+      const status = await handle.executeUpdate(decideCommitUpdate, { args: [{ decision, requestedBy: principalName(req) }] }).catch((error: unknown) => {
+        const cause = error instanceof WorkflowUpdateFailedError ? error.cause : undefined;
+        if (cause instanceof ApplicationFailure && cause.type === COMMIT_REFUSED) throw conflict(cause.message);
+        throw error;
+      });
+      log.info({ workflowId, decision, by: principalName(req) }, `failover ${decision} requested`);
+      res.status(202).json({ ...links(workflowId), decision, by: principalName(req), deadline: new Date(status.deadline).toISOString() });
     });
   }
 

@@ -11,7 +11,7 @@ import { readTokenFile } from './auth';
 import { operationsRouter } from './operations';
 import { storageSiteRouter } from './storage-site';
 import { runbooksRouter } from './runbooks';
-import type { RecoverySiteInventory } from '../runbooks/inventory';
+import type { SiteInventory } from '../runbooks/inventory';
 import { RunbookStore } from '../runbooks/store';
 import { ObjectStore } from '../datapath/object-store';
 import type { SiteClient } from '../sites/client';
@@ -31,8 +31,8 @@ async function main(): Promise<void> {
   const runbooks = new RunbookStore(s3, settings.s3);
   const store = new ObjectStore(s3, settings.s3);
   const sites = process.env.DR_SITE_TOKENS_FILE ? siteClients(loadSiteDefinitions(), readSiteTokens(process.env.DR_SITE_TOKENS_FILE)) : new Map<string, SiteClient>();
-  // Runbooks are checked against the recovery site's live inventory when the API can reach it.
-  const inventoryFor = async (name: string): Promise<RecoverySiteInventory | undefined> => {
+  // Runbooks are checked against the live inventories of their sites when the API can reach them.
+  const inventoryFor = async (name: string): Promise<SiteInventory | undefined> => {
     const site = sites.get(name);
     if (!site) return undefined;
     const inventory = await site.inventory();

@@ -49,6 +49,15 @@ const TABLE: Record<DomainMode, Row> = {
 /** With a split-brain conflict open, these are refused whatever the mode says, until it is resolved. */
 const REFUSED_IN_CONFLICT: DomainRequest[] = ['continuous-failover', 'failback', 'continuous-failback', 'restore'];
 
+/**
+ * Refused by the conflict: those above, and a failover from `Protected`. A domain is Protected with
+ * a conflict open when a forced failback fenced the recovery site and it came back running its stale
+ * copies: a failover to it would rebuild the domain under them.
+ */
+function refusedInConflict(request: DomainRequest, mode: DomainMode): boolean {
+  return REFUSED_IN_CONFLICT.includes(request) || (request === 'failover' && mode === 'Protected');
+}
+
 export interface DomainCondition {
   mode: DomainMode;
   /** A returning site runs the domain's VMs too (split-brain), since this instant. */
@@ -57,7 +66,7 @@ export interface DomainCondition {
 
 function allowedBy(request: DomainRequest, { mode, conflictSince }: DomainCondition): Row[DomainRequest] | undefined {
   if (request === 'resolve-conflict') return conflictSince !== undefined ? {} : undefined;
-  if (conflictSince !== undefined && REFUSED_IN_CONFLICT.includes(request)) return undefined;
+  if (conflictSince !== undefined && refusedInConflict(request, mode)) return undefined;
   // Permanent failover is how a split-brain ends when the old primary is not coming back for good.
   if (request === 'permanent-failover' && conflictSince !== undefined) return { becomes: 'Protected' };
   return TABLE[mode][request];
@@ -71,7 +80,7 @@ export function decide(request: DomainRequest, condition: DomainCondition): Mode
   const allowed = allowedBy(request, condition);
   if (allowed) return { allowed: true, ...allowed };
   const conflict =
-    condition.conflictSince !== undefined && REFUSED_IN_CONFLICT.includes(request)
+    condition.conflictSince !== undefined && refusedInConflict(request, condition.mode)
       ? ` with a split-brain conflict open since ${new Date(condition.conflictSince).toISOString()} (resolve it first)`
       : request === 'resolve-conflict'
         ? ' without a split-brain conflict open'

@@ -32,10 +32,10 @@ export const FAILURES = {
   DeltaNotApplicable: { heals: false, meaning: 'the disks a site left behind cannot take a delta (no known position, or the disk set or log changed since): fail back by full rehydration' },
   ReplicationBehind: { heals: true, meaning: 'protection is resyncing after bitmap mode; the drain waits for it' },
   // Runbooks and operations (workflows/).
-  OriginalVmMissing: { heals: false, meaning: 'a VM of the domain is no longer registered at the primary site a failback returns to: failback brings the original VMs back and does not rebuild them' },
   ConfirmationRequired: { heals: false, meaning: 'a forced operation was not confirmed by repeating the domain name' },
   NoConflict: { heals: false, meaning: 'the domain has no split-brain conflict open to resolve' },
   ConflictNotResolved: { heals: false, meaning: 'a VM of the domain is still active at the returning site after a resolution deactivated the stale copies' },
+  OriginalVmRunning: { heals: false, meaning: 'an original VM runs at the site a failback returns to (a split-brain not resolved yet): failback would rewrite its disks under it' },
   VmInactive: { heals: false, meaning: 'the VM was deactivated after a split-brain and must not run until it is reactivated' },
   AlreadyOwned: { heals: false, meaning: 'the site the operation moves the domain to owns it already' },
   RunbookMismatch: { heals: false, meaning: 'the runbook does not describe the VMs or networks being recovered' },

@@ -29,6 +29,8 @@ export type ConflictRecord = z.infer<typeof conflictSchema>;
 /** The VM metadata key that marks a VM deactivated after a split-brain: it must not run again until reactivated. */
 export const DR_STATE = 'drState';
 export const INACTIVE = 'inactive';
+/** The VM metadata key a recovered VM carries (the runbook it was recovered by): an operation made it, it is no original. */
+export const RECOVERED_BY = 'recoveredBy';
 
 export function conflictKey(prefix: string, domain: string): string {
   return `${new DomainKeys(prefix, domain).root}conflict.json`;

@@ -17,9 +17,9 @@ export function domainMembers(domain: string, listed: string[], vms: Vm[]): Vm[]
   });
 }
 
-/** The configuration a manifest and a restore point record of a VM. */
+/** The configuration a manifest and a restore point record of a VM, with where it stands. */
 export function vmMetadata(vms: Vm[]): VmMetadata[] {
-  return vms.map((vm) => ({ name: vm.name, cpus: vm.cpus, memoryMiB: vm.memoryMiB, diskIds: vm.diskIds, nics: vm.nics, metadata: vm.metadata }));
+  return vms.map((vm) => ({ name: vm.name, cpus: vm.cpus, memoryMiB: vm.memoryMiB, diskIds: vm.diskIds, nics: vm.nics, metadata: vm.metadata, placement: vm.placement }));
 }
 
 /** JSON with object keys sorted, so that the same configuration compares equal however it was parsed. */

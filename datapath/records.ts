@@ -31,6 +31,8 @@ export const vmMetadataSchema = z.object({
     }),
   ),
   metadata: z.record(z.string(), z.string()),
+  /** Where the VM stands at the site that recorded it (absent in records written before it was kept). */
+  placement: z.object({ datacenter: z.string(), cluster: z.string(), resourcePool: z.string().optional(), datastore: z.string() }).optional(),
 });
 export type VmMetadata = z.infer<typeof vmMetadataSchema>;
 
@@ -190,6 +192,8 @@ export const departureSchema = z.object({
   journalCursor: z.number().int().nonnegative(),
   disks: z.array(diskSchema),
   fingerprints: z.array(diskFingerprintSchema).nullable(),
+  /** The VMs as the site left them (configuration, networks, placement): what a failback rebuilds a VM missing there from. */
+  vms: z.array(vmMetadataSchema).optional(),
   recordedAt: z.number().int(),
 });
 export type DepartureRecord = z.infer<typeof departureSchema>;

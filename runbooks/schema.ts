@@ -92,6 +92,33 @@ export const GroupSchema = z.strictObject({
   onFailure: failurePolicy.default('abort'),
 });
 
+export const PlacementSchema = z.strictObject({
+  datacenter: inventoryName('datacenter'),
+  cluster: inventoryName('cluster'),
+  resourcePool: inventoryName('resource pool').optional(),
+  datastore: inventoryName('datastore'),
+});
+
+const networkMapping = z.array(z.strictObject({ source: inventoryName('network'), target: inventoryName('network') })).default([]);
+
+export const PowerOnPlanSchema = z.strictObject({
+  maxParallel: z.int().min(1).max(1000).default(50).describe('VMs powered on at the same time across all groups'),
+  groups: z.array(GroupSchema).min(1).max(1000),
+});
+
+/**
+ * How the domain returns to its primary site. The recovery-site side of the runbook (placement,
+ * mapping, re-IP) does not apply there: a VM still registered at the primary comes back as it is,
+ * and one that is missing is rebuilt from the configuration the restore point records for it.
+ */
+export const FailbackSchema = z.strictObject({
+  placement: PlacementSchema.optional().describe('where a VM missing at the primary is rebuilt; default: where it stood when the domain left the primary'),
+  networkMapping: networkMapping.describe(
+    'recovery-site network -> primary-site network, for VMs rebuilt at the primary and the RocVA of a full failback (default: the networks they had at the primary)',
+  ),
+  powerOn: PowerOnPlanSchema.optional().describe('the power-on plan at the primary; default: spec.powerOn'),
+});
+
 export const RunbookSchema = z.strictObject({
   apiVersion: z.literal(RUNBOOK_API_VERSION),
   kind: z.literal(RUNBOOK_KIND),
@@ -105,16 +132,8 @@ export const RunbookSchema = z.strictObject({
   spec: z.strictObject({
     protectedDomain: dnsLabel('protected domain name'),
     sites: z.strictObject({ primary: dnsLabel('site name'), recovery: dnsLabel('site name') }),
-    placement: z.strictObject({
-      datacenter: inventoryName('datacenter'),
-      cluster: inventoryName('cluster'),
-      resourcePool: inventoryName('resource pool').optional(),
-      datastore: inventoryName('datastore'),
-    }),
-    networkMapping: z
-      .array(z.strictObject({ source: inventoryName('network'), target: inventoryName('network') }))
-      .default([])
-      .describe('primary-site network -> recovery-site network'),
+    placement: PlacementSchema,
+    networkMapping: networkMapping.describe('primary-site network -> recovery-site network'),
     vms: z.array(VmSchema).min(1).max(20000).describe('the VMs of the protected domain, with per-VM overrides'),
     rocva: z.strictObject({
       networks: z.strictObject({
@@ -136,15 +155,14 @@ export const RunbookSchema = z.strictObject({
         protectionWindow: duration.default(PROTECTION_DEFAULTS.protectionWindow).describe('how far back point-in-time recovery reaches'),
       })
       .default(PROTECTION_DEFAULTS),
-    powerOn: z.strictObject({
-      maxParallel: z.int().min(1).max(1000).default(50).describe('VMs powered on at the same time across all groups'),
-      groups: z.array(GroupSchema).min(1).max(1000),
-    }),
+    powerOn: PowerOnPlanSchema,
+    failback: FailbackSchema.optional().describe('failback to the primary site; without it the VMs keep the configuration recorded for them and spec.powerOn powers them on'),
   }),
 });
 
 export type Runbook = z.output<typeof RunbookSchema>;
-export type RunbookGroup = Runbook['spec']['powerOn']['groups'][number];
+export type RunbookPowerOnPlan = Runbook['spec']['powerOn'];
+export type RunbookGroup = RunbookPowerOnPlan['groups'][number];
 export type RunbookStep = RunbookGroup['before'][number];
 export type RunbookVm = Runbook['spec']['vms'][number];
 export type FailurePolicy = RunbookGroup['onFailure'];

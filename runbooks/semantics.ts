@@ -1,12 +1,13 @@
 /**
  * Meaning checks on a well-shaped runbook: references resolve, names are unique, the power-on
- * plan is acyclic and covers the domain, addresses are usable, durations are sensible, and,
- * when the recovery site's inventory is known, everything placed there exists.
+ * plans (the recovery site's, and the failback's at the primary) are acyclic and cover the domain,
+ * addresses are usable, durations are sensible, and, when a site's inventory is known, everything
+ * placed at that site exists.
  */
 import { ipFamily, isIpv4NetworkOrBroadcast, maxPrefix, sameSubnet } from './addresses';
-import type { RecoverySiteInventory } from './inventory';
+import type { SiteInventories, SiteInventory } from './inventory';
 import type { RunbookIssue } from './issues';
-import type { Runbook, RunbookStep } from './schema';
+import type { Runbook, RunbookGroup, RunbookPowerOnPlan, RunbookStep } from './schema';
 import { formatPath, type ParsedSource, type PathSegment } from './source';
 import { didYouMean } from './suggest';
 import { parseDuration } from './units';
@@ -20,7 +21,7 @@ export interface SemanticFindings {
   warnings: RunbookIssue[];
 }
 
-export function checkSemantics(runbook: Runbook, source: ParsedSource, inventory?: RecoverySiteInventory): SemanticFindings {
+export function checkSemantics(runbook: Runbook, source: ParsedSource, inventories: SiteInventories = {}): SemanticFindings {
   const errors: RunbookIssue[] = [];
   const warnings: RunbookIssue[] = [];
   const issue = (path: PathSegment[], code: string, message: string, target: 'key' | 'value' = 'value'): RunbookIssue => ({
@@ -30,8 +31,7 @@ export function checkSemantics(runbook: Runbook, source: ParsedSource, inventory
     message,
   });
   const error: ErrorSink = (path, code, message, target) => errors.push(issue(path, code, message, target));
-  const warn = (path: PathSegment[], code: string, message: string) => warnings.push(issue(path, code, message));
-  const suggestion = (word: string, candidates: string[]) => (candidates.length <= MAX_SUGGESTION_CANDIDATES ? didYouMean(word, candidates) : '');
+  const warn: WarningSink = (path, code, message) => warnings.push(issue(path, code, message));
   const { spec } = runbook;
 
   if (spec.sites.primary === spec.sites.recovery) {
@@ -45,26 +45,58 @@ export function checkSemantics(runbook: Runbook, source: ParsedSource, inventory
     if (first !== undefined) error(['spec', 'vms', i, 'name'], 'duplicate_name', `VM "${vm.name}" is already declared at spec.vms[${first}]`);
     else vmIndex.set(vm.name, i);
   });
-  const vmNames = [...vmIndex.keys()];
 
-  const mappingSources = new Map<string, number>();
-  spec.networkMapping.forEach((mapping, i) => {
-    const first = mappingSources.get(mapping.source);
-    if (first !== undefined) error(['spec', 'networkMapping', i, 'source'], 'duplicate_name', `network "${mapping.source}" is already mapped at spec.networkMapping[${first}]`);
-    else mappingSources.set(mapping.source, i);
-  });
-
+  checkMappingSources(spec.networkMapping, ['spec', 'networkMapping'], error);
   checkAddresses(runbook, error);
-  checkDurations(runbook, error);
+  checkProtectionDurations(runbook, error);
+  checkPowerOnPlan(runbook, spec.powerOn, ['spec', 'powerOn'], 'it will be recovered but not powered on', { error, warn });
+  if (spec.failback) {
+    checkMappingSources(spec.failback.networkMapping, ['spec', 'failback', 'networkMapping'], error);
+    if (spec.failback.powerOn) checkPowerOnPlan(runbook, spec.failback.powerOn, ['spec', 'failback', 'powerOn'], 'failback will bring it back but not power it on', { error, warn });
+    warnUnmappedRocvaNetworks(runbook, warn);
+  }
 
-  // The power-on plan
+  for (const role of ['recovery', 'primary'] as const) {
+    const inventory = inventories[role];
+    if (inventory) checkInventory(role, spec.sites[role], placedAt(runbook, role), inventory, error);
+  }
+  return { errors, warnings };
+}
+
+type ErrorSink = (path: PathSegment[], code: string, message: string, target?: 'key' | 'value') => void;
+type WarningSink = (path: PathSegment[], code: string, message: string) => void;
+
+const suggestion = (word: string, candidates: string[]) => (candidates.length <= MAX_SUGGESTION_CANDIDATES ? didYouMean(word, candidates) : '');
+
+function checkMappingSources(mapping: Array<{ source: string }>, path: PathSegment[], error: ErrorSink): void {
+  const sources = new Map<string, number>();
+  mapping.forEach((m, i) => {
+    const first = sources.get(m.source);
+    if (first !== undefined) error([...path, i, 'source'], 'duplicate_name', `network "${m.source}" is already mapped at ${formatPath([...path, first])}`);
+    else sources.set(m.source, i);
+  });
+}
+
+/**
+ * A power-on plan (`path`: where it is in the runbook): its groups name declared VMs, each VM in
+ * one group, unique group and step names, dependencies that exist and form no cycle, sensible
+ * durations; `unplanned` says what happens to a domain VM it leaves out.
+ */
+function checkPowerOnPlan(runbook: Runbook, plan: RunbookPowerOnPlan, path: PathSegment[], unplanned: string, { error, warn }: { error: ErrorSink; warn: WarningSink }): void {
+  const { spec } = runbook;
+  const vmIndex = new Map<string, number>();
+  spec.vms.forEach((vm, i) => {
+    if (!vmIndex.has(vm.name)) vmIndex.set(vm.name, i);
+  });
+  const vmNames = [...vmIndex.keys()];
+  const groupsPath = [...path, 'groups'];
   const groupIndex = new Map<string, number>();
   const stepNames = new Map<string, string>();
   const placedIn = new Map<string, { group: string; at: string }>();
-  spec.powerOn.groups.forEach((group, g) => {
-    const groupPath = ['spec', 'powerOn', 'groups', g];
+  plan.groups.forEach((group, g) => {
+    const groupPath = [...groupsPath, g];
     const first = groupIndex.get(group.name);
-    if (first !== undefined) error([...groupPath, 'name'], 'duplicate_name', `group "${group.name}" is already defined at spec.powerOn.groups[${first}]`);
+    if (first !== undefined) error([...groupPath, 'name'], 'duplicate_name', `group "${group.name}" is already defined at ${formatPath([...groupsPath, first])}`);
     else groupIndex.set(group.name, g);
 
     for (const where of ['before', 'after'] as const) {
@@ -78,16 +110,16 @@ export function checkSemantics(runbook: Runbook, source: ParsedSource, inventory
     }
 
     group.vms.forEach((entry, v) => {
-      const path = [...groupPath, 'vms', v, 'name'];
+      const vmPath = [...groupPath, 'vms', v, 'name'];
       const vmAt = vmIndex.get(entry.name);
       if (vmAt === undefined) {
-        error(path, 'unknown_vm', `VM "${entry.name}" is not declared in spec.vms${suggestion(entry.name, vmNames)}`);
+        error(vmPath, 'unknown_vm', `VM "${entry.name}" is not declared in spec.vms${suggestion(entry.name, vmNames)}`);
         return;
       }
       const earlier = placedIn.get(entry.name);
       if (earlier) {
         error(
-          path,
+          vmPath,
           earlier.group === group.name ? 'duplicate_name' : 'vm_in_two_groups',
           earlier.group === group.name
             ? `VM "${entry.name}" is listed twice in group "${group.name}" (first at ${earlier.at})`
@@ -97,34 +129,45 @@ export function checkSemantics(runbook: Runbook, source: ParsedSource, inventory
       }
       placedIn.set(entry.name, { group: group.name, at: formatPath([...groupPath, 'vms', v]) });
       if (spec.vms[vmAt].startupAction === 'poweredOff') {
-        warn(path, 'powered_off_in_plan', `VM "${entry.name}" has startupAction poweredOff (spec.vms[${vmAt}]); the plan will not power it on`);
+        warn(vmPath, 'powered_off_in_plan', `VM "${entry.name}" has startupAction poweredOff (spec.vms[${vmAt}]); the plan will not power it on`);
       }
     });
   });
 
   spec.vms.forEach((vm, i) => {
     if (!placedIn.has(vm.name) && vm.startupAction === 'poweredOn') {
-      warn(['spec', 'vms', i, 'name'], 'vm_not_in_plan', `VM "${vm.name}" of domain "${spec.protectedDomain}" is in no power-on group; it will be recovered but not powered on`);
+      warn(['spec', 'vms', i, 'name'], 'vm_not_in_plan', `VM "${vm.name}" of domain "${spec.protectedDomain}" is in no group of ${formatPath(path)}; ${unplanned}`);
     }
   });
 
   const groupNames = [...groupIndex.keys()];
-  spec.powerOn.groups.forEach((group, g) => {
+  plan.groups.forEach((group, g) => {
     group.dependsOn.forEach((dependency, d) => {
-      const path = ['spec', 'powerOn', 'groups', g, 'dependsOn', d];
-      if (dependency === group.name) error(path, 'dependency_cycle', `group "${group.name}" depends on itself`);
-      else if (!groupIndex.has(dependency)) error(path, 'unknown_group', `group "${dependency}" is not defined in spec.powerOn.groups${suggestion(dependency, groupNames)}`);
+      const dependencyPath = [...groupsPath, g, 'dependsOn', d];
+      if (dependency === group.name) error(dependencyPath, 'dependency_cycle', `group "${group.name}" depends on itself`);
+      else if (!groupIndex.has(dependency)) error(dependencyPath, 'unknown_group', `group "${dependency}" is not defined in ${formatPath(groupsPath)}${suggestion(dependency, groupNames)}`);
     });
   });
-  for (const cycle of findCycles(runbook)) {
-    error(['spec', 'powerOn', 'groups', cycle.groupIndex, 'dependsOn', cycle.dependencyIndex], 'dependency_cycle', `dependency cycle: ${cycle.names.join(' -> ')} (each group depends on the next)`);
+  for (const cycle of findCycles(plan.groups)) {
+    error([...groupsPath, cycle.groupIndex, 'dependsOn', cycle.dependencyIndex], 'dependency_cycle', `dependency cycle: ${cycle.names.join(' -> ')} (each group depends on the next)`);
   }
-
-  if (inventory) checkInventory(runbook, inventory, error);
-  return { errors, warnings };
+  checkPlanDurations(plan, groupsPath, error);
 }
 
-type ErrorSink = (path: PathSegment[], code: string, message: string, target?: 'key' | 'value') => void;
+/**
+ * A full failback deploys a RocVA at the primary; the runbook names its networks for the recovery
+ * site only. Mapped back by the failback's network mapping they are the primary's; a network left
+ * unmapped falls back to the one the domain's VMs use there, which works but shares their network.
+ */
+function warnUnmappedRocvaNetworks(runbook: Runbook, warn: WarningSink): void {
+  const mapped = new Set(runbook.spec.failback?.networkMapping.map((m) => m.source));
+  for (const role of ROCVA_NETWORK_ROLES) {
+    const network = runbook.spec.rocva.networks[role];
+    if (!mapped.has(network)) {
+      warn(['spec', 'rocva', 'networks', role], 'rocva_network_unmapped', `network "${network}" has no mapping in spec.failback.networkMapping: the RocVA of a full failback would use the domain VMs' network at the primary for it`);
+    }
+  }
+}
 
 function checkAddresses(runbook: Runbook, error: ErrorSink): void {
   const addressOwner = new Map<string, string>();
@@ -154,27 +197,31 @@ function checkAddresses(runbook: Runbook, error: ErrorSink): void {
   });
 }
 
-function checkDurations(runbook: Runbook, error: ErrorSink): void {
-  const bounded = (path: PathSegment[], text: string, what: string, allowZero = false) => {
-    const ms = parseDuration(text) ?? 0;
-    if (!allowZero && ms === 0) error(path, 'invalid_duration', `${what} must be longer than 0s`);
-    else if (ms > MAX_DURATION_MS) error(path, 'invalid_duration', `${what} ${text} exceeds the limit of 30d`);
-    return ms;
-  };
-  const { protection, powerOn } = runbook.spec;
-  const interval = bounded(['spec', 'protection', 'restorePointInterval'], protection.restorePointInterval, 'restore point interval');
-  const window = bounded(['spec', 'protection', 'protectionWindow'], protection.protectionWindow, 'protection window');
+function boundedDuration(error: ErrorSink, path: PathSegment[], text: string, what: string, allowZero = false): number {
+  const ms = parseDuration(text) ?? 0;
+  if (!allowZero && ms === 0) error(path, 'invalid_duration', `${what} must be longer than 0s`);
+  else if (ms > MAX_DURATION_MS) error(path, 'invalid_duration', `${what} ${text} exceeds the limit of 30d`);
+  return ms;
+}
+
+function checkProtectionDurations(runbook: Runbook, error: ErrorSink): void {
+  const { protection } = runbook.spec;
+  const interval = boundedDuration(error, ['spec', 'protection', 'restorePointInterval'], protection.restorePointInterval, 'restore point interval');
+  const window = boundedDuration(error, ['spec', 'protection', 'protectionWindow'], protection.protectionWindow, 'protection window');
   if (interval > 0 && window > 0 && window < interval) {
     error(['spec', 'protection', 'protectionWindow'], 'invalid_duration', `protection window ${protection.protectionWindow} is shorter than the restore point interval ${protection.restorePointInterval}`);
   }
-  powerOn.groups.forEach((group, g) => {
+}
+
+function checkPlanDurations(plan: RunbookPowerOnPlan, groupsPath: PathSegment[], error: ErrorSink): void {
+  plan.groups.forEach((group, g) => {
     group.vms.forEach((entry, v) => {
-      const path = ['spec', 'powerOn', 'groups', g, 'vms', v];
-      bounded([...path, 'delayAfterPowerOn'], entry.delayAfterPowerOn, 'delay', true);
-      if (entry.waitForHeartbeat) bounded([...path, 'heartbeatTimeout'], entry.heartbeatTimeout, 'heartbeat timeout');
+      const path = [...groupsPath, g, 'vms', v];
+      boundedDuration(error, [...path, 'delayAfterPowerOn'], entry.delayAfterPowerOn, 'delay', true);
+      if (entry.waitForHeartbeat) boundedDuration(error, [...path, 'heartbeatTimeout'], entry.heartbeatTimeout, 'heartbeat timeout');
     });
     for (const where of ['before', 'after'] as const) {
-      group[where].forEach((step, s) => bounded(['spec', 'powerOn', 'groups', g, where, s, 'timeout'], step.timeout, `${step.type} timeout`));
+      group[where].forEach((step, s) => boundedDuration(error, [...groupsPath, g, where, s, 'timeout'], step.timeout, `${step.type} timeout`));
     }
   });
 }
@@ -215,8 +262,7 @@ interface Cycle {
 }
 
 /** Every back edge of a depth-first walk, reported as the cycle it closes ("web -> app -> web"). */
-export function findCycles(runbook: Runbook): Cycle[] {
-  const groups = runbook.spec.powerOn.groups;
+export function findCycles(groups: Array<Pick<RunbookGroup, 'name' | 'dependsOn'>>): Cycle[] {
   const index = new Map<string, number>();
   groups.forEach((g, i) => {
     if (!index.has(g.name)) index.set(g.name, i);
@@ -251,9 +297,38 @@ export function findCycles(runbook: Runbook): Cycle[] {
   return cycles;
 }
 
-function checkInventory(runbook: Runbook, inventory: RecoverySiteInventory, error: ErrorSink): void {
-  const site = runbook.spec.sites.recovery;
-  const sets = {
+const ROCVA_NETWORK_ROLES = ['externalReplication', 'internal', 'management'] as const;
+
+type InventoryKind = 'datacenter' | 'cluster' | 'resource pool' | 'datastore' | 'network' | 'storage policy';
+
+/** What the runbook places at one of its sites, each name with where it is written. */
+function placedAt(runbook: Runbook, role: 'recovery' | 'primary'): Array<{ path: PathSegment[]; kind: InventoryKind; name: string }> {
+  const placed: Array<{ path: PathSegment[]; kind: InventoryKind; name: string }> = [];
+  const placement = (path: PathSegment[], p: Runbook['spec']['placement']) => {
+    placed.push({ path: [...path, 'datacenter'], kind: 'datacenter', name: p.datacenter }, { path: [...path, 'cluster'], kind: 'cluster', name: p.cluster }, { path: [...path, 'datastore'], kind: 'datastore', name: p.datastore });
+    if (p.resourcePool !== undefined) placed.push({ path: [...path, 'resourcePool'], kind: 'resource pool', name: p.resourcePool });
+  };
+  const { spec } = runbook;
+  const failback = spec.failback;
+  if (role === 'recovery') {
+    placement(['spec', 'placement'], spec.placement);
+    spec.networkMapping.forEach((m, i) => placed.push({ path: ['spec', 'networkMapping', i, 'target'], kind: 'network', name: m.target }));
+    for (const key of ROCVA_NETWORK_ROLES) placed.push({ path: ['spec', 'rocva', 'networks', key], kind: 'network', name: spec.rocva.networks[key] });
+    spec.vms.forEach((vm, i) => {
+      if (vm.datastore !== undefined) placed.push({ path: ['spec', 'vms', i, 'datastore'], kind: 'datastore', name: vm.datastore });
+      if (vm.network !== undefined) placed.push({ path: ['spec', 'vms', i, 'network'], kind: 'network', name: vm.network });
+      if (vm.storagePolicy !== undefined) placed.push({ path: ['spec', 'vms', i, 'storagePolicy'], kind: 'storage policy', name: vm.storagePolicy });
+    });
+    failback?.networkMapping.forEach((m, i) => placed.push({ path: ['spec', 'failback', 'networkMapping', i, 'source'], kind: 'network', name: m.source }));
+  } else if (failback) {
+    if (failback.placement) placement(['spec', 'failback', 'placement'], failback.placement);
+    failback.networkMapping.forEach((m, i) => placed.push({ path: ['spec', 'failback', 'networkMapping', i, 'target'], kind: 'network', name: m.target }));
+  }
+  return placed;
+}
+
+function checkInventory(role: 'recovery' | 'primary', site: string, placed: ReturnType<typeof placedAt>, inventory: SiteInventory, error: ErrorSink): void {
+  const sets: Record<InventoryKind, Set<string>> = {
     datacenter: new Set(inventory.datacenters),
     cluster: new Set(inventory.clusters),
     'resource pool': new Set(inventory.resourcePools),
@@ -261,22 +336,8 @@ function checkInventory(runbook: Runbook, inventory: RecoverySiteInventory, erro
     network: new Set(inventory.networks),
     'storage policy': new Set(inventory.storagePolicies),
   };
-  const must = (path: PathSegment[], kind: keyof typeof sets, name: string) => {
-    if (sets[kind].has(name)) return;
-    const candidates = [...sets[kind]];
-    const hint = candidates.length <= MAX_SUGGESTION_CANDIDATES ? didYouMean(name, candidates) : '';
-    error(path, 'not_in_inventory', `${kind} "${name}" does not exist at recovery site "${site}"${hint}`);
-  };
-  const { placement, networkMapping, rocva, vms } = runbook.spec;
-  must(['spec', 'placement', 'datacenter'], 'datacenter', placement.datacenter);
-  must(['spec', 'placement', 'cluster'], 'cluster', placement.cluster);
-  if (placement.resourcePool !== undefined) must(['spec', 'placement', 'resourcePool'], 'resource pool', placement.resourcePool);
-  must(['spec', 'placement', 'datastore'], 'datastore', placement.datastore);
-  networkMapping.forEach((m, i) => must(['spec', 'networkMapping', i, 'target'], 'network', m.target));
-  for (const key of ['externalReplication', 'internal', 'management'] as const) must(['spec', 'rocva', 'networks', key], 'network', rocva.networks[key]);
-  vms.forEach((vm, i) => {
-    if (vm.datastore !== undefined) must(['spec', 'vms', i, 'datastore'], 'datastore', vm.datastore);
-    if (vm.network !== undefined) must(['spec', 'vms', i, 'network'], 'network', vm.network);
-    if (vm.storagePolicy !== undefined) must(['spec', 'vms', i, 'storagePolicy'], 'storage policy', vm.storagePolicy);
-  });
+  for (const { path, kind, name } of placed) {
+    if (sets[kind].has(name)) continue;
+    error(path, 'not_in_inventory', `${kind} "${name}" does not exist at ${role} site "${site}"${suggestion(name, [...sets[kind]])}`);
+  }
 }

@@ -68,6 +68,32 @@ export function expectedDiskContent(
   return image;
 }
 
+/**
+ * A stretch of a domain's life at one site: the writes of that site's workload with journal
+ * positions after `after` and up to `upTo` (inclusive; absent: every one since). Journal positions
+ * are the site's own, so a domain that failed over and back is a list of these.
+ */
+export interface WritePeriod {
+  site: string;
+  after: number;
+  upTo?: number;
+}
+
+/**
+ * What a disk holds after the writes of each period in turn (the primary's up to a failover, then
+ * the recovery site's up to the failback, ...), starting from the zeros of a new sparse disk.
+ */
+export function diskContentAfter(records: (site: string) => WorkloadWrite[], periods: WritePeriod[], diskId: string, sizeBytes: number): Buffer {
+  const image = Buffer.alloc(sizeBytes);
+  for (const { site, after, upTo } of periods) {
+    for (const w of records(site)) {
+      if (w.diskId !== diskId || w.sequence <= after || (upTo !== undefined && w.sequence > upTo)) continue;
+      blockContent(w.seed, w.n, w.length).copy(image, w.offset);
+    }
+  }
+  return image;
+}
+
 export class Workload {
   private timer: NodeJS.Timeout | undefined;
   private settings: WorkloadSettings | undefined;

@@ -1,19 +1,29 @@
 /**
  * `npm run demo` (with `npm start` running): stages a disaster at the primary site, fails the
  * demo domain over by force through the HTTP API, prints the operation's progress and report,
- * and checks every recovered disk byte for byte against the primary's workload record.
+ * checks every recovered disk byte for byte against the workload's record, and then lets the
+ * applications run at the recovery site (a workload writes there).
  * `npm run demo -- --continuous` starts a continuous failover first, waits until its copy at the
  * recovery site follows the log, then stages the disaster and completes it by force.
  * `npm run demo -- --restore` brings the primary site back afterwards: its VMs run again while the
  * recovery site owns the domain (split-brain); the demo waits until the conflict is shown.
+ * `npm run demo -- --failback` returns the domain to its original VMs at the primary (planned
+ * failback): it brings the primary back and resolves an open split-brain first, saying so, then
+ * prints the failback's progress and report and checks every disk at the primary byte for byte.
+ *
+ * Which writes a disk must hold is kept in `<data>/demo/lineage.json`: the periods the domain ran
+ * at each site, as journal positions of that site's workload record, so that failover, failback
+ * and failover again all verify against the same history.
  */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadSettings } from '../common/config';
 import { describeError, OperatorError } from '../common/errors';
-import { loadSiteDefinitions } from '../sites/config';
+import { activeDomainVms } from '../datapath/conflict';
+import { loadSiteDefinitions, type SiteDefinition } from '../sites/config';
 import { siteClients, readSiteTokens } from '../sites/registry';
-import { expectedDiskContent, readWorkloadRecord } from '../sites/workload';
+import { diskContentAfter, readWorkloadRecord, type WorkloadWrite, type WritePeriod } from '../sites/workload';
 import type { FollowingStatus, OperationProgress, OperationReport } from '../workflows/operation-messages';
 import { readLocalToken } from './credentials';
 
@@ -21,9 +31,24 @@ const DOMAIN = 'demo';
 const started = Date.now();
 const say = (message: string) => console.log(`[demo ${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s] ${message}`);
 const seconds = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(1)} s`);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+interface ShownConflict {
+  site: string;
+  vms: string[];
+  since: string;
+  owner: { site: string; epoch: number };
+}
+
+interface StartedOperation {
+  workflowId: string;
+  statusUrl: string;
+  webUiUrl?: string;
+}
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { restore: { type: 'boolean' }, continuous: { type: 'boolean' } } });
+  const { values } = parseArgs({ options: { restore: { type: 'boolean' }, continuous: { type: 'boolean' }, failback: { type: 'boolean' } } });
+  if ([values.restore, values.continuous, values.failback].filter(Boolean).length > 1) throw new OperatorError('use one of --restore, --continuous, --failback at a time');
   const settings = loadSettings();
   const api = `http://${settings.api.host}:${settings.api.port}`;
   const token = readLocalToken(settings.dataDir, 'operator');
@@ -33,9 +58,16 @@ async function main(): Promise<void> {
   const primary = definitions.find((d) => d.protectedDomains.some((p) => p.name === DOMAIN));
   const recovery = definitions.find((d) => d !== primary);
   if (!primary || !recovery) throw new OperatorError(`the site definitions have no domain ${DOMAIN} and recovery site`);
-  const adminCall = async (route: string) => {
-    const res = await fetch(`http://127.0.0.1:${primary.adminPort}${route}`, { method: 'POST', headers: { authorization: `Bearer ${siteTokens[primary.name]}` } });
-    if (!res.ok) throw new OperatorError(`site ${primary.name} admin ${route} answered ${res.status}`);
+  const adminCall = async (site: SiteDefinition, route: string, method = 'POST', body?: unknown) => {
+    const res = await fetch(`http://127.0.0.1:${site.adminPort}${route}`, {
+      method,
+      headers: { authorization: `Bearer ${siteTokens[site.name]}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    }).catch(() => {
+      throw new OperatorError(`the admin port of site ${site.name} does not answer: is \`npm start\` running?`);
+    });
+    if (!res.ok) throw new OperatorError(`site ${site.name} admin ${route} answered ${res.status}`);
+    return (await res.json()) as { up: boolean; workload: { running: boolean; settings: Record<string, unknown> | null } };
   };
   const call = async (method: string, route: string, body?: unknown) => {
     const res = await fetch(`${api}${route}`, {
@@ -50,47 +82,123 @@ async function main(): Promise<void> {
     return json;
   };
 
-  if (values.restore) {
-    await adminCall('/admin/restore');
-    say(`site ${primary.name} is back; its VMs of ${DOMAIN} run again, fenced: the domain is owned by ${recovery.name} now`);
-    await showConflict();
-    return;
+  /** The workload's record of a site: every write with its journal position there. */
+  const recordOf = (site: string): WorkloadWrite[] => readWorkloadRecord(path.join(settings.dataDir, 'sites', site, 'workload-record.jsonl'));
+  const lastSequence = (site: string) => recordOf(site).reduce((max, w) => Math.max(max, w.sequence), 0);
+
+  /** Where the domain's writes were made: a period per stay at a site, the last one open. */
+  const lineageFile = path.join(settings.dataDir, 'demo', 'lineage.json');
+  const readLineage = (): WritePeriod[] => (existsSync(lineageFile) ? (JSON.parse(readFileSync(lineageFile, 'utf8')) as WritePeriod[]) : [{ site: primary.name, after: 0 }]);
+  const writeLineage = (periods: WritePeriod[]) => {
+    mkdirSync(path.dirname(lineageFile), { recursive: true });
+    writeFileSync(lineageFile, JSON.stringify(periods, null, 2));
+  };
+  /** The lineage with its open period, at `site`, closed at the journal position an operation recovered. */
+  const closeAt = (site: string, upTo: number): WritePeriod[] => {
+    const periods = readLineage();
+    const open = periods.at(-1);
+    if (open?.site !== site || open.upTo !== undefined) {
+      throw new OperatorError(`${lineageFile} does not say that ${DOMAIN} ran at ${site} until now, so its disks cannot be checked (was it moved outside the demo?); for a fresh demo stop \`npm start\`, delete ${settings.dataDir} and start again`);
+    }
+    return [...periods.slice(0, -1), { ...open, upTo }];
+  };
+
+  /** Every disk of the domain's VMs at `site` against what the periods' writes leave on it. */
+  async function verifyDisks(site: SiteDefinition, vmNames: string[], periods: WritePeriod[]): Promise<{ disks: number; vms: number }> {
+    const records = new Map<string, WorkloadWrite[]>();
+    const recordFor = (name: string) => records.get(name) ?? records.set(name, recordOf(name)).get(name)!;
+    const client = clients.get(site.name)!;
+    const vms = (await client.listVms()).filter((vm) => vm.kind === 'vm' && vmNames.includes(vm.name));
+    let disks = 0;
+    for (const vm of vms) {
+      for (const diskId of vm.diskIds) {
+        const { sizeBytes } = await client.getDisk(diskId);
+        const actual = await client.readDisk(diskId, 0, sizeBytes);
+        if (!actual.equals(diskContentAfter(recordFor, periods, diskId, sizeBytes))) {
+          throw new OperatorError(`disk ${diskId} of ${vm.name} at ${site.name} differs from the writes it must hold (${periods.map(describePeriod).join(', then ')})`);
+        }
+        disks++;
+      }
+    }
+    return { disks, vms: vms.length };
+  }
+  const describePeriod = (p: WritePeriod) => `${p.site}'s writes after journal sequence ${p.after}${p.upTo !== undefined ? ` up to ${p.upTo}` : ''}`;
+
+  /** Follows an operation's progress until it ends; its report, or why it did not succeed. */
+  async function follow(operation: StartedOperation, what: string): Promise<OperationReport> {
+    say(`operation ${operation.workflowId}${operation.webUiUrl ? `\n    watch it in the Temporal Web UI: ${operation.webUiUrl}` : ''}`);
+    let lastLine = '';
+    for (;;) {
+      const status = await call('GET', operation.statusUrl);
+      const progress = status.progress as OperationProgress | undefined;
+      if (progress) {
+        const vms = progress.vms.map((v) => `${v.name} ${v.state}`).join(', ');
+        const line = `${progress.phase}${progress.bytesRehydrated > 0 ? ` — ${progress.bytesRehydrated} bytes rehydrated` : ''}${vms ? ` — VMs: ${vms}` : ''}`;
+        if (line !== lastLine) say(line);
+        lastLine = line;
+      }
+      if (status.status === 'COMPLETED') return status.result as OperationReport;
+      if (status.status !== 'RUNNING') throw new OperatorError(`the ${what} ended ${String(status.status)}: ${JSON.stringify(status.result, null, 2)}`);
+      await sleep(500);
+    }
+  }
+
+  function printReport(title: string, report: OperationReport, owner: string): void {
+    const rehydrated = report.rehydration
+      ? `${report.rehydration.kind === 'delta' ? 'delta: only the changes since the failover' : 'full'}, ${report.rehydration.bytesWritten} bytes written${report.rehydration.why ? `\n                   (not by delta: ${report.rehydration.why})` : ''}`
+      : `${report.bytesRehydrated} bytes${report.tail ? `, of which ${report.tail.bytesWritten} bytes (${report.tail.segments} segments) after the disaster` : ''}`;
+    console.log(`\n  ${title} of ${DOMAIN}: ${report.outcome}
+    RTO achieved   ${seconds(report.rtoMs)} (declared ${new Date(report.declaredAt).toISOString()})
+    RPO achieved   ${seconds(report.rpoMs)} (data from ${report.recoveryPoint ? new Date(report.recoveryPoint.dataFrom).toISOString() : '-'}, ${report.recoveryPoint?.description ?? ''})
+    ownership      ${owner}, epoch ${report.epoch ?? '-'}
+    rehydration    ${rehydrated}
+    steps:\n${report.steps.map((s) => `      ${s.stage ? '  ' : ''}${s.name.padEnd(s.stage ? 48 : 50)} ${seconds(s.durationMs).padStart(8)}`).join('\n')}\n`);
   }
 
   /** After the primary's return: its split-brain watch records the conflict within seconds. */
-  async function showConflict(): Promise<void> {
+  async function waitForConflict(): Promise<ShownConflict | undefined> {
     for (let waited = 0; waited <= 30_000; waited += 1_000) {
-      const { conflict } = (await call('GET', `/domains/${DOMAIN}`)) as { conflict: { site: string; vms: string[]; since: string } | null };
+      const { conflict } = (await call('GET', `/domains/${DOMAIN}`)) as { conflict: ShownConflict | null };
       if (conflict) {
-        say(`split-brain conflict: ${conflict.site} runs ${conflict.vms.join(', ')} since ${conflict.since} (see GET /domains/${DOMAIN}, or DrConflict = "${DOMAIN}" in the Web UI)`);
-        say(`resolve it with: curl -X POST ${api}/domains/${DOMAIN}/resolve-conflict -H "authorization: Bearer <operator token>" -H 'content-type: application/json' -d '{"action":"deactivate"}'`);
-        return;
+        say(`split-brain conflict: ${conflict.site} runs ${conflict.vms.join(', ')} since ${conflict.since} while ${conflict.owner.site} owns ${DOMAIN} (see GET /domains/${DOMAIN}, or DrConflict = "${DOMAIN}" in the Web UI)`);
+        return conflict;
       }
-      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      await sleep(1_000);
     }
     say(`no split-brain conflict was recorded within 30 s (the primary's VMs of ${DOMAIN} may not run); see GET /domains/${DOMAIN}`);
+    return undefined;
   }
+
+  if (values.restore) {
+    await adminCall(primary, '/admin/restore');
+    say(`site ${primary.name} is back; its VMs of ${DOMAIN} run again, fenced: the domain is owned by ${recovery.name} now`);
+    if (await waitForConflict()) {
+      say(`resolve it with: curl -X POST ${api}/domains/${DOMAIN}/resolve-conflict -H "authorization: Bearer <operator token>" -H 'content-type: application/json' -d '{"action":"deactivate"}'`);
+      say(`or fail back with: npm run demo -- --failback (it resolves the conflict first)`);
+    }
+    return;
+  }
+  if (values.failback) return failBack();
 
   for (let waited = 0; ; waited += 1_000) {
     const { owner, protection } = (await call('GET', `/domains/${DOMAIN}`)) as { owner: { site: string } | null; protection: { mode: string; cursor: number } | null };
     if (owner && owner.site !== primary.name) {
-      throw new OperatorError(`${DOMAIN} runs at ${owner.site} already (an earlier demo failed it over); for a fresh demo stop \`npm start\`, delete ${settings.dataDir} and start again`);
+      throw new OperatorError(`${DOMAIN} runs at ${owner.site} already (an earlier demo failed it over): fail it back with \`npm run demo -- --failback\`, or for a fresh demo stop \`npm start\`, delete ${settings.dataDir} and start again`);
     }
     if (protection?.mode === 'log' && protection.cursor > 0) break;
     if (waited === 0) say(`waiting for ${DOMAIN}'s protection to finish its initial sync (mode ${protection?.mode ?? 'unknown'})`);
     if (waited > 300_000) throw new OperatorError(`${DOMAIN} is not replicating in log mode after 5 minutes; see .logs/`);
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await sleep(1_000);
   }
   if (values.continuous) await followUntilCaughtUp();
   say(`staging a disaster: site ${primary.name} goes down and refuses every connection`);
-  await adminCall('/admin/outage');
+  await adminCall(primary, '/admin/outage');
   say(
     values.continuous
       ? `completing the continuous failover of ${DOMAIN} by force, confirmed by naming the domain`
       : `forced failover of ${DOMAIN} to ${recovery.name}, confirmed by naming the domain`,
   );
-  const operation = (await call('POST', `/domains/${DOMAIN}/failover`, { type: 'forced', confirm: DOMAIN })) as { workflowId: string; statusUrl: string; webUiUrl?: string };
-  say(`operation ${operation.workflowId}${operation.webUiUrl ? `\n    watch it in the Temporal Web UI: ${operation.webUiUrl}` : ''}`);
+  const operation = (await call('POST', `/domains/${DOMAIN}/failover`, { type: 'forced', confirm: DOMAIN })) as unknown as StartedOperation;
 
   /** Continuous failover: a copy at the recovery site follows the primary's log until the disaster. */
   async function followUntilCaughtUp(): Promise<void> {
@@ -105,49 +213,88 @@ async function main(): Promise<void> {
       // A few seconds of following while the workload keeps writing at the primary.
       if (caughtUpAt !== undefined && Date.now() - caughtUpAt > 5_000) return;
       if (polls > 1_200) throw new OperatorError(`the continuous failover did not catch up within 5 minutes; see ${started.workflowId} in the Web UI`);
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      await sleep(250);
     }
   }
 
-  let lastLine = '';
-  let status: Record<string, unknown>;
-  for (;;) {
-    status = await call('GET', operation.statusUrl);
-    const progress = status.progress as OperationProgress | undefined;
-    if (progress) {
-      const line = `${progress.phase} — ${progress.bytesRehydrated} bytes rehydrated, VMs: ${progress.vms.map((v) => `${v.name} ${v.state}`).join(', ')}`;
-      if (line !== lastLine) say(line);
-      lastLine = line;
-    }
-    if (status.status !== 'RUNNING') break;
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
-  if (status.status !== 'COMPLETED') throw new OperatorError(`the failover ended ${String(status.status)}: ${JSON.stringify(status.result, null, 2)}`);
-
-  const report = status.result as OperationReport;
-  console.log(`\n  ${values.continuous ? 'Continuous failover' : 'Failover'} of ${DOMAIN}: ${report.outcome}
-    RTO achieved   ${seconds(report.rtoMs)} (declared ${new Date(report.declaredAt).toISOString()})
-    RPO achieved   ${seconds(report.rpoMs)} (data from ${report.recoveryPoint ? new Date(report.recoveryPoint.dataFrom).toISOString() : '-'}, ${report.recoveryPoint?.description ?? ''})
-    ownership      ${recovery.name}, epoch ${report.epoch ?? '-'}
-    rehydrated     ${report.bytesRehydrated} bytes${report.tail ? `, of which ${report.tail.bytesWritten} bytes (${report.tail.segments} segments) after the disaster` : ''}
-    steps:\n${report.steps.map((s) => `      ${s.stage ? '  ' : ''}${s.name.padEnd(s.stage ? 40 : 42)} ${seconds(s.durationMs).padStart(8)}`).join('\n')}\n`);
-
+  const report = await follow(operation, 'failover');
+  printReport(values.continuous ? 'Continuous failover' : 'Failover', report, recovery.name);
   const sequence = report.recoveryPoint?.lastJournalSequence;
   if (sequence === undefined) throw new OperatorError('the report names no journal position to verify against');
-  const record = readWorkloadRecord(path.join(settings.dataDir, 'sites', primary.name, 'workload-record.jsonl'));
-  const site = clients.get(recovery.name)!;
-  const vms = (await site.listVms()).filter((vm) => report.vms.some((v) => v.name === vm.name));
-  let disks = 0;
-  for (const vm of vms) {
-    for (const diskId of vm.diskIds) {
-      const { sizeBytes } = await site.getDisk(diskId);
-      const recovered = await site.readDisk(diskId, 0, sizeBytes);
-      if (!recovered.equals(expectedDiskContent(record, diskId, sizeBytes, { sequence }))) throw new OperatorError(`disk ${diskId} at ${recovery.name} differs from the recovered point`);
-      disks++;
-    }
+  const periods = closeAt(primary.name, sequence);
+  const verified = await verifyDisks(recovery, report.vms.map((v) => v.name), periods);
+  const earlier = periods.length > 1 ? `, on top of what it wrote in its earlier stays (${lineageFile})` : '';
+  say(`verified: ${verified.disks} disk(s) of ${verified.vms} VM(s) at ${recovery.name} are byte-identical to the primary's writes up to journal sequence ${sequence}${earlier}`);
+  // The applications run at the recovery site now: what they write there is what a failback carries back.
+  writeLineage([...periods, { site: recovery.name, after: lastSequence(recovery.name) }]);
+  if (primary.workload) {
+    await adminCall(recovery, '/admin/workload', 'POST', { ...primary.workload, seed: `${primary.workload.seed}-at-${recovery.name}` });
+    say(`the applications run at ${recovery.name} now: a workload writes ${primary.workload.writesPerSecond} blocks/s to the recovered VMs`);
   }
-  say(`verified: ${disks} disk(s) of ${vms.length} VM(s) at ${recovery.name} are byte-identical to the primary's writes up to journal sequence ${sequence}`);
-  say(`bring the primary site back with: npm run demo -- --restore`);
+  say(`bring the primary site back with: npm run demo -- --restore; then fail back with: npm run demo -- --failback`);
+
+  /**
+   * Planned failback to the original VMs at the primary: the primary must be up and hold no
+   * active copy of the domain, so an open split-brain is resolved first (the stale copies are
+   * deactivated, their writes kept as a side copy).
+   */
+  async function failBack(): Promise<void> {
+    const domain = (await call('GET', `/domains/${DOMAIN}`)) as { mode: string; owner: { site: string } | null; conflict: ShownConflict | null };
+    if (domain.mode !== 'Running in Failover') {
+      throw new OperatorError(`${DOMAIN} is ${domain.mode}${domain.owner ? ` at ${domain.owner.site}` : ''}: there is nothing to fail back (\`npm run demo\` fails it over first)`);
+    }
+    if (!(await adminCall(primary!, '/admin/state', 'GET')).up) {
+      say(`site ${primary!.name} is still down: bringing it back first (what \`npm run demo -- --restore\` does)`);
+      await adminCall(primary!, '/admin/restore');
+    }
+    let conflict = domain.conflict ?? undefined;
+    if (!conflict) {
+      const running = activeDomainVms(await clients.get(primary!.name)!.listVms(), { running: true, domain: DOMAIN }).get(DOMAIN) ?? [];
+      if (running.length > 0) {
+        say(`${running.join(', ')} run at ${primary!.name} while ${recovery!.name} owns ${DOMAIN}: waiting for the split-brain watch to record the conflict`);
+        conflict = await waitForConflict();
+      }
+    }
+    if (conflict) {
+      say(`resolving the split-brain first: POST /domains/${DOMAIN}/resolve-conflict {"action":"deactivate"} powers the stale copies at ${conflict.site} off and marks them inactive, and keeps what they wrote since the fence as a side copy, outside the domain's log`);
+      const resolving = (await call('POST', `/domains/${DOMAIN}/resolve-conflict`, { action: 'deactivate' })) as unknown as StartedOperation;
+      const resolved = await follow(resolving, 'resolution of the conflict');
+      const copy = resolved.sideCopy;
+      if (copy) {
+        say(`side copy ${copy.name}: ${copy.entries} write(s), ${copy.bytes} bytes that ${copy.vms.join(', ')} made at ${copy.site} after journal sequence ${copy.afterSequence} (where epoch ${copy.fencedEpoch} was fenced); never part of the domain's disks`);
+      }
+    }
+
+    // The primary's writes from here on are its workload's once the original VMs run again.
+    const resumedAfter = lastSequence(primary!.name);
+    say(`planned failback of ${DOMAIN} from ${recovery!.name} to its original VMs at ${primary!.name}: shut down at ${recovery!.name}, drain, hand ownership back, rehydrate at ${primary!.name}`);
+    const operation = (await call('POST', `/domains/${DOMAIN}/failback`, { type: 'planned' })) as unknown as StartedOperation;
+    const report = await follow(operation, 'failback');
+    // The recovery site holds no VM of the domain any more: nothing for its workload to write to.
+    await adminCall(recovery!, '/admin/workload', 'DELETE');
+    printReport('Failback', report, primary!.name);
+    const sequence = report.recoveryPoint?.lastJournalSequence;
+    if (sequence === undefined) throw new OperatorError('the report names no journal position to verify against');
+    const notCarried = recordOf(recovery!.name).filter((w) => w.sequence > sequence).length;
+    if (notCarried > 0) throw new OperatorError(`${notCarried} write(s) acknowledged at ${recovery!.name} are not in the failback's recovery point (journal sequence ${sequence})`);
+
+    // The workload at the primary writes to the original VMs again; paused while their disks are read, so that nothing changes under the comparison.
+    const { workload } = await adminCall(primary!, '/admin/state', 'GET');
+    if (workload.running) await adminCall(primary!, '/admin/workload', 'DELETE');
+    try {
+      await sleep(300);
+      const periods = [...closeAt(recovery!.name, sequence), { site: primary!.name, after: resumedAfter }];
+      const since = recordOf(primary!.name).filter((w) => w.sequence > resumedAfter).length;
+      const verified = await verifyDisks(primary!, report.vms.map((v) => v.name), periods);
+      say(`verified: ${verified.disks} disk(s) of ${verified.vms} VM(s) at ${primary!.name} are byte-identical to ${recovery!.name}'s last write (journal sequence ${sequence}), plus the ${since} write(s) the workload made at ${primary!.name} since they came back`);
+      writeLineage(periods);
+    } finally {
+      if (workload.running && workload.settings) await adminCall(primary!, '/admin/workload', 'POST', workload.settings);
+    }
+    const left = (await clients.get(recovery!.name)!.listVms()).filter((vm) => report.vms.some((v) => vm.name.includes(v.name))).map((vm) => vm.name);
+    const { mode } = (await call('GET', `/domains/${DOMAIN}`)) as { mode: string };
+    say(`${DOMAIN} is ${mode} at ${primary!.name} again; ${recovery!.name} holds ${left.length > 0 ? `still ${left.join(', ')}` : 'none of its VMs'}; \`npm run demo\` stages the next disaster`);
+  }
 }
 
 main().catch((error: unknown) => {

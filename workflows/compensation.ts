@@ -26,6 +26,15 @@ export class Compensations {
     this.kept.push(what);
   }
 
+  /**
+   * A point of no return (something is about to be removed for good): what was pushed so far is
+   * no longer undone, and `what` says what stays. Steps pushed afterwards are undone as usual.
+   */
+  settle(what: string): void {
+    this.steps.length = 0;
+    this.kept.push(what);
+  }
+
   async unwind(): Promise<CompensationOutcome> {
     const outcome: CompensationOutcome = { undone: [], remains: [...this.kept] };
     await CancellationScope.nonCancellable(async () => {

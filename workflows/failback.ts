@@ -4,13 +4,12 @@ import type { FailbackInput } from './failback-messages';
 import { towardsPrimarySite } from './operation';
 import type { OperationReport } from './operation-messages';
 import { setDomainMode } from './phases/domain-mode';
-import { checkOriginalDisks, findOriginalVms, reactivate, rehydrateDelta, removeFromSiteLeft, stopJournaling } from './phases/originals';
+import { checkOriginalDisks, findOriginalVms, prepareRebuiltVms, reactivate, rehydrateDelta, removeFromSiteLeft, returningVm, rocvaAtOriginalSite, stopJournaling } from './phases/originals';
 import { checkOwnership, claimWithFencing, drainAndHandOver } from './phases/ownership';
 import { powerOnByPlan } from './phases/power-on';
 import { resumeProtection } from './phases/protection-resume';
-import { deployRocva, rehydrate, removeRocva, resolveRecoveryPoint } from './phases/rebuild';
-import { shutDownInReverseOrder } from './phases/shutdown';
-import { originalVm } from './recovered-vm';
+import { deployRocva, registerInPlaceOfRepresentations, rehydrate, removeRocva, resolveRecoveryPoint } from './phases/rebuild';
+import { shutDownInReverseOrder, undoPowerOn } from './phases/shutdown';
 
 /**
  * Failback of a domain running in failover to its original primary site, planned (the recovery
@@ -18,9 +17,11 @@ import { originalVm } from './recovered-vm';
  * the domain, fencing it). At the primary the original VMs come back as they are, on their
  * original disks: when those still hold the position the domain left them at, only the changes
  * since are applied (delta); otherwise a RocVA rehydrates them fully, overwriting what they hold.
- * Protection resumes at the primary, the runbook's plan powers the VMs on, and a planned failback
- * removes the domain from the recovery site. Nothing at the primary it did not create is removed
- * if it aborts: the original VMs and disks stay.
+ * A VM no longer registered at the primary is rebuilt there on new disks, as the runbook's failback
+ * section (or how the domain left) places and connects it. Protection resumes at the primary, the
+ * runbook's plan there powers the VMs on, and a planned failback removes the domain from the
+ * recovery site. If it aborts, only what it created at the primary is removed (rebuilt VMs and
+ * their new disks): the original VMs and disks stay, shut down again if it had begun to power them on.
  */
 export async function failback(input: FailbackInput): Promise<OperationReport> {
   const { domain, type } = input;
@@ -38,32 +39,34 @@ export async function failback(input: FailbackInput): Promise<OperationReport> {
       await claimWithFencing(op, owned);
     }
 
-    const resolved = await resolveRecoveryPoint(op, undefined, originalVm);
-    const point = resolved.point;
-    // The original disks stay where the original VMs keep them, not where the runbook places recovered VMs.
-    const targets = resolved.targets.map((t) => ({ ...t, recovered: { ...t.recovered, spec: { ...t.recovered.spec, placement: originals.placements[t.name] ?? t.recovered.spec.placement } } }));
-    const diskIds = point.disks.map((d) => d.diskId);
-    await stopJournaling(op, diskIds);
-    const base = await checkOriginalDisks(op);
+    const { point, targets } = await resolveRecoveryPoint(op, undefined, returningVm(originals));
+    const rebuilding = targets.filter((t) => originals.missing.includes(t.name));
+    const onNewDisks = await prepareRebuiltVms(op, rebuilding);
+    await stopJournaling(op, point.disks.map((d) => d.diskId));
+    // A delta applies to the whole domain's disks as they were left: new ones are not.
+    const base = onNewDisks.length > 0 ? { usable: false as const, why: `${onNewDisks.join(', ')} rebuilt at ${op.to} on new disks` } : await checkOriginalDisks(op);
     let rehydration: NonNullable<OperationReport['rehydration']>;
     if (base.usable) {
       rehydration = await rehydrateDelta(op, base, originals.vms);
     } else {
-      // The original VMs hold their disks: no representation VM is needed to rewrite them.
-      const rocva = await deployRocva(op, workflowInfo().runId, originals.rocvaSite);
+      // The VMs hold their disks (the original ones, and representation VMs the rebuilt ones): only the RocVA is needed.
+      const rocva = await deployRocva(op, workflowInfo().runId, rocvaAtOriginalSite(op, originals, targets));
       const bytesWritten = await rehydrate(op, point, targets, 'existing disks');
       await removeRocva(op, rocva);
       rehydration = { kind: 'full', bytesWritten, why: base.why };
     }
+    if (rebuilding.length > 0) await registerInPlaceOfRepresentations(op, rebuilding);
     await resumeProtection(op, targets, point);
     await reactivate(op, originals.inactive);
+    undoPowerOn(op, originals.vms);
     await powerOnByPlan(op);
     const rtoMs = op.sinceDeclared();
     const rpoMs = type === 'planned' ? 0 : Math.max(0, input.declaredAt - point.dataFrom);
 
+    await setDomainMode(op, 'Protected', originals.vms);
     // A lost recovery site is not contacted: what it holds of the domain is removed when it returns.
     if (type === 'planned') await removeFromSiteLeft(op, point.vms.map((vm) => ({ name: vm.name, diskIds: point.disks.filter((d) => d.vm === vm.name).map((d) => d.diskId) })));
-    await setDomainMode(op, 'Protected', originals.vms);
-    return { rtoMs, rpoMs, rehydration };
+    const rebuilt = rebuilding.map((t) => ({ vm: t.name, placement: t.recovered.spec.placement, networks: t.recovered.spec.nics.map((n) => n.network), diskIds: t.disks.map((d) => d.diskId) }));
+    return { rtoMs, rpoMs, rehydration, ...(rebuilt.length > 0 ? { rebuilt } : {}) };
   });
 }

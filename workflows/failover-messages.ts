@@ -1,5 +1,6 @@
 import type { PointInTime } from '../activities/handover';
 import type { Runbook } from '../runbooks/schema';
+import type { CommitPolicy } from './commit-window-messages';
 import type { HandoverType } from './operation-messages';
 
 export interface FailoverInput {
@@ -15,4 +16,7 @@ export interface FailoverInput {
   declaredAt: number;
   /** Forced failover only: must repeat the domain's name, confirming that the primary is lost. */
   forcedConfirmation?: string;
+  /** Keeps the failover open for a commit or a rollback; absent: committed as it succeeds. */
+  commit?: CommitPolicy;
 }
+

@@ -3,6 +3,7 @@ import { failure } from '../common/failures';
 import type { FailoverInput } from './failover-messages';
 import { towardsRecoverySite } from './operation';
 import type { OperationReport } from './operation-messages';
+import { holdCommitWindow } from './phases/commit-window';
 import { setDomainMode } from './phases/domain-mode';
 import { checkOwnership, claimWithFencing, drainAndHandOver } from './phases/ownership';
 import { powerOnByPlan } from './phases/power-on';
@@ -15,12 +16,13 @@ import { shutDownInReverseOrder } from './phases/shutdown';
  * and hands over) or forced (the primary is lost: the recovery site takes ownership, fencing it).
  * At the recovery site the domain is rebuilt through a RocVA and representation VMs, registered
  * with the runbook's placement and network settings, protected again and powered on by the
- * runbook's plan. Anything it created is undone if it aborts or is cancelled.
+ * runbook's plan. Anything it created is undone if it aborts or is cancelled. With a commit
+ * policy it then stays open for a commit or a rollback (`phases/commit-window.ts`).
  */
 export async function failover(input: FailoverInput): Promise<OperationReport> {
   const { domain, type } = input;
   const op = towardsRecoverySite('failover', input, { type, memo: { pointInTime: input.pointInTime ?? 'latest' } });
-  return op.run(async () => {
+  const report = await op.run(async () => {
     if (type === 'forced' && input.forcedConfirmation !== domain) {
       throw failure('ConfirmationRequired', `a forced failover of ${domain} must be confirmed by repeating the domain name: it fences the primary site ${op.from}`);
     }
@@ -51,4 +53,5 @@ export async function failover(input: FailoverInput): Promise<OperationReport> {
     );
     return { rtoMs, rpoMs };
   });
+  return input.commit ? holdCommitWindow(op, input.commit, report) : report;
 }

@@ -1,11 +1,14 @@
 import { defineQuery } from '@temporalio/workflow';
 import type { SideCopyRecord } from '../datapath/side-copy';
+import type { CommitWindowStatus } from './commit-window-messages';
+import type { Placement } from '../sites/provider';
 import type { CompensationOutcome } from './compensation';
 import type { OperationKind } from './workflow-ids';
 
 /**
  * How an operation ended; `running` until it has. `succeeded-with-failures`: it finished, but
- * runbook steps or VMs under the `continue` policy (or skipped by an operator) failed. The same
+ * runbook steps or VMs under the `continue` policy (or skipped by an operator) failed, or a step
+ * past its goal did (`Operation.stepPastGoal`). The same
  * words in reports, the DrOutcome search attribute and the domain's operations desk.
  */
 export type OperationOutcome = 'running' | 'succeeded' | 'succeeded-with-failures' | 'aborted' | 'cancelled';
@@ -67,6 +70,8 @@ export interface OperationProgress {
   following?: FollowingStatus;
   /** Stages after the first (a continuous failover's completion), with when each was declared. */
   stages?: Array<{ name: string; declaredAt: number }>;
+  /** A failover kept open for a commit or a rollback. */
+  commitWindow?: CommitWindowStatus;
   /** Ownership of the domain once this operation holds it. */
   epoch?: number;
   recoveryPoint?: { description: string; dataFrom: number; lastJournalSequence?: number };
@@ -89,6 +94,8 @@ export interface OperationReport extends Omit<OperationProgress, 'phase' | 'elap
   sideCopy?: Omit<SideCopyRecord, 'segments'>;
   /** A failback: only the changes since the failover onto the original disks (delta), or all of them (full), and why. */
   rehydration?: { kind: 'delta' | 'full'; bytesWritten: number; why?: string };
+  /** A failback: the VMs it rebuilt at the primary because they were no longer registered there, where and on which networks. */
+  rebuilt?: Array<{ vm: string; placement: Placement; networks: string[]; diskIds: string[] }>;
   failure?: string;
   compensation?: CompensationOutcome;
 }

@@ -3,14 +3,17 @@ import {
   CancellationScope,
   ContinueAsNew,
   isCancellation,
+  log,
   setCurrentDetails,
   setHandler,
   upsertMemo,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import type { SearchAttributePair } from '@temporalio/common';
+import { powerOnPlanAt } from '../runbooks/power-on-plan';
 import type { Runbook } from '../runbooks/schema';
 import { workflowNow } from './clock';
+import { describeCommitWindow, type CommitWindowStatus } from './commit-window-messages';
 import { Compensations } from './compensation';
 import { failureMessage } from './failure-policy';
 import {
@@ -77,6 +80,7 @@ export interface OperationMeasures {
   tail?: OperationReport['tail'];
   sideCopy?: OperationReport['sideCopy'];
   rehydration?: OperationReport['rehydration'];
+  rebuilt?: OperationReport['rebuilt'];
 }
 
 /**
@@ -92,7 +96,7 @@ export class Operation {
   readonly to: string;
   runbook: Runbook;
   readonly undo = new Compensations();
-  /** The runbook's power-on plan at the site the domain is rebuilt at. */
+  /** The runbook's power-on plan at the site the domain is rebuilt at (at the primary, its failback's). */
   planInput: PowerOnPlanInput;
   plan: PowerOnPlanProgress;
   private readonly progress: OperationProgress;
@@ -168,6 +172,20 @@ export class Operation {
     }
   }
 
+  /**
+   * A step after the operation has reached its goal that no undo could reverse (a planned
+   * failback's removal of the copies it returned from): a cancel no longer interrupts it, and its
+   * failure, recorded on the step, ends the operation succeeded-with-failures instead of undoing
+   * the goal it reached.
+   */
+  async stepPastGoal(name: string, run: () => Promise<void>): Promise<void> {
+    try {
+      await CancellationScope.nonCancellable(() => this.step(name, run));
+    } catch (error) {
+      log.warn('a step past the operation\'s goal failed; nothing is undone', { step: name, error: failureMessage(error) });
+    }
+  }
+
   vm(name: string, state: OperationVmState): void {
     const vm = this.progress.vms.find((v) => v.name === name);
     if (vm) vm.state = state;
@@ -217,6 +235,17 @@ export class Operation {
     this.show();
   }
 
+  get runbookVersion(): number {
+    return this.progress.runbook.version;
+  }
+
+  /** A failover kept open after it succeeded: its commit window, as it stands. */
+  commitWindow(status: CommitWindowStatus): void {
+    this.progress.commitWindow = { ...status };
+    this.progress.phase = status.state === 'open' ? 'commit window open' : `commit window: ${status.state}`;
+    this.show();
+  }
+
   /** What continue-as-new carries so that the next run reports the same operation. */
   snapshot(): OperationProgress {
     return this.progress;
@@ -249,7 +278,8 @@ export class Operation {
         details: [report],
       });
     }
-    this.progress.outcome = this.progress.vms.some((vm) => vm.state === 'failed') ? 'succeeded-with-failures' : 'succeeded';
+    const failed = this.progress.vms.some((vm) => vm.state === 'failed') || this.progress.steps.some((step) => step.state === 'failed');
+    this.progress.outcome = failed ? 'succeeded-with-failures' : 'succeeded';
     this.progress.phase = 'done';
     this.show();
     upsertSearchAttributes([{ key: DR_OUTCOME, value: this.progress.outcome }]);
@@ -261,12 +291,13 @@ export class Operation {
   }
 
   private show(): void {
-    const { runbook, phase, steps, bytesRehydrated, following } = this.progress;
+    const { runbook, phase, steps, bytesRehydrated, following, commitWindow } = this.progress;
     setCurrentDetails(
       `**${this.title()}**: ${this.from} → ${this.to} (runbook ${runbook.name} v${runbook.version})\n\n` +
         (this.start.about ? `${this.start.about}\n\n` : '') +
         `phase: **${phase}** (${steps.length} step(s) so far), ${bytesRehydrated} bytes rehydrated` +
-        (following ? `\n\n${describeFollowing(following)}` : ''),
+        (following ? `\n\n${describeFollowing(following)}` : '') +
+        (commitWindow ? `\n\ncommit window: **${describeCommitWindow(commitWindow)}**` : ''),
     );
   }
 
@@ -277,7 +308,7 @@ export class Operation {
 }
 
 function powerOnPlanOf(runbook: Runbook, domain: string, site: string): PowerOnPlanInput {
-  return { domain, site, powerOn: runbook.spec.powerOn, leavePoweredOff: runbook.spec.vms.filter((vm) => vm.startupAction === 'poweredOff').map((vm) => vm.name) };
+  return { domain, site, ...powerOnPlanAt(runbook, site) };
 }
 
 function describeFollowing(f: FollowingStatus): string {

@@ -1,5 +1,6 @@
+import type { VmMetadata } from '../datapath/records';
 import type { Runbook } from '../runbooks/schema';
-import type { Nic, Placement, RegisterVmSpec, Vm } from '../sites/provider';
+import type { Nic, Placement, RegisterVmSpec, RocvaSpec, Vm } from '../sites/provider';
 
 /**
  * The VM as it must be registered at the recovery site: the source VM's configuration (from the
@@ -71,3 +72,59 @@ export function placementFor(vm: string, runbook: Runbook): Placement {
     datastore: override?.datastore ?? placement.datastore,
   };
 }
+
+/** How the domain left the primary: each VM's networks, addresses and placement there, from its departure record. */
+export type LeftVm = Pick<VmMetadata, 'nics' | 'placement'>;
+
+/**
+ * A VM failback rebuilds at the primary because it is no longer registered there: the
+ * configuration the recovery point records for it (as it last ran, at the recovery site) with the
+ * recovery site's side undone. Each network is mapped back by `spec.failback.networkMapping`, else
+ * it is the one the NIC had at the primary when the domain left (`left`); addresses are those it
+ * had there (the recovery site's re-IP is not the primary's). Placed by `rebuildPlacement`.
+ */
+export function rebuiltVm(source: Pick<Vm, 'name' | 'cpus' | 'memoryMiB' | 'nics' | 'storagePolicy' | 'metadata'>, left: LeftVm | undefined, diskIds: string[], runbook: Runbook): RecoveredVm {
+  const mapped = mappingBack(runbook);
+  const nics: Nic[] = source.nics.map((nic, i) => {
+    const network = mapped.get(nic.network) ?? left?.nics[i]?.network;
+    if (!network) throw new RecoveredVmError(`${source.name}: network "${nic.network}" has no way back to the primary: map it in spec.failback.networkMapping of runbook ${runbook.metadata.name}`);
+    const ip = left?.nics[i]?.ip ?? nic.ip;
+    return { network, ...(ip ? { ip } : {}) };
+  });
+  const { recoveredBy: _recoveredBy, ...metadata } = source.metadata;
+  return {
+    spec: {
+      name: source.name,
+      kind: 'vm',
+      cpus: source.cpus,
+      memoryMiB: source.memoryMiB,
+      placement: rebuildPlacement(source.name, left, runbook),
+      ...(source.storagePolicy ? { storagePolicy: source.storagePolicy } : {}),
+      nics,
+      diskIds,
+      metadata: { ...metadata, rebuiltBy: runbook.metadata.name },
+    },
+    leavePoweredOff: runbook.spec.vms.find((v) => v.name === source.name)?.startupAction === 'poweredOff',
+  };
+}
+
+/** Where a VM is rebuilt at the primary: `spec.failback.placement`, else where it stood when the domain left. */
+export function rebuildPlacement(vm: string, left: LeftVm | undefined, runbook: Runbook): Placement {
+  const placement = runbook.spec.failback?.placement ?? left?.placement;
+  if (!placement) throw new RecoveredVmError(`${vm} must be rebuilt at ${runbook.spec.sites.primary}, and neither spec.failback.placement of runbook ${runbook.metadata.name} nor the domain's departure from there says where`);
+  return placement;
+}
+
+/**
+ * The networks of a RocVA at the primary: the runbook's RocVA networks (the recovery site's)
+ * mapped back by `spec.failback.networkMapping`; one left unmapped is `domainNetwork`, a network
+ * the domain's VMs use at the primary, which the site surely has.
+ */
+export function rocvaNetworksAtPrimary(runbook: Runbook, domainNetwork: string): RocvaSpec['networks'] {
+  const mapped = mappingBack(runbook);
+  const { externalReplication, internal, management } = runbook.spec.rocva.networks;
+  const back = (network: string) => mapped.get(network) ?? domainNetwork;
+  return { externalReplication: back(externalReplication), internal: back(internal), management: back(management) };
+}
+
+const mappingBack = (runbook: Runbook) => new Map((runbook.spec.failback?.networkMapping ?? []).map((m) => [m.source, m.target]));

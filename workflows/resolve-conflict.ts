@@ -1,4 +1,4 @@
-import { upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { failure } from '../common/failures';
 import { Operation } from './operation';
 import type { OperationReport } from './operation-messages';
@@ -8,13 +8,39 @@ import { DR_CONFLICT, DR_SITE } from './search-attributes';
 import { forEachVm } from './vm-fan-out';
 
 /**
+ * At a site that is not the domain's primary, the stale copies are VMs a failover made there (a
+ * forced failback fenced the site, which came back running them): once their writes are in the side
+ * copy nothing needs them, and a later failover must find the site empty, so they go with their
+ * disks, as a planned failback would have removed them. Also those an earlier, interrupted
+ * resolution left inactive. The original VMs at the primary are never removed: they stay inactive
+ * until a failback reactivates them. A removal is not undone: from here on an abort leaves the
+ * copies deactivated and the conflict open, and resolving again finishes the removal.
+ */
+async function removeRecoveredCopies(op: Operation, site: string, sideCopy: string): Promise<void> {
+  if (!patched('resolve-conflict-removes-recovered-copies') || site === op.runbook.spec.sites.primary) return;
+  const atSite = activitiesAt(site);
+  const copies = await op.step(`list the copies a failover made at ${site}`, () =>
+    atSite.recoveredCopies.executeWithOptions({ summary: `VMs of ${op.domain} at ${site} that a failover recovered there` }, [{ domain: op.domain }]),
+  );
+  if (copies.length === 0) return;
+  op.undo.settle(`the stale copies ${copies.join(', ')} at ${site} stay deactivated (their writes are in side copy ${sideCopy}): removing them is not undone`);
+  await op.step(`remove the stale copies from ${site}`, () =>
+    forEachVm(copies, async (vm) => {
+      await atSite.removeRecoveredVm.executeWithOptions({ summary: `remove the stale copy ${vm} and its disks from ${site}` }, [{ vm }]);
+      op.vm(vm, 'removed');
+    }),
+  );
+}
+
+/**
  * Resolves a split-brain (the fenced old primary came back running the domain's VMs while the
  * recovery site owns it) by deactivating the stale copies at the returning site: they are powered
  * off, the writes they made that are not in the domain's chain are kept as a named side copy (never
  * mixed into the chain), they are marked inactive so that nothing powers them on by mistake, and
  * the conflict is cleared. Afterwards no site runs two active copies of a VM. Aborted or cancelled,
  * it undoes what it did: the side copy is removed, the VMs are active and running again, and the
- * conflict stays open.
+ * conflict stays open; once it removes copies a failover made (`removeRecoveredCopies`), it keeps
+ * what it did instead.
  */
 export async function resolveConflict(input: ResolveConflictInput): Promise<OperationReport> {
   const { domain, conflict } = input;
@@ -71,6 +97,7 @@ export async function resolveConflict(input: ResolveConflictInput): Promise<Oper
       const left = await atSite.staleVms.executeWithOptions({ summary: `VMs of ${domain} at ${site} still active` }, [{ domain }]);
       if (left.length > 0) throw failure('ConflictNotResolved', `${left.map((vm) => vm.name).join(', ')} at ${site} are still active: a VM of ${domain} appeared there during the resolution; resolve again`);
     });
+    await removeRecoveredCopies(op, site, name);
     await op.step('clear the conflict', () => atSite.clearConflict.executeWithOptions({ summary: `${domain}: conflict at ${site} resolved` }, [{ domain }]));
     upsertSearchAttributes([{ key: DR_CONFLICT, value: null }]);
     return { sideCopy };

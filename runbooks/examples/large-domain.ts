@@ -2,9 +2,9 @@
  * A generated domain of any size (default 10,000 VMs) in four dependent tiers, for benchmarks
  * and scale tests: `npx tsx runbooks/examples/large-domain.ts [vmCount] > large.yaml`.
  */
-import type { RecoverySiteInventory } from '../inventory';
+import type { SiteInventory } from '../inventory';
 
-export const LARGE_DOMAIN_INVENTORY: RecoverySiteInventory = {
+export const LARGE_DOMAIN_INVENTORY: SiteInventory = {
   datacenters: ['dc-b'],
   clusters: ['cluster-b1'],
   resourcePools: ['dr-pool'],

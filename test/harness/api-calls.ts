@@ -29,3 +29,5 @@ export function apiCalls(url: () => string, defaultToken: string) {
 
   return { call, submitRunbook, operationResult };
 }
+
+export type ApiCalls = ReturnType<typeof apiCalls>;

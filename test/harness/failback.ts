@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { readDomainStatus } from '../../datapath/domain-status';
 import type { ObjectStore } from '../../datapath/object-store';
 import type { SiteService } from '../../sites/launch';
+import { domainVms } from '../fixtures/failover-domains';
 
 /** Every disk of the named workload VMs at a site, by id, with all its bytes. */
 export async function disksOfVms(site: SiteService, vms: readonly string[]): Promise<Map<string, Buffer>> {
@@ -15,6 +16,11 @@ export async function disksOfVms(site: SiteService, vms: readonly string[]): Pro
     for (const id of vm.diskIds) disks.set(id, await site.client.readDisk(id, 0, (await site.client.getDisk(id)).sizeBytes));
   }
   return disks;
+}
+
+/** Every disk of a test domain's VMs at a site (`domainVms`), by id, with all its bytes. */
+export function disksOf(site: SiteService, domain: string): Promise<Map<string, Buffer>> {
+  return disksOfVms(site, domainVms(domain));
 }
 
 /**

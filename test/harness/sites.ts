@@ -69,15 +69,30 @@ export interface TestSites {
 export async function prepareTestSites(dir: string, definitions: SiteInput[] = testSiteDefinitions()): Promise<TestSites> {
   const sites = await Promise.all(definitions.map(async (d) => ({ ...d, port: d.port ?? (await freePort()), adminPort: d.adminPort ?? (await freePort()) })));
   const sitesFile = path.join(dir, 'sites.json');
-  writeFileSync(sitesFile, JSON.stringify({ sites }));
+  const writeSites = () => writeFileSync(sitesFile, JSON.stringify({ sites }));
+  writeSites();
   const token = randomBytes(16).toString('hex');
   const started = new Map<string, SiteService>();
-  const start = async (name: string) => {
+  const everStarted = new Set<string>();
+  const start = async (name: string): Promise<SiteService> => {
     const d = sites.find((s) => s.name === name);
     if (!d) throw new Error(`no test site ${name}`);
-    const service = await startSiteService({ site: name, dataDir: path.join(dir, name), logFile: path.join(dir, `${name}.log`), token, sitesFile, definitionPorts: { port: d.port, adminPort: d.adminPort } });
-    started.set(name, service);
-    return service;
+    const definition = definitions.find((s) => s.name === name)!;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const service = await startSiteService({ site: name, dataDir: path.join(dir, name), logFile: path.join(dir, `${name}.log`), token, sitesFile, definitionPorts: { port: d.port, adminPort: d.adminPort } });
+        started.set(name, service);
+        everStarted.add(name);
+        return service;
+      } catch (error) {
+        // Ports picked free are bound only now: a parallel test file may have taken one meanwhile.
+        // Before anyone knows the site's address, it may move; a restarted site keeps its ports.
+        const movable = !everStarted.has(name) && definition.port === undefined && definition.adminPort === undefined;
+        if (!movable || attempt >= 3 || !/EADDRINUSE/.test((error as Error).message)) throw error;
+        Object.assign(d, { port: await freePort(), adminPort: await freePort() });
+        writeSites();
+      }
+    }
   };
   return {
     sitesFile,

@@ -12,6 +12,7 @@ import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activ
 import type { DepartureRecord, DomainDisk, RestorePoint, VmMetadata } from '../../datapath/records';
 import type { DomainStatus } from '../../datapath/domain-status';
 import type { VmKind } from '../../sites/provider';
+import { representationVmName } from '../../common/resource-names';
 import type { SplitBrainActivities } from '../../activities/split-brain';
 import type { createSiteActivities } from '../../worker/site-activities';
 
@@ -61,8 +62,8 @@ export interface StubDomain {
   epoch: number;
   owner?: string;
   status?: DomainStatus;
-  /** The departure recorded at a failover: a failback to that site may take a delta. */
-  departure?: DepartureRecord;
+  /** The latest departure recorded from each site (by a failover or a failback): a later return to that site may take a delta. */
+  departures: Record<string, DepartureRecord>;
 }
 
 const DISK_BYTES = 1024 * 1024;
@@ -122,6 +123,7 @@ export class StubSites {
       diskIds: [`${vm}-disk-0`],
       nics: [{ network: vm.includes('-db-') ? 'prod-db' : 'prod-app', ip: { address: '10.10.1.10', prefix: 24, dns: [] } }],
       metadata: { owner: name },
+      placement: { datacenter: 'dc-a', cluster: 'cluster-a1', datastore: 'ds-a' },
     }));
     const primary = this.site(sites.primary);
     for (const vm of vms) {
@@ -135,6 +137,7 @@ export class StubSites {
       disks: vms.flatMap((vm) => vm.diskIds.map((diskId) => ({ vm: vm.name, diskId, sizeBytes: DISK_BYTES }))),
       epoch: 1,
       owner: sites.primary,
+      departures: {},
     };
     this.domains.set(name, domain);
     return domain;
@@ -162,7 +165,7 @@ export class StubSites {
   /** What a site holds of a domain: its VMs (by `<domain>-` prefix, representation VMs included), disks and RocVAs. */
   inventoryOf(site: string, domain: string): { vms: Array<[string, StubVm]>; disks: string[]; rocvas: string[] } {
     const s = this.site(site);
-    const mine = (name: string) => name.startsWith(`${domain}-`) || name.startsWith(`repr-${domain}-`) || name.startsWith(`rocva-${domain}-`);
+    const mine = (name: string) => name.startsWith(`${domain}-`) || name.startsWith(representationVmName(`${domain}-`)) || name.startsWith(`rocva-${domain}-`);
     return {
       vms: [...s.vms].filter(([name]) => mine(name)).sort(([a], [b]) => a.localeCompare(b)),
       disks: [...s.disks.keys()].filter(mine).sort(),
@@ -209,7 +212,7 @@ export class StubSites {
       if (!found) throw ApplicationFailure.nonRetryable(`domain ${name} has no manifest`, 'NoManifest');
       return found;
     };
-    const metadataOf = (domain: StubDomain) => domain.vms.map((v) => ({ ...v, diskIds: [...v.diskIds], nics: v.nics.map((n) => ({ ...n })) }));
+    const metadataOf = (domain: StubDomain) => domain.vms.map((v) => ({ ...v, diskIds: [...v.diskIds], nics: v.nics.map((n) => ({ ...n })), ...(v.placement ? { placement: { ...v.placement } } : {}) }));
     const restorePoint = (domain: StubDomain, reason: RestorePoint['reason']): RestorePoint => ({
       formatVersion: 1,
       id: `${String(domain.epoch).padStart(10, '0')}-${String(Date.now()).padStart(16, '0')}-0`,
@@ -249,9 +252,9 @@ export class StubSites {
       findExisting: ({ vms, diskIds }) =>
         Promise.resolve({
           vms: vms
-            .flatMap((vm) => [vm, `repr-${vm}`])
+            .flatMap((vm) => [vm, representationVmName(vm)])
             .filter((name) => site.vms.has(name))
-            .map((name) => ({ name, inactive: false, placement: { datacenter: 'dc-a', cluster: 'cluster-a1', datastore: 'ds-a' }, networks: ['prod-app'] })),
+            .map((name) => ({ name, inactive: false, poweredOn: site.vms.get(name)?.powerState === 'poweredOn', placement: { datacenter: 'dc-a', cluster: 'cluster-a1', datastore: 'ds-a' }, networks: ['prod-app'] })),
           diskIds: diskIds.filter((id) => site.disks.has(id)),
         }),
       deployRocva: (spec) => {
@@ -264,21 +267,21 @@ export class StubSites {
       },
       prepareTargetDisks: ({ vm: name, disks }) => {
         for (const d of disks) site.disks.set(d.diskId, d.sizeBytes);
-        site.vms.set(`repr-${name}`, { kind: 'representation', powerState: 'poweredOff', diskIds: disks.map((d) => d.diskId) });
+        site.vms.set(representationVmName(name), { kind: 'representation', powerState: 'poweredOff', diskIds: disks.map((d) => d.diskId) });
         return Promise.resolve({ diskIds: disks.map((d) => d.diskId) });
       },
       removeTargetDisk: ({ vm: name, diskId }) => {
-        const holder = site.vms.get(`repr-${name}`);
+        const holder = site.vms.get(representationVmName(name));
         if (holder) holder.diskIds = holder.diskIds.filter((id) => id !== diskId);
         site.disks.delete(diskId);
         return Promise.resolve();
       },
       removeRepresentationVm: ({ vm: name }) => {
-        site.vms.delete(`repr-${name}`);
+        site.vms.delete(representationVmName(name));
         return Promise.resolve();
       },
       registerInPlaceOfRepresentation: async ({ spec }) => {
-        site.vms.delete(`repr-${spec.name}`);
+        site.vms.delete(representationVmName(spec.name));
         return activities.registerRecoveredVm({ spec });
       },
       registerRecoveredVm: ({ spec }) => {
@@ -290,7 +293,7 @@ export class StubSites {
       },
       removeRecoveredVm: ({ vm: name, diskIds = [], found }) => {
         const kept = new Set([...(found?.vms.map((v) => v.name) ?? []), ...(found?.diskIds ?? [])]);
-        for (const n of [name, `repr-${name}`]) if (!kept.has(n)) site.vms.delete(n);
+        for (const n of [name, representationVmName(name)]) if (!kept.has(n)) site.vms.delete(n);
         for (const id of diskIds) if (!kept.has(id)) site.disks.delete(id);
         return Promise.resolve();
       },
@@ -397,9 +400,16 @@ export class StubSites {
 
       recordDeparture: ({ domain: name, epoch, kind }) => {
         const domain = domainOf(name);
-        const departure = { formatVersion: 1 as const, epoch, site: kind === 'planned' ? siteName : domain.primary, kind, position: { epoch, segment: 0, entries: 0 }, journalCursor: 0, disks: domain.disks, fingerprints: null, recordedAt: Date.now() };
-        domain.departure ??= departure;
-        return Promise.resolve(domain.departure);
+        // Planned: recorded by the site that leaves. Forced: by the site that took over, for the one it fenced.
+        const left = kind === 'planned' ? siteName : siteName === domain.primary ? domain.recovery : domain.primary;
+        // A retried record of the same epoch finds the first one.
+        if (domain.departures[left]?.epoch !== epoch) {
+          domain.departures[left] = { formatVersion: 1, epoch, site: left, kind, position: { epoch, segment: 0, entries: 0 }, journalCursor: 0, disks: domain.disks, fingerprints: null, vms: metadataOf(domain), recordedAt: Date.now() };
+        }
+        return Promise.resolve(domain.departures[left]);
+      },
+      readDeparture: ({ domain: name }) => {
+        return Promise.resolve(domainOf(name).departures[siteName] ?? null);
       },
       recordArrival: ({ domain: name, epoch, from, cursor }) => {
         domainOf(name);
@@ -409,8 +419,8 @@ export class StubSites {
       checkDeltaBase: ({ domain: name }) => {
         const domain = domainOf(name);
         const bytesRead = { disks: 0, store: 0 };
-        const departure = domain.departure;
-        if (!departure || departure.site !== siteName) return Promise.resolve({ usable: false as const, why: `no departure from site ${siteName} was recorded`, bytesRead });
+        const departure = domain.departures[siteName];
+        if (!departure) return Promise.resolve({ usable: false as const, why: `no departure from site ${siteName} was recorded`, bytesRead });
         const missing = domain.disks.find((d) => !site.disks.has(d.diskId));
         if (missing) return Promise.resolve({ usable: false as const, why: `disk ${missing.diskId} is gone from site ${siteName}`, departure, bytesRead });
         return Promise.resolve({ usable: true as const, departure, from: departure.position, journalCursor: departure.journalCursor, bytesRead });

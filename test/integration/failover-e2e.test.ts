@@ -114,7 +114,7 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
     assert.equal(report.outcome, 'aborted');
     assert.match(report.failure!, /answered 500/);
     assert.ok(report.compensation!.undone.some((u) => u.startsWith('RocVA')));
-    assert.ok(report.compensation!.undone.some((u) => u.includes('returned to primary')));
+    assert.ok(report.compensation!.undone.some((u) => u.includes('ownership of') && u.includes('back with primary')));
     assert.deepEqual(report.compensation!.remains, []);
     assert.deepEqual((await recovery.client.listVms()).map((v) => v.name).sort(), before, 'nothing of bravo is left at the recovery site');
     const owner = await new Ownership(store, 'bravo').inspect();

@@ -64,6 +64,13 @@ describe('operations API: one operation per domain, approvals and cancel over HT
     assert.equal((await call('POST', '/domains/demo/power-on', 'dr-lead', { runbook: 'nope' })).status, 404);
     assert.equal((await call('POST', '/domains/other/power-on', 'dr-lead', { runbook: 'demo-recovery' })).status, 422);
     assert.equal((await call('POST', '/domains/Bad_Name/power-on', 'dr-lead', { runbook: 'demo-recovery' })).status, 400);
+    const shortWindow = await call('POST', '/domains/demo/failover', 'dr-lead', { type: 'planned', commit: { after: '1s', then: 'commit' } });
+    assert.equal(shortWindow.status, 400);
+    assert.deepEqual((shortWindow.body.errors as Array<{ path: string }>).map((e) => e.path), ['commit.after']);
+    const noPolicy = await call('POST', '/domains/demo/failover', 'dr-lead', { type: 'planned', commit: { after: '30m', then: 'later' } });
+    assert.deepEqual((noPolicy.body.errors as Array<{ path: string }>).map((e) => e.path), ['commit.then']);
+    assert.equal((await call('POST', '/operations/failover%2Fdemo%2Fnone/rollback', 'auditor', {})).status, 403);
+    assert.equal((await call('POST', '/operations/failover%2Fdemo%2Fnone/rollback', 'dr-lead', {})).status, 404);
     const noJson = await fetch(`${api.url}/domains/demo/power-on`, { method: 'POST', headers: { authorization: `Bearer ${token('dr-lead')}`, 'content-type': 'text/plain' }, body: 'x' });
     assert.equal(noJson.status, 415);
   });

@@ -58,4 +58,26 @@ describe('the domain mode table at the HTTP layer: every offered operation from 
     }
     assert.equal(walked.length, DOMAIN_MODES.length * OFFERED.length);
   });
+
+  it('refuses a failover by the runbook with its sites swapped, sent to fail back by hand, pointing at failback', async () => {
+    const domain = 'swapped-sites';
+    const runbook = runbookYaml(domain, {});
+    const swapped = runbook.replace(`  name: ${domain}\n`, `  name: ${domain}-back\n`).replace('sites: { primary: primary, recovery: recovery }', 'sites: { primary: recovery, recovery: primary }');
+    assert.notEqual(swapped, runbook);
+    await submitRunbook(runbook);
+    await submitRunbook(swapped);
+    const status = { formatVersion: RECORD_FORMAT_VERSION, domain, mode: 'Running in Failover', runningAt: 'recovery', vms: [], setBy: 'mode-table test', updatedAt: Date.now() };
+    await store.put(domainStatusKey(store.prefix, domain), JSON.stringify(status), 'application/json');
+
+    const refused = await call('POST', `/domains/${domain}/failover`, { type: 'planned', runbook: `${domain}-back` });
+    assert.equal(refused.status, 409, JSON.stringify(refused.body));
+    assert.match(String(refused.body.detail), /sites swapped/);
+    assert.equal(refused.body.use, `POST /domains/${domain}/failback`);
+    assert.equal(refused.body.runningAt, 'recovery');
+    // The runbook it failed over by is refused by the mode table instead: only the swapped one is told to use failback.
+    const byModeTable = await call('POST', `/domains/${domain}/failover`, { type: 'planned' });
+    assert.equal(byModeTable.status, 409, JSON.stringify(byModeTable.body));
+    assert.doesNotMatch(String(byModeTable.body.detail), /sites swapped/);
+    assert.deepEqual((await call('GET', `/domains/${domain}/operations`)).body, { domain, running: null, recent: [] }, 'no operation started');
+  });
 });

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { createPrimarySiteActivities, createRecoverySiteActivities, representationVmName } from '../../activities/recovery-site';
+import { createPrimarySiteActivities, createRecoverySiteActivities } from '../../activities/recovery-site';
+import { representationVmName } from '../../common/resource-names';
 import { admin, useTestSites } from '../harness/sites';
 
 const MiB = 1024 * 1024;

@@ -5,17 +5,18 @@ import { before, describe, it } from 'node:test';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { generateToken } from '../../api/auth';
 import { runbooksRouter } from '../../api/runbooks';
-import type { RecoverySiteInventory } from '../../runbooks/inventory';
+import type { SiteInventory } from '../../runbooks/inventory';
 import type { RunbookIssue } from '../../runbooks/issues';
 import { SOURCE_LIMITS } from '../../runbooks/source';
 import { sha256 } from '../../runbooks/store';
 import { validateRunbook } from '../../runbooks/validate';
 import { RUNBOOK_SCHEMA_FILE } from '../../runbooks/write-schema';
+import { THREE_TIER_PRIMARY_INVENTORY } from '../fixtures/three-tier-inventories';
 import { useTestStack } from '../harness/stack';
 import { useTestApi } from '../harness/testbed';
 import { malformedRunbook, THREE_TIER } from '../unit/runbook-malformed';
 
-const SITE_B: RecoverySiteInventory = {
+const SITE_B: SiteInventory = {
   datacenters: ['dc-b'],
   clusters: ['cluster-b1'],
   resourcePools: ['dr-pool'],
@@ -23,6 +24,7 @@ const SITE_B: RecoverySiteInventory = {
   networks: ['dr-app', 'dr-web', 'dr-replication', 'dr-rocva-internal', 'dr-management'],
   storagePolicies: ['gold-mirrored'],
 };
+const INVENTORIES: Record<string, SiteInventory> = { 'site-a': THREE_TIER_PRIMARY_INVENTORY, 'site-b': SITE_B };
 const FUZZ_DOCUMENTS = 5_000;
 const NAME = 'shop-three-tier';
 
@@ -53,7 +55,7 @@ describe('runbooks API on the real S3 server', () => {
       { name: 'vera', role: 'viewer', token: tokens.viewer },
       { name: 'otto', role: 'operator', token: tokens.operator },
     ],
-    routers: (log) => [runbooksRouter({ store, log, inventoryFor: (site) => (site === 'site-b' ? SITE_B : undefined) })],
+    routers: (log) => [runbooksRouter({ store, log, inventoryFor: (site) => INVENTORIES[site] })],
     logLines,
   });
 

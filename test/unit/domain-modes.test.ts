@@ -31,7 +31,9 @@ describe('domain modes', () => {
       assert.equal(describeDecision('drill', mode, 1), '', 'a drill touches nothing in production');
       assert.equal(describeDecision('permanent-failover', mode, 1), '→Protected');
     }
-    assert.equal(describeDecision('failover', 'Protected', 1), '→Running in Failover', 'failover stays as the mode says');
+    // Protected with a conflict: the recovery site, fenced by a forced failback, came back running stale copies.
+    assert.equal(describeDecision('failover', 'Protected', 1), '409', 'no failover onto a site that runs stale copies of the domain');
+    assert.equal(describeDecision('failover', 'Continuous Rehydration in Progress', 1), '= continuous-failover →Running in Failover', 'a disaster still completes a continuous failover');
   });
 
   it('allow resolving a conflict exactly while one is open, in every mode, and name the conflict when refusing for it', () => {

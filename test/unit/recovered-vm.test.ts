@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { validateRunbook } from '../../runbooks/validate';
-import { recoveredVm } from '../../workflows/recovered-vm';
+import { rebuiltVm, recoveredVm, rocvaNetworksAtPrimary } from '../../workflows/recovered-vm';
 
 const runbook = validateRunbook(`apiVersion: dr.example.io/v1alpha1
 kind: Runbook
@@ -61,5 +61,80 @@ describe('recovered VM: the source configuration with the runbook applied', () =
   it('refuses a VM the runbook does not know and a network without a mapping, naming them', () => {
     assert.throws(() => recoveredVm(source('ghost-1', 'prod-db'), [], runbook), /VM ghost-1 is not in runbook demo-recovery/);
     assert.throws(() => recoveredVm(source('app-1', 'prod-web'), [], runbook), /app-1: network "prod-web" has no mapping/);
+  });
+});
+
+/** The same domain's runbook with a failback section: rebuilt VMs go to cluster-a1 on ds-a, dr-db and dr-replication map back. */
+const withFailback = validateRunbook(`apiVersion: dr.example.io/v1alpha1
+kind: Runbook
+metadata: { name: demo-recovery }
+spec:
+  protectedDomain: demo
+  sites: { primary: primary, recovery: recovery }
+  placement: { datacenter: dc-b, cluster: cluster-b1, datastore: ds-b }
+  networkMapping:
+    - { source: prod-db, target: dr-db }
+    - { source: prod-app, target: dr-app }
+  vms:
+    - { name: db-1 }
+    - { name: report-1, startupAction: poweredOff }
+  rocva: { networks: { externalReplication: dr-replication, internal: dr-rocva-internal, management: dr-management } }
+  powerOn:
+    groups:
+      - { name: all, vms: [{ name: db-1 }] }
+  failback:
+    placement: { datacenter: dc-a, cluster: cluster-a1, datastore: ds-a }
+    networkMapping:
+      - { source: dr-db, target: prod-db-2 }
+      - { source: dr-replication, target: a-replication }
+`).runbook!;
+
+/** db-1 as it ran at the recovery site (the recovery point's configuration): mapped, re-IPed, tagged by the recovery. */
+const atRecovery = {
+  name: 'db-1',
+  cpus: 12,
+  memoryMiB: 16384,
+  nics: [{ network: 'dr-db', ip: { address: '10.20.1.10', prefix: 24, dns: [] } }, { network: 'dr-app' }],
+  metadata: { protectedDomain: 'demo', recoveredBy: 'demo-recovery' },
+};
+/** db-1 as the domain left the primary. */
+const left = {
+  nics: [{ network: 'prod-db', ip: { address: '10.10.1.10', prefix: 24, dns: ['10.10.0.53'] } }, { network: 'prod-app' }],
+  placement: { datacenter: 'dc-a', cluster: 'cluster-a9', resourcePool: 'prod', datastore: 'ds-a-old' },
+};
+
+describe('rebuilt VM: a VM missing at the primary, from its last configuration with the recovery site undone', () => {
+  it('keeps what it last ran with, maps networks back by the failback section, else as it left, with the addresses it had at the primary', () => {
+    const { spec, leavePoweredOff } = rebuiltVm(atRecovery, left, ['db-1-disk-0'], withFailback);
+    assert.equal(leavePoweredOff, false);
+    assert.deepEqual(spec, {
+      name: 'db-1',
+      kind: 'vm',
+      cpus: 12,
+      memoryMiB: 16384,
+      placement: { datacenter: 'dc-a', cluster: 'cluster-a1', datastore: 'ds-a' },
+      nics: [{ network: 'prod-db-2', ip: { address: '10.10.1.10', prefix: 24, dns: ['10.10.0.53'] } }, { network: 'prod-app' }],
+      diskIds: ['db-1-disk-0'],
+      metadata: { protectedDomain: 'demo', rebuiltBy: 'demo-recovery' },
+    });
+    assert.equal(rebuiltVm({ ...atRecovery, name: 'report-1' }, left, [], withFailback).leavePoweredOff, true);
+  });
+
+  it('without a failback section it goes where and on what it was when the domain left', () => {
+    const { spec } = rebuiltVm(atRecovery, left, ['db-1-disk-0'], runbook);
+    assert.deepEqual(spec.placement, left.placement);
+    assert.deepEqual(spec.nics, left.nics);
+  });
+
+  it('refuses, naming what to add, when nothing says where it goes or which network a NIC is on', () => {
+    assert.throws(() => rebuiltVm(atRecovery, { nics: left.nics }, [], runbook), /db-1 must be rebuilt at primary, and neither spec.failback.placement of runbook demo-recovery nor the domain's departure from there says where/);
+    assert.throws(() => rebuiltVm(atRecovery, { nics: [left.nics[0]] }, [], withFailback), /db-1: network "dr-app" has no way back to the primary: map it in spec.failback.networkMapping/);
+  });
+});
+
+describe('RocVA networks at the primary', () => {
+  it('are the runbook\'s RocVA networks mapped back; an unmapped one is the network the domain uses there', () => {
+    assert.deepEqual(rocvaNetworksAtPrimary(withFailback, 'prod-db'), { externalReplication: 'a-replication', internal: 'prod-db', management: 'prod-db' });
+    assert.deepEqual(rocvaNetworksAtPrimary(runbook, 'prod-app'), { externalReplication: 'prod-app', internal: 'prod-app', management: 'prod-app' });
   });
 });

@@ -4,13 +4,16 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parse, stringify } from 'yaml';
 import { generateLargeDomainRunbook, LARGE_DOMAIN_INVENTORY } from '../../runbooks/examples/large-domain';
-import type { RecoverySiteInventory } from '../../runbooks/inventory';
+import type { SiteInventory } from '../../runbooks/inventory';
 import type { RunbookIssue } from '../../runbooks/issues';
 import { SOURCE_LIMITS } from '../../runbooks/source';
 import { validateRunbook, validateRunbookAgainstSite } from '../../runbooks/validate';
+import { THREE_TIER_PRIMARY_INVENTORY } from '../fixtures/three-tier-inventories';
 import { type EditableRunbook, THREE_TIER } from './runbook-malformed';
 
-const INVENTORY: RecoverySiteInventory = {
+type EditablePlan = EditableRunbook['spec']['powerOn'];
+
+const INVENTORY: SiteInventory = {
   datacenters: ['dc-b'],
   clusters: ['cluster-b1'],
   resourcePools: ['dr-pool'],
@@ -27,7 +30,7 @@ function edited(change: (runbook: EditableRunbook) => void): string {
 }
 
 /** Asserts one error with this code at this path, and that its line:column points at `token` in the text. */
-function expectError(text: string, code: string, path: string, token: string, options: { inventory?: RecoverySiteInventory; message?: RegExp } = {}): RunbookIssue {
+function expectError(text: string, code: string, path: string, token: string, options: { inventory?: SiteInventory; message?: RegExp } = {}): RunbookIssue {
   const result = validateRunbook(text, options);
   assert.equal(result.ok, false, `expected ${code} at ${path}`);
   const found = result.errors.find((e) => e.code === code && e.path === path);
@@ -38,7 +41,7 @@ function expectError(text: string, code: string, path: string, token: string, op
   return found;
 }
 
-function expectValid(text: string, inventory?: RecoverySiteInventory) {
+function expectValid(text: string, inventory?: SiteInventory) {
   const result = validateRunbook(text, { inventory });
   assert.deepEqual(result.errors, []);
   assert.equal(result.ok, true);
@@ -240,15 +243,80 @@ describe('runbook validation: recovery site inventory', () => {
       asked.push(site);
       return INVENTORY;
     });
-    assert.deepEqual(asked, ['site-b']);
+    assert.deepEqual(asked, ['site-b', 'site-a'], 'the failback section is checked against the primary');
     assert.equal(checked.errors[0]?.code, 'not_in_inventory');
     const unknown = await validateRunbookAgainstSite(THREE_TIER, () => undefined);
     assert.equal(unknown.ok, true);
-    assert.match(unknown.warnings[0]?.message ?? '', /not checked against recovery site "site-b": the site is unknown/);
+    const recoveryWarning = unknown.warnings.find((w) => w.path === 'spec.sites.recovery');
+    assert.match(recoveryWarning?.message ?? '', /placement was not checked against recovery site "site-b": the site is unknown/);
     const siteLine = THREE_TIER.split('\n').findIndex((l) => l.includes('recovery: site-b')) + 1;
-    assert.deepEqual([unknown.warnings[0]?.line, unknown.warnings[0]?.column], [siteLine, 15]);
+    assert.deepEqual([recoveryWarning?.line, recoveryWarning?.column], [siteLine, 15]);
+    const primaryWarning = unknown.warnings.find((w) => w.path === 'spec.sites.primary');
+    assert.match(primaryWarning?.message ?? '', /the failback section was not checked against primary site "site-a": the site is unknown/);
     const failing = await validateRunbookAgainstSite(THREE_TIER, () => Promise.reject(new Error('connection refused')));
     assert.match(failing.warnings[0]?.message ?? '', /could not be read \(connection refused\)/);
+    const withoutFailback = edited((r) => {
+      delete (r.spec as Record<string, unknown>).failback;
+    });
+    asked.length = 0;
+    await validateRunbookAgainstSite(withoutFailback, (site) => {
+      asked.push(site);
+      return INVENTORY;
+    });
+    assert.deepEqual(asked, ['site-b'], 'without a failback section nothing is placed at the primary');
+  });
+});
+
+describe('runbook validation: the failback section', () => {
+  const PRIMARY_INVENTORY = THREE_TIER_PRIMARY_INVENTORY;
+
+  const failbackPlan = (change: (plan: EditablePlan) => void) =>
+    edited((r) => {
+      change((r.spec as unknown as { failback: { powerOn: EditablePlan } }).failback.powerOn);
+    });
+
+  it('checks the failback power-on plan like the recovery plan: declared VMs, one group each, known and acyclic dependencies', () => {
+    expectError(THREE_TIER.replace('{ name: web-2, waitForHeartbeat: true }\n          after', '{ name: web-3, waitForHeartbeat: true }\n          after'), 'unknown_vm', 'spec.failback.powerOn.groups[1].vms[3].name', 'web-3', { message: /did you mean "web-1"\?/ });
+    expectError(failbackPlan((p) => p.groups[1].vms.push({ name: 'db-1' })), 'vm_in_two_groups', 'spec.failback.powerOn.groups[1].vms[4].name', 'db-1', { message: /already in group "database" \(spec.failback.powerOn.groups\[0\].vms\[0\]\)/ });
+    expectError(failbackPlan((p) => (p.groups[1].dependsOn = ['databse'])), 'unknown_group', 'spec.failback.powerOn.groups[1].dependsOn[0]', 'databse', { message: /not defined in spec.failback.powerOn.groups; did you mean "database"\?/ });
+    expectError(failbackPlan((p) => (p.groups[0].dependsOn = ['app-and-web'])), 'dependency_cycle', 'spec.failback.powerOn.groups[1].dependsOn[0]', 'database', { message: /database -> app-and-web -> database/ });
+    expectError(failbackPlan((p) => (p.groups[1].name = 'database')), 'duplicate_name', 'spec.failback.powerOn.groups[1].name', 'database', { message: /already defined at spec.failback.powerOn.groups\[0\]/ });
+  });
+
+  it('warns about a VM the failback plan leaves off, and names the plan', () => {
+    const text = THREE_TIER.replace('            - { name: web-2, waitForHeartbeat: true }\n', '');
+    const result = validateRunbook(text);
+    assert.equal(result.ok, true);
+    assert.deepEqual(result.warnings.map((w) => [w.code, w.path]), [['vm_not_in_plan', 'spec.vms[4].name']]);
+    assert.match(result.warnings[0].message, /in no group of spec.failback.powerOn; failback will bring it back but not power it on/);
+  });
+
+  it('refuses a recovery network mapped back twice', () => {
+    expectError(THREE_TIER.replace('source: dr-web, target: prod-web', 'source: dr-app, target: prod-web'), 'duplicate_name', 'spec.failback.networkMapping[1].source', 'dr-app', { message: /already mapped at spec.failback.networkMapping\[0\]/ });
+  });
+
+  it('warns when a RocVA network has no way back to the primary', () => {
+    const result = validateRunbook(THREE_TIER.replace('      - { source: dr-management, target: a-management }\n', ''));
+    assert.equal(result.ok, true);
+    assert.deepEqual(result.warnings.map((w) => [w.code, w.path]), [['rocva_network_unmapped', 'spec.rocva.networks.management']]);
+  });
+
+  it('checks what it places at the primary against the primary inventory, and the networks it maps from against the recovery inventory', () => {
+    const check = (text: string) => validateRunbook(text, { inventory: INVENTORY, primaryInventory: PRIMARY_INVENTORY });
+    assert.deepEqual(check(THREE_TIER).errors, []);
+    const cases: Array<[string, string, string, string, RegExp]> = [
+      ['datastore: ds-a-ssd', 'datastore: ds-a-sdd', 'spec.failback.placement.datastore', 'ds-a-sdd', /datastore "ds-a-sdd" does not exist at primary site "site-a"; did you mean "ds-a-ssd"\?/],
+      ['cluster: cluster-a1', 'cluster: cluster-b1', 'spec.failback.placement.cluster', 'cluster-b1', /at primary site "site-a"/],
+      ['target: prod-web', 'target: dr-web', 'spec.failback.networkMapping[1].target', 'dr-web', /network "dr-web" does not exist at primary site "site-a"/],
+      ['source: dr-web', 'source: prod-web', 'spec.failback.networkMapping[1].source', 'prod-web', /network "prod-web" does not exist at recovery site "site-b"/],
+    ];
+    for (const [from, to, path, token, message] of cases) {
+      const result = check(THREE_TIER.replace(from, to));
+      const found = result.errors.find((e) => e.code === 'not_in_inventory' && e.path === path);
+      assert.ok(found, `${path}: ${JSON.stringify(result.errors)}`);
+      assert.ok(THREE_TIER.replace(from, to).split('\n')[found.line - 1].slice(found.column - 1).startsWith(token), `${path} at ${found.line}:${found.column}`);
+      assert.match(found.message, message);
+    }
   });
 });
 

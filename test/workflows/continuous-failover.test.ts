@@ -107,6 +107,18 @@ describe('continuous failover (stub sites)', () => {
     assert.equal(t.sites.domain(domain).owner, PRIMARY, 'ownership never moved');
   });
 
+  it('a cancel after continue-as-new leaves what the recovery site held before the operation', async () => {
+    const domain = newDomain('cancel-keeps');
+    const [kept] = t.sites.domain(domain).disks;
+    t.sites.site(RECOVERY).disks.set(kept.diskId, kept.sizeBytes);
+    quickFollower(domain);
+    const handle = await start(domain);
+    await waitFor('a continue-as-new after the first catch-up', async () => (await generation(handle)) >= 1 && t.sites.domain(domain).status?.mode === 'Continuous Rehydration in Progress');
+    await handle.cancel();
+    await handle.result().catch(() => undefined);
+    assert.deepEqual(t.sites.inventoryOf(RECOVERY, domain), { vms: [], disks: [kept.diskId], rocvas: [] }, 'only the disk that was there before stays');
+  });
+
   it('matches the recovery site to VMs and disks added and removed at the primary', async () => {
     const domain = newDomain('members');
     const stub = t.sites.domain(domain);

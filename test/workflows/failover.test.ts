@@ -6,16 +6,30 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { WorkflowFailedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import type { WorkflowHandle } from '@temporalio/client';
 import { failover } from '../../workflows/failover';
-import { OPERATION_ABORTED, type HandoverType, type OperationReport } from '../../workflows/operation-messages';
-import { DR_OUTCOME } from '../../workflows/search-attributes';
+import type { HandoverType, OperationReport } from '../../workflows/operation-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
-import { protectionWorkflowId } from '../../workflows/workflow-ids';
 import { failoverInput, vmNames, type RunbookOptions } from '../fixtures/workflow-runbooks';
-import { holdUntilCancelled, type StubCall } from '../harness/stub-sites';
+import type { StubCall } from '../harness/stub-sites';
 import { PRIMARY, RECOVERY, newStubDomain, useWorkflowEnv } from '../harness/workflow-env';
+import {
+  PARALLEL,
+  abortReport,
+  argOf,
+  assertHandoverUndone,
+  assertProtectionCancelled,
+  callsOfOperation,
+  cancelWhenReached,
+  failLastCallOf,
+  holdFirstCallOf,
+  outcomeAttribute,
+  protection,
+  sorted,
+  stepsOf,
+  type Step,
+} from './operation-sweep';
+import { assertOriginalsKept, originalsAt, type Originals } from './primary-originals';
 
 /** The report's steps, in the order docs/failover.md gives the procedure: a planned and a forced failover differ only in how ownership moves. */
 const REBUILD = [
@@ -35,11 +49,14 @@ const PROCEDURE: Record<HandoverType, string[]> = {
   forced: ['check ownership', 'take over ownership', 'record the departure from primary', ...REBUILD],
 };
 
-/** How many failovers of the step-by-step tests run at once (each on a domain of its own). */
-const PARALLEL = 6;
-
 const t = useWorkflowEnv();
-const newDomain = (label: string) => newStubDomain(t, label, vmNames);
+/** Each test domain's VMs and disks at the primary, recorded when it is made: no failover may destroy them. */
+const originals = new Map<string, Originals>();
+function newDomain(label: string): string {
+  const domain = newStubDomain(t, label, vmNames);
+  originals.set(domain, originalsAt(t.sites, PRIMARY, domain));
+  return domain;
+}
 
 const failoverId = (domain: string) => `failover/${domain}/test`;
 
@@ -47,81 +64,8 @@ function startFailover(domain: string, type: HandoverType, options: RunbookOptio
   return t.client.workflow.start(failover, { taskQueue: ORCHESTRATION_TASK_QUEUE, workflowId: failoverId(domain), args: [failoverInput(domain, type, options)] });
 }
 
-/** A step of the operation: one activity at one site, called by the failover itself or by one of its power-on groups. */
-interface Step {
-  key: string;
-  /** How many calls of it the happy path made. */
-  calls: number;
-}
-
-/** `<site>:<activity>` plus, for a power-on group's calls, ` in <group>`. */
-function stepKey(call: StubCall): string {
-  const group = call.workflowId.split('/power-on/')[1];
-  return `${call.site}:${call.name}${group ? ` in ${group}` : ''}`;
-}
-
 /** The calls the failover and its power-on groups made (not those of the protection it started). */
-function operationCalls(domain: string): StubCall[] {
-  return t.sites.callsOf(domain).filter((c) => c.workflowId === failoverId(domain) || c.workflowId.startsWith(`${failoverId(domain)}/`));
-}
-
-function stepsOf(calls: StubCall[]): Step[] {
-  const steps = new Map<string, Step>();
-  for (const call of calls) {
-    const key = stepKey(call);
-    const step = steps.get(key) ?? { key, calls: 0 };
-    step.calls++;
-    steps.set(key, step);
-  }
-  return [...steps.values()];
-}
-
-const argOf = (call: StubCall) => call.args[0] as Record<string, unknown>;
-
-async function failureOf(handle: WorkflowHandle): Promise<WorkflowFailedError> {
-  const error = await handle.result().then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  assert.ok(error instanceof WorkflowFailedError, `the failover ended with ${String(error)}, not a failure`);
-  return error;
-}
-
-async function outcomeAttribute(handle: WorkflowHandle): Promise<unknown> {
-  return (await handle.describe()).typedSearchAttributes.get(DR_OUTCOME);
-}
-
-/** The report an aborted failover fails with. */
-async function abortReport(handle: WorkflowHandle): Promise<OperationReport> {
-  const error = await failureOf(handle);
-  assert.ok(error.cause instanceof ApplicationFailure, `the failover failed with ${String(error.cause)}`);
-  assert.equal(error.cause.type, OPERATION_ABORTED);
-  const report = error.cause.details?.[0] as OperationReport;
-  assert.equal(report.outcome, 'aborted');
-  assert.ok(report.compensation, 'the report says what was undone');
-  assert.equal(await outcomeAttribute(handle), 'aborted');
-  return report;
-}
-
-async function assertCancelled(handle: WorkflowHandle): Promise<void> {
-  const error = await failureOf(handle);
-  assert.ok(error.cause instanceof CancelledFailure, `the failover failed with ${String(error.cause)}, not a cancellation`);
-  assert.equal(await outcomeAttribute(handle), 'cancelled');
-}
-
-/** The protection workflow's handle, or undefined when nothing started it. */
-async function protection(domain: string, site: string, epoch: number): Promise<WorkflowHandle | undefined> {
-  const handle = t.client.workflow.getHandle(protectionWorkflowId(domain, site, epoch));
-  try {
-    await handle.describe();
-    return handle;
-  } catch (error) {
-    if (error instanceof WorkflowNotFoundError) return undefined;
-    throw error;
-  }
-}
-
-const sorted = (items: string[]) => [...new Set(items)].sort();
+const operationCalls = (domain: string) => callsOfOperation(t.sites, domain, failoverId(domain));
 
 /**
  * After an abort or a cancel: whatever the failover created before it stopped was undone (the undo
@@ -135,41 +79,30 @@ async function assertUndone(domain: string, type: HandoverType, report?: Operati
 
   // What the failover created, going forward.
   const stopped = ok('shutdownForHandover').filter((c) => (c.result as { outcome: string }).outcome !== 'alreadyOff').map((c) => String(argOf(c).vm));
-  const handedOver = ok('releaseDomain', PRIMARY).length > 0;
   const claimed = ok('claimDomain', RECOVERY).some((c) => (c.result as { won: boolean }).won);
   const rocvas = ok('deployRocva').map((c) => String(argOf(c).name));
   const prepared = attempted('prepareTargetDisks').map((c) => String(argOf(c).vm));
   const registered = attempted('registerRecoveredVm').map((c) => String((argOf(c).spec as { name: string }).name));
   // Either way the recovery site's epoch is 2: handed over (planned) or taken over (forced) from epoch 1.
-  const recoveryProtection = await protection(domain, RECOVERY, 2);
+  const recoveryProtection = await protection(t.client, domain, RECOVERY, 2);
 
   // The undo calls.
   assert.deepEqual(sorted(ok('powerOnVm', PRIMARY).map((c) => String(argOf(c).vm))), sorted(stopped), 'the VMs shut down at the primary are powered on again, and only those');
-  const returned = ok('releaseDomain', RECOVERY);
-  if (handedOver) {
-    assert.equal(returned.length, 1, 'ownership is handed back to the primary');
-    assert.equal(argOf(returned[0]).nextSite, PRIMARY);
-    assert.equal(argOf(returned[0]).lastSegment, null, "nothing the recovery site wrote joins the primary's chain");
-    const resumed = await protection(domain, PRIMARY, t.sites.domain(domain).epoch);
-    assert.ok(resumed, 'protection resumes at the primary in the epoch handed back');
-  } else {
-    assert.equal(attempted('releaseDomain', RECOVERY).length, 0, 'no handback without a handover');
+  const handedBack = assertHandoverUndone(calls, { from: PRIMARY, to: RECOVERY });
+  if (handedBack) {
+    const resumed = await protection(t.client, domain, PRIMARY, t.sites.domain(domain).epoch);
+    assert.equal((await resumed?.describe())?.status.name, 'RUNNING', 'protection resumes at the primary in its new epoch');
   }
   const destroyed = ok('destroyRocva').map((c) => String(argOf(c).name));
   for (const rocva of rocvas) assert.ok(destroyed.includes(rocva), `RocVA ${rocva} is destroyed`);
   for (const rocva of destroyed) assert.ok(attempted('deployRocva').some((c) => argOf(c).name === rocva), `RocVA ${rocva} was never deployed`);
   const removed = ok('removeRecoveredVm').map((c) => String(argOf(c).vm));
   assert.deepEqual(sorted(removed), sorted([...prepared, ...registered]), 'every VM prepared or registered at the recovery site is removed, and only those');
-  if (recoveryProtection) {
-    const ended = await recoveryProtection.result().then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    assert.ok(ended instanceof WorkflowFailedError && ended.cause instanceof CancelledFailure, `protection at the recovery site is cancelled (it ended with ${String(ended)})`);
-  }
+  if (recoveryProtection) await assertProtectionCancelled(recoveryProtection, RECOVERY);
 
   // What the sites hold now.
   assert.deepEqual(t.sites.inventoryOf(RECOVERY, domain), { vms: [], disks: [], rocvas: [] }, 'the recovery site holds nothing of the domain');
+  assertOriginalsKept(t.sites, originals.get(domain)!, calls, 'restored');
   const owner = t.sites.domain(domain).owner;
   if (type === 'planned') {
     assert.equal(owner, PRIMARY, 'a planned failover that did not finish leaves the domain with the primary');
@@ -194,7 +127,7 @@ async function assertUndone(domain: string, type: HandoverType, report?: Operati
   const expected: Array<{ what: string; patterns: RegExp[] }> = [
     ...rocvas.map((rocva) => ({ what: `RocVA ${rocva}`, patterns: [new RegExp(rocva)] })),
     ...sorted([...prepared, ...registered]).map((vm) => ({ what: `VM ${vm}`, patterns: [new RegExp(`\\b${vm}\\b`)] })),
-    ...(handedOver ? [{ what: 'the handback of ownership', patterns: [/ownership/, new RegExp(PRIMARY)] }] : []),
+    ...(handedBack ? [{ what: 'ownership with the primary again', patterns: [/ownership/, /protection resumed/, new RegExp(PRIMARY)] }] : []),
     ...(recoveryProtection ? [{ what: 'protection at the recovery site', patterns: [/protection/, new RegExp(RECOVERY)] }] : []),
     ...(stopped.length > 0 ? [{ what: 'the VMs shut down at the primary', patterns: [/shut down/, new RegExp(PRIMARY)] }] : []),
   ];
@@ -249,7 +182,7 @@ async function happyPath(type: HandoverType): Promise<Step[]> {
     assert.equal(record.owner, RECOVERY);
     assert.equal(record.status?.mode, 'Running in Failover');
     assert.equal(record.status?.runningAt, RECOVERY);
-    const protectedAtRecovery = await protection(domain, RECOVERY, 2);
+    const protectedAtRecovery = await protection(t.client, domain, RECOVERY, 2);
     assert.equal((await protectedAtRecovery?.describe())?.status.name, 'RUNNING', 'protection runs at the recovery site as its new owner');
     if (type === 'planned') {
       assert.deepEqual(
@@ -264,6 +197,7 @@ async function happyPath(type: HandoverType): Promise<Step[]> {
         'a forced failover schedules nothing on the lost site',
       );
     }
+    assertOriginalsKept(t.sites, originals.get(domain)!, operationCalls(domain), 'as the operation left them');
     return stepsOf(operationCalls(domain));
   } finally {
     await t.closeDomain(domain);
@@ -285,12 +219,7 @@ for (const type of ['planned', 'forced'] as const) {
         steps.map((step) =>
           ctx.test(`${step.key} fails (call ${step.calls} of ${step.calls})`, async () => {
             const domain = newDomain(`${type} fail ${step.key}`);
-            let seen = 0;
-            t.sites.intercept(domain, async (call, proceed) => {
-              // The last call of the step fails, so that its earlier calls (other VMs) have done their work.
-              if (stepKey(call) === step.key && ++seen === step.calls) throw ApplicationFailure.nonRetryable(`injected failure of ${step.key}`, 'InjectedFailure');
-              return proceed();
-            });
+            failLastCallOf(t.sites, domain, failoverId(domain), step);
             try {
               const handle = await startFailover(domain, type);
               const report = await abortReport(handle);
@@ -315,27 +244,10 @@ for (const type of ['planned', 'forced'] as const) {
         phases.map((step) =>
           ctx.test(`cancelled during ${step.key}`, async () => {
             const domain = newDomain(`${type} cancel ${step.key}`);
-            let entered: () => void = () => undefined;
-            const reached = new Promise<void>((resolve) => (entered = resolve));
-            let held = false;
-            t.sites.intercept(domain, async (call, proceed) => {
-              if (!held && stepKey(call) === step.key) {
-                held = true;
-                entered();
-                return holdUntilCancelled();
-              }
-              return proceed();
-            });
+            const reached = holdFirstCallOf(t.sites, domain, failoverId(domain), step);
             try {
               const handle = await startFailover(domain, type);
-              await Promise.race([
-                reached,
-                handle.result().then(() => {
-                  throw new Error(`the failover ended before ${step.key}`);
-                }),
-              ]);
-              await handle.cancel();
-              await assertCancelled(handle);
+              await cancelWhenReached(handle, reached, step);
               await assertUndone(domain, type);
             } finally {
               await t.closeDomain(domain);

@@ -8,13 +8,16 @@ import type { FollowingStatus } from '../operation-messages';
 import { placementFor } from '../recovered-vm';
 import { forEachVm } from '../vm-fan-out';
 import { setDomainMode } from './domain-mode';
-import { prepareTargetDisks, undoTarget, type TargetVm } from './rebuild';
+import type { ExistingAtSite } from '../../activities/recovery-site';
+import { prepareTargetDisks, undoTarget, type FoundPerVm, type TargetVm } from './rebuild';
 import { activitiesAt } from './site-activities';
 
 /** A VM whose target disks follow the log: its configuration as the manifest last showed it. */
 export interface FollowedVm {
   meta: VmMetadata;
   disks: DomainDisk[];
+  /** What the site held of this VM before the operation first prepared it: every undo of it, also after continue-as-new, leaves that. */
+  found?: ExistingAtSite;
 }
 
 /** What following carries from run to run (and across continue-as-new). */
@@ -59,15 +62,18 @@ export function newFollowing(rocva: { name: string }, vms: VmMetadata[], disks: 
 
 /** Representation VMs holding target disks for every followed VM. */
 export async function prepareFollowedVms(op: Operation, following: Following): Promise<void> {
-  await prepareTargetDisks(
+  const found = await prepareTargetDisks(
     op,
     following.vms.map((vm) => targetVm(op, vm)),
   );
+  following.vms = following.vms.map((vm) => withFound(vm, found[vm.meta.name]));
 }
+
+const withFound = (vm: FollowedVm, found: ExistingAtSite | undefined): FollowedVm => (found ? { ...vm, found } : vm);
 
 /** A run continued as new pushes the undo of every target VM it carries again. */
 export function undoFollowedVms(op: Operation, following: Following): void {
-  for (const vm of following.vms) undoTarget(op, { name: vm.meta.name, disks: vm.disks });
+  for (const vm of following.vms) undoTarget(op, { name: vm.meta.name, disks: vm.disks }, vm.found);
 }
 
 /** Undo: the follower's reader lease goes, so garbage collection need not wait for it to expire. */
@@ -176,13 +182,18 @@ async function matchTargets(op: Operation, following: Following, manifest: { vms
   });
   const removed = following.vms.filter((vm) => !names.has(vm.meta.name));
   const words = [...changed.map((vm) => (before.has(vm.meta.name) ? `~${vm.meta.name}` : `+${vm.meta.name}`)), ...removed.map((vm) => `-${vm.meta.name}`)];
+  let found: FoundPerVm = {};
   if (changed.length > 0) {
-    await prepareTargetDisks(
+    found = await prepareTargetDisks(
       op,
       changed.map((vm) => targetVm(op, vm)),
       `match the recovery site to the domain (${words.join(', ')})`,
     );
-    const detached = changed.flatMap((vm) => (before.get(vm.meta.name)?.disks ?? []).filter((d) => !vm.disks.some((n) => n.diskId === d.diskId)));
+    const detached = changed.flatMap((vm) => {
+      const old = before.get(vm.meta.name);
+      // A disk the site held before this operation is not the operation's to remove.
+      return (old?.disks ?? []).filter((d) => !vm.disks.some((n) => n.diskId === d.diskId) && !old?.found?.diskIds.includes(d.diskId));
+    });
     if (detached.length > 0) {
       await op.step(`remove ${detached.length} detached target disk(s)`, () =>
         forEachVm(detached, async (d) => {
@@ -194,12 +205,16 @@ async function matchTargets(op: Operation, following: Following, manifest: { vms
   if (removed.length > 0) {
     await op.step(`remove ${removed.length} VM(s) no longer in the domain`, () =>
       forEachVm(removed, async (vm) => {
-        await activitiesAt(op.to).removeRecoveredVm.executeWithOptions({ summary: `remove ${vm.meta.name} from ${op.to}` }, [{ vm: vm.meta.name, diskIds: vm.disks.map((d) => d.diskId) }]);
+        await activitiesAt(op.to).removeRecoveredVm.executeWithOptions({ summary: `remove ${vm.meta.name} from ${op.to}` }, [{ vm: vm.meta.name, diskIds: vm.disks.map((d) => d.diskId), ...(vm.found ? { found: vm.found } : {}) }]);
         op.vm(vm.meta.name, 'removed');
       }),
     );
   }
-  following.vms = after;
+  // A VM prepared before keeps what was found then: a second look would take this operation's own disks for the site's.
+  following.vms = after.map((vm) => {
+    const old = before.get(vm.meta.name);
+    return withFound(vm, old ? old.found : found[vm.meta.name]);
+  });
   following.status.vms = after.length;
   following.status.disks = manifest.disks.length;
   op.following(following.status);

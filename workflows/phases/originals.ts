@@ -1,42 +1,94 @@
+import { failure } from '../../common/failures';
 import { workflowInfo } from '@temporalio/workflow';
 import type { LogPosition } from '../../datapath/records';
-import { failure } from '../../common/failures';
 import type { Placement, RocvaSpec } from '../../sites/provider';
 import type { Operation, OperationMeasures } from '../operation';
+import { originalVm, rebuildPlacement, rebuiltVm, rocvaNetworksAtPrimary, type LeftVm } from '../recovered-vm';
 import { forEachVm } from '../vm-fan-out';
+import { byRunbook, prepareTargetDisks, targetVmOf, type RebuildTarget } from './rebuild';
 import { activitiesAt, longActivitiesAt } from './site-activities';
 
-/** The domain's original VMs at the site a failback returns to, and those a resolved split-brain left inactive. */
+/** The domain's VMs at the site a failback returns to: those still there as they are, and those it must rebuild. */
 export interface OriginalVms {
+  /** Every VM of the domain. */
   vms: string[];
+  /** No longer registered at the site (deleted while the domain ran in failover): rebuilt there. */
+  missing: string[];
+  /** Left inactive by a resolved split-brain. */
   inactive: string[];
-  /**
-   * Where a RocVA goes at that site: beside the first original VM, on its network (the runbook
-   * describes only the recovery site's placement and networks).
-   */
-  rocvaSite: Pick<RocvaSpec, 'placement' | 'networks'>;
-  /** Where each original VM (and so its disks) stands: a full rehydration rewrites the disks there. */
+  /** Where each VM still there (and so its disks) stands: a full rehydration rewrites the disks there. */
   placements: Record<string, Placement>;
+  /** A network the VMs still there use, for a RocVA network the runbook does not map back. */
+  network?: string;
+  /** How the domain left the site, per VM (networks, addresses, placement): what a missing VM is rebuilt with. */
+  left: Record<string, LeftVm>;
 }
 
 /**
- * The original VMs must still be registered at the site the domain returns to: failback brings
- * them back as they are. Checked before ownership moves, so that a missing one changes nothing.
+ * The original VMs still registered at the site the domain returns to come back as they are; a
+ * missing one is rebuilt there. Asked before ownership moves, together with how the domain left
+ * the site, so that a VM that cannot be placed there changes nothing.
  */
 export async function findOriginalVms(op: Operation, vms: string[]): Promise<OriginalVms> {
-  const found = await op.step(`find the original VMs at ${op.to}`, () =>
-    activitiesAt(op.to).findExisting.executeWithOptions({ summary: `${op.domain}'s original VMs at ${op.to}` }, [{ vms, diskIds: [] }]),
-  );
-  const missing = vms.filter((vm) => !found.vms.some((v) => v.name === vm));
-  if (missing.length > 0) throw failure('OriginalVmMissing', `${missing.join(', ')} of ${op.domain} are no longer registered at ${op.to}: failback brings the original VMs back and cannot rebuild them there`);
-  const first = found.vms.find((v) => vms.includes(v.name))!;
-  const network = first.networks[0] ?? '';
-  return {
-    vms,
-    inactive: found.vms.filter((v) => v.inactive && vms.includes(v.name)).map((v) => v.name),
-    rocvaSite: { placement: first.placement, networks: { externalReplication: network, internal: network, management: network } },
-    placements: Object.fromEntries(found.vms.filter((v) => vms.includes(v.name)).map((v) => [v.name, v.placement])),
+  return op.step(`find the original VMs at ${op.to}`, async () => {
+    const found = await activitiesAt(op.to).findExisting.executeWithOptions({ summary: `${op.domain}'s original VMs at ${op.to}` }, [{ vms, diskIds: [] }]);
+    const originals = found.vms.filter((v) => vms.includes(v.name));
+    // Failback rewrites their disks: a copy that runs is a split-brain the watch has not recorded yet.
+    const running = originals.filter((v) => v.poweredOn && !v.inactive).map((v) => v.name);
+    if (running.length > 0) {
+      throw failure('OriginalVmRunning', `${running.join(', ')} run at ${op.to} while ${op.domain} runs in failover at ${op.from}: a split-brain; resolve it first (POST /domains/${op.domain}/resolve-conflict), then fail back`);
+    }
+    const missing = vms.filter((vm) => !originals.some((v) => v.name === vm));
+    let left: OriginalVms['left'] = {};
+    if (missing.length > 0) {
+      const departure = await activitiesAt(op.to).readDeparture.executeWithOptions({ summary: `how ${op.domain} left ${op.to}, to rebuild ${missing.join(', ')} there` }, [{ domain: op.domain }]);
+      left = Object.fromEntries((departure?.vms ?? []).map((vm) => [vm.name, { nics: vm.nics, ...(vm.placement ? { placement: vm.placement } : {}) }]));
+      for (const vm of missing) byRunbook(() => rebuildPlacement(vm, left[vm], op.runbook));
+    }
+    const network = originals.find((v) => v.networks.length > 0)?.networks[0];
+    return {
+      vms,
+      missing,
+      inactive: originals.filter((v) => v.inactive).map((v) => v.name),
+      placements: Object.fromEntries(originals.map((v) => [v.name, v.placement])),
+      ...(network ? { network } : {}),
+      left,
+    };
+  });
+}
+
+/**
+ * The configuration each VM returns with (for `resolveRecoveryPoint`): a VM still there keeps its
+ * own and its place; a missing one is rebuilt from the point's configuration with the failback
+ * section (or how the domain left) applied.
+ */
+export function returningVm(originals: OriginalVms): typeof originalVm {
+  return (source, diskIds, runbook) => {
+    if (originals.missing.includes(source.name)) return rebuiltVm(source, originals.left[source.name], diskIds, runbook);
+    const vm = originalVm(source, diskIds, runbook);
+    return { ...vm, spec: { ...vm.spec, placement: originals.placements[source.name] ?? vm.spec.placement } };
   };
+}
+
+/**
+ * The missing VMs get new target disks behind representation VMs where they are rebuilt (undone
+ * if the failback aborts: only what it created goes). Returns the VMs whose disks had to be
+ * created: a delta cannot apply to those.
+ */
+export async function prepareRebuiltVms(op: Operation, rebuilding: RebuildTarget[]): Promise<string[]> {
+  if (rebuilding.length === 0) return [];
+  const found = await prepareTargetDisks(op, rebuilding.map(targetVmOf), `create representation VMs for the VMs rebuilt at ${op.to}`);
+  return rebuilding.filter((t) => t.disks.some((d) => !found[t.name]?.diskIds.includes(d.diskId))).map((t) => t.name);
+}
+
+/**
+ * Where a full rehydration's RocVA goes: beside the first original VM still there (else the first
+ * rebuilt one), on the runbook's RocVA networks mapped back to the site (`rocvaNetworksAtPrimary`).
+ */
+export function rocvaAtOriginalSite(op: Operation, originals: OriginalVms, targets: RebuildTarget[]): Pick<RocvaSpec, 'placement' | 'networks'> {
+  const beside = targets.find((t) => !originals.missing.includes(t.name)) ?? targets[0];
+  const network = originals.network ?? beside.recovered.spec.nics[0]?.network ?? '';
+  return { placement: beside.recovered.spec.placement, networks: rocvaNetworksAtPrimary(op.runbook, network) };
 }
 
 /**
@@ -76,9 +128,13 @@ export async function reactivate(op: Operation, inactive: string[]): Promise<voi
   );
 }
 
-/** Planned failback: the recovery site's copies of the domain (VMs and disks) go; the domain runs at the primary again. */
+/**
+ * Planned failback, once the domain runs protected at the primary again: the recovery site's
+ * copies of the domain (VMs and disks) go. Past the goal: what the failback did before is not
+ * undone any more, since its undo would return the domain to these copies.
+ */
 export async function removeFromSiteLeft(op: Operation, vms: Array<{ name: string; diskIds: string[] }>): Promise<void> {
-  await op.step(`remove ${op.domain} from ${op.from}`, () =>
+  await op.stepPastGoal(`remove ${op.domain} from ${op.from}`, () =>
     forEachVm(vms, async (vm) => {
       await activitiesAt(op.from).removeRecoveredVm.executeWithOptions({ summary: `remove ${vm.name} and its disks from ${op.from}` }, [{ vm: vm.name, diskIds: vm.diskIds }]);
     }),

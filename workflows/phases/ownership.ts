@@ -29,7 +29,8 @@ export async function checkOwnership(op: Operation, planned: boolean): Promise<O
 /**
  * Planned: the site the domain leaves replicates the rest of its journal, its protection stops,
  * and it hands ownership to the site the domain moves to (a new epoch after its last segment).
- * Undo: ownership returns and protection resumes where it was.
+ * Undo (pushed before protection stops, so that a handover that fails or is cancelled is covered
+ * too): ownership is with the site it left again, in a new epoch, and its protection resumes.
  */
 export async function drainAndHandOver(op: Operation, owned: OwnedDomain): Promise<void> {
   const drained = await op.step('drain replication', () =>
@@ -43,6 +44,31 @@ export async function drainAndHandOver(op: Operation, owned: OwnedDomain): Promi
       ]),
     );
   }
+  const resumesStoppedProtection = patched('failed-handover-resumes-protection');
+  const resume = (epoch: number) =>
+    startProtection({
+      domain: op.domain,
+      site: op.from,
+      epoch,
+      vms: owned.vms,
+      settings: op.runbook.spec.protection,
+      resumeAt: { cursor: drained.cursor },
+      reason: `resumed after an aborted ${op.title()}`,
+    });
+  if (resumesStoppedProtection) {
+    // Pushed before protection stops: a handover that then fails or is cancelled must not leave the
+    // domain unprotected. Whether ownership moved is read from the storage site, not assumed.
+    op.undo.push(`ownership of ${op.domain} back with ${op.from} in a new epoch, whose protection resumed`, async () => {
+      const now = await activitiesAt(op.to).describeDomain.executeWithOptions({ summary: `who owns ${op.domain} after the handover stopped?` }, [{ domain: op.domain }]);
+      const movedOn = now.ownerSite === op.to;
+      const back = await activitiesAt(op.to).releaseDomain.executeWithOptions({ summary: movedOn ? `return ${op.domain} to ${op.from}` : `a new epoch of ${op.domain} for ${op.from}` }, [
+        // Nothing the site it moved to wrote joins the chain; the site it left keeps what it drained.
+        { domain: op.domain, epoch: now.epoch, nextSite: op.from, lastSegment: movedOn ? null : drained.lastSegment },
+      ]);
+      // As a new owner: the manifest is recorded for the site it left again.
+      await resume(back.epoch);
+    });
+  }
   await endProtection(op.domain, op.from, owned.epoch, 'stop');
   const atFrom = activitiesAt(op.from, { retry: { ...SITE_RETRY, maximumInterval: '10 seconds', maximumAttempts: 5 } });
   const handed = await op.step('hand over ownership', () =>
@@ -51,20 +77,12 @@ export async function drainAndHandOver(op: Operation, owned: OwnedDomain): Promi
     ]),
   );
   op.epoch = handed.epoch;
+  if (resumesStoppedProtection) return;
   op.undo.push(`ownership of ${op.domain} returned to ${op.from}, whose protection resumed`, async () => {
     const back = await activitiesAt(op.to).releaseDomain.executeWithOptions({ summary: `return ${op.domain} to ${op.from}` }, [
       { domain: op.domain, epoch: handed.epoch, nextSite: op.from, lastSegment: null },
     ]);
-    // As a new owner: the manifest is recorded for the site it left again.
-    await startProtection({
-      domain: op.domain,
-      site: op.from,
-      epoch: back.epoch,
-      vms: owned.vms,
-      settings: op.runbook.spec.protection,
-      resumeAt: { cursor: drained.cursor },
-      reason: `resumed after an aborted ${op.title()}`,
-    });
+    await resume(back.epoch);
   });
 }
 

@@ -3,6 +3,7 @@ import type { PointInTime, RecoveryPoint } from '../../activities/handover';
 import type { ExistingAtSite } from '../../activities/recovery-site';
 import type { DomainDisk } from '../../datapath/records';
 import type { Placement, RocvaSpec } from '../../sites/provider';
+import { representationVmName } from '../../common/resource-names';
 import { failure } from '../../common/failures';
 import type { Operation } from '../operation';
 import { recoveredVm, RecoveredVmError, type RecoveredVm } from '../recovered-vm';
@@ -30,14 +31,19 @@ export async function resolveRecoveryPoint(op: Operation, pointInTime?: PointInT
   op.recoveringTo({ description: point.description, dataFrom: point.dataFrom, ...(point.lastJournalSequence !== undefined ? { lastJournalSequence: point.lastJournalSequence } : {}) });
   const targets = point.vms.map((meta) => {
     const disks = point.disks.filter((d) => d.vm === meta.name);
-    try {
-      return { name: meta.name, disks, recovered: configure(meta, disks.map((d) => d.diskId), op.runbook) };
-    } catch (error) {
-      if (error instanceof RecoveredVmError) throw failure('RunbookMismatch', error.message);
-      throw error;
-    }
+    return { name: meta.name, disks, recovered: byRunbook(() => configure(meta, disks.map((d) => d.diskId), op.runbook)) };
   });
   return { point, targets };
+}
+
+/** Works out a VM's configuration from the runbook; what the runbook cannot give fails the operation as a RunbookMismatch, naming it. */
+export function byRunbook<T>(configure: () => T): T {
+  try {
+    return configure();
+  } catch (error) {
+    if (error instanceof RecoveredVmError) throw failure('RunbookMismatch', error.message);
+    throw error;
+  }
 }
 
 /** The RocVA, the temporary appliance that rehydrates at the site; named after the operation's run. Undo: removed. */
@@ -71,23 +77,29 @@ export const targetVmOf = (t: RebuildTarget): TargetVm => ({ name: t.name, disks
  * Preparing a VM again matches its disks to `disks` (a disk added at the primary is created and
  * attached). What the site held of the VM's names before is asked first and never undone. Undo
  * (pushed before anything is created): the VM, its representation VM and the disks this
- * operation created removed.
+ * operation created removed. Returns what was there before (none in histories from before it was asked).
  */
-export async function prepareTargetDisks(op: Operation, targets: TargetVm[], stepName = 'create representation VMs'): Promise<void> {
+export async function prepareTargetDisks(op: Operation, targets: TargetVm[], stepName = 'create representation VMs'): Promise<FoundPerVm> {
   const atTo = activitiesAt(op.to);
   const keepsWhatItFound = patched('operations-keep-what-they-found');
-  await op.step(stepName, async () => {
+  return op.step(stepName, async () => {
     // One look before anything is created: a cancel during it leaves nothing to undo.
     const found = keepsWhatItFound ? await findExisting(op, targets) : undefined;
+    const foundPerVm: FoundPerVm = {};
+    for (const t of targets) if (found) foundPerVm[t.name] = existingOf(found, t);
     await forEachVm(targets, async (t, i) => {
-      undoTarget(op, t, found && existingOf(found, t));
+      undoTarget(op, t, foundPerVm[t.name]);
       await atTo.prepareTargetDisks.executeWithOptions({ summary: `representation VM for ${t.name} (${i + 1}/${targets.length})` }, [
         { vm: t.name, placement: t.placement, disks: t.disks.map((d) => ({ diskId: d.diskId, sizeBytes: d.sizeBytes })) },
       ]);
       op.vm(t.name, 'rehydrating');
     });
+    return foundPerVm;
   });
 }
+
+/** Per VM name, what the site held of it before the operation prepared it: its undo leaves that. */
+export type FoundPerVm = Record<string, ExistingAtSite>;
 
 /** What the site the domain moves to holds already of the VMs' names: the VMs, their representation VMs, their disks. */
 function findExisting(op: Operation, targets: Array<Pick<TargetVm, 'name' | 'disks'>>): Promise<ExistingAtSite> {
@@ -99,7 +111,7 @@ function findExisting(op: Operation, targets: Array<Pick<TargetVm, 'name' | 'dis
 /** The part of what was found that is one VM's: it, its representation VM, its disks. */
 function existingOf(found: ExistingAtSite, t: Pick<TargetVm, 'name' | 'disks'>): ExistingAtSite {
   return {
-    vms: found.vms.filter((v) => v.name === t.name || v.name === `repr-${t.name}`),
+    vms: found.vms.filter((v) => v.name === t.name || v.name === representationVmName(t.name)),
     diskIds: found.diskIds.filter((id) => t.disks.some((d) => d.diskId === id)),
   };
 }
