@@ -33,6 +33,8 @@ const PRIMARY_LATENCY_MS = 100;
  */
 const KILLS_PER_RUN = 2;
 const HISTORY_POINTS = 90;
+/** How long the recovery site's workload goes on writing once the failbacks start. */
+const RECOVERY_WRITES_MS = 6_000;
 const WORKERS = ['orchestration', 'site primary', 'site recovery'];
 /** Site events that create, remove, start or stop a VM. */
 const LIFECYCLE = ['VmRegistered', 'VmUnregistered', 'VmPoweredOn', 'VmPoweredOff'];
@@ -91,7 +93,7 @@ describe('failback durability: every worker process SIGKILLed at random moments 
         }
       }
     }
-    // The workload at the recovery site runs on into the failbacks, until each shuts its VM down: the drain must carry the last write.
+    // The workload at the recovery site runs on into the failbacks, until their shutdowns stop it: the drain must carry the last write.
     await admin(recovery, sites.token, '/admin/workload', { writesPerSecond: 40, blockSize: 32 * 1024, pattern: 'random', seed: 'failback-crash-recovery' });
     await sleep(3_000);
     eventsBefore.primary = (await primary.client.events()).at(-1)?.sequence ?? 0;
@@ -119,19 +121,21 @@ describe('failback durability: every worker process SIGKILLed at random moments 
       }
     });
     const all = Promise.allSettled(runs);
+    // The first runs shut their VM down while it writes; not the later ones: on a loaded machine, where kills delay the shutdowns, the log to drain and apply would keep growing.
+    const writesEnd = sleep(RECOVERY_WRITES_MS).then(() => admin(recovery, sites.token, '/admin/workload', undefined, 'DELETE'));
     const killedAt: number[] = [];
     const kills = await crashUntil(all, {
       pick: inRandomRounds(WORKERS),
       crash: (victim) => workers.crashAndRestart(victim),
       // At random points of each run's history, so that each is hit however fast the machine runs
-      // it, and every few seconds besides (a dozen times), so that long steps are hit more often.
+      // it, and every few seconds besides (ten times), so that long steps are hit more often.
       // Not more: a site worker killed during a short activity stalls it for its 30 s timeout, and
       // on a loaded machine (slow restarts too) endless kills would keep the runs from ending.
-      due: atRandomHistoryPoints(stack.client, ids, { perRun: KILLS_PER_RUN, within: HISTORY_POINTS, orAfter: { ms: [3_000, 7_000], times: 12 } }),
+      due: atRandomHistoryPoints(stack.client, ids, { perRun: KILLS_PER_RUN, within: HISTORY_POINTS, orAfter: { ms: [3_000, 7_000], times: 10 } }),
       onCrash: (_, at) => killedAt.push(at),
     });
     const results = await all;
-    await admin(recovery, sites.token, '/admin/workload', undefined, 'DELETE');
+    await writesEnd;
     await admin(primary, sites.token, '/admin/faults', { latencyMs: 0 });
     const killsPerRun = lifetimes.map(({ from, to }) => killedAt.filter((at) => at >= from && at <= to).length);
     t.diagnostic(`${kills.length} SIGKILLs in ${Math.round((Date.now() - began) / 1000)} s: ${kills.join(', ')}; during each run: ${killsPerRun.join(', ')}`);
