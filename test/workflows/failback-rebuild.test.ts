@@ -145,36 +145,33 @@ describe('failback onto a primary that lost a VM: the VM is rebuilt there', () =
     }
   });
 
+  /** The failback aborts with `failure` after looking at the primary only: ownership and the recovery site untouched. */
+  async function assertAbortedBeforeAnythingChanged(domain: string, failure: RegExp): Promise<void> {
+    try {
+      const report = await abortReport(await startFailback(domain));
+      assert.match(report.failure ?? '', failure);
+      assert.deepEqual(report.steps.map((s) => s.name), ['check ownership', `find the original VMs at ${PRIMARY}`]);
+      assert.equal(t.sites.domain(domain).owner, RECOVERY);
+      assert.deepEqual(failbackCalls(domain).filter((c) => c.site === RECOVERY).map((c) => c.name), [], 'the recovery site was not touched');
+    } finally {
+      await t.closeDomain(domain);
+    }
+  }
+
   it('a missing VM nothing says where to place aborts before anything changed', async () => {
     const { domain } = await failedOver('rebuild-nowhere');
     const [, app1] = vmNames(domain);
     deleteAtPrimary(app1);
     // A departure recorded before VMs' placements were kept.
     delete t.sites.domain(domain).departures[PRIMARY].vms;
-    try {
-      const report = await abortReport(await startFailback(domain));
-      assert.match(report.failure ?? '', new RegExp(`${app1} must be rebuilt at ${PRIMARY}, and neither spec.failback.placement of runbook ${domain} nor the domain's departure from there says where`));
-      assert.deepEqual(report.steps.map((s) => s.name), ['check ownership', `find the original VMs at ${PRIMARY}`]);
-      assert.equal(t.sites.domain(domain).owner, RECOVERY);
-      assert.deepEqual(failbackCalls(domain).filter((c) => c.site === RECOVERY).map((c) => c.name), [], 'the recovery site was not touched');
-    } finally {
-      await t.closeDomain(domain);
-    }
+    await assertAbortedBeforeAnythingChanged(domain, new RegExp(`${app1} must be rebuilt at ${PRIMARY}, and neither spec.failback.placement of runbook ${domain} nor the domain's departure from there says where`));
   });
 
   it('an original VM running at the primary (a split-brain not recorded yet) aborts before anything changed', async () => {
     const { domain } = await failedOver('original-running');
     const [db] = vmNames(domain);
     t.sites.site(PRIMARY).vms.get(db)!.powerState = 'poweredOn';
-    try {
-      const report = await abortReport(await startFailback(domain));
-      assert.match(report.failure ?? '', new RegExp(`${db} run at ${PRIMARY} while ${domain} runs in failover at ${RECOVERY}: a split-brain; resolve it first`));
-      assert.deepEqual(report.steps.map((s) => s.name), ['check ownership', `find the original VMs at ${PRIMARY}`]);
-      assert.equal(t.sites.domain(domain).owner, RECOVERY);
-      assert.deepEqual(failbackCalls(domain).filter((c) => c.site === RECOVERY).map((c) => c.name), [], 'the recovery site was not touched');
-    } finally {
-      await t.closeDomain(domain);
-    }
+    await assertAbortedBeforeAnythingChanged(domain, new RegExp(`${db} run at ${PRIMARY} while ${domain} runs in failover at ${RECOVERY}: a split-brain; resolve it first`));
   });
 
   it('an abort after the rebuild removes the rebuilt VMs and the disks it created, and nothing that was at the primary before', async () => {
