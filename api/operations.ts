@@ -12,6 +12,7 @@ import { readConflict, type ConflictRecord } from '../datapath/conflict';
 import { describeError } from '../common/errors';
 import type { Logger } from '../common/logger';
 import { powerOnPlanAt } from '../runbooks/power-on-plan';
+import type { Runbook } from '../runbooks/schema';
 import type { RunbookStore } from '../runbooks/store';
 import { parseDuration } from '../runbooks/units';
 import { validateRunbook } from '../runbooks/validate';
@@ -221,15 +222,29 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
   async function checkHandover(domain: string, request: 'failover' | 'failback', ref: { runbook?: string; version?: number }) {
     const decision = await requireAllowed(domain, request);
     if (decision.completes) throw conflict(`${domain} is in mode ${(await readDomainCondition(store, domain)).mode} but no ${decision.completes} is running to complete; check GET /domains/${domain}/operations`);
-    return loadRunbook(domain, { runbook: ref.runbook ?? domain, ...(ref.version ? { version: ref.version } : {}) });
+    return requireRecoverySite(domain, request, await loadRunbook(domain, { runbook: ref.runbook ?? domain, ...(ref.version ? { version: ref.version } : {}) }));
+  }
+
+  /**
+   * Failover, continuous failover and failback move the domain to or from its recovery site: after a
+   * permanent failover that named none, its runbook has no recovery site, and they are refused.
+   */
+  function requireRecoverySite<T extends { runbook: Runbook; version: number }>(domain: string, request: DomainRequest, loaded: T): T & { recovery: string } {
+    const recovery = loaded.runbook.spec.sites.recovery;
+    if (recovery !== undefined) return { ...loaded, recovery };
+    throw conflict(
+      `${request} of ${domain} needs a recovery site, and runbook ${loaded.runbook.metadata.name} v${loaded.version} names none: ${domain} is protected to the storage site only (from ${loaded.runbook.spec.sites.primary}); submit a runbook version with spec.sites.recovery to recover it elsewhere`,
+      { runbook: { name: loaded.runbook.metadata.name, version: loaded.version }, primarySite: loaded.runbook.spec.sites.primary },
+    );
   }
 
   router.post('/domains/:domain/power-on', requireRole('operator'), json, async (req, res) => {
     const domain = domainParam(req);
     const body = parseBody(PowerOnRequest, req);
     await requireAllowed(domain, 'power-on');
-    const { runbook, version } = await loadRunbook(domain, body);
-    const site = body.site ?? runbook.spec.sites.recovery;
+    const loaded = await loadRunbook(domain, body);
+    const { runbook, version } = loaded;
+    const site = body.site ?? requireRecoverySite(domain, 'power-on', loaded).recovery;
     const input: PowerOnPlanInput = { domain, site, ...powerOnPlanAt(runbook, site) };
     await startAndAnswer(
       res,
@@ -275,7 +290,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     const domain = domainParam(req);
     const body = parseBody(ContinuousFailoverRequest, req);
     await requireAllowed(domain, 'continuous-failover');
-    const { runbook, version } = await loadRunbook(domain, { runbook: body.runbook ?? domain, ...(body.version ? { version: body.version } : {}) });
+    const { runbook, version } = requireRecoverySite(domain, 'continuous-failover', await loadRunbook(domain, { runbook: body.runbook ?? domain, ...(body.version ? { version: body.version } : {}) }));
     const input: ContinuousFailoverInput = { domain, runbook, runbookVersion: version, requestedBy: principalName(req), declaredAt: Date.now() };
     const { primary, recovery } = runbook.spec.sites;
     const summary = `Continuous failover of ${domain}: a copy at ${recovery} follows ${primary} until completed, by runbook ${runbook.metadata.name} v${version}, requested by ${principalName(req)}`;

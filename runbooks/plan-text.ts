@@ -28,7 +28,7 @@ function describeNode(node: PlanNode): string {
 export function renderPlan(plan: Plan): string {
   const byId = new Map(plan.nodes.map((n) => [n.id, n]));
   const lines = [
-    `Plan for runbook ${plan.runbook}: domain ${plan.protectedDomain}, ${plan.sites.primary} -> ${plan.sites.recovery}`,
+    `Plan for runbook ${plan.runbook}: domain ${plan.protectedDomain}, ${plan.sites.primary} -> ${plan.sites.recovery ?? '(no recovery site: protected to the storage site only)'}`,
     `RTO estimate ${formatDuration(plan.rtoEstimateMs)} (worst case ${formatDuration(plan.rtoWorstCaseMs)}, not counting operator pauses)`,
     '',
     'Recovery phases:',

@@ -68,7 +68,8 @@ export interface PlanGroup {
 export interface Plan {
   runbook: string;
   protectedDomain: string;
-  sites: { primary: string; recovery: string };
+  /** `recovery` absent: the runbook has none (the plan is the power-on plan at the primary). */
+  sites: { primary: string; recovery?: string };
   estimates: PlanEstimates;
   rehydrateGiB: number;
   nodes: PlanNode[];

@@ -131,17 +131,25 @@ export const RunbookSchema = z.strictObject({
   }),
   spec: z.strictObject({
     protectedDomain: dnsLabel('protected domain name'),
-    sites: z.strictObject({ primary: dnsLabel('site name'), recovery: dnsLabel('site name') }),
-    placement: PlacementSchema,
+    sites: z.strictObject({
+      primary: dnsLabel('site name'),
+      recovery: dnsLabel('site name')
+        .optional()
+        .describe('absent: the domain has no recovery site and is protected to the storage site only (as a permanent failover that names none leaves it)'),
+    }),
+    placement: PlacementSchema.optional().describe('where VMs are recovered at the recovery site; required with a recovery site'),
     networkMapping: networkMapping.describe('primary-site network -> recovery-site network'),
     vms: z.array(VmSchema).min(1).max(20000).describe('the VMs of the protected domain, with per-VM overrides'),
-    rocva: z.strictObject({
-      networks: z.strictObject({
-        externalReplication: inventoryName('network'),
-        internal: inventoryName('network'),
-        management: inventoryName('network'),
-      }),
-    }),
+    rocva: z
+      .strictObject({
+        networks: z.strictObject({
+          externalReplication: inventoryName('network'),
+          internal: inventoryName('network'),
+          management: inventoryName('network'),
+        }),
+      })
+      .optional()
+      .describe('the recovery appliance at the recovery site; required with a recovery site'),
     primaryShutdown: z
       .strictObject({
         timeout: duration.default('5m').describe('how long each guest may take to shut down in a planned failover'),

@@ -37,6 +37,7 @@ export function checkSemantics(runbook: Runbook, source: ParsedSource, inventori
   if (spec.sites.primary === spec.sites.recovery) {
     error(['spec', 'sites', 'recovery'], 'same_site', `recovery site must differ from the primary site "${spec.sites.primary}"`);
   }
+  checkRecoverySiteSections(runbook, error);
 
   // VMs of the domain
   const vmIndex = new Map<string, number>();
@@ -50,7 +51,7 @@ export function checkSemantics(runbook: Runbook, source: ParsedSource, inventori
   checkAddresses(runbook, error);
   checkProtectionDurations(runbook, error);
   checkPowerOnPlan(runbook, spec.powerOn, ['spec', 'powerOn'], 'it will be recovered but not powered on', { error, warn });
-  if (spec.failback) {
+  if (spec.failback && spec.sites.recovery !== undefined) {
     checkMappingSources(spec.failback.networkMapping, ['spec', 'failback', 'networkMapping'], error);
     if (spec.failback.powerOn) checkPowerOnPlan(runbook, spec.failback.powerOn, ['spec', 'failback', 'powerOn'], 'failback will bring it back but not power it on', { error, warn });
     warnUnmappedRocvaNetworks(runbook, warn);
@@ -58,13 +59,29 @@ export function checkSemantics(runbook: Runbook, source: ParsedSource, inventori
 
   for (const role of ['recovery', 'primary'] as const) {
     const inventory = inventories[role];
-    if (inventory) checkInventory(role, spec.sites[role], placedAt(runbook, role), inventory, error);
+    const site = spec.sites[role];
+    if (inventory && site !== undefined) checkInventory(role, site, placedAt(runbook, role), inventory, error);
   }
   return { errors, warnings };
 }
 
 type ErrorSink = (path: PathSegment[], code: string, message: string, target?: 'key' | 'value') => void;
 type WarningSink = (path: PathSegment[], code: string, message: string) => void;
+
+/**
+ * The recovery site's sections (where VMs are recovered, the RocVA that rehydrates them) are needed
+ * exactly when there is a recovery site. Without one (a permanent failover that named none) the
+ * domain is protected to the storage site only, and a failback section has nowhere to return from.
+ */
+function checkRecoverySiteSections({ spec }: Runbook, error: ErrorSink): void {
+  if (spec.sites.recovery !== undefined) {
+    const recovery = spec.sites.recovery;
+    if (!spec.placement) error(['spec'], 'missing_section', `spec.placement is required: where the VMs are recovered at recovery site "${recovery}"`, 'key');
+    if (!spec.rocva) error(['spec'], 'missing_section', `spec.rocva is required: the networks of the recovery appliance at recovery site "${recovery}"`, 'key');
+    return;
+  }
+  if (spec.failback) error(['spec', 'failback'], 'no_recovery_site', 'spec.failback needs spec.sites.recovery: without a recovery site there is no failover to fail back from', 'key');
+}
 
 const suggestion = (word: string, candidates: string[]) => (candidates.length <= MAX_SUGGESTION_CANDIDATES ? didYouMean(word, candidates) : '');
 
@@ -161,8 +178,10 @@ function checkPowerOnPlan(runbook: Runbook, plan: RunbookPowerOnPlan, path: Path
  */
 function warnUnmappedRocvaNetworks(runbook: Runbook, warn: WarningSink): void {
   const mapped = new Set(runbook.spec.failback?.networkMapping.map((m) => m.source));
+  const rocva = runbook.spec.rocva;
+  if (!rocva) return;
   for (const role of ROCVA_NETWORK_ROLES) {
-    const network = runbook.spec.rocva.networks[role];
+    const network = rocva.networks[role];
     if (!mapped.has(network)) {
       warn(['spec', 'rocva', 'networks', role], 'rocva_network_unmapped', `network "${network}" has no mapping in spec.failback.networkMapping: the RocVA of a full failback would use the domain VMs' network at the primary for it`);
     }
@@ -304,16 +323,17 @@ type InventoryKind = 'datacenter' | 'cluster' | 'resource pool' | 'datastore' | 
 /** What the runbook places at one of its sites, each name with where it is written. */
 function placedAt(runbook: Runbook, role: 'recovery' | 'primary'): Array<{ path: PathSegment[]; kind: InventoryKind; name: string }> {
   const placed: Array<{ path: PathSegment[]; kind: InventoryKind; name: string }> = [];
-  const placement = (path: PathSegment[], p: Runbook['spec']['placement']) => {
+  const placement = (path: PathSegment[], p: NonNullable<Runbook['spec']['placement']>) => {
     placed.push({ path: [...path, 'datacenter'], kind: 'datacenter', name: p.datacenter }, { path: [...path, 'cluster'], kind: 'cluster', name: p.cluster }, { path: [...path, 'datastore'], kind: 'datastore', name: p.datastore });
     if (p.resourcePool !== undefined) placed.push({ path: [...path, 'resourcePool'], kind: 'resource pool', name: p.resourcePool });
   };
   const { spec } = runbook;
   const failback = spec.failback;
   if (role === 'recovery') {
-    placement(['spec', 'placement'], spec.placement);
+    if (spec.placement) placement(['spec', 'placement'], spec.placement);
     spec.networkMapping.forEach((m, i) => placed.push({ path: ['spec', 'networkMapping', i, 'target'], kind: 'network', name: m.target }));
-    for (const key of ROCVA_NETWORK_ROLES) placed.push({ path: ['spec', 'rocva', 'networks', key], kind: 'network', name: spec.rocva.networks[key] });
+    const rocva = spec.rocva;
+    if (rocva) for (const key of ROCVA_NETWORK_ROLES) placed.push({ path: ['spec', 'rocva', 'networks', key], kind: 'network', name: rocva.networks[key] });
     spec.vms.forEach((vm, i) => {
       if (vm.datastore !== undefined) placed.push({ path: ['spec', 'vms', i, 'datastore'], kind: 'datastore', name: vm.datastore });
       if (vm.network !== undefined) placed.push({ path: ['spec', 'vms', i, 'network'], kind: 'network', name: vm.network });

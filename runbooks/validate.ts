@@ -51,6 +51,8 @@ export async function validateRunbookAgainstSite(text: string, lookup: Inventory
   const first = validateRunbook(text, options);
   if (!first.ok || !first.runbook || !lookup) return first;
   const { sites, failback } = first.runbook.spec;
+  // A runbook without a recovery site places nothing anywhere (and has no failback section).
+  if (sites.recovery === undefined) return first;
   const recovery = await inventoryOf(lookup, sites.recovery);
   const primary = failback ? await inventoryOf(lookup, sites.primary) : undefined;
   const checked = validateRunbook(text, { ...options, inventory: recovery.inventory, primaryInventory: primary?.inventory });

@@ -58,7 +58,8 @@ export interface OperationProgress {
   domain: string;
   type?: HandoverType;
   primarySite: string;
-  recoverySite: string;
+  /** Absent for an operation by a runbook without a recovery site. */
+  recoverySite?: string;
   runbook: { name: string; version: number };
   requestedBy: string;
   outcome: OperationOutcome;

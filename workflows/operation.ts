@@ -10,6 +10,7 @@ import {
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import type { SearchAttributePair } from '@temporalio/common';
+import { failure } from '../common/failures';
 import { powerOnPlanAt } from '../runbooks/power-on-plan';
 import type { Runbook } from '../runbooks/schema';
 import { workflowNow } from './clock';
@@ -64,13 +65,20 @@ export interface RequestedOperation {
 /** An operation that moves the domain from its runbook's primary site to its recovery site. */
 export function towardsRecoverySite(operation: OperationKind, request: RequestedOperation, more: Pick<OperationStart, 'type' | 'memo' | 'resumed'> = {}): Operation {
   const { domain, runbook, runbookVersion, requestedBy, declaredAt } = request;
-  return new Operation({ operation, domain, from: runbook.spec.sites.primary, to: runbook.spec.sites.recovery, runbook, runbookVersion, requestedBy, declaredAt, ...more });
+  return new Operation({ operation, domain, from: runbook.spec.sites.primary, to: recoverySiteOf(operation, request), runbook, runbookVersion, requestedBy, declaredAt, ...more });
 }
 
 /** An operation that returns the domain from its runbook's recovery site to its primary site. */
 export function towardsPrimarySite(operation: OperationKind, request: RequestedOperation, more: Pick<OperationStart, 'type' | 'memo' | 'resumed'> = {}): Operation {
   const { domain, runbook, runbookVersion, requestedBy, declaredAt } = request;
-  return new Operation({ operation, domain, from: runbook.spec.sites.recovery, to: runbook.spec.sites.primary, runbook, runbookVersion, requestedBy, declaredAt, ...more });
+  return new Operation({ operation, domain, from: recoverySiteOf(operation, request), to: runbook.spec.sites.primary, runbook, runbookVersion, requestedBy, declaredAt, ...more });
+}
+
+/** The API refuses these operations for a runbook without a recovery site; a request that gets here anyway fails at once. */
+function recoverySiteOf(operation: OperationKind, { domain, runbook, runbookVersion }: RequestedOperation): string {
+  const site = runbook.spec.sites.recovery;
+  if (site === undefined) throw failure('NoRecoverySite', `${operation} of ${domain} needs a recovery site, and runbook ${runbook.metadata.name} v${runbookVersion} names none: ${domain} is protected to the storage site only`);
+  return site;
 }
 
 /** What a successful operation measured, for its report. */
@@ -114,7 +122,7 @@ export class Operation {
       domain,
       ...(start.type ? { type: start.type } : {}),
       primarySite: runbook.spec.sites.primary,
-      recoverySite: runbook.spec.sites.recovery,
+      ...(runbook.spec.sites.recovery !== undefined ? { recoverySite: runbook.spec.sites.recovery } : {}),
       runbook: { name: runbook.metadata.name, version: start.runbookVersion },
       requestedBy: start.requestedBy,
       outcome: 'running',
@@ -135,7 +143,7 @@ export class Operation {
       { key: DR_DOMAIN, value: domain },
       { key: DR_OPERATION, value: start.operation },
       { key: DR_PRIMARY_SITE, value: this.progress.primarySite },
-      { key: DR_RECOVERY_SITE, value: this.progress.recoverySite },
+      ...(this.progress.recoverySite !== undefined ? [{ key: DR_RECOVERY_SITE, value: this.progress.recoverySite }] : []),
       ...(start.type ? [{ key: DR_FAILOVER_TYPE, value: start.type }] : []),
       { key: DR_REQUESTED_BY, value: start.requestedBy },
       { key: DR_OUTCOME, value: 'running' },

@@ -61,9 +61,29 @@ export function originalVm(source: Pick<Vm, 'name' | 'cpus' | 'memoryMiB' | 'nic
   };
 }
 
+/** What recovering at the runbook's recovery site needs: the site, where VMs go there, the RocVA's networks there. */
+export interface RecoverySide {
+  site: string;
+  placement: Placement;
+  rocva: NonNullable<Runbook['spec']['rocva']>;
+}
+
+/**
+ * The runbook's recovery site with its sections (validation requires them together). A runbook
+ * without one (a permanent failover named none) recovers nowhere: the operations that would are
+ * refused by the API before they start, and this says why if one gets this far.
+ */
+export function recoverySide(runbook: Runbook): RecoverySide {
+  const { sites, placement, rocva } = runbook.spec;
+  if (sites.recovery === undefined || !placement || !rocva) {
+    throw new RecoveredVmError(`runbook ${runbook.metadata.name} names no recovery site for ${runbook.spec.protectedDomain}: it is protected to the storage site only`);
+  }
+  return { site: sites.recovery, placement, rocva };
+}
+
 /** Where the runbook places a VM at the recovery site: its placement, with the VM's datastore override. A VM it does not list gets the default. */
 export function placementFor(vm: string, runbook: Runbook): Placement {
-  const { placement } = runbook.spec;
+  const { placement } = recoverySide(runbook);
   const override = runbook.spec.vms.find((v) => v.name === vm);
   return {
     datacenter: placement.datacenter,
@@ -122,7 +142,7 @@ export function rebuildPlacement(vm: string, left: LeftVm | undefined, runbook: 
  */
 export function rocvaNetworksAtPrimary(runbook: Runbook, domainNetwork: string): RocvaSpec['networks'] {
   const mapped = mappingBack(runbook);
-  const { externalReplication, internal, management } = runbook.spec.rocva.networks;
+  const { externalReplication, internal, management } = recoverySide(runbook).rocva.networks;
   const back = (network: string) => mapped.get(network) ?? domainNetwork;
   return { externalReplication: back(externalReplication), internal: back(internal), management: back(management) };
 }

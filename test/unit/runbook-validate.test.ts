@@ -41,6 +41,9 @@ function expectError(text: string, code: string, path: string, token: string, op
   return found;
 }
 
+/** The parts of an editable runbook that exist for its recovery site. */
+const recoverySections = (r: EditableRunbook) => r.spec as unknown as { sites: { recovery?: string }; placement?: unknown; rocva?: unknown; failback?: unknown };
+
 function expectValid(text: string, inventory?: SiteInventory) {
   const result = validateRunbook(text, { inventory });
   assert.deepEqual(result.errors, []);
@@ -205,6 +208,40 @@ describe('runbook validation: meaning', () => {
 
   it('requires different primary and recovery sites', () => {
     expectError(THREE_TIER.replace('recovery: site-b', 'recovery: site-a'), 'same_site', 'spec.sites.recovery', 'site-a');
+  });
+
+  it('accepts a runbook without a recovery site, its recovery sections then optional, and refuses a failback section in it', () => {
+    const storageOnly = edited((r) => {
+      const spec = recoverySections(r);
+      delete spec.sites.recovery;
+      delete spec.placement;
+      delete spec.rocva;
+      delete spec.failback;
+    });
+    const valid = expectValid(storageOnly, INVENTORY);
+    assert.equal(valid.runbook?.spec.sites.recovery, undefined);
+    const withFailback = edited((r) => {
+      const spec = recoverySections(r);
+      delete spec.sites.recovery;
+      delete spec.placement;
+      delete spec.rocva;
+    });
+    expectError(withFailback, 'no_recovery_site', 'spec.failback', 'failback', { message: /needs spec.sites.recovery/ });
+  });
+
+  it('requires the placement and the RocVA with a recovery site, naming it', () => {
+    const text = edited((r) => {
+      const spec = recoverySections(r);
+      delete spec.placement;
+      delete spec.rocva;
+    });
+    assert.deepEqual(
+      validateRunbook(text).errors.map((e) => [e.code, e.path, e.message]),
+      [
+        ['missing_section', 'spec', 'spec.placement is required: where the VMs are recovered at recovery site "site-b"'],
+        ['missing_section', 'spec', 'spec.rocva is required: the networks of the recovery appliance at recovery site "site-b"'],
+      ],
+    );
   });
 
   it('warns about VMs listed for power-on whose startup action is to stay off', () => {

@@ -6,7 +6,7 @@ import type { Placement, RocvaSpec } from '../../sites/provider';
 import { representationVmName } from '../../common/resource-names';
 import { failure } from '../../common/failures';
 import type { Operation } from '../operation';
-import { recoveredVm, RecoveredVmError, type RecoveredVm } from '../recovered-vm';
+import { recoveredVm, RecoveredVmError, recoverySide, type RecoveredVm } from '../recovered-vm';
 import { forEachVm } from '../vm-fan-out';
 import { activitiesAt, longActivitiesAt } from './site-activities';
 
@@ -47,11 +47,17 @@ export function byRunbook<T>(configure: () => T): T {
 }
 
 /** The RocVA, the temporary appliance that rehydrates at the site; named after the operation's run. Undo: removed. */
-export async function deployRocva(op: Operation, runId: string, where: Pick<RocvaSpec, 'placement' | 'networks'> = { placement: op.runbook.spec.placement, networks: op.runbook.spec.rocva.networks }): Promise<{ name: string }> {
-  const rocva = { name: `rocva-${op.domain}-${runId.slice(0, 8)}`, ...where };
+export async function deployRocva(op: Operation, runId: string, where?: Pick<RocvaSpec, 'placement' | 'networks'>): Promise<{ name: string }> {
+  const rocva = { name: `rocva-${op.domain}-${runId.slice(0, 8)}`, ...(where ?? rocvaAtRecoverySite(op)) };
   await op.step('deploy the RocVA', () => activitiesAt(op.to).deployRocva.executeWithOptions({ summary: `deploy RocVA ${rocva.name} at ${op.to}` }, [rocva]));
   undoRocva(op, rocva);
   return { name: rocva.name };
+}
+
+/** The RocVA at the runbook's recovery site: its placement and networks there. */
+function rocvaAtRecoverySite(op: Operation): Pick<RocvaSpec, 'placement' | 'networks'> {
+  const { placement, rocva } = byRunbook(() => recoverySide(op.runbook));
+  return { placement, networks: rocva.networks };
 }
 
 /** The undo of a deployed RocVA; a run continued as new pushes it again for the RocVA it carries. */
@@ -137,7 +143,7 @@ export async function rehydrate(op: Operation, point: RecoveryPoint, targets: Re
   const stepName = onto === 'new disks' ? 'rehydrate disks' : 'rehydrate the original disks fully';
   const rehydrated = await op.step(stepName, () =>
     longActivitiesAt(op.to, '6 hours').rehydrateDomain.executeWithOptions({ summary: `rehydrate ${point.disks.length} disk(s) of ${op.domain} at ${op.to} to ${point.description}` }, [
-      { domain: op.domain, targetSite: op.to, datastore: op.runbook.spec.placement.datastore, diskDatastores, upTo: point.upTo, ...(onto === 'existing disks' ? { targetMayHoldData: true } : {}) },
+      { domain: op.domain, targetSite: op.to, datastore: byRunbook(() => recoverySide(op.runbook)).placement.datastore, diskDatastores, upTo: point.upTo, ...(onto === 'existing disks' ? { targetMayHoldData: true } : {}) },
     ]),
   );
   op.rehydrated(rehydrated.bytesWritten);
