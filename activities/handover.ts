@@ -70,10 +70,10 @@ export function createHandoverActivities({ store, provider }: HandoverDependenci
 
   return {
     /** Who owns the domain and what it holds, from the storage site alone (no contact to the primary). */
-    async describeDomain({ domain }: { domain: string }): Promise<{ protectedSite: string; ownerSite?: string; epoch: number; vms: string[] }> {
+    async describeDomain({ domain }: { domain: string }): Promise<{ protectedSite: string; ownerSite?: string; epoch: number; vms: string[]; diskIds: string[] }> {
       const manifest = await readManifest(domain);
       const { epoch, owner } = await new Ownership(store, domain).inspect();
-      return { protectedSite: manifest.protectedSite, ownerSite: owner?.site, epoch, vms: manifest.vms.map((vm) => vm.name) };
+      return { protectedSite: manifest.protectedSite, ownerSite: owner?.site, epoch, vms: manifest.vms.map((vm) => vm.name), diskIds: manifest.disks.map((d) => d.diskId) };
     },
 
     /**

@@ -20,7 +20,8 @@ async function vmIfPresent(provider: SiteProvider, name: string): Promise<Vm | u
   );
 }
 
-async function diskIfPresent(provider: SiteProvider, id: string): Promise<boolean> {
+/** Whether the site holds the disk; as `vmIfPresent`, only the site's `DiskNotFound` means no. */
+export async function diskIfPresent(provider: SiteProvider, id: string): Promise<boolean> {
   return atSite(() =>
     provider.getDisk(id).then(
       () => true,

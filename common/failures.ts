@@ -37,6 +37,7 @@ export const FAILURES = {
   ConflictNotResolved: { heals: false, meaning: 'a VM of the domain is still active at the returning site after a resolution deactivated the stale copies' },
   OriginalVmRunning: { heals: false, meaning: 'an original VM runs at the site a failback returns to (a split-brain not resolved yet): failback would rewrite its disks under it' },
   VmInactive: { heals: false, meaning: 'the VM was deactivated after a split-brain and must not run until it is reactivated' },
+  SiteOwnsDomain: { heals: false, meaning: 'the site a permanent failover retires owns the domain or is its new primary: nothing of the domain is removed there' },
   AlreadyOwned: { heals: false, meaning: 'the site the operation moves the domain to owns it already' },
   NoRecoverySite: { heals: false, meaning: 'the runbook names no recovery site for the domain (a permanent failover named none): it is protected to the storage site only' },
   RunbookMismatch: { heals: false, meaning: 'the runbook does not describe the VMs or networks being recovered' },

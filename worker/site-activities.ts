@@ -6,12 +6,14 @@ import { createDomainStatusActivities } from '../activities/domain-status';
 import { createFailbackDataActivities } from '../activities/failback-data';
 import { createHandoverActivities } from '../activities/handover';
 import { createPrimarySiteActivities, createRecoverySiteActivities } from '../activities/recovery-site';
+import { createPermanentFailoverActivities } from '../activities/permanent-failover';
 import { createSplitBrainActivities } from '../activities/split-brain';
 import { createStoragePreflightActivities } from '../activities/storage-preflight';
 import { createVmPowerActivities } from '../activities/vm-power';
 import { createWebhookActivities } from '../activities/webhook';
 import type { SecretResolver } from '../common/secrets';
 import type { SiteProvider } from '../sites/provider';
+import { RunbookStore } from '../runbooks/store';
 
 export interface SiteActivityDependencies {
   site: string;
@@ -41,5 +43,6 @@ export function createSiteActivities(deps: SiteActivityDependencies) {
     ...createFailbackDataActivities({ store, provider: deps.provider }),
     ...createDomainStatusActivities({ store }),
     ...createSplitBrainActivities({ store, provider: deps.provider }),
+    ...createPermanentFailoverActivities({ store, provider: deps.provider, runbooks: new RunbookStore(deps.s3, deps.s3Settings) }),
   };
 }

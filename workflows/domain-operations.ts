@@ -33,6 +33,7 @@ export const OPERATION_WORKFLOW_TYPES: Record<OperationKind, string> = {
   'continuous-failover': 'continuousFailover',
   failback: 'failback',
   'resolve-conflict': 'resolveConflict',
+  'permanent-failover': 'permanentFailover',
 };
 
 export interface OperationRequest {

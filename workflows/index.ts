@@ -10,3 +10,5 @@ export { continuousFailover } from './continuous-failover';
 export { failback } from './failback';
 export { conflictWatch } from './conflict-watch';
 export { resolveConflict } from './resolve-conflict';
+export { permanentFailover } from './permanent-failover';
+export { retireSite } from './retire';

@@ -1,4 +1,5 @@
 import { defineQuery } from '@temporalio/workflow';
+import type { DomainHoldings } from '../activities/permanent-failover';
 import type { SideCopyRecord } from '../datapath/side-copy';
 import type { CommitWindowStatus } from './commit-window-messages';
 import type { Placement } from '../sites/provider';
@@ -97,8 +98,24 @@ export interface OperationReport extends Omit<OperationProgress, 'phase' | 'elap
   rehydration?: { kind: 'delta' | 'full'; bytesWritten: number; why?: string };
   /** A failback: the VMs it rebuilt at the primary because they were no longer registered there, where and on which networks. */
   rebuilt?: Array<{ vm: string; placement: Placement; networks: string[]; diskIds: string[] }>;
+  /** A permanent failover: the runbook version written for the domain's new direction. */
+  newDirection?: { runbook: { name: string; version: number }; primary: string; recovery?: string };
+  /** A permanent failover: the domain's removal from the retired primary, done or waiting for the site to return. */
+  retirement?: Retirement;
   failure?: string;
   compensation?: CompensationOutcome;
+}
+
+/** What a permanent failover did about the old primary: removed the domain there, or left that to a workflow that waits for the site. */
+export interface Retirement {
+  site: string;
+  /** The workflow that removes the domain there (`retire/<domain>/<site>`). */
+  workflowId: string;
+  state: 'removed' | 'pending';
+  /** Removed: the VMs and disks it removed. */
+  removed?: DomainHoldings;
+  /** Pending: why (the site did not answer, or the removal outlasted the wait). */
+  why?: string;
 }
 
 /** Answered by every operation while it runs (query name kept from the first operation, failover). */

@@ -89,6 +89,8 @@ export interface OperationMeasures {
   sideCopy?: OperationReport['sideCopy'];
   rehydration?: OperationReport['rehydration'];
   rebuilt?: OperationReport['rebuilt'];
+  newDirection?: OperationReport['newDirection'];
+  retirement?: OperationReport['retirement'];
 }
 
 /**

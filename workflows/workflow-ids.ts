@@ -4,7 +4,7 @@
  */
 
 /** The operations a domain's desk starts, each the first segment of its workflow id. */
-export const OPERATION_KINDS = ['power-on', 'failover', 'continuous-failover', 'failback', 'resolve-conflict'] as const;
+export const OPERATION_KINDS = ['power-on', 'failover', 'continuous-failover', 'failback', 'resolve-conflict', 'permanent-failover'] as const;
 export type OperationKind = (typeof OPERATION_KINDS)[number];
 
 /** `<operation>/<domain>/<start time>`: one operation of a domain. */
@@ -29,6 +29,14 @@ export function domainOperationsWorkflowId(domain: string): string {
  */
 export function protectionWorkflowId(domain: string, site: string, epoch: number): string {
   return `protect/${domain}/${site}/epoch-${epoch}`;
+}
+
+/**
+ * The removal of a domain from the site a permanent failover retired: one per domain and site, so
+ * that a retried or repeated permanent failover finds the removal already under way.
+ */
+export function retireWorkflowId(domain: string, site: string): string {
+  return `retire/${domain}/${site}`;
 }
 
 /** The split-brain detector of a site: one per site, kept running by that site's worker. */

@@ -11,6 +11,7 @@
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { DepartureRecord, DomainDisk, RestorePoint, VmMetadata } from '../../datapath/records';
 import type { DomainStatus } from '../../datapath/domain-status';
+import type { PermanentFailoverRecord } from '../../datapath/permanent-failover';
 import type { VmKind } from '../../sites/provider';
 import { representationVmName } from '../../common/resource-names';
 import type { SplitBrainActivities } from '../../activities/split-brain';
@@ -62,6 +63,8 @@ export interface StubDomain {
   epoch: number;
   owner?: string;
   status?: DomainStatus;
+  /** The permanent failover that made the recovery site the domain's primary, once recorded. */
+  permanentFailover?: PermanentFailoverRecord;
   /** The latest departure recorded from each site (by a failover or a failback): a later return to that site may take a delta. */
   departures: Record<string, DepartureRecord>;
 }
@@ -94,6 +97,8 @@ export class StubSites {
   private readonly interceptors = new Map<string, Interceptor>();
   private readonly silentGuests = new Set<string>();
   private seq = 0;
+  /** The runbook store: each runbook's versions, oldest first. */
+  private readonly runbooks = new Map<string, Array<{ version: number; text: string; submittedBy: string }>>();
 
   constructor(readonly siteNames: string[]) {
     for (const site of siteNames) this.state.set(site, { vms: new Map(), disks: new Map(), rocvas: new Set() });
@@ -141,6 +146,13 @@ export class StubSites {
     };
     this.domains.set(name, domain);
     return domain;
+  }
+
+  /** The versions of a stored runbook, oldest first (the fast tier's runbook store). */
+  runbookVersions(name: string): Array<{ version: number; text: string; submittedBy: string }> {
+    let versions = this.runbooks.get(name);
+    if (!versions) this.runbooks.set(name, (versions = []));
+    return versions;
   }
 
   /** Registered, powered-off VMs at a site (what a power-on operation starts). */
@@ -224,6 +236,14 @@ export class StubSites {
       reason,
       vms: metadataOf(domain),
     });
+
+    const holdings = (domain: string, diskIds: string[]) => {
+      const { vms, disks, rocvas } = this.inventoryOf(siteName, domain);
+      return {
+        vms: [...vms.map(([name, held]) => ({ name, kind: held.kind, poweredOn: held.powerState === 'poweredOn' })), ...rocvas.map((name) => ({ name, kind: 'rocva' as const, poweredOn: true }))],
+        diskIds: [...new Set([...disks, ...diskIds.filter((id) => site.disks.has(id))])].sort(),
+      };
+    };
 
     const activities: SiteActivities = {
       // Storage preflight needs a real object store; no workflow under test runs it.
@@ -362,7 +382,7 @@ export class StubSites {
 
       describeDomain: ({ domain: name }) => {
         const domain = domainOf(name);
-        return Promise.resolve({ protectedSite: domain.primary, ownerSite: domain.owner, epoch: domain.epoch, vms: domain.vms.map((v) => v.name) });
+        return Promise.resolve({ protectedSite: domain.primary, ownerSite: domain.owner, epoch: domain.epoch, vms: domain.vms.map((v) => v.name), diskIds: domain.disks.map((d) => d.diskId) });
       },
       drainReplication: ({ domain: name }) => {
         const domain = domainOf(name);
@@ -429,6 +449,37 @@ export class StubSites {
         const domain = domainOf(name);
         for (const d of domain.disks) if (!site.disks.has(d.diskId)) throw notFound(`target disk ${d.diskId} at ${siteName}`, 'DiskNotFound');
         return Promise.resolve({ cursor: { base: null, baseWritten: true }, segmentsApplied: 1, bytesRead: { base: 0, log: 4096 }, bytesWritten: 4096, lag: { segments: 0, bytes: 0, ms: 0 }, caughtUp: true });
+      },
+
+      submitRunbookVersion: ({ name, content, submittedBy }) => {
+        const versions = this.runbookVersions(name);
+        const text = 'text' in content ? content.text : versions.find((v) => v.version === content.sameAs)?.text;
+        if (text === undefined) throw ApplicationFailure.nonRetryable(`runbook ${name} has no version to submit again`, 'RunbookMismatch');
+        const earlier = versions.find((v) => v.submittedBy === submittedBy && v.text === text);
+        if (earlier) return Promise.resolve({ version: earlier.version });
+        versions.push({ version: versions.length + 1, text, submittedBy });
+        return Promise.resolve({ version: versions.length });
+      },
+      recordPermanentFailover: (record) => {
+        domainOf(record.domain).permanentFailover = { formatVersion: 1, ...record };
+        return Promise.resolve();
+      },
+      withdrawPermanentFailover: ({ domain: name, workflowId }) => {
+        const domain = domainOf(name);
+        if (domain.permanentFailover?.workflowId === workflowId) delete domain.permanentFailover;
+        return Promise.resolve();
+      },
+      domainHoldings: ({ domain, diskIds }) => Promise.resolve(holdings(domain, diskIds)),
+      removeDomainHoldings: ({ domain: name, diskIds, newPrimary }) => {
+        const domain = domainOf(name);
+        if (siteName === newPrimary || domain.owner === siteName) throw ApplicationFailure.nonRetryable(`site ${siteName} holds ${name} as it runs now`, 'SiteOwnsDomain');
+        const held = holdings(name, diskIds);
+        for (const vm of held.vms) {
+          site.vms.delete(vm.name);
+          site.rocvas.delete(vm.name);
+        }
+        for (const id of held.diskIds) site.disks.delete(id);
+        return Promise.resolve(held);
       },
 
       setDomainStatus: (input) => {
