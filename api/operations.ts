@@ -10,12 +10,15 @@ import { allowedRequests, decide, type DomainCondition, type DomainRequest } fro
 import { readDomainCondition, readDomainStatus } from '../datapath/domain-status';
 import { readConflict, type ConflictRecord } from '../datapath/conflict';
 import { describeError } from '../common/errors';
+import { describePermanentFailover, readPermanentFailover } from '../datapath/permanent-failover';
 import type { Logger } from '../common/logger';
 import { powerOnPlanAt } from '../runbooks/power-on-plan';
+import type { InventoryLookup } from '../runbooks/inventory';
+import { NewDirectionError, runbookAfterPermanentFailover, runbookText } from '../runbooks/new-direction';
 import type { Runbook } from '../runbooks/schema';
 import type { RunbookStore } from '../runbooks/store';
 import { parseDuration } from '../runbooks/units';
-import { validateRunbook } from '../runbooks/validate';
+import { validateRunbook, validateRunbookAgainstSite } from '../runbooks/validate';
 import {
   deskStartOptions,
   domainOperations,
@@ -30,6 +33,7 @@ import { ORCHESTRATION_TASK_QUEUE } from '../workflows/task-queues';
 import type { FailoverInput } from '../workflows/failover-messages';
 import { COMMIT_REFUSED, decideCommitUpdate, describeCommitWindow } from '../workflows/commit-window-messages';
 import type { FailbackInput } from '../workflows/failback-messages';
+import type { PermanentFailoverInput } from '../workflows/permanent-failover-messages';
 import { CONFLICT_ACTIONS, type ResolveConflictInput } from '../workflows/resolve-conflict-messages';
 import { operationProgressQuery, type OperationProgress } from '../workflows/operation-messages';
 import { protectStatusQuery } from '../workflows/protect';
@@ -59,10 +63,16 @@ export interface OperationsRouterOptions {
   webUiUrl?: string;
   /** How long to wait for an operation to answer a query; default OPERATION_QUERY_DEADLINE_MS. */
   queryDeadlineMs?: number;
+  /**
+   * The sites this orchestrator knows (a permanent failover's new recovery site must be one), and
+   * their inventories, against which the runbook for its new direction is checked. Absent: the sites
+   * of the domain's runbook, unchecked.
+   */
+  sites?: { names: string[]; inventoryFor?: InventoryLookup };
 }
 
 /** The requests this API offers endpoints for (the mode table knows the operations still to come). */
-const OFFERED: DomainRequest[] = ['power-on', 'failover', 'continuous-failover', 'failback', 'resolve-conflict'];
+const OFFERED: DomainRequest[] = ['power-on', 'failover', 'continuous-failover', 'failback', 'permanent-failover', 'resolve-conflict'];
 const offeredNow = (condition: DomainCondition) => allowedRequests(condition).filter((r) => OFFERED.includes(r));
 
 /**
@@ -107,6 +117,12 @@ const FailbackRequest = RunbookRef.extend({
   type: z.enum(['planned', 'forced']),
   confirm: z.string().max(63).optional().describe('forced failback: the domain name, confirming that the recovery site is lost'),
 });
+const PermanentFailoverRequest = RunbookRef.extend({
+  runbook: RunbookRef.shape.runbook.optional().describe('default: the runbook named like the domain (the one it failed over by)'),
+  confirm: z.string().max(63).optional().describe('the domain name, confirming that the primary site is retired and what it holds of the domain removed'),
+  newRecoverySite: z.string().regex(DOMAIN, 'must be a site name').optional().describe('default: none, the domain is then protected to the storage site only'),
+  newRunbook: RunbookRef.optional().describe('the runbook for the new direction, when it cannot be derived from the one the domain failed over by'),
+});
 const ResolveConflictRequest = z.strictObject({ action: z.enum(CONFLICT_ACTIONS).describe('deactivate: power the stale VMs off, keep their diverged writes as a side copy, mark them inactive') });
 const ApproveRequest = z.strictObject({ step: z.string().min(1).max(63), decision: z.enum(['approve', 'reject']).default('approve'), comment: z.string().max(2000).optional() });
 const DecisionRequest = z.strictObject({ target: z.string().min(1).max(80), comment: z.string().max(2000).optional() });
@@ -143,7 +159,7 @@ function domainParam(req: Request): string {
  * operations desk (one at a time, 409 naming the running one); approvals and operator decisions
  * are routed to the power-on group that is waiting for them.
  */
-export function operationsRouter({ client, runbooks, store, log, webUiUrl, queryDeadlineMs = OPERATION_QUERY_DEADLINE_MS }: OperationsRouterOptions): Router {
+export function operationsRouter({ client, runbooks, store, log, webUiUrl, queryDeadlineMs = OPERATION_QUERY_DEADLINE_MS, sites }: OperationsRouterOptions): Router {
   const router = express.Router();
   const json = express.json({ limit: '64kb' });
   const namespace = client.options.namespace;
@@ -313,10 +329,28 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     );
   }
 
+  /**
+   * After a permanent failover no failback is expected: one to the retired site (by the runbook the
+   * domain failed over by), or one the mode refuses anyway, is refused naming the permanent failover.
+   */
+  async function refuseFailbackAfterPermanentFailover(domain: string, ref: { runbook?: string; version?: number }) {
+    const record = await readPermanentFailover(store, domain);
+    if (!record) return;
+    const condition = await readDomainCondition(store, domain);
+    const { runbook } = await loadRunbook(domain, { runbook: ref.runbook ?? domain, ...(ref.version ? { version: ref.version } : {}) });
+    if (runbook.spec.sites.primary !== record.retiredSite && decide('failback', condition).allowed) return;
+    throw conflict(`failback of ${domain} is refused: ${describePermanentFailover(record)}; ${record.retiredSite} is retired and no failback to it is expected; allowed now: ${offeredNow(condition).join(', ') || 'nothing'}`, {
+      mode: condition.mode,
+      allowedOperations: offeredNow(condition),
+      permanentFailover: { ...links(record.workflowId), at: new Date(record.at).toISOString(), retiredSite: record.retiredSite, newPrimary: record.newPrimary },
+    });
+  }
+
   router.post('/domains/:domain/failback', requireRole('operator'), json, async (req, res) => {
     const domain = domainParam(req);
     const body = parseBody(FailbackRequest, req);
     requireConfirmation(domain, 'failback', body);
+    await refuseFailbackAfterPermanentFailover(domain, body);
     const { runbook, version } = await checkHandover(domain, 'failback', body);
     const input: FailbackInput = {
       domain,
@@ -330,6 +364,74 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     const { primary, recovery } = runbook.spec.sites;
     const summary = `${body.type === 'forced' ? 'Forced' : 'Planned'} failback of ${domain} from ${recovery} to ${primary} by runbook ${runbook.metadata.name} v${version}, requested by ${principalName(req)}`;
     await startAndAnswer(res, domain, { operation: 'failback', requestedBy: principalName(req), summary, input }, { type: body.type, runbook: { name: runbook.metadata.name, version } });
+  });
+
+  /**
+   * The runbook for the domain's direction after a permanent failover, as the next version of the
+   * one it failed over by: derived from that one (no new recovery site, or the old primary), or the
+   * runbook the request names, which must already describe the new direction. Checked like a
+   * submitted runbook (against the sites' inventories when they are known) before anything changes.
+   */
+  async function newDirectionOf(domain: string, failedOverBy: { runbook: Runbook; version: number }, body: z.infer<typeof PermanentFailoverRequest>, by: string) {
+    const { primary, recovery } = failedOverBy.runbook.spec.sites;
+    const known = sites?.names ?? [primary, ...(recovery !== undefined ? [recovery] : [])];
+    if (body.newRecoverySite !== undefined && !known.includes(body.newRecoverySite)) {
+      throw badRequest(`"${body.newRecoverySite}" is not a known site; known sites: ${known.join(', ')}`, { errors: [{ path: 'newRecoverySite', message: `must be one of ${known.join(', ')}` }] });
+    }
+    if (body.newRecoverySite === recovery) throw badRequest(`${body.newRecoverySite} becomes the primary of ${domain}: it cannot be its recovery site too`, { errors: [{ path: 'newRecoverySite', message: 'must not be the new primary' }] });
+    let direction: Runbook;
+    if (body.newRunbook) {
+      const named = await loadRunbook(domain, body.newRunbook);
+      const sitesNamed = named.runbook.spec.sites;
+      if (sitesNamed.primary !== recovery || (body.newRecoverySite !== undefined && sitesNamed.recovery !== body.newRecoverySite)) {
+        throw badRequest(`runbook ${body.newRunbook.runbook} v${named.version} goes from ${sitesNamed.primary} to ${sitesNamed.recovery ?? 'no recovery site'}; the new direction of ${domain} is from ${recovery ?? '?'} to ${body.newRecoverySite ?? 'its recovery site'}`, {
+          errors: [{ path: 'newRunbook', message: 'must name a runbook whose primary is the site the domain runs at in failover' }],
+        });
+      }
+      direction = { ...named.runbook, metadata: { ...named.runbook.metadata, name: failedOverBy.runbook.metadata.name } };
+    } else {
+      try {
+        direction = runbookAfterPermanentFailover(failedOverBy.runbook, body.newRecoverySite, by);
+      } catch (error) {
+        if (error instanceof NewDirectionError) throw badRequest(error.message, { errors: [{ path: body.newRecoverySite !== undefined ? 'newRecoverySite' : '(body)', message: error.message }] });
+        throw error;
+      }
+    }
+    const text = runbookText(direction);
+    const checked = await validateRunbookAgainstSite(text, sites?.inventoryFor);
+    if (!checked.runbook) throw badRequest(`the runbook for the new direction of ${domain} does not validate; submit one that does and name it in "newRunbook"`, { errors: checked.errors, runbook: text });
+    return { text, primary: checked.runbook.spec.sites.primary, ...(checked.runbook.spec.sites.recovery !== undefined ? { recovery: checked.runbook.spec.sites.recovery } : {}) };
+  }
+
+  router.post('/domains/:domain/permanent-failover', requireRole('operator'), json, async (req, res) => {
+    const domain = domainParam(req);
+    const body = parseBody(PermanentFailoverRequest, req);
+    if (body.confirm !== domain) {
+      throw badRequest(`a permanent failover makes the recovery site the primary of ${domain} for good and removes ${domain} from its primary site; confirm by repeating the domain name: "confirm": "${domain}"`, {
+        errors: [{ path: 'confirm', message: `must be "${domain}"` }],
+      });
+    }
+    await requireAllowed(domain, 'permanent-failover');
+    const failedOverBy = requireRecoverySite(domain, 'permanent-failover', await loadRunbook(domain, { runbook: body.runbook ?? domain, ...(body.version ? { version: body.version } : {}) }));
+    const status = await readDomainStatus(store, domain);
+    if (status?.runningAt !== failedOverBy.recovery) {
+      throw conflict(`${domain} runs at ${status?.runningAt ?? 'its primary'}, not at ${failedOverBy.recovery}, the recovery site of runbook ${failedOverBy.runbook.metadata.name} v${failedOverBy.version}: only where it runs in failover can become its primary`, {
+        mode: status?.mode ?? 'Protected',
+        allowedOperations: offeredNow(await readDomainCondition(store, domain)),
+      });
+    }
+    const requestedBy = principalName(req);
+    const declaredAt = Date.now();
+    const newDirection = await newDirectionOf(domain, failedOverBy, body, `requested by ${requestedBy} at ${new Date(declaredAt).toISOString()}`);
+    const input: PermanentFailoverInput = { domain, runbook: failedOverBy.runbook, runbookVersion: failedOverBy.version, requestedBy, declaredAt, confirmation: body.confirm, newDirection };
+    const { primary } = failedOverBy.runbook.spec.sites;
+    const summary = `Permanent failover of ${domain}: ${failedOverBy.recovery} becomes its primary for good, ${primary} is retired, new recovery site: ${newDirection.recovery ?? 'none (storage site only)'}; by runbook ${failedOverBy.runbook.metadata.name} v${failedOverBy.version}, requested by ${requestedBy}`;
+    await startAndAnswer(
+      res,
+      domain,
+      { operation: 'permanent-failover', requestedBy, summary, input },
+      { runbook: { name: failedOverBy.runbook.metadata.name, version: failedOverBy.version }, newPrimary: newDirection.primary, newRecoverySite: newDirection.recovery ?? null, retiredSite: primary },
+    );
   });
 
   router.post('/domains/:domain/resolve-conflict', requireRole('operator'), json, async (req, res) => {
@@ -410,6 +512,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
       owner: ownership.owner ? { site: ownership.owner.site, epoch: ownership.epoch, since: new Date(ownership.owner.claimedAt).toISOString() } : null,
       conflict: condition.conflictSince !== undefined ? await readConflict(store, domain).then((open) => (open ? shownConflict(open) : null)) : null,
       status: status ?? null,
+      permanentFailover: (await readPermanentFailover(store, domain)) ?? null,
       protection,
     });
   });

@@ -61,7 +61,14 @@ async function main(): Promise<void> {
     routers: [
       runbooksRouter({ store: runbooks, log, inventoryFor }),
       storageSiteRouter({ store, log }),
-      operationsRouter({ client: temporal, runbooks, store, log, ...(process.env.DR_TEMPORAL_UI_URL ? { webUiUrl: process.env.DR_TEMPORAL_UI_URL } : {}) }),
+      operationsRouter({
+        client: temporal,
+        runbooks,
+        store,
+        log,
+        ...(process.env.DR_TEMPORAL_UI_URL ? { webUiUrl: process.env.DR_TEMPORAL_UI_URL } : {}),
+        ...(sites.size > 0 ? { sites: { names: [...sites.keys()], inventoryFor } } : {}),
+      }),
     ],
   });
   const server = app.listen(settings.api.port, settings.api.host, () => {
