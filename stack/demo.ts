@@ -10,6 +10,9 @@
  * `npm run demo -- --failback` returns the domain to its original VMs at the primary (planned
  * failback): it brings the primary back and resolves an open split-brain first, saying so, then
  * prints the failback's progress and report and checks every disk at the primary byte for byte.
+ * `npm run demo -- --permanent` makes the recovery site the domain's primary for good instead
+ * (permanent failover, no new recovery site): it prints what was removed from the old primary (or
+ * that the removal waits for it to return) and the runbook version written for the new direction.
  *
  * Which writes a disk must hold is kept in `<data>/demo/lineage.json`: the periods the domain ran
  * at each site, as journal positions of that site's workload record, so that failover, failback
@@ -47,8 +50,8 @@ interface StartedOperation {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { restore: { type: 'boolean' }, continuous: { type: 'boolean' }, failback: { type: 'boolean' } } });
-  if ([values.restore, values.continuous, values.failback].filter(Boolean).length > 1) throw new OperatorError('use one of --restore, --continuous, --failback at a time');
+  const { values } = parseArgs({ options: { restore: { type: 'boolean' }, continuous: { type: 'boolean' }, failback: { type: 'boolean' }, permanent: { type: 'boolean' } } });
+  if ([values.restore, values.continuous, values.failback, values.permanent].filter(Boolean).length > 1) throw new OperatorError('use one of --restore, --continuous, --failback, --permanent at a time');
   const settings = loadSettings();
   const api = `http://${settings.api.host}:${settings.api.port}`;
   const token = readLocalToken(settings.dataDir, 'operator');
@@ -179,6 +182,7 @@ async function main(): Promise<void> {
     return;
   }
   if (values.failback) return failBack();
+  if (values.permanent) return failOverPermanently();
 
   for (let waited = 0; ; waited += 1_000) {
     const { owner, protection } = (await call('GET', `/domains/${DOMAIN}`)) as { owner: { site: string } | null; protection: { mode: string; cursor: number } | null };
@@ -232,6 +236,38 @@ async function main(): Promise<void> {
     say(`the applications run at ${recovery.name} now: a workload writes ${primary.workload.writesPerSecond} blocks/s to the recovered VMs`);
   }
   say(`bring the primary site back with: npm run demo -- --restore; then fail back with: npm run demo -- --failback`);
+
+  /**
+   * Permanent failover: the recovery site, where the domain runs in failover, becomes its primary
+   * for good, with no new recovery site. The old primary is cleared of the domain now if it answers,
+   * else by a workflow that waits for it (`--restore` brings it back, and the removal follows).
+   */
+  async function failOverPermanently(): Promise<void> {
+    const domain = (await call('GET', `/domains/${DOMAIN}`)) as { mode: string; owner: { site: string } | null };
+    if (domain.mode !== 'Running in Failover') {
+      throw new OperatorError(`${DOMAIN} is ${domain.mode}${domain.owner ? ` at ${domain.owner.site}` : ''}: only a domain running in failover can be failed over permanently (\`npm run demo\` fails it over first)`);
+    }
+    const { up } = await adminCall(primary!, '/admin/state', 'GET');
+    say(`permanent failover of ${DOMAIN}: ${recovery!.name} becomes its primary for good and ${primary!.name} is retired (${up ? 'it answers: the domain is removed there now' : 'it is down: the domain is removed there when it returns'}); no new recovery site, so ${DOMAIN} is protected to the storage site only`);
+    const operation = (await call('POST', `/domains/${DOMAIN}/permanent-failover`, { confirm: DOMAIN })) as unknown as StartedOperation;
+    const report = await follow(operation, 'permanent failover');
+    console.log(`\n  Permanent failover of ${DOMAIN}: ${report.outcome}\n    steps:\n${report.steps.map((s) => `      ${s.name.padEnd(70)} ${seconds(s.durationMs).padStart(8)}`).join('\n')}\n`);
+    const retirement = report.retirement;
+    if (retirement?.state === 'removed' && retirement.removed) {
+      const { vms, diskIds } = retirement.removed;
+      say(`removed from ${retirement.site}: ${vms.length} VM(s) (${vms.map((vm) => `${vm.name}${vm.kind === 'vm' ? '' : ` [${vm.kind}]`}`).join(', ') || 'none'}) and ${diskIds.length} disk(s) (${diskIds.join(', ') || 'none'})`);
+    } else if (retirement) {
+      say(`${retirement.site} is not cleared yet (${retirement.why ?? 'pending'}): ${retirement.workflowId} removes ${DOMAIN} there once it answers; \`npm run demo -- --restore\` brings it back`);
+    }
+    const direction = report.newDirection;
+    if (direction) {
+      const version = (await call('GET', `/runbooks/${direction.runbook.name}/versions/${direction.runbook.version}`)) as { submittedBy: string; text: string };
+      say(`runbook ${direction.runbook.name} v${direction.runbook.version} (submitted by ${version.submittedBy}): primary ${direction.primary}, recovery ${direction.recovery ?? 'none'}; the versions before it are kept (GET /runbooks/${direction.runbook.name}/diff?from=${direction.runbook.version - 1}&to=${direction.runbook.version})`);
+      console.log(version.text.replace(/^/gm, '      '));
+    }
+    const { mode, status } = (await call('GET', `/domains/${DOMAIN}`)) as { mode: string; status: { runningAt: string } | null };
+    say(`${DOMAIN} is ${mode} at ${status?.runningAt ?? recovery!.name}, protected from there; a failback is refused from now on`);
+  }
 
   /**
    * Planned failback to the original VMs at the primary: the primary must be up and hold no

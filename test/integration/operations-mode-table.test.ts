@@ -16,6 +16,7 @@ const OFFERED: Array<{ request: DomainRequest; body: (domain: string) => Record<
   { request: 'failover', body: () => ({ type: 'planned' }) },
   { request: 'continuous-failover', body: () => ({}) },
   { request: 'failback', body: () => ({ type: 'planned' }) },
+  { request: 'permanent-failover', body: (domain) => ({ confirm: domain }) },
 ];
 
 describe('the domain mode table at the HTTP layer: every offered operation from every mode is started (202) or refused (409) before any workflow runs', () => {
@@ -29,7 +30,9 @@ describe('the domain mode table at the HTTP layer: every offered operation from 
   before(async () => {
     for (const { mode, domain } of cells) {
       await submitRunbook(runbookYaml(domain, {}));
-      const status = { formatVersion: RECORD_FORMAT_VERSION, domain, mode, runningAt: 'primary', vms: [], setBy: 'mode-table test', updatedAt: Date.now() };
+      // A domain that has failed over runs at the recovery site (where a permanent failover makes it the primary).
+      const runningAt = mode === 'Running in Failover' || mode === 'Continuous Failback in Progress' ? 'recovery' : 'primary';
+      const status = { formatVersion: RECORD_FORMAT_VERSION, domain, mode, runningAt, vms: [], setBy: 'mode-table test', updatedAt: Date.now() };
       await store.put(domainStatusKey(store.prefix, domain), JSON.stringify(status), 'application/json');
     }
   });
