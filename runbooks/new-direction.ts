@@ -43,15 +43,15 @@ export function runbookAfterPermanentFailover(old: Runbook, newRecoverySite: str
     return { ...old, metadata, spec: { ...common, sites: { primary: newPrimary }, networkMapping: [], vms } };
   }
   if (newRecoverySite !== oldPrimary) {
-    throw new NewDirectionError(`runbook ${old.metadata.name} describes no placement at ${newRecoverySite}: name a runbook for the new direction (primary ${newPrimary}, recovery ${newRecoverySite}) in "runbook"`);
+    throw new NewDirectionError(`runbook ${old.metadata.name} describes no placement at ${newRecoverySite}: name a runbook for the new direction (primary ${newPrimary}, recovery ${newRecoverySite}) in "newRunbook"`);
   }
   if (!failback?.placement) {
-    throw new NewDirectionError(`runbook ${old.metadata.name} has no spec.failback.placement: nothing says where ${oldPrimary} would recover the domain; add it, or name a runbook for the new direction in "runbook"`);
+    throw new NewDirectionError(`runbook ${old.metadata.name} has no spec.failback.placement: nothing says where ${oldPrimary} would recover the domain; add it, or name a runbook for the new direction in "newRunbook"`);
   }
   const back = new Map(failback.networkMapping.map((m) => [m.source, m.target]));
   const unmapped = Object.values(spec.rocva.networks).filter((network) => !back.has(network));
   if (unmapped.length > 0) {
-    throw new NewDirectionError(`the RocVA networks ${unmapped.join(', ')} of runbook ${old.metadata.name} have no mapping to ${oldPrimary} in spec.failback.networkMapping: the RocVA there would have no networks; map them, or name a runbook for the new direction in "runbook"`);
+    throw new NewDirectionError(`the RocVA networks ${unmapped.join(', ')} of runbook ${old.metadata.name} have no mapping to ${oldPrimary} in spec.failback.networkMapping: the RocVA there would have no networks; map them, or name a runbook for the new direction in "newRunbook"`);
   }
   const { externalReplication, internal, management } = spec.rocva.networks;
   return {
