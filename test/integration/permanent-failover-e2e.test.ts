@@ -18,9 +18,24 @@ import { domainVms, failoverSiteDefinitions, protectAtPrimary, runbookYaml, wait
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * A runbook whose failback section describes the primary fully (placement, every network the
+ * domain and the RocVA use at the recovery site mapped back): a permanent failover can name the
+ * old primary as the new recovery site.
+ */
+const GOLF_RUNBOOK = `${runbookYaml('golf', {})}  failback:
+    placement: { datacenter: dc-a, cluster: cluster-a1, resourcePool: prod, datastore: ds-a }
+    networkMapping:
+      - { source: dr-app, target: prod-app }
+      - { source: dr-db, target: prod-db }
+      - { source: dr-replication, target: a-replication }
+      - { source: dr-rocva-internal, target: a-management }
+      - { source: dr-management, target: a-management }
+`;
+
 describe('permanent failover end to end, on real Temporal, S3, sites and worker processes: the recovery site becomes the primary for good, the old one is cleared', () => {
   const operator: ApiPrincipal = { name: 'dr-lead', role: 'operator', token: generateToken() };
-  const bed = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), ['foxtrot', 'echo']), workers: ['orchestration', 'primary', 'recovery'] });
+  const bed = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), ['foxtrot', 'golf', 'echo']), workers: ['orchestration', 'primary', 'recovery'] });
   const { stack, sites, primary, recovery, store, runbooks } = bed;
   const api = useTestApi({
     principals: [operator],
@@ -32,9 +47,9 @@ describe('permanent failover end to end, on real Temporal, S3, sites and worker 
 
   before(async () => {
     await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 40, blockSize: 4096, pattern: 'random', seed: 'permanent-failover-e2e' });
-    await Promise.all(['foxtrot', 'echo'].map((domain) => protectAtPrimary(stack.client, domain)));
-    for (const domain of ['foxtrot', 'echo']) {
-      await calls.submitRunbook(runbookYaml(domain, {}));
+    await Promise.all(['foxtrot', 'golf', 'echo'].map((domain) => protectAtPrimary(stack.client, domain)));
+    for (const domain of ['foxtrot', 'golf', 'echo']) {
+      await calls.submitRunbook(domain === 'golf' ? GOLF_RUNBOOK : runbookYaml(domain, {}));
       await waitFor(`${domain} recorded as Protected`, async () => (await readDomainStatus(store, domain))?.mode === 'Protected', 30_000);
     }
   });
@@ -107,6 +122,40 @@ describe('permanent failover end to end, on real Temporal, S3, sites and worker 
     const last = Math.max(...written.map((w) => w.sequence));
     const replicatedUpTo = async () => ((await call('GET', '/domains/foxtrot')).body.protection as { cursor: number } | null)?.cursor ?? 0;
     await waitFor("the new primary's writes replicated", async () => (await replicatedUpTo()) >= last, 60_000);
+  });
+
+  it('with the old primary as the new recovery site: its failback section becomes the recovery side, and a later failover to it rebuilds the domain there', async () => {
+    await journey.operate('/domains/golf/failover', { type: 'planned' }, /^failover\/golf\//);
+    const report = await journey.operate('/domains/golf/permanent-failover', { confirm: 'golf', newRecoverySite: 'primary' }, /^permanent-failover\/golf\//);
+    assert.deepEqual(report.newDirection, { runbook: { name: 'golf', version: 2 }, primary: 'recovery', recovery: 'primary' });
+    assert.equal(report.retirement?.state, 'removed', JSON.stringify(report.retirement));
+    const diskIds = [...(await disksOf(recovery, 'golf')).keys()].sort();
+    await journey.assertNothingOfDomainAt(primary, 'golf', diskIds);
+    const spec = validateRunbook((await runbooks.latest('golf'))!.text).runbook!.spec;
+    assert.deepEqual(spec.sites, { primary: 'recovery', recovery: 'primary' });
+    assert.deepEqual(spec.placement, { datacenter: 'dc-a', cluster: 'cluster-a1', resourcePool: 'prod', datastore: 'ds-a' });
+    assert.deepEqual(spec.rocva?.networks, { externalReplication: 'a-replication', internal: 'a-management', management: 'a-management' });
+    assert.deepEqual(spec.failback?.placement, { datacenter: 'dc-b', cluster: 'cluster-b1', resourcePool: 'dr-pool', datastore: 'ds-b' });
+
+    // The domain writes at its new primary, then fails over by the new runbook to its new recovery site.
+    await admin(primary, sites.token, '/admin/workload', undefined, 'DELETE');
+    const writingSince = Date.now();
+    await admin(recovery, sites.token, '/admin/workload', { writesPerSecond: 40, blockSize: 4096, pattern: 'random', seed: 'permanent-failover-golf' });
+    await sleep(3_000);
+    assert.ok(journey.workloadRecord(recovery).some((w) => domainVms('golf').includes(w.vm) && w.at >= writingSince), 'the domain wrote at its new primary');
+    const failover = await journey.operate('/domains/golf/failover', { type: 'planned' }, /^failover\/golf\//);
+    await admin(recovery, sites.token, '/admin/workload', undefined, 'DELETE');
+    assert.equal(failover.runbook.version, 2);
+    assert.equal(failover.rpoMs, 0);
+    const atNewPrimary = await disksOf(recovery, 'golf');
+    const rebuilt = await disksOf(primary, 'golf');
+    assert.deepEqual([...rebuilt.keys()].sort(), diskIds);
+    for (const [id, content] of atNewPrimary) assert.ok(rebuilt.get(id)!.equals(content), `${id} rebuilt at the new recovery site holds every write made at the new primary`);
+    const vms = (await primary.client.listVms()).filter((vm) => domainVms('golf').includes(vm.name));
+    assert.deepEqual(vms.map((vm) => `${vm.name}:${vm.powerState}:${vm.nics.map((n) => n.network).join()}`), domainVms('golf').map((vm) => `${vm}:poweredOn:prod-app`));
+    const status = await readDomainStatus(store, 'golf');
+    assert.equal(status?.mode, 'Running in Failover');
+    assert.equal(status?.runningAt, 'primary');
   });
 
   it('the old primary down during the permanent failover: the removal waits for it, the operation ends, and once it returns running its copies they are removed and the conflict ends', async () => {
