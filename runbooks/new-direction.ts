@@ -24,7 +24,9 @@ function withoutPlacementAtRecovery(vm: RunbookVm): RunbookVm {
  * sections go, and `spec.powerOn` (the plan it ran by at the recovery site) is its plan at the new
  * primary. With the old primary as the new recovery site, the failback section (which describes
  * that site) becomes the recovery side: its placement, its network mapping, the RocVA's networks
- * mapped back by it, its power-on plan; and the old recovery side becomes the failback section.
+ * mapped back by it, its power-on plan; and the old recovery side becomes the failback section
+ * (the old primary-to-recovery mapping is that section's mapping as it is: from the old primary's
+ * networks to the new primary's).
  * Another site has no section in the runbook to derive from: the operator names a runbook for it.
  */
 /** `by`: who asked and when, for the new version's description. */
@@ -54,6 +56,7 @@ export function runbookAfterPermanentFailover(old: Runbook, newRecoverySite: str
     throw new NewDirectionError(`the RocVA networks ${unmapped.join(', ')} of runbook ${old.metadata.name} have no mapping to ${oldPrimary} in spec.failback.networkMapping: the RocVA there would have no networks; map them, or name a runbook for the new direction in "newRunbook"`);
   }
   const { externalReplication, internal, management } = spec.rocva.networks;
+  const rocvaAtOldPrimary = { externalReplication: back.get(externalReplication)!, internal: back.get(internal)!, management: back.get(management)! };
   return {
     ...old,
     metadata,
@@ -63,11 +66,24 @@ export function runbookAfterPermanentFailover(old: Runbook, newRecoverySite: str
       placement: failback.placement,
       networkMapping: failback.networkMapping,
       vms,
-      rocva: { networks: { externalReplication: back.get(externalReplication)!, internal: back.get(internal)!, management: back.get(management)! } },
+      rocva: { networks: rocvaAtOldPrimary },
       powerOn: failback.powerOn ?? spec.powerOn,
-      failback: { placement: spec.placement, networkMapping: networkMapping.map((m) => ({ source: m.target, target: m.source })), powerOn: spec.powerOn },
+      failback: { placement: spec.placement, networkMapping: mappingBackTo(networkMapping, rocvaAtOldPrimary, spec.rocva.networks), powerOn: spec.powerOn },
     },
   };
+}
+
+/**
+ * The new failback section's mapping (a network at the new recovery site, the old primary, to one at
+ * the new primary): the old primary-to-recovery mapping as it is, plus each RocVA network at the old
+ * primary back to the one it had at the new primary, unless that network is mapped already.
+ */
+function mappingBackTo(mapping: Runbook['spec']['networkMapping'], rocvaAtOldPrimary: Record<string, string>, rocvaAtNewPrimary: Record<string, string>): Runbook['spec']['networkMapping'] {
+  const mapped = [...mapping];
+  for (const [role, network] of Object.entries(rocvaAtOldPrimary)) {
+    if (!mapped.some((m) => m.source === network)) mapped.push({ source: network, target: rocvaAtNewPrimary[role] });
+  }
+  return mapped;
 }
 
 /** A runbook as the YAML text a version is stored as. */
