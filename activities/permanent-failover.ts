@@ -1,4 +1,4 @@
-import { Context } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { failure } from '../common/failures';
 import { clearConflict, readConflict } from '../datapath/conflict';
 import type { ObjectStore } from '../datapath/object-store';
@@ -22,9 +22,6 @@ export interface DomainHoldings {
   vms: Array<{ name: string; kind: Vm['kind']; poweredOn: boolean }>;
   diskIds: string[];
 }
-
-/** A runbook version to submit: new text, or the text of an earlier version again (the undo of a new direction). */
-export type RunbookVersionContent = { text: string } | { sameAs: number };
 
 /**
  * What a permanent failover does outside the data path: the runbook version for the new direction,
@@ -54,18 +51,32 @@ export function createPermanentFailoverActivities({ store, provider, runbooks }:
 
   return {
     /**
-     * Stores `content` as the runbook's newest version, submitted by `submittedBy` (the workflow that
+     * Stores `text` as the runbook's newest version, submitted by `submittedBy` (the workflow that
      * asks). A version this submitter already stored with the same text is the answer: a retried
      * activity, or a replayed workflow, does not add a second one.
      */
-    async submitRunbookVersion({ name, content, submittedBy }: { name: string; content: RunbookVersionContent; submittedBy: string }): Promise<{ version: number }> {
-      const text = 'text' in content ? content.text : (await runbooks.get(name, content.sameAs))?.text;
-      if (text === undefined) throw failure('RunbookMismatch', `runbook ${name} has no version ${'sameAs' in content ? content.sameAs : ''} to submit again`);
-      const hash = sha256(text);
-      const earlier = (await runbooks.versions(name)).find((v) => v.submittedBy === submittedBy && v.sha256 === hash);
+    async submitRunbookVersion({ name, text, submittedBy }: { name: string; text: string; submittedBy: string }): Promise<{ version: number }> {
+      const earlier = (await runbooks.versions(name)).find((v) => v.submittedBy === submittedBy && v.sha256 === sha256(text));
       if (earlier) return { version: earlier.version };
       const record = await runbooks.put(name, text, submittedBy);
       Context.current().log.info('runbook version submitted', { runbook: name, version: record.version, submittedBy });
+      return { version: record.version };
+    },
+
+    /**
+     * The undo of `submitRunbookVersion`: the version before the one `submittedBy` stored is stored
+     * again as the newest, by `revertedBy` (idempotent as a submission). Nothing when it stored none.
+     */
+    async revertRunbookVersion({ name, submittedBy, revertedBy }: { name: string; submittedBy: string; revertedBy: string }): Promise<{ version?: number }> {
+      const versions = await runbooks.versions(name);
+      const submitted = versions.find((v) => v.submittedBy === submittedBy);
+      if (!submitted) return {};
+      const before = await runbooks.get(name, submitted.version - 1);
+      if (!before) throw failure('RunbookMismatch', `runbook ${name} has no version ${submitted.version - 1} to return to`);
+      const earlier = versions.find((v) => v.submittedBy === revertedBy && v.sha256 === sha256(before.text));
+      if (earlier) return { version: earlier.version };
+      const record = await runbooks.put(name, before.text, revertedBy);
+      Context.current().log.info('runbook version reverted', { runbook: name, version: record.version, copyOf: submitted.version - 1, revertedBy });
       return { version: record.version };
     },
 
@@ -104,7 +115,8 @@ export function createPermanentFailoverActivities({ store, provider, runbooks }:
         if (vm.kind === 'rocva') {
           await atSite(() => provider.destroyRocva(vm.name));
         } else {
-          await atSite(() => provider.powerOff(vm.name));
+          // Gone since it was listed (removed by someone else): what this removal wanted.
+          await atSite(() => provider.powerOff(vm.name)).catch(unlessGone);
           await atSite(() => provider.unregisterVm(vm.name));
         }
         removed.vms.push(vm);
@@ -119,6 +131,10 @@ export function createPermanentFailoverActivities({ store, provider, runbooks }:
       return removed;
     },
   };
+}
+
+function unlessGone(error: unknown): void {
+  if (!(error instanceof ApplicationFailure && error.type === 'VmNotFound')) throw error;
 }
 
 export type PermanentFailoverActivities = ReturnType<typeof createPermanentFailoverActivities>;

@@ -111,10 +111,11 @@ export interface Retirement {
   site: string;
   /** The workflow that removes the domain there (`retire/<domain>/<site>`). */
   workflowId: string;
-  state: 'removed' | 'pending';
+  /** `failed`: the removal workflow failed (e.g. the site owns the domain again): nothing more is removed. */
+  state: 'removed' | 'pending' | 'failed';
   /** Removed: the VMs and disks it removed. */
   removed?: DomainHoldings;
-  /** Pending: why (the site did not answer, or the removal outlasted the wait). */
+  /** Pending: why (the site did not answer, or the removal outlasted the wait); failed: the failure. */
   why?: string;
 }
 

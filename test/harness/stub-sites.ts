@@ -155,6 +155,15 @@ export class StubSites {
     return versions;
   }
 
+  /** Stores a runbook version, or finds the one this submitter stored with this text; its number. */
+  private submitRunbook(name: string, text: string, submittedBy: string): number {
+    const versions = this.runbookVersions(name);
+    const earlier = versions.find((v) => v.submittedBy === submittedBy && v.text === text);
+    if (earlier) return earlier.version;
+    versions.push({ version: versions.length + 1, text, submittedBy });
+    return versions.length;
+  }
+
   /** Registered, powered-off VMs at a site (what a power-on operation starts). */
   placeVms(site: string, names: string[]): void {
     for (const name of names) this.site(site).vms.set(name, { kind: 'vm', powerState: 'poweredOff', diskIds: [] });
@@ -451,14 +460,12 @@ export class StubSites {
         return Promise.resolve({ cursor: { base: null, baseWritten: true }, segmentsApplied: 1, bytesRead: { base: 0, log: 4096 }, bytesWritten: 4096, lag: { segments: 0, bytes: 0, ms: 0 }, caughtUp: true });
       },
 
-      submitRunbookVersion: ({ name, content, submittedBy }) => {
+      submitRunbookVersion: ({ name, text, submittedBy }) => Promise.resolve({ version: this.submitRunbook(name, text, submittedBy) }),
+      revertRunbookVersion: ({ name, submittedBy, revertedBy }) => {
         const versions = this.runbookVersions(name);
-        const text = 'text' in content ? content.text : versions.find((v) => v.version === content.sameAs)?.text;
-        if (text === undefined) throw ApplicationFailure.nonRetryable(`runbook ${name} has no version to submit again`, 'RunbookMismatch');
-        const earlier = versions.find((v) => v.submittedBy === submittedBy && v.text === text);
-        if (earlier) return Promise.resolve({ version: earlier.version });
-        versions.push({ version: versions.length + 1, text, submittedBy });
-        return Promise.resolve({ version: versions.length });
+        const submitted = versions.find((v) => v.submittedBy === submittedBy);
+        const before = submitted && versions.find((v) => v.version === submitted.version - 1);
+        return Promise.resolve(before ? { version: this.submitRunbook(name, before.text, revertedBy) } : {});
       },
       recordPermanentFailover: (record) => {
         domainOf(record.domain).permanentFailover = { formatVersion: 1, ...record };

@@ -16,7 +16,7 @@ import { retireWorkflowId } from '../../workflows/workflow-ids';
 import { failoverInput, permanentFailoverInput, runbookYaml, vmNames } from '../fixtures/workflow-runbooks';
 import type { StubSites } from '../harness/stub-sites';
 import { PRIMARY, RECOVERY, newStubDomain, useWorkflowEnv } from '../harness/workflow-env';
-import { abortReport, protection } from './operation-sweep';
+import { abortReport, cancelWhenReached, holdFirstCallOf, protection } from './operation-sweep';
 
 const t = useWorkflowEnv();
 
@@ -125,7 +125,7 @@ describe('permanent failover (stub sites)', () => {
     const handle = await t.client.workflow.start(permanentFailover, { taskQueue: ORCHESTRATION_TASK_QUEUE, workflowId: permanentId(domain), args: [permanentFailoverInput(domain)] });
     const report = await abortReport(handle);
 
-    assert.deepEqual(report.compensation?.undone, ['the record of the permanent failover withdrawn', `runbook ${domain} back to its direction before (v1 submitted again)`]);
+    assert.deepEqual(report.compensation?.undone, ['the record of the permanent failover withdrawn', `runbook ${domain} back to its direction before (the version before the new direction's submitted again)`]);
     const versions = t.sites.runbookVersions(domain);
     assert.deepEqual(versions.map((v) => `v${v.version} by ${v.submittedBy}`), ['v1 by test-operator', `v2 by ${permanentId(domain)}`, `v3 by ${permanentId(domain)}/undo`]);
     assert.equal(versions[2].text, versions[0].text, 'the newest version is the direction it failed over by again');
@@ -136,6 +136,18 @@ describe('permanent failover (stub sites)', () => {
     assert.deepEqual(t.sites.inventoryOf(PRIMARY, domain), atOldPrimary, 'the old primary is as it was');
     await assert.rejects(t.client.workflow.getHandle(retireWorkflowId(domain, PRIMARY)).describe(), WorkflowNotFoundError, 'no removal was started');
     await assertNewPrimaryUntouched(domain, atNewPrimary);
+  });
+
+  it('cancelled while it asks the old primary: it ends cancelled, and nothing has changed', async () => {
+    const domain = await failedOverDomain('cancelled');
+    const atOldPrimary = t.sites.inventoryOf(PRIMARY, domain);
+    const step = { key: `${PRIMARY}:domainHoldings`, calls: 1 };
+    const reached = holdFirstCallOf(t.sites, domain, permanentId(domain), step);
+    const handle = await t.client.workflow.start(permanentFailover, { taskQueue: ORCHESTRATION_TASK_QUEUE, workflowId: permanentId(domain), args: [permanentFailoverInput(domain)] });
+    await cancelWhenReached(handle, reached, step);
+    assert.equal(t.sites.runbookVersions(domain).length, 1, 'no runbook version was written');
+    assert.equal(t.sites.domain(domain).status?.mode, 'Running in Failover');
+    assert.deepEqual(t.sites.inventoryOf(PRIMARY, domain), atOldPrimary);
   });
 
   it('is refused unless confirmed by the domain name, before anything changes', async () => {

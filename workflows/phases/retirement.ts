@@ -1,5 +1,5 @@
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { ParentClosePolicy, sleep, startChild, workflowInfo } from '@temporalio/workflow';
+import { isCancellation, ParentClosePolicy, sleep, startChild, workflowInfo } from '@temporalio/workflow';
 import type { DomainHoldings } from '../../activities/permanent-failover';
 import { failure } from '../../common/failures';
 import { workflowNow } from '../clock';
@@ -37,6 +37,7 @@ export async function askRetiredSite(op: Operation, diskIds: string[]): Promise<
     try {
       return { answered: true as const, holdings: await ask.domainHoldings.executeWithOptions({ summary: `${op.domain}'s VMs and disks at ${op.from}` }, [{ domain: op.domain, diskIds }]) };
     } catch (error) {
+      if (isCancellation(error)) throw error;
       return { answered: false as const, why: `${op.from} did not answer within ${RETIRED_SITE_ANSWERS_WITHIN} (${failureMessage(error)})` };
     }
   });
@@ -44,20 +45,21 @@ export async function askRetiredSite(op: Operation, diskIds: string[]): Promise<
 
 /**
  * The runbook's next version, for the new direction, submitted by this workflow (a retry finds it
- * rather than adding another). Undo: the version before it is submitted again, as the newest: the
- * store keeps every version, so the history shows both.
+ * rather than adding another). Undo (pushed first: a cancel may come while the version is written):
+ * the version before it is submitted again, as the newest; the store keeps every version, so the
+ * history shows both.
  */
 export async function submitNewDirection(op: Operation, newDirection: PermanentFailoverInput['newDirection']): Promise<{ name: string; version: number }> {
   const name = op.runbook.metadata.name;
   const by = workflowInfo().workflowId;
+  op.undo.push(`runbook ${name} back to its direction before (the version before the new direction's submitted again)`, async () => {
+    await activitiesAt(op.to).revertRunbookVersion.executeWithOptions({ summary: `runbook ${name}: the version before ${by}'s again` }, [{ name, submittedBy: by, revertedBy: `${by}/undo` }]);
+  });
   const { version } = await op.step(`write runbook ${name} for the new direction`, () =>
     activitiesAt(op.to).submitRunbookVersion.executeWithOptions({ summary: `runbook ${name}: primary ${newDirection.primary}, recovery ${newDirection.recovery ?? 'none'}` }, [
-      { name, content: { text: newDirection.text }, submittedBy: by },
+      { name, text: newDirection.text, submittedBy: by },
     ]),
   );
-  op.undo.push(`runbook ${name} back to its direction before (v${version - 1} submitted again)`, async () => {
-    await activitiesAt(op.to).submitRunbookVersion.executeWithOptions({ summary: `runbook ${name}: v${version - 1} again` }, [{ name, content: { sameAs: version - 1 }, submittedBy: `${by}/undo` }]);
-  });
   return { name, version };
 }
 
@@ -111,7 +113,10 @@ export async function retireOldPrimary(op: Operation, owned: { diskIds: string[]
       retirement.why = `${workflowId} was already waiting to remove ${op.domain} from ${op.from}`;
     }
     if (!site.answered || !removal) return;
-    const removed = await Promise.race([removal, sleep(REMOVAL_WAIT).then(() => undefined)]);
+    const removed = await Promise.race([removal, sleep(REMOVAL_WAIT).then(() => undefined)]).catch((error: unknown) => {
+      Object.assign(retirement, { state: 'failed', why: failureMessage(error) });
+      throw error;
+    });
     if (!removed) return;
     Object.assign(retirement, { state: 'removed', removed });
     delete retirement.why;
