@@ -17,6 +17,15 @@ export interface PermanentFailoverDependencies {
   runbooks: RunbookStore;
 }
 
+/** A domain as its manifest names it: what a site is asked about. */
+export interface DomainAtSite {
+  domain: string;
+  /** Its VMs' names. */
+  vms: string[];
+  /** Its disks' ids, the same at every site. */
+  diskIds: string[];
+}
+
 /** What a site holds of a domain: its VMs (workload VMs, representation VMs, RocVAs) and disks. */
 export interface DomainHoldings {
   vms: Array<{ name: string; kind: Vm['kind']; poweredOn: boolean }>;
@@ -33,16 +42,21 @@ export function createPermanentFailoverActivities({ store, provider, runbooks }:
   const site = provider.site;
 
   /**
-   * The domain's VMs here (tagged with it), the representation VMs that hold disks for them, its
-   * RocVAs (named after the domain and an operation's run), and the disks of all of them together
-   * with those of `diskIds` (the domain's disks, same ids at every site) that exist here unattached.
+   * The domain's VMs here (tagged with it), the representation VMs that hold disks for them or for
+   * `vms` (the domain's VMs by its manifest: one whose VM went already still counts), its RocVAs
+   * (named after the domain and an operation's run), and the disks of all of them together with
+   * those of `diskIds` (the domain's disks, same ids at every site) that exist here unattached.
    */
-  async function holdingsOf(domain: string, diskIds: string[]): Promise<DomainHoldings> {
+  async function holdingsOf({ domain, vms, diskIds }: DomainAtSite): Promise<DomainHoldings> {
     const all = await atSite(() => provider.listVms());
-    const workload = new Set(all.filter((vm) => vm.kind === 'vm' && vm.metadata.protectedDomain === domain).map((vm) => vm.name));
+    const tagged = new Set(all.filter((vm) => vm.kind === 'vm' && vm.metadata.protectedDomain === domain).map((vm) => vm.name));
+    const represented = new Set([...vms, ...tagged]);
     const rocva = new RegExp(`^rocva-${domain}-[0-9a-f]{8}$`);
     const mine = all.filter(
-      (vm) => workload.has(vm.name) || (vm.kind === 'representation' && workload.has(vm.metadata.representing ?? '')) || (vm.kind === 'representation' && diskIds.some((id) => vm.diskIds.includes(id))) || (vm.kind === 'rocva' && rocva.test(vm.name)),
+      (vm) =>
+        (vm.kind === 'vm' && tagged.has(vm.name)) ||
+        (vm.kind === 'representation' && (represented.has(vm.metadata.representing ?? '') || diskIds.some((id) => vm.diskIds.includes(id)))) ||
+        (vm.kind === 'rocva' && rocva.test(vm.name)),
     );
     const disks = new Set(mine.flatMap((vm) => vm.diskIds));
     for (const id of diskIds) if (!disks.has(id) && (await diskIfPresent(provider, id))) disks.add(id);
@@ -55,7 +69,7 @@ export function createPermanentFailoverActivities({ store, provider, runbooks }:
      * asks). A version this submitter already stored with the same text is the answer: a retried
      * activity, or a replayed workflow, does not add a second one.
      */
-    async submitRunbookVersion({ name, text, submittedBy }: { name: string; text: string; submittedBy: string }): Promise<{ version: number }> {
+    submitRunbookVersion: async ({ name, text, submittedBy }: { name: string; text: string; submittedBy: string }): Promise<{ version: number }> => {
       const earlier = (await runbooks.versions(name)).find((v) => v.submittedBy === submittedBy && v.sha256 === sha256(text));
       if (earlier) return { version: earlier.version };
       const record = await runbooks.put(name, text, submittedBy);
@@ -67,7 +81,7 @@ export function createPermanentFailoverActivities({ store, provider, runbooks }:
      * The undo of `submitRunbookVersion`: the version before the one `submittedBy` stored is stored
      * again as the newest, by `revertedBy` (idempotent as a submission). Nothing when it stored none.
      */
-    async revertRunbookVersion({ name, submittedBy, revertedBy }: { name: string; submittedBy: string; revertedBy: string }): Promise<{ version?: number }> {
+    revertRunbookVersion: async ({ name, submittedBy, revertedBy }: { name: string; submittedBy: string; revertedBy: string }): Promise<{ version?: number }> => {
       const versions = await runbooks.versions(name);
       const submitted = versions.find((v) => v.submittedBy === submittedBy);
       if (!submitted) return {};
@@ -81,20 +95,20 @@ export function createPermanentFailoverActivities({ store, provider, runbooks }:
     },
 
     /** Records the permanent failover (last writer wins: one operation of a domain runs at a time). */
-    async recordPermanentFailover(record: Omit<PermanentFailoverRecord, 'formatVersion'>): Promise<void> {
+    recordPermanentFailover: async (record: Omit<PermanentFailoverRecord, 'formatVersion'>): Promise<void> => {
       const body = permanentFailoverSchema.parse({ formatVersion: RECORD_FORMAT_VERSION, ...record });
       await store.put(permanentFailoverKey(store.prefix, record.domain), JSON.stringify(body), 'application/json');
     },
 
     /** The undo of the record: removed if it is still this workflow's (an earlier permanent failover's record is not this one's to remove). */
-    async withdrawPermanentFailover({ domain, workflowId }: { domain: string; workflowId: string }): Promise<void> {
+    withdrawPermanentFailover: async ({ domain, workflowId }: { domain: string; workflowId: string }): Promise<void> => {
       const record = await readPermanentFailover(store, domain);
       if (record?.workflowId === workflowId) await store.delete([permanentFailoverKey(store.prefix, domain)]);
     },
 
     /** What this site holds of the domain; asking it is also how a permanent failover learns whether the site answers. */
-    async domainHoldings({ domain, diskIds }: { domain: string; diskIds: string[] }): Promise<DomainHoldings> {
-      return holdingsOf(domain, diskIds);
+    domainHoldings: async (domain: DomainAtSite): Promise<DomainHoldings> => {
+      return holdingsOf(domain);
     },
 
     /**
@@ -103,14 +117,15 @@ export function createPermanentFailoverActivities({ store, provider, runbooks }:
      * Never at the domain's owner, nor at the site named as its new primary: those hold the domain
      * as it runs now. Heartbeats what it removed, so that a retry after a kill reports it too.
      */
-    async removeDomainHoldings({ domain, diskIds, newPrimary }: { domain: string; diskIds: string[]; newPrimary: string }): Promise<DomainHoldings> {
+    removeDomainHoldings: async ({ newPrimary, ...asked }: DomainAtSite & { newPrimary: string }): Promise<DomainHoldings> => {
+      const { domain } = asked;
       const context = Context.current();
       const { owner, epoch } = await new Ownership(store, domain).inspect();
       if (site === newPrimary || owner?.site === site) {
         throw failure('SiteOwnsDomain', `site ${site} ${site === newPrimary ? 'is the new primary' : `owns ${domain} (epoch ${epoch})`}: nothing of ${domain} is removed there`);
       }
       const removed: DomainHoldings = (context.info.heartbeatDetails as DomainHoldings | undefined) ?? { vms: [], diskIds: [] };
-      const holdings = await holdingsOf(domain, diskIds);
+      const holdings = await holdingsOf(asked);
       for (const vm of holdings.vms) {
         if (vm.kind === 'rocva') {
           await atSite(() => provider.destroyRocva(vm.name));

@@ -17,6 +17,8 @@ export interface RetireInput {
   site: string;
   /** The domain's new primary: nothing is ever removed there. */
   newPrimary: string;
+  /** The domain's VMs by its manifest: representation VMs for them go too. */
+  vms: string[];
   /** The domain's disks (the same ids at every site): those the retired site still holds go, attached or not. */
   diskIds: string[];
   /** The permanent failover that retired the site. */

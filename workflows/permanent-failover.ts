@@ -26,7 +26,7 @@ export async function permanentFailover(input: PermanentFailoverInput): Promise<
       throw failure('ConfirmationRequired', `a permanent failover of ${domain} must be confirmed by repeating the domain name: it retires ${op.from} and removes what it holds of ${domain}`);
     }
     const owned = await checkOwnedAtNewPrimary(op);
-    const retiredSite = await askRetiredSite(op, owned.diskIds);
+    const retiredSite = await askRetiredSite(op, owned);
     const runbook = await submitNewDirection(op, newDirection);
     await recordPermanentFailover(op, newDirection, runbook);
     await setDomainMode(op, 'Protected', owned.vms);

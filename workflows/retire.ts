@@ -20,7 +20,7 @@ export async function retireSite(input: RetireInput): Promise<DomainHoldings> {
   ]);
   setCurrentDetails(`**removal of ${domain} from ${site}**, retired by ${input.permanentFailover} (new primary: ${input.newPrimary})\n\nwaiting for ${site} to answer, then removing what it holds of ${domain}`);
   const removed = await removalAtRetiredSite(site).removeDomainHoldings.executeWithOptions({ summary: `remove ${domain}'s VMs and disks from ${site}, once it answers` }, [
-    { domain, diskIds: input.diskIds, newPrimary: input.newPrimary },
+    { domain, vms: input.vms, diskIds: input.diskIds, newPrimary: input.newPrimary },
   ]);
   setCurrentDetails(
     `**removal of ${domain} from ${site}**, retired by ${input.permanentFailover}\n\nremoved ${removed.vms.length} VM(s) (${removed.vms.map((vm) => vm.name).join(', ') || 'none'}) and ${removed.diskIds.length} disk(s)`,

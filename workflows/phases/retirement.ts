@@ -1,6 +1,6 @@
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { isCancellation, ParentClosePolicy, sleep, startChild, workflowInfo } from '@temporalio/workflow';
-import type { DomainHoldings } from '../../activities/permanent-failover';
+import type { DomainAtSite, DomainHoldings } from '../../activities/permanent-failover';
 import { failure } from '../../common/failures';
 import { workflowNow } from '../clock';
 import { failureMessage } from '../failure-policy';
@@ -31,11 +31,11 @@ export async function checkOwnedAtNewPrimary(op: Operation): Promise<OwnedDomain
 }
 
 /** What the retired site holds of the domain, or that it does not answer (down, or its worker gone): then its removal waits for its return. */
-export async function askRetiredSite(op: Operation, diskIds: string[]): Promise<{ answered: true; holdings: DomainHoldings } | { answered: false; why: string }> {
+export async function askRetiredSite(op: Operation, { vms, diskIds }: Pick<DomainAtSite, 'vms' | 'diskIds'>): Promise<{ answered: true; holdings: DomainHoldings } | { answered: false; why: string }> {
   const ask = activitiesAt(op.from, { scheduleToCloseTimeout: RETIRED_SITE_ANSWERS_WITHIN, startToCloseTimeout: '10 seconds' });
   return op.step(`ask ${op.from} what it holds of ${op.domain}`, async () => {
     try {
-      return { answered: true as const, holdings: await ask.domainHoldings.executeWithOptions({ summary: `${op.domain}'s VMs and disks at ${op.from}` }, [{ domain: op.domain, diskIds }]) };
+      return { answered: true as const, holdings: await ask.domainHoldings.executeWithOptions({ summary: `${op.domain}'s VMs and disks at ${op.from}` }, [{ domain: op.domain, vms, diskIds }]) };
     } catch (error) {
       if (isCancellation(error)) throw error;
       return { answered: false as const, why: `${op.from} did not answer within ${RETIRED_SITE_ANSWERS_WITHIN} (${failureMessage(error)})` };
@@ -92,10 +92,10 @@ export async function recordPermanentFailover(op: Operation, newDirection: Perma
  * waits for the removal to report it; otherwise the removal is recorded as pending and the
  * operation ends, leaving the domain's desk free.
  */
-export async function retireOldPrimary(op: Operation, owned: { diskIds: string[] }, site: Awaited<ReturnType<typeof askRetiredSite>>): Promise<Retirement> {
+export async function retireOldPrimary(op: Operation, owned: Pick<DomainAtSite, 'vms' | 'diskIds'>, site: Awaited<ReturnType<typeof askRetiredSite>>): Promise<Retirement> {
   const workflowId = retireWorkflowId(op.domain, op.from);
   const retirement: Retirement = { site: op.from, workflowId, state: 'pending', why: site.answered ? `the removal did not end within ${REMOVAL_WAIT}` : site.why };
-  const input: RetireInput = { domain: op.domain, site: op.from, newPrimary: op.to, diskIds: owned.diskIds, permanentFailover: workflowInfo().workflowId };
+  const input: RetireInput = { domain: op.domain, site: op.from, newPrimary: op.to, vms: owned.vms, diskIds: owned.diskIds, permanentFailover: workflowInfo().workflowId };
   const stepName = site.answered ? `remove ${op.domain} from ${op.from}` : `leave the removal of ${op.domain} from ${op.from} to ${workflowId} for when it returns`;
   await op.stepPastGoal(stepName, async () => {
     let removal: Promise<DomainHoldings> | undefined;
