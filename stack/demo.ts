@@ -12,7 +12,8 @@
  * prints the failback's progress and report and checks every disk at the primary byte for byte.
  * `npm run demo -- --permanent` makes the recovery site the domain's primary for good instead
  * (permanent failover, no new recovery site): it prints what was removed from the old primary (or
- * that the removal waits for it to return) and the runbook version written for the new direction.
+ * that the removal waits for it to return: `--restore` then brings it back and prints what the
+ * removal took) and the runbook version written for the new direction.
  *
  * Which writes a disk must hold is kept in `<data>/demo/lineage.json`: the periods the domain ran
  * at each site, as journal positions of that site's workload record, so that failover, failback
@@ -21,6 +22,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import type { DomainHoldings } from '../activities/permanent-failover';
 import { loadSettings } from '../common/config';
 import { describeError, OperatorError } from '../common/errors';
 import { activeDomainVms } from '../datapath/conflict';
@@ -174,6 +176,8 @@ async function main(): Promise<void> {
 
   if (values.restore) {
     await adminCall(primary, '/admin/restore');
+    const { permanentFailover } = (await call('GET', `/domains/${DOMAIN}`)) as { permanentFailover: { retiredSite: string; retiredBy: string; workflowId: string } | null };
+    if (permanentFailover?.retiredSite === primary.name) return awaitRetirement(permanentFailover);
     say(`site ${primary.name} is back; its VMs of ${DOMAIN} run again, fenced: the domain is owned by ${recovery.name} now`);
     if (await waitForConflict()) {
       say(`resolve it with: curl -X POST ${api}/domains/${DOMAIN}/resolve-conflict -H "authorization: Bearer <operator token>" -H 'content-type: application/json' -d '{"action":"deactivate"}'`);
@@ -254,8 +258,7 @@ async function main(): Promise<void> {
     console.log(`\n  Permanent failover of ${DOMAIN}: ${report.outcome}\n    steps:\n${report.steps.map((s) => `      ${s.name.padEnd(70)} ${seconds(s.durationMs).padStart(8)}`).join('\n')}\n`);
     const retirement = report.retirement;
     if (retirement?.state === 'removed' && retirement.removed) {
-      const { vms, diskIds } = retirement.removed;
-      say(`removed from ${retirement.site}: ${vms.length} VM(s) (${vms.map((vm) => `${vm.name}${vm.kind === 'vm' ? '' : ` [${vm.kind}]`}`).join(', ') || 'none'}) and ${diskIds.length} disk(s) (${diskIds.join(', ') || 'none'})`);
+      sayRemoved(retirement.site, retirement.removed);
     } else if (retirement) {
       say(`${retirement.site} is not cleared yet (${retirement.why ?? 'pending'}): ${retirement.workflowId} removes ${DOMAIN} there once it answers; \`npm run demo -- --restore\` brings it back`);
     }
@@ -263,10 +266,25 @@ async function main(): Promise<void> {
     if (direction) {
       const version = (await call('GET', `/runbooks/${direction.runbook.name}/versions/${direction.runbook.version}`)) as { submittedBy: string; text: string };
       say(`runbook ${direction.runbook.name} v${direction.runbook.version} (submitted by ${version.submittedBy}): primary ${direction.primary}, recovery ${direction.recovery ?? 'none'}; the versions before it are kept (GET /runbooks/${direction.runbook.name}/diff?from=${direction.runbook.version - 1}&to=${direction.runbook.version})`);
-      console.log(version.text.replace(/^/gm, '      '));
+      console.log(version.text.trimEnd().replace(/^/gm, '      '));
     }
     const { mode, status } = (await call('GET', `/domains/${DOMAIN}`)) as { mode: string; status: { runningAt: string } | null };
     say(`${DOMAIN} is ${mode} at ${status?.runningAt ?? recovery!.name}, protected from there; a failback is refused from now on`);
+  }
+
+  function sayRemoved(site: string, { vms, diskIds }: DomainHoldings): void {
+    say(`removed from ${site}: ${vms.length} VM(s) (${vms.map((vm) => `${vm.name}${vm.kind === 'vm' ? (vm.poweredOn ? ' [was running]' : '') : ` [${vm.kind}]`}`).join(', ') || 'none'}) and ${diskIds.length} disk(s) (${diskIds.join(', ') || 'none'})`);
+  }
+
+  /** The primary returned after a permanent failover retired it: the removal waiting for it runs now. */
+  async function awaitRetirement(record: { retiredBy: string; workflowId: string }): Promise<void> {
+    say(`site ${primary!.name} is back; ${record.workflowId} retired it, so ${record.retiredBy} removes what it holds of ${DOMAIN} (its VMs run there again: stale copies)`);
+    for (;;) {
+      const status = await call('GET', `/operations/${encodeURIComponent(record.retiredBy)}`);
+      if (status.status === 'COMPLETED') return sayRemoved(primary!.name, status.result as DomainHoldings);
+      if (status.status !== 'RUNNING') throw new OperatorError(`${record.retiredBy} ended ${String(status.status)}; see the Web UI`);
+      await sleep(1_000);
+    }
   }
 
   /**
