@@ -238,7 +238,27 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
   async function checkHandover(domain: string, request: 'failover' | 'failback', ref: { runbook?: string; version?: number }) {
     const decision = await requireAllowed(domain, request);
     if (decision.completes) throw conflict(`${domain} is in mode ${(await readDomainCondition(store, domain)).mode} but no ${decision.completes} is running to complete; check GET /domains/${domain}/operations`);
-    return requireRecoverySite(domain, request, await loadRunbook(domain, { runbook: ref.runbook ?? domain, ...(ref.version ? { version: ref.version } : {}) }));
+    const loaded = requireRecoverySite(domain, request, await loadRunbook(domain, { runbook: ref.runbook ?? domain, ...(ref.version ? { version: ref.version } : {}) }));
+    if (request === 'failover') await refuseWhileRetiring(domain, loaded.recovery);
+    return loaded;
+  }
+
+  /**
+   * A failover to the site a permanent failover retired, while its removal there still waits for
+   * the site: the removal would race the rebuild over the same VM names and disk ids.
+   */
+  async function refuseWhileRetiring(domain: string, target: string) {
+    const record = await readPermanentFailover(store, domain);
+    if (record?.retiredSite !== target) return;
+    const removal = await client.workflow
+      .getHandle(record.retiredBy)
+      .describe()
+      .catch((error: unknown) => {
+        if (error instanceof WorkflowNotFoundError) return undefined;
+        throw error;
+      });
+    if (removal?.status.name !== 'RUNNING') return;
+    throw conflict(`${domain} is still being removed from ${target} by ${record.retiredBy} (retired by ${record.workflowId}), which waits for ${target} to answer; fail over to ${target} once it is done`, { removal: links(record.retiredBy) });
   }
 
   /**
@@ -306,9 +326,10 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     const domain = domainParam(req);
     const body = parseBody(ContinuousFailoverRequest, req);
     await requireAllowed(domain, 'continuous-failover');
-    const { runbook, version } = requireRecoverySite(domain, 'continuous-failover', await loadRunbook(domain, { runbook: body.runbook ?? domain, ...(body.version ? { version: body.version } : {}) }));
+    const { runbook, version, recovery } = requireRecoverySite(domain, 'continuous-failover', await loadRunbook(domain, { runbook: body.runbook ?? domain, ...(body.version ? { version: body.version } : {}) }));
+    await refuseWhileRetiring(domain, recovery);
     const input: ContinuousFailoverInput = { domain, runbook, runbookVersion: version, requestedBy: principalName(req), declaredAt: Date.now() };
-    const { primary, recovery } = runbook.spec.sites;
+    const { primary } = runbook.spec.sites;
     const summary = `Continuous failover of ${domain}: a copy at ${recovery} follows ${primary} until completed, by runbook ${runbook.metadata.name} v${version}, requested by ${principalName(req)}`;
     await startAndAnswer(res, domain, { operation: 'continuous-failover', requestedBy: principalName(req), summary, input }, { runbook: { name: runbook.metadata.name, version } });
   });

@@ -23,7 +23,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * domain and the RocVA use at the recovery site mapped back): a permanent failover can name the
  * old primary as the new recovery site.
  */
-const GOLF_RUNBOOK = `${runbookYaml('golf', {})}  failback:
+const withFailbackSection = (domain: string) => `${runbookYaml(domain, {})}  failback:
     placement: { datacenter: dc-a, cluster: cluster-a1, resourcePool: prod, datastore: ds-a }
     networkMapping:
       - { source: dr-app, target: prod-app }
@@ -49,7 +49,7 @@ describe('permanent failover end to end, on real Temporal, S3, sites and worker 
     await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 40, blockSize: 4096, pattern: 'random', seed: 'permanent-failover-e2e' });
     await Promise.all(['foxtrot', 'golf', 'echo'].map((domain) => protectAtPrimary(stack.client, domain)));
     for (const domain of ['foxtrot', 'golf', 'echo']) {
-      await calls.submitRunbook(domain === 'golf' ? GOLF_RUNBOOK : runbookYaml(domain, {}));
+      await calls.submitRunbook(domain === 'foxtrot' ? runbookYaml(domain, {}) : withFailbackSection(domain));
       await waitFor(`${domain} recorded as Protected`, async () => (await readDomainStatus(store, domain))?.mode === 'Protected', 30_000);
     }
   });
@@ -58,25 +58,30 @@ describe('permanent failover end to end, on real Temporal, S3, sites and worker 
 
   const lastOperationId = async (domain: string) => ((await call('GET', `/domains/${domain}/operations`)).body.recent as Array<{ workflowId: string }>)[0].workflowId;
 
-  /** The newest version of the domain's runbook is the new direction, written by the permanent failover: primary the recovery site, no recovery site. */
-  async function assertNewDirection(domain: string, report: OperationReport, workflowId: string): Promise<void> {
+  /** The newest version of the domain's runbook is the new direction, written by the permanent failover: primary the recovery site, and `recovery`. */
+  async function assertNewDirection(domain: string, report: OperationReport, workflowId: string, recovery?: string): Promise<void> {
     const latest = await runbooks.latest(domain);
     assert.equal(latest?.record.version, 2);
     assert.equal(latest.record.submittedBy, workflowId);
-    assert.deepEqual(report.newDirection, { runbook: { name: domain, version: 2 }, primary: 'recovery' });
-    assert.deepEqual(validateRunbook(latest.text).runbook?.spec.sites, { primary: 'recovery' });
+    const sites = { primary: 'recovery', ...(recovery ? { recovery } : {}) };
+    assert.deepEqual(report.newDirection, { runbook: { name: domain, version: 2 }, ...sites });
+    assert.deepEqual(validateRunbook(latest.text).runbook?.spec.sites, sites);
     assert.ok(await runbooks.get(domain, 1), 'the version it failed over by is kept');
   }
 
-  /** Failback is refused, naming the permanent failover; failover is refused for want of a recovery site. */
-  async function assertNoWayBack(domain: string, workflowId: string): Promise<void> {
+  /** Failback is refused, naming the permanent failover. */
+  async function assertNoFailback(domain: string, workflowId: string): Promise<void> {
     const failback = await call('POST', `/domains/${domain}/failback`, { type: 'planned' });
     assert.equal(failback.status, 409, JSON.stringify(failback.body));
     assert.match(String(failback.body.detail), new RegExp(`${domain} was permanently failed over from primary to recovery by ${workflowId.replace(/[.]/g, '\\.')} at `));
     assert.equal((failback.body.permanentFailover as { workflowId: string }).workflowId, workflowId);
+  }
+
+  /** Failover is refused with 409 saying why. */
+  async function assertFailoverRefused(domain: string, why: RegExp): Promise<void> {
     const failover = await call('POST', `/domains/${domain}/failover`, { type: 'planned' });
     assert.equal(failover.status, 409, JSON.stringify(failover.body));
-    assert.match(String(failover.body.detail), /needs a recovery site, and runbook .* names none/);
+    assert.match(String(failover.body.detail), why);
   }
 
   it('refuses a request that is not confirmed by the domain name (400), from a mode that does not allow it (409), and to an unknown site (400)', async () => {
@@ -105,7 +110,8 @@ describe('permanent failover end to end, on real Temporal, S3, sites and worker 
     await journey.assertNothingOfDomainAt(primary, 'foxtrot', diskIds);
     assert.deepEqual([...(await disksOf(recovery, 'foxtrot')).keys()].sort(), diskIds, 'the new primary keeps every disk');
     await assertNewDirection('foxtrot', report, id);
-    await assertNoWayBack('foxtrot', id);
+    await assertNoFailback('foxtrot', id);
+    await assertFailoverRefused('foxtrot', /needs a recovery site, and runbook .* names none/);
 
     const domain = await call('GET', '/domains/foxtrot');
     assert.equal(domain.body.mode, 'Protected');
@@ -127,12 +133,11 @@ describe('permanent failover end to end, on real Temporal, S3, sites and worker 
   it('with the old primary as the new recovery site: its failback section becomes the recovery side, and a later failover to it rebuilds the domain there', async () => {
     await journey.operate('/domains/golf/failover', { type: 'planned' }, /^failover\/golf\//);
     const report = await journey.operate('/domains/golf/permanent-failover', { confirm: 'golf', newRecoverySite: 'primary' }, /^permanent-failover\/golf\//);
-    assert.deepEqual(report.newDirection, { runbook: { name: 'golf', version: 2 }, primary: 'recovery', recovery: 'primary' });
+    await assertNewDirection('golf', report, await lastOperationId('golf'), 'primary');
     assert.equal(report.retirement?.state, 'removed', JSON.stringify(report.retirement));
     const diskIds = [...(await disksOf(recovery, 'golf')).keys()].sort();
     await journey.assertNothingOfDomainAt(primary, 'golf', diskIds);
     const spec = validateRunbook((await runbooks.latest('golf'))!.text).runbook!.spec;
-    assert.deepEqual(spec.sites, { primary: 'recovery', recovery: 'primary' });
     assert.deepEqual(spec.placement, { datacenter: 'dc-a', cluster: 'cluster-a1', resourcePool: 'prod', datastore: 'ds-a' });
     assert.deepEqual(spec.rocva?.networks, { externalReplication: 'a-replication', internal: 'a-management', management: 'a-management' });
     assert.deepEqual(spec.failback?.placement, { datacenter: 'dc-b', cluster: 'cluster-b1', resourcePool: 'dr-pool', datastore: 'ds-b' });
@@ -158,16 +163,17 @@ describe('permanent failover end to end, on real Temporal, S3, sites and worker 
     assert.equal(status?.runningAt, 'primary');
   });
 
-  it('the old primary down during the permanent failover: the removal waits for it, the operation ends, and once it returns running its copies they are removed and the conflict ends', async () => {
+  it('the old primary down during the permanent failover: the removal waits for it, the operation ends, a failover to it waits for the removal, and once it returns running its copies they are removed and the conflict ends', async () => {
     await journey.forcedFailover('echo');
     const diskIds = [...(await disksOf(recovery, 'echo')).keys()].sort();
-    const report = await permanentFailover('echo');
+    const report = await journey.operate('/domains/echo/permanent-failover', { confirm: 'echo', newRecoverySite: 'primary' }, /^permanent-failover\/echo\//);
     const id = await lastOperationId('echo');
     assert.equal(report.retirement?.state, 'pending', JSON.stringify(report.retirement));
     assert.equal(report.retirement.workflowId, retireWorkflowId('echo', 'primary'));
     assert.equal((await call('GET', '/domains/echo/operations')).body.running, null, 'the domain\'s desk is free');
-    await assertNewDirection('echo', report, id);
-    await assertNoWayBack('echo', id);
+    await assertNewDirection('echo', report, id, 'primary');
+    await assertNoFailback('echo', id);
+    await assertFailoverRefused('echo', /echo is still being removed from primary by retire\/echo\/primary .* fail over to primary once it is done/);
 
     const retire = stack.client.workflow.getHandle<typeof retireSite>(retireWorkflowId('echo', 'primary'));
     assert.equal((await retire.describe()).status.name, 'RUNNING');
