@@ -29,8 +29,9 @@ import { ORCHESTRATION_TASK_QUEUE } from '../workflows/task-queues';
 import type { FailoverInput } from '../workflows/failover-messages';
 import { COMMIT_REFUSED, decideCommitUpdate, describeCommitWindow } from '../workflows/commit-window-messages';
 import type { FailbackInput } from '../workflows/failback-messages';
+import { completeContinuousFailbackUpdate, type ContinuousFailbackInput } from '../workflows/continuous-failback-messages';
 import { CONFLICT_ACTIONS, type ResolveConflictInput } from '../workflows/resolve-conflict-messages';
-import { operationProgressQuery, type OperationProgress } from '../workflows/operation-messages';
+import { operationProgressQuery, type HandoverType, type OperationProgress } from '../workflows/operation-messages';
 import { protectStatusQuery } from '../workflows/protect';
 import { domainOperationsWorkflowId, parseOperationWorkflowId, protectionWorkflowId } from '../workflows/workflow-ids';
 import {
@@ -61,7 +62,7 @@ export interface OperationsRouterOptions {
 }
 
 /** The requests this API offers endpoints for (the mode table knows the operations still to come). */
-const OFFERED: DomainRequest[] = ['power-on', 'failover', 'continuous-failover', 'failback', 'resolve-conflict'];
+const OFFERED: DomainRequest[] = ['power-on', 'failover', 'continuous-failover', 'failback', 'continuous-failback', 'resolve-conflict'];
 const offeredNow = (condition: DomainCondition) => allowedRequests(condition).filter((r) => OFFERED.includes(r));
 
 /**
@@ -79,6 +80,7 @@ const RunbookRef = z.strictObject({
 });
 const PowerOnRequest = RunbookRef.extend({ site: z.string().regex(DOMAIN).optional() });
 const ContinuousFailoverRequest = RunbookRef.extend({ runbook: RunbookRef.shape.runbook.optional().describe('default: the runbook named like the domain') });
+const ContinuousFailbackRequest = RunbookRef.extend({ runbook: RunbookRef.shape.runbook.optional().describe('default: the runbook named like the domain (the one it failed over by)') });
 const FailoverRequest = RunbookRef.extend({
   runbook: RunbookRef.shape.runbook.optional().describe('default: the runbook named like the domain'),
   type: z.enum(['planned', 'forced']),
@@ -98,6 +100,7 @@ const FailoverRequest = RunbookRef.extend({
     })
     .optional()
     .describe('keep the failover open for a commit or a rollback until `after` has passed, then do `then`'),
+  continuousFailback: z.boolean().optional().describe('planned only: once the failover has succeeded (and committed), the original disks at the primary follow the recovery site (a continuous failback)'),
 });
 /** A commit window long enough to check the recovered domain, and short enough that a forgotten one still ends. */
 const COMMIT_WINDOW_MS = { min: 10_000, max: 30 * 86_400_000 };
@@ -243,6 +246,9 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     const domain = domainParam(req);
     const body = parseBody(FailoverRequest, req);
     requireConfirmation(domain, 'failover', body);
+    if (body.continuousFailback && body.type === 'forced') {
+      throw badRequest(`a continuous failback needs the primary site, which a forced failover of ${domain} treats as lost: fail over forced, then start one with POST /domains/${domain}/continuous-failback once the primary is back`);
+    }
     const declaredAt = Date.now();
     const running = await runningOperation(domain);
     if (running?.operation === 'continuous-failover') return void (await completeContinuousFailover(req, res, domain, running.workflowId, body, declaredAt));
@@ -259,15 +265,17 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
       ...(pointInTime ? { pointInTime } : {}),
       ...(body.type === 'forced' ? { forcedConfirmation: body.confirm } : {}),
       ...(body.commit ? { commit: { afterMs: parseDuration(body.commit.after)!, then: body.commit.then } } : {}),
+      ...(body.continuousFailback ? { continuousFailback: true } : {}),
     };
     const { primary, recovery } = runbook.spec.sites;
-    const window = body.commit ? `, kept open ${body.commit.after} for a commit or a rollback (then ${body.commit.then})` : '';
+    const window =
+      (body.commit ? `, kept open ${body.commit.after} for a commit or a rollback (then ${body.commit.then})` : '') + (body.continuousFailback ? `, then a continuous failback to ${primary}` : '');
     const summary = `${body.type === 'forced' ? 'Forced' : 'Planned'} failover of ${domain} from ${primary} to ${recovery} by runbook ${runbook.metadata.name} v${version}${window}, requested by ${principalName(req)}`;
     await startAndAnswer(
       res,
       domain,
       { operation: 'failover', requestedBy: principalName(req), summary, input },
-      { type: body.type, runbook: { name: runbook.metadata.name, version }, ...(body.commit ? { commit: body.commit } : {}) },
+      { type: body.type, runbook: { name: runbook.metadata.name, version }, ...(body.commit ? { commit: body.commit } : {}), ...(body.continuousFailback ? { continuousFailback: true } : {}) },
     );
   });
 
@@ -280,6 +288,17 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     const { primary, recovery } = runbook.spec.sites;
     const summary = `Continuous failover of ${domain}: a copy at ${recovery} follows ${primary} until completed, by runbook ${runbook.metadata.name} v${version}, requested by ${principalName(req)}`;
     await startAndAnswer(res, domain, { operation: 'continuous-failover', requestedBy: principalName(req), summary, input }, { runbook: { name: runbook.metadata.name, version } });
+  });
+
+  router.post('/domains/:domain/continuous-failback', requireRole('operator'), json, async (req, res) => {
+    const domain = domainParam(req);
+    const body = parseBody(ContinuousFailbackRequest, req);
+    await requireAllowed(domain, 'continuous-failback');
+    const { runbook, version } = await loadRunbook(domain, { runbook: body.runbook ?? domain, ...(body.version ? { version: body.version } : {}) });
+    const input: ContinuousFailbackInput = { domain, runbook, runbookVersion: version, requestedBy: principalName(req), declaredAt: Date.now() };
+    const { primary, recovery } = runbook.spec.sites;
+    const summary = `Continuous failback of ${domain}: the original disks at ${primary} follow ${recovery} until failback, by runbook ${runbook.metadata.name} v${version}, requested by ${principalName(req)}`;
+    await startAndAnswer(res, domain, { operation: 'continuous-failback', requestedBy: principalName(req), summary, input }, { runbook: { name: runbook.metadata.name, version } });
   });
 
   /**
@@ -302,6 +321,11 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     const domain = domainParam(req);
     const body = parseBody(FailbackRequest, req);
     requireConfirmation(domain, 'failback', body);
+    const declaredAt = Date.now();
+    const running = await runningOperation(domain);
+    if (running?.operation === 'continuous-failback') {
+      return void (await completeRunning(req, res, { domain, workflowId: running.workflowId, operation: 'continuous-failback', update: completeContinuousFailbackUpdate }, body, declaredAt));
+    }
     const { runbook, version } = await checkHandover(domain, 'failback', body);
     const input: FailbackInput = {
       domain,
@@ -309,7 +333,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
       runbook,
       runbookVersion: version,
       requestedBy: principalName(req),
-      declaredAt: Date.now(),
+      declaredAt,
       ...(body.type === 'forced' ? { forcedConfirmation: body.confirm } : {}),
     };
     const { primary, recovery } = runbook.spec.sites;
@@ -349,9 +373,24 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     if (body.commit) {
       throw badRequest(`a continuous failover of ${domain} is running (${workflowId}): its completion has no commit window; complete it without "commit", or cancel it and run a plain failover with one`, { running: links(workflowId) });
     }
+    if (body.continuousFailback) {
+      throw badRequest(`a continuous failover of ${domain} is running (${workflowId}): its completion does not start a continuous failback; start one with POST /domains/${domain}/continuous-failback once it has completed`, { running: links(workflowId) });
+    }
     if (body.pointInTime) {
       throw badRequest(`a continuous failover of ${domain} is running (${workflowId}): completing it keeps the blocks it has already applied, which cannot be rewound to a point in time; cancel it and run a plain failover to a point in time instead`, { running: links(workflowId) });
     }
+    await completeRunning(req, res, { domain, workflowId, operation: 'continuous-failover', update: completeContinuousFailoverUpdate }, body, declaredAt);
+  }
+
+  /** An update on the running continuous operation that completes it, planned or forced; answered 202 with where to follow it. */
+  async function completeRunning(
+    req: Request,
+    res: express.Response,
+    running: { domain: string; workflowId: string; operation: 'continuous-failover' | 'continuous-failback'; update: typeof completeContinuousFailoverUpdate },
+    body: { type: HandoverType; confirm?: string; runbook?: string; version?: number },
+    declaredAt: number,
+  ) {
+    const { domain, workflowId, operation } = running;
     const { runbook, version } = await loadRunbook(domain, { runbook: body.runbook ?? domain, ...(body.version ? { version: body.version } : {}) });
     const request: CompletionRequest = {
       type: body.type,
@@ -362,17 +401,17 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     };
     await client.workflow
       .getHandle(workflowId)
-      .executeUpdate(completeContinuousFailoverUpdate, { args: [request] })
+      .executeUpdate(running.update, { args: [request] })
       .catch((error: unknown) => {
         const cause = error instanceof WorkflowUpdateFailedError ? error.cause : undefined;
         if (cause instanceof ApplicationFailure && cause.type === COMPLETION_REFUSED) throw conflict(cause.message, { running: links(workflowId) });
         throw error;
       });
-    log.info({ domain, workflowId, type: body.type, requestedBy: request.requestedBy }, 'continuous failover completion requested');
+    log.info({ domain, workflowId, type: body.type, requestedBy: request.requestedBy }, `${operation} completion requested`);
     res
       .status(202)
       .location(links(workflowId).statusUrl)
-      .json({ ...links(workflowId), operation: 'continuous-failover', completes: workflowId, type: body.type, runbook: { name: runbook.metadata.name, version } });
+      .json({ ...links(workflowId), operation, completes: workflowId, type: body.type, runbook: { name: runbook.metadata.name, version } });
   }
 
   router.get('/domains/:domain', async (req, res) => {
@@ -386,12 +425,13 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
           .catch(() => null)
       : null;
     const running = await runningOperation(domain).catch(() => undefined);
-    const progress = running?.operation === 'continuous-failover' ? await ask(running.workflowId, ORCHESTRATION_TASK_QUEUE, operationProgressQuery).catch(() => undefined) : undefined;
+    const continuous = running?.operation === 'continuous-failover' ? 'continuousFailover' : running?.operation === 'continuous-failback' ? 'continuousFailback' : undefined;
+    const progress = continuous ? await ask(running!.workflowId, ORCHESTRATION_TASK_QUEUE, operationProgressQuery).catch(() => undefined) : undefined;
     res.json({
       domain,
       mode: condition.mode,
       allowedOperations: offeredNow(condition),
-      ...(running?.operation === 'continuous-failover' ? { continuousFailover: { ...links(running.workflowId), phase: progress?.phase ?? null, following: progress?.following ?? null } } : {}),
+      ...(continuous ? { [continuous]: { ...links(running!.workflowId), phase: progress?.phase ?? null, following: progress?.following ?? null } } : {}),
       owner: ownership.owner ? { site: ownership.owner.site, epoch: ownership.epoch, since: new Date(ownership.owner.claimedAt).toISOString() } : null,
       conflict: condition.conflictSince !== undefined ? await readConflict(store, domain).then((open) => (open ? shownConflict(open) : null)) : null,
       status: status ?? null,

@@ -1,6 +1,7 @@
-import { ApplicationFailure, allHandlersFinished, condition, continueAsNew, setHandler, workflowInfo } from '@temporalio/workflow';
+import { allHandlersFinished, condition, continueAsNew, workflowInfo } from '@temporalio/workflow';
+import { acceptCompletion } from './completion';
 import { failure } from '../common/failures';
-import { COMPLETION_REFUSED, completeContinuousFailoverUpdate, type CompletionRequest, type ContinuousFailoverInput } from './continuous-failover-messages';
+import { completeContinuousFailoverUpdate, type CompletionRequest, type ContinuousFailoverInput } from './continuous-failover-messages';
 import { towardsRecoverySite, type Operation, type OperationMeasures } from './operation';
 import type { OperationReport } from './operation-messages';
 import { setDomainMode } from './phases/domain-mode';
@@ -25,41 +26,23 @@ const FOLLOWING_MODE = 'Continuous Rehydration in Progress';
 export async function continuousFailover(input: ContinuousFailoverInput): Promise<OperationReport> {
   const { domain, carried } = input;
   const op = towardsRecoverySite('continuous-failover', input, carried ? { resumed: carried.progress } : {});
-  let completion: CompletionRequest | undefined;
   // Known before the completion's handler is set: a completion sent to a run that continued as new
   // is buffered and validated as soon as the handler is set.
   let following: Following | undefined = carried ? resume(op, carried) : undefined;
-  setHandler(
-    completeContinuousFailoverUpdate,
-    (request) => {
-      completion = request;
-      return { workflowId: workflowInfo().workflowId, type: request.type, requestedBy: request.requestedBy };
-    },
-    {
-      validator: (request: CompletionRequest) => {
-        if (completion) throw ApplicationFailure.create({ type: COMPLETION_REFUSED, message: `the ${completion.type} completion of this continuous failover was requested by ${completion.requestedBy} already` });
-        if (request.type === 'forced' && request.forcedConfirmation !== domain) {
-          throw ApplicationFailure.create({ type: COMPLETION_REFUSED, message: `a forced completion fences ${op.from}: confirm it by repeating the domain name ${domain}` });
-        }
-        // A VM the completion's runbook cannot place is refused here, while the copy keeps following.
-        const completionRunbook = request.runbook?.runbook ?? op.runbook;
-        const unplaced = unplacedVm(following, completionRunbook);
-        if (unplaced) {
-          throw ApplicationFailure.create({
-            type: COMPLETION_REFUSED,
-            message: `VM ${unplaced} was added to ${domain} but is not in runbook ${completionRunbook.metadata.name}: add it to the runbook, then complete`,
-          });
-        }
-      },
-    },
-  );
+  const completion = acceptCompletion(completeContinuousFailoverUpdate, op, 'continuous failover', (request) => {
+    // A VM the completion's runbook cannot place is refused here, while the copy keeps following.
+    const completionRunbook = request.runbook?.runbook ?? op.runbook;
+    const unplaced = unplacedVm(following, completionRunbook);
+    return unplaced && `VM ${unplaced} was added to ${domain} but is not in runbook ${completionRunbook.metadata.name}: add it to the runbook, then complete`;
+  });
   return op.run(async () => {
     const followed = following ?? (await deploy(op));
     following = followed;
     const runsBefore = followed.status.followerRuns;
     const runIsLong = () => workflowInfo().continueAsNewSuggested || followed.status.followerRuns - runsBefore >= (input.followerRunsPerExecution ?? 500);
-    await followLog(op, followed, { stop: () => completion !== undefined, runIsLong, caughtUpMode: FOLLOWING_MODE, runningAt: op.from });
-    if (!completion) {
+    await followLog(op, followed, { stop: () => completion() !== undefined, runIsLong, caughtUpMode: FOLLOWING_MODE, modeBefore: 'Protected', runningAt: op.from });
+    const request = completion();
+    if (!request) {
       await condition(allHandlersFinished);
       followed.status.generation++;
       return continueAsNew<typeof continuousFailover>({
@@ -67,7 +50,7 @@ export async function continuousFailover(input: ContinuousFailoverInput): Promis
         carried: { progress: op.snapshot(), rocva: followed.rocva, vms: followed.vms, ...(followed.cursor ? { cursor: followed.cursor } : {}), status: followed.status },
       });
     }
-    return complete(op, followed, completion);
+    return complete(op, followed, request);
   });
 }
 
@@ -89,7 +72,7 @@ function resume(op: Operation, carried: NonNullable<ContinuousFailoverInput['car
   undoFollowerLease(op);
   undoRocva(op, carried.rocva);
   undoFollowedVms(op, following);
-  if (carried.status.recoverableSince !== undefined) undoCaughtUpMode(op, following, op.from);
+  if (carried.status.recoverableSince !== undefined) undoCaughtUpMode(op, following, 'Protected', op.from);
   op.following(following.status);
   return following;
 }

@@ -7,6 +7,7 @@ export { protect } from './protect';
 export { rehydration } from './rehydration';
 export { failover } from './failover';
 export { continuousFailover } from './continuous-failover';
+export { continuousFailback } from './continuous-failback';
 export { failback } from './failback';
 export { conflictWatch } from './conflict-watch';
 export { resolveConflict } from './resolve-conflict';

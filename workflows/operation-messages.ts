@@ -98,6 +98,15 @@ export interface OperationReport extends Omit<OperationProgress, 'phase' | 'elap
   rebuilt?: Array<{ vm: string; placement: Placement; networks: string[]; diskIds: string[] }>;
   failure?: string;
   compensation?: CompensationOutcome;
+  /** The operation the domain's desk starts next, as this one asked (a failover followed by a continuous failback). */
+  followedBy?: FollowUp;
+}
+
+/** An operation an operation asks its desk to start as soon as it has succeeded, by the same requester. */
+export interface FollowUp {
+  operation: OperationKind;
+  summary: string;
+  input: unknown;
 }
 
 /** Answered by every operation while it runs (query name kept from the first operation, failover). */
