@@ -1,17 +1,16 @@
 import { allHandlersFinished, condition, continueAsNew, workflowInfo } from '@temporalio/workflow';
-import { failure } from '../common/failures';
 import { acceptCompletion } from './completion';
 import { completeContinuousFailbackUpdate, type ContinuousFailbackCarried, type ContinuousFailbackInput } from './continuous-failback-messages';
 import type { CompletionRequest } from './continuous-failover-messages';
 import { towardsPrimarySite, type Operation, type OperationMeasures } from './operation';
 import type { OperationReport } from './operation-messages';
 import { rebuildPlacement } from './recovered-vm';
+import { completeFollowing } from './phases/completion';
 import { setDomainMode } from './phases/domain-mode';
-import { applyTail, followLog, newFollowing, undoCaughtUpMode, undoFollowedVms, undoFollowerLease, type Following, type PlaceTarget } from './phases/follow';
+import { followLog, newFollowing, undoCaughtUpMode, undoFollowedVms, undoFollowerLease, type Following, type PlaceTarget } from './phases/follow';
 import { checkOriginalDisks, comeBackUp, findOriginalVms, prepareRebuiltVms, removeFromSiteLeft, returningVm, rocvaAtOriginalSite, stopJournaling, type OriginalVms } from './phases/originals';
-import { checkOwnership, claimWithFencing, drainAndHandOver } from './phases/ownership';
+import { checkOwnership } from './phases/ownership';
 import { byRunbook, deployRocva, removeRocva, resolveRecoveryPoint, undoRocva, type RebuildTarget } from './phases/rebuild';
-import { shutDownInReverseOrder } from './phases/shutdown';
 
 const FOLLOWING_MODE = 'Continuous Failback in Progress';
 
@@ -106,25 +105,7 @@ function rebuiltPlacement(op: Operation, originals: OriginalVms): PlaceTarget {
  * it), the follower applies the tail, and the domain comes up at the primary as a failback brings it.
  */
 async function complete(op: Operation, following: Following, originals: OriginalVms, request: CompletionRequest): Promise<OperationMeasures> {
-  op.beginStage(`${request.type} completion requested by ${request.requestedBy}`, request.declaredAt, request.type);
-  if (request.runbook) op.useRunbook(request.runbook.runbook, request.runbook.version);
-  // Checked before ownership moves: a VM the runbook cannot place must not strand the domain half-way.
-  returningTargets(op, following, originals);
-  const owned = await checkOwnership(op, request.type === 'planned');
-  if (request.type === 'planned') {
-    await shutDownInReverseOrder(op, owned.vms);
-    await drainAndHandOver(op, owned);
-  } else {
-    if (request.forcedConfirmation !== op.domain) throw failure('ConfirmationRequired', `a forced completion of ${op.domain} must be confirmed by repeating the domain name`);
-    await claimWithFencing(op, owned);
-  }
-  const tail = await applyTail(op, following, rebuiltPlacement(op, originals));
-  const dataFrom = tail.appliedUpTo?.timestamp ?? following.status.appliedUpTo?.timestamp ?? request.declaredAt;
-  op.recoveringTo({
-    description: request.type === 'planned' ? 'the end of the log sealed at the handover' : 'the last segment the primary could read',
-    dataFrom,
-    ...(tail.appliedUpTo ? { lastJournalSequence: tail.appliedUpTo.lastSequence } : {}),
-  });
+  const { tail, dataFrom } = await completeFollowing(op, following, request, () => returningTargets(op, following, originals), rebuiltPlacement(op, originals));
   const targets = returningTargets(op, following, originals);
   const vms = targets.map((t) => t.name);
   const stillThere = originals.vms.filter((vm) => !originals.missing.includes(vm));

@@ -4,13 +4,13 @@ import { failure } from '../common/failures';
 import { completeContinuousFailoverUpdate, type CompletionRequest, type ContinuousFailoverInput } from './continuous-failover-messages';
 import { towardsRecoverySite, type Operation, type OperationMeasures } from './operation';
 import type { OperationReport } from './operation-messages';
+import { completeFollowing } from './phases/completion';
 import { setDomainMode } from './phases/domain-mode';
-import { applyTail, followLog, newFollowing, prepareFollowedVms, undoCaughtUpMode, undoFollowedVms, undoFollowerLease, type Following } from './phases/follow';
-import { checkOwnership, claimWithFencing, drainAndHandOver } from './phases/ownership';
+import { followLog, newFollowing, prepareFollowedVms, undoCaughtUpMode, undoFollowedVms, undoFollowerLease, type Following } from './phases/follow';
+import { checkOwnership } from './phases/ownership';
 import { powerOnByPlan } from './phases/power-on';
 import { resumeProtection } from './phases/protection-resume';
 import { deployRocva, registerInPlaceOfRepresentations, removeRocva, resolveRecoveryPoint, undoRocva, type RebuildTarget } from './phases/rebuild';
-import { shutDownInReverseOrder } from './phases/shutdown';
 import { recoveredVm, RecoveredVmError } from './recovered-vm';
 import type { Runbook } from '../runbooks/schema';
 
@@ -83,25 +83,7 @@ function resume(op: Operation, carried: NonNullable<ContinuousFailoverInput['car
  * log, and the remaining phases of a failover bring the VMs up at the recovery site.
  */
 async function complete(op: Operation, following: Following, request: CompletionRequest): Promise<OperationMeasures> {
-  op.beginStage(`${request.type} completion requested by ${request.requestedBy}`, request.declaredAt, request.type);
-  if (request.runbook) op.useRunbook(request.runbook.runbook, request.runbook.version);
-  // Checked before ownership moves: a VM the runbook cannot place must not strand the domain half-way.
-  rebuildTargets(op, following);
-  const owned = await checkOwnership(op, request.type === 'planned');
-  if (request.type === 'planned') {
-    await shutDownInReverseOrder(op, owned.vms);
-    await drainAndHandOver(op, owned);
-  } else {
-    if (request.forcedConfirmation !== op.domain) throw failure('ConfirmationRequired', `a forced completion of ${op.domain} must be confirmed by repeating the domain name`);
-    await claimWithFencing(op, owned);
-  }
-  const tail = await applyTail(op, following);
-  const dataFrom = tail.appliedUpTo?.timestamp ?? following.status.appliedUpTo?.timestamp ?? request.declaredAt;
-  op.recoveringTo({
-    description: request.type === 'planned' ? 'the end of the log sealed at the handover' : 'the last segment the recovery site could read',
-    dataFrom,
-    ...(tail.appliedUpTo ? { lastJournalSequence: tail.appliedUpTo.lastSequence } : {}),
-  });
+  const { tail, dataFrom } = await completeFollowing(op, following, request, () => rebuildTargets(op, following));
   const targets = rebuildTargets(op, following);
   await registerInPlaceOfRepresentations(op, targets);
   await resumeProtection(op, targets);

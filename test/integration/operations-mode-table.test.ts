@@ -16,6 +16,7 @@ const OFFERED: Array<{ request: DomainRequest; body: (domain: string) => Record<
   { request: 'failover', body: () => ({ type: 'planned' }) },
   { request: 'continuous-failover', body: () => ({}) },
   { request: 'failback', body: () => ({ type: 'planned' }) },
+  { request: 'continuous-failback', body: () => ({}) },
 ];
 
 describe('the domain mode table at the HTTP layer: every offered operation from every mode is started (202) or refused (409) before any workflow runs', () => {
