@@ -1,5 +1,5 @@
 import { allHandlersFinished, condition, continueAsNew, workflowInfo } from '@temporalio/workflow';
-import { acceptCompletion } from './completion';
+import { acceptCompletion } from './completion-acceptance';
 import { completeContinuousFailbackUpdate, type ContinuousFailbackCarried, type ContinuousFailbackInput } from './continuous-failback-messages';
 import type { CompletionRequest } from './continuous-failover-messages';
 import { towardsPrimarySite, type Operation, type OperationMeasures } from './operation';

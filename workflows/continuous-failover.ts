@@ -1,5 +1,5 @@
 import { allHandlersFinished, condition, continueAsNew, workflowInfo } from '@temporalio/workflow';
-import { acceptCompletion } from './completion';
+import { acceptCompletion } from './completion-acceptance';
 import { failure } from '../common/failures';
 import { completeContinuousFailoverUpdate, type CompletionRequest, type ContinuousFailoverInput } from './continuous-failover-messages';
 import { towardsRecoverySite, type Operation, type OperationMeasures } from './operation';
