@@ -21,7 +21,7 @@ const workload = (seed: string, vms: string[]) => ({ writesPerSecond: 40, blockS
 
 describe('continuous failback end to end, on real Temporal, S3, sites and worker processes: the original disks at the primary follow the recovery site, then fail back with only the tail', () => {
   const operator: ApiPrincipal = { name: 'dr-lead', role: 'operator', token: generateToken() };
-  const domains = ['foxtrot', 'golf', 'hotel', 'bravo'];
+  const domains = ['foxtrot', 'golf', 'hotel', 'delta', 'bravo'];
   const bed = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), domains), workers: ['orchestration', 'primary', 'recovery'] });
   const { stack, sites, primary, recovery, store, runbooks } = bed;
   const api = useTestApi({ principals: [operator], routers: (log) => [runbooksRouter({ store: runbooks, log }), operationsRouter({ client: stack.client, runbooks, store, log })] });
@@ -182,6 +182,40 @@ describe('continuous failback end to end, on real Temporal, S3, sites and worker
     assert.equal((result as OperationReport).outcome, 'succeeded');
     assert.equal((result as OperationReport).rpoMs, 0);
     await assertBackAtPrimary({ primary, recovery, store }, 'hotel', domainVms('hotel'), await expectedAtHandover('hotel'));
+  });
+
+  it('a VM deleted at the primary meanwhile: rebuilt there behind a representation VM while the other original disk follows from the base; a cancel removes only what was created, and a completion brings both back', async () => {
+    await plannedFailover('delta');
+    await writeAtRecovery('delta');
+    // The app VM is gone from the primary while the domain runs in failover: its disk too.
+    await primary.client.unregisterVm('d-app-1', { deleteDisks: true });
+    const atPrimaryBefore = await heldAt(primary);
+    assert.ok(!atPrimaryBefore.disks.includes('d-app-1-disk-0'));
+
+    const cancelled = await startContinuousFailback('delta');
+    await untilFollowing('delta');
+    const vms = await primary.client.listVms();
+    assert.deepEqual(vms.filter((vm) => vm.name.includes('d-app-1')).map((vm) => vm.kind), ['representation'], 'the missing VM is rebuilt behind a representation VM');
+    assert.equal(vms.find((vm) => vm.name === 'd-db-1')?.powerState, 'poweredOff');
+    assert.ok((await following('delta')).bytesRead.base > 0, 'a delta does not apply to new disks: the domain follows from the base');
+    assert.equal((await call('POST', `/operations/${encodeURIComponent(cancelled)}/cancel`)).status, 202);
+    assert.equal((await operationResult(cancelled)).status, 'CANCELLED');
+    assert.deepEqual(await heldAt(primary), atPrimaryBefore, 'the representation VM and the new disk are gone; the original VM and disk stay');
+    assert.equal((await readDomainStatus(store, 'delta'))?.mode, 'Running in Failover');
+    await waitFor('the desk is free', async () => (await call('GET', '/domains/delta/operations')).body.running === null, 10_000);
+
+    const workflowId = await startContinuousFailback('delta');
+    await untilFollowing('delta');
+    await sleep(2_000);
+    assert.equal((await call('POST', '/domains/delta/failback', { type: 'planned' })).status, 202);
+    const { status, result } = await operationResult(workflowId);
+    await stopWritingAtRecovery();
+    assert.equal(status, 'COMPLETED', JSON.stringify(result));
+    const report = result as OperationReport;
+    assert.equal(report.outcome, 'succeeded', JSON.stringify(report));
+    assert.equal(report.tail?.bytesRead.base, 0, 'the completion read no base');
+    await assertBackAtPrimary({ primary, recovery, store }, 'delta', domainVms('delta'), await expectedAtHandover('delta'));
+    assert.ok(!(await primary.client.listVms()).some((vm) => vm.kind !== 'vm' && vm.name.includes('d-')), 'no RocVA or representation VM left at the primary');
   });
 
   it('forced completion with the recovery site lost: the primary claims the domain and its originals run with every write that reached the store', async () => {
