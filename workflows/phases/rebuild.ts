@@ -48,10 +48,19 @@ export function byRunbook<T>(configure: () => T): T {
 
 /** The RocVA, the temporary appliance that rehydrates at the site; named after the operation's run. Undo: removed. */
 export async function deployRocva(op: Operation, runId: string, where: Pick<RocvaSpec, 'placement' | 'networks'> = { placement: op.runbook.spec.placement, networks: op.runbook.spec.rocva.networks }): Promise<{ name: string }> {
-  const rocva = { name: `rocva-${op.domain}-${runId.slice(0, 8)}`, ...where };
+  const rocva = { name: `rocva-${op.domain}-${runIdSuffix(runId)}`, ...where };
   await op.step('deploy the RocVA', () => activitiesAt(op.to).deployRocva.executeWithOptions({ summary: `deploy RocVA ${rocva.name} at ${op.to}` }, [rocva]));
   undoRocva(op, rocva);
   return { name: rocva.name };
+}
+
+/**
+ * Eight hex digits of the run id that tell runs apart: its last ones. Run ids are UUIDv7, whose
+ * first digits are the start time's, the same for runs started within about a minute (an
+ * operation retried at once). Runs named before this change keep their names on replay.
+ */
+function runIdSuffix(runId: string): string {
+  return patched('rocva-named-by-random-digits') ? runId.replace(/-/g, '').slice(-8) : runId.slice(0, 8);
 }
 
 /** The undo of a deployed RocVA; a run continued as new pushes it again for the RocVA it carries. */
