@@ -3,8 +3,12 @@
  * activity or a replayed workflow finds what an earlier attempt created.
  */
 
-/** A drill's id: eight hex digits of its run id, short enough to prefix every name it creates. */
-export const drillId = (runId: string) => runId.replace(/-/g, '').slice(0, 8);
+/**
+ * A drill's id: the last eight hex digits of its run id, short enough to prefix every name it
+ * creates. The last, because run ids are time-ordered UUIDs whose leading digits are shared by runs
+ * started close together.
+ */
+export const drillId = (runId: string) => runId.replace(/-/g, '').slice(-8);
 
 /** Everything a drill creates at a site is `drill-<id>-<name>`: told apart from production, and from other drills, by name alone. */
 export const drillResourceName = (id: string, name: string) => `drill-${id}-${name}`;
