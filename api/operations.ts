@@ -27,7 +27,6 @@ import {
 import { COMPLETION_REFUSED, completeContinuousFailoverUpdate, type CompletionRequest, type ContinuousFailoverInput } from '../workflows/continuous-failover-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../workflows/task-queues';
 import type { FailoverInput } from '../workflows/failover-messages';
-import type { PointInTime } from '../activities/handover';
 import { CLEANUP_REFUSED, cleanupDrillUpdate, type DrillInput } from '../workflows/drill-messages';
 import { COMMIT_REFUSED, decideCommitUpdate, describeCommitWindow } from '../workflows/commit-window-messages';
 import type { FailbackInput } from '../workflows/failback-messages';
@@ -88,7 +87,7 @@ const PointInTimeRequest = z.union([
   z.strictObject({ at: z.iso.datetime({ offset: true }).refine((at) => Date.parse(at) <= Date.now(), 'must not be in the future') }),
 ]);
 /** The request's point in time as an operation takes it: a restore point id, or an instant in epoch ms. */
-const pointInTimeOf = (point: z.infer<typeof PointInTimeRequest>): PointInTime => ('at' in point ? { at: Date.parse(point.at) } : point);
+const pointInTimeOf = (point: z.infer<typeof PointInTimeRequest>): NonNullable<DrillInput['pointInTime']> => ('at' in point ? { at: Date.parse(point.at) } : point);
 const FailoverRequest = RunbookRef.extend({
   runbook: RunbookRef.shape.runbook.optional().describe('default: the runbook named like the domain'),
   type: z.enum(['planned', 'forced']),
