@@ -228,26 +228,30 @@ function checkDrillSections(runbook: Runbook, { error, warn }: { error: ErrorSin
 
   const vmNames = spec.vms.map((vm) => vm.name);
   const groupNames = spec.powerOn.groups.map((g) => g.name);
-  const checkNames = new Map<string, number>();
+  checkUniqueNames(spec.checks, ['spec', 'checks'], 'check', error);
   spec.checks.forEach((check, i) => {
     const path: PathSegment[] = ['spec', 'checks', i];
-    const first = checkNames.get(check.name);
-    if (first !== undefined) error([...path, 'name'], 'duplicate_name', `check "${check.name}" is already defined at spec.checks[${first}]`);
-    else checkNames.set(check.name, i);
     if ((check.vm === undefined) === (check.group === undefined)) error(path, 'check_target', `check "${check.name}" must name either a vm or a group`);
     if (check.vm !== undefined && !vmNames.includes(check.vm)) error([...path, 'vm'], 'unknown_vm', `VM "${check.vm}" is not declared in spec.vms${suggestion(check.vm, vmNames)}`);
     if (check.group !== undefined && !groupNames.includes(check.group)) error([...path, 'group'], 'unknown_group', `group "${check.group}" is not defined in spec.powerOn.groups${suggestion(check.group, groupNames)}`);
     boundedDuration(error, [...path, 'timeout'], check.timeout, 'check timeout');
   });
 
-  const stepNames = new Map<string, number>();
+  checkUniqueNames(spec.postCleanup, ['spec', 'postCleanup'], 'step', error);
   spec.postCleanup.forEach((step, s) => {
     const path: PathSegment[] = ['spec', 'postCleanup', s];
-    const first = stepNames.get(step.name);
-    if (first !== undefined) error([...path, 'name'], 'duplicate_name', `step "${step.name}" is already defined at spec.postCleanup[${first}]`);
-    else stepNames.set(step.name, s);
     checkStep(step, path, error);
     boundedDuration(error, [...path, 'timeout'], step.timeout, 'webhook timeout');
+  });
+}
+
+/** Each name of a list once; a repeat is reported at its name, naming the first. */
+function checkUniqueNames(items: Array<{ name: string }>, path: PathSegment[], what: string, error: ErrorSink): void {
+  const first = new Map<string, number>();
+  items.forEach((item, i) => {
+    const at = first.get(item.name);
+    if (at !== undefined) error([...path, i, 'name'], 'duplicate_name', `${what} "${item.name}" is already defined at ${formatPath([...path, at])}`);
+    else first.set(item.name, i);
   });
 }
 
@@ -258,17 +262,17 @@ function productionNetworks(runbook: Runbook): Map<string, string> {
   const add = (network: string, what: string) => {
     if (!known.has(network)) known.set(network, what);
   };
-  spec.networkMapping.forEach((m, i) => {
-    add(m.source, `a production network of primary site "${spec.sites.primary}" (spec.networkMapping[${i}].source)`);
-    add(m.target, `a production network of recovery site "${spec.sites.recovery}" (spec.networkMapping[${i}].target)`);
-  });
+  const at = (role: 'primary' | 'recovery', path: string) => `a production network of ${role} site "${spec.sites[role]}" (${path})`;
+  const mapping = (entries: Array<{ source: string; target: string }>, path: string, from: 'primary' | 'recovery', to: 'primary' | 'recovery') =>
+    entries.forEach((m, i) => {
+      add(m.source, at(from, `${path}[${i}].source`));
+      add(m.target, at(to, `${path}[${i}].target`));
+    });
+  mapping(spec.networkMapping, 'spec.networkMapping', 'primary', 'recovery');
   spec.vms.forEach((vm, i) => {
-    if (vm.network !== undefined) add(vm.network, `a production network of recovery site "${spec.sites.recovery}" (spec.vms[${i}].network)`);
+    if (vm.network !== undefined) add(vm.network, at('recovery', `spec.vms[${i}].network`));
   });
-  spec.failback?.networkMapping.forEach((m, i) => {
-    add(m.source, `a production network of recovery site "${spec.sites.recovery}" (spec.failback.networkMapping[${i}].source)`);
-    add(m.target, `a production network of primary site "${spec.sites.primary}" (spec.failback.networkMapping[${i}].target)`);
-  });
+  mapping(spec.failback?.networkMapping ?? [], 'spec.failback.networkMapping', 'recovery', 'primary');
   for (const role of ROCVA_NETWORK_ROLES) add(spec.rocva.networks[role], `the RocVA's ${role} network (spec.rocva.networks.${role})`);
   return known;
 }
