@@ -27,6 +27,7 @@ import {
 import { COMPLETION_REFUSED, completeContinuousFailoverUpdate, type CompletionRequest, type ContinuousFailoverInput } from '../workflows/continuous-failover-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../workflows/task-queues';
 import type { FailoverInput } from '../workflows/failover-messages';
+import { CLEANUP_REFUSED, cleanupDrillUpdate, type DrillInput } from '../workflows/drill-messages';
 import { COMMIT_REFUSED, decideCommitUpdate, describeCommitWindow } from '../workflows/commit-window-messages';
 import type { FailbackInput } from '../workflows/failback-messages';
 import { completeContinuousFailbackUpdate, type ContinuousFailbackInput } from '../workflows/continuous-failback-messages';
@@ -62,7 +63,7 @@ export interface OperationsRouterOptions {
 }
 
 /** The requests this API offers endpoints for (the mode table knows the operations still to come). */
-const OFFERED: DomainRequest[] = ['power-on', 'failover', 'continuous-failover', 'failback', 'continuous-failback', 'resolve-conflict'];
+const OFFERED: DomainRequest[] = ['power-on', 'failover', 'continuous-failover', 'failback', 'continuous-failback', 'resolve-conflict', 'drill'];
 const offeredNow = (condition: DomainCondition) => allowedRequests(condition).filter((r) => OFFERED.includes(r));
 
 /**
@@ -81,15 +82,16 @@ const RunbookRef = z.strictObject({
 const PowerOnRequest = RunbookRef.extend({ site: z.string().regex(DOMAIN).optional() });
 const ContinuousFailoverRequest = RunbookRef.extend({ runbook: RunbookRef.shape.runbook.optional().describe('default: the runbook named like the domain') });
 const ContinuousFailbackRequest = RunbookRef.extend({ runbook: RunbookRef.shape.runbook.optional().describe('default: the runbook named like the domain (the one it failed over by)') });
+const PointInTimeRequest = z.union([
+  z.strictObject({ restorePoint: z.string().regex(RESTORE_POINT_ID, 'must be a restore point id, e.g. 0000000001-0000000000000042-17') }),
+  z.strictObject({ at: z.iso.datetime({ offset: true }).refine((at) => Date.parse(at) <= Date.now(), 'must not be in the future') }),
+]);
+/** The request's point in time as an operation takes it: a restore point id, or an instant in epoch ms. */
+const pointInTimeOf = (point: z.infer<typeof PointInTimeRequest>): NonNullable<DrillInput['pointInTime']> => ('at' in point ? { at: Date.parse(point.at) } : point);
 const FailoverRequest = RunbookRef.extend({
   runbook: RunbookRef.shape.runbook.optional().describe('default: the runbook named like the domain'),
   type: z.enum(['planned', 'forced']),
-  pointInTime: z
-    .union([
-      z.strictObject({ restorePoint: z.string().regex(RESTORE_POINT_ID, 'must be a restore point id, e.g. 0000000001-0000000000000042-17') }),
-      z.strictObject({ at: z.iso.datetime({ offset: true }).refine((at) => Date.parse(at) <= Date.now(), 'must not be in the future') }),
-    ])
-    .optional(),
+  pointInTime: PointInTimeRequest.optional(),
   confirm: z.string().max(63).optional().describe('forced failover: the domain name, confirming that the primary site is lost'),
   commit: z
     .strictObject({
@@ -109,6 +111,18 @@ const FailbackRequest = RunbookRef.extend({
   type: z.enum(['planned', 'forced']),
   confirm: z.string().max(63).optional().describe('forced failback: the domain name, confirming that the recovery site is lost'),
 });
+/** How long a drill may be kept up after its checks: from none to the longest commit window. */
+const KEEP_FOR_MAX_MS = 30 * 86_400_000;
+const DrillRequest = RunbookRef.extend({
+  runbook: RunbookRef.shape.runbook.optional().describe('default: the runbook named like the domain'),
+  pointInTime: PointInTimeRequest.optional().describe('default: the latest consistent point'),
+  keepFor: z
+    .string()
+    .refine((keepFor) => parseDuration(keepFor) !== undefined && parseDuration(keepFor)! <= KEEP_FOR_MAX_MS, 'must be a duration from 0s to 30d, e.g. 30m')
+    .optional()
+    .describe('how long the drill stays up after its checks before it is cleaned up; default 0s'),
+});
+const CleanupRequestBody = z.strictObject({ force: z.boolean().optional().describe('remove what can be removed and report what could not, instead of retrying until everything is gone') });
 const ResolveConflictRequest = z.strictObject({ action: z.enum(CONFLICT_ACTIONS).describe('deactivate: power the stale VMs off, keep their diverged writes as a side copy, mark them inactive') });
 const ApproveRequest = z.strictObject({ step: z.string().min(1).max(63), decision: z.enum(['approve', 'reject']).default('approve'), comment: z.string().max(2000).optional() });
 const DecisionRequest = z.strictObject({ target: z.string().min(1).max(80), comment: z.string().max(2000).optional() });
@@ -254,7 +268,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     if (running?.operation === 'continuous-failover') return void (await completeContinuousFailover(req, res, domain, running.workflowId, body, declaredAt));
     await refuseSwappedSites(domain, body);
     const { runbook, version } = await checkHandover(domain, 'failover', body);
-    const pointInTime = body.pointInTime && ('at' in body.pointInTime ? { at: Date.parse(body.pointInTime.at) } : body.pointInTime);
+    const pointInTime = body.pointInTime && pointInTimeOf(body.pointInTime);
     const input: FailoverInput = {
       domain,
       type: body.type,
@@ -359,6 +373,31 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     };
     const summary = `Resolve the split-brain of ${domain}: ${body.action} ${open.vms.join(', ')} at ${open.site} (running there since ${new Date(open.since).toISOString()} while ${open.owner.site} owns it), requested by ${principalName(req)}`;
     await startAndAnswer(res, domain, { operation: 'resolve-conflict', requestedBy: principalName(req), summary, input }, { action: body.action, conflict: shownConflict(open) });
+  });
+
+  router.post('/domains/:domain/drill', requireRole('operator'), json, async (req, res) => {
+    const domain = domainParam(req);
+    const body = parseBody(DrillRequest, req);
+    await requireAllowed(domain, 'drill');
+    const { runbook, version } = await loadRunbook(domain, { runbook: body.runbook ?? domain, ...(body.version ? { version: body.version } : {}) });
+    if (!runbook.spec.testNetworkMapping) {
+      throw conflict(`runbook ${runbook.metadata.name} v${version} has no spec.testNetworkMapping: ${domain} cannot be drilled without isolated test networks; submit a version with one (docs/drill.md)`, {
+        runbook: { name: runbook.metadata.name, version },
+      });
+    }
+    const keepForMs = body.keepFor ? parseDuration(body.keepFor)! : 0;
+    const input: DrillInput = {
+      domain,
+      runbook,
+      runbookVersion: version,
+      keepForMs,
+      requestedBy: principalName(req),
+      declaredAt: Date.now(),
+      ...(body.pointInTime ? { pointInTime: pointInTimeOf(body.pointInTime) } : {}),
+    };
+    const { recovery } = runbook.spec.sites;
+    const summary = `Drill of ${domain} at ${recovery} on its test networks by runbook ${runbook.metadata.name} v${version}, kept ${body.keepFor ?? '0s'} after its checks, requested by ${principalName(req)}`;
+    await startAndAnswer(res, domain, { operation: 'drill', requestedBy: principalName(req), summary, input }, { runbook: { name: runbook.metadata.name, version }, keepFor: body.keepFor ?? '0s' });
   });
 
   /** The operation the domain's desk is running, if any (none when the desk was never started). */
@@ -600,6 +639,21 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
       res.status(202).json({ ...links(workflowId), decision, by: principalName(req), deadline: new Date(status.deadline).toISOString() });
     });
   }
+
+  router.post('/operations/:id/cleanup', requireRole('operator'), json, async (req, res) => {
+    const workflowId = String(req.params.id);
+    const body = parseBody(CleanupRequestBody, req);
+    if (parseOperationWorkflowId(workflowId)?.operation !== 'drill') throw conflict(`operation ${workflowId} is not a drill: only a drill is cleaned up on request (cancel other operations)`);
+    const { handle, description } = await describeOperation(workflowId);
+    if (description.status.name !== 'RUNNING') throw conflict(`drill ${workflowId} is not running (${description.status.name}): its cleanup has happened`);
+    const accepted = await handle.executeUpdate(cleanupDrillUpdate, { args: [{ requestedBy: principalName(req), ...(body.force ? { force: true } : {}) }] }).catch((error: unknown) => {
+      const cause = error instanceof WorkflowUpdateFailedError ? error.cause : undefined;
+      if (cause instanceof ApplicationFailure && cause.type === CLEANUP_REFUSED) throw conflict(cause.message);
+      throw error;
+    });
+    log.info({ workflowId, force: accepted.force, by: accepted.requestedBy }, 'drill cleanup requested');
+    res.status(202).json({ ...links(workflowId), cleanupRequestedBy: accepted.requestedBy, force: accepted.force });
+  });
 
   router.post('/operations/:id/cancel', requireRole('operator'), async (req, res) => {
     const workflowId = String(req.params.id);

@@ -38,6 +38,7 @@ export const FAILURES = {
   OriginalVmRunning: { heals: false, meaning: 'an original VM runs at the site a failback returns to (a split-brain not resolved yet): failback would rewrite its disks under it' },
   VmInactive: { heals: false, meaning: 'the VM was deactivated after a split-brain and must not run until it is reactivated' },
   AlreadyOwned: { heals: false, meaning: 'the site the operation moves the domain to owns it already' },
+  NotADrillResource: { heals: false, meaning: 'a drill cleanup was asked to remove something whose name does not carry a drill prefix: it never removes production' },
   RunbookMismatch: { heals: false, meaning: 'the runbook does not describe the VMs or networks being recovered' },
   RunbookStepAborted: { heals: false, meaning: 'a runbook step or VM failed under the abort policy, or an operator aborted it' },
   ApprovalTimedOut: { heals: false, meaning: 'nobody approved the step within its timeout' },

@@ -10,7 +10,7 @@ import { setDomainMode } from './phases/domain-mode';
 import { followLog, newFollowing, undoCaughtUpMode, undoFollowedVms, undoFollowerLease, type Following, type PlaceTarget } from './phases/follow';
 import { checkOriginalDisks, comeBackUp, findOriginalVms, prepareRebuiltVms, removeFromSiteLeft, returningVm, rocvaAtOriginalSite, stopJournaling, type OriginalVms } from './phases/originals';
 import { checkOwnership } from './phases/ownership';
-import { byRunbook, deployRocva, removeRocva, resolveRecoveryPoint, undoRocva, type RebuildTarget } from './phases/rebuild';
+import { byRunbook, deployRocva, removeRocva, resolveRecoveryPoint, undoRocva, type RebuildTarget, rocvaName } from './phases/rebuild';
 
 const FOLLOWING_MODE = 'Continuous Failback in Progress';
 
@@ -65,7 +65,7 @@ async function deploy(op: Operation): Promise<{ following: Following; originals:
   );
   // A delta applies to the whole domain's disks as they were left: new ones are not.
   const base = onNewDisks.length > 0 ? undefined : await checkOriginalDisks(op);
-  const rocva = await deployRocva(op, workflowInfo().runId, rocvaAtOriginalSite(op, originals, targets));
+  const rocva = await deployRocva(op, rocvaName(op, workflowInfo().runId), rocvaAtOriginalSite(op, originals, targets));
   const following = newFollowing(rocva, point.vms, point.disks, 'Running in Failover');
   // An original VM and its disks were there before: nothing of them is ever removed.
   following.vms = following.vms.map((vm) => ({

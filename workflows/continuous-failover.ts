@@ -10,7 +10,7 @@ import { followLog, newFollowing, prepareFollowedVms, undoCaughtUpMode, undoFoll
 import { checkOwnership } from './phases/ownership';
 import { powerOnByPlan } from './phases/power-on';
 import { resumeProtection } from './phases/protection-resume';
-import { deployRocva, registerInPlaceOfRepresentations, removeRocva, resolveRecoveryPoint, undoRocva, type RebuildTarget } from './phases/rebuild';
+import { deployRocva, registerInPlaceOfRepresentations, removeRocva, resolveRecoveryPoint, undoRocva, type RebuildTarget, rocvaName } from './phases/rebuild';
 import { recoveredVm, RecoveredVmError } from './recovered-vm';
 import type { Runbook } from '../runbooks/schema';
 
@@ -59,7 +59,7 @@ async function deploy(op: Operation): Promise<Following> {
   await checkOwnership(op, true);
   const { point } = await resolveRecoveryPoint(op);
   undoFollowerLease(op);
-  const rocva = await deployRocva(op, workflowInfo().runId);
+  const rocva = await deployRocva(op, rocvaName(op, workflowInfo().runId));
   const following = newFollowing(rocva, point.vms, point.disks, 'Protected');
   await prepareFollowedVms(op, following);
   op.following(following.status);

@@ -34,6 +34,7 @@ export const OPERATION_WORKFLOW_TYPES: Record<OperationKind, string> = {
   failback: 'failback',
   'continuous-failback': 'continuousFailback',
   'resolve-conflict': 'resolveConflict',
+  drill: 'drill',
 };
 
 export interface OperationRequest {

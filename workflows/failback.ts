@@ -6,7 +6,7 @@ import type { OperationReport } from './operation-messages';
 import { setDomainMode } from './phases/domain-mode';
 import { checkOriginalDisks, comeBackUp, findOriginalVms, prepareRebuiltVms, rehydrateDelta, removeFromSiteLeft, returningVm, rocvaAtOriginalSite, stopJournaling } from './phases/originals';
 import { checkOwnership, claimWithFencing, drainAndHandOver } from './phases/ownership';
-import { deployRocva, rehydrate, removeRocva, resolveRecoveryPoint } from './phases/rebuild';
+import { deployRocva, rehydrate, removeRocva, resolveRecoveryPoint, rocvaName } from './phases/rebuild';
 import { shutDownInReverseOrder } from './phases/shutdown';
 
 /**
@@ -48,7 +48,7 @@ export async function failback(input: FailbackInput): Promise<OperationReport> {
       rehydration = await rehydrateDelta(op, base, originals.vms);
     } else {
       // The VMs hold their disks (the original ones, and representation VMs the rebuilt ones): only the RocVA is needed.
-      const rocva = await deployRocva(op, workflowInfo().runId, rocvaAtOriginalSite(op, originals, targets));
+      const rocva = await deployRocva(op, rocvaName(op, workflowInfo().runId), rocvaAtOriginalSite(op, originals, targets));
       const bytesWritten = await rehydrate(op, point, targets, 'existing disks');
       await removeRocva(op, rocva);
       rehydration = { kind: 'full', bytesWritten, why: base.why };

@@ -10,7 +10,7 @@ import { setDomainMode } from './phases/domain-mode';
 import { checkOwnership, claimWithFencing, drainAndHandOver } from './phases/ownership';
 import { powerOnByPlan } from './phases/power-on';
 import { resumeProtection } from './phases/protection-resume';
-import { deployRocva, prepareTargetDisks, registerVms, rehydrate, removeRepresentationVms, removeRocva, resolveRecoveryPoint, targetVmOf } from './phases/rebuild';
+import { deployRocva, prepareTargetDisks, registerVms, rehydrate, removeRepresentationVms, removeRocva, resolveRecoveryPoint, targetVmOf, rocvaName } from './phases/rebuild';
 import { shutDownInReverseOrder } from './phases/shutdown';
 
 /**
@@ -37,7 +37,7 @@ export async function failover(input: FailoverInput): Promise<OperationReport> {
     }
 
     const { point, targets } = await resolveRecoveryPoint(op, input.pointInTime);
-    const rocva = await deployRocva(op, workflowInfo().runId);
+    const rocva = await deployRocva(op, rocvaName(op, workflowInfo().runId));
     await prepareTargetDisks(op, targets.map(targetVmOf));
     await rehydrate(op, point, targets);
     await removeRepresentationVms(op, targets);

@@ -11,3 +11,4 @@ export { continuousFailback } from './continuous-failback';
 export { failback } from './failback';
 export { conflictWatch } from './conflict-watch';
 export { resolveConflict } from './resolve-conflict';
+export { drill } from './drill';

@@ -4,6 +4,8 @@ import type { CommitWindowStatus } from './commit-window-messages';
 import type { Placement } from '../sites/provider';
 import type { CompensationOutcome } from './compensation';
 import type { OperationKind } from './workflow-ids';
+import type { DrillResourceKind } from '../activities/recovery-site';
+import type { DrillReport } from './drill-messages';
 
 /**
  * How an operation ended; `running` until it has. `succeeded-with-failures`: it finished, but
@@ -75,6 +77,8 @@ export interface OperationProgress {
   /** Ownership of the domain once this operation holds it. */
   epoch?: number;
   recoveryPoint?: { description: string; dataFrom: number; lastJournalSequence?: number };
+  /** What the operation created at the site it works at, by name, recorded before each is created (a drill's cleanup removes exactly these). */
+  resources?: Array<{ kind: DrillResourceKind; name: string }>;
   declaredAt: number;
   startedAt: number;
   /** As of the workflow's latest event. */
@@ -96,6 +100,8 @@ export interface OperationReport extends Omit<OperationProgress, 'phase' | 'elap
   rehydration?: { kind: 'delta' | 'full'; bytesWritten: number; why?: string };
   /** A failback: the VMs it rebuilt at the primary because they were no longer registered there, where and on which networks. */
   rebuilt?: Array<{ vm: string; placement: Placement; networks: string[]; diskIds: string[] }>;
+  /** A drill: passed or failed, its checks, how long it was kept, and its cleanup. */
+  drill?: DrillReport;
   failure?: string;
   compensation?: CompensationOutcome;
   /** The operation the domain's desk starts next, as this one asked (a failover followed by a continuous failback). */
