@@ -1,6 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { SiteError, type SiteProvider } from '../sites/provider';
 import { commitBase, consistentPosition, copyDisksIntoBase, ensureSyncIntent, readBase, type BaseCopyProgress } from '../datapath/base-image';
+import { deltaCursor } from '../datapath/delta-rehydrate';
 import { follow, laterCursor, type FollowCursor, type FollowResult } from '../datapath/follower';
 import { collectGarbage, type GcResult } from '../datapath/gc';
 import { DomainKeys } from '../datapath/keys';
@@ -123,6 +124,10 @@ export interface FollowLogInput {
   untilEnd?: boolean;
   /** Target disk ids are this prefix + the protected disk id. */
   diskIdPrefix?: string;
+  /** Without a cursor: the target disks hold this departure position (a delta check said so), and only the log after it is applied. */
+  departure?: { from: LogPosition; journalCursor: number };
+  /** Without a cursor or departure: the target disks hold older data, and a start from the base zeroes what the base does not hold. */
+  targetMayHoldData?: boolean;
 }
 
 /** Failures that retrying cannot fix become non-retryable with a stable type. */
@@ -479,7 +484,8 @@ export function createDatapathActivities({ store, site }: DatapathDependencies) 
      */
     async followLog(input: FollowLogInput): Promise<FollowResult> {
       const context = Context.current();
-      const cursor = laterCursor(input.cursor, (context.info.heartbeatDetails as FollowResult | undefined)?.cursor);
+      const start = input.cursor ?? (input.departure ? deltaCursor(input.departure.from, input.departure.journalCursor) : undefined);
+      const cursor = laterCursor(start, (context.info.heartbeatDetails as FollowResult | undefined)?.cursor);
       const ownership = new Ownership(store, input.domain);
       const lease = new ReaderLease(store, ownership, followerLeaseHolder(context));
       const stopAt = Date.now() + input.runForMs;
@@ -496,6 +502,7 @@ export function createDatapathActivities({ store, site }: DatapathDependencies) 
           targetDiskId: (diskId) => `${input.diskIdPrefix ?? ''}${diskId}`,
           ...(cursor ? { cursor } : {}),
           untilEnd: input.untilEnd ?? false,
+          targetMayHoldData: input.targetMayHoldData ?? false,
           idlePollMs: 500,
           shouldStop: () => Date.now() >= stopAt || context.cancellationSignal.aborted,
           onPlanned: (base) => lease.hold(base),

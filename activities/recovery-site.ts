@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Placement, RegisterVmSpec, RocvaSpec, ShutdownOutcome, SiteProvider, Vm } from '../sites/provider';
 import { SiteError } from '../sites/provider';
-import { representationVmName } from '../common/resource-names';
+import { isDrillResourceName, representationVmName } from '../common/resource-names';
 import { atSite } from './site-failures';
 import { failure } from '../common/failures';
 import { isInactive } from '../datapath/conflict';
@@ -45,6 +45,15 @@ export interface PrepareTargetDisksInput {
   placement: Placement;
   /** The source VM's disks, in order: each target disk keeps its id, which rehydration writes to. */
   disks: Array<{ diskId: string; sizeBytes: number }>;
+}
+
+/** What a drill creates at a site, by kind: its cleanup removes VMs before the disks they hold. */
+export type DrillResourceKind = 'rocva' | 'representation' | 'vm' | 'disk';
+
+/** The names a site holds: every VM (appliances and representation VMs included) and every disk. */
+export interface InventoryNames {
+  vms: string[];
+  disks: string[];
 }
 
 export interface RecoverySiteDependencies {
@@ -143,6 +152,35 @@ export function createRecoverySiteActivities({ provider }: RecoverySiteDependenc
         await atSite(() => provider.unregisterVm(name));
       }
       for (const id of [...disks].filter((d) => !kept.has(d))) await atSite(() => provider.deleteDisk(id));
+    },
+
+    /** Every name the site holds, for a drill's before-and-after comparison. */
+    inventoryNames: async (): Promise<InventoryNames> => {
+      const [vms, disks] = await Promise.all([atSite(() => provider.listVms()), atSite(() => provider.listDisks())]);
+      return { vms: vms.map((v) => v.name).sort(), disks: disks.map((d) => d.id).sort() };
+    },
+
+    /**
+     * One resource a drill created, removed: a VM (or appliance) powered off and unregistered, a
+     * disk deleted. Idempotent: what is gone already answers `removed: false` (a killed worker's
+     * retry, or a compensation that came first). Refuses any name without a drill prefix, so that a
+     * wrong record can never remove production.
+     */
+    removeDrillResource: async ({ kind, name }: { kind: DrillResourceKind; name: string }): Promise<{ removed: boolean }> => {
+      if (!isDrillResourceName(name)) throw failure('NotADrillResource', `${kind} "${name}" at site ${provider.site} is not named like a drill resource (drill-<id>-...): not removed`);
+      if (kind === 'disk') {
+        if (!(await diskIfPresent(provider, name))) return { removed: false };
+        await atSite(() => provider.deleteDisk(name));
+        return { removed: true };
+      }
+      if (!(await vmIfPresent(provider, name))) return { removed: false };
+      if (kind === 'rocva') {
+        await atSite(() => provider.destroyRocva(name));
+      } else {
+        await atSite(() => provider.powerOff(name));
+        await atSite(() => provider.unregisterVm(name));
+      }
+      return { removed: true };
     },
   };
 }

@@ -1,6 +1,6 @@
 import { Context, heartbeat } from '@temporalio/activity';
 import { isInactive } from '../datapath/conflict';
-import type { SiteProvider } from '../sites/provider';
+import type { GuestProbe, GuestProbeResult, SiteProvider } from '../sites/provider';
 import { atSite } from './site-failures';
 import { failure } from '../common/failures';
 
@@ -18,6 +18,23 @@ export interface WaitForGuestHeartbeatInput {
   notAfter: number;
 }
 
+/** A drill's check of one VM: its guest heartbeats, or a probe of one of its services answers (HTTP: with an expected status). */
+export interface CheckGuestInput {
+  vm: string;
+  probe: { kind: 'heartbeat' } | GuestProbe;
+  /** HTTP: the statuses that pass. */
+  expectStatus?: number[];
+  /** Epoch ms; absolute, so that a retried activity does not restart the check's timeout. */
+  notAfter: number;
+}
+
+export interface CheckGuestResult {
+  passed: boolean;
+  /** The last answer, in words: why it passed, or why it had not by the deadline. */
+  detail: string;
+  waitedMs: number;
+}
+
 export interface VmPowerActivities {
   /**
    * Idempotent: a VM that is already on counts as powered on (a retried activity finds it so). A VM
@@ -26,6 +43,8 @@ export interface VmPowerActivities {
   powerOnVm(input: PowerOnVmInput): Promise<{ alreadyOn: boolean }>;
   /** Polls the guest heartbeat, heartbeating to Temporal, until it is seen or `notAfter` passes (non-retryable then). */
   waitForGuestHeartbeat(input: WaitForGuestHeartbeatInput): Promise<{ waitedMs: number }>;
+  /** Probes until the check passes or `notAfter` passes; a check that does not pass is a result, not a failure. */
+  checkGuest(input: CheckGuestInput): Promise<CheckGuestResult>;
 }
 
 export interface VmPowerDependencies {
@@ -53,6 +72,23 @@ export function createVmPowerActivities({ provider, heartbeatPollMs = 500 }: VmP
           throw failure('HeartbeatTimeout', `the guest of ${vm} did not heartbeat before ${new Date(notAfter).toISOString()}`);
         }
         // Context.sleep ends early when the activity is cancelled, so a cancelled operation stops polling.
+        await Context.current().sleep(heartbeatPollMs);
+      }
+    },
+
+    async checkGuest({ vm, probe, expectStatus = [200], notAfter }) {
+      const started = Date.now();
+      const once = async (): Promise<GuestProbeResult> => {
+        if (probe.kind !== 'heartbeat') return atSite(() => provider.probeGuest(vm, probe));
+        const beat = await atSite(() => provider.guestHeartbeat(vm));
+        return { answered: beat === 'green', detail: `guest heartbeat ${beat}` };
+      };
+      for (;;) {
+        const answer = await once();
+        const passed = answer.answered && (probe.kind !== 'http' || expectStatus.includes(answer.status ?? 0));
+        const detail = probe.kind === 'http' && answer.answered && !passed ? `${answer.detail}, expected ${expectStatus.join(' or ')}` : answer.detail;
+        heartbeat({ vm, waitedMs: Date.now() - started, detail });
+        if (passed || Date.now() >= notAfter) return { passed, detail, waitedMs: Date.now() - started };
         await Context.current().sleep(heartbeatPollMs);
       }
     },

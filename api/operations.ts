@@ -31,11 +31,13 @@ import {
 import { COMPLETION_REFUSED, completeContinuousFailoverUpdate, type CompletionRequest, type ContinuousFailoverInput } from '../workflows/continuous-failover-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../workflows/task-queues';
 import type { FailoverInput } from '../workflows/failover-messages';
+import { CLEANUP_REFUSED, cleanupDrillUpdate, type DrillInput } from '../workflows/drill-messages';
 import { COMMIT_REFUSED, decideCommitUpdate, describeCommitWindow } from '../workflows/commit-window-messages';
 import type { FailbackInput } from '../workflows/failback-messages';
 import type { PermanentFailoverInput } from '../workflows/permanent-failover-messages';
+import { completeContinuousFailbackUpdate, type ContinuousFailbackInput } from '../workflows/continuous-failback-messages';
 import { CONFLICT_ACTIONS, type ResolveConflictInput } from '../workflows/resolve-conflict-messages';
-import { operationProgressQuery, type OperationProgress } from '../workflows/operation-messages';
+import { operationProgressQuery, type HandoverType, type OperationProgress } from '../workflows/operation-messages';
 import { protectStatusQuery } from '../workflows/protect';
 import { domainOperationsWorkflowId, parseOperationWorkflowId, protectionWorkflowId } from '../workflows/workflow-ids';
 import {
@@ -72,7 +74,7 @@ export interface OperationsRouterOptions {
 }
 
 /** The requests this API offers endpoints for (the mode table knows the operations still to come). */
-const OFFERED: DomainRequest[] = ['power-on', 'failover', 'continuous-failover', 'failback', 'permanent-failover', 'resolve-conflict'];
+const OFFERED: DomainRequest[] = ['power-on', 'failover', 'continuous-failover', 'failback', 'continuous-failback', 'permanent-failover', 'resolve-conflict', 'drill'];
 const offeredNow = (condition: DomainCondition) => allowedRequests(condition).filter((r) => OFFERED.includes(r));
 
 /**
@@ -90,15 +92,17 @@ const RunbookRef = z.strictObject({
 });
 const PowerOnRequest = RunbookRef.extend({ site: z.string().regex(DOMAIN).optional() });
 const ContinuousFailoverRequest = RunbookRef.extend({ runbook: RunbookRef.shape.runbook.optional().describe('default: the runbook named like the domain') });
+const ContinuousFailbackRequest = RunbookRef.extend({ runbook: RunbookRef.shape.runbook.optional().describe('default: the runbook named like the domain (the one it failed over by)') });
+const PointInTimeRequest = z.union([
+  z.strictObject({ restorePoint: z.string().regex(RESTORE_POINT_ID, 'must be a restore point id, e.g. 0000000001-0000000000000042-17') }),
+  z.strictObject({ at: z.iso.datetime({ offset: true }).refine((at) => Date.parse(at) <= Date.now(), 'must not be in the future') }),
+]);
+/** The request's point in time as an operation takes it: a restore point id, or an instant in epoch ms. */
+const pointInTimeOf = (point: z.infer<typeof PointInTimeRequest>): NonNullable<DrillInput['pointInTime']> => ('at' in point ? { at: Date.parse(point.at) } : point);
 const FailoverRequest = RunbookRef.extend({
   runbook: RunbookRef.shape.runbook.optional().describe('default: the runbook named like the domain'),
   type: z.enum(['planned', 'forced']),
-  pointInTime: z
-    .union([
-      z.strictObject({ restorePoint: z.string().regex(RESTORE_POINT_ID, 'must be a restore point id, e.g. 0000000001-0000000000000042-17') }),
-      z.strictObject({ at: z.iso.datetime({ offset: true }).refine((at) => Date.parse(at) <= Date.now(), 'must not be in the future') }),
-    ])
-    .optional(),
+  pointInTime: PointInTimeRequest.optional(),
   confirm: z.string().max(63).optional().describe('forced failover: the domain name, confirming that the primary site is lost'),
   commit: z
     .strictObject({
@@ -109,6 +113,7 @@ const FailoverRequest = RunbookRef.extend({
     })
     .optional()
     .describe('keep the failover open for a commit or a rollback until `after` has passed, then do `then`'),
+  continuousFailback: z.boolean().optional().describe('planned only: once the failover has succeeded (and committed), the original disks at the primary follow the recovery site (a continuous failback)'),
 });
 /** A commit window long enough to check the recovered domain, and short enough that a forgotten one still ends. */
 const COMMIT_WINDOW_MS = { min: 10_000, max: 30 * 86_400_000 };
@@ -123,6 +128,18 @@ const PermanentFailoverRequest = RunbookRef.extend({
   newRecoverySite: z.string().regex(DOMAIN, 'must be a site name').optional().describe('default: none, the domain is then protected to the storage site only'),
   newRunbook: RunbookRef.optional().describe('the runbook for the new direction, when it cannot be derived from the one the domain failed over by'),
 });
+/** How long a drill may be kept up after its checks: from none to the longest commit window. */
+const KEEP_FOR_MAX_MS = 30 * 86_400_000;
+const DrillRequest = RunbookRef.extend({
+  runbook: RunbookRef.shape.runbook.optional().describe('default: the runbook named like the domain'),
+  pointInTime: PointInTimeRequest.optional().describe('default: the latest consistent point'),
+  keepFor: z
+    .string()
+    .refine((keepFor) => parseDuration(keepFor) !== undefined && parseDuration(keepFor)! <= KEEP_FOR_MAX_MS, 'must be a duration from 0s to 30d, e.g. 30m')
+    .optional()
+    .describe('how long the drill stays up after its checks before it is cleaned up; default 0s'),
+});
+const CleanupRequestBody = z.strictObject({ force: z.boolean().optional().describe('remove what can be removed and report what could not, instead of retrying until everything is gone') });
 const ResolveConflictRequest = z.strictObject({ action: z.enum(CONFLICT_ACTIONS).describe('deactivate: power the stale VMs off, keep their diverged writes as a side copy, mark them inactive') });
 const ApproveRequest = z.strictObject({ step: z.string().min(1).max(63), decision: z.enum(['approve', 'reject']).default('approve'), comment: z.string().max(2000).optional() });
 const DecisionRequest = z.strictObject({ target: z.string().min(1).max(80), comment: z.string().max(2000).optional() });
@@ -294,12 +311,15 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     const domain = domainParam(req);
     const body = parseBody(FailoverRequest, req);
     requireConfirmation(domain, 'failover', body);
+    if (body.continuousFailback && body.type === 'forced') {
+      throw badRequest(`a continuous failback needs the primary site, which a forced failover of ${domain} treats as lost: fail over forced, then start one with POST /domains/${domain}/continuous-failback once the primary is back`);
+    }
     const declaredAt = Date.now();
     const running = await runningOperation(domain);
     if (running?.operation === 'continuous-failover') return void (await completeContinuousFailover(req, res, domain, running.workflowId, body, declaredAt));
     await refuseSwappedSites(domain, body);
     const { runbook, version } = await checkHandover(domain, 'failover', body);
-    const pointInTime = body.pointInTime && ('at' in body.pointInTime ? { at: Date.parse(body.pointInTime.at) } : body.pointInTime);
+    const pointInTime = body.pointInTime && pointInTimeOf(body.pointInTime);
     const input: FailoverInput = {
       domain,
       type: body.type,
@@ -310,15 +330,17 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
       ...(pointInTime ? { pointInTime } : {}),
       ...(body.type === 'forced' ? { forcedConfirmation: body.confirm } : {}),
       ...(body.commit ? { commit: { afterMs: parseDuration(body.commit.after)!, then: body.commit.then } } : {}),
+      ...(body.continuousFailback ? { continuousFailback: true } : {}),
     };
     const { primary, recovery } = runbook.spec.sites;
-    const window = body.commit ? `, kept open ${body.commit.after} for a commit or a rollback (then ${body.commit.then})` : '';
+    const window =
+      (body.commit ? `, kept open ${body.commit.after} for a commit or a rollback (then ${body.commit.then})` : '') + (body.continuousFailback ? `, then a continuous failback to ${primary}` : '');
     const summary = `${body.type === 'forced' ? 'Forced' : 'Planned'} failover of ${domain} from ${primary} to ${recovery} by runbook ${runbook.metadata.name} v${version}${window}, requested by ${principalName(req)}`;
     await startAndAnswer(
       res,
       domain,
       { operation: 'failover', requestedBy: principalName(req), summary, input },
-      { type: body.type, runbook: { name: runbook.metadata.name, version }, ...(body.commit ? { commit: body.commit } : {}) },
+      { type: body.type, runbook: { name: runbook.metadata.name, version }, ...(body.commit ? { commit: body.commit } : {}), ...(body.continuousFailback ? { continuousFailback: true } : {}) },
     );
   });
 
@@ -332,6 +354,17 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     const { primary } = runbook.spec.sites;
     const summary = `Continuous failover of ${domain}: a copy at ${recovery} follows ${primary} until completed, by runbook ${runbook.metadata.name} v${version}, requested by ${principalName(req)}`;
     await startAndAnswer(res, domain, { operation: 'continuous-failover', requestedBy: principalName(req), summary, input }, { runbook: { name: runbook.metadata.name, version } });
+  });
+
+  router.post('/domains/:domain/continuous-failback', requireRole('operator'), json, async (req, res) => {
+    const domain = domainParam(req);
+    const body = parseBody(ContinuousFailbackRequest, req);
+    await requireAllowed(domain, 'continuous-failback');
+    const { runbook, version } = requireRecoverySite(domain, 'continuous-failback', await loadRunbook(domain, { runbook: body.runbook ?? domain, ...(body.version ? { version: body.version } : {}) }));
+    const input: ContinuousFailbackInput = { domain, runbook, runbookVersion: version, requestedBy: principalName(req), declaredAt: Date.now() };
+    const { primary, recovery } = runbook.spec.sites;
+    const summary = `Continuous failback of ${domain}: the original disks at ${primary} follow ${recovery} until failback, by runbook ${runbook.metadata.name} v${version}, requested by ${principalName(req)}`;
+    await startAndAnswer(res, domain, { operation: 'continuous-failback', requestedBy: principalName(req), summary, input }, { runbook: { name: runbook.metadata.name, version } });
   });
 
   /**
@@ -371,6 +404,11 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     const domain = domainParam(req);
     const body = parseBody(FailbackRequest, req);
     requireConfirmation(domain, 'failback', body);
+    const declaredAt = Date.now();
+    const running = await runningOperation(domain);
+    if (running?.operation === 'continuous-failback') {
+      return void (await completeRunning(req, res, { domain, workflowId: running.workflowId, operation: 'continuous-failback', update: completeContinuousFailbackUpdate }, body, declaredAt));
+    }
     await refuseFailbackAfterPermanentFailover(domain, body);
     const { runbook, version } = await checkHandover(domain, 'failback', body);
     const input: FailbackInput = {
@@ -379,7 +417,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
       runbook,
       runbookVersion: version,
       requestedBy: principalName(req),
-      declaredAt: Date.now(),
+      declaredAt,
       ...(body.type === 'forced' ? { forcedConfirmation: body.confirm } : {}),
     };
     const { primary, recovery } = runbook.spec.sites;
@@ -475,6 +513,31 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     await startAndAnswer(res, domain, { operation: 'resolve-conflict', requestedBy: principalName(req), summary, input }, { action: body.action, conflict: shownConflict(open) });
   });
 
+  router.post('/domains/:domain/drill', requireRole('operator'), json, async (req, res) => {
+    const domain = domainParam(req);
+    const body = parseBody(DrillRequest, req);
+    await requireAllowed(domain, 'drill');
+    const { runbook, version } = requireRecoverySite(domain, 'drill', await loadRunbook(domain, { runbook: body.runbook ?? domain, ...(body.version ? { version: body.version } : {}) }));
+    if (!runbook.spec.testNetworkMapping) {
+      throw conflict(`runbook ${runbook.metadata.name} v${version} has no spec.testNetworkMapping: ${domain} cannot be drilled without isolated test networks; submit a version with one (docs/drill.md)`, {
+        runbook: { name: runbook.metadata.name, version },
+      });
+    }
+    const keepForMs = body.keepFor ? parseDuration(body.keepFor)! : 0;
+    const input: DrillInput = {
+      domain,
+      runbook,
+      runbookVersion: version,
+      keepForMs,
+      requestedBy: principalName(req),
+      declaredAt: Date.now(),
+      ...(body.pointInTime ? { pointInTime: pointInTimeOf(body.pointInTime) } : {}),
+    };
+    const { recovery } = runbook.spec.sites;
+    const summary = `Drill of ${domain} at ${recovery} on its test networks by runbook ${runbook.metadata.name} v${version}, kept ${body.keepFor ?? '0s'} after its checks, requested by ${principalName(req)}`;
+    await startAndAnswer(res, domain, { operation: 'drill', requestedBy: principalName(req), summary, input }, { runbook: { name: runbook.metadata.name, version }, keepFor: body.keepFor ?? '0s' });
+  });
+
   /** The operation the domain's desk is running, if any (none when the desk was never started). */
   async function runningOperation(domain: string): Promise<OperationRecord | undefined> {
     const desk = domainOperationsWorkflowId(domain);
@@ -487,9 +550,24 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     if (body.commit) {
       throw badRequest(`a continuous failover of ${domain} is running (${workflowId}): its completion has no commit window; complete it without "commit", or cancel it and run a plain failover with one`, { running: links(workflowId) });
     }
+    if (body.continuousFailback) {
+      throw badRequest(`a continuous failover of ${domain} is running (${workflowId}): its completion does not start a continuous failback; start one with POST /domains/${domain}/continuous-failback once it has completed`, { running: links(workflowId) });
+    }
     if (body.pointInTime) {
       throw badRequest(`a continuous failover of ${domain} is running (${workflowId}): completing it keeps the blocks it has already applied, which cannot be rewound to a point in time; cancel it and run a plain failover to a point in time instead`, { running: links(workflowId) });
     }
+    await completeRunning(req, res, { domain, workflowId, operation: 'continuous-failover', update: completeContinuousFailoverUpdate }, body, declaredAt);
+  }
+
+  /** An update on the running continuous operation that completes it, planned or forced; answered 202 with where to follow it. */
+  async function completeRunning(
+    req: Request,
+    res: express.Response,
+    running: { domain: string; workflowId: string; operation: 'continuous-failover' | 'continuous-failback'; update: typeof completeContinuousFailoverUpdate },
+    body: { type: HandoverType; confirm?: string; runbook?: string; version?: number },
+    declaredAt: number,
+  ) {
+    const { domain, workflowId, operation } = running;
     const { runbook, version } = await loadRunbook(domain, { runbook: body.runbook ?? domain, ...(body.version ? { version: body.version } : {}) });
     const request: CompletionRequest = {
       type: body.type,
@@ -500,17 +578,17 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     };
     await client.workflow
       .getHandle(workflowId)
-      .executeUpdate(completeContinuousFailoverUpdate, { args: [request] })
+      .executeUpdate(running.update, { args: [request] })
       .catch((error: unknown) => {
         const cause = error instanceof WorkflowUpdateFailedError ? error.cause : undefined;
         if (cause instanceof ApplicationFailure && cause.type === COMPLETION_REFUSED) throw conflict(cause.message, { running: links(workflowId) });
         throw error;
       });
-    log.info({ domain, workflowId, type: body.type, requestedBy: request.requestedBy }, 'continuous failover completion requested');
+    log.info({ domain, workflowId, type: body.type, requestedBy: request.requestedBy }, `${operation} completion requested`);
     res
       .status(202)
       .location(links(workflowId).statusUrl)
-      .json({ ...links(workflowId), operation: 'continuous-failover', completes: workflowId, type: body.type, runbook: { name: runbook.metadata.name, version } });
+      .json({ ...links(workflowId), operation, completes: workflowId, type: body.type, runbook: { name: runbook.metadata.name, version } });
   }
 
   router.get('/domains/:domain', async (req, res) => {
@@ -524,12 +602,13 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
           .catch(() => null)
       : null;
     const running = await runningOperation(domain).catch(() => undefined);
-    const progress = running?.operation === 'continuous-failover' ? await ask(running.workflowId, ORCHESTRATION_TASK_QUEUE, operationProgressQuery).catch(() => undefined) : undefined;
+    const continuous = running?.operation === 'continuous-failover' ? 'continuousFailover' : running?.operation === 'continuous-failback' ? 'continuousFailback' : undefined;
+    const progress = continuous ? await ask(running!.workflowId, ORCHESTRATION_TASK_QUEUE, operationProgressQuery).catch(() => undefined) : undefined;
     res.json({
       domain,
       mode: condition.mode,
       allowedOperations: offeredNow(condition),
-      ...(running?.operation === 'continuous-failover' ? { continuousFailover: { ...links(running.workflowId), phase: progress?.phase ?? null, following: progress?.following ?? null } } : {}),
+      ...(continuous ? { [continuous]: { ...links(running!.workflowId), phase: progress?.phase ?? null, following: progress?.following ?? null } } : {}),
       owner: ownership.owner ? { site: ownership.owner.site, epoch: ownership.epoch, since: new Date(ownership.owner.claimedAt).toISOString() } : null,
       conflict: condition.conflictSince !== undefined ? await readConflict(store, domain).then((open) => (open ? shownConflict(open) : null)) : null,
       status: status ?? null,
@@ -699,6 +778,21 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
       res.status(202).json({ ...links(workflowId), decision, by: principalName(req), deadline: new Date(status.deadline).toISOString() });
     });
   }
+
+  router.post('/operations/:id/cleanup', requireRole('operator'), json, async (req, res) => {
+    const workflowId = String(req.params.id);
+    const body = parseBody(CleanupRequestBody, req);
+    if (parseOperationWorkflowId(workflowId)?.operation !== 'drill') throw conflict(`operation ${workflowId} is not a drill: only a drill is cleaned up on request (cancel other operations)`);
+    const { handle, description } = await describeOperation(workflowId);
+    if (description.status.name !== 'RUNNING') throw conflict(`drill ${workflowId} is not running (${description.status.name}): its cleanup has happened`);
+    const accepted = await handle.executeUpdate(cleanupDrillUpdate, { args: [{ requestedBy: principalName(req), ...(body.force ? { force: true } : {}) }] }).catch((error: unknown) => {
+      const cause = error instanceof WorkflowUpdateFailedError ? error.cause : undefined;
+      if (cause instanceof ApplicationFailure && cause.type === CLEANUP_REFUSED) throw conflict(cause.message);
+      throw error;
+    });
+    log.info({ workflowId, force: accepted.force, by: accepted.requestedBy }, 'drill cleanup requested');
+    res.status(202).json({ ...links(workflowId), cleanupRequestedBy: accepted.requestedBy, force: accepted.force });
+  });
 
   router.post('/operations/:id/cancel', requireRole('operator'), async (req, res) => {
     const workflowId = String(req.params.id);

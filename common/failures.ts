@@ -40,6 +40,7 @@ export const FAILURES = {
   SiteOwnsDomain: { heals: false, meaning: 'the site a permanent failover retires owns the domain or is its new primary: nothing of the domain is removed there' },
   AlreadyOwned: { heals: false, meaning: 'the site the operation moves the domain to owns it already' },
   NoRecoverySite: { heals: false, meaning: 'the runbook names no recovery site for the domain (a permanent failover named none): it is protected to the storage site only' },
+  NotADrillResource: { heals: false, meaning: 'a drill cleanup was asked to remove something whose name does not carry a drill prefix: it never removes production' },
   RunbookMismatch: { heals: false, meaning: 'the runbook does not describe the VMs or networks being recovered' },
   RunbookStepAborted: { heals: false, meaning: 'a runbook step or VM failed under the abort policy, or an operator aborted it' },
   ApprovalTimedOut: { heals: false, meaning: 'nobody approved the step within its timeout' },

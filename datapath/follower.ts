@@ -7,6 +7,7 @@ import { DISK_SYNC_SEQUENCE } from './disk-sync';
 import { planRestore, readChain, resolveChain, TargetNotRestorableError, type ChainLink } from './log-chain';
 import type { ObjectStore } from './object-store';
 import type { Ownership } from './ownership';
+import { zeroOutsideBase } from './rehydrate';
 import { manifestSchema, parseRecord, type BaseRecord, type DomainDisk, type LogPosition, type Manifest, type VmMetadata } from './records';
 
 /** The newest write on the target disks. */
@@ -59,8 +60,14 @@ export interface FollowResult {
 export interface FollowOptions {
   store: ObjectStore;
   ownership: Ownership;
-  /** The target site's disks, which start as zeros (the caller creates them) and are only ever written here. */
-  target: Pick<SiteProvider, 'writeDisk'>;
+  /** The target site's disks, which start as zeros (the caller creates them) unless `targetMayHoldData`, and are only ever written here. */
+  target: Pick<SiteProvider, 'writeDisk' | 'readDisk'>;
+  /**
+   * The target disks hold older data (a continuous failback's original disks that cannot take a
+   * delta): a start from the base also zeroes what the base does not hold, so that the log's
+   * writes land on the base's image and nothing stale survives between them.
+   */
+  targetMayHoldData?: boolean;
   /** The domain disks the target holds. */
   disks: DomainDisk[];
   /** Names the target disk for a domain disk; by default the same id (a different site). */
@@ -196,6 +203,11 @@ export async function follow(options: FollowOptions): Promise<FollowResult> {
     }
     if (!cursor.baseWritten) {
       if (base && !(await writeBase(base))) return report();
+      if (options.targetMayHoldData) {
+        const zeroing = { bytesRead: 0, bytesZeroed: 0 };
+        await zeroOutsideBase(target, options.disks, base, targetId, writeConcurrency, zeroing);
+        result.bytesWritten += zeroing.bytesZeroed;
+      }
       cursor.baseWritten = true;
       await report();
     }

@@ -162,7 +162,7 @@ export async function rehydrate(options: RehydrateOptions): Promise<RehydrationR
 }
 
 /** Zeroes every region of the target that the base does not hold and that is not zero already (read first: reads are local, writes may be journaled). */
-async function zeroOutsideBase(target: TargetDisks, disks: DomainDisk[], base: BaseRecord | undefined, targetId: (diskId: string) => string, concurrency: number, stale: { bytesRead: number; bytesZeroed: number }): Promise<void> {
+export async function zeroOutsideBase(target: Pick<TargetDisks, 'readDisk' | 'writeDisk'>, disks: DomainDisk[], base: BaseRecord | undefined, targetId: (diskId: string) => string, concurrency: number, stale: { bytesRead: number; bytesZeroed: number }): Promise<void> {
   const regions = disks.flatMap((disk) => {
     const held = new Set(base?.disks.find((d) => d.diskId === disk.diskId)?.chunks ?? []);
     const offsets: Array<{ diskId: string; offset: number; length: number }> = [];

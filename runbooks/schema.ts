@@ -42,6 +42,7 @@ export const VmSchema = z.strictObject({
   network: inventoryName('network').optional().describe('recovery network of the VM, overriding spec.networkMapping'),
   startupAction: z.enum(['poweredOn', 'poweredOff']).default('poweredOn').describe('poweredOff: register and reconfigure, leave off'),
   reIp: ReIpSchema.optional(),
+  testIp: ReIpSchema.optional().describe('address of the first NIC in a drill, on its test network; default: the reIp address (or the recorded one)'),
 });
 
 export const ApprovalStepSchema = z.strictObject({
@@ -70,6 +71,7 @@ export const WebhookStepSchema = z.strictObject({
   timeout: duration.default('30s'),
   retries: z.int().min(0).max(10).default(3),
   onFailure: failurePolicy.default('abort'),
+  runInDrill: z.boolean().default(false).describe('a drill calls this webhook too; by default a drill skips webhooks, which usually reach production systems (DNS, load balancers)'),
 });
 
 export const StepSchema = z.discriminatedUnion('type', [ApprovalStepSchema, WebhookStepSchema]);
@@ -99,7 +101,32 @@ export const PlacementSchema = z.strictObject({
   datastore: inventoryName('datastore'),
 });
 
-const networkMapping = z.array(z.strictObject({ source: inventoryName('network'), target: inventoryName('network') })).default([]);
+const networkMappingEntries = z.array(z.strictObject({ source: inventoryName('network'), target: inventoryName('network') }));
+const networkMapping = networkMappingEntries.default([]);
+
+const checkTarget = {
+  name: dnsLabel('check name'),
+  vm: inventoryName('VM name').optional().describe('the VM probed; give vm or group'),
+  group: dnsLabel('group name').optional().describe('every VM of this power-on group is probed; give vm or group'),
+  timeout: duration.default('2m').describe('how long the probe is retried before the check fails'),
+};
+
+/**
+ * What a drill verifies once the domain is up on its test networks: the guest heartbeats, a TCP
+ * port accepts connections, or an HTTP endpoint answers with an expected status. A check passes
+ * when every VM it names passes within its timeout; one failed check fails the drill.
+ */
+export const CheckSchema = z.discriminatedUnion('type', [
+  z.strictObject({ ...checkTarget, type: z.literal('heartbeat') }),
+  z.strictObject({ ...checkTarget, type: z.literal('tcp'), port: z.int().min(1).max(65535) }),
+  z.strictObject({
+    ...checkTarget,
+    type: z.literal('http'),
+    port: z.int().min(1).max(65535),
+    path: z.string().max(2048).regex(/^\/[^\s]*$/, 'must be a path starting with "/"').default('/'),
+    expectStatus: z.array(z.int().min(100).max(599)).min(1).max(20).default([200]),
+  }),
+]);
 
 export const PowerOnPlanSchema = z.strictObject({
   maxParallel: z.int().min(1).max(1000).default(50).describe('VMs powered on at the same time across all groups'),
@@ -165,6 +192,12 @@ export const RunbookSchema = z.strictObject({
       .default(PROTECTION_DEFAULTS),
     powerOn: PowerOnPlanSchema,
     failback: FailbackSchema.optional().describe('failback to the primary site; without it the VMs keep the configuration recorded for them and spec.powerOn powers them on'),
+    testNetworkMapping: networkMappingEntries
+      .min(1)
+      .optional()
+      .describe('drills: recovery-site production network -> isolated test network; a runbook without it cannot be drilled'),
+    checks: z.array(CheckSchema).max(1000).default([]).describe('drills: what decides pass or fail once the VMs are up'),
+    postCleanup: z.array(WebhookStepSchema).max(20).default([]).describe('drills: webhooks called, in order, after the cleanup removed what the drill created'),
   }),
 });
 
@@ -174,3 +207,5 @@ export type RunbookGroup = RunbookPowerOnPlan['groups'][number];
 export type RunbookStep = RunbookGroup['before'][number];
 export type RunbookVm = Runbook['spec']['vms'][number];
 export type FailurePolicy = RunbookGroup['onFailure'];
+export type RunbookCheck = Runbook['spec']['checks'][number];
+export type RunbookWebhookStep = Extract<RunbookStep, { type: 'webhook' }>;

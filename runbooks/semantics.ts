@@ -7,7 +7,7 @@
 import { ipFamily, isIpv4NetworkOrBroadcast, maxPrefix, sameSubnet } from './addresses';
 import type { SiteInventories, SiteInventory } from './inventory';
 import type { RunbookIssue } from './issues';
-import type { Runbook, RunbookGroup, RunbookPowerOnPlan, RunbookStep } from './schema';
+import type { Runbook, RunbookGroup, RunbookPowerOnPlan, RunbookStep, RunbookVm } from './schema';
 import { formatPath, type ParsedSource, type PathSegment } from './source';
 import { didYouMean } from './suggest';
 import { parseDuration } from './units';
@@ -48,7 +48,8 @@ export function checkSemantics(runbook: Runbook, source: ParsedSource, inventori
   });
 
   checkMappingSources(spec.networkMapping, ['spec', 'networkMapping'], error);
-  checkAddresses(runbook, error);
+  checkAddresses(runbook, 'reIp', error);
+  checkAddresses(runbook, 'testIp', error);
   checkProtectionDurations(runbook, error);
   checkPowerOnPlan(runbook, spec.powerOn, ['spec', 'powerOn'], 'it will be recovered but not powered on', { error, warn });
   if (spec.failback && spec.sites.recovery !== undefined) {
@@ -56,6 +57,7 @@ export function checkSemantics(runbook: Runbook, source: ParsedSource, inventori
     if (spec.failback.powerOn) checkPowerOnPlan(runbook, spec.failback.powerOn, ['spec', 'failback', 'powerOn'], 'failback will bring it back but not power it on', { error, warn });
     warnUnmappedRocvaNetworks(runbook, warn);
   }
+  checkDrillSections(runbook, { error, warn });
 
   for (const role of ['recovery', 'primary'] as const) {
     const inventory = inventories[role];
@@ -188,12 +190,14 @@ function warnUnmappedRocvaNetworks(runbook: Runbook, warn: WarningSink): void {
   }
 }
 
-function checkAddresses(runbook: Runbook, error: ErrorSink): void {
+/** The addresses of one kind (recovery `reIp`, drill `testIp`): usable, and no address given to two VMs. */
+function checkAddresses(runbook: Runbook, field: keyof Pick<RunbookVm, 'reIp' | 'testIp'>, error: ErrorSink): void {
   const addressOwner = new Map<string, string>();
   runbook.spec.vms.forEach((vm, i) => {
-    if (!vm.reIp) return;
-    const path = ['spec', 'vms', i, 'reIp'];
-    const { address, prefix, gateway, dns } = vm.reIp;
+    const settings = vm[field];
+    if (!settings) return;
+    const path = ['spec', 'vms', i, field];
+    const { address, prefix, gateway, dns } = settings;
     const family = ipFamily(address);
     if (!family) error([...path, 'address'], 'invalid_address', `"${address}" is not an IPv4 or IPv6 address`);
     else if (prefix > maxPrefix(family)) error([...path, 'prefix'], 'invalid_prefix', `prefix /${prefix} is longer than an IPv${family} address (max /${maxPrefix(family)})`);
@@ -214,6 +218,95 @@ function checkAddresses(runbook: Runbook, error: ErrorSink): void {
       if (!ipFamily(server)) error([...path, 'dns', d], 'invalid_address', `DNS server "${server}" is not an IP address`);
     });
   });
+}
+
+/**
+ * The drill's sections. Test networks must isolate: every recovery-site network the domain's VMs
+ * are attached to needs one, and none may be a network the runbook knows as production at either
+ * site (or one the RocVA uses). Checks name one declared VM or one group of the power-on plan.
+ */
+function checkDrillSections(runbook: Runbook, { error, warn }: { error: ErrorSink; warn: WarningSink }): void {
+  const { spec } = runbook;
+  const testMapping = spec.testNetworkMapping;
+  if (testMapping) {
+    checkMappingSources(testMapping, ['spec', 'testNetworkMapping'], error);
+    const production = productionNetworks(runbook);
+    const atRecovery = recoveryNetworksOfVms(runbook);
+    const mapped = new Set(testMapping.map((m) => m.source));
+    testMapping.forEach((m, i) => {
+      const known = production.get(m.target);
+      if (known) error(['spec', 'testNetworkMapping', i, 'target'], 'test_network_not_isolated', `test network "${m.target}" is ${known}: a drill must not attach VMs to it`);
+      if (!atRecovery.has(m.source)) warn(['spec', 'testNetworkMapping', i, 'source'], 'unused_test_network', `no VM is attached to "${m.source}" at recovery site "${spec.sites.recovery}" (spec.networkMapping targets and spec.vms[].network), so this mapping is never used`);
+    });
+    for (const [network, path] of atRecovery) {
+      if (!mapped.has(network)) error(path, 'no_test_network', `recovery network "${network}" has no test network in spec.testNetworkMapping: a drill would attach VMs to it`);
+    }
+  } else if (spec.checks.length > 0) {
+    warn(['spec', 'checks'], 'drill_without_test_networks', 'checks run only in drills, and this runbook cannot be drilled: it has no spec.testNetworkMapping');
+  }
+
+  const vmNames = spec.vms.map((vm) => vm.name);
+  const groupNames = spec.powerOn.groups.map((g) => g.name);
+  checkUniqueNames(spec.checks, ['spec', 'checks'], 'check', error);
+  spec.checks.forEach((check, i) => {
+    const path: PathSegment[] = ['spec', 'checks', i];
+    if ((check.vm === undefined) === (check.group === undefined)) error(path, 'check_target', `check "${check.name}" must name either a vm or a group`);
+    if (check.vm !== undefined && !vmNames.includes(check.vm)) error([...path, 'vm'], 'unknown_vm', `VM "${check.vm}" is not declared in spec.vms${suggestion(check.vm, vmNames)}`);
+    if (check.group !== undefined && !groupNames.includes(check.group)) error([...path, 'group'], 'unknown_group', `group "${check.group}" is not defined in spec.powerOn.groups${suggestion(check.group, groupNames)}`);
+    boundedDuration(error, [...path, 'timeout'], check.timeout, 'check timeout');
+  });
+
+  checkUniqueNames(spec.postCleanup, ['spec', 'postCleanup'], 'step', error);
+  spec.postCleanup.forEach((step, s) => {
+    const path: PathSegment[] = ['spec', 'postCleanup', s];
+    checkStep(step, path, error);
+    boundedDuration(error, [...path, 'timeout'], step.timeout, 'webhook timeout');
+  });
+}
+
+/** Each name of a list once; a repeat is reported at its name, naming the first. */
+function checkUniqueNames(items: Array<{ name: string }>, path: PathSegment[], what: string, error: ErrorSink): void {
+  const first = new Map<string, number>();
+  items.forEach((item, i) => {
+    const at = first.get(item.name);
+    if (at !== undefined) error([...path, i, 'name'], 'duplicate_name', `${what} "${item.name}" is already defined at ${formatPath([...path, at])}`);
+    else first.set(item.name, i);
+  });
+}
+
+/** The networks the runbook knows as production (or DR infrastructure), each with where it says so. */
+function productionNetworks(runbook: Runbook): Map<string, string> {
+  const { spec } = runbook;
+  const known = new Map<string, string>();
+  const add = (network: string, what: string) => {
+    if (!known.has(network)) known.set(network, what);
+  };
+  const at = (role: 'primary' | 'recovery', path: string) => `a production network of ${role} site "${spec.sites[role]}" (${path})`;
+  const mapping = (entries: Array<{ source: string; target: string }>, path: string, from: 'primary' | 'recovery', to: 'primary' | 'recovery') =>
+    entries.forEach((m, i) => {
+      add(m.source, at(from, `${path}[${i}].source`));
+      add(m.target, at(to, `${path}[${i}].target`));
+    });
+  mapping(spec.networkMapping, 'spec.networkMapping', 'primary', 'recovery');
+  spec.vms.forEach((vm, i) => {
+    if (vm.network !== undefined) add(vm.network, at('recovery', `spec.vms[${i}].network`));
+  });
+  mapping(spec.failback?.networkMapping ?? [], 'spec.failback.networkMapping', 'recovery', 'primary');
+  const rocva = spec.rocva;
+  if (rocva) for (const role of ROCVA_NETWORK_ROLES) add(rocva.networks[role], `the RocVA's ${role} network (spec.rocva.networks.${role})`);
+  return known;
+}
+
+/** The recovery-site networks the domain's VMs are attached to: each mapping's target and each VM's own network, with where it is written. */
+function recoveryNetworksOfVms(runbook: Runbook): Map<string, PathSegment[]> {
+  const networks = new Map<string, PathSegment[]>();
+  runbook.spec.networkMapping.forEach((m, i) => {
+    if (!networks.has(m.target)) networks.set(m.target, ['spec', 'networkMapping', i, 'target']);
+  });
+  runbook.spec.vms.forEach((vm, i) => {
+    if (vm.network !== undefined && !networks.has(vm.network)) networks.set(vm.network, ['spec', 'vms', i, 'network']);
+  });
+  return networks;
 }
 
 function boundedDuration(error: ErrorSink, path: PathSegment[], text: string, what: string, allowZero = false): number {
@@ -340,6 +433,7 @@ function placedAt(runbook: Runbook, role: 'recovery' | 'primary'): Array<{ path:
       if (vm.storagePolicy !== undefined) placed.push({ path: ['spec', 'vms', i, 'storagePolicy'], kind: 'storage policy', name: vm.storagePolicy });
     });
     failback?.networkMapping.forEach((m, i) => placed.push({ path: ['spec', 'failback', 'networkMapping', i, 'source'], kind: 'network', name: m.source }));
+    spec.testNetworkMapping?.forEach((m, i) => placed.push({ path: ['spec', 'testNetworkMapping', i, 'target'], kind: 'network', name: m.target }));
   } else if (failback) {
     if (failback.placement) placement(['spec', 'failback', 'placement'], failback.placement);
     failback.networkMapping.forEach((m, i) => placed.push({ path: ['spec', 'failback', 'networkMapping', i, 'target'], kind: 'network', name: m.target }));

@@ -81,7 +81,7 @@ export function checkShape(source: ParsedSource): { runbook?: Runbook; errors: R
           ...source.locate(keyPath, 'key'),
           path: formatPath(keyPath),
           code: 'unknown_key',
-          message: `unknown key "${key}"${didYouMean(key, allowed)}${allowed.length > 0 && allowed.length <= 12 ? ` (allowed: ${allowed.join(', ')})` : ''}`,
+          message: `unknown key "${key}"${didYouMean(key, allowed)}${allowed.length > 0 && allowed.length <= 15 ? ` (allowed: ${allowed.join(', ')})` : ''}`,
         });
       }
       continue;

@@ -2,6 +2,8 @@ import {
   SiteError,
   type CreateDiskSpec,
   type GuestHeartbeat,
+  type GuestProbe,
+  type GuestProbeResult,
   type Inventory,
   type JournalBatch,
   type ReadJournalOptions,
@@ -90,9 +92,12 @@ export class SiteClient implements SiteProvider {
     return (await this.json<{ heartbeat: GuestHeartbeat }>('GET', `/api/vms/${encodeURIComponent(name)}/heartbeat`)).heartbeat;
   }
 
+  probeGuest = (name: string, probe: GuestProbe) => this.json<GuestProbeResult>('POST', `/api/vms/${encodeURIComponent(name)}/probe`, probe);
+
   deployRocva = ({ name, ...spec }: RocvaSpec) => this.json<Vm>('PUT', `/api/appliances/${encodeURIComponent(name)}`, spec);
   destroyRocva = (name: string) => this.done('DELETE', `/api/appliances/${encodeURIComponent(name)}`);
   createDisk = ({ id, ...spec }: CreateDiskSpec) => this.json<VirtualDisk>('PUT', `/api/disks/${encodeURIComponent(id)}`, spec);
+  listDisks = () => this.json<VirtualDisk[]>('GET', '/api/disks');
   getDisk = (id: string) => this.json<VirtualDisk>('GET', `/api/disks/${encodeURIComponent(id)}`);
   deleteDisk = (id: string) => this.done('DELETE', `/api/disks/${encodeURIComponent(id)}`);
   setDiskProtection = (id: string, isProtected: boolean) =>

@@ -13,6 +13,8 @@ const DomainVm = z.strictObject({
   network: z.string().min(1),
   address: z.string().min(1),
   diskMiB: z.array(z.int().min(1).max(1024 * 1024)).min(1).max(8),
+  /** What the simulated guest listens on once booted (`tcp:<port>` or `http:<port>`): a drill's checks probe these. */
+  services: z.array(z.string().regex(/^(tcp|http):\d{1,5}$/, 'must be tcp:<port> or http:<port>')).optional(),
 });
 
 export const SiteDefinitionSchema = z.strictObject({

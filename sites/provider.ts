@@ -130,6 +130,18 @@ export interface SiteEvent {
 
 export type ShutdownOutcome = 'shutDown' | 'alreadyOff';
 
+/** A probe of a guest's service from the site's side (a drill's checks): a TCP connect, or an HTTP GET. */
+export type GuestProbe = { kind: 'tcp'; port: number } | { kind: 'http'; port: number; path: string };
+
+export interface GuestProbeResult {
+  /** The port accepted the connection (and, for HTTP, answered). */
+  answered: boolean;
+  /** HTTP: the status the guest answered with. */
+  status?: number;
+  /** What happened, in words for a report ("connection refused", "guest not running"). */
+  detail: string;
+}
+
 export interface SiteProvider {
   readonly site: string;
   inventory(): Promise<Inventory>;
@@ -149,12 +161,16 @@ export interface SiteProvider {
   shutdownGuest(name: string, timeoutMs: number): Promise<ShutdownOutcome>;
   powerOff(name: string): Promise<Vm>;
   guestHeartbeat(name: string): Promise<GuestHeartbeat>;
+  /** One probe of a service in the guest; never throws for a service that does not answer (that is a result). */
+  probeGuest(name: string, probe: GuestProbe): Promise<GuestProbeResult>;
 
   deployRocva(spec: RocvaSpec): Promise<Vm>;
   destroyRocva(name: string): Promise<void>;
 
   createDisk(spec: CreateDiskSpec): Promise<VirtualDisk>;
   getDisk(id: string): Promise<VirtualDisk>;
+  /** Every disk on the site's datastores, attached or not. */
+  listDisks(): Promise<VirtualDisk[]>;
   deleteDisk(id: string): Promise<void>;
   /**
    * Starts (or stops) journaling the disk's writes: a recovered disk becomes protected when

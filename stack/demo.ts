@@ -10,6 +10,8 @@
  * `npm run demo -- --failback` returns the domain to its original VMs at the primary (planned
  * failback): it brings the primary back and resolves an open split-brain first, saying so, then
  * prints the failback's progress and report and checks every disk at the primary byte for byte.
+ * `npm run demo -- --failback --continuous` starts a continuous failback first (the original disks
+ * follow the recovery site's log), waits until it has caught up, then fails back: only the tail is applied.
  * `npm run demo -- --permanent` makes the recovery site the domain's primary for good instead
  * (permanent failover, no new recovery site): it prints what was removed from the old primary (or
  * that the removal waits for it to return: `--restore` then brings it back and prints what the
@@ -53,7 +55,9 @@ interface StartedOperation {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { restore: { type: 'boolean' }, continuous: { type: 'boolean' }, failback: { type: 'boolean' }, permanent: { type: 'boolean' } } });
-  if ([values.restore, values.continuous, values.failback, values.permanent].filter(Boolean).length > 1) throw new OperatorError('use one of --restore, --continuous, --failback, --permanent at a time');
+  if ([values.restore, values.continuous, values.failback, values.permanent].filter(Boolean).length > 1 && !(values.failback && values.continuous && !values.restore && !values.permanent)) {
+    throw new OperatorError('use one of --restore, --continuous, --failback, --permanent at a time (or --failback --continuous)');
+  }
   const settings = loadSettings();
   const api = `http://${settings.api.host}:${settings.api.port}`;
   const token = readLocalToken(settings.dataDir, 'operator');
@@ -151,7 +155,7 @@ async function main(): Promise<void> {
   function printReport(title: string, report: OperationReport, owner: string): void {
     const rehydrated = report.rehydration
       ? `${report.rehydration.kind === 'delta' ? 'delta: only the changes since the failover' : 'full'}, ${report.rehydration.bytesWritten} bytes written${report.rehydration.why ? `\n                   (not by delta: ${report.rehydration.why})` : ''}`
-      : `${report.bytesRehydrated} bytes${report.tail ? `, of which ${report.tail.bytesWritten} bytes (${report.tail.segments} segments) after the disaster` : ''}`;
+      : `${report.bytesRehydrated} bytes${report.tail ? `, of which ${report.tail.bytesWritten} bytes (${report.tail.segments} segments) in the tail, after the completion was requested` : ''}`;
     console.log(`\n  ${title} of ${DOMAIN}: ${report.outcome}
     RTO achieved   ${seconds(report.rtoMs)} (declared ${new Date(report.declaredAt).toISOString()})
     RPO achieved   ${seconds(report.rpoMs)} (data from ${report.recoveryPoint ? new Date(report.recoveryPoint.dataFrom).toISOString() : '-'}, ${report.recoveryPoint?.description ?? ''})
@@ -210,17 +214,26 @@ async function main(): Promise<void> {
 
   /** Continuous failover: a copy at the recovery site follows the primary's log until the disaster. */
   async function followUntilCaughtUp(): Promise<void> {
-    const started = (await call('POST', `/domains/${DOMAIN}/continuous-failover`, {})) as { workflowId: string; webUiUrl?: string };
-    say(`continuous failover ${started.workflowId}: RocVA and representation VMs at ${recovery!.name}, rehydrating, then following the log${started.webUiUrl ? `\n    watch it in the Temporal Web UI: ${started.webUiUrl}` : ''}`);
+    await startFollowing('continuous-failover', `RocVA and representation VMs at ${recovery!.name}, rehydrating, then following the log`, recovery!.name);
+  }
+
+  /**
+   * Starts a continuous operation and returns a few seconds after its copy has first caught up with
+   * the log, while the workload keeps writing where the domain runs.
+   */
+  async function startFollowing(operation: 'continuous-failover' | 'continuous-failback', what: string, copyAt: string): Promise<void> {
+    const started = (await call('POST', `/domains/${DOMAIN}/${operation}`, {})) as { workflowId: string; webUiUrl?: string };
+    say(`${operation.replace('-', ' ')} ${started.workflowId}: ${what}${started.webUiUrl ? `\n    watch it in the Temporal Web UI: ${started.webUiUrl}` : ''}`);
+    const shown = operation === 'continuous-failover' ? 'continuousFailover' : 'continuousFailback';
+    const caughtUpMode = operation === 'continuous-failover' ? 'Continuous Rehydration in Progress' : 'Continuous Failback in Progress';
     let caughtUpAt: number | undefined;
     for (let polls = 0; ; polls++) {
-      const domain = (await call('GET', `/domains/${DOMAIN}`)) as { mode: string; continuousFailover?: { phase: string | null; following: FollowingStatus | null } };
-      const f = domain.continuousFailover?.following;
-      if (f && polls % 4 === 0) say(`mode ${domain.mode}: ${f.vms} VM(s) at ${recovery!.name}, lag ${seconds(f.lag.ms)} / ${f.lag.bytes} bytes, ${f.bytesWritten} bytes applied`);
-      if (domain.mode === 'Continuous Rehydration in Progress') caughtUpAt ??= Date.now();
-      // A few seconds of following while the workload keeps writing at the primary.
+      const domain = (await call('GET', `/domains/${DOMAIN}`)) as { mode: string } & Partial<Record<typeof shown, { phase: string | null; following: FollowingStatus | null }>>;
+      const f = domain[shown]?.following;
+      if (f && polls % 4 === 0) say(`mode ${domain.mode}: ${f.vms} VM(s) at ${copyAt}, lag ${seconds(f.lag.ms)} / ${f.lag.bytes} bytes, ${f.bytesWritten} bytes applied`);
+      if (domain.mode === caughtUpMode) caughtUpAt ??= Date.now();
       if (caughtUpAt !== undefined && Date.now() - caughtUpAt > 5_000) return;
-      if (polls > 1_200) throw new OperatorError(`the continuous failover did not catch up within 5 minutes; see ${started.workflowId} in the Web UI`);
+      if (polls > 1_200) throw new OperatorError(`the ${operation.replace('-', ' ')} did not catch up within 5 minutes; see ${started.workflowId} in the Web UI`);
       await sleep(250);
     }
   }
@@ -319,14 +332,19 @@ async function main(): Promise<void> {
       }
     }
 
+    if (values.continuous) await startFollowing('continuous-failback', `a RocVA at ${primary!.name} applies ${recovery!.name}'s log to the original disks there, the original VMs staying off`, primary!.name);
     // The primary's writes from here on are its workload's once the original VMs run again.
     const resumedAfter = lastSequence(primary!.name);
-    say(`planned failback of ${DOMAIN} from ${recovery!.name} to its original VMs at ${primary!.name}: shut down at ${recovery!.name}, drain, hand ownership back, rehydrate at ${primary!.name}`);
+    say(
+      values.continuous
+        ? `completing the continuous failback of ${DOMAIN} (planned): shut down at ${recovery!.name}, drain, hand ownership back, apply only the tail at ${primary!.name}`
+        : `planned failback of ${DOMAIN} from ${recovery!.name} to its original VMs at ${primary!.name}: shut down at ${recovery!.name}, drain, hand ownership back, rehydrate at ${primary!.name}`,
+    );
     const operation = (await call('POST', `/domains/${DOMAIN}/failback`, { type: 'planned' })) as unknown as StartedOperation;
     const report = await follow(operation, 'failback');
     // The recovery site holds no VM of the domain any more: nothing for its workload to write to.
     await adminCall(recovery!, '/admin/workload', 'DELETE');
-    printReport('Failback', report, primary!.name);
+    printReport(values.continuous ? 'Continuous failback' : 'Failback', report, primary!.name);
     const sequence = report.recoveryPoint?.lastJournalSequence;
     if (sequence === undefined) throw new OperatorError('the report names no journal position to verify against');
     const notCarried = recordOf(recovery!.name).filter((w) => w.sequence > sequence).length;

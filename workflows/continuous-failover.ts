@@ -1,15 +1,16 @@
-import { ApplicationFailure, allHandlersFinished, condition, continueAsNew, setHandler, workflowInfo } from '@temporalio/workflow';
+import { allHandlersFinished, condition, continueAsNew, workflowInfo } from '@temporalio/workflow';
+import { acceptCompletion } from './completion-acceptance';
 import { failure } from '../common/failures';
-import { COMPLETION_REFUSED, completeContinuousFailoverUpdate, type CompletionRequest, type ContinuousFailoverInput } from './continuous-failover-messages';
+import { completeContinuousFailoverUpdate, type CompletionRequest, type ContinuousFailoverInput } from './continuous-failover-messages';
 import { towardsRecoverySite, type Operation, type OperationMeasures } from './operation';
 import type { OperationReport } from './operation-messages';
+import { completeFollowing } from './phases/completion';
 import { setDomainMode } from './phases/domain-mode';
-import { applyTail, followLog, newFollowing, prepareFollowedVms, undoCaughtUpMode, undoFollowedVms, undoFollowerLease, type Following } from './phases/follow';
-import { checkOwnership, claimWithFencing, drainAndHandOver } from './phases/ownership';
+import { followLog, newFollowing, prepareFollowedVms, undoCaughtUpMode, undoFollowedVms, undoFollowerLease, type Following } from './phases/follow';
+import { checkOwnership } from './phases/ownership';
 import { powerOnByPlan } from './phases/power-on';
 import { resumeProtection } from './phases/protection-resume';
-import { deployRocva, registerInPlaceOfRepresentations, removeRocva, resolveRecoveryPoint, undoRocva, type RebuildTarget } from './phases/rebuild';
-import { shutDownInReverseOrder } from './phases/shutdown';
+import { deployRocva, registerInPlaceOfRepresentations, removeRocva, resolveRecoveryPoint, undoRocva, type RebuildTarget, rocvaName } from './phases/rebuild';
 import { recoveredVm, RecoveredVmError } from './recovered-vm';
 import type { Runbook } from '../runbooks/schema';
 
@@ -25,41 +26,23 @@ const FOLLOWING_MODE = 'Continuous Rehydration in Progress';
 export async function continuousFailover(input: ContinuousFailoverInput): Promise<OperationReport> {
   const { domain, carried } = input;
   const op = towardsRecoverySite('continuous-failover', input, carried ? { resumed: carried.progress } : {});
-  let completion: CompletionRequest | undefined;
   // Known before the completion's handler is set: a completion sent to a run that continued as new
   // is buffered and validated as soon as the handler is set.
   let following: Following | undefined = carried ? resume(op, carried) : undefined;
-  setHandler(
-    completeContinuousFailoverUpdate,
-    (request) => {
-      completion = request;
-      return { workflowId: workflowInfo().workflowId, type: request.type, requestedBy: request.requestedBy };
-    },
-    {
-      validator: (request: CompletionRequest) => {
-        if (completion) throw ApplicationFailure.create({ type: COMPLETION_REFUSED, message: `the ${completion.type} completion of this continuous failover was requested by ${completion.requestedBy} already` });
-        if (request.type === 'forced' && request.forcedConfirmation !== domain) {
-          throw ApplicationFailure.create({ type: COMPLETION_REFUSED, message: `a forced completion fences ${op.from}: confirm it by repeating the domain name ${domain}` });
-        }
-        // A VM the completion's runbook cannot place is refused here, while the copy keeps following.
-        const completionRunbook = request.runbook?.runbook ?? op.runbook;
-        const unplaced = unplacedVm(following, completionRunbook);
-        if (unplaced) {
-          throw ApplicationFailure.create({
-            type: COMPLETION_REFUSED,
-            message: `VM ${unplaced} was added to ${domain} but is not in runbook ${completionRunbook.metadata.name}: add it to the runbook, then complete`,
-          });
-        }
-      },
-    },
-  );
+  const completion = acceptCompletion(completeContinuousFailoverUpdate, op, 'continuous failover', (request) => {
+    // A VM the completion's runbook cannot place is refused here, while the copy keeps following.
+    const completionRunbook = request.runbook?.runbook ?? op.runbook;
+    const unplaced = unplacedVm(following, completionRunbook);
+    return unplaced && `VM ${unplaced} was added to ${domain} but is not in runbook ${completionRunbook.metadata.name}: add it to the runbook, then complete`;
+  });
   return op.run(async () => {
     const followed = following ?? (await deploy(op));
     following = followed;
     const runsBefore = followed.status.followerRuns;
     const runIsLong = () => workflowInfo().continueAsNewSuggested || followed.status.followerRuns - runsBefore >= (input.followerRunsPerExecution ?? 500);
-    await followLog(op, followed, { stop: () => completion !== undefined, runIsLong, caughtUpMode: FOLLOWING_MODE, runningAt: op.from });
-    if (!completion) {
+    await followLog(op, followed, { stop: () => completion() !== undefined, runIsLong, caughtUpMode: FOLLOWING_MODE, modeBefore: 'Protected', runningAt: op.from });
+    const request = completion();
+    if (!request) {
       await condition(allHandlersFinished);
       followed.status.generation++;
       return continueAsNew<typeof continuousFailover>({
@@ -67,7 +50,7 @@ export async function continuousFailover(input: ContinuousFailoverInput): Promis
         carried: { progress: op.snapshot(), rocva: followed.rocva, vms: followed.vms, ...(followed.cursor ? { cursor: followed.cursor } : {}), status: followed.status },
       });
     }
-    return complete(op, followed, completion);
+    return complete(op, followed, request);
   });
 }
 
@@ -76,7 +59,7 @@ async function deploy(op: Operation): Promise<Following> {
   await checkOwnership(op, true);
   const { point } = await resolveRecoveryPoint(op);
   undoFollowerLease(op);
-  const rocva = await deployRocva(op, workflowInfo().runId);
+  const rocva = await deployRocva(op, rocvaName(op, workflowInfo().runId));
   const following = newFollowing(rocva, point.vms, point.disks, 'Protected');
   await prepareFollowedVms(op, following);
   op.following(following.status);
@@ -89,7 +72,7 @@ function resume(op: Operation, carried: NonNullable<ContinuousFailoverInput['car
   undoFollowerLease(op);
   undoRocva(op, carried.rocva);
   undoFollowedVms(op, following);
-  if (carried.status.recoverableSince !== undefined) undoCaughtUpMode(op, following, op.from);
+  if (carried.status.recoverableSince !== undefined) undoCaughtUpMode(op, following, 'Protected', op.from);
   op.following(following.status);
   return following;
 }
@@ -100,25 +83,7 @@ function resume(op: Operation, carried: NonNullable<ContinuousFailoverInput['car
  * log, and the remaining phases of a failover bring the VMs up at the recovery site.
  */
 async function complete(op: Operation, following: Following, request: CompletionRequest): Promise<OperationMeasures> {
-  op.beginStage(`${request.type} completion requested by ${request.requestedBy}`, request.declaredAt, request.type);
-  if (request.runbook) op.useRunbook(request.runbook.runbook, request.runbook.version);
-  // Checked before ownership moves: a VM the runbook cannot place must not strand the domain half-way.
-  rebuildTargets(op, following);
-  const owned = await checkOwnership(op, request.type === 'planned');
-  if (request.type === 'planned') {
-    await shutDownInReverseOrder(op, owned.vms);
-    await drainAndHandOver(op, owned);
-  } else {
-    if (request.forcedConfirmation !== op.domain) throw failure('ConfirmationRequired', `a forced completion of ${op.domain} must be confirmed by repeating the domain name`);
-    await claimWithFencing(op, owned);
-  }
-  const tail = await applyTail(op, following);
-  const dataFrom = tail.appliedUpTo?.timestamp ?? following.status.appliedUpTo?.timestamp ?? request.declaredAt;
-  op.recoveringTo({
-    description: request.type === 'planned' ? 'the end of the log sealed at the handover' : 'the last segment the recovery site could read',
-    dataFrom,
-    ...(tail.appliedUpTo ? { lastJournalSequence: tail.appliedUpTo.lastSequence } : {}),
-  });
+  const { tail, dataFrom } = await completeFollowing(op, following, request, () => rebuildTargets(op, following));
   const targets = rebuildTargets(op, following);
   await registerInPlaceOfRepresentations(op, targets);
   await resumeProtection(op, targets);

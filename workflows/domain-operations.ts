@@ -17,7 +17,7 @@ import {
 import { workflowNow } from './clock';
 import type { CompensationOutcome } from './compensation';
 import { failureMessage } from './failure-policy';
-import { OPERATION_ABORTED, type OperationOutcome, type OperationReport } from './operation-messages';
+import { OPERATION_ABORTED, type FollowUp, type OperationOutcome, type OperationReport } from './operation-messages';
 import { DR_DOMAIN, DR_OPERATION } from './search-attributes';
 import { ORCHESTRATION_TASK_QUEUE } from './task-queues';
 import { domainOperationsWorkflowId, operationWorkflowId, type OperationKind } from './workflow-ids';
@@ -32,8 +32,10 @@ export const OPERATION_WORKFLOW_TYPES: Record<OperationKind, string> = {
   failover: 'failover',
   'continuous-failover': 'continuousFailover',
   failback: 'failback',
+  'continuous-failback': 'continuousFailback',
   'resolve-conflict': 'resolveConflict',
   'permanent-failover': 'permanentFailover',
+  drill: 'drill',
 };
 
 export interface OperationRequest {
@@ -118,29 +120,31 @@ export async function domainOperations(state: DomainOperationsState): Promise<ne
     workflowInfo().continueAsNewSuggested || (state.maxEventsPerRun !== undefined && workflowInfo().historyLength - firstEvent >= state.maxEventsPerRun);
 
   setHandler(domainOperationsQuery, () => state);
+  /** Claims the desk before the first await, so that a concurrent request's validator already sees it. */
+  const start = async (request: OperationRequest): Promise<OperationRecord> => {
+    const now = workflowNow();
+    const workflowId = operationWorkflowId(request.operation, state.domain, now);
+    const record: OperationRecord = { workflowId, operation: request.operation, requestedBy: request.requestedBy, startedAt: new Date(now).toISOString() };
+    state.running = record;
+    try {
+      child = await startChild<OperationWorkflow>(OPERATION_WORKFLOW_TYPES[request.operation], {
+        workflowId,
+        args: [request.input],
+        // The operation must outlive this desk's continue-as-new and any termination of it.
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+        staticSummary: request.summary,
+      });
+    } catch (error) {
+      state.running = undefined;
+      throw error;
+    }
+    return record;
+  };
+
+  setHandler(domainOperationsQuery, () => state);
   setHandler(
     startOperationUpdate,
-    async (request) => {
-      const now = workflowNow();
-      const startedAt = new Date(now).toISOString();
-      const workflowId = operationWorkflowId(request.operation, state.domain, now);
-      // Claimed before the first await, so a concurrent request's validator already sees it.
-      const record: OperationRecord = { workflowId, operation: request.operation, requestedBy: request.requestedBy, startedAt };
-      state.running = record;
-      try {
-        child = await startChild<OperationWorkflow>(OPERATION_WORKFLOW_TYPES[request.operation], {
-          workflowId,
-          args: [request.input],
-          // The operation must outlive this desk's continue-as-new and any termination of it.
-          parentClosePolicy: ParentClosePolicy.ABANDON,
-          staticSummary: request.summary,
-        });
-      } catch (error) {
-        state.running = undefined;
-        throw error;
-      }
-      return record;
-    },
+    start,
     {
       validator: (request: OperationRequest) => {
         if (!(request.operation in OPERATION_WORKFLOW_TYPES)) throw new Error(`unknown operation "${String(request.operation)}"`);
@@ -164,9 +168,11 @@ export async function domainOperations(state: DomainOperationsState): Promise<ne
     if (!child) return continueAsNew<typeof domainOperations>(state);
     const running = child;
     let end: Pick<OperationRecord, 'outcome' | 'failure' | 'report'>;
+    let next: FollowUp | undefined;
     try {
       const result = (await running.result()) as Partial<OperationReport> | undefined;
       end = { outcome: result?.outcome === 'succeeded-with-failures' ? 'succeeded-with-failures' : 'succeeded' };
+      next = result?.followedBy;
     } catch (error) {
       end = howItEnded(error);
     }
@@ -174,6 +180,17 @@ export async function domainOperations(state: DomainOperationsState): Promise<ne
     const ended: OperationRecord = { ...state.running!, endedAt: new Date(workflowNow()).toISOString(), ...end };
     state.recent = [ended, ...state.recent].slice(0, RECENT_KEPT);
     state.running = undefined;
+    if (next) await startFollowUp(next, ended);
+  }
+
+  /** A follow-up that cannot start (e.g. its workflow id is taken) is recorded as aborted; the desk goes on. */
+  async function startFollowUp(next: FollowUp, after: OperationRecord): Promise<void> {
+    try {
+      await start({ ...next, requestedBy: after.requestedBy });
+    } catch (error) {
+      const failed: OperationRecord = { workflowId: `${next.operation} after ${after.workflowId}`, operation: next.operation, requestedBy: after.requestedBy, startedAt: new Date(workflowNow()).toISOString(), endedAt: new Date(workflowNow()).toISOString(), outcome: 'aborted', failure: failureMessage(error) };
+      state.recent = [failed, ...state.recent].slice(0, RECENT_KEPT);
+    }
   }
 }
 

@@ -4,12 +4,10 @@ import type { FailbackInput } from './failback-messages';
 import { towardsPrimarySite } from './operation';
 import type { OperationReport } from './operation-messages';
 import { setDomainMode } from './phases/domain-mode';
-import { checkOriginalDisks, findOriginalVms, prepareRebuiltVms, reactivate, rehydrateDelta, removeFromSiteLeft, returningVm, rocvaAtOriginalSite, stopJournaling } from './phases/originals';
+import { checkOriginalDisks, comeBackUp, findOriginalVms, prepareRebuiltVms, rehydrateDelta, removeFromSiteLeft, returningVm, rocvaAtOriginalSite, stopJournaling } from './phases/originals';
 import { checkOwnership, claimWithFencing, drainAndHandOver } from './phases/ownership';
-import { powerOnByPlan } from './phases/power-on';
-import { resumeProtection } from './phases/protection-resume';
-import { deployRocva, registerInPlaceOfRepresentations, rehydrate, removeRocva, resolveRecoveryPoint } from './phases/rebuild';
-import { shutDownInReverseOrder, undoPowerOn } from './phases/shutdown';
+import { deployRocva, rehydrate, removeRocva, resolveRecoveryPoint, rocvaName } from './phases/rebuild';
+import { shutDownInReverseOrder } from './phases/shutdown';
 
 /**
  * Failback of a domain running in failover to its original primary site, planned (the recovery
@@ -41,7 +39,7 @@ export async function failback(input: FailbackInput): Promise<OperationReport> {
 
     const { point, targets } = await resolveRecoveryPoint(op, undefined, returningVm(originals));
     const rebuilding = targets.filter((t) => originals.missing.includes(t.name));
-    const onNewDisks = await prepareRebuiltVms(op, rebuilding);
+    const { onNewDisks } = await prepareRebuiltVms(op, rebuilding);
     await stopJournaling(op, point.disks.map((d) => d.diskId));
     // A delta applies to the whole domain's disks as they were left: new ones are not.
     const base = onNewDisks.length > 0 ? { usable: false as const, why: `${onNewDisks.join(', ')} rebuilt at ${op.to} on new disks` } : await checkOriginalDisks(op);
@@ -50,16 +48,12 @@ export async function failback(input: FailbackInput): Promise<OperationReport> {
       rehydration = await rehydrateDelta(op, base, originals.vms);
     } else {
       // The VMs hold their disks (the original ones, and representation VMs the rebuilt ones): only the RocVA is needed.
-      const rocva = await deployRocva(op, workflowInfo().runId, rocvaAtOriginalSite(op, originals, targets));
+      const rocva = await deployRocva(op, rocvaName(op, workflowInfo().runId), rocvaAtOriginalSite(op, originals, targets));
       const bytesWritten = await rehydrate(op, point, targets, 'existing disks');
       await removeRocva(op, rocva);
       rehydration = { kind: 'full', bytesWritten, why: base.why };
     }
-    if (rebuilding.length > 0) await registerInPlaceOfRepresentations(op, rebuilding);
-    await resumeProtection(op, targets, point);
-    await reactivate(op, originals.inactive);
-    undoPowerOn(op, originals.vms);
-    await powerOnByPlan(op);
+    await comeBackUp(op, originals, targets, rebuilding, point);
     const rtoMs = op.sinceDeclared();
     const rpoMs = type === 'planned' ? 0 : Math.max(0, input.declaredAt - point.dataFrom);
 

@@ -18,5 +18,7 @@ export interface FailoverInput {
   forcedConfirmation?: string;
   /** Keeps the failover open for a commit or a rollback; absent: committed as it succeeds. */
   commit?: CommitPolicy;
+  /** Planned only: once committed, the original disks at the primary follow the recovery site's log (a continuous failback). */
+  continuousFailback?: boolean;
 }
 

@@ -2,13 +2,15 @@ import { workflowInfo } from '@temporalio/workflow';
 import { failure } from '../common/failures';
 import type { FailoverInput } from './failover-messages';
 import { towardsRecoverySite } from './operation';
-import type { OperationReport } from './operation-messages';
+import type { FollowUp, OperationReport } from './operation-messages';
+import type { ContinuousFailbackInput } from './continuous-failback-messages';
+import { workflowNow } from './clock';
 import { holdCommitWindow } from './phases/commit-window';
 import { setDomainMode } from './phases/domain-mode';
 import { checkOwnership, claimWithFencing, drainAndHandOver } from './phases/ownership';
 import { powerOnByPlan } from './phases/power-on';
 import { resumeProtection } from './phases/protection-resume';
-import { deployRocva, prepareTargetDisks, registerVms, rehydrate, removeRepresentationVms, removeRocva, resolveRecoveryPoint, targetVmOf } from './phases/rebuild';
+import { deployRocva, prepareTargetDisks, registerVms, rehydrate, removeRepresentationVms, removeRocva, resolveRecoveryPoint, targetVmOf, rocvaName } from './phases/rebuild';
 import { shutDownInReverseOrder } from './phases/shutdown';
 
 /**
@@ -35,7 +37,7 @@ export async function failover(input: FailoverInput): Promise<OperationReport> {
     }
 
     const { point, targets } = await resolveRecoveryPoint(op, input.pointInTime);
-    const rocva = await deployRocva(op, workflowInfo().runId);
+    const rocva = await deployRocva(op, rocvaName(op, workflowInfo().runId));
     await prepareTargetDisks(op, targets.map(targetVmOf));
     await rehydrate(op, point, targets);
     await removeRepresentationVms(op, targets);
@@ -53,5 +55,18 @@ export async function failover(input: FailoverInput): Promise<OperationReport> {
     );
     return { rtoMs, rpoMs };
   });
-  return input.commit ? holdCommitWindow(op, input.commit, report) : report;
+  const committed = input.commit ? await holdCommitWindow(op, input.commit, report) : report;
+  const rolledBack = committed.commitWindow !== undefined && committed.commitWindow.state !== 'committed';
+  return input.continuousFailback && !rolledBack ? { ...committed, followedBy: continuousFailbackAfter(input) } : committed;
+}
+
+/** The continuous failback a planned failover asked for: its desk starts it once the failover has succeeded. */
+function continuousFailbackAfter(input: FailoverInput): FollowUp {
+  const { domain, runbook, runbookVersion, requestedBy } = input;
+  const request: ContinuousFailbackInput = { domain, runbook, runbookVersion, requestedBy, declaredAt: workflowNow() };
+  return {
+    operation: 'continuous-failback',
+    summary: `Continuous failback of ${domain}, asked for by its failover: the original disks at ${runbook.spec.sites.primary} follow ${runbook.spec.sites.recovery} until failback, requested by ${requestedBy}`,
+    input: request,
+  };
 }

@@ -5,6 +5,8 @@ import type { CommitWindowStatus } from './commit-window-messages';
 import type { Placement } from '../sites/provider';
 import type { CompensationOutcome } from './compensation';
 import type { OperationKind } from './workflow-ids';
+import type { DrillResourceKind } from '../activities/recovery-site';
+import type { DrillReport } from './drill-messages';
 
 /**
  * How an operation ended; `running` until it has. `succeeded-with-failures`: it finished, but
@@ -77,6 +79,8 @@ export interface OperationProgress {
   /** Ownership of the domain once this operation holds it. */
   epoch?: number;
   recoveryPoint?: { description: string; dataFrom: number; lastJournalSequence?: number };
+  /** What the operation created at the site it works at, by name, recorded before each is created (a drill's cleanup removes exactly these). */
+  resources?: Array<{ kind: DrillResourceKind; name: string }>;
   declaredAt: number;
   startedAt: number;
   /** As of the workflow's latest event. */
@@ -102,8 +106,19 @@ export interface OperationReport extends Omit<OperationProgress, 'phase' | 'elap
   newDirection?: { runbook: { name: string; version: number }; primary: string; recovery?: string };
   /** A permanent failover: the domain's removal from the retired primary, done or waiting for the site to return. */
   retirement?: Retirement;
+  /** A drill: passed or failed, its checks, how long it was kept, and its cleanup. */
+  drill?: DrillReport;
   failure?: string;
   compensation?: CompensationOutcome;
+  /** The operation the domain's desk starts next, as this one asked (a failover followed by a continuous failback). */
+  followedBy?: FollowUp;
+}
+
+/** An operation an operation asks its desk to start as soon as it has succeeded, by the same requester. */
+export interface FollowUp {
+  operation: OperationKind;
+  summary: string;
+  input: unknown;
 }
 
 /** What a permanent failover did about the old primary: removed the domain there, or left that to a workflow that waits for the site. */

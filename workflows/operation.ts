@@ -91,6 +91,7 @@ export interface OperationMeasures {
   rebuilt?: OperationReport['rebuilt'];
   newDirection?: OperationReport['newDirection'];
   retirement?: OperationReport['retirement'];
+  drill?: OperationReport['drill'];
 }
 
 /**
@@ -202,6 +203,10 @@ export class Operation {
     else this.progress.vms.push({ name, state });
   }
 
+  vmState(name: string): OperationVmState | undefined {
+    return this.progress.vms.find((v) => v.name === name)?.state;
+  }
+
   rehydrated(bytes: number): void {
     this.progress.bytesRehydrated = bytes;
     this.show();
@@ -209,6 +214,16 @@ export class Operation {
 
   recoveringTo(point: NonNullable<OperationProgress['recoveryPoint']>): void {
     this.progress.recoveryPoint = point;
+  }
+
+  /** Records what the operation is about to create, before it does: a cleanup then finds it even if the creation was cut short. */
+  creates(resources: NonNullable<OperationProgress['resources']>): void {
+    const recorded = (this.progress.resources ??= []);
+    for (const r of resources) if (!recorded.some((known) => known.kind === r.kind && known.name === r.name)) recorded.push(r);
+  }
+
+  get resources(): NonNullable<OperationProgress['resources']> {
+    return this.progress.resources ?? [];
   }
 
   /** Milliseconds since the disaster (or the move) was declared. */
@@ -234,8 +249,13 @@ export class Operation {
   useRunbook(runbook: Runbook, version: number): void {
     this.runbook = runbook;
     this.progress.runbook = { name: runbook.metadata.name, version };
-    this.planInput = powerOnPlanOf(runbook, this.domain, this.to);
-    this.plan = newPlanProgress(this.planInput);
+    this.usePowerOnPlan(powerOnPlanOf(runbook, this.domain, this.to));
+  }
+
+  /** Powers on by another plan than the runbook's as it is written (a drill's, under the drill's VM names). */
+  usePowerOnPlan(input: PowerOnPlanInput): void {
+    this.planInput = input;
+    this.plan = newPlanProgress(input);
     setHandler(powerOnPlanProgressQuery, () => this.plan);
   }
 

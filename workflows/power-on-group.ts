@@ -1,10 +1,10 @@
 import { ApplicationFailure, condition, proxyActivities, setCurrentDetails, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
 import type { VmPowerActivities } from '../activities/vm-power';
-import type { WebhookActivities } from '../activities/webhook';
-import type { RunbookGroup, RunbookStep } from '../runbooks/schema';
+import type { RunbookGroup, RunbookStep, RunbookWebhookStep } from '../runbooks/schema';
 import { parseDuration } from '../runbooks/units';
 import { workflowNow } from './clock';
 import { FailurePolicyRunner } from './failure-policy';
+import { callWebhookStep } from './webhook-step';
 import {
   approveUpdate,
   NOT_AN_APPROVER,
@@ -119,26 +119,9 @@ export async function powerOnGroup(input: PowerOnGroupInput): Promise<PowerOnGro
     }
   }
 
-  async function webhookStep(step: Extract<RunbookStep, { type: 'webhook' }>): Promise<void> {
-    const timeoutMs = durationMs(step.timeout);
-    const { callWebhook } = proxyActivities<WebhookActivities>({
-      taskQueue: siteTaskQueue(site),
-      startToCloseTimeout: timeoutMs + 10_000,
-      retry: { initialInterval: '2s', backoffCoefficient: 2, maximumAttempts: step.retries + 1, nonRetryableErrorTypes: CANNOT_HEAL },
-    });
+  async function webhookStep(step: RunbookWebhookStep): Promise<void> {
     show(`webhook **${step.name}**`);
-    await callWebhook.executeWithOptions({ summary: `webhook ${step.name}: ${step.method} ${new URL(step.url).host}` }, [
-      {
-        step: step.name,
-        method: step.method,
-        url: step.url,
-        secretHeaders: Object.fromEntries(Object.entries(step.headers).map(([h, ref]) => [h, ref.secret])),
-        ...(step.body !== undefined ? { body: step.body } : {}),
-        expectedStatus: step.expectedStatus,
-        timeoutMs,
-        idempotencyKey: `${workflowInfo().workflowId}/${step.name}`,
-      },
-    ]);
+    await callWebhookStep(site, step, `${workflowInfo().workflowId}/${step.name}`);
   }
 
   async function runSteps(steps: RunbookStep[]): Promise<void> {

@@ -1,6 +1,7 @@
 import type { VmMetadata } from '../datapath/records';
-import type { Runbook } from '../runbooks/schema';
-import type { Nic, Placement, RegisterVmSpec, RocvaSpec, Vm } from '../sites/provider';
+import { drillResourceName } from '../common/resource-names';
+import type { Runbook, RunbookVm } from '../runbooks/schema';
+import type { IpSettings, Nic, Placement, RegisterVmSpec, RocvaSpec, Vm } from '../sites/provider';
 
 /**
  * The VM as it must be registered at the recovery site: the source VM's configuration (from the
@@ -28,7 +29,7 @@ export function recoveredVm(source: Pick<Vm, 'name' | 'cpus' | 'memoryMiB' | 'ni
   const nics: Nic[] = source.nics.map((nic, i) => {
     const network = i === 0 && override.network ? override.network : mapped.get(nic.network);
     if (!network) throw new RecoveredVmError(`${source.name}: network "${nic.network}" has no mapping to the recovery site in runbook ${runbook.metadata.name}`);
-    const ip = i === 0 && override.reIp ? { address: override.reIp.address, prefix: override.reIp.prefix, dns: override.reIp.dns, ...(override.reIp.gateway ? { gateway: override.reIp.gateway } : {}) } : nic.ip;
+    const ip = i === 0 && override.reIp ? ipSettingsOf(override.reIp) : nic.ip;
     return { network, ...(ip ? { ip } : {}) };
   });
   const storagePolicy = override.storagePolicy ?? source.storagePolicy;
@@ -45,6 +46,30 @@ export function recoveredVm(source: Pick<Vm, 'name' | 'cpus' | 'memoryMiB' | 'ni
       metadata: { ...source.metadata, recoveredBy: runbook.metadata.name },
     },
     leavePoweredOff: override.startupAction === 'poweredOff',
+  };
+}
+
+const ipSettingsOf = (ip: NonNullable<RunbookVm['reIp']>): IpSettings => ({ address: ip.address, prefix: ip.prefix, dns: ip.dns, ...(ip.gateway ? { gateway: ip.gateway } : {}) });
+
+/**
+ * A drill's copy of a VM: configured as a failover would register it, then renamed `drill-<id>-<vm>`
+ * on disks `drill-<id>-<disk id>`, every NIC moved to the test network the runbook maps its
+ * recovery network to (one without is refused: it would reach production), and the first NIC given
+ * the VM's `testIp` when the runbook has one.
+ */
+export function drillVm(id: string) {
+  return (source: Pick<Vm, 'name' | 'cpus' | 'memoryMiB' | 'nics' | 'storagePolicy' | 'metadata'>, diskIds: string[], runbook: Runbook): RecoveredVm => {
+    const recovered = recoveredVm(source, diskIds, runbook);
+    const testNetworks = new Map((runbook.spec.testNetworkMapping ?? []).map((m) => [m.source, m.target]));
+    const testIp = runbook.spec.vms.find((v) => v.name === source.name)?.testIp;
+    const nics: Nic[] = recovered.spec.nics.map((nic, i) => {
+      const network = testNetworks.get(nic.network);
+      if (!network) throw new RecoveredVmError(`${source.name}: recovery network "${nic.network}" has no test network in spec.testNetworkMapping of runbook ${runbook.metadata.name}; a drill never attaches a VM to production`);
+      const ip = i === 0 && testIp ? ipSettingsOf(testIp) : nic.ip;
+      return { network, ...(ip ? { ip } : {}) };
+    });
+    const spec = { ...recovered.spec, name: drillResourceName(id, source.name), nics, diskIds: diskIds.map((d) => drillResourceName(id, d)), metadata: { ...recovered.spec.metadata, drill: id } };
+    return { ...recovered, spec };
   };
 }
 

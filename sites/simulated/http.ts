@@ -32,6 +32,10 @@ const DiskBody = z.strictObject({ datastore: name, sizeBytes: z.int().min(512).m
 const ProtectionBody = z.strictObject({ protected: z.boolean() });
 const RocvaBody = z.strictObject({ placement, networks: z.strictObject({ externalReplication: name, internal: name, management: name }) });
 const ShutdownBody = z.strictObject({ timeoutMs: z.int().min(0).max(3_600_000) });
+const ProbeBody = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('tcp'), port: z.int().min(1).max(65535) }),
+  z.strictObject({ kind: z.literal('http'), port: z.int().min(1).max(65535), path: z.string().min(1).max(2048) }),
+]);
 const TrimBody = z.strictObject({ upToSequence: z.int().min(0), vms: z.array(name).max(10_000).optional() });
 const uint = (what: string, value: unknown, fallback?: number): number => {
   if (value === undefined && fallback !== undefined) return fallback;
@@ -89,6 +93,7 @@ export function createSiteApp(site: SimulatedSite, options: { token: string; fau
   app.post('/api/vms/:name/power-off', async (req, res) => void res.json(await site.powerOff(req.params.name)));
   app.post('/api/vms/:name/guest-shutdown', json, async (req, res) => void res.json({ outcome: await site.shutdownGuest(req.params.name, body(ShutdownBody, req).timeoutMs) }));
   app.get('/api/vms/:name/heartbeat', async (req, res) => void res.json({ heartbeat: await site.guestHeartbeat(req.params.name) }));
+  app.post('/api/vms/:name/probe', json, async (req, res) => void res.json(await site.probeGuest(req.params.name, body(ProbeBody, req))));
 
   app.put('/api/appliances/:name', json, async (req, res) => void res.json(await site.deployRocva({ name: String(req.params.name), ...body(RocvaBody, req) })));
   app.delete('/api/appliances/:name', async (req, res) => {
@@ -97,6 +102,7 @@ export function createSiteApp(site: SimulatedSite, options: { token: string; fau
   });
 
   app.put('/api/disks/:id', json, async (req, res) => void res.json(await site.createDisk({ id: String(req.params.id), ...body(DiskBody, req) })));
+  app.get('/api/disks', async (_req, res) => void res.json(await site.listDisks()));
   app.get('/api/disks/:id', async (req, res) => void res.json(await site.getDisk(req.params.id)));
   app.delete('/api/disks/:id', async (req, res) => {
     await site.deleteDisk(req.params.id);

@@ -22,7 +22,7 @@ export async function provisionProtectedDomains(site: SimulatedSite, definition:
         placement: domain.placement,
         nics: [{ network: vm.network, ip: { address: vm.address, prefix: 24, dns: [] } }],
         diskIds,
-        metadata: { protectedDomain: domain.name },
+        metadata: { protectedDomain: domain.name, ...(vm.services?.length ? { guestServices: vm.services.join(',') } : {}) },
       });
       await site.powerOn(vm.name);
     }

@@ -4,6 +4,8 @@ import {
   siteError,
   type CreateDiskSpec,
   type GuestHeartbeat,
+  type GuestProbe,
+  type GuestProbeResult,
   type Inventory,
   type JournalBatch,
   type Placement,
@@ -234,9 +236,25 @@ export class SimulatedSite implements SiteProvider {
   }
 
   guestHeartbeat(name: string): Promise<GuestHeartbeat> {
+    return Promise.resolve(this.booted(this.vm(name)) ? 'green' : 'gray');
+  }
+
+  private booted(vm: Vm): boolean {
+    return vm.powerState === 'poweredOn' && vm.poweredOnAt !== undefined && Date.now() - vm.poweredOnAt >= this.options.bootMs;
+  }
+
+  /**
+   * A simulated guest listens on the services its metadata lists (`guestServices`, e.g.
+   * `tcp:5432,http:80`) once it has booted; an HTTP service answers 200 on every path and accepts
+   * TCP connections too. Recovered and drilled VMs keep the metadata, and so their services.
+   */
+  probeGuest(name: string, probe: GuestProbe): Promise<GuestProbeResult> {
     const vm = this.vm(name);
-    const booted = vm.powerState === 'poweredOn' && vm.poweredOnAt !== undefined && Date.now() - vm.poweredOnAt >= this.options.bootMs;
-    return Promise.resolve(booted ? 'green' : 'gray');
+    if (!this.booted(vm)) return Promise.resolve({ answered: false, detail: vm.powerState === 'poweredOn' ? 'the guest is still booting' : 'the VM is powered off' });
+    const services = (vm.metadata.guestServices ?? '').split(',').filter(Boolean);
+    const http = services.includes(`http:${probe.port}`);
+    if (probe.kind === 'http') return Promise.resolve(http ? { answered: true, status: 200, detail: `GET ${probe.path} answered 200` } : { answered: false, detail: `no HTTP service on port ${probe.port}` });
+    return Promise.resolve(http || services.includes(`tcp:${probe.port}`) ? { answered: true, detail: `port ${probe.port} accepted the connection` } : { answered: false, detail: `port ${probe.port} refused the connection` });
   }
 
   async deployRocva(spec: RocvaSpec): Promise<Vm> {
@@ -276,6 +294,10 @@ export class SimulatedSite implements SiteProvider {
     this.state.disks[spec.id] = disk;
     this.record('DiskCreated', undefined, { disk: spec.id, sizeBytes: spec.sizeBytes });
     return this.save().then(() => disk);
+  }
+
+  listDisks(): Promise<VirtualDisk[]> {
+    return Promise.resolve(Object.values(this.state.disks).sort((a, b) => a.id.localeCompare(b.id)));
   }
 
   getDisk(id: string): Promise<VirtualDisk> {

@@ -13,7 +13,7 @@ import type { DepartureRecord, DomainDisk, RestorePoint, VmMetadata } from '../.
 import type { DomainStatus } from '../../datapath/domain-status';
 import type { PermanentFailoverRecord } from '../../datapath/permanent-failover';
 import type { VmKind } from '../../sites/provider';
-import { representationVmName } from '../../common/resource-names';
+import { isDrillResourceName, representationVmName } from '../../common/resource-names';
 import type { SplitBrainActivities } from '../../activities/split-brain';
 import type { createSiteActivities } from '../../worker/site-activities';
 
@@ -96,6 +96,7 @@ export class StubSites {
   private readonly domains = new Map<string, StubDomain>();
   private readonly interceptors = new Map<string, Interceptor>();
   private readonly silentGuests = new Set<string>();
+  private readonly refusedServices: Array<{ vm: string; port: number }> = [];
   private seq = 0;
   /** The runbook store: each runbook's versions, oldest first. */
   private readonly runbooks = new Map<string, Array<{ version: number; text: string; submittedBy: string }>>();
@@ -172,6 +173,17 @@ export class StubSites {
   /** The VM's guest never answers a heartbeat poll, at any site. */
   silenceGuest(vm: string): void {
     this.silentGuests.add(vm);
+  }
+
+  /** The guest of every VM whose name ends with `vm` (a drill's copy of it too) refuses connections to `port`. */
+  refuseService(vm: string, port: number): void {
+    this.refusedServices.push({ vm, port });
+  }
+
+  /** Every name a site holds (VMs, appliances, disks), as a drill's inventory comparison sees it. */
+  namesAt(site: string): { vms: string[]; disks: string[] } {
+    const s = this.site(site);
+    return { vms: [...s.vms.keys(), ...s.rocvas].sort(), disks: [...s.disks.keys()].sort() };
   }
 
   /** Routes every call of `domain` through `interceptor` (one per domain; a later one replaces it). */
@@ -278,6 +290,24 @@ export class StubSites {
         }
       },
 
+      checkGuest: ({ vm: name, probe }) => {
+        const target = vm(name);
+        const up = target.powerState === 'poweredOn' && !this.silentGuests.has(name);
+        const port = probe.kind === 'heartbeat' ? undefined : probe.port;
+        const refused = this.refusedServices.some((r) => name.endsWith(r.vm) && r.port === port);
+        const passed = up && !refused;
+        return Promise.resolve({ passed, detail: !up ? 'the guest does not answer' : refused ? `port ${port} refused the connection` : 'answered', waitedMs: 0 });
+      },
+      inventoryNames: () => Promise.resolve(this.namesAt(siteName)),
+      removeDrillResource: ({ kind, name }) => {
+        if (!isDrillResourceName(name)) throw ApplicationFailure.nonRetryable(`${kind} "${name}" is not named like a drill resource`, 'NotADrillResource');
+        if (kind === 'disk') {
+          const holder = [...site.vms].find(([, v]) => v.diskIds.includes(name));
+          if (holder) throw ApplicationFailure.nonRetryable(`disk "${name}" is attached to "${holder[0]}"`, 'NameConflict');
+          return Promise.resolve({ removed: site.disks.delete(name) });
+        }
+        return Promise.resolve({ removed: kind === 'rocva' ? site.rocvas.delete(name) : site.vms.delete(name) });
+      },
       findExisting: ({ vms, diskIds }) =>
         Promise.resolve({
           vms: vms
@@ -367,10 +397,10 @@ export class StubSites {
       finishResync: () => Promise.resolve({}),
       createRestorePoint: ({ domain }) => Promise.resolve(restorePoint(domainOf(domain), 'on-demand')),
       initialSync: ({ epoch }) => Promise.resolve({ baseId: `base-${epoch}`, bytesRead: 0, chunksStored: 0, consistentFrom: null }),
-      rehydrateDomain: ({ domain: name }) => {
+      rehydrateDomain: ({ domain: name, diskIdPrefix = '' }) => {
         const domain = domainOf(name);
         Context.current().heartbeat({ bytesWritten: 0 });
-        for (const d of domain.disks) if (!site.disks.has(d.diskId)) throw notFound(`target disk ${d.diskId} at ${siteName}`, 'DiskNotFound');
+        for (const d of domain.disks) if (!site.disks.has(`${diskIdPrefix}${d.diskId}`)) throw notFound(`target disk ${diskIdPrefix}${d.diskId} at ${siteName}`, 'DiskNotFound');
         const bytesWritten = domain.disks.reduce((sum, d) => sum + d.sizeBytes, 0);
         return Promise.resolve({ segmentsApplied: 1, bytesWritten, disks: domain.disks.map((d) => ({ diskId: d.diskId, sha256: '0'.repeat(64), verifiedBytes: d.sizeBytes })) });
       },

@@ -68,7 +68,7 @@ describe('continuous failover end to end: a copy at the recovery site follows th
     await submitRunbook(runbookYaml('echo', { laterVms: ['e-app-2'] }));
     const workflowId = await startFollowing('echo');
     const domain = await call('GET', '/domains/echo');
-    assert.deepEqual(domain.body.allowedOperations, ['failover'], 'while following only the completion is offered');
+    assert.deepEqual(domain.body.allowedOperations, ['failover', 'drill'], 'while following the mode offers the completion (and a drill, which the desk refuses while the continuous failover runs)');
     const lag = await following('echo');
     assert.ok(lag.lag.ms >= 0 && lag.lag.bytes >= 0 && lag.vms === 2, JSON.stringify(lag));
     assert.equal((await call('POST', '/domains/echo/continuous-failover', {})).status, 409, 'a second continuous failover is refused');
@@ -171,7 +171,7 @@ describe('continuous failover end to end: a copy at the recovery site follows th
     assert.equal((await new Ownership(store, 'golf').inspect()).owner?.site, 'primary');
     await waitFor('protection at the primary still replicating', async () => (await protection.query(protectStatusQuery)).cursor > cursorBefore, 30_000);
     await waitFor('the desk is free', async () => (await call('GET', '/domains/golf/operations')).body.running === null, 10_000);
-    assert.deepEqual((await call('GET', '/domains/golf')).body.allowedOperations, ['power-on', 'failover', 'continuous-failover']);
+    assert.deepEqual((await call('GET', '/domains/golf')).body.allowedOperations, ['power-on', 'failover', 'continuous-failover', 'drill']);
   });
 
   it('garbage collection at the storage site deletes segments the copy has applied while it follows, and the copy stays exact', async () => {

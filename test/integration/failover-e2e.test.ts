@@ -96,12 +96,12 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
     const domain = await call('GET', '/domains/alpha');
     assert.equal((domain.body.status as { mode: string }).mode, 'Running in Failover');
     assert.equal(domain.body.mode, 'Running in Failover');
-    assert.deepEqual(domain.body.allowedOperations, ['power-on', 'failback', 'permanent-failover']);
+    assert.deepEqual(domain.body.allowedOperations, ['power-on', 'failback', 'continuous-failback', 'permanent-failover', 'drill']);
     // The mode table refuses a second failover before any workflow starts.
     const again = await call('POST', '/domains/alpha/failover', { type: 'planned' });
     assert.equal(again.status, 409);
     assert.equal(again.body.mode, 'Running in Failover');
-    assert.match(String(again.body.detail), /failover is refused while alpha is Running in Failover; allowed now: power-on, failback, permanent-failover/);
+    assert.match(String(again.body.detail), /failover is refused while alpha is Running in Failover; allowed now: power-on, failback, continuous-failback, permanent-failover, drill/);
   });
 
   it('planned failover whose webhook fails with policy abort compensates completely and gives the domain back to the primary', async () => {

@@ -16,6 +16,7 @@ const OFFERED: Array<{ request: DomainRequest; body: (domain: string) => Record<
   { request: 'failover', body: () => ({ type: 'planned' }) },
   { request: 'continuous-failover', body: () => ({}) },
   { request: 'failback', body: () => ({ type: 'planned' }) },
+  { request: 'continuous-failback', body: () => ({}) },
   { request: 'permanent-failover', body: (domain) => ({ confirm: domain }) },
 ];
 

@@ -21,7 +21,7 @@ const SITE_B: SiteInventory = {
   clusters: ['cluster-b1'],
   resourcePools: ['dr-pool'],
   datastores: ['ds-b-ssd', 'ds-b-flash'],
-  networks: ['dr-app', 'dr-web', 'dr-replication', 'dr-rocva-internal', 'dr-management'],
+  networks: ['dr-app', 'dr-web', 'dr-replication', 'dr-rocva-internal', 'dr-management', 'test-app', 'test-web'],
   storagePolicies: ['gold-mirrored'],
 };
 const INVENTORIES: Record<string, SiteInventory> = { 'site-a': THREE_TIER_PRIMARY_INVENTORY, 'site-b': SITE_B };

@@ -44,7 +44,7 @@ describe('split-brain after a forced failover, on real Temporal, S3, sites and w
 
     const { restoredAt } = await journey.siteReturns(primary, 'echo', 'recovery');
     const domain = await call('GET', '/domains/echo');
-    assert.deepEqual(domain.body.allowedOperations, ['power-on', 'permanent-failover', 'resolve-conflict']);
+    assert.deepEqual(domain.body.allowedOperations, ['power-on', 'permanent-failover', 'drill', 'resolve-conflict']);
 
     // The Web UI: the site's watch names the conflict in its search attribute.
     const watch = await stack.client.workflow.getHandle(conflictWatchWorkflowId('primary')).describe();

@@ -18,7 +18,7 @@ const INVENTORY: SiteInventory = {
   clusters: ['cluster-b1'],
   resourcePools: ['dr-pool'],
   datastores: ['ds-b-ssd', 'ds-b-flash'],
-  networks: ['dr-db', 'dr-app', 'dr-web', 'dr-replication', 'dr-rocva-internal', 'dr-management'],
+  networks: ['dr-db', 'dr-app', 'dr-web', 'dr-replication', 'dr-rocva-internal', 'dr-management', 'test-db', 'test-app', 'test-web'],
   storagePolicies: ['gold-mirrored'],
 };
 
@@ -354,6 +354,87 @@ describe('runbook validation: the failback section', () => {
       assert.ok(THREE_TIER.replace(from, to).split('\n')[found.line - 1].slice(found.column - 1).startsWith(token), `${path} at ${found.line}:${found.column}`);
       assert.match(found.message, message);
     }
+  });
+});
+
+describe('runbook validation: the drill sections', () => {
+  const WITHOUT_DRILL = THREE_TIER.slice(0, THREE_TIER.indexOf('  # Drills'));
+
+  it('reads test networks, test addresses, checks with their defaults, runInDrill and postCleanup', () => {
+    const { runbook } = expectValid(THREE_TIER, INVENTORY);
+    const spec = runbook!.spec;
+    assert.deepEqual(spec.testNetworkMapping, [
+      { source: 'dr-app', target: 'test-app' },
+      { source: 'dr-web', target: 'test-web' },
+    ]);
+    assert.deepEqual(spec.vms[3].testIp, { address: '10.99.2.31', prefix: 24, dns: [] });
+    assert.deepEqual(spec.checks[2], { name: 'web-health', type: 'http', group: 'web', port: 8080, path: '/health', expectStatus: [200], timeout: '2m' });
+    const optedIn = expectValid(THREE_TIER.replace('            onFailure: continue\n', '            onFailure: continue\n            runInDrill: true\n')).runbook!.spec;
+    const runInDrill = (s: typeof spec) => s.powerOn.groups[2].after.map((step) => step.type === 'webhook' && step.runInDrill);
+    assert.deepEqual([runInDrill(spec), runInDrill(optedIn)], [[false], [true]], 'webhooks stay out of drills unless they opt in');
+    assert.equal(spec.postCleanup[0].name, 'drill-cleaned-up');
+    const { runbook: plain } = expectValid(WITHOUT_DRILL);
+    assert.equal(plain!.spec.testNetworkMapping, undefined, 'a runbook without test networks says so (it cannot be drilled)');
+    assert.deepEqual([plain!.spec.checks, plain!.spec.postCleanup], [[], []]);
+  });
+
+  it('refuses a test network that is a production network of either site, or a RocVA network', () => {
+    const cases: Array<[string, string, RegExp]> = [
+      ['target: test-web }', 'dr-app', /test network "dr-app" is a production network of recovery site "site-b" \(spec.networkMapping\[0\].target\)/],
+      ['target: test-web }', 'prod-app', /a production network of primary site "site-a" \(spec.networkMapping\[0\].source\)/],
+      ['target: test-web }', 'a-management', /a production network of primary site "site-a" \(spec.failback.networkMapping\[4\].target\)/],
+      ['target: test-web }', 'dr-replication', /a production network of recovery site "site-b" \(spec.failback.networkMapping\[2\].source\)/],
+    ];
+    for (const [from, network, message] of cases) {
+      expectError(THREE_TIER.replace(from, `target: ${network} }`), 'test_network_not_isolated', 'spec.testNetworkMapping[1].target', network, { message });
+    }
+    const rocvaOnly = THREE_TIER.replace('      - { source: dr-management, target: a-management }\n', '').replace('target: test-web }', 'target: dr-management }');
+    expectError(rocvaOnly, 'test_network_not_isolated', 'spec.testNetworkMapping[1].target', 'dr-management', { message: /the RocVA's management network \(spec.rocva.networks.management\)/ });
+  });
+
+  it('requires a test network for every recovery network a VM is attached to, and names unused and duplicate mappings', () => {
+    const unmapped = THREE_TIER.replace('    - { source: dr-web, target: test-web }\n', '');
+    expectError(unmapped, 'no_test_network', 'spec.networkMapping[1].target', 'dr-web', { message: /recovery network "dr-web" has no test network in spec.testNetworkMapping/ });
+    const onlyOwnNetwork = unmapped.replace('target: dr-web', 'target: dr-app');
+    expectError(onlyOwnNetwork.replace('    - source: prod-web\n      target: dr-app\n', ''), 'no_test_network', 'spec.vms[3].network', 'dr-web');
+    expectError(THREE_TIER.replace('source: dr-web, target: test-web', 'source: dr-app, target: test-web'), 'duplicate_name', 'spec.testNetworkMapping[1].source', 'dr-app');
+    const unused = validateRunbook(THREE_TIER.replace('    - { source: dr-web, target: test-web }\n', '    - { source: dr-web, target: test-web }\n    - { source: dr-dmz, target: test-dmz }\n'));
+    assert.deepEqual(unused.warnings.map((w) => [w.code, w.path]), [['unused_test_network', 'spec.testNetworkMapping[2].source']]);
+  });
+
+  it('checks test networks against the recovery inventory, and test addresses like re-IP addresses', () => {
+    const error = expectError(THREE_TIER.replace('target: test-web }', 'target: test-webs }'), 'not_in_inventory', 'spec.testNetworkMapping[1].target', 'test-webs', { inventory: INVENTORY });
+    assert.match(error.message, /network "test-webs" does not exist at recovery site "site-b"; did you mean "test-web"\?/);
+    expectError(THREE_TIER.replace('testIp: { address: 10.99.2.32', 'testIp: { address: 10.99.2.31'), 'duplicate_address', 'spec.vms[4].testIp.address', '10.99.2.31', { message: /already assigned to VM "web-1"/ });
+    expectError(THREE_TIER.replace('testIp: { address: 10.99.2.31, prefix: 24 }', 'testIp: { address: 10.99.2.0, prefix: 24 }'), 'invalid_address', 'spec.vms[3].testIp.address', '10.99.2.0');
+    // A test address may repeat a re-IP address: the test network is another network.
+    expectValid(THREE_TIER.replace('testIp: { address: 10.99.2.31', 'testIp: { address: 10.20.2.31'));
+  });
+
+  it('checks each check: one vm or one group that exist, a known type, a port, a path, a sensible timeout', () => {
+    const check = (text: string) => THREE_TIER.replace('{ name: db-port, type: tcp, vm: db-1, port: 5432, timeout: 2m }', text);
+    expectError(check('{ name: db-port, type: tcp, vm: db-9, port: 5432 }'), 'unknown_vm', 'spec.checks[1].vm', 'db-9', { message: /did you mean "db-1"\?/ });
+    expectError(check('{ name: db-port, type: tcp, group: databse, port: 5432 }'), 'unknown_group', 'spec.checks[1].group', 'databse', { message: /did you mean "database"\?/ });
+    expectError(check('{ name: db-port, type: tcp, vm: db-1, group: database, port: 5432 }'), 'check_target', 'spec.checks[1]', '{', { message: /either a vm or a group/ });
+    expectError(check('{ name: db-port, type: tcp, port: 5432 }'), 'check_target', 'spec.checks[1]', '{');
+    expectError(check('{ name: db-port, type: tcp, vm: db-1 }'), 'invalid_type', 'spec.checks[1].port', '{', { message: /missing required key "port"/ });
+    expectError(check('{ name: db-port, type: tcp, vm: db-1, port: 70000 }'), 'too_big', 'spec.checks[1].port', '70000');
+    expectError(check('{ name: db-port, type: ping, vm: db-1 }'), 'invalid_union', 'spec.checks[1].type', 'ping', { message: /"type" must be one of "heartbeat", "tcp", "http"/ });
+    expectError(check('{ name: db-port, type: http, vm: db-1, port: 80, path: health }'), 'invalid_format', 'spec.checks[1].path', 'health', { message: /starting with "\/"/ });
+    expectError(check('{ name: db-port, type: heartbeat, vm: db-1, timeout: 0s }'), 'invalid_duration', 'spec.checks[1].timeout', '0s');
+    expectError(check('{ name: db-heartbeat, type: heartbeat, vm: db-1 }'), 'duplicate_name', 'spec.checks[1].name', 'db-heartbeat', { message: /already defined at spec.checks\[0\]/ });
+  });
+
+  it('warns that checks without test networks never run, and checks postCleanup webhooks like the plan\'s', () => {
+    const checksOnly = `${WITHOUT_DRILL}  checks:\n    - { name: db-up, type: heartbeat, vm: db-1 }\n`;
+    const result = validateRunbook(checksOnly);
+    assert.equal(result.ok, true);
+    assert.deepEqual(result.warnings.map((w) => [w.code, w.path]), [['drill_without_test_networks', 'spec.checks']]);
+    const url = 'https://chat.example.com/hooks/dr-drills\n      body';
+    expectError(THREE_TIER.replace(url, 'https://u:p@chat.example.com/x\n      body'), 'secret_in_url', 'spec.postCleanup[0].url', 'https://u:p');
+    expectError(THREE_TIER.replace("body: '{\"text\": \"shop drill cleaned up\"}'", "body: '{}'\n      timeout: 0s"), 'invalid_duration', 'spec.postCleanup[0].timeout', '0s');
+    expectError(`${THREE_TIER}    - { name: drill-cleaned-up, type: webhook, url: "https://x.example.com" }\n`, 'duplicate_name', 'spec.postCleanup[1].name', 'drill-cleaned-up');
+    expectError(`${THREE_TIER}    - { name: ask, type: approval, approvers: [dr-lead] }\n`, 'invalid_value', 'spec.postCleanup[1].type', 'approval');
   });
 });
 

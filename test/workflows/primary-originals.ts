@@ -15,7 +15,7 @@ export interface Originals {
 
 /**
  * Calls that may name an original: reading it, powering it (its power state is checked apart),
- * switching its journaling, rehydrating its disks, recording the domain's state. Any other call
+ * switching its journaling, rehydrating its disks (once or following the log), recording the domain's state. Any other call
  * naming one (removing, preparing or registering over it) touches what the operation did not create.
  */
 const MAY_NAME_ORIGINALS = new Set<ActivityName>([
@@ -28,6 +28,7 @@ const MAY_NAME_ORIGINALS = new Set<ActivityName>([
   'checkDeltaBase',
   'rehydrateDelta',
   'rehydrateDomain',
+  'followLog',
   'setDomainStatus',
 ]);
 

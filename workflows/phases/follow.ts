@@ -1,7 +1,7 @@
 import { CancellationScope, condition, isCancellation, workflowInfo } from '@temporalio/workflow';
 import type { DomainMode } from '../../common/domain-modes';
 import type { FollowCursor, FollowResult } from '../../datapath/follower';
-import type { DomainDisk, VmMetadata } from '../../datapath/records';
+import type { DomainDisk, LogPosition, VmMetadata } from '../../datapath/records';
 import { workflowNow } from '../clock';
 import type { Operation } from '../operation';
 import type { FollowingStatus } from '../operation-messages';
@@ -9,6 +9,7 @@ import { placementFor } from '../recovered-vm';
 import { forEachVm } from '../vm-fan-out';
 import { setDomainMode } from './domain-mode';
 import type { ExistingAtSite } from '../../activities/recovery-site';
+import type { Placement } from '../../sites/provider';
 import { prepareTargetDisks, undoTarget, type FoundPerVm, type TargetVm } from './rebuild';
 import { activitiesAt } from './site-activities';
 
@@ -26,8 +27,17 @@ export interface Following {
   rocva: { name: string };
   vms: FollowedVm[];
   cursor?: FollowCursor;
+  /** What the target disks hold before the follower's first cursor; absent: zeros (new disks). */
+  start?: FollowStart;
   status: FollowingStatus;
 }
+
+/**
+ * Disks that already hold the domain (a continuous failback's original disks): at the departure
+ * position a delta check found (only the log after it is applied), or older data that a start
+ * from the base overwrites, zeros included.
+ */
+export type FollowStart = { departure: { from: LogPosition; journalCursor: number } } | { targetMayHoldData: true };
 
 /** How long one follower activity runs before the workflow sees its progress. */
 export const FOLLOWER_RUN_MS = 5_000;
@@ -39,7 +49,11 @@ export const FOLLOWER_RUN_MS = 5_000;
  */
 const follower = (site: string, runForMs: number) => activitiesAt(site, { startToCloseTimeout: runForMs + 60_000, heartbeatTimeout: '3 seconds' });
 
-const targetVm = (op: Operation, vm: FollowedVm): TargetVm => ({ name: vm.meta.name, disks: vm.disks, placement: placementFor(vm.meta.name, op.runbook) });
+/** Where a VM's target disks go at the site: by default the runbook's recovery placement. */
+export type PlaceTarget = (vm: VmMetadata) => Placement;
+const byRecoveryPlacement = (op: Operation): PlaceTarget => (vm) => placementFor(vm.name, op.runbook);
+
+const targetVm = (vm: FollowedVm, place: PlaceTarget): TargetVm => ({ name: vm.meta.name, disks: vm.disks, placement: place(vm.meta) });
 
 export function newFollowing(rocva: { name: string }, vms: VmMetadata[], disks: DomainDisk[], mode: DomainMode): Following {
   const followed = vms.map((meta) => ({ meta, disks: disks.filter((d) => d.vm === meta.name) }));
@@ -64,17 +78,19 @@ export function newFollowing(rocva: { name: string }, vms: VmMetadata[], disks: 
 export async function prepareFollowedVms(op: Operation, following: Following): Promise<void> {
   const found = await prepareTargetDisks(
     op,
-    following.vms.map((vm) => targetVm(op, vm)),
+    following.vms.map((vm) => targetVm(vm, byRecoveryPlacement(op))),
   );
   following.vms = following.vms.map((vm) => withFound(vm, found[vm.meta.name]));
 }
 
 const withFound = (vm: FollowedVm, found: ExistingAtSite | undefined): FollowedVm => (found ? { ...vm, found } : vm);
 
-/** A run continued as new pushes the undo of every target VM it carries again. */
+/** A run continued as new pushes the undo of every target VM it carries again; a VM the site held whole before (an original VM) has none. */
 export function undoFollowedVms(op: Operation, following: Following): void {
-  for (const vm of following.vms) undoTarget(op, { name: vm.meta.name, disks: vm.disks }, vm.found);
+  for (const vm of following.vms) if (!heldBefore(vm)) undoTarget(op, { name: vm.meta.name, disks: vm.disks }, vm.found);
 }
+
+const heldBefore = (vm: FollowedVm) => Boolean(vm.found?.vms.some((v) => v.name === vm.meta.name) && vm.disks.every((d) => vm.found?.diskIds.includes(d.diskId)));
 
 /** Undo: the follower's reader lease goes, so garbage collection need not wait for it to expire. */
 export function undoFollowerLease(op: Operation): void {
@@ -90,8 +106,12 @@ export interface FollowOptions {
   runIsLong: () => boolean;
   /** Recorded once the target disks first catch up with the log. */
   caughtUpMode: DomainMode;
+  /** The mode the operation started from, which the undo of the caught-up mode records again. */
+  modeBefore: DomainMode;
   /** Where the domain's VMs run meanwhile. */
   runningAt: string;
+  /** Where the target disks of a VM added meanwhile go; default: the runbook's recovery placement. */
+  place?: PlaceTarget;
 }
 
 /**
@@ -104,7 +124,7 @@ export async function followLog(op: Operation, following: Following, options: Fo
     const result = await followerRun(op, following, options.stop);
     if (!result) return;
     recordRun(op, following, result);
-    if (result.membershipChanged) await matchTargets(op, following, result.membershipChanged);
+    if (result.membershipChanged) await matchTargets(op, following, result.membershipChanged, options.place ?? byRecoveryPlacement(op));
     if (following.status.recoverableSince === undefined && result.caughtUp) {
       await setDomainMode(
         op,
@@ -112,7 +132,7 @@ export async function followLog(op: Operation, following: Following, options: Fo
         following.vms.map((vm) => vm.meta.name),
         options.runningAt,
       );
-      undoCaughtUpMode(op, following, options.runningAt);
+      undoCaughtUpMode(op, following, options.modeBefore, options.runningAt);
       following.status.recoverableSince = workflowNow();
       op.following(following.status);
     }
@@ -120,10 +140,10 @@ export async function followLog(op: Operation, following: Following, options: Fo
 }
 
 /** The undo of the caught-up mode; a run continued as new pushes it again when it carries that mode. */
-export function undoCaughtUpMode(op: Operation, following: Following, runningAt: string): void {
-  op.undo.push(`${op.domain} Protected again at ${runningAt}`, async () => {
-    await activitiesAt(op.to).setDomainStatus.executeWithOptions({ summary: `${op.domain}: Protected at ${runningAt}` }, [
-      { domain: op.domain, mode: 'Protected', runningAt, vms: following.vms.map((vm) => ({ name: vm.meta.name, protection: 'Recoverable' as const })), setBy: workflowInfo().workflowId },
+export function undoCaughtUpMode(op: Operation, following: Following, modeBefore: DomainMode, runningAt: string): void {
+  op.undo.push(`${op.domain} ${modeBefore} again at ${runningAt}`, async () => {
+    await activitiesAt(op.to).setDomainStatus.executeWithOptions({ summary: `${op.domain}: ${modeBefore} at ${runningAt}` }, [
+      { domain: op.domain, mode: modeBefore, runningAt, vms: following.vms.map((vm) => ({ name: vm.meta.name, protection: 'Recoverable' as const })), setBy: workflowInfo().workflowId },
     ]);
   });
 }
@@ -133,7 +153,7 @@ async function followerRun(op: Operation, following: Following, stop: () => bool
   const scope = new CancellationScope();
   const run = scope.run(() =>
     follower(op.to, FOLLOWER_RUN_MS).followLog.executeWithOptions({ summary: followSummary(following) }, [
-      { domain: op.domain, targetSite: op.to, disks: following.vms.flatMap((vm) => vm.disks), ...(following.cursor ? { cursor: following.cursor } : {}), runForMs: FOLLOWER_RUN_MS },
+      { domain: op.domain, targetSite: op.to, disks: following.vms.flatMap((vm) => vm.disks), ...startOf(following), runForMs: FOLLOWER_RUN_MS },
     ]),
   );
   void condition(stop).then(
@@ -148,9 +168,13 @@ async function followerRun(op: Operation, following: Following, stop: () => bool
   }
 }
 
+/** Where the follower resumes: its cursor, else what the target disks held when following began. */
+const startOf = (following: Following) => (following.cursor ? { cursor: following.cursor } : (following.start ?? {}));
+
 function followSummary(following: Following): string {
-  const at = following.cursor?.applied;
-  return at ? `follow the log after epoch ${at.epoch} segment ${at.segment}` : 'rehydrate to the latest consistent point, then follow the log';
+  const at = following.cursor?.applied ?? (following.start && 'departure' in following.start ? following.start.departure.from : undefined);
+  if (at) return `follow the log after epoch ${at.epoch} segment ${at.segment}`;
+  return following.start ? 'overwrite the disks with the latest consistent point, then follow the log' : 'rehydrate to the latest consistent point, then follow the log';
 }
 
 function recordRun(op: Operation, following: Following, result: FollowResult): void {
@@ -172,7 +196,7 @@ function recordRun(op: Operation, following: Following, result: FollowResult): v
  * VMs and disks were added or removed where the domain runs: new VMs get representation VMs and
  * target disks, VMs with new disks get them created and attached, removed disks and VMs go.
  */
-async function matchTargets(op: Operation, following: Following, manifest: { vms: VmMetadata[]; disks: DomainDisk[] }): Promise<void> {
+async function matchTargets(op: Operation, following: Following, manifest: { vms: VmMetadata[]; disks: DomainDisk[] }, place: PlaceTarget): Promise<void> {
   const before = new Map(following.vms.map((vm) => [vm.meta.name, vm]));
   const after = manifest.vms.map((meta) => ({ meta, disks: manifest.disks.filter((d) => d.vm === meta.name) }));
   const names = new Set(after.map((vm) => vm.meta.name));
@@ -186,7 +210,7 @@ async function matchTargets(op: Operation, following: Following, manifest: { vms
   if (changed.length > 0) {
     found = await prepareTargetDisks(
       op,
-      changed.map((vm) => targetVm(op, vm)),
+      changed.map((vm) => targetVm(vm, place)),
       `match the recovery site to the domain (${words.join(', ')})`,
     );
     const detached = changed.flatMap((vm) => {
@@ -225,15 +249,15 @@ async function matchTargets(op: Operation, following: Following, manifest: { vms
  * handover after its last segment, a forced takeover after the last segment the site could read).
  * VMs or disks that changed just before are matched first. Only the tail is read.
  */
-export async function applyTail(op: Operation, following: Following): Promise<FollowResult> {
+export async function applyTail(op: Operation, following: Following, place: PlaceTarget = byRecoveryPlacement(op)): Promise<FollowResult> {
   for (;;) {
     const tail = await op.step('apply the rest of the log', () =>
       follower(op.to, 30 * 60_000).followLog.executeWithOptions({ summary: `apply the log tail after ${followSummary(following)}` }, [
-        { domain: op.domain, targetSite: op.to, disks: following.vms.flatMap((vm) => vm.disks), ...(following.cursor ? { cursor: following.cursor } : {}), runForMs: 30 * 60_000, untilEnd: true },
+        { domain: op.domain, targetSite: op.to, disks: following.vms.flatMap((vm) => vm.disks), ...startOf(following), runForMs: 30 * 60_000, untilEnd: true },
       ]),
     );
     recordRun(op, following, tail);
     if (!tail.membershipChanged) return tail;
-    await matchTargets(op, following, tail.membershipChanged);
+    await matchTargets(op, following, tail.membershipChanged, place);
   }
 }

@@ -5,7 +5,11 @@ import type { Placement, RocvaSpec } from '../../sites/provider';
 import type { Operation, OperationMeasures } from '../operation';
 import { originalVm, rebuildPlacement, rebuiltVm, rocvaNetworksAtPrimary, type LeftVm } from '../recovered-vm';
 import { forEachVm } from '../vm-fan-out';
-import { byRunbook, prepareTargetDisks, targetVmOf, type RebuildTarget } from './rebuild';
+import type { RecoveryPoint } from '../../activities/handover';
+import { powerOnByPlan } from './power-on';
+import { resumeProtection } from './protection-resume';
+import { undoPowerOn } from './shutdown';
+import { byRunbook, prepareTargetDisks, registerInPlaceOfRepresentations, targetVmOf, type FoundPerVm, type RebuildTarget } from './rebuild';
 import { activitiesAt, longActivitiesAt } from './site-activities';
 
 /** The domain's VMs at the site a failback returns to: those still there as they are, and those it must rebuild. */
@@ -64,7 +68,8 @@ export async function findOriginalVms(op: Operation, vms: string[]): Promise<Ori
  */
 export function returningVm(originals: OriginalVms): typeof originalVm {
   return (source, diskIds, runbook) => {
-    if (originals.missing.includes(source.name)) return rebuiltVm(source, originals.left[source.name], diskIds, runbook);
+    // A VM added while the domain ran in failover was never at the site: it is rebuilt there too.
+    if (originals.missing.includes(source.name) || !originals.vms.includes(source.name)) return rebuiltVm(source, originals.left[source.name], diskIds, runbook);
     const vm = originalVm(source, diskIds, runbook);
     return { ...vm, spec: { ...vm.spec, placement: originals.placements[source.name] ?? vm.spec.placement } };
   };
@@ -72,13 +77,13 @@ export function returningVm(originals: OriginalVms): typeof originalVm {
 
 /**
  * The missing VMs get new target disks behind representation VMs where they are rebuilt (undone
- * if the failback aborts: only what it created goes). Returns the VMs whose disks had to be
- * created: a delta cannot apply to those.
+ * if the operation aborts: only what it created goes). Returns the VMs whose disks had to be
+ * created (a delta cannot apply to those) and what the site held of each before.
  */
-export async function prepareRebuiltVms(op: Operation, rebuilding: RebuildTarget[]): Promise<string[]> {
-  if (rebuilding.length === 0) return [];
+export async function prepareRebuiltVms(op: Operation, rebuilding: RebuildTarget[]): Promise<{ onNewDisks: string[]; found: FoundPerVm }> {
+  if (rebuilding.length === 0) return { onNewDisks: [], found: {} };
   const found = await prepareTargetDisks(op, rebuilding.map(targetVmOf), `create representation VMs for the VMs rebuilt at ${op.to}`);
-  return rebuilding.filter((t) => t.disks.some((d) => !found[t.name]?.diskIds.includes(d.diskId))).map((t) => t.name);
+  return { onNewDisks: rebuilding.filter((t) => t.disks.some((d) => !found[t.name]?.diskIds.includes(d.diskId))).map((t) => t.name), found };
 }
 
 /**
@@ -139,4 +144,19 @@ export async function removeFromSiteLeft(op: Operation, vms: Array<{ name: strin
       await activitiesAt(op.from).removeRecoveredVm.executeWithOptions({ summary: `remove ${vm.name} and its disks from ${op.from}` }, [{ vm: vm.name, diskIds: vm.diskIds }]);
     }),
   );
+}
+
+/**
+ * The domain comes back up at the site it returns to, its disks holding the recovered data: rebuilt
+ * VMs take their representation VMs' place, protection resumes there as the owner (recording,
+ * rebuilt to a log position, that its epoch starts from there), VMs a resolved split-brain left
+ * inactive are active again, and the runbook's plan powers them on. Undo of the power-on: the
+ * original VMs are shut down again, as they were.
+ */
+export async function comeBackUp(op: Operation, originals: Pick<OriginalVms, 'vms' | 'inactive'>, targets: RebuildTarget[], rebuilt: RebuildTarget[], point?: Pick<RecoveryPoint, 'upTo'>): Promise<void> {
+  if (rebuilt.length > 0) await registerInPlaceOfRepresentations(op, rebuilt);
+  await resumeProtection(op, targets, point);
+  await reactivate(op, originals.inactive);
+  undoPowerOn(op, originals.vms);
+  await powerOnByPlan(op);
 }

@@ -46,9 +46,12 @@ export function byRunbook<T>(configure: () => T): T {
   }
 }
 
-/** The RocVA, the temporary appliance that rehydrates at the site; named after the operation's run. Undo: removed. */
-export async function deployRocva(op: Operation, runId: string, where?: Pick<RocvaSpec, 'placement' | 'networks'>): Promise<{ name: string }> {
-  const rocva = { name: `rocva-${op.domain}-${runId.slice(0, 8)}`, ...(where ?? rocvaAtRecoverySite(op)) };
+/** The name of an operation's RocVA: after the domain and the operation's run. */
+export const rocvaName = (op: Operation, runId: string) => `rocva-${op.domain}-${runIdSuffix(runId)}`;
+
+/** The RocVA, the temporary appliance that rehydrates at the site (`name`: e.g. `rocvaName`). Undo: removed. */
+export async function deployRocva(op: Operation, name: string, where?: Pick<RocvaSpec, 'placement' | 'networks'>): Promise<{ name: string }> {
+  const rocva = { name, ...(where ?? rocvaAtRecoverySite(op)) };
   await op.step('deploy the RocVA', () => activitiesAt(op.to).deployRocva.executeWithOptions({ summary: `deploy RocVA ${rocva.name} at ${op.to}` }, [rocva]));
   undoRocva(op, rocva);
   return { name: rocva.name };
@@ -58,6 +61,15 @@ export async function deployRocva(op: Operation, runId: string, where?: Pick<Roc
 function rocvaAtRecoverySite(op: Operation): Pick<RocvaSpec, 'placement' | 'networks'> {
   const { placement, rocva } = byRunbook(() => recoverySide(op.runbook));
   return { placement, networks: rocva.networks };
+}
+
+/**
+ * Eight hex digits of the run id that tell runs apart: its last ones. Run ids are UUIDv7, whose
+ * first digits are the start time's, the same for runs started within about a minute (an
+ * operation retried at once). Runs named before this change keep their names on replay.
+ */
+function runIdSuffix(runId: string): string {
+  return patched('rocva-named-by-random-digits') ? runId.replace(/-/g, '').slice(-8) : runId.slice(0, 8);
 }
 
 /** The undo of a deployed RocVA; a run continued as new pushes it again for the RocVA it carries. */
@@ -76,7 +88,12 @@ export interface TargetVm {
   placement: Placement;
 }
 
-export const targetVmOf = (t: RebuildTarget): TargetVm => ({ name: t.name, disks: t.disks, placement: t.recovered.spec.placement });
+/** A rebuilt VM's target disks under the names it is registered with (a drill's copy has names of its own). */
+export const targetVmOf = (t: RebuildTarget): TargetVm => ({
+  name: t.recovered.spec.name,
+  disks: t.disks.map((d, i) => ({ ...d, vm: t.recovered.spec.name, diskId: t.recovered.spec.diskIds[i] ?? d.diskId })),
+  placement: t.recovered.spec.placement,
+});
 
 /**
  * Target disks behind a representation VM per VM, on the datastore the runbook gives that VM.
@@ -136,14 +153,23 @@ export function undoTarget(op: Operation, t: Pick<TargetVm, 'name' | 'disks'>, f
 /**
  * Rebuilds every target disk from the log up to the point, as one resumable, heartbeating activity
  * at the site; returns the bytes written. `onto: 'existing disks'` (a failback's full rehydration onto the original disks):
- * the targets may hold stale data, so zeros are written where the log has zeros.
+ * the targets may hold stale data, so zeros are written where the log has zeros. `diskIdPrefix`: the
+ * target disks are named this prefix + the domain's disk id (a drill's copies).
  */
-export async function rehydrate(op: Operation, point: RecoveryPoint, targets: RebuildTarget[], onto: 'new disks' | 'existing disks' = 'new disks'): Promise<number> {
+export async function rehydrate(op: Operation, point: RecoveryPoint, targets: RebuildTarget[], onto: 'new disks' | 'existing disks' = 'new disks', diskIdPrefix?: string): Promise<number> {
   const diskDatastores = Object.fromEntries(targets.flatMap((t) => t.disks.map((d) => [d.diskId, t.recovered.spec.placement.datastore])));
   const stepName = onto === 'new disks' ? 'rehydrate disks' : 'rehydrate the original disks fully';
   const rehydrated = await op.step(stepName, () =>
     longActivitiesAt(op.to, '6 hours').rehydrateDomain.executeWithOptions({ summary: `rehydrate ${point.disks.length} disk(s) of ${op.domain} at ${op.to} to ${point.description}` }, [
-      { domain: op.domain, targetSite: op.to, datastore: byRunbook(() => recoverySide(op.runbook)).placement.datastore, diskDatastores, upTo: point.upTo, ...(onto === 'existing disks' ? { targetMayHoldData: true } : {}) },
+      {
+        domain: op.domain,
+        targetSite: op.to,
+        datastore: byRunbook(() => recoverySide(op.runbook)).placement.datastore,
+        diskDatastores,
+        upTo: point.upTo,
+        ...(onto === 'existing disks' ? { targetMayHoldData: true } : {}),
+        ...(diskIdPrefix ? { diskIdPrefix } : {}),
+      },
     ]),
   );
   op.rehydrated(rehydrated.bytesWritten);
@@ -154,7 +180,7 @@ export async function rehydrate(op: Operation, point: RecoveryPoint, targets: Re
 export async function removeRepresentationVms(op: Operation, targets: RebuildTarget[]): Promise<void> {
   await op.step('remove representation VMs', () =>
     forEachVm(targets, async (t) => {
-      await activitiesAt(op.to).removeRepresentationVm.executeWithOptions({ summary: `remove representation VM of ${t.name}` }, [{ vm: t.name }]);
+      await activitiesAt(op.to).removeRepresentationVm.executeWithOptions({ summary: `remove representation VM of ${t.recovered.spec.name}` }, [{ vm: t.recovered.spec.name }]);
     }),
   );
 }

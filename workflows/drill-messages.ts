@@ -1,0 +1,80 @@
+import { defineUpdate } from '@temporalio/workflow';
+import type { PointInTime } from '../activities/handover';
+import type { DrillResourceKind } from '../activities/recovery-site';
+import type { Runbook, RunbookCheck } from '../runbooks/schema';
+
+export interface DrillInput {
+  domain: string;
+  /** The validated runbook, as stored; it must have `spec.testNetworkMapping`. */
+  runbook: Runbook;
+  runbookVersion: number;
+  /** A restore point or an instant inside the protection window; absent: the latest consistent point. */
+  pointInTime?: PointInTime;
+  /** How long the drill's VMs stay up after the checks before the cleanup; 0: cleaned up right after them. */
+  keepForMs: number;
+  requestedBy: string;
+  /** When the drill was requested: its RTO counts from here. */
+  declaredAt: number;
+}
+
+/** `POST /operations/{id}/cleanup`: end a kept drill now. */
+export interface CleanupRequest {
+  requestedBy: string;
+  /** Remove what can be removed and report what could not, instead of retrying until everything is gone. */
+  force?: boolean;
+}
+
+export interface CleanupAccepted {
+  workflowId: string;
+  requestedBy: string;
+  force: boolean;
+}
+
+export const cleanupDrillUpdate = defineUpdate<CleanupAccepted, [CleanupRequest]>('cleanupDrill');
+/** The failure type of a cleanup request the drill refuses (one was accepted already, or the cleanup has begun). */
+export const CLEANUP_REFUSED = 'CleanupRefused';
+
+export interface CheckResult {
+  name: string;
+  type: RunbookCheck['type'];
+  passed: boolean;
+  /** Each VM the check probed (by its name in the domain), with the last answer. */
+  vms: Array<{ vm: string; passed: boolean; detail: string; waitedMs: number }>;
+}
+
+export interface DrillResource {
+  kind: DrillResourceKind;
+  name: string;
+}
+
+export interface DrillCleanup {
+  requestedBy: string;
+  force: boolean;
+  /** Every recorded resource that the cleanup removed. */
+  removed: DrillResource[];
+  /** Recorded resources that were gone already (an undo, or a killed worker's earlier attempt, removed them). */
+  alreadyGone: DrillResource[];
+  /** Forced cleanup only: what could not be removed, and why. */
+  notRemoved: Array<DrillResource & { why: string }>;
+  inventory: {
+    /** No name appeared or disappeared at the site between before the drill and after its cleanup. */
+    asBefore: boolean;
+    before: { vms: number; disks: number };
+    /** Names of this drill still at the site. */
+    leftBehind: string[];
+    /** Names without this drill's prefix that appeared or disappeared meanwhile: other operations at the site. */
+    otherChanges: { appeared: string[]; disappeared: string[] };
+  };
+}
+
+export interface DrillReport {
+  id: string;
+  outcome: 'passed' | 'failed';
+  /** Why it failed: the failed checks, and VMs the plan did not bring up. */
+  failedBecause?: string[];
+  checks: CheckResult[];
+  /** Webhooks of the power-on plan the drill left out (no `runInDrill: true`). */
+  skippedWebhooks: string[];
+  kept: { forMs: number; endedBy: string };
+  cleanup: DrillCleanup;
+}

@@ -1,0 +1,226 @@
+import { ApplicationFailure, CancellationScope, condition, setHandler, upsertMemo, workflowInfo } from '@temporalio/workflow';
+import type { InventoryNames } from '../activities/recovery-site';
+import type { CheckGuestInput } from '../activities/vm-power';
+import { failure } from '../common/failures';
+import { drillId, drillResourceName, representationVmName } from '../common/resource-names';
+import type { RunbookCheck } from '../runbooks/schema';
+import { parseDuration } from '../runbooks/units';
+import { workflowNow } from './clock';
+import { CLEANUP_REFUSED, cleanupDrillUpdate, type CheckResult, type CleanupRequest, type DrillCleanup, type DrillInput, type DrillReport, type DrillResource } from './drill-messages';
+import { failureMessage } from './failure-policy';
+import { towardsRecoverySite, type Operation } from './operation';
+import type { OperationReport } from './operation-messages';
+import { powerOnByPlan } from './phases/power-on';
+import { deployRocva, prepareTargetDisks, registerVms, rehydrate, removeRepresentationVms, removeRocva, resolveRecoveryPoint, targetVmOf, type RebuildTarget } from './phases/rebuild';
+import { activitiesAt } from './phases/site-activities';
+import type { PowerOnPlanInput } from './power-on-plan';
+import { drillVm } from './recovered-vm';
+import { forEachVm } from './vm-fan-out';
+import { callWebhookStep } from './webhook-step';
+
+/**
+ * A drill: a test failover at the recovery site that touches nothing in production. Ownership,
+ * protection and the primary are left alone; the domain is rebuilt from a point of its log under
+ * names of its own (`drill-<id>-...`, each recorded before it is created), on the runbook's test
+ * networks, powered on by its plan (webhooks only where they opt in), and its checks decide pass or
+ * fail. After `keepFor` (a durable timer) or a cleanup request, every recorded resource is removed,
+ * the site's inventory is compared with the one taken before the drill created anything, and the
+ * runbook's postCleanup webhooks run. An abort or a cancel runs the same cleanup as compensation.
+ */
+export async function drill(input: DrillInput): Promise<OperationReport> {
+  const id = drillId(workflowInfo().runId);
+  const op = towardsRecoverySite('drill', input, { memo: { pointInTime: input.pointInTime ?? 'latest', drill: id } });
+  const cleanupRequest = acceptCleanup(op);
+  return op.run(async () => {
+    if (!op.runbook.spec.testNetworkMapping) {
+      throw failure('RunbookMismatch', `runbook ${op.runbook.metadata.name} v${op.runbookVersion} has no spec.testNetworkMapping: ${op.domain} cannot be drilled without isolated test networks`);
+    }
+    const before = await op.step(`take the inventory of ${op.to}`, () => inventoryNames(op));
+    // Pushed first, so it runs last: whatever the phases' own undo left, and what they never knew of.
+    op.undo.push(`the drill's resources removed from ${op.to}`, async () => {
+      await cleanUp(op, id, before, { requestedBy: 'the compensation of the drill' });
+    });
+
+    const { point, targets } = await resolveRecoveryPoint(op, input.pointInTime, drillVm(id));
+    const rocva = { name: drillResourceName(id, 'rocva') };
+    op.creates([{ kind: 'rocva', name: rocva.name }]);
+    await deployRocva(op, rocva.name);
+    const drillVms = targets.map(targetVmOf);
+    op.creates(drillVms.flatMap((t) => [{ kind: 'representation' as const, name: representationVmName(t.name) }, ...t.disks.map((d) => ({ kind: 'disk' as const, name: d.diskId }))]));
+    await prepareTargetDisks(op, drillVms);
+    await rehydrate(op, point, targets, 'new disks', drillResourceName(id, ''));
+    await removeRocva(op, rocva);
+    await removeRepresentationVms(op, targets);
+    op.creates(drillVms.map((t) => ({ kind: 'vm' as const, name: t.name })));
+    await registerVms(op, targets);
+    const { plan, skippedWebhooks } = drillPlan(op.planInput, (vm) => drillResourceName(id, vm));
+    op.usePowerOnPlan(plan);
+    await powerOnByPlan(op, (planned) => planned.slice(drillResourceName(id, '').length));
+    const rtoMs = op.sinceDeclared();
+    const rpoMs = Math.max(0, input.declaredAt - point.dataFrom);
+
+    const checks = await runChecks(op, targets, id);
+    const notUp = targets.filter((t) => !t.recovered.leavePoweredOff && op.vmState(t.name) !== 'poweredOn').map((t) => t.name);
+    const failedBecause = [...checks.filter((c) => !c.passed).map((c) => `check ${c.name} failed`), ...notUp.map((vm) => `${vm} did not come up`)];
+    const outcome = failedBecause.length === 0 ? 'passed' : 'failed';
+    upsertMemo({ drillOutcome: outcome });
+
+    const kept = await keep(op, input.keepForMs, cleanupRequest);
+    const cleanup = await cleanUp(op, id, before, kept.request);
+    await postCleanupWebhooks(op);
+    const report: DrillReport = {
+      id,
+      outcome,
+      ...(failedBecause.length > 0 ? { failedBecause } : {}),
+      checks,
+      skippedWebhooks,
+      kept: { forMs: input.keepForMs, endedBy: kept.endedBy },
+      cleanup,
+    };
+    return { rtoMs, rpoMs, drill: report };
+  });
+}
+
+/**
+ * The drill's power-on plan: the runbook's, for the drill's copies of the VMs, without the
+ * webhooks that did not opt in with `runInDrill` (they usually reach production: DNS, load balancers).
+ */
+function drillPlan(plan: PowerOnPlanInput, drillName: (vm: string) => string): { plan: PowerOnPlanInput; skippedWebhooks: string[] } {
+  const skippedWebhooks: string[] = [];
+  const inDrill = <S extends { type: string; name: string; runInDrill?: boolean }>(step: S) => {
+    const runs = step.type !== 'webhook' || step.runInDrill === true;
+    if (!runs) skippedWebhooks.push(step.name);
+    return runs;
+  };
+  const groups = plan.powerOn.groups.map((g) => ({ ...g, before: g.before.filter(inDrill), after: g.after.filter(inDrill), vms: g.vms.map((v) => ({ ...v, name: drillName(v.name) })) }));
+  return { plan: { ...plan, powerOn: { ...plan.powerOn, groups }, leavePoweredOff: plan.leavePoweredOff.map(drillName) }, skippedWebhooks };
+}
+
+/** A kept drill accepts one cleanup request until its cleanup begins; a refused one leaves no trace in history. */
+function acceptCleanup(op: Operation): { request?: CleanupRequest; begun: boolean } {
+  const state: { request?: CleanupRequest; begun: boolean } = { begun: false };
+  setHandler(
+    cleanupDrillUpdate,
+    (request) => {
+      state.request = request;
+      return { workflowId: workflowInfo().workflowId, requestedBy: request.requestedBy, force: request.force ?? false };
+    },
+    {
+      validator: (_request: CleanupRequest) => {
+        if (state.request) throw ApplicationFailure.create({ type: CLEANUP_REFUSED, message: `the cleanup of this ${op.title()} was requested by ${state.request.requestedBy} already` });
+        if (state.begun) throw ApplicationFailure.create({ type: CLEANUP_REFUSED, message: `the ${op.title()} is cleaning up already` });
+      },
+    },
+  );
+  return state;
+}
+
+/** The drill stays up for `keepForMs` (a durable timer) or until a cleanup request, whichever is first. */
+async function keep(op: Operation, keepForMs: number, cleanup: { request?: CleanupRequest; begun: boolean }): Promise<{ endedBy: string; request: CleanupRequest }> {
+  const requested = () => cleanup.request !== undefined;
+  if (keepForMs > 0 && !requested()) {
+    await op.step(`keep the drill for ${Math.round(keepForMs / 1000)} s`, () => condition(requested, keepForMs));
+  }
+  cleanup.begun = true;
+  const request = cleanup.request;
+  if (request) return { endedBy: `the cleanup requested by ${request.requestedBy}${request.force ? ' (forced)' : ''}`, request };
+  return { endedBy: keepForMs > 0 ? 'the end of keepFor' : 'the checks (keepFor 0)', request: { requestedBy: 'the drill, once kept' } };
+}
+
+/**
+ * Runs every check of the runbook against the drill's copies: a check passes when each VM it
+ * names passes within its timeout. A VM the drill did not bring up fails its checks.
+ */
+async function runChecks(op: Operation, targets: RebuildTarget[], id: string): Promise<CheckResult[]> {
+  const { checks, powerOn } = op.runbook.spec;
+  if (checks.length === 0) return [];
+  const rebuilt = new Set(targets.map((t) => t.name));
+  return op.step('run the checks', () =>
+    Promise.all(
+      checks.map(async (check): Promise<CheckResult> => {
+        const vms = check.vm !== undefined ? [check.vm] : (powerOn.groups.find((g) => g.name === check.group)?.vms.map((v) => v.name) ?? []);
+        const timeoutMs = parseDuration(check.timeout) ?? 120_000;
+        const probe = probeOf(check);
+        const atTo = activitiesAt(op.to, { startToCloseTimeout: timeoutMs + 30_000, heartbeatTimeout: '20 seconds' });
+        const results = await Promise.all(
+          vms.map(async (vm) => {
+            if (!rebuilt.has(vm)) return { vm, passed: false, detail: `${vm} is not in the recovery point the drill used`, waitedMs: 0 };
+            const input: CheckGuestInput = { vm: drillResourceName(id, vm), probe, ...(check.type === 'http' ? { expectStatus: check.expectStatus } : {}), notAfter: workflowNow() + timeoutMs };
+            return { vm, ...(await atTo.checkGuest.executeWithOptions({ summary: `check ${check.name}: ${check.type} on ${vm}` }, [input])) };
+          }),
+        );
+        return { name: check.name, type: check.type, passed: results.length > 0 && results.every((r) => r.passed), vms: results };
+      }),
+    ),
+  );
+}
+
+function probeOf(check: RunbookCheck): CheckGuestInput['probe'] {
+  if (check.type === 'tcp') return { kind: 'tcp', port: check.port };
+  if (check.type === 'http') return { kind: 'http', port: check.port, path: check.path };
+  return { kind: 'heartbeat' };
+}
+
+function inventoryNames(op: Operation): Promise<InventoryNames> {
+  return activitiesAt(op.to).inventoryNames.executeWithOptions({ summary: `every VM and disk name at ${op.to}` }, []);
+}
+
+/** VMs (appliances and representation VMs too) before the disks they hold. */
+const REMOVAL_ORDER: Array<DrillResource['kind']> = ['rocva', 'vm', 'representation', 'disk'];
+
+/**
+ * Removes every resource the drill recorded and compares the site's names with those before the
+ * drill. Not cancellable: a cancel asks for exactly this. Unforced, a site that does not answer is
+ * retried until it does; forced, each removal gets a few attempts and what still fails is reported.
+ */
+async function cleanUp(op: Operation, id: string, before: InventoryNames, request: CleanupRequest): Promise<DrillCleanup> {
+  const force = request.force ?? false;
+  const atTo = activitiesAt(op.to, force ? { retry: { initialInterval: '1 second', maximumAttempts: 3 } } : {});
+  return CancellationScope.nonCancellable(() =>
+    op.step('clean up the drill', async () => {
+      const cleanup: DrillCleanup = { requestedBy: request.requestedBy, force, removed: [], alreadyGone: [], notRemoved: [], inventory: { asBefore: false, before: { vms: before.vms.length, disks: before.disks.length }, leftBehind: [], otherChanges: { appeared: [], disappeared: [] } } };
+      for (const kind of REMOVAL_ORDER) {
+        await forEachVm(
+          op.resources.filter((r) => r.kind === kind),
+          async (resource) => {
+            try {
+              const { removed } = await atTo.removeDrillResource.executeWithOptions({ summary: `remove ${resource.kind} ${resource.name} from ${op.to}` }, [resource]);
+              (removed ? cleanup.removed : cleanup.alreadyGone).push(resource);
+            } catch (error) {
+              if (!force) throw error;
+              cleanup.notRemoved.push({ ...resource, why: failureMessage(error) });
+            }
+          },
+        );
+      }
+      const after = await inventoryNames(op);
+      const mine = (name: string) => name.startsWith(drillResourceName(id, ''));
+      const appeared = [...after.vms.filter((n) => !before.vms.includes(n)), ...after.disks.filter((n) => !before.disks.includes(n))];
+      const disappeared = [...before.vms.filter((n) => !after.vms.includes(n)), ...before.disks.filter((n) => !after.disks.includes(n))];
+      cleanup.inventory.leftBehind = appeared.filter(mine);
+      cleanup.inventory.otherChanges = { appeared: appeared.filter((n) => !mine(n)), disappeared };
+      cleanup.inventory.asBefore = appeared.length === 0 && disappeared.length === 0;
+      return cleanup;
+    }),
+  );
+}
+
+/**
+ * The runbook's postCleanup webhooks, in order, once the cleanup is done. Nothing is left to undo,
+ * so a failure is recorded on its step (the drill ends succeeded-with-failures); one under the
+ * abort policy stops the webhooks after it.
+ */
+async function postCleanupWebhooks(op: Operation): Promise<void> {
+  for (const step of op.runbook.spec.postCleanup) {
+    let failed = false;
+    await op.stepPastGoal(`webhook ${step.name} after the cleanup`, async () => {
+      try {
+        await callWebhookStep(op.to, step, `${workflowInfo().workflowId}/postCleanup/${step.name}`);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
+    });
+    if (failed && step.onFailure === 'abort') return;
+  }
+}
