@@ -13,9 +13,9 @@ export class NewDirectionError extends Error {
   }
 }
 
-/** The per-VM settings that place a VM at the recovery site (datastore, network, re-IP): they do not apply to another site. */
+/** The per-VM settings that place a VM at the recovery site (datastore, network, re-IP, a drill's test address): they do not apply to another site. */
 function withoutPlacementAtRecovery(vm: RunbookVm): RunbookVm {
-  const { datastore: _datastore, network: _network, reIp: _reIp, ...rest } = vm;
+  const { datastore: _datastore, network: _network, reIp: _reIp, testIp: _testIp, ...rest } = vm;
   return rest;
 }
 
@@ -28,6 +28,9 @@ function withoutPlacementAtRecovery(vm: RunbookVm): RunbookVm {
  * (the old primary-to-recovery mapping is that section's mapping as it is: from the old primary's
  * networks to the new primary's).
  * Another site has no section in the runbook to derive from: the operator names a runbook for it.
+ * Either way the drill sections (test networks, the VMs' test addresses, checks, post-cleanup
+ * steps), which described drills at the old recovery site, are dropped: drills at the new recovery
+ * site need a version that names its own test networks there.
  */
 /** `by`: who asked and when, for the new version's description. */
 export function runbookAfterPermanentFailover(old: Runbook, newRecoverySite: string | undefined, by: string): Runbook {
@@ -39,10 +42,11 @@ export function runbookAfterPermanentFailover(old: Runbook, newRecoverySite: str
     ...old.metadata,
     description: `After a permanent failover ${by}: ${newPrimary} is the primary (retired: ${oldPrimary}), ${newRecoverySite ?? 'no recovery site (protected to the storage site only)'}.${old.metadata.description ? ` ${old.metadata.description}` : ''}`.slice(0, 4000),
   };
-  const { placement: _placement, rocva: _rocva, failback, networkMapping, ...common } = spec;
+  // Drills ran at the old recovery site, on its test networks: the new direction starts without them.
+  const { placement: _placement, rocva: _rocva, testNetworkMapping: _testNetworks, checks: _checks, postCleanup: _postCleanup, failback, networkMapping, ...common } = spec;
   const vms = spec.vms.map(withoutPlacementAtRecovery);
   if (newRecoverySite === undefined) {
-    return { ...old, metadata, spec: { ...common, sites: { primary: newPrimary }, networkMapping: [], vms } };
+    return { ...old, metadata, spec: { ...common, sites: { primary: newPrimary }, networkMapping: [], vms, checks: [], postCleanup: [] } };
   }
   if (newRecoverySite !== oldPrimary) {
     throw new NewDirectionError(`runbook ${old.metadata.name} describes no placement at ${newRecoverySite}: name a runbook for the new direction (primary ${newPrimary}, recovery ${newRecoverySite}) in "newRunbook"`);
@@ -66,6 +70,8 @@ export function runbookAfterPermanentFailover(old: Runbook, newRecoverySite: str
       placement: failback.placement,
       networkMapping: failback.networkMapping,
       vms,
+      checks: [],
+      postCleanup: [],
       rocva: { networks: rocvaAtOldPrimary },
       powerOn: failback.powerOn ?? spec.powerOn,
       failback: { placement: spec.placement, networkMapping: mappingBackTo(networkMapping, rocvaAtOldPrimary, spec.rocva.networks), powerOn: spec.powerOn },

@@ -33,6 +33,9 @@ describe('the runbook after a permanent failover', () => {
     assert.ok(next.spec.vms.every((vm) => vm.reIp === undefined && vm.datastore === undefined && vm.network === undefined), 'no VM keeps a setting that placed it at the old recovery site');
     assert.deepEqual(next.spec.powerOn, old.spec.powerOn);
     assert.deepEqual(next.spec.protection, old.spec.protection, 'protection goes on as it ran');
+    assert.ok(old.spec.testNetworkMapping && old.spec.checks.length > 0, 'the example can be drilled');
+    assert.deepEqual([next.spec.testNetworkMapping, next.spec.checks, next.spec.postCleanup], [undefined, [], []], 'drills ran at the old recovery site: their sections go');
+    assert.ok(next.spec.vms.every((vm) => vm.testIp === undefined));
     assert.equal(next.metadata.name, old.metadata.name);
     assert.match(next.metadata.description ?? '', /^After a permanent failover requested by dr-lead at 2026-11-30T03:00:00.000Z: site-b is the primary \(retired: site-a\), no recovery site/);
   });
