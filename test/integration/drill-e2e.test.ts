@@ -111,6 +111,7 @@ describe('drill end to end, on real Temporal, S3, sites and worker processes: a 
     assert.deepEqual(drill.checks.map((c) => [c.name, c.passed]), [['db-up', true], ['db-port', true], ['app-health', true]]);
     assert.deepEqual(drill.checks.find((c) => c.name === 'app-health')!.vms.map((v) => v.vm), ['i-app-1']);
     assert.equal(drill.kept.forMs, 0);
+    assert.deepEqual(report.vms.map((v) => [v.name, v.state]).sort(), domainVms(DOMAIN).map((vm) => [vm, 'poweredOn']).sort(), 'each VM once, under the domain\'s name');
     assert.ok(report.rtoMs! > 0 && report.rpoMs! >= 0, `RTO ${report.rtoMs} ms, RPO ${report.rpoMs} ms`);
 
     // The drill's VMs ran on the test networks only, under the drill's names; the domain's own names never appeared.
