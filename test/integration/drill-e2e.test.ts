@@ -181,6 +181,10 @@ describe('drill end to end, on real Temporal, S3, sites and worker processes: a 
     const notADrill = await call('POST', `${operationUrl(`failover/${DOMAIN}/2026-01-01T00:00:00.000Z`)}/cleanup`, {});
     assert.equal(notADrill.status, 409, JSON.stringify(notADrill.body));
     assert.match(JSON.stringify(notADrill.body), /is not a drill/);
+    // A running workflow that is not a drill: the domain's protection.
+    const protection = await call('POST', `${operationUrl(protectionWorkflowId(DOMAIN, 'primary', 1))}/cleanup`, {});
+    assert.equal(protection.status, 409, JSON.stringify(protection.body));
+    assert.equal((await protectionCursor()) > 0, true, 'protection still answers');
     await waitFor('the desk is free for the next operation', async () => (await call('GET', `/domains/${DOMAIN}/operations`)).body.running === null, 10_000);
   });
 
