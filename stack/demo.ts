@@ -12,10 +12,16 @@
  * prints the failback's progress and report and checks every disk at the primary byte for byte.
  * `npm run demo -- --failback --continuous` starts a continuous failback first (the original disks
  * follow the recovery site's log), waits until it has caught up, then fails back: only the tail is applied.
+<<<<<<< HEAD
  * `npm run demo -- --permanent` makes the recovery site the domain's primary for good instead
  * (permanent failover, no new recovery site): it prints what was removed from the old primary (or
  * that the removal waits for it to return: `--restore` then brings it back and prints what the
  * removal took) and the runbook version written for the new direction.
+=======
+ * `npm run demo -- --drill` runs a drill of the domain (docs/drill.md): a test failover at the
+ * recovery site on its test networks while production keeps running, the runbook's checks, and a
+ * cleanup; it prints the drill's report and checks that the recovery site's VMs and disks are as before.
+>>>>>>> drill-e2e
  *
  * Which writes a disk must hold is kept in `<data>/demo/lineage.json`: the periods the domain ran
  * at each site, as journal positions of that site's workload record, so that failover, failback
@@ -31,6 +37,7 @@ import { activeDomainVms } from '../datapath/conflict';
 import { loadSiteDefinitions, type SiteDefinition } from '../sites/config';
 import { siteClients, readSiteTokens } from '../sites/registry';
 import { diskContentAfter, readWorkloadRecord, type WorkloadWrite, type WritePeriod } from '../sites/workload';
+import type { DrillReport } from '../workflows/drill-messages';
 import type { FollowingStatus, OperationProgress, OperationReport } from '../workflows/operation-messages';
 import { readLocalToken } from './credentials';
 
@@ -54,9 +61,10 @@ interface StartedOperation {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { restore: { type: 'boolean' }, continuous: { type: 'boolean' }, failback: { type: 'boolean' }, permanent: { type: 'boolean' } } });
-  if ([values.restore, values.continuous, values.failback, values.permanent].filter(Boolean).length > 1 && !(values.failback && values.continuous && !values.restore && !values.permanent)) {
-    throw new OperatorError('use one of --restore, --continuous, --failback, --permanent at a time (or --failback --continuous)');
+  const { values } = parseArgs({ options: { restore: { type: 'boolean' }, continuous: { type: 'boolean' }, failback: { type: 'boolean' }, permanent: { type: 'boolean' }, drill: { type: 'boolean' } } });
+  const continuousFailback = values.failback && values.continuous;
+  if ([values.restore, values.continuous, values.failback, values.permanent, values.drill].filter(Boolean).length > (continuousFailback ? 2 : 1)) {
+    throw new OperatorError('use one of --restore, --continuous, --failback, --permanent, --drill at a time (or --failback --continuous)');
   }
   const settings = loadSettings();
   const api = `http://${settings.api.host}:${settings.api.port}`;
@@ -191,6 +199,7 @@ async function main(): Promise<void> {
   }
   if (values.failback) return failBack();
   if (values.permanent) return failOverPermanently();
+  if (values.drill) return runDrill();
 
   for (let waited = 0; ; waited += 1_000) {
     const { owner, protection } = (await call('GET', `/domains/${DOMAIN}`)) as { owner: { site: string } | null; protection: { mode: string; cursor: number } | null };
@@ -305,6 +314,52 @@ async function main(): Promise<void> {
    * active copy of the domain, so an open split-brain is resolved first (the stale copies are
    * deactivated, their writes kept as a side copy).
    */
+  /**
+   * A drill at the recovery site while production keeps running: the drill's copies of the VMs on
+   * the runbook's test networks, its checks, then the cleanup; the site's VMs and disks are compared
+   * with those before the drill here too, not only in the report.
+   */
+  async function runDrill(): Promise<void> {
+    for (let waited = 0; ; waited += 1_000) {
+      const { protection } = (await call('GET', `/domains/${DOMAIN}`)) as { protection: { mode: string; cursor: number } | null };
+      if (protection?.mode === 'log' && protection.cursor > 0) break;
+      if (waited === 0) say(`waiting for ${DOMAIN}'s protection to finish its initial sync (mode ${protection?.mode ?? 'unknown'})`);
+      if (waited > 300_000) throw new OperatorError(`${DOMAIN} is not replicating in log mode after 5 minutes; see .logs/`);
+      await sleep(1_000);
+    }
+    const site = clients.get(recovery!.name)!;
+    const inventory = async () => {
+      const [vms, disks] = await Promise.all([site.listVms(), site.listDisks()]);
+      return JSON.stringify({ vms: vms.map((v) => v.name).sort(), disks: disks.map((d) => d.id).sort() });
+    };
+    const before = await inventory();
+    const domain = (await call('GET', `/domains/${DOMAIN}`)) as { mode: string; owner: { site: string; epoch: number } | null };
+    say(`drill of ${DOMAIN} at ${recovery!.name} on its test networks while it stays ${domain.mode} at ${domain.owner?.site ?? '-'} (epoch ${domain.owner?.epoch ?? '-'})`);
+    const operation = (await call('POST', `/domains/${DOMAIN}/drill`, {})) as unknown as StartedOperation;
+    const report = (await follow(operation, 'drill')) as OperationReport & { drill?: DrillReport };
+    const drill = report.drill;
+    if (!drill) throw new OperatorError(`the report of ${operation.workflowId} has no drill section`);
+    const names = (resources: Array<{ kind: string; name: string }>) => (resources.length > 0 ? resources.map((r) => `${r.kind} ${r.name}`).join(', ') : 'none');
+    console.log(`
+  Drill ${drill.id} of ${DOMAIN}: ${drill.outcome.toUpperCase()}${drill.failedBecause ? ` (${drill.failedBecause.join('; ')})` : ''}
+    RTO achieved   ${seconds(report.rtoMs)} (requested ${new Date(report.declaredAt).toISOString()})
+    RPO achieved   ${seconds(report.rpoMs)} (data from ${report.recoveryPoint ? new Date(report.recoveryPoint.dataFrom).toISOString() : '-'}, ${report.recoveryPoint?.description ?? ''})
+    checks:\n${drill.checks.map((c) => `      ${c.passed ? 'passed' : 'FAILED'} ${c.name} (${c.type})\n${c.vms.map((v) => `          ${v.vm}: ${v.passed ? 'passed' : 'failed'}, ${v.detail}, after ${seconds(v.waitedMs)}`).join('\n')}`).join('\n')}
+    skipped webhooks ${drill.skippedWebhooks.length > 0 ? drill.skippedWebhooks.join(', ') : 'none'}
+    kept           ${seconds(drill.kept.forMs)}, ended by ${drill.kept.endedBy}
+    cleanup        requested by ${drill.cleanup.requestedBy}${drill.cleanup.force ? ' (forced)' : ''}
+      removed      ${names(drill.cleanup.removed)}
+      already gone ${names(drill.cleanup.alreadyGone)}
+      not removed  ${drill.cleanup.notRemoved.length > 0 ? drill.cleanup.notRemoved.map((r) => `${r.kind} ${r.name}: ${r.why}`).join(', ') : 'none'}
+      inventory    ${drill.cleanup.inventory.asBefore ? 'as before' : `NOT as before: left behind ${drill.cleanup.inventory.leftBehind.join(', ') || 'none'}; other changes ${JSON.stringify(drill.cleanup.inventory.otherChanges)}`} (${drill.cleanup.inventory.before.vms} VMs, ${drill.cleanup.inventory.before.disks} disks before)
+    steps:\n${report.steps.map((s) => `      ${s.name.padEnd(50)} ${seconds(s.durationMs).padStart(8)}`).join('\n')}
+`);
+    if ((await inventory()) !== before) throw new OperatorError(`the VMs and disks at ${recovery!.name} differ from those before the drill`);
+    const after = (await call('GET', `/domains/${DOMAIN}`)) as { mode: string; owner: { site: string; epoch: number } | null };
+    say(`verified: ${recovery!.name} has exactly the VMs and disks it had before the drill; ${DOMAIN} is ${after.mode} at ${after.owner?.site ?? '-'} (epoch ${after.owner?.epoch ?? '-'}), as before`);
+    if (drill.outcome !== 'passed') throw new OperatorError(`the drill failed: ${drill.failedBecause?.join('; ') ?? 'see its report'}`);
+  }
+
   async function failBack(): Promise<void> {
     const domain = (await call('GET', `/domains/${DOMAIN}`)) as { mode: string; owner: { site: string } | null; conflict: ShownConflict | null };
     if (domain.mode !== 'Running in Failover') {

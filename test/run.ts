@@ -19,7 +19,8 @@ function findTests(dir: string): string[] {
 
 const filters = process.argv.slice(2);
 const files = findTests(TEST_ROOT)
-  .filter((f) => filters.length === 0 || filters.some((x) => path.relative(process.cwd(), f).includes(x) || f.includes(x)))
+  // Relative to the checkout: a worktree's own folder name (wt-drill-e2e) must not match every file.
+  .filter((f) => filters.length === 0 || filters.some((x) => (path.isAbsolute(x) ? f : path.relative(TEST_ROOT, f)).includes(x) || path.relative(process.cwd(), f).includes(x)))
   .sort();
 
 if (files.length === 0) {

@@ -47,7 +47,8 @@ export async function drill(input: DrillInput): Promise<OperationReport> {
     await deployRocva(op, rocva.name);
     const drillVms = targets.map(targetVmOf);
     op.creates(drillVms.flatMap((t) => [{ kind: 'representation' as const, name: representationVmName(t.name) }, ...t.disks.map((d) => ({ kind: 'disk' as const, name: d.diskId }))]));
-    await prepareTargetDisks(op, drillVms);
+    // Progress shows each VM under the domain's name throughout, as the later phases do.
+    await prepareTargetDisks(op, drillVms, undefined, (name) => name.slice(drillResourceName(id, '').length));
     await rehydrate(op, point, targets, 'new disks', drillResourceName(id, ''));
     await removeRocva(op, rocva);
     await removeRepresentationVms(op, targets);

@@ -44,7 +44,7 @@ export function testSiteDefinitions(): SiteInput[] {
         clusters: [{ name: 'cluster-b1', datacenter: 'dc-b' }],
         resourcePools: [{ name: 'dr-pool', cluster: 'cluster-b1' }],
         datastores: [{ name: 'ds-b', capacityBytes: 1024 ** 4 }, { name: 'ds-b-flash', capacityBytes: 1024 ** 4 }],
-        networks: ['dr-db', 'dr-app', 'dr-replication', 'dr-rocva-internal', 'dr-management'],
+        networks: ['dr-db', 'dr-app', 'dr-replication', 'dr-rocva-internal', 'dr-management', 'test-db', 'test-app'],
         storagePolicies: ['gold'],
       },
       protectedDomains: [],

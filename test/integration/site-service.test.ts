@@ -25,7 +25,7 @@ describe('simulated site service over HTTP, as a real process', () => {
   it('serves its inventory and the provisioned protected domain, powered on', async () => {
     const inventory = await recovery.client.inventory();
     assert.equal(inventory.site, 'recovery');
-    assert.deepEqual(inventory.networks, ['dr-db', 'dr-app', 'dr-replication', 'dr-rocva-internal', 'dr-management']);
+    assert.deepEqual(inventory.networks, ['dr-db', 'dr-app', 'dr-replication', 'dr-rocva-internal', 'dr-management', 'test-db', 'test-app']);
     const vms = await primary.client.listVms();
     assert.deepEqual(vms.map((v) => [v.name, v.powerState, v.diskIds]), [
       ['app-1', 'poweredOn', ['app-1-disk-0']],

@@ -101,8 +101,10 @@ export const targetVmOf = (t: RebuildTarget): TargetVm => ({
  * attached). What the site held of the VM's names before is asked first and never undone. Undo
  * (pushed before anything is created): the VM, its representation VM and the disks this
  * operation created removed. Returns what was there before (none in histories from before it was asked).
+ * `vmOf`: the domain's name of a target VM, under which the operation's progress shows it (a drill's
+ * targets have names of their own).
  */
-export async function prepareTargetDisks(op: Operation, targets: TargetVm[], stepName = 'create representation VMs'): Promise<FoundPerVm> {
+export async function prepareTargetDisks(op: Operation, targets: TargetVm[], stepName = 'create representation VMs', vmOf: (target: string) => string = (target) => target): Promise<FoundPerVm> {
   const atTo = activitiesAt(op.to);
   const keepsWhatItFound = patched('operations-keep-what-they-found');
   return op.step(stepName, async () => {
@@ -115,7 +117,7 @@ export async function prepareTargetDisks(op: Operation, targets: TargetVm[], ste
       await atTo.prepareTargetDisks.executeWithOptions({ summary: `representation VM for ${t.name} (${i + 1}/${targets.length})` }, [
         { vm: t.name, placement: t.placement, disks: t.disks.map((d) => ({ diskId: d.diskId, sizeBytes: d.sizeBytes })) },
       ]);
-      op.vm(t.name, 'rehydrating');
+      op.vm(vmOf(t.name), 'rehydrating');
     });
     return foundPerVm;
   });
