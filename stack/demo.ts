@@ -12,16 +12,13 @@
  * prints the failback's progress and report and checks every disk at the primary byte for byte.
  * `npm run demo -- --failback --continuous` starts a continuous failback first (the original disks
  * follow the recovery site's log), waits until it has caught up, then fails back: only the tail is applied.
-<<<<<<< HEAD
  * `npm run demo -- --permanent` makes the recovery site the domain's primary for good instead
  * (permanent failover, no new recovery site): it prints what was removed from the old primary (or
  * that the removal waits for it to return: `--restore` then brings it back and prints what the
  * removal took) and the runbook version written for the new direction.
-=======
  * `npm run demo -- --drill` runs a drill of the domain (docs/drill.md): a test failover at the
  * recovery site on its test networks while production keeps running, the runbook's checks, and a
  * cleanup; it prints the drill's report and checks that the recovery site's VMs and disks are as before.
->>>>>>> drill-e2e
  *
  * Which writes a disk must hold is kept in `<data>/demo/lineage.json`: the periods the domain ran
  * at each site, as journal positions of that site's workload record, so that failover, failback
