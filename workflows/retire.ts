@@ -1,8 +1,12 @@
 import { setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
 import type { DomainHoldings } from '../activities/permanent-failover';
 import type { RetireInput } from './permanent-failover-messages';
-import { removalAtRetiredSite } from './phases/retirement';
+import { activitiesAt, SITE_RETRY } from './phases/site-activities';
 import { DR_DOMAIN, DR_OPERATION, DR_SITE } from './search-attributes';
+
+/** Its one activity: at the retired site, retried until it answers (no attempt limit, a year at most). */
+const removalAtRetiredSite = (site: string) =>
+  activitiesAt(site, { startToCloseTimeout: '2 minutes', heartbeatTimeout: '30 seconds', scheduleToCloseTimeout: '365 days', retry: SITE_RETRY });
 
 /**
  * Removes a domain from the site a permanent failover retired (id `retire/<domain>/<site>`): its

@@ -6,7 +6,13 @@ import assert from 'node:assert/strict';
 import { readDomainStatus } from '../../datapath/domain-status';
 import type { ObjectStore } from '../../datapath/object-store';
 import type { SiteService } from '../../sites/launch';
-import { domainVms } from '../fixtures/failover-domains';
+import type { Client } from '@temporalio/client';
+import type { Runbook } from '../../runbooks/schema';
+import { validateRunbook } from '../../runbooks/validate';
+import { failover } from '../../workflows/failover';
+import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
+import { domainVms, protectAtPrimary, runbookYaml } from '../fixtures/failover-domains';
+import { failedRuns } from './crashes';
 
 /** Every disk of the named workload VMs at a site, by id, with all its bytes. */
 export async function disksOfVms(site: SiteService, vms: readonly string[]): Promise<Map<string, Buffer>> {
@@ -63,4 +69,30 @@ export async function assertBackAtPrimary({ primary, recovery, store }: Failback
   const status = await readDomainStatus(store, domain);
   assert.equal(status?.mode, 'Protected', `${domain}'s mode`);
   assert.equal(status?.runningAt, 'primary', `where ${domain} runs`);
+}
+
+/**
+ * The start of a failback crash test: each domain protected at the primary (one at a time: ten
+ * initial syncs at once can outlast the wait for each on a loaded machine), then failed over
+ * (planned) all at once, with no kills: the failovers are not under test. Returns each domain's runbook.
+ */
+export async function protectAndFailOver(client: Client, domains: string[], label: string): Promise<Map<string, Runbook>> {
+  const runbooks = new Map<string, Runbook>();
+  for (const domain of domains) await protectAtPrimary(client, domain);
+  for (const domain of domains) {
+    const checked = validateRunbook(runbookYaml(domain, {}));
+    assert.ok(checked.runbook, JSON.stringify(checked.errors));
+    runbooks.set(domain, checked.runbook);
+  }
+  const failovers = await Promise.allSettled(
+    domains.map((domain) =>
+      client.workflow.execute(failover, {
+        taskQueue: ORCHESTRATION_TASK_QUEUE,
+        workflowId: `failover/${domain}/before-${label}`,
+        args: [{ domain, type: 'planned', runbook: runbooks.get(domain)!, runbookVersion: 1, requestedBy: 'crash-test', declaredAt: Date.now() }],
+      }),
+    ),
+  );
+  assert.deepEqual(failedRuns(failovers, domains), []);
+  return runbooks;
 }

@@ -5,17 +5,15 @@ import { readDomainStatus } from '../../datapath/domain-status';
 import { readChain, resolveChain } from '../../datapath/log-chain';
 import { Ownership } from '../../datapath/ownership';
 import type { Runbook } from '../../runbooks/schema';
-import { validateRunbook } from '../../runbooks/validate';
 import type { SiteEvent } from '../../sites/provider';
 import { expectedDiskContent, readWorkloadRecord } from '../../sites/workload';
 import { continuousFailback } from '../../workflows/continuous-failback';
 import { completeContinuousFailbackUpdate } from '../../workflows/continuous-failback-messages';
-import { failover } from '../../workflows/failover';
 import type { OperationReport } from '../../workflows/operation-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
-import { domainVms, failoverSiteDefinitions, protectAtPrimary, runbookYaml, waitFor } from '../fixtures/failover-domains';
+import { domainVms, failoverSiteDefinitions, waitFor } from '../fixtures/failover-domains';
 import { crashUntil, failedRuns, inRandomRounds } from '../harness/crashes';
-import { assertBackAtPrimary, disksAtSite, disksOfVms } from '../harness/failback';
+import { assertBackAtPrimary, disksAtSite, disksOfVms, protectAndFailOver } from '../harness/failback';
 import { admin, testSiteDefinitions } from '../harness/sites';
 import { useTestbed } from '../harness/testbed';
 
@@ -40,24 +38,7 @@ describe('continuous failback durability: every worker process SIGKILLed at rand
 
   before(async () => {
     await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 60, blockSize: 4096, pattern: 'random', seed: 'continuous-failback-crash-primary' });
-    // One at a time: ten initial syncs at once can outlast the wait for each on a loaded machine.
-    for (const domain of domains) await protectAtPrimary(stack.client, domain);
-    for (const domain of domains) {
-      const checked = validateRunbook(runbookYaml(domain, {}));
-      assert.ok(checked.runbook, JSON.stringify(checked.errors));
-      runbooks.set(domain, checked.runbook);
-    }
-    // The failovers are not under test here: no kills.
-    const failovers = await Promise.allSettled(
-      domains.map((domain) =>
-        stack.client.workflow.execute(failover, {
-          taskQueue: ORCHESTRATION_TASK_QUEUE,
-          workflowId: `failover/${domain}/before-continuous-failback-crash`,
-          args: [{ domain, type: 'planned', runbook: runbooks.get(domain)!, runbookVersion: 1, requestedBy: 'crash-test', declaredAt: Date.now() }],
-        }),
-      ),
-    );
-    assert.deepEqual(failedRuns(failovers, domains), []);
+    for (const [domain, runbook] of await protectAndFailOver(stack.client, domains, 'continuous-failback-crash')) runbooks.set(domain, runbook);
     // The original VMs are powered on again at the end: the primary's workload must not write to them.
     await admin(primary, sites.token, '/admin/workload', undefined, 'DELETE');
     for (const domain of domains) leftBehind.set(domain, await disksOfVms(primary, domainVms(domain)));

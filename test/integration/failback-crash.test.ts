@@ -8,18 +8,16 @@ import { readChain, resolveChain } from '../../datapath/log-chain';
 import type { ObjectStore } from '../../datapath/object-store';
 import { Ownership } from '../../datapath/ownership';
 import type { Runbook } from '../../runbooks/schema';
-import { validateRunbook } from '../../runbooks/validate';
 import type { SiteEvent } from '../../sites/provider';
 import { expectedDiskContent, readWorkloadRecord } from '../../sites/workload';
 import { failback } from '../../workflows/failback';
-import { failover } from '../../workflows/failover';
 import type { OperationReport } from '../../workflows/operation-messages';
 import { protectStatusQuery } from '../../workflows/protect';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { powerOnGroupWorkflowId, protectionWorkflowId } from '../../workflows/workflow-ids';
-import { domainVms, failoverSiteDefinitions, protectAtPrimary, runbookYaml, waitFor } from '../fixtures/failover-domains';
+import { domainVms, failoverSiteDefinitions, waitFor } from '../fixtures/failover-domains';
 import { atRandomHistoryPoints, crashUntil, failedRuns, inRandomRounds } from '../harness/crashes';
-import { assertBackAtPrimary, disksAtSite, disksOfVms } from '../harness/failback';
+import { assertBackAtPrimary, disksAtSite, disksOfVms, protectAndFailOver } from '../harness/failback';
 import { admin, testSiteDefinitions } from '../harness/sites';
 import { useTestbed } from '../harness/testbed';
 
@@ -59,24 +57,7 @@ describe('failback durability: every worker process SIGKILLed at random moments 
 
   before(async () => {
     await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 60, blockSize: 4096, pattern: 'random', seed: 'failback-crash-primary' });
-    // One at a time: ten initial syncs at once can outlast the wait for each on a loaded machine.
-    for (const domain of domains) await protectAtPrimary(stack.client, domain);
-    for (const domain of domains) {
-      const checked = validateRunbook(runbookYaml(domain, {}));
-      assert.ok(checked.runbook, JSON.stringify(checked.errors));
-      runbooks.set(domain, checked.runbook);
-    }
-    // The failovers are not under test here: no kills.
-    const failovers = await Promise.allSettled(
-      domains.map((domain) =>
-        stack.client.workflow.execute(failover, {
-          taskQueue: ORCHESTRATION_TASK_QUEUE,
-          workflowId: `failover/${domain}/before-failback-crash`,
-          args: [{ domain, type: 'planned', runbook: runbooks.get(domain)!, runbookVersion: 1, requestedBy: 'crash-test', declaredAt: Date.now() }],
-        }),
-      ),
-    );
-    assert.deepEqual(failedRuns(failovers, domains), []);
+    for (const [domain, runbook] of await protectAndFailOver(stack.client, domains, 'failback-crash')) runbooks.set(domain, runbook);
     // The primary's workload would write to the original VMs again once failback powers them on.
     await admin(primary, sites.token, '/admin/workload', undefined, 'DELETE');
     const atPrimary = written('primary');

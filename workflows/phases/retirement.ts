@@ -10,7 +10,7 @@ import type { PermanentFailoverInput, RetireInput } from '../permanent-failover-
 import type { retireSite } from '../retire';
 import { retireWorkflowId } from '../workflow-ids';
 import type { OwnedDomain } from './ownership';
-import { activitiesAt, SITE_RETRY } from './site-activities';
+import { activitiesAt } from './site-activities';
 
 /** How long the site a permanent failover retires gets to answer before it counts as unreachable. */
 const RETIRED_SITE_ANSWERS_WITHIN = '20 seconds';
@@ -123,7 +123,3 @@ export async function retireOldPrimary(op: Operation, owned: Pick<DomainAtSite, 
   });
   return retirement;
 }
-
-/** The retirement workflow's one activity: at the retired site, retried until it answers (no attempt limit, a year at most). */
-export const removalAtRetiredSite = (site: string) =>
-  activitiesAt(site, { startToCloseTimeout: '2 minutes', heartbeatTimeout: '30 seconds', scheduleToCloseTimeout: '365 days', retry: SITE_RETRY });
