@@ -77,6 +77,15 @@ export interface OperationsRouterOptions {
 const OFFERED: DomainRequest[] = ['power-on', 'failover', 'continuous-failover', 'failback', 'continuous-failback', 'permanent-failover', 'resolve-conflict', 'drill'];
 const offeredNow = (condition: DomainCondition) => allowedRequests(condition).filter((r) => OFFERED.includes(r));
 
+/** While an operation runs, the desk refuses every request but the one that completes it (a continuous operation's). */
+function offeredWhile(condition: DomainCondition, running: Pick<OperationRecord, 'operation'> | undefined): DomainRequest[] {
+  if (!running) return offeredNow(condition);
+  return offeredNow(condition).filter((request) => {
+    const decision = decide(request, condition);
+    return decision.allowed && decision.completes === running.operation;
+  });
+}
+
 /**
  * How long the API waits for an operation to answer a query. The orchestration worker answers
  * queries; with none polling, the server holds a query until the call's deadline, so without one
@@ -607,7 +616,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     res.json({
       domain,
       mode: condition.mode,
-      allowedOperations: offeredNow(condition),
+      allowedOperations: offeredWhile(condition, running),
       ...(continuous ? { [continuous]: { ...links(running!.workflowId), phase: progress?.phase ?? null, following: progress?.following ?? null } } : {}),
       owner: ownership.owner ? { site: ownership.owner.site, epoch: ownership.epoch, since: new Date(ownership.owner.claimedAt).toISOString() } : null,
       conflict: condition.conflictSince !== undefined ? await readConflict(store, domain).then((open) => (open ? shownConflict(open) : null)) : null,
