@@ -36,13 +36,19 @@ function portFree(port: number): Promise<boolean> {
 }
 
 /**
- * A free port p whose gRPC companion p + 10000 is free too. SeaweedFS derives some of its gRPC
- * ports that way whatever the flags say, so its components need both.
+ * A free port p whose gRPC companion p + 10000 is free too, as are the `count - 1` ports after p and
+ * their companions (the SeaweedFS components the launcher puts beside its S3 port). SeaweedFS
+ * derives some of its gRPC ports that way whatever the flags say, so its components need both.
+ * Picked below the kernel's ephemeral range (32768 and up): the ports other processes get from the
+ * OS, for their listeners and their outgoing connections, never collide with these.
  */
-export async function freePortWithGrpcCompanion(): Promise<number> {
+export async function freePortWithGrpcCompanion(count = 1): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
-    const port = 20_000 + Math.floor(Math.random() * 30_000);
-    if ((await portFree(port)) && (await portFree(port + 10_000))) return port;
+    const port = 10_000 + Math.floor(Math.random() * (12_000 - count));
+    const ports = Array.from({ length: count }, (_, i) => port + i).flatMap((p) => [p, p + 10_000]);
+    let free = true;
+    for (const p of ports) if (!(free = await portFree(p))) break;
+    if (free) return port;
   }
-  throw new Error('no free port pair (p, p + 10000) found on 127.0.0.1');
+  throw new Error(`no free run of ${count} port(s) p.. with their companions p + 10000 found on 127.0.0.1`);
 }

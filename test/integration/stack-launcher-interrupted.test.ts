@@ -12,6 +12,7 @@ import { after, describe, it } from 'node:test';
 import { PROJECT_ROOT } from '../../common/config';
 import { startChild, type ChildHandle } from '../../common/child-process';
 import { freePort, freePortWithGrpcCompanion } from '../../stack/ports';
+import { portsBesideS3 } from '../../stack/seaweedfs';
 import { prepareTestSites } from '../harness/sites';
 
 /** Processes whose command line mentions this test's folder: the servers, sites and workers it started. */
@@ -54,7 +55,7 @@ describe('npm start interrupted during start-up', () => {
         DR_SITES_FILE: sitesFile,
         DR_TEMPORAL_PORT: String(await freePort()),
         DR_TEMPORAL_UI_PORT: String(await freePort()),
-        DR_S3_PORT: String(await freePortWithGrpcCompanion()),
+        DR_S3_PORT: String(await freePortWithGrpcCompanion(Object.keys(portsBesideS3(0)).length)),
         DR_API_PORT: String(await freePort()),
       },
     });

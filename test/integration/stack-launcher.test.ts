@@ -8,6 +8,7 @@ import { Client, Connection } from '@temporalio/client';
 import { PROJECT_ROOT } from '../../common/config';
 import { startChild, type ChildHandle } from '../../common/child-process';
 import { freePort, freePortWithGrpcCompanion } from '../../stack/ports';
+import { portsBesideS3 } from '../../stack/seaweedfs';
 import { prepareTestSites } from '../harness/sites';
 import { useTestStack } from '../harness/stack';
 
@@ -70,7 +71,7 @@ describe('npm start: the embedded stack launcher', () => {
     const ports = {
       DR_TEMPORAL_PORT: String(await freePort()),
       DR_TEMPORAL_UI_PORT: String(await freePort()),
-      DR_S3_PORT: String(await freePortWithGrpcCompanion()),
+      DR_S3_PORT: String(await freePortWithGrpcCompanion(Object.keys(portsBesideS3(0)).length)),
       DR_API_PORT: String(await freePort()),
     };
     const first = launcher('first', dir, ports);
@@ -129,7 +130,7 @@ describe('npm start: the embedded stack launcher', () => {
       DR_SITES_FILE: demoSites,
       DR_TEMPORAL_PORT: String(await freePort()),
       DR_TEMPORAL_UI_PORT: String(await freePort()),
-      DR_S3_PORT: String(await freePortWithGrpcCompanion()),
+      DR_S3_PORT: String(await freePortWithGrpcCompanion(Object.keys(portsBesideS3(0)).length)),
       DR_API_PORT: String(await freePort()),
     };
     const stack = launcher('demo-stack', demoDir, env);
