@@ -23,6 +23,9 @@ import {
   deskStartOptions,
   domainOperations,
   domainOperationsQuery,
+  deskRefusal,
+  drillGivesWayUpdate,
+  type DomainOperationsState,
   OPERATION_ALREADY_RUNNING,
   startOperationUpdate,
   type OperationRecord,
@@ -39,7 +42,7 @@ import { completeContinuousFailbackUpdate, type ContinuousFailbackInput } from '
 import { CONFLICT_ACTIONS, type ResolveConflictInput } from '../workflows/resolve-conflict-messages';
 import { operationProgressQuery, type HandoverType, type OperationProgress } from '../workflows/operation-messages';
 import { protectStatusQuery } from '../workflows/protect';
-import { domainOperationsWorkflowId, parseOperationWorkflowId, protectionWorkflowId } from '../workflows/workflow-ids';
+import { domainOperationsWorkflowId, parseOperationWorkflowId, protectionWorkflowId, type OperationKind } from '../workflows/workflow-ids';
 import {
   approveUpdate,
   NOT_AN_APPROVER,
@@ -78,11 +81,13 @@ const OFFERED: DomainRequest[] = ['power-on', 'failover', 'continuous-failover',
 const offeredNow = (condition: DomainCondition) => allowedRequests(condition).filter((r) => OFFERED.includes(r));
 
 /** While an operation runs, the desk refuses every request but the one that completes it (a continuous operation's). */
-function offeredWhile(condition: DomainCondition, running: Pick<OperationRecord, 'operation'> | undefined): DomainRequest[] {
-  if (!running) return offeredNow(condition);
+function offeredWhile(condition: DomainCondition, desk: Pick<DomainOperationsState, 'running' | 'drill'> | undefined): DomainRequest[] {
+  const running = desk?.running;
   return offeredNow(condition).filter((request) => {
     const decision = decide(request, condition);
-    return decision.allowed && decision.completes === running.operation;
+    if (!decision.allowed) return false;
+    if (running && decision.completes === running.operation) return true;
+    return !deskRefusal(desk ?? {}, request as OperationKind);
   });
 }
 
@@ -250,8 +255,9 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
   /** Starts the operation through the domain's desk and answers 202 with where to follow it; `shown` is echoed in the log and the answer. */
   async function startAndAnswer(res: express.Response, domain: string, request: OperationRequest, shown: Record<string, unknown>) {
     const started = await startOperation(domain, request);
-    log.info({ domain, workflowId: started.workflowId, requestedBy: started.requestedBy, ...shown }, `${request.operation} started`);
-    res.status(202).location(links(started.workflowId).statusUrl).json({ ...links(started.workflowId), operation: started.operation, ...shown });
+    const drillGivingWay = started.drillGivingWay ? { drillGivingWay: links(started.drillGivingWay) } : {};
+    log.info({ domain, workflowId: started.workflowId, requestedBy: started.requestedBy, ...shown, ...(started.drillGivingWay ? { drillGivingWay: started.drillGivingWay } : {}) }, `${request.operation} started`);
+    res.status(202).location(links(started.workflowId).statusUrl).json({ ...links(started.workflowId), operation: started.operation, ...shown, ...drillGivingWay });
   }
 
   /** A forced handover (failover, failback) is confirmed by the domain's name: it fences the site the domain leaves. */
@@ -547,11 +553,14 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     await startAndAnswer(res, domain, { operation: 'drill', requestedBy: principalName(req), summary, input }, { runbook: { name: runbook.metadata.name, version }, keepFor: body.keepFor ?? '0s' });
   });
 
-  /** The operation the domain's desk is running, if any (none when the desk was never started). */
+  /** What the domain's desk is running, the drill apart (nothing when the desk was never started). */
+  async function deskNow(domain: string): Promise<Pick<DomainOperationsState, 'running' | 'drill'>> {
+    const state = await ask(domainOperationsWorkflowId(domain), ORCHESTRATION_TASK_QUEUE, domainOperationsQuery);
+    return { ...(state?.running ? { running: state.running } : {}), ...(state?.drill ? { drill: state.drill } : {}) };
+  }
+
   async function runningOperation(domain: string): Promise<OperationRecord | undefined> {
-    const desk = domainOperationsWorkflowId(domain);
-    const state = await ask(desk, ORCHESTRATION_TASK_QUEUE, domainOperationsQuery);
-    return state?.running;
+    return (await deskNow(domain)).running;
   }
 
   /** `POST /domains/{d}/failover` while a continuous failover runs: an update on it, not a second operation. */
@@ -593,11 +602,13 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
         if (cause instanceof ApplicationFailure && cause.type === COMPLETION_REFUSED) throw conflict(cause.message, { running: links(workflowId) });
         throw error;
       });
-    log.info({ domain, workflowId, type: body.type, requestedBy: request.requestedBy }, `${operation} completion requested`);
+    // The completion is under way first; a drill beside it is then cleaned up out of its way.
+    const drill = await client.workflow.getHandle(domainOperationsWorkflowId(domain)).executeUpdate(drillGivesWayUpdate, { args: [{ to: workflowId }] });
+    log.info({ domain, workflowId, type: body.type, requestedBy: request.requestedBy, ...(drill ? { drillGivingWay: drill.workflowId } : {}) }, `${operation} completion requested`);
     res
       .status(202)
       .location(links(workflowId).statusUrl)
-      .json({ ...links(workflowId), operation, completes: workflowId, type: body.type, runbook: { name: runbook.metadata.name, version } });
+      .json({ ...links(workflowId), operation, completes: workflowId, type: body.type, runbook: { name: runbook.metadata.name, version }, ...(drill ? { drillGivingWay: links(drill.workflowId) } : {}) });
   }
 
   router.get('/domains/:domain', async (req, res) => {
@@ -610,13 +621,15 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
           .query(protectStatusQuery)
           .catch(() => null)
       : null;
-    const running = await runningOperation(domain).catch(() => undefined);
+    const desk = await deskNow(domain).catch(() => undefined);
+    const running = desk?.running;
     const continuous = running?.operation === 'continuous-failover' ? 'continuousFailover' : running?.operation === 'continuous-failback' ? 'continuousFailback' : undefined;
     const progress = continuous ? await ask(running!.workflowId, ORCHESTRATION_TASK_QUEUE, operationProgressQuery).catch(() => undefined) : undefined;
     res.json({
       domain,
       mode: condition.mode,
-      allowedOperations: offeredWhile(condition, running),
+      allowedOperations: offeredWhile(condition, desk),
+      ...(desk?.drill ? { drill: { ...links(desk.drill.workflowId), requestedBy: desk.drill.requestedBy, startedAt: desk.drill.startedAt, ...(desk.drill.gaveWayTo ? { givingWayTo: desk.drill.gaveWayTo } : {}) } } : {}),
       ...(continuous ? { [continuous]: { ...links(running!.workflowId), phase: progress?.phase ?? null, following: progress?.following ?? null } } : {}),
       owner: ownership.owner ? { site: ownership.owner.site, epoch: ownership.epoch, since: new Date(ownership.owner.claimedAt).toISOString() } : null,
       conflict: condition.conflictSince !== undefined ? await readConflict(store, domain).then((open) => (open ? shownConflict(open) : null)) : null,
@@ -631,9 +644,10 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     try {
       const state = await client.workflow.getHandle(domainOperationsWorkflowId(domain)).query(domainOperationsQuery);
       // Each recent record says how it ended (succeeded, aborted, cancelled) and, when aborted, why; its status URL has the whole report.
-      res.json({ domain, running: state.running ? { ...state.running, ...links(state.running.workflowId) } : null, recent: state.recent.map((r) => ({ ...r, ...links(r.workflowId) })) });
+      const shown = (record: OperationRecord | undefined) => (record ? { ...record, ...links(record.workflowId) } : null);
+      res.json({ domain, running: shown(state.running), drill: shown(state.drill), recent: state.recent.map(shown) });
     } catch (error) {
-      if (error instanceof WorkflowNotFoundError) return void res.json({ domain, running: null, recent: [] });
+      if (error instanceof WorkflowNotFoundError) return void res.json({ domain, running: null, drill: null, recent: [] });
       throw error;
     }
   });

@@ -1,8 +1,7 @@
 import type { Vm } from '../sites/provider';
+import { PROTECTED_DOMAIN_TAG } from '../common/vm-tags';
 import type { VmMetadata } from './records';
 
-/** The tag that makes a VM of the site a member of a protected domain (set when it is provisioned or recovered). */
-export const PROTECTED_DOMAIN_TAG = 'protectedDomain';
 
 /**
  * The domain's VMs at its protected site: the workload VMs tagged for it, and those of the

@@ -7,6 +7,7 @@ import {
   defineQuery,
   defineUpdate,
   isCancellation,
+  getExternalWorkflowHandle,
   ParentClosePolicy,
   setHandler,
   startChild,
@@ -24,8 +25,9 @@ import { domainOperationsWorkflowId, operationWorkflowId, type OperationKind } f
 
 /**
  * The operations a protected domain can undergo, each a workflow type. Only one runs per domain
- * at a time: two failovers (or a failover and a drill) of one domain racing would fight over
- * ownership and over the same VMs at the recovery site.
+ * at a time: two failovers of one domain racing would fight over ownership and over the same VMs at
+ * the recovery site. A drill is the exception (see `deskRefusal`): it owns nothing and names all it
+ * creates with its own prefix.
  */
 export const OPERATION_WORKFLOW_TYPES: Record<OperationKind, string> = {
   'power-on': 'powerOnPlan',
@@ -58,6 +60,10 @@ export interface OperationRecord {
   failure?: string;
   /** An aborted operation: its report in short (the whole report is at `GET /operations/{id}`). */
   report?: AbortSummary;
+  /** A drill: the operation it was cancelled (and cleaned up) for. */
+  gaveWayTo?: string;
+  /** An operation that a running drill gave way to: that drill, cleaning up beside it. */
+  drillGivingWay?: string;
 }
 
 export interface AbortSummary {
@@ -72,6 +78,8 @@ export interface AbortSummary {
 export interface DomainOperationsState {
   domain: string;
   running?: OperationRecord;
+  /** A drill runs in a slot of its own: beside a continuous failover or failback, or alone. */
+  drill?: OperationRecord;
   /** Most recent first, bounded. */
   recent: OperationRecord[];
   /**
@@ -86,6 +94,28 @@ type OperationWorkflow = (input: unknown) => Promise<unknown>;
 
 export const startOperationUpdate = defineUpdate<OperationRecord, [OperationRequest]>('startOperation');
 export const domainOperationsQuery = defineQuery<DomainOperationsState>('domainOperations');
+/**
+ * A request that ends a disaster without a new operation (the completion of a continuous failover
+ * or failback) clears a running drill out of its way; answers the drill, if there was one.
+ */
+export const drillGivesWayUpdate = defineUpdate<OperationRecord | null, [{ to: string }]>('drillGivesWay');
+
+/**
+ * Operations a drill may run beside: they follow the log for days, and the domain must stay
+ * drillable meanwhile. The drill's copies, appliance and disks carry its prefix, so they collide
+ * with nothing these create.
+ */
+const DRILL_RUNS_BESIDE: OperationKind[] = ['continuous-failover', 'continuous-failback'];
+
+/**
+ * The running operation that refuses `operation`, if any. A drill never refuses anything: a
+ * disaster takes precedence over its rehearsal, so the drill is cleaned up while the operation
+ * starts beside it.
+ */
+export function deskRefusal(state: Pick<DomainOperationsState, 'running' | 'drill'>, operation: OperationKind): OperationRecord | undefined {
+  if (operation !== 'drill') return state.running;
+  return state.drill ?? (state.running && !DRILL_RUNS_BESIDE.includes(state.running.operation) ? state.running : undefined);
+}
 
 export const OPERATION_ALREADY_RUNNING = 'OperationAlreadyRunning';
 const RECENT_KEPT = 20;
@@ -114,18 +144,20 @@ export async function domainOperations(state: DomainOperationsState): Promise<ne
     { key: DR_DOMAIN, value: state.domain },
     { key: DR_OPERATION, value: 'domain-operations' },
   ]);
-  let child: ChildWorkflowHandle<OperationWorkflow> | undefined;
   const firstEvent = workflowInfo().historyLength;
   const runIsLong = () =>
     workflowInfo().continueAsNewSuggested || (state.maxEventsPerRun !== undefined && workflowInfo().historyLength - firstEvent >= state.maxEventsPerRun);
+  const slotOf = (operation: OperationKind) => (operation === 'drill' ? 'drill' : 'running');
 
-  setHandler(domainOperationsQuery, () => state);
-  /** Claims the desk before the first await, so that a concurrent request's validator already sees it. */
+  /** Claims the desk's slot before the first await, so that a concurrent request's validator already sees it. */
   const start = async (request: OperationRequest): Promise<OperationRecord> => {
     const now = workflowNow();
     const workflowId = operationWorkflowId(request.operation, state.domain, now);
     const record: OperationRecord = { workflowId, operation: request.operation, requestedBy: request.requestedBy, startedAt: new Date(now).toISOString() };
-    state.running = record;
+    const slot = slotOf(request.operation);
+    const drillInTheWay = slot === 'running' ? state.drill : undefined;
+    state[slot] = record;
+    let child: ChildWorkflowHandle<OperationWorkflow>;
     try {
       child = await startChild<OperationWorkflow>(OPERATION_WORKFLOW_TYPES[request.operation], {
         workflowId,
@@ -135,53 +167,67 @@ export async function domainOperations(state: DomainOperationsState): Promise<ne
         staticSummary: request.summary,
       });
     } catch (error) {
-      state.running = undefined;
+      state[slot] = undefined;
       throw error;
     }
+    void watch(slot, child);
+    if (drillInTheWay) record.drillGivingWay = await giveWay(drillInTheWay, workflowId);
     return record;
   };
 
-  setHandler(domainOperationsQuery, () => state);
-  setHandler(
-    startOperationUpdate,
-    start,
-    {
-      validator: (request: OperationRequest) => {
-        if (!(request.operation in OPERATION_WORKFLOW_TYPES)) throw new Error(`unknown operation "${String(request.operation)}"`);
-        if (state.running) {
-          throw ApplicationFailure.create({
-            type: OPERATION_ALREADY_RUNNING,
-            message: `${state.running.operation} ${state.running.workflowId} (requested by ${state.running.requestedBy}) is running for domain ${state.domain}`,
-            details: [state.running],
-          });
-        }
-      },
-    },
-  );
+  /** Cancels the drill, whose cancellation is its cleanup; answers its workflow id. */
+  async function giveWay(drill: OperationRecord, to: string): Promise<string> {
+    if (!drill.gaveWayTo) {
+      drill.gaveWayTo = to;
+      await getExternalWorkflowHandle(drill.workflowId).cancel();
+    }
+    return drill.workflowId;
+  }
 
-  for (;;) {
-    // Continue as new only when the desk is idle: no operation running and no request in flight.
-    // A request accepted in this very workflow task has claimed `running` but not started its child
-    // yet; continuing as new then would lose the request (its caller is told the workflow
-    // completed) and carry a running record whose child never starts, refusing every later request.
-    await condition(() => child !== undefined || (runIsLong() && !state.running && allHandlersFinished()));
-    if (!child) return continueAsNew<typeof domainOperations>(state);
-    const running = child;
+  /** Records how the operation in `slot` ended, and starts the operation it asked to be followed by. */
+  async function watch(slot: 'running' | 'drill', child: ChildWorkflowHandle<OperationWorkflow>): Promise<void> {
     let end: Pick<OperationRecord, 'outcome' | 'failure' | 'report'>;
     let next: FollowUp | undefined;
     try {
-      const result = (await running.result()) as Partial<OperationReport> | undefined;
+      const result = (await child.result()) as Partial<OperationReport> | undefined;
       end = { outcome: result?.outcome === 'succeeded-with-failures' ? 'succeeded-with-failures' : 'succeeded' };
       next = result?.followedBy;
     } catch (error) {
       end = howItEnded(error);
     }
-    child = undefined;
-    const ended: OperationRecord = { ...state.running!, endedAt: new Date(workflowNow()).toISOString(), ...end };
+    const ended: OperationRecord = { ...state[slot]!, endedAt: new Date(workflowNow()).toISOString(), ...end };
     state.recent = [ended, ...state.recent].slice(0, RECENT_KEPT);
-    state.running = undefined;
+    state[slot] = undefined;
     if (next) await startFollowUp(next, ended);
   }
+
+  setHandler(domainOperationsQuery, () => state);
+  setHandler(startOperationUpdate, start, {
+    validator: (request: OperationRequest) => {
+      if (!(request.operation in OPERATION_WORKFLOW_TYPES)) throw new Error(`unknown operation "${String(request.operation)}"`);
+      const refusing = deskRefusal(state, request.operation);
+      if (refusing) {
+        throw ApplicationFailure.create({
+          type: OPERATION_ALREADY_RUNNING,
+          message: `${refusing.operation} ${refusing.workflowId} (requested by ${refusing.requestedBy}) is running for domain ${state.domain}`,
+          details: [refusing],
+        });
+      }
+    },
+  });
+  setHandler(drillGivesWayUpdate, async ({ to }) => {
+    const drill = state.drill;
+    if (!drill) return null;
+    await giveWay(drill, to);
+    return drill;
+  });
+
+  // Continue as new only when the desk is idle: no operation running and no request in flight.
+  // A request accepted in this very workflow task has claimed its slot but not started its child
+  // yet; continuing as new then would lose the request (its caller is told the workflow
+  // completed) and carry a running record whose child never starts, refusing every later request.
+  await condition(() => runIsLong() && !state.running && !state.drill && allHandlersFinished());
+  return continueAsNew<typeof domainOperations>(state);
 
   /** A follow-up that cannot start (e.g. its workflow id is taken) is recorded as aborted; the desk goes on. */
   async function startFollowUp(next: FollowUp, after: OperationRecord): Promise<void> {

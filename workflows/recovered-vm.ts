@@ -1,5 +1,6 @@
 import type { VmMetadata } from '../datapath/records';
 import { drillResourceName } from '../common/resource-names';
+import { PROTECTED_DOMAIN_TAG } from '../common/vm-tags';
 import type { Runbook, RunbookVm } from '../runbooks/schema';
 import type { IpSettings, Nic, Placement, RegisterVmSpec, RocvaSpec, Vm } from '../sites/provider';
 
@@ -68,7 +69,10 @@ export function drillVm(id: string) {
       const ip = i === 0 && testIp ? ipSettingsOf(testIp) : nic.ip;
       return { network, ...(ip ? { ip } : {}) };
     });
-    const spec = { ...recovered.spec, name: drillResourceName(id, source.name), nics, diskIds: diskIds.map((d) => drillResourceName(id, d)), metadata: { ...recovered.spec.metadata, drill: id } };
+    // Without the domain's tag: a drill copy is no member of the domain for protection, the
+    // split-brain watch or a removal at the site; `drillOf` says whose copy it is.
+    const { [PROTECTED_DOMAIN_TAG]: domain, ...metadata } = recovered.spec.metadata ?? {};
+    const spec = { ...recovered.spec, name: drillResourceName(id, source.name), nics, diskIds: diskIds.map((d) => drillResourceName(id, d)), metadata: { ...metadata, drill: id, ...(domain ? { drillOf: domain } : {}) } };
     return { ...recovered, spec };
   };
 }

@@ -7,10 +7,11 @@
  */
 import { after, before } from 'node:test';
 import type { Client } from '@temporalio/client';
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { WithStartWorkflowOperation, WorkflowNotFoundError } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { TEMPORAL_BINARY } from '../../stack/servers';
+import { deskStartOptions, domainOperations, startOperationUpdate, type OperationRecord, type OperationRequest } from '../../workflows/domain-operations';
 import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../../workflows/task-queues';
 import { StubSites } from './stub-sites';
@@ -141,4 +142,12 @@ export function newStubDomain(t: WorkflowEnv, label: string, vmNames: (domain: s
   const domain = `${slug}-${++domainsMade}`;
   t.sites.addDomain(domain, vmNames(domain));
   return domain;
+}
+
+/** As the API asks: update-with-start on the domain's operations desk. */
+export function requestOperation(t: WorkflowEnv, domain: string, request: OperationRequest): Promise<OperationRecord> {
+  return t.client.workflow.executeUpdateWithStart(startOperationUpdate, {
+    args: [request],
+    startWorkflowOperation: new WithStartWorkflowOperation(domainOperations, deskStartOptions(domain)),
+  });
 }

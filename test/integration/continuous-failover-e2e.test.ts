@@ -68,7 +68,7 @@ describe('continuous failover end to end: a copy at the recovery site follows th
     await submitRunbook(runbookYaml('echo', { laterVms: ['e-app-2'] }));
     const workflowId = await startFollowing('echo');
     const domain = await call('GET', '/domains/echo');
-    assert.deepEqual(domain.body.allowedOperations, ['failover'], 'while following only the completion is offered (the desk refuses anything else while it runs)');
+    assert.deepEqual(domain.body.allowedOperations, ['failover', 'drill'], 'while following: the completion, and a drill beside it');
     const lag = await following('echo');
     assert.ok(lag.lag.ms >= 0 && lag.lag.bytes >= 0 && lag.vms === 2, JSON.stringify(lag));
     assert.equal((await call('POST', '/domains/echo/continuous-failover', {})).status, 409, 'a second continuous failover is refused');

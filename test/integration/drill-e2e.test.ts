@@ -132,7 +132,7 @@ describe('drill end to end, on real Temporal, S3, sites and worker processes: a 
 
     assertCleanedUp(drill, inventoryBefore, await recoveryInventory());
     assert.ok(drill.cleanup.removed.some((r) => r.kind === 'disk'));
-    await waitFor('the desk is free for the next operation', async () => (await call('GET', `/domains/${DOMAIN}/operations`)).body.running === null, 10_000);
+    await waitFor('the desk is free for the next operation', async () => (await call('GET', `/domains/${DOMAIN}/operations`)).body.drill === null, 10_000);
   });
 
   it('a drill whose check fails reports failed, naming the check, and still cleans up', async () => {
@@ -148,7 +148,7 @@ describe('drill end to end, on real Temporal, S3, sites and worker processes: a 
     assert.equal(drill.checks.find((c) => c.name === 'db-up')!.passed, true);
     assertCleanedUp(drill, inventoryBefore, await recoveryInventory());
     assert.deepEqual(await production(), productionBefore);
-    await waitFor('the desk is free for the next operation', async () => (await call('GET', `/domains/${DOMAIN}/operations`)).body.running === null, 10_000);
+    await waitFor('the desk is free for the next operation', async () => (await call('GET', `/domains/${DOMAIN}/operations`)).body.drill === null, 10_000);
   });
 
   it('a kept drill stays up until an early cleanup request, which ends it; a second request and one for another operation are refused', async () => {
@@ -185,7 +185,7 @@ describe('drill end to end, on real Temporal, S3, sites and worker processes: a 
     const protection = await call('POST', `${operationUrl(protectionWorkflowId(DOMAIN, 'primary', 1))}/cleanup`, {});
     assert.equal(protection.status, 409, JSON.stringify(protection.body));
     assert.equal((await protectionCursor()) > 0, true, 'protection still answers');
-    await waitFor('the desk is free for the next operation', async () => (await call('GET', `/domains/${DOMAIN}/operations`)).body.running === null, 10_000);
+    await waitFor('the desk is free for the next operation', async () => (await call('GET', `/domains/${DOMAIN}/operations`)).body.drill === null, 10_000);
   });
 
   it('refuses a bad keepFor with 400 naming it, and a runbook without test networks with 409', async () => {
@@ -198,11 +198,43 @@ describe('drill end to end, on real Temporal, S3, sites and worker processes: a 
     const refused = await call('POST', `/domains/${DOMAIN}/drill`, {});
     assert.equal(refused.status, 409, JSON.stringify(refused.body));
     assert.match(JSON.stringify(refused.body), /has no spec\.testNetworkMapping/);
-    assert.equal((await call('GET', `/domains/${DOMAIN}/operations`)).body.running, null, 'nothing started');
+    const desk = (await call('GET', `/domains/${DOMAIN}/operations`)).body;
+    assert.deepEqual([desk.running, desk.drill], [null, null], 'nothing started');
+  });
+
+  it('a forced failover asked for while a drill is kept starts at once and succeeds; the drill gives way and is cleaned up beside it', async () => {
+    await submitRunbook(runbookYaml(DOMAIN, { drill: { checks: PASSING_CHECKS.slice(0, 1) } }));
+    const drillId = await startDrill({ keepFor: '10m' });
+    await waitFor('the drill kept', async () => ((await call('GET', operationUrl(drillId))).body.progress as OperationProgress | undefined)?.phase.startsWith('keep the drill') === true, 120_000);
+    assert.ok((await recoveryInventory()).vms.some((name) => name.startsWith('drill-')), 'the drill runs its copies');
+    await sleep(2_500); // a pass of the recovery site's split-brain watch
+    const during = (await call('GET', `/domains/${DOMAIN}`)).body;
+    assert.equal(during.conflict, null, 'the drill\'s copies running at the recovery site are no split-brain');
+    const offered = during.allowedOperations as string[];
+    assert.ok(offered.includes('failover') && !offered.includes('drill'), `a drill refuses nothing but a second drill: ${offered.join(', ')}`);
+
+    const failover = await call('POST', `/domains/${DOMAIN}/failover`, { type: 'forced', confirm: DOMAIN });
+    assert.equal(failover.status, 202, JSON.stringify(failover.body));
+    assert.equal((failover.body.drillGivingWay as { workflowId: string } | undefined)?.workflowId, drillId, 'the answer names the drill that gives way');
+    const failed = await operationResult(String(failover.body.workflowId));
+    assert.equal(failed.status, 'COMPLETED', JSON.stringify(failed.result));
+    assert.equal((failed.result as OperationReport).outcome, 'succeeded');
+    assert.equal((await operationResult(drillId)).status, 'CANCELLED');
+
+    const left = await recoveryInventory();
+    assert.deepEqual([...left.vms, ...left.disks].filter((name) => name.startsWith('drill-')), [], "nothing of the drill is left at the recovery site");
+    const running = (await recovery.client.listVms()).filter((vm) => domainVms(DOMAIN).includes(vm.name));
+    assert.deepEqual(running.map((vm) => [vm.name, vm.powerState]).sort(), domainVms(DOMAIN).map((vm) => [vm, 'poweredOn']).sort(), 'the domain runs at the recovery site');
+    await waitFor('the desk records the drill giving way', async () => {
+      const desk = (await call('GET', `/domains/${DOMAIN}/operations`)).body;
+      const drill = (desk.recent as Array<{ workflowId: string; outcome?: string; gaveWayTo?: string }>).find((r) => r.workflowId === drillId);
+      return desk.drill === null && drill?.outcome === 'cancelled' && drill.gaveWayTo === failover.body.workflowId;
+    }, 10_000);
+    assert.equal((await call('GET', `/domains/${DOMAIN}`)).body.mode, 'Running in Failover');
   });
 
   it('replays every closed drill history against the current workflow code', async () => {
     const replayed = await replayClosedHistories(stack.client, ['drill']);
-    assert.ok(replayed >= 3, `replayed ${replayed} histories`);
+    assert.ok(replayed >= 4, `replayed ${replayed} histories`);
   });
 });

@@ -9,7 +9,7 @@ import type { Server } from 'node:http';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { S3Client } from '@aws-sdk/client-s3';
-import { WithStartWorkflowOperation, type WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { createApp } from '../../api/app';
 import { hashToken, generateToken } from '../../api/auth';
@@ -19,7 +19,6 @@ import { createLogger } from '../../common/logger';
 import { ObjectStore } from '../../datapath/object-store';
 import { RunbookStore } from '../../runbooks/store';
 import {
-  deskStartOptions,
   domainOperations,
   domainOperationsQuery,
   startOperationUpdate,
@@ -31,7 +30,7 @@ import type { PowerOnPlanInput } from '../../workflows/power-on-plan';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { failoverInput, runbook, vmNames } from '../fixtures/workflow-runbooks';
 import { holdUntilCancelled } from '../harness/stub-sites';
-import { RECOVERY, startWorkflowEnv, type WorkflowEnv } from '../harness/workflow-env';
+import { RECOVERY, requestOperation, startWorkflowEnv, type WorkflowEnv } from '../harness/workflow-env';
 import { domainOperationsWorkflowId } from '../../workflows/workflow-ids';
 
 let t: WorkflowEnv;
@@ -55,14 +54,6 @@ async function eventually<T>(what: string, probe: () => Promise<T | undefined>):
 function powerOnRequest(domain: string): OperationRequest {
   const input: PowerOnPlanInput = { domain, site: RECOVERY, powerOn: runbook(domain).spec.powerOn, leavePoweredOff: [] };
   return { operation: 'power-on', requestedBy: 'test-operator', summary: `power on ${domain}`, input };
-}
-
-/** As the API asks: update-with-start on the domain's desk. */
-function requestOperation(domain: string, request: OperationRequest): Promise<OperationRecord> {
-  return t.client.workflow.executeUpdateWithStart(startOperationUpdate, {
-    args: [request],
-    startWorkflowOperation: new WithStartWorkflowOperation(domainOperations, deskStartOptions(domain)),
-  });
 }
 
 /** The desk's state once it has recorded the end of `workflowId`. */
@@ -150,21 +141,21 @@ describe('domain operations desk on stub sites', () => {
       const desk = t.client.workflow.getHandle(domainOperationsWorkflowId(domain));
 
       // A planned failover that aborts: the RocVA cannot be deployed.
-      const failover = await requestOperation(domain, { operation: 'failover', requestedBy: 'test-operator', summary: `fail ${domain} over`, input: failoverInput(domain, 'planned') });
+      const failover = await requestOperation(t, domain, { operation: 'failover', requestedBy: 'test-operator', summary: `fail ${domain} over`, input: failoverInput(domain, 'planned') });
       await recorded(desk, failover.workflowId);
 
       // A power-on cancelled while it powers on.
       t.sites.placeVms(RECOVERY, vmNames(domain));
       holdPowerOn = true;
       const reached = new Promise<void>((resolve) => (entered = resolve));
-      const cancelled = await requestOperation(domain, powerOnRequest(domain));
+      const cancelled = await requestOperation(t, domain, powerOnRequest(domain));
       await reached;
       await t.client.workflow.getHandle(cancelled.workflowId).cancel();
       await recorded(desk, cancelled.workflowId);
 
       // A power-on that succeeds.
       holdPowerOn = false;
-      const succeeded = await requestOperation(domain, powerOnRequest(domain));
+      const succeeded = await requestOperation(t, domain, powerOnRequest(domain));
       const state = await recorded(desk, succeeded.workflowId);
 
       assert.deepEqual(

@@ -10,11 +10,14 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type { WorkflowHandle } from '@temporalio/client';
 import { validateRunbook } from '../../runbooks/validate';
 import { drill } from '../../workflows/drill';
+import { domainOperationsQuery } from '../../workflows/domain-operations';
+import type { failover as failoverWorkflow } from '../../workflows/failover';
+import { domainOperationsWorkflowId } from '../../workflows/workflow-ids';
 import { cleanupDrillUpdate, type DrillInput } from '../../workflows/drill-messages';
 import { operationProgressQuery, type OperationReport } from '../../workflows/operation-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
-import { runbookYaml, vmNames } from '../fixtures/workflow-runbooks';
-import { PRIMARY, RECOVERY, newStubDomain, useWorkflowEnv } from '../harness/workflow-env';
+import { failoverInput, runbookYaml, vmNames } from '../fixtures/workflow-runbooks';
+import { PRIMARY, RECOVERY, newStubDomain, requestOperation, useWorkflowEnv } from '../harness/workflow-env';
 import { abortReport, assertCancelled, outcomeAttribute } from './operation-sweep';
 
 const t = useWorkflowEnv();
@@ -230,6 +233,29 @@ describe('drill', { concurrency: 1 }, () => {
     assert.equal(result.cleanup.alreadyGone.filter((r) => r.kind === 'vm').length, 1, 'the retried removal finds its VM gone and says so');
     assert.equal(result.cleanup.inventory.asBefore, true);
     await assertLeftAsBefore(started);
+  });
+
+  it('gives way to a failover asked of the desk while it is kept: the failover starts at once and succeeds, the drill is cleaned up beside it', async () => {
+    const domain = newStubDomain(t, 'gives-way', vmNames);
+    const drillRequest = { operation: 'drill' as const, requestedBy: 'drill-test', summary: `drill ${domain}`, input: drillInput(domain, 3_600_000) };
+    const drilled = await requestOperation(t, domain, drillRequest);
+    const drillHandle = t.client.workflow.getHandle(drilled.workflowId);
+    await reached(drillHandle, 'keep the drill');
+    assert.ok(t.sites.namesAt(RECOVERY).vms.some((name) => name.startsWith('drill-')), 'the drill holds its copies at the recovery site');
+    await assert.rejects(requestOperation(t, domain, drillRequest), (error: Error) => /drill drill\/.* is running/.test(String((error as { cause?: Error }).cause?.message)), 'a second drill is refused');
+
+    const failover = await requestOperation(t, domain, { operation: 'failover', requestedBy: 'dr-lead', summary: `fail ${domain} over`, input: failoverInput(domain, 'forced') });
+    assert.equal(failover.drillGivingWay, drilled.workflowId, 'the failover names the drill that gives way to it');
+    await assertCancelled(drillHandle);
+    const report = await t.client.workflow.getHandle<typeof failoverWorkflow>(failover.workflowId).result();
+    assert.equal(report.outcome, 'succeeded');
+    const left = t.sites.namesAt(RECOVERY);
+    assert.deepEqual([...left.vms, ...left.disks].filter((name) => name.startsWith('drill-')), [], 'nothing of the drill is left at the recovery site');
+    for (const vm of vmNames(domain)) assert.equal(t.sites.site(RECOVERY).vms.get(vm)?.powerState, 'poweredOn', `${vm} runs at the recovery site`);
+    const desk = await t.client.workflow.getHandle(domainOperationsWorkflowId(domain)).query(domainOperationsQuery);
+    const drillRecord = desk.recent.find((r) => r.workflowId === drilled.workflowId);
+    assert.deepEqual([drillRecord?.outcome, drillRecord?.gaveWayTo], ['cancelled', failover.workflowId], JSON.stringify(desk));
+    await t.closeDomain(domain);
   });
 
   it('refuses a runbook without test networks before it creates anything', async () => {
