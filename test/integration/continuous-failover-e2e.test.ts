@@ -133,14 +133,24 @@ describe('continuous failover end to end: a copy at the recovery site follows th
     await admin(primary, sites.token, '/admin/restore');
   });
 
-  it('planned completion: the primary shuts down and hands over, nothing is lost (RPO 0)', async () => {
-    await submitRunbook(runbookYaml('foxtrot', {}));
+  it('planned completion while a drill runs beside the copy: the primary shuts down and hands over, nothing is lost (RPO 0), the drill gives way and is cleaned up', async () => {
+    await submitRunbook(runbookYaml('foxtrot', { drill: {} }));
     const workflowId = await startFollowing('foxtrot');
+    const drill = await call('POST', '/domains/foxtrot/drill', { keepFor: '10m' });
+    assert.equal(drill.status, 202, `a drill runs beside a continuous failover: ${JSON.stringify(drill.body)}`);
+    const drillId = String(drill.body.workflowId);
+    await waitFor('the drill kept', async () => ((await call('GET', `/operations/${encodeURIComponent(drillId)}`)).body.progress as { phase?: string } | undefined)?.phase?.startsWith('keep the drill') === true, 120_000);
+    assert.equal((await call('POST', '/domains/foxtrot/drill', {})).status, 409, 'one drill at a time');
+
     const completion = await call('POST', '/domains/foxtrot/failover', { type: 'planned' });
     assert.equal(completion.status, 202, JSON.stringify(completion.body));
+    assert.equal((completion.body.drillGivingWay as { workflowId: string } | undefined)?.workflowId, drillId, 'the drill gives way to the completion');
     assert.equal((await call('POST', '/domains/foxtrot/failover', { type: 'planned' })).status, 409, 'one completion');
     const { status, result } = await operationResult(workflowId);
     assert.equal(status, 'COMPLETED', JSON.stringify(result));
+    assert.equal((await operationResult(drillId)).status, 'CANCELLED');
+    assert.deepEqual((await namesAt(recovery)).filter((name) => name.startsWith('drill-')), [], 'nothing of the drill is left at the recovery site');
+    assert.deepEqual((await recovery.client.listDisks()).map((d) => d.id).filter((id) => id.startsWith('drill-')), []);
     const report = result as OperationReport;
     assert.equal(report.rpoMs, 0);
     assertOnlyTheTail(report, 2 * MiB);
