@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 
 /** RFC 9457 problem details: every API error has this shape and content type. */
@@ -45,7 +46,7 @@ export function errorHandler(log: { error: (obj: object, msg: string) => void })
         type === 'entity.too.large'
           ? `request body exceeds the limit of ${(error as { limit?: number }).limit ?? '?'} bytes`
           : (error as Error).message;
-      return sendProblem(res, { title: 'Bad request', status, detail });
+      return sendProblem(res, { title: STATUS_CODES[status] ?? 'Bad request', status, detail });
     }
     log.error({ err: error, method: req.method, path: req.path }, 'unhandled API error');
     sendProblem(res, { title: 'Internal server error', status: 500, detail: 'the server failed; see its log' });

@@ -27,13 +27,53 @@ export interface RunbooksRouterOptions {
 
 function yamlBody(req: Request): string {
   if (!req.is(YAML_CONTENT_TYPES)) {
-    throw new ProblemError({
-      title: 'Unsupported media type',
-      status: 415,
-      detail: `send the runbook as YAML with Content-Type ${YAML_CONTENT_TYPES.join(', ')}; got ${req.get('content-type') ?? 'none'}`,
-    });
+    throw unsupported(`send the runbook as YAML with Content-Type ${YAML_CONTENT_TYPES.join(', ')}; got ${req.get('content-type') ?? 'none'}`);
   }
-  return typeof req.body === 'string' ? req.body : '';
+  const bytes = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+  const charset = /;\s*charset="?([^";\s]+)/i.exec(req.get('content-type') ?? '')?.[1].toLowerCase();
+  if (!charset || ['utf-8', 'utf8', 'us-ascii'].includes(charset)) return utf8Text(bytes);
+  // A declared encoding is trusted when the text is valid in it; the store keeps UTF-8.
+  try {
+    return new TextDecoder(charset, { fatal: true }).decode(bytes);
+  } catch {
+    throw unsupported(`the runbook is not ${charset} text, or ${charset} is no encoding this server knows; send it as UTF-8 (charset=utf-8)`);
+  }
+}
+
+const unsupported = (detail: string) => new ProblemError({ title: 'Unsupported media type', status: 415, detail });
+
+/** The body as text, refused by name when it is UTF-16 or any other encoding than UTF-8 (a UTF-8 byte order mark is dropped). */
+function utf8Text(bytes: Buffer): string {
+  if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) bytes = bytes.subarray(3);
+  const utf16 = (bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff) || bytes.subarray(0, 64).includes(0);
+  if (utf16) throw unsupported('the runbook is UTF-16 text (a byte order mark or NUL bytes at its start); runbooks are UTF-8: convert it (e.g. iconv -f utf-16 -t utf-8)');
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    const { line, column } = firstInvalidUtf8(bytes);
+    throw unsupported(`the runbook is not UTF-8 text: the bytes at line ${line}, column ${column} are no UTF-8 character (Latin-1 or another single-byte encoding?); runbooks are UTF-8`);
+  }
+}
+
+/** Where the first byte sequence that is no UTF-8 character starts, as a line and column of the text before it. */
+function firstInvalidUtf8(bytes: Buffer): { line: number; column: number } {
+  let valid = 0;
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  // Grows the valid prefix one character at a time (1 to 4 bytes); stops at the first that fails.
+  outer: while (valid < bytes.length) {
+    for (let width = 1; width <= 4 && valid + width <= bytes.length; width++) {
+      try {
+        decoder.decode(bytes.subarray(valid, valid + width));
+        valid += width;
+        continue outer;
+      } catch {
+        // a longer sequence may be a character
+      }
+    }
+    break;
+  }
+  const before = bytes.subarray(0, valid).toString('utf8').split('\n');
+  return { line: before.length, column: before.at(-1)!.length + 1 };
 }
 
 function rejectInvalid(result: ValidationResult): void {
@@ -59,7 +99,7 @@ const planFormat = (req: Request) => (req.query.format === 'text' ? 'text' : 'js
 
 export function runbooksRouter({ store, log, inventoryFor, maxBytes = SOURCE_LIMITS.maxBytes }: RunbooksRouterOptions): Router {
   const router = express.Router();
-  const readYaml = express.text({ type: YAML_CONTENT_TYPES, limit: maxBytes });
+  const readYaml = express.raw({ type: YAML_CONTENT_TYPES, limit: maxBytes });
   const validate = (text: string) => validateRunbookAgainstSite(text, inventoryFor, { maxBytes });
 
   router.get('/runbooks/schema.json', (_req, res) => {

@@ -148,8 +148,25 @@ describe('runbooks API on the real S3 server', () => {
     assert.equal((await call('/runbooks', { method: 'POST', token: tokens.operator, body: THREE_TIER })).status, 415);
     const huge = await submit(`${THREE_TIER}#${'x'.repeat(SOURCE_LIMITS.maxBytes)}`);
     assert.equal(huge.status, 413);
-    assert.match(((await huge.json()) as Problem).detail, new RegExp(`exceeds the limit of ${SOURCE_LIMITS.maxBytes} bytes`));
+    const tooLarge = (await huge.json()) as Problem;
+    assert.match(tooLarge.detail, new RegExp(`exceeds the limit of ${SOURCE_LIMITS.maxBytes} bytes`));
+    assert.equal(tooLarge.title, 'Payload Too Large');
     for (const type of ['text/yaml', 'application/x-yaml; charset=utf-8']) assert.equal((await submit(THREE_TIER, '/runbooks/validate', tokens.operator, type)).status, 200);
+  });
+
+  it('tells a runbook in another encoding than UTF-8 by name (415), and decodes one whose charset is declared', async () => {
+    const post = (body: Buffer, type = 'application/yaml') => fetch(`${api.url}/runbooks/validate`, { method: 'POST', headers: { authorization: `Bearer ${tokens.operator}`, 'content-type': type }, body });
+    const utf16 = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(THREE_TIER, 'utf16le')]);
+    const refused = await post(utf16);
+    assert.equal(refused.status, 415);
+    assert.match(((await refused.json()) as Problem).detail, /is UTF-16 text .* runbooks are UTF-8/);
+    const latin1 = Buffer.from(`${THREE_TIER}# caf\u00e9\n`, 'latin1');
+    const notUtf8 = await post(latin1);
+    assert.equal(notUtf8.status, 415);
+    const lines = THREE_TIER.split('\n').length;
+    assert.match(((await notUtf8.json()) as Problem).detail, new RegExp(`not UTF-8 text: the bytes at line ${lines}, column 6`));
+    assert.equal((await post(utf16, 'application/yaml; charset=utf-16le')).status, 200, 'a declared UTF-16 body is decoded');
+    assert.equal((await post(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(THREE_TIER)]))).status, 200, 'a UTF-8 byte order mark is dropped');
   });
 
   it('validates and plans without storing', async () => {
