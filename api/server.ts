@@ -9,6 +9,7 @@ import { connectClient } from '../common/temporal';
 import { createApp } from './app';
 import { readTokenFile } from './auth';
 import { operationsRouter } from './operations';
+import { sitesRouter } from './sites';
 import { storageSiteRouter } from './storage-site';
 import { runbooksRouter } from './runbooks';
 import type { SiteInventory } from '../runbooks/inventory';
@@ -61,6 +62,7 @@ async function main(): Promise<void> {
     routers: [
       runbooksRouter({ store: runbooks, log, inventoryFor }),
       storageSiteRouter({ store, log }),
+      sitesRouter({ client: temporal, sites, log }),
       operationsRouter({
         client: temporal,
         runbooks,
