@@ -47,6 +47,7 @@ import {
 } from '../workflows/power-on-messages';
 import type { PowerOnPlanInput } from '../workflows/power-on-plan';
 import { principalName, requireRole } from './auth';
+import { drillAtAGlance } from './drill-history';
 import { badRequest, conflict, notFound, ProblemError } from './problem';
 
 export interface OperationsRouterOptions {
@@ -85,7 +86,7 @@ export const OPERATION_QUERY_DEADLINE_MS = 5_000;
 
 const DOMAIN = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
-const RunbookRef = z.strictObject({
+export const RunbookRef = z.strictObject({
   runbook: z.string().regex(DOMAIN, 'must be a runbook name'),
   version: z.int().min(1).optional(),
 });
@@ -129,14 +130,14 @@ const PermanentFailoverRequest = RunbookRef.extend({
 });
 /** How long a drill may be kept up after its checks: from none to the longest commit window. */
 const KEEP_FOR_MAX_MS = 30 * 86_400_000;
+export const KeepFor = z
+  .string()
+  .refine((keepFor) => parseDuration(keepFor) !== undefined && parseDuration(keepFor)! <= KEEP_FOR_MAX_MS, 'must be a duration from 0s to 30d, e.g. 30m')
+  .describe('how long the drill stays up after its checks before it is cleaned up; default 0s');
 const DrillRequest = RunbookRef.extend({
   runbook: RunbookRef.shape.runbook.optional().describe('default: the runbook named like the domain'),
   pointInTime: PointInTimeRequest.optional().describe('default: the latest consistent point'),
-  keepFor: z
-    .string()
-    .refine((keepFor) => parseDuration(keepFor) !== undefined && parseDuration(keepFor)! <= KEEP_FOR_MAX_MS, 'must be a duration from 0s to 30d, e.g. 30m')
-    .optional()
-    .describe('how long the drill stays up after its checks before it is cleaned up; default 0s'),
+  keepFor: KeepFor.optional(),
 });
 const CleanupRequestBody = z.strictObject({ force: z.boolean().optional().describe('remove what can be removed and report what could not, instead of retrying until everything is gone') });
 const ResolveConflictRequest = z.strictObject({ action: z.enum(CONFLICT_ACTIONS).describe('deactivate: power the stale VMs off, keep their diverged writes as a side copy, mark them inactive') });
@@ -144,7 +145,7 @@ const ApproveRequest = z.strictObject({ step: z.string().min(1).max(63), decisio
 const DecisionRequest = z.strictObject({ target: z.string().min(1).max(80), comment: z.string().max(2000).optional() });
 const CommitDecisionRequest = z.strictObject({ comment: z.string().max(2000).optional() });
 
-function parseBody<T>(schema: z.ZodType<T>, req: Request): T {
+export function parseBody<T>(schema: z.ZodType<T>, req: Request): T {
   if (req.body === undefined) throw new ProblemError({ title: 'Unsupported media type', status: 415, detail: 'send the request body as application/json' });
   const parsed = schema.safeParse(req.body);
   if (!parsed.success) {
@@ -155,7 +156,7 @@ function parseBody<T>(schema: z.ZodType<T>, req: Request): T {
   return parsed.data;
 }
 
-function domainParam(req: Request): string {
+export function domainParam(req: Request): string {
   const domain = String(req.params.domain);
   if (!DOMAIN.test(domain)) throw badRequest(`"${domain}" is not a protected domain name`);
   return domain;
@@ -520,7 +521,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
           .query(protectStatusQuery)
           .catch(() => null)
       : null;
-    const running = await runningOperation(domain).catch(() => undefined);
+    const [running, drill] = await Promise.all([runningOperation(domain).catch(() => undefined), drillAtAGlance(client, domain)]);
     const continuous = running?.operation === 'continuous-failover' ? 'continuousFailover' : running?.operation === 'continuous-failback' ? 'continuousFailback' : undefined;
     const progress = continuous ? await ask(running!.workflowId, ORCHESTRATION_TASK_QUEUE, operationProgressQuery).catch(() => undefined) : undefined;
     res.json({
@@ -533,6 +534,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
       status: status ?? null,
       permanentFailover: (await readPermanentFailover(store, domain)) ?? null,
       protection,
+      ...drill,
     });
   });
 

@@ -3,7 +3,7 @@ import type { RunbookStore } from '../runbooks/store';
 import { parseDuration } from '../runbooks/units';
 import type { OperationRequest } from '../workflows/domain-operations';
 import type { DrillInput } from '../workflows/drill-messages';
-import { loadDomainRunbook, requireAllowed, requireRecoverySite, RequestRefused } from './desk';
+import { loadDomainRunbook, requireAllowed, requireRecoverySite, RequestRefused, type RunbookRef } from './desk';
 
 export interface DrillAsked {
   /** Default: the runbook named like the domain. */
@@ -13,6 +13,17 @@ export interface DrillAsked {
   keepFor?: string;
   pointInTime?: DrillInput['pointInTime'];
   requestedBy: string;
+}
+
+/** The runbook a drill of the domain would run by, once it is known to have a recovery site and test networks. */
+export async function drillableRunbook(runbooks: RunbookStore, domain: string, ref: RunbookRef) {
+  const { runbook, version, recovery } = requireRecoverySite(domain, 'drill', await loadDomainRunbook(runbooks, domain, ref));
+  if (!runbook.spec.testNetworkMapping) {
+    throw new RequestRefused(409, `runbook ${runbook.metadata.name} v${version} has no spec.testNetworkMapping: ${domain} cannot be drilled without isolated test networks; submit a version with one (docs/drill.md)`, {
+      runbook: { name: runbook.metadata.name, version },
+    });
+  }
+  return { runbook, version, recovery };
 }
 
 /**
@@ -26,13 +37,7 @@ export async function drillRequest(
   asked: DrillAsked,
 ): Promise<{ request: OperationRequest; runbook: { name: string; version: number } }> {
   await requireAllowed(deps.store, domain, 'drill');
-  const loaded = await loadDomainRunbook(deps.runbooks, domain, { runbook: asked.runbook ?? domain, ...(asked.version ? { version: asked.version } : {}) });
-  const { runbook, version, recovery } = requireRecoverySite(domain, 'drill', loaded);
-  if (!runbook.spec.testNetworkMapping) {
-    throw new RequestRefused(409, `runbook ${runbook.metadata.name} v${version} has no spec.testNetworkMapping: ${domain} cannot be drilled without isolated test networks; submit a version with one (docs/drill.md)`, {
-      runbook: { name: runbook.metadata.name, version },
-    });
-  }
+  const { runbook, version, recovery } = await drillableRunbook(deps.runbooks, domain, { runbook: asked.runbook ?? domain, ...(asked.version ? { version: asked.version } : {}) });
   const keepFor = asked.keepFor ?? '0s';
   const input: DrillInput = {
     domain,
