@@ -4,7 +4,7 @@
  * not start one (its memo `skipped`). Nothing is kept elsewhere: the history is as long as the
  * namespace's retention.
  */
-import { WorkflowFailedError, type Client, type WorkflowExecutionInfo } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowNotFoundError, type Client, type WorkflowExecutionInfo } from '@temporalio/client';
 import { describeError } from '../common/errors';
 import type { DrillReport } from '../workflows/drill-messages';
 import type { OperationReport } from '../workflows/operation-messages';
@@ -78,7 +78,12 @@ export async function historyEntry(client: Client, workflow: Visible): Promise<D
     return { ...entry, ...(reason ? { reason } : {}) };
   }
   if (workflow.status.name !== 'COMPLETED') return entry;
-  const report = (await handle.result()) as OperationReport & { drill?: DrillReport };
+  // Listed by visibility a moment after retention removed its history: what visibility said is all there is.
+  const report = (await handle.result().catch((error: unknown) => {
+    if (error instanceof WorkflowNotFoundError) return undefined;
+    throw error;
+  })) as (OperationReport & { drill?: DrillReport }) | undefined;
+  if (!report) return entry;
   return {
     ...entry,
     ...(report.drill ? { status: report.drill.outcome } : {}),

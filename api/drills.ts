@@ -4,7 +4,7 @@
  * drill through the domain's desk as `POST /domains/{domain}/drill` does.
  */
 import express, { type Router } from 'express';
-import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleDescription, type ScheduleOptions } from '@temporalio/client';
+import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, WorkflowNotFoundError, type Client, type ScheduleDescription, type ScheduleOptions } from '@temporalio/client';
 import { z } from 'zod';
 import type { Logger } from '../common/logger';
 import type { RunbookStore } from '../runbooks/store';
@@ -86,7 +86,14 @@ export function drillsRouter({ client, runbooks, log, webUiUrl }: DrillsRouterOp
   /** A run of the schedule: the drill it started, or why it could not start one. */
   async function recentRun(run: { workflowId: string; firstExecutionRunId: string }, scheduledAt: Date) {
     const shown = { workflowId: run.workflowId, scheduledAt: scheduledAt.toISOString() };
-    const description = await client.workflow.getHandle(run.workflowId, run.firstExecutionRunId).describe();
+    const description = await client.workflow
+      .getHandle(run.workflowId, run.firstExecutionRunId)
+      .describe()
+      .catch((error: unknown) => {
+        if (error instanceof WorkflowNotFoundError) return undefined;
+        throw error;
+      });
+    if (!description) return { ...shown, status: 'forgotten' as const, reason: 'past the namespace retention' };
     if (description.status.name === 'RUNNING') return { ...shown, status: 'requesting' as const };
     const started = description.memo?.drill;
     if (typeof started !== 'string') return { ...shown, ...(await historyEntry(client, description)), workflowId: run.workflowId };
