@@ -102,6 +102,12 @@ describe('scheduled drills end to end, on real Temporal, S3, sites and worker pr
     assert.equal(failed.cleanupAsBefore, true);
 
     await waitFor('a scheduled drill passed', async () => (await drills()).some((d) => d.requestedBy === BY_SCHEDULE && d.status === 'passed'), 120_000);
+    // Paused as the Web UI pauses it: GET says so.
+    await stack.client.schedule.getHandle(SCHEDULE).pause('paused from the Web UI');
+    const paused = (await call('GET', `/domains/${DOMAIN}/drill-schedule`, undefined, viewer.token)).body;
+    assert.equal(paused.paused, true);
+    assert.equal(paused.note, 'paused from the Web UI');
+    assert.ok((paused.recentRuns as Array<{ status: string }>).some((r) => r.status === 'started'), JSON.stringify(paused.recentRuns));
     assert.equal((await call('DELETE', `/domains/${DOMAIN}/drill-schedule`)).status, 200);
     const passed = (await drills()).find((d) => d.requestedBy === BY_SCHEDULE && d.status === 'passed')!;
     assert.match(passed.workflowId, new RegExp(`^drill/${DOMAIN}/`));
