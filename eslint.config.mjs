@@ -15,19 +15,19 @@ const forbiddenInWorkflows = [
   'express',
 ];
 
-// Arrows run one way: stack (the launcher) → api / worker → workflows → activities → datapath → sites → common.
+// Arrows run one way: stack (the launcher) → api / worker → requests → workflows → activities → datapath → sites → common.
 // A folder may import only the folders below it (workflows only the types of activities and the data path).
 const folder = (name) => [`../${name}/*`, `../../${name}/*`, `../${name}`, `../../${name}`];
 const layer = (forbidden, message) => ({ group: forbidden.flatMap(folder), message });
 const typesOnly = (folders, message) => ({ group: folders.flatMap(folder), allowTypeImports: true, message });
 const LAYERS = {
-  common: [layer(['stack', 'api', 'worker', 'workflows', 'activities', 'datapath', 'sites', 'runbooks'], 'common/ is the bottom layer: it imports no other folder of the project')],
-  runbooks: [layer(['stack', 'api', 'worker', 'workflows', 'activities', 'datapath', 'sites'], 'the runbook language depends only on common/')],
-  sites: [layer(['stack', 'api', 'worker', 'workflows', 'activities', 'datapath', 'runbooks'], 'sites/ (the provider and the simulated site) depends only on common/')],
-  datapath: [layer(['stack', 'api', 'worker', 'workflows', 'activities', 'runbooks'], 'the data path library depends only on sites/ and common/')],
-  activities: [layer(['stack', 'api', 'worker', 'workflows'], 'activities use the data path, sites and common/, never workflows, the API or the launcher')],
+  common: [layer(['stack', 'api', 'worker', 'requests', 'workflows', 'activities', 'datapath', 'sites', 'runbooks'], 'common/ is the bottom layer: it imports no other folder of the project')],
+  runbooks: [layer(['stack', 'api', 'worker', 'requests', 'workflows', 'activities', 'datapath', 'sites'], 'the runbook language depends only on common/')],
+  sites: [layer(['stack', 'api', 'worker', 'requests', 'workflows', 'activities', 'datapath', 'runbooks'], 'sites/ (the provider and the simulated site) depends only on common/')],
+  datapath: [layer(['stack', 'api', 'worker', 'requests', 'workflows', 'activities', 'runbooks'], 'the data path library depends only on sites/ and common/')],
+  activities: [layer(['stack', 'api', 'worker', 'requests', 'workflows'], 'activities use the data path, sites and common/, never workflows, the API or the launcher')],
   workflows: [
-    layer(['stack', 'api', 'worker'], 'workflow code imports no process-level code'),
+    layer(['stack', 'api', 'worker', 'requests'], 'workflow code imports no process-level code'),
     typesOnly(['activities', 'datapath', 'sites'], 'workflows may import only the types of activities, the data path and sites (import type)'),
   ],
   api: [
@@ -35,6 +35,7 @@ const LAYERS = {
     layer(['activities'], 'the API talks to Temporal and reads the data path; it never calls activity code'),
   ],
   worker: [layer(['stack', 'api'], 'workers do not import the launcher or the API')],
+  requests: [layer(['stack', 'api', 'worker'], 'requests to the operations desk are shared by the API and the orchestration worker: they import neither')],
 };
 
 export default tseslint.config(

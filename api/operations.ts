@@ -1,14 +1,14 @@
 import express, { type Request, type Router } from 'express';
-import { QueryNotRegisteredError, WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, WithStartWorkflowOperation, type Client } from '@temporalio/client';
+import { QueryNotRegisteredError, WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import type { QueryDefinition } from '@temporalio/common';
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import { z } from 'zod';
 import type { ObjectStore } from '../datapath/object-store';
 import { RESTORE_POINT_ID } from '../datapath/keys';
 import { Ownership } from '../datapath/ownership';
-import { allowedRequests, decide, type DomainCondition, type DomainRequest } from '../common/domain-modes';
+import { decide, type DomainCondition, type DomainRequest } from '../common/domain-modes';
 import { readDomainCondition, readDomainStatus } from '../datapath/domain-status';
-import { readConflict, type ConflictRecord } from '../datapath/conflict';
+import { readConflict } from '../datapath/conflict';
 import { describeError } from '../common/errors';
 import { describePermanentFailover, readPermanentFailover } from '../datapath/permanent-failover';
 import type { Logger } from '../common/logger';
@@ -18,19 +18,10 @@ import { NewDirectionError, runbookAfterPermanentFailover, runbookText } from '.
 import type { Runbook } from '../runbooks/schema';
 import type { RunbookStore } from '../runbooks/store';
 import { parseDuration } from '../runbooks/units';
-import { validateRunbook, validateRunbookAgainstSite } from '../runbooks/validate';
-import {
-  deskStartOptions,
-  domainOperations,
-  domainOperationsQuery,
-  deskRefusal,
-  drillGivesWayUpdate,
-  type DomainOperationsState,
-  OPERATION_ALREADY_RUNNING,
-  startOperationUpdate,
-  type OperationRecord,
-  type OperationRequest,
-} from '../workflows/domain-operations';
+import { validateRunbookAgainstSite } from '../runbooks/validate';
+import { DeskBusy, loadDomainRunbook, offeredNow, requireAllowed as requireAllowedNow, requireRecoverySite, shownConflict, startThroughDesk } from '../requests/desk';
+import { drillRequest } from '../requests/drill';
+import { deskRefusal, domainOperationsQuery, drillGivesWayUpdate, type DomainOperationsState, type OperationRecord, type OperationRequest } from '../workflows/domain-operations';
 import { COMPLETION_REFUSED, completeContinuousFailoverUpdate, type CompletionRequest, type ContinuousFailoverInput } from '../workflows/continuous-failover-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../workflows/task-queues';
 import type { FailoverInput } from '../workflows/failover-messages';
@@ -56,7 +47,8 @@ import {
 } from '../workflows/power-on-messages';
 import type { PowerOnPlanInput } from '../workflows/power-on-plan';
 import { principalName, requireRole } from './auth';
-import { badRequest, conflict, notFound, ProblemError, unprocessable } from './problem';
+import { drillAtAGlance } from './drill-history';
+import { badRequest, conflict, notFound, ProblemError } from './problem';
 
 export interface OperationsRouterOptions {
   client: Client;
@@ -75,10 +67,6 @@ export interface OperationsRouterOptions {
    */
   sites?: { names: string[]; inventoryFor?: InventoryLookup };
 }
-
-/** The requests this API offers endpoints for (the mode table knows the operations still to come). */
-const OFFERED: DomainRequest[] = ['power-on', 'failover', 'continuous-failover', 'failback', 'continuous-failback', 'permanent-failover', 'resolve-conflict', 'drill'];
-const offeredNow = (condition: DomainCondition) => allowedRequests(condition).filter((r) => OFFERED.includes(r));
 
 /** While an operation runs, the desk refuses every request but the one that completes it (a continuous operation's). */
 function offeredWhile(condition: DomainCondition, desk: Pick<DomainOperationsState, 'running' | 'drill'> | undefined): DomainRequest[] {
@@ -100,7 +88,7 @@ export const OPERATION_QUERY_DEADLINE_MS = 5_000;
 
 const DOMAIN = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
-const RunbookRef = z.strictObject({
+export const RunbookRef = z.strictObject({
   runbook: z.string().regex(DOMAIN, 'must be a runbook name'),
   version: z.int().min(1).optional(),
 });
@@ -144,14 +132,14 @@ const PermanentFailoverRequest = RunbookRef.extend({
 });
 /** How long a drill may be kept up after its checks: from none to the longest commit window. */
 const KEEP_FOR_MAX_MS = 30 * 86_400_000;
+export const KeepFor = z
+  .string()
+  .refine((keepFor) => parseDuration(keepFor) !== undefined && parseDuration(keepFor)! <= KEEP_FOR_MAX_MS, 'must be a duration from 0s to 30d, e.g. 30m')
+  .describe('how long the drill stays up after its checks before it is cleaned up; default 0s');
 const DrillRequest = RunbookRef.extend({
   runbook: RunbookRef.shape.runbook.optional().describe('default: the runbook named like the domain'),
   pointInTime: PointInTimeRequest.optional().describe('default: the latest consistent point'),
-  keepFor: z
-    .string()
-    .refine((keepFor) => parseDuration(keepFor) !== undefined && parseDuration(keepFor)! <= KEEP_FOR_MAX_MS, 'must be a duration from 0s to 30d, e.g. 30m')
-    .optional()
-    .describe('how long the drill stays up after its checks before it is cleaned up; default 0s'),
+  keepFor: KeepFor.optional(),
 });
 const CleanupRequestBody = z.strictObject({ force: z.boolean().optional().describe('remove what can be removed and report what could not, instead of retrying until everything is gone') });
 const ResolveConflictRequest = z.strictObject({ action: z.enum(CONFLICT_ACTIONS).describe('deactivate: power the stale VMs off, keep their diverged writes as a side copy, mark them inactive') });
@@ -159,7 +147,7 @@ const ApproveRequest = z.strictObject({ step: z.string().min(1).max(63), decisio
 const DecisionRequest = z.strictObject({ target: z.string().min(1).max(80), comment: z.string().max(2000).optional() });
 const CommitDecisionRequest = z.strictObject({ comment: z.string().max(2000).optional() });
 
-function parseBody<T>(schema: z.ZodType<T>, req: Request): T {
+export function parseBody<T>(schema: z.ZodType<T>, req: Request): T {
   if (req.body === undefined) throw new ProblemError({ title: 'Unsupported media type', status: 415, detail: 'send the request body as application/json' });
   const parsed = schema.safeParse(req.body);
   if (!parsed.success) {
@@ -170,16 +158,7 @@ function parseBody<T>(schema: z.ZodType<T>, req: Request): T {
   return parsed.data;
 }
 
-/** A split-brain conflict as the API shows it. */
-function shownConflict(open: ConflictRecord) {
-  return { conflict: 'split-brain' as const, site: open.site, vms: open.vms, since: new Date(open.since).toISOString(), owner: open.owner };
-}
-
-function describeConflict(open: ConflictRecord): string {
-  return `site ${open.site} runs ${open.vms.join(', ')} since ${new Date(open.since).toISOString()} while ${open.owner.site} owns the domain`;
-}
-
-function domainParam(req: Request): string {
+export function domainParam(req: Request): string {
   const domain = String(req.params.domain);
   if (!DOMAIN.test(domain)) throw badRequest(`"${domain}" is not a protected domain name`);
   return domain;
@@ -200,54 +179,14 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     ...(webUiUrl ? { webUiUrl: `${webUiUrl}/namespaces/${namespace}/workflows/${encodeURIComponent(workflowId)}` } : {}),
   });
 
-  async function loadRunbook(domain: string, ref: z.infer<typeof RunbookRef>) {
-    const stored = ref.version ? await runbooks.get(ref.runbook, ref.version) : await runbooks.latest(ref.runbook);
-    if (!stored) throw notFound(`runbook ${ref.runbook}${ref.version ? ` version ${ref.version}` : ''} does not exist`);
-    const checked = validateRunbook(stored.text);
-    if (!checked.runbook) throw unprocessable(`runbook ${ref.runbook} version ${stored.record.version} no longer validates`, { errors: checked.errors });
-    if (checked.runbook.spec.protectedDomain !== domain) {
-      throw unprocessable(`runbook ${ref.runbook} protects domain ${checked.runbook.spec.protectedDomain}, not ${domain}`);
-    }
-    return { runbook: checked.runbook, version: stored.record.version };
-  }
-
-  /**
-   * The mode table, before any workflow starts: 409 naming the mode and the operations it allows,
-   * and the split-brain conflict when that is what refuses the request.
-   */
-  async function requireAllowed(domain: string, request: DomainRequest) {
-    const condition = await readDomainCondition(store, domain);
-    const decision = decide(request, condition);
-    if (!decision.allowed) {
-      const allowed = offeredNow(condition);
-      const open = condition.conflictSince !== undefined ? await readConflict(store, domain) : undefined;
-      const becauseOfConflict = open && decide(request, { mode: condition.mode }).allowed;
-      const why = open
-        ? ` with a split-brain conflict open: ${describeConflict(open)}${becauseOfConflict ? `; resolve it first with POST /domains/${domain}/resolve-conflict` : ''}`
-        : request === 'resolve-conflict'
-          ? ' and has no split-brain conflict open'
-          : '';
-      throw conflict(`${request} is refused while ${domain} is ${condition.mode}${why}; allowed now: ${allowed.join(', ') || 'nothing'}`, {
-        mode: condition.mode,
-        allowedOperations: allowed,
-        ...(open ? { conflict: shownConflict(open) } : {}),
-      });
-    }
-    return decision;
-  }
+  const loadRunbook = (domain: string, ref: z.infer<typeof RunbookRef>) => loadDomainRunbook(runbooks, domain, ref);
+  const requireAllowed = (domain: string, request: DomainRequest) => requireAllowedNow(store, domain, request);
 
   async function startOperation(domain: string, request: OperationRequest) {
     try {
-      return await client.workflow.executeUpdateWithStart(startOperationUpdate, {
-        args: [request],
-        startWorkflowOperation: new WithStartWorkflowOperation(domainOperations, deskStartOptions(domain)),
-      });
+      return await startThroughDesk(client, domain, request);
     } catch (error) {
-      const cause = error instanceof WorkflowUpdateFailedError ? error.cause : undefined;
-      if (cause instanceof ApplicationFailure && cause.type === OPERATION_ALREADY_RUNNING) {
-        const running = cause.details?.[0] as { workflowId: string } | undefined;
-        throw conflict(cause.message, running ? { running: links(running.workflowId) } : {});
-      }
+      if (error instanceof DeskBusy) throw conflict(error.message, { running: links(error.running.workflowId) });
       throw error;
     }
   }
@@ -291,19 +230,6 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
       });
     if (removal?.status.name !== 'RUNNING') return;
     throw conflict(`${domain} is still being removed from ${target} by ${record.retiredBy} (retired by ${record.workflowId}), which waits for ${target} to answer; fail over to ${target} once it is done`, { removal: links(record.retiredBy) });
-  }
-
-  /**
-   * Failover, continuous failover and failback move the domain to or from its recovery site: after a
-   * permanent failover that named none, its runbook has no recovery site, and they are refused.
-   */
-  function requireRecoverySite<T extends { runbook: Runbook; version: number }>(domain: string, request: DomainRequest, loaded: T): T & { recovery: string } {
-    const recovery = loaded.runbook.spec.sites.recovery;
-    if (recovery !== undefined) return { ...loaded, recovery };
-    throw conflict(
-      `${request} of ${domain} needs a recovery site, and runbook ${loaded.runbook.metadata.name} v${loaded.version} names none: ${domain} is protected to the storage site only (from ${loaded.runbook.spec.sites.primary}); submit a runbook version with spec.sites.recovery to recover it elsewhere`,
-      { runbook: { name: loaded.runbook.metadata.name, version: loaded.version }, primarySite: loaded.runbook.spec.sites.primary },
-    );
   }
 
   router.post('/domains/:domain/power-on', requireRole('operator'), json, async (req, res) => {
@@ -531,26 +457,8 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
   router.post('/domains/:domain/drill', requireRole('operator'), json, async (req, res) => {
     const domain = domainParam(req);
     const body = parseBody(DrillRequest, req);
-    await requireAllowed(domain, 'drill');
-    const { runbook, version } = requireRecoverySite(domain, 'drill', await loadRunbook(domain, { runbook: body.runbook ?? domain, ...(body.version ? { version: body.version } : {}) }));
-    if (!runbook.spec.testNetworkMapping) {
-      throw conflict(`runbook ${runbook.metadata.name} v${version} has no spec.testNetworkMapping: ${domain} cannot be drilled without isolated test networks; submit a version with one (docs/drill.md)`, {
-        runbook: { name: runbook.metadata.name, version },
-      });
-    }
-    const keepForMs = body.keepFor ? parseDuration(body.keepFor)! : 0;
-    const input: DrillInput = {
-      domain,
-      runbook,
-      runbookVersion: version,
-      keepForMs,
-      requestedBy: principalName(req),
-      declaredAt: Date.now(),
-      ...(body.pointInTime ? { pointInTime: pointInTimeOf(body.pointInTime) } : {}),
-    };
-    const { recovery } = runbook.spec.sites;
-    const summary = `Drill of ${domain} at ${recovery} on its test networks by runbook ${runbook.metadata.name} v${version}, kept ${body.keepFor ?? '0s'} after its checks, requested by ${principalName(req)}`;
-    await startAndAnswer(res, domain, { operation: 'drill', requestedBy: principalName(req), summary, input }, { runbook: { name: runbook.metadata.name, version }, keepFor: body.keepFor ?? '0s' });
+    const { request, runbook } = await drillRequest({ runbooks, store }, domain, { ...body, pointInTime: body.pointInTime && pointInTimeOf(body.pointInTime), requestedBy: principalName(req) });
+    await startAndAnswer(res, domain, request, { runbook, keepFor: body.keepFor ?? '0s' });
   });
 
   /** What the domain's desk is running, the drill apart (nothing when the desk was never started). */
@@ -621,7 +529,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
           .query(protectStatusQuery)
           .catch(() => null)
       : null;
-    const desk = await deskNow(domain).catch(() => undefined);
+    const [desk, drill] = await Promise.all([deskNow(domain).catch(() => undefined), drillAtAGlance(client, domain)]);
     const running = desk?.running;
     const continuous = running?.operation === 'continuous-failover' ? 'continuousFailover' : running?.operation === 'continuous-failback' ? 'continuousFailback' : undefined;
     const progress = continuous ? await ask(running!.workflowId, ORCHESTRATION_TASK_QUEUE, operationProgressQuery).catch(() => undefined) : undefined;
@@ -636,6 +544,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
       status: status ?? null,
       permanentFailover: (await readPermanentFailover(store, domain)) ?? null,
       protection,
+      ...drill,
     });
   });
 

@@ -1,5 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
+import { RequestRefused } from '../requests/desk';
 
 /** RFC 9457 problem details: every API error has this shape and content type. */
 export interface Problem {
@@ -29,6 +30,8 @@ export const conflict = (detail: string, extra: Record<string, unknown> = {}) =>
 export const unprocessable = (detail: string, extra: Record<string, unknown> = {}) =>
   new ProblemError({ title: 'Unprocessable content', status: 422, detail, ...extra });
 
+const REFUSED_TITLES: Record<RequestRefused['status'], string> = { 404: 'Not found', 409: 'Conflict', 422: 'Unprocessable content' };
+
 export const notFoundRoute: RequestHandler = (req, res) =>
   sendProblem(res, { title: 'Not found', status: 404, detail: `no route for ${req.method} ${req.path}` });
 
@@ -39,6 +42,7 @@ export const notFoundRoute: RequestHandler = (req, res) =>
 export function errorHandler(log: { error: (obj: object, msg: string) => void }): ErrorRequestHandler {
   return (error: unknown, req, res, _next) => {
     if (error instanceof ProblemError) return sendProblem(res, error.problem);
+    if (error instanceof RequestRefused) return sendProblem(res, { title: REFUSED_TITLES[error.status], status: error.status, detail: error.message, ...error.details });
     const status = (error as { status?: unknown; statusCode?: unknown }).status ?? (error as { statusCode?: unknown }).statusCode;
     if (typeof status === 'number' && status >= 400 && status < 500) {
       const type = (error as { type?: string }).type;

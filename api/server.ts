@@ -8,6 +8,7 @@ import { checkS3Reachable, createS3Client } from '../common/s3';
 import { connectClient } from '../common/temporal';
 import { createApp } from './app';
 import { readTokenFile } from './auth';
+import { drillsRouter } from './drills';
 import { operationsRouter } from './operations';
 import { sitesRouter } from './sites';
 import { storageSiteRouter } from './storage-site';
@@ -71,6 +72,7 @@ async function main(): Promise<void> {
         ...(process.env.DR_TEMPORAL_UI_URL ? { webUiUrl: process.env.DR_TEMPORAL_UI_URL } : {}),
         ...(sites.size > 0 ? { sites: { names: [...sites.keys()], inventoryFor } } : {}),
       }),
+      drillsRouter({ client: temporal, runbooks, log, ...(process.env.DR_TEMPORAL_UI_URL ? { webUiUrl: process.env.DR_TEMPORAL_UI_URL } : {}) }),
     ],
   });
   const server = app.listen(settings.api.port, settings.api.host, () => {

@@ -17,6 +17,9 @@ import { connectClient, connectWorker } from '../common/temporal';
 import type { conflictWatch } from '../workflows/conflict-watch';
 import { conflictWatchWorkflowId } from '../workflows/workflow-ids';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../workflows/task-queues';
+import { ObjectStore } from '../datapath/object-store';
+import { createScheduledDrillActivities } from '../requests/scheduled-drill-activities';
+import { RunbookStore } from '../runbooks/store';
 import { installRuntimeLogging } from './runtime';
 import { createSiteActivities } from './site-activities';
 
@@ -32,15 +35,22 @@ async function main(): Promise<void> {
   installRuntimeLogging(log);
   const connection = await connectWorker(settings.temporal);
 
-  const worker = values.site
-    ? await createSiteWorker(values.site)
-    : await Worker.create({
-        connection,
-        namespace: settings.temporal.namespace,
-        taskQueue: ORCHESTRATION_TASK_QUEUE,
-        workflowsPath: require.resolve('../workflows'),
-        maxCachedWorkflows: 500,
-      });
+  const worker = values.site ? await createSiteWorker(values.site) : await createOrchestrationWorker();
+
+  async function createOrchestrationWorker() {
+    const s3 = createS3Client(settings.s3);
+    await checkS3Reachable(s3, settings.s3);
+    // Its activities ask domains' operations desks, as the API does: a drill schedule's runs.
+    const client = await connectClient(settings.temporal);
+    return Worker.create({
+      connection,
+      namespace: settings.temporal.namespace,
+      taskQueue: ORCHESTRATION_TASK_QUEUE,
+      workflowsPath: require.resolve('../workflows'),
+      maxCachedWorkflows: 500,
+      activities: createScheduledDrillActivities({ client, runbooks: new RunbookStore(s3, settings.s3), store: new ObjectStore(s3, settings.s3), log }),
+    });
+  }
 
   async function createSiteWorker(site: string) {
     const s3 = createS3Client(settings.s3);

@@ -48,3 +48,13 @@ export function conflictWatchWorkflowId(site: string): string {
 export function powerOnGroupWorkflowId(operationWorkflowId: string, group: string): string {
   return `${operationWorkflowId}/power-on/${group}`;
 }
+
+/** A domain's drill schedule (a Temporal Schedule, on the Web UI's Schedules page): one per domain. */
+export function drillScheduleId(domain: string): string {
+  return `drill-schedule/${domain}`;
+}
+
+/** The runs of a drill schedule; Temporal appends each run's scheduled time. */
+export function scheduledDrillWorkflowId(domain: string): string {
+  return `scheduled-drill/${domain}`;
+}

@@ -30,7 +30,12 @@ export interface WorkflowEnv {
 
 let runtimeInstalled = false;
 
-export async function startWorkflowEnv(): Promise<WorkflowEnv> {
+export interface WorkflowEnvOptions {
+  /** Activities of the orchestration worker (a drill schedule's run asks the desk through one), stubbed by the test. */
+  orchestrationActivities?: object;
+}
+
+export async function startWorkflowEnv(options: WorkflowEnvOptions = {}): Promise<WorkflowEnv> {
   if (!runtimeInstalled) {
     // The tier fails workflows on purpose: their warnings would drown the report. DR_TEST_SDK_LOG=WARN shows them.
     const level = process.env.DR_TEST_SDK_LOG === 'WARN' ? 'WARN' : 'ERROR';
@@ -61,6 +66,7 @@ export async function startWorkflowEnv(): Promise<WorkflowEnv> {
         taskQueue: ORCHESTRATION_TASK_QUEUE,
         workflowsPath: require.resolve('../../workflows'),
         maxCachedWorkflows: 200,
+        ...(options.orchestrationActivities ? { activities: options.orchestrationActivities } : {}),
       }),
       ...[PRIMARY, RECOVERY].map((site) =>
         Worker.create({
