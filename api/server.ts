@@ -10,6 +10,7 @@ import { createApp } from './app';
 import { readTokenFile } from './auth';
 import { drillsRouter } from './drills';
 import { operationsRouter } from './operations';
+import { domainListRouter } from './domain-list';
 import { sitesRouter } from './sites';
 import { storageSiteRouter } from './storage-site';
 import { runbooksRouter } from './runbooks';
@@ -64,6 +65,7 @@ async function main(): Promise<void> {
       runbooksRouter({ store: runbooks, log, inventoryFor }),
       storageSiteRouter({ store, log }),
       sitesRouter({ client: temporal, sites, log }),
+      domainListRouter({ client: temporal, store, log }),
       operationsRouter({
         client: temporal,
         runbooks,

@@ -3,7 +3,7 @@
  * site can find and import a domain without any contact to its primary.
  */
 import express, { type Router } from 'express';
-import { scanDomains } from '../datapath/import-scan';
+import { scanDomains, type ImportableDomain } from '../datapath/import-scan';
 import type { ObjectStore } from '../datapath/object-store';
 import type { Logger } from '../common/logger';
 import { requireRole } from './auth';
@@ -18,16 +18,19 @@ export function storageSiteRouter({ store, log }: StorageSiteRouterOptions): Rou
   const router = express.Router();
 
   router.get('/storage/domains', requireRole('viewer'), async (_req, res) => {
-    let domains;
-    try {
-      domains = await scanDomains(store);
-    } catch (error) {
-      // Only the bucket listing itself fails the scan; damaged domains are listed with their problem.
-      log.warn({ err: error }, 'storage site scan failed');
-      throw new ProblemError({ title: 'Storage site unavailable', status: 503, detail: `cannot list ${store.settings.bucket}/${store.prefix}domains/: ${(error as Error).message}` });
-    }
+    const domains = await scanOrUnavailable(store, log);
     res.json({ bucket: store.settings.bucket, prefix: store.prefix, domains });
   });
 
   return router;
+}
+
+/** The domains the bucket holds; 503 naming the bucket when it cannot be listed (damaged domains are listed with their problem). */
+export async function scanOrUnavailable(store: ObjectStore, log: Logger): Promise<ImportableDomain[]> {
+  try {
+    return await scanDomains(store);
+  } catch (error) {
+    log.warn({ err: error }, 'storage site scan failed');
+    throw new ProblemError({ title: 'Storage site unavailable', status: 503, detail: `cannot list ${store.settings.bucket}/${store.prefix}domains/: ${(error as Error).message}` });
+  }
 }

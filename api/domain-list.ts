@@ -1,0 +1,86 @@
+/**
+ * `GET /domains`: every protected domain the storage site holds, one line each, as an operator
+ * scans them: mode, owner, protection and its RPO now, the last restore point, what runs, and the
+ * last drill. Each domain's workflows are asked in bounded time; one that does not answer shows
+ * `null` with a note instead of holding the whole list.
+ */
+import express, { type Router } from 'express';
+import type { Client, QueryDefinition } from '@temporalio/client';
+import type { Logger } from '../common/logger';
+import { forEachLimited } from '../common/parallel';
+import { readDomainCondition } from '../datapath/domain-status';
+import type { ImportableDomain } from '../datapath/import-scan';
+import type { ObjectStore } from '../datapath/object-store';
+import { domainOperationsQuery, type OperationRecord } from '../workflows/domain-operations';
+import { protectStatusQuery } from '../workflows/protect';
+import { domainOperationsWorkflowId, protectionWorkflowId } from '../workflows/workflow-ids';
+import { requireRole } from './auth';
+import { drillAtAGlance } from './drill-history';
+import { scanOrUnavailable } from './storage-site';
+
+export interface DomainListRouterOptions {
+  client: Client;
+  store: ObjectStore;
+  log: Logger;
+  /** How long each workflow gets to answer a query; default 3 s. */
+  deadlineMs?: number;
+}
+
+const DOMAINS_ASKED_AT_ONCE = 8;
+
+export function domainListRouter({ client, store, log, deadlineMs = 3_000 }: DomainListRouterOptions): Router {
+  const router = express.Router();
+  const statusUrl = (workflowId: string) => `/operations/${encodeURIComponent(workflowId)}`;
+
+  /** The query's answer; undefined when the workflow does not exist, and a note when it does not answer in time. */
+  async function ask<R>(workflowId: string, query: QueryDefinition<R, []>, notes: string[]): Promise<R | undefined> {
+    try {
+      return await client.withDeadline(Date.now() + deadlineMs, () => client.workflow.getHandle(workflowId).query(query));
+    } catch (error) {
+      if ((error as Error).name === 'WorkflowNotFoundError') return undefined;
+      notes.push(`${workflowId} did not answer within ${deadlineMs / 1000} s (is an orchestration worker running?): ${(error as Error).message}`);
+      return undefined;
+    }
+  }
+
+  const shownOperation = (record: OperationRecord | undefined) => (record ? { operation: record.operation, workflowId: record.workflowId, requestedBy: record.requestedBy, startedAt: record.startedAt, statusUrl: statusUrl(record.workflowId) } : null);
+
+  async function line(scanned: ImportableDomain) {
+    const { domain } = scanned;
+    const notes: string[] = [];
+    const owner = scanned.ownerSite ? { site: scanned.ownerSite, epoch: scanned.epoch } : null;
+    const [condition, desk, protection, drills] = await Promise.all([
+      readDomainCondition(store, domain),
+      ask(domainOperationsWorkflowId(domain), domainOperationsQuery, notes),
+      owner ? ask(protectionWorkflowId(domain, owner.site, owner.epoch), protectStatusQuery, notes) : undefined,
+      drillAtAGlance(client, domain),
+    ]);
+    const lastRestorePoint = protection?.lastRestorePoint ?? scanned.latestRestorePoint;
+    return {
+      domain,
+      mode: condition.mode,
+      owner,
+      conflict: condition.conflictSince !== undefined,
+      protection: protection
+        ? { mode: protection.mode, site: protection.site, rpoSeconds: Math.round(protection.lagMs / 100) / 10, backlogEntries: protection.backlogEntries, stopping: protection.stopping }
+        : null,
+      lastRestorePoint: lastRestorePoint ? { id: lastRestorePoint.id, at: new Date(lastRestorePoint.timestamp).toISOString() } : null,
+      running: shownOperation(desk?.running),
+      drill: shownOperation(desk?.drill),
+      lastDrill: drills.lastDrill,
+      ...(scanned.problem ? { problem: scanned.problem } : {}),
+      ...(notes.length > 0 || drills.warnings ? { warnings: [...notes, ...(drills.warnings ?? [])] } : {}),
+    };
+  }
+
+  router.get('/domains', requireRole('viewer'), async (_req, res) => {
+    const scanned = await scanOrUnavailable(store, log);
+    const lines: Array<Awaited<ReturnType<typeof line>>> = [];
+    await forEachLimited(scanned, DOMAINS_ASKED_AT_ONCE, async (domain) => {
+      lines.push(await line(domain));
+    });
+    res.json({ domains: lines.sort((a, b) => a.domain.localeCompare(b.domain)) });
+  });
+
+  return router;
+}
