@@ -1,4 +1,4 @@
-import express, { type Router } from 'express';
+import express, { type RequestHandler, type Router } from 'express';
 import type { Logger } from '../common/logger';
 import { authenticate, type TokenFile } from './auth';
 import { errorHandler, notFoundRoute } from './problem';
@@ -16,13 +16,16 @@ export interface AppOptions {
   healthChecks: HealthCheck[];
   /** Feature routers; all of them sit behind authentication and decide roles per route. */
   routers: Router[];
+  /** Sees every request first, health checks and refusals included (the HTTP metrics). */
+  httpMetrics?: RequestHandler;
 }
 
 /** The HTTP API: unauthenticated health, everything else behind bearer tokens, errors as problem+json. */
-export function createApp({ log, tokens, healthChecks, routers }: AppOptions): express.Express {
+export function createApp({ log, tokens, healthChecks, routers, httpMetrics }: AppOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
+  if (httpMetrics) app.use(httpMetrics);
 
   app.get('/healthz', async (_req, res) => {
     const results = await Promise.all(

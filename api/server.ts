@@ -11,6 +11,7 @@ import { readTokenFile } from './auth';
 import { drillsRouter } from './drills';
 import { operationsRouter } from './operations';
 import { domainListRouter } from './domain-list';
+import { apiMetrics } from './metrics';
 import { sitesRouter } from './sites';
 import { storageSiteRouter } from './storage-site';
 import { runbooksRouter } from './runbooks';
@@ -48,9 +49,11 @@ async function main(): Promise<void> {
       storagePolicies: inventory.storagePolicies,
     };
   };
+  const metrics = apiMetrics({ client: temporal, store, log, sites: loadSiteDefinitions().map((d) => d.name) });
   const app = createApp({
     log,
     tokens,
+    httpMetrics: metrics.httpMetrics,
     healthChecks: [
       {
         name: 'temporal',
@@ -66,6 +69,7 @@ async function main(): Promise<void> {
       storageSiteRouter({ store, log }),
       sitesRouter({ client: temporal, sites, log }),
       domainListRouter({ client: temporal, store, log }),
+      metrics.router,
       operationsRouter({
         client: temporal,
         runbooks,

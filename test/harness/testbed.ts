@@ -1,7 +1,7 @@
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
-import type { Router } from 'express';
+import type { RequestHandler, Router } from 'express';
 import { createApp } from '../../api/app';
 import { hashToken, type Role } from '../../api/auth';
 import { createLogger, type Logger } from '../../common/logger';
@@ -100,10 +100,12 @@ export interface TestApiOptions {
   routers: (log: Logger) => Router[];
   /** Collects what the API logs, one JSON line each; otherwise the log goes nowhere. */
   logLines?: string[];
+  /** Sees every request first, as in the API process (`AppOptions.httpMetrics`). */
+  httpMetrics?: RequestHandler;
 }
 
 /** The product's HTTP API (`api/app.ts`) with the given routers, for the tests of a describe block. */
-export function useTestApi({ principals, routers, logLines }: TestApiOptions): TestServer {
+export function useTestApi({ principals, routers, logLines, httpMetrics }: TestApiOptions): TestServer {
   const start = () => {
     const log = createLogger('test-api', new Writable({ write: (chunk: Buffer, _encoding, done) => (logLines?.push(chunk.toString()), done()) }));
     const app = createApp({
@@ -111,6 +113,7 @@ export function useTestApi({ principals, routers, logLines }: TestApiOptions): T
       tokens: { tokens: principals.map((p) => ({ name: p.name, role: p.role, sha256: hashToken(p.token) })) },
       healthChecks: [],
       routers: routers(log),
+      ...(httpMetrics ? { httpMetrics } : {}),
     });
     return listenOnLoopback(app);
   };

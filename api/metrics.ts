@@ -1,0 +1,190 @@
+/**
+ * `GET /metrics` in Prometheus' text format: the API's own HTTP traffic, each protected domain's
+ * RPO and protection, the operations Temporal's visibility holds, and whether workers poll the
+ * task queues. Domain and operation figures come from the storage site, the protection workflows'
+ * queries and visibility; they are gathered at most every `refreshMs` and shared by concurrent
+ * scrapes, so a scrape is cheap however often Prometheus comes.
+ */
+import express, { type RequestHandler, type Router } from 'express';
+import type { Client, QueryDefinition } from '@temporalio/client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Logger } from '../common/logger';
+import { forEachLimited } from '../common/parallel';
+import { DOMAIN_MODES } from '../common/domain-modes';
+import { readDomainCondition } from '../datapath/domain-status';
+import { scanDomains } from '../datapath/import-scan';
+import type { ObjectStore } from '../datapath/object-store';
+import { protectStatusQuery, type ProtectMode, type ProtectStatus } from '../workflows/protect';
+import { DR_OPERATION, DR_OUTCOME } from '../workflows/search-attributes';
+import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../workflows/task-queues';
+import { OPERATION_KINDS, protectionWorkflowId } from '../workflows/workflow-ids';
+import { requireRole } from './auth';
+
+const PROTECT_MODES: ProtectMode[] = ['initial-sync', 'log', 'bitmap', 'resync'];
+/** Operations ended within visibility's retention that a scrape reads, newest first. */
+const OPERATIONS_READ = 2_000;
+
+export interface MetricsOptions {
+  client: Client;
+  store: ObjectStore;
+  log: Logger;
+  /** The sites whose task queues are watched. */
+  sites: string[];
+  /** How old gathered figures may be before a scrape gathers again; default 10 s. */
+  refreshMs?: number;
+  /** How long each query may take; default 3 s. */
+  deadlineMs?: number;
+}
+
+export interface ApiMetrics {
+  /** Counts and times every request; installed before authentication, so refusals count too. */
+  httpMetrics: RequestHandler;
+  router: Router;
+}
+
+interface DomainFigures {
+  domain: string;
+  mode: string;
+  protection?: ProtectStatus;
+}
+
+interface Figures {
+  domains: DomainFigures[];
+  operations: Array<{ operation: string; outcome: string; seconds: number }>;
+  pollers: Array<{ taskQueue: string; pollers: number }>;
+}
+
+export function apiMetrics({ client, store, log, sites, refreshMs = 10_000, deadlineMs = 3_000 }: MetricsOptions): ApiMetrics {
+  const registry = new Registry();
+  const requests = new Counter({ name: 'dr_http_requests_total', help: 'HTTP requests answered by the API, by route and status', labelNames: ['method', 'route', 'status'], registers: [registry] });
+  const latency = new Histogram({ name: 'dr_http_request_duration_seconds', help: 'Time to answer an HTTP request', labelNames: ['method', 'route'], buckets: [0.005, 0.025, 0.1, 0.25, 1, 2.5, 10], registers: [registry] });
+
+  const httpMetrics: RequestHandler = (req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.once('finish', () => {
+      // The route pattern, not the path: one series per endpoint, not per domain or operation id.
+      const route = req.route ? `${req.baseUrl}${String((req.route as { path: string }).path)}` : 'unmatched';
+      requests.inc({ method: req.method, route, status: String(res.statusCode) });
+      latency.observe({ method: req.method, route }, Number(process.hrtime.bigint() - started) / 1e9);
+    });
+    next();
+  };
+
+  let gathered: { at: number; figures: Promise<Figures> } | undefined;
+  const current = (): Promise<Figures> => {
+    if (!gathered || Date.now() - gathered.at > refreshMs) {
+      const figures = gather();
+      gathered = { at: Date.now(), figures };
+      figures.catch(() => (gathered = undefined));
+    }
+    return gathered.figures;
+  };
+
+  async function ask<R>(workflowId: string, query: QueryDefinition<R, []>): Promise<R | undefined> {
+    return client.withDeadline(Date.now() + deadlineMs, () => client.workflow.getHandle(workflowId).query(query)).catch(() => undefined);
+  }
+
+  async function gather(): Promise<Figures> {
+    const scanned = await scanDomains(store);
+    const domains: DomainFigures[] = [];
+    await forEachLimited(scanned, 8, async (d) => {
+      const [condition, protection] = await Promise.all([
+        readDomainCondition(store, d.domain),
+        d.ownerSite ? ask(protectionWorkflowId(d.domain, d.ownerSite, d.epoch), protectStatusQuery) : undefined,
+      ]);
+      domains.push({ domain: d.domain, mode: condition.mode, ...(protection ? { protection } : {}) });
+    });
+    const operations: Figures['operations'] = [];
+    const kinds = OPERATION_KINDS.map((k) => `'${k}'`).join(', ');
+    for await (const run of client.workflow.list({ query: `${DR_OPERATION.name} IN (${kinds}) AND ExecutionStatus != 'Running'`, pageSize: 500 })) {
+      if (operations.length >= OPERATIONS_READ) break;
+      const operation = run.searchAttributes[DR_OPERATION.name]?.[0];
+      if (typeof operation !== 'string' || !run.closeTime) continue;
+      const outcome = run.searchAttributes[DR_OUTCOME.name]?.[0];
+      operations.push({ operation, outcome: typeof outcome === 'string' && outcome !== 'running' ? outcome : run.status.name.toLowerCase(), seconds: (run.closeTime.getTime() - run.startTime.getTime()) / 1000 });
+    }
+    const queues = [{ name: ORCHESTRATION_TASK_QUEUE, type: 1 }, ...sites.map((site) => ({ name: siteTaskQueue(site), type: 2 }))];
+    const pollers = await Promise.all(
+      queues.map(async ({ name, type }) => {
+        const described = await client
+          .withDeadline(Date.now() + deadlineMs, () => client.workflowService.describeTaskQueue({ namespace: client.options.namespace, taskQueue: { name }, taskQueueType: type }))
+          .catch(() => undefined);
+        return { taskQueue: name, pollers: described?.pollers.length ?? 0 };
+      }),
+    );
+    return { domains, operations, pollers };
+  }
+
+  /** A gauge whose values are set from the gathered figures at each scrape. */
+  const gauge = (name: string, help: string, labelNames: string[], set: (g: Gauge, figures: Figures) => void) =>
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      async collect() {
+        const figures = await current();
+        this.reset();
+        set(this, figures);
+      },
+    });
+  const now = () => Date.now();
+  gauge('dr_rpo_seconds', 'How far behind the protected site the storage site is: the protection lag its replicator last measured', ['domain'], (g, { domains }) => {
+    for (const d of domains) if (d.protection) g.set({ domain: d.domain }, d.protection.lagMs / 1000);
+  });
+  gauge('dr_replication_backlog_entries', 'Writes journaled at the protected site and not yet in the log', ['domain'], (g, { domains }) => {
+    for (const d of domains) if (d.protection) g.set({ domain: d.domain }, d.protection.backlogEntries);
+  });
+  gauge('dr_protection_mode', 'The protection mode of each domain: 1 for the mode it is in', ['domain', 'mode'], (g, { domains }) => {
+    for (const d of domains) if (d.protection) for (const mode of PROTECT_MODES) g.set({ domain: d.domain, mode }, d.protection.mode === mode ? 1 : 0);
+  });
+  gauge('dr_protection_answering', 'Whether the domain\'s protection workflow answered the last scrape (0: stopped, or no worker answers)', ['domain'], (g, { domains }) => {
+    for (const d of domains) g.set({ domain: d.domain }, d.protection ? 1 : 0);
+  });
+  gauge('dr_domain_mode', 'The mode of each protected domain: 1 for the mode it is in', ['domain', 'mode'], (g, { domains }) => {
+    for (const d of domains) for (const mode of DOMAIN_MODES) g.set({ domain: d.domain, mode }, d.mode === mode ? 1 : 0);
+  });
+  gauge('dr_last_restore_point_age_seconds', 'Age of the newest restore point of each domain', ['domain'], (g, { domains }) => {
+    for (const d of domains) if (d.protection?.lastRestorePoint) g.set({ domain: d.domain }, (now() - d.protection.lastRestorePoint.timestamp) / 1000);
+  });
+  gauge('dr_worker_pollers', 'Workers polling each task queue (0: nothing will run there)', ['task_queue'], (g, { pollers }) => {
+    for (const p of pollers) g.set({ task_queue: p.taskQueue }, p.pollers);
+  });
+  // Operations are read from visibility, not counted in this process: any number of API processes
+  // answer the same figures, and an API restart loses nothing. They cover visibility's retention.
+  new Counter({
+    name: 'dr_operations_total',
+    help: 'Operations ended, by type and outcome, within Temporal visibility retention',
+    labelNames: ['operation', 'outcome'],
+    registers: [registry],
+    async collect() {
+      const { operations } = await current();
+      this.reset();
+      for (const o of operations) this.inc({ operation: o.operation, outcome: o.outcome });
+    },
+  });
+  new Histogram({
+    name: 'dr_operation_duration_seconds',
+    help: 'How long ended operations took, by type and outcome, within Temporal visibility retention',
+    labelNames: ['operation', 'outcome'],
+    buckets: [10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600],
+    registers: [registry],
+    async collect() {
+      const { operations } = await current();
+      this.reset();
+      for (const o of operations) this.observe({ operation: o.operation, outcome: o.outcome }, o.seconds);
+    },
+  });
+
+  const router = express.Router();
+  router.get('/metrics', requireRole('viewer'), async (_req, res) => {
+    try {
+      const text = await registry.metrics();
+      res.type(registry.contentType).send(text);
+    } catch (error) {
+      log.warn({ err: error }, 'metrics could not be gathered');
+      res.status(503).type('application/problem+json').send(JSON.stringify({ title: 'Service Unavailable', status: 503, detail: `the metrics could not be gathered: ${(error as Error).message}` }));
+    }
+  });
+  return { httpMetrics, router };
+}
