@@ -91,7 +91,7 @@ export interface ProtectStatus {
 
 export const protectStatusQuery = defineQuery<ProtectStatus>('protectStatus');
 /** An on-demand restore point at the current end of the log, with the operator's label if given; returns the point. */
-export const restorePointNowUpdate = defineUpdate<RestorePoint, [{ label?: string }]>('restorePointNow');
+export const restorePointNowUpdate = defineUpdate<RestorePoint, [{ label?: string } | undefined]>('restorePointNow');
 /** Ends protection after the current replicator run, or once a running initial sync is committed (planned failover drains first, then stops it). */
 export const stopProtectionSignal = defineSignal('stopProtection');
 
@@ -196,7 +196,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
   // Restore points outside log mode are refused twice: here (none is asked for in another mode) and
   // by the store (a point needs the end of the log to be plannable: no unfinished sync or resync).
   // Updates accepted before labels existed carry no argument.
-  setHandler(restorePointNowUpdate, (request?: { label?: string }) => makePoint('on-demand', request?.label), {
+  setHandler(restorePointNowUpdate, (request) => makePoint('on-demand', request?.label), {
     validator: () => {
       if (status.mode !== 'log') throw new Error(`domain ${input.domain} is in ${status.mode} mode; restore points follow once every write is logged again`);
       if (diskSync) throw new Error(`domain ${input.domain} is copying new disks into its log; restore points follow once the log covers them`);
