@@ -8,7 +8,7 @@ import { leaseSchema, parseRecord, restorePointSchema, type BaseRecord, type Dom
 import type { RehydrationTarget } from './records';
 import { rehydrate, type TargetDisks } from './rehydrate';
 import { readPointTags } from './restore-points';
-import { selectRetained, windowOnly, type RetentionPolicy } from './retention';
+import { selectRetained, windowOnly, type RetentionPolicy } from '../common/retention';
 
 export type GcStep = 'points-deleted' | 'compacted' | 'segments-deleted' | 'bases-deleted';
 

@@ -1,4 +1,4 @@
-import type { RetentionPolicy } from '../datapath/retention';
+import type { RetentionPolicy } from '../common/retention';
 import { retentionPolicy } from './protection-policy';
 import type { RunbookStore } from './store';
 import { validateRunbook } from './validate';

@@ -1,4 +1,4 @@
-import type { RetentionPolicy } from '../datapath/retention';
+import type { RetentionPolicy } from '../common/retention';
 import type { RunbookRetention } from './schema';
 import { parseDuration } from './units';
 

@@ -197,7 +197,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
   // by the store (a point needs the end of the log to be plannable: no unfinished sync or resync).
   // Updates accepted before labels existed carry no argument.
   setHandler(restorePointNowUpdate, (request) => makePoint('on-demand', request?.label), {
-    validator: () => {
+    validator: (_request: { label?: string } | undefined) => {
       if (status.mode !== 'log') throw new Error(`domain ${input.domain} is in ${status.mode} mode; restore points follow once every write is logged again`);
       if (diskSync) throw new Error(`domain ${input.domain} is copying new disks into its log; restore points follow once the log covers them`);
       if (status.cursor === 0) throw new Error(`domain ${input.domain} has no replicated writes yet`);
