@@ -154,7 +154,7 @@ const ApproveRequest = z.strictObject({ step: z.string().min(1).max(63), decisio
 const DecisionRequest = z.strictObject({ target: z.string().min(1).max(80), comment: z.string().max(2000).optional() });
 const CommitDecisionRequest = z.strictObject({ comment: z.string().max(2000).optional() });
 
-function parseBody<T>(schema: z.ZodType<T>, req: Request): T {
+export function parseBody<T>(schema: z.ZodType<T>, req: Request): T {
   if (req.body === undefined) throw new ProblemError({ title: 'Unsupported media type', status: 415, detail: 'send the request body as application/json' });
   const parsed = schema.safeParse(req.body);
   if (!parsed.success) {
@@ -174,7 +174,7 @@ function describeConflict(open: ConflictRecord): string {
   return `site ${open.site} runs ${open.vms.join(', ')} since ${new Date(open.since).toISOString()} while ${open.owner.site} owns the domain`;
 }
 
-function domainParam(req: Request): string {
+export function domainParam(req: Request): string {
   const domain = String(req.params.domain);
   if (!DOMAIN.test(domain)) throw badRequest(`"${domain}" is not a protected domain name`);
   return domain;

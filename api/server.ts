@@ -10,6 +10,7 @@ import { createApp } from './app';
 import { readTokenFile } from './auth';
 import { operationsRouter } from './operations';
 import { storageSiteRouter } from './storage-site';
+import { restorePointsRouter } from './restore-points';
 import { runbooksRouter } from './runbooks';
 import type { SiteInventory } from '../runbooks/inventory';
 import { RunbookStore } from '../runbooks/store';
@@ -61,6 +62,7 @@ async function main(): Promise<void> {
     routers: [
       runbooksRouter({ store: runbooks, log, inventoryFor }),
       storageSiteRouter({ store, log }),
+      restorePointsRouter({ client: temporal, store, runbooks, log }),
       operationsRouter({
         client: temporal,
         runbooks,
