@@ -111,11 +111,11 @@ export async function collectGarbage(options: GcOptions): Promise<GcResult> {
   const remainingPoints = points.filter((p) => kept.has(p.point.id));
   await store.delete(expiredPoints.map((p) => p.key));
   result.deleted.points = expiredPoints.length;
-  // Also the tags an earlier run left when it died after deleting their point; a point made since the listing has its own record.
-  const tagsOfGonePoints = await Promise.all(
-    [...tags.keys()].filter((id) => !kept.has(id)).map(async (id) => ((await store.get(keys.point(id))) ? [] : (await store.list(keys.pointTags(id))).keys)),
-  );
-  await store.delete(tagsOfGonePoints.flat());
+  // Their tags go too, and those of points an earlier run deleted before it died. A point made
+  // since the listing is not gone: its record is there.
+  const goneIds = await Promise.all([...tags.keys()].filter((id) => !kept.has(id)).map(async (id) => ((await store.get(keys.point(id))) ? [] : [id])));
+  const tagKeys = await Promise.all(goneIds.flat().map(async (id) => (await store.list(keys.pointTags(id))).keys));
+  await store.delete(tagKeys.flat());
   await options.onStep?.('points-deleted');
 
   const compaction = await compactionPoint(options, cutoff);
