@@ -1,15 +1,20 @@
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { generateToken } from '../../api/auth';
 import { restorePointsRouter } from '../../api/restore-points';
 import { runbooksRouter } from '../../api/runbooks';
+import { listBases } from '../../datapath/base-image';
 import { Ownership } from '../../datapath/ownership';
-import { protectStatusQuery } from '../../workflows/protect';
+import { rehydrate } from '../../datapath/rehydrate';
+import { listRestorePoints } from '../../datapath/restore-points';
+import { expectedDiskContent, readWorkloadRecord } from '../../sites/workload';
 import { protectionWorkflowId } from '../../workflows/workflow-ids';
 import { apiCalls } from '../harness/api-calls';
 import { admin, testSiteDefinitions } from '../harness/sites';
 import { useTestApi, useTestbed, type ApiPrincipal } from '../harness/testbed';
 import { failoverSiteDefinitions, protectAtPrimary, runbookYaml, waitFor } from '../fixtures/failover-domains';
+import { MemorySite } from '../unit/datapath-memory-site';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const DOMAIN = 'golf';
@@ -22,6 +27,7 @@ describe('restore points API on real Temporal, S3, a site and its worker: list, 
   const api = useTestApi({ principals: [operator, viewer], routers: (log) => [runbooksRouter({ store: runbooks, log }), restorePointsRouter({ client: stack.client, store, runbooks, log })] });
   const { call, submitRunbook } = apiCalls(() => api.url, operator.token);
   const protection = () => stack.client.workflow.getHandle(protectionWorkflowId(DOMAIN, 'primary', 1));
+  const ownership = () => new Ownership(store, DOMAIN);
   const listed = async (query = '') => {
     const { status, body } = await call('GET', `/domains/${DOMAIN}/restore-points${query}`, undefined, viewer.token);
     assert.equal(status, 200, JSON.stringify(body));
@@ -30,11 +36,17 @@ describe('restore points API on real Temporal, S3, a site and its worker: list, 
 
   before(async () => {
     await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 40, blockSize: 4096, pattern: 'random', seed: 'restore-points' });
-    // Garbage collection after every other replicator run (about every 2 s).
-    await protectAtPrimary(stack.client, DOMAIN, { gcEveryRuns: 2 });
+    // Garbage collection after every other replicator run (about every 2 s), compacting the log older than 4 s.
+    await protectAtPrimary(stack.client, DOMAIN, { gcEveryRuns: 2, protectionWindowMs: 4_000 });
   });
 
-  it('takes labelled points, lists them, pins one, and applies a retention policy submitted while protection runs', async () => {
+  /** The runbook of the domain with these retention tiers (its own window is a day). */
+  const withRetention = (tiers: string) =>
+    runbookYaml(DOMAIN, {}).replace('  protection: { restorePointInterval: 1m, protectionWindow: 1d }', `  protection:\n    restorePointInterval: 1m\n    protectionWindow: 1d\n    retention: { tiers: [${tiers}] }`);
+
+  it('takes labelled points, lists them, pins one, applies a retention policy submitted while protection runs, and the pinned point rebuilds byte-identical', async () => {
+    // Every point for an hour, so that the points outlive the protection's 4 s window until the policy changes.
+    await submitRunbook(withRetention('{ every: all, for: 1h }'));
     const taken: string[] = [];
     for (const label of ['before the upgrade', undefined, 'after the upgrade']) {
       const { status, body } = await call('POST', `/domains/${DOMAIN}/restore-points`, label !== undefined ? { label } : {});
@@ -47,7 +59,7 @@ describe('restore points API on real Temporal, S3, a site and its worker: list, 
     const { points, retention } = await listed();
     assert.deepEqual(points.map((p) => p.id), [...taken].reverse(), 'newest first');
     assert.deepEqual(points.map((p) => p.label), ['after the upgrade', null, 'before the upgrade']);
-    assert.match(retention.source, /no runbook golf/);
+    assert.match(retention.source, /runbook golf v1 spec.protection.retention/);
     const newest = points[0];
     const consistency = newest.consistency as { kind: string; position: { epoch: number }; scope: string };
     assert.deepEqual([consistency.kind, consistency.position.epoch, newest.id.startsWith('0000000001-')], ['log-position', 1, true]);
@@ -63,25 +75,34 @@ describe('restore points API on real Temporal, S3, a site and its worker: list, 
     assert.equal(pinned.status, 200, JSON.stringify(pinned.body));
     assert.equal((pinned.body.pinned as { by: string }).by, 'dr-lead');
 
-    // Collections after the points, with no policy in a runbook: the window keeps them all.
-    const gcAfter = Date.now();
-    await waitFor('a garbage collection', async () => ((await protection().query(protectStatusQuery)).lastGc?.at ?? 0) > gcAfter, 30_000);
+    // Collections compact the log older than 4 s past the first point, and the policy keeps every point.
+    const first = (await listRestorePoints(store, ownership())).find((p) => p.id === taken[0])!;
+    const basesBefore = async (sequence: number) => (await listBases(store, ownership())).filter((b) => b.cursor <= sequence).length;
+    await waitFor('a compaction past the first point', async () => (await listBases(store, ownership())).some((b) => b.kind === 'compaction' && b.cursor > first.lastJournalSequence), 30_000);
     assert.deepEqual((await listed()).points.map((p) => p.id), [...taken].reverse());
 
     const runId = (await protection().describe()).runId;
-    await submitRunbook(
-      runbookYaml(DOMAIN, {}).replace('  protection: { restorePointInterval: 1m, protectionWindow: 1d }', '  protection:\n    restorePointInterval: 1m\n    protectionWindow: 1d\n    retention: { tiers: [{ every: all, for: 1s }] }'),
-    );
+    await submitRunbook(withRetention('{ every: all, for: 1s }'));
     await waitFor('the policy applied: of the points taken, only the pinned one left', async () => !(await listed()).points.some((p) => taken.includes(p.id) && p.id !== taken[0]), 30_000);
     const after = await listed();
-    assert.match(after.retention.source, /runbook golf v1 spec.protection.retention/);
+    assert.match(after.retention.source, /runbook golf v2 spec.protection.retention/);
     assert.deepEqual(after.retention.tiers, ['every point for 1s']);
     assert.deepEqual(after.points.filter((p) => taken.includes(p.id)).map((p) => [p.id, p.retention.keptBy, p.retention.expiresAt]), [[taken[0], ['pinned'], null]]);
     assert.equal((await protection().describe()).runId, runId, 'the same protection run applied it');
 
+    // Older than the window and than a compaction base: the base it starts from stays, and the log after it.
+    const pinnedPoint = first;
+    assert.ok((await basesBefore(pinnedPoint.lastJournalSequence)) > 0, 'the base the pinned point starts from is kept');
+    const record = readWorkloadRecord(path.join(stack.dir, 'primary', 'workload-record.jsonl'));
+    const target = new MemorySite();
+    await rehydrate({ store, ownership: ownership(), target, disks: pinnedPoint.disks!, datastore: 'ds', upTo: { kind: 'position', position: pinnedPoint.position } });
+    for (const disk of pinnedPoint.disks!) {
+      assert.ok(target.disks.get(disk.diskId)!.equals(expectedDiskContent(record, disk.diskId, disk.sizeBytes, { sequence: pinnedPoint.lastJournalSequence })), `${disk.diskId} at the pinned point`);
+    }
+
     const unpinned = await call('DELETE', `/domains/${DOMAIN}/restore-points/${taken[0]}/pin`);
     assert.equal(unpinned.status, 200, JSON.stringify(unpinned.body));
-    await waitFor('the unpinned point collected', async () => !(await listed()).points.some((p) => p.id === taken[0]), 30_000);
+    await waitFor('the unpinned point collected, and the base only it needed', async () => !(await listed()).points.some((p) => p.id === taken[0]) && (await basesBefore(pinnedPoint.lastJournalSequence)) === 0, 30_000);
   });
 
   it('answers 400 for a bad label, query or id, 403 to a viewer, 404 for an unknown domain or point, 409 without a running protection', async () => {
