@@ -76,8 +76,8 @@ export function restorePointsRouter({ client, store, runbooks, log }: RestorePoi
     return point;
   }
 
-  router.get('/domains/:domain/restore-points', requireRole('viewer'), async (req, res) => {
-    const domain = domainParam(req);
+  /** Every point of the domain as the API shows it, newest first, with the retention in force. */
+  async function shownPoints(domain: string, req: Request) {
     const query = ListQuery.safeParse(req.query);
     if (!query.success) throw badRequest('the query is invalid', { errors: query.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) });
     const windowMs = await protectionWindowMs(domain);
@@ -112,12 +112,24 @@ export function restorePointsRouter({ client, store, runbooks, log }: RestorePoi
           },
         };
       });
-    res.json({
+    return {
       domain,
       protectionWindow: formatDuration(windowMs),
       retention: { source: retention.source, tiers: policy.tiers.map(describeTier), keepTested: policy.keepTested },
       points: shown,
-    });
+    };
+  }
+
+  router.get('/domains/:domain/restore-points', requireRole('viewer'), async (req, res) => {
+    res.json(await shownPoints(domainParam(req), req));
+  });
+
+  router.get('/domains/:domain/restore-points/:id', requireRole('viewer'), async (req, res) => {
+    const domain = domainParam(req);
+    const id = pointIdParam(req);
+    const point = (await shownPoints(domain, req)).points.find((p) => p.id === id);
+    if (!point) throw notFound(`domain ${domain} has no restore point ${id}`);
+    res.json(point);
   });
 
   router.post('/domains/:domain/restore-points', requireRole('operator'), json, async (req, res) => {

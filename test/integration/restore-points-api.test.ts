@@ -67,6 +67,8 @@ describe('restore points API on real Temporal, S3, a site and its worker: list, 
     assert.deepEqual(newest.vms, [{ name: 'g-app-1', cpus: 2, memoryMiB: 4096, disks: 1, networks: ['prod-app'], datastore: 'ds-a' }]);
     assert.deepEqual([newest.tested, newest.pinned, newest.retention.keptBy], [null, null, ['tier 1: every point for 1h']]);
     assert.equal(Date.parse(newest.retention.expiresAt!), Date.parse(newest.time) + 3_600_000);
+    const one = await call('GET', `/domains/${DOMAIN}/restore-points/${taken[1]}`, undefined, viewer.token);
+    assert.deepEqual([one.status, one.body.id, one.body.label], [200, taken[1], null]);
     const full = (await listed('?detail=full')).points[0].vms as Array<{ diskIds: string[]; nics: unknown[] }>;
     assert.equal(full[0].diskIds.length, 1);
     assert.equal(full[0].nics.length, 1);
@@ -120,6 +122,7 @@ describe('restore points API on real Temporal, S3, a site and its worker: list, 
     await expectStatus('POST', `/domains/${DOMAIN}/restore-points/0000000001-0000000000000001-1/pin`, 403, undefined, viewer.token);
     await expectStatus('POST', `/domains/${DOMAIN}/restore-points/0000000001-0000000000000001-1/pin`, 404);
     await expectStatus('DELETE', `/domains/${DOMAIN}/restore-points/0000000001-0000000000000001-1/pin`, 404);
+    await expectStatus('GET', `/domains/${DOMAIN}/restore-points/0000000001-0000000000000001-1`, 404, undefined, viewer.token);
     await expectStatus('GET', '/domains/nowhere/restore-points', 404);
     await expectStatus('POST', '/domains/nowhere/restore-points', 404, {});
     // Owned by the primary, but nothing protects it there.

@@ -100,6 +100,11 @@ describe('restore point retention on real S3: garbage collection keeps exactly w
     assert.deepEqual((await listBases(store, ownership)).map((b) => b.kind), ['compaction']);
     for (const timestamp of [2_609, 3_309, 6_109]) await rebuildsExactly(timestamp, 'after the second collection');
     assert.deepEqual((await collectGarbage({ store, ownership, disks: DISKS, windowMs: WINDOW_MS, retention: { ...POLICY, keepTested: false }, now: NOW })).deleted, { points: 0, segments: 0, bases: 0, leases: 0 }, 'a repeated run changes nothing');
+    // A run killed after deleting a point but before its tags: the next one finds them without their point.
+    await recordTested(store, ownership, at(1_509).id, { drill: 'd0', workflowId: 'drill/retention/w', at: 5_000, outcome: 'failed' });
+    await collectGarbage({ store, ownership, disks: DISKS, windowMs: WINDOW_MS, retention: POLICY, now: NOW });
+    assert.deepEqual([...(await readPointTags(store, ownership)).keys()], [], 'the tags of a point that is gone are collected');
+    assert.deepEqual(await remaining(), [2_609, 3_309, 5_709, 6_109]);
   });
 
   it('finds the point a drill rebuilt: at its position, or at an instant no later write precedes', async () => {
