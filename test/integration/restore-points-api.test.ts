@@ -9,6 +9,7 @@ import { Ownership } from '../../datapath/ownership';
 import { rehydrate } from '../../datapath/rehydrate';
 import { listRestorePoints } from '../../datapath/restore-points';
 import { expectedDiskContent, readWorkloadRecord } from '../../sites/workload';
+import { protectStatusQuery } from '../../workflows/protect';
 import { protectionWorkflowId } from '../../workflows/workflow-ids';
 import { apiCalls } from '../harness/api-calls';
 import { admin, testSiteDefinitions } from '../harness/sites';
@@ -16,7 +17,6 @@ import { useTestApi, useTestbed, type ApiPrincipal } from '../harness/testbed';
 import { failoverSiteDefinitions, protectAtPrimary, runbookYaml, waitFor } from '../fixtures/failover-domains';
 import { MemorySite } from '../unit/datapath-memory-site';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const DOMAIN = 'golf';
 type ShownPoint = { id: string; time: string; label: string | null; pinned: { by: string } | null; retention: { keptBy: string[]; expiresAt: string | null } } & Record<string, unknown>;
 
@@ -53,7 +53,9 @@ describe('restore points API on real Temporal, S3, a site and its worker: list, 
       assert.equal(status, 201, JSON.stringify(body));
       assert.equal(body.label, label ?? null);
       taken.push(String(body.id));
-      await sleep(1_500);
+      // The next point is a new one only once a write after this one is in the log.
+      const { consistency } = (await call('GET', `/domains/${DOMAIN}/restore-points/${String(body.id)}`)).body as { consistency: { lastJournalSequence: number } };
+      await waitFor('a write logged after the point', async () => (await protection().query(protectStatusQuery)).cursor > consistency.lastJournalSequence, 30_000);
     }
 
     const { points, retention } = await listed();
