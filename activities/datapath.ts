@@ -13,7 +13,9 @@ import { rehydrate, type RehydrationProgress, type RehydrationResult } from '../
 import { TargetNotRestorableError } from '../datapath/log-chain';
 import { JournalGapError, replicate, type ReplicationProgress, type Throttle } from '../datapath/replicator';
 import { finishResync, trackDirtyRegions, writeResyncSegment, type ResyncWritten } from '../datapath/bitmap';
-import { createRestorePoint } from '../datapath/restore-points';
+import { createRestorePoint, pointAtTarget, recordTested } from '../datapath/restore-points';
+import { latestRetention } from '../runbooks/domain-retention';
+import { RunbookStore } from '../runbooks/store';
 import { DiskSync, type DiskSyncState } from '../datapath/disk-sync';
 import { domainMembers, sameMembers, vmMetadata } from '../datapath/membership';
 import { CorruptSegmentError } from '../datapath/segment-codec';
@@ -24,6 +26,8 @@ export interface DatapathDependencies {
   store: ObjectStore;
   /** The provider of a named site; a site worker knows only its own. */
   site: (name: string) => SiteProvider;
+  /** Where garbage collection reads the retention policy; default: the runbooks next to the domains. */
+  runbooks?: RunbookStore;
 }
 
 export interface ReplicateInput {
@@ -130,6 +134,9 @@ export interface FollowLogInput {
   targetMayHoldData?: boolean;
 }
 
+/** The restore point a drill tagged as tested, or why it tagged none. */
+export type TestedPoint = { point: string; at: number; outcome: 'passed' | 'failed' } | { point: null; why: string };
+
 /** Failures that retrying cannot fix become non-retryable with a stable type. */
 export function classify(error: unknown): unknown {
   if (error instanceof StaleEpochError) return failure('StaleEpoch', error.message);
@@ -141,7 +148,7 @@ export function classify(error: unknown): unknown {
   return error;
 }
 
-export function createDatapathActivities({ store, site }: DatapathDependencies) {
+export function createDatapathActivities({ store, site, runbooks = new RunbookStore(store.s3, store.settings) }: DatapathDependencies) {
   const readManifest = async (domain: string): Promise<Manifest> => {
     const key = new DomainKeys(store.prefix, domain).manifest();
     const body = await store.get(key);
@@ -287,17 +294,19 @@ export function createDatapathActivities({ store, site }: DatapathDependencies) 
     async collectGarbage(input: { domain: string }): Promise<GcResult> {
       const context = Context.current();
       const manifest = await readManifest(input.domain);
+      const retention = await latestRetention(runbooks, input.domain);
       try {
         const result = await collectGarbage({
           store,
           ownership: new Ownership(store, input.domain),
           disks: manifest.disks,
           windowMs: manifest.protectionWindowMs,
+          ...(retention.policy ? { retention: retention.policy } : {}),
           now: Date.now(),
           onStep: (step) => context.heartbeat(step),
           onProgress: () => context.heartbeat(),
         });
-        context.log.info('garbage collection finished', { domain: input.domain, ...result });
+        context.log.info('garbage collection finished', { domain: input.domain, retention: retention.source, ...result });
         return result;
       } catch (error) {
         throw classify(error);
@@ -375,10 +384,32 @@ export function createDatapathActivities({ store, site }: DatapathDependencies) 
       }
     },
 
-    async createRestorePoint(input: { domain: string; reason: RestorePoint['reason'] }): Promise<RestorePoint> {
+    async createRestorePoint(input: { domain: string; reason: RestorePoint['reason']; label?: string }): Promise<RestorePoint> {
       const manifest = await readManifest(input.domain);
       try {
-        return await createRestorePoint(store, new Ownership(store, input.domain), { reason: input.reason, vms: manifest.vms, disks: manifest.disks, now: Date.now() });
+        return await createRestorePoint(store, new Ownership(store, input.domain), {
+          reason: input.reason,
+          ...(input.label !== undefined ? { label: input.label } : {}),
+          vms: manifest.vms,
+          disks: manifest.disks,
+          now: Date.now(),
+        });
+      } catch (error) {
+        throw classify(error);
+      }
+    },
+
+    /**
+     * A drill's result, recorded next to the restore point it rebuilt the domain to (never in the
+     * point record itself). Once per drill: a retry finds the record its first attempt wrote.
+     */
+    async recordPointTested(input: { domain: string; upTo: RehydrationTarget; drill: string; workflowId: string; outcome: 'passed' | 'failed' }): Promise<TestedPoint> {
+      const ownership = new Ownership(store, input.domain);
+      try {
+        const point = await pointAtTarget(store, ownership, input.upTo);
+        if (!point) return { point: null, why: 'no restore point is at the position the drill rebuilt (an instant or the end of the log between points, or a point collected since)' };
+        const tested = await recordTested(store, ownership, point.id, { drill: input.drill, workflowId: input.workflowId, at: Date.now(), outcome: input.outcome });
+        return { point: point.id, at: tested.at, outcome: tested.outcome };
       } catch (error) {
         throw classify(error);
       }

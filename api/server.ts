@@ -14,6 +14,7 @@ import { domainListRouter } from './domain-list';
 import { apiMetrics } from './metrics';
 import { sitesRouter } from './sites';
 import { storageSiteRouter } from './storage-site';
+import { restorePointsRouter } from './restore-points';
 import { runbooksRouter } from './runbooks';
 import type { SiteInventory } from '../runbooks/inventory';
 import { RunbookStore } from '../runbooks/store';
@@ -70,6 +71,7 @@ async function main(): Promise<void> {
       sitesRouter({ client: temporal, sites, log }),
       domainListRouter({ client: temporal, store, log }),
       metrics.router,
+      restorePointsRouter({ client: temporal, store, runbooks, log }),
       operationsRouter({
         client: temporal,
         runbooks,

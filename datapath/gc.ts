@@ -7,6 +7,8 @@ import type { Ownership } from './ownership';
 import { leaseSchema, parseRecord, restorePointSchema, type BaseRecord, type DomainDisk, type Lease, type LogPosition } from './records';
 import type { RehydrationTarget } from './records';
 import { rehydrate, type TargetDisks } from './rehydrate';
+import { readPointTags } from './restore-points';
+import { selectRetained, windowOnly, type RetentionPolicy } from '../common/retention';
 
 export type GcStep = 'points-deleted' | 'compacted' | 'segments-deleted' | 'bases-deleted';
 
@@ -15,6 +17,8 @@ export interface GcOptions {
   ownership: Ownership;
   disks: DomainDisk[];
   windowMs: number;
+  /** Which restore points are kept; default: every point younger than the window. */
+  retention?: RetentionPolicy;
   now: number;
   /** Called after each step: the activity heartbeats here, tests kill here. */
   onStep?: (step: GcStep) => void | Promise<void>;
@@ -74,12 +78,15 @@ async function compactionPoint(options: GcOptions, cutoff: number): Promise<{ po
 
 /**
  * Garbage collection of one domain, in steps that are each safe to die after:
- * 1. delete the restore points older than the window, first, so that no point ever names data
- *    that is gone or no longer reachable once a newer base exists;
+ * 1. delete the restore points the retention policy does not keep (by default those older than
+ *    the window; pinned points always stay), first, so that no point ever names data that is gone
+ *    or no longer reachable once a newer base exists, then the pins and drill results of points
+ *    that are gone;
  * 2. compact: the log older than the protection window becomes a new base (rebuilt in memory from
  *    the current base and log, stored chunk by chunk, committed by its base.json);
  * 3. find the oldest base any remaining target needs: the end of the log, every remaining restore
- *    point, every live lease of a running rehydration; everything from it on is kept;
+ *    point (a pinned one older than the window keeps the base it starts from), every live lease of
+ *    a running rehydration; everything from it on is kept;
  * 4. delete the segments before it that every live log follower has applied (at or before the
  *    position its lease names: a follower behind the compaction keeps the segments after its
  *    position, and holds back no base), then the bases before it (base.json first, so that a base
@@ -96,9 +103,19 @@ export async function collectGarbage(options: GcOptions): Promise<GcResult> {
 
   const pointKeys = (await store.list(keys.pointsPrefix())).keys;
   const points = await Promise.all(pointKeys.map(async (key) => ({ key, point: parseRecord(restorePointSchema, key, (await store.get(key))!) })));
-  const expiredPoints = points.filter((p) => p.point.timestamp < cutoff);
+  const tags = await readPointTags(store, ownership);
+  const policy = options.retention ?? windowOnly(options.windowMs);
+  const pinned = new Set([...tags].filter(([, t]) => t.pin || (policy.keepTested && t.tested.length > 0)).map(([id]) => id));
+  const kept = new Set(selectRetained(points.map((p) => p.point), pinned, policy, now).flatMap((d) => (d.kept ? [d.id] : [])));
+  const expiredPoints = points.filter((p) => !kept.has(p.point.id));
+  const remainingPoints = points.filter((p) => kept.has(p.point.id));
   await store.delete(expiredPoints.map((p) => p.key));
   result.deleted.points = expiredPoints.length;
+  // Their tags go too, and those of points an earlier run deleted before it died. A point made
+  // since the listing is not gone: its record is there.
+  const goneIds = await Promise.all([...tags.keys()].filter((id) => !kept.has(id)).map(async (id) => ((await store.get(keys.point(id))) ? [] : [id])));
+  const tagKeys = await Promise.all(goneIds.flat().map(async (id) => (await store.list(keys.pointTags(id))).keys));
+  await store.delete(tagKeys.flat());
   await options.onStep?.('points-deleted');
 
   const compaction = await compactionPoint(options, cutoff);
@@ -124,7 +141,7 @@ export async function collectGarbage(options: GcOptions): Promise<GcResult> {
   // Followers need no base, only the segments after the position they have applied.
   const followers = live.flatMap((l) => (l.position ? [l.position] : []));
   const readers = live.filter((l) => !l.position);
-  const oldest = await oldestNeededBase(options, [{ kind: 'latest' }, ...points.filter((p) => p.point.timestamp >= cutoff).map((p) => ({ kind: 'position' as const, position: p.point.position }))], readers);
+  const oldest = await oldestNeededBase(options, [{ kind: 'latest' }, ...remainingPoints.map((p) => ({ kind: 'position' as const, position: p.point.position }))], readers);
   if (typeof oldest === 'string') {
     result.skipped = oldest;
     return result;

@@ -54,6 +54,20 @@ export class DomainKeys {
   point(id: string): string {
     return `${this.pointsPrefix()}${id}.json`;
   }
+  /** What is said about restore points after they were made (pins, drill results): small objects of their own, so a point record is never rewritten. */
+  pointTagsPrefix(): string {
+    return `${this.root}point-tags/`;
+  }
+  pointTags(id: string): string {
+    return `${this.pointTagsPrefix()}${id}/`;
+  }
+  pointPin(id: string): string {
+    return `${this.pointTags(id)}pin.json`;
+  }
+  /** One record per drill, so that a repeated activity writes the same object. */
+  pointTested(id: string, drill: string): string {
+    return `${this.pointTags(id)}tested/${encodeURIComponent(drill)}.json`;
+  }
   basesPrefix(): string {
     return `${this.root}base/`;
   }

@@ -82,11 +82,31 @@ export const restorePointSchema = z.object({
   timestamp: z.number().int(),
   createdAt: z.number().int(),
   reason: z.enum(['policy', 'on-demand']),
+  /** The operator's words for an on-demand point (e.g. "before the upgrade"). */
+  label: z.string().optional(),
   vms: z.array(vmMetadataSchema),
   /** The domain's disks when the point was made (from the manifest); absent in points made before membership could change. */
   disks: z.array(diskSchema).optional(),
 });
 export type RestorePoint = z.infer<typeof restorePointSchema>;
+
+/** An operator's pin: garbage collection keeps the point (and what rebuilding it needs) until it is unpinned. */
+export const pinSchema = z.object({
+  formatVersion: version,
+  pinnedBy: z.string(),
+  pinnedAt: z.number().int(),
+});
+export type PinRecord = z.infer<typeof pinSchema>;
+
+/** A drill that rebuilt the domain to this point, and how its checks came out. */
+export const testedSchema = z.object({
+  formatVersion: version,
+  drill: z.string(),
+  workflowId: z.string(),
+  at: z.number().int(),
+  outcome: z.enum(['passed', 'failed']),
+});
+export type TestedRecord = z.infer<typeof testedSchema>;
 
 /**
  * The intent of an initial sync: the epoch's log is complete only from `cursor` on, so until the

@@ -146,6 +146,24 @@ export const FailbackSchema = z.strictObject({
   powerOn: PowerOnPlanSchema.optional().describe('the power-on plan at the primary; default: spec.powerOn'),
 });
 
+/**
+ * Tiered retention of restore points, applied by each garbage collection run from the runbook's
+ * latest version: per tier, every point (`every: all`) or the newest point of each `every` bucket
+ * (aligned to UTC), for as long as the point is younger than `for`. Pinned points stay regardless.
+ */
+export const RetentionSchema = z.strictObject({
+  tiers: z
+    .array(
+      z.strictObject({
+        every: z.union([z.literal('all'), duration]).describe('"all": every point; a duration: the newest point of each such bucket (1h: clock hours, 1d: UTC days)'),
+        for: duration.describe('the tier keeps a point while it is younger than this; at most spec.protection.protectionWindow'),
+      }),
+    )
+    .min(1)
+    .max(20),
+  keepTested: z.boolean().default(false).describe('a point a drill tested is pinned automatically (kept until unpinned)'),
+});
+
 export const RunbookSchema = z.strictObject({
   apiVersion: z.literal(RUNBOOK_API_VERSION),
   kind: z.literal(RUNBOOK_KIND),
@@ -188,6 +206,7 @@ export const RunbookSchema = z.strictObject({
       .strictObject({
         restorePointInterval: duration.default(PROTECTION_DEFAULTS.restorePointInterval),
         protectionWindow: duration.default(PROTECTION_DEFAULTS.protectionWindow).describe('how far back point-in-time recovery reaches'),
+        retention: RetentionSchema.optional().describe('which restore points garbage collection keeps; absent: every point for the protection window'),
       })
       .default(PROTECTION_DEFAULTS),
     powerOn: PowerOnPlanSchema,
@@ -208,4 +227,5 @@ export type RunbookStep = RunbookGroup['before'][number];
 export type RunbookVm = Runbook['spec']['vms'][number];
 export type FailurePolicy = RunbookGroup['onFailure'];
 export type RunbookCheck = Runbook['spec']['checks'][number];
+export type RunbookRetention = z.output<typeof RetentionSchema>;
 export type RunbookWebhookStep = Extract<RunbookStep, { type: 'webhook' }>;

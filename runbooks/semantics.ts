@@ -323,6 +323,18 @@ function checkProtectionDurations(runbook: Runbook, error: ErrorSink): void {
   if (interval > 0 && window > 0 && window < interval) {
     error(['spec', 'protection', 'protectionWindow'], 'invalid_duration', `protection window ${protection.protectionWindow} is shorter than the restore point interval ${protection.restorePointInterval}`);
   }
+  // A tier longer than the window would keep points whose log compaction has folded into a newer
+  // base: each would hold back its base and all the log after it. Only pinned points may do that.
+  protection.retention?.tiers.forEach((tier, t) => {
+    const path = ['spec', 'protection', 'retention', 'tiers', t];
+    const keepsFor = boundedDuration(error, [...path, 'for'], tier.for, 'retention tier');
+    const every = tier.every === 'all' ? 0 : boundedDuration(error, [...path, 'every'], tier.every, 'retention bucket');
+    if (window > 0 && keepsFor > window) {
+      error([...path, 'for'], 'retention_beyond_window', `retention tier keeps points for ${tier.for}, longer than the protection window ${protection.protectionWindow}; raise spec.protection.protectionWindow or shorten the tier`);
+    } else if (every > keepsFor && keepsFor > 0) {
+      error([...path, 'every'], 'invalid_duration', `retention bucket ${tier.every} is longer than the tier's ${tier.for}: it would keep at most one point`);
+    }
+  });
 }
 
 function checkPlanDurations(plan: RunbookPowerOnPlan, groupsPath: PathSegment[], error: ErrorSink): void {

@@ -1,4 +1,5 @@
 import { defineUpdate } from '@temporalio/workflow';
+import type { TestedPoint } from '../activities/datapath';
 import type { PointInTime } from '../activities/handover';
 import type { DrillResourceKind } from '../activities/recovery-site';
 import type { Runbook, RunbookCheck } from '../runbooks/schema';
@@ -73,6 +74,8 @@ export interface DrillReport {
   /** Why it failed: the failed checks, and VMs the plan did not bring up. */
   failedBecause?: string[];
   checks: CheckResult[];
+  /** The restore point tagged with this drill's outcome, or why none was (absent in drills that predate tagging). */
+  testedPoint?: TestedPoint;
   /** Webhooks of the power-on plan the drill left out (no `runInDrill: true`). */
   skippedWebhooks: string[];
   kept: { forMs: number; endedBy: string };

@@ -90,8 +90,8 @@ export interface ProtectStatus {
 }
 
 export const protectStatusQuery = defineQuery<ProtectStatus>('protectStatus');
-/** An on-demand restore point at the current end of the log; returns the point. */
-export const restorePointNowUpdate = defineUpdate<RestorePoint>('restorePointNow');
+/** An on-demand restore point at the current end of the log, with the operator's label if given; returns the point. */
+export const restorePointNowUpdate = defineUpdate<RestorePoint, [{ label?: string } | undefined]>('restorePointNow');
 /** Ends protection after the current replicator run, or once a running initial sync is committed (planned failover drains first, then stops it). */
 export const stopProtectionSignal = defineSignal('stopProtection');
 
@@ -186,15 +186,18 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     syncQueue = (await refreshMembership(undefined))?.added ?? [];
   }
 
-  const makePoint = async (reason: RestorePoint['reason']): Promise<RestorePoint> => {
-    const point = await acts.createRestorePoint.executeWithOptions({ summary: `${reason} restore point` }, [{ domain: input.domain, reason }]);
+  const makePoint = async (reason: RestorePoint['reason'], label?: string): Promise<RestorePoint> => {
+    const point = await acts.createRestorePoint.executeWithOptions({ summary: `${reason} restore point${label !== undefined ? ` "${label}"` : ''}` }, [
+      { domain: input.domain, reason, ...(label !== undefined ? { label } : {}) },
+    ]);
     status.lastRestorePoint = { id: point.id, timestamp: point.timestamp };
     return point;
   };
   // Restore points outside log mode are refused twice: here (none is asked for in another mode) and
   // by the store (a point needs the end of the log to be plannable: no unfinished sync or resync).
-  setHandler(restorePointNowUpdate, () => makePoint('on-demand'), {
-    validator: () => {
+  // Updates accepted before labels existed carry no argument.
+  setHandler(restorePointNowUpdate, (request) => makePoint('on-demand', request?.label), {
+    validator: (_request: { label?: string } | undefined) => {
       if (status.mode !== 'log') throw new Error(`domain ${input.domain} is in ${status.mode} mode; restore points follow once every write is logged again`);
       if (diskSync) throw new Error(`domain ${input.domain} is copying new disks into its log; restore points follow once the log covers them`);
       if (status.cursor === 0) throw new Error(`domain ${input.domain} has no replicated writes yet`);

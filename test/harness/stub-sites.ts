@@ -396,6 +396,7 @@ export class StubSites {
         Promise.resolve({ key: `domains/${domain}/log/${epoch}/${cursor}`, entries: 0, bytes: 0, cursor, journalMark: cursor, markedAt: Date.now() }),
       finishResync: () => Promise.resolve({}),
       createRestorePoint: ({ domain }) => Promise.resolve(restorePoint(domainOf(domain), 'on-demand')),
+      recordPointTested: () => Promise.resolve({ point: null, why: 'the stub sites keep no restore points' }),
       initialSync: ({ epoch }) => Promise.resolve({ baseId: `base-${epoch}`, bytesRead: 0, chunksStored: 0, consistentFrom: null }),
       rehydrateDomain: ({ domain: name, diskIdPrefix = '' }) => {
         const domain = domainOf(name);

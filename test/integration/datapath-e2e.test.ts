@@ -44,7 +44,7 @@ describe('datapath end to end: a workload, protect with SIGKILLed replicators, r
       assert.ok(waited < 60_000, `no replication progress within a minute (mode ${mode}, cursor ${cursor})`);
       await sleep(200);
     }
-    const point = await handle.executeUpdate(restorePointNowUpdate);
+    const point = await handle.executeUpdate(restorePointNowUpdate, { args: [{}] });
     await sleep(1_000);
     const instant = Date.now();
     await sleep(1_000);

@@ -59,7 +59,7 @@ describe('protection follows the VMs and disks of its domain while it runs', () 
     await waitFor('the initial sync did not finish', (s) => s.mode === 'log');
     await admin(bed.primary, bed.sites.token, '/admin/workload', { writesPerSecond: 150, blockSize: 4096, pattern: 'random', seed: 'membership' });
     await sleep(1_000);
-    const before = await handle.executeUpdate(restorePointNowUpdate);
+    const before = await handle.executeUpdate(restorePointNowUpdate, { args: [{}] });
 
     // While the workload writes: a new VM tagged for the domain, a disk attached to db-1, one detached from it.
     await diskWithData('web-1-disk-0', 2 * MiB);
@@ -78,7 +78,7 @@ describe('protection follows the VMs and disks of its domain while it runs', () 
     await sleep(1_500);
     await admin(bed.primary, bed.sites.token, '/admin/workload', undefined, 'DELETE');
     await caughtUp();
-    const after = await handle.executeUpdate(restorePointNowUpdate);
+    const after = await handle.executeUpdate(restorePointNowUpdate, { args: [{}] });
 
     // The disk syncs' stretches (one, or one per change protection noticed apart): finished, and
     // the others' writes were logged inside them one by one.
@@ -129,7 +129,7 @@ describe('protection follows the VMs and disks of its domain while it runs', () 
     await sleep(1_000);
     await admin(bed.primary, bed.sites.token, '/admin/workload', undefined, 'DELETE');
     await caughtUp();
-    const point = await handle.executeUpdate(restorePointNowUpdate);
+    const point = await handle.executeUpdate(restorePointNowUpdate, { args: [{}] });
     await handle.signal(stopProtectionSignal);
     await handle.result();
 

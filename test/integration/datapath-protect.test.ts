@@ -49,7 +49,7 @@ describe('protect workflow on real sites: bitmap mode past a tiny throttle, and 
     const { modeChanges } = await handle.query(protectStatusQuery);
     const modes = modeChanges.map((c) => c.mode).join(' ');
     assert.match(modes, /bitmap resync log/, modes);
-    await handle.executeUpdate(restorePointNowUpdate);
+    await handle.executeUpdate(restorePointNowUpdate, { args: [{}] });
     await handle.signal(stopProtectionSignal);
     await handle.result();
 

@@ -5,10 +5,11 @@ import { operationsRouter } from '../../api/operations';
 import { runbooksRouter } from '../../api/runbooks';
 import { readDomainStatus } from '../../datapath/domain-status';
 import { Ownership } from '../../datapath/ownership';
+import { readPointTags } from '../../datapath/restore-points';
 import type { Vm } from '../../sites/provider';
 import type { DrillReport } from '../../workflows/drill-messages';
 import type { OperationProgress, OperationReport } from '../../workflows/operation-messages';
-import { protectStatusQuery } from '../../workflows/protect';
+import { protectStatusQuery, restorePointNowUpdate } from '../../workflows/protect';
 import { protectionWorkflowId } from '../../workflows/workflow-ids';
 import { apiCalls } from '../harness/api-calls';
 import { replayClosedHistories } from '../harness/histories';
@@ -139,8 +140,12 @@ describe('drill end to end, on real Temporal, S3, sites and worker processes: a 
     await submitRunbook(runbookYaml(DOMAIN, { drill: { checks: ['{ name: db-up, type: heartbeat, vm: i-db-1, timeout: 1m }', '{ name: ldap-port, type: tcp, vm: i-app-1, port: 389, timeout: 3s }'] } }));
     const inventoryBefore = await recoveryInventory();
     const productionBefore = await production();
-    const { drill } = await drillResult(await startDrill({}));
+    // Drilled at a restore point, which the drill tags with its outcome.
+    const point = await stack.client.workflow.getHandle(protectionWorkflowId(DOMAIN, 'primary', 1)).executeUpdate(restorePointNowUpdate, { args: [{ label: 'drill target' }] });
+    const { drill } = await drillResult(await startDrill({ pointInTime: { restorePoint: point.id } }));
     assert.equal(drill.outcome, 'failed');
+    assert.deepEqual(drill.testedPoint && [drill.testedPoint.point, 'outcome' in drill.testedPoint ? drill.testedPoint.outcome : drill.testedPoint.why], [point.id, 'failed']);
+    assert.deepEqual((await readPointTags(store, new Ownership(store, DOMAIN))).get(point.id)?.tested.map((t) => [t.drill, t.outcome]), [[drill.id, 'failed']]);
     assert.deepEqual(drill.failedBecause, ['check ldap-port failed']);
     const ldap = drill.checks.find((c) => c.name === 'ldap-port')!;
     assert.equal(ldap.passed, false);
