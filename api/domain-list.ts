@@ -11,16 +11,21 @@ import { forEachLimited } from '../common/parallel';
 import { readDomainCondition } from '../datapath/domain-status';
 import type { ImportableDomain } from '../datapath/import-scan';
 import type { ObjectStore } from '../datapath/object-store';
+import { latestRpoTargetSeconds } from '../runbooks/domain-retention';
+import type { RunbookStore } from '../runbooks/store';
 import { domainOperationsQuery, type OperationRecord } from '../workflows/domain-operations';
 import { protectStatusQuery } from '../workflows/protect';
 import { domainOperationsWorkflowId, protectionWorkflowId } from '../workflows/workflow-ids';
 import { requireRole } from './auth';
 import { drillAtAGlance } from './drill-history';
+import { rpoBreachWarning, rpoNow } from './rpo';
 import { scanOrUnavailable } from './storage-site';
 
 export interface DomainListRouterOptions {
   client: Client;
   store: ObjectStore;
+  /** Where each domain's RPO target is read (its latest runbook). */
+  runbooks: RunbookStore;
   log: Logger;
   /** How long each workflow gets to answer a query; default 3 s. */
   deadlineMs?: number;
@@ -28,7 +33,7 @@ export interface DomainListRouterOptions {
 
 const DOMAINS_ASKED_AT_ONCE = 8;
 
-export function domainListRouter({ client, store, log, deadlineMs = 3_000 }: DomainListRouterOptions): Router {
+export function domainListRouter({ client, store, runbooks, log, deadlineMs = 3_000 }: DomainListRouterOptions): Router {
   const router = express.Router();
   const statusUrl = (workflowId: string) => `/operations/${encodeURIComponent(workflowId)}`;
 
@@ -49,12 +54,15 @@ export function domainListRouter({ client, store, log, deadlineMs = 3_000 }: Dom
     const { domain } = scanned;
     const notes: string[] = [];
     const owner = scanned.ownerSite ? { site: scanned.ownerSite, epoch: scanned.epoch } : null;
-    const [condition, desk, protection, drills] = await Promise.all([
+    const [condition, desk, protection, drills, rpoTarget] = await Promise.all([
       readDomainCondition(store, domain),
       ask(domainOperationsWorkflowId(domain), domainOperationsQuery, notes),
       owner ? ask(protectionWorkflowId(domain, owner.site, owner.epoch), protectStatusQuery, notes) : undefined,
       drillAtAGlance(client, domain),
+      latestRpoTargetSeconds(runbooks, domain).catch(() => undefined),
     ]);
+    const rpo = rpoNow(protection, rpoTarget);
+    if (rpo?.breached) notes.push(rpoBreachWarning(domain, rpo));
     const lastRestorePoint = protection?.lastRestorePoint ?? scanned.latestRestorePoint;
     return {
       domain,
@@ -62,8 +70,9 @@ export function domainListRouter({ client, store, log, deadlineMs = 3_000 }: Dom
       owner,
       conflict: condition.conflictSince !== undefined,
       protection: protection
-        ? { mode: protection.mode, site: protection.site, rpoSeconds: Math.round(protection.lagMs / 100) / 10, backlogEntries: protection.backlogEntries, stopping: protection.stopping }
+        ? { mode: protection.mode, site: protection.site, backlogEntries: protection.backlogEntries, stopping: protection.stopping }
         : null,
+      rpo,
       lastRestorePoint: lastRestorePoint ? { id: lastRestorePoint.id, at: new Date(lastRestorePoint.timestamp).toISOString() } : null,
       running: shownOperation(desk?.running),
       drill: shownOperation(desk?.drill),

@@ -14,11 +14,14 @@ import { DOMAIN_MODES } from '../common/domain-modes';
 import { readDomainCondition } from '../datapath/domain-status';
 import { scanDomains } from '../datapath/import-scan';
 import type { ObjectStore } from '../datapath/object-store';
+import { latestRpoTargetSeconds } from '../runbooks/domain-retention';
+import type { RunbookStore } from '../runbooks/store';
 import { protectStatusQuery, type ProtectMode, type ProtectStatus } from '../workflows/protect';
 import { DR_OPERATION, DR_OUTCOME } from '../workflows/search-attributes';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../workflows/task-queues';
 import { OPERATION_KINDS, protectionWorkflowId } from '../workflows/workflow-ids';
 import { requireRole } from './auth';
+import { rpoNow, type RpoNow } from './rpo';
 
 const PROTECT_MODES: ProtectMode[] = ['initial-sync', 'log', 'bitmap', 'resync'];
 /** Operations ended within visibility's retention that a scrape reads, newest first. */
@@ -27,6 +30,8 @@ const OPERATIONS_READ = 2_000;
 export interface MetricsOptions {
   client: Client;
   store: ObjectStore;
+  /** Where each domain's RPO target is read (its latest runbook). */
+  runbooks: RunbookStore;
   log: Logger;
   /** The sites whose task queues are watched. */
   sites: string[];
@@ -46,6 +51,7 @@ interface DomainFigures {
   domain: string;
   mode: string;
   protection?: ProtectStatus;
+  rpo: RpoNow | null;
 }
 
 interface Figures {
@@ -54,7 +60,7 @@ interface Figures {
   pollers: Array<{ taskQueue: string; pollers: number }>;
 }
 
-export function apiMetrics({ client, store, log, sites, refreshMs = 10_000, deadlineMs = 3_000 }: MetricsOptions): ApiMetrics {
+export function apiMetrics({ client, store, runbooks, log, sites, refreshMs = 10_000, deadlineMs = 3_000 }: MetricsOptions): ApiMetrics {
   const registry = new Registry();
   const requests = new Counter({ name: 'dr_http_requests_total', help: 'HTTP requests answered by the API, by route and status', labelNames: ['method', 'route', 'status'], registers: [registry] });
   const latency = new Histogram({ name: 'dr_http_request_duration_seconds', help: 'Time to answer an HTTP request', labelNames: ['method', 'route'], buckets: [0.005, 0.025, 0.1, 0.25, 1, 2.5, 10], registers: [registry] });
@@ -88,11 +94,12 @@ export function apiMetrics({ client, store, log, sites, refreshMs = 10_000, dead
     const scanned = await scanDomains(store);
     const domains: DomainFigures[] = [];
     await forEachLimited(scanned, 8, async (d) => {
-      const [condition, protection] = await Promise.all([
+      const [condition, protection, rpoTarget] = await Promise.all([
         readDomainCondition(store, d.domain),
         d.ownerSite ? ask(protectionWorkflowId(d.domain, d.ownerSite, d.epoch), protectStatusQuery) : undefined,
+        latestRpoTargetSeconds(runbooks, d.domain).catch(() => undefined),
       ]);
-      domains.push({ domain: d.domain, mode: condition.mode, ...(protection ? { protection } : {}) });
+      domains.push({ domain: d.domain, mode: condition.mode, ...(protection ? { protection } : {}), rpo: rpoNow(protection, rpoTarget) });
     });
     const operations: Figures['operations'] = [];
     const kinds = OPERATION_KINDS.map((k) => `'${k}'`).join(', ');
@@ -130,7 +137,13 @@ export function apiMetrics({ client, store, log, sites, refreshMs = 10_000, dead
     });
   const now = () => Date.now();
   gauge('dr_rpo_seconds', 'How far behind the protected site the storage site is: the protection lag its replicator last measured', ['domain'], (g, { domains }) => {
-    for (const d of domains) if (d.protection) g.set({ domain: d.domain }, d.protection.lagMs / 1000);
+    for (const d of domains) if (d.rpo) g.set({ domain: d.domain }, d.rpo.seconds);
+  });
+  gauge('dr_rpo_target_seconds', 'The RPO target of each domain that has one (spec.protection.rpoTarget of its latest runbook)', ['domain'], (g, { domains }) => {
+    for (const d of domains) if (d.rpo?.targetSeconds != null) g.set({ domain: d.domain }, d.rpo.targetSeconds);
+  });
+  gauge('dr_rpo_target_breached', 'Whether the domain\'s RPO is past its target: 1 past it, 0 within it (absent: no target, or the RPO is unknown)', ['domain'], (g, { domains }) => {
+    for (const d of domains) if (d.rpo?.targetSeconds != null) g.set({ domain: d.domain }, d.rpo.breached ? 1 : 0);
   });
   gauge('dr_replication_backlog_entries', 'Writes journaled at the protected site and not yet in the log', ['domain'], (g, { domains }) => {
     for (const d of domains) if (d.protection) g.set({ domain: d.domain }, d.protection.backlogEntries);

@@ -48,6 +48,8 @@ import {
 import type { PowerOnPlanInput } from '../workflows/power-on-plan';
 import { principalName, requireRole } from './auth';
 import { drillAtAGlance } from './drill-history';
+import { rpoBreachWarning, rpoNow } from './rpo';
+import { latestRpoTargetSeconds } from '../runbooks/domain-retention';
 import { badRequest, conflict, notFound, ProblemError } from './problem';
 
 export interface OperationsRouterOptions {
@@ -529,7 +531,9 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
           .query(protectStatusQuery)
           .catch(() => null)
       : null;
-    const [desk, drill] = await Promise.all([deskNow(domain).catch(() => undefined), drillAtAGlance(client, domain)]);
+    const [desk, drill, rpoTarget] = await Promise.all([deskNow(domain).catch(() => undefined), drillAtAGlance(client, domain), latestRpoTargetSeconds(runbooks, domain).catch(() => undefined)]);
+    const rpo = rpoNow(protection, rpoTarget);
+    const warnings = [...(rpo?.breached ? [rpoBreachWarning(domain, rpo)] : []), ...(drill.warnings ?? [])];
     const running = desk?.running;
     const continuous = running?.operation === 'continuous-failover' ? 'continuousFailover' : running?.operation === 'continuous-failback' ? 'continuousFailback' : undefined;
     const progress = continuous ? await ask(running!.workflowId, ORCHESTRATION_TASK_QUEUE, operationProgressQuery).catch(() => undefined) : undefined;
@@ -544,7 +548,9 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
       status: status ?? null,
       permanentFailover: (await readPermanentFailover(store, domain)) ?? null,
       protection,
-      ...drill,
+      rpo,
+      lastDrill: drill.lastDrill,
+      ...(warnings.length > 0 ? { warnings } : {}),
     });
   });
 

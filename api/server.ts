@@ -50,7 +50,7 @@ async function main(): Promise<void> {
       storagePolicies: inventory.storagePolicies,
     };
   };
-  const metrics = apiMetrics({ client: temporal, store, log, sites: loadSiteDefinitions().map((d) => d.name) });
+  const metrics = apiMetrics({ client: temporal, store, runbooks, log, sites: loadSiteDefinitions().map((d) => d.name) });
   const app = createApp({
     log,
     tokens,
@@ -69,7 +69,7 @@ async function main(): Promise<void> {
       runbooksRouter({ store: runbooks, log, inventoryFor }),
       storageSiteRouter({ store, log }),
       sitesRouter({ client: temporal, sites, log }),
-      domainListRouter({ client: temporal, store, log }),
+      domainListRouter({ client: temporal, store, runbooks, log }),
       metrics.router,
       restorePointsRouter({ client: temporal, store, runbooks, log }),
       operationsRouter({

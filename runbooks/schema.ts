@@ -207,6 +207,7 @@ export const RunbookSchema = z.strictObject({
         restorePointInterval: duration.default(PROTECTION_DEFAULTS.restorePointInterval),
         protectionWindow: duration.default(PROTECTION_DEFAULTS.protectionWindow).describe('how far back point-in-time recovery reaches'),
         retention: RetentionSchema.optional().describe('which restore points garbage collection keeps; absent: every point for the protection window'),
+        rpoTarget: duration.optional().describe('the RPO the domain must keep (e.g. 30s): past it, dr_rpo_target_breached is 1 and the domain\'s status says so'),
       })
       .default(PROTECTION_DEFAULTS),
     powerOn: PowerOnPlanSchema,

@@ -5,18 +5,18 @@ import { generateToken } from '../../api/auth';
 import { apiMetrics, type ApiMetrics } from '../../api/metrics';
 import { protectStatusQuery } from '../../workflows/protect';
 import { protectionWorkflowId } from '../../workflows/workflow-ids';
-import { failoverSiteDefinitions, protectAtPrimary, waitFor } from '../fixtures/failover-domains';
+import { failoverSiteDefinitions, protectAtPrimary, runbookYaml, waitFor } from '../fixtures/failover-domains';
 import { admin, testSiteDefinitions } from '../harness/sites';
 import { useTestApi, useTestbed, type ApiPrincipal } from '../harness/testbed';
 
 describe('GET /metrics on real servers, read by a Prometheus text-format parser: RPO and protection per domain, worker polling, the API\'s own traffic', () => {
   const viewer: ApiPrincipal = { name: 'prometheus', role: 'viewer', token: generateToken() };
-  const { stack, sites, primary, store } = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), ['echo']), workers: ['orchestration', 'primary'] });
+  const { stack, sites, primary, store, runbooks } = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), ['echo']), workers: ['orchestration', 'primary'] });
   let metrics: ApiMetrics | undefined;
   const api = useTestApi({
     principals: [viewer],
     routers: (log) => {
-      metrics = apiMetrics({ client: stack.client, store, log, sites: ['primary', 'recovery'], refreshMs: 200 });
+      metrics = apiMetrics({ client: stack.client, store, runbooks, log, sites: ['primary', 'recovery'], refreshMs: 200 });
       return [metrics.router];
     },
     httpMetrics: (req, res, next) => metrics!.httpMetrics(req, res, next),
@@ -24,6 +24,7 @@ describe('GET /metrics on real servers, read by a Prometheus text-format parser:
   before(async () => {
     await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 20, blockSize: 4096, pattern: 'random', seed: 'metrics' });
     await protectAtPrimary(stack.client, 'echo');
+    await runbooks.put('echo', runbookYaml('echo', {}).replace('protectionWindow: 1d }', 'protectionWindow: 1d, rpoTarget: 10m }'), 'test');
     const protection = stack.client.workflow.getHandle(protectionWorkflowId('echo', 'primary', 1));
     await waitFor('echo replicating in log mode', async () => (await protection.query(protectStatusQuery)).mode === 'log', 60_000);
   });
@@ -45,6 +46,8 @@ describe('GET /metrics on real servers, read by a Prometheus text-format parser:
     const families = parsePrometheusTextFormat(text);
     const rpo = sample(families, 'dr_rpo_seconds', { domain: 'echo' });
     assert.ok(rpo !== undefined && rpo >= 0 && rpo < 600, `dr_rpo_seconds ${rpo}`);
+    assert.equal(sample(families, 'dr_rpo_target_seconds', { domain: 'echo' }), 600, 'the target of echo\'s latest runbook');
+    assert.equal(sample(families, 'dr_rpo_target_breached', { domain: 'echo' }), 0);
     assert.equal(sample(families, 'dr_protection_mode', { domain: 'echo', mode: 'log' }), 1);
     assert.equal(sample(families, 'dr_protection_mode', { domain: 'echo', mode: 'bitmap' }), 0);
     assert.equal(sample(families, 'dr_domain_mode', { domain: 'echo', mode: 'Protected' }), 1);
