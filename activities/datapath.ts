@@ -109,6 +109,8 @@ export interface RehydrateInput {
   diskIdPrefix?: string;
   /** The target disks may exist with other data (failback onto the original disks): rehydration zeroes what the source does not write. */
   targetMayHoldData?: boolean;
+  /** Only these protected disks are rebuilt (a restore of chosen VMs); absent: every disk of the domain. */
+  onlyDisks?: string[];
 }
 
 export interface FollowLogInput {
@@ -442,6 +444,7 @@ export function createDatapathActivities({ store, site }: DatapathDependencies) 
     async rehydrateDomain(input: RehydrateInput): Promise<RehydrationResult> {
       const context = Context.current();
       const manifest = await readManifest(input.domain);
+      const only = input.onlyDisks;
       let latest = context.info.heartbeatDetails as RehydrationProgress | undefined;
       const ownership = new Ownership(store, input.domain);
       const lease = new ReaderLease(store, ownership, `${context.info.workflowExecution?.workflowId ?? context.info.base64TaskToken}/${context.info.activityId}`);
@@ -452,7 +455,7 @@ export function createDatapathActivities({ store, site }: DatapathDependencies) 
           store,
           ownership,
           target: site(input.targetSite),
-          disks: manifest.disks,
+          disks: only ? manifest.disks.filter((d) => only.includes(d.diskId)) : manifest.disks,
           datastore: input.datastore,
           ...(input.diskDatastores ? { diskDatastores: input.diskDatastores } : {}),
           upTo: input.upTo,

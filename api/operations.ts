@@ -74,7 +74,7 @@ export interface OperationsRouterOptions {
 }
 
 /** The requests this API offers endpoints for (the mode table knows the operations still to come). */
-const OFFERED: DomainRequest[] = ['power-on', 'failover', 'continuous-failover', 'failback', 'continuous-failback', 'permanent-failover', 'resolve-conflict', 'drill'];
+const OFFERED: DomainRequest[] = ['power-on', 'failover', 'continuous-failover', 'failback', 'continuous-failback', 'permanent-failover', 'resolve-conflict', 'drill', 'restore'];
 const offeredNow = (condition: DomainCondition) => allowedRequests(condition).filter((r) => OFFERED.includes(r));
 
 /** While an operation runs, the desk refuses every request but the one that completes it (a continuous operation's). */
@@ -93,21 +93,21 @@ function offeredWhile(condition: DomainCondition, running: Pick<OperationRecord,
  */
 export const OPERATION_QUERY_DEADLINE_MS = 5_000;
 
-const DOMAIN = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+export const DOMAIN = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
-const RunbookRef = z.strictObject({
+export const RunbookRef = z.strictObject({
   runbook: z.string().regex(DOMAIN, 'must be a runbook name'),
   version: z.int().min(1).optional(),
 });
 const PowerOnRequest = RunbookRef.extend({ site: z.string().regex(DOMAIN).optional() });
 const ContinuousFailoverRequest = RunbookRef.extend({ runbook: RunbookRef.shape.runbook.optional().describe('default: the runbook named like the domain') });
 const ContinuousFailbackRequest = RunbookRef.extend({ runbook: RunbookRef.shape.runbook.optional().describe('default: the runbook named like the domain (the one it failed over by)') });
-const PointInTimeRequest = z.union([
+export const PointInTimeRequest = z.union([
   z.strictObject({ restorePoint: z.string().regex(RESTORE_POINT_ID, 'must be a restore point id, e.g. 0000000001-0000000000000042-17') }),
   z.strictObject({ at: z.iso.datetime({ offset: true }).refine((at) => Date.parse(at) <= Date.now(), 'must not be in the future') }),
 ]);
 /** The request's point in time as an operation takes it: a restore point id, or an instant in epoch ms. */
-const pointInTimeOf = (point: z.infer<typeof PointInTimeRequest>): NonNullable<DrillInput['pointInTime']> => ('at' in point ? { at: Date.parse(point.at) } : point);
+export const pointInTimeOf = (point: z.infer<typeof PointInTimeRequest>): NonNullable<DrillInput['pointInTime']> => ('at' in point ? { at: Date.parse(point.at) } : point);
 const FailoverRequest = RunbookRef.extend({
   runbook: RunbookRef.shape.runbook.optional().describe('default: the runbook named like the domain'),
   type: z.enum(['planned', 'forced']),
@@ -154,7 +154,7 @@ const ApproveRequest = z.strictObject({ step: z.string().min(1).max(63), decisio
 const DecisionRequest = z.strictObject({ target: z.string().min(1).max(80), comment: z.string().max(2000).optional() });
 const CommitDecisionRequest = z.strictObject({ comment: z.string().max(2000).optional() });
 
-function parseBody<T>(schema: z.ZodType<T>, req: Request): T {
+export function parseBody<T>(schema: z.ZodType<T>, req: Request): T {
   if (req.body === undefined) throw new ProblemError({ title: 'Unsupported media type', status: 415, detail: 'send the request body as application/json' });
   const parsed = schema.safeParse(req.body);
   if (!parsed.success) {
@@ -174,20 +174,18 @@ function describeConflict(open: ConflictRecord): string {
   return `site ${open.site} runs ${open.vms.join(', ')} since ${new Date(open.since).toISOString()} while ${open.owner.site} owns the domain`;
 }
 
-function domainParam(req: Request): string {
+export function domainParam(req: Request): string {
   const domain = String(req.params.domain);
   if (!DOMAIN.test(domain)) throw badRequest(`"${domain}" is not a protected domain name`);
   return domain;
 }
 
 /**
- * HTTP triggers for operations on protected domains. Every operation goes through the domain's
- * operations desk (one at a time, 409 naming the running one); approvals and operator decisions
- * are routed to the power-on group that is waiting for them.
+ * What every operation's endpoint does before and as it starts the operation: the runbook loaded
+ * and validated, the mode table asked, the operation started through the domain's desk (409 naming
+ * the running one) and answered 202 with where to follow it. Routers of other modules use it too.
  */
-export function operationsRouter({ client, runbooks, store, log, webUiUrl, queryDeadlineMs = OPERATION_QUERY_DEADLINE_MS, sites }: OperationsRouterOptions): Router {
-  const router = express.Router();
-  const json = express.json({ limit: '64kb' });
+export function operationDesk({ client, runbooks, store, log, webUiUrl }: Pick<OperationsRouterOptions, 'client' | 'runbooks' | 'store' | 'log' | 'webUiUrl'>) {
   const namespace = client.options.namespace;
   const links = (workflowId: string) => ({
     workflowId,
@@ -254,6 +252,19 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     res.status(202).location(links(started.workflowId).statusUrl).json({ ...links(started.workflowId), operation: started.operation, ...shown });
   }
 
+  return { links, loadRunbook, requireAllowed, startOperation, startAndAnswer };
+}
+
+/**
+ * HTTP triggers for operations on protected domains. Every operation goes through the domain's
+ * operations desk (one at a time, 409 naming the running one); approvals and operator decisions
+ * are routed to the power-on group that is waiting for them.
+ */
+export function operationsRouter({ client, runbooks, store, log, webUiUrl, queryDeadlineMs = OPERATION_QUERY_DEADLINE_MS, sites }: OperationsRouterOptions): Router {
+  const router = express.Router();
+  const json = express.json({ limit: '64kb' });
+  const namespace = client.options.namespace;
+  const { links, loadRunbook, requireAllowed, startAndAnswer } = operationDesk({ client, runbooks, store, log, webUiUrl });
   /** A forced handover (failover, failback) is confirmed by the domain's name: it fences the site the domain leaves. */
   function requireConfirmation(domain: string, request: 'failover' | 'failback', body: { type: 'planned' | 'forced'; confirm?: string }) {
     if (body.type !== 'forced' || body.confirm === domain) return;

@@ -9,6 +9,7 @@ import { connectClient } from '../common/temporal';
 import { createApp } from './app';
 import { readTokenFile } from './auth';
 import { operationsRouter } from './operations';
+import { restoreRouter } from './restore';
 import { storageSiteRouter } from './storage-site';
 import { runbooksRouter } from './runbooks';
 import type { SiteInventory } from '../runbooks/inventory';
@@ -69,6 +70,7 @@ async function main(): Promise<void> {
         ...(process.env.DR_TEMPORAL_UI_URL ? { webUiUrl: process.env.DR_TEMPORAL_UI_URL } : {}),
         ...(sites.size > 0 ? { sites: { names: [...sites.keys()], inventoryFor } } : {}),
       }),
+      restoreRouter({ client: temporal, runbooks, store, log, ...(process.env.DR_TEMPORAL_UI_URL ? { webUiUrl: process.env.DR_TEMPORAL_UI_URL } : {}) }),
     ],
   });
   const server = app.listen(settings.api.port, settings.api.host, () => {

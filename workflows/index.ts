@@ -14,3 +14,4 @@ export { resolveConflict } from './resolve-conflict';
 export { permanentFailover } from './permanent-failover';
 export { retireSite } from './retire';
 export { drill } from './drill';
+export { restore } from './restore';

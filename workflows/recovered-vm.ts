@@ -173,3 +173,34 @@ export function rocvaNetworksAtPrimary(runbook: Runbook, domainNetwork: string):
 }
 
 const mappingBack = (runbook: Runbook) => new Map((runbook.spec.failback?.networkMapping ?? []).map((m) => [m.source, m.target]));
+
+/**
+ * A VM restored in place at the site that owns the domain: the configuration the restore point
+ * records for it (CPUs, memory, storage policy, and its networks and addresses when the point was
+ * recorded where it stands now), on the disks and at the place it has (`current`). A point recorded
+ * while the domain ran at the other site names that site's networks: the VM keeps its own. The
+ * runbook's startup action applies.
+ */
+export function restoredVm(current: Vm[]) {
+  return (source: Pick<VmMetadata, 'name' | 'cpus' | 'memoryMiB' | 'nics' | 'metadata' | 'placement'> & Pick<Vm, 'storagePolicy'>, diskIds: string[], runbook: Runbook): RecoveredVm => {
+    const now = current.find((vm) => vm.name === source.name);
+    const placement = now?.placement ?? source.placement;
+    if (!placement) throw new RecoveredVmError(`${source.name} is not registered at the site that owns ${runbook.spec.protectedDomain}, and the point records no placement for it`);
+    const recordedElsewhere = source.placement !== undefined && now !== undefined && source.placement.datacenter !== now.placement.datacenter;
+    const storagePolicy = source.storagePolicy ?? now?.storagePolicy;
+    return {
+      spec: {
+        name: source.name,
+        kind: 'vm',
+        cpus: source.cpus,
+        memoryMiB: source.memoryMiB,
+        placement,
+        ...(storagePolicy ? { storagePolicy } : {}),
+        nics: recordedElsewhere && now ? now.nics : source.nics,
+        diskIds: now?.diskIds ?? diskIds,
+        metadata: now?.metadata ?? source.metadata,
+      },
+      leavePoweredOff: runbook.spec.vms.find((v) => v.name === source.name)?.startupAction === 'poweredOff',
+    };
+  };
+}
