@@ -138,17 +138,13 @@ export function rebuiltVm(source: Pick<Vm, 'name' | 'cpus' | 'memoryMiB' | 'nics
   });
   const { recoveredBy: _recoveredBy, ...metadata } = source.metadata;
   return {
-    spec: {
-      name: source.name,
-      kind: 'vm',
-      cpus: source.cpus,
-      memoryMiB: source.memoryMiB,
+    spec: registrationOf(source, {
       placement: rebuildPlacement(source.name, left, runbook),
       ...(source.storagePolicy ? { storagePolicy: source.storagePolicy } : {}),
       nics,
       diskIds,
       metadata: { ...metadata, rebuiltBy: runbook.metadata.name },
-    },
+    }),
     leavePoweredOff: runbook.spec.vms.find((v) => v.name === source.name)?.startupAction === 'poweredOff',
   };
 }
@@ -189,18 +185,19 @@ export function restoredVm(current: Vm[]) {
     const recordedElsewhere = source.placement !== undefined && now !== undefined && source.placement.datacenter !== now.placement.datacenter;
     const storagePolicy = source.storagePolicy ?? now?.storagePolicy;
     return {
-      spec: {
-        name: source.name,
-        kind: 'vm',
-        cpus: source.cpus,
-        memoryMiB: source.memoryMiB,
+      spec: registrationOf(source, {
         placement,
         ...(storagePolicy ? { storagePolicy } : {}),
         nics: recordedElsewhere && now ? now.nics : source.nics,
         diskIds: now?.diskIds ?? diskIds,
         metadata: now?.metadata ?? source.metadata,
-      },
+      }),
       leavePoweredOff: runbook.spec.vms.find((v) => v.name === source.name)?.startupAction === 'poweredOff',
     };
   };
+}
+
+/** A VM's registration: its recorded name, CPUs and memory, and the rest as the operation places and connects it. */
+function registrationOf(source: Pick<Vm, 'name' | 'cpus' | 'memoryMiB'>, rest: Omit<RegisterVmSpec, 'name' | 'kind' | 'cpus' | 'memoryMiB'>): RegisterVmSpec {
+  return { name: source.name, kind: 'vm', cpus: source.cpus, memoryMiB: source.memoryMiB, ...rest };
 }
