@@ -37,7 +37,7 @@ export async function restore(input: RestoreInput): Promise<OperationReport> {
     await shutDownInReverseOrder(op, names);
     const epoch = await takeNewEpoch(op, owned, back);
     back.rewritten = true;
-    await stopJournaling(op, restoring.flatMap((t) => t.disks.map((d) => d.diskId)));
+    await stopJournaling(op, restoring.flatMap((t) => t.disks.map((d) => d.diskId)), 'the disks being restored');
     await rehydrate(op, point, restoring, 'in place');
     await registerVms(op, restoring);
     // Every disk was rebuilt to the point only when the whole domain was: then the new epoch starts from it.

@@ -106,6 +106,26 @@ describe('restore', () => {
     await t.closeDomain(domain);
   });
 
+  it('restores at the recovery site a domain running in failover there: only that site is acted on, it stays the owner', async () => {
+    const domain = 'in-failover-at-recovery';
+    // Owned by the recovery site, where its VMs run (as after a failover).
+    t.sites.addDomain(domain, vmNames(domain), { primary: RECOVERY, recovery: PRIMARY });
+    const handle = await t.client.workflow.start(restore, {
+      taskQueue: ORCHESTRATION_TASK_QUEUE,
+      workflowId: `restore/${domain}/test`,
+      args: [{ domain, site: RECOVERY, runbook: runbook(domain), runbookVersion: 1, pointInTime: AN_HOUR_AGO, confirm: domain, requestedBy: 'restore-test', declaredAt: Date.now() }],
+    });
+    const report = await handle.result();
+    assert.equal(report.outcome, 'succeeded');
+    assert.equal(report.restore?.site, RECOVERY);
+    assert.ok(t.sites.callsOf(domain).every((c) => c.site === RECOVERY), 'nothing runs at the primary');
+    assert.deepEqual([t.sites.domain(domain).owner, t.sites.domain(domain).epoch], [RECOVERY, 2]);
+    assert.ok(await protection(t.client, domain, RECOVERY, 2), 'protection resumed at the recovery site in epoch 2');
+    const vms = vmNames(domain);
+    assert.deepEqual(vms.map((vm) => t.sites.site(RECOVERY).vms.get(vm)?.powerState), vms.map(() => 'poweredOn'));
+    await t.closeDomain(domain);
+  });
+
   it('refuses a VM that is not in the point, and a missing confirmation, before changing anything', async () => {
     for (const [label, more, type] of [
       ['unknown vm', () => ({ vms: ['no-such-vm'] }), 'UnknownVm'],

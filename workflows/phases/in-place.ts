@@ -92,7 +92,7 @@ export async function takeNewEpoch(op: Operation, owned: OwnedDomain, back: PutB
     const again = await activitiesAt(op.to).claimNextEpoch.executeWithOptions({ summary: `epoch ${epoch + 1} of ${op.domain} for ${op.to}` }, [{ domain: op.domain, fromEpoch: epoch }]);
     op.epoch = again.epoch;
     if (back.rewritten) {
-      await stopJournaling(op, diskIds);
+      await stopJournaling(op, diskIds, 'the disks being put back');
       await rehydrate(op, back.point, back.targets, 'in place');
       await registerVms(op, back.targets);
     }
