@@ -1,5 +1,5 @@
 import { Context } from '@temporalio/activity';
-import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { failure } from '../common/failures';
 import type { ObjectStore } from '../datapath/object-store';
 import { Ownership } from '../datapath/ownership';
@@ -32,6 +32,7 @@ export function createRestoreActivities({ store, provider }: RestoreDependencies
       } catch (error) {
         // The protection's validator refuses outside log mode: it heals once the sync or resync is done.
         if (error instanceof WorkflowUpdateFailedError) throw failure('ProtectionNotLogging', error.cause?.message ?? error.message);
+        if (error instanceof WorkflowNotFoundError) throw failure('NoProtection', `${protection.workflowId} is not running: ${error.message}`);
         throw error;
       }
     },

@@ -30,6 +30,7 @@ export const FAILURES = {
   TargetNotRestorable: { heals: false, meaning: 'the requested point lies where no consistent image exists (inside a sync or resync, or before the oldest data)' },
   JournalGap: { heals: false, meaning: 'the site journal was trimmed past the replication cursor: writes are missing from the log' },
   DeltaNotApplicable: { heals: false, meaning: 'the disks a site left behind cannot take a delta (no known position, or the disk set or log changed since): fail back by full rehydration' },
+  NoProtection: { heals: false, meaning: 'no protection of the domain runs at the site that owns it: a restore cannot keep the state it would replace' },
   ProtectionNotLogging: { heals: true, meaning: 'protection is not logging every write yet (initial sync, bitmap mode, a disk sync): a restore point follows once it is' },
   ReplicationBehind: { heals: true, meaning: 'protection is resyncing after bitmap mode; the drain waits for it' },
   // Runbooks and operations (workflows/).
