@@ -10,6 +10,7 @@ import { describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { PointInTime } from '../../activities/handover';
+import { runbookAfterPermanentFailover } from '../../runbooks/new-direction';
 import { restore } from '../../workflows/restore';
 import type { RestoreInput } from '../../workflows/restore-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
@@ -106,21 +107,25 @@ describe('restore', () => {
     await t.closeDomain(domain);
   });
 
-  it('restores at the recovery site a domain running in failover there: only that site is acted on, it stays the owner', async () => {
+  it('restores at the recovery site a domain running in failover there, and once it is its primary for good: only that site is acted on, it stays the owner', async () => {
     const domain = 'in-failover-at-recovery';
     // Owned by the recovery site, where its VMs run (as after a failover).
     t.sites.addDomain(domain, vmNames(domain), { primary: RECOVERY, recovery: PRIMARY });
-    const handle = await t.client.workflow.start(restore, {
-      taskQueue: ORCHESTRATION_TASK_QUEUE,
-      workflowId: `restore/${domain}/test`,
-      args: [{ domain, site: RECOVERY, runbook: runbook(domain), runbookVersion: 1, pointInTime: AN_HOUR_AGO, confirm: domain, requestedBy: 'restore-test', declaredAt: Date.now() }],
-    });
-    const report = await handle.result();
-    assert.equal(report.outcome, 'succeeded');
-    assert.equal(report.restore?.site, RECOVERY);
+    // Then made its primary for good, protected to the storage site only: its runbook names no recovery site, and it restores all the same.
+    const runbooks = [runbook(domain), runbookAfterPermanentFailover(runbook(domain), undefined, 'restore-test')];
+    for (const [i, byRunbook] of runbooks.entries()) {
+      const handle = await t.client.workflow.start(restore, {
+        taskQueue: ORCHESTRATION_TASK_QUEUE,
+        workflowId: `restore/${domain}/test-${i}`,
+        args: [{ domain, site: RECOVERY, runbook: byRunbook, runbookVersion: 1, pointInTime: AN_HOUR_AGO, confirm: domain, requestedBy: 'restore-test', declaredAt: Date.now() }],
+      });
+      const report = await handle.result();
+      assert.equal(report.outcome, 'succeeded', `by runbook ${i}`);
+      assert.equal(report.restore?.site, RECOVERY);
+      assert.deepEqual([t.sites.domain(domain).owner, t.sites.domain(domain).epoch], [RECOVERY, 2 + i]);
+      assert.ok(await protection(t.client, domain, RECOVERY, 2 + i), `protection resumed at the recovery site in epoch ${2 + i}`);
+    }
     assert.ok(t.sites.callsOf(domain).every((c) => c.site === RECOVERY), 'nothing runs at the primary');
-    assert.deepEqual([t.sites.domain(domain).owner, t.sites.domain(domain).epoch], [RECOVERY, 2]);
-    assert.ok(await protection(t.client, domain, RECOVERY, 2), 'protection resumed at the recovery site in epoch 2');
     const vms = vmNames(domain);
     assert.deepEqual(vms.map((vm) => t.sites.site(RECOVERY).vms.get(vm)?.powerState), vms.map(() => 'poweredOn'));
     await t.closeDomain(domain);

@@ -167,7 +167,8 @@ export async function rehydrate(op: Operation, point: RecoveryPoint, targets: Re
       {
         domain: op.domain,
         targetSite: op.to,
-        datastore: byRunbook(() => recoverySide(op.runbook)).placement.datastore,
+        // In place every disk is a target's own, on its VM's datastore: the runbook's recovery side is not needed.
+        datastore: onto === 'in place' ? (Object.values(diskDatastores)[0] ?? '') : byRunbook(() => recoverySide(op.runbook)).placement.datastore,
         diskDatastores,
         upTo: point.upTo,
         ...(onto !== 'new disks' ? { targetMayHoldData: true } : {}),
