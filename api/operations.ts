@@ -265,6 +265,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
   const json = express.json({ limit: '64kb' });
   const namespace = client.options.namespace;
   const { links, loadRunbook, requireAllowed, startAndAnswer } = operationDesk({ client, runbooks, store, log, webUiUrl });
+
   /** A forced handover (failover, failback) is confirmed by the domain's name: it fences the site the domain leaves. */
   function requireConfirmation(domain: string, request: 'failover' | 'failback', body: { type: 'planned' | 'forced'; confirm?: string }) {
     if (body.type !== 'forced' || body.confirm === domain) return;
