@@ -113,6 +113,8 @@ export interface RehydrateInput {
   diskIdPrefix?: string;
   /** The target disks may exist with other data (failback onto the original disks): rehydration zeroes what the source does not write. */
   targetMayHoldData?: boolean;
+  /** Only these protected disks are rebuilt (a restore of chosen VMs); absent: every disk of the domain. */
+  onlyDisks?: string[];
 }
 
 export interface FollowLogInput {
@@ -473,6 +475,7 @@ export function createDatapathActivities({ store, site, runbooks = new RunbookSt
     async rehydrateDomain(input: RehydrateInput): Promise<RehydrationResult> {
       const context = Context.current();
       const manifest = await readManifest(input.domain);
+      const only = input.onlyDisks;
       let latest = context.info.heartbeatDetails as RehydrationProgress | undefined;
       const ownership = new Ownership(store, input.domain);
       const lease = new ReaderLease(store, ownership, `${context.info.workflowExecution?.workflowId ?? context.info.base64TaskToken}/${context.info.activityId}`);
@@ -483,7 +486,7 @@ export function createDatapathActivities({ store, site, runbooks = new RunbookSt
           store,
           ownership,
           target: site(input.targetSite),
-          disks: manifest.disks,
+          disks: only ? manifest.disks.filter((d) => only.includes(d.diskId)) : manifest.disks,
           datastore: input.datastore,
           ...(input.diskDatastores ? { diskDatastores: input.diskDatastores } : {}),
           upTo: input.upTo,

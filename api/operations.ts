@@ -88,7 +88,7 @@ function offeredWhile(condition: DomainCondition, desk: Pick<DomainOperationsSta
  */
 export const OPERATION_QUERY_DEADLINE_MS = 5_000;
 
-const DOMAIN = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+export const DOMAIN = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 export const RunbookRef = z.strictObject({
   runbook: z.string().regex(DOMAIN, 'must be a runbook name'),
@@ -97,12 +97,12 @@ export const RunbookRef = z.strictObject({
 const PowerOnRequest = RunbookRef.extend({ site: z.string().regex(DOMAIN).optional() });
 const ContinuousFailoverRequest = RunbookRef.extend({ runbook: RunbookRef.shape.runbook.optional().describe('default: the runbook named like the domain') });
 const ContinuousFailbackRequest = RunbookRef.extend({ runbook: RunbookRef.shape.runbook.optional().describe('default: the runbook named like the domain (the one it failed over by)') });
-const PointInTimeRequest = z.union([
+export const PointInTimeRequest = z.union([
   z.strictObject({ restorePoint: z.string().regex(RESTORE_POINT_ID, 'must be a restore point id, e.g. 0000000001-0000000000000042-17') }),
   z.strictObject({ at: z.iso.datetime({ offset: true }).refine((at) => Date.parse(at) <= Date.now(), 'must not be in the future') }),
 ]);
 /** The request's point in time as an operation takes it: a restore point id, or an instant in epoch ms. */
-const pointInTimeOf = (point: z.infer<typeof PointInTimeRequest>): NonNullable<DrillInput['pointInTime']> => ('at' in point ? { at: Date.parse(point.at) } : point);
+export const pointInTimeOf = (point: z.infer<typeof PointInTimeRequest>): NonNullable<DrillInput['pointInTime']> => ('at' in point ? { at: Date.parse(point.at) } : point);
 const FailoverRequest = RunbookRef.extend({
   runbook: RunbookRef.shape.runbook.optional().describe('default: the runbook named like the domain'),
   type: z.enum(['planned', 'forced']),
@@ -167,13 +167,11 @@ export function domainParam(req: Request): string {
 }
 
 /**
- * HTTP triggers for operations on protected domains. Every operation goes through the domain's
- * operations desk (one at a time, 409 naming the running one); approvals and operator decisions
- * are routed to the power-on group that is waiting for them.
+ * What every operation's endpoint does before and as it starts the operation: the runbook loaded
+ * and validated, the mode table asked, the operation started through the domain's desk (409 naming
+ * the running one) and answered 202 with where to follow it. Routers of other modules use it too.
  */
-export function operationsRouter({ client, runbooks, store, log, webUiUrl, queryDeadlineMs = OPERATION_QUERY_DEADLINE_MS, sites }: OperationsRouterOptions): Router {
-  const router = express.Router();
-  const json = express.json({ limit: '64kb' });
+export function operationDesk({ client, runbooks, store, log, webUiUrl }: Pick<OperationsRouterOptions, 'client' | 'runbooks' | 'store' | 'log' | 'webUiUrl'>) {
   const namespace = client.options.namespace;
   const links = (workflowId: string) => ({
     workflowId,
@@ -200,6 +198,20 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     log.info({ domain, workflowId: started.workflowId, requestedBy: started.requestedBy, ...shown, ...(started.drillGivingWay ? { drillGivingWay: started.drillGivingWay } : {}) }, `${request.operation} started`);
     res.status(202).location(links(started.workflowId).statusUrl).json({ ...links(started.workflowId), operation: started.operation, ...shown, ...drillGivingWay });
   }
+
+  return { links, loadRunbook, requireAllowed, startOperation, startAndAnswer };
+}
+
+/**
+ * HTTP triggers for operations on protected domains. Every operation goes through the domain's
+ * operations desk (one at a time, 409 naming the running one); approvals and operator decisions
+ * are routed to the power-on group that is waiting for them.
+ */
+export function operationsRouter({ client, runbooks, store, log, webUiUrl, queryDeadlineMs = OPERATION_QUERY_DEADLINE_MS, sites }: OperationsRouterOptions): Router {
+  const router = express.Router();
+  const json = express.json({ limit: '64kb' });
+  const namespace = client.options.namespace;
+  const { links, loadRunbook, requireAllowed, startAndAnswer } = operationDesk({ client, runbooks, store, log, webUiUrl });
 
   /** A forced handover (failover, failback) is confirmed by the domain's name: it fences the site the domain leaves. */
   function requireConfirmation(domain: string, request: 'failover' | 'failback', body: { type: 'planned' | 'forced'; confirm?: string }) {

@@ -13,6 +13,7 @@ import { operationsRouter } from './operations';
 import { domainListRouter } from './domain-list';
 import { apiMetrics } from './metrics';
 import { sitesRouter } from './sites';
+import { restoreRouter } from './restore';
 import { storageSiteRouter } from './storage-site';
 import { restorePointsRouter } from './restore-points';
 import { runbooksRouter } from './runbooks';
@@ -81,6 +82,7 @@ async function main(): Promise<void> {
         ...(sites.size > 0 ? { sites: { names: [...sites.keys()], inventoryFor } } : {}),
       }),
       drillsRouter({ client: temporal, runbooks, log, ...(process.env.DR_TEMPORAL_UI_URL ? { webUiUrl: process.env.DR_TEMPORAL_UI_URL } : {}) }),
+      restoreRouter({ client: temporal, runbooks, store, log, ...(process.env.DR_TEMPORAL_UI_URL ? { webUiUrl: process.env.DR_TEMPORAL_UI_URL } : {}) }),
     ],
   });
   const server = app.listen(settings.api.port, settings.api.host, () => {

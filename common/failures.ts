@@ -30,6 +30,8 @@ export const FAILURES = {
   TargetNotRestorable: { heals: false, meaning: 'the requested point lies where no consistent image exists (inside a sync or resync, or before the oldest data)' },
   JournalGap: { heals: false, meaning: 'the site journal was trimmed past the replication cursor: writes are missing from the log' },
   DeltaNotApplicable: { heals: false, meaning: 'the disks a site left behind cannot take a delta (no known position, or the disk set or log changed since): fail back by full rehydration' },
+  NoProtection: { heals: false, meaning: 'no protection of the domain runs at the site that owns it: a restore cannot keep the state it would replace' },
+  ProtectionNotLogging: { heals: true, meaning: 'protection is not logging every write yet (initial sync, bitmap mode, a disk sync): a restore point follows once it is' },
   ReplicationBehind: { heals: true, meaning: 'protection is resyncing after bitmap mode; the drain waits for it' },
   // Runbooks and operations (workflows/).
   ConfirmationRequired: { heals: false, meaning: 'a forced operation was not confirmed by repeating the domain name' },
@@ -41,6 +43,7 @@ export const FAILURES = {
   AlreadyOwned: { heals: false, meaning: 'the site the operation moves the domain to owns it already' },
   NoRecoverySite: { heals: false, meaning: 'the runbook names no recovery site for the domain (a permanent failover named none): it is protected to the storage site only' },
   NotADrillResource: { heals: false, meaning: 'a drill cleanup was asked to remove something whose name does not carry a drill prefix: it never removes production' },
+  UnknownVm: { heals: false, meaning: 'the VM is not in the restore point, or not registered at the site that owns the domain' },
   RunbookMismatch: { heals: false, meaning: 'the runbook does not describe the VMs or networks being recovered' },
   RunbookStepAborted: { heals: false, meaning: 'a runbook step or VM failed under the abort policy, or an operator aborted it' },
   ApprovalTimedOut: { heals: false, meaning: 'nobody approved the step within its timeout' },

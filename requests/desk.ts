@@ -45,7 +45,7 @@ export interface RunbookRef {
 }
 
 /** The requests the API offers endpoints for (the mode table knows the operations still to come). */
-const OFFERED: DomainRequest[] = ['power-on', 'failover', 'continuous-failover', 'failback', 'continuous-failback', 'permanent-failover', 'resolve-conflict', 'drill'];
+const OFFERED: DomainRequest[] = ['power-on', 'failover', 'continuous-failover', 'failback', 'continuous-failback', 'permanent-failover', 'resolve-conflict', 'drill', 'restore'];
 export const offeredNow = (condition: DomainCondition) => allowedRequests(condition).filter((r) => OFFERED.includes(r));
 
 /** A split-brain conflict as the API shows it. */

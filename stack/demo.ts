@@ -19,6 +19,9 @@
  * `npm run demo -- --drill` runs a drill of the domain (docs/drill.md): a test failover at the
  * recovery site on its test networks while production keeps running, the runbook's checks, and a
  * cleanup; it prints the drill's report and checks that the recovery site's VMs and disks are as before.
+ * `npm run demo -- --revert` restores the domain in place (docs/restore.md) at the site that owns it
+ * to the instant 30 s back while its workload writes: it prints the report with the restore point
+ * saved before (restoring to it undoes the revert) and checks every disk byte for byte.
  *
  * Which writes a disk must hold is kept in `<data>/demo/lineage.json`: the periods the domain ran
  * at each site, as journal positions of that site's workload record, so that failover, failback
@@ -35,6 +38,7 @@ import { loadSiteDefinitions, type SiteDefinition } from '../sites/config';
 import { siteClients, readSiteTokens } from '../sites/registry';
 import { diskContentAfter, readWorkloadRecord, type WorkloadWrite, type WritePeriod } from '../sites/workload';
 import type { DrillReport } from '../workflows/drill-messages';
+import type { RestoreReport } from '../workflows/restore-messages';
 import type { FollowingStatus, OperationProgress, OperationReport } from '../workflows/operation-messages';
 import { readLocalToken } from './credentials';
 
@@ -58,10 +62,10 @@ interface StartedOperation {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { restore: { type: 'boolean' }, continuous: { type: 'boolean' }, failback: { type: 'boolean' }, permanent: { type: 'boolean' }, drill: { type: 'boolean' } } });
+  const { values } = parseArgs({ options: { restore: { type: 'boolean' }, continuous: { type: 'boolean' }, failback: { type: 'boolean' }, permanent: { type: 'boolean' }, drill: { type: 'boolean' }, revert: { type: 'boolean' } } });
   const continuousFailback = values.failback && values.continuous;
-  if ([values.restore, values.continuous, values.failback, values.permanent, values.drill].filter(Boolean).length > (continuousFailback ? 2 : 1)) {
-    throw new OperatorError('use one of --restore, --continuous, --failback, --permanent, --drill at a time (or --failback --continuous)');
+  if ([values.restore, values.continuous, values.failback, values.permanent, values.drill, values.revert].filter(Boolean).length > (continuousFailback ? 2 : 1)) {
+    throw new OperatorError('use one of --restore, --continuous, --failback, --permanent, --drill, --revert at a time (or --failback --continuous)');
   }
   const settings = loadSettings();
   const api = `http://${settings.api.host}:${settings.api.port}`;
@@ -197,6 +201,7 @@ async function main(): Promise<void> {
   if (values.failback) return failBack();
   if (values.permanent) return failOverPermanently();
   if (values.drill) return runDrill();
+  if (values.revert) return revert();
 
   for (let waited = 0; ; waited += 1_000) {
     const { owner, protection } = (await call('GET', `/domains/${DOMAIN}`)) as { owner: { site: string } | null; protection: { mode: string; cursor: number } | null };
@@ -317,13 +322,7 @@ async function main(): Promise<void> {
    * with those before the drill here too, not only in the report.
    */
   async function runDrill(): Promise<void> {
-    for (let waited = 0; ; waited += 1_000) {
-      const { protection } = (await call('GET', `/domains/${DOMAIN}`)) as { protection: { mode: string; cursor: number } | null };
-      if (protection?.mode === 'log' && protection.cursor > 0) break;
-      if (waited === 0) say(`waiting for ${DOMAIN}'s protection to finish its initial sync (mode ${protection?.mode ?? 'unknown'})`);
-      if (waited > 300_000) throw new OperatorError(`${DOMAIN} is not replicating in log mode after 5 minutes; see .logs/`);
-      await sleep(1_000);
-    }
+    await untilLogging();
     const site = clients.get(recovery!.name)!;
     const inventory = async () => {
       const [vms, disks] = await Promise.all([site.listVms(), site.listDisks()]);
@@ -355,6 +354,55 @@ async function main(): Promise<void> {
     const after = (await call('GET', `/domains/${DOMAIN}`)) as { mode: string; owner: { site: string; epoch: number } | null };
     say(`verified: ${recovery!.name} has exactly the VMs and disks it had before the drill; ${DOMAIN} is ${after.mode} at ${after.owner?.site ?? '-'} (epoch ${after.owner?.epoch ?? '-'}), as before`);
     if (drill.outcome !== 'passed') throw new OperatorError(`the drill failed: ${drill.failedBecause?.join('; ') ?? 'see its report'}`);
+  }
+
+  /** Waits until the domain's protection logs every write (its initial sync done). */
+  async function untilLogging(): Promise<void> {
+    for (let waited = 0; ; waited += 1_000) {
+      const { protection } = (await call('GET', `/domains/${DOMAIN}`)) as { protection: { mode: string; cursor: number } | null };
+      if (protection?.mode === 'log' && protection.cursor > 0) return;
+      if (waited === 0) say(`waiting for ${DOMAIN}'s protection to finish its initial sync (mode ${protection?.mode ?? 'unknown'})`);
+      if (waited > 300_000) throw new OperatorError(`${DOMAIN} is not replicating in log mode after 5 minutes; see .logs/`);
+      await sleep(1_000);
+    }
+  }
+
+  /**
+   * A restore in place at the site that owns the domain, to the instant 30 s back, while the
+   * workload writes there: the disks then hold that site's writes up to the instant and those made
+   * since the VMs came back up, which is checked with the workload stopped, and the lineage says so
+   * from then on (the writes in between are gone).
+   */
+  async function revert(): Promise<void> {
+    await untilLogging();
+    const { owner } = (await call('GET', `/domains/${DOMAIN}`)) as { owner: { site: string; epoch: number } | null };
+    const at = definitions.find((d) => d.name === owner?.site);
+    if (!owner || !at) throw new OperatorError(`${DOMAIN} is owned by no site the demo knows`);
+    const instant = Date.now() - 30_000;
+    const upTo = recordOf(at.name).reduce((max, w) => (w.at <= instant ? Math.max(max, w.sequence) : max), 0);
+    const stay = closeAt(at.name, upTo);
+    if (upTo <= stay.at(-1)!.after) throw new OperatorError(`${DOMAIN} has not run at ${at.name} for 30 s yet (${lineageFile}); try again in a while`);
+    say(`restore of ${DOMAIN} in place at ${at.name} (epoch ${owner.epoch}) to ${new Date(instant).toISOString()}, while its workload writes`);
+    const operation = (await call('POST', `/domains/${DOMAIN}/restore`, { pointInTime: { at: new Date(instant).toISOString() }, confirm: DOMAIN })) as unknown as StartedOperation;
+    const report = (await follow(operation, 'restore')) as OperationReport & { restore?: RestoreReport };
+    const restored = report.restore;
+    if (!restored) throw new OperatorError(`the report of ${operation.workflowId} has no restore section`);
+    printReport('Restore', report, at.name);
+    console.log(`    saved point    ${restored.savedPoint.id} (${new Date(restored.savedPoint.timestamp).toISOString()}): the state the restore replaced
+    undo with      curl -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' ${api}/domains/${DOMAIN}/restore -d '{"pointInTime": {"restorePoint": "${restored.savedPoint.id}"}, "confirm": "${DOMAIN}"}'
+    epochs         ${restored.epochs.before} -> ${restored.epochs.after}
+    VMs            ${restored.vms.map((v) => `${v.vm} ${v.restored ? `restored, ${v.state ?? '-'}` : `untouched (${v.why})`}`).join('; ')}
+`);
+    const shutDownAt = report.steps.find((s) => s.name.startsWith('shut down VMs'))?.endedAt ?? report.declaredAt;
+    const { workload } = await adminCall(at, '/admin/state', 'GET');
+    await adminCall(at, '/admin/workload', 'DELETE');
+    // The VMs wrote nothing between their shutdown and the power-on: what they wrote since starts after.
+    const since = recordOf(at.name).reduce((max, w) => (w.at <= shutDownAt ? Math.max(max, w.sequence) : max), 0);
+    const periods = [...stay, { site: at.name, after: since }];
+    const verified = await verifyDisks(at, restored.vms.map((v) => v.vm), periods);
+    say(`verified: ${verified.disks} disk(s) of ${verified.vms} VM(s) at ${at.name} hold ${at.name}'s writes up to journal sequence ${upTo} (the instant) and those since the restore, nothing in between`);
+    writeLineage(periods);
+    if (workload.settings) await adminCall(at, '/admin/workload', 'POST', workload.settings);
   }
 
   async function failBack(): Promise<void> {

@@ -6,6 +6,7 @@ import { createDomainStatusActivities } from '../activities/domain-status';
 import { createFailbackDataActivities } from '../activities/failback-data';
 import { createHandoverActivities } from '../activities/handover';
 import { createPrimarySiteActivities, createRecoverySiteActivities } from '../activities/recovery-site';
+import { createRestoreActivities } from '../activities/restore';
 import { createPermanentFailoverActivities } from '../activities/permanent-failover';
 import { createSplitBrainActivities } from '../activities/split-brain';
 import { createStoragePreflightActivities } from '../activities/storage-preflight';
@@ -43,6 +44,7 @@ export function createSiteActivities(deps: SiteActivityDependencies) {
     ...createFailbackDataActivities({ store, provider: deps.provider }),
     ...createDomainStatusActivities({ store }),
     ...createSplitBrainActivities({ store, provider: deps.provider }),
+    ...createRestoreActivities({ store, provider: deps.provider }),
     ...createPermanentFailoverActivities({ store, provider: deps.provider, runbooks: new RunbookStore(deps.s3, deps.s3Settings) }),
   };
 }

@@ -38,6 +38,7 @@ export const OPERATION_WORKFLOW_TYPES: Record<OperationKind, string> = {
   'resolve-conflict': 'resolveConflict',
   'permanent-failover': 'permanentFailover',
   drill: 'drill',
+  restore: 'restore',
 };
 
 export interface OperationRequest {

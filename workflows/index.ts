@@ -15,3 +15,4 @@ export { permanentFailover } from './permanent-failover';
 export { retireSite } from './retire';
 export { drill } from './drill';
 export { scheduledDrill } from './scheduled-drill';
+export { restore } from './restore';

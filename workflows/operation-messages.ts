@@ -7,6 +7,7 @@ import type { CompensationOutcome } from './compensation';
 import type { OperationKind } from './workflow-ids';
 import type { DrillResourceKind } from '../activities/recovery-site';
 import type { DrillReport } from './drill-messages';
+import type { RestoreReport } from './restore-messages';
 
 /**
  * How an operation ended; `running` until it has. `succeeded-with-failures`: it finished, but
@@ -108,6 +109,8 @@ export interface OperationReport extends Omit<OperationProgress, 'phase' | 'elap
   retirement?: Retirement;
   /** A drill: passed or failed, its checks, how long it was kept, and its cleanup. */
   drill?: DrillReport;
+  /** A restore at the owning site: the point saved before it, the epochs, each VM's result. */
+  restore?: RestoreReport;
   failure?: string;
   compensation?: CompensationOutcome;
   /** The operation the domain's desk starts next, as this one asked (a failover followed by a continuous failback). */

@@ -74,6 +74,12 @@ export function towardsPrimarySite(operation: OperationKind, request: RequestedO
   return new Operation({ operation, domain, from: recoverySiteOf(operation, request), to: runbook.spec.sites.primary, runbook, runbookVersion, requestedBy, declaredAt, ...more });
 }
 
+/** An operation at the site that owns the domain, which stays there (a restore in place). */
+export function atOwningSite(operation: OperationKind, request: RequestedOperation, site: string, more: Pick<OperationStart, 'memo'> = {}): Operation {
+  const { domain, runbook, runbookVersion, requestedBy, declaredAt } = request;
+  return new Operation({ operation, domain, from: site, to: site, runbook, runbookVersion, requestedBy, declaredAt, ...more });
+}
+
 /** The API refuses these operations for a runbook without a recovery site; a request that gets here anyway fails at once. */
 function recoverySiteOf(operation: OperationKind, { domain, runbook, runbookVersion }: RequestedOperation): string {
   const site = runbook.spec.sites.recovery;
@@ -92,6 +98,7 @@ export interface OperationMeasures {
   newDirection?: OperationReport['newDirection'];
   retirement?: OperationReport['retirement'];
   drill?: OperationReport['drill'];
+  restore?: OperationReport['restore'];
 }
 
 /**

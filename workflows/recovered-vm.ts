@@ -142,17 +142,13 @@ export function rebuiltVm(source: Pick<Vm, 'name' | 'cpus' | 'memoryMiB' | 'nics
   });
   const { recoveredBy: _recoveredBy, ...metadata } = source.metadata;
   return {
-    spec: {
-      name: source.name,
-      kind: 'vm',
-      cpus: source.cpus,
-      memoryMiB: source.memoryMiB,
+    spec: registrationOf(source, {
       placement: rebuildPlacement(source.name, left, runbook),
       ...(source.storagePolicy ? { storagePolicy: source.storagePolicy } : {}),
       nics,
       diskIds,
       metadata: { ...metadata, rebuiltBy: runbook.metadata.name },
-    },
+    }),
     leavePoweredOff: runbook.spec.vms.find((v) => v.name === source.name)?.startupAction === 'poweredOff',
   };
 }
@@ -177,3 +173,35 @@ export function rocvaNetworksAtPrimary(runbook: Runbook, domainNetwork: string):
 }
 
 const mappingBack = (runbook: Runbook) => new Map((runbook.spec.failback?.networkMapping ?? []).map((m) => [m.source, m.target]));
+
+/**
+ * A VM restored in place at the site that owns the domain: the configuration the restore point
+ * records for it (CPUs, memory, storage policy, and its networks and addresses when the point was
+ * recorded where it stands now), on the disks and at the place it has (`current`). A point recorded
+ * while the domain ran at the other site names that site's networks: the VM keeps its own. The
+ * runbook's startup action applies.
+ */
+export function restoredVm(current: Vm[]) {
+  return (source: Pick<VmMetadata, 'name' | 'cpus' | 'memoryMiB' | 'nics' | 'metadata' | 'placement'> & Pick<Vm, 'storagePolicy'>, diskIds: string[], runbook: Runbook): RecoveredVm => {
+    const now = current.find((vm) => vm.name === source.name);
+    const placement = now?.placement ?? source.placement;
+    if (!placement) throw new RecoveredVmError(`${source.name} is not registered at the site that owns ${runbook.spec.protectedDomain}, and the point records no placement for it`);
+    const recordedElsewhere = source.placement !== undefined && now !== undefined && source.placement.datacenter !== now.placement.datacenter;
+    const storagePolicy = source.storagePolicy ?? now?.storagePolicy;
+    return {
+      spec: registrationOf(source, {
+        placement,
+        ...(storagePolicy ? { storagePolicy } : {}),
+        nics: recordedElsewhere && now ? now.nics : source.nics,
+        diskIds: now?.diskIds ?? diskIds,
+        metadata: now?.metadata ?? source.metadata,
+      }),
+      leavePoweredOff: runbook.spec.vms.find((v) => v.name === source.name)?.startupAction === 'poweredOff',
+    };
+  };
+}
+
+/** A VM's registration: its recorded name, CPUs and memory, and the rest as the operation places and connects it. */
+function registrationOf(source: Pick<Vm, 'name' | 'cpus' | 'memoryMiB'>, rest: Omit<RegisterVmSpec, 'name' | 'kind' | 'cpus' | 'memoryMiB'>): RegisterVmSpec {
+  return { name: source.name, kind: 'vm', cpus: source.cpus, memoryMiB: source.memoryMiB, ...rest };
+}

@@ -4,7 +4,7 @@
  */
 
 /** The operations a domain's desk starts, each the first segment of its workflow id. */
-export const OPERATION_KINDS = ['power-on', 'failover', 'continuous-failover', 'failback', 'continuous-failback', 'resolve-conflict', 'drill', 'permanent-failover'] as const;
+export const OPERATION_KINDS = ['power-on', 'failover', 'continuous-failover', 'failback', 'continuous-failback', 'resolve-conflict', 'drill', 'permanent-failover', 'restore'] as const;
 export type OperationKind = (typeof OPERATION_KINDS)[number];
 
 /** `<operation>/<domain>/<start time>`: one operation of a domain. */

@@ -520,6 +520,27 @@ export class StubSites {
         return Promise.resolve(held);
       },
 
+      keepStateAsRestorePoint: ({ protection }) => Promise.resolve(restorePoint(domainOf(domainOfWorkflow(protection.workflowId)), 'on-demand')),
+      claimNextEpoch: ({ domain: name, fromEpoch }) => {
+        const domain = domainOf(name);
+        // A retried claim finds its own epoch.
+        if (domain.epoch === fromEpoch + 1 && domain.owner === siteName) return Promise.resolve({ epoch: domain.epoch });
+        if (domain.epoch !== fromEpoch || domain.owner !== siteName) throw ApplicationFailure.nonRetryable(`${name} is owned by ${domain.owner ?? 'nobody'} in epoch ${domain.epoch}`, 'NotOwner');
+        domain.epoch += 1;
+        return Promise.resolve({ epoch: domain.epoch });
+      },
+      vmsAsTheyAre: ({ vms }) => {
+        const recorded = [...this.domains.values()].flatMap((d) => d.vms);
+        return Promise.resolve(
+          vms.flatMap((name) => {
+            const held = site.vms.get(name);
+            const meta = recorded.find((v) => v.name === name);
+            if (!held || !meta) return [];
+            return [{ ...meta, kind: held.kind, diskIds: held.diskIds, placement: meta.placement ?? { datacenter: `dc-${siteName}`, cluster: 'cluster', datastore: 'ds' }, powerState: held.powerState }];
+          }),
+        );
+      },
+
       setDomainStatus: (input) => {
         const status: DomainStatus = { formatVersion: 1, ...input, updatedAt: Date.now() };
         domainOf(input.domain).status = status;

@@ -181,7 +181,7 @@ describe('continuous failover end to end: a copy at the recovery site follows th
     assert.equal((await new Ownership(store, 'golf').inspect()).owner?.site, 'primary');
     await waitFor('protection at the primary still replicating', async () => (await protection.query(protectStatusQuery)).cursor > cursorBefore, 30_000);
     await waitFor('the desk is free', async () => (await call('GET', '/domains/golf/operations')).body.running === null, 10_000);
-    assert.deepEqual((await call('GET', '/domains/golf')).body.allowedOperations, ['power-on', 'failover', 'continuous-failover', 'drill']);
+    assert.deepEqual((await call('GET', '/domains/golf')).body.allowedOperations, ['power-on', 'failover', 'continuous-failover', 'drill', 'restore']);
   });
 
   it('garbage collection at the storage site deletes segments the copy has applied while it follows, and the copy stays exact', async () => {

@@ -96,7 +96,7 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
     const domain = await call('GET', '/domains/alpha');
     assert.equal((domain.body.status as { mode: string }).mode, 'Running in Failover');
     assert.equal(domain.body.mode, 'Running in Failover');
-    assert.deepEqual(domain.body.allowedOperations, ['power-on', 'failback', 'continuous-failback', 'permanent-failover', 'drill']);
+    assert.deepEqual(domain.body.allowedOperations, ['power-on', 'failback', 'continuous-failback', 'permanent-failover', 'drill', 'restore']);
     // The mode table refuses a second failover before any workflow starts.
     const again = await call('POST', '/domains/alpha/failover', { type: 'planned' });
     assert.equal(again.status, 409);

@@ -20,8 +20,11 @@ const OFFERED: Array<{ request: DomainRequest; body: (domain: string) => Record<
   { request: 'permanent-failover', body: (domain) => ({ confirm: domain }) },
 ];
 
-/** Offered too, but not walked here: a drill needs a runbook with test networks (its own tests start one). */
-const ALSO_OFFERED: DomainRequest[] = ['drill'];
+/**
+ * Offered too, but not walked here: a drill needs a runbook with test networks, a restore a domain
+ * protected on the storage site with its points (their own tests start one).
+ */
+const ALSO_OFFERED: DomainRequest[] = ['drill', 'restore'];
 
 describe('the domain mode table at the HTTP layer: every offered operation from every mode is started (202) or refused (409) before any workflow runs', () => {
   const operator: ApiPrincipal = { name: 'dr-lead', role: 'operator', token: generateToken() };

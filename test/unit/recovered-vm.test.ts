@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { validateRunbook } from '../../runbooks/validate';
-import { rebuiltVm, recoveredVm, rocvaNetworksAtPrimary } from '../../workflows/recovered-vm';
+import type { Vm } from '../../sites/provider';
+import { rebuiltVm, recoveredVm, restoredVm, rocvaNetworksAtPrimary } from '../../workflows/recovered-vm';
 
 const runbook = validateRunbook(`apiVersion: dr.example.io/v1alpha1
 kind: Runbook
@@ -136,5 +137,20 @@ describe('RocVA networks at the primary', () => {
   it('are the runbook\'s RocVA networks mapped back; an unmapped one is the network the domain uses there', () => {
     assert.deepEqual(rocvaNetworksAtPrimary(withFailback, 'prod-db'), { externalReplication: 'a-replication', internal: 'prod-db', management: 'prod-db' });
     assert.deepEqual(rocvaNetworksAtPrimary(runbook, 'prod-app'), { externalReplication: 'prod-app', internal: 'prod-app', management: 'prod-app' });
+  });
+});
+
+describe('restored VM: a VM reverted in place to the configuration a point records', () => {
+  it('restores a VM in place: the point\'s CPUs, memory and NICs on its own disks and place; NICs recorded at the other site are not applied', () => {
+    const here = { datacenter: 'dc-a', cluster: 'cluster-a1', datastore: 'ds-a' };
+    const now: Vm = { name: 'report-1', kind: 'vm', cpus: 8, memoryMiB: 16384, placement: here, nics: [{ network: 'prod-app', ip: { address: '10.10.2.30', prefix: 24, dns: [] } }], diskIds: ['report-1-disk-0'], metadata: { protectedDomain: 'demo' }, powerState: 'poweredOff' };
+    const atPoint = { ...source('report-1', 'prod-db'), placement: here };
+    const { spec, leavePoweredOff } = restoredVm([now])(atPoint, ['ignored'], runbook);
+    assert.deepEqual([spec.cpus, spec.memoryMiB, spec.nics, spec.placement, spec.diskIds, spec.metadata], [4, 8192, atPoint.nics, here, ['report-1-disk-0'], now.metadata]);
+    assert.equal(leavePoweredOff, true, 'the runbook\'s startup action applies');
+
+    const elsewhere = restoredVm([now])({ ...atPoint, placement: { datacenter: 'dc-b', cluster: 'cluster-b1', datastore: 'ds-b' } }, [], runbook).spec;
+    assert.deepEqual([elsewhere.cpus, elsewhere.nics, elsewhere.placement], [4, now.nics, here], 'recorded at the other site: its networks are not this site\'s');
+    assert.throws(() => restoredVm([])({ ...atPoint, placement: undefined }, [], runbook), /not registered/);
   });
 });

@@ -97,11 +97,12 @@ export function rocvaAtOriginalSite(op: Operation, originals: OriginalVms, targe
 }
 
 /**
- * The original disks stop journaling while failback rewrites them: those writes are not the
- * domain's to replicate. Protection resuming at the primary switches journaling on again.
+ * The original disks stop journaling while failback (or a restore in place: `which`) rewrites
+ * them: those writes are not the domain's to replicate. Protection resuming at the site switches
+ * journaling on again.
  */
-export async function stopJournaling(op: Operation, diskIds: string[]): Promise<void> {
-  await op.step(`stop journaling the original disks at ${op.to}`, () =>
+export async function stopJournaling(op: Operation, diskIds: string[], which = 'the original disks'): Promise<void> {
+  await op.step(`stop journaling ${which} at ${op.to}`, () =>
     activitiesAt(op.to).stopJournaling.executeWithOptions({ summary: `${diskIds.length} disk(s) of ${op.domain} at ${op.to} stop journaling` }, [{ diskIds }]),
   );
 }

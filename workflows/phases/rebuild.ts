@@ -155,21 +155,24 @@ export function undoTarget(op: Operation, t: Pick<TargetVm, 'name' | 'disks'>, f
 /**
  * Rebuilds every target disk from the log up to the point, as one resumable, heartbeating activity
  * at the site; returns the bytes written. `onto: 'existing disks'` (a failback's full rehydration onto the original disks):
- * the targets may hold stale data, so zeros are written where the log has zeros. `diskIdPrefix`: the
- * target disks are named this prefix + the domain's disk id (a drill's copies).
+ * the targets may hold stale data, so zeros are written where the log has zeros. `'in place'` (a
+ * restore): the same, for the targets' own disks only, the domain's other disks untouched.
+ * `diskIdPrefix`: the target disks are named this prefix + the domain's disk id (a drill's copies).
  */
-export async function rehydrate(op: Operation, point: RecoveryPoint, targets: RebuildTarget[], onto: 'new disks' | 'existing disks' = 'new disks', diskIdPrefix?: string): Promise<number> {
+export async function rehydrate(op: Operation, point: RecoveryPoint, targets: RebuildTarget[], onto: 'new disks' | 'existing disks' | 'in place' = 'new disks', diskIdPrefix?: string): Promise<number> {
   const diskDatastores = Object.fromEntries(targets.flatMap((t) => t.disks.map((d) => [d.diskId, t.recovered.spec.placement.datastore])));
-  const stepName = onto === 'new disks' ? 'rehydrate disks' : 'rehydrate the original disks fully';
+  const stepName = { 'new disks': 'rehydrate disks', 'existing disks': 'rehydrate the original disks fully', 'in place': `rehydrate the disks of ${targets.length} VM(s) in place` }[onto];
   const rehydrated = await op.step(stepName, () =>
     longActivitiesAt(op.to, '6 hours').rehydrateDomain.executeWithOptions({ summary: `rehydrate ${point.disks.length} disk(s) of ${op.domain} at ${op.to} to ${point.description}` }, [
       {
         domain: op.domain,
         targetSite: op.to,
-        datastore: byRunbook(() => recoverySide(op.runbook)).placement.datastore,
+        // In place every disk is a target's own, on its VM's datastore: the runbook's recovery side is not needed.
+        datastore: onto === 'in place' ? (Object.values(diskDatastores)[0] ?? '') : byRunbook(() => recoverySide(op.runbook)).placement.datastore,
         diskDatastores,
         upTo: point.upTo,
-        ...(onto === 'existing disks' ? { targetMayHoldData: true } : {}),
+        ...(onto !== 'new disks' ? { targetMayHoldData: true } : {}),
+        ...(onto === 'in place' ? { onlyDisks: Object.keys(diskDatastores) } : {}),
         ...(diskIdPrefix ? { diskIdPrefix } : {}),
       },
     ]),

@@ -5,12 +5,13 @@ import type { FailbackDataActivities } from '../../activities/failback-data';
 import type { HandoverActivities } from '../../activities/handover';
 import type { PermanentFailoverActivities } from '../../activities/permanent-failover';
 import type { PrimarySiteActivities, RecoverySiteActivities } from '../../activities/recovery-site';
+import type { RestoreActivities } from '../../activities/restore';
 import type { SplitBrainActivities } from '../../activities/split-brain';
 import type { VmPowerActivities } from '../../activities/vm-power';
 import { CANNOT_HEAL } from '../../common/failures';
 import { siteTaskQueue } from '../task-queues';
 
-type SiteActivities = RecoverySiteActivities & PrimarySiteActivities & HandoverActivities & DatapathActivities & DomainStatusActivities & VmPowerActivities & SplitBrainActivities & FailbackDataActivities & PermanentFailoverActivities;
+type SiteActivities = RecoverySiteActivities & PrimarySiteActivities & HandoverActivities & DatapathActivities & DomainStatusActivities & VmPowerActivities & SplitBrainActivities & FailbackDataActivities & PermanentFailoverActivities & RestoreActivities;
 
 /** Retries for a site that may be briefly unreachable; what cannot heal fails at once. */
 export const SITE_RETRY = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', nonRetryableErrorTypes: CANNOT_HEAL };
