@@ -33,7 +33,7 @@ import { completeContinuousFailbackUpdate, type ContinuousFailbackInput } from '
 import { CONFLICT_ACTIONS, type ResolveConflictInput } from '../workflows/resolve-conflict-messages';
 import { operationProgressQuery, type HandoverType, type OperationProgress } from '../workflows/operation-messages';
 import { protectStatusQuery } from '../workflows/protect';
-import { domainOperationsWorkflowId, parseOperationWorkflowId, protectionWorkflowId, type OperationKind } from '../workflows/workflow-ids';
+import { domainOperationsWorkflowId, parseOperationWorkflowId, protectionWorkflowId } from '../workflows/workflow-ids';
 import {
   approveUpdate,
   NOT_AN_APPROVER,
@@ -77,7 +77,7 @@ function offeredWhile(condition: DomainCondition, desk: Pick<DomainOperationsSta
     const decision = decide(request, condition);
     if (!decision.allowed) return false;
     if (running && decision.completes === running.operation) return true;
-    return !deskRefusal(desk ?? {}, request as OperationKind);
+    return !deskRefusal(desk ?? {}, request);
   });
 }
 

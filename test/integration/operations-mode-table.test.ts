@@ -88,6 +88,6 @@ describe('the domain mode table at the HTTP layer: every offered operation from 
     const byModeTable = await call('POST', `/domains/${domain}/failover`, { type: 'planned' });
     assert.equal(byModeTable.status, 409, JSON.stringify(byModeTable.body));
     assert.doesNotMatch(String(byModeTable.body.detail), /sites swapped/);
-    assert.deepEqual((await call('GET', `/domains/${domain}/operations`)).body, { domain, running: null, recent: [] }, 'no operation started');
+    assert.deepEqual((await call('GET', `/domains/${domain}/operations`)).body, { domain, running: null, drill: null, recent: [] }, 'no operation started');
   });
 });
