@@ -1,6 +1,5 @@
 import type { RetentionPolicy } from '../common/retention';
-import { retentionPolicy } from './protection-policy';
-import type { Runbook } from './schema';
+import type { Runbook, RunbookRetention } from './schema';
 import type { RunbookStore } from './store';
 import { parseDuration } from './units';
 import { validateRunbook } from './validate';
@@ -44,4 +43,12 @@ export async function latestRpoTargetSeconds(runbooks: RunbookStore, domain: str
   const latest = await latestDomainRunbook(runbooks, domain);
   const target = 'why' in latest ? undefined : latest.runbook.spec.protection.rpoTarget;
   return target === undefined ? undefined : parseDuration(target)! / 1000;
+}
+
+/** A runbook's `spec.protection.retention` in milliseconds; durations are validated, so each parses. */
+export function retentionPolicy(retention: RunbookRetention): RetentionPolicy {
+  return {
+    tiers: retention.tiers.map((tier) => ({ everyMs: tier.every === 'all' ? 'all' : parseDuration(tier.every)!, forMs: parseDuration(tier.for)! })),
+    keepTested: retention.keepTested,
+  };
 }

@@ -1,5 +1,3 @@
-import type { RetentionPolicy } from '../common/retention';
-import type { RunbookRetention } from './schema';
 import { parseDuration } from './units';
 
 /** What a runbook's `spec.protection` says, with the defaults the schema fills in. */
@@ -20,13 +18,5 @@ export function protectionPolicy(settings: ProtectionSettings = PROTECTION_DEFAU
   return {
     protectionWindowMs: parseDuration(settings.protectionWindow) ?? parseDuration(PROTECTION_DEFAULTS.protectionWindow)!,
     restorePointIntervalMs: parseDuration(settings.restorePointInterval) ?? parseDuration(PROTECTION_DEFAULTS.restorePointInterval)!,
-  };
-}
-
-/** A runbook's `spec.protection.retention` in milliseconds; durations are validated, so each parses. */
-export function retentionPolicy(retention: RunbookRetention): RetentionPolicy {
-  return {
-    tiers: retention.tiers.map((tier) => ({ everyMs: tier.every === 'all' ? 'all' : parseDuration(tier.every)!, forMs: parseDuration(tier.for)! })),
-    keepTested: retention.keepTested,
   };
 }

@@ -8,6 +8,7 @@ import type { OperationKind } from './workflow-ids';
 import type { DrillResourceKind } from '../activities/recovery-site';
 import type { DrillReport } from './drill-messages';
 import type { RestoreReport } from './restore-messages';
+import type { OperationVmState } from './vm-state';
 
 /**
  * How an operation ended; `running` until it has. `succeeded-with-failures`: it finished, but
@@ -19,8 +20,6 @@ export type OperationOutcome = 'running' | 'succeeded' | 'succeeded-with-failure
 /** Planned: the site the domain leaves takes part (shutdown, drain, handover). Forced: it is assumed lost and fenced. */
 export type HandoverType = 'planned' | 'forced';
 
-/** Where a VM of the domain is in an operation, from protected at its old site to powered on at its new one. */
-export type OperationVmState = 'protected' | 'shutDown' | 'rehydrating' | 'rehydrated' | 'registered' | 'poweredOn' | 'leftPoweredOff' | 'failed' | 'removed';
 export type StepState = 'running' | 'done' | 'failed';
 
 export interface OperationStep {

@@ -24,9 +24,9 @@ import {
   type OperationProgress,
   type OperationReport,
   type OperationStep,
-  type OperationVmState,
   type FollowingStatus,
 } from './operation-messages';
+import type { OperationVmState } from './vm-state';
 import { powerOnPlanProgressQuery, type PowerOnPlanProgress } from './power-on-messages';
 import { newPlanProgress, type PowerOnPlanInput } from './power-on-plan';
 import { DR_DOMAIN, DR_FAILOVER_TYPE, DR_OPERATION, DR_OUTCOME, DR_PRIMARY_SITE, DR_RECOVERY_SITE, DR_REQUESTED_BY } from './search-attributes';

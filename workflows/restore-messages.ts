@@ -1,6 +1,6 @@
 import type { PointInTime } from '../activities/handover';
 import type { Runbook } from '../runbooks/schema';
-import type { OperationVmState } from './operation-messages';
+import type { OperationVmState } from './vm-state';
 
 export interface RestoreInput {
   domain: string;

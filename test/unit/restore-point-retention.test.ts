@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { parse, stringify } from 'yaml';
 import { selectRetained, windowOnly, type RetentionPolicy } from '../../common/retention';
 import { restorePointId } from '../../datapath/keys';
-import { retentionPolicy } from '../../runbooks/protection-policy';
+import { retentionPolicy } from '../../runbooks/domain-retention';
 import { validateRunbook } from '../../runbooks/validate';
 import { type EditableRunbook, THREE_TIER } from './runbook-malformed';
 
