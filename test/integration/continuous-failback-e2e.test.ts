@@ -89,7 +89,7 @@ describe('continuous failback end to end, on real Temporal, S3, sites and worker
     assert.equal(running.workflowId, workflowId);
     assert.equal(running.statusUrl, `/operations/${encodeURIComponent(workflowId)}`);
     assert.ok(running.following.lag.ms >= 0 && running.following.lag.bytes >= 0 && running.following.vms === 2, JSON.stringify(running.following));
-    assert.deepEqual(domain.allowedOperations, ['failback'], 'while following only the completion is offered');
+    assert.deepEqual(domain.allowedOperations, ['failback', 'drill'], 'while following: the completion, and a drill beside it');
     assert.equal((await call('POST', '/domains/foxtrot/continuous-failback', {})).status, 409, 'a second continuous failback is refused');
     await assertOriginalsOffAtPrimary('foxtrot');
     assert.ok((await primary.client.listVms()).some((vm) => vm.kind === 'rocva' && vm.name.includes('foxtrot')), 'a RocVA at the primary applies the log');
