@@ -15,31 +15,32 @@ const forbiddenInWorkflows = [
   'express',
 ];
 
-// Arrows run one way: stack (the launcher) → api / worker → requests → workflows → activities → datapath → sites → common.
+// Arrows run one way: cli (over HTTP only) → stack (the launcher) → api / worker → requests → workflows → activities → datapath → sites → common.
 // A folder may import only the folders below it (workflows only the types of activities and the data path).
 const folder = (name) => [`../${name}/*`, `../../${name}/*`, `../${name}`, `../../${name}`];
 const layer = (forbidden, message) => ({ group: forbidden.flatMap(folder), message });
 const typesOnly = (folders, message) => ({ group: folders.flatMap(folder), allowTypeImports: true, message });
 const LAYERS = {
-  common: [layer(['stack', 'api', 'worker', 'requests', 'workflows', 'activities', 'datapath', 'sites', 'runbooks'], 'common/ is the bottom layer: it imports no other folder of the project')],
-  runbooks: [layer(['stack', 'api', 'worker', 'requests', 'workflows', 'activities', 'datapath', 'sites'], 'the runbook language depends only on common/')],
-  sites: [layer(['stack', 'api', 'worker', 'requests', 'workflows', 'activities', 'datapath', 'runbooks'], 'sites/ (the provider and the simulated site) depends only on common/')],
-  datapath: [layer(['stack', 'api', 'worker', 'requests', 'workflows', 'activities', 'runbooks'], 'the data path library depends only on sites/ and common/')],
-  activities: [layer(['stack', 'api', 'worker', 'requests', 'workflows'], 'activities use the data path, sites and common/, never workflows, the API or the launcher')],
+  common: [layer(['cli', 'stack', 'api', 'worker', 'requests', 'workflows', 'activities', 'datapath', 'sites', 'runbooks'], 'common/ is the bottom layer: it imports no other folder of the project')],
+  runbooks: [layer(['cli', 'stack', 'api', 'worker', 'requests', 'workflows', 'activities', 'datapath', 'sites'], 'the runbook language depends only on common/')],
+  sites: [layer(['cli', 'stack', 'api', 'worker', 'requests', 'workflows', 'activities', 'datapath', 'runbooks'], 'sites/ (the provider and the simulated site) depends only on common/')],
+  datapath: [layer(['cli', 'stack', 'api', 'worker', 'requests', 'workflows', 'activities', 'runbooks'], 'the data path library depends only on sites/ and common/')],
+  activities: [layer(['cli', 'stack', 'api', 'worker', 'requests', 'workflows'], 'activities use the data path, sites and common/, never workflows, the API or the launcher')],
   workflows: [
-    layer(['stack', 'api', 'worker', 'requests'], 'workflow code imports no process-level code'),
+    layer(['cli', 'stack', 'api', 'worker', 'requests'], 'workflow code imports no process-level code'),
     typesOnly(['activities', 'datapath', 'sites'], 'workflows may import only the types of activities, the data path and sites (import type)'),
   ],
   api: [
-    layer(['stack', 'worker'], 'the API does not import the launcher or the workers'),
+    layer(['cli', 'stack', 'worker'], 'the API does not import the launcher or the workers'),
     layer(['activities'], 'the API talks to Temporal and reads the data path; it never calls activity code'),
   ],
-  worker: [layer(['stack', 'api'], 'workers do not import the launcher or the API')],
-  requests: [layer(['stack', 'api', 'worker'], 'requests to the operations desk are shared by the API and the orchestration worker: they import neither')],
+  worker: [layer(['cli', 'stack', 'api'], 'workers do not import the launcher or the API')],
+  requests: [layer(['cli', 'stack', 'api', 'worker'], 'requests to the operations desk are shared by the API and the orchestration worker: they import neither')],
+  cli: [layer(['api', 'worker', 'requests', 'workflows', 'activities', 'datapath', 'sites', 'runbooks'], 'the command line speaks to the API over HTTP only; it reads settings and the local token')],
 };
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.tools/**', '.data/**', '.logs/**', '.scratch/**', 'dist/**'] },
+  { ignores: ['node_modules/**', '.tools/**', '.data/**', '.logs/**', '.scratch/**', 'dist/**', 'bin/**'] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
