@@ -63,7 +63,14 @@ export async function createRestorePoint(
 
 export async function listRestorePoints(store: ObjectStore, ownership: Ownership): Promise<RestorePoint[]> {
   const { keys } = await store.list(ownership.keys.pointsPrefix());
-  return Promise.all(keys.map(async (key) => parseRecord(restorePointSchema, key, (await store.get(key))!)));
+  // A point garbage collection deletes between the listing and the read is gone, not an error.
+  const points = await Promise.all(
+    keys.map(async (key) => {
+      const body = await store.get(key);
+      return body === undefined ? undefined : parseRecord(restorePointSchema, key, body);
+    }),
+  );
+  return points.filter((point): point is RestorePoint => point !== undefined);
 }
 
 export interface PointTags {
