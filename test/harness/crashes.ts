@@ -8,6 +8,14 @@ import { OPERATION_ABORTED, type OperationReport } from '../../workflows/operati
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * How many runs a crash test makes: `full` under `npm run chaos` (DR_CHAOS=1, whose results are
+ * committed in bench/results/chaos.json), half of it in `npm test`, so that CI stays within its time.
+ */
+export function crashRuns(full: number): number {
+  return process.env.DR_CHAOS === '1' ? full : Math.ceil(full / 2);
+}
+
 /** Picks the next victim, knowing what was killed so far. */
 export type VictimPicker = (killed: readonly string[]) => string;
 

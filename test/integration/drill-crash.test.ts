@@ -7,14 +7,14 @@ import type { DrillReport } from '../../workflows/drill-messages';
 import type { OperationReport } from '../../workflows/operation-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { crashDomainNames, domainVms, failoverSiteDefinitions, protectAtPrimary, runbookYaml } from '../fixtures/failover-domains';
-import { crashUntil, failedRuns, inRandomRounds } from '../harness/crashes';
+import { crashRuns, crashUntil, failedRuns, inRandomRounds } from '../harness/crashes';
 import { admin, testSiteDefinitions } from '../harness/sites';
 import { useTestbed } from '../harness/testbed';
 
-const RUNS = 10;
+const RUNS = crashRuns(10);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-describe('drill durability: the orchestration worker and the site workers SIGKILLed at random moments across 10 drills and their cleanups', () => {
+describe(`drill durability: the orchestration worker and the site workers SIGKILLed at random moments across ${RUNS} drills and their cleanups`, () => {
   const domains = crashDomainNames(RUNS);
   const { stack, sites, store, primary, recovery, workers } = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), domains), workers: ['orchestration', 'primary', 'recovery'] });
   before(async () => {

@@ -16,12 +16,12 @@ import { protectStatusQuery } from '../../workflows/protect';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { powerOnGroupWorkflowId, protectionWorkflowId } from '../../workflows/workflow-ids';
 import { domainVms, failoverSiteDefinitions, waitFor } from '../fixtures/failover-domains';
-import { atRandomHistoryPoints, crashUntil, failedRuns, inRandomRounds } from '../harness/crashes';
+import { atRandomHistoryPoints, crashRuns, crashUntil, failedRuns, inRandomRounds } from '../harness/crashes';
 import { assertBackAtPrimary, disksAtSite, disksOfVms, protectAndFailOver } from '../harness/failback';
 import { admin, testSiteDefinitions } from '../harness/sites';
 import { useTestbed } from '../harness/testbed';
 
-const RUNS = 10;
+const RUNS = crashRuns(10);
 /** One VM with one disk per domain, large enough that rehydrations take a while for kills to land in. */
 const DISK_MIB = 4;
 const PRIMARY_LATENCY_MS = 100;
@@ -38,7 +38,7 @@ const WORKERS = ['orchestration', 'site primary', 'site recovery'];
 const LIFECYCLE = ['VmRegistered', 'VmUnregistered', 'VmPoweredOn', 'VmPoweredOff'];
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-describe('failback durability: every worker process SIGKILLed at random moments across 10 planned failbacks, by delta and by full rehydration', () => {
+describe(`failback durability: every worker process SIGKILLed at random moments across ${RUNS} planned failbacks, by delta and by full rehydration`, () => {
   const domains = Array.from({ length: RUNS }, (_, i) => `back-${i + 1}`);
   /** Every other run finds its original disk damaged at the primary: it fails back by full rehydration instead of by delta. */
   const damaged = (i: number) => i % 2 === 1;

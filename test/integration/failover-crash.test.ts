@@ -5,14 +5,14 @@ import { failover } from '../../workflows/failover';
 import type { OperationReport } from '../../workflows/operation-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { crashDomainNames, domainVms, failoverSiteDefinitions, protectAtPrimary, runbookYaml } from '../fixtures/failover-domains';
-import { atRandom, crashUntil, failedRuns } from '../harness/crashes';
+import { atRandom, crashRuns, crashUntil, failedRuns } from '../harness/crashes';
 import { admin, testSiteDefinitions } from '../harness/sites';
 import { useTestbed } from '../harness/testbed';
 
-const RUNS = 20;
+const RUNS = crashRuns(20);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-describe('failover durability: worker processes and the Temporal server SIGKILLed at random moments across 20 failovers', () => {
+describe(`failover durability: worker processes and the Temporal server SIGKILLed at random moments across ${RUNS} failovers`, () => {
   const domains = crashDomainNames(RUNS);
   const { stack, sites, primary, recovery, workers } = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), domains), workers: ['orchestration', 'primary', 'recovery'] });
   before(async () => {
