@@ -71,8 +71,9 @@ export function progressLines(view: OperationView, rateBytesPerSecond: number, w
 export function changeLines(before: OperationView | undefined, now: OperationView, at: Date): string[] {
   const time = at.toISOString().slice(11, 19);
   const lines: string[] = [];
+  // An ended operation answers its report instead of its progress: the steps it finished last are there.
   const was = before?.progress;
-  const is = now.progress;
+  const is = now.progress ?? now.result;
   if (is?.phase && is.phase !== was?.phase) lines.push(`${time} phase: ${is.phase}`);
   const known = new Map((was?.steps ?? []).map((s) => [s.name, s.state]));
   for (const step of is?.steps ?? []) {

@@ -8,7 +8,7 @@ import { domainListRouter } from '../../api/domain-list';
 import { operationsRouter } from '../../api/operations';
 import { runbooksRouter } from '../../api/runbooks';
 import { domainVms, failoverSiteDefinitions, protectAtPrimary, runbookYaml } from '../fixtures/failover-domains';
-import { testSiteDefinitions } from '../harness/sites';
+import { admin, testSiteDefinitions } from '../harness/sites';
 import { useTestApi, useTestbed, type ApiPrincipal } from '../harness/testbed';
 
 const CLI = path.join(__dirname, '..', '..', 'cli', 'dr.ts');
@@ -18,12 +18,13 @@ const CONTROL = /[\x00-\x09\x0b-\x1f\x7f]/;
 
 describe('the command line against a running stack: the domain list, a failover followed to its end with plain progress lines, exit codes', () => {
   const operator: ApiPrincipal = { name: 'dr-lead', role: 'operator', token: generateToken() };
-  const { stack, store, runbooks } = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), [DOMAIN]), workers: ['orchestration', 'primary', 'recovery'] });
+  const { stack, sites, primary, store, runbooks } = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), [DOMAIN]), workers: ['orchestration', 'primary', 'recovery'] });
   const api = useTestApi({
     principals: [operator],
     routers: (log) => [runbooksRouter({ store: runbooks, log }), operationsRouter({ client: stack.client, runbooks, store, log }), domainListRouter({ client: stack.client, store, runbooks, log })],
   });
   before(async () => {
+    await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 20, blockSize: 4096, pattern: 'random', seed: 'cli' });
     await protectAtPrimary(stack.client, DOMAIN);
   });
 

@@ -42,11 +42,11 @@ describe(`drill durability: the orchestration worker and the site workers SIGKIL
       });
     });
     const all = Promise.allSettled(runs);
-    const kills = await crashUntil(all, { pick: inRandomRounds(['orchestration', 'site recovery', 'site primary']), crash: (victim) => workers.crashAndRestart(victim) });
+    const kills = await crashUntil(all, { pick: inRandomRounds(['orchestration', 'site recovery', 'site primary']), crash: (victim) => workers.crashAndRestart(victim), pauseMs: [1_000, 2_500] });
     const results = await all;
     t.diagnostic(`${kills.length} SIGKILLs: ${kills.join(', ')}`);
     assert.deepEqual(failedRuns(results, domains), [], `after ${kills.length} kills (${kills.join(', ')})`);
-    assert.ok(kills.length >= 5, `only ${kills.length} kills happened`);
+    assert.ok(kills.length >= 3, `only ${kills.length} kills happened`);
 
     for (const [i, result] of results.entries()) {
       const report = (result as PromiseFulfilledResult<OperationReport & { drill: DrillReport }>).value;
