@@ -12,12 +12,12 @@ import { completeContinuousFailbackUpdate } from '../../workflows/continuous-fai
 import type { OperationReport } from '../../workflows/operation-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { domainVms, failoverSiteDefinitions, waitFor } from '../fixtures/failover-domains';
-import { crashRuns, crashUntil, failedRuns, inRandomRounds } from '../harness/crashes';
+import { crashUntil, failedRuns, inRandomRounds } from '../harness/crashes';
 import { assertBackAtPrimary, disksAtSite, disksOfVms, protectAndFailOver } from '../harness/failback';
 import { admin, testSiteDefinitions } from '../harness/sites';
 import { useTestbed } from '../harness/testbed';
 
-const RUNS = crashRuns(10);
+const RUNS = 10;
 const FOLLOWING = 'Continuous Failback in Progress';
 /** Every worker process: the orchestration, the primary's (the follower, the RocVA, the originals) and the recovery site's (its protection, the shutdown, the drain). */
 const WORKERS = ['orchestration', 'site primary', 'site recovery'];

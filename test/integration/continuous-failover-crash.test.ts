@@ -7,11 +7,11 @@ import { completeContinuousFailoverUpdate } from '../../workflows/continuous-fai
 import type { OperationReport } from '../../workflows/operation-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { domainVms, failoverSiteDefinitions, protectAtPrimary, runbookYaml, waitFor } from '../fixtures/failover-domains';
-import { atRandom, crashRuns, crashUntil, failedRuns } from '../harness/crashes';
+import { atRandom, crashUntil, failedRuns } from '../harness/crashes';
 import { admin, testSiteDefinitions } from '../harness/sites';
 import { useTestbed } from '../harness/testbed';
 
-const RUNS = crashRuns(10);
+const RUNS = 10;
 const MiB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
