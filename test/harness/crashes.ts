@@ -11,8 +11,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
  * How many runs a crash test makes: `full` under `npm run chaos` (DR_CHAOS=1, whose results are
  * committed in bench/results/chaos.json), half of it in `npm test`, so that CI stays within its time.
- * Not for the continuous operations' crash tests: what they check (continue-as-new under kills,
- * every worker killed twice) needs the time that ten runs take.
+ * Not for the failback and continuous operations' crash tests: what they check (activities
+ * interrupted, continue-as-new under kills, every worker killed twice) needs what ten runs take.
  */
 export function crashRuns(full: number): number {
   return process.env.DR_CHAOS === '1' ? full : Math.ceil(full / 2);
