@@ -23,9 +23,24 @@ describe('continuous failover durability: the follower\'s worker and the orchest
     for (const domain of domains) await protectAtPrimary(stack.client, domain);
   });
 
-  /** Kills a random one of the two workers every few seconds until `until` settles, restarting it at once; returns what it killed. */
-  const killUntil = (until: Promise<unknown>, pauseMs?: [number, number]) =>
-    crashUntil(until, { pick: atRandom(['orchestration', 'site recovery']), crash: (victim) => workers.crashAndRestart(victim), ...(pauseMs ? { pauseMs } : {}) });
+  /**
+   * Kills a random one of the two workers every few seconds until `until` settles (or after
+   * `maxKills`), restarting it at once; returns what it killed. A budget, because on a loaded
+   * machine endless kills can outpace the copies' progress and they never catch up.
+   */
+  const killUntil = (until: Promise<unknown>, pauseMs?: [number, number], maxKills = Infinity) => {
+    let spent: () => void = () => undefined;
+    const budget = new Promise<void>((resolve) => (spent = resolve));
+    let kills = 0;
+    return crashUntil(Promise.race([until, budget]), {
+      pick: atRandom(['orchestration', 'site recovery']),
+      crash: (victim) => workers.crashAndRestart(victim),
+      onCrash: () => {
+        if (++kills >= maxKills) spent();
+      },
+      ...(pauseMs ? { pauseMs } : {}),
+    });
+  };
 
   it(`${RUNS} continuous failovers follow, continue as new and complete (planned) with nothing duplicated, disks equal to the primary and no rehydration from the base after the first`, async (t) => {
     const handles = await Promise.all(
@@ -42,7 +57,7 @@ describe('continuous failover durability: the follower\'s worker and the orchest
     );
     const caughtUp = waitFor('every copy caught up', async () => (await Promise.all(domains.map(async (d) => (await readDomainStatus(store, d))?.mode))).every((m) => m === 'Continuous Rehydration in Progress'), 300_000);
     // Ten first catch-ups (each reads its base) need a worker that lives a few seconds between kills, also on a loaded machine.
-    const followingKills = await killUntil(caughtUp, [3_000, 8_000]);
+    const followingKills = await killUntil(caughtUp, [3_000, 8_000], 8);
     await caughtUp;
     // Following for a while longer, still under kills, before the completions.
     followingKills.push(...(await killUntil(sleep(8_000))));
