@@ -5,20 +5,18 @@
  * `null` with a note instead of holding the whole list.
  */
 import express, { type Router } from 'express';
-import type { Client, QueryDefinition } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import type { Logger } from '../common/logger';
 import { forEachLimited } from '../common/parallel';
-import { readDomainCondition } from '../datapath/domain-status';
 import type { ImportableDomain } from '../datapath/import-scan';
 import type { ObjectStore } from '../datapath/object-store';
-import { latestRpoTargetSeconds } from '../runbooks/domain-retention';
 import type { RunbookStore } from '../runbooks/store';
 import { domainOperationsQuery, type OperationRecord } from '../workflows/domain-operations';
-import { protectStatusQuery } from '../workflows/protect';
-import { domainOperationsWorkflowId, protectionWorkflowId } from '../workflows/workflow-ids';
+import { domainOperationsWorkflowId } from '../workflows/workflow-ids';
 import { requireRole } from './auth';
+import { askWithin, domainProtection } from './domain-protection';
 import { drillAtAGlance } from './drill-history';
-import { rpoBreachWarning, rpoNow } from './rpo';
+import { rpoBreachWarning } from './rpo';
 import { scanOrUnavailable } from './storage-site';
 
 export interface DomainListRouterOptions {
@@ -37,31 +35,17 @@ export function domainListRouter({ client, store, runbooks, log, deadlineMs = 3_
   const router = express.Router();
   const statusUrl = (workflowId: string) => `/operations/${encodeURIComponent(workflowId)}`;
 
-  /** The query's answer; undefined when the workflow does not exist, and a note when it does not answer in time. */
-  async function ask<R>(workflowId: string, query: QueryDefinition<R, []>, notes: string[]): Promise<R | undefined> {
-    try {
-      return await client.withDeadline(Date.now() + deadlineMs, () => client.workflow.getHandle(workflowId).query(query));
-    } catch (error) {
-      if ((error as Error).name === 'WorkflowNotFoundError') return undefined;
-      notes.push(`${workflowId} did not answer within ${deadlineMs / 1000} s (is an orchestration worker running?): ${(error as Error).message}`);
-      return undefined;
-    }
-  }
-
   const shownOperation = (record: OperationRecord | undefined) => (record ? { operation: record.operation, workflowId: record.workflowId, requestedBy: record.requestedBy, startedAt: record.startedAt, statusUrl: statusUrl(record.workflowId) } : null);
 
   async function line(scanned: ImportableDomain) {
     const { domain } = scanned;
     const notes: string[] = [];
     const owner = scanned.ownerSite ? { site: scanned.ownerSite, epoch: scanned.epoch } : null;
-    const [condition, desk, protection, drills, rpoTarget] = await Promise.all([
-      readDomainCondition(store, domain),
-      ask(domainOperationsWorkflowId(domain), domainOperationsQuery, notes),
-      owner ? ask(protectionWorkflowId(domain, owner.site, owner.epoch), protectStatusQuery, notes) : undefined,
+    const [{ condition, protection, rpo }, desk, drills] = await Promise.all([
+      domainProtection({ client, store, runbooks, deadlineMs }, scanned, notes),
+      askWithin(client, deadlineMs, domainOperationsWorkflowId(domain), domainOperationsQuery, notes),
       drillAtAGlance(client, domain),
-      latestRpoTargetSeconds(runbooks, domain).catch(() => undefined),
     ]);
-    const rpo = rpoNow(protection, rpoTarget);
     if (rpo?.breached) notes.push(rpoBreachWarning(domain, rpo));
     const lastRestorePoint = protection?.lastRestorePoint ?? scanned.latestRestorePoint;
     return {

@@ -6,22 +6,21 @@
  * scrapes, so a scrape is cheap however often Prometheus comes.
  */
 import express, { type RequestHandler, type Router } from 'express';
-import type { Client, QueryDefinition } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Logger } from '../common/logger';
 import { forEachLimited } from '../common/parallel';
 import { DOMAIN_MODES } from '../common/domain-modes';
-import { readDomainCondition } from '../datapath/domain-status';
 import { scanDomains } from '../datapath/import-scan';
 import type { ObjectStore } from '../datapath/object-store';
-import { latestRpoTargetSeconds } from '../runbooks/domain-retention';
 import type { RunbookStore } from '../runbooks/store';
-import { protectStatusQuery, type ProtectMode, type ProtectStatus } from '../workflows/protect';
+import type { ProtectMode, ProtectStatus } from '../workflows/protect';
 import { DR_OPERATION, DR_OUTCOME } from '../workflows/search-attributes';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../workflows/task-queues';
-import { OPERATION_KINDS, protectionWorkflowId } from '../workflows/workflow-ids';
+import { OPERATION_KINDS } from '../workflows/workflow-ids';
 import { requireRole } from './auth';
-import { rpoNow, type RpoNow } from './rpo';
+import { domainProtection } from './domain-protection';
+import type { RpoNow } from './rpo';
 
 const PROTECT_MODES: ProtectMode[] = ['initial-sync', 'log', 'bitmap', 'resync'];
 /** Operations ended within visibility's retention that a scrape reads, newest first. */
@@ -86,20 +85,12 @@ export function apiMetrics({ client, store, runbooks, log, sites, refreshMs = 10
     return gathered.figures;
   };
 
-  async function ask<R>(workflowId: string, query: QueryDefinition<R, []>): Promise<R | undefined> {
-    return client.withDeadline(Date.now() + deadlineMs, () => client.workflow.getHandle(workflowId).query(query)).catch(() => undefined);
-  }
-
   async function gather(): Promise<Figures> {
     const scanned = await scanDomains(store);
     const domains: DomainFigures[] = [];
     await forEachLimited(scanned, 8, async (d) => {
-      const [condition, protection, rpoTarget] = await Promise.all([
-        readDomainCondition(store, d.domain),
-        d.ownerSite ? ask(protectionWorkflowId(d.domain, d.ownerSite, d.epoch), protectStatusQuery) : undefined,
-        latestRpoTargetSeconds(runbooks, d.domain).catch(() => undefined),
-      ]);
-      domains.push({ domain: d.domain, mode: condition.mode, ...(protection ? { protection } : {}), rpo: rpoNow(protection, rpoTarget) });
+      const { condition, protection, rpo } = await domainProtection({ client, store, runbooks, deadlineMs }, d, []);
+      domains.push({ domain: d.domain, mode: condition.mode, ...(protection ? { protection } : {}), rpo });
     });
     const operations: Figures['operations'] = [];
     const kinds = OPERATION_KINDS.map((k) => `'${k}'`).join(', ');
