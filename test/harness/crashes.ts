@@ -3,7 +3,7 @@
  * back) processes while the operations under test run, and the ways it picks what to kill.
  */
 
-import { ApplicationFailure, WorkflowFailedError, type Client } from '@temporalio/client';
+import { ApplicationFailure, WorkflowFailedError, type Client, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { OPERATION_ABORTED, type OperationReport } from '../../workflows/operation-messages';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -132,4 +132,10 @@ function whyFailed(error: unknown): string {
   const report = cause instanceof ApplicationFailure && cause.type === OPERATION_ABORTED ? (cause.details?.[0] as OperationReport | undefined) : undefined;
   const failedStep = report?.steps.find((step) => step.state === 'failed');
   return `${String(cause?.message)}${failedStep ? ` [failed step: ${failedStep.name}: ${failedStep.detail ?? ''}]` : ''}`;
+}
+
+/** Whether each workflow has continued as new: a run other than its first is its current one. */
+export async function allContinuedAsNew(handles: readonly WorkflowHandleWithFirstExecutionRunId[]): Promise<boolean> {
+  const described = await Promise.all(handles.map((handle) => handle.describe()));
+  return described.every((d, i) => d.runId !== handles[i].firstExecutionRunId);
 }

@@ -12,7 +12,7 @@ import { completeContinuousFailbackUpdate } from '../../workflows/continuous-fai
 import type { OperationReport } from '../../workflows/operation-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { domainVms, failoverSiteDefinitions, waitFor } from '../fixtures/failover-domains';
-import { crashUntil, failedRuns, inRandomRounds } from '../harness/crashes';
+import { allContinuedAsNew, crashUntil, failedRuns, inRandomRounds } from '../harness/crashes';
 import { assertBackAtPrimary, disksAtSite, disksOfVms, protectAndFailOver } from '../harness/failback';
 import { admin, testSiteDefinitions } from '../harness/sites';
 import { useTestbed } from '../harness/testbed';
@@ -68,8 +68,10 @@ describe('continuous failback durability: every worker process SIGKILLed at rand
     // The deployments and first catch-ups need workers that live a few seconds between kills, also on a loaded machine.
     const followingKills = await killUntil(caughtUp, [3_000, 8_000]);
     await caughtUp;
-    // Following for a while longer, still under kills, before the completions.
-    followingKills.push(...(await killUntil(sleep(15_000))));
+    // Following on, still under kills, until every run has continued as new, before the completions.
+    const continuedAsNew = waitFor('every run continued as new', () => allContinuedAsNew(handles), 300_000);
+    followingKills.push(...(await killUntil(continuedAsNew)));
+    await continuedAsNew;
     const originalsWhileFollowing = (await primary.client.listVms()).filter((vm) => vm.kind === 'vm');
     assert.ok(originalsWhileFollowing.every((vm) => vm.powerState === 'poweredOff'), 'the original VMs stay powered off while their disks follow');
 

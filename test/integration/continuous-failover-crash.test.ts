@@ -7,7 +7,7 @@ import { completeContinuousFailoverUpdate } from '../../workflows/continuous-fai
 import type { OperationReport } from '../../workflows/operation-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { domainVms, failoverSiteDefinitions, protectAtPrimary, runbookYaml, waitFor } from '../fixtures/failover-domains';
-import { atRandom, crashUntil, failedRuns } from '../harness/crashes';
+import { allContinuedAsNew, atRandom, crashUntil, failedRuns } from '../harness/crashes';
 import { admin, testSiteDefinitions } from '../harness/sites';
 import { useTestbed } from '../harness/testbed';
 
@@ -59,8 +59,10 @@ describe('continuous failover durability: the follower\'s worker and the orchest
     // Ten first catch-ups (each reads its base) need a worker that lives a few seconds between kills, also on a loaded machine.
     const followingKills = await killUntil(caughtUp, [3_000, 8_000], 8);
     await caughtUp;
-    // Following for a while longer, still under kills, before the completions.
-    followingKills.push(...(await killUntil(sleep(8_000))));
+    // Following on, still under kills, until every copy has continued as new (a run other than its first is current), before the completions.
+    const continuedAsNew = waitFor('every copy continued as new', () => allContinuedAsNew(handles), 300_000);
+    followingKills.push(...(await killUntil(continuedAsNew)));
+    await continuedAsNew;
 
     const results = Promise.allSettled(
       handles.map(async (handle, i) => {

@@ -34,6 +34,8 @@ describe(`failover durability: worker processes and the Temporal server SIGKILLe
     const all = Promise.allSettled(runs);
     const workerVictims = ['orchestration', 'site primary', 'site recovery'];
     const kills = await crashUntil(all, {
+      // Short pauses: the ten runs of npm test end in about 30 s, and each kill must land inside them.
+      pauseMs: [1_000, 2_500],
       // Once per run, the Temporal server itself: workers and clients reconnect to its restarted self.
       pick: (killed) => (killed.length === 3 ? 'temporal server' : atRandom(workerVictims)(killed)),
       crash: (victim) => (victim === 'temporal server' ? stack.restartTemporal() : workers.crashAndRestart(victim)),
