@@ -14,7 +14,7 @@ import { TargetNotRestorableError } from '../datapath/log-chain';
 import { JournalGapError, replicate, type ReplicationProgress, type Throttle } from '../datapath/replicator';
 import { finishResync, trackDirtyRegions, writeResyncSegment, type ResyncWritten } from '../datapath/bitmap';
 import { createRestorePoint, pointAtTarget, recordTested } from '../datapath/restore-points';
-import { latestRetention } from '../runbooks/domain-retention';
+import { latestRetention, latestRpoTargetSeconds } from '../runbooks/domain-retention';
 import { RunbookStore } from '../runbooks/store';
 import { DiskSync, type DiskSyncState } from '../datapath/disk-sync';
 import { domainMembers, sameMembers, vmMetadata } from '../datapath/membership';
@@ -47,6 +47,8 @@ export interface ReplicateInput {
   disks?: string[];
   /** New disks to copy into the log, as far as the last run got. */
   diskSync?: DiskSyncState;
+  /** What the last run knew durable (`ReplicationProgress.durableAsOf`). */
+  durableAsOf?: number;
 }
 
 export interface MembershipInput {
@@ -257,7 +259,7 @@ export function createDatapathActivities({ store, site, runbooks = new RunbookSt
       const ownership = new Ownership(store, input.domain);
       const diskSync = syncState ? new DiskSync(store, ownership, input.epoch, site(input.site), syncState, 1024 * 1024, Date.now) : undefined;
       const stopAt = Date.now() + input.runForMs;
-      let latest: Pick<ReplicationProgress, 'cursor'> = { cursor };
+      const durableAsOf = Math.max(input.durableAsOf ?? 0, heartbeat?.durableAsOf ?? 0) || undefined;
       try {
         const progress = await replicate({
           source: site(input.site),
@@ -271,13 +273,12 @@ export function createDatapathActivities({ store, site, runbooks = new RunbookSt
           ...(input.throttle ? { throttle: input.throttle } : {}),
           ...(input.disks ? { disks: input.disks } : {}),
           ...(diskSync ? { diskSync } : {}),
-          onSegment: (p) => {
-            latest = p;
-            context.heartbeat(p);
-          },
-          shouldStop: () => {
-            // Also while idle: the heartbeat timeout must only catch a dead worker.
-            context.heartbeat(latest);
+          ...(durableAsOf !== undefined ? { durableAsOf } : {}),
+          onSegment: (p) => context.heartbeat(p),
+          shouldStop: (p) => {
+            // Also while idle: the heartbeat timeout must only catch a dead worker, and the API
+            // reads how far writes are durable from the heartbeat before the run ends.
+            context.heartbeat({ ...p });
             return Date.now() >= stopAt || context.cancellationSignal.aborted;
           },
         });
@@ -286,6 +287,11 @@ export function createDatapathActivities({ store, site, runbooks = new RunbookSt
       } catch (error) {
         throw classify(error);
       }
+    },
+
+    /** The RPO target of the domain's latest runbook (`spec.protection.rpoTarget`), in seconds; null without one. */
+    async readRpoTarget(input: { domain: string }): Promise<number | null> {
+      return (await latestRpoTargetSeconds(runbooks, input.domain)) ?? null;
     },
 
     /**

@@ -3,7 +3,9 @@
  * RPO and protection, the operations Temporal's visibility holds, and whether workers poll the
  * task queues. Domain and operation figures come from the storage site, the protection workflows'
  * queries and visibility; they are gathered at most every `refreshMs` and shared by concurrent
- * scrapes, so a scrape is cheap however often Prometheus comes.
+ * scrapes, so a scrape is cheap however often Prometheus comes. A gathering that takes longer than
+ * `deadlineMs` (the object store stalls) does not hold a scrape: it answers the last figures, with
+ * RPOs computed for now from them, so they keep rising through the outage.
  */
 import express, { type RequestHandler, type Router } from 'express';
 import type { Client } from '@temporalio/client';
@@ -20,7 +22,7 @@ import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../workflows/task-queue
 import { OPERATION_KINDS } from '../workflows/workflow-ids';
 import { requireRole } from './auth';
 import { domainProtection } from './domain-protection';
-import type { RpoNow } from './rpo';
+import { rpoNow } from './rpo';
 
 const PROTECT_MODES: ProtectMode[] = ['initial-sync', 'log', 'bitmap', 'resync'];
 /** Operations ended within visibility's retention that a scrape reads, newest first. */
@@ -50,10 +52,11 @@ interface DomainFigures {
   domain: string;
   mode: string;
   protection?: ProtectStatus;
-  rpo: RpoNow | null;
+  rpoTargetSeconds?: number;
 }
 
 interface Figures {
+  at: number;
   domains: DomainFigures[];
   operations: Array<{ operation: string; outcome: string; seconds: number }>;
   pollers: Array<{ taskQueue: string; pollers: number }>;
@@ -75,22 +78,36 @@ export function apiMetrics({ client, store, runbooks, log, sites, refreshMs = 10
     next();
   };
 
-  let gathered: { at: number; figures: Promise<Figures> } | undefined;
+  let gathered: { at: number; figures: Promise<Figures>; settled: boolean } | undefined;
+  let lastGathered: Figures | undefined;
   const current = (): Promise<Figures> => {
-    if (!gathered || Date.now() - gathered.at > refreshMs) {
+    // One gathering at a time: a stalled one is waited for, not piled upon.
+    if (!gathered || (gathered.settled && Date.now() - gathered.at > refreshMs)) {
       const figures = gather();
-      gathered = { at: Date.now(), figures };
-      figures.catch(() => (gathered = undefined));
+      const started = { at: Date.now(), figures, settled: false };
+      gathered = started;
+      figures.then(
+        (done) => {
+          started.settled = true;
+          lastGathered = done;
+        },
+        () => {
+          if (gathered === started) gathered = undefined;
+        },
+      );
     }
-    return gathered.figures;
+    const last = lastGathered;
+    if (!last) return gathered.figures;
+    return Promise.race([gathered.figures, new Promise<Figures>((resolve) => setTimeout(() => resolve(last), deadlineMs).unref())]);
   };
 
   async function gather(): Promise<Figures> {
+    const at = Date.now();
     const scanned = await scanDomains(store);
     const domains: DomainFigures[] = [];
     await forEachLimited(scanned, 8, async (d) => {
-      const { condition, protection, rpo } = await domainProtection({ client, store, runbooks, deadlineMs }, d, []);
-      domains.push({ domain: d.domain, mode: condition.mode, ...(protection ? { protection } : {}), rpo });
+      const { condition, protection, rpoTargetSeconds } = await domainProtection({ client, store, runbooks, deadlineMs }, d, []);
+      domains.push({ domain: d.domain, mode: condition.mode, ...(protection ? { protection } : {}), ...(rpoTargetSeconds !== undefined ? { rpoTargetSeconds } : {}) });
     });
     const operations: Figures['operations'] = [];
     const kinds = OPERATION_KINDS.map((k) => `'${k}'`).join(', ');
@@ -110,7 +127,7 @@ export function apiMetrics({ client, store, runbooks, log, sites, refreshMs = 10
         return { taskQueue: name, pollers: described?.pollers.length ?? 0 };
       }),
     );
-    return { domains, operations, pollers };
+    return { at, domains, operations, pollers };
   }
 
   /** A gauge whose values are set from the gathered figures at each scrape. */
@@ -127,14 +144,22 @@ export function apiMetrics({ client, store, runbooks, log, sites, refreshMs = 10
       },
     });
   const now = () => Date.now();
-  gauge('dr_rpo_seconds', 'How far behind the protected site the storage site is: the protection lag its replicator last measured', ['domain'], (g, { domains }) => {
-    for (const d of domains) if (d.rpo) g.set({ domain: d.domain }, d.rpo.seconds);
+  const rpos = (domains: DomainFigures[]) =>
+    domains.flatMap((d) => {
+      const rpo = rpoNow(d.protection, d.rpoTargetSeconds, now());
+      return rpo ? [{ domain: d.domain, rpo }] : [];
+    });
+  gauge('dr_rpo_seconds', 'At most this many seconds of each domain\'s writes would be lost: the time since every write was known durable in the storage site', ['domain'], (g, { domains }) => {
+    for (const { domain, rpo } of rpos(domains)) g.set({ domain }, rpo.seconds);
   });
   gauge('dr_rpo_target_seconds', 'The RPO target of each domain that has one (spec.protection.rpoTarget of its latest runbook)', ['domain'], (g, { domains }) => {
-    for (const d of domains) if (d.rpo?.targetSeconds != null) g.set({ domain: d.domain }, d.rpo.targetSeconds);
+    for (const d of domains) if (d.rpoTargetSeconds !== undefined) g.set({ domain: d.domain }, d.rpoTargetSeconds);
   });
   gauge('dr_rpo_target_breached', 'Whether the domain\'s RPO is past its target: 1 past it, 0 within it (absent: no target, or the RPO is unknown)', ['domain'], (g, { domains }) => {
-    for (const d of domains) if (d.rpo?.targetSeconds != null) g.set({ domain: d.domain }, d.rpo.breached ? 1 : 0);
+    for (const { domain, rpo } of rpos(domains)) if (rpo.targetSeconds !== null) g.set({ domain }, rpo.breached ? 1 : 0);
+  });
+  gauge('dr_figures_age_seconds', 'How old the domain and operation figures of this scrape are (they stop being refreshed while the object store or Temporal does not answer)', [], (g, { at }) => {
+    g.set((now() - at) / 1000);
   });
   gauge('dr_replication_backlog_entries', 'Writes journaled at the protected site and not yet in the log', ['domain'], (g, { domains }) => {
     for (const d of domains) if (d.protection) g.set({ domain: d.domain }, d.protection.backlogEntries);

@@ -32,7 +32,6 @@ import type { PermanentFailoverInput } from '../workflows/permanent-failover-mes
 import { completeContinuousFailbackUpdate, type ContinuousFailbackInput } from '../workflows/continuous-failback-messages';
 import { CONFLICT_ACTIONS, type ResolveConflictInput } from '../workflows/resolve-conflict-messages';
 import { operationProgressQuery, type HandoverType, type OperationProgress } from '../workflows/operation-messages';
-import { protectStatusQuery } from '../workflows/protect';
 import { domainOperationsWorkflowId, parseOperationWorkflowId, protectionWorkflowId } from '../workflows/workflow-ids';
 import {
   approveUpdate,
@@ -49,6 +48,7 @@ import type { PowerOnPlanInput } from '../workflows/power-on-plan';
 import { principalName, requireRole } from './auth';
 import { drillAtAGlance } from './drill-history';
 import { rpoBreachWarning, rpoNow } from './rpo';
+import { protectionStatus } from './domain-protection';
 import { latestRpoTargetSeconds } from '../runbooks/domain-retention';
 import { badRequest, conflict, notFound, ProblemError } from './problem';
 
@@ -134,6 +134,8 @@ const PermanentFailoverRequest = RunbookRef.extend({
 });
 /** How long a drill may be kept up after its checks: from none to the longest commit window. */
 const KEEP_FOR_MAX_MS = 30 * 86_400_000;
+/** How long a domain's status waits for its protection workflow to answer. */
+const PROTECTION_DEADLINE_MS = 5_000;
 export const KeepFor = z
   .string()
   .refine((keepFor) => parseDuration(keepFor) !== undefined && parseDuration(keepFor)! <= KEEP_FOR_MAX_MS, 'must be a duration from 0s to 30d, e.g. 30m')
@@ -537,14 +539,9 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     const domain = domainParam(req);
     const [ownership, status, condition] = await Promise.all([new Ownership(store, domain).inspect(), readDomainStatus(store, domain), readDomainCondition(store, domain)]);
     if (!ownership.owner && !status) throw notFound(`the storage site holds no protected domain ${domain}`);
-    const protection = ownership.owner
-      ? await client.workflow
-          .getHandle(protectionWorkflowId(domain, ownership.owner.site, ownership.epoch))
-          .query(protectStatusQuery)
-          .catch(() => null)
-      : null;
+    const protection = ownership.owner ? ((await protectionStatus(client, PROTECTION_DEADLINE_MS, protectionWorkflowId(domain, ownership.owner.site, ownership.epoch), [])) ?? null) : null;
     const [desk, drill, rpoTarget] = await Promise.all([deskNow(domain).catch(() => undefined), drillAtAGlance(client, domain), latestRpoTargetSeconds(runbooks, domain).catch(() => undefined)]);
-    const rpo = rpoNow(protection, rpoTarget);
+    const rpo = rpoNow(protection, rpoTarget, Date.now());
     const warnings = [...(rpo?.breached ? [rpoBreachWarning(domain, rpo)] : []), ...(drill.warnings ?? [])];
     const running = desk?.running;
     const continuous = running?.operation === 'continuous-failover' ? 'continuousFailover' : running?.operation === 'continuous-failback' ? 'continuousFailback' : undefined;

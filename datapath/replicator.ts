@@ -19,6 +19,12 @@ export interface ReplicationProgress {
   segmentsAdopted: number;
   /** Ack time minus write time of the newest write in the last segment. */
   lagMs: number;
+  /**
+   * Every write of the domain journaled before this time is in an acknowledged segment: the time
+   * of the last read that found nothing new, else the write time of the newest write stored. Now
+   * minus it bounds the RPO from above, and it stops advancing while the object store does not answer.
+   */
+  durableAsOf?: number;
   /** Journal writes (any domain of the site) not yet drained. */
   backlogEntries: number;
   lastSegmentKey?: string;
@@ -45,6 +51,8 @@ export interface ReplicateOptions {
   /** Acknowledges each stored segment to the site, which frees journal space once every domain sharing it has. */
   trimJournal: boolean;
   onSegment: (progress: ReplicationProgress) => void | Promise<void>;
+  /** As far as the run before knew (`ReplicationProgress.durableAsOf`). */
+  durableAsOf?: number;
   /** Without it replication never gives up on logging every write. */
   throttle?: Throttle;
   /**
@@ -54,7 +62,8 @@ export interface ReplicateOptions {
   disks?: string[];
   /** New disks whose copy the segments carry after their journal writes. */
   diskSync?: DiskSync;
-  shouldStop: () => boolean;
+  /** Asked before each read of the journal, with the progress so far. */
+  shouldStop: (progress: Readonly<ReplicationProgress>) => boolean;
   now?: () => number;
 }
 
@@ -66,9 +75,18 @@ export interface ReplicateOptions {
  */
 export async function replicate(options: ReplicateOptions): Promise<ReplicationProgress> {
   const now = options.now ?? Date.now;
-  const progress: ReplicationProgress = { cursor: options.cursor, segmentsWritten: 0, segmentsAdopted: 0, lagMs: 0, backlogEntries: 0, ...(options.diskSync ? { diskSync: options.diskSync.state } : {}) };
+  const progress: ReplicationProgress = {
+    cursor: options.cursor,
+    segmentsWritten: 0,
+    segmentsAdopted: 0,
+    lagMs: 0,
+    backlogEntries: 0,
+    ...(options.durableAsOf !== undefined ? { durableAsOf: options.durableAsOf } : {}),
+    ...(options.diskSync ? { diskSync: options.diskSync.state } : {}),
+  };
   const allowed = options.disks ? new Set(options.disks) : undefined;
-  while (!options.shouldStop()) {
+  while (!options.shouldStop(progress)) {
+    const readAt = now();
     const batch = await options.source.readJournal({
       afterSequence: progress.cursor,
       vms: options.vms,
@@ -102,6 +120,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicationP
     // site's journal, or an empty write of its own: a segment that consumed no sequence would take
     // the next one's key.
     const consumedTo = batch.entries.at(-1)?.sequence ?? (sync ? batch.lastSequence : progress.cursor);
+    if (batch.entries.length === 0) progress.durableAsOf = readAt;
     if (consumedTo === progress.cursor && sync && !overtaken) {
       await sync.tick();
       continue;
@@ -121,6 +140,8 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicationP
     progress.cursor = written.segment.lastSequence;
     progress.lastSegmentKey = written.key;
     progress.lagMs = newest ? now() - newest.timestamp : 0;
+    const newestConsumed = batch.entries.at(-1);
+    if (newestConsumed) progress.durableAsOf = Math.max(progress.durableAsOf ?? 0, newestConsumed.timestamp);
     progress.backlogEntries = Math.max(0, batch.lastSequence - progress.cursor);
     if (written.created) progress.segmentsWritten++;
     else progress.segmentsAdopted++;

@@ -55,7 +55,15 @@ export interface ProtectInput {
    */
   start?: { epoch: number; cursor: number };
   /** Carried across continue-as-new. */
-  carried?: { epoch: number; cursor: number; lastRestorePoint?: { id: string; timestamp: number }; base?: string; runsSinceGc?: number; members?: VmMetadata[] };
+  carried?: {
+    epoch: number;
+    cursor: number;
+    lastRestorePoint?: { id: string; timestamp: number };
+    base?: string;
+    runsSinceGc?: number;
+    members?: VmMetadata[];
+    durableAsOf?: number;
+  };
 }
 
 /**
@@ -72,6 +80,10 @@ export interface ProtectStatus {
   epoch: number;
   cursor: number;
   lagMs: number;
+  /** Every write journaled before this time is in the log, as of the last replicator run (see `ReplicationProgress.durableAsOf`). */
+  durableAsOf?: number;
+  /** The RPO target of the domain's latest runbook, as protection last read it (at each execution's start and garbage collection). */
+  rpoTargetSeconds?: number;
   backlogEntries: number;
   segmentsWritten: number;
   mode: ProtectMode;
@@ -87,6 +99,11 @@ export interface ProtectStatus {
   /** New disks being copied into the log while the others keep being logged write by write; no restore point until it is finished. */
   diskSync?: { disks: string[]; copiedDisks: number; startSegment?: number };
   stopping: boolean;
+}
+
+/** Seconds since every write was known durable (an upper bound of the RPO), or undefined before the first replicator run says. */
+export function rpoBound(status: Pick<ProtectStatus, 'durableAsOf'>, now: number): number | undefined {
+  return status.durableAsOf === undefined ? undefined : Math.max(0, Math.round((now - status.durableAsOf) / 100) / 10);
 }
 
 export const protectStatusQuery = defineQuery<ProtectStatus>('protectStatus');
@@ -134,6 +151,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     epoch: input.carried?.epoch ?? input.start?.epoch ?? 0,
     cursor: input.carried?.cursor ?? input.start?.cursor ?? 0,
     lagMs: 0,
+    ...(input.carried?.durableAsOf !== undefined ? { durableAsOf: input.carried.durableAsOf } : {}),
     backlogEntries: 0,
     segmentsWritten: 0,
     mode: wantSync ? 'initial-sync' : 'log',
@@ -221,8 +239,23 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
   const executionDone = () =>
     status.mode === 'log' && !diskSync && syncQueue.length === 0 && (status.stopping || runs >= (input.runsPerExecution ?? 200) || workflowInfo().continueAsNewSuggested);
   function describe() {
-    setCurrentDetails(`${status.mode} mode: replicating ${input.domain} from ${input.site} (epoch ${status.epoch}, cursor ${status.cursor}, lag ${status.lagMs} ms)`);
+    const rpo = rpoBound(status, workflowNow());
+    const target = status.rpoTargetSeconds;
+    const rpoLine =
+      rpo === undefined
+        ? ''
+        : target !== undefined && rpo > target
+          ? `\n\n**RPO target breached**: writes are durable only up to ${rpo} s ago, past the target of ${target} s (spec.protection.rpoTarget)`
+          : `\n\nRPO at most ${rpo} s${target !== undefined ? ` (target ${target} s)` : ''}`;
+    setCurrentDetails(`${status.mode} mode: replicating ${input.domain} from ${input.site} (epoch ${status.epoch}, cursor ${status.cursor}, lag ${status.lagMs} ms)${rpoLine}`);
   }
+  const showsRpo = patched('protection-shows-rpo');
+  const readRpoTarget = async () => {
+    const target = await acts.readRpoTarget.executeWithOptions({ summary: `RPO target of ${input.domain}` }, [{ domain: input.domain }]);
+    if (target === null) delete status.rpoTargetSeconds;
+    else status.rpoTargetSeconds = target;
+  };
+  if (showsRpo) await readRpoTarget();
   const throttle = { maxBacklogEntries: input.throttle?.maxBacklogEntries ?? 100_000, maxLagMs: input.throttle?.maxLagMs ?? 300_000 };
   const { trackDirtyRegions, resyncDirtyRegions, finishResync } = proxyActivities<DatapathActivities>({
     taskQueue,
@@ -301,11 +334,13 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
           ...(status.mode === 'log' ? { throttle } : {}),
           ...(members ? { disks: members.flatMap((vm) => vm.diskIds) } : {}),
           ...(diskSync ? { diskSync } : {}),
+          ...(status.durableAsOf !== undefined ? { durableAsOf: status.durableAsOf } : {}),
         },
       ]);
       runs++;
       status.cursor = progress.cursor;
       status.lagMs = progress.lagMs;
+      if (progress.durableAsOf !== undefined) status.durableAsOf = progress.durableAsOf;
       status.backlogEntries = progress.backlogEntries;
       status.segmentsWritten += progress.segmentsWritten;
       if (progress.diskSync) {
@@ -323,6 +358,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
       try {
         const result = await collectGarbage.executeWithOptions({ summary: `garbage collection after ${runs} replicator runs` }, [{ domain: input.domain }]);
         status.lastGc = { at: workflowNow(), ...result };
+        if (showsRpo) await readRpoTarget();
       } catch (error) {
         if (!(error instanceof ActivityFailure)) throw error;
         log.warn('garbage collection failed', { domain: input.domain, error: error.cause?.message ?? error.message });
@@ -345,13 +381,33 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
       nextPointAt = workflowNow() + input.restorePointIntervalMs;
     }
   };
-  await Promise.all([syncRun(), replicatorLoop(), resyncLoop(), policyLoop(), gcLoop()]);
+  // A replicator run that does not come back (the object store stalls) leaves the status as it
+  // was; the details are brought up to date while it is overdue, so the Web UI shows the RPO rising.
+  const rpoWatch = async () => {
+    if (!showsRpo) return;
+    while (!executionDone()) {
+      const runsBefore = runs;
+      const moved = () => runs !== runsBefore || executionDone();
+      if (await condition(moved, runMs + 15_000)) continue;
+      do describe();
+      while (!(await condition(moved, 15_000)));
+    }
+  };
+  await Promise.all([syncRun(), replicatorLoop(), resyncLoop(), policyLoop(), gcLoop(), rpoWatch()]);
   await condition(allHandlersFinished);
   if (status.stopping) return status;
   return continueAsNew<typeof protect>({
     ...input,
     initialSync: undefined,
     start: undefined,
-    carried: { epoch: status.epoch, cursor: status.cursor, lastRestorePoint: status.lastRestorePoint, base: status.base, runsSinceGc: runs - lastGcRun, ...(members ? { members } : {}) },
+    carried: {
+      epoch: status.epoch,
+      cursor: status.cursor,
+      lastRestorePoint: status.lastRestorePoint,
+      base: status.base,
+      runsSinceGc: runs - lastGcRun,
+      ...(members ? { members } : {}),
+      ...(status.durableAsOf !== undefined ? { durableAsOf: status.durableAsOf } : {}),
+    },
   });
 }

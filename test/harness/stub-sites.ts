@@ -388,8 +388,9 @@ export class StubSites {
           context.heartbeat({ cursor });
           await context.sleep(Math.min(1_000, until - Date.now()));
         }
-        return { cursor, segmentsWritten: 0, segmentsAdopted: 0, lagMs: 0, backlogEntries: 0 };
+        return { cursor, segmentsWritten: 0, segmentsAdopted: 0, lagMs: 0, backlogEntries: 0, durableAsOf: Date.now() };
       },
+      readRpoTarget: () => Promise.resolve(null),
       collectGarbage: () => Promise.resolve({ deleted: { points: 0, segments: 0, bases: 0, leases: 0 }, skipped: 'the stub sites keep no log' }),
       trackDirtyRegions: ({ cursor }) => Promise.resolve({ drainedTo: cursor, dirtyRegions: 0 }),
       resyncDirtyRegions: ({ domain, epoch, cursor }) =>

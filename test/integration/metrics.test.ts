@@ -9,6 +9,8 @@ import { failoverSiteDefinitions, protectAtPrimary, runbookYaml, waitFor } from 
 import { admin, testSiteDefinitions } from '../harness/sites';
 import { useTestApi, useTestbed, type ApiPrincipal } from '../harness/testbed';
 
+const RPO_TARGET_SECONDS = 15;
+
 describe('GET /metrics on real servers, read by a Prometheus text-format parser: RPO and protection per domain, worker polling, the API\'s own traffic', () => {
   const viewer: ApiPrincipal = { name: 'prometheus', role: 'viewer', token: generateToken() };
   const { stack, sites, primary, store, runbooks } = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), ['echo']), workers: ['orchestration', 'primary'] });
@@ -23,8 +25,9 @@ describe('GET /metrics on real servers, read by a Prometheus text-format parser:
   });
   before(async () => {
     await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 20, blockSize: 4096, pattern: 'random', seed: 'metrics' });
+    // Before protection starts, so that its workflow knows the target too (it reads it when each execution starts).
+    await runbooks.put('echo', runbookYaml('echo', {}).replace('protectionWindow: 1d }', `protectionWindow: 1d, rpoTarget: ${RPO_TARGET_SECONDS}s }`), 'test');
     await protectAtPrimary(stack.client, 'echo');
-    await runbooks.put('echo', runbookYaml('echo', {}).replace('protectionWindow: 1d }', 'protectionWindow: 1d, rpoTarget: 10m }'), 'test');
     const protection = stack.client.workflow.getHandle(protectionWorkflowId('echo', 'primary', 1));
     await waitFor('echo replicating in log mode', async () => (await protection.query(protectStatusQuery)).mode === 'log', 60_000);
   });
@@ -45,8 +48,8 @@ describe('GET /metrics on real servers, read by a Prometheus text-format parser:
     assert.match(type ?? '', /^text\/plain; version=0\.0\.4/);
     const families = parsePrometheusTextFormat(text);
     const rpo = sample(families, 'dr_rpo_seconds', { domain: 'echo' });
-    assert.ok(rpo !== undefined && rpo >= 0 && rpo < 600, `dr_rpo_seconds ${rpo}`);
-    assert.equal(sample(families, 'dr_rpo_target_seconds', { domain: 'echo' }), 600, 'the target of echo\'s latest runbook');
+    assert.ok(rpo !== undefined && rpo >= 0 && rpo < RPO_TARGET_SECONDS, `dr_rpo_seconds ${rpo}`);
+    assert.equal(sample(families, 'dr_rpo_target_seconds', { domain: 'echo' }), RPO_TARGET_SECONDS, 'the target of echo\'s latest runbook');
     assert.equal(sample(families, 'dr_rpo_target_breached', { domain: 'echo' }), 0);
     assert.equal(sample(families, 'dr_protection_mode', { domain: 'echo', mode: 'log' }), 1);
     assert.equal(sample(families, 'dr_protection_mode', { domain: 'echo', mode: 'bitmap' }), 0);
@@ -65,5 +68,28 @@ describe('GET /metrics on real servers, read by a Prometheus text-format parser:
     assert.ok((sample(families, 'dr_http_requests_total', { method: 'GET', route: '/metrics', status: '200' }) ?? 0) >= 2);
     assert.ok((sample(families, 'dr_http_requests_total', { method: 'GET', route: 'unmatched', status: '401' }) ?? 0) >= 1, 'the refused scrape is counted');
     assert.ok(families.find((f) => f.name === 'dr_http_request_duration_seconds')?.type === 'HISTOGRAM');
+  });
+
+  it('RPO rises while the object store is paused, with the breach flag and the protection\'s details in the Web UI, and falls once it answers again', async (t) => {
+    const rpoNow = async () => {
+      const families = parsePrometheusTextFormat((await scrape()).text);
+      return { seconds: sample(families, 'dr_rpo_seconds', { domain: 'echo' }) ?? NaN, breached: sample(families, 'dr_rpo_target_breached', { domain: 'echo' }) };
+    };
+    const protection = stack.client.workflow.getHandle(protectionWorkflowId('echo', 'primary', 1));
+    const details = async () => (await protection.query<{ currentDetails?: string }>('__temporal_workflow_metadata')).currentDetails ?? '';
+    await waitFor('echo within its RPO target', async () => (await rpoNow()).breached === 0, 30_000);
+    process.kill(stack.s3Process.pid, 'SIGSTOP');
+    const paused = Date.now();
+    try {
+      await waitFor('the RPO past its target while S3 is paused', async () => (await rpoNow()).breached === 1, 60_000);
+      const during = await rpoNow();
+      assert.ok(during.seconds > RPO_TARGET_SECONDS, `dr_rpo_seconds ${during.seconds} while paused`);
+      await waitFor('the protection\'s details saying the RPO target is breached', async () => (await details()).includes('RPO target breached'), 60_000);
+      t.diagnostic(`after ${(Date.now() - paused) / 1000} s paused: RPO ${(await rpoNow()).seconds} s; details: ${JSON.stringify(await details())}`);
+    } finally {
+      process.kill(stack.s3Process.pid, 'SIGCONT');
+    }
+    await waitFor('the RPO back within its target', async () => (await rpoNow()).breached === 0, 90_000);
+    assert.ok((await rpoNow()).seconds < RPO_TARGET_SECONDS);
   });
 });
