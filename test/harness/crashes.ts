@@ -96,21 +96,26 @@ export interface CrashLoop {
   due?: (stopped: () => boolean) => Promise<void>;
   /** Told of each kill as it starts. */
   onCrash?: (victim: string, at: number) => void;
+  /**
+   * No more kills after this many: on a loaded machine endless kills can outpace the operations'
+   * progress, and they would never end. Default: no limit.
+   */
+  maxKills?: number;
 }
 
 /**
  * Until `until` settles (either way), waits until a kill is due (a random pause, or `due`) and
  * crashes the victim `pick` names, again and again; stops as soon as `until` settles, also while
- * waiting. Returns what it crashed, in order.
+ * waiting, or after `maxKills`. Returns what it crashed, in order.
  */
-export async function crashUntil(until: Promise<unknown>, { crash, pick, pauseMs = [1_500, 4_000], due, onCrash }: CrashLoop): Promise<string[]> {
+export async function crashUntil(until: Promise<unknown>, { crash, pick, pauseMs = [1_500, 4_000], due, onCrash, maxKills = Infinity }: CrashLoop): Promise<string[]> {
   let settled = false;
   const over = until.then(
     () => void (settled = true),
     () => void (settled = true),
   );
   const killed: string[] = [];
-  while (!settled) {
+  while (!settled && killed.length < maxKills) {
     await Promise.race([over, due ? due(() => settled) : sleep(pauseMs[0] + Math.random() * (pauseMs[1] - pauseMs[0]))]);
     if (settled) break;
     const victim = pick(killed);
