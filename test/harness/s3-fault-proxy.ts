@@ -44,10 +44,10 @@ export class S3FaultProxy {
 
   /** A proxy on a free loopback port forwarding to `upstreamEndpoint` (e.g. `http://127.0.0.1:8333`). */
   static async start(upstreamEndpoint: string): Promise<S3FaultProxy> {
-    let proxy: S3FaultProxy | undefined;
-    const server = createServer((req, res) => proxy!.handle(req, res));
+    const server = createServer();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    proxy = new S3FaultProxy(server, new URL(upstreamEndpoint), `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    const proxy = new S3FaultProxy(server, new URL(upstreamEndpoint), `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => proxy.handle(req, res));
     return proxy;
   }
 
