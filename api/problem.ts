@@ -1,5 +1,7 @@
 import { STATUS_CODES } from 'node:http';
+import { isGrpcServiceError, ServiceError } from '@temporalio/client';
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
+import { isS3Unavailable } from '../common/s3';
 import { RequestRefused } from '../requests/desk';
 
 /** RFC 9457 problem details: every API error has this shape and content type. */
@@ -35,9 +37,22 @@ const REFUSED_TITLES: Record<RequestRefused['status'], string> = { 404: 'Not fou
 export const notFoundRoute: RequestHandler = (req, res) =>
   sendProblem(res, { title: 'Not found', status: 404, detail: `no route for ${req.method} ${req.path}` });
 
+
+/** gRPC status codes of a server that is down or too slow (UNAVAILABLE, DEADLINE_EXCEEDED). */
+const GRPC_NOT_ANSWERING = new Set([14, 4]);
+
+/** Which dependency did not answer, said for the operator; undefined when the error is not an outage. */
+function unavailableDependency(error: unknown): string | undefined {
+  if (isS3Unavailable(error)) return `the storage site's object store (S3) does not answer (${(error as Error).message}): what it holds cannot be read or written now`;
+  const grpc = error instanceof ServiceError ? error.cause : error;
+  if (isGrpcServiceError(grpc) && GRPC_NOT_ANSWERING.has(Number(grpc.code))) return `Temporal does not answer (${grpc.details || grpc.message}): operations cannot be read or started now`;
+  return undefined;
+}
+
 /**
  * The last error handler. Body-parser errors (malformed JSON, oversized body, bad charset) carry
- * a 4xx status of their own and are reported as such; anything unknown is a 500 with no internals.
+ * a 4xx status of their own and are reported as such; a dependency that does not answer is a 503
+ * naming it (the request may be retried); anything unknown is a 500 with no internals.
  */
 export function errorHandler(log: { error: (obj: object, msg: string) => void }): ErrorRequestHandler {
   return (error: unknown, req, res, _next) => {
@@ -51,6 +66,12 @@ export function errorHandler(log: { error: (obj: object, msg: string) => void })
           ? `request body exceeds the limit of ${(error as { limit?: number }).limit ?? '?'} bytes`
           : (error as Error).message;
       return sendProblem(res, { title: STATUS_CODES[status] ?? 'Bad request', status, detail });
+    }
+    const unavailable = unavailableDependency(error);
+    if (unavailable) {
+      log.error({ err: error, method: req.method, path: req.path }, 'a dependency of the API does not answer');
+      res.set('Retry-After', '10');
+      return sendProblem(res, { title: 'Service unavailable', status: 503, detail: unavailable });
     }
     log.error({ err: error, method: req.method, path: req.path }, 'unhandled API error');
     sendProblem(res, { title: 'Internal server error', status: 500, detail: 'the server failed; see its log' });

@@ -4,7 +4,7 @@ import { loadSettings } from '../common/config';
 import { stopWhenOrphaned } from '../common/child-process';
 import { OperatorError } from '../common/errors';
 import { createLogger } from '../common/logger';
-import { checkS3Reachable, createS3Client } from '../common/s3';
+import { API_S3_PATIENCE, checkS3Reachable, createS3Client } from '../common/s3';
 import { connectClient } from '../common/temporal';
 import { createApp } from './app';
 import { readTokenFile } from './auth';
@@ -31,7 +31,7 @@ async function main(): Promise<void> {
   const log = createLogger('api');
   const tokens = readTokenFile(process.env.DR_API_TOKENS_FILE ?? path.join(settings.dataDir, 'api-tokens.json'));
   const temporal = await connectClient(settings.temporal);
-  const s3 = createS3Client(settings.s3);
+  const s3 = createS3Client(settings.s3, API_S3_PATIENCE);
   await checkS3Reachable(s3, settings.s3);
 
   const runbooks = new RunbookStore(s3, settings.s3);

@@ -2,7 +2,18 @@ import { HeadBucketCommand, S3Client, S3ServiceException } from '@aws-sdk/client
 import type { S3Settings } from './config';
 import { describeError, OperatorError } from './errors';
 
-export function createS3Client(s3: S3Settings): S3Client {
+/** How long a request may go without an answer, and how often it is tried. */
+export interface S3Patience {
+  requestTimeoutMs: number;
+  maxAttempts: number;
+}
+
+/** Workers move segments and base chunks: a minute of silence before a request is given up, three tries. */
+export const WORKER_S3_PATIENCE: S3Patience = { requestTimeoutMs: 60_000, maxAttempts: 3 };
+/** The API answers people: a stalled store must turn into an answer within seconds, not a hang. */
+export const API_S3_PATIENCE: S3Patience = { requestTimeoutMs: 3_000, maxAttempts: 2 };
+
+export function createS3Client(s3: S3Settings, patience: S3Patience = WORKER_S3_PATIENCE): S3Client {
   // The SDK version is pinned and supports Node 20; its notice about future releases is noise in every log.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   return new S3Client({
@@ -10,10 +21,19 @@ export function createS3Client(s3: S3Settings): S3Client {
     region: s3.region,
     forcePathStyle: s3.forcePathStyle,
     ...(s3.credentials ? { credentials: s3.credentials } : {}),
-    // Fail fast on a dead endpoint instead of hanging for the socket default.
-    requestHandler: { connectionTimeout: 3_000, requestTimeout: 60_000 },
-    maxAttempts: 3,
+    // Fail fast on a dead endpoint instead of hanging for the socket default. Without
+    // throwOnRequestTimeout the handler only logs a warning and a stalled server hangs the request forever.
+    requestHandler: { connectionTimeout: 3_000, requestTimeout: patience.requestTimeoutMs, throwOnRequestTimeout: true },
+    maxAttempts: patience.maxAttempts,
   });
+}
+
+/** The store did not answer (refused, timed out, reset) or answered it is failing (5xx): nothing is wrong with the request. */
+export function isS3Unavailable(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null || !('$metadata' in error)) return false;
+  const { name, code } = error as { name?: string; code?: string };
+  const status = (error as { $metadata: { httpStatusCode?: number } }).$metadata.httpStatusCode;
+  return (status !== undefined && status >= 500) || name === 'TimeoutError' || ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH'].includes(code ?? '');
 }
 
 /** True when the error is S3's answer to a failed If-None-Match / If-Match precondition. */

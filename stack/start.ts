@@ -21,6 +21,7 @@ import { ensureEmbeddedSecrets, ensureSiteTokens } from './credentials';
 import { protectDefinedDomains } from './protect-domains';
 import { tcpReachable } from './ports';
 import { portsBesideS3, startSeaweedFs } from './seaweedfs';
+import { supervise } from './supervisor';
 import { TEMPORAL_BINARY, WEED_BINARY } from './servers';
 import { startTemporalDevServer } from './temporal-dev-server';
 
@@ -74,6 +75,8 @@ async function main(): Promise<void> {
 
   const childEnv: NodeJS.ProcessEnv = { ...process.env, DR_API_TOKENS_FILE: secrets.apiTokensFile, DR_SITE_TOKENS_FILE: siteTokens.file };
   const servers: Array<Promise<void>> = [];
+  /** How to start each component again, by its first process: supervised once the stack is up. */
+  const restarts = new Map<ChildHandle, () => Promise<ChildHandle>>();
 
   let uiUrl: string | undefined;
   if (settings.temporal.embedded) {
@@ -81,14 +84,17 @@ async function main(): Promise<void> {
     await refuseBusyPort(environment.DR_TEMPORAL_PORT, 'Temporal server', 'DR_TEMPORAL_PORT');
     say(`starting Temporal dev server on ${settings.temporal.address} (data in ${path.join(settings.dataDir, 'temporal')})`);
     mkdirSync(path.join(settings.dataDir, 'temporal'), { recursive: true });
-    servers.push(
+    const startTemporal = () =>
       startTemporalDevServer({
         port: environment.DR_TEMPORAL_PORT,
         uiPort: settings.temporal.uiPort,
         dbFile: path.join(settings.dataDir, 'temporal', 'temporal.db'),
         namespace: settings.temporal.namespace,
         logFile: path.join(settings.logDir, 'temporal.log'),
-      }).then((t) => {
+      });
+    servers.push(
+      startTemporal().then((t) => {
+        restarts.set(t.process, async () => (await startTemporal()).process);
         uiUrl = t.uiUrl;
         childEnv.TEMPORAL_ADDRESS = t.address;
         if (t.uiUrl) childEnv.DR_TEMPORAL_UI_URL = t.uiUrl;
@@ -103,7 +109,7 @@ async function main(): Promise<void> {
     const ports = portsBesideS3(environment.DR_S3_PORT);
     for (const [component, port] of Object.entries(ports) as Array<[string, number]>) await refuseBusyPort(port, `SeaweedFS ${component}`, 'DR_S3_PORT');
     say(`starting SeaweedFS S3 gateway on ${settings.s3.endpoint} (data in ${path.join(settings.dataDir, 's3')})`);
-    servers.push(
+    const startS3 = () =>
       startSeaweedFs({
         dataDir: path.join(settings.dataDir, 's3'),
         ports,
@@ -111,7 +117,14 @@ async function main(): Promise<void> {
         bucket: settings.s3.bucket,
         region: settings.s3.region,
         logFile: path.join(settings.logDir, 'seaweedfs.log'),
-      }).then((s3) => {
+      });
+    servers.push(
+      startS3().then((s3) => {
+        restarts.set(s3.process, async () => {
+          const again = await startS3();
+          again.client.destroy();
+          return again.process;
+        });
         Object.assign(childEnv, {
           S3_ENDPOINT: s3.settings.endpoint,
           S3_ACCESS_KEY_ID: secrets.s3.accessKeyId,
@@ -140,26 +153,31 @@ async function main(): Promise<void> {
     await refuseBusyPort(d.adminPort, `site ${d.name} admin API`, 'DR_SITES_FILE (its ports)');
   }
   say(`starting sites: ${siteDefinitions.map((d) => `${d.name} (:${d.port})`).join(', ')}`);
-  const siteServices = await Promise.all(
-    siteDefinitions.map((d) =>
-      startSiteService({
-        site: d.name,
-        dataDir: path.join(settings.dataDir, 'sites', d.name),
-        logFile: path.join(settings.logDir, `site-${d.name}.log`),
-        token: siteTokens.tokens[d.name],
-        ...(process.env.DR_SITES_FILE ? { sitesFile: process.env.DR_SITES_FILE } : {}),
-        definitionPorts: { port: d.port, adminPort: d.adminPort },
-      }),
-    ),
-  );
+  const startSite = (d: (typeof siteDefinitions)[number]) =>
+    startSiteService({
+      site: d.name,
+      dataDir: path.join(settings.dataDir, 'sites', d.name),
+      logFile: path.join(settings.logDir, `site-${d.name}.log`),
+      token: siteTokens.tokens[d.name],
+      ...(process.env.DR_SITES_FILE ? { sitesFile: process.env.DR_SITES_FILE } : {}),
+      definitionPorts: { port: d.port, adminPort: d.adminPort },
+    });
+  const siteServices = await Promise.all(siteDefinitions.map(startSite));
+  siteServices.forEach((service, i) => restarts.set(service.process, async () => (await startSite(siteDefinitions[i])).process));
   say('sites answering');
 
   notStopping();
-  const orchestration = startNodeProcess('worker-orchestration', 'worker/main.ts', ['--orchestration'], settings, childEnv);
+  /** A node process of ours, started again the same way when it dies. */
+  const startRestartable = (name: string, script: string, args: string[], env: NodeJS.ProcessEnv): ChildHandle => {
+    const child = startNodeProcess(name, script, args, settings, env);
+    restarts.set(child, () => Promise.resolve(startNodeProcess(name, script, args, settings, env)));
+    return child;
+  };
+  const orchestration = startRestartable('worker-orchestration', 'worker/main.ts', ['--orchestration'], childEnv);
   const siteWorkers = siteServices.map((service, i) => {
     const site = sites[i];
     const env = { ...childEnv, DR_SITE_URL: service.url, DR_SITE_TOKEN: siteTokens.tokens[site] };
-    return { site, child: startNodeProcess(`worker-site-${site}`, 'worker/main.ts', ['--site', site], settings, env) };
+    return { site, child: startRestartable(`worker-site-${site}`, 'worker/main.ts', ['--site', site], env) };
   });
   say(`starting workers: orchestration, ${sites.map((s) => `site ${s}`).join(', ')}`);
   await Promise.all([
@@ -170,7 +188,7 @@ async function main(): Promise<void> {
 
   notStopping();
   await refuseBusyPort(settings.api.port, 'API', 'DR_API_PORT');
-  const api = startNodeProcess('api', 'api/server.ts', [], settings, childEnv);
+  const api = startRestartable('api', 'api/server.ts', [], childEnv);
   const apiUrl = `http://${settings.api.host}:${settings.api.port}`;
   await waitUntilReady(api, async () => {
     const response = await fetch(`${apiUrl}/healthz`);
@@ -214,14 +232,13 @@ async function main(): Promise<void> {
 ${siteLines.join('\n')}
 ${domainLines.map((line) => `    ${line}`).join('\n')}
     Logs             ${settings.logDir}
+  A component that dies is named here and started again.
   Stage a disaster and fail the demo domain over: npm run demo
   Press Ctrl-C to stop everything.
 `);
 
-  for (const child of [orchestration, api, ...siteWorkers.map((s) => s.child), ...siteServices.map((s) => s.process)]) {
-    void child.exited.then((code) => {
-      if (!stopping) say(`${child.name} exited with ${code ?? 'a signal'}; see ${child.logFile}`);
-    });
+  for (const [child, restart] of restarts) {
+    supervise(child, restart, { say, stopping: () => stopping, giveUp: (component) => void shutdown(1, `${component} keeps dying: stopping all components ...`) });
   }
   await stopRequested;
   await client.connection.close();

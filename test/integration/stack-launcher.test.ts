@@ -53,6 +53,15 @@ function processesUsing(dir: string): string[] {
     .filter((line) => line.includes(dir) && !line.includes('ps -eo'));
 }
 
+/** The processes `parent` started (the launcher's servers, sites, workers and API). */
+function childrenOf(parent: number): Array<{ pid: number; args: string }> {
+  return execFileSync('ps', ['-eo', 'pid=,ppid=,args='], { encoding: 'utf8' })
+    .split('\n')
+    .map((line) => line.trim().match(/^(\d+)\s+(\d+)\s+(.*)$/))
+    .filter((m): m is RegExpMatchArray => m !== null && Number(m[2]) === parent)
+    .map((m) => ({ pid: Number(m[1]), args: m[3] }));
+}
+
 describe('npm start: the embedded stack launcher', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'dr-launcher-'));
   before(async () => {
@@ -67,7 +76,7 @@ describe('npm start: the embedded stack launcher', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('starts everything healthy, stops every child on SIGINT, finds its state again on the next start, and leaves nothing behind when killed', async () => {
+  it('starts everything healthy, restarts a component that dies, stops every child on SIGINT, finds its state again on the next start, and leaves nothing behind when killed', async () => {
     const ports = {
       DR_TEMPORAL_PORT: String(await freePort()),
       DR_TEMPORAL_UI_PORT: String(await freePort()),
@@ -91,6 +100,25 @@ describe('npm start: the embedded stack launcher', () => {
     assert.equal(health.checks.temporal?.reachable, true);
     assert.equal(health.checks.s3?.reachable, true);
     assert.equal((await fetch(`${apiUrl}/anything`)).status, 401);
+
+    // Components that die are named at once, with their log's last lines, and started again.
+    const pidOf = (pattern: RegExp) => childrenOf(first.pid).find((c) => pattern.test(c.args))?.pid ?? 0;
+    for (const [component, pattern] of [
+      ['seaweedfs', /\/weed\s/],
+      ['worker-site-primary', /worker\/main\.ts --site primary/],
+    ] as const) {
+      const pid = pidOf(pattern);
+      assert.ok(pid > 0, `${component} runs: ${childrenOf(first.pid).map((c) => c.args).join('\n')}`);
+      process.kill(pid, 'SIGKILL');
+      const said = await outputOf(first, new RegExp(`${component} restarted \\(pid \\d+\\)`), 60_000);
+      assert.match(said, new RegExp(`${component} died by SIGKILL; see \\S+${component}\\.log`), said);
+      assert.ok(pidOf(pattern) > 0 && pidOf(pattern) !== pid, `${component} runs again`);
+    }
+    let healthy = false;
+    for (const deadline = Date.now() + 30_000; !healthy && Date.now() < deadline; await new Promise((r) => setTimeout(r, 500))) {
+      healthy = (await fetch(`${apiUrl}/healthz`)).status === 200;
+    }
+    assert.ok(healthy, 'the API is healthy again once SeaweedFS is back');
 
     process.kill(first.pid, 'SIGINT');
     assert.equal(await first.exited, 0);

@@ -1,0 +1,111 @@
+/**
+ * A loopback HTTP proxy in front of the S3 server that misbehaves on purpose, by rules a test sets
+ * and clears while it runs: S3 errors (503 SlowDown, 500), connections reset before any answer,
+ * answers delayed, and answers lost after the server acted on the request (the nastiest case
+ * for idempotency: the PUT is stored, the client sees a failure and tries again). The product is
+ * pointed at it as at any endpoint (`S3_ENDPOINT`); nothing in the product knows it is there.
+ */
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface FaultRules {
+  /** Share of requests answered with an S3 error instead of reaching the server. */
+  errorRate?: number;
+  /** 503 SlowDown by default, as S3 answers when throttling. */
+  errorStatus?: 500 | 503;
+  /** Share of requests whose connection is reset before the server sees them. */
+  resetRate?: number;
+  /** Share of requests held for `stallMs` before they are forwarded. */
+  stallRate?: number;
+  stallMs?: number;
+  /** Share of requests forwarded and acted on by the server, whose answer is then dropped (connection reset). */
+  lostAnswerRate?: number;
+  /** Every request reset: the store is unreachable. */
+  unreachable?: boolean;
+}
+
+export interface FaultCounts {
+  forwarded: number;
+  errors: number;
+  resets: number;
+  stalls: number;
+  lostAnswers: number;
+}
+
+export class S3FaultProxy {
+  private rules: FaultRules = {};
+  readonly counts: FaultCounts = { forwarded: 0, errors: 0, resets: 0, stalls: 0, lostAnswers: 0 };
+
+  private constructor(
+    private readonly server: Server,
+    private readonly upstream: URL,
+    readonly url: string,
+  ) {}
+
+  /** A proxy on a free loopback port forwarding to `upstreamEndpoint` (e.g. `http://127.0.0.1:8333`). */
+  static async start(upstreamEndpoint: string): Promise<S3FaultProxy> {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const proxy = new S3FaultProxy(server, new URL(upstreamEndpoint), `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => proxy.handle(req, res));
+    return proxy;
+  }
+
+  setRules(rules: FaultRules): void {
+    this.rules = rules;
+  }
+
+  clear(): void {
+    this.rules = {};
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const rules = this.rules;
+    const chance = (rate: number | undefined) => rate !== undefined && Math.random() < rate;
+    if (rules.unreachable || chance(rules.resetRate)) {
+      this.counts.resets++;
+      req.socket.destroy();
+      return;
+    }
+    if (chance(rules.errorRate)) {
+      this.counts.errors++;
+      const status = rules.errorStatus ?? 503;
+      const [code, message] = status === 503 ? ['SlowDown', 'Please reduce your request rate.'] : ['InternalError', 'We encountered an internal error. Please try again.'];
+      req.resume();
+      req.once('end', () => res.writeHead(status, { 'content-type': 'application/xml' }).end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message></Error>`));
+      return;
+    }
+    const loseAnswer = chance(rules.lostAnswerRate);
+    const forward = () => this.forward(req, res, loseAnswer);
+    if (chance(rules.stallRate)) {
+      this.counts.stalls++;
+      setTimeout(forward, rules.stallMs ?? 2_000);
+    } else {
+      forward();
+    }
+  }
+
+  private forward(req: IncomingMessage, res: ServerResponse, loseAnswer: boolean): void {
+    this.counts.forwarded++;
+    const upstream = request(
+      { host: this.upstream.hostname, port: this.upstream.port, method: req.method, path: req.url, headers: req.headers },
+      (answer) => {
+        if (loseAnswer) {
+          this.counts.lostAnswers++;
+          answer.resume();
+          answer.once('end', () => req.socket.destroy());
+          return;
+        }
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.once('error', () => req.socket.destroy());
+    req.pipe(upstream);
+  }
+}
