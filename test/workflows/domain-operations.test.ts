@@ -100,6 +100,21 @@ describe('domain operations desk on stub sites', () => {
     }
   });
 
+  it('keeps the API call’s request id in the memo of the operation it starts, where the Web UI shows it beside the audit record', async () => {
+    const domain = 'desk-request-id';
+    t.sites.placeVms(RECOVERY, vmNames(domain));
+    const desk = t.client.workflow.getHandle(domainOperationsWorkflowId(domain));
+    try {
+      const started = await requestOperation(t, domain, { ...powerOnRequest(domain), requestId: 'req-7f3a' });
+      const operation = t.client.workflow.getHandle(started.workflowId);
+      assert.deepEqual((await operation.describe()).memo, { requestId: 'req-7f3a' });
+      await operation.result();
+    } finally {
+      await desk.terminate('test finished').catch(() => undefined);
+      await t.closeDomain(domain);
+    }
+  });
+
   describe('outcomes and why', () => {
     const domain = 'desk-outcomes';
     const tokens = { viewer: generateToken() };
