@@ -37,8 +37,8 @@ export class TestWorkers {
     return child;
   }
 
-  orchestration(): Promise<ChildHandle> {
-    return this.start('orchestration', ['--orchestration'], {});
+  orchestration(env: NodeJS.ProcessEnv = {}): Promise<ChildHandle> {
+    return this.start('orchestration', ['--orchestration'], env);
   }
 
   site(site: SiteService, name: string, env: NodeJS.ProcessEnv = {}): Promise<ChildHandle> {
