@@ -4,6 +4,7 @@
  * request, and each lists the audit records of both.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -32,6 +33,21 @@ async function call(api: ApiProcess, route: string, { token, method = 'GET', bod
   });
   const text = await response.text();
   return { status: response.status, requestId: response.headers.get('x-request-id'), text, json: () => JSON.parse(text) as Record<string, unknown> };
+}
+
+const CLI = path.join(__dirname, '..', '..', 'cli', 'dr.ts');
+
+/** Runs `npm run dr -- ...` against `api` as a script would: output piped, not a terminal. */
+function dr(api: ApiProcess, token: string, ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { env: { ...process.env, DR_API_URL: api.url, DR_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
 }
 
 /** Polls until `probe` answers; a guard against a hang (it fails after 20 s), not a timing check. */
@@ -179,5 +195,29 @@ describe('two API processes on one store: tokens and the audit trail are shared'
     const malformed = await call(apis.b, '/runbooks', { token: admin.token, requestId: 'no spaces/or slashes' });
     assert.equal(malformed.status, 400);
     assert.equal((malformed.json().errors as Array<{ path: string }>)[0].path, 'X-Request-Id');
+  });
+
+  it('the command line issues, lists and revokes tokens and reads the trail', async () => {
+    const created = await dr(apis.a, admin.token, 'tokens', 'create', 'nightly-drill', '--role', 'operator');
+    assert.equal(created.code, 0, created.stderr);
+    const token = created.stdout.split('\n')[0];
+    assert.equal((await call(apis.b, '/runbooks', { token })).status, 200, created.stdout);
+
+    // Each command is a process of its own: those that do not depend on each other run together.
+    const [listed, trail] = await Promise.all([dr(apis.b, admin.token, 'tokens', 'list'), dr(apis.a, admin.token, 'audit', '--domain', 'alpha')]);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, /^NAME\s+ROLE\s+CREATED\s+BY\s+LAST USED$/m);
+    assert.match(listed.stdout, new RegExp(`^nightly-drill\\s+operator\\s+\\S+\\s+${admin.name}\\s`, 'm'));
+    assert.equal(trail.code, 0, trail.stderr);
+    const [header, ...lines] = trail.stdout.trimEnd().split('\n');
+    assert.match(header, /^TIME\s+WHO\s+ROLE\s+CALL\s+TARGET\s+STATUS\s+REQUEST ID$/);
+    assert.equal(lines.length, 1, trail.stdout);
+    assert.match(lines[0], new RegExp(`^\\S+Z\\s+${admin.name}\\s+admin\\s+POST /domains/:domain/failover\\s+domain:alpha\\s+400\\s+failover-alpha$`));
+
+    const [revoked, unknown] = await Promise.all([dr(apis.b, admin.token, 'tokens', 'revoke', 'nightly-drill'), dr(apis.a, admin.token, 'tokens', 'revoke', 'nobody')]);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    assert.equal((await call(apis.a, '/runbooks', { token })).status, 401);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /404 Not found: no token named "nobody"/);
   });
 });
