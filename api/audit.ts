@@ -135,7 +135,8 @@ export function auditRecorder(trail: AuditTrail, log: Logger): RequestHandler {
   };
 }
 
-const AuditQuery = z.strictObject({
+/** The query of `GET /audit` (exported for the API description). */
+export const AuditQuery = z.strictObject({
   domain: z.string().regex(DOMAIN, 'must be a domain name').optional(),
   since: z.iso.datetime({ offset: true, error: 'must be an ISO 8601 time, e.g. 2026-11-30T08:00:00Z' }).optional(),
   limit: z.coerce.number().int().min(1).max(LIMIT.max).optional(),

@@ -37,7 +37,8 @@ export interface ListedToken extends Omit<TokenRecord, 'sha256'> {
   lastUsedAt: string | null;
 }
 
-const IssueRequest = z.strictObject({
+/** The body of `POST /tokens` (exported for the API description). */
+export const IssueTokenRequest = z.strictObject({
   name: z.string().regex(TOKEN_NAME, 'must be 1-63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit'),
   role: z.enum(ROLES),
 });
@@ -147,7 +148,7 @@ export function tokensRouter({ tokens, log }: { tokens: TokenStore; log: Logger 
   });
 
   router.post('/tokens', requireRole('admin'), json, async (req, res) => {
-    const body = parseBody(IssueRequest, req);
+    const body = parseBody(IssueTokenRequest, req);
     noteAuditTarget(res, { token: body.name });
     const issued = await tokens.issue(body.name, body.role, principalName(req));
     if (!issued) throw conflict(`a token named "${body.name}" exists; revoke it first (DELETE /tokens/${body.name}) or choose another name`);

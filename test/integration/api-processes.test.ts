@@ -4,7 +4,6 @@
  * request, and each lists the audit records of both.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -12,6 +11,8 @@ import { generateToken, hashToken } from '../../api/auth';
 import type { AuditRecord } from '../../api/audit';
 import type { ListedToken } from '../../api/tokens';
 import { startApiProcess, type ApiProcess } from '../harness/api-processes';
+import { runCli } from '../harness/cli';
+import { eventually } from '../harness/eventually';
 import { useFixture, useTestStack } from '../harness/stack';
 
 interface Call {
@@ -35,31 +36,6 @@ async function call(api: ApiProcess, route: string, { token, method = 'GET', bod
   return { status: response.status, requestId: response.headers.get('x-request-id'), text, json: () => JSON.parse(text) as Record<string, unknown> };
 }
 
-const CLI = path.join(__dirname, '..', '..', 'cli', 'dr.ts');
-
-/** Runs `npm run dr -- ...` against `api` as a script would: output piped, not a terminal. */
-function dr(api: ApiProcess, token: string, ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { env: { ...process.env, DR_API_URL: api.url, DR_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-/** Polls until `probe` answers; a guard against a hang (it fails after 20 s), not a timing check. */
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
-  for (let i = 0; i < 200; i++) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`never happened: ${what}`);
-}
-
 describe('two API processes on one store: tokens and the audit trail are shared', () => {
   const admin = { name: 'bootstrap-admin', role: 'admin' as const, token: generateToken() };
   const storage = useTestStack();
@@ -77,6 +53,7 @@ describe('two API processes on one store: tokens and the audit trail are shared'
     },
   );
   let operatorToken = '';
+  const dr = (api: ApiProcess, token: string, ...args: string[]) => runCli({ url: api.url, token }, ...args);
 
   it('a token issued through one process works on the other at once, is shown once, and the store keeps only its hash', async () => {
     const issued = await call(apis.a, '/tokens', { token: admin.token, method: 'POST', body: { name: 'ci-bot', role: 'operator' }, requestId: 'issue-ci-bot' });
