@@ -18,8 +18,12 @@ export interface Principal {
   role: Role;
 }
 
+/** A token's name: also part of an object key (api/tokens.ts). */
+export const TOKEN_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+export const TokenName = z.string().regex(TOKEN_NAME, 'must be 1-63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit');
+
 const TokenFileSchema = z.object({
-  tokens: z.array(z.object({ name: z.string().min(1), role: z.enum(ROLES), sha256: z.string().regex(/^[0-9a-f]{64}$/) })),
+  tokens: z.array(z.object({ name: TokenName, role: z.enum(ROLES), sha256: z.string().regex(/^[0-9a-f]{64}$/) })),
 });
 export type TokenFile = z.infer<typeof TokenFileSchema>;
 

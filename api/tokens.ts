@@ -12,18 +12,17 @@ import { z } from 'zod';
 import type { Logger } from '../common/logger';
 import { forEachLimited } from '../common/parallel';
 import type { ObjectStore } from '../datapath/object-store';
-import { generateToken, hashToken, principalName, requireRole, ROLES, type Principal, type TokenFile, type TokenLookup } from './auth';
+import { generateToken, hashToken, principalName, requireRole, ROLES, TOKEN_NAME, TokenName, type Principal, type TokenFile, type TokenLookup } from './auth';
 import { noteAuditTarget } from './request-context';
 import { parseBody } from './operations';
 import { badRequest, conflict, notFound } from './problem';
 
-export const TOKEN_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 /** A token's last use is written at most this often per API process: a request never waits for it. */
 const LAST_USE_EVERY_MS = 60_000;
 const READS_IN_FLIGHT = 8;
 
 const TokenRecord = z.object({
-  name: z.string().regex(TOKEN_NAME),
+  name: TokenName,
   role: z.enum(ROLES),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   createdAt: z.string(),
@@ -39,7 +38,7 @@ export interface ListedToken extends Omit<TokenRecord, 'sha256'> {
 
 /** The body of `POST /tokens` (exported for the API description). */
 export const IssueTokenRequest = z.strictObject({
-  name: z.string().regex(TOKEN_NAME, 'must be 1-63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit'),
+  name: TokenName,
   role: z.enum(ROLES),
 });
 
