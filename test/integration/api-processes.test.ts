@@ -1,7 +1,8 @@
 /**
- * Two API processes (api/server.ts) on one store, as behind a load balancer: a token issued
- * through one works on the other, a revocation through one is refused by the other at its next
- * request, and each lists the audit records of both.
+ * Several processes, one truth: two API processes (api/server.ts) on one store, as behind a load
+ * balancer (a token issued through one works on the other, a revocation through one is refused by
+ * the other at its next request, each lists the audit records of both), and a worker process's
+ * liveness probe as an orchestrator would use it. One stack for both: it is most of the time.
  */
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -10,10 +11,12 @@ import { describe, it } from 'node:test';
 import { generateToken, hashToken } from '../../api/auth';
 import type { AuditRecord } from '../../api/audit';
 import type { ListedToken } from '../../api/tokens';
+import { freePort } from '../../stack/ports';
 import { startApiProcess, type ApiProcess } from '../harness/api-processes';
 import { runCli } from '../harness/cli';
 import { eventually } from '../harness/eventually';
 import { useFixture, useTestStack } from '../harness/stack';
+import { TestWorkers } from '../harness/workers';
 
 interface Call {
   token?: string;
@@ -36,7 +39,7 @@ async function call(api: ApiProcess, route: string, { token, method = 'GET', bod
   return { status: response.status, requestId: response.headers.get('x-request-id'), text, json: () => JSON.parse(text) as Record<string, unknown> };
 }
 
-describe('two API processes on one store: tokens and the audit trail are shared', () => {
+describe('several processes on one store: API tokens and the audit trail shared by two API processes, a worker\'s liveness probe', () => {
   const admin = { name: 'bootstrap-admin', role: 'admin' as const, token: generateToken() };
   const storage = useTestStack();
   const apis = useFixture(
@@ -196,5 +199,32 @@ describe('two API processes on one store: tokens and the audit trail are shared'
     assert.equal((await call(apis.a, '/runbooks', { token })).status, 401);
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /404 Not found: no token named "nobody"/);
+  });
+
+  it('a worker process answers its liveness probe 200 while it polls; after SIGTERM, 503 or no answer, then it is gone', async () => {
+    const port = await freePort();
+    const workers = new TestWorkers(storage.stack, 'no site');
+    const worker = await workers.orchestration({ DR_WORKER_HEALTH_PORT: String(port) });
+    try {
+      const running = await fetch(`http://127.0.0.1:${port}/healthz`);
+      assert.equal(running.status, 200);
+      assert.deepEqual(await running.json(), { status: 'ok', state: 'RUNNING' });
+
+      const stopped = worker.stop(30_000);
+      const answers: Array<number | 'refused'> = [];
+      while (!worker.hasExited()) {
+        answers.push(await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status, () => 'refused' as const));
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await stopped;
+      assert.equal(await worker.exited, 0, 'a clean stop');
+      // A probe sent before the signal reached the worker may still see it running; after that, never again.
+      const firstNotRunning = answers.findIndex((a) => a !== 200);
+      assert.ok(firstNotRunning >= 0, `the probe never stopped answering 200: ${answers.join(' ')}`);
+      assert.ok(answers.slice(firstNotRunning).every((a) => a !== 200), answers.join(' '));
+      await assert.rejects(fetch(`http://127.0.0.1:${port}/healthz`), 'nothing listens once the worker is gone');
+    } finally {
+      await workers.stopAll();
+    }
   });
 });
