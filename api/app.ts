@@ -1,6 +1,8 @@
 import express, { type RequestHandler, type Router } from 'express';
 import type { Logger } from '../common/logger';
-import { authenticate, type TokenFile } from './auth';
+import { auditRecorder, type AuditTrail } from './audit';
+import { requestIds } from './request-context';
+import { authenticate, fixedTokens, type TokenFile, type TokenLookup } from './auth';
 import { errorHandler, notFoundRoute } from './problem';
 
 export interface HealthCheck {
@@ -12,7 +14,10 @@ export interface HealthCheck {
 
 export interface AppOptions {
   log: Logger;
-  tokens: TokenFile;
+  /** Who may call: a fixed set (tests, in-process APIs) or a lookup in the object store (api/tokens.ts). */
+  tokens: TokenFile | TokenLookup;
+  /** Where every authenticated mutating call is recorded; none: no trail (tests of other features). */
+  audit?: AuditTrail;
   healthChecks: HealthCheck[];
   /** Feature routers; all of them sit behind authentication and decide roles per route. */
   routers: Router[];
@@ -21,10 +26,11 @@ export interface AppOptions {
 }
 
 /** The HTTP API: unauthenticated health, everything else behind bearer tokens, errors as problem+json. */
-export function createApp({ log, tokens, healthChecks, routers, httpMetrics }: AppOptions): express.Express {
+export function createApp({ log, tokens, audit, healthChecks, routers, httpMetrics }: AppOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
+  app.use(requestIds);
   if (httpMetrics) app.use(httpMetrics);
 
   app.get('/healthz', async (_req, res) => {
@@ -42,7 +48,8 @@ export function createApp({ log, tokens, healthChecks, routers, httpMetrics }: A
     res.status(healthy ? 200 : 503).json({ status: healthy ? 'ok' : 'unavailable', checks: Object.fromEntries(results.map((r) => [r.name, r])) });
   });
 
-  app.use(authenticate(tokens));
+  app.use(authenticate(typeof tokens === 'function' ? tokens : fixedTokens(tokens)));
+  if (audit) app.use(auditRecorder(audit, log));
   for (const router of routers) app.use(router);
   app.use(notFoundRoute);
   app.use(errorHandler(log));

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { RequestHandler } from 'express';
 import { z } from 'zod';
@@ -7,8 +7,8 @@ import { ProblemError, sendProblem } from './problem';
 
 /**
  * Bearer tokens with roles. Viewers read; operators also submit runbooks and run operations;
- * admins also manage what operators cannot (reserved for later issues). Only token hashes are
- * kept in the token file, so the file itself grants nothing if it leaks.
+ * admins also manage tokens and read the audit trail. Only token hashes are kept (in the object
+ * store, see api/tokens.ts, or a fixed token file), so what is stored grants nothing if it leaks.
  */
 export const ROLES = ['viewer', 'operator', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -18,8 +18,12 @@ export interface Principal {
   role: Role;
 }
 
+/** A token's name: also part of an object key (api/tokens.ts). */
+export const TOKEN_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+export const TokenName = z.string().regex(TOKEN_NAME, 'must be 1-63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit');
+
 const TokenFileSchema = z.object({
-  tokens: z.array(z.object({ name: z.string().min(1), role: z.enum(ROLES), sha256: z.string().regex(/^[0-9a-f]{64}$/) })),
+  tokens: z.array(z.object({ name: TokenName, role: z.enum(ROLES), sha256: z.string().regex(/^[0-9a-f]{64}$/) })),
 });
 export type TokenFile = z.infer<typeof TokenFileSchema>;
 
@@ -46,19 +50,35 @@ declare module 'express-serve-static-core' {
 
 const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
 
-export function authenticate(tokens: TokenFile): RequestHandler {
-  const known = tokens.tokens.map((t) => ({ ...t, digest: Buffer.from(t.sha256, 'hex') }));
-  return (req, res, next) => {
+/**
+ * Who holds the token of this sha256; undefined for an unknown or revoked token. Looking up by the
+ * hash leaks nothing by its timing: finding a token from its hash's prefix is as hard as from nothing.
+ */
+export type TokenLookup = (sha256: string) => Promise<Principal | undefined>;
+
+/** A fixed set of tokens, e.g. a token file read once: for tests and in-process APIs. */
+export function fixedTokens(file: TokenFile): TokenLookup {
+  const bySha256 = new Map(file.tokens.map((t) => [t.sha256, { name: t.name, role: t.role }]));
+  return (sha256) => Promise.resolve(bySha256.get(sha256));
+}
+
+export function authenticate(lookup: TokenLookup): RequestHandler {
+  return async (req, res, next) => {
     const header = req.get('authorization');
     const match = header?.match(/^Bearer\s+(\S+)$/i);
     if (!match) {
       res.set('WWW-Authenticate', 'Bearer realm="dr-orchestrator"');
       return sendProblem(res, { title: 'Unauthorized', status: 401, detail: 'missing "Authorization: Bearer <token>" header' });
     }
-    const digest = Buffer.from(hashToken(match[1]), 'hex');
-    const found = known.find((t) => timingSafeEqual(t.digest, digest));
+    let found: Principal | undefined;
+    try {
+      found = await lookup(hashToken(match[1]));
+    } catch {
+      res.set('Retry-After', '5');
+      return sendProblem(res, { title: 'Service unavailable', status: 503, detail: 'the token cannot be checked now: the object store that keeps tokens does not answer' });
+    }
     if (!found) return sendProblem(res, { title: 'Unauthorized', status: 401, detail: 'unknown or revoked token' });
-    req.principal = { name: found.name, role: found.role };
+    req.principal = found;
     next();
   };
 }

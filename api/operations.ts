@@ -45,6 +45,7 @@ import {
   type PowerOnPlanProgress,
 } from '../workflows/power-on-messages';
 import type { PowerOnPlanInput } from '../workflows/power-on-plan';
+import { noteAuditTarget } from './request-context';
 import { principalName, requireRole } from './auth';
 import { drillAtAGlance } from './drill-history';
 import { rpoBreachWarning, rpoNow } from './rpo';
@@ -195,7 +196,8 @@ export function operationDesk({ client, runbooks, store, log, webUiUrl }: Pick<O
 
   /** Starts the operation through the domain's desk and answers 202 with where to follow it; `shown` is echoed in the log and the answer. */
   async function startAndAnswer(res: express.Response, domain: string, request: OperationRequest, shown: Record<string, unknown>) {
-    const started = await startOperation(domain, request);
+    const started = await startOperation(domain, { ...request, ...(res.req.requestId ? { requestId: res.req.requestId } : {}) });
+    noteAuditTarget(res, { operation: started.workflowId });
     const drillGivingWay = started.drillGivingWay ? { drillGivingWay: links(started.drillGivingWay) } : {};
     log.info({ domain, workflowId: started.workflowId, requestedBy: started.requestedBy, ...shown, ...(started.drillGivingWay ? { drillGivingWay: started.drillGivingWay } : {}) }, `${request.operation} started`);
     res.status(202).location(links(started.workflowId).statusUrl).json({ ...links(started.workflowId), operation: started.operation, ...shown, ...drillGivingWay });

@@ -14,6 +14,7 @@ import { SOURCE_LIMITS } from '../runbooks/source';
 import { RUNBOOK_NAME_PATTERN, type RunbookStore } from '../runbooks/store';
 import { validateRunbookAgainstSite, type ValidationResult } from '../runbooks/validate';
 import { principalName, requireRole } from './auth';
+import { noteAuditTarget } from './request-context';
 import { badRequest, notFound, ProblemError, unprocessable } from './problem';
 
 export const YAML_CONTENT_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml'];
@@ -128,6 +129,7 @@ export function runbooksRouter({ store, log, inventoryFor, maxBytes = SOURCE_LIM
     const runbook = result.runbook!;
     const plan = planRunbook(runbook);
     const name = runbook.metadata.name;
+    noteAuditTarget(res, { runbook: name });
     const previous = (await store.versions(name)).at(-1);
     const record = await store.put(name, text, principalName(req));
     log.info({ runbook: name, version: record.version, sha256: record.sha256, submittedBy: record.submittedBy }, 'runbook version stored');

@@ -1,5 +1,4 @@
 /** The HTTP API process: operators' and automations' entry point next to the Temporal Web UI. */
-import path from 'node:path';
 import { loadSettings } from '../common/config';
 import { stopWhenOrphaned } from '../common/child-process';
 import { OperatorError } from '../common/errors';
@@ -8,6 +7,8 @@ import { API_S3_PATIENCE, checkS3Reachable, createS3Client } from '../common/s3'
 import { connectClient } from '../common/temporal';
 import { createApp } from './app';
 import { readTokenFile } from './auth';
+import { AuditTrail, auditRouter } from './audit';
+import { TokenStore, tokensRouter } from './tokens';
 import { drillsRouter } from './drills';
 import { operationsRouter } from './operations';
 import { domainListRouter } from './domain-list';
@@ -29,13 +30,15 @@ stopWhenOrphaned();
 async function main(): Promise<void> {
   const settings = loadSettings();
   const log = createLogger('api');
-  const tokens = readTokenFile(process.env.DR_API_TOKENS_FILE ?? path.join(settings.dataDir, 'api-tokens.json'));
   const temporal = await connectClient(settings.temporal);
   const s3 = createS3Client(settings.s3, API_S3_PATIENCE);
   await checkS3Reachable(s3, settings.s3);
 
   const runbooks = new RunbookStore(s3, settings.s3);
   const store = new ObjectStore(s3, settings.s3);
+  const tokens = new TokenStore(store, log);
+  if (process.env.DR_API_TOKENS_FILE) await tokens.seed(readTokenFile(process.env.DR_API_TOKENS_FILE), 'DR_API_TOKENS_FILE');
+  const audit = new AuditTrail(store);
   const sites = process.env.DR_SITE_TOKENS_FILE ? siteClients(loadSiteDefinitions(), readSiteTokens(process.env.DR_SITE_TOKENS_FILE)) : new Map<string, SiteClient>();
   // Runbooks are checked against the live inventories of their sites when the API can reach them.
   const inventoryFor = async (name: string): Promise<SiteInventory | undefined> => {
@@ -54,7 +57,8 @@ async function main(): Promise<void> {
   const metrics = apiMetrics({ client: temporal, store, runbooks, log, sites: loadSiteDefinitions().map((d) => d.name) });
   const app = createApp({
     log,
-    tokens,
+    tokens: tokens.lookup,
+    audit,
     httpMetrics: metrics.httpMetrics,
     healthChecks: [
       {
@@ -67,6 +71,8 @@ async function main(): Promise<void> {
       { name: 's3', target: `${settings.s3.endpoint} (bucket ${settings.s3.bucket})`, check: () => checkS3Reachable(s3, settings.s3) },
     ],
     routers: [
+      tokensRouter({ tokens, log }),
+      auditRouter({ trail: audit }),
       runbooksRouter({ store: runbooks, log, inventoryFor }),
       storageSiteRouter({ store, log }),
       sitesRouter({ client: temporal, sites, log }),

@@ -24,6 +24,7 @@ export interface ApiClient {
   url: string;
   get(route: string): Promise<Record<string, unknown>>;
   post(route: string, body?: unknown): Promise<Record<string, unknown>>;
+  delete(route: string): Promise<Record<string, unknown>>;
   /** A body sent as it is (runbook YAML), with its content type; answers the response's text. */
   send(route: string, text: string, contentType: string): Promise<string>;
   text(route: string): Promise<string>;
@@ -59,6 +60,7 @@ export function apiClient(url: string, token: string): ApiClient {
     url,
     get: async (route) => json(await call('GET', route)),
     post: async (route, body) => json(await call('POST', route, JSON.stringify(body ?? {}), 'application/json')),
+    delete: async (route) => json(await call('DELETE', route)),
     send: async (route, text, contentType) => (await call('POST', route, text, contentType)).text(),
     text: async (route) => (await call('GET', route)).text(),
   };

@@ -30,7 +30,9 @@ const USAGE = `usage: npm run dr -- <command> [options]   (--json: machine-reada
   resume|retry|skip <operation id> --target <group or step>
   cancel <operation id>
   cleanup <operation id> [--force]          end a kept drill now
-  runbooks list | submit <file.yaml> | plan <file.yaml> | diff <name> <from> <to>`;
+  runbooks list | submit <file.yaml> | plan <file.yaml> | diff <name> <from> <to>
+  tokens list | create <name> --role viewer|operator|admin | revoke <name>     (admin)
+  audit [--domain <domain>] [--since <ISO time>] [--limit <n>]               (admin) who did what`;
 
 class UsageError extends Error {}
 /** Something the command needs from its environment is missing (exit 2, without the usage). */
@@ -51,6 +53,10 @@ const OPTIONS = {
   decision: { type: 'string' },
   target: { type: 'string' },
   force: { type: 'boolean' },
+  role: { type: 'string' },
+  domain: { type: 'string' },
+  since: { type: 'string' },
+  limit: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -63,10 +69,13 @@ interface Context {
   tty: boolean;
 }
 
-function token(): string {
+/** Token and audit commands need an admin: without DR_TOKEN, the local admin's token is taken for them. */
+const ADMIN_COMMANDS = new Set(['tokens', 'audit']);
+
+function token(command: string): string {
   if (process.env.DR_TOKEN) return process.env.DR_TOKEN;
   try {
-    return readLocalToken(loadSettings().dataDir, 'operator');
+    return readLocalToken(loadSettings().dataDir, ADMIN_COMMANDS.has(command) ? 'admin' : 'operator');
   } catch {
     throw new SetupError('no API token: set DR_TOKEN, or run `npm start` once so that the local tokens exist');
   }
@@ -150,6 +159,53 @@ async function runbooks(ctx: Context, [action, ...args]: string[]): Promise<numb
   throw new UsageError(`runbooks ${action ?? ''}: expected list, submit, plan or diff`);
 }
 
+interface TokenLine {
+  name: string;
+  role: string;
+  createdAt: string;
+  createdBy: string;
+  lastUsedAt: string | null;
+}
+
+async function tokens(ctx: Context, [action, name]: string[]): Promise<number> {
+  if (action === 'list') {
+    const listed = (await ctx.api.get('/tokens')).tokens as TokenLine[];
+    if (ctx.options.json) return printed(ctx, listed);
+    ctx.out(table([['NAME', 'ROLE', 'CREATED', 'BY', 'LAST USED'], ...listed.map((t) => [t.name, t.role, t.createdAt, t.createdBy, t.lastUsedAt ?? '-'])]));
+    return EXIT.succeeded;
+  }
+  if (action === 'create') {
+    const issued = await ctx.api.post('/tokens', { name: need(name, 'the token name'), role: need(ctx.options.role, '--role viewer|operator|admin') });
+    if (ctx.options.json) return printed(ctx, issued);
+    ctx.out(`${String(issued.token)}\n(the ${String(issued.role)} token "${String(issued.name)}": shown this once, keep it in a secret store)`);
+    return EXIT.succeeded;
+  }
+  if (action === 'revoke') return printed(ctx, await ctx.api.delete(`/tokens/${encodeURIComponent(need(name, 'the token name'))}`));
+  throw new UsageError(`tokens ${action ?? ''}: expected list, create or revoke`);
+}
+
+interface AuditLine {
+  time: string;
+  requestId: string;
+  who: { name: string; role: string };
+  method: string;
+  route: string;
+  target: Record<string, string>;
+  status: number;
+}
+
+async function audit(ctx: Context): Promise<number> {
+  const { domain, since, limit } = ctx.options;
+  const query = new URLSearchParams({ ...(domain ? { domain } : {}), ...(since ? { since } : {}), ...(limit ? { limit } : {}) }).toString();
+  const answer = await ctx.api.get(`/audit${query ? `?${query}` : ''}`);
+  if (ctx.options.json) return printed(ctx, answer);
+  const entries = answer.entries as AuditLine[];
+  const target = (t: Record<string, string>) => Object.entries(t).map(([kind, name]) => `${kind}:${name}`).join(' ') || '-';
+  ctx.out(table([['TIME', 'WHO', 'ROLE', 'CALL', 'TARGET', 'STATUS', 'REQUEST ID'], ...entries.map((e) => [e.time, e.who.name, e.who.role, `${e.method} ${e.route}`, target(e.target), String(e.status), e.requestId])]));
+  if (answer.more) ctx.out(`(more: ask again with --since ${entries.at(-1)?.time ?? ''})`);
+  return EXIT.succeeded;
+}
+
 function printed(ctx: Context, body: unknown): number {
   ctx.out(typeof body === 'string' ? body : JSON.stringify(body, null, 2));
   return EXIT.succeeded;
@@ -202,6 +258,10 @@ async function run(ctx: Context, command: string, args: string[]): Promise<numbe
       return printed(ctx, await ctx.api.post(`${operation()}/cleanup`, options.force ? { force: true } : {}));
     case 'runbooks':
       return runbooks(ctx, args);
+    case 'tokens':
+      return tokens(ctx, args);
+    case 'audit':
+      return audit(ctx);
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
@@ -222,7 +282,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   try {
     const { api: settings } = loadSettings();
-    const api = apiClient(process.env.DR_API_URL ?? `http://${settings.host}:${settings.port}`, token());
+    const api = apiClient(process.env.DR_API_URL ?? `http://${settings.host}:${settings.port}`, token(command));
     return await run({ api, options: parsed.values, out: (text) => console.log(text), tty: process.stdout.isTTY === true }, command, args);
   } catch (error) {
     if (error instanceof UsageError) {

@@ -52,6 +52,10 @@ export const EnvironmentSchema = z.object({
 
   DR_API_HOST: z.string().min(1).default('127.0.0.1'),
   DR_API_PORT: port.default(8080),
+
+  /** A worker's liveness probe (worker/liveness.ts): off unless a port is given. */
+  DR_WORKER_HEALTH_PORT: port.optional(),
+  DR_WORKER_HEALTH_HOST: z.string().min(1).default('127.0.0.1'),
 });
 
 export type Environment = z.output<typeof EnvironmentSchema>;
@@ -84,6 +88,7 @@ export interface Settings {
   temporal: TemporalSettings;
   s3: S3Settings;
   api: { host: string; port: number };
+  workerHealth?: { host: string; port: number };
 }
 
 /** Validates the environment; every problem is reported at once, each naming its variable. */
@@ -142,6 +147,7 @@ export function settingsFrom(e: Environment): Settings {
         : {}),
     },
     api: { host: e.DR_API_HOST, port: e.DR_API_PORT },
+    ...(e.DR_WORKER_HEALTH_PORT ? { workerHealth: { host: e.DR_WORKER_HEALTH_HOST, port: e.DR_WORKER_HEALTH_PORT } } : {}),
   };
 }
 

@@ -48,8 +48,8 @@ export class ObjectStore {
     }
   }
 
-  /** Every key under the prefix, in lexical order, with its size in `sizes` (how far behind a reader is, in bytes). */
-  async list(prefix: string, options: { delimiter?: string; startAfter?: string } = {}): Promise<{ keys: string[]; sizes: Map<string, number>; prefixes: string[] }> {
+  /** Every key under the prefix (the first `limit` if given), in lexical order, with its size in `sizes` (how far behind a reader is, in bytes). */
+  async list(prefix: string, options: { delimiter?: string; startAfter?: string; limit?: number } = {}): Promise<{ keys: string[]; sizes: Map<string, number>; prefixes: string[] }> {
     const keys: string[] = [];
     const sizes = new Map<string, number>();
     const prefixes: string[] = [];
@@ -62,6 +62,7 @@ export class ObjectStore {
           Delimiter: options.delimiter,
           StartAfter: token ? undefined : options.startAfter,
           ContinuationToken: token,
+          MaxKeys: options.limit === undefined ? undefined : Math.min(1000, options.limit - keys.length),
         }),
       );
       for (const item of page.Contents ?? []) {
@@ -70,7 +71,7 @@ export class ObjectStore {
         sizes.set(item.Key, item.Size ?? 0);
       }
       for (const item of page.CommonPrefixes ?? []) if (item.Prefix) prefixes.push(item.Prefix);
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      token = page.IsTruncated && (options.limit === undefined || keys.length < options.limit) ? page.NextContinuationToken : undefined;
     } while (token);
     return { keys, sizes, prefixes };
   }

@@ -20,6 +20,7 @@ import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../workflows/task-queue
 import { ObjectStore } from '../datapath/object-store';
 import { createScheduledDrillActivities } from '../requests/scheduled-drill-activities';
 import { RunbookStore } from '../runbooks/store';
+import { serveLiveness } from './liveness';
 import { installRuntimeLogging } from './runtime';
 import { createSiteActivities } from './site-activities';
 
@@ -90,9 +91,11 @@ async function main(): Promise<void> {
     }
   }
 
+  const liveness = settings.workerHealth && (await serveLiveness(settings.workerHealth, () => worker.getState(), log));
   log.info({ taskQueue: worker.options.taskQueue, temporal: settings.temporal.address }, 'worker running');
   // run() returns after SIGINT/SIGTERM once in-flight tasks have finished.
   await worker.run();
+  await liveness?.close();
   await connection.close();
   log.info('worker stopped');
 }

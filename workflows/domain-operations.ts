@@ -48,6 +48,8 @@ export interface OperationRequest {
   summary: string;
   /** The operation workflow's input. */
   input: unknown;
+  /** The API call's request id: the operation's memo keeps it, linking its Web UI history to its audit record. */
+  requestId?: string;
 }
 
 export interface OperationRecord {
@@ -166,6 +168,7 @@ export async function domainOperations(state: DomainOperationsState): Promise<ne
         // The operation must outlive this desk's continue-as-new and any termination of it.
         parentClosePolicy: ParentClosePolicy.ABANDON,
         staticSummary: request.summary,
+        ...(request.requestId ? { memo: { requestId: request.requestId } } : {}),
       });
     } catch (error) {
       state[slot] = undefined;

@@ -121,6 +121,22 @@ async function startServers(dir: string, attempts = 3) {
   throw new Error(`the test servers did not start:\n${failures.join('\n')}`);
 }
 
+/** The environment of the product's processes (workers, API) that use this stack. */
+export function productEnvironment(stack: TestStack): NodeJS.ProcessEnv {
+  const s3 = stack.s3Settings;
+  return {
+    ...process.env,
+    TEMPORAL_ADDRESS: stack.temporalSettings.address,
+    S3_ENDPOINT: s3.endpoint,
+    S3_BUCKET: s3.bucket,
+    S3_REGION: s3.region,
+    S3_ACCESS_KEY_ID: s3.credentials?.accessKeyId,
+    S3_SECRET_ACCESS_KEY: s3.credentials?.secretAccessKey,
+    DR_DATA_DIR: stack.dir,
+    DR_LOG_DIR: stack.dir,
+  };
+}
+
 /** The stack and the stores tests read and write through, under `settings.prefix`. */
 export interface TestStorage {
   stack: TestStack;

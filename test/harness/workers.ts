@@ -4,7 +4,7 @@ import { Worker } from '@temporalio/worker';
 import { startChild, waitUntilReady, type ChildHandle } from '../../common/child-process';
 import type { SiteService } from '../../sites/launch';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../../workflows/task-queues';
-import { useFixture, type TestStack } from './stack';
+import { productEnvironment, useFixture, type TestStack } from './stack';
 
 const WORKER = path.join(__dirname, '../../worker/main.ts');
 
@@ -23,22 +23,6 @@ export class TestWorkers {
     private readonly siteToken: string,
   ) {}
 
-  private env(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-    const s3 = this.stack.s3Settings;
-    return {
-      ...process.env,
-      TEMPORAL_ADDRESS: this.stack.temporalSettings.address,
-      S3_ENDPOINT: s3.endpoint,
-      S3_BUCKET: s3.bucket,
-      S3_REGION: s3.region,
-      S3_ACCESS_KEY_ID: s3.credentials?.accessKeyId,
-      S3_SECRET_ACCESS_KEY: s3.credentials?.secretAccessKey,
-      DR_DATA_DIR: this.stack.dir,
-      DR_LOG_DIR: this.stack.dir,
-      ...extra,
-    };
-  }
-
   private async start(name: string, args: string[], env: NodeJS.ProcessEnv): Promise<ChildHandle> {
     this.starts.set(name, () => this.start(name, args, env));
     const child = startChild({
@@ -46,15 +30,15 @@ export class TestWorkers {
       command: process.execPath,
       args: ['--import', 'tsx', WORKER, ...args],
       logFile: path.join(this.stack.dir, `${name.replace(/\s+/g, '-')}-${++this.started}.log`),
-      env: this.env(env),
+      env: { ...productEnvironment(this.stack), ...env },
     });
     this.running.set(name, child);
     await waitUntilReady(child, () => (readFileSync(child.logFile, 'utf8').includes('worker running') ? Promise.resolve() : Promise.reject(new Error('starting'))), 120_000);
     return child;
   }
 
-  orchestration(): Promise<ChildHandle> {
-    return this.start('orchestration', ['--orchestration'], {});
+  orchestration(env: NodeJS.ProcessEnv = {}): Promise<ChildHandle> {
+    return this.start('orchestration', ['--orchestration'], env);
   }
 
   site(site: SiteService, name: string, env: NodeJS.ProcessEnv = {}): Promise<ChildHandle> {

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -8,10 +7,10 @@ import { domainListRouter } from '../../api/domain-list';
 import { operationsRouter } from '../../api/operations';
 import { runbooksRouter } from '../../api/runbooks';
 import { domainVms, failoverSiteDefinitions, protectAtPrimary, runbookYaml } from '../fixtures/failover-domains';
+import { runCli } from '../harness/cli';
 import { admin, testSiteDefinitions } from '../harness/sites';
 import { useTestApi, useTestbed, type ApiPrincipal } from '../harness/testbed';
 
-const CLI = path.join(__dirname, '..', '..', 'cli', 'dr.ts');
 const DOMAIN = 'charlie';
 /** Anything a terminal would interpret: escape sequences, carriage returns, other C0 controls but newline. */
 const CONTROL = /[\x00-\x09\x0b-\x1f\x7f]/;
@@ -28,18 +27,7 @@ describe('the command line against a running stack: the domain list, a failover 
     await protectAtPrimary(stack.client, DOMAIN);
   });
 
-  /** Runs `npm run dr -- ...` as a script would: output piped, not a terminal. */
-  function dr(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { env: { ...process.env, DR_API_URL: api.url, DR_TOKEN: operator.token }, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
-  }
+  const dr = (...args: string[]) => runCli({ url: api.url, token: operator.token }, ...args);
 
   it('submits the runbook and lists the domain', async () => {
     const file = path.join(stack.dir, `${DOMAIN}.yaml`);

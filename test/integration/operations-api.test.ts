@@ -42,7 +42,7 @@ describe('operations API: one operation per domain, approvals and cancel over HT
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
     const text = await res.text();
-    return { status: res.status, type: res.headers.get('content-type') ?? '', body: (text ? JSON.parse(text) : undefined) as Record<string, unknown> };
+    return { status: res.status, type: res.headers.get('content-type') ?? '', requestId: res.headers.get('x-request-id'), body: (text ? JSON.parse(text) : undefined) as Record<string, unknown> };
   };
 
   async function eventually<T>(probe: () => Promise<T | undefined>, what: string): Promise<T> {
@@ -82,6 +82,7 @@ describe('operations API: one operation per domain, approvals and cancel over HT
     assert.match(workflowId, /^power-on\/demo\/\d{4}-\d\d-\d\dT/);
     assert.equal(started.body.statusUrl, `/operations/${encodeURIComponent(workflowId)}`);
     assert.match(String(started.body.webUiUrl), /^http:\/\/127\.0\.0\.1:8233\/namespaces\/default\/workflows\/power-on%2Fdemo%2F/);
+    assert.equal((await stack.client.workflow.getHandle(workflowId).describe()).memo?.requestId, started.requestId, 'the request id links the operation to its audit record');
 
     const second = await call('POST', '/domains/demo/power-on', 'dr-lead', { runbook: 'demo-recovery' });
     assert.equal(second.status, 409);

@@ -8,6 +8,7 @@ import { Client, Connection } from '@temporalio/client';
 import { PROJECT_ROOT } from '../../common/config';
 import { startChild, type ChildHandle } from '../../common/child-process';
 import { freePort, freePortWithGrpcCompanion } from '../../stack/ports';
+import { readLocalToken } from '../../stack/credentials';
 import { portsBesideS3 } from '../../stack/seaweedfs';
 import { prepareTestSites } from '../harness/sites';
 import { useTestStack } from '../harness/stack';
@@ -100,6 +101,10 @@ describe('npm start: the embedded stack launcher', () => {
     assert.equal(health.checks.temporal?.reachable, true);
     assert.equal(health.checks.s3?.reachable, true);
     assert.equal((await fetch(`${apiUrl}/anything`)).status, 401);
+    // The generated local tokens are admitted through the store, which the API seeded with their hashes.
+    const tokens = await fetch(`${apiUrl}/tokens`, { headers: { authorization: `Bearer ${readLocalToken(path.join(dir, 'data'), 'admin')}` } });
+    assert.equal(tokens.status, 200);
+    assert.deepEqual(((await tokens.json()) as { tokens: Array<{ name: string }> }).tokens.map((t) => t.name), ['local-admin', 'local-operator', 'local-viewer']);
 
     // Components that die are named at once, with their log's last lines, and started again.
     const pidOf = (pattern: RegExp) => childrenOf(first.pid).find((c) => pattern.test(c.args))?.pid ?? 0;

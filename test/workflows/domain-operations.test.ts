@@ -29,6 +29,7 @@ import {
 import type { PowerOnPlanInput } from '../../workflows/power-on-plan';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { failoverInput, runbook, vmNames } from '../fixtures/workflow-runbooks';
+import { eventually } from '../harness/eventually';
 import { holdUntilCancelled } from '../harness/stub-sites';
 import { RECOVERY, requestOperation, startWorkflowEnv, type WorkflowEnv } from '../harness/workflow-env';
 import { domainOperationsWorkflowId } from '../../workflows/workflow-ids';
@@ -40,16 +41,6 @@ before(async () => {
 after(async () => {
   await t?.teardown();
 });
-
-/** Polls until `probe` answers; a guard against a hang (it fails after 30 s), not a timing check. */
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
-  for (let i = 0; i < 300; i++) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`never happened: ${what}`);
-}
 
 function powerOnRequest(domain: string): OperationRequest {
   const input: PowerOnPlanInput = { domain, site: RECOVERY, powerOn: runbook(domain).spec.powerOn, leavePoweredOff: [] };
@@ -94,6 +85,21 @@ describe('domain operations desk on stub sites', () => {
         (await recorded(desk, second.workflowId)).recent.map((r) => `${r.workflowId}:${r.outcome}`),
         [`${second.workflowId}:succeeded`, `${first.workflowId}:succeeded`],
       );
+    } finally {
+      await desk.terminate('test finished').catch(() => undefined);
+      await t.closeDomain(domain);
+    }
+  });
+
+  it('keeps the API call’s request id in the memo of the operation it starts, where the Web UI shows it beside the audit record', async () => {
+    const domain = 'desk-request-id';
+    t.sites.placeVms(RECOVERY, vmNames(domain));
+    const desk = t.client.workflow.getHandle(domainOperationsWorkflowId(domain));
+    try {
+      const started = await requestOperation(t, domain, { ...powerOnRequest(domain), requestId: 'req-7f3a' });
+      const operation = t.client.workflow.getHandle(started.workflowId);
+      assert.deepEqual((await operation.describe()).memo, { requestId: 'req-7f3a' });
+      await operation.result();
     } finally {
       await desk.terminate('test finished').catch(() => undefined);
       await t.closeDomain(domain);
