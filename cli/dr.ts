@@ -23,6 +23,7 @@ const USAGE = `usage: npm run dr -- <command> [options]   (--json: machine-reada
   continuous-failback <domain>
   permanent-failover <domain> --confirm <domain> [--new-recovery-site <site>] [--no-watch]
   drill <domain> [--keep-for <duration>] [--point-in-time <...>] [--no-watch]
+  drill-schedule show|delete <domain> | set <domain> --cron "<expr>" [--keep-for <duration>]   drills on a Temporal Schedule
   restore <domain> --point-in-time <...> --confirm <domain> [--vms a,b] [--no-watch]
   restore-points <domain>                   the domain's restore points
   watch <operation id>                      follow an operation to its end
@@ -48,6 +49,7 @@ const OPTIONS = {
   'no-watch': { type: 'boolean' },
   'new-recovery-site': { type: 'string' },
   'keep-for': { type: 'string' },
+  cron: { type: 'string' },
   vms: { type: 'string' },
   step: { type: 'string' },
   decision: { type: 'string' },
@@ -184,6 +186,16 @@ async function tokens(ctx: Context, [action, name]: string[]): Promise<number> {
   throw new UsageError(`tokens ${action ?? ''}: expected list, create or revoke`);
 }
 
+async function drillSchedule(ctx: Context, [action, name]: string[]): Promise<number> {
+  const path = `/domains/${encodeURIComponent(need(name, 'the domain'))}/drill-schedule`;
+  if (action === 'show') return printed(ctx, await ctx.api.get(path));
+  if (action === 'delete') return printed(ctx, await ctx.api.delete(path));
+  if (action === 'set') {
+    return printed(ctx, await ctx.api.post(path, { cron: need(ctx.options.cron, '--cron "<expr>"'), ...(ctx.options['keep-for'] ? { keepFor: ctx.options['keep-for'] } : {}), ...runbookRef(ctx.options) }));
+  }
+  throw new UsageError(`drill-schedule ${action ?? ''}: expected show, set or delete`);
+}
+
 interface AuditLine {
   time: string;
   requestId: string;
@@ -237,6 +249,8 @@ async function run(ctx: Context, command: string, args: string[]): Promise<numbe
       return start(ctx, `/domains/${domain()}/permanent-failover`, { confirm: need(options.confirm, '--confirm <domain>'), ...(options['new-recovery-site'] ? { newRecoverySite: options['new-recovery-site'] } : {}), ...runbookRef(options) });
     case 'drill':
       return start(ctx, `/domains/${domain()}/drill`, { ...runbookRef(options), ...(options['keep-for'] ? { keepFor: options['keep-for'] } : {}), ...(options['point-in-time'] ? { pointInTime: pointInTime(options['point-in-time']) } : {}) });
+    case 'drill-schedule':
+      return drillSchedule(ctx, args);
     case 'restore':
       return start(ctx, `/domains/${domain()}/restore`, {
         pointInTime: pointInTime(need(options['point-in-time'], '--point-in-time')),

@@ -10,6 +10,7 @@ import type { OperationProgress } from '../../workflows/operation-messages';
 import { apiCalls } from '../harness/api-calls';
 import { replayClosedHistories } from '../harness/histories';
 import { admin, testSiteDefinitions } from '../harness/sites';
+import { runCli } from '../harness/cli';
 import { useTestApi, useTestbed, type ApiPrincipal } from '../harness/testbed';
 import { failoverSiteDefinitions, protectAtPrimary, runbookYaml, waitFor } from '../fixtures/failover-domains';
 
@@ -68,11 +69,14 @@ describe('scheduled drills end to end, on real Temporal, S3, sites and worker pr
     // The schedule's runs take the latest runbook at each run: this one's check passes.
     await submitRunbook(runbookYaml(DOMAIN, { drill: { checks: ['{ name: db-up, type: heartbeat, vm: i-db-1, timeout: 1m }'] } }));
 
-    const daily = await call('POST', `/domains/${DOMAIN}/drill-schedule`, { cron: '0 3 * * *' });
-    assert.equal(daily.status, 201, JSON.stringify(daily.body));
-    assert.equal(daily.body.scheduleId, SCHEDULE);
-    assert.equal(daily.body.paused, false);
-    assert.match(String((daily.body.nextRunTimes as string[])[0]), /T03:00:00\.000Z$/);
+    // Set through the command line, as an operator would.
+    const set = await runCli({ url: api.url, token: operator.token }, 'drill-schedule', 'set', DOMAIN, '--cron', '0 3 * * *');
+    assert.equal(set.code, 0, set.stderr);
+    const daily = JSON.parse(set.stdout) as { scheduleId: string; paused: boolean; nextRunTimes: string[] };
+    assert.equal(daily.scheduleId, SCHEDULE);
+    assert.equal(daily.paused, false);
+    assert.match(daily.nextRunTimes[0], /T03:00:00\.000Z$/);
+    assert.equal((await runCli({ url: api.url, token: operator.token }, 'drill-schedule', 'set', DOMAIN)).code, 2, 'set needs --cron');
     const replaced = await call('POST', `/domains/${DOMAIN}/drill-schedule`, { cron: '@every 10s' });
     assert.equal(replaced.status, 200, JSON.stringify(replaced.body));
     assert.equal(replaced.body.cron, '@every 10s');
