@@ -124,6 +124,9 @@ interface PendingBlock {
  */
 export class PendingWrites {
   private blocks = new Map<number, PendingBlock>();
+  /** Block buffers are carved from slabs: one allocation per megabyte instead of per block. */
+  private slab = Buffer.alloc(0);
+  private slabUsed = 0;
   bytes = 0;
 
   constructor(
@@ -142,7 +145,7 @@ export class PendingWrites {
       const count = Math.min(length - within, data.length - written);
       let block = this.blocks.get(index);
       if (!block) {
-        block = { data: Buffer.allocUnsafe(length), covered: [] };
+        block = { data: this.allocate(length), ...(count < length ? { covered: [] } : {}) };
         this.blocks.set(index, block);
         this.bytes += length;
       }
@@ -153,6 +156,15 @@ export class PendingWrites {
       }
       written += count;
     }
+  }
+
+  private allocate(length: number): Buffer {
+    if (this.slabUsed + length > this.slab.length) {
+      this.slab = Buffer.allocUnsafeSlow(256 * BLOCK_BYTES);
+      this.slabUsed = 0;
+    }
+    this.slabUsed += length;
+    return this.slab.subarray(this.slabUsed - length, this.slabUsed);
   }
 
   /** Offsets of the blocks written only in part: the caller reads them from the target for `fill`. */
@@ -182,6 +194,7 @@ export class PendingWrites {
       start = end;
     }
     this.blocks = new Map();
+    this.slab = Buffer.alloc(0);
     this.bytes = 0;
     return runs;
   }

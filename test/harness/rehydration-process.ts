@@ -7,7 +7,7 @@
  * line. Start it with `runRehydrationProcess`.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
@@ -80,6 +80,14 @@ class FileDisks implements TargetDisks {
   }
 }
 
+/**
+ * This process's peak RSS. Not `resourceUsage().maxRSS`: Linux carries that across exec, so it
+ * starts at the parent's RSS; the high-water mark of /proc starts afresh with the new program.
+ */
+function maxRssMiB(): number {
+  return Math.round(Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]) / 1024);
+}
+
 /** Counts the time spent waiting for GETs (summed over the ones in flight). */
 class TimedStore extends ObjectStore {
   busySeconds = 0;
@@ -98,7 +106,6 @@ async function run(config: RunConfig): Promise<RunResult> {
   const client = createS3Client(config.s3);
   const started = performance.now();
   const elapsed = () => (performance.now() - started) / 1000;
-  const maxRssMiB = () => Math.round(process.resourceUsage().maxRSS / 1024);
   if (config.mode === 'raw-get') {
     let bytes = 0;
     await forEachLimited(config.keys, config.parallel, async (key) => {
