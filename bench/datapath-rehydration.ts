@@ -133,7 +133,9 @@ async function main(): Promise<void> {
     const rehydration: RunResult[] = [];
     for (let run = 0; run < RUNS; run++) {
       rawGet.push(runRehydrationProcess({ ...common, mode: 'raw-get' }));
-      rehydration.push(runRehydrationProcess({ ...common, mode: 'rehydrate' }));
+      // BENCH_CPU_PROF=<dir>: a CPU profile of the last rehydration run, for `node --cpu-prof` readers.
+      const profile = process.env.BENCH_CPU_PROF && run === RUNS - 1 ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
+      rehydration.push(runRehydrationProcess({ ...common, mode: 'rehydrate' }, profile));
       console.log(`run ${run + 1}: raw GET ${mibps(objectBytes, rawGet.at(-1)!.seconds).toFixed(1)} MiB/s, rehydration ${mibps(objectBytes, rehydration.at(-1)!.seconds).toFixed(1)} MiB/s, peak RSS ${rehydration.at(-1)!.maxRssMiB} MiB`);
     }
     const stages = await stageCosts(store, chain.slice(0, 8).map((l) => l.key), disks);

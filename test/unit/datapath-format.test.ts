@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { BlockDigests, PendingWrites } from '../../datapath/disk-image';
 import { CorruptBaseChunkError, decodeBaseChunk, encodeBaseChunk } from '../../datapath/base-codec';
 import { DomainKeys, parseBaseId, trailingNumber } from '../../datapath/keys';
-import { CorruptSegmentError, decodeSegment, encodeSegment, type Segment } from '../../datapath/segment-codec';
+import { CorruptSegmentError, decodeSegment, decodeSegmentAsync, encodeSegment, encodeSegmentAsync, type Segment } from '../../datapath/segment-codec';
 
 function sampleSegment(): Segment {
   return {
@@ -24,6 +24,18 @@ describe('datapath formats', () => {
     const encoded = encodeSegment(segment);
     assert.ok(encoded.length < 5000 + 8192);
     assert.deepEqual(decodeSegment('k', encoded), segment);
+  });
+
+  it('stores an incompressible payload (deflate level 0) and compresses a compressible one, sync and on the thread pool alike', async () => {
+    const random: Segment = { ...sampleSegment(), entries: [{ ...sampleSegment().entries[0], data: randomBytes(256 * 1024) }] };
+    const repetitive: Segment = { ...sampleSegment(), entries: [{ ...sampleSegment().entries[0], data: Buffer.alloc(256 * 1024, 7) }] };
+    for (const encoded of [encodeSegment(random), await encodeSegmentAsync(random)]) {
+      assert.ok(encoded.length > 256 * 1024, 'stored, not deflated');
+      assert.deepEqual(decodeSegment('k', encoded), random);
+      assert.deepEqual(await decodeSegmentAsync('k', encoded), random);
+    }
+    assert.ok((await encodeSegmentAsync(repetitive)).length < 16 * 1024);
+    assert.deepEqual(await decodeSegmentAsync('k', await encodeSegmentAsync(repetitive)), repetitive);
   });
 
   it('names the object for every kind of damage', () => {
