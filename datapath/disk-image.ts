@@ -193,7 +193,7 @@ export class PendingWrites {
       while (end < indexes.length && indexes[end] === indexes[end - 1] + 1 && (end - start + 1) * BLOCK_BYTES <= maxRunBytes) end++;
       const parts = indexes.slice(start, end).map((i) => this.blocks.get(i)!);
       if (parts.some((part) => part.covered)) throw new Error(`block of disk ${this.diskId} written in part was not completed before the flush`);
-      runs.push({ offset: indexes[start] * BLOCK_BYTES, data: parts.length === 1 ? parts[0].data : Buffer.concat(parts.map((part) => part.data)) });
+      runs.push({ offset: indexes[start] * BLOCK_BYTES, data: adjacent(parts) ?? Buffer.concat(parts.map((part) => part.data)) });
       start = end;
     }
     this.blocks = new Map();
@@ -201,6 +201,16 @@ export class PendingWrites {
     this.bytes = 0;
     return runs;
   }
+}
+
+/** The blocks as one view when they lie next to each other in one slab (a large write applied in order): no copy. */
+function adjacent(parts: PendingBlock[]): Buffer | undefined {
+  const first = parts[0].data;
+  for (let i = 1; i < parts.length; i++) {
+    const part = parts[i].data;
+    if (part.buffer !== first.buffer || part.byteOffset !== first.byteOffset + i * BLOCK_BYTES) return undefined;
+  }
+  return Buffer.from(first.buffer, first.byteOffset, (parts.length - 1) * BLOCK_BYTES + parts.at(-1)!.data.length);
 }
 
 function coversAll(ranges: Array<[number, number]>, length: number): boolean {

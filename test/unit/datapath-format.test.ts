@@ -108,6 +108,17 @@ describe('datapath formats', () => {
     assert.throws(() => pending.apply(3 * 4096 + 50, Buffer.alloc(51)), /outside disk/);
   });
 
+  it('yields a large write applied in order as one run, overwritten where a later write landed', () => {
+    const pending = new PendingWrites('d', 64 * 4096);
+    const data = randomBytes(40 * 4096);
+    pending.apply(8 * 4096, data);
+    pending.apply(20 * 4096, Buffer.alloc(4096, 1));
+    const [run, ...rest] = pending.take(1024 * 1024);
+    assert.deepEqual(rest, []);
+    assert.equal(run.offset, 8 * 4096);
+    assert.ok(run.data.equals(Buffer.concat([data.subarray(0, 12 * 4096), Buffer.alloc(4096, 1), data.subarray(13 * 4096)])));
+  });
+
   it('refuses to flush a block written in part before it is completed', () => {
     const pending = new PendingWrites('d', 8192);
     pending.apply(100, Buffer.alloc(10, 1));
