@@ -52,7 +52,7 @@ export function decodeBaseChunk(key: string, offset: number, object: Buffer): Bu
 export async function decodeBaseChunkAsync(key: string, offset: number, object: Buffer): Promise<Buffer> {
   const corrupt = (reason: string) => new CorruptBaseChunkError(key, reason);
   const { header, payload } = openChunk(key, offset, object);
-  return checkLength(key, header, await inflatePayload(payload, corrupt));
+  return checkLength(key, header, await inflatePayload(payload, header.readUInt32BE(16), corrupt));
 }
 
 function openChunk(key: string, offset: number, object: Buffer): { header: Buffer; payload: Buffer } {

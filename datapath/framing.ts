@@ -54,6 +54,7 @@ export function openFrame(format: FrameFormat, object: Buffer, corrupt: (reason:
 }
 
 const SAMPLE_BYTES = 16 * 1024;
+const MIN_CHUNK_BYTES = 64;
 const deflateRawAsync = promisify(deflateRaw);
 const inflateRawAsync = promisify(inflateRaw);
 
@@ -73,13 +74,14 @@ export function compressPayloadSync(raw: Buffer, level: number): Buffer {
 
 /** As `compressPayloadSync`, on libuv's thread pool: the event loop keeps serving I/O meanwhile. */
 export function compressPayload(raw: Buffer, level: number): Promise<Buffer> {
-  return deflateRawAsync(raw, { level: levelFor(raw, level) });
+  // One output chunk: with the default 16 KiB, a megabyte costs 64 round trips to the pool and a concat.
+  return deflateRawAsync(raw, { level: levelFor(raw, level), chunkSize: Math.max(MIN_CHUNK_BYTES, raw.length + (raw.length >> 8) + 64) });
 }
 
-/** Inflates on the thread pool; `corrupt` makes the error that names the object. */
-export async function inflatePayload(payload: Buffer, corrupt: (reason: string) => Error): Promise<Buffer> {
+/** Inflates on the thread pool into one buffer of `expectedBytes` (the header's length); `corrupt` makes the error that names the object. */
+export async function inflatePayload(payload: Buffer, expectedBytes: number, corrupt: (reason: string) => Error): Promise<Buffer> {
   try {
-    return await inflateRawAsync(payload);
+    return await inflateRawAsync(payload, { chunkSize: Math.max(MIN_CHUNK_BYTES, expectedBytes) });
   } catch (error) {
     throw corrupt(`cannot decompress: ${(error as Error).message}`);
   }

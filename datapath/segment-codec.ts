@@ -95,7 +95,7 @@ export function decodeSegment(key: string, object: Buffer): Segment {
 export async function decodeSegmentAsync(key: string, object: Buffer): Promise<Segment> {
   const corrupt = (reason: string) => new CorruptSegmentError(key, reason);
   const { header, payload } = openFrame(FORMAT, object, corrupt);
-  return parseSegment(key, header, await inflatePayload(payload, corrupt));
+  return parseSegment(key, header, await inflatePayload(payload, header.readUInt32BE(32), corrupt));
 }
 
 function parseSegment(key: string, header: Buffer, raw: Buffer): Segment {

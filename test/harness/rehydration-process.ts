@@ -64,10 +64,12 @@ class FileDisks implements TargetDisks {
 
   async readDisk(diskId: string, offset: number, length: number): Promise<Buffer> {
     const started = performance.now();
-    const buffer = Buffer.alloc(length);
+    const buffer = Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
       const { bytesRead } = await this.files.get(diskId)!.read(buffer, done, length - done, offset + done);
+      // Past the end of a file reads as zeros, as on a sparse disk.
+      if (bytesRead === 0) buffer.fill(0, done);
       if (bytesRead === 0) break;
       done += bytesRead;
     }
