@@ -1,5 +1,5 @@
-import { deflateRawSync, inflateRawSync } from 'node:zlib';
-import { newFrameHeader, openFrame, sealFrame, type FrameFormat } from './framing';
+import { constants } from 'node:zlib';
+import { compressPayloadSync, inflatePayload, inflatePayloadSync, newFrameHeader, openFrame, sealFrame, type FrameFormat } from './framing';
 import { CorruptSegmentError } from './segment-codec';
 
 /**
@@ -34,7 +34,7 @@ export class CorruptBaseChunkError extends CorruptSegmentError {
 }
 
 export function encodeBaseChunk(offset: number, data: Buffer): Buffer {
-  const payload = deflateRawSync(data);
+  const payload = compressPayloadSync(data, constants.Z_DEFAULT_COMPRESSION);
   const header = newFrameHeader(FORMAT);
   header.writeBigUInt64BE(BigInt(offset), 8);
   header.writeUInt32BE(data.length, 16);
@@ -43,14 +43,25 @@ export function encodeBaseChunk(offset: number, data: Buffer): Buffer {
 
 /** Decodes a chunk and checks it is the one its key names (`offset`); throws CorruptBaseChunkError naming the key. */
 export function decodeBaseChunk(key: string, offset: number, object: Buffer): Buffer {
-  const { header, payload } = openFrame(FORMAT, object, (reason) => new CorruptBaseChunkError(key, reason));
-  if (Number(header.readBigUInt64BE(8)) !== offset) throw new CorruptBaseChunkError(key, 'header does not match its key');
-  let data: Buffer;
-  try {
-    data = inflateRawSync(payload);
-  } catch (error) {
-    throw new CorruptBaseChunkError(key, `does not inflate: ${(error as Error).message}`);
-  }
-  if (data.length !== object.readUInt32BE(16)) throw new CorruptBaseChunkError(key, `inflates to ${data.length} bytes, header says ${object.readUInt32BE(16)}`);
+  const corrupt = (reason: string) => new CorruptBaseChunkError(key, reason);
+  const { header, payload } = openChunk(key, offset, object);
+  return checkLength(key, header, inflatePayloadSync(payload, corrupt));
+}
+
+/** As `decodeBaseChunk`, inflating on the thread pool (the rehydration's hot path). */
+export async function decodeBaseChunkAsync(key: string, offset: number, object: Buffer): Promise<Buffer> {
+  const corrupt = (reason: string) => new CorruptBaseChunkError(key, reason);
+  const { header, payload } = openChunk(key, offset, object);
+  return checkLength(key, header, await inflatePayload(payload, header.readUInt32BE(16), corrupt));
+}
+
+function openChunk(key: string, offset: number, object: Buffer): { header: Buffer; payload: Buffer } {
+  const frame = openFrame(FORMAT, object, (reason) => new CorruptBaseChunkError(key, reason));
+  if (Number(frame.header.readBigUInt64BE(8)) !== offset) throw new CorruptBaseChunkError(key, 'header does not match its key');
+  return frame;
+}
+
+function checkLength(key: string, header: Buffer, data: Buffer): Buffer {
+  if (data.length !== header.readUInt32BE(16)) throw new CorruptBaseChunkError(key, `inflates to ${data.length} bytes, header says ${header.readUInt32BE(16)}`);
   return data;
 }

@@ -1,5 +1,5 @@
 import type { SiteProvider } from '../sites/provider';
-import { CorruptBaseChunkError, decodeBaseChunk, encodeBaseChunk } from './base-codec';
+import { CorruptBaseChunkError, decodeBaseChunkAsync, encodeBaseChunk } from './base-codec';
 import { trailingNumber } from './keys';
 import type { ObjectStore } from './object-store';
 import type { Ownership } from './ownership';
@@ -158,6 +158,6 @@ export async function readBaseChunks(
     const key = ownership.keys.baseChunk(base.id, diskId, offset);
     const body = await store.get(key);
     if (!body) throw new CorruptBaseChunkError(key, 'listed in the base but missing');
-    await use(diskId, offset, decodeBaseChunk(key, offset, body), body.length);
+    await use(diskId, offset, await decodeBaseChunkAsync(key, offset, body), body.length);
   });
 }

@@ -4,7 +4,7 @@ import type { ObjectStore } from './object-store';
 import type { Ownership } from './ownership';
 import { listResyncs } from './bitmap';
 import type { BaseRecord, LogPosition, RehydrationTarget, ResyncRecord, SyncIntent } from './records';
-import { decodeSegment, CorruptSegmentError, type Segment } from './segment-codec';
+import { decodeSegmentAsync, CorruptSegmentError, type Segment } from './segment-codec';
 
 export interface ChainLink {
   epoch: number;
@@ -53,7 +53,7 @@ export async function* readChain(store: ObjectStore, chain: ChainLink[], concurr
   const fetch = async (link: ChainLink): Promise<Segment> => {
     const body = await store.get(link.key);
     if (!body) throw new CorruptSegmentError(link.key, 'listed but missing');
-    const segment = decodeSegment(link.key, body);
+    const segment = await decodeSegmentAsync(link.key, body);
     if (segment.epoch !== link.epoch || segment.afterSequence !== link.segment) throw new CorruptSegmentError(link.key, 'header does not match its key');
     return segment;
   };

@@ -31,7 +31,9 @@ export class ObjectStore {
   async get(key: string): Promise<Buffer | undefined> {
     try {
       const result = await this.s3.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: key }));
-      return Buffer.from(await result.Body!.transformToByteArray());
+      const bytes = await result.Body!.transformToByteArray();
+      // A view, not a copy: objects are megabytes and this is the readers' hot path.
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw error;

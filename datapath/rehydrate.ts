@@ -1,5 +1,5 @@
 import type { SiteProvider } from '../sites/provider';
-import { DiskImage } from './disk-image';
+import { BLOCK_BYTES, BlockDigests, PendingWrites, type BlockRun } from './disk-image';
 import { BASE_CHUNK_BYTES, readBaseChunks } from './base-image';
 import { planRestore, readChain, type ChainLink } from './log-chain';
 import type { ObjectStore } from './object-store';
@@ -8,6 +8,8 @@ import { forEachLimited } from '../common/parallel';
 import type { BaseRecord, DomainDisk, RehydrationTarget } from './records';
 import type { BlockWrite } from './segment-codec';
 
+/** The largest single target write. */
+const MAX_RUN_BYTES = 4 * 1024 * 1024;
 
 /** The last segment whose writes (and the base's) are on the target disks; a retried activity passes it back. */
 export interface RehydrationProgress {
@@ -63,16 +65,20 @@ function isAtOrBefore(link: ChainLink, position: { epoch: number; segment: numbe
 
 /**
  * Rebuilds every disk of a domain on the target site from the newest base at or before the target
- * and the log after it: segments in chain order,
- * fetched in parallel, each segment's changes written to all disks in parallel, progress
- * reported after every segment. Segments at or before `resumeAfter` are read again (to know
- * what the disks must hold) but not rewritten. Ends by reading the disks back.
+ * and the log after it. Base chunks are written as they arrive, `readConcurrency` in flight;
+ * segments are fetched that far ahead and applied in chain order, each merged into runs of whole
+ * blocks written `writeConcurrency` at a time while the next is merged, progress reported after
+ * each. Memory is bounded by the reads in flight and two segments, not by the domain: what the
+ * disks must hold is kept as a digest per written block, and the disks are read back against the
+ * digests at the end. Segments at or before `resumeAfter` are read again (for the digests) but
+ * not rewritten.
  */
 export async function rehydrate(options: RehydrateOptions): Promise<RehydrationResult> {
   const readConcurrency = options.readConcurrency ?? 8;
   const writeConcurrency = options.writeConcurrency ?? 8;
   const targetId = options.targetDiskId ?? ((diskId: string) => diskId);
-  const images = new Map(options.disks.map((d) => [d.diskId, new DiskImage(d.diskId, d.sizeBytes)]));
+  const digests = new Map(options.disks.map((d) => [d.diskId, new BlockDigests(d.diskId, d.sizeBytes)]));
+  const pending = new Map(options.disks.map((d) => [d.diskId, new PendingWrites(d.diskId, d.sizeBytes)]));
   const resumeAfter = options.resumeAfter;
   // Planned first: a refused target leaves the target site untouched.
   const plan = await planRestore(options.store, options.ownership, options.upTo, resumeAfter?.base);
@@ -94,9 +100,36 @@ export async function rehydrate(options: RehydrateOptions): Promise<RehydrationR
     if (upTo.kind === 'position') return !isTargetSegment(link) || index < upTo.position.entries;
     return true;
   };
+  const writeRun = async (diskId: string, run: BlockRun) => {
+    await options.target.writeDisk(targetId(diskId), run.offset, run.data);
+    bytesWritten += run.data.length;
+  };
 
-  /** Applies the chain in order and stops at the target's last entry. */
+  /**
+   * Merges a segment's writes into runs of whole blocks and records their digests. Blocks it
+   * writes only in part are completed from the target, which must hold every earlier segment by
+   * then: a block this attempt wrote must read back as its digest says.
+   */
+  const prepareRuns = async () => {
+    for (const disk of pending.values()) {
+      const expected = digests.get(disk.diskId)!;
+      await forEachLimited(disk.partialBlocks(), readConcurrency, async ({ offset, length }) => {
+        const held = await options.target.readDisk(targetId(disk.diskId), offset, length);
+        if (resumeAfter === undefined && !expected.holds(offset / BLOCK_BYTES, held)) throw new Error(`rehydrated disk ${targetId(disk.diskId)} differs from the log in [${offset}, ${offset + length})`);
+        disk.fill(offset, held);
+      });
+    }
+    const runs = [...pending.values()].flatMap((disk) => disk.take(MAX_RUN_BYTES).map((run) => ({ diskId: disk.diskId, run })));
+    for (const { diskId, run } of runs) digests.get(diskId)!.record(run);
+    return runs;
+  };
+
+  /**
+   * Applies the chain in order and stops at the target's last entry. A segment's runs are
+   * written while the next segment is merged; progress follows the writes, segment by segment.
+   */
   const applyLinks = async (chain: ChainLink[]): Promise<void> => {
+    let writing: Promise<void> = Promise.resolve();
     for await (const { link, segment } of readChain(options.store, chain, readConcurrency)) {
       let reachedTarget = false;
       for (const [index, entry] of segment.entries.entries()) {
@@ -106,47 +139,49 @@ export async function rehydrate(options: RehydrateOptions): Promise<RehydrationR
         }
         // A disk outside the target's disk set (removed from the domain, or added after the
         // target) is not rebuilt: its writes are skipped.
-        images.get(entry.diskId)?.apply(entry.offset, entry.data);
+        pending.get(entry.diskId)?.apply(entry.offset, entry.data);
       }
-      const alreadyWritten = resumeAfter !== undefined && isAtOrBefore(link, resumeAfter);
-      if (alreadyWritten) {
-        for (const image of images.values()) image.takeDirtyRuns();
-      } else {
-        await writeRuns();
-        segmentsApplied++;
-        await options.onProgress?.({ epoch: link.epoch, segment: link.segment, bytesWritten, base: baseId });
-      }
+      await writing;
+      const runs = await prepareRuns();
       lastApplied = { epoch: link.epoch, segment: link.segment };
-      if (reachedTarget || isTargetSegment(link)) return;
+      if (resumeAfter === undefined || !isAtOrBefore(link, resumeAfter)) {
+        segmentsApplied++;
+        writing = (async () => {
+          await forEachLimited(runs, writeConcurrency, ({ diskId, run }) => writeRun(diskId, run));
+          await options.onProgress?.({ epoch: link.epoch, segment: link.segment, bytesWritten, base: baseId });
+        })();
+        // Surfaced by the next await of `writing`, before anything else is written.
+        writing.catch(() => undefined);
+      }
+      if (reachedTarget || isTargetSegment(link)) break;
     }
+    await writing;
   };
 
-  const writeRuns = async () => {
-    const runs = [...images.values()].flatMap((image) => image.takeDirtyRuns().map((run) => ({ diskId: image.diskId, ...run })));
-    await forEachLimited(runs, writeConcurrency, async (run) => {
-      await options.target.writeDisk(targetId(run.diskId), run.offset, run.data);
-      bytesWritten += run.data.length;
-    });
-  };
   const stale = options.targetMayHoldData && resumeAfter === undefined ? { bytesRead: 0, bytesZeroed: 0 } : undefined;
-  /** A base chunk the target already holds is part of the image but is not written again. */
-  const applyBaseChunk = async (diskId: string, offset: number, data: Buffer) => {
-    const image = images.get(diskId)!;
-    if (stale) {
-      const held = await options.target.readDisk(targetId(diskId), offset, data.length);
-      stale.bytesRead += held.length;
-      if (held.equals(data)) return image.applyHeld(offset, data);
-    }
-    image.apply(offset, data);
-  };
   if (plan.base) {
-    // The image is needed for the final check even when a resumed attempt already wrote the base.
-    // Chunks of disks outside the target's disk set are not read; a disk added after the base is
-    // simply absent from it (zeros until its disk sync in the log).
-    await readBaseChunks(options.store, options.ownership, plan.base, readConcurrency, applyBaseChunk, (diskId) => images.has(diskId));
-    // Progress is first reported after a segment, so any progress means the base is on the disks.
-    if (resumeAfter === undefined) await writeRuns();
-    else for (const image of images.values()) image.takeDirtyRuns();
+    // Progress is first reported after a window of the log, so any progress means the base is on
+    // the disks; a resumed attempt still reads it for the digests. Chunks of disks outside the
+    // target's disk set are not read; a disk added after the base is simply absent from it (zeros
+    // until its disk sync in the log).
+    await readBaseChunks(
+      options.store,
+      options.ownership,
+      plan.base,
+      readConcurrency,
+      async (diskId, offset, data) => {
+        digests.get(diskId)!.record({ offset, data });
+        if (resumeAfter !== undefined) return;
+        if (stale) {
+          // A base chunk the target already holds is not written again.
+          const held = await options.target.readDisk(targetId(diskId), offset, data.length);
+          stale.bytesRead += held.length;
+          if (held.equals(data)) return;
+        }
+        await writeRun(diskId, { offset, data });
+      },
+      (diskId) => digests.has(diskId),
+    );
   }
   // Before the log: its writes land on regions the base left as zeros too.
   if (stale) await zeroOutsideBase(options.target, options.disks, plan.base, targetId, writeConcurrency, stale);
@@ -158,7 +193,7 @@ export async function rehydrate(options: RehydrateOptions): Promise<RehydrationR
   }
   await applyLinks(chain);
   if (stale) bytesWritten += stale.bytesZeroed;
-  return { ...(plan.base ? { base: plan.base.id } : {}), segmentsApplied, bytesWritten, ...(stale ? { targetBytesRead: stale.bytesRead, bytesZeroed: stale.bytesZeroed } : {}), lastApplied, disks: await verify(options.target, [...images.values()], targetId, readConcurrency) };
+  return { ...(plan.base ? { base: plan.base.id } : {}), segmentsApplied, bytesWritten, ...(stale ? { targetBytesRead: stale.bytesRead, bytesZeroed: stale.bytesZeroed } : {}), lastApplied, disks: await verify(options.target, [...digests.values()], targetId, readConcurrency) };
 }
 
 /** Zeroes every region of the target that the base does not hold and that is not zero already (read first: reads are local, writes may be journaled). */
@@ -180,16 +215,13 @@ export async function zeroOutsideBase(target: Pick<TargetDisks, 'readDisk' | 'wr
   });
 }
 
-async function verify(target: TargetDisks, images: DiskImage[], targetId: (diskId: string) => string, concurrency: number): Promise<RehydrationResult['disks']> {
-  const results: RehydrationResult['disks'] = [];
-  await forEachLimited(images, concurrency, async (image) => {
-    let verifiedBytes = 0;
-    for (const run of image.allRuns()) {
-      const actual = await target.readDisk(targetId(image.diskId), run.offset, run.data.length);
-      if (!actual.equals(run.data)) throw new Error(`rehydrated disk ${targetId(image.diskId)} differs from the log in [${run.offset}, ${run.offset + run.data.length})`);
-      verifiedBytes += run.data.length;
-    }
-    results.push({ diskId: targetId(image.diskId), sha256: image.digest(), verifiedBytes });
+/** Reads back every block the rehydration wrote and checks it against its digest. */
+async function verify(target: TargetDisks, disks: BlockDigests[], targetId: (diskId: string) => string, concurrency: number): Promise<RehydrationResult['disks']> {
+  const spans = disks.flatMap((disk) => disk.spans().map((span) => ({ disk, ...span })));
+  const verifiedBytes = new Map(disks.map((disk) => [disk.diskId, 0]));
+  await forEachLimited(spans, concurrency, async ({ disk, offset, length }) => {
+    const actual = await target.readDisk(targetId(disk.diskId), offset, length);
+    verifiedBytes.set(disk.diskId, verifiedBytes.get(disk.diskId)! + disk.verify(offset, actual, targetId(disk.diskId)));
   });
-  return results.sort((a, b) => a.diskId.localeCompare(b.diskId));
+  return disks.map((disk) => ({ diskId: targetId(disk.diskId), sha256: disk.digest(), verifiedBytes: verifiedBytes.get(disk.diskId)! })).sort((a, b) => a.diskId.localeCompare(b.diskId));
 }

@@ -85,7 +85,25 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicationP
     ...(options.diskSync ? { diskSync: options.diskSync.state } : {}),
   };
   const allowed = options.disks ? new Set(options.disks) : undefined;
-  while (!options.shouldStop(progress)) {
+  // The fencing check, journal trim and report of the last stored segment run while the next
+  // one is read, compressed and stored; stores stay one at a time and in order (the next key is
+  // where the previous segment, possibly adopted, ends), and every return waits for them.
+  let acknowledging: Promise<void> = Promise.resolve();
+  /** The progress as of the last acknowledged segment: what a heartbeat may resume from. */
+  let acknowledged: ReplicationProgress = { ...progress };
+  const acknowledge = (snapshot: ReplicationProgress, confirmed: boolean) => {
+    const previous = acknowledging;
+    acknowledging = (async () => {
+      await previous;
+      if (!confirmed) await options.writer.confirm();
+      if (options.trimJournal) await options.source.trimJournal(snapshot.cursor, options.vms);
+      await options.onSegment(snapshot);
+      acknowledged = snapshot;
+    })();
+    // Surfaced by the next await of `acknowledging`, before anything else is stored.
+    acknowledging.catch(() => undefined);
+  };
+  while (!options.shouldStop(acknowledged)) {
     const readAt = now();
     const batch = await options.source.readJournal({
       afterSequence: progress.cursor,
@@ -111,6 +129,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicationP
       // A segment an earlier attempt wrote from here is adopted first: bitmap mode must start exactly where the log ends.
       !(await options.writer.existing(progress.cursor))
     ) {
+      await acknowledging;
       progress.lagMs = now() - batch.entries[0].timestamp;
       progress.throttled = true;
       return progress;
@@ -120,7 +139,13 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicationP
     // site's journal, or an empty write of its own: a segment that consumed no sequence would take
     // the next one's key.
     const consumedTo = batch.entries.at(-1)?.sequence ?? (sync ? batch.lastSequence : progress.cursor);
-    if (batch.entries.length === 0) progress.durableAsOf = readAt;
+    if (consumedTo === progress.cursor && !overtaken) await acknowledging;
+    if (batch.entries.length === 0) {
+      // Nothing new after the cursor: every write journaled before the read is durable once the segments before it are acknowledged.
+      await acknowledging;
+      progress.durableAsOf = readAt;
+      acknowledged = { ...acknowledged, durableAsOf: readAt };
+    }
     if (consumedTo === progress.cursor && sync && !overtaken) {
       await sync.tick();
       continue;
@@ -133,7 +158,10 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicationP
     const entries = allowed ? batch.entries.filter((entry) => allowed.has(entry.diskId)) : batch.entries;
     // A segment an earlier attempt stored here is adopted as it is; its copy entries say how far that attempt copied.
     const slice = sync && !(await options.writer.existing(progress.cursor)) ? await sync.nextSlice(progress.cursor) : [];
-    const written = await options.writer.write(progress.cursor, [...entries, ...slice], consumedTo);
+    const written = await options.writer.put(progress.cursor, [...entries, ...slice], consumedTo);
+    await acknowledging;
+    // A disk sync records where the log is exact again: only after the fencing check.
+    if (sync) await options.writer.confirm();
     await sync?.logged(written.segment, written.created);
     if (options.diskSync) progress.diskSync = options.diskSync.state;
     const newest = written.segment.entries.at(-1);
@@ -145,8 +173,8 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicationP
     progress.backlogEntries = Math.max(0, batch.lastSequence - progress.cursor);
     if (written.created) progress.segmentsWritten++;
     else progress.segmentsAdopted++;
-    if (options.trimJournal) await options.source.trimJournal(progress.cursor, options.vms);
-    await options.onSegment({ ...progress });
+    acknowledge({ ...progress }, sync !== undefined);
   }
+  await acknowledging;
   return progress;
 }

@@ -1,5 +1,4 @@
-import { newFrameHeader, openFrame, sealFrame, type FrameFormat } from './framing';
-import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { compressPayload, compressPayloadSync, inflatePayload, inflatePayloadSync, newFrameHeader, openFrame, sealFrame, type FrameFormat } from './framing';
 import type { JournalEntry } from '../sites/provider';
 
 /**
@@ -47,7 +46,8 @@ export class CorruptSegmentError extends Error {
   }
 }
 
-export function encodeSegment(segment: Segment): Buffer {
+/** The uncompressed payload and the header without its compressed length and checksum. */
+function serializeSegment(segment: Segment): { header: Buffer; raw: Buffer } {
   const parts: Buffer[] = [];
   for (const entry of segment.entries) {
     const vm = Buffer.from(entry.vm, 'utf8');
@@ -64,25 +64,41 @@ export function encodeSegment(segment: Segment): Buffer {
     parts.push(fixed, entry.data);
   }
   const raw = Buffer.concat(parts);
-  const compressed = deflateRawSync(raw, { level: 1 });
   const header = newFrameHeader(FORMAT);
   header.writeUInt32BE(segment.epoch, 8);
   header.writeUInt32BE(segment.entries.length, 12);
   header.writeBigUInt64BE(BigInt(segment.afterSequence), 16);
   header.writeBigUInt64BE(BigInt(segment.lastSequence), 24);
   header.writeUInt32BE(raw.length, 32);
-  return sealFrame(FORMAT, header, compressed);
+  return { header, raw };
+}
+
+export function encodeSegment(segment: Segment): Buffer {
+  const { header, raw } = serializeSegment(segment);
+  return sealFrame(FORMAT, header, compressPayloadSync(raw, 1));
+}
+
+/** As `encodeSegment`, compressing on the thread pool (the replicator's hot path). */
+export async function encodeSegmentAsync(segment: Segment): Promise<Buffer> {
+  const { header, raw } = serializeSegment(segment);
+  return sealFrame(FORMAT, header, await compressPayload(raw, 1));
 }
 
 /** Decodes and verifies a segment; every inconsistency throws CorruptSegmentError naming `key`. */
 export function decodeSegment(key: string, object: Buffer): Segment {
-  const { header, payload: compressed } = openFrame(FORMAT, object, (reason) => new CorruptSegmentError(key, reason));
-  let raw: Buffer;
-  try {
-    raw = inflateRawSync(compressed);
-  } catch (error) {
-    throw new CorruptSegmentError(key, `cannot decompress: ${(error as Error).message}`);
-  }
+  const corrupt = (reason: string) => new CorruptSegmentError(key, reason);
+  const { header, payload } = openFrame(FORMAT, object, corrupt);
+  return parseSegment(key, header, inflatePayloadSync(payload, corrupt));
+}
+
+/** As `decodeSegment`, inflating on the thread pool (the readers' hot path). */
+export async function decodeSegmentAsync(key: string, object: Buffer): Promise<Segment> {
+  const corrupt = (reason: string) => new CorruptSegmentError(key, reason);
+  const { header, payload } = openFrame(FORMAT, object, corrupt);
+  return parseSegment(key, header, await inflatePayload(payload, header.readUInt32BE(32), corrupt));
+}
+
+function parseSegment(key: string, header: Buffer, raw: Buffer): Segment {
   if (raw.length !== header.readUInt32BE(32)) throw new CorruptSegmentError(key, 'payload length mismatch');
   const count = header.readUInt32BE(12);
   const entries: BlockWrite[] = [];

@@ -1,4 +1,4 @@
-import { decodeSegment, encodeSegment, type BlockWrite, type Segment } from './segment-codec';
+import { decodeSegment, encodeSegmentAsync, type BlockWrite, type Segment } from './segment-codec';
 import type { ObjectStore } from './object-store';
 import { StaleEpochError, type Ownership } from './ownership';
 
@@ -25,10 +25,21 @@ export class SegmentWriter {
   ) {}
 
   async write(afterSequence: number, entries: BlockWrite[], lastSequence: number): Promise<WrittenSegment> {
+    const written = await this.put(afterSequence, entries, lastSequence);
+    await this.confirm();
+    return written;
+  }
+
+  /**
+   * Stores the segment (or adopts an earlier attempt's) without the fencing check: the caller
+   * must `confirm` before acknowledging it, and may meanwhile store the next one, which a claim
+   * fences out of the chain just the same.
+   */
+  async put(afterSequence: number, entries: BlockWrite[], lastSequence: number): Promise<WrittenSegment> {
     await this.verifyEpochIsOurs();
     const key = this.ownership.keys.segment(this.epoch, afterSequence);
     const segment: Segment = { epoch: this.epoch, afterSequence, lastSequence, entries };
-    const created = await this.store.createIfAbsent(key, encodeSegment(segment));
+    const created = await this.store.createIfAbsent(key, await encodeSegmentAsync(segment));
     let written = segment;
     if (!created) {
       // An earlier attempt from this cursor got there first; the journal below lastSequence is
@@ -37,10 +48,12 @@ export class SegmentWriter {
       if (!existing) throw new Error(`segment ${key} answered 412 but cannot be read`);
       written = existing;
     }
-    // Checked after the put: a claim that lands before this check fences the segment out of the
-    // chain, and we refuse to acknowledge it.
-    await this.ownership.assertOwner(this.epoch);
     return { key, segment: written, created };
+  }
+
+  /** Checked after the put: a claim that lands before this check fences the segments put so far out of the chain, and we refuse to acknowledge them. */
+  async confirm(): Promise<void> {
+    await this.ownership.assertOwner(this.epoch);
   }
 
   keyFor(afterSequence: number): string {

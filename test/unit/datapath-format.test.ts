@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { DiskImage } from '../../datapath/disk-image';
+import { BlockDigests, PendingWrites } from '../../datapath/disk-image';
 import { CorruptBaseChunkError, decodeBaseChunk, encodeBaseChunk } from '../../datapath/base-codec';
 import { DomainKeys, parseBaseId, trailingNumber } from '../../datapath/keys';
-import { CorruptSegmentError, decodeSegment, encodeSegment, type Segment } from '../../datapath/segment-codec';
+import { CorruptSegmentError, decodeSegment, decodeSegmentAsync, encodeSegment, encodeSegmentAsync, type Segment } from '../../datapath/segment-codec';
 
 function sampleSegment(): Segment {
   return {
@@ -24,6 +24,18 @@ describe('datapath formats', () => {
     const encoded = encodeSegment(segment);
     assert.ok(encoded.length < 5000 + 8192);
     assert.deepEqual(decodeSegment('k', encoded), segment);
+  });
+
+  it('stores an incompressible payload (deflate level 0) and compresses a compressible one, sync and on the thread pool alike', async () => {
+    const random: Segment = { ...sampleSegment(), entries: [{ ...sampleSegment().entries[0], data: randomBytes(256 * 1024) }] };
+    const repetitive: Segment = { ...sampleSegment(), entries: [{ ...sampleSegment().entries[0], data: Buffer.alloc(256 * 1024, 7) }] };
+    for (const encoded of [encodeSegment(random), await encodeSegmentAsync(random)]) {
+      assert.ok(encoded.length > 256 * 1024, 'stored, not deflated');
+      assert.deepEqual(decodeSegment('k', encoded), random);
+      assert.deepEqual(await decodeSegmentAsync('k', encoded), random);
+    }
+    assert.ok((await encodeSegmentAsync(repetitive)).length < 16 * 1024);
+    assert.deepEqual(await decodeSegmentAsync('k', await encodeSegmentAsync(repetitive)), repetitive);
   });
 
   it('names the object for every kind of damage', () => {
@@ -81,17 +93,49 @@ describe('datapath formats', () => {
     }
   });
 
-  it('keeps the last write per byte and yields coalesced dirty runs', () => {
-    const image = new DiskImage('d', 3 * 4096 + 100);
-    image.apply(4000, Buffer.alloc(200, 1));
-    image.apply(4096, Buffer.alloc(10, 2));
-    image.apply(3 * 4096, Buffer.alloc(100, 3));
-    const runs = image.takeDirtyRuns();
+  it('keeps the last write per byte, completes blocks written in part from the target, and yields runs of whole blocks', () => {
+    const pending = new PendingWrites('d', 3 * 4096 + 100);
+    pending.apply(4000, Buffer.alloc(200, 1));
+    pending.apply(4096, Buffer.alloc(10, 2));
+    pending.apply(3 * 4096, Buffer.alloc(100, 3));
+    assert.deepEqual(pending.partialBlocks(), [{ offset: 0, length: 4096 }, { offset: 4096, length: 4096 }]);
+    pending.fill(0, Buffer.alloc(4096, 9));
+    pending.fill(4096, Buffer.alloc(4096, 8));
+    const runs = pending.take(1024 * 1024);
     assert.deepEqual(runs.map((r) => [r.offset, r.data.length]), [[0, 8192], [12288, 100]]);
-    assert.equal(runs[0].data[4095], 1);
-    assert.equal(runs[0].data[4096], 2);
-    assert.equal(runs[0].data[4106], 1);
-    assert.deepEqual(image.takeDirtyRuns(), []);
-    assert.throws(() => image.apply(3 * 4096 + 50, Buffer.alloc(51)), /outside disk/);
+    assert.deepEqual([runs[0].data[3999], runs[0].data[4000], runs[0].data[4095], runs[0].data[4096], runs[0].data[4106], runs[0].data[4199], runs[0].data[4200]], [9, 1, 1, 2, 1, 1, 8]);
+    assert.deepEqual(pending.take(1024 * 1024), []);
+    assert.throws(() => pending.apply(3 * 4096 + 50, Buffer.alloc(51)), /outside disk/);
+  });
+
+  it('yields a large write applied in order as one run, overwritten where a later write landed', () => {
+    const pending = new PendingWrites('d', 64 * 4096);
+    const data = randomBytes(40 * 4096);
+    pending.apply(8 * 4096, data);
+    pending.apply(20 * 4096, Buffer.alloc(4096, 1));
+    const [run, ...rest] = pending.take(1024 * 1024);
+    assert.deepEqual(rest, []);
+    assert.equal(run.offset, 8 * 4096);
+    assert.ok(run.data.equals(Buffer.concat([data.subarray(0, 12 * 4096), Buffer.alloc(4096, 1), data.subarray(13 * 4096)])));
+  });
+
+  it('refuses to flush a block written in part before it is completed', () => {
+    const pending = new PendingWrites('d', 8192);
+    pending.apply(100, Buffer.alloc(10, 1));
+    assert.throws(() => pending.take(1024 * 1024), /written in part/);
+  });
+
+  it('checks what is read back against a digest per written block, and reads back only those', () => {
+    const digests = new BlockDigests('d', 4 * 1024 * 1024);
+    digests.record({ offset: 4096, data: Buffer.alloc(8192, 5) });
+    digests.record({ offset: 1024 * 1024 + 3 * 4096, data: Buffer.alloc(4096, 6) });
+    assert.deepEqual(digests.spans(), [{ offset: 4096, length: 8192 }, { offset: 1024 * 1024 + 3 * 4096, length: 4096 }]);
+    assert.equal(digests.verify(4096, Buffer.alloc(8192, 5), 't'), 8192);
+    const damaged = Buffer.alloc(8192, 5);
+    damaged[5000] = 0;
+    assert.throws(() => digests.verify(4096, damaged, 't'), /disk t differs from the log in \[8192, 12288\)/);
+    assert.ok(digests.holds(0, Buffer.alloc(4096, 1)), 'a block nothing was recorded for is not checked');
+    assert.ok(!digests.holds(1, Buffer.alloc(4096, 1)));
+    assert.throws(() => digests.record({ offset: 4 * 1024 * 1024, data: Buffer.alloc(4096) }), /outside disk/);
   });
 });

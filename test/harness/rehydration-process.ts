@@ -1,0 +1,148 @@
+/**
+ * One rehydration in a process of its own, so that its peak RSS and heap limit are its alone
+ * (the rehydration benchmark, and the test that rehydrates more than the heap limit): `rehydrate`
+ * rebuilds a domain's disks into sparse files with positioned writes (as a site's datastore
+ * holds them), `raw-get` fetches the objects it would read as fast as the store serves them
+ * (the benchmark's limit). Configured by the JSON in REHYDRATION_PROCESS_CONFIG; prints one JSON
+ * line. Start it with `runRehydrationProcess`.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import type { S3Settings } from '../../common/config';
+import { forEachLimited } from '../../common/parallel';
+import { createS3Client } from '../../common/s3';
+import { ObjectStore } from '../../datapath/object-store';
+import { Ownership } from '../../datapath/ownership';
+import type { DomainDisk } from '../../datapath/records';
+import { rehydrate, type TargetDisks } from '../../datapath/rehydrate';
+import type { CreateDiskSpec, VirtualDisk } from '../../sites/provider';
+
+export interface RunConfig {
+  mode: 'raw-get' | 'rehydrate';
+  s3: S3Settings;
+  domain: string;
+  disks: DomainDisk[];
+  /** raw-get: the objects rehydration reads. */
+  keys: string[];
+  parallel: number;
+  /** rehydrate: where the disk files `<diskId>.img` go; removed afterwards unless `keepFiles`. */
+  dir: string;
+  keepFiles?: boolean;
+}
+
+export interface RunResult {
+  seconds: number;
+  bytes: number;
+  maxRssMiB: number;
+  /** rehydrate: busy time of each kind of call, summed over concurrent calls. */
+  stages?: Record<string, number>;
+}
+
+/** Disks as sparse files, written and read with positioned I/O on the thread pool. */
+class FileDisks implements TargetDisks {
+  private readonly files = new Map<string, FileHandle>();
+  readonly busySeconds = { write: 0, readBack: 0 };
+
+  constructor(private readonly dir: string) {}
+
+  async createDisk(spec: CreateDiskSpec): Promise<VirtualDisk> {
+    const handle = await open(path.join(this.dir, `${spec.id}.img`), 'w+');
+    await handle.truncate(spec.sizeBytes);
+    this.files.set(spec.id, handle);
+    return { id: spec.id, datastore: spec.datastore, sizeBytes: spec.sizeBytes, protected: spec.protected };
+  }
+
+  async writeDisk(diskId: string, offset: number, data: Buffer): Promise<void> {
+    const started = performance.now();
+    let done = 0;
+    while (done < data.length) done += (await this.files.get(diskId)!.write(data, done, data.length - done, offset + done)).bytesWritten;
+    this.busySeconds.write += (performance.now() - started) / 1000;
+  }
+
+  async readDisk(diskId: string, offset: number, length: number): Promise<Buffer> {
+    const started = performance.now();
+    const buffer = Buffer.allocUnsafe(length);
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await this.files.get(diskId)!.read(buffer, done, length - done, offset + done);
+      // Past the end of a file reads as zeros, as on a sparse disk.
+      if (bytesRead === 0) buffer.fill(0, done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    this.busySeconds.readBack += (performance.now() - started) / 1000;
+    return buffer;
+  }
+
+  async close(): Promise<void> {
+    for (const handle of this.files.values()) await handle.close();
+  }
+}
+
+/**
+ * This process's peak RSS. Not `resourceUsage().maxRSS`: Linux carries that across exec, so it
+ * starts at the parent's RSS; the high-water mark of /proc starts afresh with the new program.
+ */
+function maxRssMiB(): number {
+  return Math.round(Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]) / 1024);
+}
+
+/** Counts the time spent waiting for GETs (summed over the ones in flight). */
+class TimedStore extends ObjectStore {
+  busySeconds = 0;
+
+  override async get(key: string): Promise<Buffer | undefined> {
+    const started = performance.now();
+    try {
+      return await super.get(key);
+    } finally {
+      this.busySeconds += (performance.now() - started) / 1000;
+    }
+  }
+}
+
+async function run(config: RunConfig): Promise<RunResult> {
+  const client = createS3Client(config.s3);
+  const started = performance.now();
+  const elapsed = () => (performance.now() - started) / 1000;
+  if (config.mode === 'raw-get') {
+    let bytes = 0;
+    await forEachLimited(config.keys, config.parallel, async (key) => {
+      const result = await client.send(new GetObjectCommand({ Bucket: config.s3.bucket, Key: key }));
+      bytes += (await result.Body!.transformToByteArray()).length;
+    });
+    return { seconds: elapsed(), bytes, maxRssMiB: maxRssMiB() };
+  }
+  mkdirSync(config.dir, { recursive: true });
+  const target = new FileDisks(config.dir);
+  try {
+    const store = new TimedStore(client, config.s3);
+    const result = await rehydrate({ store, ownership: new Ownership(store, config.domain), target, disks: config.disks, datastore: 'bench', upTo: { kind: 'latest' }, readConcurrency: config.parallel, writeConcurrency: config.parallel });
+    const seconds = elapsed();
+    const verified = result.disks.reduce((sum, d) => sum + d.verifiedBytes, 0);
+    return { seconds, bytes: verified, maxRssMiB: maxRssMiB(), stages: { getBusy: store.busySeconds, diskWriteBusy: target.busySeconds.write, readBackBusy: target.busySeconds.readBack } };
+  } finally {
+    await target.close();
+    if (!config.keepFiles) rmSync(config.dir, { recursive: true, force: true });
+  }
+}
+
+/** Runs `config` in a new Node process with `nodeOptions` (such as a heap limit) and returns what it printed. */
+export function runRehydrationProcess(config: RunConfig, nodeOptions: string[] = []): RunResult {
+  const child = spawnSync(process.execPath, [...nodeOptions, '--import', 'tsx', __filename], { env: { ...process.env, REHYDRATION_PROCESS_CONFIG: JSON.stringify(config) }, encoding: 'utf8' });
+  if (child.status !== 0) throw new Error(`${config.mode} process failed (${child.status ?? child.signal}): ${child.stderr}`);
+  return JSON.parse(child.stdout.trim().split('\n').at(-1)!) as RunResult;
+}
+
+if (process.env.REHYDRATION_PROCESS_CONFIG) {
+  run(JSON.parse(process.env.REHYDRATION_PROCESS_CONFIG) as RunConfig).then(
+    (result) => console.log(JSON.stringify(result)),
+    (error: unknown) => {
+      console.error(error);
+      process.exit(1);
+    },
+  );
+}
