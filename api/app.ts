@@ -1,6 +1,8 @@
 import express, { type RequestHandler, type Router } from 'express';
 import type { Logger } from '../common/logger';
 import { authenticate, type TokenFile } from './auth';
+import { openApiRouter } from './openapi/openapi-router';
+import { routeDocs } from './openapi/route-docs';
 import { errorHandler, notFoundRoute } from './problem';
 
 export interface HealthCheck {
@@ -20,14 +22,19 @@ export interface AppOptions {
   httpMetrics?: RequestHandler;
 }
 
-/** The HTTP API: unauthenticated health, everything else behind bearer tokens, errors as problem+json. */
+/** The HTTP API: unauthenticated health and API document, everything else behind bearer tokens, errors as problem+json. */
 export function createApp({ log, tokens, healthChecks, routers, httpMetrics }: AppOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
   if (httpMetrics) app.use(httpMetrics);
 
-  app.get('/healthz', async (_req, res) => {
+  const open = express.Router();
+  routeDocs(open).get('/healthz', {
+    summary: 'Whether the API reaches Temporal and the object store',
+    responses: { 200: 'every dependency answers: `{status: "ok", checks: {<name>: {target, reachable}}}`', 503: 'a dependency does not answer: `status: "unavailable"`, its check says why' },
+  });
+  open.get('/healthz', async (_req, res) => {
     const results = await Promise.all(
       healthChecks.map(async (h) => {
         try {
@@ -41,6 +48,8 @@ export function createApp({ log, tokens, healthChecks, routers, httpMetrics }: A
     const healthy = results.every((r) => r.reachable);
     res.status(healthy ? 200 : 503).json({ status: healthy ? 'ok' : 'unavailable', checks: Object.fromEntries(results.map((r) => [r.name, r])) });
   });
+  app.use(open);
+  app.use(openApiRouter(app));
 
   app.use(authenticate(tokens));
   for (const router of routers) app.use(router);

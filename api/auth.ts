@@ -46,9 +46,15 @@ declare module 'express-serve-static-core' {
 
 const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
 
+/** Marks the handlers below, so the OpenAPI document reads each route's role from the route itself. */
+const GUARDS = new WeakMap<RequestHandler, Role | 'authenticated'>();
+
+/** What a handler demands: a role (`requireRole`), any valid token (`authenticate`), or nothing. */
+export const guardOf = (handler: unknown): Role | 'authenticated' | undefined => (typeof handler === 'function' ? GUARDS.get(handler as RequestHandler) : undefined);
+
 export function authenticate(tokens: TokenFile): RequestHandler {
   const known = tokens.tokens.map((t) => ({ ...t, digest: Buffer.from(t.sha256, 'hex') }));
-  return (req, res, next) => {
+  const handler: RequestHandler = (req, res, next) => {
     const header = req.get('authorization');
     const match = header?.match(/^Bearer\s+(\S+)$/i);
     if (!match) {
@@ -61,10 +67,12 @@ export function authenticate(tokens: TokenFile): RequestHandler {
     req.principal = { name: found.name, role: found.role };
     next();
   };
+  GUARDS.set(handler, 'authenticated');
+  return handler;
 }
 
 export function requireRole(role: Role): RequestHandler {
-  return (req, _res, next) => {
+  const handler: RequestHandler = (req, _res, next) => {
     const principal = req.principal;
     if (!principal || RANK[principal.role] < RANK[role]) {
       throw new ProblemError({
@@ -75,6 +83,8 @@ export function requireRole(role: Role): RequestHandler {
     }
     next();
   };
+  GUARDS.set(handler, role);
+  return handler;
 }
 
 /** Who performed an action, for audit records: the token's name. */

@@ -14,6 +14,7 @@ import type { RunbookStore } from '../runbooks/store';
 import { domainOperationsQuery, type OperationRecord } from '../workflows/domain-operations';
 import { domainOperationsWorkflowId } from '../workflows/workflow-ids';
 import { requireRole } from './auth';
+import { routeDocs } from './openapi/route-docs';
 import { askWithin, domainProtection } from './domain-protection';
 import { drillAtAGlance } from './drill-history';
 import { rpoBreachWarning } from './rpo';
@@ -66,6 +67,11 @@ export function domainListRouter({ client, store, runbooks, log, deadlineMs = 3_
     };
   }
 
+  routeDocs(router).get('/domains', {
+    summary: 'Every protected domain: mode, owner, protection, RPO now, last restore point, running operation, last drill',
+    responses: { 200: '`{domains: [...]}`, sorted by name; a domain whose workflows did not answer in time has `null` there and a warning' },
+    problems: [503],
+  });
   router.get('/domains', requireRole('viewer'), async (_req, res) => {
     const scanned = await scanOrUnavailable(store, log);
     const lines: Array<Awaited<ReturnType<typeof line>>> = [];

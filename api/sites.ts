@@ -9,6 +9,7 @@ import type { Logger } from '../common/logger';
 import type { SiteClient } from '../sites/client';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../workflows/task-queues';
 import { requireRole } from './auth';
+import { routeDocs } from './openapi/route-docs';
 
 export interface SitesRouterOptions {
   client: Client;
@@ -80,6 +81,10 @@ export function sitesRouter({ client, sites, log, deadlineMs = 3_000 }: SitesRou
     }
   }
 
+  routeDocs(router).get('/sites', {
+    summary: 'Each site\'s health, inventory counts and its worker\'s last poll; the orchestration worker\'s too',
+    responses: { 200: '`{sites: [{name, reachable, inventory, worker}], orchestration: {worker}}`' },
+  });
   router.get('/sites', requireRole('viewer'), async (_req, res) => {
     const [listed, orchestration] = await Promise.all([Promise.all([...sites].map(([name, site]) => siteHealth(name, site))), queueHealth(ORCHESTRATION_TASK_QUEUE, WORKFLOW_QUEUE)]);
     res.json({ sites: listed.sort((a, b) => a.name.localeCompare(b.name)), orchestration: { worker: orchestration } });

@@ -1,0 +1,46 @@
+/**
+ * Every feature router of the API process, in the order it mounts them: one list, which the API
+ * process serves and the OpenAPI coverage test walks.
+ */
+import type { Client } from '@temporalio/client';
+import type { Router } from 'express';
+import type { Logger } from '../common/logger';
+import type { ObjectStore } from '../datapath/object-store';
+import type { InventoryLookup } from '../runbooks/inventory';
+import type { RunbookStore } from '../runbooks/store';
+import type { SiteClient } from '../sites/client';
+import { domainListRouter } from './domain-list';
+import { drillsRouter } from './drills';
+import { operationsRouter } from './operations';
+import { restoreRouter } from './restore';
+import { restorePointsRouter } from './restore-points';
+import { runbooksRouter } from './runbooks';
+import { sitesRouter } from './sites';
+import { storageSiteRouter } from './storage-site';
+
+export interface ApiRoutersOptions {
+  client: Client;
+  runbooks: RunbookStore;
+  store: ObjectStore;
+  sites: Map<string, SiteClient>;
+  inventoryFor: InventoryLookup;
+  log: Logger;
+  /** `GET /metrics` (built with the HTTP metrics that see every request first). */
+  metricsRouter: Router;
+  webUiUrl?: string;
+}
+
+export function apiRouters({ client, runbooks, store, sites, inventoryFor, log, metricsRouter, webUiUrl }: ApiRoutersOptions): Router[] {
+  const webUi = webUiUrl ? { webUiUrl } : {};
+  return [
+    runbooksRouter({ store: runbooks, log, inventoryFor }),
+    storageSiteRouter({ store, log }),
+    sitesRouter({ client, sites, log }),
+    domainListRouter({ client, store, runbooks, log }),
+    metricsRouter,
+    restorePointsRouter({ client, store, runbooks, log }),
+    operationsRouter({ client, runbooks, store, log, ...webUi, ...(sites.size > 0 ? { sites: { names: [...sites.keys()], inventoryFor } } : {}) }),
+    drillsRouter({ client, runbooks, log, ...webUi }),
+    restoreRouter({ client, runbooks, store, log, ...webUi }),
+  ];
+}
