@@ -39,15 +39,18 @@ const PAGE = `<!doctype html>
 </html>
 `;
 
+/** The document of what the app serves now. */
+export const appDocument = (app: express.Express) => openApiDocument(apiRoutes(app).routes, INFO);
+
 /** Reads the app's routes when first asked: every router is mounted by then. */
 export function openApiRouter(app: express.Express): Router {
   const router = express.Router();
   const doc = routeDocs(router);
-  let document: ReturnType<typeof openApiDocument> | undefined;
+  let document: ReturnType<typeof appDocument> | undefined;
 
   doc.get('/openapi.json', { summary: 'This OpenAPI 3.1 document', responses: { 200: { description: 'the document', content: { 'application/json': null } } } });
   router.get('/openapi.json', (_req, res) => {
-    document ??= openApiDocument(apiRoutes(app).routes, INFO);
+    document ??= appDocument(app);
     res.json(document);
   });
 
