@@ -22,6 +22,9 @@ function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
 /** `/domains/:domain` as OpenAPI writes it: `/domains/{domain}`. */
 export const openApiPath = (path: string) => path.replace(/:(\w+)/g, '{$1}');
 
+/** Path parameters named alike across routers, described once; a route's `params` say the others. */
+const SHARED_PARAMS: Record<string, string> = { domain: 'the protected domain\'s name (a DNS label)' };
+
 const pathParams = (path: string) => [...path.matchAll(/:(\w+)/g)].map((m) => m[1]);
 
 function content(media: Content, io: 'input' | 'output'): Record<string, { schema?: JsonSchema }> {
@@ -60,7 +63,7 @@ function queryParams(query: z.ZodObject) {
 
 function operation(route: ApiRoute, doc: RouteDoc) {
   const parameters = [
-    ...pathParams(route.path).map((name) => ({ name, in: 'path', required: true, description: doc.params?.[name] ?? name, schema: { type: 'string' } })),
+    ...pathParams(route.path).map((name) => ({ name, in: 'path', required: true, description: doc.params?.[name] ?? SHARED_PARAMS[name] ?? name, schema: { type: 'string' } })),
     ...(doc.query ? queryParams(doc.query) : []),
   ];
   const body = doc.body;
