@@ -1,5 +1,5 @@
 import express, { type Request, type Router } from 'express';
-import { QueryNotRegisteredError, WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { QueryNotRegisteredError, WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowExecutionStatusName } from '@temporalio/client';
 import type { QueryDefinition } from '@temporalio/common';
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import { z } from 'zod';
@@ -153,7 +153,7 @@ const CommitDecisionRequest = z.strictObject({ comment: z.string().max(2000).opt
 const OPERATION_PARAMS = { id: 'the operation\'s workflow id, URL-encoded (e.g. failover%2Fshop%2F...)' };
 
 /** The doc of a route that starts an operation through the domain's desk (`operationDesk`). */
-const startsOperation = (summary: string, body: z.ZodType, more: Partial<RouteDoc> = {}): RouteDoc => ({
+export const startsOperation = (summary: string, body: z.ZodType, more: Partial<RouteDoc> = {}): RouteDoc => ({
   summary,
   body,
   responses: { 202: { description: 'the operation started (or, for a running continuous operation, its completion requested); Location is its status URL', content: { 'application/json': OperationStarted } } },
@@ -162,7 +162,7 @@ const startsOperation = (summary: string, body: z.ZodType, more: Partial<RouteDo
 });
 
 const OperationStatus = OperationLinks.extend({
-  status: z.enum(['RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED', 'TERMINATED', 'CONTINUED_AS_NEW', 'TIMED_OUT']),
+  status: z.enum(['UNSPECIFIED', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED', 'TERMINATED', 'CONTINUED_AS_NEW', 'TIMED_OUT', 'PAUSED', 'UNKNOWN'] as const satisfies readonly WorkflowExecutionStatusName[]),
   startedAt: z.string(),
   closedAt: z.string().nullable(),
   progressUnavailable: z.string().optional().describe('why the progress could not be asked (no orchestration worker answering)'),
