@@ -40,7 +40,7 @@ const DrillScheduleRequest = RunbookRef.extend({
 });
 
 const HISTORY_LIMIT = { default: 20, max: 100 };
-const HistoryQuery = z.object({ limit: z.int().min(1).max(HISTORY_LIMIT.max).optional().describe(`how many drills; default ${HISTORY_LIMIT.default}`) });
+const HistoryQuery = z.object({ limit: z.coerce.number().int().min(1).max(HISTORY_LIMIT.max).default(HISTORY_LIMIT.default).describe('how many drills, newest first') });
 /** How many of the schedule's upcoming times GET shows. */
 const NEXT_RUNS_SHOWN = 5;
 
@@ -194,12 +194,9 @@ export function drillsRouter({ client, runbooks, log, webUiUrl }: DrillsRouterOp
   doc.get('/domains/:domain/drills', { summary: 'The domain\'s drills, newest first, with their outcome and checks', query: HistoryQuery, responses: { 200: '`{domain, drills: [...]}`' }, problems: [400] });
   router.get('/domains/:domain/drills', requireRole('viewer'), async (req, res) => {
     const domain = domainParam(req);
-    const raw = req.query.limit;
-    const limit = raw === undefined ? HISTORY_LIMIT.default : Number(raw);
-    if (!Number.isInteger(limit) || limit < 1 || limit > HISTORY_LIMIT.max) {
-      throw badRequest(`limit must be a whole number from 1 to ${HISTORY_LIMIT.max}`, { errors: [{ path: 'limit', message: `must be from 1 to ${HISTORY_LIMIT.max}` }] });
-    }
-    res.json({ domain, drills: await drillHistory(client, domain, limit) });
+    const query = HistoryQuery.safeParse(req.query);
+    if (!query.success) throw badRequest(`limit must be a whole number from 1 to ${HISTORY_LIMIT.max}`, { errors: [{ path: 'limit', message: `must be from 1 to ${HISTORY_LIMIT.max}` }] });
+    res.json({ domain, drills: await drillHistory(client, domain, query.data.limit) });
   });
 
   return router;

@@ -93,14 +93,16 @@ function runbookName(raw: string): string {
   return raw;
 }
 
+const VERSION = /^[1-9][0-9]{0,8}$/;
+
 function versionNumber(raw: unknown, what: string): number {
-  if (typeof raw !== 'string' || !/^[1-9][0-9]{0,8}$/.test(raw)) throw badRequest(`${what} must be a version number (1, 2, 3, ...)`);
+  if (typeof raw !== 'string' || !VERSION.test(raw)) throw badRequest(`${what} must be a version number (1, 2, 3, ...)`);
   return Number(raw);
 }
 
-const planFormat = (req: Request) => (req.query.format === 'text' ? 'text' : 'json');
 const PlanQuery = z.object({ format: z.enum(['json', 'text']).optional().describe('default json') });
-const DiffQuery = z.object({ from: z.string().regex(/^[1-9][0-9]{0,8}$/).describe('the older version'), to: z.string().regex(/^[1-9][0-9]{0,8}$/).describe('the newer version') });
+const planFormat = (req: Request) => (PlanQuery.safeParse(req.query).data?.format === 'text' ? 'text' : 'json');
+const DiffQuery = z.object({ from: z.string().regex(VERSION).describe('the older version'), to: z.string().regex(VERSION).describe('the newer version') });
 const RUNBOOK_PARAMS = { name: 'the runbook\'s name (metadata.name)' };
 
 export function runbooksRouter({ store, log, inventoryFor, maxBytes = SOURCE_LIMITS.maxBytes }: RunbooksRouterOptions): Router {
