@@ -13,6 +13,18 @@ export type JsonSchema = Record<string, unknown>;
 
 const PROBLEM_TYPE = 'application/problem+json';
 const PROBLEM_REF = { $ref: '#/components/schemas/Problem' };
+/** What each problem status means in this API; a problem's `detail` says the particular case. */
+const PROBLEM_MEANINGS: Record<number, string> = {
+  400: 'bad input: `errors` names each field',
+  401: 'no bearer token, or one that is unknown or revoked',
+  403: 'the token\'s role is below `x-required-role`, or its principal may not take this step',
+  404: 'no such domain, runbook, operation or restore point',
+  409: 'refused by the state: the domain\'s mode, a running operation, or what is waiting',
+  413: 'the body is over the route\'s limit',
+  415: 'the body is not in a media type or encoding the route reads',
+  422: 'the runbook does not validate (each finding with line, column and path in `errors`), or protects another domain',
+  503: 'a dependency (Temporal, the storage site, a worker) did not answer in time',
+};
 
 function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
   const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any' });
@@ -81,7 +93,7 @@ function operation(route: ApiRoute, doc: RouteDoc) {
       : {}),
     responses: {
       ...Object.fromEntries(Object.entries(doc.responses).map(([status, answer]) => [status, response(answer)])),
-      ...Object.fromEntries(problems(route).map((status) => [String(status), { description: STATUS_CODES[status], content: { [PROBLEM_TYPE]: { schema: PROBLEM_REF } } }])),
+      ...Object.fromEntries(problems(route).map((status) => [String(status), { description: `${STATUS_CODES[status]}: ${PROBLEM_MEANINGS[status]}`, content: { [PROBLEM_TYPE]: { schema: PROBLEM_REF } } }])),
     },
   };
 }
