@@ -7,14 +7,14 @@ import { STATUS_CODES } from 'node:http';
 import { z } from 'zod';
 import { ProblemSchema } from '../problem';
 import type { ApiRoute } from './api-routes';
-import type { Content, ResponseDoc, RouteDoc } from './route-docs';
+import type { Content, ProblemStatus, ResponseDoc, RouteDoc } from './route-docs';
 
 export type JsonSchema = Record<string, unknown>;
 
 const PROBLEM_TYPE = 'application/problem+json';
 const PROBLEM_REF = { $ref: '#/components/schemas/Problem' };
 /** What each problem status means in this API; a problem's `detail` says the particular case. */
-const PROBLEM_MEANINGS: Record<number, string> = {
+const PROBLEM_MEANINGS: Record<ProblemStatus | 401 | 403, string> = {
   400: 'bad input: `errors` names each field',
   401: 'no bearer token, or one that is unknown or revoked',
   403: 'the token\'s role is below `x-required-role`, or its principal may not take this step',
@@ -51,8 +51,8 @@ function response(doc: string | ResponseDoc) {
 }
 
 /** The problems a route answers: its own, its guard's, and its body parser's. */
-function problems(route: ApiRoute): number[] {
-  const statuses = new Set<number>(route.doc?.problems);
+function problems(route: ApiRoute): Array<keyof typeof PROBLEM_MEANINGS> {
+  const statuses = new Set<keyof typeof PROBLEM_MEANINGS>(route.doc?.problems);
   if (route.role) statuses.add(401);
   if (route.role && route.role !== 'viewer') statuses.add(403);
   if (route.doc?.body) {
