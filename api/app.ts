@@ -3,6 +3,8 @@ import type { Logger } from '../common/logger';
 import { auditRecorder, type AuditTrail } from './audit';
 import { requestIds } from './request-context';
 import { authenticate, fixedTokens, type TokenFile, type TokenLookup } from './auth';
+import { openApiRouter } from './openapi/openapi-router';
+import { routeDocs } from './openapi/route-docs';
 import { errorHandler, notFoundRoute } from './problem';
 
 export interface HealthCheck {
@@ -25,7 +27,7 @@ export interface AppOptions {
   httpMetrics?: RequestHandler;
 }
 
-/** The HTTP API: unauthenticated health, everything else behind bearer tokens, errors as problem+json. */
+/** The HTTP API: unauthenticated health and API document, everything else behind bearer tokens, errors as problem+json. */
 export function createApp({ log, tokens, audit, healthChecks, routers, httpMetrics }: AppOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
@@ -33,7 +35,12 @@ export function createApp({ log, tokens, audit, healthChecks, routers, httpMetri
   app.use(requestIds);
   if (httpMetrics) app.use(httpMetrics);
 
-  app.get('/healthz', async (_req, res) => {
+  const open = express.Router();
+  routeDocs(open).get('/healthz', {
+    summary: 'Whether the API reaches Temporal and the object store',
+    responses: { 200: 'every dependency answers: `{status: "ok", checks: {<name>: {target, reachable}}}`', 503: 'a dependency does not answer: `status: "unavailable"`, its check says why' },
+  });
+  open.get('/healthz', async (_req, res) => {
     const results = await Promise.all(
       healthChecks.map(async (h) => {
         try {
@@ -47,6 +54,8 @@ export function createApp({ log, tokens, audit, healthChecks, routers, httpMetri
     const healthy = results.every((r) => r.reachable);
     res.status(healthy ? 200 : 503).json({ status: healthy ? 'ok' : 'unavailable', checks: Object.fromEntries(results.map((r) => [r.name, r])) });
   });
+  app.use(open);
+  app.use(openApiRouter(app));
 
   app.use(authenticate(typeof tokens === 'function' ? tokens : fixedTokens(tokens)));
   if (audit) app.use(auditRecorder(audit, log));

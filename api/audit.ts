@@ -16,6 +16,7 @@ import { forEachLimited } from '../common/parallel';
 import type { ObjectStore } from '../datapath/object-store';
 import { parseOperationWorkflowId } from '../workflows/workflow-ids';
 import { requireRole, ROLES } from './auth';
+import { routeDocs } from './openapi/route-docs';
 import { DOMAIN } from './operations';
 import { badRequest } from './problem';
 import { AuditTarget } from './request-context';
@@ -145,6 +146,12 @@ export const AuditQuery = z.strictObject({
 /** `GET /audit?domain=&since=&limit=`: the trail, for admins. */
 export function auditRouter({ trail }: { trail: AuditTrail }): Router {
   const router = express.Router();
+  routeDocs(router).get('/audit', {
+    summary: 'Who did what: the authenticated mutating calls, oldest first (default: the last 24 h)',
+    query: AuditQuery,
+    responses: { 200: '`{since, domain?, entries: [{time, requestId, who: {name, role}, method, route, path, target, status}], more}`' },
+    problems: [400],
+  });
   router.get('/audit', requireRole('admin'), async (req, res) => {
     const parsed = AuditQuery.safeParse(req.query);
     if (!parsed.success) {

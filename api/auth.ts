@@ -62,8 +62,14 @@ export function fixedTokens(file: TokenFile): TokenLookup {
   return (sha256) => Promise.resolve(bySha256.get(sha256));
 }
 
+/** Marks the handlers below, so the OpenAPI document reads each route's role from the route itself. */
+const GUARDS = new WeakMap<RequestHandler, Role | 'authenticated'>();
+
+/** What a handler demands: a role (`requireRole`), any valid token (`authenticate`), or nothing. */
+export const guardOf = (handler: unknown): Role | 'authenticated' | undefined => (typeof handler === 'function' ? GUARDS.get(handler as RequestHandler) : undefined);
+
 export function authenticate(lookup: TokenLookup): RequestHandler {
-  return async (req, res, next) => {
+  const handler: RequestHandler = async (req, res, next) => {
     const header = req.get('authorization');
     const match = header?.match(/^Bearer\s+(\S+)$/i);
     if (!match) {
@@ -81,10 +87,12 @@ export function authenticate(lookup: TokenLookup): RequestHandler {
     req.principal = found;
     next();
   };
+  GUARDS.set(handler, 'authenticated');
+  return handler;
 }
 
 export function requireRole(role: Role): RequestHandler {
-  return (req, _res, next) => {
+  const handler: RequestHandler = (req, _res, next) => {
     const principal = req.principal;
     if (!principal || RANK[principal.role] < RANK[role]) {
       throw new ProblemError({
@@ -95,6 +103,8 @@ export function requireRole(role: Role): RequestHandler {
     }
     next();
   };
+  GUARDS.set(handler, role);
+  return handler;
 }
 
 /** Who performed an action, for audit records: the token's name. */

@@ -5,6 +5,8 @@
  * `null` with a note instead of holding the whole list.
  */
 import express, { type Router } from 'express';
+import { z } from 'zod';
+import { DOMAIN_MODES } from '../common/domain-modes';
 import type { Client } from '@temporalio/client';
 import type { Logger } from '../common/logger';
 import { forEachLimited } from '../common/parallel';
@@ -14,8 +16,9 @@ import type { RunbookStore } from '../runbooks/store';
 import { domainOperationsQuery, type OperationRecord } from '../workflows/domain-operations';
 import { domainOperationsWorkflowId } from '../workflows/workflow-ids';
 import { requireRole } from './auth';
+import { routeDocs } from './openapi/route-docs';
 import { askWithin, domainProtection } from './domain-protection';
-import { drillAtAGlance } from './drill-history';
+import { DRILL_STATUSES, drillAtAGlance } from './drill-history';
 import { rpoBreachWarning } from './rpo';
 import { scanOrUnavailable } from './storage-site';
 
@@ -31,13 +34,30 @@ export interface DomainListRouterOptions {
 
 const DOMAINS_ASKED_AT_ONCE = 8;
 
+const ShownOperation = z.looseObject({ operation: z.string(), workflowId: z.string(), requestedBy: z.string(), startedAt: z.string(), statusUrl: z.string() });
+/** One line of `GET /domains`. */
+const DomainLine = z.strictObject({
+  domain: z.string(),
+  mode: z.enum(DOMAIN_MODES),
+  owner: z.strictObject({ site: z.string(), epoch: z.int() }).nullable(),
+  conflict: z.boolean().describe('a split-brain conflict is open'),
+  protection: z.strictObject({ mode: z.string(), site: z.string(), backlogEntries: z.int(), stopping: z.boolean() }).nullable().describe('null: no protection answered'),
+  rpo: z.strictObject({ seconds: z.number(), targetSeconds: z.number().nullable(), breached: z.boolean() }).nullable().describe('null: unknown (the protection did not answer), not zero'),
+  lastRestorePoint: z.strictObject({ id: z.string(), at: z.string() }).nullable(),
+  running: ShownOperation.nullable(),
+  drill: ShownOperation.nullable(),
+  lastDrill: z.strictObject({ workflowId: z.string(), outcome: z.enum(DRILL_STATUSES), endedAt: z.string() }).nullable(),
+  problem: z.string().optional().describe('why the domain cannot be imported as it is'),
+  warnings: z.array(z.string()).optional(),
+});
+
 export function domainListRouter({ client, store, runbooks, log, deadlineMs = 3_000 }: DomainListRouterOptions): Router {
   const router = express.Router();
   const statusUrl = (workflowId: string) => `/operations/${encodeURIComponent(workflowId)}`;
 
   const shownOperation = (record: OperationRecord | undefined) => (record ? { operation: record.operation, workflowId: record.workflowId, requestedBy: record.requestedBy, startedAt: record.startedAt, statusUrl: statusUrl(record.workflowId) } : null);
 
-  async function line(scanned: ImportableDomain) {
+  async function line(scanned: ImportableDomain): Promise<z.infer<typeof DomainLine>> {
     const { domain } = scanned;
     const notes: string[] = [];
     const owner = scanned.ownerSite ? { site: scanned.ownerSite, epoch: scanned.epoch } : null;
@@ -66,6 +86,11 @@ export function domainListRouter({ client, store, runbooks, log, deadlineMs = 3_
     };
   }
 
+  routeDocs(router).get('/domains', {
+    summary: 'Every protected domain: mode, owner, protection, RPO now, last restore point, running operation, last drill',
+    responses: { 200: { description: 'sorted by name; a domain whose workflows did not answer in time has `null` there and a warning', content: { 'application/json': z.strictObject({ domains: z.array(DomainLine) }) } } },
+    problems: [503],
+  });
   router.get('/domains', requireRole('viewer'), async (_req, res) => {
     const scanned = await scanOrUnavailable(store, log);
     const lines: Array<Awaited<ReturnType<typeof line>>> = [];

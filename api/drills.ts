@@ -18,6 +18,7 @@ import { principalName, requireRole } from './auth';
 import { drillHistory, historyEntry, type DrillHistoryEntry } from './drill-history';
 import { domainParam, KeepFor, parseBody, RunbookRef } from './operations';
 import { badRequest, notFound } from './problem';
+import { routeDocs } from './openapi/route-docs';
 
 export interface DrillsRouterOptions {
   client: Client;
@@ -39,6 +40,7 @@ const DrillScheduleRequest = RunbookRef.extend({
 });
 
 const HISTORY_LIMIT = { default: 20, max: 100 };
+const HistoryQuery = z.object({ limit: z.coerce.number().int().min(1).max(HISTORY_LIMIT.max).default(HISTORY_LIMIT.default).describe('how many drills, newest first') });
 /** How many of the schedule's upcoming times GET shows. */
 const NEXT_RUNS_SHOWN = 5;
 
@@ -47,6 +49,7 @@ const badCron = (cron: string, why: string) => badRequest(`"${cron}" is not a sc
 
 export function drillsRouter({ client, runbooks, log, webUiUrl }: DrillsRouterOptions): Router {
   const router = express.Router();
+  const doc = routeDocs(router);
   const json = express.json({ limit: '16kb' });
   const namespace = client.options.namespace;
   const scheduleLinks = (scheduleId: string) => ({
@@ -105,6 +108,12 @@ export function drillsRouter({ client, runbooks, log, webUiUrl }: DrillsRouterOp
     return { ...shown, status: 'started' as const, drill: drill ?? { workflowId: started } };
   }
 
+  doc.post('/domains/:domain/drill-schedule', {
+    summary: 'Drill the domain on a schedule (a Temporal Schedule), created or replaced',
+    body: DrillScheduleRequest,
+    responses: { 201: 'the schedule created, as GET shows it', 200: 'the schedule replaced, as GET shows it' },
+    problems: [404, 409, 422],
+  });
   router.post('/domains/:domain/drill-schedule', requireRole('operator'), json, async (req, res) => {
     const domain = domainParam(req);
     const body = parseBody(DrillScheduleRequest, req);
@@ -162,11 +171,13 @@ export function drillsRouter({ client, runbooks, log, webUiUrl }: DrillsRouterOp
     res.status(created ? 201 : 200).json(await shownSchedule(domain, await describeSchedule(domain)));
   });
 
+  doc.get('/domains/:domain/drill-schedule', { summary: 'The domain\'s drill schedule: cron, runbook, next runs, recent runs', responses: { 200: 'the schedule' }, problems: [400, 404] });
   router.get('/domains/:domain/drill-schedule', requireRole('viewer'), async (req, res) => {
     const domain = domainParam(req);
     res.json(await shownSchedule(domain, await describeSchedule(domain)));
   });
 
+  doc.delete('/domains/:domain/drill-schedule', { summary: 'Stop drilling the domain on a schedule', responses: { 200: '`{scheduleId, deleted: true, by}`' }, problems: [400, 404] });
   router.delete('/domains/:domain/drill-schedule', requireRole('operator'), async (req, res) => {
     const domain = domainParam(req);
     const scheduleId = drillScheduleId(domain);
@@ -180,14 +191,12 @@ export function drillsRouter({ client, runbooks, log, webUiUrl }: DrillsRouterOp
     res.json({ ...scheduleLinks(scheduleId), deleted: true, by: principalName(req) });
   });
 
+  doc.get('/domains/:domain/drills', { summary: 'The domain\'s drills, newest first, with their outcome and checks', query: HistoryQuery, responses: { 200: '`{domain, drills: [...]}`' }, problems: [400] });
   router.get('/domains/:domain/drills', requireRole('viewer'), async (req, res) => {
     const domain = domainParam(req);
-    const raw = req.query.limit;
-    const limit = raw === undefined ? HISTORY_LIMIT.default : Number(raw);
-    if (!Number.isInteger(limit) || limit < 1 || limit > HISTORY_LIMIT.max) {
-      throw badRequest(`limit must be a whole number from 1 to ${HISTORY_LIMIT.max}`, { errors: [{ path: 'limit', message: `must be from 1 to ${HISTORY_LIMIT.max}` }] });
-    }
-    res.json({ domain, drills: await drillHistory(client, domain, limit) });
+    const query = HistoryQuery.safeParse(req.query);
+    if (!query.success) throw badRequest(`limit must be a whole number from 1 to ${HISTORY_LIMIT.max}`, { errors: [{ path: 'limit', message: `must be from 1 to ${HISTORY_LIMIT.max}` }] });
+    res.json({ domain, drills: await drillHistory(client, domain, query.data.limit) });
   });
 
   return router;

@@ -21,6 +21,7 @@ import { DR_OPERATION, DR_OUTCOME } from '../workflows/search-attributes';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../workflows/task-queues';
 import { OPERATION_KINDS } from '../workflows/workflow-ids';
 import { requireRole } from './auth';
+import { routeDocs } from './openapi/route-docs';
 import { domainProtection } from './domain-protection';
 import { rpoNow } from './rpo';
 
@@ -206,6 +207,11 @@ export function apiMetrics({ client, store, runbooks, log, sites, refreshMs = 10
   });
 
   const router = express.Router();
+  routeDocs(router).get('/metrics', {
+    summary: 'Prometheus metrics: RPO and protection per domain, operations, HTTP traffic, worker pollers',
+    responses: { 200: { description: 'the Prometheus text format (docs/monitoring.md)', content: { 'text/plain': null } } },
+    problems: [503],
+  });
   router.get('/metrics', requireRole('viewer'), async (_req, res) => {
     try {
       const text = await registry.metrics();

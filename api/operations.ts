@@ -1,5 +1,5 @@
 import express, { type Request, type Router } from 'express';
-import { QueryNotRegisteredError, WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { QueryNotRegisteredError, WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowExecutionStatusName } from '@temporalio/client';
 import type { QueryDefinition } from '@temporalio/common';
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import { z } from 'zod';
@@ -52,6 +52,8 @@ import { rpoBreachWarning, rpoNow } from './rpo';
 import { protectionStatus } from './domain-protection';
 import { latestRpoTargetSeconds } from '../runbooks/domain-retention';
 import { badRequest, conflict, notFound, ProblemError } from './problem';
+import { OperationLinks, OperationStarted } from './openapi/answers';
+import { routeDocs, type RouteDoc } from './openapi/route-docs';
 
 export interface OperationsRouterOptions {
   client: Client;
@@ -151,6 +153,23 @@ const ResolveConflictRequest = z.strictObject({ action: z.enum(CONFLICT_ACTIONS)
 const ApproveRequest = z.strictObject({ step: z.string().min(1).max(63), decision: z.enum(['approve', 'reject']).default('approve'), comment: z.string().max(2000).optional() });
 const DecisionRequest = z.strictObject({ target: z.string().min(1).max(80), comment: z.string().max(2000).optional() });
 const CommitDecisionRequest = z.strictObject({ comment: z.string().max(2000).optional() });
+const OPERATION_PARAMS = { id: 'the operation\'s workflow id, URL-encoded (e.g. failover%2Fshop%2F...)' };
+
+/** The doc of a route that starts an operation through the domain's desk (`operationDesk`). */
+export const startsOperation = (summary: string, body: z.ZodType, more: Partial<RouteDoc> = {}): RouteDoc => ({
+  summary,
+  body,
+  responses: { 202: { description: 'the operation started (or, for a running continuous operation, its completion requested); Location is its status URL', content: { 'application/json': OperationStarted } } },
+  problems: [404, 409, 422],
+  ...more,
+});
+
+const OperationStatus = OperationLinks.extend({
+  status: z.enum(['UNSPECIFIED', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED', 'TERMINATED', 'CONTINUED_AS_NEW', 'TIMED_OUT', 'PAUSED', 'UNKNOWN'] as const satisfies readonly WorkflowExecutionStatusName[]),
+  startedAt: z.string(),
+  closedAt: z.string().nullable(),
+  progressUnavailable: z.string().optional().describe('why the progress could not be asked (no orchestration worker answering)'),
+});
 
 export function parseBody<T>(schema: z.ZodType<T>, req: Request): T {
   if (req.body === undefined) throw new ProblemError({ title: 'Unsupported media type', status: 415, detail: 'send the request body as application/json' });
@@ -213,6 +232,7 @@ export function operationDesk({ client, runbooks, store, log, webUiUrl }: Pick<O
  */
 export function operationsRouter({ client, runbooks, store, log, webUiUrl, queryDeadlineMs = OPERATION_QUERY_DEADLINE_MS, sites }: OperationsRouterOptions): Router {
   const router = express.Router();
+  const doc = routeDocs(router);
   const json = express.json({ limit: '64kb' });
   const namespace = client.options.namespace;
   const { links, loadRunbook, requireAllowed, startAndAnswer } = operationDesk({ client, runbooks, store, log, webUiUrl });
@@ -250,6 +270,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     throw conflict(`${domain} is still being removed from ${target} by ${record.retiredBy} (retired by ${record.workflowId}), which waits for ${target} to answer; fail over to ${target} once it is done`, { removal: links(record.retiredBy) });
   }
 
+  doc.post('/domains/:domain/power-on', startsOperation('Power on the domain\'s VMs at a site by its runbook\'s plan', PowerOnRequest));
   router.post('/domains/:domain/power-on', requireRole('operator'), json, async (req, res) => {
     const domain = domainParam(req);
     const body = parseBody(PowerOnRequest, req);
@@ -266,6 +287,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     );
   });
 
+  doc.post('/domains/:domain/failover', startsOperation('Fail the domain over to its recovery site, planned or forced (docs/failover.md); completes a running continuous failover', FailoverRequest));
   router.post('/domains/:domain/failover', requireRole('operator'), json, async (req, res) => {
     const domain = domainParam(req);
     const body = parseBody(FailoverRequest, req);
@@ -303,6 +325,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     );
   });
 
+  doc.post('/domains/:domain/continuous-failover', startsOperation('Start a continuous failover: the recovery site follows until a failover completes it (docs/continuous-failover.md)', ContinuousFailoverRequest));
   router.post('/domains/:domain/continuous-failover', requireRole('operator'), json, async (req, res) => {
     const domain = domainParam(req);
     const body = parseBody(ContinuousFailoverRequest, req);
@@ -315,6 +338,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     await startAndAnswer(res, domain, { operation: 'continuous-failover', requestedBy: principalName(req), summary, input }, { runbook: { name: runbook.metadata.name, version } });
   });
 
+  doc.post('/domains/:domain/continuous-failback', startsOperation('Start a continuous failback: the primary follows until a failback completes it (docs/continuous-failback.md)', ContinuousFailbackRequest));
   router.post('/domains/:domain/continuous-failback', requireRole('operator'), json, async (req, res) => {
     const domain = domainParam(req);
     const body = parseBody(ContinuousFailbackRequest, req);
@@ -359,6 +383,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     });
   }
 
+  doc.post('/domains/:domain/failback', startsOperation('Fail the domain back to its primary site, planned or forced (docs/failback.md); completes a running continuous failback', FailbackRequest));
   router.post('/domains/:domain/failback', requireRole('operator'), json, async (req, res) => {
     const domain = domainParam(req);
     const body = parseBody(FailbackRequest, req);
@@ -421,6 +446,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     return { text, primary: checked.runbook.spec.sites.primary, ...(checked.runbook.spec.sites.recovery !== undefined ? { recovery: checked.runbook.spec.sites.recovery } : {}) };
   }
 
+  doc.post('/domains/:domain/permanent-failover', startsOperation('Make the recovery site the primary for good and retire the old primary (docs/permanent-failover.md)', PermanentFailoverRequest));
   router.post('/domains/:domain/permanent-failover', requireRole('operator'), json, async (req, res) => {
     const domain = domainParam(req);
     const body = parseBody(PermanentFailoverRequest, req);
@@ -452,6 +478,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     );
   });
 
+  doc.post('/domains/:domain/resolve-conflict', startsOperation('Resolve a split-brain conflict (docs/split-brain.md)', ResolveConflictRequest));
   router.post('/domains/:domain/resolve-conflict', requireRole('operator'), json, async (req, res) => {
     const domain = domainParam(req);
     const body = parseBody(ResolveConflictRequest, req);
@@ -472,6 +499,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     await startAndAnswer(res, domain, { operation: 'resolve-conflict', requestedBy: principalName(req), summary, input }, { action: body.action, conflict: shownConflict(open) });
   });
 
+  doc.post('/domains/:domain/drill', startsOperation('Drill the domain: bring up a copy at the recovery site in an isolated network, check it, clean it up (docs/drill.md)', DrillRequest));
   router.post('/domains/:domain/drill', requireRole('operator'), json, async (req, res) => {
     const domain = domainParam(req);
     const body = parseBody(DrillRequest, req);
@@ -537,6 +565,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
       .json({ ...links(workflowId), operation, completes: workflowId, type: body.type, runbook: { name: runbook.metadata.name, version }, ...(drill ? { drillGivingWay: links(drill.workflowId) } : {}) });
   }
 
+  doc.get('/domains/:domain', { summary: 'The domain now: mode, allowed operations, owner, status, protection, RPO, last drill, running operation', responses: { 200: 'the domain; `warnings` when its RPO is past its target' }, problems: [400, 404] });
   router.get('/domains/:domain', async (req, res) => {
     const domain = domainParam(req);
     const [ownership, status, condition] = await Promise.all([new Ownership(store, domain).inspect(), readDomainStatus(store, domain), readDomainCondition(store, domain)]);
@@ -565,6 +594,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     });
   });
 
+  doc.get('/domains/:domain/operations', { summary: 'The domain\'s running operation, running drill and recent operations', responses: { 200: '`{domain, running, drill, recent: [...]}`' }, problems: [400] });
   router.get('/domains/:domain/operations', async (req, res) => {
     const domain = domainParam(req);
     try {
@@ -637,6 +667,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     return runningGroups(await ask(workflowId, description.taskQueue, powerOnPlanProgressQuery), description.taskQueue);
   }
 
+  doc.get('/operations/:id', { summary: 'An operation\'s status, progress, power-on plan and result', params: OPERATION_PARAMS, responses: { 200: { description: 'the operation', content: { 'application/json': OperationStatus } } }, problems: [404] });
   router.get('/operations/:id', async (req, res) => {
     const workflowId = String(req.params.id);
     const { handle, description } = await describeOperation(workflowId);
@@ -683,6 +714,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     throw error;
   }
 
+  doc.post('/operations/:id/approve', { summary: 'Approve or reject a step that waits for approval', params: OPERATION_PARAMS, body: ApproveRequest, responses: { 200: '`{workflowId, step, decision, by}`' }, problems: [404, 409, 503] });
   router.post('/operations/:id/approve', requireRole('operator'), json, async (req, res) => {
     const workflowId = String(req.params.id);
     const body = parseBody(ApproveRequest, req);
@@ -696,6 +728,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
   });
 
   for (const action of ['resume', 'retry', 'skip'] as const satisfies readonly OperatorAction[]) {
+    doc.post(`/operations/:id/${action}`, { summary: `${action} a VM or group the operation paused on`, params: OPERATION_PARAMS, body: DecisionRequest, responses: { 200: '`{workflowId, target, action, by}`' }, problems: [404, 409, 503] });
     router.post(`/operations/:id/${action}`, requireRole('operator'), json, async (req, res) => {
       const workflowId = String(req.params.id);
       const body = parseBody(DecisionRequest, req);
@@ -710,6 +743,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
   }
 
   for (const decision of ['commit', 'rollback'] as const) {
+    doc.post(`/operations/:id/${decision}`, { summary: `${decision} a failover that keeps its commit window open`, params: OPERATION_PARAMS, body: CommitDecisionRequest, responses: { 202: '`{workflowId, decision, by, deadline}`' }, problems: [404, 409, 503] });
     router.post(`/operations/:id/${decision}`, requireRole('operator'), json, async (req, res) => {
       const workflowId = String(req.params.id);
       parseBody(CommitDecisionRequest, req);
@@ -728,6 +762,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     });
   }
 
+  doc.post('/operations/:id/cleanup', { summary: 'Clean up a drill that is kept up', params: OPERATION_PARAMS, body: CleanupRequestBody, responses: { 202: '`{workflowId, cleanupRequestedBy, force}`' }, problems: [404, 409] });
   router.post('/operations/:id/cleanup', requireRole('operator'), json, async (req, res) => {
     const workflowId = String(req.params.id);
     const body = parseBody(CleanupRequestBody, req);
@@ -743,6 +778,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     res.status(202).json({ ...links(workflowId), cleanupRequestedBy: accepted.requestedBy, force: accepted.force });
   });
 
+  doc.post('/operations/:id/cancel', { summary: 'Cancel a running operation: it undoes what it did', params: OPERATION_PARAMS, responses: { 202: '`{workflowId, cancellationRequestedBy}`' }, problems: [404, 409] });
   router.post('/operations/:id/cancel', requireRole('operator'), async (req, res) => {
     const workflowId = String(req.params.id);
     const { handle, description } = await describeOperation(workflowId);

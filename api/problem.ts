@@ -2,16 +2,20 @@ import { STATUS_CODES } from 'node:http';
 import { isGrpcServiceError, ServiceError } from '@temporalio/client';
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import { isS3Unavailable } from '../common/s3';
+import { z } from 'zod';
 import { RequestRefused } from '../requests/desk';
 
-/** RFC 9457 problem details: every API error has this shape and content type. */
-export interface Problem {
-  type?: string;
-  title: string;
-  status: number;
-  detail?: string;
-  [extension: string]: unknown;
-}
+/** RFC 9457 problem details: every API error has this shape and content type; extensions (e.g. `errors`) beside. */
+export const ProblemSchema = z
+  .looseObject({
+    type: z.string().optional(),
+    title: z.string(),
+    status: z.int().min(400).max(599),
+    detail: z.string().optional(),
+    errors: z.array(z.looseObject({ path: z.string().optional(), message: z.string() })).optional().describe('each finding of a bad request or an invalid runbook'),
+  })
+  .meta({ title: 'Problem' });
+export type Problem = z.infer<typeof ProblemSchema>;
 
 export class ProblemError extends Error {
   constructor(readonly problem: Problem) {

@@ -21,6 +21,7 @@ import { protectionWorkflowId } from '../workflows/workflow-ids';
 import { principalName, requireRole } from './auth';
 import { domainParam, parseBody } from './operations';
 import { badRequest, conflict, notFound } from './problem';
+import { routeDocs } from './openapi/route-docs';
 
 export interface RestorePointsRouterOptions {
   client: Client;
@@ -39,6 +40,7 @@ const TakeRequest = z.strictObject({
     .describe('the operator\'s words for the point, e.g. "before the upgrade"'),
 });
 const ListQuery = z.strictObject({ detail: z.enum(['summary', 'full']).default('summary') });
+const POINT_PARAMS = { id: 'the restore point id, e.g. 0000000001-0000000000000042-17' };
 
 const CONSISTENCY = 'one log position across every VM and disk of the domain: all of them as they were at the same instant (crash-consistent across VMs)';
 
@@ -61,6 +63,7 @@ function pointIdParam(req: Request): string {
 
 export function restorePointsRouter({ client, store, runbooks, log }: RestorePointsRouterOptions): Router {
   const router = express.Router();
+  const doc = routeDocs(router);
   const json = express.json({ limit: '4kb' });
 
   async function protectionWindowMs(domain: string): Promise<number> {
@@ -120,10 +123,17 @@ export function restorePointsRouter({ client, store, runbooks, log }: RestorePoi
     };
   }
 
+  doc.get('/domains/:domain/restore-points', {
+    summary: 'The domain\'s restore points: time, consistency, VMs, tested, pinned, and how long retention keeps each',
+    query: ListQuery,
+    responses: { 200: '`{domain, protectionWindow, retention, points: [...]}`' },
+    problems: [400, 404],
+  });
   router.get('/domains/:domain/restore-points', requireRole('viewer'), async (req, res) => {
     res.json(await shownPoints(domainParam(req), req));
   });
 
+  doc.get('/domains/:domain/restore-points/:id', { summary: 'One restore point', params: POINT_PARAMS, query: ListQuery, responses: { 200: 'the point as the list shows it' }, problems: [400, 404] });
   router.get('/domains/:domain/restore-points/:id', requireRole('viewer'), async (req, res) => {
     const domain = domainParam(req);
     const id = pointIdParam(req);
@@ -132,6 +142,12 @@ export function restorePointsRouter({ client, store, runbooks, log }: RestorePoi
     res.json(point);
   });
 
+  doc.post('/domains/:domain/restore-points', {
+    summary: 'Take a restore point now, through the running protection',
+    body: TakeRequest,
+    responses: { 201: '`{id, time, label}`; Location names the point' },
+    problems: [404, 409],
+  });
   router.post('/domains/:domain/restore-points', requireRole('operator'), json, async (req, res) => {
     const domain = domainParam(req);
     const body = parseBody(TakeRequest, req);
@@ -159,6 +175,7 @@ export function restorePointsRouter({ client, store, runbooks, log }: RestorePoi
       .json({ id: point.id, time: iso(point.timestamp), label: point.label ?? null, ...(body.label !== undefined && point.label !== body.label ? { note: `no write since restore point ${point.id}: it is that point, which keeps its own label` } : {}) });
   });
 
+  doc.post('/domains/:domain/restore-points/:id/pin', { summary: 'Pin a restore point: retention keeps it until unpinned', params: POINT_PARAMS, responses: { 200: '`{id, pinned: {by, at}}`' }, problems: [400, 404, 409] });
   router.post('/domains/:domain/restore-points/:id/pin', requireRole('operator'), async (req, res) => {
     const domain = domainParam(req);
     const id = pointIdParam(req);
@@ -168,6 +185,7 @@ export function restorePointsRouter({ client, store, runbooks, log }: RestorePoi
     res.json({ id, pinned: { by: pin.pinnedBy, at: iso(pin.pinnedAt) } });
   });
 
+  doc.delete('/domains/:domain/restore-points/:id/pin', { summary: 'Unpin a restore point', params: POINT_PARAMS, responses: { 200: '`{id, pinned: null, note}`' }, problems: [400, 404, 409] });
   router.delete('/domains/:domain/restore-points/:id/pin', requireRole('operator'), async (req, res) => {
     const domain = domainParam(req);
     const id = pointIdParam(req);

@@ -6,8 +6,9 @@ import { Ownership } from '../datapath/ownership';
 import { manifestSchema, parseRecord, restorePointSchema, type Manifest } from '../datapath/records';
 import type { RestoreInput } from '../workflows/restore-messages';
 import { principalName, requireRole } from './auth';
-import { DOMAIN, domainParam, operationDesk, parseBody, pointInTimeOf, PointInTimeRequest, RunbookRef, type OperationsRouterOptions } from './operations';
+import { DOMAIN, domainParam, operationDesk, parseBody, pointInTimeOf, PointInTimeRequest, RunbookRef, startsOperation, type OperationsRouterOptions } from './operations';
 import { badRequest, conflict } from './problem';
+import { routeDocs } from './openapi/route-docs';
 
 const RestoreRequest = RunbookRef.extend({
   runbook: RunbookRef.shape.runbook.optional().describe('default: the runbook named like the domain'),
@@ -29,6 +30,7 @@ export function restoreRouter(options: Pick<OperationsRouterOptions, 'client' | 
   const json = express.json({ limit: '64kb' });
   const { loadRunbook, requireAllowed, startAndAnswer } = operationDesk(options);
 
+  routeDocs(router).post('/domains/:domain/restore', startsOperation('Revert the domain, or chosen VMs of it, in place to a restore point or an instant (docs/restore.md)', RestoreRequest));
   router.post('/domains/:domain/restore', requireRole('operator'), json, async (req, res) => {
     const domain = domainParam(req);
     const body = parseBody(RestoreRequest, req);

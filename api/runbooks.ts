@@ -4,6 +4,7 @@
  * problem+json 4xx whose `errors` carry line, column and path for each finding.
  */
 import express, { type Request, type Router } from 'express';
+import { z } from 'zod';
 import type { Logger } from '../common/logger';
 import { unifiedDiff } from '../runbooks/diff';
 import type { InventoryLookup } from '../runbooks/inventory';
@@ -15,6 +16,8 @@ import { RUNBOOK_NAME_PATTERN, type RunbookStore } from '../runbooks/store';
 import { validateRunbookAgainstSite, type ValidationResult } from '../runbooks/validate';
 import { principalName, requireRole } from './auth';
 import { noteAuditTarget } from './request-context';
+import { RUNBOOK_YAML } from './openapi/answers';
+import { routeDocs } from './openapi/route-docs';
 import { badRequest, notFound, ProblemError, unprocessable } from './problem';
 
 export const YAML_CONTENT_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml'];
@@ -91,29 +94,44 @@ function runbookName(raw: string): string {
   return raw;
 }
 
+const VERSION = /^[1-9][0-9]{0,8}$/;
+
 function versionNumber(raw: unknown, what: string): number {
-  if (typeof raw !== 'string' || !/^[1-9][0-9]{0,8}$/.test(raw)) throw badRequest(`${what} must be a version number (1, 2, 3, ...)`);
+  if (typeof raw !== 'string' || !VERSION.test(raw)) throw badRequest(`${what} must be a version number (1, 2, 3, ...)`);
   return Number(raw);
 }
 
-const planFormat = (req: Request) => (req.query.format === 'text' ? 'text' : 'json');
+const PlanQuery = z.object({ format: z.enum(['json', 'text']).optional().describe('default json') });
+const planFormat = (req: Request) => (PlanQuery.safeParse(req.query).data?.format === 'text' ? 'text' : 'json');
+const DiffQuery = z.object({ from: z.string().regex(VERSION).describe('the older version'), to: z.string().regex(VERSION).describe('the newer version') });
+const RUNBOOK_PARAMS = { name: 'the runbook\'s name (metadata.name)' };
 
 export function runbooksRouter({ store, log, inventoryFor, maxBytes = SOURCE_LIMITS.maxBytes }: RunbooksRouterOptions): Router {
   const router = express.Router();
+  const doc = routeDocs(router);
   const readYaml = express.raw({ type: YAML_CONTENT_TYPES, limit: maxBytes });
   const validate = (text: string) => validateRunbookAgainstSite(text, inventoryFor, { maxBytes });
 
+  doc.get('/runbooks/schema.json', { summary: 'The JSON Schema of runbooks (for editors)', responses: { 200: { description: 'the schema', content: { 'application/schema+json': null } } } });
   router.get('/runbooks/schema.json', (_req, res) => {
     res.type('application/schema+json').send(JSON.stringify(runbookJsonSchema(), null, 2));
   });
 
   // Validating and planning change nothing, so any authenticated principal may (a CI job with a viewer token, say).
+  doc.post('/runbooks/validate', { summary: 'Validate a runbook without storing it', body: RUNBOOK_YAML, responses: { 200: 'valid: `{ok: true, errors: [], warnings}`' }, problems: [422] });
   router.post('/runbooks/validate', readYaml, async (req, res) => {
     const result = await validate(yamlBody(req));
     rejectInvalid(result);
     res.json({ ok: true, errors: [], warnings: result.warnings });
   });
 
+  doc.post('/runbooks/plan', {
+    summary: 'Validate a runbook and show its power-on plan, without storing it',
+    query: PlanQuery,
+    body: RUNBOOK_YAML,
+    responses: { 200: { description: 'the plan (groups in order, critical path, RTO estimate)', content: { 'application/json': null, 'text/plain': null } } },
+    problems: [422],
+  });
   router.post('/runbooks/plan', readYaml, async (req, res) => {
     const result = await validate(yamlBody(req));
     rejectInvalid(result);
@@ -122,6 +140,12 @@ export function runbooksRouter({ store, log, inventoryFor, maxBytes = SOURCE_LIM
     else res.json({ warnings: result.warnings, plan });
   });
 
+  doc.post('/runbooks', {
+    summary: 'Submit a runbook: validated, stored as its next version, planned',
+    body: RUNBOOK_YAML,
+    responses: { 201: 'the stored version (version, sha256, submittedBy, previousVersion, unchangedFromPrevious, warnings, plan); Location names it' },
+    problems: [422],
+  });
   router.post('/runbooks', requireRole('operator'), readYaml, async (req, res) => {
     const text = yamlBody(req);
     const result = await validate(text);
@@ -139,10 +163,12 @@ export function runbooksRouter({ store, log, inventoryFor, maxBytes = SOURCE_LIM
       .json({ ...record, previousVersion: previous?.version ?? null, unchangedFromPrevious: previous?.sha256 === record.sha256, warnings: result.warnings, plan });
   });
 
+  doc.get('/runbooks', { summary: 'The stored runbooks, with their latest version', responses: { 200: '`{runbooks: [...]}`' } });
   router.get('/runbooks', async (_req, res) => {
     res.json({ runbooks: await store.list() });
   });
 
+  doc.get('/runbooks/:name', { summary: 'A runbook\'s latest version, its text and all its versions', params: RUNBOOK_PARAMS, responses: { 200: 'the latest version with `text` and `versions`' }, problems: [404] });
   router.get('/runbooks/:name', async (req, res) => {
     const name = runbookName(req.params.name);
     const versions = await store.versions(name);
@@ -152,6 +178,12 @@ export function runbooksRouter({ store, log, inventoryFor, maxBytes = SOURCE_LIM
     res.json({ ...stored.record, text: stored.text, versions });
   });
 
+  doc.get('/runbooks/:name/versions/:version', {
+    summary: 'One version of a runbook: its YAML text, or with `Accept: application/json` its record and text',
+    params: { ...RUNBOOK_PARAMS, version: 'the version number (1, 2, 3, ...)' },
+    responses: { 200: { description: 'the version', content: { 'application/json': null, 'application/yaml': null } } },
+    problems: [400, 404],
+  });
   router.get('/runbooks/:name/versions/:version', async (req, res) => {
     const name = runbookName(req.params.name);
     const version = versionNumber(req.params.version, 'the version');
@@ -161,6 +193,7 @@ export function runbooksRouter({ store, log, inventoryFor, maxBytes = SOURCE_LIM
     else res.type('application/yaml').send(stored.text);
   });
 
+  doc.get('/runbooks/:name/diff', { summary: 'A unified diff between two versions of a runbook', params: RUNBOOK_PARAMS, query: DiffQuery, responses: { 200: { description: 'the diff', content: { 'text/x-diff': null } } }, problems: [400, 404] });
   router.get('/runbooks/:name/diff', async (req, res) => {
     const name = runbookName(req.params.name);
     const from = versionNumber(req.query.from, 'query parameter "from"');

@@ -7,17 +7,10 @@ import { API_S3_PATIENCE, checkS3Reachable, createS3Client } from '../common/s3'
 import { connectClient } from '../common/temporal';
 import { createApp } from './app';
 import { readTokenFile } from './auth';
-import { AuditTrail, auditRouter } from './audit';
-import { TokenStore, tokensRouter } from './tokens';
-import { drillsRouter } from './drills';
-import { operationsRouter } from './operations';
-import { domainListRouter } from './domain-list';
+import { AuditTrail } from './audit';
+import { TokenStore } from './tokens';
 import { apiMetrics } from './metrics';
-import { sitesRouter } from './sites';
-import { restoreRouter } from './restore';
-import { storageSiteRouter } from './storage-site';
-import { restorePointsRouter } from './restore-points';
-import { runbooksRouter } from './runbooks';
+import { apiRouters } from './routers';
 import type { SiteInventory } from '../runbooks/inventory';
 import { RunbookStore } from '../runbooks/store';
 import { ObjectStore } from '../datapath/object-store';
@@ -70,26 +63,7 @@ async function main(): Promise<void> {
       },
       { name: 's3', target: `${settings.s3.endpoint} (bucket ${settings.s3.bucket})`, check: () => checkS3Reachable(s3, settings.s3) },
     ],
-    routers: [
-      tokensRouter({ tokens, log }),
-      auditRouter({ trail: audit }),
-      runbooksRouter({ store: runbooks, log, inventoryFor }),
-      storageSiteRouter({ store, log }),
-      sitesRouter({ client: temporal, sites, log }),
-      domainListRouter({ client: temporal, store, runbooks, log }),
-      metrics.router,
-      restorePointsRouter({ client: temporal, store, runbooks, log }),
-      operationsRouter({
-        client: temporal,
-        runbooks,
-        store,
-        log,
-        ...(process.env.DR_TEMPORAL_UI_URL ? { webUiUrl: process.env.DR_TEMPORAL_UI_URL } : {}),
-        ...(sites.size > 0 ? { sites: { names: [...sites.keys()], inventoryFor } } : {}),
-      }),
-      drillsRouter({ client: temporal, runbooks, log, ...(process.env.DR_TEMPORAL_UI_URL ? { webUiUrl: process.env.DR_TEMPORAL_UI_URL } : {}) }),
-      restoreRouter({ client: temporal, runbooks, store, log, ...(process.env.DR_TEMPORAL_UI_URL ? { webUiUrl: process.env.DR_TEMPORAL_UI_URL } : {}) }),
-    ],
+    routers: apiRouters({ client: temporal, runbooks, store, sites, inventoryFor, log, tokens, audit, metricsRouter: metrics.router, ...(process.env.DR_TEMPORAL_UI_URL ? { webUiUrl: process.env.DR_TEMPORAL_UI_URL } : {}) }),
   });
   const server = app.listen(settings.api.port, settings.api.host, () => {
     log.info({ url: `http://${settings.api.host}:${settings.api.port}` }, 'API listening');

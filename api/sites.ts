@@ -4,11 +4,13 @@
  * on it. Each site is asked in bounded time: one that does not answer is listed as unreachable.
  */
 import express, { type Router } from 'express';
+import { z } from 'zod';
 import type { Client } from '@temporalio/client';
 import type { Logger } from '../common/logger';
 import type { SiteClient } from '../sites/client';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../workflows/task-queues';
 import { requireRole } from './auth';
+import { routeDocs } from './openapi/route-docs';
 
 export interface SitesRouterOptions {
   client: Client;
@@ -18,18 +20,24 @@ export interface SitesRouterOptions {
   deadlineMs?: number;
 }
 
+const QueueHealthAnswer = z.strictObject({
+  taskQueue: z.string(),
+  pollers: z.array(z.strictObject({ identity: z.string(), lastPollAt: z.string().nullable() })).describe('workers polling it recently, by identity, with their last poll'),
+  lastPollAt: z.string().nullable(),
+  error: z.string().optional().describe('set when Temporal could not be asked'),
+});
+export type QueueHealth = z.infer<typeof QueueHealthAnswer>;
+const SiteHealth = z.strictObject({
+  name: z.string(),
+  reachable: z.boolean(),
+  inventory: z.strictObject({ vms: z.int(), poweredOn: z.int(), appliances: z.int(), disks: z.int(), datastores: z.int(), networks: z.int() }).optional(),
+  error: z.string().optional().describe('why the site did not answer'),
+  worker: QueueHealthAnswer,
+});
+
 /** Task queue types as Temporal numbers them. */
 const WORKFLOW_QUEUE = 1;
 const ACTIVITY_QUEUE = 2;
-
-export interface QueueHealth {
-  taskQueue: string;
-  /** Workers polling it recently, by identity, with their last poll. */
-  pollers: Array<{ identity: string; lastPollAt: string | null }>;
-  lastPollAt: string | null;
-  /** Set when Temporal could not be asked. */
-  error?: string;
-}
 
 function withDeadline<T>(ms: number, what: string, work: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -56,7 +64,7 @@ export function sitesRouter({ client, sites, log, deadlineMs = 3_000 }: SitesRou
     }
   }
 
-  async function siteHealth(name: string, site: Pick<SiteClient, 'inventory' | 'listVms' | 'listDisks'>) {
+  async function siteHealth(name: string, site: Pick<SiteClient, 'inventory' | 'listVms' | 'listDisks'>): Promise<z.infer<typeof SiteHealth>> {
     const worker = queueHealth(siteTaskQueue(name), ACTIVITY_QUEUE);
     try {
       const [inventory, vms, disks] = await withDeadline(deadlineMs, `site ${name}`, Promise.all([site.inventory(), site.listVms(), site.listDisks()]));
@@ -80,6 +88,10 @@ export function sitesRouter({ client, sites, log, deadlineMs = 3_000 }: SitesRou
     }
   }
 
+  routeDocs(router).get('/sites', {
+    summary: 'Each site\'s health, inventory counts and its worker\'s last poll; the orchestration worker\'s too',
+    responses: { 200: { description: 'the sites by name, and the orchestration worker', content: { 'application/json': z.strictObject({ sites: z.array(SiteHealth), orchestration: z.strictObject({ worker: QueueHealthAnswer }) }) } } },
+  });
   router.get('/sites', requireRole('viewer'), async (_req, res) => {
     const [listed, orchestration] = await Promise.all([Promise.all([...sites].map(([name, site]) => siteHealth(name, site))), queueHealth(ORCHESTRATION_TASK_QUEUE, WORKFLOW_QUEUE)]);
     res.json({ sites: listed.sort((a, b) => a.name.localeCompare(b.name)), orchestration: { worker: orchestration } });

@@ -7,6 +7,7 @@ import { scanDomains, type ImportableDomain } from '../datapath/import-scan';
 import type { ObjectStore } from '../datapath/object-store';
 import type { Logger } from '../common/logger';
 import { requireRole } from './auth';
+import { routeDocs } from './openapi/route-docs';
 import { ProblemError } from './problem';
 
 export interface StorageSiteRouterOptions {
@@ -16,6 +17,11 @@ export interface StorageSiteRouterOptions {
 
 export function storageSiteRouter({ store, log }: StorageSiteRouterOptions): Router {
   const router = express.Router();
+  routeDocs(router).get('/storage/domains', {
+    summary: 'The domains the storage site holds, read from the bucket alone (what a recovery site can import)',
+    responses: { 200: '`{bucket, prefix, domains: [...]}`; a damaged domain is listed with its `problem`' },
+    problems: [503],
+  });
 
   router.get('/storage/domains', requireRole('viewer'), async (_req, res) => {
     const domains = await scanOrUnavailable(store, log);

@@ -13,6 +13,7 @@ import type { Logger } from '../common/logger';
 import { forEachLimited } from '../common/parallel';
 import type { ObjectStore } from '../datapath/object-store';
 import { generateToken, hashToken, principalName, requireRole, ROLES, TOKEN_NAME, TokenName, type Principal, type TokenFile, type TokenLookup } from './auth';
+import { routeDocs } from './openapi/route-docs';
 import { noteAuditTarget } from './request-context';
 import { parseBody } from './operations';
 import { badRequest, conflict, notFound } from './problem';
@@ -141,11 +142,19 @@ export class TokenStore {
 export function tokensRouter({ tokens, log }: { tokens: TokenStore; log: Logger }): Router {
   const router = express.Router();
   const json = express.json({ limit: '4kb' });
+  const doc = routeDocs(router);
 
+  doc.get('/tokens', { summary: 'Every API token: name, role, who created it and when, its last use (never the token or its hash)', responses: { 200: '`{tokens: [{name, role, createdAt, createdBy, lastUsedAt}]}`' } });
   router.get('/tokens', requireRole('admin'), async (_req, res) => {
     res.json({ tokens: await tokens.list() });
   });
 
+  doc.post('/tokens', {
+    summary: 'Issue a token with a role and a name; the answer shows it once',
+    body: IssueTokenRequest,
+    responses: { 201: '`{name, role, createdAt, createdBy, token, shownOnce: true}`: keep `token` in a secret store, it is never shown again' },
+    problems: [400, 409],
+  });
   router.post('/tokens', requireRole('admin'), json, async (req, res) => {
     const body = parseBody(IssueTokenRequest, req);
     noteAuditTarget(res, { token: body.name });
@@ -156,6 +165,7 @@ export function tokensRouter({ tokens, log }: { tokens: TokenStore; log: Logger 
     res.status(201).set('Cache-Control', 'no-store').location(`/tokens/${body.name}`).json({ ...shown, token: issued.token, shownOnce: true });
   });
 
+  doc.delete('/tokens/:name', { summary: 'Revoke a token at once, in every API process', params: { name: 'the token\'s name' }, responses: { 200: '`{name, revoked: true, by}`' }, problems: [400, 404] });
   router.delete('/tokens/:name', requireRole('admin'), async (req, res) => {
     const name = String(req.params.name);
     if (!TOKEN_NAME.test(name)) throw badRequest(`"${name}" is not a token name`, { errors: [{ path: 'name', message: 'not a token name' }] });

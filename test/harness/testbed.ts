@@ -1,3 +1,5 @@
+import assert from 'node:assert/strict';
+import { afterEach } from 'node:test';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
@@ -6,6 +8,7 @@ import { createApp } from '../../api/app';
 import { hashToken, type Role } from '../../api/auth';
 import { createLogger, type Logger } from '../../common/logger';
 import type { SiteService } from '../../sites/launch';
+import { checkingAnswers } from './openapi-responses';
 import { prepareTestSites, type SiteInput, type TestSites } from './sites';
 import { startTestStack, testStorage, useFixture, type TestStorage } from './stack';
 import { TestWorkers } from './workers';
@@ -104,8 +107,13 @@ export interface TestApiOptions {
   httpMetrics?: RequestHandler;
 }
 
-/** The product's HTTP API (`api/app.ts`) with the given routers, for the tests of a describe block. */
+/**
+ * The product's HTTP API (`api/app.ts`) with the given routers, for the tests of a describe block.
+ * Each test fails when an answer it got is not as the API's OpenAPI document describes it.
+ */
 export function useTestApi({ principals, routers, logLines, httpMetrics }: TestApiOptions): TestServer {
+  const undocumented: string[] = [];
+  afterEach(() => assert.deepEqual(undocumented.splice(0), [], 'answers that GET /openapi.json does not describe'));
   const start = () => {
     const log = createLogger('test-api', new Writable({ write: (chunk: Buffer, _encoding, done) => (logLines?.push(chunk.toString()), done()) }));
     const app = createApp({
@@ -115,7 +123,7 @@ export function useTestApi({ principals, routers, logLines, httpMetrics }: TestA
       routers: routers(log),
       ...(httpMetrics ? { httpMetrics } : {}),
     });
-    return listenOnLoopback(app);
+    return listenOnLoopback(checkingAnswers(app, undocumented));
   };
   return useFixture('the API', start, closeServer);
 }

@@ -101,6 +101,12 @@ describe('npm start: the embedded stack launcher', () => {
     assert.equal(health.checks.temporal?.reachable, true);
     assert.equal(health.checks.s3?.reachable, true);
     assert.equal((await fetch(`${apiUrl}/anything`)).status, 401);
+    // The API process describes what it serves, without a token.
+    const document = (await (await fetch(`${apiUrl}/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown> };
+    assert.match(document.openapi, /^3\.1\./);
+    assert.ok(document.paths['/domains/{domain}/failover'] && document.paths['/metrics'], Object.keys(document.paths).join(' '));
+    assert.equal((await fetch(`${apiUrl}/docs`)).status, 200);
+
     // The generated local tokens are admitted through the store, which the API seeded with their hashes.
     const tokens = await fetch(`${apiUrl}/tokens`, { headers: { authorization: `Bearer ${readLocalToken(path.join(dir, 'data'), 'admin')}` } });
     assert.equal(tokens.status, 200);
