@@ -274,6 +274,7 @@ export function createDatapathActivities({ store, site, runbooks = new RunbookSt
           ...(input.disks ? { disks: input.disks } : {}),
           ...(diskSync ? { diskSync } : {}),
           ...(durableAsOf !== undefined ? { durableAsOf } : {}),
+          ...(resumed && heartbeat.bytesReplicated !== undefined ? { bytesReplicated: heartbeat.bytesReplicated } : {}),
           onSegment: (p) => context.heartbeat(p),
           shouldStop: (p) => {
             // Also while idle: the heartbeat timeout must only catch a dead worker, and the API

@@ -165,6 +165,21 @@ export function apiMetrics({ client, store, runbooks, log, sites, refreshMs = 10
   gauge('dr_replication_backlog_entries', 'Writes journaled at the protected site and not yet in the log', ['domain'], (g, { domains }) => {
     for (const d of domains) if (d.protection) g.set({ domain: d.domain }, d.protection.backlogEntries);
   });
+  gauge('dr_replication_lag_bytes', 'Bytes of writes journaled at the protected site and not yet in the log, as of the last replicator run', ['domain'], (g, { domains }) => {
+    for (const d of domains) if (d.protection?.lagBytes !== undefined) g.set({ domain: d.domain }, d.protection.lagBytes);
+  });
+  // Read from the protection's status, not counted here: every API process answers the same; a new protection (a new epoch) starts again from zero, which Prometheus takes as a counter reset.
+  new Counter({
+    name: 'dr_replication_bytes_total',
+    help: 'Bytes of writes the domain\'s protection has put in the log',
+    labelNames: ['domain'],
+    registers: [registry],
+    async collect() {
+      const { domains } = await current();
+      this.reset();
+      for (const d of domains) if (d.protection?.bytesReplicated !== undefined) this.inc({ domain: d.domain }, d.protection.bytesReplicated);
+    },
+  });
   gauge('dr_protection_mode', 'The protection mode of each domain: 1 for the mode it is in', ['domain', 'mode'], (g, { domains }) => {
     for (const d of domains) if (d.protection) for (const mode of PROTECT_MODES) g.set({ domain: d.domain, mode }, d.protection.mode === mode ? 1 : 0);
   });

@@ -27,6 +27,10 @@ export interface ReplicationProgress {
   durableAsOf?: number;
   /** Journal writes (any domain of the site) not yet drained. */
   backlogEntries: number;
+  /** Bytes of the domain's writes journaled and not yet in the log, when the site says (`JournalBatch.pendingBytes`). */
+  lagBytes?: number;
+  /** Bytes of writes this run put in segments it created. */
+  bytesReplicated?: number;
   lastSegmentKey?: string;
   /** The run stopped because replication fell behind the throttle: bitmap mode should take over from `cursor`. */
   throttled?: boolean;
@@ -53,6 +57,8 @@ export interface ReplicateOptions {
   onSegment: (progress: ReplicationProgress) => void | Promise<void>;
   /** As far as the run before knew (`ReplicationProgress.durableAsOf`). */
   durableAsOf?: number;
+  /** Counted by an earlier attempt of this run, which this one resumes. */
+  bytesReplicated?: number;
   /** Without it replication never gives up on logging every write. */
   throttle?: Throttle;
   /**
@@ -82,6 +88,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicationP
     lagMs: 0,
     backlogEntries: 0,
     ...(options.durableAsOf !== undefined ? { durableAsOf: options.durableAsOf } : {}),
+    ...(options.bytesReplicated !== undefined ? { bytesReplicated: options.bytesReplicated } : {}),
     ...(options.diskSync ? { diskSync: options.diskSync.state } : {}),
   };
   const allowed = options.disks ? new Set(options.disks) : undefined;
@@ -112,6 +119,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicationP
       maxBytes: options.maxBytes,
     });
     progress.backlogEntries = Math.max(0, batch.lastSequence - progress.cursor);
+    if (batch.pendingBytes !== undefined) progress.lagBytes = batch.pendingBytes;
     // The journal let go of writes after the cursor: another writer of the domain's log stored
     // and acknowledged them (the protection's replicator next to a drain, an earlier attempt, a
     // resync). Its segment from this cursor is adopted below, also when nothing after it is left
@@ -171,8 +179,14 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicationP
     const newestConsumed = batch.entries.at(-1);
     if (newestConsumed) progress.durableAsOf = Math.max(progress.durableAsOf ?? 0, newestConsumed.timestamp);
     progress.backlogEntries = Math.max(0, batch.lastSequence - progress.cursor);
-    if (written.created) progress.segmentsWritten++;
-    else progress.segmentsAdopted++;
+    const consumedBytes = batch.entries.reduce((sum, entry) => sum + entry.data.length, 0);
+    if (batch.pendingBytes !== undefined) progress.lagBytes = Math.max(0, batch.pendingBytes - consumedBytes);
+    if (written.created) {
+      progress.segmentsWritten++;
+      progress.bytesReplicated = (progress.bytesReplicated ?? 0) + written.segment.entries.reduce((sum, entry) => sum + entry.data.length, 0);
+    } else {
+      progress.segmentsAdopted++;
+    }
     acknowledge({ ...progress }, sync !== undefined);
   }
   await acknowledging;

@@ -111,6 +111,8 @@ export interface JournalBatch {
   lastSequence: number;
   /** Lowest sequence still held (entries below were trimmed). */
   firstRetainedSequence: number;
+  /** Bytes of the requested VMs' writes held after `afterSequence`, this batch's included: how far replication is behind, in bytes. */
+  pendingBytes?: number;
 }
 
 export interface ReadJournalOptions {

@@ -10,6 +10,7 @@ export const JOURNAL_BATCH_CONTENT_TYPE = 'application/vnd.dr.journal-batch';
 interface BatchHeader {
   lastSequence: number;
   firstRetainedSequence: number;
+  pendingBytes?: number;
   entries: Array<Omit<JournalEntry, 'data'> & { length: number }>;
 }
 
@@ -17,6 +18,7 @@ export function encodeJournalBatch(batch: JournalBatch): Buffer {
   const header: BatchHeader = {
     lastSequence: batch.lastSequence,
     firstRetainedSequence: batch.firstRetainedSequence,
+    ...(batch.pendingBytes !== undefined ? { pendingBytes: batch.pendingBytes } : {}),
     entries: batch.entries.map(({ data, ...e }) => ({ ...e, length: data.length })),
   };
   const json = Buffer.from(JSON.stringify(header));
@@ -37,5 +39,5 @@ export function decodeJournalBatch(body: Buffer): JournalBatch {
     position += length;
     return { ...e, data };
   });
-  return { entries, lastSequence: header.lastSequence, firstRetainedSequence: header.firstRetainedSequence };
+  return { entries, lastSequence: header.lastSequence, firstRetainedSequence: header.firstRetainedSequence, ...(header.pendingBytes !== undefined ? { pendingBytes: header.pendingBytes } : {}) };
 }

@@ -63,6 +63,7 @@ export interface ProtectInput {
     runsSinceGc?: number;
     members?: VmMetadata[];
     durableAsOf?: number;
+    bytesReplicated?: number;
   };
 }
 
@@ -85,6 +86,10 @@ export interface ProtectStatus {
   /** The RPO target of the domain's latest runbook, as protection last read it (at each execution's start and garbage collection). */
   rpoTargetSeconds?: number;
   backlogEntries: number;
+  /** Bytes of the domain's writes journaled and not yet in the log, as of the last replicator run. */
+  lagBytes?: number;
+  /** Bytes of writes protection has put in the log, across continue-as-new (this protection only: a new epoch starts again from zero). */
+  bytesReplicated?: number;
   segmentsWritten: number;
   mode: ProtectMode;
   /** The latest mode changes, oldest first (at most 20). */
@@ -152,6 +157,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     cursor: input.carried?.cursor ?? input.start?.cursor ?? 0,
     lagMs: 0,
     ...(input.carried?.durableAsOf !== undefined ? { durableAsOf: input.carried.durableAsOf } : {}),
+    ...(input.carried?.bytesReplicated !== undefined ? { bytesReplicated: input.carried.bytesReplicated } : {}),
     backlogEntries: 0,
     segmentsWritten: 0,
     mode: wantSync ? 'initial-sync' : 'log',
@@ -341,6 +347,8 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
       status.cursor = progress.cursor;
       status.lagMs = progress.lagMs;
       if (progress.durableAsOf !== undefined) status.durableAsOf = progress.durableAsOf;
+      if (progress.lagBytes !== undefined) status.lagBytes = progress.lagBytes;
+      if (progress.bytesReplicated !== undefined) status.bytesReplicated = (status.bytesReplicated ?? 0) + progress.bytesReplicated;
       status.backlogEntries = progress.backlogEntries;
       status.segmentsWritten += progress.segmentsWritten;
       if (progress.diskSync) {
@@ -408,6 +416,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
       runsSinceGc: runs - lastGcRun,
       ...(members ? { members } : {}),
       ...(status.durableAsOf !== undefined ? { durableAsOf: status.durableAsOf } : {}),
+      ...(status.bytesReplicated !== undefined ? { bytesReplicated: status.bytesReplicated } : {}),
     },
   });
 }

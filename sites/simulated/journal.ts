@@ -136,7 +136,9 @@ export class Journal {
       entries.push({ sequence: e.sequence, timestamp: e.timestamp, vm: e.vm, diskId: e.diskId, offset: e.offset, data: this.readData(e) });
       bytes += e.length;
     }
-    return { entries, lastSequence: this.lastSequence, firstRetainedSequence: this.trimmedUpTo + 1 };
+    let pendingBytes = bytes;
+    for (; i < this.index.length; i++) if (!wanted || wanted.has(this.index[i].vm)) pendingBytes += this.index[i].length;
+    return { entries, lastSequence: this.lastSequence, firstRetainedSequence: this.trimmedUpTo + 1, pendingBytes };
   }
 
   trim(upToSequence: number): void {

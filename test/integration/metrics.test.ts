@@ -58,6 +58,10 @@ describe('GET /metrics on real servers, read by a Prometheus text-format parser:
     assert.ok((sample(families, 'dr_worker_pollers', { task_queue: 'site.primary' }) ?? 0) >= 1);
     assert.equal(sample(families, 'dr_worker_pollers', { task_queue: 'site.recovery' }), 0, 'no worker for the recovery site');
     assert.ok((sample(families, 'dr_worker_pollers', { task_queue: 'orchestration' }) ?? 0) >= 1);
+    const replicated = sample(families, 'dr_replication_bytes_total', { domain: 'echo' });
+    assert.ok(replicated !== undefined && replicated >= 4096, `dr_replication_bytes_total ${replicated}: echo's workload writes 4 KiB blocks`);
+    const lagBytes = sample(families, 'dr_replication_lag_bytes', { domain: 'echo' });
+    assert.ok(lagBytes !== undefined && lagBytes >= 0 && lagBytes < 1024 * 1024, `dr_replication_lag_bytes ${lagBytes}`);
     for (const name of ['dr_operations_total', 'dr_operation_duration_seconds', 'dr_last_restore_point_age_seconds']) assert.ok(families.some((f) => f.name === name), `${name} is exposed`);
   });
 
