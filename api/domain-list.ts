@@ -42,7 +42,15 @@ const DomainLine = z.strictObject({
   owner: z.strictObject({ site: z.string(), epoch: z.int() }).nullable(),
   conflict: z.boolean().describe('a split-brain conflict is open'),
   protection: z.strictObject({ mode: z.string(), site: z.string(), backlogEntries: z.int(), stopping: z.boolean() }).nullable().describe('null: no protection answered'),
-  rpo: z.strictObject({ seconds: z.number(), targetSeconds: z.number().nullable(), breached: z.boolean() }).nullable().describe('null: unknown (the protection did not answer), not zero'),
+  rpo: z
+    .strictObject({
+      seconds: z.number().describe('at most this many seconds of writes would be lost: the time since every write was known durable'),
+      durableAsOf: z.iso.datetime().nullable().describe('every write journaled before this time is in the log (null: not reported yet)'),
+      targetSeconds: z.number().nullable(),
+      breached: z.boolean(),
+    })
+    .nullable()
+    .describe('null: unknown (the protection did not answer), not zero'),
   lastRestorePoint: z.strictObject({ id: z.string(), at: z.string() }).nullable(),
   running: ShownOperation.nullable(),
   drill: ShownOperation.nullable(),
