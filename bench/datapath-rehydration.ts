@@ -22,14 +22,13 @@ import { resolveChain } from '../datapath/log-chain';
 import { ObjectStore } from '../datapath/object-store';
 import { Ownership } from '../datapath/ownership';
 import type { DomainDisk } from '../datapath/records';
-import { replicate } from '../datapath/replicator';
 import { decodeSegment, type BlockWrite } from '../datapath/segment-codec';
 import { SegmentWriter } from '../datapath/segment-writer';
 import { startTestStack } from '../test/harness/stack';
-import { MemorySite } from '../test/unit/datapath-memory-site';
+import { drainJournal, MemorySite } from '../test/unit/datapath-memory-site';
 import { runRehydrationProcess, type RunResult } from '../test/harness/rehydration-process';
 import { round2 } from './measure';
-import { writeBenchResults } from './results-file';
+import { reportBenchResults } from './results-file';
 
 const MiB = 1024 * 1024;
 const BLOCK = 4096;
@@ -157,23 +156,8 @@ async function main(): Promise<void> {
       for (const write of writes) source.guestWrite(write.disk.vm, write.disk.diskId, write.offset, write.data, Date.now());
       const ingestOwnership = new Ownership(store, `bench-ingest-${run}`);
       await ingestOwnership.claim('primary');
-      const lastSequence = source.journal.at(-1)!.sequence;
-      let drainedUpTo = 0;
       const ingestStarted = performance.now();
-      await replicate({
-        source,
-        writer: new SegmentWriter(store, ingestOwnership, 1, 'primary'),
-        vms: ['vm-ingest'],
-        cursor: 0,
-        maxEntries: 100_000,
-        maxBytes: SEGMENT_BYTES,
-        idlePollMs: 1,
-        trimJournal: true,
-        onSegment: (p) => {
-          drainedUpTo = p.cursor;
-        },
-        shouldStop: () => drainedUpTo >= lastSequence,
-      });
+      await drainJournal(store, ingestOwnership, source, { epoch: 1, site: 'primary', cursor: 0, vms: ['vm-ingest'], maxEntries: 100_000, maxBytes: SEGMENT_BYTES, trimJournal: true });
       ingest.push((performance.now() - ingestStarted) / 1000);
       console.log(`run ${run + 1}: raw PUT ${mibps(INGEST_MIB * MiB, rawPut.at(-1)!).toFixed(1)} MiB/s, ingest ${mibps(INGEST_MIB * MiB, ingest.at(-1)!).toFixed(1)} MiB/s`);
     }
@@ -212,8 +196,7 @@ async function main(): Promise<void> {
         ingestToRawPutRatio: summary(ingest.map((s, i) => rawPut[i] / s)),
       },
     };
-    console.log(JSON.stringify(results, null, 2));
-    console.log(`written to ${writeBenchResults('datapath-rehydration', results)}`);
+    reportBenchResults('datapath-rehydration', results);
   } finally {
     await stack.stop();
   }

@@ -19,8 +19,8 @@ import { replicate } from '../datapath/replicator';
 import { resolveChain } from '../datapath/log-chain';
 import { SegmentWriter } from '../datapath/segment-writer';
 import { startTestStack } from '../test/harness/stack';
-import { MemorySite } from '../test/unit/datapath-memory-site';
-import { writeBenchResults } from './results-file';
+import { drainJournal, MemorySite } from '../test/unit/datapath-memory-site';
+import { reportBenchResults } from './results-file';
 
 const MiB = 1024 * 1024;
 const BLOCK = 4096;
@@ -75,24 +75,7 @@ async function main(): Promise<void> {
     const source = await newSource(TOTAL / BLOCK, Date.now);
     const ownership = new Ownership(store, 'bench');
     await ownership.claim('primary');
-    let drainedUpTo = 0;
-    const lastSequence = source.journal.at(-1)!.sequence;
-    const ingest = await seconds(() =>
-      replicate({
-        source,
-        writer: new SegmentWriter(store, ownership, 1, 'primary'),
-        vms: ['vm-1'],
-        cursor: 0,
-        maxEntries: 100_000,
-        maxBytes: SEGMENT_BYTES,
-        idlePollMs: 1,
-        trimJournal: true,
-        onSegment: (p) => {
-          drainedUpTo = p.cursor;
-        },
-        shouldStop: () => drainedUpTo >= lastSequence,
-      }),
-    );
+    const ingest = await seconds(() => drainJournal(store, ownership, source, { epoch: 1, site: 'primary', cursor: 0, vms: ['vm-1'], maxEntries: 100_000, maxBytes: SEGMENT_BYTES, trimJournal: true }));
     const segments = (await resolveChain(store, ownership)).length;
 
     const target = new MemorySite();
@@ -172,8 +155,7 @@ async function main(): Promise<void> {
         maxMs: Math.max(...lags),
       },
     };
-    console.log(JSON.stringify(results, null, 2));
-    console.log(`written to ${writeBenchResults('datapath-throughput', results)}`);
+    reportBenchResults('datapath-throughput', results);
   } finally {
     await stack.stop();
   }

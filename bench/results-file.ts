@@ -10,3 +10,9 @@ export function writeBenchResults(name: string, results: Record<string, unknown>
   writeFileSync(file, `${JSON.stringify({ benchmark: name, measuredAt: new Date().toISOString(), machine, ...results }, null, 2)}\n`);
   return file;
 }
+
+/** Prints a benchmark's results and writes them (`writeBenchResults`), saying where. */
+export function reportBenchResults(name: string, results: Record<string, unknown>): void {
+  console.log(JSON.stringify(results, null, 2));
+  console.log(`written to ${writeBenchResults(name, results)}`);
+}

@@ -74,9 +74,11 @@ export interface DrainOptions {
   vms: string[];
   maxEntries: number;
   maxBytes: number;
+  /** Trim the journal as segments are stored, as protection does (benchmarks); default: keep it. */
+  trimJournal?: boolean;
 }
 
-/** Replicates what `source`'s journal holds now, after `cursor`, into the domain's log; the journal is not trimmed. */
+/** Replicates what `source`'s journal holds now, after `cursor`, into the domain's log. */
 export function drainJournal(store: ObjectStore, ownership: Ownership, source: MemorySite, o: DrainOptions): Promise<ReplicationProgress> {
   let drainedUpTo = o.cursor;
   return replicate({
@@ -87,7 +89,7 @@ export function drainJournal(store: ObjectStore, ownership: Ownership, source: M
     maxEntries: o.maxEntries,
     maxBytes: o.maxBytes,
     idlePollMs: 1,
-    trimJournal: false,
+    trimJournal: o.trimJournal ?? false,
     onSegment: (progress) => {
       drainedUpTo = progress.cursor;
     },
