@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import express, { type Request, type Router } from 'express';
 import { QueryNotRegisteredError, WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowExecutionStatusName } from '@temporalio/client';
 import type { QueryDefinition } from '@temporalio/common';
@@ -49,6 +50,7 @@ import { noteAuditTarget } from './request-context';
 import { principalName, requireRole } from './auth';
 import { drillAtAGlance } from './drill-history';
 import { rpoBreachWarning, rpoNow } from './rpo';
+import { executeUpdateSurely } from '../requests/update-retry';
 import { protectionStatus } from './domain-protection';
 import { latestRpoTargetSeconds } from '../runbooks/domain-retention';
 import { badRequest, conflict, notFound, ProblemError } from './problem';
@@ -548,9 +550,8 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
       runbook: { runbook, version },
       ...(body.type === 'forced' ? { forcedConfirmation: body.confirm } : {}),
     };
-    await client.workflow
-      .getHandle(workflowId)
-      .executeUpdate(running.update, { args: [request] })
+    // Tried again through a worker's death or a failed workflow task, as the same update (one per API call).
+    await executeUpdateSurely(client.workflow.getHandle(workflowId), running.update, [request], `complete/${req.requestId ?? randomUUID()}`, { attempts: 5 })
       .catch((error: unknown) => {
         const cause = error instanceof WorkflowUpdateFailedError ? error.cause : undefined;
         if (cause instanceof ApplicationFailure && cause.type === COMPLETION_REFUSED) throw conflict(cause.message, { running: links(workflowId) });

@@ -144,3 +144,4 @@ export async function allContinuedAsNew(handles: readonly WorkflowHandleWithFirs
   const described = await Promise.all(handles.map((handle) => handle.describe()));
   return described.every((d, i) => d.runId !== handles[i].firstExecutionRunId);
 }
+

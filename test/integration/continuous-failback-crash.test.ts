@@ -10,6 +10,7 @@ import { expectedDiskContent, readWorkloadRecord } from '../../sites/workload';
 import { continuousFailback } from '../../workflows/continuous-failback';
 import { completeContinuousFailbackUpdate } from '../../workflows/continuous-failback-messages';
 import type { OperationReport } from '../../workflows/operation-messages';
+import { executeUpdateSurely } from '../../requests/update-retry';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { domainVms, failoverSiteDefinitions, waitFor } from '../fixtures/failover-domains';
 import { allContinuedAsNew, crashUntil, failedRuns, inRandomRounds } from '../harness/crashes';
@@ -78,7 +79,7 @@ describe('continuous failback durability: every worker process SIGKILLed at rand
     const results = Promise.allSettled(
       handles.map(async (handle, i) => {
         await sleep(i * 300);
-        await handle.executeUpdate(completeContinuousFailbackUpdate, { args: [{ type: 'planned', requestedBy: 'crash-test', declaredAt: Date.now() }] });
+        await executeUpdateSurely(handle, completeContinuousFailbackUpdate, [{ type: 'planned', requestedBy: 'crash-test', declaredAt: Date.now() }], `complete/${handle.workflowId}`);
         return await handle.result();
       }),
     );

@@ -5,6 +5,7 @@ import { validateRunbook } from '../../runbooks/validate';
 import { continuousFailover } from '../../workflows/continuous-failover';
 import { completeContinuousFailoverUpdate } from '../../workflows/continuous-failover-messages';
 import type { OperationReport } from '../../workflows/operation-messages';
+import { executeUpdateSurely } from '../../requests/update-retry';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { domainVms, failoverSiteDefinitions, protectAtPrimary, runbookYaml, waitFor } from '../fixtures/failover-domains';
 import { allContinuedAsNew, atRandom, crashUntil, failedRuns } from '../harness/crashes';
@@ -57,7 +58,7 @@ describe('continuous failover durability: the follower\'s worker and the orchest
     const results = Promise.allSettled(
       handles.map(async (handle, i) => {
         await sleep(i * 300);
-        await handle.executeUpdate(completeContinuousFailoverUpdate, { args: [{ type: 'planned', requestedBy: 'crash-test', declaredAt: Date.now() }] });
+        await executeUpdateSurely(handle, completeContinuousFailoverUpdate, [{ type: 'planned', requestedBy: 'crash-test', declaredAt: Date.now() }], `complete/${handle.workflowId}`);
         return (await handle.result());
       }),
     );
