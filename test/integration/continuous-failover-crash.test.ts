@@ -8,11 +8,11 @@ import type { OperationReport } from '../../workflows/operation-messages';
 import { executeUpdateSurely } from '../../requests/update-retry';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { domainVms, failoverSiteDefinitions, protectAtPrimary, runbookYaml, waitFor } from '../fixtures/failover-domains';
-import { allContinuedAsNew, atRandom, crashUntil, failedRuns } from '../harness/crashes';
+import { allContinuedAsNew, crashRuns, atRandom, crashUntil, failedRuns } from '../harness/crashes';
 import { admin, testSiteDefinitions } from '../harness/sites';
 import { useTestbed } from '../harness/testbed';
 
-const RUNS = 10;
+const RUNS = crashRuns(10);
 const MiB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

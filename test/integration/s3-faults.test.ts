@@ -15,9 +15,9 @@ import { useTestbed } from '../harness/testbed';
 const DOMAIN = 'flaky';
 /** As issue 17 asks, shortened for CI: 10% of requests fail, 5% stall for 2 s, and some answers are lost after the store acted. */
 const FAULTS = { errorRate: 0.1, stallRate: 0.05, stallMs: 2_000, lostAnswerRate: 0.03 };
-const FAULTS_MS = 20_000;
+const FAULTS_MS = 15_000;
 /** Shortened from the minute issue 17 names. */
-const UNREACHABLE_MS = 30_000;
+const UNREACHABLE_MS = 20_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('a flaky object store (errors, stalls, lost answers), then an unreachable one, under protection, and a planned failover through the faults: the RPO recovers, nothing is lost or written twice', () => {
