@@ -11,9 +11,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
  * How many runs a crash test makes: `full` under `npm run chaos` (DR_CHAOS=1, whose results are
  * committed in bench/results/chaos.json), half of it in `npm test`, so that CI stays within its time.
- * Not for the failback crash test: what it checks (kills landing inside activities) needs what
- * ten runs take. The continuous operations' tests wait for continue-as-new under kills whatever
- * their size.
+ * Not for the failback and continuous failback crash tests: what they check (kills landing inside
+ * activities, every worker killed twice) needs what ten runs take. The continuous failover test
+ * waits for continue-as-new under kills whatever its size.
  */
 export function crashRuns(full: number): number {
   return process.env.DR_CHAOS === '1' ? full : Math.ceil(full / 2);
