@@ -16,7 +16,12 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * waits for continue-as-new under kills whatever its size.
  */
 export function crashRuns(full: number): number {
-  return process.env.DR_CHAOS === '1' ? full : Math.ceil(full / 2);
+  return atChaosSize(full, Math.ceil(full / 2));
+}
+
+/** `full` under `npm run chaos` (DR_CHAOS=1), else `small`: a fault test's size in npm test. */
+export function atChaosSize<T>(full: T, small: T): T {
+  return process.env.DR_CHAOS === '1' ? full : small;
 }
 
 /** Picks the next victim, knowing what was killed so far. */
