@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createCipheriv, createHash } from 'node:crypto';
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import type { SimulatedSite } from './simulated/site';
 
@@ -13,6 +13,8 @@ export type WorkloadPattern = 'sequential' | 'random' | 'hotspot';
 export interface WorkloadSettings {
   writesPerSecond: number;
   blockSize: number;
+  /** Writes of `blockSize` times a power of two up to this many bytes, each size as often; default: `blockSize` only. */
+  maxBlockSize?: number;
   pattern: WorkloadPattern;
   seed: string;
   /** Limit to these VMs; default every running VM with a protected disk. */
@@ -31,14 +33,10 @@ export interface WorkloadWrite {
   length: number;
 }
 
+/** The bytes of write `n`: an AES-256-CTR keystream keyed by (seed, n), so that 20 MB/s of large writes cost little CPU. */
 export function blockContent(seed: string, n: number, length: number): Buffer {
-  const out = Buffer.alloc(length);
-  let state = createHash('sha256').update(`${seed}:${n}`).digest();
-  for (let position = 0; position < length; position += state.length) {
-    state.copy(out, position, 0, Math.min(state.length, length - position));
-    state = createHash('sha256').update(state).digest();
-  }
-  return out;
+  const key = createHash('sha256').update(`${seed}:${n}`).digest();
+  return createCipheriv('aes-256-ctr', key, Buffer.alloc(16)).update(Buffer.alloc(length));
 }
 
 export function readWorkloadRecord(file: string): WorkloadWrite[] {
@@ -94,6 +92,13 @@ export function diskContentAfter(records: (site: string) => WorkloadWrite[], per
   return image;
 }
 
+/** The length of write `n`: `blockSize` times a power of two up to `maxBlockSize`, derived from the seed like its bytes. */
+function writeLength(settings: WorkloadSettings, n: number): number {
+  const sizes = Math.max(1, Math.floor(Math.log2((settings.maxBlockSize ?? settings.blockSize) / settings.blockSize)) + 1);
+  if (sizes === 1) return settings.blockSize;
+  return settings.blockSize * 2 ** (createHash('sha256').update(`${settings.seed}:length:${n}`).digest().readUInt32BE(0) % sizes);
+}
+
 export class Workload {
   private timer: NodeJS.Timeout | undefined;
   private settings: WorkloadSettings | undefined;
@@ -143,11 +148,12 @@ export class Workload {
     for (let i = 0; i < due; i++) {
       const n = ++this.n;
       const target = targets[n % targets.length];
-      const blocks = Math.floor(target.sizeBytes / settings.blockSize);
-      const offset = this.nextBlock(settings, target.diskId, blocks, n) * settings.blockSize;
-      const { sequence, timestamp } = this.site.guestWrite(target.diskId, offset, blockContent(settings.seed, n, settings.blockSize));
+      const length = Math.min(writeLength(settings, n), target.sizeBytes - (target.sizeBytes % settings.blockSize));
+      const slots = Math.floor((target.sizeBytes - length) / settings.blockSize) + 1;
+      const offset = this.nextBlock(settings, target.diskId, slots, n) * settings.blockSize;
+      const { sequence, timestamp } = this.site.guestWrite(target.diskId, offset, blockContent(settings.seed, n, length));
       // Recorded right after each write: a killed site loses at most the one write in flight from its record.
-      const entry: WorkloadWrite = { seed: settings.seed, n, sequence, at: timestamp, vm: target.vm, diskId: target.diskId, offset, length: settings.blockSize };
+      const entry: WorkloadWrite = { seed: settings.seed, n, sequence, at: timestamp, vm: target.vm, diskId: target.diskId, offset, length };
       appendFileSync(this.recordFile, `${JSON.stringify(entry)}\n`);
     }
   }

@@ -28,6 +28,8 @@ const FaultsBody = z.strictObject({
 const WorkloadBody = z.strictObject({
   writesPerSecond: z.number().positive().max(100_000),
   blockSize: z.int().min(512).max(1024 * 1024).default(4096),
+  /** Writes of blockSize up to this many bytes (blockSize times a power of two, each size as often), instead of blockSize only. */
+  maxBlockSize: z.int().min(512).max(64 * 1024 * 1024).optional(),
   pattern: z.enum(['sequential', 'random', 'hotspot']).default('random'),
   seed: z.string().min(1).max(64),
   vms: z.array(z.string()).optional(),
