@@ -20,7 +20,7 @@ import type { Runbook } from '../runbooks/schema';
 import type { RunbookStore } from '../runbooks/store';
 import { parseDuration } from '../runbooks/units';
 import { validateRunbookAgainstSite } from '../runbooks/validate';
-import { DeskBusy, loadDomainRunbook, offeredNow, requireAllowed as requireAllowedNow, requireRecoverySite, shownConflict, startThroughDesk } from '../requests/desk';
+import { DeskBusy, loadDomainRunbook, offeredByRunbook, offeredNow, requireAllowed as requireAllowedNow, requireRecoverySite, shownConflict, startThroughDesk } from '../requests/desk';
 import { drillRequest } from '../requests/drill';
 import { deskRefusal, domainOperationsQuery, drillGivesWayUpdate, type DomainOperationsState, type OperationRecord, type OperationRequest } from '../workflows/domain-operations';
 import { COMPLETION_REFUSED, completeContinuousFailoverUpdate, type CompletionRequest, type ContinuousFailoverInput } from '../workflows/continuous-failover-messages';
@@ -52,7 +52,7 @@ import { drillAtAGlance } from './drill-history';
 import { rpoBreachWarning, rpoNow } from './rpo';
 import { executeUpdateSurely } from '../requests/update-retry';
 import { protectionStatus } from './domain-protection';
-import { latestRpoTargetSeconds } from '../runbooks/domain-retention';
+import { latestDomainRunbook, latestRpoTargetSeconds } from '../runbooks/domain-retention';
 import { badRequest, conflict, notFound, ProblemError } from './problem';
 import { OperationLinks, OperationStarted } from './openapi/answers';
 import { routeDocs, type RouteDoc } from './openapi/route-docs';
@@ -572,7 +572,12 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     const [ownership, status, condition] = await Promise.all([new Ownership(store, domain).inspect(), readDomainStatus(store, domain), readDomainCondition(store, domain)]);
     if (!ownership.owner && !status) throw notFound(`the storage site holds no protected domain ${domain}`);
     const protection = ownership.owner ? ((await protectionStatus(client, PROTECTION_DEADLINE_MS, protectionWorkflowId(domain, ownership.owner.site, ownership.epoch), [])) ?? null) : null;
-    const [desk, drill, rpoTarget] = await Promise.all([deskNow(domain).catch(() => undefined), drillAtAGlance(client, domain), latestRpoTargetSeconds(runbooks, domain).catch(() => undefined)]);
+    const [desk, drill, rpoTarget, latest] = await Promise.all([
+      deskNow(domain).catch(() => undefined),
+      drillAtAGlance(client, domain),
+      latestRpoTargetSeconds(runbooks, domain).catch(() => undefined),
+      latestDomainRunbook(runbooks, domain).catch((error: unknown) => ({ why: String(error) })),
+    ]);
     const rpo = rpoNow(protection, rpoTarget, Date.now());
     const warnings = [...(rpo?.breached ? [rpoBreachWarning(domain, rpo)] : []), ...(drill.warnings ?? [])];
     const running = desk?.running;
@@ -581,7 +586,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     res.json({
       domain,
       mode: condition.mode,
-      allowedOperations: offeredWhile(condition, desk),
+      allowedOperations: offeredByRunbook(offeredWhile(condition, desk), latest),
       ...(desk?.drill ? { drill: { ...links(desk.drill.workflowId), requestedBy: desk.drill.requestedBy, startedAt: desk.drill.startedAt, ...(desk.drill.gaveWayTo ? { givingWayTo: desk.drill.gaveWayTo } : {}) } } : {}),
       ...(continuous ? { [continuous]: { ...links(running!.workflowId), phase: progress?.phase ?? null, following: progress?.following ?? null } } : {}),
       owner: ownership.owner ? { site: ownership.owner.site, epoch: ownership.epoch, since: new Date(ownership.owner.claimedAt).toISOString() } : null,

@@ -94,6 +94,15 @@ export async function requireAllowed(store: ObjectStore, domain: string, request
   return decision;
 }
 
+/** What acts at the domain's recovery site, from a mode that may have none (Protected after a permanent failover that named none). */
+const AT_THE_RECOVERY_SITE: readonly DomainRequest[] = ['failover', 'continuous-failover', 'drill'];
+
+/** The requests offered, less those that need a recovery site when the domain's latest runbook names none. */
+export function offeredByRunbook(offered: DomainRequest[], latest: { runbook: Runbook } | { why: string }): DomainRequest[] {
+  if ('why' in latest || latest.runbook.spec.sites.recovery !== undefined) return offered;
+  return offered.filter((request) => !AT_THE_RECOVERY_SITE.includes(request));
+}
+
 /**
  * Failover, continuous failover, failback and drills act at the domain's recovery site: after a
  * permanent failover that named none, its runbook has no recovery site, and they are refused.

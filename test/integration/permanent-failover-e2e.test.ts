@@ -118,6 +118,8 @@ describe('permanent failover end to end, on real Temporal, S3, sites and worker 
     assert.equal((domain.body.status as { runningAt: string }).runningAt, 'recovery');
     assert.equal((domain.body.owner as { site: string }).site, 'recovery');
     assert.equal((domain.body.permanentFailover as { retiredSite: string }).retiredSite, 'primary');
+    const offered = domain.body.allowedOperations as string[];
+    assert.ok(offered.includes('restore') && !['failover', 'continuous-failover', 'drill'].some((r) => offered.includes(r)), `with no recovery site nothing is offered there: ${offered.join(', ')}`);
 
     // Protection runs from the new primary: what the domain writes there reaches the log.
     await admin(recovery, sites.token, '/admin/workload', { writesPerSecond: 40, blockSize: 4096, pattern: 'random', seed: 'permanent-failover-foxtrot' });
