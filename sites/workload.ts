@@ -93,7 +93,7 @@ export function diskContentAfter(records: (site: string) => WorkloadWrite[], per
 }
 
 /** The length of write `n`: `blockSize` times a power of two up to `maxBlockSize`, derived from the seed like its bytes. */
-function writeLength(settings: WorkloadSettings, n: number): number {
+export function writeLength(settings: WorkloadSettings, n: number): number {
   const sizes = Math.max(1, Math.floor(Math.log2((settings.maxBlockSize ?? settings.blockSize) / settings.blockSize)) + 1);
   if (sizes === 1) return settings.blockSize;
   return settings.blockSize * 2 ** (createHash('sha256').update(`${settings.seed}:length:${n}`).digest().readUInt32BE(0) % sizes);
