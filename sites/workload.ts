@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { SiteError } from './provider';
 import type { SimulatedSite } from './simulated/site';
 
 /**
@@ -145,10 +146,26 @@ export class Workload {
       const target = targets[n % targets.length];
       const blocks = Math.floor(target.sizeBytes / settings.blockSize);
       const offset = this.nextBlock(settings, target.diskId, blocks, n) * settings.blockSize;
-      const { sequence, timestamp } = this.site.guestWrite(target.diskId, offset, blockContent(settings.seed, n, settings.blockSize));
+      const written = this.writeUnlessFull(target.diskId, offset, blockContent(settings.seed, n, settings.blockSize));
+      if (!written) {
+        this.n = n - 1;
+        this.issued -= due - i;
+        return;
+      }
+      const { sequence, timestamp } = written;
       // Recorded right after each write: a killed site loses at most the one write in flight from its record.
       const entry: WorkloadWrite = { seed: settings.seed, n, sequence, at: timestamp, vm: target.vm, diskId: target.diskId, offset, length: settings.blockSize };
       appendFileSync(this.recordFile, `${JSON.stringify(entry)}\n`);
+    }
+  }
+
+  /** A guest whose datastore is full stalls, as a VM pauses on one: undefined, and its writes wait for space. */
+  private writeUnlessFull(diskId: string, offset: number, data: Buffer): { sequence: number; timestamp: number } | undefined {
+    try {
+      return this.site.guestWrite(diskId, offset, data);
+    } catch (error) {
+      if (error instanceof SiteError && error.code === 'DatastoreFull') return undefined;
+      throw error;
     }
   }
 
