@@ -14,6 +14,7 @@ export const FAILURES = {
   UnknownPlacement: { heals: false, meaning: 'the datacenter, cluster, resource pool, datastore or network is not in the site inventory' },
   InvalidRequest: { heals: false, meaning: 'the site refused the request as malformed' },
   RangeOutOfDisk: { heals: false, meaning: 'a read or write past the end of a disk' },
+  DatastoreFull: { heals: false, meaning: 'the datastore named has no space left for the write: free space on it, or place the VMs on another datastore, and run the operation again' },
   Unauthorized: { heals: false, meaning: 'the site refused the worker credentials' },
   GuestShutdownTimeout: { heals: false, meaning: 'the guest did not shut down within the runbook timeout' },
   InvalidPowerState: { heals: true, meaning: 'the VM is in a power state that does not allow the request yet' },

@@ -215,6 +215,7 @@ export const SITE_ERROR_STATUS = {
   UnknownPlacement: 422,
   InvalidRequest: 400,
   RangeOutOfDisk: 416,
+  DatastoreFull: 507,
   SiteUnavailable: 503,
 } as const;
 export type SiteErrorCode = keyof typeof SITE_ERROR_STATUS;

@@ -1,5 +1,6 @@
 import { createCipheriv, createHash } from 'node:crypto';
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { SiteError } from './provider';
 import type { SimulatedSite } from './simulated/site';
 
 /**
@@ -151,10 +152,26 @@ export class Workload {
       const length = Math.min(writeLength(settings, n), target.sizeBytes - (target.sizeBytes % settings.blockSize));
       const slots = Math.floor((target.sizeBytes - length) / settings.blockSize) + 1;
       const offset = this.nextBlock(settings, target.diskId, slots, n) * settings.blockSize;
-      const { sequence, timestamp } = this.site.guestWrite(target.diskId, offset, blockContent(settings.seed, n, length));
+      const written = this.writeUnlessFull(target.diskId, offset, blockContent(settings.seed, n, length));
+      if (!written) {
+        this.n = n - 1;
+        this.issued -= due - i;
+        return;
+      }
+      const { sequence, timestamp } = written;
       // Recorded right after each write: a killed site loses at most the one write in flight from its record.
       const entry: WorkloadWrite = { seed: settings.seed, n, sequence, at: timestamp, vm: target.vm, diskId: target.diskId, offset, length };
       appendFileSync(this.recordFile, `${JSON.stringify(entry)}\n`);
+    }
+  }
+
+  /** A guest whose datastore is full stalls, as a VM pauses on one: undefined, and its writes wait for space. */
+  private writeUnlessFull(diskId: string, offset: number, data: Buffer): { sequence: number; timestamp: number } | undefined {
+    try {
+      return this.site.guestWrite(diskId, offset, data);
+    } catch (error) {
+      if (error instanceof SiteError && error.code === 'DatastoreFull') return undefined;
+      throw error;
     }
   }
 

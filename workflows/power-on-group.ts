@@ -35,6 +35,13 @@ export type PowerOnGroupResult = Omit<PowerOnGroupProgress, 'waitingForApproval'
 const durationMs = (text: string) => parseDuration(text) ?? 0;
 
 /**
+ * A VM's power-on and heartbeat wait retry what can heal for at least five minutes (1 s, doubling
+ * to 10 s between tries): a site unreachable for a while delays the VM, and only an outage that
+ * long fails it under the runbook's policy (with five tries, 15 s of outage aborted a failover).
+ */
+const UNTIL_THE_SITE_ANSWERS = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 32, nonRetryableErrorTypes: CANNOT_HEAL };
+
+/**
  * One power-on group of a runbook: its `before` steps in order, then its VMs (at most
  * `maxParallel` at a time; each powered on, given its delay, and optionally awaited until the
  * guest heartbeats), then its `after` steps. Runs as a child workflow so that the Web UI shows
@@ -95,7 +102,7 @@ export async function powerOnGroup(input: PowerOnGroupInput): Promise<PowerOnGro
     taskQueue: siteTaskQueue(site),
     // A power-on is one short site call; a worker that dies during it is noticed after this long.
     startToCloseTimeout: '30 seconds',
-    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 5, nonRetryableErrorTypes: CANNOT_HEAL },
+    retry: UNTIL_THE_SITE_ANSWERS,
   });
 
   const show = (what: string) => setCurrentDetails(`**group ${group.name}** (${input.position.index}/${input.position.total}) — ${what}`);
@@ -168,7 +175,7 @@ export async function powerOnGroup(input: PowerOnGroupInput): Promise<PowerOnGro
             taskQueue: siteTaskQueue(site),
             startToCloseTimeout: timeout + 30_000,
             heartbeatTimeout: '20s',
-            retry: { initialInterval: '1s', maximumAttempts: 5, nonRetryableErrorTypes: CANNOT_HEAL },
+            retry: UNTIL_THE_SITE_ANSWERS,
           });
           await waitForGuestHeartbeat.executeWithOptions(
             { summary: `wait for ${vm.name} guest heartbeat (up to ${vm.heartbeatTimeout})` },

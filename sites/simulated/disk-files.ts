@@ -1,12 +1,15 @@
-import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
 /**
  * Virtual disks as sparse files on a datastore folder: a 40 GiB disk costs only the blocks
- * written. File descriptors stay open between calls because disk I/O is the hot path.
+ * written (thin provisioning), and a datastore's used space is the sum of what its files have
+ * allocated. File descriptors stay open between calls because disk I/O is the hot path.
  */
 export class DiskFiles {
   private readonly open = new Map<string, number>();
+  /** Per datastore, the bytes each disk file has allocated, read from the files once and kept up to date by each write. */
+  private readonly allocated = new Map<string, Allocation>();
 
   constructor(private readonly root: string) {}
 
@@ -24,12 +27,29 @@ export class DiskFiles {
     return fd;
   }
 
+  private allocationOf(datastore: string): Allocation {
+    let allocation = this.allocated.get(datastore);
+    if (!allocation) {
+      const folder = path.join(this.root, 'datastores', datastore);
+      const names = existsSync(folder) ? readdirSync(folder).filter((name) => name.endsWith('.img')) : [];
+      allocation = new Allocation(names.map((name) => [name.slice(0, -'.img'.length), statSync(path.join(folder, name)).blocks * 512]));
+      this.allocated.set(datastore, allocation);
+    }
+    return allocation;
+  }
+
+  /** What the datastore's disk files take on the file system. */
+  usedBytes(datastore: string): number {
+    return this.allocationOf(datastore).total;
+  }
+
   create(datastore: string, id: string, sizeBytes: number): void {
     const file = this.file(datastore, id);
     mkdirSync(path.dirname(file), { recursive: true });
     if (existsSync(file)) return;
     const fd = openSync(file, 'w');
     ftruncateSync(fd, sizeBytes);
+    this.allocationOf(datastore).set(id, fstatSync(fd).blocks * 512);
     closeSync(fd);
   }
 
@@ -39,6 +59,7 @@ export class DiskFiles {
     if (fd !== undefined) closeSync(fd);
     this.open.delete(key);
     rmSync(this.file(datastore, id), { force: true });
+    this.allocationOf(datastore).delete(id);
   }
 
   read(datastore: string, id: string, offset: number, length: number): Buffer {
@@ -57,10 +78,32 @@ export class DiskFiles {
     const fd = this.fd(datastore, id);
     let done = 0;
     while (done < data.length) done += writeSync(fd, data, done, data.length - done, offset + done);
+    this.allocationOf(datastore).set(id, fstatSync(fd).blocks * 512);
   }
 
   closeAll(): void {
     for (const fd of this.open.values()) closeSync(fd);
     this.open.clear();
+  }
+}
+
+/** The bytes each disk file of a datastore has allocated, and their sum. */
+class Allocation {
+  private readonly files: Map<string, number>;
+  total = 0;
+
+  constructor(files: Array<[string, number]>) {
+    this.files = new Map(files);
+    for (const bytes of this.files.values()) this.total += bytes;
+  }
+
+  set(id: string, bytes: number): void {
+    this.total += bytes - (this.files.get(id) ?? 0);
+    this.files.set(id, bytes);
+  }
+
+  delete(id: string): void {
+    this.total -= this.files.get(id) ?? 0;
+    this.files.delete(id);
   }
 }

@@ -11,6 +11,20 @@ export interface Faults {
   latencyMs: number;
   /** Fraction (0..1) of API calls answered 503 without doing anything. */
   errorRate: number;
+  /** A network partition between the site and its callers until `until` (epoch ms); it ends by itself. */
+  partition?: Partition;
+}
+
+/**
+ * What a partition does to each request that reaches the site while it lasts: `drop` resets its
+ * connection before the site acts on it (the caller sees the site unreachable); `delay` holds it
+ * `delayMs` first (a slow link), and a request whose caller gave up meanwhile is never acted on.
+ */
+export type Partition = { mode: 'drop'; until: number } | { mode: 'delay'; delayMs: number; until: number };
+
+/** The partition still in force, if any. */
+export function activePartition(faults: Faults, now = Date.now()): Partition | undefined {
+  return faults.partition && now < faults.partition.until ? faults.partition : undefined;
 }
 
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 ._()-]{0,79}$/, 'must be 1-80 letters, digits, space, . _ ( ) -');
@@ -59,6 +73,14 @@ export function createSiteApp(site: SimulatedSite, options: { token: string; fau
   const app = express();
   app.disable('x-powered-by');
   const tokenDigest = createHash('sha256').update(options.token).digest();
+
+  // First of all: a partition cuts the health check too, as the network would.
+  app.use((req, _res, next) => {
+    const partition = activePartition(options.faults);
+    if (!partition) return next();
+    if (partition.mode === 'drop') return void req.socket.destroy();
+    setTimeout(() => (req.socket.destroyed ? undefined : next()), partition.delayMs);
+  });
 
   app.get('/healthz', (_req, res) => void res.json({ site: site.site, status: 'ok' }));
 

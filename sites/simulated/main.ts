@@ -1,7 +1,8 @@
 /**
  * One simulated site as its own process: the site API on `port`, and an admin API on `adminPort`
  * that stays up while the site is "down", to stage disasters (latency, failing calls, hanging
- * guest shutdowns, whole-site outage) and to drive the guest workload.
+ * guest shutdowns, a partition for a while, whole-site outage, a datastore's capacity) and to
+ * drive the guest workload.
  *
  *   node --import tsx sites/simulated/main.ts --site <name> --data <dir> [--sites-file f] [--port p --admin-port q]
  * The bearer token comes from DR_SITE_TOKEN.
@@ -16,7 +17,7 @@ import { createLogger } from '../../common/logger';
 import { stopWhenOrphaned } from '../../common/child-process';
 import { loadSiteDefinitions } from '../config';
 import { Workload } from '../workload';
-import { createSiteApp, type Faults } from './http';
+import { activePartition, createSiteApp, type Faults } from './http';
 import { provisionProtectedDomains } from './provision';
 import { SimulatedSite } from './site';
 
@@ -25,6 +26,11 @@ const FaultsBody = z.strictObject({
   errorRate: z.number().min(0).max(1).optional(),
   hangGuestShutdown: z.boolean().optional(),
 });
+const PartitionBody = z.discriminatedUnion('mode', [
+  z.strictObject({ mode: z.literal('drop'), forMs: z.int().min(1).max(3_600_000) }),
+  z.strictObject({ mode: z.literal('delay'), delayMs: z.int().min(1).max(600_000), forMs: z.int().min(1).max(3_600_000) }),
+]);
+const CapacityBody = z.strictObject({ capacityBytes: z.int().min(0) });
 const WorkloadBody = z.strictObject({
   writesPerSecond: z.number().positive().max(100_000),
   blockSize: z.int().min(512).max(1024 * 1024).default(4096),
@@ -80,7 +86,19 @@ async function main(): Promise<void> {
     if (req.get('authorization') !== `Bearer ${token}`) return void res.status(401).type('application/problem+json').send(JSON.stringify({ title: 'Unauthorized', status: 401 }));
     next();
   });
-  const state = () => ({ site: definition.name, up: server !== undefined, ...faults, hangGuestShutdown: site.hangGuestShutdown, workload: workload.status() });
+  const state = () => {
+    const { partition: _partition, ...rates } = faults;
+    const partition = activePartition(faults);
+    return {
+      site: definition.name,
+      up: server !== undefined,
+      ...rates,
+      partition: partition ? { ...partition, until: new Date(partition.until).toISOString() } : null,
+      hangGuestShutdown: site.hangGuestShutdown,
+      datastores: site.datastoreUsage(),
+      workload: workload.status(),
+    };
+  };
   const invalid = (res: express.Response, error: z.ZodError) =>
     void res.status(400).type('application/problem+json').send(JSON.stringify({ title: 'Bad request', status: 400, detail: z.prettifyError(error) }));
   admin.get('/admin/state', (_req, res) => void res.json(state()));
@@ -91,6 +109,29 @@ async function main(): Promise<void> {
     if (parsed.data.errorRate !== undefined) faults.errorRate = parsed.data.errorRate;
     if (parsed.data.hangGuestShutdown !== undefined) site.hangGuestShutdown = parsed.data.hangGuestShutdown;
     log.warn({ faults: state() }, 'faults changed');
+    res.json(state());
+  });
+  // A partition ends by itself after forMs, so that a rehearsal cannot leave the site cut off.
+  admin.post('/admin/partition', (req, res) => {
+    const parsed = PartitionBody.safeParse(req.body);
+    if (!parsed.success) return invalid(res, parsed.error);
+    const { forMs, ...partition } = parsed.data;
+    faults.partition = { ...partition, until: Date.now() + forMs };
+    log.warn({ partition: state().partition }, 'site partitioned from its callers');
+    res.json(state());
+  });
+  admin.delete('/admin/partition', (_req, res) => {
+    delete faults.partition;
+    log.warn('partition ended');
+    res.json(state());
+  });
+  admin.post('/admin/datastores/:name', (req, res) => {
+    const parsed = CapacityBody.safeParse(req.body);
+    if (!parsed.success) return invalid(res, parsed.error);
+    if (!site.setDatastoreCapacity(req.params.name, parsed.data.capacityBytes)) {
+      return void res.status(404).type('application/problem+json').send(JSON.stringify({ title: 'Not found', status: 404, detail: `site ${definition.name} has no datastore "${req.params.name}"` }));
+    }
+    log.warn({ datastore: req.params.name, capacityBytes: parsed.data.capacityBytes }, 'datastore capacity changed');
     res.json(state());
   });
   admin.post('/admin/outage', async (_req, res) => {

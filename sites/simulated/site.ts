@@ -58,9 +58,12 @@ export class SimulatedSite implements SiteProvider {
   private readonly stateFile: string;
   private readonly disks: DiskFiles;
   private readonly journal: Journal;
+  /** Per datastore: its definition's capacity, or what the admin API set since the site started. */
+  private readonly capacity: Map<string, number>;
 
   constructor(private readonly options: SimulatedSiteOptions) {
     this.site = options.name;
+    this.capacity = new Map(options.inventory.datastores.map((d) => [d.name, d.capacityBytes]));
     mkdirSync(options.dataDir, { recursive: true });
     this.stateFile = path.join(options.dataDir, 'state.json');
     this.state = readJson<PersistedState>(this.stateFile, () => ({ vms: {}, disks: {}, events: [], nextEvent: 1 }));
@@ -127,7 +130,31 @@ export class SimulatedSite implements SiteProvider {
   }
 
   inventory(): Promise<Inventory> {
-    return Promise.resolve({ site: this.site, ...this.options.inventory });
+    return Promise.resolve({ site: this.site, ...this.options.inventory, datastores: this.options.inventory.datastores.map((d) => ({ name: d.name, capacityBytes: this.capacity.get(d.name)! })) });
+  }
+
+  /** Each datastore's capacity and the bytes its thin disks have allocated. */
+  datastoreUsage(): Array<{ name: string; capacityBytes: number; usedBytes: number }> {
+    return [...this.capacity].map(([name, capacityBytes]) => ({ name, capacityBytes, usedBytes: this.disks.usedBytes(name) }));
+  }
+
+  /** A staged full (or freed) datastore: false when the site has no datastore of that name. */
+  setDatastoreCapacity(name: string, capacityBytes: number): boolean {
+    if (!this.capacity.has(name)) return false;
+    this.capacity.set(name, capacityBytes);
+    return true;
+  }
+
+  /**
+   * Disks are thin: a write may allocate up to its length. One that might not fit is refused whole,
+   * before it is journaled, as a datastore out of space fails the write (ENOSPC) rather than store part of it.
+   */
+  private checkSpace(disk: VirtualDisk, length: number): void {
+    const capacity = this.capacity.get(disk.datastore) ?? Infinity;
+    const free = Math.max(0, capacity - this.disks.usedBytes(disk.datastore));
+    if (length > free) {
+      throw siteError('DatastoreFull', `datastore "${disk.datastore}" at site ${this.site} is full: a write of ${length} bytes to disk "${disk.id}" needs more than the ${free} bytes free of its ${capacity}`);
+    }
   }
 
   listVms(): Promise<Vm[]> {
@@ -354,6 +381,7 @@ export class SimulatedSite implements SiteProvider {
   guestWrite(diskId: string, offset: number, data: Buffer): { sequence: number; timestamp: number } {
     const disk = this.disk(diskId);
     this.checkRange(disk, offset, data.length);
+    this.checkSpace(disk, data.length);
     const timestamp = Date.now();
     let sequence = 0;
     if (disk.protected) {

@@ -192,6 +192,45 @@ describe('simulated site service over HTTP, as a real process', () => {
     assert.equal((await primary.client.listVms()).length, 2);
   });
 
+  it('stages a partition for a while: requests dropped (the site unreachable) or delayed, healed by itself or by DELETE', async () => {
+    const cut = await admin(recovery, sites.token, '/admin/partition', { mode: 'drop', forMs: 1_500 });
+    assert.equal((cut.partition as { mode: string }).mode, 'drop');
+    await rejectsWith(recovery.client.listVms(), 'SiteUnavailable', 503, /unreachable/);
+    await new Promise((resolve) => setTimeout(resolve, 1_600));
+    assert.ok(Array.isArray(await recovery.client.listVms()), 'the partition healed by itself');
+    assert.equal((await admin(recovery, sites.token, '/admin/state', undefined, 'GET')).partition, null);
+
+    await admin(recovery, sites.token, '/admin/partition', { mode: 'delay', delayMs: 400, forMs: 60_000 });
+    let started = Date.now();
+    await recovery.client.inventory();
+    assert.ok(Date.now() - started >= 400, 'a delayed request is answered after the delay');
+    await admin(recovery, sites.token, '/admin/partition', undefined, 'DELETE');
+    started = Date.now();
+    await recovery.client.inventory();
+    assert.ok(Date.now() - started < 400, 'answered at once once the partition ended');
+    await assert.rejects(admin(recovery, sites.token, '/admin/partition', { mode: 'drop' }), /answered 400/);
+  });
+
+  it('refuses a write that does not fit its datastore, naming it, once an operator shrank its capacity; accepts it once space is freed', async () => {
+    const client = recovery.client;
+    await client.createDisk({ id: 'full-0', datastore: 'ds-b-flash', sizeBytes: MiB, protected: false });
+    await client.writeDisk('full-0', 0, Buffer.alloc(64 * 1024, 7));
+    const usage = async () => ((await admin(recovery, sites.token, '/admin/state', undefined, 'GET')).datastores as Array<{ name: string; capacityBytes: number; usedBytes: number }>).find((d) => d.name === 'ds-b-flash')!;
+    const { usedBytes } = await usage();
+    assert.ok(usedBytes >= 64 * 1024, `the written blocks count as used: ${usedBytes}`);
+
+    await admin(recovery, sites.token, '/admin/datastores/ds-b-flash', { capacityBytes: usedBytes + 4096 });
+    assert.equal((await client.inventory()).datastores.find((d) => d.name === 'ds-b-flash')?.capacityBytes, usedBytes + 4096);
+    await rejectsWith(client.writeDisk('full-0', 512 * 1024, Buffer.alloc(64 * 1024, 8)), 'DatastoreFull', 507, /datastore "ds-b-flash" at site recovery is full/);
+    assert.deepEqual(await client.readDisk('full-0', 512 * 1024, 4), Buffer.alloc(4), 'nothing of the refused write is stored');
+    await client.writeDisk('full-0', 0, Buffer.alloc(4096, 9));
+
+    await client.deleteDisk('full-0');
+    assert.equal((await usage()).usedBytes, 0, 'a deleted disk frees its space');
+    await admin(recovery, sites.token, '/admin/datastores/ds-b-flash', { capacityBytes: 1024 ** 4 });
+    await assert.rejects(admin(recovery, sites.token, '/admin/datastores/nowhere', { capacityBytes: 1 }), /answered 404/);
+  });
+
   it('runs a guest workload whose own record reproduces every disk byte for byte at any journal position', async () => {
     await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 200, blockSize: 4096, pattern: 'random', seed: 'verify' });
     await new Promise((r) => setTimeout(r, 1500));
