@@ -142,6 +142,9 @@ export interface FollowLogInput {
 export type TestedPoint = { point: string; at: number; outcome: 'passed' | 'failed' } | { point: null; why: string };
 
 /** Failures that retrying cannot fix become non-retryable with a stable type. */
+/** Well inside the rehydration's heartbeat timeout (10 s), whatever a segment or base chunk takes. */
+const REHYDRATION_HEARTBEAT_MS = 2_000;
+
 export function classify(error: unknown): unknown {
   if (error instanceof StaleEpochError) return failure('StaleEpoch', error.message);
   if (error instanceof CorruptSegmentError) return failure('CorruptSegment', error.message);
@@ -486,6 +489,9 @@ export function createDatapathActivities({ store, site, runbooks = new RunbookSt
       let latest = context.info.heartbeatDetails as RehydrationProgress | undefined;
       const ownership = new Ownership(store, input.domain);
       const lease = new ReaderLease(store, ownership, `${context.info.workflowExecution?.workflowId ?? context.info.base64TaskToken}/${context.info.activityId}`);
+      // Also while the base is read, which reports no progress: an attempt that stops heartbeating
+      // is given up and retried, and learns so only at its next heartbeat (the abort of `signal`).
+      const heartbeating = setInterval(() => context.heartbeat(latest), REHYDRATION_HEARTBEAT_MS);
       try {
         // Before planning: garbage collection must not delete what the plan is about to choose.
         await lease.hold(latest?.base);
@@ -500,6 +506,7 @@ export function createDatapathActivities({ store, site, runbooks = new RunbookSt
           targetDiskId: (diskId) => `${input.diskIdPrefix ?? ''}${diskId}`,
           targetMayHoldData: input.targetMayHoldData ?? false,
           resumeAfter: latest,
+          signal: context.cancellationSignal,
           onPlanned: (base) => lease.hold(base),
           onProgress: async (progress) => {
             latest = progress;
@@ -512,7 +519,10 @@ export function createDatapathActivities({ store, site, runbooks = new RunbookSt
         context.log.info('rehydration finished', { domain: input.domain, segments: result.segmentsApplied, bytes: result.bytesWritten });
         return result;
       } catch (error) {
+        if (context.cancellationSignal.aborted) await context.cancelled;
         throw classify(error);
+      } finally {
+        clearInterval(heartbeating);
       }
     },
 

@@ -40,6 +40,11 @@ export interface RehydrateOptions {
   readConcurrency?: number;
   writeConcurrency?: number;
   /**
+   * Aborted when this reader must stop writing (an activity attempt the server gave up on): its
+   * retry writes the same disks, and a late write of an older segment would undo a newer one.
+   */
+  signal?: AbortSignal;
+  /**
    * The target disks may exist with other data (a failback onto the original disks): every
    * region the base does not hold is zeroed where the target has data, and base chunks the
    * target already holds are not rewritten. Without it the disks are taken to be new (zeros).
@@ -101,6 +106,7 @@ export async function rehydrate(options: RehydrateOptions): Promise<RehydrationR
     return true;
   };
   const writeRun = async (diskId: string, run: BlockRun) => {
+    options.signal?.throwIfAborted();
     await options.target.writeDisk(targetId(diskId), run.offset, run.data);
     bytesWritten += run.data.length;
   };

@@ -99,7 +99,13 @@ describe('datapath end to end: a workload, protect with SIGKILLed replicators, r
     const pointResult = await toPoint;
     assert.ok(pointResult.segmentsApplied < chainToPoint.length, `resumed: ${pointResult.segmentsApplied} of ${chainToPoint.length} segments in the last attempt`);
     await admin(recovery, sites.token, '/admin/faults', { latencyMs: 0 });
+    // Every request held 8 s as the rehydration starts (its disks and base): longer than its 5 s
+    // heartbeat timeout, which the attempt outlives by heartbeating while it waits, with no retry
+    // writing the same disks beside it.
+    await admin(recovery, sites.token, '/admin/partition', { mode: 'delay', delayMs: 8_000, forMs: 9_000 });
     await rehydrate({ upTo: { kind: 'instant', at: instant }, diskIdPrefix: 'instant-' }, 'instant');
+    const started = (await stack.client.workflow.getHandle('rehydrate/demo/instant').fetchHistory()).events?.flatMap((e) => (e.activityTaskStartedEventAttributes ? [e.activityTaskStartedEventAttributes.attempt] : []));
+    assert.deepEqual(started, [1], 'the rehydration through a slow site in one attempt');
 
     for (const diskId of DISKS) {
       const size = (await primary.client.getDisk(diskId)).sizeBytes;
