@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { Ownership } from '../../datapath/ownership';
 import { rehydrate } from '../../datapath/rehydrate';
-import { listRestorePoints } from '../../datapath/restore-points';
+import { listRestorePoints, pinRestorePoint, unpinRestorePoint } from '../../datapath/restore-points';
 import { expectedDiskContent, readWorkloadRecord } from '../../sites/workload';
 import { protectStatusQuery } from '../../workflows/protect';
 import { protectionWorkflowId } from '../../workflows/workflow-ids';
@@ -25,6 +25,8 @@ interface Sample {
   atMs: number;
   rssMiB: Record<string, number>;
   objects: number;
+  /** Objects by the first part of their key under the domain (log, bases, points, …). */
+  byKind: Record<string, number>;
 }
 
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
@@ -45,20 +47,26 @@ describe('protection soak on real Temporal, S3, a site and its workers: a worklo
     const started = Date.now();
     let nextSampleAt = started;
     while (Date.now() - started < SOAK_MS) {
-      // Each point as soon as it is listed: it stays at least the protection window, far longer than its check.
-      for (const point of await listRestorePoints(store, ownership())) {
-        if (verified.has(point.id)) continue;
+      // Each point pinned as soon as it is listed (long before the window ends), so that garbage
+      // collection keeps it and what rebuilding it needs while it is checked, then let go.
+      const unverified = (await listRestorePoints(store, ownership())).filter((point) => !verified.has(point.id));
+      for (const point of unverified) await pinRestorePoint(store, ownership(), point.id, { pinnedBy: 'protection-soak', now: Date.now() });
+      for (const point of unverified) {
         const target = new MemorySite();
         await rehydrate({ store, ownership: ownership(), target, disks: point.disks!, datastore: 'ds', upTo: { kind: 'position', position: point.position } });
         const written = record();
         for (const disk of point.disks!) {
           assert.ok(target.disks.get(disk.diskId)!.equals(expectedDiskContent(written, disk.diskId, disk.sizeBytes, { sequence: point.lastJournalSequence })), `${disk.diskId} at restore point ${point.id}`);
         }
+        await unpinRestorePoint(store, ownership(), point.id);
         verified.add(point.id);
       }
       if (Date.now() >= nextSampleAt) {
         const rss = Object.fromEntries([...workers.running.entries()].map(([name, child]) => [name, Math.round(rssMiB(child.pid))]));
-        samples.push({ atMs: Date.now() - started, rssMiB: rss, objects: (await store.list(ownership().keys.root)).keys.length });
+        const { keys } = await store.list(ownership().keys.root);
+        const byKind: Record<string, number> = {};
+        for (const key of keys) byKind[key.slice(ownership().keys.root.length).split('/')[0]] = (byKind[key.slice(ownership().keys.root.length).split('/')[0]] ?? 0) + 1;
+        samples.push({ atMs: Date.now() - started, rssMiB: rss, objects: keys.length, byKind });
         nextSampleAt += SAMPLE_EVERY_MS;
       }
       await new Promise((resolve) => setTimeout(resolve, 500));
@@ -78,7 +86,7 @@ describe('protection soak on real Temporal, S3, a site and its workers: a worklo
       atEnd: samples.at(-1)!.rssMiB[name],
     }));
     t.diagnostic(
-      `measured over ${Math.round(SOAK_MS / 1000)} s: ${verified.size} restore points rehydrated byte-identical; objects of the domain at most ${objectsBound} in the first half after warm-up and ${objectsLater} in the second; RSS: ${rss.map((r) => `${r.name} ${r.atStart} MiB at start, ${r.early} → ${r.late} MiB (medians of the halves after warm-up), ${r.atEnd} MiB at the end`).join('; ')}`,
+      `measured over ${Math.round(SOAK_MS / 1000)} s: ${verified.size} restore points rehydrated byte-identical; objects of the domain at most ${objectsBound} in the first half after warm-up and ${objectsLater} in the second (${JSON.stringify(settled[0].byKind)} after warm-up, ${JSON.stringify(samples.at(-1)!.byKind)} at the end); RSS: ${rss.map((r) => `${r.name} ${r.atStart} MiB at start, ${r.early} → ${r.late} MiB (medians of the halves after warm-up), ${r.atEnd} MiB at the end`).join('; ')}`,
     );
 
     const status = await stack.client.workflow.getHandle(protectionWorkflowId(DOMAIN, 'primary', 1)).query(protectStatusQuery);
