@@ -1,14 +1,15 @@
 /**
  * `npm run chaos`: the crash tests at their full size (DR_CHAOS=1: 20 failovers, 10 of every other
- * operation, workers and the Temporal server SIGKILLed at random moments), which take too long for
- * every CI run (`npm test` runs half of each). Prints as `npm test` does and writes each suite's
- * outcome, duration and kill counts to bench/results/chaos.json.
+ * operation, workers and the Temporal server SIGKILLed at random moments) and the API's load and
+ * fuzz test at its (60 s of 200 clients, 10,000 bad requests per route), which take too long for
+ * every CI run (`npm test` runs less of each). Prints as `npm test` does and writes each suite's
+ * outcome, duration and kill counts to bench/results/chaos.json (the API's figures to api-load.json).
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { writeBenchResults } from '../bench/results-file';
 
-const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'run.ts'), '-crash.test.ts'], { env: { ...process.env, DR_CHAOS: '1' }, stdio: ['ignore', 'pipe', 'inherit'] });
+const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'run.ts'), '-crash.test.ts', 'api-load-fuzz.test.ts'], { env: { ...process.env, DR_CHAOS: '1' }, stdio: ['ignore', 'pipe', 'inherit'] });
 let output = '';
 child.stdout.on('data', (chunk: Buffer) => {
   process.stdout.write(chunk);
