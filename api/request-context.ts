@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { sendProblem } from './problem';
 
 /** What a client may send as X-Request-Id: it becomes part of an object key and of a workflow memo. */
-const REQUEST_ID = /^[A-Za-z0-9._~-]{1,128}$/;
+export const REQUEST_ID = /^[A-Za-z0-9._~-]{1,128}$/;
 
 export const AuditTarget = z.object({
   domain: z.string().optional(),

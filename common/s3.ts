@@ -2,16 +2,24 @@ import { HeadBucketCommand, S3Client, S3ServiceException } from '@aws-sdk/client
 import type { S3Settings } from './config';
 import { describeError, OperatorError } from './errors';
 
-/** How long a request may go without an answer, and how often it is tried. */
+/** How long a request may go without an answer, how often it is tried, and how many may be in flight. */
 export interface S3Patience {
   requestTimeoutMs: number;
   maxAttempts: number;
+  /**
+   * Connections to the store at most. The request timeout counts the wait for a free one, so a pool
+   * smaller than the requests a process makes at once turns a busy process into timeouts of a store that answers.
+   */
+  maxSockets: number;
 }
 
 /** Workers move segments and base chunks: a minute of silence before a request is given up, three tries. */
-export const WORKER_S3_PATIENCE: S3Patience = { requestTimeoutMs: 60_000, maxAttempts: 3 };
-/** The API answers people: a stalled store must turn into an answer within seconds, not a hang. */
-export const API_S3_PATIENCE: S3Patience = { requestTimeoutMs: 3_000, maxAttempts: 2 };
+export const WORKER_S3_PATIENCE: S3Patience = { requestTimeoutMs: 60_000, maxAttempts: 3, maxSockets: 50 };
+/**
+ * The API answers people: a stalled store must turn into an answer within seconds, not a hang. Its
+ * pool fits 200 clients at once, each call reading its token and writing its audit record besides its own requests.
+ */
+export const API_S3_PATIENCE: S3Patience = { requestTimeoutMs: 3_000, maxAttempts: 2, maxSockets: 512 };
 
 export function createS3Client(s3: S3Settings, patience: S3Patience = WORKER_S3_PATIENCE): S3Client {
   // The SDK version is pinned and supports Node 20; its notice about future releases is noise in every log.
@@ -23,7 +31,7 @@ export function createS3Client(s3: S3Settings, patience: S3Patience = WORKER_S3_
     ...(s3.credentials ? { credentials: s3.credentials } : {}),
     // Fail fast on a dead endpoint instead of hanging for the socket default. Without
     // throwOnRequestTimeout the handler only logs a warning and a stalled server hangs the request forever.
-    requestHandler: { connectionTimeout: 3_000, requestTimeout: patience.requestTimeoutMs, throwOnRequestTimeout: true },
+    requestHandler: { connectionTimeout: 3_000, requestTimeout: patience.requestTimeoutMs, throwOnRequestTimeout: true, httpAgent: { maxSockets: patience.maxSockets } },
     maxAttempts: patience.maxAttempts,
   });
 }

@@ -6,6 +6,7 @@
 import { STATUS_CODES } from 'node:http';
 import { z } from 'zod';
 import { ProblemSchema } from '../problem';
+import { REQUEST_ID } from '../request-context';
 import type { ApiRoute } from './api-routes';
 import type { Content, ProblemStatus, ResponseDoc, RouteDoc } from './route-docs';
 
@@ -15,7 +16,7 @@ const PROBLEM_TYPE = 'application/problem+json';
 const PROBLEM_REF = { $ref: '#/components/schemas/Problem' };
 /** What each problem status means in this API; a problem's `detail` says the particular case. */
 const PROBLEM_MEANINGS: Record<ProblemStatus | 401 | 403, string> = {
-  400: 'bad input: `errors` names each field',
+  400: 'bad input: `errors` names each field (or the `X-Request-Id` header)',
   401: 'no bearer token, or one that is unknown or revoked',
   403: 'the token\'s role is below `x-required-role`, or its principal may not take this step',
   404: 'no such domain, runbook, operation or restore point',
@@ -37,6 +38,14 @@ export const openApiPath = (path: string) => path.replace(/:(\w+)/g, '{$1}');
 /** Path parameters named alike across routers, described once; a route's `params` say the others. */
 const SHARED_PARAMS: Record<string, string> = { domain: 'the protected domain\'s name (a DNS label)' };
 
+const REQUEST_ID_HEADER = {
+  name: 'X-Request-Id',
+  in: 'header',
+  required: false,
+  description: 'the client\'s id of the call, echoed in the answer and kept in its audit record and the operation it starts; generated when absent',
+  schema: { type: 'string', pattern: REQUEST_ID.source },
+};
+
 const pathParams = (path: string) => [...path.matchAll(/:(\w+)/g)].map((m) => m[1]);
 
 function content(media: Content, io: 'input' | 'output'): Record<string, { schema?: JsonSchema }> {
@@ -52,14 +61,12 @@ function response(doc: string | ResponseDoc) {
 
 /** The problems a route answers: its own, its guard's, and its body parser's. */
 function problems(route: ApiRoute): Array<keyof typeof PROBLEM_MEANINGS> {
-  const statuses = new Set<keyof typeof PROBLEM_MEANINGS>(route.doc?.problems);
+  // Every route, open ones too, refuses a malformed X-Request-Id before anything else.
+  const statuses = new Set<keyof typeof PROBLEM_MEANINGS>(route.doc?.problems).add(400);
   // Behind the token check, any route may meet an outage: the store that keeps tokens, or what the route reads, not answering.
   if (route.role) statuses.add(401).add(503);
   if (route.role && route.role !== 'viewer') statuses.add(403);
-  if (route.doc?.body) {
-    statuses.add(413).add(415);
-    if (route.doc.body instanceof z.ZodType) statuses.add(400);
-  }
+  if (route.doc?.body) statuses.add(413).add(415);
   return [...statuses].sort((a, b) => a - b);
 }
 
@@ -78,13 +85,14 @@ function operation(route: ApiRoute, doc: RouteDoc) {
   const parameters = [
     ...pathParams(route.path).map((name) => ({ name, in: 'path', required: true, description: doc.params?.[name] ?? SHARED_PARAMS[name] ?? name, schema: { type: 'string' } })),
     ...(doc.query ? queryParams(doc.query) : []),
+    REQUEST_ID_HEADER,
   ];
   const body = doc.body;
   return {
     summary: doc.summary,
     ...(doc.description ? { description: doc.description } : {}),
     ...(route.role ? { 'x-required-role': route.role, security: [{ bearer: [] }] } : { security: [] }),
-    ...(parameters.length > 0 ? { parameters } : {}),
+    parameters,
     ...(body
       ? {
           requestBody: body instanceof z.ZodType

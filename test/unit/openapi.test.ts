@@ -67,6 +67,17 @@ describe('OpenAPI document of the API process', () => {
     for (const open of ['/healthz', '/openapi.json', '/docs']) assert.deepEqual(document.paths[open].get.security, [], open);
   });
 
+  it('says on every route that a malformed X-Request-Id is refused with 400, as the app does before routing', async () => {
+    const operations = Object.entries(document.paths).flatMap(([path, item]) => Object.entries(item).filter(([method]) => METHODS.includes(method)).map(([method, operation]) => ({ where: `${method} ${path}`, operation: operation as unknown as { parameters: Array<{ name: string; in: string }>; responses: Record<string, unknown> } })));
+    for (const { where, operation } of operations) {
+      assert.ok(operation.parameters.some((p) => p.in === 'header' && p.name === 'X-Request-Id'), where);
+      assert.ok(operation.responses['400'], where);
+    }
+    const res = await fetch(`${url}/healthz`, { headers: { 'x-request-id': 'not valid' } });
+    assert.equal(res.status, 400);
+    assert.match(res.headers.get('content-type') ?? '', /^application\/problem\+json/);
+  });
+
   it('is valid OpenAPI 3.1', async () => {
     const { Validator } = await import('@seriousme/openapi-schema-validator');
     const validator = new Validator();
