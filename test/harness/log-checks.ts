@@ -1,0 +1,44 @@
+/**
+ * What the fault tests check of a domain's log once the faults are over, as a fresh reader sees
+ * it: each write stored once, in order, and the disks it rebuilds equal to the primary's.
+ */
+import assert from 'node:assert/strict';
+import { readChain, resolveChain } from '../../datapath/log-chain';
+import type { ObjectStore } from '../../datapath/object-store';
+import { Ownership } from '../../datapath/ownership';
+import { manifestSchema, parseRecord } from '../../datapath/records';
+import { rehydrate } from '../../datapath/rehydrate';
+import type { SiteService } from '../../sites/launch';
+
+/**
+ * The log of `epoch` holds each journal write once and in order: every segment starts where the
+ * one before it ends (no write stored twice under two names, none skipped), and its writes follow
+ * their journal sequence. A resync segment's reads all carry the sequence it ends at.
+ */
+export async function assertLogHoldsEachWriteOnce(store: ObjectStore, domain: string, epoch: number): Promise<void> {
+  const chain = (await resolveChain(store, new Ownership(store, domain))).filter((link) => link.epoch === epoch);
+  let end: number | undefined;
+  for await (const { link, segment } of readChain(store, chain, 4)) {
+    if (end !== undefined) assert.equal(segment.afterSequence, end, `${link.key} starts where the segment before it ends`);
+    end = segment.lastSequence;
+    if (segment.entries.every((entry) => entry.sequence === segment.lastSequence)) continue;
+    let last = segment.afterSequence;
+    for (const entry of segment.entries) {
+      assert.ok(entry.sequence > last && entry.sequence <= segment.lastSequence, `${link.key}: journal sequence ${entry.sequence} after ${last}, up to ${segment.lastSequence}`);
+      last = entry.sequence;
+    }
+  }
+}
+
+/** Rebuilds the end of the domain's log at `target` (new disks, ids prefixed) and checks each disk equals the primary's now: the primary must be idle and the log caught up. */
+export async function assertLogRebuildsPrimary(store: ObjectStore, domain: string, primary: SiteService, target: SiteService, datastore: string): Promise<void> {
+  const ownership = new Ownership(store, domain);
+  const key = ownership.keys.manifest();
+  const { disks } = parseRecord(manifestSchema, key, (await store.get(key))!);
+  const targetDiskId = (diskId: string) => `rebuilt-${diskId}`;
+  await rehydrate({ store, ownership, target: target.client, disks, datastore, upTo: { kind: 'latest' }, targetDiskId });
+  for (const disk of disks) {
+    const [rebuilt, original] = await Promise.all([target.client.readDisk(targetDiskId(disk.diskId), 0, disk.sizeBytes), primary.client.readDisk(disk.diskId, 0, disk.sizeBytes)]);
+    assert.ok(rebuilt.equals(original), `${disk.diskId} rebuilt from the log equals the primary's`);
+  }
+}
