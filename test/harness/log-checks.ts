@@ -1,6 +1,7 @@
 /**
- * What the fault tests check of a domain's log once the faults are over, as a fresh reader sees
- * it: each write stored once, in order, and the disks it rebuilds equal to the primary's.
+ * What the fault tests check once the faults are over: the domain's log, as a fresh reader sees
+ * it, holds each write once and in order and rebuilds the primary's disks; a domain recovered at
+ * the recovery site is there once, its disks equal to the primary's.
  */
 import assert from 'node:assert/strict';
 import { readChain, resolveChain } from '../../datapath/log-chain';
@@ -9,6 +10,7 @@ import { Ownership } from '../../datapath/ownership';
 import { manifestSchema, parseRecord } from '../../datapath/records';
 import { rehydrate } from '../../datapath/rehydrate';
 import type { SiteService } from '../../sites/launch';
+import { domainVms } from '../fixtures/failover-domains';
 
 /**
  * The log of `epoch` holds each journal write once and in order: every segment starts where the
@@ -40,5 +42,19 @@ export async function assertLogRebuildsPrimary(store: ObjectStore, domain: strin
   for (const disk of disks) {
     const [rebuilt, original] = await Promise.all([target.client.readDisk(targetDiskId(disk.diskId), 0, disk.sizeBytes), primary.client.readDisk(disk.diskId, 0, disk.sizeBytes)]);
     assert.ok(rebuilt.equals(original), `${disk.diskId} rebuilt from the log equals the primary's`);
+  }
+}
+
+/** After a failover with the primary shut down: each VM of the domain once at the recovery site, no appliance left, every disk equal to the primary's. */
+export async function assertRecoveredEqualsPrimary(domain: string, primary: SiteService, recovery: SiteService): Promise<void> {
+  const vms = await recovery.client.listVms();
+  assert.deepEqual(vms.filter((v) => v.kind !== 'vm').map((v) => v.name), [], 'no RocVA or representation VM is left');
+  assert.deepEqual(vms.map((v) => v.name).sort(), domainVms(domain).sort(), 'each recovered VM exactly once');
+  for (const vm of vms) {
+    for (const diskId of vm.diskIds) {
+      const { sizeBytes } = await recovery.client.getDisk(diskId);
+      const [copy, original] = await Promise.all([recovery.client.readDisk(diskId, 0, sizeBytes), primary.client.readDisk(diskId, 0, sizeBytes)]);
+      assert.ok(copy.equals(original), `${diskId} equals the primary's disk after its shutdown`);
+    }
   }
 }

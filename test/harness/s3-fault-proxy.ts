@@ -33,6 +33,9 @@ const S3_ERRORS = {
   503: ['SlowDown', 'Please reduce your request rate.'],
 } as const;
 
+/** The flaky store of issue 17: 10% of requests fail, 5% stall for 2 s, and some answers are lost after the store acted. */
+export const FLAKY_STORE: FaultRules = { errorRate: 0.1, stallRate: 0.05, stallMs: 2_000, lostAnswerRate: 0.03 };
+
 export interface FaultCounts {
   forwarded: number;
   errors: number;
