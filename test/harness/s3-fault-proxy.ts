@@ -7,6 +7,7 @@
  */
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Testbed } from './testbed';
 
 export interface FaultRules {
   /** Share of requests answered with an S3 error instead of reaching the server. */
@@ -32,6 +33,13 @@ const S3_ERRORS = {
   500: ['InternalError', 'We encountered an internal error. Please try again.'],
   503: ['SlowDown', 'Please reduce your request rate.'],
 } as const;
+
+/** A proxy in front of the testbed's store, and the named sites' workers started to reach the store only through it, as they would a real endpoint. */
+export async function siteWorkersBehindProxy({ stack, sites, workers }: Pick<Testbed, 'stack' | 'sites' | 'workers'>, names: string[]): Promise<S3FaultProxy> {
+  const proxy = await S3FaultProxy.start(stack.s3Settings.endpoint);
+  for (const name of names) await workers.site(sites.site(name), name, { S3_ENDPOINT: proxy.url });
+  return proxy;
+}
 
 /** The flaky store of issue 17: 10% of requests fail, 5% stall for 2 s, and some answers are lost after the store acted. */
 export const FLAKY_STORE: FaultRules = { errorRate: 0.1, stallRate: 0.05, stallMs: 2_000, lostAnswerRate: 0.03 };

@@ -7,7 +7,7 @@ import type { OperationReport } from '../../workflows/operation-messages';
 import { failoverSiteDefinitions, protectAtPrimary, runbookYaml, waitFor } from '../fixtures/failover-domains';
 import { apiCalls } from '../harness/api-calls';
 import { assertLogHoldsEachWriteOnce, assertRecoveredEqualsPrimary } from '../harness/log-checks';
-import { FLAKY_STORE, S3FaultProxy } from '../harness/s3-fault-proxy';
+import { FLAKY_STORE, siteWorkersBehindProxy, type S3FaultProxy } from '../harness/s3-fault-proxy';
 import { admin, testSiteDefinitions } from '../harness/sites';
 import { useTestApi, useTestbed, type ApiPrincipal } from '../harness/testbed';
 
@@ -17,15 +17,14 @@ const FOLLOWING_THROUGH_FAULTS_MS = 10_000;
 
 describe('a continuous failover following through a flaky object store (10% errors, 5% stalls of 2 s, lost answers) and its planned completion through the same faults: it completes, and the recovered disks equal the primary\'s', () => {
   const operator: ApiPrincipal = { name: 'dr-lead', role: 'operator', token: generateToken() };
-  const { stack, sites, primary, recovery, store, runbooks, workers } = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), [DOMAIN]), workers: ['orchestration'] });
+  const bed = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), [DOMAIN]), workers: ['orchestration'] });
+  const { stack, sites, primary, recovery, store, runbooks } = bed;
   const api = useTestApi({ principals: [operator], routers: (log) => [runbooksRouter({ store: runbooks, log }), operationsRouter({ client: stack.client, runbooks, store, log })] });
   const { call, submitRunbook, operationResult } = apiCalls(() => api.url, operator.token);
   let proxy: S3FaultProxy | undefined;
   before(async () => {
-    proxy = await S3FaultProxy.start(stack.s3Settings.endpoint);
-    // Both site workers reach the store only through the proxy: the replicator at the primary, the follower at the recovery site.
-    await workers.site(primary, 'primary', { S3_ENDPOINT: proxy.url });
-    await workers.site(recovery, 'recovery', { S3_ENDPOINT: proxy.url });
+    // The replicator at the primary and the follower at the recovery site.
+    proxy = await siteWorkersBehindProxy(bed, ['primary', 'recovery']);
     await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 40, blockSize: 4096, pattern: 'random', seed: 's3-faults-continuous' });
     await protectAtPrimary(stack.client, DOMAIN);
     await submitRunbook(runbookYaml(DOMAIN, {}));

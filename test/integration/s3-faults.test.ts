@@ -7,7 +7,7 @@ import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { protectionWorkflowId } from '../../workflows/workflow-ids';
 import { failoverSiteDefinitions, protectAtPrimary, runbookYaml, waitFor } from '../fixtures/failover-domains';
 import { assertLogHoldsEachWriteOnce, assertRecoveredEqualsPrimary } from '../harness/log-checks';
-import { FLAKY_STORE, S3FaultProxy } from '../harness/s3-fault-proxy';
+import { FLAKY_STORE, siteWorkersBehindProxy, type S3FaultProxy } from '../harness/s3-fault-proxy';
 import { admin, testSiteDefinitions } from '../harness/sites';
 import { useTestbed } from '../harness/testbed';
 
@@ -18,13 +18,11 @@ const UNREACHABLE_MS = 20_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('a flaky object store (errors, stalls, lost answers), then an unreachable one, under protection, and a planned failover through the faults: the RPO recovers, nothing is lost or written twice', () => {
-  const { stack, sites, primary, recovery, store, workers } = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), [DOMAIN]), workers: ['orchestration'] });
+  const bed = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), [DOMAIN]), workers: ['orchestration'] });
+  const { stack, sites, primary, recovery, store } = bed;
   let proxy: S3FaultProxy | undefined;
   before(async () => {
-    proxy = await S3FaultProxy.start(stack.s3Settings.endpoint);
-    // The site workers reach the store only through the proxy, as they would a real endpoint.
-    await workers.site(primary, 'primary', { S3_ENDPOINT: proxy.url });
-    await workers.site(recovery, 'recovery', { S3_ENDPOINT: proxy.url });
+    proxy = await siteWorkersBehindProxy(bed, ['primary', 'recovery']);
     await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 40, blockSize: 4096, pattern: 'random', seed: 's3-faults' });
     await protectAtPrimary(stack.client, DOMAIN);
   });

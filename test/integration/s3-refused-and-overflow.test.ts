@@ -9,7 +9,7 @@ import { protectStatusQuery, rpoBound, type ProtectStatus } from '../../workflow
 import { protectionWorkflowId } from '../../workflows/workflow-ids';
 import { failoverSiteDefinitions, protectAtPrimary, waitFor } from '../fixtures/failover-domains';
 import { assertLogHoldsEachWriteOnce, assertLogRebuildsPrimary } from '../harness/log-checks';
-import { S3FaultProxy } from '../harness/s3-fault-proxy';
+import { siteWorkersBehindProxy, type S3FaultProxy } from '../harness/s3-fault-proxy';
 import { admin, testSiteDefinitions } from '../harness/sites';
 import { useTestApi, useTestbed, type ApiPrincipal } from '../harness/testbed';
 
@@ -28,7 +28,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('the object store refusing the site worker\'s credentials (403), then unreachable past the throttle, under protection with a live workload: protection shows the refusal and resumes by itself, bitmap mode holds the outage, and the log is complete', () => {
   const viewer: ApiPrincipal = { name: 'operator-console', role: 'viewer', token: generateToken() };
-  const { stack, sites, primary, recovery, store, runbooks, workers } = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), [DOMAIN]), workers: ['orchestration'] });
+  const bed = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), [DOMAIN]), workers: ['orchestration'] });
+  const { stack, sites, primary, recovery, store, runbooks } = bed;
   let metrics: ApiMetrics | undefined;
   const api = useTestApi({
     principals: [viewer],
@@ -39,9 +40,7 @@ describe('the object store refusing the site worker\'s credentials (403), then u
   });
   let proxy: S3FaultProxy | undefined;
   before(async () => {
-    proxy = await S3FaultProxy.start(stack.s3Settings.endpoint);
-    // The site worker reaches the store only through the proxy, as it would a real endpoint.
-    await workers.site(primary, 'primary', { S3_ENDPOINT: proxy.url });
+    proxy = await siteWorkersBehindProxy(bed, ['primary']);
     await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 40, blockSize: 4096, pattern: 'random', seed: 's3-refused' });
     await protectAtPrimary(stack.client, DOMAIN, { accessRetryMs: ACCESS_RETRY_MS, throttle: { maxLagMs: MAX_LAG_MS } });
   });
