@@ -6,7 +6,7 @@ import { follow, laterCursor, type FollowCursor, type FollowResult } from '../da
 import { collectGarbage, type GcResult } from '../datapath/gc';
 import { DomainKeys } from '../datapath/keys';
 import { ReaderLease } from '../datapath/lease';
-import type { ObjectStore } from '../datapath/object-store';
+import { ObjectStoreAccessDeniedError, type ObjectStore } from '../datapath/object-store';
 import { Ownership, StaleEpochError } from '../datapath/ownership';
 import { dirtyRegionsSchema, manifestSchema, parseRecord, RECORD_FORMAT_VERSION, type DomainDisk, type LogPosition, type Manifest, type RehydrationTarget, type RestorePoint, type VmMetadata } from '../datapath/records';
 import { rehydrate, type RehydrationProgress, type RehydrationResult } from '../datapath/rehydrate';
@@ -150,6 +150,7 @@ export function classify(error: unknown): unknown {
   if (error instanceof CorruptSegmentError) return failure('CorruptSegment', error.message);
   if (error instanceof TargetNotRestorableError) return failure('TargetNotRestorable', error.message);
   if (error instanceof JournalGapError) return failure('JournalGap', error.message);
+  if (error instanceof ObjectStoreAccessDeniedError) return failure('ObjectStoreAccessDenied', error.message, [{ bucket: error.bucket, key: error.key }]);
   // A site's refusal that retrying cannot change (a name taken, an unknown placement) ends the attempt.
   if (error instanceof SiteError && isFailureType(error.code) && !canHeal(error.code)) return failure(error.code, error.message);
   return error;

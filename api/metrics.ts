@@ -16,7 +16,7 @@ import { DOMAIN_MODES } from '../common/domain-modes';
 import { scanDomains } from '../datapath/import-scan';
 import type { ObjectStore } from '../datapath/object-store';
 import type { RunbookStore } from '../runbooks/store';
-import type { ProtectMode, ProtectStatus } from '../workflows/protect';
+import { PROTECTION_FAILURES, type ProtectMode, type ProtectStatus } from '../workflows/protect';
 import { DR_OPERATION, DR_OUTCOME } from '../workflows/search-attributes';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../workflows/task-queues';
 import { OPERATION_KINDS } from '../workflows/workflow-ids';
@@ -182,6 +182,9 @@ export function apiMetrics({ client, store, runbooks, log, sites, refreshMs = 10
   });
   gauge('dr_protection_mode', 'The protection mode of each domain: 1 for the mode it is in', ['domain', 'mode'], (g, { domains }) => {
     for (const d of domains) if (d.protection) for (const mode of PROTECT_MODES) g.set({ domain: d.domain, mode }, d.protection.mode === mode ? 1 : 0);
+  });
+  gauge('dr_protection_failing', 'Whether the domain\'s protection is stuck on a failure it waits out (1 for the reason; ObjectStoreAccessDenied: the object store refuses the site worker\'s credentials)', ['domain', 'reason'], (g, { domains }) => {
+    for (const d of domains) if (d.protection) for (const reason of PROTECTION_FAILURES) g.set({ domain: d.domain, reason }, d.protection.failing?.reason === reason ? 1 : 0);
   });
   gauge('dr_protection_answering', 'Whether the domain\'s protection workflow answered the last scrape (0: stopped, or no worker answers)', ['domain'], (g, { domains }) => {
     for (const d of domains) g.set({ domain: d.domain }, d.protection ? 1 : 0);

@@ -23,6 +23,7 @@ export const FAILURES = {
   StaleEpoch: { heals: false, meaning: 'another site holds a newer ownership epoch: this writer is fenced' },
   NotOwner: { heals: false, meaning: 'the site does not own the domain the request needs it to own' },
   DomainOwnedElsewhere: { heals: false, meaning: 'the domain is protected from another site' },
+  ObjectStoreAccessDenied: { heals: false, meaning: 'the object store refused the site worker\'s S3 credentials for a bucket and key (revoked, rotated, a policy changed): protection records it and tries again every 30 s until they are valid' },
   CorruptSegment: { heals: false, meaning: 'a log segment or base chunk fails its checksum or format' },
   NoManifest: { heals: false, meaning: 'the storage site holds no manifest for the domain: it was never protected there' },
   NoDirtyRegions: { heals: false, meaning: 'bitmap mode left no dirty regions to resync' },

@@ -44,6 +44,14 @@ export function isS3Unavailable(error: unknown): boolean {
   return (status !== undefined && status >= 500) || name === 'TimeoutError' || ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH'].includes(code ?? '');
 }
 
+/** The store refuses the credentials (revoked, rotated, a policy changed): retrying with the same ones cannot help. */
+export function isAccessDenied(error: unknown): boolean {
+  return (
+    error instanceof S3ServiceException &&
+    (['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch'].includes(error.name) || error.$metadata.httpStatusCode === 403)
+  );
+}
+
 /** True when the error is S3's answer to a failed If-None-Match / If-Match precondition. */
 export function isPreconditionFailed(error: unknown): boolean {
   return (

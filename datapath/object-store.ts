@@ -1,6 +1,18 @@
 import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { S3Settings } from '../common/config';
-import { isNotFound, isPreconditionFailed } from '../common/s3';
+import { isAccessDenied, isNotFound, isPreconditionFailed } from '../common/s3';
+
+/** The store refused the worker's credentials for this bucket and key (`AccessDenied`, `InvalidAccessKeyId`, `SignatureDoesNotMatch`). */
+export class ObjectStoreAccessDeniedError extends Error {
+  constructor(
+    readonly bucket: string,
+    readonly key: string,
+    cause: Error,
+  ) {
+    super(`the object store refused access to s3://${bucket}/${key}: ${cause.name} (${cause.message}); check the site worker's S3 credentials`, { cause });
+    this.name = 'ObjectStoreAccessDeniedError';
+  }
+}
 
 /** The few S3 calls the data path makes, bound to one bucket. */
 export class ObjectStore {
@@ -13,10 +25,20 @@ export class ObjectStore {
     return this.settings.prefix;
   }
 
+  /** Sends the request for `key` (a prefix for a list), naming the bucket and key when the credentials are refused. */
+  private async send<T>(key: string, request: () => Promise<T>): Promise<T> {
+    try {
+      return await request();
+    } catch (error) {
+      if (isAccessDenied(error)) throw new ObjectStoreAccessDeniedError(this.settings.bucket, key, error as Error);
+      throw error;
+    }
+  }
+
   /** Creates the object only if the key is free; false when it already exists (the 412 answer). */
   async createIfAbsent(key: string, body: Buffer | string, contentType = 'application/octet-stream'): Promise<boolean> {
     try {
-      await this.s3.send(new PutObjectCommand({ Bucket: this.settings.bucket, Key: key, Body: body, ContentType: contentType, IfNoneMatch: '*' }));
+      await this.send(key, () => this.s3.send(new PutObjectCommand({ Bucket: this.settings.bucket, Key: key, Body: body, ContentType: contentType, IfNoneMatch: '*' })));
       return true;
     } catch (error) {
       if (isPreconditionFailed(error)) return false;
@@ -25,13 +47,15 @@ export class ObjectStore {
   }
 
   async put(key: string, body: Buffer | string, contentType = 'application/octet-stream'): Promise<void> {
-    await this.s3.send(new PutObjectCommand({ Bucket: this.settings.bucket, Key: key, Body: body, ContentType: contentType }));
+    await this.send(key, () => this.s3.send(new PutObjectCommand({ Bucket: this.settings.bucket, Key: key, Body: body, ContentType: contentType })));
   }
 
   async get(key: string): Promise<Buffer | undefined> {
     try {
-      const result = await this.s3.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: key }));
-      const bytes = await result.Body!.transformToByteArray();
+      const bytes = await this.send(key, async () => {
+        const result = await this.s3.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: key }));
+        return result.Body!.transformToByteArray();
+      });
       // A view, not a copy: objects are megabytes and this is the readers' hot path.
       return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     } catch (error) {
@@ -44,7 +68,7 @@ export class ObjectStore {
   async delete(keys: string[]): Promise<void> {
     for (let start = 0; start < keys.length; start += 1000) {
       const batch = keys.slice(start, start + 1000);
-      const result = await this.s3.send(new DeleteObjectsCommand({ Bucket: this.settings.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }));
+      const result = await this.send(batch[0], () => this.s3.send(new DeleteObjectsCommand({ Bucket: this.settings.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } })));
       const failed = result.Errors ?? [];
       if (failed.length > 0) throw new Error(`deleting ${failed.length} object(s) failed, first ${failed[0].Key}: ${failed[0].Code} ${failed[0].Message}`);
     }
@@ -57,7 +81,7 @@ export class ObjectStore {
     const prefixes: string[] = [];
     let token: string | undefined;
     do {
-      const page = await this.s3.send(
+      const page = await this.send(prefix, () => this.s3.send(
         new ListObjectsV2Command({
           Bucket: this.settings.bucket,
           Prefix: prefix,
@@ -66,7 +90,7 @@ export class ObjectStore {
           ContinuationToken: token,
           MaxKeys: options.limit === undefined ? undefined : Math.min(1000, options.limit - keys.length),
         }),
-      );
+      ));
       for (const item of page.Contents ?? []) {
         if (!item.Key) continue;
         keys.push(item.Key);

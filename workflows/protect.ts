@@ -1,5 +1,6 @@
 import {
   ActivityFailure,
+  ApplicationFailure,
   allHandlersFinished,
   log,
   condition,
@@ -11,6 +12,7 @@ import {
   setCurrentDetails,
   setHandler,
   patched,
+  sleep,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { DatapathActivities } from '../activities/datapath';
@@ -38,6 +40,8 @@ export interface ProtectInput {
   throttle?: { maxBacklogEntries?: number; maxLagMs?: number };
   /** Garbage collection (compaction into a base, deletion of what nothing needs) after every this many replicator runs; default 30. */
   gcEveryRuns?: number;
+  /** How long protection waits before trying again while the object store refuses the site worker's credentials; default 30 s. */
+  accessRetryMs?: number;
   /** Replicator runs per workflow execution before continue-as-new (history stays bounded). */
   runsPerExecution?: number;
   /**
@@ -103,7 +107,22 @@ export interface ProtectStatus {
   vms: string[];
   /** New disks being copied into the log while the others keep being logged write by write; no restore point until it is finished. */
   diskSync?: { disks: string[]; copiedDisks: number; startSegment?: number };
+  /**
+   * Why protection is not making progress: the object store refuses the site worker's credentials
+   * (the message names the bucket and key). It tries again at `retryAt`; gone once a try succeeds.
+   */
+  failing?: ProtectionFailing;
   stopping: boolean;
+}
+
+export const PROTECTION_FAILURES = ['ObjectStoreAccessDenied'] as const;
+
+export interface ProtectionFailing {
+  reason: (typeof PROTECTION_FAILURES)[number];
+  message: string;
+  /** When the first of the failed tries in a row failed. */
+  since: number;
+  retryAt: number;
 }
 
 /** Seconds since every write was known durable (an upper bound of the RPO), or undefined before the first replicator run says. */
@@ -253,8 +272,37 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
         : target !== undefined && rpo > target
           ? `\n\n**RPO target breached**: writes are durable only up to ${rpo} s ago, past the target of ${target} s (spec.protection.rpoTarget)`
           : `\n\nRPO at most ${rpo} s${target !== undefined ? ` (target ${target} s)` : ''}`;
-    setCurrentDetails(`${status.mode} mode: replicating ${input.domain} from ${input.site} (epoch ${status.epoch}, cursor ${status.cursor}, lag ${status.lagMs} ms)${rpoLine}`);
+    const failingLine = status.failing
+      ? `\n\n**Failing since ${new Date(status.failing.since).toISOString()}** (${status.failing.reason}): ${status.failing.message}. Trying again at ${new Date(status.failing.retryAt).toISOString()}`
+      : '';
+    setCurrentDetails(`${status.mode} mode: replicating ${input.domain} from ${input.site} (epoch ${status.epoch}, cursor ${status.cursor}, lag ${status.lagMs} ms)${rpoLine}${failingLine}`);
   }
+  // Revoked credentials are fixed by a person, not by the activity's retries: protection shows why
+  // it is stuck and tries the same step again every `accessRetryMs`, resuming by itself once they
+  // are valid. Each step so retried is an activity that is safe to run again from its input.
+  const waitsOutRefusals = patched('protection-waits-out-refused-credentials');
+  const accessRetryMs = input.accessRetryMs ?? 30_000;
+  const admitted = async <T>(step: () => Promise<T>): Promise<T> => {
+    for (;;) {
+      try {
+        const result = await step();
+        if (status.failing) {
+          log.info('the object store admits the site worker again', { domain: input.domain, failingSince: status.failing.since });
+          delete status.failing;
+          describe();
+        }
+        return result;
+      } catch (error) {
+        const refusal = error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === 'ObjectStoreAccessDenied' ? error.cause : undefined;
+        if (!waitsOutRefusals || !refusal) throw error;
+        const now = workflowNow();
+        status.failing = { reason: 'ObjectStoreAccessDenied', message: refusal.message, since: status.failing?.since ?? now, retryAt: now + accessRetryMs };
+        log.warn('the object store refuses the site worker\'s credentials; trying again later', { domain: input.domain, error: refusal.message, retryInMs: accessRetryMs });
+        describe();
+        await sleep(accessRetryMs);
+      }
+    }
+  };
   const showsRpo = patched('protection-shows-rpo');
   const readRpoTarget = async () => {
     const target = await acts.readRpoTarget.executeWithOptions({ summary: `RPO target of ${input.domain}` }, [{ domain: input.domain }]);
@@ -275,9 +323,9 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
   const bitmapEpisode = async () => {
     const bitmap = { domain: input.domain, site: input.site, epoch: status.epoch, cursor: status.cursor, vms: memberNames() };
     setMode('bitmap');
-    const tracked = await trackDirtyRegions.executeWithOptions({ summary: `bitmap mode from cursor ${bitmap.cursor}` }, [bitmap]);
+    const tracked = await admitted(() => trackDirtyRegions.executeWithOptions({ summary: `bitmap mode from cursor ${bitmap.cursor}` }, [bitmap]));
     setMode('resync');
-    const written = await resyncDirtyRegions.executeWithOptions({ summary: `resync ${tracked.dirtyRegions} dirty regions up to ${tracked.drainedTo}` }, [bitmap]);
+    const written = await admitted(() => resyncDirtyRegions.executeWithOptions({ summary: `resync ${tracked.dirtyRegions} dirty regions up to ${tracked.drainedTo}` }, [bitmap]));
     status.cursor = written.cursor;
     resyncToFinish = { ...bitmap, written };
   };
@@ -285,7 +333,8 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     for (;;) {
       await condition(() => resyncToFinish !== undefined || executionDone());
       if (!resyncToFinish) return;
-      await finishResync.executeWithOptions({ summary: `resync from cursor ${resyncToFinish.cursor} becomes exact` }, [resyncToFinish]);
+      const finishing = resyncToFinish;
+      await admitted(() => finishResync.executeWithOptions({ summary: `resync from cursor ${finishing.cursor} becomes exact` }, [finishing]));
       resyncToFinish = undefined;
       setMode('log');
     }
@@ -295,9 +344,8 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     if (!wantSync) return;
     describe();
     const startedAt = workflowNow();
-    const result = await initialSync.executeWithOptions({ summary: `initial sync of epoch ${status.epoch} at cursor ${status.cursor}` }, [
-      { domain: input.domain, site: input.site, epoch: status.epoch, cursor: status.cursor, vms: memberNames() },
-    ]);
+    const syncInput = { domain: input.domain, site: input.site, epoch: status.epoch, cursor: status.cursor, vms: memberNames() };
+    const result = await admitted(() => initialSync.executeWithOptions({ summary: `initial sync of epoch ${status.epoch} at cursor ${syncInput.cursor}` }, [syncInput]));
     status.base = result.baseId;
     status.initialSync = { bytesRead: result.bytesRead, chunksStored: result.chunksStored, durationMs: workflowNow() - startedAt };
     setMode('log');
@@ -329,20 +377,19 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
   const replicatorLoop = async () => {
     while (!executionDone()) {
       describe();
-      const progress = await replicateJournal.executeWithOptions({ summary: `replicate from cursor ${status.cursor}` }, [
-        {
-          domain: input.domain,
-          site: input.site,
-          epoch: status.epoch,
-          cursor: status.cursor,
-          vms: memberNames(),
-          runForMs: runMs,
-          ...(status.mode === 'log' ? { throttle } : {}),
-          ...(members ? { disks: members.flatMap((vm) => vm.diskIds) } : {}),
-          ...(diskSync ? { diskSync } : {}),
-          ...(status.durableAsOf !== undefined ? { durableAsOf: status.durableAsOf } : {}),
-        },
-      ]);
+      const replicateInput = {
+        domain: input.domain,
+        site: input.site,
+        epoch: status.epoch,
+        cursor: status.cursor,
+        vms: memberNames(),
+        runForMs: runMs,
+        ...(status.mode === 'log' ? { throttle } : {}),
+        ...(members ? { disks: members.flatMap((vm) => vm.diskIds) } : {}),
+        ...(diskSync ? { diskSync } : {}),
+        ...(status.durableAsOf !== undefined ? { durableAsOf: status.durableAsOf } : {}),
+      };
+      const progress = await admitted(() => replicateJournal.executeWithOptions({ summary: `replicate from cursor ${replicateInput.cursor}` }, [replicateInput]));
       runs++;
       status.cursor = progress.cursor;
       status.lagMs = progress.lagMs;

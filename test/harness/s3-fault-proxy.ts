@@ -1,12 +1,13 @@
 /**
  * A loopback HTTP proxy in front of the S3 server that misbehaves on purpose, by rules a test sets
- * and clears while it runs: S3 errors (503 SlowDown, 500), connections reset before any answer,
+ * and clears while it runs: S3 errors (503 SlowDown, 500), credentials refused (403 AccessDenied), connections reset before any answer,
  * answers delayed, and answers lost after the server acted on the request (the nastiest case
  * for idempotency: the PUT is stored, the client sees a failure and tries again). The product is
  * pointed at it as at any endpoint (`S3_ENDPOINT`); nothing in the product knows it is there.
  */
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Testbed } from './testbed';
 
 export interface FaultRules {
   /** Share of requests answered with an S3 error instead of reaching the server. */
@@ -22,11 +23,31 @@ export interface FaultRules {
   lostAnswerRate?: number;
   /** Every request reset: the store is unreachable. */
   unreachable?: boolean;
+  /** Every request answered 403 AccessDenied, as S3 answers credentials revoked or a policy that no longer allows them. */
+  accessDenied?: boolean;
 }
+
+/** The S3 error answers the proxy gives, with their XML codes and messages. */
+const S3_ERRORS = {
+  403: ['AccessDenied', 'Access Denied.'],
+  500: ['InternalError', 'We encountered an internal error. Please try again.'],
+  503: ['SlowDown', 'Please reduce your request rate.'],
+} as const;
+
+/** A proxy in front of the testbed's store, and the named sites' workers started to reach the store only through it, as they would a real endpoint. */
+export async function siteWorkersBehindProxy({ stack, sites, workers }: Pick<Testbed, 'stack' | 'sites' | 'workers'>, names: string[]): Promise<S3FaultProxy> {
+  const proxy = await S3FaultProxy.start(stack.s3Settings.endpoint);
+  for (const name of names) await workers.site(sites.site(name), name, { S3_ENDPOINT: proxy.url });
+  return proxy;
+}
+
+/** The flaky store of issue 17: 10% of requests fail, 5% stall for 2 s, and some answers are lost after the store acted. */
+export const FLAKY_STORE: FaultRules = { errorRate: 0.1, stallRate: 0.05, stallMs: 2_000, lostAnswerRate: 0.03 };
 
 export interface FaultCounts {
   forwarded: number;
   errors: number;
+  refusals: number;
   resets: number;
   stalls: number;
   lostAnswers: number;
@@ -34,7 +55,7 @@ export interface FaultCounts {
 
 export class S3FaultProxy {
   private rules: FaultRules = {};
-  readonly counts: FaultCounts = { forwarded: 0, errors: 0, resets: 0, stalls: 0, lostAnswers: 0 };
+  readonly counts: FaultCounts = { forwarded: 0, errors: 0, refusals: 0, resets: 0, stalls: 0, lostAnswers: 0 };
 
   private constructor(
     private readonly server: Server,
@@ -72,12 +93,14 @@ export class S3FaultProxy {
       req.socket.destroy();
       return;
     }
+    if (rules.accessDenied) {
+      this.counts.refusals++;
+      answerError(req, res, 403);
+      return;
+    }
     if (chance(rules.errorRate)) {
       this.counts.errors++;
-      const status = rules.errorStatus ?? 503;
-      const [code, message] = status === 503 ? ['SlowDown', 'Please reduce your request rate.'] : ['InternalError', 'We encountered an internal error. Please try again.'];
-      req.resume();
-      req.once('end', () => res.writeHead(status, { 'content-type': 'application/xml' }).end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message></Error>`));
+      answerError(req, res, rules.errorStatus ?? 503);
       return;
     }
     const loseAnswer = chance(rules.lostAnswerRate);
@@ -108,4 +131,11 @@ export class S3FaultProxy {
     upstream.once('error', () => req.socket.destroy());
     req.pipe(upstream);
   }
+}
+
+/** An S3 error answer, sent once the request's body has been read (as S3 does). */
+function answerError(req: IncomingMessage, res: ServerResponse, status: keyof typeof S3_ERRORS): void {
+  const [code, message] = S3_ERRORS[status];
+  req.resume();
+  req.once('end', () => res.writeHead(status, { 'content-type': 'application/xml' }).end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message></Error>`));
 }

@@ -1,0 +1,60 @@
+/**
+ * What the fault tests check once the faults are over: the domain's log, as a fresh reader sees
+ * it, holds each write once and in order and rebuilds the primary's disks; a domain recovered at
+ * the recovery site is there once, its disks equal to the primary's.
+ */
+import assert from 'node:assert/strict';
+import { readChain, resolveChain } from '../../datapath/log-chain';
+import type { ObjectStore } from '../../datapath/object-store';
+import { Ownership } from '../../datapath/ownership';
+import { manifestSchema, parseRecord } from '../../datapath/records';
+import { rehydrate } from '../../datapath/rehydrate';
+import type { SiteService } from '../../sites/launch';
+import { domainVms } from '../fixtures/failover-domains';
+
+/**
+ * The log of `epoch` holds each journal write once and in order: every segment starts where the
+ * one before it ends (no write stored twice under two names, none skipped), and its writes follow
+ * their journal sequence. A resync segment's reads all carry the sequence it ends at.
+ */
+export async function assertLogHoldsEachWriteOnce(store: ObjectStore, domain: string, epoch: number): Promise<void> {
+  const chain = (await resolveChain(store, new Ownership(store, domain))).filter((link) => link.epoch === epoch);
+  let end: number | undefined;
+  for await (const { link, segment } of readChain(store, chain, 4)) {
+    if (end !== undefined) assert.equal(segment.afterSequence, end, `${link.key} starts where the segment before it ends`);
+    end = segment.lastSequence;
+    if (segment.entries.every((entry) => entry.sequence === segment.lastSequence)) continue;
+    let last = segment.afterSequence;
+    for (const entry of segment.entries) {
+      assert.ok(entry.sequence > last && entry.sequence <= segment.lastSequence, `${link.key}: journal sequence ${entry.sequence} after ${last}, up to ${segment.lastSequence}`);
+      last = entry.sequence;
+    }
+  }
+}
+
+/** Rebuilds the end of the domain's log at `target` (new disks, ids prefixed) and checks each disk equals the primary's now: the primary must be idle and the log caught up. */
+export async function assertLogRebuildsPrimary(store: ObjectStore, domain: string, primary: SiteService, target: SiteService, datastore: string): Promise<void> {
+  const ownership = new Ownership(store, domain);
+  const key = ownership.keys.manifest();
+  const { disks } = parseRecord(manifestSchema, key, (await store.get(key))!);
+  const targetDiskId = (diskId: string) => `rebuilt-${diskId}`;
+  await rehydrate({ store, ownership, target: target.client, disks, datastore, upTo: { kind: 'latest' }, targetDiskId });
+  for (const disk of disks) {
+    const [rebuilt, original] = await Promise.all([target.client.readDisk(targetDiskId(disk.diskId), 0, disk.sizeBytes), primary.client.readDisk(disk.diskId, 0, disk.sizeBytes)]);
+    assert.ok(rebuilt.equals(original), `${disk.diskId} rebuilt from the log equals the primary's`);
+  }
+}
+
+/** After a failover with the primary shut down: each VM of the domain once at the recovery site, no appliance left, every disk equal to the primary's. */
+export async function assertRecoveredEqualsPrimary(domain: string, primary: SiteService, recovery: SiteService): Promise<void> {
+  const vms = await recovery.client.listVms();
+  assert.deepEqual(vms.filter((v) => v.kind !== 'vm').map((v) => v.name), [], 'no RocVA or representation VM is left');
+  assert.deepEqual(vms.map((v) => v.name).sort(), domainVms(domain).sort(), 'each recovered VM exactly once');
+  for (const vm of vms) {
+    for (const diskId of vm.diskIds) {
+      const { sizeBytes } = await recovery.client.getDisk(diskId);
+      const [copy, original] = await Promise.all([recovery.client.readDisk(diskId, 0, sizeBytes), primary.client.readDisk(diskId, 0, sizeBytes)]);
+      assert.ok(copy.equals(original), `${diskId} equals the primary's disk after its shutdown`);
+    }
+  }
+}

@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { generateToken } from '../../api/auth';
+import { operationsRouter } from '../../api/operations';
+import { runbooksRouter } from '../../api/runbooks';
+import type { OperationReport } from '../../workflows/operation-messages';
+import { failoverSiteDefinitions, protectAtPrimary, runbookYaml, waitFor } from '../fixtures/failover-domains';
+import { apiCalls } from '../harness/api-calls';
+import { assertLogHoldsEachWriteOnce, assertRecoveredEqualsPrimary } from '../harness/log-checks';
+import { FLAKY_STORE, siteWorkersBehindProxy, type S3FaultProxy } from '../harness/s3-fault-proxy';
+import { admin, testSiteDefinitions } from '../harness/sites';
+import { useTestApi, useTestbed, type ApiPrincipal } from '../harness/testbed';
+
+const DOMAIN = 'wobbly';
+/** How long the copy follows through the faults before the completion is asked for (the completion runs through them too). */
+const FOLLOWING_THROUGH_FAULTS_MS = 10_000;
+
+describe('a continuous failover following through a flaky object store (10% errors, 5% stalls of 2 s, lost answers) and its planned completion through the same faults: it completes, and the recovered disks equal the primary\'s', () => {
+  const operator: ApiPrincipal = { name: 'dr-lead', role: 'operator', token: generateToken() };
+  const bed = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), [DOMAIN]), workers: ['orchestration'] });
+  const { stack, sites, primary, recovery, store, runbooks } = bed;
+  const api = useTestApi({ principals: [operator], routers: (log) => [runbooksRouter({ store: runbooks, log }), operationsRouter({ client: stack.client, runbooks, store, log })] });
+  const { call, submitRunbook, operationResult } = apiCalls(() => api.url, operator.token);
+  let proxy: S3FaultProxy | undefined;
+  before(async () => {
+    // The replicator at the primary and the follower at the recovery site.
+    proxy = await siteWorkersBehindProxy(bed, ['primary', 'recovery']);
+    await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 40, blockSize: 4096, pattern: 'random', seed: 's3-faults-continuous' });
+    await protectAtPrimary(stack.client, DOMAIN);
+    await submitRunbook(runbookYaml(DOMAIN, {}));
+  });
+  after(() => proxy?.close());
+
+  it('follows and completes through the faults; each VM once at the recovery site, every disk equal to the primary\'s after its shutdown, the log holding each write once', async (t) => {
+    const faulty = proxy!;
+    await waitFor(`${DOMAIN} Protected`, async () => (await call('GET', `/domains/${DOMAIN}`)).body.mode === 'Protected', 30_000);
+    const started = await call('POST', `/domains/${DOMAIN}/continuous-failover`, {});
+    assert.equal(started.status, 202, JSON.stringify(started.body));
+    const workflowId = String(started.body.workflowId);
+    await waitFor(`${DOMAIN} following`, async () => (await call('GET', `/domains/${DOMAIN}`)).body.mode === 'Continuous Rehydration in Progress', 60_000);
+
+    faulty.setRules(FLAKY_STORE);
+    await new Promise((resolve) => setTimeout(resolve, FOLLOWING_THROUGH_FAULTS_MS));
+    const askedAt = Date.now();
+    const completion = await call('POST', `/domains/${DOMAIN}/failover`, { type: 'planned' });
+    assert.equal(completion.status, 202, JSON.stringify(completion.body));
+    const { status, result } = await operationResult(workflowId);
+    faulty.clear();
+    assert.equal(status, 'COMPLETED', JSON.stringify(result));
+    const report = result as OperationReport;
+    t.diagnostic(`proxy: ${JSON.stringify(faulty.counts)}; completion ${report.outcome} ${Math.round((Date.now() - askedAt) / 1000)} s after it was asked, RPO ${report.rpoMs} ms`);
+    assert.equal(report.outcome, 'succeeded');
+    assert.equal(report.rpoMs, 0, 'a planned completion loses nothing');
+    assert.ok(faulty.counts.errors > 0 && faulty.counts.stalls > 0, JSON.stringify(faulty.counts));
+
+    await assertRecoveredEqualsPrimary(DOMAIN, primary, recovery);
+    await assertLogHoldsEachWriteOnce(store, DOMAIN, 1);
+  });
+});
