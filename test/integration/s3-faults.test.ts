@@ -7,14 +7,15 @@ import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { protectionWorkflowId } from '../../workflows/workflow-ids';
 import { failoverSiteDefinitions, protectAtPrimary, runbookYaml, waitFor } from '../fixtures/failover-domains';
 import { assertLogHoldsEachWriteOnce, assertRecoveredEqualsPrimary } from '../harness/log-checks';
+import { atChaosSize } from '../harness/crashes';
 import { FLAKY_STORE, siteWorkersBehindProxy, type S3FaultProxy } from '../harness/s3-fault-proxy';
 import { admin, testSiteDefinitions } from '../harness/sites';
 import { useTestbed } from '../harness/testbed';
 
 const DOMAIN = 'flaky';
-const FAULTS_MS = 15_000;
-/** Shortened from the minute issue 17 names. */
-const UNREACHABLE_MS = 20_000;
+/** The issue's two minutes of faults and a minute unreachable under `npm run chaos`; shorter in npm test. */
+const FAULTS_MS = atChaosSize(120_000, 15_000);
+const UNREACHABLE_MS = atChaosSize(60_000, 20_000);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('a flaky object store (errors, stalls, lost answers), then an unreachable one, under protection, and a planned failover through the faults: the RPO recovers, nothing is lost or written twice', () => {
