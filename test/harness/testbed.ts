@@ -113,9 +113,24 @@ export interface TestApiOptions {
  */
 export function useTestApi({ principals, routers, logLines, httpMetrics }: TestApiOptions): TestServer {
   const undocumented: string[] = [];
-  afterEach(() => assert.deepEqual(undocumented.splice(0), [], 'answers that GET /openapi.json does not describe'));
+  // The API answers an unknown error with a bare 500 and logs it: a test that met one shows what was logged.
+  const unhandled: string[] = [];
+  afterEach(() => {
+    assert.deepEqual(unhandled.splice(0), [], 'errors the API answered with 500');
+    assert.deepEqual(undocumented.splice(0), [], 'answers that GET /openapi.json does not describe');
+  });
   const start = () => {
-    const log = createLogger('test-api', new Writable({ write: (chunk: Buffer, _encoding, done) => (logLines?.push(chunk.toString()), done()) }));
+    const log = createLogger(
+      'test-api',
+      new Writable({
+        write: (chunk: Buffer, _encoding, done) => {
+          const line = chunk.toString();
+          logLines?.push(line);
+          if (line.includes('"unhandled API error"')) unhandled.push(line);
+          done();
+        },
+      }),
+    );
     const app = createApp({
       log,
       tokens: { tokens: principals.map((p) => ({ name: p.name, role: p.role, sha256: hashToken(p.token) })) },
