@@ -28,11 +28,12 @@
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { DomainKeys } from '../datapath/keys';
 import { ObjectStore } from '../datapath/object-store';
 import type { Runbook } from '../runbooks/schema';
 import { diskIdOf } from '../sites/config';
 import { startChild, waitUntilReady, type ChildHandle } from '../common/child-process';
-import { prepareTestSites } from '../test/harness/sites';
+import { admin, prepareTestSites } from '../test/harness/sites';
 import { startTestStack, type TestStack } from '../test/harness/stack';
 import { TestWorkers } from '../test/harness/workers';
 import { failover } from '../workflows/failover';
@@ -41,7 +42,7 @@ import type { OperationReport } from '../workflows/operation-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../workflows/task-queues';
 import { protectionWorkflowId } from '../workflows/workflow-ids';
 import { DISK_MIB, benchRunbook, protectUntilReplicating, siteDefinitions, type BenchDomain } from './large-domain';
-import { countHistory, cpuDuring, cpuSnapshot, ourCpu, round2, spread, stepMedians, timed, waitForQuietMachine, type HistoryCounts } from './measure';
+import { countHistory, cpuDuring, cpuSnapshot, ourCpu, round2, spread, stepMedians, timed, waitFor, waitForQuietMachine, type HistoryCounts } from './measure';
 import { noopFailover, noopProtect, type NoopFailoverInput } from './workflows/noop-failover';
 import { NOOP_ORCHESTRATION_TASK_QUEUE } from './workflows/noop-worker';
 import { reportBenchResults } from './results-file';
@@ -130,6 +131,10 @@ async function runFailover(stack: TestStack, run: number): Promise<Measured & { 
     setup.protectionMs = (
       await timed(async () => {
         protectionId = await protectUntilReplicating(client, store, bench, vms);
+        // A forced failover records where the fenced site's log ends: the log must have a segment.
+        await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 20, blockSize: 4096, pattern: 'random', seed: `bench-${domain}` });
+        const log = new DomainKeys(store.prefix, domain).logPrefix(1);
+        await waitFor(`a segment of ${domain} in the log`, async () => (await store.list(log, { limit: 1 })).keys.length > 0, 120_000);
       })
     ).ms;
     console.log(`setup: sites (${VMS} VMs) ${setup.sitesMs} ms, workers ${setup.workersMs} ms, protection to replicating ${setup.protectionMs} ms`);
@@ -199,7 +204,7 @@ async function main(): Promise<void> {
         disksPerVm: 1,
         diskMiB: DISK_MIB,
         groups: shape.spec.powerOn.groups.map((g) => ({ name: g.name, vms: g.vms.length, maxParallel: Math.min(g.maxParallel, maxPlan), dependsOn: g.dependsOn })),
-        failover: 'forced, latest consistent point; runbooks/examples/large-domain.ts without heartbeat waits, delays, approvals, webhooks; bootMs 0, shutdownMs 0, injected latency 0; each run a domain of its own',
+        failover: 'forced, latest consistent point; runbooks/examples/large-domain.ts without heartbeat waits, delays, approvals, webhooks; bootMs 0, shutdownMs 0, injected latency 0; each run a domain of its own, a 20 writes/s workload at the primary from protection on (a forced failover records where the fenced log ends: it needs a segment)',
         workers:
           'product worker processes (worker/main.ts: orchestration + one per site); the no-op DAG (bench/workflows) in the same topology (orchestration + recovery-site process, default worker options), never beside the real ones',
         temporal: 'test/harness/stack.ts dev server (SQLite file), the same server for all runs',
