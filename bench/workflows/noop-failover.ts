@@ -40,6 +40,7 @@ export interface NoopActivities {
   removeRepresentationVmsOfBatch(input: { vms: Array<{ vm: string }> }): Promise<void>;
   registerRecoveredVmsOfBatch(input: { vms: Array<{ vm: string }> }): Promise<void>;
   protectRecoveredDisks(input: { diskIds: string[] }): Promise<{ cursor: number }>;
+  recordArrival(input: { domain: string }): Promise<void>;
   powerOnVm(input: { vm: string }): Promise<void>;
   destroyRocva(input: { name: string }): Promise<void>;
   setDomainStatus(input: { domain: string }): Promise<void>;
@@ -113,6 +114,7 @@ export async function noopFailover(input: NoopFailoverInput): Promise<{ poweredO
   });
 
   await at.protectRecoveredDisks.executeWithOptions({ summary: `journal the recovered disks of ${domain}` }, [{ diskIds: input.vms.flatMap((vm) => vm.diskIds) }]);
+  await at.recordArrival.executeWithOptions({ summary: `record where ${domain}'s arrival at ${recovery} starts` }, [{ domain }]);
   await startChild(noopProtect, { workflowId: `${workflowId}/protect/epoch-${claimed.epoch}`, parentClosePolicy: ParentClosePolicy.ABANDON });
 
   // runPowerOnPlan: each group starts once every group it depends on has finished.

@@ -26,6 +26,7 @@ const noopActivities: NoopActivities = {
   removeRepresentationVmsOfBatch: inBatches(() => Promise.resolve(), (input) => input.vm),
   registerRecoveredVmsOfBatch: inBatches(() => Promise.resolve(), (input) => input.vm),
   protectRecoveredDisks: () => Promise.resolve({ cursor: 0 }),
+  recordArrival: () => Promise.resolve(),
   powerOnVm: () => Promise.resolve(),
   destroyRocva: () => Promise.resolve(),
   setDomainStatus: () => Promise.resolve(),
