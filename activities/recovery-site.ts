@@ -5,6 +5,7 @@ import { isDrillResourceName, representationVmName } from '../common/resource-na
 import { atSite } from './site-failures';
 import { failure } from '../common/failures';
 import { isInactive } from '../datapath/conflict';
+import { rebuildBatchActivities } from './vm-batches';
 
 /**
  * The VM, or undefined when the site says it does not exist. Only the site's `VmNotFound` means
@@ -66,7 +67,7 @@ export interface RecoverySiteDependencies {
  * each for compensation. Every step is idempotent by name.
  */
 export function createRecoverySiteActivities({ provider }: RecoverySiteDependencies) {
-  return {
+  const activities = {
     /**
      * What the site holds already of these VMs (and their representation VMs) and disks, asked before
      * an operation creates anything: its undo removes only what was not there. A found VM says
@@ -183,6 +184,7 @@ export function createRecoverySiteActivities({ provider }: RecoverySiteDependenc
       return { removed: true };
     },
   };
+  return { ...activities, ...rebuildBatchActivities(activities) };
 }
 
 async function registerRecovered(provider: SiteProvider, spec: RegisterVmSpec): Promise<void> {

@@ -53,7 +53,7 @@ import { operationProgressQuery, type FollowingStatus, type OperationReport } fr
 import { ORCHESTRATION_TASK_QUEUE } from '../workflows/task-queues';
 import { operationWorkflowId, protectionWorkflowId } from '../workflows/workflow-ids';
 import { DISK_MIB, benchRunbook, protectUntilReplicating, siteDefinitions, vmName, type BenchDomain } from './large-domain';
-import { countHistory, cpuDuring, cpuSnapshot, ourCpu, round2, waitFor, waitForQuietMachine, type ActivityTiming } from './measure';
+import { countHistory, cpuDuring, cpuSnapshot, ourCpu, round2, spread, stepMedians, waitFor, waitForQuietMachine, type ActivityTiming } from './measure';
 import { writeBenchResults } from './results-file';
 
 const VMS = Number(process.env.BENCH_CONTINUOUS_VMS ?? 100);
@@ -274,22 +274,6 @@ async function runOnce(bench: Bench, kind: Kind, pair: number, logAgeMs?: number
 }
 
 // --- summary ---------------------------------------------------------------------------------------
-
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
-const spread = (values: number[]) => ({ median: round2(median(values)), min: Math.min(...values), max: Math.max(...values), runs: values });
-
-/** Median duration of each completion step over the runs, slowest first: which phase dominates. */
-function stepMedians(runs: RunResult[]): Array<{ name: string; medianMs: number; minMs: number; maxMs: number }> {
-  const byName = new Map<string, number[]>();
-  for (const run of runs) for (const step of run.steps) byName.set(step.name, [...(byName.get(step.name) ?? []), step.durationMs ?? 0]);
-  return [...byName]
-    .map(([name, values]) => ({ name, medianMs: median(values), minMs: Math.min(...values), maxMs: Math.max(...values) }))
-    .sort((a, b) => b.medianMs - a.medianMs);
-}
 
 function summarize(continuous: RunResult[], plain: RunResult[]) {
   const overCriticalPath = spread(continuous.map((r) => r.overCriticalPathMs));

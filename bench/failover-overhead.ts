@@ -3,8 +3,10 @@
  * 1,000 VMs (one 1 MiB disk each; boot, shutdown and injected latency zero) against its limit,
  * the same DAG of activities that do nothing, on the same Temporal server in the same run:
  *
- *   ratio = failover wall time / no-op DAG wall time (mean of a run before and one after it)
+ *   ratio = median failover wall time / median no-op DAG wall time
  *
+ * over BENCH_RUNS (default 3) of each, interleaved (no-op, failover, no-op, failover, ...), so that
+ * a change in the shared machine's load falls on both; each figure with its min and max.
  * The failover runs as the product runs it: real Temporal dev server and SeaweedFS
  * (test/harness/stack.ts), two simulated site processes, the product's worker processes
  * (test/harness/workers.ts: an orchestration worker and one per site), protection started
@@ -17,19 +19,21 @@
  * Both workflows' histories (and their power-on groups') are read back: activity counts per type
  * must match, else the limit would not be the same DAG and the run fails (the no-op workflow
  * mirrors workflows/failover.ts by hand; a change there shows up here). Per activity type the
- * results show the span, queue wait (scheduled -> started) and run time (started -> closed), and
- * the CPU seconds of every process during each run, including other processes on the machine
- * (it is shared): that is where the time goes. `BENCH_FAILOVER_VMS=<n>` changes the domain size.
+ * results show the span, queue wait (scheduled -> started) and run time (started -> closed), the
+ * failover's step durations, and the CPU seconds of every process during each run, including other
+ * processes on the machine (it is shared): that is where the time goes. Each failover recovers a
+ * domain of its own on sites of their own. `BENCH_FAILOVER_VMS=<n>` changes the domain size.
  * Timings are never asserted.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { DomainKeys } from '../datapath/keys';
 import { ObjectStore } from '../datapath/object-store';
 import type { Runbook } from '../runbooks/schema';
 import { diskIdOf } from '../sites/config';
 import { startChild, waitUntilReady, type ChildHandle } from '../common/child-process';
-import { prepareTestSites } from '../test/harness/sites';
+import { admin, prepareTestSites } from '../test/harness/sites';
 import { startTestStack, type TestStack } from '../test/harness/stack';
 import { TestWorkers } from '../test/harness/workers';
 import { failover } from '../workflows/failover';
@@ -38,17 +42,18 @@ import type { OperationReport } from '../workflows/operation-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../workflows/task-queues';
 import { protectionWorkflowId } from '../workflows/workflow-ids';
 import { DISK_MIB, benchRunbook, protectUntilReplicating, siteDefinitions, type BenchDomain } from './large-domain';
-import { countHistory, cpuDuring, cpuSnapshot, ourCpu, round2, timed, waitForQuietMachine, type HistoryCounts } from './measure';
+import { countHistory, cpuDuring, cpuSnapshot, ourCpu, round2, spread, stepMedians, timed, waitFor, waitForQuietMachine, type HistoryCounts } from './measure';
 import { noopFailover, noopProtect, type NoopFailoverInput } from './workflows/noop-failover';
 import { NOOP_ORCHESTRATION_TASK_QUEUE } from './workflows/noop-worker';
-import { writeBenchResults } from './results-file';
+import { reportBenchResults } from './results-file';
 
 const VMS = Number(process.env.BENCH_FAILOVER_VMS ?? 1000);
-const DOMAIN = 'large';
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const PRIMARY = 'site-a';
 const RECOVERY = 'site-b';
 const NOOP_RECOVERY = 'bench-noop-b';
-const BENCH_DOMAIN: BenchDomain = { domain: DOMAIN, primary: PRIMARY, recovery: RECOVERY, vms: VMS };
+/** Run `run`'s domain: protected and failed over once, so each run starts from a domain before its disaster. */
+const benchDomain = (run: number): BenchDomain => ({ domain: `large-${run}`, primary: PRIMARY, recovery: RECOVERY, vms: VMS });
 
 // --- the run ------------------------------------------------------------------------------------
 
@@ -80,13 +85,13 @@ async function runNoopDag(stack: TestStack, runbook: Runbook, run: number): Prom
     await client.workflow.start(noopProtect, { taskQueue: NOOP_ORCHESTRATION_TASK_QUEUE, workflowId: primaryProtection });
     const maxPlan = runbook.spec.powerOn.maxParallel;
     const input: NoopFailoverInput = {
-      domain: DOMAIN,
+      domain: runbook.spec.protectedDomain,
       recoverySite: NOOP_RECOVERY,
       vms: runbook.spec.vms.map(({ name }) => ({ name, diskIds: [diskIdOf(name, 0)] })),
       groups: runbook.spec.powerOn.groups.map((g) => ({ name: g.name, dependsOn: g.dependsOn, vms: g.vms.map((v) => v.name), maxParallel: Math.min(g.maxParallel, maxPlan) })),
       primaryProtectionId: primaryProtection,
     };
-    const workflowId = `bench-noop/${run}/failover/${DOMAIN}/${new Date().toISOString()}`;
+    const workflowId = `bench-noop/${run}/failover/${runbook.spec.protectedDomain}/${new Date().toISOString()}`;
     const pids = { temporal: stack.temporalProcess.pid, seaweedfs: stack.s3Process.pid, 'noop worker orchestration': workers[0].pid, [`noop worker ${NOOP_RECOVERY}`]: workers[1].pid };
     const quietWaitMs = await waitForQuietMachine();
     const before = cpuSnapshot(pids);
@@ -103,11 +108,17 @@ async function runNoopDag(stack: TestStack, runbook: Runbook, run: number): Prom
 }
 
 /** Sites, product workers, protection, then the forced failover; everything of it stops afterwards. */
-async function runFailover(stack: TestStack, runbook: Runbook, setup: Record<string, number>): Promise<Measured & { report: OperationReport; recoverySiteStateBytes: number }> {
+async function runFailover(stack: TestStack, run: number): Promise<Measured & { report: OperationReport; recoverySiteStateBytes: number; setup: Record<string, number> }> {
   const client = stack.client;
   const store = new ObjectStore(stack.s3Client, stack.s3Settings);
+  const bench = benchDomain(run);
+  const runbook = benchRunbook(bench);
+  const { domain } = bench;
   const vms = runbook.spec.vms.map((vm) => vm.name);
-  const sites = await prepareTestSites(stack.dir, siteDefinitions(BENCH_DOMAIN));
+  const setup: Record<string, number> = {};
+  const dir = path.join(stack.dir, domain);
+  mkdirSync(dir, { recursive: true });
+  const sites = await prepareTestSites(dir, siteDefinitions(bench));
   const sitesStarted = await timed(() => Promise.all([sites.start(PRIMARY), sites.start(RECOVERY)]));
   const [primary, recovery] = sitesStarted.value;
   setup.sitesMs = sitesStarted.ms;
@@ -119,7 +130,11 @@ async function runFailover(stack: TestStack, runbook: Runbook, setup: Record<str
     let protectionId = '';
     setup.protectionMs = (
       await timed(async () => {
-        protectionId = await protectUntilReplicating(client, store, BENCH_DOMAIN, vms);
+        protectionId = await protectUntilReplicating(client, store, bench, vms);
+        // A forced failover records where the fenced site's log ends: the log must have a segment.
+        await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 20, blockSize: 4096, pattern: 'random', seed: `bench-${domain}` });
+        const log = new DomainKeys(store.prefix, domain).logPrefix(1);
+        await waitFor(`a segment of ${domain} in the log`, async () => (await store.list(log, { limit: 1 })).keys.length > 0, 120_000);
       })
     ).ms;
     console.log(`setup: sites (${VMS} VMs) ${setup.sitesMs} ms, workers ${setup.workersMs} ms, protection to replicating ${setup.protectionMs} ms`);
@@ -131,21 +146,21 @@ async function runFailover(stack: TestStack, runbook: Runbook, setup: Record<str
       [`site ${RECOVERY}`]: recovery.process.pid,
       ...Object.fromEntries([...workers.running].map(([name, child]) => [`worker ${name}`, child.pid])),
     };
-    const workflowId = `failover/${DOMAIN}/${new Date().toISOString()}`;
+    const workflowId = `failover/${domain}/${new Date().toISOString()}`;
     const quietWaitMs = await waitForQuietMachine();
-    const input: FailoverInput = { domain: DOMAIN, type: 'forced', runbook, runbookVersion: 1, requestedBy: 'bench', declaredAt: Date.now(), forcedConfirmation: DOMAIN };
+    const input: FailoverInput = { domain, type: 'forced', runbook, runbookVersion: 1, requestedBy: 'bench', declaredAt: Date.now(), forcedConfirmation: domain };
     const before = cpuSnapshot(pids);
     const result = await timed(() => client.workflow.execute(failover, { taskQueue: ORCHESTRATION_TASK_QUEUE, workflowId, args: [input] }));
     const cpuSeconds = cpuDuring(before, cpuSnapshot(pids));
     const report = result.value;
     if (report.outcome !== 'succeeded') throw new Error(`the failover ended ${report.outcome}: ${report.failure ?? ''}`);
-    console.log(`forced failover: ${result.ms} ms (other processes used ${cpuSeconds['other processes']} CPU s meanwhile)`);
+    console.log(`forced failover run ${run}: ${result.ms} ms (other processes used ${cpuSeconds['other processes']} CPU s meanwhile)`);
     const counts = await countHistory(client, workflowId);
     // The simulated site rewrites this whole file on every change: its size is the per-call cost.
-    const recoverySiteStateBytes = statSync(path.join(stack.dir, RECOVERY, 'state.json')).size;
-    await client.workflow.getHandle(protectionWorkflowId(DOMAIN, RECOVERY, report.epoch!)).terminate('benchmark done').catch(() => undefined);
+    const recoverySiteStateBytes = statSync(path.join(dir, RECOVERY, 'state.json')).size;
+    await client.workflow.getHandle(protectionWorkflowId(domain, RECOVERY, report.epoch!)).terminate('benchmark done').catch(() => undefined);
     await client.workflow.getHandle(protectionId).terminate('benchmark done').catch(() => undefined);
-    return { workflowId, wallMs: result.ms, quietWaitMs, cpuSeconds, counts, report, recoverySiteStateBytes };
+    return { workflowId, wallMs: result.ms, quietWaitMs, cpuSeconds, counts, report, recoverySiteStateBytes, setup };
   } finally {
     await workers.stopAll();
     await Promise.all([primary.process.stop(), recovery.process.stop()]);
@@ -153,70 +168,77 @@ async function runFailover(stack: TestStack, runbook: Runbook, setup: Record<str
 }
 
 async function main(): Promise<void> {
-  const setup: Record<string, number> = {};
   const started = Date.now();
   const stack = await startTestStack();
-  setup.stackMs = Date.now() - started;
+  const stackMs = Date.now() - started;
   try {
-    const runbook = benchRunbook(BENCH_DOMAIN);
-    // The limit is measured before and after the failover (the machine is shared: two samples).
-    const noopBefore = await runNoopDag(stack, runbook, 1);
-    const real = await runFailover(stack, runbook, setup);
-    const noopAfter = await runNoopDag(stack, runbook, 2);
-
-    for (const noop of [noopBefore, noopAfter]) {
+    // The no-op DAG's shape: the runbook of every run's domain but its name.
+    const shape = benchRunbook(benchDomain(0));
+    const noops: Measured[] = [];
+    const failovers: Array<Awaited<ReturnType<typeof runFailover>>> = [];
+    for (let run = 1; run <= RUNS; run++) {
+      const noop = await runNoopDag(stack, shape, run);
+      const real = await runFailover(stack, run);
+      // Checked at once: a DAG that is not the failover's makes every later run worthless.
       const sameActivities = JSON.stringify(Object.entries(real.counts.activitiesByType).sort()) === JSON.stringify(Object.entries(noop.counts.activitiesByType).sort());
       if (!sameActivities || real.counts.childWorkflows !== noop.counts.childWorkflows) {
         throw new Error(
           `the no-op DAG is not the failover's: activities ${JSON.stringify(noop.counts.activitiesByType)} vs ${JSON.stringify(real.counts.activitiesByType)}, children ${noop.counts.childWorkflows} vs ${real.counts.childWorkflows}`,
         );
       }
+      noops.push(noop);
+      failovers.push(real);
     }
 
-    const noopMeanMs = Math.round((noopBefore.wallMs + noopAfter.wallMs) / 2);
-    const steps = real.report.steps.map((s) => ({ name: s.name, durationMs: s.durationMs }));
-    const slowest = [...steps].sort((a, b) => (b.durationMs ?? 0) - (a.durationMs ?? 0)).slice(0, 3);
-    const ratio = round2(real.wallMs / noopMeanMs);
-    const maxPlan = runbook.spec.powerOn.maxParallel;
+    const real = failovers[0];
+
+    const failoverMs = spread(failovers.map((f) => f.wallMs));
+    const noopMs = spread(noops.map((n) => n.wallMs));
+    const ratio = round2(failoverMs.median / noopMs.median);
+    const cpu = { failover: spread(failovers.map((f) => ourCpu(f.cpuSeconds))), noop: spread(noops.map((n) => ourCpu(n.cpuSeconds))) };
+    const steps = stepMedians(failovers.map((f) => ({ steps: f.report.steps })));
+    const maxPlan = shape.spec.powerOn.maxParallel;
     const results = {
       setup: {
         vms: VMS,
+        runs: RUNS,
         disksPerVm: 1,
         diskMiB: DISK_MIB,
-        groups: runbook.spec.powerOn.groups.map((g) => ({ name: g.name, vms: g.vms.length, maxParallel: Math.min(g.maxParallel, maxPlan), dependsOn: g.dependsOn })),
-        failover: 'forced, latest consistent point; runbooks/examples/large-domain.ts without heartbeat waits, delays, approvals, webhooks; bootMs 0, shutdownMs 0, injected latency 0',
+        groups: shape.spec.powerOn.groups.map((g) => ({ name: g.name, vms: g.vms.length, maxParallel: Math.min(g.maxParallel, maxPlan), dependsOn: g.dependsOn })),
+        failover: 'forced, latest consistent point; runbooks/examples/large-domain.ts without heartbeat waits, delays, approvals, webhooks; bootMs 0, shutdownMs 0, injected latency 0; each run a domain of its own, a 20 writes/s workload at the primary from protection on (a forced failover records where the fenced log ends: it needs a segment)',
         workers:
           'product worker processes (worker/main.ts: orchestration + one per site); the no-op DAG (bench/workflows) in the same topology (orchestration + recovery-site process, default worker options), never beside the real ones',
         temporal: 'test/harness/stack.ts dev server (SQLite file), the same server for all runs',
+        order: 'interleaved: no-op, failover, no-op, failover, ...',
         cores: os.cpus().length,
-        setupMs: setup,
+        stackMs,
+        setupMsPerFailover: failovers.map((f) => f.setup),
       },
-      failoverWallMs: real.wallMs,
-      noopDagWallMs: { before: noopBefore.wallMs, after: noopAfter.wallMs, mean: noopMeanMs },
+      failoverWallMs: failoverMs,
+      noopDagWallMs: noopMs,
       overheadRatio: ratio,
-      overheadRatioAgainstFasterNoop: round2(real.wallMs / Math.min(noopBefore.wallMs, noopAfter.wallMs)),
+      overheadRatioPerPair: spread(failovers.map((f, i) => round2(f.wallMs / noops[i].wallMs))),
       // Less sensitive to other sessions on the machine than wall time: the CPU our processes spent.
-      cpuSeconds: { failover: ourCpu(real.cpuSeconds), noopMean: round2((ourCpu(noopBefore.cpuSeconds) + ourCpu(noopAfter.cpuSeconds)) / 2) },
-      cpuRatio: round2(ourCpu(real.cpuSeconds) / ((ourCpu(noopBefore.cpuSeconds) + ourCpu(noopAfter.cpuSeconds)) / 2)),
-      activities: {
-        failover: real.counts.activitiesScheduled,
-        noop: noopBefore.counts.activitiesScheduled,
-        byType: real.counts.activitiesByType,
-      },
-      childWorkflows: { failover: real.counts.childWorkflowsByType, noop: noopBefore.counts.childWorkflowsByType },
-      historyEvents: { failover: real.counts.events, noopBefore: noopBefore.counts.events, noopAfter: noopAfter.counts.events },
+      cpuSeconds: cpu,
+      cpuRatio: round2(cpu.failover.median / cpu.noop.median),
+      activities: { failover: real.counts.activitiesScheduled, noop: noops[0].counts.activitiesScheduled, byType: real.counts.activitiesByType },
+      childWorkflows: { failover: real.counts.childWorkflowsByType, noop: noops[0].counts.childWorkflowsByType },
+      historyEvents: { failover: spread(failovers.map((f) => f.counts.events)), noop: spread(noops.map((n) => n.counts.events)) },
       failoverSteps: steps,
       recoverySiteStateFileBytes: real.recoverySiteStateBytes,
-      timingsByActivityType: { failover: real.counts.timings, noopBefore: noopBefore.counts.timings, noopAfter: noopAfter.counts.timings },
-      cpuSecondsDuringRun: { failover: real.cpuSeconds, noopBefore: noopBefore.cpuSeconds, noopAfter: noopAfter.cpuSeconds },
-      waitedForQuietMachineMs: { failover: real.quietWaitMs, noopBefore: noopBefore.quietWaitMs, noopAfter: noopAfter.quietWaitMs },
+      timingsByActivityType: { failovers: failovers.map((f) => f.counts.timings), noops: noops.map((n) => n.counts.timings) },
+      cpuSecondsDuringRun: { failovers: failovers.map((f) => f.cpuSeconds), noops: noops.map((n) => n.cpuSeconds) },
+      waitedForQuietMachineMs: { failovers: failovers.map((f) => f.quietWaitMs), noops: noops.map((n) => n.quietWaitMs) },
     };
-    console.log(JSON.stringify(results, null, 2));
-    console.log(`written to ${writeBenchResults('failover-overhead', results)}`);
+    reportBenchResults('failover-overhead', results);
     console.log(
-      `\n${VMS} VMs on ${os.cpus().length} cores: forced failover ${(real.wallMs / 1000).toFixed(1)} s, no-op DAG ${(noopBefore.wallMs / 1000).toFixed(1)} s / ${(noopAfter.wallMs / 1000).toFixed(1)} s ` +
-        `(before / after), ratio ${ratio} (CPU ratio ${round2(ourCpu(real.cpuSeconds) / ((ourCpu(noopBefore.cpuSeconds) + ourCpu(noopAfter.cpuSeconds)) / 2))}); ${real.counts.activitiesScheduled} activities and ${real.counts.childWorkflows} child workflows in each; ` +
-        `slowest steps: ${slowest.map((s) => `${s.name} ${s.durationMs} ms`).join(', ')}`,
+      `\n${VMS} VMs on ${os.cpus().length} cores, ${RUNS} interleaved runs of each: forced failover ${failoverMs.median} ms (min ${failoverMs.min}, max ${failoverMs.max}), ` +
+        `no-op DAG ${noopMs.median} ms (min ${noopMs.min}, max ${noopMs.max}); ratio of medians ${ratio} (CPU ratio ${results.cpuRatio}); ` +
+        `${real.counts.activitiesScheduled} activities and ${real.counts.childWorkflows} child workflows in each; ` +
+        `slowest steps (median): ${steps
+          .slice(0, 3)
+          .map((s) => `${s.name} ${s.medianMs} ms`)
+          .join(', ')}`,
     );
   } finally {
     await stack.stop();

@@ -191,3 +191,23 @@ const NOT_OURS = new Set(['other processes', 'interrupts (all)']);
 /** CPU seconds our own processes (servers, sites, workers, this one) used during a run. */
 export const ourCpu = (cpu: Record<string, number>) => round2(Object.entries(cpu).reduce((sum, [name, s]) => sum + (NOT_OURS.has(name) ? 0 : s), 0));
 
+
+// --- summaries of interleaved runs ---------------------------------------------------------------
+
+export const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+
+/** Median, min and max of a figure over the runs, and the runs' own values. */
+export const spread = (values: number[]) => ({ median: round2(median(values)), min: Math.min(...values), max: Math.max(...values), runs: values });
+
+/** Median duration of each operation step over the runs, slowest first: which phase dominates. */
+export function stepMedians(runs: Array<{ steps: Array<{ name: string; durationMs?: number }> }>): Array<{ name: string; medianMs: number; minMs: number; maxMs: number }> {
+  const byName = new Map<string, number[]>();
+  for (const run of runs) for (const step of run.steps) byName.set(step.name, [...(byName.get(step.name) ?? []), step.durationMs ?? 0]);
+  return [...byName]
+    .map(([name, values]) => ({ name, medianMs: median(values), minMs: Math.min(...values), maxMs: Math.max(...values) }))
+    .sort((a, b) => b.medianMs - a.medianMs);
+}

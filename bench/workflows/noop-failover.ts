@@ -6,8 +6,8 @@
  * that do nothing (bench/workflows/noop-worker.ts). Bench-only: never part of workflows/index.ts.
  * Workflow code: the same sandbox rules as workflows/ apply (no Node built-ins, no client/worker).
  */
-import { executeChild, getExternalWorkflowHandle, ParentClosePolicy, proxyActivities, condition, startChild, workflowInfo, setHandler, defineSignal } from '@temporalio/workflow';
-import { forEachVm } from '../../workflows/vm-fan-out';
+import { executeChild, getExternalWorkflowHandle, ParentClosePolicy, proxyActivities, condition, startChild, workflowInfo, setHandler, defineSignal, type ActivityOptions } from '@temporalio/workflow';
+import { forEachBatch } from '../../workflows/vm-fan-out';
 
 export interface NoopGroup {
   name: string;
@@ -31,13 +31,16 @@ export interface NoopFailoverInput {
 export interface NoopActivities {
   describeDomain(input: { domain: string }): Promise<{ vms: string[] }>;
   claimDomain(input: { domain: string; site: string; takeover: boolean }): Promise<{ won: boolean; epoch: number }>;
+  recordDeparture(input: { domain: string }): Promise<void>;
   resolveRecoveryPoint(input: { domain: string }): Promise<{ ok: true }>;
   deployRocva(input: { name: string }): Promise<void>;
-  prepareTargetDisks(input: { vm: string; disks: string[] }): Promise<void>;
+  findExisting(input: { vms: string[] }): Promise<void>;
+  prepareTargetDisksOfBatch(input: { vms: Array<{ vm: string; disks: string[] }> }): Promise<void>;
   rehydrateDomain(input: { domain: string }): Promise<{ bytesWritten: number }>;
-  removeRepresentationVm(input: { vm: string }): Promise<void>;
-  registerRecoveredVm(input: { vm: string }): Promise<void>;
+  removeRepresentationVmsOfBatch(input: { vms: Array<{ vm: string }> }): Promise<void>;
+  registerRecoveredVmsOfBatch(input: { vms: Array<{ vm: string }> }): Promise<void>;
   protectRecoveredDisks(input: { diskIds: string[] }): Promise<{ cursor: number }>;
+  recordArrival(input: { domain: string }): Promise<void>;
   powerOnVm(input: { vm: string }): Promise<void>;
   destroyRocva(input: { name: string }): Promise<void>;
   setDomainStatus(input: { domain: string }): Promise<void>;
@@ -45,11 +48,11 @@ export interface NoopActivities {
 
 const siteQueue = (site: string) => `site.${site}`;
 
-/** The same options as the failover's activitiesAt(recovery) and the power-on group's proxy. */
-function activitiesAt(site: string, startToCloseTimeout = '30 seconds') {
+/** The same options as the failover's activitiesAt(recovery), batchActivitiesAt(recovery) and the power-on group's proxy. */
+function activitiesAt(site: string, timeouts: Pick<ActivityOptions, 'startToCloseTimeout' | 'heartbeatTimeout'> = { startToCloseTimeout: '30 seconds' }) {
   return proxyActivities<NoopActivities>({
     taskQueue: siteQueue(site),
-    startToCloseTimeout,
+    ...timeouts,
     retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
   });
 }
@@ -92,22 +95,26 @@ export async function noopFailover(input: NoopFailoverInput): Promise<{ poweredO
   await at.describeDomain.executeWithOptions({ summary: `read ${domain}'s ownership` }, [{ domain }]);
   const claimed = await at.claimDomain.executeWithOptions({ summary: `take ${domain} over` }, [{ domain, site: recovery, takeover: true }]);
   await getExternalWorkflowHandle(input.primaryProtectionId).cancel().catch(() => undefined);
+  await at.recordDeparture.executeWithOptions({ summary: `record where ${domain}'s chain was sealed` }, [{ domain }]);
   await at.resolveRecoveryPoint.executeWithOptions({ summary: `resolve the recovery point of ${domain}` }, [{ domain }]);
 
   const rocva = `rocva-${domain}-${runId.slice(0, 8)}`;
   await at.deployRocva.executeWithOptions({ summary: `deploy RocVA ${rocva}` }, [{ name: rocva }]);
-  await forEachVm(input.vms, async (vm, i) => {
-    await at.prepareTargetDisks.executeWithOptions({ summary: `representation VM for ${vm.name} (${i + 1}/${input.vms.length})` }, [{ vm: vm.name, disks: vm.diskIds }]);
+  const inBatches = activitiesAt(recovery, { startToCloseTimeout: '10 minutes', heartbeatTimeout: '30 seconds' });
+  await at.findExisting.executeWithOptions({ summary: `what ${recovery} holds already of ${input.vms.length} VM(s)` }, [{ vms: input.vms.map((vm) => vm.name) }]);
+  await forEachBatch(input.vms, async (batch, range) => {
+    await inBatches.prepareTargetDisksOfBatch.executeWithOptions({ summary: `create representation VMs ${range} at ${recovery}` }, [{ vms: batch.map((vm) => ({ vm: vm.name, disks: vm.diskIds })) }]);
   });
-  await activitiesAt(recovery, '6 hours').rehydrateDomain.executeWithOptions({ summary: `rehydrate ${domain}` }, [{ domain }]);
-  await forEachVm(input.vms, async (vm) => {
-    await at.removeRepresentationVm.executeWithOptions({ summary: `remove representation VM of ${vm.name}` }, [{ vm: vm.name }]);
+  await activitiesAt(recovery, { startToCloseTimeout: '6 hours', heartbeatTimeout: '10 seconds' }).rehydrateDomain.executeWithOptions({ summary: `rehydrate ${domain}` }, [{ domain }]);
+  await forEachBatch(input.vms, async (batch, range) => {
+    await inBatches.removeRepresentationVmsOfBatch.executeWithOptions({ summary: `remove representation VMs ${range} at ${recovery}` }, [{ vms: batch.map((vm) => ({ vm: vm.name })) }]);
   });
-  await forEachVm(input.vms, async (vm, i) => {
-    await at.registerRecoveredVm.executeWithOptions({ summary: `register ${vm.name} (${i + 1}/${input.vms.length})` }, [{ vm: vm.name }]);
+  await forEachBatch(input.vms, async (batch, range) => {
+    await inBatches.registerRecoveredVmsOfBatch.executeWithOptions({ summary: `register VMs ${range} at ${recovery}` }, [{ vms: batch.map((vm) => ({ vm: vm.name })) }]);
   });
 
   await at.protectRecoveredDisks.executeWithOptions({ summary: `journal the recovered disks of ${domain}` }, [{ diskIds: input.vms.flatMap((vm) => vm.diskIds) }]);
+  await at.recordArrival.executeWithOptions({ summary: `record where ${domain}'s arrival at ${recovery} starts` }, [{ domain }]);
   await startChild(noopProtect, { workflowId: `${workflowId}/protect/epoch-${claimed.epoch}`, parentClosePolicy: ParentClosePolicy.ABANDON });
 
   // runPowerOnPlan: each group starts once every group it depends on has finished.

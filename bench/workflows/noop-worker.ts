@@ -8,6 +8,7 @@
 import { parseArgs } from 'node:util';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { stopWhenOrphaned } from '../../common/child-process';
+import { inBatches } from '../../activities/vm-batches';
 import type { NoopActivities } from './noop-failover';
 
 export const NOOP_ORCHESTRATION_TASK_QUEUE = 'bench-noop-orchestration';
@@ -15,13 +16,17 @@ export const NOOP_ORCHESTRATION_TASK_QUEUE = 'bench-noop-orchestration';
 const noopActivities: NoopActivities = {
   describeDomain: () => Promise.resolve({ vms: [] }),
   claimDomain: () => Promise.resolve({ won: true, epoch: 2 }),
+  recordDeparture: () => Promise.resolve(),
   resolveRecoveryPoint: () => Promise.resolve({ ok: true }),
   deployRocva: () => Promise.resolve(),
-  prepareTargetDisks: () => Promise.resolve(),
+  findExisting: () => Promise.resolve(),
+  // The product's batch activities (per-VM heartbeats, resumption) over per-VM calls that do nothing.
+  prepareTargetDisksOfBatch: inBatches(() => Promise.resolve(), (input) => input.vm),
   rehydrateDomain: () => Promise.resolve({ bytesWritten: 0 }),
-  removeRepresentationVm: () => Promise.resolve(),
-  registerRecoveredVm: () => Promise.resolve(),
+  removeRepresentationVmsOfBatch: inBatches(() => Promise.resolve(), (input) => input.vm),
+  registerRecoveredVmsOfBatch: inBatches(() => Promise.resolve(), (input) => input.vm),
   protectRecoveredDisks: () => Promise.resolve({ cursor: 0 }),
+  recordArrival: () => Promise.resolve(),
   powerOnVm: () => Promise.resolve(),
   destroyRocva: () => Promise.resolve(),
   setDomainStatus: () => Promise.resolve(),

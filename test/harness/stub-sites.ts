@@ -15,6 +15,7 @@ import type { PermanentFailoverRecord } from '../../datapath/permanent-failover'
 import type { VmKind } from '../../sites/provider';
 import { isDrillResourceName, representationVmName } from '../../common/resource-names';
 import type { SplitBrainActivities } from '../../activities/split-brain';
+import { rebuildBatchActivities, type PerVmRebuildActivities, type RebuildBatchActivities } from '../../activities/vm-batches';
 import type { createSiteActivities } from '../../worker/site-activities';
 
 /** Every activity of a site worker, by name: the stub must offer each one the product's worker offers. */
@@ -208,8 +209,10 @@ export class StubSites {
 
   /** The activities of one site, each recording its calls and passing them through the domain's interceptor. */
   activitiesFor(site: string): SiteActivities {
-    const impl = this.implementation(site) as unknown as Record<ActivityName, (...args: unknown[]) => Promise<unknown>>;
     const wrapped = {} as Record<ActivityName, (...args: unknown[]) => Promise<unknown>>;
+    // A batch activity is the product's, over the recorded per-VM calls: a test sees (and can fail or hold) each VM's call.
+    const perVm = this.implementation(site);
+    const impl = { ...perVm, ...rebuildBatchActivities(wrapped as unknown as PerVmRebuildActivities) } as unknown as Record<ActivityName, (...args: unknown[]) => Promise<unknown>>;
     for (const name of Object.keys(impl) as ActivityName[]) {
       const run = impl[name];
       wrapped[name] = async (...args: unknown[]) => {
@@ -233,7 +236,7 @@ export class StubSites {
     return wrapped as unknown as SiteActivities;
   }
 
-  private implementation(siteName: string): SiteActivities {
+  private implementation(siteName: string): Omit<SiteActivities, keyof RebuildBatchActivities> {
     const site = this.site(siteName);
     const vm = (name: string): StubVm => {
       const found = site.vms.get(name);
@@ -266,7 +269,7 @@ export class StubSites {
       };
     };
 
-    const activities: SiteActivities = {
+    const activities: Omit<SiteActivities, keyof RebuildBatchActivities> = {
       // Storage preflight needs a real object store; no workflow under test runs it.
       checkConditionalWrites: () => Promise.reject(ApplicationFailure.nonRetryable('the stub sites have no object store to check', 'NotSimulated')),
 

@@ -17,6 +17,7 @@ import {
   PARALLEL,
   abortReport,
   argOf,
+  argsOfBatch,
   assertHandoverUndone,
   assertProtectionCancelled,
   callsOfOperation,
@@ -81,7 +82,8 @@ async function assertUndone(domain: string, type: HandoverType, report?: Operati
   const stopped = ok('shutdownForHandover').filter((c) => (c.result as { outcome: string }).outcome !== 'alreadyOff').map((c) => String(argOf(c).vm));
   const claimed = ok('claimDomain', RECOVERY).some((c) => (c.result as { won: boolean }).won);
   const rocvas = ok('deployRocva').map((c) => String(argOf(c).name));
-  const prepared = attempted('prepareTargetDisks').map((c) => String(argOf(c).vm));
+  // A batch's undo is pushed before the batch starts: each VM it names may have been prepared.
+  const prepared = [...attempted('prepareTargetDisks').map(argOf), ...attempted('prepareTargetDisksOfBatch').flatMap(argsOfBatch)].map((a) => String(a.vm));
   const registered = attempted('registerRecoveredVm').map((c) => String((argOf(c).spec as { name: string }).name));
   // Either way the recovery site's epoch is 2: handed over (planned) or taken over (forced) from epoch 1.
   const recoveryProtection = await protection(t.client, domain, RECOVERY, 2);

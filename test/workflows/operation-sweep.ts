@@ -45,6 +45,9 @@ export function stepsOf(calls: StubCall[]): Step[] {
 
 export const argOf = (call: StubCall) => call.args[0] as Record<string, unknown>;
 
+/** What a batch activity's call (activities/vm-batches.ts) passes for each of its VMs. */
+export const argsOfBatch = (call: StubCall) => argOf(call).vms as Array<Record<string, unknown>>;
+
 export const sorted = (items: string[]) => [...new Set(items)].sort();
 
 /**

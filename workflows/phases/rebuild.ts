@@ -7,8 +7,8 @@ import { representationVmName } from '../../common/resource-names';
 import { failure } from '../../common/failures';
 import type { Operation } from '../operation';
 import { recoveredVm, RecoveredVmError, recoverySide, type RecoveredVm } from '../recovered-vm';
-import { forEachVm } from '../vm-fan-out';
-import { activitiesAt, longActivitiesAt } from './site-activities';
+import { forEachBatch, forEachVm } from '../vm-fan-out';
+import { activitiesAt, batchActivitiesAt, longActivitiesAt } from './site-activities';
 
 /** A VM being rebuilt: its disks in the log, and how it is registered at the site it moves to. */
 export interface RebuildTarget {
@@ -107,21 +107,35 @@ export const targetVmOf = (t: RebuildTarget): TargetVm => ({
 export async function prepareTargetDisks(op: Operation, targets: TargetVm[], stepName = 'create representation VMs', vmOf: (target: string) => string = (target) => target): Promise<FoundPerVm> {
   const atTo = activitiesAt(op.to);
   const keepsWhatItFound = patched('operations-keep-what-they-found');
+  const inBatches = rebuildsInBatches();
+  const prepareInput = (t: TargetVm) => ({ vm: t.name, placement: t.placement, disks: t.disks.map((d) => ({ diskId: d.diskId, sizeBytes: d.sizeBytes })) });
   return op.step(stepName, async () => {
     // One look before anything is created: a cancel during it leaves nothing to undo.
     const found = keepsWhatItFound ? await findExisting(op, targets) : undefined;
     const foundPerVm: FoundPerVm = {};
     for (const t of targets) if (found) foundPerVm[t.name] = existingOf(found, t);
+    if (inBatches) {
+      await forEachBatch(targets, async (batch, range) => {
+        for (const t of batch) undoTarget(op, t, foundPerVm[t.name]);
+        await batchActivitiesAt(op.to).prepareTargetDisksOfBatch.executeWithOptions({ summary: `create representation VMs ${range} at ${op.to}` }, [{ vms: batch.map(prepareInput) }]);
+        for (const t of batch) op.vm(vmOf(t.name), 'rehydrating');
+      });
+      return foundPerVm;
+    }
     await forEachVm(targets, async (t, i) => {
       undoTarget(op, t, foundPerVm[t.name]);
-      await atTo.prepareTargetDisks.executeWithOptions({ summary: `representation VM for ${t.name} (${i + 1}/${targets.length})` }, [
-        { vm: t.name, placement: t.placement, disks: t.disks.map((d) => ({ diskId: d.diskId, sizeBytes: d.sizeBytes })) },
-      ]);
+      await atTo.prepareTargetDisks.executeWithOptions({ summary: `representation VM for ${t.name} (${i + 1}/${targets.length})` }, [prepareInput(t)]);
       op.vm(vmOf(t.name), 'rehydrating');
     });
     return foundPerVm;
   });
 }
+
+/**
+ * Whether the per-VM steps of rebuilding run as batch activities (VMS_PER_BATCH VMs each) or as an
+ * activity per VM, as histories from before batching were recorded.
+ */
+const rebuildsInBatches = () => patched('rebuild-in-batches');
 
 /** Per VM name, what the site held of it before the operation prepared it: its undo leaves that. */
 export type FoundPerVm = Record<string, ExistingAtSite>;
@@ -183,10 +197,15 @@ export async function rehydrate(op: Operation, point: RecoveryPoint, targets: Re
 }
 
 export async function removeRepresentationVms(op: Operation, targets: RebuildTarget[]): Promise<void> {
+  const inBatches = rebuildsInBatches();
   await op.step('remove representation VMs', () =>
-    forEachVm(targets, async (t) => {
-      await activitiesAt(op.to).removeRepresentationVm.executeWithOptions({ summary: `remove representation VM of ${t.recovered.spec.name}` }, [{ vm: t.recovered.spec.name }]);
-    }),
+    inBatches
+      ? forEachBatch(targets, async (batch, range) => {
+          await batchActivitiesAt(op.to).removeRepresentationVmsOfBatch.executeWithOptions({ summary: `remove representation VMs ${range} at ${op.to}` }, [{ vms: batch.map((t) => ({ vm: t.recovered.spec.name })) }]);
+        })
+      : forEachVm(targets, async (t) => {
+          await activitiesAt(op.to).removeRepresentationVm.executeWithOptions({ summary: `remove representation VM of ${t.recovered.spec.name}` }, [{ vm: t.recovered.spec.name }]);
+        }),
   );
 }
 
@@ -195,20 +214,34 @@ export async function removeRepresentationVms(op: Operation, targets: RebuildTar
  * for a completion, whose RTO counts every round trip.
  */
 export async function registerInPlaceOfRepresentations(op: Operation, targets: RebuildTarget[]): Promise<void> {
+  const inBatches = rebuildsInBatches();
   await op.step('register VMs in place of their representation VMs', () =>
-    forEachVm(targets, async (t, i) => {
-      await activitiesAt(op.to).registerInPlaceOfRepresentation.executeWithOptions({ summary: `register ${t.name} at ${op.to} (${i + 1}/${targets.length})` }, [{ spec: t.recovered.spec }]);
-      op.vm(t.name, 'registered');
-    }),
+    inBatches
+      ? forEachBatch(targets, async (batch, range) => {
+          await batchActivitiesAt(op.to).registerInPlaceOfRepresentationsOfBatch.executeWithOptions({ summary: `register VMs ${range} in place of their representation VMs at ${op.to}` }, [{ vms: batch.map(registration) }]);
+          for (const t of batch) op.vm(t.name, 'registered');
+        })
+      : forEachVm(targets, async (t, i) => {
+          await activitiesAt(op.to).registerInPlaceOfRepresentation.executeWithOptions({ summary: `register ${t.name} at ${op.to} (${i + 1}/${targets.length})` }, [registration(t)]);
+          op.vm(t.name, 'registered');
+        }),
   );
 }
 
 /** Registers each VM with the runbook's placement, networks, re-IP and overrides applied. */
 export async function registerVms(op: Operation, targets: RebuildTarget[]): Promise<void> {
+  const inBatches = rebuildsInBatches();
   await op.step('register VMs', () =>
-    forEachVm(targets, async (t, i) => {
-      await activitiesAt(op.to).registerRecoveredVm.executeWithOptions({ summary: `register ${t.name} at ${op.to} (${i + 1}/${targets.length})` }, [{ spec: t.recovered.spec }]);
-      op.vm(t.name, 'registered');
-    }),
+    inBatches
+      ? forEachBatch(targets, async (batch, range) => {
+          await batchActivitiesAt(op.to).registerRecoveredVmsOfBatch.executeWithOptions({ summary: `register VMs ${range} at ${op.to}` }, [{ vms: batch.map(registration) }]);
+          for (const t of batch) op.vm(t.name, 'registered');
+        })
+      : forEachVm(targets, async (t, i) => {
+          await activitiesAt(op.to).registerRecoveredVm.executeWithOptions({ summary: `register ${t.name} at ${op.to} (${i + 1}/${targets.length})` }, [registration(t)]);
+          op.vm(t.name, 'registered');
+        }),
   );
 }
+
+const registration = (t: RebuildTarget) => ({ spec: t.recovered.spec });

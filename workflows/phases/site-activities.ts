@@ -35,3 +35,12 @@ export function activitiesAt(site: string, options: Partial<ActivityOptions> = {
 export function longActivitiesAt(site: string, startToCloseTimeout: string) {
   return activitiesAt(site, { startToCloseTimeout, heartbeatTimeout: '10 seconds' });
 }
+
+/**
+ * For activities over a batch of VMs (activities/vm-batches.ts), which heartbeat each VM done: a
+ * dead worker is noticed as soon as a single VM's call would have timed out, and the retry resumes
+ * where the heartbeat says.
+ */
+export function batchActivitiesAt(site: string) {
+  return activitiesAt(site, { startToCloseTimeout: '10 minutes', heartbeatTimeout: '30 seconds' });
+}
