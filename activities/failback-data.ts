@@ -66,7 +66,8 @@ export function createFailbackDataActivities({ store, provider }: FailbackDataDe
   };
 
   return {
-    async recordDeparture(input: RecordDepartureInput): Promise<DepartureRecord> {
+    /** Null when the domain has no log up to the epoch it left (idle since its base): no position to fail back to by delta. */
+    async recordDeparture(input: RecordDepartureInput): Promise<DepartureRecord | null> {
       const context = Context.current();
       const ownership = new Ownership(store, input.domain);
       const left = await ownership.read(input.epoch);
@@ -86,7 +87,11 @@ export function createFailbackDataActivities({ store, provider }: FailbackDataDe
       }
       try {
         const end = await chainEnd(store, ownership, input.epoch, lastSegment);
-        if (!end) throw failure('DeltaNotApplicable', `domain ${input.domain} has no log up to epoch ${input.epoch}: there is no position to fail back to by delta`);
+        if (!end) {
+          // A domain that never wrote since its base: nothing to record, and a failback rehydrates fully (it finds no departure).
+          context.log.info('no departure recorded: the domain has no log up to the epoch it left', { domain: input.domain, epoch: input.epoch, site: left.site });
+          return null;
+        }
         return await recordDeparture(store, ownership, { epoch: input.epoch, site: left.site, kind: input.kind, ...end, disks: manifest.disks, fingerprints, vms: manifest.vms, recordedAt: Date.now() });
       } catch (error) {
         throw classify(error);

@@ -173,4 +173,28 @@ describe('failback by delta on real S3: departure, check, delta rehydration, exa
     assert.equal(check.usable, false);
     assert.match(check.usable ? '' : check.why, /db-1-disk-0 differ.*forced departure/);
   });
+
+  it('a domain that never wrote since its base leaves without a departure record, planned or forced, and its failback finds none (full rehydration)', async () => {
+    for (const kind of ['planned', 'forced'] as const) {
+      const name = `delta-idle-${kind}`;
+      const ownership = new Ownership(store, name);
+      await ownership.claim('primary');
+      await recordManifest(store, ownership, 'primary');
+      const primary = new MemorySite();
+      for (const disk of DISKS) await primary.createDisk({ id: disk.diskId, datastore: 'ds', sizeBytes: disk.sizeBytes, protected: true });
+      await initialSync(store, ownership, primary, 1, 0, 'primary');
+      const atPrimary = createFailbackDataActivities({ store, provider: asProvider(primary, 'primary') });
+      const atRecovery = createFailbackDataActivities({ store, provider: asProvider(new MemorySite(), 'recovery') });
+      if (kind === 'planned') {
+        assert.equal(await run(() => atPrimary.recordDeparture({ domain: name, epoch: 1, kind, lastSegment: null })), null);
+        await ownership.release(1, 'recovery', null);
+      } else {
+        await ownership.claim('recovery');
+        // Before: DeltaNotApplicable ("no log up to epoch 1"), which aborted the forced failover of an idle domain.
+        assert.equal(await run(() => atRecovery.recordDeparture({ domain: name, epoch: 1, kind })), null);
+      }
+      const check: DeltaBaseCheck = await run(() => atPrimary.checkDeltaBase({ domain: name }));
+      assert.deepEqual([check.usable, check.usable ? '' : check.why], [false, 'no departure from site primary was recorded']);
+    }
+  });
 });
