@@ -1,7 +1,6 @@
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { RegisterVmSpec } from '../sites/provider';
 import { forEachLimited } from '../common/parallel';
-import type { PrepareTargetDisksInput } from './recovery-site';
 
 /**
  * Site calls of one batch made at once: with a workflow's VM_BATCHES_IN_FLIGHT batches, as many
@@ -43,22 +42,22 @@ function namingVm(vm: string, error: unknown): unknown {
   return ApplicationFailure.create({ type: error instanceof Error ? error.name : 'Error', message: `${vm}: ${error instanceof Error ? error.message : String(error)}`, cause: error instanceof Error ? error : undefined });
 }
 
-/** The per-VM site activities that rebuilding a domain fans out over its VMs. */
-export interface PerVmRebuildActivities {
-  prepareTargetDisks(input: PrepareTargetDisksInput): Promise<unknown>;
+/** The per-VM site activities that rebuilding a domain fans out over its VMs (`Prepare`: what preparing one VM's disks takes). */
+export interface PerVmRebuildActivities<Prepare extends { vm: string } = { vm: string }> {
+  prepareTargetDisks(input: Prepare): Promise<unknown>;
   removeRepresentationVm(input: { vm: string }): Promise<void>;
   registerRecoveredVm(input: { spec: RegisterVmSpec }): Promise<void>;
   registerInPlaceOfRepresentation(input: { spec: RegisterVmSpec }): Promise<void>;
 }
 
 /** The same activities over batches of VMs (`{ vms: [...] }`, each item what the per-VM one takes). */
-export function rebuildBatchActivities(perVm: PerVmRebuildActivities) {
+export function rebuildBatchActivities<Prepare extends { vm: string }>(perVm: PerVmRebuildActivities<Prepare>) {
   return {
-    prepareTargetDisksOfBatch: inBatches((input: PrepareTargetDisksInput) => perVm.prepareTargetDisks(input), (input) => input.vm),
+    prepareTargetDisksOfBatch: inBatches((input: Prepare) => perVm.prepareTargetDisks(input), (input) => input.vm),
     removeRepresentationVmsOfBatch: inBatches((input: { vm: string }) => perVm.removeRepresentationVm(input), (input) => input.vm),
     registerRecoveredVmsOfBatch: inBatches((input: { spec: RegisterVmSpec }) => perVm.registerRecoveredVm(input), (input) => input.spec.name),
     registerInPlaceOfRepresentationsOfBatch: inBatches((input: { spec: RegisterVmSpec }) => perVm.registerInPlaceOfRepresentation(input), (input) => input.spec.name),
   };
 }
 
-export type RebuildBatchActivities = ReturnType<typeof rebuildBatchActivities>;
+export type RebuildBatchActivities = ReturnType<typeof rebuildBatchActivities<{ vm: string }>>;
