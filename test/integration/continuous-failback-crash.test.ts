@@ -73,6 +73,9 @@ describe('continuous failback durability: every worker process SIGKILLed at rand
     const continuedAsNew = waitFor('every run continued as new', () => allContinuedAsNew(handles), 300_000);
     followingKills.push(...(await killUntil(continuedAsNew)));
     await continuedAsNew;
+    // Every worker killed twice while the originals follow, however quickly they caught up and continued as new (batched rebuilds made that a kill or two).
+    const topUp = WORKERS.flatMap((w) => Array<string>(Math.max(0, 2 - followingKills.filter((k) => k === w).length)).fill(w));
+    followingKills.push(...(await crashUntil(new Promise(() => undefined), { pick: (killed) => topUp[killed.length], crash: (victim) => workers.crashAndRestart(victim), maxKills: topUp.length })));
     const originalsWhileFollowing = (await primary.client.listVms()).filter((vm) => vm.kind === 'vm');
     assert.ok(originalsWhileFollowing.every((vm) => vm.powerState === 'poweredOff'), 'the original VMs stay powered off while their disks follow');
 
@@ -89,7 +92,6 @@ describe('continuous failback durability: every worker process SIGKILLed at rand
     const kills = [...followingKills, ...completionKills];
     t.diagnostic(`${kills.length} SIGKILLs in ${Math.round((Date.now() - began) / 1000)} s; while following: ${followingKills.join(', ')}; while completing: ${completionKills.join(', ')}`);
     assert.deepEqual(failedRuns(settled, domains), [], `after ${kills.length} kills (${kills.join(', ')})`);
-    for (const victim of WORKERS) assert.ok(kills.filter((k) => k === victim).length >= 2, `${victim} was killed at least twice (${kills.join(', ')})`);
     assert.ok(completionKills.length >= 1, 'a kill landed during the completions');
 
     const reports = settled.map((r) => (r as PromiseFulfilledResult<OperationReport>).value);
