@@ -33,7 +33,7 @@ export async function protectionStatus(client: Client, deadlineMs: number, workf
   if (!status) return undefined;
   const replicating = description?.raw.pendingActivities?.find((a) => a.activityType?.name === 'replicateJournal');
   const heartbeat = replicating?.heartbeatDetails?.payloads?.[0];
-  const heartbeatDurableAsOf = heartbeat ? defaultPayloadConverter.fromPayload<ReplicationProgress>(heartbeat).durableAsOf : undefined;
+  const heartbeatDurableAsOf = heartbeat ? defaultPayloadConverter.fromPayload<ReplicationProgress | undefined>(heartbeat)?.durableAsOf : undefined;
   const durableAsOf = Math.max(status.durableAsOf ?? 0, heartbeatDurableAsOf ?? 0);
   return durableAsOf > 0 ? { ...status, durableAsOf } : status;
 }

@@ -694,10 +694,10 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
         progressUnavailable = error.problem.detail;
       }
     }
-    // The workflow learns the rehydrated bytes when the activity ends; meanwhile its heartbeat has them.
+    // The workflow learns the rehydrated bytes when the activity ends; meanwhile its heartbeat has them (none before its first segment: it heartbeats nothing while the base is read).
     const rehydrating = (description.raw.pendingActivities ?? []).find((a) => a.activityType?.name === 'rehydrateDomain');
     const heartbeat = rehydrating?.heartbeatDetails?.payloads?.[0];
-    if (progress && heartbeat) progress.bytesRehydrated = defaultPayloadConverter.fromPayload<{ bytesWritten?: number }>(heartbeat).bytesWritten ?? progress.bytesRehydrated;
+    if (progress && heartbeat) progress.bytesRehydrated = defaultPayloadConverter.fromPayload<{ bytesWritten?: number } | undefined>(heartbeat)?.bytesWritten ?? progress.bytesRehydrated;
     const result: unknown = status === 'COMPLETED' ? await handle.result() : status === 'FAILED' ? await failureReport(handle) : undefined;
     res.json({ ...links(workflowId), status, startedAt: description.startTime, closedAt: description.closeTime ?? null, progress, plan, groups, result, ...(progressUnavailable ? { progressUnavailable } : {}) });
   });

@@ -4,7 +4,9 @@ import { describe, it } from 'node:test';
 import { readChain, resolveChain } from '../../datapath/log-chain';
 import { ObjectStore } from '../../datapath/object-store';
 import { Ownership } from '../../datapath/ownership';
+import { defaultPayloadConverter } from '@temporalio/common';
 import type { RehydrateInput } from '../../activities/datapath';
+import type { RehydrationProgress } from '../../datapath/rehydrate';
 import { expectedDiskContent, readWorkloadRecord } from '../../sites/workload';
 import { rehydration } from '../../workflows/rehydration';
 import { protect, protectStatusQuery, restorePointNowUpdate, stopProtectionSignal } from '../../workflows/protect';
@@ -91,7 +93,9 @@ describe('datapath end to end: a workload, protect with SIGKILLed replicators, r
     for (;;) {
       const run = await stack.client.workflow.getHandle('rehydrate/demo/point').describe().catch(() => undefined);
       if (run && run.status.name !== 'RUNNING') break;
-      if ((run?.raw.pendingActivities ?? []).some((a) => (a.heartbeatDetails?.payloads?.length ?? 0) > 0)) break;
+      // A heartbeat names a segment once one is applied (before that it only says the attempt lives).
+      const progress = (run?.raw.pendingActivities ?? []).flatMap((a) => (a.heartbeatDetails?.payloads ?? []).map((p) => defaultPayloadConverter.fromPayload<RehydrationProgress | undefined>(p)));
+      if (progress.some((p) => p?.segment !== undefined)) break;
       await sleep(100);
     }
     await recoveryWorker.kill();

@@ -311,7 +311,7 @@ describe('log follower on real S3: continuous rehydration from base + log, resum
     const followLog = (input: FollowLogInput) => activities.followLog(input);
     const info = { workflowExecution: { workflowId: 'continuous-failover/follow-activity/1', runId: 'run-1' } };
     const leaseKey = domain.ownership.keys.lease(`${info.workflowExecution.workflowId}/follower`);
-    const input = { domain: 'follow-activity', targetSite: 'recovery', disks: DISKS, runForMs: 300 };
+    const input = { domain: 'follow-activity', targetSite: 'recovery', disks: DISKS, runForMs: 2_000 };
 
     const heartbeats: FollowResult[] = [];
     const running = new MockActivityEnvironment(info);
