@@ -29,7 +29,7 @@ const PRIMARY_LATENCY_MS = 100;
  * Each failback is killed at this many random points of its history, drawn among its first events:
  * a complete one has over 110 (its last steps are hit by the kills of the runs started after it).
  */
-const KILLS_PER_RUN = 2;
+const KILLS_PER_RUN = 3;
 const HISTORY_POINTS = 90;
 /** How long the recovery site's workload goes on writing once the failbacks start. */
 const RECOVERY_WRITES_MS = 6_000;
@@ -109,10 +109,12 @@ describe(`failback durability: every worker process SIGKILLed at random moments 
       pick: inRandomRounds(WORKERS),
       crash: (victim) => workers.crashAndRestart(victim),
       // At random points of each run's history, so that each is hit however fast the machine runs
-      // it, and every few seconds besides (ten times), so that long steps are hit more often.
+      // it, and every few seconds besides (fifteen times), so that long steps are hit more often
+      // (batched rebuilds made the failbacks quick: with two points per run and ten more kills, none
+      // landed inside an activity in one CI run).
       // Not more: a site worker killed during a short activity stalls it for its 30 s timeout, and
       // on a loaded machine (slow restarts too) endless kills would keep the runs from ending.
-      due: atRandomHistoryPoints(stack.client, ids, { perRun: KILLS_PER_RUN, within: HISTORY_POINTS, orAfter: { ms: [3_000, 7_000], times: 10 } }),
+      due: atRandomHistoryPoints(stack.client, ids, { perRun: KILLS_PER_RUN, within: HISTORY_POINTS, orAfter: { ms: [2_000, 5_000], times: 15 } }),
       onCrash: (_, at) => killedAt.push(at),
     });
     const results = await all;
