@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { ReaderLease } from '../../datapath/lease';
 import { Ownership } from '../../datapath/ownership';
 import { rehydrate } from '../../datapath/rehydrate';
-import { listRestorePoints, pinRestorePoint, unpinRestorePoint } from '../../datapath/restore-points';
+import { listRestorePoints } from '../../datapath/restore-points';
 import { expectedDiskContent, readWorkloadRecord } from '../../sites/workload';
 import { protectStatusQuery } from '../../workflows/protect';
 import { protectionWorkflowId } from '../../workflows/workflow-ids';
@@ -48,18 +49,19 @@ describe('protection soak on real Temporal, S3, a site and its workers: a worklo
     const started = Date.now();
     let nextSampleAt = started;
     while (Date.now() - started < SOAK_MS) {
-      // Each point pinned as soon as it is listed (long before the window ends), so that garbage
-      // collection keeps it and what rebuilding it needs while it is checked, then let go.
-      const unverified = (await listRestorePoints(store, ownership())).filter((point) => !verified.has(point.id));
-      for (const point of unverified) await pinRestorePoint(store, ownership(), point.id, { pinnedBy: 'protection-soak', now: Date.now() });
-      for (const point of unverified) {
+      // Each point as soon as it is listed, under a reader lease as the product's rehydrations read:
+      // a pin keeps what the point needs from the newest base, not the older base a plan may
+      // already have chosen when a compaction commits (the pinned variant lost a segment mid-read).
+      for (const point of (await listRestorePoints(store, ownership())).filter((p) => !verified.has(p.id))) {
         const target = new MemorySite();
-        await rehydrate({ store, ownership: ownership(), target, disks: point.disks!, datastore: 'ds', upTo: { kind: 'position', position: point.position } });
+        const lease = new ReaderLease(store, ownership(), 'protection-soak');
+        await lease.hold(undefined);
+        await rehydrate({ store, ownership: ownership(), target, disks: point.disks!, datastore: 'ds', upTo: { kind: 'position', position: point.position }, onPlanned: (base) => lease.hold(base) });
+        await lease.release();
         const written = record();
         for (const disk of point.disks!) {
           assert.ok(target.disks.get(disk.diskId)!.equals(expectedDiskContent(written, disk.diskId, disk.sizeBytes, { sequence: point.lastJournalSequence })), `${disk.diskId} at restore point ${point.id}`);
         }
-        await unpinRestorePoint(store, ownership(), point.id);
         verified.add(point.id);
       }
       if (Date.now() >= nextSampleAt) {
