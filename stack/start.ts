@@ -24,6 +24,7 @@ import { portsBesideS3, startSeaweedFs } from './seaweedfs';
 import { supervise } from './supervisor';
 import { TEMPORAL_BINARY, WEED_BINARY } from './servers';
 import { startTemporalDevServer } from './temporal-dev-server';
+import { writeWorkflowBundle } from '../worker/workflow-code';
 
 const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
@@ -74,7 +75,9 @@ async function main(): Promise<void> {
   if (settings.temporal.embedded || settings.s3.embedded) requireInstalledServers();
 
   const childEnv: NodeJS.ProcessEnv = { ...process.env, DR_API_TOKENS_FILE: secrets.apiTokensFile, DR_SITE_TOKENS_FILE: siteTokens.file };
-  const servers: Array<Promise<void>> = [];
+  // Bundled once while the servers start: a worker restarted after a crash then polls within a second.
+  childEnv.DR_WORKFLOW_BUNDLE = path.join(settings.dataDir, 'workflow-bundle.js');
+  const servers: Array<Promise<void>> = [writeWorkflowBundle(childEnv.DR_WORKFLOW_BUNDLE)];
   /** How to start each component again, by its first process: supervised once the stack is up. */
   const restarts = new Map<ChildHandle, () => Promise<ChildHandle>>();
 

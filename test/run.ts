@@ -4,8 +4,10 @@
  * Integration tests start their own Temporal and SeaweedFS servers through test/harness.
  */
 import { spawn } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { writeWorkflowBundle } from '../worker/workflow-code';
 
 const TEST_ROOT = __dirname;
 
@@ -28,47 +30,55 @@ if (files.length === 0) {
   process.exit(1);
 }
 
-const runner = spawn(
-  process.execPath,
-  [
-    '--import',
-    'tsx',
-    '--test',
-    '--test-reporter=spec',
-    `--test-concurrency=${process.env.DR_TEST_CONCURRENCY ?? '2'}`,
-    // A hung test must fail the run, not hold CI until its limit.
-    `--test-timeout=${process.env.DR_TEST_TIMEOUT_MS ?? '600000'}`,
-    ...files,
-  ],
-  // Its own process group, so that everything the tests start can be found and ended with it.
-  { stdio: 'inherit', detached: true, env: { ...process.env, NODE_NO_WARNINGS: '1' } },
-);
+// Every worker the tests start runs this one bundle: each bundling its own took seconds of CPU per start.
+const workflowBundle = path.join(tmpdir(), `dr-test-workflows-${process.pid}.js`);
 
-/** Ends every process the run started, including servers a killed test file left behind. */
-function endProcessGroup(): void {
-  try {
-    process.kill(-runner.pid!, 'SIGKILL');
-  } catch {
-    // the group is already empty
-  }
-}
+async function main(): Promise<void> {
+  await writeWorkflowBundle(workflowBundle);
+  const runner = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '--test',
+      '--test-reporter=spec',
+      `--test-concurrency=${process.env.DR_TEST_CONCURRENCY ?? '2'}`,
+      // A hung test must fail the run, not hold CI until its limit.
+      `--test-timeout=${process.env.DR_TEST_TIMEOUT_MS ?? '600000'}`,
+      ...files,
+    ],
+    // Its own process group, so that everything the tests start can be found and ended with it.
+    { stdio: 'inherit', detached: true, env: { ...process.env, NODE_NO_WARNINGS: '1', DR_WORKFLOW_BUNDLE: workflowBundle } },
+  );
 
-// The whole run has a limit too: a stray server holding a pipe open must not hold CI either.
-const limitMs = Number(process.env.DR_TEST_RUN_LIMIT_MS ?? 45 * 60_000);
-const limit = setTimeout(() => {
-  console.error(`\n[test] the run passed its limit of ${limitMs / 60_000} min (DR_TEST_RUN_LIMIT_MS); ending it`);
-  endProcessGroup();
-}, limitMs);
+  /** Ends every process the run started, including servers a killed test file left behind. */
+  const endRun = (code: number) => {
+    try {
+      process.kill(-runner.pid!, 'SIGKILL');
+    } catch {
+      // the group is already empty
+    }
+    rmSync(workflowBundle, { force: true });
+    process.exit(code);
+  };
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    endProcessGroup();
-    process.exit(1);
+  // The whole run has a limit too: a stray server holding a pipe open must not hold CI either.
+  const limitMs = Number(process.env.DR_TEST_RUN_LIMIT_MS ?? 45 * 60_000);
+  const limit = setTimeout(() => {
+    console.error(`\n[test] the run passed its limit of ${limitMs / 60_000} min (DR_TEST_RUN_LIMIT_MS); ending it`);
+    endRun(1);
+  }, limitMs);
+
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => endRun(1));
+
+  runner.once('exit', (code) => {
+    clearTimeout(limit);
+    endRun(code ?? 1);
   });
 }
 
-runner.once('exit', (code) => {
-  clearTimeout(limit);
-  endProcessGroup();
-  process.exit(code ?? 1);
+main().catch((error: unknown) => {
+  console.error(error);
+  rmSync(workflowBundle, { force: true });
+  process.exit(1);
 });

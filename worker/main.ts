@@ -23,6 +23,7 @@ import { RunbookStore } from '../runbooks/store';
 import { serveLiveness } from './liveness';
 import { installRuntimeLogging } from './runtime';
 import { createSiteActivities } from './site-activities';
+import { workflowCode } from './workflow-code';
 
 stopWhenOrphaned();
 
@@ -47,7 +48,7 @@ async function main(): Promise<void> {
       connection,
       namespace: settings.temporal.namespace,
       taskQueue: ORCHESTRATION_TASK_QUEUE,
-      workflowsPath: require.resolve('../workflows'),
+      ...workflowCode(),
       maxCachedWorkflows: 500,
       activities: createScheduledDrillActivities({ client, runbooks: new RunbookStore(s3, settings.s3), store: new ObjectStore(s3, settings.s3), log }),
     });

@@ -4,6 +4,7 @@ import { Worker } from '@temporalio/worker';
 import { startChild, waitUntilReady, type ChildHandle } from '../../common/child-process';
 import type { SiteService } from '../../sites/launch';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../../workflows/task-queues';
+import { workflowCode } from '../../worker/workflow-code';
 import { productEnvironment, useFixture, type TestStack } from './stack';
 
 const WORKER = path.join(__dirname, '../../worker/main.ts');
@@ -75,7 +76,7 @@ export interface InProcessWorkers {
 /** Workers in the test's own process, on the stack's connection, for tests that give a site activities of their own. */
 export async function createInProcessWorkers(stack: TestStack, site: string, activities: object): Promise<InProcessWorkers> {
   return {
-    orchestration: await Worker.create({ connection: stack.nativeConnection, taskQueue: ORCHESTRATION_TASK_QUEUE, workflowsPath: require.resolve('../../workflows') }),
+    orchestration: await Worker.create({ connection: stack.nativeConnection, taskQueue: ORCHESTRATION_TASK_QUEUE, ...workflowCode() }),
     site: await Worker.create({ connection: stack.nativeConnection, taskQueue: siteTaskQueue(site), activities }),
   };
 }

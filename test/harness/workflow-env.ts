@@ -14,6 +14,7 @@ import { TEMPORAL_BINARY } from '../../stack/servers';
 import { deskStartOptions, domainOperations, startOperationUpdate, type OperationRecord, type OperationRequest } from '../../workflows/domain-operations';
 import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../../workflows/task-queues';
+import { workflowCode } from '../../worker/workflow-code';
 import { StubSites } from './stub-sites';
 
 export const PRIMARY = 'primary';
@@ -64,7 +65,7 @@ export async function startWorkflowEnv(options: WorkflowEnvOptions = {}): Promis
       Worker.create({
         connection: env.nativeConnection,
         taskQueue: ORCHESTRATION_TASK_QUEUE,
-        workflowsPath: require.resolve('../../workflows'),
+        ...workflowCode(),
         maxCachedWorkflows: 200,
         ...(options.orchestrationActivities ? { activities: options.orchestrationActivities } : {}),
       }),

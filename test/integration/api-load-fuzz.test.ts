@@ -29,6 +29,8 @@ const LOAD_MS = FULL ? 60_000 : 10_000;
 /** Per route at full size; in `npm test` about half as many in all, spread over the routes. */
 const FUZZ_REQUESTS = 10_000;
 const FUZZ_IN_FLIGHT = 16;
+/** At full size the run takes an hour: it says how far it is. */
+const PROGRESS_EVERY = 20_000;
 /**
  * A request with no answer within a minute hangs. Not tighter: 200 clients arriving at once on a
  * busy 2-core CI machine queue for seconds behind each other, which is load, not a hang.
@@ -258,10 +260,12 @@ describe('the API process under 200 concurrent clients and generated bad request
     const failures: string[] = [];
     const statuses: number[] = [];
     const started = performance.now();
+    let taken = 0;
     await Promise.all(
       Array.from({ length: FUZZ_IN_FLIGHT }, async () => {
-        for (let next = queue.shift(); next; next = queue.shift()) {
+        for (let next = queue[taken++]; next; next = queue[taken++]) {
           const { route, n } = next;
+          if (FULL && taken % PROGRESS_EVERY === 0) process.stderr.write(`fuzz: ${taken} of ${queue.length} sent after ${Math.round((performance.now() - started) / 1000)} s\n`);
           const name = `${route.method} ${route.template}`;
           const seed = requestSeed(RUN_SEED, name, n);
           const sent = fuzzRequest(route, seed, context);

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { workflowCode } from '../../worker/workflow-code';
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures', 'histories');
 
@@ -22,7 +23,7 @@ describe('workflow replay of recorded histories', () => {
       return { workflowId, history: historyFromJSON(history) };
     });
     let replayed = 0;
-    for await (const result of Worker.runReplayHistories({ workflowsPath: require.resolve('../../workflows') }, histories)) {
+    for await (const result of Worker.runReplayHistories(workflowCode(), histories)) {
       assert.equal(result.error, undefined, `${result.workflowId}: ${String(result.error)}`);
       replayed++;
     }
