@@ -1,6 +1,6 @@
 /**
  * `GET /domains`: every protected domain the storage site holds, one line each, as an operator
- * scans them: mode, owner, protection and its RPO now, the last restore point, what runs, and the
+ * scans them: mode, owner, protection (and why it fails, if it does) and its RPO now, the last restore point, what runs, and the
  * last drill. Each domain's workflows are asked in bounded time; one that does not answer shows
  * `null` with a note instead of holding the whole list.
  */
@@ -14,6 +14,7 @@ import type { ImportableDomain } from '../datapath/import-scan';
 import type { ObjectStore } from '../datapath/object-store';
 import type { RunbookStore } from '../runbooks/store';
 import { domainOperationsQuery, type OperationRecord } from '../workflows/domain-operations';
+import { PROTECTION_FAILURES } from '../workflows/protect';
 import { domainOperationsWorkflowId } from '../workflows/workflow-ids';
 import { requireRole } from './auth';
 import { routeDocs } from './openapi/route-docs';
@@ -41,7 +42,19 @@ const DomainLine = z.strictObject({
   mode: z.enum(DOMAIN_MODES),
   owner: z.strictObject({ site: z.string(), epoch: z.int() }).nullable(),
   conflict: z.boolean().describe('a split-brain conflict is open'),
-  protection: z.strictObject({ mode: z.string(), site: z.string(), backlogEntries: z.int(), stopping: z.boolean() }).nullable().describe('null: no protection answered'),
+  protection: z
+    .strictObject({
+      mode: z.string(),
+      site: z.string(),
+      backlogEntries: z.int(),
+      stopping: z.boolean(),
+      failing: z
+        .strictObject({ reason: z.enum(PROTECTION_FAILURES), message: z.string(), since: z.iso.datetime(), retryAt: z.iso.datetime() })
+        .optional()
+        .describe('present while protection makes no progress: why (the message names the bucket and key), since when, and its next try'),
+    })
+    .nullable()
+    .describe('null: no protection answered'),
   rpo: z
     .strictObject({
       seconds: z.number().describe('at most this many seconds of writes would be lost: the time since every write was known durable'),
@@ -75,6 +88,8 @@ export function domainListRouter({ client, store, runbooks, log, deadlineMs = 3_
       drillAtAGlance(client, domain),
     ]);
     if (rpo?.breached) notes.push(rpoBreachWarning(domain, rpo));
+    const failing = protection?.failing;
+    if (failing) notes.push(`protection is failing since ${new Date(failing.since).toISOString()} (${failing.reason}): ${failing.message}`);
     const lastRestorePoint = protection?.lastRestorePoint ?? scanned.latestRestorePoint;
     return {
       domain,
@@ -82,7 +97,13 @@ export function domainListRouter({ client, store, runbooks, log, deadlineMs = 3_
       owner,
       conflict: condition.conflictSince !== undefined,
       protection: protection
-        ? { mode: protection.mode, site: protection.site, backlogEntries: protection.backlogEntries, stopping: protection.stopping }
+        ? {
+            mode: protection.mode,
+            site: protection.site,
+            backlogEntries: protection.backlogEntries,
+            stopping: protection.stopping,
+            ...(failing ? { failing: { ...failing, since: new Date(failing.since).toISOString(), retryAt: new Date(failing.retryAt).toISOString() } } : {}),
+          }
         : null,
       rpo,
       lastRestorePoint: lastRestorePoint ? { id: lastRestorePoint.id, at: new Date(lastRestorePoint.timestamp).toISOString() } : null,

@@ -123,7 +123,7 @@ interface DomainLine {
   domain: string;
   mode: string;
   owner: { site: string; epoch: number } | null;
-  protection: { mode: string } | null;
+  protection: { mode: string; failing?: { reason: string } } | null;
   rpo: { seconds: number; targetSeconds: number | null; breached: boolean } | null;
   running: { workflowId: string } | null;
   drill: { workflowId: string } | null;
@@ -137,7 +137,7 @@ async function domains(ctx: Context): Promise<number> {
   const rows = [['DOMAIN', 'MODE', 'OWNER', 'PROTECTION', 'RPO', 'RUNNING', 'LAST DRILL']];
   for (const d of lines) {
     const target = d.rpo?.targetSeconds != null ? `/${d.rpo.targetSeconds}s${d.rpo.breached ? ' BREACHED' : ''}` : '';
-    rows.push([d.domain, d.mode, d.owner ? `${d.owner.site}#${d.owner.epoch}` : '-', d.protection?.mode ?? '?', d.rpo ? `${d.rpo.seconds}s${target}` : '?', d.running?.workflowId ?? d.drill?.workflowId ?? '-', d.lastDrill ? `${d.lastDrill.outcome} ${d.lastDrill.endedAt}` : '-']);
+    rows.push([d.domain, d.mode, d.owner ? `${d.owner.site}#${d.owner.epoch}` : '-', d.protection ? `${d.protection.mode}${d.protection.failing ? ` FAILING (${d.protection.failing.reason})` : ''}` : '?', d.rpo ? `${d.rpo.seconds}s${target}` : '?', d.running?.workflowId ?? d.drill?.workflowId ?? '-', d.lastDrill ? `${d.lastDrill.outcome} ${d.lastDrill.endedAt}` : '-']);
   }
   ctx.out(table(rows));
   for (const d of lines) for (const w of d.warnings ?? []) ctx.out(`warning: ${d.domain}: ${w}`);

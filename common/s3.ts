@@ -44,12 +44,12 @@ export function isS3Unavailable(error: unknown): boolean {
   return (status !== undefined && status >= 500) || name === 'TimeoutError' || ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH'].includes(code ?? '');
 }
 
+/** S3's codes for refused credentials, as an error's name or a DeleteObjects answer's per-key code. */
+export const ACCESS_DENIED_CODES: ReadonlySet<string> = new Set(['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch']);
+
 /** The store refuses the credentials (revoked, rotated, a policy changed): retrying with the same ones cannot help. */
 export function isAccessDenied(error: unknown): boolean {
-  return (
-    error instanceof S3ServiceException &&
-    (['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch'].includes(error.name) || error.$metadata.httpStatusCode === 403)
-  );
+  return error instanceof S3ServiceException && (ACCESS_DENIED_CODES.has(error.name) || error.$metadata.httpStatusCode === 403);
 }
 
 /** True when the error is S3's answer to a failed If-None-Match / If-Match precondition. */

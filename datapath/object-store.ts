@@ -1,6 +1,6 @@
 import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { S3Settings } from '../common/config';
-import { isAccessDenied, isNotFound, isPreconditionFailed } from '../common/s3';
+import { ACCESS_DENIED_CODES, isAccessDenied, isNotFound, isPreconditionFailed } from '../common/s3';
 
 /** The store refused the worker's credentials for this bucket and key (`AccessDenied`, `InvalidAccessKeyId`, `SignatureDoesNotMatch`). */
 export class ObjectStoreAccessDeniedError extends Error {
@@ -70,6 +70,9 @@ export class ObjectStore {
       const batch = keys.slice(start, start + 1000);
       const result = await this.send(batch[0], () => this.s3.send(new DeleteObjectsCommand({ Bucket: this.settings.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } })));
       const failed = result.Errors ?? [];
+      // A refusal can come per key inside a successful answer, as a policy may deny some keys only.
+      const refused = failed.find((e) => e.Code !== undefined && ACCESS_DENIED_CODES.has(e.Code));
+      if (refused) throw new ObjectStoreAccessDeniedError(this.settings.bucket, refused.Key ?? batch[0], Object.assign(new Error(refused.Message ?? refused.Code), { name: refused.Code }));
       if (failed.length > 0) throw new Error(`deleting ${failed.length} object(s) failed, first ${failed[0].Key}: ${failed[0].Code} ${failed[0].Message}`);
     }
   }

@@ -366,7 +366,12 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
   // disk is in the manifest before the run that logs it. Only in log mode: an initial sync copies
   // the disks its manifest listed, a bitmap episode the regions of its own.
   const followMembership = async () => {
-    if (status.mode === 'log') syncQueue = [...syncQueue, ...((await refreshMembership(members))?.added ?? [])];
+    if (status.mode === 'log') {
+      // A change of members writes the manifest: refused credentials are waited out there too.
+      const refresh = () => refreshMembership(members);
+      const change = patched('protection-membership-waits-out-refusals') ? await admitted(refresh) : await refresh();
+      syncQueue = [...syncQueue, ...(change?.added ?? [])];
+    }
     if (!diskSync && syncQueue.length > 0) {
       diskSync = { disks: syncQueue, disk: 0, offset: 0 };
       syncQueue = [];

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { before, after, describe, it } from 'node:test';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { generateToken } from '../../api/auth';
+import { domainListRouter } from '../../api/domain-list';
 import { apiMetrics, type ApiMetrics } from '../../api/metrics';
 import { operationsRouter } from '../../api/operations';
 import { Ownership } from '../../datapath/ownership';
@@ -35,7 +36,7 @@ describe('the object store refusing the site worker\'s credentials (403), then u
     principals: [viewer],
     routers: (log) => {
       metrics = apiMetrics({ client: stack.client, store, runbooks, log, sites: ['primary'], refreshMs: 200 });
-      return [metrics.router, operationsRouter({ client: stack.client, runbooks, store, log })];
+      return [metrics.router, operationsRouter({ client: stack.client, runbooks, store, log }), domainListRouter({ client: stack.client, store, runbooks, log })];
     },
   });
   let proxy: S3FaultProxy | undefined;
@@ -69,6 +70,10 @@ describe('the object store refusing the site worker\'s credentials (403), then u
     assert.equal(shown.reason, 'ObjectStoreAccessDenied');
     assert.match(shown.message, new RegExp(`s3://${stack.s3Settings.bucket}/\\S*domains/${DOMAIN}/\\S+`), 'the bucket and key');
     await waitFor('dr_protection_failing 1', async () => (await failingMetric()) === 1, 5_000);
+    const listed = (await (await get('/domains')).json()) as { domains: Array<{ domain: string; protection: { failing?: { reason: string; message: string } } | null; warnings?: string[] }> };
+    const line = listed.domains.find((d) => d.domain === DOMAIN);
+    assert.equal(line?.protection?.failing?.reason, 'ObjectStoreAccessDenied', 'GET /domains shows it on the domain\'s line');
+    assert.ok(line.warnings?.some((w) => w.includes(shown.message)), `a warning quotes the refusal: ${JSON.stringify(line.warnings)}`);
     const { currentDetails } = await protection().query<{ currentDetails?: string }>('__temporal_workflow_metadata');
     assert.match(currentDetails ?? '', /Failing since .* \(ObjectStoreAccessDenied\): the object store refused access to s3:\/\//);
     await sleep(refusedAt + REFUSED_MS - Date.now());
@@ -85,6 +90,8 @@ describe('the object store refusing the site worker\'s credentials (403), then u
     }, 30_000);
     const resumedAfterMs = Date.now() - clearedAt;
     assert.equal((await shownProtection())?.failing, undefined);
+    const relisted = (await (await get('/domains')).json()) as { domains: Array<{ domain: string; protection: { failing?: unknown } | null }> };
+    assert.equal(relisted.domains.find((d) => d.domain === DOMAIN)?.protection?.failing, undefined, 'and no longer once it resumed');
     await waitFor('dr_protection_failing 0', async () => (await failingMetric()) === 0, 5_000);
     const resumed = await protection().query(protectStatusQuery);
     assert.deepEqual(resumed.modeChanges.map((c) => c.mode), ['initial-sync', 'log'], 'the refusal left no bitmap stretch');

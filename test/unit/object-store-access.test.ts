@@ -10,7 +10,7 @@ const settings = { endpoint: 'http://127.0.0.1:1', region: 'us-east-1', bucket: 
 const refusing = (name: string, status: number) =>
   new ObjectStore({ send: () => Promise.reject(new S3ServiceException({ name, $fault: 'client', $metadata: { httpStatusCode: status }, message: `${name} refused` })) } as unknown as S3Client, settings);
 
-it('a 403 from any call becomes a non-retryable ObjectStoreAccessDenied naming the bucket and key; other errors pass unchanged', async () => {
+it('a 403 from any call, or a key refused inside a DeleteObjects answer, becomes a non-retryable ObjectStoreAccessDenied naming the bucket and key; other errors pass unchanged', async () => {
   for (const [name, call, key] of [
     ['AccessDenied', (store: ObjectStore) => store.put('site-a/domains/d/log/1/0', 'x'), 'site-a/domains/d/log/1/0'],
     ['InvalidAccessKeyId', (store: ObjectStore) => store.get('site-a/domains/d/manifest.json'), 'site-a/domains/d/manifest.json'],
@@ -24,6 +24,10 @@ it('a 403 from any call becomes a non-retryable ObjectStoreAccessDenied naming t
     assert.equal(classified.nonRetryable, true);
     assert.match(classified.message, new RegExp(`^the object store refused access to s3://dr/${key}: ${name}`));
   }
+  const partlyRefusing = new ObjectStore({ send: () => Promise.resolve({ Errors: [{ Key: 'site-a/domains/d/log/1/7', Code: 'AccessDenied', Message: 'Access Denied.' }] }) } as unknown as S3Client, settings);
+  const perKey = classify(await partlyRefusing.delete(['site-a/domains/d/log/1/6', 'site-a/domains/d/log/1/7']).then(() => undefined, (e: unknown) => e));
+  assert.ok(perKey instanceof ApplicationFailure && perKey.type === 'ObjectStoreAccessDenied' && perKey.nonRetryable, `a key refused inside a DeleteObjects answer: ${String(perKey)}`);
+  assert.match(perKey.message, /^the object store refused access to s3:\/\/dr\/site-a\/domains\/d\/log\/1\/7: AccessDenied \(Access Denied\.\)/);
   const unavailable = await refusing('SlowDown', 503).get('site-a/domains/d/manifest.json').then(() => undefined, (e: unknown) => e);
   assert.ok(unavailable instanceof S3ServiceException && classify(unavailable) === unavailable, 'a 503 stays retryable');
 });

@@ -56,3 +56,42 @@ it('records a refused replicator run in the status and the details, tries again 
   const ended = await handle.result();
   assert.equal(ended.failing, undefined);
 });
+
+it('waits out a refusal met while following the domain\'s membership (its manifest is written then) instead of ending protection', async () => {
+  const domain = newStubDomain(t, 'protect refused membership', vmNames);
+  const refusal = `the object store refused access to s3://dr/domains/${domain}/manifest.json: AccessDenied (Access Denied.); check the site worker's S3 credentials`;
+  let refusing = false;
+  let refused = 0;
+  t.sites.intercept(domain, (call, proceed) => {
+    if (call.name !== 'refreshMembership' || !refusing) return proceed();
+    refused++;
+    throw ApplicationFailure.nonRetryable(refusal, 'ObjectStoreAccessDenied');
+  });
+  const handle = await t.client.workflow.start(protect, {
+    taskQueue: ORCHESTRATION_TASK_QUEUE,
+    workflowId: protectionWorkflowId(domain, PRIMARY, 1),
+    args: [{ domain, site: PRIMARY, vms: vmNames(domain), protectionWindowMs: 3_600_000, restorePointIntervalMs: 60_000, replicatorRunMs: 200, accessRetryMs: ACCESS_RETRY_MS }],
+  });
+  for (let waited = 0; (await handle.query(protectStatusQuery)).mode !== 'log'; waited += 100) {
+    assert.ok(waited < 20_000, 'protection reached log mode');
+    await sleep(100);
+  }
+  refusing = true;
+  for (let waited = 0; refused < 2; waited += 100) {
+    assert.ok(waited < 20_000, `the refused membership refresh was tried ${refused} times`);
+    await sleep(100);
+  }
+  const failing = await handle.query(protectStatusQuery);
+  assert.equal(failing.failing?.reason, 'ObjectStoreAccessDenied');
+  assert.equal(failing.failing.message, refusal);
+
+  refusing = false;
+  for (let waited = 0; ; waited += 100) {
+    const status = await handle.query(protectStatusQuery);
+    if (status.failing === undefined) break;
+    assert.ok(waited < 10_000, `protection did not resume: ${JSON.stringify(status.failing)}`);
+    await sleep(100);
+  }
+  await handle.signal(stopProtectionSignal);
+  assert.equal((await handle.result()).failing, undefined, 'protection ended by its stop signal, not by the refusal');
+});
