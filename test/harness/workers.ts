@@ -13,8 +13,10 @@ const WORKER = path.join(__dirname, '../../worker/main.ts');
  * The product's own worker processes (worker/main.ts) against the test stack, so that tests can
  * SIGKILL them at any instant as a crash would.
  */
+/** Numbers every worker's log file in this process: two TestWorkers on one stack must not share one, or a start would find the other's "worker running". */
+let workersStarted = 0;
+
 export class TestWorkers {
-  private started = 0;
   readonly running = new Map<string, ChildHandle>();
   /** How each worker was started, so that a crashed one can be started the same way again. */
   private readonly starts = new Map<string, () => Promise<ChildHandle>>();
@@ -30,7 +32,7 @@ export class TestWorkers {
       name,
       command: process.execPath,
       args: ['--import', 'tsx', WORKER, ...args],
-      logFile: path.join(this.stack.dir, `${name.replace(/\s+/g, '-')}-${++this.started}.log`),
+      logFile: path.join(this.stack.dir, `${name.replace(/\s+/g, '-')}-${++workersStarted}.log`),
       env: { ...productEnvironment(this.stack), ...env },
     });
     this.running.set(name, child);
