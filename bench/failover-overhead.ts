@@ -25,24 +25,17 @@
  * domain of its own on sites of their own. `BENCH_FAILOVER_VMS=<n>` changes the domain size.
  * Timings are never asserted.
  */
-import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { DomainKeys } from '../datapath/keys';
-import { ObjectStore } from '../datapath/object-store';
 import type { Runbook } from '../runbooks/schema';
 import { diskIdOf } from '../sites/config';
 import { startChild, waitUntilReady, type ChildHandle } from '../common/child-process';
-import { admin, prepareTestSites } from '../test/harness/sites';
 import { startTestStack, type TestStack } from '../test/harness/stack';
-import { TestWorkers } from '../test/harness/workers';
-import { failover } from '../workflows/failover';
-import type { FailoverInput } from '../workflows/failover-messages';
 import type { OperationReport } from '../workflows/operation-messages';
-import { ORCHESTRATION_TASK_QUEUE } from '../workflows/task-queues';
-import { protectionWorkflowId } from '../workflows/workflow-ids';
-import { DISK_MIB, benchRunbook, protectUntilReplicating, siteDefinitions, type BenchDomain } from './large-domain';
-import { countHistory, cpuDuring, cpuSnapshot, ourCpu, round2, spread, stepMedians, timed, waitFor, waitForQuietMachine, type HistoryCounts } from './measure';
+import { forcedFailoversAtOnce } from './failover-runs';
+import { DISK_MIB, benchRunbook, type BenchDomain } from './large-domain';
+import { countHistory, cpuDuring, cpuSnapshot, ourCpu, round2, spread, stepMedians, timed, waitForQuietMachine, type HistoryCounts } from './measure';
 import { noopFailover, noopProtect, type NoopFailoverInput } from './workflows/noop-failover';
 import { NOOP_ORCHESTRATION_TASK_QUEUE } from './workflows/noop-worker';
 import { reportBenchResults } from './results-file';
@@ -107,64 +100,15 @@ async function runNoopDag(stack: TestStack, runbook: Runbook, run: number): Prom
   }
 }
 
-/** Sites, product workers, protection, then the forced failover; everything of it stops afterwards. */
+/** The forced failover of run `run`'s domain, on sites and workers of its own (bench/failover-runs.ts). */
 async function runFailover(stack: TestStack, run: number): Promise<Measured & { report: OperationReport; recoverySiteStateBytes: number; setup: Record<string, number> }> {
-  const client = stack.client;
-  const store = new ObjectStore(stack.s3Client, stack.s3Settings);
-  const bench = benchDomain(run);
-  const runbook = benchRunbook(bench);
-  const { domain } = bench;
-  const vms = runbook.spec.vms.map((vm) => vm.name);
-  const setup: Record<string, number> = {};
-  const dir = path.join(stack.dir, domain);
-  mkdirSync(dir, { recursive: true });
-  const sites = await prepareTestSites(dir, siteDefinitions(bench));
-  const sitesStarted = await timed(() => Promise.all([sites.start(PRIMARY), sites.start(RECOVERY)]));
-  const [primary, recovery] = sitesStarted.value;
-  setup.sitesMs = sitesStarted.ms;
-  const workers = new TestWorkers(stack, sites.token);
-  try {
-    setup.workersMs = (await timed(() => Promise.all([workers.orchestration(), workers.site(primary, PRIMARY), workers.site(recovery, RECOVERY)]))).ms;
-
-    // Protection at the primary, as a domain is before its disaster: claimed (epoch 1) and replicating.
-    let protectionId = '';
-    setup.protectionMs = (
-      await timed(async () => {
-        protectionId = await protectUntilReplicating(client, store, bench, vms);
-        // A forced failover records where the fenced site's log ends: the log must have a segment.
-        await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 20, blockSize: 4096, pattern: 'random', seed: `bench-${domain}` });
-        const log = new DomainKeys(store.prefix, domain).logPrefix(1);
-        await waitFor(`a segment of ${domain} in the log`, async () => (await store.list(log, { limit: 1 })).keys.length > 0, 120_000);
-      })
-    ).ms;
-    console.log(`setup: sites (${VMS} VMs) ${setup.sitesMs} ms, workers ${setup.workersMs} ms, protection to replicating ${setup.protectionMs} ms`);
-
-    const pids: Record<string, number> = {
-      temporal: stack.temporalProcess.pid,
-      seaweedfs: stack.s3Process.pid,
-      [`site ${PRIMARY}`]: primary.process.pid,
-      [`site ${RECOVERY}`]: recovery.process.pid,
-      ...Object.fromEntries([...workers.running].map(([name, child]) => [`worker ${name}`, child.pid])),
-    };
-    const workflowId = `failover/${domain}/${new Date().toISOString()}`;
-    const quietWaitMs = await waitForQuietMachine();
-    const input: FailoverInput = { domain, type: 'forced', runbook, runbookVersion: 1, requestedBy: 'bench', declaredAt: Date.now(), forcedConfirmation: domain };
-    const before = cpuSnapshot(pids);
-    const result = await timed(() => client.workflow.execute(failover, { taskQueue: ORCHESTRATION_TASK_QUEUE, workflowId, args: [input] }));
-    const cpuSeconds = cpuDuring(before, cpuSnapshot(pids));
-    const report = result.value;
-    if (report.outcome !== 'succeeded') throw new Error(`the failover ended ${report.outcome}: ${report.failure ?? ''}`);
-    console.log(`forced failover run ${run}: ${result.ms} ms (other processes used ${cpuSeconds['other processes']} CPU s meanwhile)`);
-    const counts = await countHistory(client, workflowId);
-    // The simulated site rewrites this whole file on every change: its size is the per-call cost.
-    const recoverySiteStateBytes = statSync(path.join(dir, RECOVERY, 'state.json')).size;
-    await client.workflow.getHandle(protectionWorkflowId(domain, RECOVERY, report.epoch!)).terminate('benchmark done').catch(() => undefined);
-    await client.workflow.getHandle(protectionId).terminate('benchmark done').catch(() => undefined);
-    return { workflowId, wallMs: result.ms, quietWaitMs, cpuSeconds, counts, report, recoverySiteStateBytes, setup };
-  } finally {
-    await workers.stopAll();
-    await Promise.all([primary.process.stop(), recovery.process.stop()]);
-  }
+  const measured = await forcedFailoversAtOnce(stack, [benchDomain(run)], `large-${run}`);
+  const [{ workflowId, report }] = measured.failovers;
+  console.log(`forced failover run ${run}: ${measured.wallMs} ms (other processes used ${measured.cpuSeconds['other processes']} CPU s meanwhile)`);
+  const counts = await countHistory(stack.client, workflowId);
+  // The simulated site rewrites this whole file on every change: its size is the per-call cost.
+  const recoverySiteStateBytes = statSync(path.join(measured.dir, RECOVERY, 'state.json')).size;
+  return { workflowId, wallMs: measured.wallMs, quietWaitMs: measured.quietWaitMs, cpuSeconds: measured.cpuSeconds, counts, report, recoverySiteStateBytes, setup: measured.setup };
 }
 
 async function main(): Promise<void> {

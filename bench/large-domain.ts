@@ -25,12 +25,17 @@ export interface BenchDomain {
   primary: string;
   recovery: string;
   vms: number;
+  /** Names the VMs `<vmPrefix>-00000`, …: domains sharing a site need names of their own (default `vm`, the generated runbook's). */
+  vmPrefix?: string;
 }
 
 type SiteInput = Omit<SiteDefinition, 'port' | 'adminPort'>;
-export const vmName = (i: number) => `vm-${String(i).padStart(5, '0')}`;
+export const vmName = (i: number, prefix = 'vm') => `${prefix}-${String(i).padStart(5, '0')}`;
 
-export function siteDefinitions({ domain, primary, recovery, vms }: BenchDomain): SiteInput[] {
+/** The sites of one bench domain, or of several that share their primary and recovery sites (the first one's). */
+export function siteDefinitions(benchDomains: BenchDomain | BenchDomain[]): SiteInput[] {
+  const domains = Array.isArray(benchDomains) ? benchDomains : [benchDomains];
+  const { primary, recovery } = domains[0];
   const inv = LARGE_DOMAIN_INVENTORY;
   return [
     {
@@ -45,20 +50,18 @@ export function siteDefinitions({ domain, primary, recovery, vms }: BenchDomain)
         networks: ['prod-app'],
         storagePolicies: ['silver'],
       },
-      protectedDomains: [
-        {
+      protectedDomains: domains.map(({ domain, vms, vmPrefix }) => ({
           name: domain,
           placement: { datacenter: 'dc-a', cluster: 'cluster-a1', resourcePool: 'prod', datastore: 'ds-a' },
           vms: Array.from({ length: vms }, (_, i) => ({
-            name: vmName(i),
+            name: vmName(i, vmPrefix),
             cpus: 2,
             memoryMiB: 4096,
             network: 'prod-app',
             address: `10.32.${(i + 10) >> 8}.${(i + 10) & 255}`,
             diskMiB: [DISK_MIB],
           })),
-        },
-      ],
+        })),
     },
     {
       name: recovery,
@@ -78,10 +81,11 @@ export function siteDefinitions({ domain, primary, recovery, vms }: BenchDomain)
 }
 
 /** The generated four-tier runbook, for these sites and this domain, without heartbeat waits, delays, approvals or webhooks. */
-export function benchRunbook({ domain, primary, recovery, vms }: BenchDomain): Runbook {
+export function benchRunbook({ domain, primary, recovery, vms, vmPrefix }: BenchDomain): Runbook {
   const text = generateLargeDomainRunbook(vms)
     .replace('sites: { primary: site-a, recovery: site-b }', `sites: { primary: ${primary}, recovery: ${recovery} }`)
-    .replace('protectedDomain: large', `protectedDomain: ${domain}`);
+    .replace('protectedDomain: large', `protectedDomain: ${domain}`)
+    .replace(/\bvm-(\d{5})\b/g, (_, n: string) => vmName(Number(n), vmPrefix));
   const validated = validateRunbook(text, { inventory: LARGE_DOMAIN_INVENTORY });
   if (!validated.runbook) throw new Error(`the generated runbook is invalid: ${JSON.stringify(validated.errors.slice(0, 3))}`);
   const runbook = validated.runbook;

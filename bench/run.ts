@@ -8,7 +8,7 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 
 /** Modules the benchmarks share: imported by them, nothing to run on their own. */
-const SHARED_MODULES = new Set(['run.ts', 'results-file.ts', 'measure.ts', 'large-domain.ts']);
+const SHARED_MODULES = new Set(['run.ts', 'results-file.ts', 'measure.ts', 'large-domain.ts', 'failover-runs.ts']);
 
 const wanted = process.argv.slice(2);
 const scripts = readdirSync(__dirname)
