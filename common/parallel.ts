@@ -19,3 +19,21 @@ export async function forEachLimited<T>(items: T[], limit: number, work: (item: 
   await Promise.all(lanes);
   if (failed) throw failed.error;
 }
+
+/** Runs each `work` given to the returned function with at most `limit` running at a time, in the order they were given. */
+export function limited(limit: number): <T>(work: () => Promise<T>) => Promise<T> {
+  let running = 0;
+  const waiting: Array<() => void> = [];
+  return async (work) => {
+    if (running >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
+    else running++;
+    try {
+      return await work();
+    } finally {
+      // The slot passes straight to the next waiter: `running` counts it still.
+      const next = waiting.shift();
+      if (next) next();
+      else running--;
+    }
+  };
+}

@@ -3,7 +3,7 @@ import { CorruptBaseChunkError, decodeBaseChunkAsync, encodeBaseChunk } from './
 import { trailingNumber } from './keys';
 import type { ObjectStore } from './object-store';
 import type { Ownership } from './ownership';
-import { forEachLimited } from '../common/parallel';
+import { forEachLimited, limited } from '../common/parallel';
 import { baseSchema, parseRecord, RECORD_FORMAT_VERSION, syncIntentSchema, type BaseRecord, type DomainDisk, type LogPosition, type SyncIntent } from './records';
 import { decodeSegment } from './segment-codec';
 
@@ -144,7 +144,11 @@ export async function commitBase(
   return parseRecord(baseSchema, key, (await store.get(key))!);
 }
 
-/** Fetches a base's chunks, `concurrency` at a time, handing each verified chunk (and the size of its object) to `use` in no particular order. */
+/**
+ * Fetches a base's chunks, `concurrency` GETs at a time, handing each verified chunk (and the size
+ * of its object) to `use` in no particular order. A chunk being used does not hold up the next
+ * GETs: up to `concurrency` more chunks are used meanwhile (a rehydration's writes to the target).
+ */
 export async function readBaseChunks(
   store: ObjectStore,
   ownership: Ownership,
@@ -154,9 +158,10 @@ export async function readBaseChunks(
   wanted: (diskId: string) => boolean = () => true,
 ): Promise<void> {
   const chunks = base.disks.filter((disk) => wanted(disk.diskId)).flatMap((disk) => disk.chunks.map((offset) => ({ diskId: disk.diskId, offset })));
-  await forEachLimited(chunks, concurrency, async ({ diskId, offset }) => {
+  const get = limited(concurrency);
+  await forEachLimited(chunks, 2 * concurrency, async ({ diskId, offset }) => {
     const key = ownership.keys.baseChunk(base.id, diskId, offset);
-    const body = await store.get(key);
+    const body = await get(() => store.get(key));
     if (!body) throw new CorruptBaseChunkError(key, 'listed in the base but missing');
     await use(diskId, offset, await decodeBaseChunkAsync(key, offset, body), body.length);
   });

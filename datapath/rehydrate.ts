@@ -70,7 +70,8 @@ function isAtOrBefore(link: ChainLink, position: { epoch: number; segment: numbe
 
 /**
  * Rebuilds every disk of a domain on the target site from the newest base at or before the target
- * and the log after it. Base chunks are written as they arrive, `readConcurrency` in flight;
+ * and the log after it. Base chunks are written as they arrive, `readConcurrency` GETs in flight
+ * while as many chunks are written;
  * segments are fetched that far ahead and applied in chain order, each merged into runs of whole
  * blocks written `writeConcurrency` at a time while the next is merged, progress reported after
  * each. Memory is bounded by the reads in flight and two segments, not by the domain: what the

@@ -58,7 +58,8 @@ describe('protection follows the VMs and disks of its domain while it runs', () 
     });
     await waitFor('the initial sync did not finish', (s) => s.mode === 'log');
     await admin(bed.primary, bed.sites.token, '/admin/workload', { writesPerSecond: 150, blockSize: 4096, pattern: 'random', seed: 'membership' });
-    await sleep(1_000);
+    // A restore point needs a replicated write: waited for, not slept on (a loaded machine takes longer than a second).
+    await waitFor('no write was replicated', (s) => s.cursor > 0);
     const before = await handle.executeUpdate(restorePointNowUpdate, { args: [{}] });
 
     // While the workload writes: a new VM tagged for the domain, a disk attached to db-1, one detached from it.

@@ -119,6 +119,21 @@ describe('datapath formats', () => {
     assert.ok(run.data.equals(Buffer.concat([data.subarray(0, 12 * 4096), Buffer.alloc(4096, 1), data.subarray(13 * 4096)])));
   });
 
+  it('keeps whole blocks as views of the write and copies one before a later write changes part of it', () => {
+    const pending = new PendingWrites('d', 8 * 4096);
+    const data = randomBytes(3 * 4096);
+    const original = Buffer.from(data);
+    pending.apply(4096, data);
+    pending.apply(2 * 4096 + 10, Buffer.alloc(20, 7));
+    pending.apply(3 * 4096, Buffer.alloc(4096, 9));
+    const [run, ...rest] = pending.take(1024 * 1024);
+    assert.deepEqual(rest, []);
+    assert.ok(data.equals(original), 'the bytes given to apply are not changed');
+    const expected = Buffer.concat([original.subarray(0, 4096 + 10), Buffer.alloc(20, 7), original.subarray(4096 + 30, 2 * 4096), Buffer.alloc(4096, 9)]);
+    assert.equal(run.offset, 4096);
+    assert.ok(run.data.equals(expected));
+  });
+
   it('refuses to flush a block written in part before it is completed', () => {
     const pending = new PendingWrites('d', 8192);
     pending.apply(100, Buffer.alloc(10, 1));
