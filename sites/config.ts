@@ -52,6 +52,8 @@ export const SiteDefinitionSchema = z.strictObject({
       blockSize: z.int().min(512).max(1024 * 1024),
       pattern: z.enum(['sequential', 'random', 'hotspot']),
       seed: z.string().min(1),
+      /** Only these VMs; default every running VM with a protected disk (so also domains recovered here). */
+      vms: z.array(name).optional(),
     })
     .optional(),
 });
