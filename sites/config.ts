@@ -23,6 +23,12 @@ export const SiteDefinitionSchema = z.strictObject({
   adminPort: port,
   bootMs: z.int().min(0).default(4000),
   shutdownMs: z.int().min(0).default(2000),
+  /**
+   * Site worker processes the embedded stack runs for this site (DR virtual appliances): they poll
+   * the site's one task queue, so they share its operations' activities and its domains' replicators.
+   * Default 1.
+   */
+  workers: z.int().min(1).max(16).optional(),
   inventory: z.strictObject({
     datacenters: z.array(z.string().min(1)).min(1),
     clusters: z.array(z.strictObject({ name: z.string().min(1), datacenter: z.string().min(1) })).min(1),
@@ -46,6 +52,8 @@ export const SiteDefinitionSchema = z.strictObject({
       blockSize: z.int().min(512).max(1024 * 1024),
       pattern: z.enum(['sequential', 'random', 'hotspot']),
       seed: z.string().min(1),
+      /** Only these VMs; default every running VM with a protected disk (so also domains recovered here). */
+      vms: z.array(name).optional(),
     })
     .optional(),
 });

@@ -54,13 +54,14 @@ function startNodeProcess(name: string, script: string, args: string[], settings
   });
 }
 
-async function waitForPoller(client: Client, namespace: string, taskQueue: string, kind: 'workflow' | 'activity'): Promise<void> {
+/** Until the worker process `child` polls `taskQueue` (worker/main.ts's identity starts with its pid). */
+async function waitForPoller(client: Client, namespace: string, taskQueue: string, kind: 'workflow' | 'activity', child: ChildHandle): Promise<void> {
   const response = await client.workflowService.describeTaskQueue({
     namespace,
     taskQueue: { name: taskQueue },
     taskQueueType: kind === 'workflow' ? 1 : 2,
   });
-  if (response.pollers.length === 0) throw new Error(`no ${kind} poller on ${taskQueue} yet`);
+  if (!response.pollers.some((poller) => poller.identity?.startsWith(`${child.pid}@`))) throw new Error(`${child.name} does not poll ${taskQueue} yet`);
 }
 
 async function main(): Promise<void> {
@@ -177,15 +178,20 @@ async function main(): Promise<void> {
     return child;
   };
   const orchestration = startRestartable('worker-orchestration', 'worker/main.ts', ['--orchestration'], childEnv);
-  const siteWorkers = siteServices.map((service, i) => {
-    const site = sites[i];
+  // A site's workers share its task queue (docs/scale-out.md); numbered when there are several.
+  const siteWorkers = siteServices.flatMap((service, i) => {
+    const { name: site, workers = 1 } = siteDefinitions[i];
     const env = { ...childEnv, DR_SITE_URL: service.url, DR_SITE_TOKEN: siteTokens.tokens[site] };
-    return { site, child: startRestartable(`worker-site-${site}`, 'worker/main.ts', ['--site', site], env) };
+    return Array.from({ length: workers }, (_, n) => {
+      const instance = workers > 1 ? String(n + 1) : undefined;
+      const name = `worker-site-${site}${instance ? `#${instance}` : ''}`;
+      return { site, child: startRestartable(name, 'worker/main.ts', ['--site', site, ...(instance ? ['--instance', instance] : [])], env) };
+    });
   });
-  say(`starting workers: orchestration, ${sites.map((s) => `site ${s}`).join(', ')}`);
+  say(`starting workers: orchestration, ${siteDefinitions.map((d) => `site ${d.name}${(d.workers ?? 1) > 1 ? ` x${d.workers}` : ''}`).join(', ')}`);
   await Promise.all([
-    waitUntilReady(orchestration, () => waitForPoller(client, namespace, ORCHESTRATION_TASK_QUEUE, 'workflow'), 120_000),
-    ...siteWorkers.map(({ site, child }) => waitUntilReady(child, () => waitForPoller(client, namespace, siteTaskQueue(site), 'activity'), 120_000)),
+    waitUntilReady(orchestration, () => waitForPoller(client, namespace, ORCHESTRATION_TASK_QUEUE, 'workflow', orchestration), 120_000),
+    ...siteWorkers.map(({ site, child }) => waitUntilReady(child, () => waitForPoller(client, namespace, siteTaskQueue(site), 'activity', child), 120_000)),
   ]);
   say('workers polling');
 

@@ -1,8 +1,11 @@
 /**
  * The one place that wires workers. `--orchestration` runs the workflows; `--site <name>` runs
  * that site's activities on its own task queue (a forced failover schedules nothing there once
- * the site is gone, so each site's worker lives and dies with its site).
+ * the site is gone, so each site's worker lives and dies with its site). Any number of
+ * `--site <name> --instance <n>` processes may poll one site's queue (docs/scale-out.md): each
+ * activity attempt goes to one of them, and another takes over an attempt whose holder dies.
  */
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Worker } from '@temporalio/worker';
@@ -28,12 +31,15 @@ import { workflowCode } from './workflow-code';
 stopWhenOrphaned();
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { orchestration: { type: 'boolean' }, site: { type: 'string' } } });
-  if (Boolean(values.orchestration) === Boolean(values.site)) {
-    throw new OperatorError('usage: worker/main.ts --orchestration | --site <name>');
+  const { values } = parseArgs({ options: { orchestration: { type: 'boolean' }, site: { type: 'string' }, instance: { type: 'string' } } });
+  if (Boolean(values.orchestration) === Boolean(values.site) || (values.instance !== undefined && (!values.site || !/^[1-9]\d*$/.test(values.instance)))) {
+    throw new OperatorError('usage: worker/main.ts --orchestration | --site <name> [--instance <n>]');
   }
   const settings = loadSettings();
-  const log = createLogger(values.site ? `worker.site.${values.site}` : 'worker.orchestration');
+  const name = values.site ? `worker.site.${values.site}${values.instance ? `#${values.instance}` : ''}` : 'worker.orchestration';
+  const log = createLogger(name);
+  // The Web UI shows which of a site's workers ran (or runs) each activity attempt.
+  const identity = `${process.pid}@${hostname()} ${name}`;
   installRuntimeLogging(log);
   const connection = await connectWorker(settings.temporal);
 
@@ -47,6 +53,7 @@ async function main(): Promise<void> {
     return Worker.create({
       connection,
       namespace: settings.temporal.namespace,
+      identity,
       taskQueue: ORCHESTRATION_TASK_QUEUE,
       ...workflowCode(),
       maxCachedWorkflows: 500,
@@ -65,6 +72,7 @@ async function main(): Promise<void> {
     return Worker.create({
       connection,
       namespace: settings.temporal.namespace,
+      identity,
       taskQueue: siteTaskQueue(site),
       activities: createSiteActivities({ site, s3, s3Settings: settings.s3, provider, secrets }),
     });

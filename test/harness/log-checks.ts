@@ -45,16 +45,27 @@ export async function assertLogRebuildsPrimary(store: ObjectStore, domain: strin
   }
 }
 
-/** After a failover with the primary shut down: each VM of the domain once at the recovery site, no appliance left, every disk equal to the primary's. */
+/** After a failover with the primary shut down: the recovery site holds the domain's VMs and nothing else, as `assertRecoveredEqualsSource` checks them. */
 export async function assertRecoveredEqualsPrimary(domain: string, primary: SiteService, recovery: SiteService): Promise<void> {
-  const vms = await recovery.client.listVms();
+  assert.deepEqual((await recovery.client.listVms()).map((v) => v.name).sort(), domainVms(domain).sort(), 'the recovery site holds the domain\'s VMs only');
+  await assertRecoveredEqualsSource(domain, primary, recovery);
+}
+
+/**
+ * After a failover from `source` with its VMs shut down: no appliance left at `target`, each VM of
+ * the domain there once (other domains' VMs may run there too), every disk equal to the source's.
+ */
+export async function assertRecoveredEqualsSource(domain: string, source: SiteService, target: SiteService): Promise<void> {
+  const vms = await target.client.listVms();
   assert.deepEqual(vms.filter((v) => v.kind !== 'vm').map((v) => v.name), [], 'no RocVA or representation VM is left');
-  assert.deepEqual(vms.map((v) => v.name).sort(), domainVms(domain).sort(), 'each recovered VM exactly once');
-  for (const vm of vms) {
+  const names = new Set(domainVms(domain));
+  const recovered = vms.filter((v) => names.has(v.name));
+  assert.deepEqual(recovered.map((v) => v.name).sort(), [...names].sort(), 'each recovered VM exactly once');
+  for (const vm of recovered) {
     for (const diskId of vm.diskIds) {
-      const { sizeBytes } = await recovery.client.getDisk(diskId);
-      const [copy, original] = await Promise.all([recovery.client.readDisk(diskId, 0, sizeBytes), primary.client.readDisk(diskId, 0, sizeBytes)]);
-      assert.ok(copy.equals(original), `${diskId} equals the primary's disk after its shutdown`);
+      const { sizeBytes } = await target.client.getDisk(diskId);
+      const [copy, original] = await Promise.all([target.client.readDisk(diskId, 0, sizeBytes), source.client.readDisk(diskId, 0, sizeBytes)]);
+      assert.ok(copy.equals(original), `${diskId} equals the disk at ${source.client.site} after its shutdown`);
     }
   }
 }

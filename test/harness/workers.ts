@@ -44,8 +44,10 @@ export class TestWorkers {
     return this.start('orchestration', ['--orchestration'], env);
   }
 
-  site(site: SiteService, name: string, env: NodeJS.ProcessEnv = {}): Promise<ChildHandle> {
-    return this.start(`site ${name}`, ['--site', name], { DR_SITE_URL: site.url, DR_SITE_TOKEN: this.siteToken, ...env });
+  /** The site's worker; with `instance`, one of several on its task queue, named `site <name>#<instance>`. */
+  site(site: SiteService, name: string, env: NodeJS.ProcessEnv = {}, instance?: number): Promise<ChildHandle> {
+    const numbered = instance === undefined ? [] : ['--instance', String(instance)];
+    return this.start(`site ${name}${instance === undefined ? '' : `#${instance}`}`, ['--site', name, ...numbered], { DR_SITE_URL: site.url, DR_SITE_TOKEN: this.siteToken, ...env });
   }
 
   /** SIGKILL, as a crash would. */
@@ -56,9 +58,14 @@ export class TestWorkers {
 
   /** SIGKILL, as a crash would, then the same worker started again, as its supervisor would. */
   async crashAndRestart(name: string): Promise<void> {
+    await this.crash(name);
+    await this.restart(name);
+  }
+
+  /** A crashed worker started again the same way, as its supervisor would. */
+  async restart(name: string): Promise<void> {
     const restart = this.starts.get(name);
     if (!restart) throw new Error(`no worker named ${name} was started`);
-    await this.crash(name);
     await restart();
   }
 

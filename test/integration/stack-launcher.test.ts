@@ -10,6 +10,7 @@ import { startChild, type ChildHandle } from '../../common/child-process';
 import { freePort, freePortWithGrpcCompanion } from '../../stack/ports';
 import { readLocalToken } from '../../stack/credentials';
 import { portsBesideS3 } from '../../stack/seaweedfs';
+import { eventually } from '../harness/eventually';
 import { prepareTestSites } from '../harness/sites';
 import { useTestStack } from '../harness/stack';
 
@@ -173,7 +174,16 @@ describe('npm start: the embedded stack launcher', () => {
       DR_API_PORT: String(await freePort()),
     };
     const stack = launcher('demo-stack', demoDir, env);
-    assert.match(await outputOf(stack, /Press Ctrl-C/), /Domain demo: protection started at primary, runbook demo v1/);
+    const stackOut = await outputOf(stack, /Press Ctrl-C/);
+    assert.match(stackOut, /Domain demo: protection started at primary, runbook demo v1/);
+    // Both directions at once, two site workers each (docs/scale-out.md).
+    assert.match(stackOut, /Domain analytics: protection started at recovery, runbook analytics v1/);
+    assert.match(stackOut, /starting workers: orchestration, site primary x2, site recovery x2/);
+    const viewer = { authorization: `Bearer ${readLocalToken(path.join(demoDir, 'data'), 'viewer')}` };
+    await eventually('both domains listed', async () => {
+      const { domains } = (await (await fetch(`http://127.0.0.1:${env.DR_API_PORT}/domains`, { headers: viewer })).json()) as { domains: Array<{ domain: string }> };
+      return domains.map((d) => d.domain).join(' ') === 'analytics demo' || undefined;
+    });
 
     const demo = startChild({
       name: 'demo',
