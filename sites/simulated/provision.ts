@@ -18,10 +18,12 @@ export async function provisionProtectedDomains(site: SimulatedSite, definition:
       for (const [i, mib] of vm.diskMiB.entries()) {
         await site.createDisk({ id: diskIds[i], datastore: domain.placement.datastore, sizeBytes: mib * 1024 * 1024, protected: true });
       }
-      const registered = await site.getVm(vm.name).then(
-        () => true,
-        () => false,
-      );
+      const registered = await Promise.resolve(vm.name)
+        .then((name) => site.getVm(name))
+        .then(
+          () => true,
+          () => false,
+        );
       if (registered) return;
       await site.registerVm({
         name: vm.name,

@@ -37,7 +37,8 @@ describe(`a forced failover of a ${VMS}-VM domain`, () => {
     // JSON is YAML: the store keeps the runbook as the generator and the bench make it.
     const stored = await runbooks.put(bench.domain, JSON.stringify(runbook), operator.name);
     const vms = runbook.spec.vms.map((vm) => vm.name);
-    await protectUntilReplicating(stack.client, store, bench, vms);
+    // The initial sync of every disk: a loaded machine takes minutes at 1,200 VMs.
+    await protectUntilReplicating(stack.client, store, bench, vms, 300_000 + VMS * 200);
     // A forced failover records where the fenced site's log ends: the log must have a segment.
     await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 20, blockSize: 4096, pattern: 'random', seed: 'large-domain' });
 
