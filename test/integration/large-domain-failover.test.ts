@@ -24,6 +24,8 @@ import { apiCalls } from '../harness/api-calls';
 const VMS = atChaosSize(10_000, 1_200);
 const bench: BenchDomain = { domain: 'large', primary: 'primary', recovery: 'recovery', vms: VMS };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** A workflow's failure says why at its root: the activity's failure under the child's under the workflow's. */
+const deepestCause = (error: unknown): string => (error instanceof Error ? (error.cause instanceof Error ? deepestCause(error.cause) : error.message) : String(error));
 
 describe(`a forced failover of a ${VMS}-VM domain`, () => {
   const operator: ApiPrincipal = { name: 'dr-lead', role: 'operator', token: generateToken() };
@@ -35,7 +37,8 @@ describe(`a forced failover of a ${VMS}-VM domain`, () => {
     const runbook = benchRunbook(bench);
     assert.ok(runbook.spec.powerOn.groups.some((g) => g.vms.length > POWER_ON_BATCH_VMS), 'a group runs in batches');
     // JSON is YAML: the store keeps the runbook as the generator and the bench make it.
-    const stored = await runbooks.put(bench.domain, JSON.stringify(runbook), operator.name);
+    const name = runbook.metadata.name;
+    const stored = await runbooks.put(name, JSON.stringify(runbook), operator.name);
     const vms = runbook.spec.vms.map((vm) => vm.name);
     // The initial sync of every disk: a loaded machine takes minutes at 1,200 VMs.
     await protectUntilReplicating(stack.client, store, bench, vms, 300_000 + VMS * 200);
@@ -54,15 +57,18 @@ describe(`a forced failover of a ${VMS}-VM domain`, () => {
     })();
 
     const started = Date.now();
-    let response = await call('POST', `/domains/${bench.domain}/failover`, { type: 'forced', confirm: bench.domain, runbook: bench.domain, version: stored.version });
+    let response = await call('POST', `/domains/${bench.domain}/failover`, { type: 'forced', confirm: bench.domain, runbook: name, version: stored.version });
     for (let tries = 0; response.status === 409 && /Protected|refused while/.test(JSON.stringify(response.body)) && tries < 120; tries++) {
       // The new protection records the domain Protected once its base exists.
       await sleep(1_000);
-      response = await call('POST', `/domains/${bench.domain}/failover`, { type: 'forced', confirm: bench.domain, runbook: bench.domain, version: stored.version });
+      response = await call('POST', `/domains/${bench.domain}/failover`, { type: 'forced', confirm: bench.domain, runbook: name, version: stored.version });
     }
     assert.equal(response.status, 202, JSON.stringify(response.body));
     const workflowId = String(response.body.workflowId);
-    const report = (await stack.client.workflow.getHandle(workflowId).result()) as OperationReport;
+    const report = (await stack.client.workflow
+      .getHandle(workflowId)
+      .result()
+      .catch((error: unknown) => assert.fail(`the failover failed: ${deepestCause(error)}`))) as OperationReport;
     const wallMs = Date.now() - started;
     await sleep(1_500);
     reading = false;
