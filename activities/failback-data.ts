@@ -66,8 +66,12 @@ export function createFailbackDataActivities({ store, provider }: FailbackDataDe
   };
 
   return {
-    /** Null when the domain has no log up to the epoch it left (idle since its base): no position to fail back to by delta. */
-    async recordDeparture(input: RecordDepartureInput): Promise<DepartureRecord | null> {
+    /**
+     * Null when the domain has no log up to the epoch it left (idle since its base): no position to
+     * fail back to by delta. Answers the record without its disks, fingerprints and VMs: a domain of
+     * thousands of VMs has megabytes of them, over Temporal's 2 MB per payload (the store keeps them).
+     */
+    async recordDeparture(input: RecordDepartureInput): Promise<Omit<DepartureRecord, 'disks' | 'fingerprints' | 'vms'> | null> {
       const context = Context.current();
       const ownership = new Ownership(store, input.domain);
       const left = await ownership.read(input.epoch);
@@ -92,7 +96,17 @@ export function createFailbackDataActivities({ store, provider }: FailbackDataDe
           context.log.info('no departure recorded: the domain has no log up to the epoch it left', { domain: input.domain, epoch: input.epoch, site: left.site });
           return null;
         }
-        return await recordDeparture(store, ownership, { epoch: input.epoch, site: left.site, kind: input.kind, ...end, disks: manifest.disks, fingerprints, vms: manifest.vms, recordedAt: Date.now() });
+        const { disks: _disks, fingerprints: _fingerprints, vms: _vms, ...recorded } = await recordDeparture(store, ownership, {
+          epoch: input.epoch,
+          site: left.site,
+          kind: input.kind,
+          ...end,
+          disks: manifest.disks,
+          fingerprints,
+          vms: manifest.vms,
+          recordedAt: Date.now(),
+        });
+        return recorded;
       } catch (error) {
         throw classify(error);
       }

@@ -38,6 +38,8 @@ export interface RecoveryPoint {
   /** VM configuration as of the point (a restore point's snapshot, else the manifest's). */
   vms: VmMetadata[];
   protectionWindowMs: number;
+  /** Asked for without its VMs (`vmsInPages`): how many there are to read. */
+  vmCount?: number;
 }
 
 export type PointInTime = { restorePoint: string } | { at: number };
@@ -57,6 +59,57 @@ export function createHandoverActivities({ store, provider }: HandoverDependenci
     if (!body) throw failure('NoManifest', `domain ${domain} has no manifest at ${key}: it was never protected on this storage site`);
     return parseRecord(manifestSchema, key, body);
   };
+
+  const readRestorePoint = async (domain: string, id: string) => {
+    const key = new DomainKeys(store.prefix, domain).point(id);
+    const body = await store.get(key);
+    if (!body) throw failure('UnknownRestorePoint', `domain ${domain} has no restore point ${id}`);
+    return parseRecord(restorePointSchema, key, body);
+  };
+
+  /**
+   * What a recovery rebuilds, after ownership has moved (so the chain is sealed): a named restore
+   * point, an instant inside the protection window, or the end of the log.
+   */
+  const resolveRecoveryPoint = async (domain: string, pointInTime?: PointInTime): Promise<RecoveryPoint> => {
+    const manifest = await readManifest(domain);
+    const base = { disks: manifest.disks, protectionWindowMs: manifest.protectionWindowMs };
+    const ownership = new Ownership(store, domain);
+    if (pointInTime && 'restorePoint' in pointInTime) {
+      const point = await readRestorePoint(domain, pointInTime.restorePoint);
+      return {
+        ...base,
+        // The disks the domain had at the point: a disk added or removed since is not the point's.
+        ...(point.disks ? { disks: point.disks } : {}),
+        upTo: { kind: 'position', position: point.position },
+        dataFrom: point.timestamp,
+        description: `restore point ${point.id}`,
+        lastJournalSequence: point.lastJournalSequence,
+        vms: point.vms,
+      };
+    }
+    if (pointInTime) {
+      if (pointInTime.at < Date.now() - manifest.protectionWindowMs) {
+        throw failure('OutsideProtectionWindow', `${new Date(pointInTime.at).toISOString()} is outside the protection window of ${domain}`);
+      }
+      return { ...base, upTo: { kind: 'instant', at: pointInTime.at }, dataFrom: pointInTime.at, description: `instant ${new Date(pointInTime.at).toISOString()}`, vms: manifest.vms };
+    }
+    const last = (await resolveChain(store, ownership)).at(-1);
+    if (!last) return { ...base, upTo: { kind: 'latest' }, dataFrom: manifest.updatedAt, description: 'the manifest (nothing replicated yet)', vms: manifest.vms };
+    for await (const { segment } of readChain(store, [last], 1)) {
+      const position = { epoch: last.epoch, segment: last.segment, entries: segment.entries.length };
+      return {
+        ...base,
+        upTo: { kind: 'position', position },
+        dataFrom: segment.entries.at(-1)?.timestamp ?? manifest.updatedAt,
+        description: 'the latest consistent point',
+        lastJournalSequence: segment.lastSequence,
+        vms: manifest.vms,
+      };
+    }
+    throw new Error(`segment ${last.key} could not be read`);
+  };
+
 
   /** The journal cursor the epoch's log has reached: its last segment's lastSequence. */
   const epochTail = async (ownership: Ownership, epoch: number): Promise<{ lastSegment: number | null; cursor?: number }> => {
@@ -150,47 +203,24 @@ export function createHandoverActivities({ store, provider }: HandoverDependenci
     /**
      * Resolves what the recovery rebuilds, after ownership has moved (so the chain is sealed):
      * a named restore point, an instant inside the protection window, or the end of the log.
+     * `vmsInPages`: without its VMs and disks (a domain of thousands of VMs has some megabytes of
+     * them, over Temporal's 2 MB per payload), which `readRecoveryPointVms` then reads page by page.
      */
-    async resolveRecoveryPoint({ domain, pointInTime }: { domain: string; pointInTime?: PointInTime }): Promise<RecoveryPoint> {
+    async resolveRecoveryPoint({ domain, pointInTime, vmsInPages }: { domain: string; pointInTime?: PointInTime; vmsInPages?: boolean }): Promise<RecoveryPoint> {
+      const point = await resolveRecoveryPoint(domain, pointInTime);
+      return vmsInPages ? { ...point, vms: [], disks: [], vmCount: point.vms.length } : point;
+    },
+
+    /**
+     * The VMs from `from` (at most `count`) of what a recovery to `pointInTime` rebuilds, with their
+     * disks: the restore point's own or the manifest's, which nothing writes once ownership has moved.
+     */
+    async readRecoveryPointVms({ domain, pointInTime, from, count }: { domain: string; pointInTime?: PointInTime; from: number; count: number }): Promise<Pick<RecoveryPoint, 'vms' | 'disks'>> {
       const manifest = await readManifest(domain);
-      const base = { disks: manifest.disks, protectionWindowMs: manifest.protectionWindowMs };
-      const ownership = new Ownership(store, domain);
-      if (pointInTime && 'restorePoint' in pointInTime) {
-        const key = ownership.keys.point(pointInTime.restorePoint);
-        const body = await store.get(key);
-        if (!body) throw failure('UnknownRestorePoint', `domain ${domain} has no restore point ${pointInTime.restorePoint}`);
-        const point = parseRecord(restorePointSchema, key, body);
-        return {
-          ...base,
-          // The disks the domain had at the point: a disk added or removed since is not the point's.
-          ...(point.disks ? { disks: point.disks } : {}),
-          upTo: { kind: 'position', position: point.position },
-          dataFrom: point.timestamp,
-          description: `restore point ${point.id}`,
-          lastJournalSequence: point.lastJournalSequence,
-          vms: point.vms,
-        };
-      }
-      if (pointInTime) {
-        if (pointInTime.at < Date.now() - manifest.protectionWindowMs) {
-          throw failure('OutsideProtectionWindow', `${new Date(pointInTime.at).toISOString()} is outside the protection window of ${domain}`);
-        }
-        return { ...base, upTo: { kind: 'instant', at: pointInTime.at }, dataFrom: pointInTime.at, description: `instant ${new Date(pointInTime.at).toISOString()}`, vms: manifest.vms };
-      }
-      const last = (await resolveChain(store, ownership)).at(-1);
-      if (!last) return { ...base, upTo: { kind: 'latest' }, dataFrom: manifest.updatedAt, description: 'the manifest (nothing replicated yet)', vms: manifest.vms };
-      for await (const { segment } of readChain(store, [last], 1)) {
-        const position = { epoch: last.epoch, segment: last.segment, entries: segment.entries.length };
-        return {
-          ...base,
-          upTo: { kind: 'position', position },
-          dataFrom: segment.entries.at(-1)?.timestamp ?? manifest.updatedAt,
-          description: 'the latest consistent point',
-          lastJournalSequence: segment.lastSequence,
-          vms: manifest.vms,
-        };
-      }
-      throw new Error(`segment ${last.key} could not be read`);
+      const point = pointInTime && 'restorePoint' in pointInTime ? await readRestorePoint(domain, pointInTime.restorePoint) : undefined;
+      const vms = (point?.vms ?? manifest.vms).slice(from, from + count);
+      const names = new Set(vms.map((vm) => vm.name));
+      return { vms, disks: (point?.disks ?? manifest.disks).filter((d) => names.has(d.vm)) };
     },
 
     /**

@@ -306,7 +306,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     const input: FailoverInput = {
       domain,
       type: body.type,
-      runbook,
+      runbook: { name: body.runbook ?? domain },
       runbookVersion: version,
       requestedBy: principalName(req),
       declaredAt,

@@ -105,7 +105,7 @@ export function benchRunbook({ domain, primary, recovery, vms, vmPrefix }: Bench
  * Protection at the primary, as a domain is before its disaster: claimed (epoch 1), manifest
  * recorded, initial sync committed (a base) and the replicator running. Returns the workflow id.
  */
-export async function protectUntilReplicating(client: Client, store: ObjectStore, { domain, primary }: BenchDomain, vms: string[]): Promise<string> {
+export async function protectUntilReplicating(client: Client, store: ObjectStore, { domain, primary }: BenchDomain, vms: string[], timeoutMs = 180_000): Promise<string> {
   const protectionId = protectionWorkflowId(domain, primary, 1);
   const handle = await client.workflow.start(protect, {
     taskQueue: ORCHESTRATION_TASK_QUEUE,
@@ -120,7 +120,7 @@ export async function protectUntilReplicating(client: Client, store: ObjectStore
       const owner = (await new Ownership(store, domain).inspect()).owner?.site;
       return owner === primary && (await store.get(new DomainKeys(store.prefix, domain).manifest())) !== undefined;
     },
-    180_000,
+    timeoutMs,
   );
   return protectionId;
 }

@@ -46,6 +46,7 @@ export const FAILURES = {
   NoRecoverySite: { heals: false, meaning: 'the runbook names no recovery site for the domain (a permanent failover named none): it is protected to the storage site only' },
   NotADrillResource: { heals: false, meaning: 'a drill cleanup was asked to remove something whose name does not carry a drill prefix: it never removes production' },
   UnknownVm: { heals: false, meaning: 'the VM is not in the restore point, or not registered at the site that owns the domain' },
+  UnknownRunbook: { heals: false, meaning: 'the runbook version an operation runs by is not in the runbook store' },
   RunbookMismatch: { heals: false, meaning: 'the runbook does not describe the VMs or networks being recovered' },
   RunbookStepAborted: { heals: false, meaning: 'a runbook step or VM failed under the abort policy, or an operator aborted it' },
   ApprovalTimedOut: { heals: false, meaning: 'nobody approved the step within its timeout' },

@@ -22,6 +22,7 @@ import { conflictWatchWorkflowId } from '../workflows/workflow-ids';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../workflows/task-queues';
 import { ObjectStore } from '../datapath/object-store';
 import { createScheduledDrillActivities } from '../requests/scheduled-drill-activities';
+import { createRunbookPageActivities } from '../activities/runbook-pages';
 import { RunbookStore } from '../runbooks/store';
 import { serveLiveness } from './liveness';
 import { installRuntimeLogging } from './runtime';
@@ -50,6 +51,7 @@ async function main(): Promise<void> {
     await checkS3Reachable(s3, settings.s3);
     // Its activities ask domains' operations desks, as the API does: a drill schedule's runs.
     const client = await connectClient(settings.temporal);
+    const runbooks = new RunbookStore(s3, settings.s3);
     return Worker.create({
       connection,
       namespace: settings.temporal.namespace,
@@ -57,7 +59,7 @@ async function main(): Promise<void> {
       taskQueue: ORCHESTRATION_TASK_QUEUE,
       ...workflowCode(),
       maxCachedWorkflows: 500,
-      activities: createScheduledDrillActivities({ client, runbooks: new RunbookStore(s3, settings.s3), store: new ObjectStore(s3, settings.s3), log }),
+      activities: { ...createScheduledDrillActivities({ client, runbooks, store: new ObjectStore(s3, settings.s3), log }), ...createRunbookPageActivities({ runbooks }) },
     });
   }
 

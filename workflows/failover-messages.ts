@@ -1,13 +1,13 @@
 import type { PointInTime } from '../activities/handover';
-import type { Runbook } from '../runbooks/schema';
 import type { CommitPolicy } from './commit-window-messages';
 import type { HandoverType } from './operation-messages';
+import type { RunbookInInput } from './phases/runbook';
 
 export interface FailoverInput {
   domain: string;
   type: HandoverType;
-  /** The validated runbook, as stored; the operation's history records exactly what it ran. */
-  runbook: Runbook;
+  /** The runbook's name (the failover reads it: `phases/runbook.ts`), or the validated runbook as stored; the operation's history records exactly what it ran. */
+  runbook: RunbookInInput;
   runbookVersion: number;
   /** A restore point or an instant inside the protection window; absent: the latest consistent point. */
   pointInTime?: PointInTime;

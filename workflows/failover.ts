@@ -11,7 +11,9 @@ import { checkOwnership, claimWithFencing, drainAndHandOver } from './phases/own
 import { powerOnByPlan } from './phases/power-on';
 import { resumeProtection } from './phases/protection-resume';
 import { deployRocva, prepareTargetDisks, registerVms, rehydrate, removeRepresentationVms, removeRocva, resolveRecoveryPoint, targetVmOf, rocvaName } from './phases/rebuild';
+import { readRunbook } from './phases/runbook';
 import { shutDownInReverseOrder } from './phases/shutdown';
+import type { Runbook } from '../runbooks/schema';
 
 /**
  * Failover of a protected domain to its recovery site, planned (the primary shuts down, drains
@@ -21,7 +23,8 @@ import { shutDownInReverseOrder } from './phases/shutdown';
  * runbook's plan. Anything it created is undone if it aborts or is cancelled. With a commit
  * policy it then stays open for a commit or a rollback (`phases/commit-window.ts`).
  */
-export async function failover(input: FailoverInput): Promise<OperationReport> {
+export async function failover(request: FailoverInput): Promise<OperationReport> {
+  const input = { ...request, runbook: await readRunbook(request.runbook, request.runbookVersion) };
   const { domain, type } = input;
   const op = towardsRecoverySite('failover', input, { type, memo: { pointInTime: input.pointInTime ?? 'latest' } });
   const report = await op.run(async () => {
@@ -61,7 +64,7 @@ export async function failover(input: FailoverInput): Promise<OperationReport> {
 }
 
 /** The continuous failback a planned failover asked for: its desk starts it once the failover has succeeded. */
-function continuousFailbackAfter(input: FailoverInput): FollowUp {
+function continuousFailbackAfter(input: FailoverInput & { runbook: Runbook }): FollowUp {
   const { domain, runbook, runbookVersion, requestedBy } = input;
   const request: ContinuousFailbackInput = { domain, runbook, runbookVersion, requestedBy, declaredAt: workflowNow() };
   return {

@@ -118,6 +118,8 @@ export class Operation {
   planInput: PowerOnPlanInput;
   plan: PowerOnPlanProgress;
   private readonly progress: OperationProgress;
+  /** The progress's VMs by name: a domain of 10,000 VMs updates each of them in every phase. */
+  private readonly vmsByName: Map<string, OperationProgress['vms'][number]>;
   private stageName?: string;
 
   constructor(private readonly start: OperationStart) {
@@ -145,6 +147,7 @@ export class Operation {
       elapsedMs: 0,
       rtoSoFarMs: 0,
     };
+    this.vmsByName = new Map(this.progress.vms.map((vm) => [vm.name, vm]));
     this.planInput = powerOnPlanOf(runbook, domain, start.to);
     this.plan = newPlanProgress(this.planInput);
     setHandler(operationProgressQuery, () => ({ ...this.progress, elapsedMs: workflowNow() - startedAt, rtoSoFarMs: workflowNow() - this.progress.declaredAt }));
@@ -205,13 +208,17 @@ export class Operation {
   }
 
   vm(name: string, state: OperationVmState): void {
-    const vm = this.progress.vms.find((v) => v.name === name);
+    const vm = this.vmsByName.get(name);
     if (vm) vm.state = state;
-    else this.progress.vms.push({ name, state });
+    else {
+      const added = { name, state };
+      this.progress.vms.push(added);
+      this.vmsByName.set(name, added);
+    }
   }
 
   vmState(name: string): OperationVmState | undefined {
-    return this.progress.vms.find((v) => v.name === name)?.state;
+    return this.vmsByName.get(name)?.state;
   }
 
   rehydrated(bytes: number): void {

@@ -28,6 +28,12 @@ export interface PowerOnGroupInput {
   /** VMs whose runbook startup action is poweredOff: registered, never started. */
   leavePoweredOff: string[];
   position: { index: number; total: number };
+  /**
+   * A group too big for one child runs in batches (`runPowerOnPlan`): `group` is then this batch's
+   * part (its VMs; the `before` steps in the first batch, the `after` steps in the last), and VMs
+   * are numbered in the whole group.
+   */
+  batch?: { index: number; total: number; vmsBefore: number; groupVms: number };
 }
 
 export type PowerOnGroupResult = Omit<PowerOnGroupProgress, 'waitingForApproval' | 'pausedOn'>;
@@ -105,7 +111,9 @@ export async function powerOnGroup(input: PowerOnGroupInput): Promise<PowerOnGro
     retry: UNTIL_THE_SITE_ANSWERS,
   });
 
-  const show = (what: string) => setCurrentDetails(`**group ${group.name}** (${input.position.index}/${input.position.total}) — ${what}`);
+  const { batch } = input;
+  const inBatch = batch ? `, batch ${batch.index} of ${batch.total}` : '';
+  const show = (what: string) => setCurrentDetails(`**group ${group.name}** (${input.position.index}/${input.position.total}${inBatch}) — ${what}`);
 
   async function approvalStep(step: Extract<RunbookStep, { type: 'approval' }>): Promise<void> {
     approval = undefined;
@@ -161,7 +169,7 @@ export async function powerOnGroup(input: PowerOnGroupInput): Promise<PowerOnGro
         state.state = 'poweringOn';
         state.error = undefined;
         show(`powering on ${vm.name}`);
-        await power.powerOnVm.executeWithOptions({ summary: `power on ${vm.name} (group ${group.name}, ${ordinal}/${group.vms.length})` }, [{ vm: vm.name }]);
+        await power.powerOnVm.executeWithOptions({ summary: `power on ${vm.name} (group ${group.name}, ${ordinal + (batch?.vmsBefore ?? 0)}/${batch?.groupVms ?? group.vms.length})` }, [{ vm: vm.name }]);
         state.startedAt = workflowNow();
         const delay = durationMs(vm.delayAfterPowerOn);
         if (delay > 0) {

@@ -42,7 +42,11 @@ export const NOT_AN_APPROVER = 'NotAnApprover';
 export const NOT_WAITING = 'NotWaiting';
 
 export interface PowerOnPlanProgress {
-  groups: Array<{ name: string; workflowId: string; dependsOn: string[]; state: 'waiting' | 'running' | 'done' | 'failed' }>;
+  /**
+   * `workflowId`: the group's child, or for a group run in batches the batch under way (`batch`),
+   * to which its approvals and decisions go.
+   */
+  groups: Array<{ name: string; workflowId: string; dependsOn: string[]; state: 'waiting' | 'running' | 'done' | 'failed'; batch?: { index: number; total: number } }>;
 }
 
 export const approveUpdate = defineUpdate<{ accepted: true }, [ApprovalInput]>('approve');

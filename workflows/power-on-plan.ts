@@ -1,12 +1,12 @@
-import { executeChild, isCancellation, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { executeChild, isCancellation, patched, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { failure } from '../common/failures';
 import { powerOnOrder, PowerOnOrderError } from '../runbooks/power-on-order';
 import type { Runbook, RunbookGroup } from '../runbooks/schema';
 import type { OperationOutcome } from './operation-messages';
-import { powerOnGroup, type PowerOnGroupResult } from './power-on-group';
+import { powerOnGroup, type PowerOnGroupInput, type PowerOnGroupResult } from './power-on-group';
 import { powerOnPlanProgressQuery, type PowerOnPlanProgress } from './power-on-messages';
 import { DR_DOMAIN, DR_OPERATION, DR_OUTCOME, DR_SITE } from './search-attributes';
-import { powerOnGroupWorkflowId } from './workflow-ids';
+import { powerOnBatchWorkflowId, powerOnGroupWorkflowId } from './workflow-ids';
 
 export interface PowerOnPlanInput {
   domain: string;
@@ -26,7 +26,6 @@ export async function runPowerOnPlan(input: PowerOnPlanInput, progress: PowerOnP
   refuseBadOrder(groups);
   const byName = new Map(groups.map((g) => [g.name, g]));
   const running = new Map<string, Promise<PowerOnGroupResult>>();
-  const parentId = workflowInfo().workflowId;
   const stateOf = (name: string) => progress.groups.find((g) => g.name === name)!;
 
   function run(group: RunbookGroup): Promise<PowerOnGroupResult> {
@@ -34,33 +33,14 @@ export async function runPowerOnPlan(input: PowerOnPlanInput, progress: PowerOnP
     if (!started) {
       started = (async () => {
         await Promise.all(group.dependsOn.map((d) => run(byName.get(d)!)));
-        const index = groups.indexOf(group) + 1;
-        stateOf(group.name).state = 'running';
-        const result = executeChild(powerOnGroup, {
-          workflowId: powerOnGroupWorkflowId(parentId, group.name),
-          args: [
-            {
-              domain: input.domain,
-              site: input.site,
-              group,
-              maxParallel: Math.min(group.maxParallel, input.powerOn.maxParallel),
-              leavePoweredOff: input.leavePoweredOff,
-              position: { index, total: groups.length },
-            },
-          ],
-          staticSummary: `Power on group ${group.name} of ${input.domain} at ${input.site}: ${group.vms.length} VM(s)${group.dependsOn.length ? `, after ${group.dependsOn.join(', ')}` : ''}`,
-          typedSearchAttributes: [
-            { key: DR_DOMAIN, value: input.domain },
-            { key: DR_OPERATION, value: 'power-on-group' },
-            { key: DR_SITE, value: input.site },
-          ],
-        });
+        const state = stateOf(group.name);
+        state.state = 'running';
         try {
-          const finished = await result;
-          stateOf(group.name).state = 'done';
+          const finished = await powerOnGroupAsChildren(input, group, { index: groups.indexOf(group) + 1, total: groups.length }, state);
+          state.state = 'done';
           return finished;
         } catch (error) {
-          stateOf(group.name).state = 'failed';
+          state.state = 'failed';
           throw error;
         }
       })();
@@ -71,6 +51,59 @@ export async function runPowerOnPlan(input: PowerOnPlanInput, progress: PowerOnP
 
   const results = await Promise.all(groups.map(run));
   return results;
+}
+
+/**
+ * VMs per power-on child: a bigger group runs as batches of this many, one child after the other
+ * (`…/power-on/<group>/batch-<i>-of-<n>`), so that no child's history grows with the group (with
+ * delays and heartbeat waits some 10 events per VM: 5,000 a batch, where Temporal ends a history at
+ * 51,200). One after the other keeps the group's order and its `maxParallel`.
+ */
+export const POWER_ON_BATCH_VMS = 500;
+
+/**
+ * A group's VMs powered on by one child workflow, or (more than POWER_ON_BATCH_VMS) by a child per
+ * batch: the first runs the group's `before` steps, the last its `after` steps, and the group is
+ * done when the last is. `state`: the group's entry in the plan's progress, which names the
+ * batch under way (operators' approvals and decisions go to it). Runs from before batching start
+ * one child per group, as they did.
+ */
+async function powerOnGroupAsChildren(input: PowerOnPlanInput, group: RunbookGroup, position: PowerOnGroupInput['position'], state: PowerOnPlanProgress['groups'][number]): Promise<PowerOnGroupResult> {
+  const parentId = workflowInfo().workflowId;
+  const maxParallel = Math.min(group.maxParallel, input.powerOn.maxParallel);
+  const after = group.dependsOn.length ? `, after ${group.dependsOn.join(', ')}` : '';
+  const searchAttributes = [
+    { key: DR_DOMAIN, value: input.domain },
+    { key: DR_OPERATION, value: 'power-on-group' },
+    { key: DR_SITE, value: input.site },
+  ];
+  if (!patched('power-on-in-batches') || group.vms.length <= POWER_ON_BATCH_VMS) {
+    return executeChild(powerOnGroup, {
+      workflowId: powerOnGroupWorkflowId(parentId, group.name),
+      args: [{ domain: input.domain, site: input.site, group, maxParallel, leavePoweredOff: input.leavePoweredOff, position }],
+      staticSummary: `Power on group ${group.name} of ${input.domain} at ${input.site}: ${group.vms.length} VM(s)${after}`,
+      typedSearchAttributes: searchAttributes,
+    });
+  }
+  const total = Math.ceil(group.vms.length / POWER_ON_BATCH_VMS);
+  const results: PowerOnGroupResult[] = [];
+  for (let index = 1; index <= total; index++) {
+    const vmsBefore = (index - 1) * POWER_ON_BATCH_VMS;
+    const vms = group.vms.slice(vmsBefore, vmsBefore + POWER_ON_BATCH_VMS);
+    const names = new Set(vms.map((vm) => vm.name));
+    const part: RunbookGroup = { ...group, vms, before: index === 1 ? group.before : [], after: index === total ? group.after : [] };
+    const workflowId = powerOnBatchWorkflowId(parentId, group.name, { index, total });
+    Object.assign(state, { workflowId, batch: { index, total } });
+    results.push(
+      await executeChild(powerOnGroup, {
+        workflowId,
+        args: [{ domain: input.domain, site: input.site, group: part, maxParallel, leavePoweredOff: input.leavePoweredOff.filter((vm) => names.has(vm)), position, batch: { index, total, vmsBefore, groupVms: group.vms.length } }],
+        staticSummary: `Power on group ${group.name} of ${input.domain} at ${input.site}: VMs ${vmsBefore + 1}–${vmsBefore + vms.length} of ${group.vms.length} (batch ${index} of ${total})${after}`,
+        typedSearchAttributes: searchAttributes,
+      }),
+    );
+  }
+  return { group: group.name, workflowId: powerOnGroupWorkflowId(parentId, group.name), vms: results.flatMap((r) => r.vms), steps: results.flatMap((r) => r.steps) };
 }
 
 /** The runbook was validated when stored; a plan that still names an unknown group or a cycle fails the operation by name. */

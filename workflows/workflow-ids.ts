@@ -49,6 +49,14 @@ export function powerOnGroupWorkflowId(operationWorkflowId: string, group: strin
   return `${operationWorkflowId}/power-on/${group}`;
 }
 
+/**
+ * One batch of a power-on group too big for one child (`POWER_ON_BATCH_VMS`): read in the Web UI
+ * as `…/power-on/web/batch-3-of-10`, under its group's id.
+ */
+export function powerOnBatchWorkflowId(operationWorkflowId: string, group: string, batch: { index: number; total: number }): string {
+  return `${powerOnGroupWorkflowId(operationWorkflowId, group)}/batch-${batch.index}-of-${batch.total}`;
+}
+
 /** A domain's drill schedule (a Temporal Schedule, on the Web UI's Schedules page): one per domain. */
 export function drillScheduleId(domain: string): string {
   return `drill-schedule/${domain}`;

@@ -7,6 +7,8 @@
  * Workflow code: the same sandbox rules as workflows/ apply (no Node built-ins, no client/worker).
  */
 import { executeChild, getExternalWorkflowHandle, ParentClosePolicy, proxyActivities, condition, startChild, workflowInfo, setHandler, defineSignal, type ActivityOptions } from '@temporalio/workflow';
+import { RECOVERY_POINT_VMS_PER_PAGE } from '../../workflows/phases/rebuild';
+import { POWER_ON_BATCH_VMS } from '../../workflows/power-on-plan';
 import { forEachBatch } from '../../workflows/vm-fan-out';
 
 export interface NoopGroup {
@@ -33,6 +35,7 @@ export interface NoopActivities {
   claimDomain(input: { domain: string; site: string; takeover: boolean }): Promise<{ won: boolean; epoch: number }>;
   recordDeparture(input: { domain: string }): Promise<void>;
   resolveRecoveryPoint(input: { domain: string }): Promise<{ ok: true }>;
+  readRecoveryPointVms(input: { domain: string; from: number; count: number }): Promise<void>;
   deployRocva(input: { name: string }): Promise<void>;
   findExisting(input: { vms: string[] }): Promise<void>;
   prepareTargetDisksOfBatch(input: { vms: Array<{ vm: string; disks: string[] }> }): Promise<void>;
@@ -97,6 +100,9 @@ export async function noopFailover(input: NoopFailoverInput): Promise<{ poweredO
   await getExternalWorkflowHandle(input.primaryProtectionId).cancel().catch(() => undefined);
   await at.recordDeparture.executeWithOptions({ summary: `record where ${domain}'s chain was sealed` }, [{ domain }]);
   await at.resolveRecoveryPoint.executeWithOptions({ summary: `resolve the recovery point of ${domain}` }, [{ domain }]);
+  for (let from = 0; from < input.vms.length; from += RECOVERY_POINT_VMS_PER_PAGE) {
+    await at.readRecoveryPointVms.executeWithOptions({ summary: `read VMs from ${from + 1} of the recovery point of ${domain}` }, [{ domain, from, count: RECOVERY_POINT_VMS_PER_PAGE }]);
+  }
 
   const rocva = `rocva-${domain}-${runId.slice(0, 8)}`;
   await at.deployRocva.executeWithOptions({ summary: `deploy RocVA ${rocva}` }, [{ name: rocva }]);
@@ -125,7 +131,15 @@ export async function noopFailover(input: NoopFailoverInput): Promise<{ poweredO
     if (!started) {
       started = (async () => {
         await Promise.all(group.dependsOn.map((d) => run(byName.get(d)!)));
-        return executeChild(noopPowerOnGroup, { workflowId: `${workflowId}/power-on/${group.name}`, args: [{ site: recovery, group }] });
+        // powerOnGroupAsChildren: a group over POWER_ON_BATCH_VMS runs as a child per batch, one after the other.
+        if (group.vms.length <= POWER_ON_BATCH_VMS) return executeChild(noopPowerOnGroup, { workflowId: `${workflowId}/power-on/${group.name}`, args: [{ site: recovery, group }] });
+        const total = Math.ceil(group.vms.length / POWER_ON_BATCH_VMS);
+        let poweredOn = 0;
+        for (let index = 1; index <= total; index++) {
+          const vms = group.vms.slice((index - 1) * POWER_ON_BATCH_VMS, index * POWER_ON_BATCH_VMS);
+          poweredOn += await executeChild(noopPowerOnGroup, { workflowId: `${workflowId}/power-on/${group.name}/batch-${index}-of-${total}`, args: [{ site: recovery, group: { ...group, vms } }] });
+        }
+        return poweredOn;
       })();
       running.set(group.name, started);
     }

@@ -18,6 +18,7 @@ const noopActivities: NoopActivities = {
   claimDomain: () => Promise.resolve({ won: true, epoch: 2 }),
   recordDeparture: () => Promise.resolve(),
   resolveRecoveryPoint: () => Promise.resolve({ ok: true }),
+  readRecoveryPointVms: () => Promise.resolve(),
   deployRocva: () => Promise.resolve(),
   findExisting: () => Promise.resolve(),
   // The product's batch activities (per-VM heartbeats, resumption) over per-VM calls that do nothing.

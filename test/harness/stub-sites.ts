@@ -441,17 +441,22 @@ export class StubSites {
         domain.owner = nextSite;
         return Promise.resolve({ epoch: domain.epoch });
       },
-      resolveRecoveryPoint: ({ domain: name, pointInTime }) => {
+      resolveRecoveryPoint: ({ domain: name, pointInTime, vmsInPages }) => {
         const domain = domainOf(name);
         const at = pointInTime && 'at' in pointInTime ? pointInTime.at : Date.now();
+        const vms = metadataOf(domain);
         return Promise.resolve({
           upTo: pointInTime && 'at' in pointInTime ? { kind: 'instant' as const, at } : { kind: 'latest' as const },
           dataFrom: at,
           description: pointInTime ? `instant ${new Date(at).toISOString()}` : 'the latest consistent point',
-          disks: domain.disks,
-          vms: metadataOf(domain),
+          ...(vmsInPages ? { disks: [], vms: [], vmCount: vms.length } : { disks: domain.disks, vms }),
           protectionWindowMs: 86_400_000,
         });
+      },
+      readRecoveryPointVms: ({ domain: name, from, count }) => {
+        const domain = domainOf(name);
+        const vms = metadataOf(domain).slice(from, from + count);
+        return Promise.resolve({ vms, disks: domain.disks.filter((d) => vms.some((vm) => vm.name === d.vm)) });
       },
       stopJournaling: ({ diskIds }) => {
         for (const id of diskIds) if (!site.disks.has(id)) throw notFound(`disk ${id} at ${siteName}`, 'DiskNotFound');

@@ -23,17 +23,37 @@ export interface RebuildTarget {
  * runbook to the VM configuration recorded at that point (`configure`: a failback keeps the original one).
  */
 export async function resolveRecoveryPoint(op: Operation, pointInTime?: PointInTime, configure: typeof recoveredVm = recoveredVm): Promise<{ point: RecoveryPoint; targets: RebuildTarget[] }> {
-  const point = await op.step('resolve the recovery point', () =>
-    activitiesAt(op.to).resolveRecoveryPoint.executeWithOptions({ summary: `resolve ${pointInTime ? 'the requested point in time' : 'the latest consistent point'} of ${op.domain}` }, [
-      { domain: op.domain, ...(pointInTime ? { pointInTime } : {}) },
-    ]),
-  );
+  const inPages = patched('recovery-point-vms-in-pages');
+  const point = await op.step('resolve the recovery point', async () => {
+    const resolved = await activitiesAt(op.to).resolveRecoveryPoint.executeWithOptions({ summary: `resolve ${pointInTime ? 'the requested point in time' : 'the latest consistent point'} of ${op.domain}` }, [
+      { domain: op.domain, ...(pointInTime ? { pointInTime } : {}), ...(inPages ? { vmsInPages: true } : {}) },
+    ]);
+    return inPages ? { ...resolved, ...(await readRecoveryPointVms(op, resolved.vmCount ?? 0, pointInTime)) } : resolved;
+  });
   op.recoveringTo({ description: point.description, dataFrom: point.dataFrom, ...(point.lastJournalSequence !== undefined ? { lastJournalSequence: point.lastJournalSequence } : {}) });
+  const disksOf = new Map<string, DomainDisk[]>();
+  for (const d of point.disks) disksOf.set(d.vm, [...(disksOf.get(d.vm) ?? []), d]);
   const targets = point.vms.map((meta) => {
-    const disks = point.disks.filter((d) => d.vm === meta.name);
+    const disks = disksOf.get(meta.name) ?? [];
     return { name: meta.name, disks, recovered: byRunbook(() => configure(meta, disks.map((d) => d.diskId), op.runbook)) };
   });
   return { point, targets };
+}
+
+/** VMs of a recovery point per read: some 400 bytes of configuration and disks each, under Temporal's 2 MB per payload. */
+export const RECOVERY_POINT_VMS_PER_PAGE = 2_000;
+
+/** The VMs and disks of the point resolved, page by page. */
+async function readRecoveryPointVms(op: Operation, vmCount: number, pointInTime?: PointInTime): Promise<Pick<RecoveryPoint, 'vms' | 'disks'>> {
+  const read: Pick<RecoveryPoint, 'vms' | 'disks'> = { vms: [], disks: [] };
+  for (let from = 0; from < vmCount; from += RECOVERY_POINT_VMS_PER_PAGE) {
+    const page = await activitiesAt(op.to).readRecoveryPointVms.executeWithOptions({ summary: `read VMs ${from + 1}–${Math.min(from + RECOVERY_POINT_VMS_PER_PAGE, vmCount)} of ${vmCount} of the recovery point of ${op.domain}` }, [
+      { domain: op.domain, ...(pointInTime ? { pointInTime } : {}), from, count: RECOVERY_POINT_VMS_PER_PAGE },
+    ]);
+    read.vms.push(...page.vms);
+    read.disks.push(...page.disks);
+  }
+  return read;
 }
 
 /** Works out a VM's configuration from the runbook; what the runbook cannot give fails the operation as a RunbookMismatch, naming it. */
