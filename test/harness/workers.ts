@@ -4,6 +4,8 @@ import { Worker } from '@temporalio/worker';
 import { startChild, waitUntilReady, type ChildHandle } from '../../common/child-process';
 import type { SiteService } from '../../sites/launch';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../../workflows/task-queues';
+import { createRunbookPageActivities } from '../../activities/runbook-pages';
+import { RunbookStore } from '../../runbooks/store';
 import { workflowCode } from '../../worker/workflow-code';
 import { productEnvironment, useFixture, type TestStack } from './stack';
 
@@ -82,10 +84,15 @@ export interface InProcessWorkers {
   site: Worker;
 }
 
-/** Workers in the test's own process, on the stack's connection, for tests that give a site activities of their own. */
+/**
+ * Workers in the test's own process, on the stack's connection, for tests that give a site
+ * activities of their own. The orchestration worker has its own activities as in worker/main.ts
+ * that an operation needs (a failover reads its runbook by name from the stack's bucket).
+ */
 export async function createInProcessWorkers(stack: TestStack, site: string, activities: object): Promise<InProcessWorkers> {
+  const runbooks = new RunbookStore(stack.s3Client, stack.s3Settings);
   return {
-    orchestration: await Worker.create({ connection: stack.nativeConnection, taskQueue: ORCHESTRATION_TASK_QUEUE, ...workflowCode() }),
+    orchestration: await Worker.create({ connection: stack.nativeConnection, taskQueue: ORCHESTRATION_TASK_QUEUE, ...workflowCode(), activities: createRunbookPageActivities({ runbooks }) }),
     site: await Worker.create({ connection: stack.nativeConnection, taskQueue: siteTaskQueue(site), activities }),
   };
 }
