@@ -54,6 +54,8 @@ function content(media: Content, io: 'input' | 'output'): Record<string, { schem
 
 const ANY_OBJECT = { 'application/json': { schema: { type: 'object' } } };
 
+const NOT_MODIFIED = { description: 'Not Modified: a conditional request (`If-None-Match`, `If-Modified-Since`) whose copy is current; no body' };
+
 function response(doc: string | ResponseDoc) {
   if (typeof doc === 'string') return { description: doc, content: ANY_OBJECT };
   return { description: doc.description, content: doc.content ? content(doc.content, 'output') : ANY_OBJECT };
@@ -102,6 +104,8 @@ function operation(route: ApiRoute, doc: RouteDoc) {
       : {}),
     responses: {
       ...Object.fromEntries(Object.entries(doc.responses).map(([status, answer]) => [status, response(answer)])),
+      // Express tags each 200 it sends (ETag), so a conditional GET whose copy is current gets a 304.
+      ...(route.method === 'get' && '200' in doc.responses ? { 304: NOT_MODIFIED } : {}),
       ...Object.fromEntries(problems(route).map((status) => [String(status), { description: `${STATUS_CODES[status]}: ${PROBLEM_MEANINGS[status]}`, content: { [PROBLEM_TYPE]: { schema: PROBLEM_REF } } }])),
     },
   };

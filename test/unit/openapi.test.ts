@@ -20,6 +20,7 @@ import type { ObjectStore } from '../../datapath/object-store';
 import type { RunbookStore } from '../../runbooks/store';
 import { AuditTrail } from '../../api/audit';
 import { TokenStore } from '../../api/tokens';
+import { get } from 'node:http';
 
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'];
 
@@ -102,5 +103,15 @@ describe('OpenAPI document of the API process', () => {
       assert.ok((await res.arrayBuffer()).byteLength > 0, asset);
     }
     assert.equal((await fetch(`${url}${DOCS_ASSETS}/nothing.js`)).status, 404);
+  });
+
+  it('documents the 304 a conditional GET gets when its copy is current (the full-size fuzz sent If-None-Match: * to /docs)', async () => {
+    // node:http, not fetch: fetch adds Cache-Control: no-cache to a conditional request, which the server must then answer in full.
+    const conditionalGet = (path: string) => new Promise<number>((resolve, reject) => get(`${url}${path}`, { headers: { 'if-none-match': '*' } }, (res) => resolve(res.resume().statusCode!)).on('error', reject));
+    for (const path of ['/docs', '/openapi.json']) {
+      assert.equal(await conditionalGet(path), 304, path);
+      const responses = (document.paths[path].get as unknown as { responses: Record<string, { content?: unknown }> }).responses;
+      assert.ok(responses['304'] && responses['304'].content === undefined, `${path} documents a 304 without a body`);
+    }
   });
 });
