@@ -65,12 +65,12 @@ describe('continuous failback durability: every worker process SIGKILLed at rand
         }),
       ),
     );
-    const caughtUp = waitFor('every original disk caught up', async () => (await Promise.all(domains.map(async (d) => (await readDomainStatus(store, d))?.mode))).every((m) => m === FOLLOWING), 300_000);
+    const caughtUp = waitFor('every original disk caught up', async () => (await Promise.all(domains.map(async (d) => (await readDomainStatus(store, d))?.mode))).every((m) => m === FOLLOWING), 480_000);
     // The deployments and first catch-ups need workers that live a few seconds between kills, also on a loaded machine.
     const followingKills = await killUntil(caughtUp, [3_000, 8_000]);
     await caughtUp;
     // Following on, still under kills, until every run has continued as new, before the completions.
-    const continuedAsNew = waitFor('every run continued as new', () => allContinuedAsNew(handles), 300_000);
+    const continuedAsNew = waitFor('every run continued as new', () => allContinuedAsNew(handles), 480_000);
     followingKills.push(...(await killUntil(continuedAsNew)));
     await continuedAsNew;
     // Every worker killed twice while the originals follow, however quickly they caught up and continued as new (batched rebuilds made that a kill or two).

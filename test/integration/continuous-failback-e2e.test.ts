@@ -58,7 +58,7 @@ describe('continuous failback end to end, on real Temporal, S3, sites and worker
 
   const shown = async (domain: string) => (await call('GET', `/domains/${domain}`)).body;
   const following = async (domain: string) => ((await shown(domain)).continuousFailback as { following: FollowingStatus }).following;
-  const untilFollowing = (domain: string) => waitFor(`${domain} ${FOLLOWING}`, async () => (await shown(domain)).mode === FOLLOWING, 120_000);
+  const untilFollowing = (domain: string) => waitFor(`${domain} ${FOLLOWING}`, async () => (await shown(domain)).mode === FOLLOWING, 300_000);
 
   /** What a site holds: its VMs (name, kind, power state) and its disks. */
   async function heldAt(site: SiteService): Promise<{ vms: string[]; disks: string[] }> {
