@@ -1,5 +1,5 @@
 import { failure } from '../common/failures';
-import type { RunbookStore } from '../runbooks/store';
+import type { StoredRunbook } from '../runbooks/store';
 import { validateRunbook } from '../runbooks/validate';
 
 /**
@@ -11,6 +11,11 @@ export const RUNBOOK_PAGE_CHARS = 500_000;
 /** Runbook versions whose validated JSON a worker keeps between the pages an operation reads. */
 const KEPT_VERSIONS = 4;
 
+/** What the pages are read from: the runbook store (`runbooks/store.ts`). */
+export interface RunbookVersions {
+  get(name: string, version: number): Promise<Pick<StoredRunbook, 'text'> | undefined>;
+}
+
 export interface RunbookPage {
   text: string;
   pages: number;
@@ -21,7 +26,7 @@ export interface RunbookPage {
  * page, instead of carrying it whole in its input (and in its desk's request). A version never
  * changes once stored, so every page of it, on any worker and in any retry, is of the same text.
  */
-export function createRunbookPageActivities({ runbooks }: { runbooks: RunbookStore }) {
+export function createRunbookPageActivities({ runbooks }: { runbooks: RunbookVersions }) {
   const validated = new Map<string, Promise<string>>();
 
   const jsonOf = (name: string, version: number): Promise<string> => {

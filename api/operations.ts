@@ -334,7 +334,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     await requireAllowed(domain, 'continuous-failover');
     const { runbook, version, recovery } = requireRecoverySite(domain, 'continuous-failover', await loadRunbook(domain, { runbook: body.runbook ?? domain, ...(body.version ? { version: body.version } : {}) }));
     await refuseWhileRetiring(domain, recovery);
-    const input: ContinuousFailoverInput = { domain, runbook, runbookVersion: version, requestedBy: principalName(req), declaredAt: Date.now() };
+    const input: ContinuousFailoverInput = { domain, runbook: { name: runbook.metadata.name }, runbookVersion: version, requestedBy: principalName(req), declaredAt: Date.now() };
     const { primary } = runbook.spec.sites;
     const summary = `Continuous failover of ${domain}: a copy at ${recovery} follows ${primary} until completed, by runbook ${runbook.metadata.name} v${version}, requested by ${principalName(req)}`;
     await startAndAnswer(res, domain, { operation: 'continuous-failover', requestedBy: principalName(req), summary, input }, { runbook: { name: runbook.metadata.name, version } });
@@ -346,7 +346,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     const body = parseBody(ContinuousFailbackRequest, req);
     await requireAllowed(domain, 'continuous-failback');
     const { runbook, version } = requireRecoverySite(domain, 'continuous-failback', await loadRunbook(domain, { runbook: body.runbook ?? domain, ...(body.version ? { version: body.version } : {}) }));
-    const input: ContinuousFailbackInput = { domain, runbook, runbookVersion: version, requestedBy: principalName(req), declaredAt: Date.now() };
+    const input: ContinuousFailbackInput = { domain, runbook: { name: runbook.metadata.name }, runbookVersion: version, requestedBy: principalName(req), declaredAt: Date.now() };
     const { primary, recovery } = runbook.spec.sites;
     const summary = `Continuous failback of ${domain}: the original disks at ${primary} follow ${recovery} until failback, by runbook ${runbook.metadata.name} v${version}, requested by ${principalName(req)}`;
     await startAndAnswer(res, domain, { operation: 'continuous-failback', requestedBy: principalName(req), summary, input }, { runbook: { name: runbook.metadata.name, version } });
@@ -400,7 +400,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     const input: FailbackInput = {
       domain,
       type: body.type,
-      runbook,
+      runbook: { name: runbook.metadata.name },
       runbookVersion: version,
       requestedBy: principalName(req),
       declaredAt,
@@ -469,7 +469,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     const requestedBy = principalName(req);
     const declaredAt = Date.now();
     const newDirection = await newDirectionOf(domain, failedOverBy, body, `requested by ${requestedBy} at ${new Date(declaredAt).toISOString()}`);
-    const input: PermanentFailoverInput = { domain, runbook: failedOverBy.runbook, runbookVersion: failedOverBy.version, requestedBy, declaredAt, confirmation: body.confirm, newDirection };
+    const input: PermanentFailoverInput = { domain, runbook: { name: failedOverBy.runbook.metadata.name }, runbookVersion: failedOverBy.version, requestedBy, declaredAt, confirmation: body.confirm, newDirection };
     const { primary } = failedOverBy.runbook.spec.sites;
     const summary = `Permanent failover of ${domain}: ${failedOverBy.recovery} becomes its primary for good, ${primary} is retired, new recovery site: ${newDirection.recovery ?? 'none (storage site only)'}; by runbook ${failedOverBy.runbook.metadata.name} v${failedOverBy.version}, requested by ${requestedBy}`;
     await startAndAnswer(
@@ -492,7 +492,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
       domain,
       action: body.action,
       conflict: { site: open.site, vms: open.vms, since: open.since, owner: open.owner.site },
-      runbook,
+      runbook: { name: runbook.metadata.name },
       runbookVersion: version,
       requestedBy: principalName(req),
       declaredAt: Date.now(),

@@ -44,7 +44,7 @@ export function restoreRouter(options: Pick<OperationsRouterOptions, 'client' | 
     await checkPoint(domain, manifest, pointInTime, body.vms);
     const { runbook, version } = await loadRunbook(domain, { runbook: body.runbook ?? domain, ...(body.version ? { version: body.version } : {}) });
 
-    const input: RestoreInput = { domain, site, runbook, runbookVersion: version, pointInTime, ...(body.vms ? { vms: body.vms } : {}), confirm: body.confirm, requestedBy: principalName(req), declaredAt: Date.now() };
+    const input: RestoreInput = { domain, site, runbook: { name: runbook.metadata.name }, runbookVersion: version, pointInTime, ...(body.vms ? { vms: body.vms } : {}), confirm: body.confirm, requestedBy: principalName(req), declaredAt: Date.now() };
     const point = 'restorePoint' in pointInTime ? `restore point ${pointInTime.restorePoint}` : new Date(pointInTime.at).toISOString();
     const summary = `Restore of ${body.vms ? body.vms.join(', ') : domain} at ${site} to ${point} by runbook ${runbook.metadata.name} v${version}, requested by ${principalName(req)}`;
     await startAndAnswer(res, domain, { operation: 'restore', requestedBy: principalName(req), summary, input }, { site, pointInTime: body.pointInTime, vms: body.vms ?? 'all', runbook: { name: runbook.metadata.name, version } });

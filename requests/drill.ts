@@ -41,7 +41,7 @@ export async function drillRequest(
   const keepFor = asked.keepFor ?? '0s';
   const input: DrillInput = {
     domain,
-    runbook,
+    runbook: { name: runbook.metadata.name },
     runbookVersion: version,
     keepForMs: parseDuration(keepFor) ?? 0,
     requestedBy: asked.requestedBy,

@@ -6,6 +6,7 @@ import { towardsPrimarySite, type Operation, type OperationMeasures } from './op
 import type { OperationReport } from './operation-messages';
 import { rebuildPlacement } from './recovered-vm';
 import { completeFollowing } from './phases/completion';
+import { withRunbook } from './phases/runbook';
 import { setDomainMode } from './phases/domain-mode';
 import { followLog, newFollowing, undoCaughtUpMode, undoFollowedVms, undoFollowerLease, type Following, type PlaceTarget } from './phases/follow';
 import { checkOriginalDisks, comeBackUp, findOriginalVms, prepareRebuiltVms, removeFromSiteLeft, returningVm, rocvaAtOriginalSite, stopJournaling, type OriginalVms } from './phases/originals';
@@ -26,9 +27,11 @@ const FOLLOWING_MODE = 'Continuous Failback in Progress';
  */
 export async function continuousFailback(input: ContinuousFailbackInput): Promise<OperationReport> {
   const { carried } = input;
-  const op = towardsPrimarySite('continuous-failback', input, carried ? { resumed: carried.progress } : {});
+  let started: Operation | undefined = undefined;
+  const completion = acceptCompletion(completeContinuousFailbackUpdate, input.domain, () => started, 'continuous failback');
+  const op = towardsPrimarySite('continuous-failback', await withRunbook(input), carried ? { resumed: carried.progress } : {});
   let state: { following: Following; originals: OriginalVms } | undefined = carried ? resume(op, carried) : undefined;
-  const completion = acceptCompletion(completeContinuousFailbackUpdate, op, 'continuous failback');
+  started = op;
   return op.run(async () => {
     const { following, originals } = state ?? (await deploy(op));
     state = { following, originals };

@@ -2,12 +2,13 @@ import { defineUpdate } from '@temporalio/workflow';
 import type { Runbook } from '../runbooks/schema';
 import type { FollowCursor } from '../datapath/follower';
 import type { FollowedVm } from './phases/follow';
+import type { RunbookInInput } from './phases/runbook';
 import type { FollowingStatus, HandoverType, OperationProgress } from './operation-messages';
 
 export interface ContinuousFailoverInput {
   domain: string;
-  /** The validated runbook, as stored: placement of the target disks, and the completion's plan unless it names another version. */
-  runbook: Runbook;
+  /** Its name (each run reads it: `phases/runbook.ts`), or the validated runbook as stored: placement of the target disks, and the completion's plan unless it names another version. */
+  runbook: RunbookInInput;
   runbookVersion: number;
   requestedBy: string;
   /** When the operator asked for it. */

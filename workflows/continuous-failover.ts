@@ -5,6 +5,7 @@ import { completeContinuousFailoverUpdate, type CompletionRequest, type Continuo
 import { towardsRecoverySite, type Operation, type OperationMeasures } from './operation';
 import type { OperationReport } from './operation-messages';
 import { completeFollowing } from './phases/completion';
+import { withRunbook } from './phases/runbook';
 import { setDomainMode } from './phases/domain-mode';
 import { followLog, newFollowing, prepareFollowedVms, undoCaughtUpMode, undoFollowedVms, undoFollowerLease, type Following } from './phases/follow';
 import { checkOwnership } from './phases/ownership';
@@ -25,16 +26,17 @@ const FOLLOWING_MODE = 'Continuous Rehydration in Progress';
  */
 export async function continuousFailover(input: ContinuousFailoverInput): Promise<OperationReport> {
   const { domain, carried } = input;
-  const op = towardsRecoverySite('continuous-failover', input, carried ? { resumed: carried.progress } : {});
-  // Known before the completion's handler is set: a completion sent to a run that continued as new
-  // is buffered and validated as soon as the handler is set.
-  let following: Following | undefined = carried ? resume(op, carried) : undefined;
-  const completion = acceptCompletion(completeContinuousFailoverUpdate, op, 'continuous failover', (request) => {
+  let following: Following | undefined;
+  let started: Operation | undefined = undefined;
+  const completion = acceptCompletion(completeContinuousFailoverUpdate, domain, () => started, 'continuous failover', (request, op) => {
     // A VM the completion's runbook cannot place is refused here, while the copy keeps following.
     const completionRunbook = request.runbook?.runbook ?? op.runbook;
     const unplaced = unplacedVm(following, completionRunbook);
     return unplaced && `VM ${unplaced} was added to ${domain} but is not in runbook ${completionRunbook.metadata.name}: add it to the runbook, then complete`;
   });
+  const op = towardsRecoverySite('continuous-failover', await withRunbook(input), carried ? { resumed: carried.progress } : {});
+  following = carried ? resume(op, carried) : undefined;
+  started = op;
   return op.run(async () => {
     const followed = following ?? (await deploy(op));
     following = followed;

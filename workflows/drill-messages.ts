@@ -2,12 +2,13 @@ import { defineUpdate } from '@temporalio/workflow';
 import type { TestedPoint } from '../activities/datapath';
 import type { PointInTime } from '../activities/handover';
 import type { DrillResourceKind } from '../activities/recovery-site';
-import type { Runbook, RunbookCheck } from '../runbooks/schema';
+import type { RunbookCheck } from '../runbooks/schema';
+import type { RunbookInInput } from './phases/runbook';
 
 export interface DrillInput {
   domain: string;
-  /** The validated runbook, as stored; it must have `spec.testNetworkMapping`. */
-  runbook: Runbook;
+  /** Its name (the drill reads it: `phases/runbook.ts`), or the validated runbook as stored; it must have `spec.testNetworkMapping`. */
+  runbook: RunbookInInput;
   runbookVersion: number;
   /** A restore point or an instant inside the protection window; absent: the latest consistent point. */
   pointInTime?: PointInTime;

@@ -13,6 +13,7 @@ import { failureMessage } from './failure-policy';
 import { towardsRecoverySite, type Operation } from './operation';
 import type { OperationReport } from './operation-messages';
 import { powerOnByPlan } from './phases/power-on';
+import { withRunbook } from './phases/runbook';
 import { deployRocva, prepareTargetDisks, registerVms, rehydrate, removeRepresentationVms, removeRocva, resolveRecoveryPoint, targetVmOf, type RebuildTarget } from './phases/rebuild';
 import { activitiesAt, SITE_RETRY } from './phases/site-activities';
 import type { PowerOnPlanInput } from './power-on-plan';
@@ -29,10 +30,12 @@ import { callWebhookStep } from './webhook-step';
  * the site's inventory is compared with the one taken before the drill created anything, and the
  * runbook's postCleanup webhooks run. An abort or a cancel runs the same cleanup as compensation.
  */
-export async function drill(input: DrillInput): Promise<OperationReport> {
+export async function drill(request: DrillInput): Promise<OperationReport> {
+  // Accepted from the first instant: a cleanup request never meets a drill still reading its runbook.
+  const cleanupRequest = acceptCleanup(`drill of ${request.domain}`);
+  const input = await withRunbook(request);
   const id = drillId(workflowInfo().runId);
   const op = towardsRecoverySite('drill', input, { memo: { pointInTime: input.pointInTime ?? 'latest', drill: id } });
-  const cleanupRequest = acceptCleanup(op);
   return op.run(async () => {
     if (!op.runbook.spec.testNetworkMapping) {
       throw failure('RunbookMismatch', `runbook ${op.runbook.metadata.name} v${op.runbookVersion} has no spec.testNetworkMapping: ${op.domain} cannot be drilled without isolated test networks`);
@@ -102,7 +105,7 @@ function drillPlan(plan: PowerOnPlanInput, drillName: (vm: string) => string): {
 }
 
 /** A kept drill accepts one cleanup request until its cleanup begins; a refused one leaves no trace in history. */
-function acceptCleanup(op: Operation): { request?: CleanupRequest; begun: boolean } {
+function acceptCleanup(title: string): { request?: CleanupRequest; begun: boolean } {
   const state: { request?: CleanupRequest; begun: boolean } = { begun: false };
   setHandler(
     cleanupDrillUpdate,
@@ -112,8 +115,8 @@ function acceptCleanup(op: Operation): { request?: CleanupRequest; begun: boolea
     },
     {
       validator: (_request: CleanupRequest) => {
-        if (state.request) throw ApplicationFailure.create({ type: CLEANUP_REFUSED, message: `the cleanup of this ${op.title()} was requested by ${state.request.requestedBy} already` });
-        if (state.begun) throw ApplicationFailure.create({ type: CLEANUP_REFUSED, message: `the ${op.title()} is cleaning up already` });
+        if (state.request) throw ApplicationFailure.create({ type: CLEANUP_REFUSED, message: `the cleanup of this ${title} was requested by ${state.request.requestedBy} already` });
+        if (state.begun) throw ApplicationFailure.create({ type: CLEANUP_REFUSED, message: `the ${title} is cleaning up already` });
       },
     },
   );

@@ -4,6 +4,7 @@ import type { FailbackInput } from './failback-messages';
 import { towardsPrimarySite } from './operation';
 import type { OperationReport } from './operation-messages';
 import { setDomainMode } from './phases/domain-mode';
+import { withRunbook } from './phases/runbook';
 import { checkOriginalDisks, comeBackUp, findOriginalVms, prepareRebuiltVms, rehydrateDelta, removeFromSiteLeft, returningVm, rocvaAtOriginalSite, stopJournaling } from './phases/originals';
 import { checkOwnership, claimWithFencing, drainAndHandOver } from './phases/ownership';
 import { deployRocva, rehydrate, removeRocva, resolveRecoveryPoint, rocvaName } from './phases/rebuild';
@@ -21,7 +22,8 @@ import { shutDownInReverseOrder } from './phases/shutdown';
  * recovery site. If it aborts, only what it created at the primary is removed (rebuilt VMs and
  * their new disks): the original VMs and disks stay, shut down again if it had begun to power them on.
  */
-export async function failback(input: FailbackInput): Promise<OperationReport> {
+export async function failback(request: FailbackInput): Promise<OperationReport> {
+  const input = await withRunbook(request);
   const { domain, type } = input;
   const op = towardsPrimarySite('failback', input, { type });
   return op.run(async () => {

@@ -11,9 +11,8 @@ import { checkOwnership, claimWithFencing, drainAndHandOver } from './phases/own
 import { powerOnByPlan } from './phases/power-on';
 import { resumeProtection } from './phases/protection-resume';
 import { deployRocva, prepareTargetDisks, registerVms, rehydrate, removeRepresentationVms, removeRocva, resolveRecoveryPoint, targetVmOf, rocvaName } from './phases/rebuild';
-import { readRunbook } from './phases/runbook';
+import { withRunbook, type WithRunbook } from './phases/runbook';
 import { shutDownInReverseOrder } from './phases/shutdown';
-import type { Runbook } from '../runbooks/schema';
 
 /**
  * Failover of a protected domain to its recovery site, planned (the primary shuts down, drains
@@ -24,7 +23,7 @@ import type { Runbook } from '../runbooks/schema';
  * policy it then stays open for a commit or a rollback (`phases/commit-window.ts`).
  */
 export async function failover(request: FailoverInput): Promise<OperationReport> {
-  const input = { ...request, runbook: await readRunbook(request.runbook, request.runbookVersion) };
+  const input = await withRunbook(request);
   const { domain, type } = input;
   const op = towardsRecoverySite('failover', input, { type, memo: { pointInTime: input.pointInTime ?? 'latest' } });
   const report = await op.run(async () => {
@@ -64,9 +63,9 @@ export async function failover(request: FailoverInput): Promise<OperationReport>
 }
 
 /** The continuous failback a planned failover asked for: its desk starts it once the failover has succeeded. */
-function continuousFailbackAfter(input: FailoverInput & { runbook: Runbook }): FollowUp {
+function continuousFailbackAfter(input: WithRunbook<FailoverInput>): FollowUp {
   const { domain, runbook, runbookVersion, requestedBy } = input;
-  const request: ContinuousFailbackInput = { domain, runbook, runbookVersion, requestedBy, declaredAt: workflowNow() };
+  const request: ContinuousFailbackInput = { domain, runbook: { name: runbook.metadata.name }, runbookVersion, requestedBy, declaredAt: workflowNow() };
   return {
     operation: 'continuous-failback',
     summary: `Continuous failback of ${domain}, asked for by its failover: the original disks at ${runbook.spec.sites.primary} follow ${runbook.spec.sites.recovery} until failback, requested by ${requestedBy}`,

@@ -13,6 +13,7 @@ import type { SearchAttributePair } from '@temporalio/common';
 import { failure } from '../common/failures';
 import { powerOnPlanAt } from '../runbooks/power-on-plan';
 import type { Runbook } from '../runbooks/schema';
+import type { RunbookInInput, WithRunbook } from './phases/runbook';
 import { workflowNow } from './clock';
 import { describeCommitWindow, type CommitWindowStatus } from './commit-window-messages';
 import { Compensations } from './compensation';
@@ -56,32 +57,33 @@ export interface OperationStart {
 /** What every operation request carries: the domain, the runbook it runs by, who asked and when. */
 export interface RequestedOperation {
   domain: string;
-  runbook: Runbook;
+  /** Its name (read when the operation starts: `phases/runbook.ts`), or the validated runbook as stored (requests from before). */
+  runbook: RunbookInInput;
   runbookVersion: number;
   requestedBy: string;
   declaredAt: number;
 }
 
 /** An operation that moves the domain from its runbook's primary site to its recovery site. */
-export function towardsRecoverySite(operation: OperationKind, request: RequestedOperation, more: Pick<OperationStart, 'type' | 'memo' | 'resumed'> = {}): Operation {
+export function towardsRecoverySite(operation: OperationKind, request: WithRunbook<RequestedOperation>, more: Pick<OperationStart, 'type' | 'memo' | 'resumed'> = {}): Operation {
   const { domain, runbook, runbookVersion, requestedBy, declaredAt } = request;
   return new Operation({ operation, domain, from: runbook.spec.sites.primary, to: recoverySiteOf(operation, request), runbook, runbookVersion, requestedBy, declaredAt, ...more });
 }
 
 /** An operation that returns the domain from its runbook's recovery site to its primary site. */
-export function towardsPrimarySite(operation: OperationKind, request: RequestedOperation, more: Pick<OperationStart, 'type' | 'memo' | 'resumed'> = {}): Operation {
+export function towardsPrimarySite(operation: OperationKind, request: WithRunbook<RequestedOperation>, more: Pick<OperationStart, 'type' | 'memo' | 'resumed'> = {}): Operation {
   const { domain, runbook, runbookVersion, requestedBy, declaredAt } = request;
   return new Operation({ operation, domain, from: recoverySiteOf(operation, request), to: runbook.spec.sites.primary, runbook, runbookVersion, requestedBy, declaredAt, ...more });
 }
 
 /** An operation at the site that owns the domain, which stays there (a restore in place). */
-export function atOwningSite(operation: OperationKind, request: RequestedOperation, site: string, more: Pick<OperationStart, 'memo'> = {}): Operation {
+export function atOwningSite(operation: OperationKind, request: WithRunbook<RequestedOperation>, site: string, more: Pick<OperationStart, 'memo'> = {}): Operation {
   const { domain, runbook, runbookVersion, requestedBy, declaredAt } = request;
   return new Operation({ operation, domain, from: site, to: site, runbook, runbookVersion, requestedBy, declaredAt, ...more });
 }
 
 /** The API refuses these operations for a runbook without a recovery site; a request that gets here anyway fails at once. */
-function recoverySiteOf(operation: OperationKind, { domain, runbook, runbookVersion }: RequestedOperation): string {
+function recoverySiteOf(operation: OperationKind, { domain, runbook, runbookVersion }: WithRunbook<RequestedOperation>): string {
   const site = runbook.spec.sites.recovery;
   if (site === undefined) throw failure('NoRecoverySite', `${operation} of ${domain} needs a recovery site, and runbook ${runbook.metadata.name} v${runbookVersion} names none: ${domain} is protected to the storage site only`);
   return site;

@@ -4,6 +4,7 @@ import { towardsRecoverySite } from './operation';
 import type { OperationReport } from './operation-messages';
 import type { PermanentFailoverInput } from './permanent-failover-messages';
 import { setDomainMode } from './phases/domain-mode';
+import { withRunbook } from './phases/runbook';
 import { askRetiredSite, checkOwnedAtNewPrimary, recordPermanentFailover, retireOldPrimary, submitNewDirection } from './phases/retirement';
 import { DR_SITE } from './search-attributes';
 
@@ -17,7 +18,8 @@ import { DR_SITE } from './search-attributes';
  * workflow of its own once it returns. Aborted before its goal, it withdraws the record and submits
  * the runbook's earlier version again; the domain stays Running in Failover.
  */
-export async function permanentFailover(input: PermanentFailoverInput): Promise<OperationReport> {
+export async function permanentFailover(request: PermanentFailoverInput): Promise<OperationReport> {
+  const input = await withRunbook(request);
   const { domain, newDirection } = input;
   const op = towardsRecoverySite('permanent-failover', input, { memo: { newRecoverySite: newDirection.recovery ?? 'none' } });
   upsertSearchAttributes([{ key: DR_SITE, value: op.from }]);

@@ -3,6 +3,7 @@ import { failure } from '../common/failures';
 import { Operation } from './operation';
 import type { OperationReport } from './operation-messages';
 import { activitiesAt } from './phases/site-activities';
+import { withRunbook } from './phases/runbook';
 import { sideCopyName, type ResolveConflictInput } from './resolve-conflict-messages';
 import { DR_CONFLICT, DR_SITE } from './search-attributes';
 import { forEachVm } from './vm-fan-out';
@@ -42,7 +43,8 @@ async function removeRecoveredCopies(op: Operation, site: string, sideCopy: stri
  * conflict stays open; once it removes copies a failover made (`removeRecoveredCopies`), it keeps
  * what it did instead.
  */
-export async function resolveConflict(input: ResolveConflictInput): Promise<OperationReport> {
+export async function resolveConflict(request: ResolveConflictInput): Promise<OperationReport> {
+  const input = await withRunbook(request);
   const { domain, conflict } = input;
   const site = conflict.site;
   const op = new Operation({

@@ -1,13 +1,13 @@
 import type { PointInTime } from '../activities/handover';
-import type { Runbook } from '../runbooks/schema';
+import type { RunbookInInput } from './phases/runbook';
 import type { OperationVmState } from './vm-state';
 
 export interface RestoreInput {
   domain: string;
   /** The site that owns the domain, where it is restored in place (it stays the owner). */
   site: string;
-  /** The validated runbook, as stored: its power-on plan at `site` starts the restored VMs. */
-  runbook: Runbook;
+  /** Its name (the restore reads it: `phases/runbook.ts`), or the validated runbook as stored: its power-on plan at `site` starts the restored VMs. */
+  runbook: RunbookInInput;
   runbookVersion: number;
   /** A restore point or an instant inside the protection window. */
   pointInTime: PointInTime;

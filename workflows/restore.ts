@@ -2,6 +2,7 @@ import { failure } from '../common/failures';
 import { atOwningSite } from './operation';
 import type { OperationReport } from './operation-messages';
 import { checkOwnedHere, chooseVms, findVmsAsTheyAre, keepStateAsRestorePoint, planOfRestored, putBackTo, takeNewEpoch, type PutBack } from './phases/in-place';
+import { withRunbook } from './phases/runbook';
 import { stopJournaling } from './phases/originals';
 import { powerOnByPlan } from './phases/power-on';
 import { resumeProtection } from './phases/protection-resume';
@@ -21,7 +22,8 @@ import type { RestoreInput, RestoreReport } from './restore-messages';
  * ones); the runbook's plan powers the restored VMs on. An abort puts the VMs back to the saved
  * point if their disks had been rewritten, and protects the domain again.
  */
-export async function restore(input: RestoreInput): Promise<OperationReport> {
+export async function restore(request: RestoreInput): Promise<OperationReport> {
+  const input = await withRunbook(request);
   const { domain } = input;
   const op = atOwningSite('restore', input, input.site, { memo: { pointInTime: input.pointInTime, vms: input.vms ?? 'all' } });
   return op.run(async () => {

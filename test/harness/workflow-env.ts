@@ -2,7 +2,8 @@
  * The fast workflow tier's environment, created once per test file: Temporal's test environment
  * on the dev server that `npm install` put in .tools (no download), our search attributes
  * registered, the product's workflows on the orchestration queue, and stub activity workers
- * (test/harness/stub-sites.ts) on `site.primary` and `site.recovery`. Durations that must expire
+ * (test/harness/stub-sites.ts) on `site.primary` and `site.recovery`; the orchestration worker reads
+ * the runbooks operations name from a stub store the tests fill. Durations that must expire
  * in a test are made short through the runbook, whose fields they are.
  */
 import { after, before } from 'node:test';
@@ -10,6 +11,7 @@ import type { Client } from '@temporalio/client';
 import { WithStartWorkflowOperation, WorkflowNotFoundError } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { createRunbookPageActivities, type RunbookPageActivities, type RunbookVersions } from '../../activities/runbook-pages';
 import { TEMPORAL_BINARY } from '../../stack/servers';
 import { deskStartOptions, domainOperations, startOperationUpdate, type OperationRecord, type OperationRequest } from '../../workflows/domain-operations';
 import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
@@ -24,12 +26,56 @@ export interface WorkflowEnv {
   env: TestWorkflowEnvironment;
   client: Client;
   sites: StubSites;
+  /** The runbook versions an operation that names its runbook reads (`readRunbookPage`). */
+  runbooks: StubRunbooks;
   /** Terminates whatever of the domain is still open: protection a failover abandoned, an operation a failed test left. */
   closeDomain(domain: string): Promise<void>;
   teardown(): Promise<void>;
 }
 
 let runtimeInstalled = false;
+
+/** The runbook store as the orchestration worker reads it: the versions the tests put, by name. */
+export class StubRunbooks implements RunbookVersions {
+  private readonly texts = new Map<string, string>();
+  private held?: Promise<void>;
+  /** Reads of a page that wait for `holdReads` to be released. */
+  readsWaiting = 0;
+
+  /** Every read of a page waits until the returned function is called: an operation caught reading its runbook. */
+  holdReads(): () => void {
+    let release = () => {};
+    this.held = new Promise((resolve) => (release = resolve));
+    return () => {
+      this.held = undefined;
+      release();
+    };
+  }
+
+  /** The orchestration worker's reads of runbook pages, held while `holdReads` says so. */
+  pageActivities(): RunbookPageActivities {
+    const pages = createRunbookPageActivities({ runbooks: this });
+    return {
+      readRunbookPage: async (page) => {
+        if (this.held) {
+          this.readsWaiting++;
+          await this.held;
+          this.readsWaiting--;
+        }
+        return pages.readRunbookPage(page);
+      },
+    };
+  }
+
+  put(name: string, version: number, text: string): void {
+    this.texts.set(`${name}@${version}`, text);
+  }
+
+  get(name: string, version: number): Promise<{ text: string } | undefined> {
+    const text = this.texts.get(`${name}@${version}`);
+    return Promise.resolve(text === undefined ? undefined : { text });
+  }
+}
 
 export interface WorkflowEnvOptions {
   /** Activities of the orchestration worker (a drill schedule's run asks the desk through one), stubbed by the test. */
@@ -53,6 +99,7 @@ export async function startWorkflowEnv(options: WorkflowEnvOptions = {}): Promis
     },
   });
   const sites = new StubSites([PRIMARY, RECOVERY]);
+  const runbooks = new StubRunbooks();
   const running: Array<{ worker: Worker; done: Promise<void> }> = [];
   const teardown = async () => {
     await terminateOpen(env.client, 'ExecutionStatus = "Running"');
@@ -67,7 +114,7 @@ export async function startWorkflowEnv(options: WorkflowEnvOptions = {}): Promis
         taskQueue: ORCHESTRATION_TASK_QUEUE,
         ...workflowCode(),
         maxCachedWorkflows: 200,
-        ...(options.orchestrationActivities ? { activities: options.orchestrationActivities } : {}),
+        activities: { ...runbooks.pageActivities(), ...options.orchestrationActivities },
       }),
       ...[PRIMARY, RECOVERY].map((site) =>
         Worker.create({
@@ -90,6 +137,7 @@ export async function startWorkflowEnv(options: WorkflowEnvOptions = {}): Promis
     env,
     client: env.client,
     sites,
+    runbooks,
     closeDomain: async (domain) => {
       const ids = new Set(sites.callsOf(domain).map((c) => c.workflowId));
       await Promise.all(
@@ -136,6 +184,9 @@ export function useWorkflowEnv(): WorkflowEnv {
     },
     get sites() {
       return current().sites;
+    },
+    get runbooks() {
+      return current().runbooks;
     },
     closeDomain: (domain) => current().closeDomain(domain),
     teardown: () => current().teardown(),

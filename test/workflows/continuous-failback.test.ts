@@ -14,11 +14,10 @@ import { completeContinuousFailbackUpdate } from '../../workflows/continuous-fai
 import type { CompletionRequest } from '../../workflows/continuous-failover-messages';
 import { deskStartOptions, domainOperations, domainOperationsQuery, startOperationUpdate } from '../../workflows/domain-operations';
 import { failover } from '../../workflows/failover';
-import { operationProgressQuery } from '../../workflows/operation-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
-import { failoverInput, runbook, vmNames } from '../fixtures/workflow-runbooks';
+import { failoverInput, storedRunbook, vmNames } from '../fixtures/workflow-runbooks';
 import { PRIMARY, RECOVERY, newStubDomain, useWorkflowEnv } from '../harness/workflow-env';
-import { argOf, callsOfOperation } from './operation-sweep';
+import { argOf, callsOfOperation, progressOf } from './operation-sweep';
 import { assertOriginalsKept, originalsAt, type Originals } from './primary-originals';
 
 const t = useWorkflowEnv();
@@ -38,7 +37,7 @@ async function start(domain: string): Promise<WorkflowHandle<typeof continuousFa
   return t.client.workflow.start(continuousFailback, {
     taskQueue: ORCHESTRATION_TASK_QUEUE,
     workflowId: workflowId(domain),
-    args: [{ domain, runbook: runbook(domain), runbookVersion: 1, requestedBy: 'test-operator', declaredAt: Date.now(), followerRunsPerExecution: 1 }],
+    args: [{ domain, runbook: storedRunbook(t, domain), runbookVersion: 1, requestedBy: 'test-operator', declaredAt: Date.now(), followerRunsPerExecution: 1 }],
   });
 }
 
@@ -50,7 +49,7 @@ async function waitFor(what: string, check: () => boolean | Promise<boolean>): P
   }
 }
 
-const generation = async (handle: WorkflowHandle) => (await handle.query(operationProgressQuery)).following?.generation ?? 0;
+const generation = async (handle: WorkflowHandle) => (await progressOf(handle))?.following?.generation ?? 0;
 const planned = (): CompletionRequest => ({ type: 'planned', requestedBy: 'dr-lead', declaredAt: Date.now() });
 const followerCalls = (domain: string) => callsOfOperation(t.sites, domain, workflowId(domain)).filter((c) => c.name === 'followLog');
 
@@ -135,6 +134,7 @@ describe('continuous failback (stub sites)', () => {
     const domain = newStubDomain(t, 'desk', vmNames);
     const desk = await t.client.workflow.start(domainOperations, deskStartOptions(domain));
     const input = { ...failoverInput(domain, 'planned'), continuousFailback: true };
+    storedRunbook(t, domain); // the continuous failback that follows names the runbook the failover ran by
     await desk.executeUpdate(startOperationUpdate, { args: [{ operation: 'failover', requestedBy: 'dr-lead', summary: 'planned failover with a continuous failback', input }] });
     await waitFor('the continuous failback running', async () => (await desk.query(domainOperationsQuery)).running?.operation === 'continuous-failback');
     const state = await desk.query(domainOperationsQuery);

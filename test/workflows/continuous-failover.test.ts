@@ -6,16 +6,16 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import type { FollowResult } from '../../datapath/follower';
 import type { DomainDisk, VmMetadata } from '../../datapath/records';
 import { continuousFailover } from '../../workflows/continuous-failover';
 import { completeContinuousFailoverUpdate, type CompletionRequest } from '../../workflows/continuous-failover-messages';
-import { operationProgressQuery } from '../../workflows/operation-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
-import { runbook, vmNames } from '../fixtures/workflow-runbooks';
+import { storedRunbook, vmNames } from '../fixtures/workflow-runbooks';
 import { PRIMARY, RECOVERY, newStubDomain, useWorkflowEnv } from '../harness/workflow-env';
+import { progressOf, runbookInHistory } from './operation-sweep';
 
 const t = useWorkflowEnv();
 const newDomain = (label: string) => newStubDomain(t, label, vmNames);
@@ -44,11 +44,11 @@ function quickFollower(domain: string, membership?: () => { vms: VmMetadata[]; d
   });
 }
 
-async function start(domain: string): Promise<WorkflowHandle<typeof continuousFailover>> {
+async function start(domain: string): Promise<WorkflowHandleWithFirstExecutionRunId<typeof continuousFailover>> {
   return t.client.workflow.start(continuousFailover, {
     taskQueue: ORCHESTRATION_TASK_QUEUE,
     workflowId: workflowId(domain),
-    args: [{ domain, runbook: runbook(domain), runbookVersion: 1, requestedBy: 'test-operator', declaredAt: Date.now(), followerRunsPerExecution: 2 }],
+    args: [{ domain, runbook: storedRunbook(t, domain), runbookVersion: 1, requestedBy: 'test-operator', declaredAt: Date.now(), followerRunsPerExecution: 2 }],
   });
 }
 
@@ -60,7 +60,7 @@ async function waitFor(what: string, check: () => boolean | Promise<boolean>): P
   }
 }
 
-const generation = async (handle: WorkflowHandle) => (await handle.query(operationProgressQuery)).following?.generation ?? 0;
+const generation = async (handle: WorkflowHandle) => (await progressOf(handle))?.following?.generation ?? 0;
 const completion = (domain: string, request: Partial<CompletionRequest> = {}): CompletionRequest => ({ type: 'forced', forcedConfirmation: domain, requestedBy: 'dr-lead', declaredAt: Date.now(), ...request });
 
 describe('continuous failover (stub sites)', () => {
@@ -69,6 +69,9 @@ describe('continuous failover (stub sites)', () => {
     quickFollower(domain);
     const handle = await start(domain);
     await waitFor('two continue-as-new', async () => (await generation(handle)) >= 2);
+    const { events } = await t.client.workflow.getHandle(workflowId(domain), handle.firstExecutionRunId).fetchHistory();
+    const secondRun = t.client.workflow.getHandle(workflowId(domain), events?.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined);
+    assert.deepEqual(await runbookInHistory(secondRun), { input: { name: domain }, reads: [`read runbook ${domain} v1`] }, 'a run continued as new carries the runbook\'s name and reads it again');
     assert.equal(t.sites.domain(domain).status?.mode, 'Continuous Rehydration in Progress');
     assert.equal(t.sites.domain(domain).status?.runningAt, PRIMARY, 'the VMs keep running at the primary');
     await handle.executeUpdate(completeContinuousFailoverUpdate, { args: [completion(domain)] });
@@ -92,6 +95,25 @@ describe('continuous failover (stub sites)', () => {
       left.vms.map(([name, vm]) => `${name}:${vm.kind}`),
       vmNames(domain).map((vm) => `${vm}:vm`).sort(),
     );
+  });
+
+  it('a completion sent while a run that continued as new reads its runbook is taken once the runbook is read', async () => {
+    const domain = newDomain('reading');
+    quickFollower(domain);
+    const handle = await start(domain);
+    await waitFor('a continue-as-new', async () => (await generation(handle)) >= 1);
+    const release = t.runbooks.holdReads();
+    try {
+      await waitFor('a run reading its runbook', () => t.runbooks.readsWaiting > 0);
+      const accepted = handle.executeUpdate(completeContinuousFailoverUpdate, { args: [completion(domain)] });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      release();
+      assert.equal((await accepted).requestedBy, 'dr-lead');
+    } finally {
+      release();
+    }
+    assert.equal((await handle.result()).outcome, 'succeeded');
+    assert.equal(t.sites.domain(domain).owner, RECOVERY);
   });
 
   it('a cancel after continue-as-new removes the RocVA and every representation VM and disk, and the domain is Protected again', async () => {
@@ -146,7 +168,7 @@ describe('continuous failover (stub sites)', () => {
       const held = (vm: string) => vms.find(([name]) => name === `repr-${vm}`)?.[1].diskIds.join();
       return held(added.name) === added.diskIds[0] && held(db.name) === `${db.diskIds[0]},${db.name}-disk-1` && held(app2.name) === undefined && !disks.includes(app2.diskIds[0]);
     });
-    await waitFor('the workflow following the new set', async () => (await handle.query(operationProgressQuery)).following?.disks === 4);
+    await waitFor('the workflow following the new set', async () => (await progressOf(handle))?.following?.disks === 4);
     // The added VM is not in the runbook the continuous failover started with: a completion by it is refused, and following goes on.
     const refused = await handle.executeUpdate(completeContinuousFailoverUpdate, { args: [completion(domain)] }).catch((e: unknown) => e);
     assert.ok(refused instanceof WorkflowUpdateFailedError, String(refused));

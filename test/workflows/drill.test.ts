@@ -16,9 +16,9 @@ import { domainOperationsWorkflowId } from '../../workflows/workflow-ids';
 import { cleanupDrillUpdate, type DrillInput } from '../../workflows/drill-messages';
 import { operationProgressQuery, type OperationReport } from '../../workflows/operation-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
-import { failoverInput, runbookYaml, vmNames } from '../fixtures/workflow-runbooks';
+import { failoverInput, runbookYaml, storedRunbook, vmNames } from '../fixtures/workflow-runbooks';
 import { PRIMARY, RECOVERY, newStubDomain, requestOperation, useWorkflowEnv } from '../harness/workflow-env';
-import { abortReport, assertCancelled, outcomeAttribute } from './operation-sweep';
+import { abortReport, assertCancelled, outcomeAttribute, progressOf } from './operation-sweep';
 
 const t = useWorkflowEnv();
 
@@ -40,7 +40,7 @@ function drillRunbookYaml(domain: string): string {
 function drillInput(domain: string, keepForMs: number, yaml = drillRunbookYaml(domain)): DrillInput {
   const checked = validateRunbook(yaml);
   if (!checked.runbook) throw new Error(`the drill runbook does not validate: ${JSON.stringify(checked.errors)}`);
-  return { domain, runbook: checked.runbook, runbookVersion: 1, keepForMs, requestedBy: 'drill-test', declaredAt: Date.now() };
+  return { domain, runbook: storedRunbook(t, domain, yaml), runbookVersion: 1, keepForMs, requestedBy: 'drill-test', declaredAt: Date.now() };
 }
 
 const drillId = (domain: string) => `drill/${domain}/test`;
@@ -86,8 +86,8 @@ async function assertLeftAsBefore({ domain, before, primaryBefore }: Started): P
 /** Waits until the drill runs the step (by name prefix). */
 async function reached(handle: WorkflowHandle, step: string): Promise<void> {
   for (let i = 0; i < 200; i++) {
-    const progress = await handle.query(operationProgressQuery);
-    if (progress.phase.startsWith(step)) return;
+    const progress = await progressOf(handle);
+    if (progress?.phase.startsWith(step)) return;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`the drill never reached "${step}"`);

@@ -13,7 +13,7 @@ import { failover } from '../../workflows/failover';
 import type { HandoverType, OperationReport } from '../../workflows/operation-messages';
 import { protectStatusQuery } from '../../workflows/protect';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
-import { failbackInput, failoverInput, vmNames } from '../fixtures/workflow-runbooks';
+import { failbackInput, failoverInput, storedRunbook, vmNames } from '../fixtures/workflow-runbooks';
 import type { StubCall } from '../harness/stub-sites';
 import { PRIMARY, RECOVERY, newStubDomain, useWorkflowEnv } from '../harness/workflow-env';
 import {
@@ -90,7 +90,7 @@ async function failedOverDomain(label: string, rehydration: Rehydration): Promis
 }
 
 function startFailback(domain: string, type: HandoverType): Promise<WorkflowHandle<typeof failback>> {
-  return t.client.workflow.start(failback, { taskQueue: ORCHESTRATION_TASK_QUEUE, workflowId: failbackId(domain), args: [failbackInput(domain, type)] });
+  return t.client.workflow.start(failback, { taskQueue: ORCHESTRATION_TASK_QUEUE, workflowId: failbackId(domain), args: [{ ...failbackInput(domain, type), runbook: storedRunbook(t, domain) }] });
 }
 
 /** The calls the failback and its power-on groups made (not the failover's before it, nor a protection's). */

@@ -4,9 +4,9 @@
  * its outcome attribute, the protection workflows it started or stopped).
  */
 import assert from 'node:assert/strict';
-import { WorkflowFailedError, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { QueryNotRegisteredError, WorkflowFailedError, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { OPERATION_ABORTED, type OperationReport } from '../../workflows/operation-messages';
+import { OPERATION_ABORTED, operationProgressQuery, type OperationProgress, type OperationReport } from '../../workflows/operation-messages';
 import { DR_OUTCOME } from '../../workflows/search-attributes';
 import { protectionWorkflowId } from '../../workflows/workflow-ids';
 import { holdUntilCancelled, type StubCall, type StubSites } from '../harness/stub-sites';
@@ -167,3 +167,22 @@ export function assertHandoverUndone(calls: StubCall[], { from, to }: { from: st
   return true;
 }
 
+
+/** What a run's history holds of its runbook: the `runbook` of its input, and the summaries of the activities that read it. */
+export async function runbookInHistory(handle: WorkflowHandle): Promise<{ input: unknown; reads: unknown[] }> {
+  const { events } = await handle.fetchHistory();
+  const decoded = (payload: { data?: Uint8Array | null } | null | undefined): unknown => JSON.parse(Buffer.from(payload?.data ?? []).toString('utf8'));
+  const input = decoded(events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0]) as { runbook: unknown };
+  const reads = (events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'readRunbookPage').map((e) => decoded(e.userMetadata?.summary));
+  return { input: input.runbook, reads };
+}
+
+/** The operation's progress; none while it reads the runbook its input names, before which it answers no query (as the API shows it). */
+export async function progressOf(handle: WorkflowHandle): Promise<OperationProgress | undefined> {
+  try {
+    return await handle.query(operationProgressQuery);
+  } catch (error) {
+    if (error instanceof QueryNotRegisteredError) return undefined;
+    throw error;
+  }
+}

@@ -14,7 +14,7 @@ import { runbookAfterPermanentFailover } from '../../runbooks/new-direction';
 import { restore } from '../../workflows/restore';
 import type { RestoreInput } from '../../workflows/restore-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
-import { runbook, vmNames } from '../fixtures/workflow-runbooks';
+import { runbook, storedRunbook, vmNames } from '../fixtures/workflow-runbooks';
 import { PRIMARY, RECOVERY, newStubDomain, useWorkflowEnv } from '../harness/workflow-env';
 import { abortReport, argOf, outcomeAttribute, protection } from './operation-sweep';
 
@@ -25,7 +25,7 @@ const AN_HOUR_AGO = { at: Date.now() - 3_600_000 } satisfies PointInTime;
 /** A restore of a fresh stub domain; `more(domain)`: what the request says besides (VMs, confirmation). */
 async function startRestore(label: string, more: (domain: string) => Partial<RestoreInput> = () => ({})) {
   const domain = newStubDomain(t, label, vmNames);
-  const input: RestoreInput = { domain, site: PRIMARY, runbook: runbook(domain), runbookVersion: 1, pointInTime: AN_HOUR_AGO, confirm: domain, requestedBy: 'restore-test', declaredAt: Date.now(), ...more(domain) };
+  const input: RestoreInput = { domain, site: PRIMARY, runbook: storedRunbook(t, domain), runbookVersion: 1, pointInTime: AN_HOUR_AGO, confirm: domain, requestedBy: 'restore-test', declaredAt: Date.now(), ...more(domain) };
   const handle = await t.client.workflow.start(restore, { taskQueue: ORCHESTRATION_TASK_QUEUE, workflowId: `restore/${domain}/test`, args: [input] });
   return { domain, handle };
 }

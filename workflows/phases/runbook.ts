@@ -22,6 +22,14 @@ const { readRunbookPage } = proxyActivities<RunbookPageActivities>({
   retry: { initialInterval: '1 second', maximumInterval: '10 seconds', nonRetryableErrorTypes: CANNOT_HEAL },
 });
 
+/** An operation's request with the runbook it names read: what its workflow runs by. */
+export type WithRunbook<Request extends { runbook: RunbookInInput }> = Omit<Request, 'runbook'> & { runbook: Runbook };
+
+/** The request as the operation runs it: its runbook read when it is named (`readRunbook`). */
+export async function withRunbook<Request extends { runbook: RunbookInInput; runbookVersion: number }>(request: Request): Promise<WithRunbook<Request>> {
+  return { ...request, runbook: await readRunbook(request.runbook, request.runbookVersion) };
+}
+
 /** The runbook an operation runs by: read page by page by the orchestration worker when the input names it; the history holds it once. */
 export async function readRunbook(runbook: RunbookInInput, version: number): Promise<Runbook> {
   if ('spec' in runbook) return runbook;
