@@ -7,6 +7,7 @@ import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { crashDomainNames, domainVms, failoverSiteDefinitions, protectAtPrimary, runbookYaml } from '../fixtures/failover-domains';
 import { atRandom, crashRuns, crashUntil, failedRuns } from '../harness/crashes';
 import { admin, testSiteDefinitions } from '../harness/sites';
+import { testStorage } from '../harness/stack';
 import { useTestbed } from '../harness/testbed';
 
 const RUNS = crashRuns(20);
@@ -23,12 +24,14 @@ describe(`failover durability: worker processes and the Temporal server SIGKILLe
   it('completes every failover with no duplicate VM or appliance, and disks equal to the primary', async (t) => {
     const runs = domains.map(async (domain, i) => {
       await sleep(i * 400);
-      const checked = validateRunbook(runbookYaml(domain, {}));
-      assert.ok(checked.runbook, JSON.stringify(checked.errors));
+      const text = runbookYaml(domain, {});
+      assert.ok(validateRunbook(text).runbook, JSON.stringify(validateRunbook(text).errors));
+      // Named, as the API starts it: the orchestration worker reads the stored version, killed or not.
+      const { version } = await testStorage(stack).runbooks.put(domain, text, 'crash-test');
       return stack.client.workflow.execute(failover, {
         taskQueue: ORCHESTRATION_TASK_QUEUE,
         workflowId: `failover/${domain}/crash-test`,
-        args: [{ domain, type: 'planned', runbook: checked.runbook, runbookVersion: 1, requestedBy: 'crash-test', declaredAt: Date.now() }],
+        args: [{ domain, type: 'planned', runbook: { name: domain }, runbookVersion: version, requestedBy: 'crash-test', declaredAt: Date.now() }],
       });
     });
     const all = Promise.allSettled(runs);

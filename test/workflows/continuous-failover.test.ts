@@ -116,6 +116,25 @@ describe('continuous failover (stub sites)', () => {
     assert.equal(t.sites.domain(domain).owner, RECOVERY);
   });
 
+  it('a cancel sent while a run that continued as new reads its runbook still removes everything it created', async () => {
+    const domain = newDomain('cancel-reading');
+    quickFollower(domain);
+    const handle = await start(domain);
+    await waitFor('a continue-as-new', async () => (await generation(handle)) >= 1);
+    const release = t.runbooks.holdReads();
+    try {
+      await waitFor('a run reading its runbook', () => t.runbooks.readsWaiting > 0);
+      await handle.cancel();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    } finally {
+      release();
+    }
+    const error = await handle.result().catch((e: unknown) => e);
+    assert.ok(error instanceof WorkflowFailedError && error.cause instanceof CancelledFailure, String(error));
+    assert.deepEqual(t.sites.inventoryOf(RECOVERY, domain), { vms: [], disks: [], rocvas: [] });
+    assert.equal(t.sites.domain(domain).status?.mode, 'Protected');
+  });
+
   it('a cancel after continue-as-new removes the RocVA and every representation VM and disk, and the domain is Protected again', async () => {
     const domain = newDomain('cancel');
     quickFollower(domain);

@@ -1,4 +1,4 @@
-import { proxyActivities } from '@temporalio/workflow';
+import { CancellationScope, proxyActivities } from '@temporalio/workflow';
 import type { RunbookPageActivities } from '../../activities/runbook-pages';
 import { CANNOT_HEAL } from '../../common/failures';
 import type { Runbook } from '../../runbooks/schema';
@@ -25,9 +25,13 @@ const { readRunbookPage } = proxyActivities<RunbookPageActivities>({
 /** An operation's request with the runbook it names read: what its workflow runs by. */
 export type WithRunbook<Request extends { runbook: RunbookInInput }> = Omit<Request, 'runbook'> & { runbook: Runbook };
 
-/** The request as the operation runs it: its runbook read when it is named (`readRunbook`). */
+/**
+ * The request as the operation runs it: its runbook read when it is named (`readRunbook`). The read
+ * is not cancelled: a cancel that arrives meanwhile (a continuous operation's run continued as new
+ * holds a RocVA and representation VMs) reaches the operation once it can undo what it holds.
+ */
 export async function withRunbook<Request extends { runbook: RunbookInInput; runbookVersion: number }>(request: Request): Promise<WithRunbook<Request>> {
-  return { ...request, runbook: await readRunbook(request.runbook, request.runbookVersion) };
+  return { ...request, runbook: await CancellationScope.nonCancellable(() => readRunbook(request.runbook, request.runbookVersion)) };
 }
 
 /** The runbook an operation runs by: read page by page by the orchestration worker when the input names it; the history holds it once. */
