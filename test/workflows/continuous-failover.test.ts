@@ -63,6 +63,26 @@ async function waitFor(what: string, check: () => boolean | Promise<boolean>): P
 const generation = async (handle: WorkflowHandle) => (await progressOf(handle))?.following?.generation ?? 0;
 const completion = (domain: string, request: Partial<CompletionRequest> = {}): CompletionRequest => ({ type: 'forced', forcedConfirmation: domain, requestedBy: 'dr-lead', declaredAt: Date.now(), ...request });
 
+/** `act` done on a continuous failover whose run, continued as new, is still reading its runbook; the read goes on 300 ms later. */
+async function whileARunReadsItsRunbook<T>(label: string, act: (handle: WorkflowHandle<typeof continuousFailover>, domain: string) => Promise<T>) {
+  const domain = newDomain(label);
+  quickFollower(domain);
+  const handle = await start(domain);
+  await waitFor('a continue-as-new', async () => (await generation(handle)) >= 1);
+  const release = t.runbooks.holdReads();
+  let acting: Promise<PromiseSettledResult<T>[]>;
+  try {
+    await waitFor('a run reading its runbook', () => t.runbooks.readsWaiting > 0);
+    acting = Promise.allSettled([act(handle, domain)]);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  } finally {
+    release();
+  }
+  const [acted] = await acting;
+  if (acted.status === 'rejected') throw acted.reason;
+  return { domain, handle, acted: acted.value };
+}
+
 describe('continuous failover (stub sites)', () => {
   it('follows across continue-as-new, then completes as a stage of its own with only the tail applied', async () => {
     const domain = newDomain('complete');
@@ -98,37 +118,14 @@ describe('continuous failover (stub sites)', () => {
   });
 
   it('a completion sent while a run that continued as new reads its runbook is taken once the runbook is read', async () => {
-    const domain = newDomain('reading');
-    quickFollower(domain);
-    const handle = await start(domain);
-    await waitFor('a continue-as-new', async () => (await generation(handle)) >= 1);
-    const release = t.runbooks.holdReads();
-    try {
-      await waitFor('a run reading its runbook', () => t.runbooks.readsWaiting > 0);
-      const accepted = handle.executeUpdate(completeContinuousFailoverUpdate, { args: [completion(domain)] });
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      release();
-      assert.equal((await accepted).requestedBy, 'dr-lead');
-    } finally {
-      release();
-    }
+    const { domain, handle, acted } = await whileARunReadsItsRunbook('reading', (handle, domain) => handle.executeUpdate(completeContinuousFailoverUpdate, { args: [completion(domain)] }));
+    assert.equal(acted.requestedBy, 'dr-lead');
     assert.equal((await handle.result()).outcome, 'succeeded');
     assert.equal(t.sites.domain(domain).owner, RECOVERY);
   });
 
   it('a cancel sent while a run that continued as new reads its runbook still removes everything it created', async () => {
-    const domain = newDomain('cancel-reading');
-    quickFollower(domain);
-    const handle = await start(domain);
-    await waitFor('a continue-as-new', async () => (await generation(handle)) >= 1);
-    const release = t.runbooks.holdReads();
-    try {
-      await waitFor('a run reading its runbook', () => t.runbooks.readsWaiting > 0);
-      await handle.cancel();
-      await new Promise((resolve) => setTimeout(resolve, 300));
-    } finally {
-      release();
-    }
+    const { domain, handle } = await whileARunReadsItsRunbook('cancel-reading', (handle) => handle.cancel());
     const error = await handle.result().catch((e: unknown) => e);
     assert.ok(error instanceof WorkflowFailedError && error.cause instanceof CancelledFailure, String(error));
     assert.deepEqual(t.sites.inventoryOf(RECOVERY, domain), { vms: [], disks: [], rocvas: [] });
