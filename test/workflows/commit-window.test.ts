@@ -9,10 +9,11 @@ import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/clie
 import { ApplicationFailure } from '@temporalio/common';
 import { COMMIT_REFUSED, decideCommitUpdate, type CommitPolicy } from '../../workflows/commit-window-messages';
 import { failover } from '../../workflows/failover';
-import { operationProgressQuery, type HandoverType } from '../../workflows/operation-messages';
+import type { HandoverType } from '../../workflows/operation-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
-import { failoverInput, vmNames } from '../fixtures/workflow-runbooks';
+import { failoverInput, storedRunbook, vmNames } from '../fixtures/workflow-runbooks';
 import { PRIMARY, RECOVERY, newStubDomain, useWorkflowEnv } from '../harness/workflow-env';
+import { progressOf } from './operation-sweep';
 
 const t = useWorkflowEnv();
 
@@ -20,13 +21,14 @@ function startFailover(domain: string, commit: CommitPolicy, type: HandoverType 
   return t.client.workflow.start(failover, {
     taskQueue: ORCHESTRATION_TASK_QUEUE,
     workflowId: `failover/${domain}/test`,
-    args: [{ ...failoverInput(domain, type), commit }],
+    // Named, as the API starts it: a rollback's failback names the runbook too.
+    args: [{ ...failoverInput(domain, type), runbook: storedRunbook(t, domain), commit }],
   });
 }
 
 async function windowOpen(handle: WorkflowHandle): Promise<void> {
   const deadline = Date.now() + 30_000;
-  while ((await handle.query(operationProgressQuery)).commitWindow?.state !== 'open') {
+  while ((await progressOf(handle))?.commitWindow?.state !== 'open') {
     if (Date.now() > deadline) throw new Error('the commit window never opened');
     await new Promise((resolve) => setTimeout(resolve, 100));
   }

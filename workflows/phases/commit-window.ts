@@ -58,7 +58,7 @@ async function rollBack(op: Operation, status: CommitWindowStatus, requestedBy: 
   const declaredAt = workflowNow();
   const workflowId = operationWorkflowId('failback', op.domain, declaredAt);
   status.rollback = { workflowId };
-  const input: FailbackInput = { domain: op.domain, type: 'planned', runbook: op.runbook, runbookVersion: op.runbookVersion, requestedBy, declaredAt };
+  const input: FailbackInput = { domain: op.domain, type: 'planned', runbook: { name: op.runbook.metadata.name }, runbookVersion: op.runbookVersion, requestedBy, declaredAt };
   try {
     const rolledBack = await executeChild<typeof failback>('failback', {
       workflowId,
