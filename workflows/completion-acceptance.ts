@@ -25,7 +25,8 @@ export function acceptCompletion(
   setHandler(
     update,
     async (request) => {
-      await condition(() => operationOf() !== undefined);
+      // Only a run still reading its runbook waits here; otherwise the completion is taken at once, as before.
+      if (!operationOf()) await condition(() => operationOf() !== undefined);
       const second = alreadyRequested();
       if (second) throw second;
       const refusal = refuse(request, operationOf()!);
