@@ -11,9 +11,10 @@ import { COMMIT_REFUSED, decideCommitUpdate, type CommitPolicy } from '../../wor
 import { failover } from '../../workflows/failover';
 import type { HandoverType } from '../../workflows/operation-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
+import { protectionWorkflowId } from '../../workflows/workflow-ids';
 import { failoverInput, storedRunbook, vmNames } from '../fixtures/workflow-runbooks';
 import { PRIMARY, RECOVERY, newStubDomain, useWorkflowEnv } from '../harness/workflow-env';
-import { progressOf } from './operation-sweep';
+import { cancelsRequestedBy, progressOf } from './operation-sweep';
 
 const t = useWorkflowEnv();
 
@@ -96,5 +97,6 @@ describe('failover commit window (stub sites)', () => {
     assert.equal(report.commitWindow.decidedBy, 'the cancellation of the operation');
     assert.equal(t.sites.domain(cancelled).owner, RECOVERY);
     assert.equal(t.sites.domain(cancelled).status?.mode, 'Running in Failover');
+    assert.ok(!(await cancelsRequestedBy(second)).includes(protectionWorkflowId(cancelled, RECOVERY, 2)), 'the cancel does not reach the protection resumed at the recovery site');
   });
 });

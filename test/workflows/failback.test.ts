@@ -13,6 +13,7 @@ import { failover } from '../../workflows/failover';
 import type { HandoverType, OperationReport } from '../../workflows/operation-messages';
 import { protectStatusQuery } from '../../workflows/protect';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
+import { protectionWorkflowId } from '../../workflows/workflow-ids';
 import { failbackInput, failoverInput, storedRunbook, vmNames } from '../fixtures/workflow-runbooks';
 import type { StubCall } from '../harness/stub-sites';
 import { PRIMARY, RECOVERY, newStubDomain, useWorkflowEnv } from '../harness/workflow-env';
@@ -23,6 +24,7 @@ import {
   assertHandoverUndone,
   assertProtectionCancelled,
   callsOfOperation,
+  cancelsRequestedBy,
   cancelWhenReached,
   failLastCallOf,
   holdFirstCallOf,
@@ -297,6 +299,7 @@ async function cancelPastGoal(before: FailedOver, step: Step): Promise<void> {
     const report = await handle.result();
     assert.equal(report.outcome, 'succeeded');
     await assertPastGoal(before, report, []);
+    assert.ok(!(await cancelsRequestedBy(handle)).includes(protectionWorkflowId(domain, PRIMARY, 3)), 'the cancel does not reach the protection resumed at the primary');
   } finally {
     await t.closeDomain(domain);
   }

@@ -186,3 +186,13 @@ export async function progressOf(handle: WorkflowHandle): Promise<OperationProgr
     throw error;
   }
 }
+
+/**
+ * The workflows an operation asked to cancel (children or not), read from its history: its undo
+ * stops the protection it started, but a cancel that keeps its goal (past the goal, or during a
+ * commit window) must leave that protection running.
+ */
+export async function cancelsRequestedBy(handle: WorkflowHandle): Promise<string[]> {
+  const { events } = await handle.fetchHistory();
+  return (events ?? []).flatMap((e) => e.requestCancelExternalWorkflowExecutionInitiatedEventAttributes?.workflowExecution?.workflowId ?? []);
+}

@@ -1,4 +1,4 @@
-import { getExternalWorkflowHandle, log, ParentClosePolicy, startChild } from '@temporalio/workflow';
+import { CancellationScope, getExternalWorkflowHandle, log, ParentClosePolicy, patched, startChild } from '@temporalio/workflow';
 import { protectionPolicy, type ProtectionSettings } from '../../runbooks/protection-policy';
 import { failureMessage } from '../failure-policy';
 import { protect, stopProtectionSignal, type ProtectInput } from '../protect';
@@ -44,10 +44,17 @@ export function protectionWorkflowOptions(start: ProtectionStart) {
   };
 }
 
-/** Starts protection from inside an operation; it outlives the operation. Returns its workflow id. */
+/**
+ * Starts protection from inside an operation; it outlives the operation. Returns its workflow id.
+ * Started outside the operation's cancellation scope: the SDK cancels a running child when the
+ * scope that started it is cancelled, whatever its parent close policy, and a cancel that leaves
+ * the operation's goal in place (past the goal, or during a commit window) must not end the
+ * domain's protection. An undo that must stop it cancels it by its id.
+ */
 export async function startProtection(start: ProtectionStart): Promise<string> {
   const options = protectionWorkflowOptions(start);
-  await startChild(protect, { ...options, parentClosePolicy: ParentClosePolicy.ABANDON });
+  const begin = () => startChild(protect, { ...options, parentClosePolicy: ParentClosePolicy.ABANDON });
+  await (patched('protection-outlives-a-cancel') ? CancellationScope.nonCancellable(begin) : begin());
   return options.workflowId;
 }
 
