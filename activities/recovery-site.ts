@@ -74,12 +74,15 @@ export function createRecoverySiteActivities({ provider }: RecoverySiteDependenc
      * whether a resolved split-brain left it inactive.
      */
     findExisting: async ({ vms, diskIds }: { vms: string[]; diskIds: string[] }): Promise<ExistingAtSite> => {
-      const found: ExistingAtSite = { vms: [], diskIds: [] };
+      // Two listings, not a request per name: a 1,000-VM domain asked 3,000 times, one after another (6.4 s).
+      const [listedVms, listedDisks] = await Promise.all([atSite(() => provider.listVms()), atSite(() => provider.listDisks())]);
+      const vmsByName = new Map(listedVms.map((vm) => [vm.name, vm]));
+      const diskIdsListed = new Set(listedDisks.map((d) => d.id));
+      const found: ExistingAtSite = { vms: [], diskIds: diskIds.filter((id) => diskIdsListed.has(id)) };
       for (const name of vms.flatMap((vm) => [vm, representationVmName(vm)])) {
-        const vm = await vmIfPresent(provider, name);
+        const vm = vmsByName.get(name);
         if (vm) found.vms.push({ name, inactive: isInactive(vm), poweredOn: vm.powerState === 'poweredOn', placement: vm.placement, networks: vm.nics.map((n) => n.network) });
       }
-      for (const id of diskIds) if (await diskIfPresent(provider, id)) found.diskIds.push(id);
       return found;
     },
 
