@@ -58,7 +58,8 @@ export interface CopyOptions {
   ownership: Ownership;
   baseId: string;
   disks: DomainDisk[];
-  source: Pick<SiteProvider, 'readDisk'>;
+  /** Without `allocatedChunks` (an image in memory), every chunk is read. */
+  source: Pick<SiteProvider, 'readDisk'> & Partial<Pick<SiteProvider, 'allocatedChunks'>>;
   resumeFrom?: BaseCopyProgress;
   concurrency?: number;
   onProgress: (progress: BaseCopyProgress) => void | Promise<void>;
@@ -67,10 +68,12 @@ export interface CopyOptions {
 
 /**
  * Copies the disks into chunks of a base, `concurrency` chunks at a time, reporting progress after
- * each batch. Chunk keys derive from (base, disk, offset) and are created only if absent, so a
- * resumed or repeated copy never stores a chunk twice; a chunk an earlier attempt stored stays,
- * which is as good as a fresh read because the log after the base's cursor overwrites whatever
- * changed since.
+ * each batch. Only the chunks the site says are allocated are read: the others are zeros, which a
+ * base does not store. That list may be read before later writes allocate more; those writes are
+ * in the log after the base's cursor, as any write during the copy is. Chunk keys derive from
+ * (base, disk, offset) and are created only if absent, so a resumed or repeated copy never stores
+ * a chunk twice; a chunk an earlier attempt stored stays, which is as good as a fresh read because
+ * the log after the base's cursor overwrites whatever changed since.
  */
 export async function copyDisksIntoBase(options: CopyOptions): Promise<BaseCopyProgress> {
   const concurrency = options.concurrency ?? 4;
@@ -78,10 +81,12 @@ export async function copyDisksIntoBase(options: CopyOptions): Promise<BaseCopyP
   const progress: BaseCopyProgress = options.resumeFrom ? { ...options.resumeFrom } : { disk: 0, offset: 0, bytesRead: 0, chunksStored: 0 };
   for (; progress.disk < options.disks.length; progress.disk++, progress.offset = 0) {
     const disk = options.disks[progress.disk];
-    while (progress.offset < disk.sizeBytes) {
+    const allocated = (options.source.allocatedChunks ? await options.source.allocatedChunks(disk.diskId, BASE_CHUNK_BYTES) : everyChunk(disk.sizeBytes)).filter(
+      (offset) => offset >= progress.offset && offset < disk.sizeBytes,
+    );
+    while (allocated.length > 0) {
       if (options.shouldStop?.()) return progress;
-      const offsets: number[] = [];
-      for (let offset = progress.offset; offset < disk.sizeBytes && offsets.length < concurrency; offset += BASE_CHUNK_BYTES) offsets.push(offset);
+      const offsets = allocated.splice(0, concurrency);
       await forEachLimited(offsets, concurrency, async (offset) => {
         const data = await options.source.readDisk(disk.diskId, offset, Math.min(BASE_CHUNK_BYTES, disk.sizeBytes - offset));
         progress.bytesRead += data.length;
@@ -93,6 +98,10 @@ export async function copyDisksIntoBase(options: CopyOptions): Promise<BaseCopyP
     }
   }
   return progress;
+}
+
+function everyChunk(sizeBytes: number): number[] {
+  return Array.from({ length: Math.ceil(sizeBytes / BASE_CHUNK_BYTES) }, (_, i) => i * BASE_CHUNK_BYTES);
 }
 
 /**

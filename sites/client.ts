@@ -108,6 +108,9 @@ export class SiteClient implements SiteProvider {
     return Buffer.from(await response.arrayBuffer());
   }
 
+  allocatedChunks = (diskId: string, chunkBytes: number) =>
+    this.json<number[]>('GET', `/api/disks/${encodeURIComponent(diskId)}/allocated-chunks?chunkBytes=${chunkBytes}`);
+
   async writeDisk(diskId: string, offset: number, data: Buffer): Promise<void> {
     await (await this.call('PUT', `/api/disks/${encodeURIComponent(diskId)}/data?offset=${offset}`, { binary: data })).arrayBuffer();
   }

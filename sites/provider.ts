@@ -181,6 +181,12 @@ export interface SiteProvider {
    */
   setDiskProtection(id: string, isProtected: boolean): Promise<{ disk: VirtualDisk; journalSequence: number }>;
   readDisk(diskId: string, offset: number, length: number): Promise<Buffer>;
+  /**
+   * The offsets of the disk's `chunkBytes`-aligned chunks that may hold data, in order: a thin
+   * disk's allocated areas, as vSphere's QueryChangedDiskAreas with change id "*" gives them. A
+   * chunk not listed reads as zeros, so a copy of the whole disk reads only these.
+   */
+  allocatedChunks(diskId: string, chunkBytes: number): Promise<number[]>;
   writeDisk(diskId: string, offset: number, data: Buffer): Promise<void>;
 
   readJournal(options: ReadJournalOptions): Promise<JournalBatch>;

@@ -135,6 +135,7 @@ export function createSiteApp(site: SimulatedSite, options: { token: string; fau
     const data = await site.readDisk(req.params.id, uint('offset', req.query.offset), uint('length', req.query.length));
     res.type('application/octet-stream').send(data);
   });
+  app.get('/api/disks/:id/allocated-chunks', async (req, res) => void res.json(await site.allocatedChunks(req.params.id, uint('chunkBytes', req.query.chunkBytes))));
   app.put('/api/disks/:id/data', raw, async (req, res) => {
     if (!Buffer.isBuffer(req.body)) throw siteError('InvalidRequest', 'send the data as application/octet-stream');
     await site.writeDisk(req.params.id, uint('offset', req.query.offset), req.body);

@@ -368,6 +368,14 @@ export class SimulatedSite implements SiteProvider {
     return Promise.resolve(this.disks.read(disk.datastore, diskId, offset, length));
   }
 
+  allocatedChunks(diskId: string, chunkBytes: number): Promise<number[]> {
+    const disk = this.disk(diskId);
+    if (!Number.isSafeInteger(chunkBytes) || chunkBytes < 4096 || chunkBytes % 4096 !== 0) {
+      throw siteError('InvalidRequest', `chunkBytes must be a positive multiple of 4096, not ${chunkBytes}`);
+    }
+    return Promise.resolve(this.disks.nonZeroChunks(disk.datastore, diskId, disk.sizeBytes, chunkBytes));
+  }
+
   writeDisk(diskId: string, offset: number, data: Buffer): Promise<void> {
     this.guestWrite(diskId, offset, data);
     return Promise.resolve();

@@ -136,6 +136,44 @@ describe('datapath bases on real S3: initial sync of live disks, base + log rehy
     assertDisksEqual(toInstant, atInstant, 'to an instant');
   });
 
+  it('reads only the chunks the site lists as allocated; a chunk first written after its listing is exact from the log', async () => {
+    const ownership = new Ownership(store, 'allocated');
+    await ownership.claim('primary');
+    const primary = await siteWithHistory();
+    const clock = new Clock(1_000);
+    const { cursor } = await drain(store, ownership, primary, 1, 'primary', 0);
+    const intent = await ensureSyncIntent(store, ownership, { epoch: 1, cursor, site: 'primary', now: clock.tick() });
+    const [first] = DISKS;
+    const reads: string[] = [];
+    const source = {
+      allocatedChunks: (diskId: string, chunkBytes: number) => {
+        const data = primary.disks.get(diskId)!;
+        const listed: number[] = [];
+        for (let offset = 0; offset < data.length; offset += chunkBytes) if (data.subarray(offset, offset + chunkBytes).some((byte) => byte !== 0)) listed.push(offset);
+        // The guest writes a chunk of this disk that the listing just called empty.
+        if (diskId === first.diskId) primary.guestWrite(first.vm, first.diskId, 2 * BASE_CHUNK_BYTES + 512, randomBytes(8192), clock.tick());
+        return Promise.resolve(listed);
+      },
+      readDisk: (diskId: string, offset: number, length: number) => {
+        reads.push(`${diskId}@${offset}`);
+        return primary.readDisk(diskId, offset, length);
+      },
+    };
+    const baseId = ownership.keys.baseId(1, intent.cursor);
+    const copy = await copyDisksIntoBase({ store, ownership, baseId, disks: DISKS, source, onProgress: () => undefined });
+    assert.deepEqual(reads, DISKS.map((d) => `${d.diskId}@0`), 'only the chunk each disk held when listed is read');
+    assert.equal(copy.bytesRead, DISKS.reduce((sum, d) => sum + Math.min(BASE_CHUNK_BYTES, d.sizeBytes), 0));
+
+    const mark = await journalMark(primary);
+    await drain(store, ownership, primary, 1, 'primary', cursor);
+    const consistentFrom = await consistentPosition(store, ownership, primary, { epoch: 1, cursor: intent.cursor, vms: VMS, journalMark: mark });
+    assert.ok(consistentFrom);
+    await commitBase(store, ownership, { epoch: 1, cursor: intent.cursor, kind: 'initial-sync', disks: DISKS, consistentFrom, timestamp: clock.now, createdAt: clock.now });
+    const target = new MemorySite();
+    await rehydrate({ store, ownership, target, disks: DISKS, datastore: 'ds', upTo: LATEST });
+    assertDisksEqual(target, snapshot(primary), 'base of the listed chunks + log');
+  });
+
   it("a new owner's initial sync replaces the old chain: failover to a point in time, then rebuilds at the new site", async () => {
     const ownership = new Ownership(store, 'pit-failover');
     await ownership.claim('primary');

@@ -98,8 +98,12 @@ describe('simulated site service over HTTP, as a real process', () => {
     const representation = await client.registerVm(spec);
     assert.equal(representation.kind, 'representation');
     assert.equal(representation.powerState, 'poweredOff');
+    assert.deepEqual(await client.allocatedChunks('repr-db-1-disk-0', MiB), [], 'a new thin disk has no chunk allocated');
     await client.writeDisk('repr-db-1-disk-0', MiB, Buffer.alloc(512, 7));
     assert.deepEqual(await client.readDisk('repr-db-1-disk-0', MiB, 512), Buffer.alloc(512, 7));
+    assert.deepEqual(await client.allocatedChunks('repr-db-1-disk-0', MiB), [MiB], 'only the chunk written');
+    assert.deepEqual(await client.allocatedChunks('repr-db-1-disk-0', 64 * 1024), [MiB]);
+    await rejectsWith(client.allocatedChunks('repr-db-1-disk-0', 1000), 'InvalidRequest', 400, /multiple of 4096/);
     await rejectsWith(client.registerVm({ ...spec, kind: 'vm' }), 'NameConflict', 409, /already exists at site recovery as a representation/);
     await rejectsWith(client.deleteDisk('repr-db-1-disk-0'), 'NameConflict', 409, /attached to "repr-db-1"/);
     await client.unregisterVm('repr-db-1', { deleteDisks: true });
