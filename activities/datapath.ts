@@ -21,6 +21,7 @@ import { domainMembers, sameMembers, vmMetadata } from '../datapath/membership';
 import { CorruptSegmentError } from '../datapath/segment-codec';
 import { SegmentWriter } from '../datapath/segment-writer';
 import { canHeal, failure, isFailureType } from '../common/failures';
+import { forEachLimited } from '../common/parallel';
 
 export interface DatapathDependencies {
   store: ObjectStore;
@@ -142,6 +143,9 @@ export interface FollowLogInput {
 export type TestedPoint = { point: string; at: number; outcome: 'passed' | 'failed' } | { point: null; why: string };
 
 /** Failures that retrying cannot fix become non-retryable with a stable type. */
+/** Disks switched to journaling at once when members join: a 10,000-VM domain's first manifest switches 10,000. */
+const JOURNAL_SWITCHES_IN_FLIGHT = 16;
+
 /** Well inside the rehydration's heartbeat timeout (10 s), whatever a segment or base chunk takes. */
 const REHYDRATION_HEARTBEAT_MS = 2_000;
 
@@ -220,9 +224,12 @@ export function createDatapathActivities({ store, site, runbooks = new RunbookSt
       const manifest = recorded ?? (await readManifestIfAny(input.domain));
       const knownDisks = new Set(known.flatMap((vm) => vm.diskIds));
       const recordedSizes = new Map(manifest?.disks.map((d) => [d.diskId, d.sizeBytes]));
-      const disks: DomainDisk[] = await Promise.all(
-        members.flatMap((vm) => vm.diskIds.map(async (diskId) => ({ vm: vm.name, diskId, sizeBytes: recordedSizes.get(diskId) ?? (await provider.getDisk(diskId)).sizeBytes }))),
-      );
+      // One listing for the sizes and journaling state of every disk: 10,000 members are 10,000 disks.
+      const listed = new Map((await provider.listDisks()).map((d) => [d.id, d]));
+      const disks: DomainDisk[] = [];
+      for (const vm of members) {
+        for (const diskId of vm.diskIds) disks.push({ vm: vm.name, diskId, sizeBytes: recordedSizes.get(diskId) ?? listed.get(diskId)?.sizeBytes ?? (await provider.getDisk(diskId)).sizeBytes });
+      }
       const next: Manifest = {
         formatVersion: RECORD_FORMAT_VERSION,
         domain: input.domain,
@@ -234,12 +241,19 @@ export function createDatapathActivities({ store, site, runbooks = new RunbookSt
       };
       await store.put(new DomainKeys(store.prefix, input.domain).manifest(), JSON.stringify(next), 'application/json');
       const added = disks.filter((d) => !knownDisks.has(d.diskId));
-      for (const disk of added) await provider.setDiskProtection(disk.diskId, true);
+      // A retried attempt skips the disks an earlier one already switched on.
+      const toJournal = added.filter((d) => !listed.get(d.diskId)?.protected);
+      let journaled = 0;
+      await forEachLimited(toJournal, JOURNAL_SWITCHES_IN_FLIGHT, async (disk) => {
+        await provider.setDiskProtection(disk.diskId, true);
+        Context.current().heartbeat({ journaled: ++journaled, of: toJournal.length });
+      });
       const memberDisks = new Set(disks.map((d) => d.diskId));
+      const attached = new Set(all.flatMap((vm) => vm.diskIds));
       const removed = [...knownDisks].filter((id) => !memberDisks.has(id));
       for (const diskId of removed) {
         // A disk that left with its VM for another domain stays journaled for that domain.
-        if (all.some((vm) => vm.diskIds.includes(diskId))) continue;
+        if (attached.has(diskId)) continue;
         try {
           await provider.setDiskProtection(diskId, false);
         } catch (error) {

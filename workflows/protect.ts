@@ -145,6 +145,8 @@ export const stopProtectionSignal = defineSignal('stopProtection');
 export async function protect(input: ProtectInput): Promise<ProtectStatus> {
   const taskQueue = siteTaskQueue(input.site);
   const acts = proxyActivities<DatapathActivities>({ taskQueue, startToCloseTimeout: '1 minute', retry: { maximumInterval: '10 seconds' } });
+  // Members joining switch each disk to journaling: thousands at a domain's first manifest.
+  const membershipActs = proxyActivities<DatapathActivities>({ taskQueue, startToCloseTimeout: '30 minutes', heartbeatTimeout: '30 seconds', retry: { maximumInterval: '10 seconds' } });
   const runMs = input.replicatorRunMs ?? 10_000;
   const { replicateJournal } = proxyActivities<DatapathActivities>({
     taskQueue,
@@ -200,7 +202,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
   let diskSync: DiskSyncState | undefined;
   const memberNames = () => members?.map((vm) => vm.name) ?? input.vms;
   const refreshMembership = async (known: VmMetadata[] | undefined) => {
-    const change = await acts.refreshMembership.executeWithOptions({ summary: `membership of ${input.domain} at ${input.site}` }, [
+    const change = await membershipActs.refreshMembership.executeWithOptions({ summary: `membership of ${input.domain} at ${input.site}` }, [
       { domain: input.domain, site: input.site, vms: input.vms, protectionWindowMs: input.protectionWindowMs, ...(known ? { known } : {}) },
     ]);
     if (!change) return undefined;
