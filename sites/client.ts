@@ -116,11 +116,7 @@ export class SiteClient implements SiteProvider {
   }
 
   async readJournal({ afterSequence, vms, maxBytes, maxEntries }: ReadJournalOptions): Promise<JournalBatch> {
-    const query = new URLSearchParams({ after: String(afterSequence) });
-    if (vms) query.set('vms', vms.join(','));
-    if (maxBytes !== undefined) query.set('maxBytes', String(maxBytes));
-    if (maxEntries !== undefined) query.set('maxEntries', String(maxEntries));
-    const response = await this.call('GET', `/api/journal?${query.toString()}`);
+    const response = await this.call('POST', '/api/journal/read', { json: { afterSequence, vms, maxBytes, maxEntries } });
     return decodeJournalBatch(Buffer.from(await response.arrayBuffer()));
   }
 

@@ -50,7 +50,15 @@ const ProbeBody = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('tcp'), port: z.int().min(1).max(65535) }),
   z.strictObject({ kind: z.literal('http'), port: z.int().min(1).max(65535), path: z.string().min(1).max(2048) }),
 ]);
-const TrimBody = z.strictObject({ upToSequence: z.int().min(0), vms: z.array(name).max(10_000).optional() });
+/** As many VMs as a runbook may name (runbooks/schema.ts): a domain's replicator reads and trims the journal of all of them. */
+const domainVms = z.array(name).max(20_000);
+const TrimBody = z.strictObject({ upToSequence: z.int().min(0), vms: domainVms.optional() });
+const JournalReadBody = z.strictObject({
+  afterSequence: z.int().min(0).default(0),
+  vms: domainVms.optional(),
+  maxBytes: z.int().min(1).default(8 * 1024 * 1024),
+  maxEntries: z.int().min(1).default(10_000),
+});
 const uint = (what: string, value: unknown, fallback?: number): number => {
   if (value === undefined && fallback !== undefined) return fallback;
   const n = Number(value);
@@ -99,7 +107,8 @@ export function createSiteApp(site: SimulatedSite, options: { token: string; fau
     else proceed();
   });
 
-  const json = express.json({ limit: '256kb' });
+  // The names of a 20,000-VM domain's VMs (journal reads and trims).
+  const json = express.json({ limit: '2mb' });
   const raw = express.raw({ type: 'application/octet-stream', limit: '64mb' });
 
   app.get('/api/inventory', async (_req, res) => void res.json(await site.inventory()));
@@ -142,14 +151,9 @@ export function createSiteApp(site: SimulatedSite, options: { token: string; fau
     res.status(204).end();
   });
 
-  app.get('/api/journal', async (req, res) => {
-    const vms = typeof req.query.vms === 'string' && req.query.vms.length > 0 ? req.query.vms.split(',') : undefined;
-    const batch = await site.readJournal({
-      afterSequence: uint('after', req.query.after, 0),
-      ...(vms ? { vms } : {}),
-      maxBytes: uint('maxBytes', req.query.maxBytes, 8 * 1024 * 1024),
-      maxEntries: uint('maxEntries', req.query.maxEntries, 10_000),
-    });
+  // A read, but with a body: the VM names of a 10,000-VM domain do not fit in a request line.
+  app.post('/api/journal/read', json, async (req, res) => {
+    const batch = await site.readJournal(body(JournalReadBody, req));
     res.type(JOURNAL_BATCH_CONTENT_TYPE).send(encodeJournalBatch(batch));
   });
   app.post('/api/journal/trim', json, async (req, res) => {
