@@ -8,7 +8,7 @@ import { DomainKeys } from '../datapath/keys';
 import { ReaderLease } from '../datapath/lease';
 import { ObjectStoreAccessDeniedError, type ObjectStore } from '../datapath/object-store';
 import { Ownership, StaleEpochError } from '../datapath/ownership';
-import { dirtyRegionsSchema, manifestSchema, parseRecord, RECORD_FORMAT_VERSION, type DomainDisk, type LogPosition, type Manifest, type RehydrationTarget, type RestorePoint, type VmMetadata } from '../datapath/records';
+import { dirtyRegionsSchema, manifestSchema, parseRecord, RECORD_FORMAT_VERSION, membersSchema, type DomainDisk, type LogPosition, type Manifest, type RehydrationTarget, type RestorePoint, type VmMetadata } from '../datapath/records';
 import { rehydrate, type RehydrationProgress, type RehydrationResult } from '../datapath/rehydrate';
 import { TargetNotRestorableError } from '../datapath/log-chain';
 import { JournalGapError, replicate, type ReplicationProgress, type Throttle } from '../datapath/replicator';
@@ -17,7 +17,7 @@ import { createRestorePoint, pointAtTarget, recordTested } from '../datapath/res
 import { latestRetention, latestRpoTargetSeconds } from '../runbooks/domain-retention';
 import { RunbookStore } from '../runbooks/store';
 import { DiskSync, type DiskSyncState } from '../datapath/disk-sync';
-import { domainMembers, sameMembers, vmMetadata } from '../datapath/membership';
+import { domainMembers, membersDigest, sameMembers, vmMetadata } from '../datapath/membership';
 import { CorruptSegmentError } from '../datapath/segment-codec';
 import { SegmentWriter } from '../datapath/segment-writer';
 import { canHeal, failure, isFailureType } from '../common/failures';
@@ -57,14 +57,27 @@ export interface MembershipInput {
   site: string;
   /** The protection's input list: those of them that carry no `protectedDomain` tag are members too. */
   vms: string[];
-  /** The members as protection knows them; undefined: as the manifest lists them. */
+  /** The members as protection knows them, given whole (none yet: `[]`; runs from before `knownDigest`)... */
   known?: VmMetadata[];
+  /** ...or by the digest a change returned, read from the store. Neither: as the manifest lists them. */
+  knownDigest?: string;
   protectionWindowMs: number;
 }
 
+/**
+ * The members as the protection workflow holds them: the names and disks its activities need, and
+ * the digest naming the stored list of their whole configuration. Whole, the configuration of
+ * 10,000 VMs is over the 2 MB a payload may be.
+ */
+export interface Membership {
+  digest: string;
+  names: string[];
+  diskIds: string[];
+}
+
 export interface MembershipChange {
-  /** The members now, their configuration as the manifest records it. */
-  vms: VmMetadata[];
+  /** The members now; their configuration is stored under `members/<digest>.json` and in the manifest. */
+  membership: Membership;
   /** Disks that joined: protected (journaled) now, listed in the manifest, not yet in the log. */
   added: DomainDisk[];
   /** Disks that left: gone from the manifest, no longer journaled where they still exist unattached. */
@@ -168,6 +181,13 @@ export function createDatapathActivities({ store, site, runbooks = new RunbookSt
     return parseRecord(manifestSchema, key, body);
   };
 
+  const readMembers = async (keys: DomainKeys, digest: string): Promise<VmMetadata[]> => {
+    const key = keys.members(digest);
+    const body = await store.get(key);
+    if (!body) throw new Error(`${key} is missing: the members this protection knows were not stored`);
+    return parseRecord(membersSchema, key, body);
+  };
+
   const readManifestIfAny = async (domain: string): Promise<Manifest | undefined> => {
     const key = new DomainKeys(store.prefix, domain).manifest();
     const body = await store.get(key);
@@ -216,10 +236,13 @@ export function createDatapathActivities({ store, site, runbooks = new RunbookSt
      */
     async refreshMembership(input: MembershipInput): Promise<MembershipChange | null> {
       const provider = site(input.site);
+      const keys = new DomainKeys(store.prefix, input.domain);
       const all = await provider.listVms();
       const members = vmMetadata(domainMembers(input.domain, input.vms, all));
-      const recorded = input.known ? undefined : await readManifestIfAny(input.domain);
-      const known = input.known ?? recorded?.vms ?? [];
+      const digest = membersDigest(members);
+      if (input.knownDigest === digest) return null;
+      const recorded = input.known || input.knownDigest ? undefined : await readManifestIfAny(input.domain);
+      const known = input.known ?? (input.knownDigest ? await readMembers(keys, input.knownDigest) : recorded?.vms) ?? [];
       if (sameMembers(known, members)) return null;
       const manifest = recorded ?? (await readManifestIfAny(input.domain));
       const knownDisks = new Set(known.flatMap((vm) => vm.diskIds));
@@ -239,7 +262,9 @@ export function createDatapathActivities({ store, site, runbooks = new RunbookSt
         protectionWindowMs: input.protectionWindowMs,
         updatedAt: Date.now(),
       };
-      await store.put(new DomainKeys(store.prefix, input.domain).manifest(), JSON.stringify(next), 'application/json');
+      // Before the manifest: once a later refresh names this digest, its list must be there to compare with.
+      await store.put(keys.members(digest), JSON.stringify(members), 'application/json');
+      await store.put(keys.manifest(), JSON.stringify(next), 'application/json');
       const added = disks.filter((d) => !knownDisks.has(d.diskId));
       // A retried attempt skips the disks an earlier one already switched on.
       const toJournal = added.filter((d) => !listed.get(d.diskId)?.protected);
@@ -260,7 +285,10 @@ export function createDatapathActivities({ store, site, runbooks = new RunbookSt
           if (!(error instanceof SiteError && error.code === 'DiskNotFound')) throw error;
         }
       }
-      return { vms: members, added, removed };
+      // Only the known list can still be asked for (a retry of this change); older ones cannot.
+      const stale = (await store.list(keys.membersPrefix())).keys.filter((key) => key !== keys.members(digest) && (!input.knownDigest || key !== keys.members(input.knownDigest)));
+      if (stale.length > 0) await store.delete(stale);
+      return { membership: { digest, names: members.map((vm) => vm.name), diskIds: members.flatMap((vm) => vm.diskIds) }, added, removed };
     },
 
     /**

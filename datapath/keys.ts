@@ -32,6 +32,13 @@ export class DomainKeys {
   manifest(): string {
     return `${this.root}manifest.json`;
   }
+  membersPrefix(): string {
+    return `${this.root}members/`;
+  }
+  /** A protection's members as of one change, named by their digest: the workflow holds only the digest. */
+  members(digest: string): string {
+    return `${this.membersPrefix()}${digest}.json`;
+  }
   ownershipPrefix(): string {
     return `${this.root}ownership/`;
   }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Vm } from '../sites/provider';
 import { PROTECTED_DOMAIN_TAG } from '../common/vm-tags';
 import type { VmMetadata } from './records';
@@ -9,10 +10,11 @@ import type { VmMetadata } from './records';
  * domain's). A VM unregistered or re-tagged elsewhere leaves; its disks are its `diskIds`.
  */
 export function domainMembers(domain: string, listed: string[], vms: Vm[]): Vm[] {
+  const names = new Set(listed);
   return vms.filter((vm) => {
     if (vm.kind !== 'vm') return false;
     const tag = vm.metadata[PROTECTED_DOMAIN_TAG];
-    return tag === domain || (tag === undefined && listed.includes(vm.name));
+    return tag === domain || (tag === undefined && names.has(vm.name));
   });
 }
 
@@ -28,8 +30,14 @@ function canonical(value: unknown): string {
   );
 }
 
+const byName = (list: VmMetadata[]) => canonical([...list].sort((x, y) => x.name.localeCompare(y.name)));
+
 /** Whether two member lists hold the same VMs with the same configuration (disks, CPUs, memory, NICs, metadata). */
 export function sameMembers(a: VmMetadata[], b: VmMetadata[]): boolean {
-  const byName = (list: VmMetadata[]) => canonical([...list].sort((x, y) => x.name.localeCompare(y.name)));
   return byName(a) === byName(b);
+}
+
+/** Equal for two member lists exactly when `sameMembers` says they are the same. */
+export function membersDigest(members: VmMetadata[]): string {
+  return createHash('sha256').update(byName(members)).digest('hex');
 }

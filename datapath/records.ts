@@ -36,6 +36,9 @@ export const vmMetadataSchema = z.object({
 });
 export type VmMetadata = z.infer<typeof vmMetadataSchema>;
 
+/** `members/<digest>.json`: a protection's members as of one change of them. */
+export const membersSchema = z.array(vmMetadataSchema);
+
 export const manifestSchema = z.object({
   formatVersion: version,
   domain: z.string(),

@@ -15,7 +15,7 @@ import {
   sleep,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { DatapathActivities } from '../activities/datapath';
+import type { DatapathActivities, Membership } from '../activities/datapath';
 import type { DomainStatusActivities } from '../activities/domain-status';
 import type { DiskSyncState } from '../datapath/disk-sync';
 import type { DomainDisk, RestorePoint, VmMetadata } from '../datapath/records';
@@ -65,7 +65,9 @@ export interface ProtectInput {
     lastRestorePoint?: { id: string; timestamp: number };
     base?: string;
     runsSinceGc?: number;
+    /** Runs before `membership`: the members whole. */
     members?: VmMetadata[];
+    membership?: Membership;
     durableAsOf?: number;
     bytesReplicated?: number;
   };
@@ -185,7 +187,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     modeChanges: [],
     base: input.carried?.base,
     lastRestorePoint: input.carried?.lastRestorePoint,
-    vms: input.carried?.members?.map((vm) => vm.name) ?? input.vms,
+    vms: input.carried?.membership?.names ?? input.carried?.members?.map((vm) => vm.name) ?? input.vms,
     stopping: false,
   };
   if (wantSync) status.modeChanges.push({ mode: 'initial-sync', at: workflowNow(), cursor: status.cursor });
@@ -197,16 +199,23 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
   // Protections started before membership was followed keep their fixed VM list when replayed.
   const followsMembership = patched('protection-follows-membership');
   let members: VmMetadata[] | undefined = input.carried?.members;
+  let membership: Membership | undefined = input.carried?.membership;
   /** Disks that joined and wait for their disk sync; the running one, as far as the replicator got. */
   let syncQueue: DomainDisk[] = [];
   let diskSync: DiskSyncState | undefined;
-  const memberNames = () => members?.map((vm) => vm.name) ?? input.vms;
-  const refreshMembership = async (known: VmMetadata[] | undefined) => {
+  const memberNames = () => membership?.names ?? members?.map((vm) => vm.name) ?? input.vms;
+  const memberDisks = () => membership?.diskIds ?? members?.flatMap((vm) => vm.diskIds);
+  /** `first`: no members are known yet. Otherwise as this run knows them, or (neither) as the manifest lists them. */
+  const refreshMembership = async (first?: 'first') => {
+    const known = first ? { known: [] } : membership ? { knownDigest: membership.digest } : members ? { known: members } : {};
     const change = await membershipActs.refreshMembership.executeWithOptions({ summary: `membership of ${input.domain} at ${input.site}` }, [
-      { domain: input.domain, site: input.site, vms: input.vms, protectionWindowMs: input.protectionWindowMs, ...(known ? { known } : {}) },
+      { domain: input.domain, site: input.site, vms: input.vms, protectionWindowMs: input.protectionWindowMs, ...known },
     ]);
     if (!change) return undefined;
-    members = change.vms;
+    // A change recorded before `membership` carried the members whole.
+    const whole = (change as { vms?: VmMetadata[] }).vms;
+    membership = whole ? undefined : change.membership;
+    members = whole;
     status.vms = memberNames();
     const removed = new Set(change.removed);
     syncQueue = syncQueue.filter((d) => !removed.has(d.diskId));
@@ -214,7 +223,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
   };
   const recordManifest = async () => {
     // Every disk of a new manifest is copied by the initial sync; none waits for a disk sync.
-    if (followsMembership) await refreshMembership([]);
+    if (followsMembership) await refreshMembership('first');
     else await acts.recordManifest({ domain: input.domain, site: input.site, vms: input.vms, protectionWindowMs: input.protectionWindowMs });
   };
   // Continuing as new (`carried`), the first execution has claimed and recorded the manifest.
@@ -225,10 +234,10 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     if (!claim.won) throw failure('DomainOwnedElsewhere', `domain ${input.domain} is owned by site ${claim.ownerSite} (epoch ${claim.epoch})`);
     status.epoch = claim.epoch;
     await recordManifest();
-  } else if (followsMembership && !members) {
+  } else if (followsMembership && !members && !membership) {
     // Continued from an execution that did not follow membership: compared with what its manifest
     // lists. While nothing changed, the members are the manifest's: `input.vms`, as it recorded them.
-    syncQueue = (await refreshMembership(undefined))?.added ?? [];
+    syncQueue = (await refreshMembership())?.added ?? [];
   }
 
   const makePoint = async (reason: RestorePoint['reason'], label?: string): Promise<RestorePoint> => {
@@ -370,7 +379,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
   const followMembership = async () => {
     if (status.mode === 'log') {
       // A change of members writes the manifest: refused credentials are waited out there too.
-      const refresh = () => refreshMembership(members);
+      const refresh = () => refreshMembership();
       const change = patched('protection-membership-waits-out-refusals') ? await admitted(refresh) : await refresh();
       syncQueue = [...syncQueue, ...(change?.added ?? [])];
     }
@@ -392,7 +401,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
         vms: memberNames(),
         runForMs: runMs,
         ...(status.mode === 'log' ? { throttle } : {}),
-        ...(members ? { disks: members.flatMap((vm) => vm.diskIds) } : {}),
+        ...(memberDisks() ? { disks: memberDisks() } : {}),
         ...(diskSync ? { diskSync } : {}),
         ...(status.durableAsOf !== undefined ? { durableAsOf: status.durableAsOf } : {}),
       };
@@ -468,7 +477,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
       lastRestorePoint: status.lastRestorePoint,
       base: status.base,
       runsSinceGc: runs - lastGcRun,
-      ...(members ? { members } : {}),
+      ...(membership ? { membership } : members ? { members } : {}),
       ...(status.durableAsOf !== undefined ? { durableAsOf: status.durableAsOf } : {}),
       ...(status.bytesReplicated !== undefined ? { bytesReplicated: status.bytesReplicated } : {}),
     },

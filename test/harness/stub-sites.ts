@@ -12,6 +12,7 @@ import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activ
 import type { DepartureRecord, DomainDisk, RestorePoint, VmMetadata } from '../../datapath/records';
 import type { DomainStatus } from '../../datapath/domain-status';
 import type { PermanentFailoverRecord } from '../../datapath/permanent-failover';
+import { membersDigest } from '../../datapath/membership';
 import type { VmKind } from '../../sites/provider';
 import { isDrillResourceName, representationVmName } from '../../common/resource-names';
 import type { SplitBrainActivities } from '../../activities/split-brain';
@@ -382,7 +383,11 @@ export class StubSites {
         return Promise.resolve({ formatVersion: 1 as const, domain: name, protectedSite, disks: domain.disks, vms: metadataOf(domain), protectionWindowMs, updatedAt: Date.now() });
       },
       // The stub domain's VMs never change: only a protection that knows none yet learns them.
-      refreshMembership: ({ domain: name, known }) => Promise.resolve(known?.length === 0 ? { vms: metadataOf(domainOf(name)), added: [], removed: [] } : null),
+      refreshMembership: ({ domain: name, known }) => {
+        if (known?.length !== 0) return Promise.resolve(null);
+        const vms = metadataOf(domainOf(name));
+        return Promise.resolve({ membership: { digest: membersDigest(vms), names: vms.map((vm) => vm.name), diskIds: vms.flatMap((vm) => vm.diskIds) }, added: [], removed: [] });
+      },
       replicateJournal: async ({ cursor, runForMs }) => {
         // Replicates nothing, for as long as a run lasts, unless cancelled first.
         const context = Context.current();

@@ -5,6 +5,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { listResyncs } from '../../datapath/bitmap';
 import { readChain, resolveChain } from '../../datapath/log-chain';
 import { Ownership } from '../../datapath/ownership';
+import { membersDigest } from '../../datapath/membership';
 import { manifestSchema, parseRecord, type DomainDisk, type RestorePoint } from '../../datapath/records';
 import { rehydrate } from '../../datapath/rehydrate';
 import { expectedDiskContent, readWorkloadRecord } from '../../sites/workload';
@@ -76,6 +77,9 @@ describe('protection follows the VMs and disks of its domain while it runs', () 
     assert.deepEqual(noticed.vms, ['app-1', 'db-1', 'web-1']);
     const listed = await manifest();
     assert.equal((await bed.primary.client.getDisk('web-1-disk-0')).protected, true, 'a disk that joined is journaled');
+    // The workflow holds the members by digest; the store keeps the list it names and at most the one before.
+    const storedMembers = (await store().list(ownership().keys.membersPrefix())).keys;
+    assert.ok(storedMembers.includes(ownership().keys.members(membersDigest(listed.vms))) && storedMembers.length <= 2, storedMembers.join(', '));
     await sleep(1_500);
     await admin(bed.primary, bed.sites.token, '/admin/workload', undefined, 'DELETE');
     await caughtUp();
