@@ -96,6 +96,8 @@ export async function copyDisksIntoBase(options: CopyOptions): Promise<BaseCopyP
       progress.offset = offsets.at(-1)! + BASE_CHUNK_BYTES;
       await options.onProgress({ ...progress });
     }
+    // Also after a disk with nothing to read: 10,000 such disks take longer than a heartbeat timeout.
+    await options.onProgress({ ...progress, disk: progress.disk + 1, offset: 0 });
   }
   return progress;
 }

@@ -160,8 +160,11 @@ describe('datapath bases on real S3: initial sync of live disks, base + log rehy
       },
     };
     const baseId = ownership.keys.baseId(1, intent.cursor);
-    const copy = await copyDisksIntoBase({ store, ownership, baseId, disks: DISKS, source, onProgress: () => undefined });
+    const reported: string[] = [];
+    const copy = await copyDisksIntoBase({ store, ownership, baseId, disks: DISKS, source, onProgress: (p) => void reported.push(`${p.disk}@${p.offset}`) });
     assert.deepEqual(reads, DISKS.map((d) => `${d.diskId}@0`), 'only the chunk each disk held when listed is read');
+    // Progress (the activity's heartbeat) after each disk too, so that thousands of empty disks are not one silent stretch.
+    assert.deepEqual(reported.filter((r) => r.endsWith('@0')), ['1@0', '2@0', '3@0']);
     assert.equal(copy.bytesRead, DISKS.reduce((sum, d) => sum + Math.min(BASE_CHUNK_BYTES, d.sizeBytes), 0));
 
     const mark = await journalMark(primary);
