@@ -8,7 +8,7 @@ import { DomainKeys } from '../datapath/keys';
 import { ReaderLease } from '../datapath/lease';
 import { ObjectStoreAccessDeniedError, type ObjectStore } from '../datapath/object-store';
 import { Ownership, StaleEpochError } from '../datapath/ownership';
-import { dirtyRegionsSchema, manifestSchema, parseRecord, RECORD_FORMAT_VERSION, membersSchema, type DomainDisk, type LogPosition, type Manifest, type RehydrationTarget, type RestorePoint, type VmMetadata } from '../datapath/records';
+import { dirtyRegionsSchema, manifestSchema, parseRecord, RECORD_FORMAT_VERSION, membersSchema, type RestorePointSummary, type DomainDisk, type LogPosition, type Manifest, type RehydrationTarget, type RestorePoint, type VmMetadata } from '../datapath/records';
 import { rehydrate, type RehydrationProgress, type RehydrationResult } from '../datapath/rehydrate';
 import { TargetNotRestorableError } from '../datapath/log-chain';
 import { JournalGapError, replicate, type ReplicationProgress, type Throttle } from '../datapath/replicator';
@@ -439,16 +439,17 @@ export function createDatapathActivities({ store, site, runbooks = new RunbookSt
       }
     },
 
-    async createRestorePoint(input: { domain: string; reason: RestorePoint['reason']; label?: string }): Promise<RestorePoint> {
+    async createRestorePoint(input: { domain: string; reason: RestorePoint['reason']; label?: string }): Promise<RestorePointSummary> {
       const manifest = await readManifest(input.domain);
       try {
-        return await createRestorePoint(store, new Ownership(store, input.domain), {
+        const { vms: _vms, disks: _disks, ...summary } = await createRestorePoint(store, new Ownership(store, input.domain), {
           reason: input.reason,
           ...(input.label !== undefined ? { label: input.label } : {}),
           vms: manifest.vms,
           disks: manifest.disks,
           now: Date.now(),
         });
+        return summary;
       } catch (error) {
         throw classify(error);
       }

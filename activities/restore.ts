@@ -3,7 +3,8 @@ import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/cl
 import { failure } from '../common/failures';
 import type { ObjectStore } from '../datapath/object-store';
 import { Ownership } from '../datapath/ownership';
-import type { RestorePoint } from '../datapath/records';
+import type { RestorePoint, RestorePointSummary } from '../datapath/records';
+import { readRestorePoint } from '../datapath/restore-points';
 import type { SiteProvider, Vm } from '../sites/provider';
 import { atSite } from './site-failures';
 
@@ -28,7 +29,11 @@ export function createRestoreActivities({ store, provider }: RestoreDependencies
     async keepStateAsRestorePoint({ protection, updateId, label }: { protection: { workflowId: string; update: string }; updateId: string; label: string }): Promise<RestorePoint> {
       const handle = Context.current().client.workflow.getHandle(protection.workflowId);
       try {
-        return await handle.executeUpdate<RestorePoint, [{ label: string }]>(protection.update, { updateId, args: [{ label }] });
+        // Protections answer with the point's summary (older ones with the whole point): read it whole.
+        const taken = await handle.executeUpdate<RestorePointSummary, [{ label: string }]>(protection.update, { updateId, args: [{ label }] });
+        const point = await readRestorePoint(store, new Ownership(store, taken.domain), taken.id);
+        if (!point) throw new Error(`restore point ${taken.id} of ${taken.domain}, just taken, is not in the store`);
+        return point;
       } catch (error) {
         // The protection's validator refuses outside log mode: it heals once the sync or resync is done.
         if (error instanceof WorkflowUpdateFailedError) throw failure('ProtectionNotLogging', error.cause?.message ?? error.message);

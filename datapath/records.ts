@@ -92,6 +92,11 @@ export const restorePointSchema = z.object({
   disks: z.array(diskSchema).optional(),
 });
 export type RestorePoint = z.infer<typeof restorePointSchema>;
+/**
+ * A point as a protection answers when it takes one: without its VMs and disks, which at 10,000
+ * VMs are over the 2 MB a Temporal payload may be. The point itself is read from the store.
+ */
+export type RestorePointSummary = Omit<RestorePoint, 'vms' | 'disks'>;
 
 /** An operator's pin: garbage collection keeps the point (and what rebuilding it needs) until it is unpinned. */
 export const pinSchema = z.object({

@@ -18,7 +18,7 @@ import {
 import type { DatapathActivities, Membership } from '../activities/datapath';
 import type { DomainStatusActivities } from '../activities/domain-status';
 import type { DiskSyncState } from '../datapath/disk-sync';
-import type { DomainDisk, RestorePoint, VmMetadata } from '../datapath/records';
+import type { DomainDisk, RestorePoint, RestorePointSummary, VmMetadata } from '../datapath/records';
 import { workflowNow } from './clock';
 import { siteTaskQueue } from './task-queues';
 import { CANNOT_HEAL, failure } from '../common/failures';
@@ -134,7 +134,7 @@ export function rpoBound(status: Pick<ProtectStatus, 'durableAsOf'>, now: number
 
 export const protectStatusQuery = defineQuery<ProtectStatus>('protectStatus');
 /** An on-demand restore point at the current end of the log, with the operator's label if given; returns the point. */
-export const restorePointNowUpdate = defineUpdate<RestorePoint, [{ label?: string } | undefined]>('restorePointNow');
+export const restorePointNowUpdate = defineUpdate<RestorePointSummary, [{ label?: string } | undefined]>('restorePointNow');
 /** Ends protection after the current replicator run, or once a running initial sync is committed (planned failover drains first, then stops it). */
 export const stopProtectionSignal = defineSignal('stopProtection');
 
@@ -240,7 +240,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     syncQueue = (await refreshMembership())?.added ?? [];
   }
 
-  const makePoint = async (reason: RestorePoint['reason'], label?: string): Promise<RestorePoint> => {
+  const makePoint = async (reason: RestorePoint['reason'], label?: string): Promise<RestorePointSummary> => {
     const point = await acts.createRestorePoint.executeWithOptions({ summary: `${reason} restore point${label !== undefined ? ` "${label}"` : ''}` }, [
       { domain: input.domain, reason, ...(label !== undefined ? { label } : {}) },
     ]);

@@ -8,6 +8,7 @@ import { Ownership } from '../../datapath/ownership';
 import { membersDigest } from '../../datapath/membership';
 import { manifestSchema, parseRecord, type DomainDisk, type RestorePoint } from '../../datapath/records';
 import { rehydrate } from '../../datapath/rehydrate';
+import { readRestorePoint } from '../../datapath/restore-points';
 import { expectedDiskContent, readWorkloadRecord } from '../../sites/workload';
 import { protect, protectStatusQuery, restorePointNowUpdate, stopProtectionSignal, type ProtectStatus } from '../../workflows/protect';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
@@ -23,6 +24,8 @@ describe('protection follows the VMs and disks of its domain while it runs', () 
   let handle: WorkflowHandle<typeof protect>;
   const store = () => bed.store;
   const ownership = () => new Ownership(store(), 'demo');
+  /** The protection answers with the point's summary; the point itself is in the store. */
+  const pointTaken = async ({ id }: { id: string }) => (await readRestorePoint(store(), ownership(), id))!;
   const manifest = async () => parseRecord(manifestSchema, 'manifest', (await store().get(ownership().keys.manifest()))!);
 
   const waitFor = async (what: string, done: (status: ProtectStatus) => boolean | Promise<boolean>, timeoutMs = 60_000) => {
@@ -61,7 +64,7 @@ describe('protection follows the VMs and disks of its domain while it runs', () 
     await admin(bed.primary, bed.sites.token, '/admin/workload', { writesPerSecond: 150, blockSize: 4096, pattern: 'random', seed: 'membership' });
     // A restore point needs a replicated write: waited for, not slept on (a loaded machine takes longer than a second).
     await waitFor('no write was replicated', (s) => s.cursor > 0);
-    const before = await handle.executeUpdate(restorePointNowUpdate, { args: [{}] });
+    const before = await pointTaken(await handle.executeUpdate(restorePointNowUpdate, { args: [{}] }));
 
     // While the workload writes: a new VM tagged for the domain, a disk attached to db-1, one detached from it.
     await diskWithData('web-1-disk-0', 2 * MiB);
@@ -83,7 +86,7 @@ describe('protection follows the VMs and disks of its domain while it runs', () 
     await sleep(1_500);
     await admin(bed.primary, bed.sites.token, '/admin/workload', undefined, 'DELETE');
     await caughtUp();
-    const after = await handle.executeUpdate(restorePointNowUpdate, { args: [{}] });
+    const after = await pointTaken(await handle.executeUpdate(restorePointNowUpdate, { args: [{}] }));
 
     // The disk syncs' stretches (one, or one per change protection noticed apart): finished, and
     // the others' writes were logged inside them one by one.
@@ -134,7 +137,7 @@ describe('protection follows the VMs and disks of its domain while it runs', () 
     await sleep(1_000);
     await admin(bed.primary, bed.sites.token, '/admin/workload', undefined, 'DELETE');
     await caughtUp();
-    const point = await handle.executeUpdate(restorePointNowUpdate, { args: [{}] });
+    const point = await pointTaken(await handle.executeUpdate(restorePointNowUpdate, { args: [{}] }));
     await handle.signal(stopProtectionSignal);
     await handle.result();
 
