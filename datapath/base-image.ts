@@ -143,12 +143,15 @@ export async function commitBase(
   const id = ownership.keys.baseId(input.epoch, input.cursor);
   const existing = await readBase(store, ownership, id);
   if (existing) return existing;
-  const disks = await Promise.all(
-    input.disks.map(async (disk) => {
-      const { keys } = await store.list(ownership.keys.baseChunksPrefix(id, disk.diskId));
-      return { ...disk, chunks: keys.map(trailingNumber) };
-    }),
-  );
+  // One listing of every disk's chunks: a listing per disk was 10,000 at once for a 10,000-VM domain.
+  const chunksOf = new Map<string, number[]>();
+  for (const key of (await store.list(ownership.keys.baseChunksRoot(id))).keys) {
+    const diskId = decodeURIComponent(key.slice(ownership.keys.baseChunksRoot(id).length).split('/')[0]);
+    const chunks = chunksOf.get(diskId) ?? [];
+    chunks.push(trailingNumber(key));
+    chunksOf.set(diskId, chunks);
+  }
+  const disks = input.disks.map((disk) => ({ ...disk, chunks: chunksOf.get(disk.diskId) ?? [] }));
   const record: BaseRecord = { formatVersion: RECORD_FORMAT_VERSION, id, domain: ownership.domain, chunkBytes: BASE_CHUNK_BYTES, ...input, disks };
   const key = ownership.keys.baseRecord(id);
   if (await store.createIfAbsent(key, JSON.stringify(record), 'application/json')) return record;

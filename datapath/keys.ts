@@ -86,8 +86,12 @@ export class DomainKeys {
   baseRecord(baseId: string): string {
     return `${this.basesPrefix()}${baseId}/base.json`;
   }
+  /** The chunks of every disk of the base. */
+  baseChunksRoot(baseId: string): string {
+    return `${this.basesPrefix()}${baseId}/chunks/`;
+  }
   baseChunksPrefix(baseId: string, diskId: string): string {
-    return `${this.basesPrefix()}${baseId}/chunks/${encodeURIComponent(diskId)}/`;
+    return `${this.baseChunksRoot(baseId)}${encodeURIComponent(diskId)}/`;
   }
   baseChunk(baseId: string, diskId: string, offset: number): string {
     return `${this.baseChunksPrefix(baseId, diskId)}${padSequence(offset)}`;
