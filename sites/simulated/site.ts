@@ -21,7 +21,7 @@ import {
 } from '../provider';
 import { DiskFiles } from './disk-files';
 import { Journal } from './journal';
-import { readJson, writeJsonAtomically } from './persistent-json';
+import { SiteStateFile, type PersistedState } from './site-state-file';
 
 export interface SimulatedSiteOptions {
   name: string;
@@ -31,15 +31,6 @@ export interface SimulatedSiteOptions {
   bootMs: number;
   /** Time a guest takes to shut down when asked. */
   shutdownMs: number;
-}
-
-interface PersistedState {
-  vms: Record<string, Vm>;
-  disks: Record<string, VirtualDisk>;
-  events: SiteEvent[];
-  nextEvent: number;
-  /** Per VM, the journal sequence up to which its replicator has acknowledged (stored elsewhere). */
-  journalAcks?: Record<string, number>;
 }
 
 const EVENTS_KEPT = 20_000;
@@ -55,7 +46,9 @@ export class SimulatedSite implements SiteProvider {
   hangGuestShutdown = false;
   private readonly state: PersistedState;
   private pendingSave?: Promise<void>;
-  private readonly stateFile: string;
+  private readonly stateFile: SiteStateFile;
+  /** What changed since the last save: written as one line of the state's change log. */
+  private readonly unsaved = { vms: new Set<string>(), disks: new Set<string>(), acks: new Set<string>(), eventsFrom: 0 };
   private readonly disks: DiskFiles;
   private readonly journal: Journal;
   /** Per datastore: its definition's capacity, or what the admin API set since the site started. */
@@ -65,8 +58,9 @@ export class SimulatedSite implements SiteProvider {
     this.site = options.name;
     this.capacity = new Map(options.inventory.datastores.map((d) => [d.name, d.capacityBytes]));
     mkdirSync(options.dataDir, { recursive: true });
-    this.stateFile = path.join(options.dataDir, 'state.json');
-    this.state = readJson<PersistedState>(this.stateFile, () => ({ vms: {}, disks: {}, events: [], nextEvent: 1 }));
+    this.stateFile = new SiteStateFile(path.join(options.dataDir, 'state.json'), EVENTS_KEPT);
+    this.state = this.stateFile.load();
+    this.unsaved.eventsFrom = this.state.nextEvent;
     this.disks = new DiskFiles(options.dataDir);
     this.journal = new Journal(path.join(options.dataDir, 'journal'));
   }
@@ -74,19 +68,20 @@ export class SimulatedSite implements SiteProvider {
   close(): void {
     this.disks.closeAll();
     this.journal.close();
+    this.stateFile.close();
   }
 
   /**
-   * Group commit: every change made in this turn of the event loop is written in one atomic
-   * replace, and each caller answers only after it, so a killed site never acknowledged a change
-   * it lost, and a thousand concurrent registrations do not rewrite the document a thousand times.
+   * Group commit: every change made in this turn of the event loop is written as one line of the
+   * state's change log, and each caller answers only after it, so a killed site never acknowledged
+   * a change it lost, and a thousand concurrent registrations append one line, not a thousand.
    */
   private save(): Promise<void> {
     this.pendingSave ??= new Promise((resolve, reject) => {
       setImmediate(() => {
         this.pendingSave = undefined;
         try {
-          writeJsonAtomically(this.stateFile, this.state);
+          this.saveChanges();
           resolve();
         } catch (error) {
           reject(error instanceof Error ? error : new Error(String(error)));
@@ -96,7 +91,25 @@ export class SimulatedSite implements SiteProvider {
     return this.pendingSave;
   }
 
+  private saveChanges(): void {
+    const { vms, disks, acks, eventsFrom } = this.unsaved;
+    this.stateFile.append(this.state, {
+      vms: Object.fromEntries([...vms].map((name) => [name, this.state.vms[name] ?? null])),
+      disks: Object.fromEntries([...disks].map((id) => [id, this.state.disks[id] ?? null])),
+      events: this.state.events.filter((e) => e.sequence >= eventsFrom),
+      nextEvent: this.state.nextEvent,
+      ...(acks.size > 0 ? { journalAcks: Object.fromEntries([...acks].map((vm) => [vm, this.state.journalAcks?.[vm] ?? 0])) } : {}),
+    });
+    vms.clear();
+    disks.clear();
+    acks.clear();
+    this.unsaved.eventsFrom = this.state.nextEvent;
+  }
+
+  /** Every change of state is recorded as an event naming what it changed: that is also what the next save writes. */
   private record(type: string, vm?: string, detail?: Record<string, unknown>): void {
+    if (vm) this.unsaved.vms.add(vm);
+    if (typeof detail?.disk === 'string') this.unsaved.disks.add(detail.disk);
     this.state.events.push({ sequence: this.state.nextEvent++, at: Date.now(), type, ...(vm ? { vm } : {}), ...(detail ? { detail } : {}) });
     if (this.state.events.length > EVENTS_KEPT) this.state.events.splice(0, this.state.events.length - EVENTS_KEPT);
   }
@@ -410,7 +423,10 @@ export class SimulatedSite implements SiteProvider {
       return Promise.resolve();
     }
     const acks = (this.state.journalAcks ??= {});
-    for (const vm of vms) acks[vm] = Math.max(acks[vm] ?? 0, upToSequence);
+    for (const vm of vms) {
+      acks[vm] = Math.max(acks[vm] ?? 0, upToSequence);
+      this.unsaved.acks.add(vm);
+    }
     // Entries are shared by every protected VM of the site: free only what all of their replicators have.
     const protectedVms = Object.values(this.state.vms).filter((vm) => vm.diskIds.some((id) => this.state.disks[id]?.protected));
     const upTo = Math.min(upToSequence, ...protectedVms.map((vm) => acks[vm.name] ?? 0));
