@@ -3,20 +3,10 @@ import { appendFileSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import type { Vm } from '../../sites/provider';
 import { SiteStateFile, type PersistedState } from '../../sites/simulated/site-state-file';
+import { siteVm } from '../fixtures/site-vms';
 
-const vm = (name: string, powerState: Vm['powerState'] = 'poweredOff'): Vm => ({
-  name,
-  kind: 'vm',
-  cpus: 1,
-  memoryMiB: 512,
-  placement: { datacenter: 'dc', cluster: 'c', datastore: 'ds' },
-  nics: [],
-  diskIds: [],
-  powerState,
-  metadata: {},
-});
+const vm = (name: string) => siteVm(name);
 
 function fresh(): { file: string; store: SiteStateFile; state: PersistedState } {
   const file = path.join(mkdtempSync(path.join(tmpdir(), 'site-state-')), 'state.json');

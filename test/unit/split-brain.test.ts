@@ -3,19 +3,9 @@ import { describe, it } from 'node:test';
 import { activeDomainVms, nextConflict, type ConflictRecord } from '../../datapath/conflict';
 import { sideCopyName } from '../../workflows/resolve-conflict-messages';
 import type { Vm } from '../../sites/provider';
+import { siteVm } from '../fixtures/site-vms';
 
-const vm = (name: string, overrides: Partial<Vm> = {}): Vm => ({
-  name,
-  kind: 'vm',
-  cpus: 1,
-  memoryMiB: 512,
-  placement: { datacenter: 'dc', cluster: 'c', datastore: 'ds' },
-  nics: [],
-  diskIds: [],
-  powerState: 'poweredOn',
-  metadata: { protectedDomain: 'demo' },
-  ...overrides,
-});
+const vm = (name: string, overrides: Partial<Vm> = {}): Vm => siteVm(name, { powerState: 'poweredOn', metadata: { protectedDomain: 'demo' }, ...overrides });
 
 describe('split-brain detection and side copies', () => {
   it('counts running, active workload VMs tagged with a domain, never appliances, representation VMs or deactivated copies', () => {
