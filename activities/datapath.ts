@@ -155,13 +155,13 @@ export interface FollowLogInput {
 /** The restore point a drill tagged as tested, or why it tagged none. */
 export type TestedPoint = { point: string; at: number; outcome: 'passed' | 'failed' } | { point: null; why: string };
 
-/** Failures that retrying cannot fix become non-retryable with a stable type. */
 /** Disks switched to journaling at once when members join: a 10,000-VM domain's first manifest switches 10,000. */
 const JOURNAL_SWITCHES_IN_FLIGHT = 16;
 
 /** Well inside the rehydration's heartbeat timeout (10 s), whatever a segment or base chunk takes. */
 const REHYDRATION_HEARTBEAT_MS = 2_000;
 
+/** Failures that retrying cannot fix become non-retryable with a stable type. */
 export function classify(error: unknown): unknown {
   if (error instanceof StaleEpochError) return failure('StaleEpoch', error.message);
   if (error instanceof CorruptSegmentError) return failure('CorruptSegment', error.message);
