@@ -29,7 +29,7 @@ export function createRestoreActivities({ store, provider }: RestoreDependencies
     async keepStateAsRestorePoint({ protection, updateId, label }: { protection: { workflowId: string; update: string }; updateId: string; label: string }): Promise<RestorePoint> {
       const handle = Context.current().client.workflow.getHandle(protection.workflowId);
       try {
-        // Protections answer with the point's summary (older ones with the whole point): read it whole.
+        // A protection answers with the point's summary: the point itself is read from the store.
         const taken = await handle.executeUpdate<RestorePointSummary, [{ label: string }]>(protection.update, { updateId, args: [{ label }] });
         const point = await readRestorePoint(store, new Ownership(store, taken.domain), taken.id);
         if (!point) throw new Error(`restore point ${taken.id} of ${taken.domain}, just taken, is not in the store`);

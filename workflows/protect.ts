@@ -133,7 +133,7 @@ export function rpoBound(status: Pick<ProtectStatus, 'durableAsOf'>, now: number
 }
 
 export const protectStatusQuery = defineQuery<ProtectStatus>('protectStatus');
-/** An on-demand restore point at the current end of the log, with the operator's label if given; returns the point. */
+/** An on-demand restore point at the current end of the log, with the operator's label if given; returns the point's summary. */
 export const restorePointNowUpdate = defineUpdate<RestorePointSummary, [{ label?: string } | undefined]>('restorePointNow');
 /** Ends protection after the current replicator run, or once a running initial sync is committed (planned failover drains first, then stops it). */
 export const stopProtectionSignal = defineSignal('stopProtection');
