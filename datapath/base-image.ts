@@ -145,8 +145,9 @@ export async function commitBase(
   if (existing) return existing;
   // One listing of every disk's chunks: a listing per disk was 10,000 at once for a 10,000-VM domain.
   const chunksOf = new Map<string, number[]>();
-  for (const key of (await store.list(ownership.keys.baseChunksRoot(id))).keys) {
-    const diskId = decodeURIComponent(key.slice(ownership.keys.baseChunksRoot(id).length).split('/')[0]);
+  const root = ownership.keys.baseChunksRoot(id);
+  for (const key of (await store.list(root)).keys) {
+    const diskId = decodeURIComponent(key.slice(root.length).split('/')[0]);
     const chunks = chunksOf.get(diskId) ?? [];
     chunks.push(trailingNumber(key));
     chunksOf.set(diskId, chunks);

@@ -76,18 +76,23 @@ export class DiskFiles {
 
   /**
    * The offsets of the `chunkBytes` chunks holding a non-zero byte. A file with no block allocated
-   * has none; otherwise each chunk is read here, which costs far less than sending its zeros.
+   * has none; otherwise each chunk is read here, which costs far less than sending its zeros. Read
+   * 64 MiB at a time between turns of the event loop, so that scanning a large disk does not stop
+   * the site answering; a disk removed meanwhile ends the scan with ENOENT.
    */
-  nonZeroChunks(datastore: string, id: string, sizeBytes: number, chunkBytes: number): number[] {
-    const fd = this.fd(datastore, id);
-    if (fstatSync(fd).blocks === 0) return [];
+  async nonZeroChunks(datastore: string, id: string, sizeBytes: number, chunkBytes: number): Promise<number[]> {
+    if (fstatSync(this.fd(datastore, id)).blocks === 0) return [];
     const chunk = Buffer.alloc(chunkBytes);
     const zeros = Buffer.alloc(chunkBytes);
     const found: number[] = [];
-    for (let offset = 0; offset < sizeBytes; offset += chunkBytes) {
-      const length = Math.min(chunkBytes, sizeBytes - offset);
-      const n = readSync(fd, chunk, 0, length, offset);
-      if (!chunk.subarray(0, n).equals(zeros.subarray(0, n))) found.push(offset);
+    const chunksPerTurn = Math.max(1, Math.floor((64 * 1024 * 1024) / chunkBytes));
+    for (let offset = 0; offset < sizeBytes; ) {
+      const fd = this.fd(datastore, id);
+      for (let i = 0; i < chunksPerTurn && offset < sizeBytes; i++, offset += chunkBytes) {
+        const n = readSync(fd, chunk, 0, Math.min(chunkBytes, sizeBytes - offset), offset);
+        if (!chunk.subarray(0, n).equals(zeros.subarray(0, n))) found.push(offset);
+      }
+      await new Promise((resolve) => setImmediate(resolve));
     }
     return found;
   }

@@ -34,6 +34,8 @@ export interface SimulatedSiteOptions {
 }
 
 const EVENTS_KEPT = 20_000;
+/** The largest chunk `allocatedChunks` scans by: it holds one in memory. */
+const MAX_CHUNK_BYTES = 64 * 1024 * 1024;
 
 /**
  * A small vCenter: inventory, VMs, power and guest heartbeats, appliances and disks holding real
@@ -381,12 +383,17 @@ export class SimulatedSite implements SiteProvider {
     return Promise.resolve(this.disks.read(disk.datastore, diskId, offset, length));
   }
 
-  allocatedChunks(diskId: string, chunkBytes: number): Promise<number[]> {
+  async allocatedChunks(diskId: string, chunkBytes: number): Promise<number[]> {
     const disk = this.disk(diskId);
-    if (!Number.isSafeInteger(chunkBytes) || chunkBytes < 4096 || chunkBytes % 4096 !== 0) {
-      throw siteError('InvalidRequest', `chunkBytes must be a positive multiple of 4096, not ${chunkBytes}`);
+    if (!Number.isSafeInteger(chunkBytes) || chunkBytes < 4096 || chunkBytes > MAX_CHUNK_BYTES || chunkBytes % 4096 !== 0) {
+      throw siteError('InvalidRequest', `chunkBytes must be a multiple of 4096 from 4096 to ${MAX_CHUNK_BYTES}, not ${chunkBytes}`);
     }
-    return Promise.resolve(this.disks.nonZeroChunks(disk.datastore, diskId, disk.sizeBytes, chunkBytes));
+    try {
+      return await this.disks.nonZeroChunks(disk.datastore, diskId, disk.sizeBytes, chunkBytes);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw siteError('DiskNotFound', `disk "${diskId}" was removed while its chunks were listed`);
+      throw error;
+    }
   }
 
   writeDisk(diskId: string, offset: number, data: Buffer): Promise<void> {

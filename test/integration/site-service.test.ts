@@ -104,6 +104,7 @@ describe('simulated site service over HTTP, as a real process', () => {
     assert.deepEqual(await client.allocatedChunks('repr-db-1-disk-0', MiB), [MiB], 'only the chunk written');
     assert.deepEqual(await client.allocatedChunks('repr-db-1-disk-0', 64 * 1024), [MiB]);
     await rejectsWith(client.allocatedChunks('repr-db-1-disk-0', 1000), 'InvalidRequest', 400, /multiple of 4096/);
+    await rejectsWith(client.allocatedChunks('repr-db-1-disk-0', 2 ** 40), 'InvalidRequest', 400, /multiple of 4096/);
     await rejectsWith(client.registerVm({ ...spec, kind: 'vm' }), 'NameConflict', 409, /already exists at site recovery as a representation/);
     await rejectsWith(client.deleteDisk('repr-db-1-disk-0'), 'NameConflict', 409, /attached to "repr-db-1"/);
     await client.unregisterVm('repr-db-1', { deleteDisks: true });
