@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import type { SiteEvent, VirtualDisk, Vm } from '../provider';
 import { readJson, writeJsonAtomically } from './persistent-json';
 
@@ -44,7 +44,6 @@ export class SiteStateFile {
 
   load(): PersistedState {
     const state = readJson<PersistedState>(this.stateFile, () => ({ vms: {}, disks: {}, events: [], nextEvent: 1 }));
-    this.snapshotBytes = existsSync(this.stateFile) ? fstatBytes(this.stateFile) : 0;
     if (existsSync(this.changesFile)) {
       for (const line of readFileSync(this.changesFile, 'utf8').split('\n')) {
         let change: StateChange;
@@ -76,19 +75,10 @@ export class SiteStateFile {
 
   private compact(state: PersistedState): void {
     writeJsonAtomically(this.stateFile, state);
-    this.snapshotBytes = fstatBytes(this.stateFile);
+    this.snapshotBytes = statSync(this.stateFile).size;
     this.changes ??= openSync(this.changesFile, 'a');
     ftruncateSync(this.changes, 0);
     this.changesBytes = 0;
-  }
-}
-
-function fstatBytes(file: string): number {
-  const fd = openSync(file, 'r');
-  try {
-    return fstatSync(fd).size;
-  } finally {
-    closeSync(fd);
   }
 }
 
