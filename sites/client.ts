@@ -16,6 +16,7 @@ import {
   type VirtualDisk,
   type Vm,
 } from './provider';
+import { SiteHttpTransport, type SiteHttpAnswer } from './http-transport';
 import { decodeJournalBatch } from './wire';
 
 export interface SiteClientOptions {
@@ -31,15 +32,19 @@ export interface SiteClientOptions {
 export class SiteClient implements SiteProvider {
   readonly site: string;
 
+  private readonly transport: SiteHttpTransport;
+
   constructor(private readonly options: SiteClientOptions) {
     this.site = options.site;
+    this.transport = new SiteHttpTransport(options.url);
   }
 
-  private async call(method: string, path: string, init: { json?: unknown; binary?: Buffer; timeoutMs?: number } = {}): Promise<Response> {
-    let response: Response;
+  private async call(method: string, path: string, init: { json?: unknown; binary?: Buffer; timeoutMs?: number } = {}): Promise<Buffer> {
+    let answer: SiteHttpAnswer;
     try {
-      response = await fetch(`${this.options.url}${path}`, {
+      answer = await this.transport.request({
         method,
+        url: new URL(`${this.options.url}${path}`),
         headers: {
           authorization: `Bearer ${this.options.token}`,
           ...(init.json !== undefined ? { 'content-type': 'application/json' } : {}),
@@ -47,30 +52,30 @@ export class SiteClient implements SiteProvider {
         },
         ...(init.json !== undefined ? { body: JSON.stringify(init.json) } : {}),
         ...(init.binary ? { body: init.binary } : {}),
-        signal: AbortSignal.timeout(init.timeoutMs ?? this.options.timeoutMs ?? 30_000),
+        timeoutMs: init.timeoutMs ?? this.options.timeoutMs ?? 30_000,
       });
     } catch (error) {
       throw new SiteError('SiteUnavailable', `site ${this.site} at ${this.options.url} is unreachable: ${(error as Error).message}`, 503);
     }
-    if (!response.ok) {
-      const text = await response.text();
+    if (answer.status < 200 || answer.status > 299) {
+      const text = answer.body.toString('utf8');
       let problem: { code?: string; detail?: string } = {};
       try {
         problem = JSON.parse(text) as typeof problem;
       } catch {
         problem = { detail: text };
       }
-      throw new SiteError(problem.code ?? `Http${response.status}`, problem.detail ?? `site ${this.site} answered ${response.status}`, response.status);
+      throw new SiteError(problem.code ?? `Http${answer.status}`, problem.detail ?? `site ${this.site} answered ${answer.status}`, answer.status);
     }
-    return response;
+    return answer.body;
   }
 
   private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
-    return (await (await this.call(method, path, body === undefined ? {} : { json: body })).json()) as T;
+    return JSON.parse((await this.call(method, path, body === undefined ? {} : { json: body })).toString('utf8')) as T;
   }
 
   private async done(method: string, path: string, body?: unknown): Promise<void> {
-    await (await this.call(method, path, body === undefined ? {} : { json: body })).arrayBuffer();
+    await this.call(method, path, body === undefined ? {} : { json: body });
   }
 
   inventory = () => this.json<Inventory>('GET', '/api/inventory');
@@ -84,8 +89,8 @@ export class SiteClient implements SiteProvider {
   powerOff = (name: string) => this.json<Vm>('POST', `/api/vms/${encodeURIComponent(name)}/power-off`);
 
   async shutdownGuest(name: string, timeoutMs: number): Promise<ShutdownOutcome> {
-    const response = await this.call('POST', `/api/vms/${encodeURIComponent(name)}/guest-shutdown`, { json: { timeoutMs }, timeoutMs: timeoutMs + 30_000 });
-    return ((await response.json()) as { outcome: ShutdownOutcome }).outcome;
+    const answer = await this.call('POST', `/api/vms/${encodeURIComponent(name)}/guest-shutdown`, { json: { timeoutMs }, timeoutMs: timeoutMs + 30_000 });
+    return (JSON.parse(answer.toString('utf8')) as { outcome: ShutdownOutcome }).outcome;
   }
 
   async guestHeartbeat(name: string): Promise<GuestHeartbeat> {
@@ -104,20 +109,18 @@ export class SiteClient implements SiteProvider {
     this.json<{ disk: VirtualDisk; journalSequence: number }>('PUT', `/api/disks/${encodeURIComponent(id)}/protection`, { protected: isProtected });
 
   async readDisk(diskId: string, offset: number, length: number): Promise<Buffer> {
-    const response = await this.call('GET', `/api/disks/${encodeURIComponent(diskId)}/data?offset=${offset}&length=${length}`);
-    return Buffer.from(await response.arrayBuffer());
+    return this.call('GET', `/api/disks/${encodeURIComponent(diskId)}/data?offset=${offset}&length=${length}`);
   }
 
   allocatedChunks = (diskId: string, chunkBytes: number) =>
     this.json<number[]>('GET', `/api/disks/${encodeURIComponent(diskId)}/allocated-chunks?chunkBytes=${chunkBytes}`);
 
   async writeDisk(diskId: string, offset: number, data: Buffer): Promise<void> {
-    await (await this.call('PUT', `/api/disks/${encodeURIComponent(diskId)}/data?offset=${offset}`, { binary: data })).arrayBuffer();
+    await this.call('PUT', `/api/disks/${encodeURIComponent(diskId)}/data?offset=${offset}`, { binary: data });
   }
 
   async readJournal({ afterSequence, vms, maxBytes, maxEntries }: ReadJournalOptions): Promise<JournalBatch> {
-    const response = await this.call('POST', '/api/journal/read', { json: { afterSequence, vms, maxBytes, maxEntries } });
-    return decodeJournalBatch(Buffer.from(await response.arrayBuffer()));
+    return decodeJournalBatch(await this.call('POST', '/api/journal/read', { json: { afterSequence, vms, maxBytes, maxEntries } }));
   }
 
   trimJournal = (upToSequence: number, vms?: string[]) => this.done('POST', '/api/journal/trim', { upToSequence, ...(vms ? { vms } : {}) });
