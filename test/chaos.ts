@@ -50,6 +50,8 @@ function suitesOf(testOutput: string): SuiteResult[] {
   const suites: SuiteResult[] = [];
   let diagnostics: string[] = [];
   for (const line of testOutput.split('\n')) {
+    // The reporter repeats each failed test unindented after the run: they are not suites, and their suites are already counted.
+    if (line.startsWith('✖ failing tests:')) break;
     const diagnostic = /^\s+ℹ (.*)$/.exec(line);
     if (diagnostic) diagnostics.push(diagnostic[1]);
     // A top-level suite's result: it ends the diagnostics of its tests.
