@@ -1,6 +1,7 @@
 import {
   allHandlersFinished,
   ApplicationFailure,
+  CancellationScope,
   ChildWorkflowFailure,
   condition,
   continueAsNew,
@@ -9,6 +10,7 @@ import {
   isCancellation,
   getExternalWorkflowHandle,
   ParentClosePolicy,
+  patched,
   setHandler,
   startChild,
   upsertSearchAttributes,
@@ -141,8 +143,15 @@ export function deskStartOptions(domain: string) {
  * operation as a child with a readable id (`<operation>/<domain>/<start time>`) and refuses a
  * second one while the first runs. The refusal happens in the update's validator, so it is
  * atomic with respect to every other request and leaves no trace in history.
+ *
+ * A cancel of the desk (a click in the Web UI) changes nothing: it must not cancel the operation
+ * it started, as the SDK would cancel a child started in a cancelled scope whatever its parent
+ * close policy, and a desk that ended would forget the operation that runs and let a second start
+ * beside it. An operation is cancelled by its own workflow id.
  */
 export async function domainOperations(state: DomainOperationsState): Promise<never> {
+  const outlivesACancel = patched('desk-outlives-a-cancel');
+  const shieldedFromCancel = <T>(fn: () => Promise<T>): Promise<T> => (outlivesACancel ? CancellationScope.nonCancellable(fn) : fn());
   upsertSearchAttributes([
     { key: DR_DOMAIN, value: state.domain },
     { key: DR_OPERATION, value: 'domain-operations' },
@@ -162,14 +171,16 @@ export async function domainOperations(state: DomainOperationsState): Promise<ne
     state[slot] = record;
     let child: ChildWorkflowHandle<OperationWorkflow>;
     try {
-      child = await startChild<OperationWorkflow>(OPERATION_WORKFLOW_TYPES[request.operation], {
-        workflowId,
-        args: [request.input],
-        // The operation must outlive this desk's continue-as-new and any termination of it.
-        parentClosePolicy: ParentClosePolicy.ABANDON,
-        staticSummary: request.summary,
-        ...(request.requestId ? { memo: { requestId: request.requestId } } : {}),
-      });
+      child = await shieldedFromCancel(() =>
+        startChild<OperationWorkflow>(OPERATION_WORKFLOW_TYPES[request.operation], {
+          workflowId,
+          args: [request.input],
+          // The operation must outlive this desk's continue-as-new and any termination of it.
+          parentClosePolicy: ParentClosePolicy.ABANDON,
+          staticSummary: request.summary,
+          ...(request.requestId ? { memo: { requestId: request.requestId } } : {}),
+        }),
+      );
     } catch (error) {
       state[slot] = undefined;
       throw error;
@@ -183,7 +194,7 @@ export async function domainOperations(state: DomainOperationsState): Promise<ne
   async function giveWay(drill: OperationRecord, to: string): Promise<string> {
     if (!drill.gaveWayTo) {
       drill.gaveWayTo = to;
-      await getExternalWorkflowHandle(drill.workflowId).cancel();
+      await shieldedFromCancel(() => getExternalWorkflowHandle(drill.workflowId).cancel());
     }
     return drill.workflowId;
   }
@@ -230,7 +241,7 @@ export async function domainOperations(state: DomainOperationsState): Promise<ne
   // A request accepted in this very workflow task has claimed its slot but not started its child
   // yet; continuing as new then would lose the request (its caller is told the workflow
   // completed) and carry a running record whose child never starts, refusing every later request.
-  await condition(() => runIsLong() && !state.running && !state.drill && allHandlersFinished());
+  await shieldedFromCancel(() => condition(() => runIsLong() && !state.running && !state.drill && allHandlersFinished()));
   return continueAsNew<typeof domainOperations>(state);
 
   /** A follow-up that cannot start (e.g. its workflow id is taken) is recorded as aborted; the desk goes on. */

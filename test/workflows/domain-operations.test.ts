@@ -30,6 +30,7 @@ import type { PowerOnPlanInput } from '../../workflows/power-on-plan';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { failoverInput, runbook, vmNames } from '../fixtures/workflow-runbooks';
 import { eventually } from '../harness/eventually';
+import { cancelsRequestedBy } from './operation-sweep';
 import { holdUntilCancelled } from '../harness/stub-sites';
 import { RECOVERY, requestOperation, startWorkflowEnv, type WorkflowEnv } from '../harness/workflow-env';
 import { domainOperationsWorkflowId } from '../../workflows/workflow-ids';
@@ -102,6 +103,43 @@ describe('domain operations desk on stub sites', () => {
       await operation.result();
     } finally {
       await desk.terminate('test finished').catch(() => undefined);
+      await t.closeDomain(domain);
+    }
+  });
+
+  it('a cancel of the desk cancels neither the operation it started nor the desk, which still refuses a second operation', async () => {
+    const domain = 'desk-cancelled';
+    t.sites.addDomain(domain, vmNames(domain));
+    t.sites.placeVms(RECOVERY, vmNames(domain));
+    let entered: () => void = () => undefined;
+    const reached = new Promise<void>((resolve) => (entered = resolve));
+    t.sites.intercept(domain, async (call, proceed) => {
+      if (call.name !== 'powerOnVm') return proceed();
+      entered();
+      return holdUntilCancelled();
+    });
+    try {
+      const running = await requestOperation(t, domain, powerOnRequest(domain));
+      await reached;
+      const desk = t.client.workflow.getHandle(domainOperationsWorkflowId(domain));
+      await desk.cancel();
+      // The desk has taken the cancel in (a workflow task after it) and answers queries.
+      await eventually('the desk processes the cancel', async () => {
+        const { events } = await desk.fetchHistory();
+        const at = (events ?? []).findIndex((e) => e.workflowExecutionCancelRequestedEventAttributes);
+        return at >= 0 && (events ?? []).slice(at).some((e) => e.workflowTaskCompletedEventAttributes) ? true : undefined;
+      });
+      assert.deepEqual(await cancelsRequestedBy(desk), []);
+      assert.equal((await desk.describe()).status.name, 'RUNNING');
+      assert.equal((await t.client.workflow.getHandle(running.workflowId).describe()).status.name, 'RUNNING');
+      assert.equal((await desk.query(domainOperationsQuery)).running?.workflowId, running.workflowId);
+      await assert.rejects(requestOperation(t, domain, powerOnRequest(domain)), (error: Error) => /is running for domain desk-cancelled/.test(`${error.message} ${String((error as { cause?: Error }).cause?.message)}`));
+
+      // The operation is cancelled by its own id, and the desk records it.
+      await t.client.workflow.getHandle(running.workflowId).cancel();
+      const state = await recorded(desk, running.workflowId);
+      assert.equal(state.recent[0].outcome, 'cancelled');
+    } finally {
       await t.closeDomain(domain);
     }
   });
