@@ -315,6 +315,7 @@ export function createDatapathActivities({ store, site, runbooks = new RunbookSt
           maxEntries: input.maxEntries ?? 2_000,
           maxBytes: input.maxBytes ?? 8 * 1024 * 1024,
           idlePollMs: 100,
+          idleWaitMs: 1_000,
           trimJournal: input.trimJournal ?? true,
           ...(input.throttle ? { throttle: input.throttle } : {}),
           ...(input.disks ? { disks: input.disks } : {}),

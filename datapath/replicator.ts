@@ -52,6 +52,12 @@ export interface ReplicateOptions {
   maxEntries: number;
   maxBytes: number;
   idlePollMs: number;
+  /**
+   * With it, a read finding nothing new asks the site to hold its answer this long for a write
+   * (`ReadJournalOptions.waitMs`); a site that answers at once is still polled every `idlePollMs`.
+   * Not during a disk sync, which works while the domain is idle.
+   */
+  idleWaitMs?: number;
   /** Acknowledges each stored segment to the site, which frees journal space once every domain sharing it has. */
   trimJournal: boolean;
   onSegment: (progress: ReplicationProgress) => void | Promise<void>;
@@ -112,11 +118,13 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicationP
   };
   while (!options.shouldStop(acknowledged)) {
     const readAt = now();
+    const waitMs = options.diskSync?.pending ? undefined : options.idleWaitMs;
     const batch = await options.source.readJournal({
       afterSequence: progress.cursor,
       vms: options.vms,
       maxEntries: options.maxEntries,
       maxBytes: options.maxBytes,
+      ...(waitMs ? { waitMs } : {}),
     });
     progress.backlogEntries = Math.max(0, batch.lastSequence - progress.cursor);
     if (batch.pendingBytes !== undefined) progress.lagBytes = batch.pendingBytes;
@@ -160,7 +168,8 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicationP
     }
     if (consumedTo === progress.cursor && !overtaken) {
       progress.lagMs = 0;
-      await new Promise((resolve) => setTimeout(resolve, options.idlePollMs));
+      // A site that held the read has idled for the wait already.
+      if (!waitMs || now() - readAt < waitMs) await new Promise((resolve) => setTimeout(resolve, options.idlePollMs));
       continue;
     }
     const entries = allowed ? batch.entries.filter((entry) => allowed.has(entry.diskId)) : batch.entries;

@@ -119,8 +119,9 @@ export class SiteClient implements SiteProvider {
     await this.call('PUT', `/api/disks/${encodeURIComponent(diskId)}/data?offset=${offset}`, { binary: data });
   }
 
-  async readJournal({ afterSequence, vms, maxBytes, maxEntries }: ReadJournalOptions): Promise<JournalBatch> {
-    return decodeJournalBatch(await this.call('POST', '/api/journal/read', { json: { afterSequence, vms, maxBytes, maxEntries } }));
+  async readJournal({ afterSequence, vms, maxBytes, maxEntries, waitMs }: ReadJournalOptions): Promise<JournalBatch> {
+    const timeoutMs = (waitMs ?? 0) + (this.options.timeoutMs ?? 30_000);
+    return decodeJournalBatch(await this.call('POST', '/api/journal/read', { json: { afterSequence, vms, maxBytes, maxEntries, waitMs }, timeoutMs }));
   }
 
   trimJournal = (upToSequence: number, vms?: string[]) => this.done('POST', '/api/journal/trim', { upToSequence, ...(vms ? { vms } : {}) });

@@ -120,6 +120,12 @@ export interface ReadJournalOptions {
   vms?: string[];
   maxBytes?: number;
   maxEntries?: number;
+  /**
+   * With nothing journaled after `afterSequence` for `vms`, the site may hold its answer up to this
+   * long until a write of theirs arrives (a long poll): an idle domain's replicator then asks about
+   * once per wait instead of ten times a second, and sees a write as soon as it is journaled.
+   */
+  waitMs?: number;
 }
 
 export interface SiteEvent {

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { Logger } from '../../common/logger';
 import { SiteError, siteError } from '../provider';
 import { encodeJournalBatch, JOURNAL_BATCH_CONTENT_TYPE } from '../wire';
-import type { SimulatedSite } from './site';
+import { MAX_JOURNAL_WAIT_MS, type SimulatedSite } from './site';
 
 export interface Faults {
   /** Added to every API call. */
@@ -55,6 +55,7 @@ const domainVms = z.array(name).max(20_000);
 const TrimBody = z.strictObject({ upToSequence: z.int().min(0), vms: domainVms.optional() });
 const JournalReadBody = z.strictObject({
   afterSequence: z.int().min(0).default(0),
+  waitMs: z.int().min(0).max(MAX_JOURNAL_WAIT_MS).default(0),
   vms: domainVms.optional(),
   maxBytes: z.int().min(1).default(8 * 1024 * 1024),
   maxEntries: z.int().min(1).default(10_000),

@@ -36,6 +36,13 @@ export interface SimulatedSiteOptions {
 const EVENTS_KEPT = 20_000;
 /** The largest chunk `allocatedChunks` scans by: it holds one in memory. */
 const MAX_CHUNK_BYTES = 64 * 1024 * 1024;
+/** The longest a journal read is held for a write (`ReadJournalOptions.waitMs`): a request must not outlast its client's patience. */
+export const MAX_JOURNAL_WAIT_MS = 10_000;
+
+interface JournalWaiter {
+  vms?: Set<string>;
+  wake: () => void;
+}
 
 /**
  * A small vCenter: inventory, VMs, power and guest heartbeats, appliances and disks holding real
@@ -57,6 +64,8 @@ export class SimulatedSite implements SiteProvider {
   private readonly capacity: Map<string, number>;
   /** Which VM holds each attached disk: every guest write and registration asks, and a scan of all VMs made a 10,000-VM site quadratic. */
   private readonly diskHolders = new Map<string, string>();
+  /** Journal reads held until a write of their VMs arrives (`ReadJournalOptions.waitMs`). */
+  private readonly journalWaiters = new Set<JournalWaiter>();
 
   constructor(private readonly options: SimulatedSiteOptions) {
     this.site = options.name;
@@ -84,6 +93,7 @@ export class SimulatedSite implements SiteProvider {
   }
 
   close(): void {
+    for (const waiter of this.journalWaiters) waiter.wake();
     this.disks.closeAll();
     this.journal.close();
     this.stateFile.close();
@@ -433,14 +443,38 @@ export class SimulatedSite implements SiteProvider {
     const timestamp = Date.now();
     let sequence = 0;
     if (disk.protected) {
-      sequence = this.journal.append(this.diskHolders.get(diskId) ?? '', diskId, offset, data, timestamp);
+      const holder = this.diskHolders.get(diskId) ?? '';
+      sequence = this.journal.append(holder, diskId, offset, data, timestamp);
+      for (const waiter of this.journalWaiters) if (!waiter.vms || waiter.vms.has(holder)) waiter.wake();
     }
     this.disks.write(disk.datastore, diskId, offset, data);
     return { sequence, timestamp };
   }
 
-  readJournal(options: ReadJournalOptions): Promise<JournalBatch> {
-    return Promise.resolve(this.journal.read(options));
+  async readJournal(options: ReadJournalOptions): Promise<JournalBatch> {
+    const deadline = Date.now() + Math.min(options.waitMs ?? 0, MAX_JOURNAL_WAIT_MS);
+    for (;;) {
+      const batch = this.journal.read(options);
+      const remaining = deadline - Date.now();
+      if (batch.entries.length > 0 || remaining <= 0) return batch;
+      await this.nextJournalWrite(options.vms, remaining);
+    }
+  }
+
+  /** Resolves at the next journaled write of one of `vms` (of any VM without them), or after `ms`. */
+  private nextJournalWrite(vms: string[] | undefined, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const waiter: JournalWaiter = {
+        vms: vms && new Set(vms),
+        wake: () => {
+          clearTimeout(timer);
+          this.journalWaiters.delete(waiter);
+          resolve();
+        },
+      };
+      const timer = setTimeout(waiter.wake, ms);
+      this.journalWaiters.add(waiter);
+    });
   }
 
   trimJournal(upToSequence: number, vms?: string[]): Promise<void> {

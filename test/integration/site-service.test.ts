@@ -141,6 +141,21 @@ describe('simulated site service over HTTP, as a real process', () => {
     assert.equal(recoveryJournal.lastSequence, 0, 'unprotected disks are not journaled');
   });
 
+  it('holds a journal read with a wait until a write of its VMs arrives; a write of another VM does not end it', async () => {
+    const client = primary.client;
+    const last = (await client.readJournal({ afterSequence: 0, maxEntries: 1 })).lastSequence;
+    const held = client.readJournal({ afterSequence: last, vms: ['app-1'], waitMs: 10_000 });
+    // Written while the read is held: the other VM's write first, which must not answer it.
+    await client.writeDisk('db-1-disk-1', 0, Buffer.alloc(512, 0x0d));
+    await client.writeDisk('app-1-disk-0', 0, Buffer.alloc(512, 0x0a));
+    const batch = await held;
+    assert.deepEqual(batch.entries.map((e) => [e.diskId, e.data[0]]), [['app-1-disk-0', 0x0a]]);
+    assert.equal(batch.lastSequence, last + 2);
+
+    const unheld = await client.readJournal({ afterSequence: batch.lastSequence, vms: ['app-1'], waitMs: 300 });
+    assert.deepEqual(unheld.entries, [], 'an idle journal answers empty once the wait is over');
+  });
+
   it('keeps VMs, power states, disks and the journal across a SIGKILL and restart', async () => {
     const before = { vms: await primary.client.listVms(), journal: await primary.client.readJournal({ afterSequence: 0 }), disk: await primary.client.readDisk('db-1-disk-1', 0, 64 * 1024) };
     await primary.process.kill();
@@ -174,6 +189,7 @@ describe('simulated site service over HTTP, as a real process', () => {
       assert.match(res.headers.get('content-type') ?? '', /problem\+json/);
     }
     assert.equal((await raw('POST', '/api/journal/read', '{"afterSequence": -1}')).status, 400);
+    assert.equal((await raw('POST', '/api/journal/read', '{"afterSequence": 0, "waitMs": 3600000}')).status, 400);
     assert.equal((await raw('PUT', '/api/disks/db-1-disk-1/data?offset=0', 'x', 'text/plain')).status, 400);
     assert.deepEqual(await primary.client.listVms(), vmsBefore);
     assert.equal((await primary.client.events()).length, eventsBefore);
