@@ -419,7 +419,9 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
         showDiskSync();
       }
       if (progress.throttled) await bitmapEpisode();
-      if (followsMembership) await followMembership();
+      // A stopping protection takes on no new members: the operation that stops it may be removing
+      // the domain's VMs here, and a member list recorded for a site the domain left would fail.
+      if (followsMembership && !(status.stopping && patched('stopping-protection-leaves-membership'))) await followMembership();
     }
   };
   const gcLoop = async () => {
