@@ -34,8 +34,11 @@ export interface FailoverRun {
   dir: string;
 }
 
-/** `domains` share their primary and recovery sites (the first one's); `label` names the run's folder. */
-export async function forcedFailoversAtOnce(stack: TestStack, domains: BenchDomain[], label: string): Promise<FailoverRun> {
+/**
+ * `domains` share their primary and recovery sites (the first one's); `label` names the run's
+ * folder; `workerEnv` is added to every worker process's environment (its DR_WORKER_* capacity).
+ */
+export async function forcedFailoversAtOnce(stack: TestStack, domains: BenchDomain[], label: string, workerEnv: NodeJS.ProcessEnv = {}): Promise<FailoverRun> {
   const client = stack.client;
   const store = new ObjectStore(stack.s3Client, stack.s3Settings);
   const { primary: primaryName, recovery: recoveryName } = domains[0];
@@ -49,7 +52,7 @@ export async function forcedFailoversAtOnce(stack: TestStack, domains: BenchDoma
   const workers = new TestWorkers(stack, sites.token);
   const protections: string[] = [];
   try {
-    setup.workersMs = (await timed(() => Promise.all([workers.orchestration(), workers.site(primary, primaryName), workers.site(recovery, recoveryName)]))).ms;
+    setup.workersMs = (await timed(() => Promise.all([workers.orchestration(workerEnv), workers.site(primary, primaryName, workerEnv), workers.site(recovery, recoveryName, workerEnv)]))).ms;
     // As domains are before their disaster: claimed (epoch 1) and replicating, each log with a segment
     // (a forced failover records where the fenced site's log ends).
     setup.protectionMs = (

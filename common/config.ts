@@ -56,6 +56,11 @@ export const EnvironmentSchema = z.object({
   /** A worker's liveness probe (worker/liveness.ts): off unless a port is given. */
   DR_WORKER_HEALTH_PORT: port.optional(),
   DR_WORKER_HEALTH_HOST: z.string().min(1).default('127.0.0.1'),
+
+  /** Worker capacity (worker/tuning.ts gives the defaults and why): unset, the measured defaults apply. */
+  DR_WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).optional(),
+  DR_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(2).optional(),
+  DR_WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).optional(),
 });
 
 export type Environment = z.output<typeof EnvironmentSchema>;
@@ -89,6 +94,14 @@ export interface Settings {
   s3: S3Settings;
   api: { host: string; port: number };
   workerHealth?: { host: string; port: number };
+  /** What the operator set of a worker's capacity; the rest comes from worker/tuning.ts. */
+  workerCapacity: WorkerCapacity;
+}
+
+export interface WorkerCapacity {
+  maxCachedWorkflows?: number;
+  maxConcurrentWorkflowTaskExecutions?: number;
+  maxConcurrentActivityTaskExecutions?: number;
 }
 
 /** Validates the environment; every problem is reported at once, each naming its variable. */
@@ -148,6 +161,11 @@ export function settingsFrom(e: Environment): Settings {
     },
     api: { host: e.DR_API_HOST, port: e.DR_API_PORT },
     ...(e.DR_WORKER_HEALTH_PORT ? { workerHealth: { host: e.DR_WORKER_HEALTH_HOST, port: e.DR_WORKER_HEALTH_PORT } } : {}),
+    workerCapacity: {
+      ...(e.DR_WORKER_MAX_CACHED_WORKFLOWS !== undefined ? { maxCachedWorkflows: e.DR_WORKER_MAX_CACHED_WORKFLOWS } : {}),
+      ...(e.DR_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS !== undefined ? { maxConcurrentWorkflowTaskExecutions: e.DR_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS } : {}),
+      ...(e.DR_WORKER_MAX_CONCURRENT_ACTIVITIES !== undefined ? { maxConcurrentActivityTaskExecutions: e.DR_WORKER_MAX_CONCURRENT_ACTIVITIES } : {}),
+    },
   };
 }
 

@@ -27,6 +27,7 @@ import { RunbookStore } from '../runbooks/store';
 import { serveLiveness } from './liveness';
 import { installRuntimeLogging } from './runtime';
 import { createSiteActivities } from './site-activities';
+import { workerCapacity } from './tuning';
 import { workflowCode } from './workflow-code';
 
 stopWhenOrphaned();
@@ -58,7 +59,7 @@ async function main(): Promise<void> {
       identity,
       taskQueue: ORCHESTRATION_TASK_QUEUE,
       ...workflowCode(),
-      maxCachedWorkflows: 500,
+      ...workerCapacity('orchestration', settings.workerCapacity),
       activities: { ...createScheduledDrillActivities({ client, runbooks, store: new ObjectStore(s3, settings.s3), log }), ...createRunbookPageActivities({ runbooks }) },
     });
   }
@@ -76,6 +77,7 @@ async function main(): Promise<void> {
       namespace: settings.temporal.namespace,
       identity,
       taskQueue: siteTaskQueue(site),
+      ...workerCapacity('site', settings.workerCapacity),
       activities: createSiteActivities({ site, s3, s3Settings: settings.s3, provider, secrets }),
     });
   }
@@ -103,13 +105,20 @@ async function main(): Promise<void> {
   }
 
   const liveness = settings.workerHealth && (await serveLiveness(settings.workerHealth, () => worker.getState(), log));
-  log.info({ taskQueue: worker.options.taskQueue, temporal: settings.temporal.address }, 'worker running');
+  const { maxCachedWorkflows, tuner } = worker.options;
+  const activitySlots = slotsOf(tuner.activityTaskSlotSupplier);
+  // A site's worker runs no workflows: its cache and workflow slots are unused.
+  const capacity = values.site ? { activitySlots } : { maxCachedWorkflows, workflowTaskSlots: slotsOf(tuner.workflowTaskSlotSupplier), activitySlots };
+  log.info({ taskQueue: worker.options.taskQueue, temporal: settings.temporal.address, capacity }, 'worker running');
   // run() returns after SIGINT/SIGTERM once in-flight tasks have finished.
   await worker.run();
   await liveness?.close();
   await connection.close();
   log.info('worker stopped');
 }
+
+/** A fixed-size slot supplier's size, as the worker was given it (worker/tuning.ts). */
+const slotsOf = (supplier: { type: string; numSlots?: number }) => (supplier.type === 'fixed-size' ? supplier.numSlots : supplier.type);
 
 main().catch((error: unknown) => {
   console.error(error instanceof OperatorError ? error.message : error);

@@ -1,0 +1,93 @@
+/**
+ * Worker capacity (issue 15, item 4): the defaults in worker/tuning.ts against the candidates
+ * below, each a DR_WORKER_* setting given to every worker process, on the run where capacity is
+ * tested hardest: BENCH_DOMAINS (50) domains of BENCH_VMS_EACH (20) VMs failing over at once, as
+ * bench/concurrent-domains.ts runs them. Each candidate's limit is the shipped defaults in the
+ * same run:
+ *
+ *   ratio = median time until the last failover ends with the candidate / median with the defaults
+ *
+ * over BENCH_RUNS (default 3) rounds, interleaved (defaults, candidate 1, candidate 2, defaults,
+ * ...), with min and max and each process's CPU seconds. Below 1 the candidate is faster.
+ */
+import os from 'node:os';
+import { startTestStack } from '../test/harness/stack';
+import { forcedFailoversAtOnce, type FailoverRun } from './failover-runs';
+import type { BenchDomain } from './large-domain';
+import { ourCpu, round2, spread } from './measure';
+import { reportBenchResults } from './results-file';
+
+const DOMAINS = Number(process.env.BENCH_DOMAINS ?? 50);
+const VMS_EACH = Number(process.env.BENCH_VMS_EACH ?? 20);
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+
+interface Candidate {
+  name: string;
+  env: NodeJS.ProcessEnv;
+}
+
+const SHIPPED: Candidate = { name: 'shipped defaults (worker/tuning.ts)', env: {} };
+/** Each changes one setting, so that a difference has one cause. */
+const CANDIDATES: Candidate[] = JSON.parse(
+  process.env.BENCH_WORKER_CANDIDATES ??
+    JSON.stringify([
+      { name: 'workflow cache of 2,000 (shipped: 500)', env: { DR_WORKER_MAX_CACHED_WORKFLOWS: '2000' } },
+      { name: '400 activity slots (shipped: 100)', env: { DR_WORKER_MAX_CONCURRENT_ACTIVITIES: '400' } },
+    ]),
+) as Candidate[];
+
+const domains = (label: string): BenchDomain[] =>
+  Array.from({ length: DOMAINS }, (_, d) => ({ domain: `${label}-${d}`, primary: 'site-a', recovery: 'site-b', vms: VMS_EACH, vmPrefix: `d${d}` }));
+
+function byProcess(runs: FailoverRun[]): Record<string, number> {
+  const names = [...new Set(runs.flatMap((r) => Object.keys(r.cpuSeconds)))];
+  return Object.fromEntries(names.map((name) => [name, spread(runs.map((r) => r.cpuSeconds[name] ?? 0)).median]));
+}
+
+async function main(): Promise<void> {
+  const stack = await startTestStack();
+  try {
+    const all = [SHIPPED, ...CANDIDATES];
+    const runs = new Map<Candidate, FailoverRun[]>(all.map((c) => [c, []]));
+    for (let round = 1; round <= RUNS; round++) {
+      for (const [index, candidate] of all.entries()) {
+        const run = await forcedFailoversAtOnce(stack, domains(`r${round}c${index}`), `round-${round}-candidate-${index}`, candidate.env);
+        runs.get(candidate)!.push(run);
+        console.log(`round ${round}: ${candidate.name}: ${run.wallMs} ms until the last of ${DOMAINS} failovers ended`);
+      }
+    }
+    const shippedMs = spread(runs.get(SHIPPED)!.map((r) => r.wallMs));
+    const results = {
+      setup: {
+        domains: DOMAINS,
+        vmsEach: VMS_EACH,
+        runs: RUNS,
+        order: 'interleaved: shipped, each candidate, shipped, ...',
+        failover: 'forced, the large-domain runbook without waits (bench/failover-runs.ts); the settings go to every worker process',
+        cores: os.cpus().length,
+      },
+      candidates: all.map((candidate) => {
+        const own = runs.get(candidate)!;
+        const wallMs = spread(own.map((r) => r.wallMs));
+        return {
+          name: candidate.name,
+          env: candidate.env,
+          wallMs,
+          toShippedRatio: round2(wallMs.median / shippedMs.median),
+          ratioPerRound: spread(own.map((r, i) => round2(r.wallMs / runs.get(SHIPPED)![i].wallMs))),
+          cpuSeconds: spread(own.map((r) => ourCpu(r.cpuSeconds))),
+          cpuSecondsByProcessMedian: byProcess(own),
+        };
+      }),
+    };
+    reportBenchResults('worker-options', results);
+    for (const c of results.candidates) console.log(`${c.name}: ${c.wallMs.median} ms (min ${c.wallMs.min}, max ${c.wallMs.max}), ${c.toShippedRatio}x the shipped defaults, CPU ${c.cpuSeconds.median} s`);
+  } finally {
+    await stack.stop();
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
