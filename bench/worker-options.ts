@@ -1,5 +1,5 @@
 /**
- * Worker capacity (issue 15, item 4): the defaults in worker/tuning.ts against the candidates
+ * Worker capacity (issue 15, item 4): the shipped defaults (worker/main.ts) against the candidates
  * below, each a DR_WORKER_* setting given to every worker process, on the run where capacity is
  * tested hardest: BENCH_DOMAINS (50) domains of BENCH_VMS_EACH (20) VMs failing over at once, as
  * bench/concurrent-domains.ts runs them. Each candidate's limit is the shipped defaults in the
@@ -26,12 +26,12 @@ interface Candidate {
   env: NodeJS.ProcessEnv;
 }
 
-const SHIPPED: Candidate = { name: 'shipped defaults (worker/tuning.ts)', env: {} };
+const SHIPPED: Candidate = { name: 'shipped defaults (worker/main.ts)', env: {} };
 /** Each changes one setting, so that a difference has one cause. */
 const CANDIDATES: Candidate[] = JSON.parse(
   process.env.BENCH_WORKER_CANDIDATES ??
     JSON.stringify([
-      { name: 'workflow cache of 2,000 (shipped: 500)', env: { DR_WORKER_MAX_CACHED_WORKFLOWS: '2000' } },
+      { name: 'workflow cache of 500 (shipped: sized from the heap)', env: { DR_WORKER_MAX_CACHED_WORKFLOWS: '500' } },
       { name: '400 activity slots (shipped: 100)', env: { DR_WORKER_MAX_CONCURRENT_ACTIVITIES: '400' } },
     ]),
 ) as Candidate[];

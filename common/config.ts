@@ -57,7 +57,7 @@ export const EnvironmentSchema = z.object({
   DR_WORKER_HEALTH_PORT: port.optional(),
   DR_WORKER_HEALTH_HOST: z.string().min(1).default('127.0.0.1'),
 
-  /** Worker capacity (worker/tuning.ts gives the defaults and why): unset, the measured defaults apply. */
+  /** Worker capacity: unset, the Temporal SDK's defaults, which bench/worker-options.ts measured (worker/main.ts says why). */
   DR_WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).optional(),
   DR_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(2).optional(),
   DR_WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).optional(),
@@ -94,7 +94,7 @@ export interface Settings {
   s3: S3Settings;
   api: { host: string; port: number };
   workerHealth?: { host: string; port: number };
-  /** What the operator set of a worker's capacity; the rest comes from worker/tuning.ts. */
+  /** What the operator set of a worker's capacity, as Temporal's worker options; the rest is the SDK's default. */
   workerCapacity: WorkerCapacity;
 }
 

@@ -27,10 +27,17 @@ import { RunbookStore } from '../runbooks/store';
 import { serveLiveness } from './liveness';
 import { installRuntimeLogging } from './runtime';
 import { createSiteActivities } from './site-activities';
-import { workerCapacity } from './tuning';
 import { workflowCode } from './workflow-code';
 
 stopWhenOrphaned();
+
+// Worker capacity is the SDK's unless the operator sets DR_WORKER_* (docs/deployment.md), and
+// measured, not guessed (bench/worker-options.ts: 50 domains failing over at once; the figures in
+// bench/results/worker-options.json). The orchestration worker's cache of 500 workflows, set
+// before, evicted some of the ~550 then open (desks, protections, failovers and their children):
+// 2,000 took 0.91x the time with 10% less CPU, and the SDK sizes its default from the heap (2,310
+// with Node's 4 GiB heap here). 400 activity slots instead of the SDK's 100 took 1.02x with more
+// CPU: on two cores the cores are the limit, not the slots.
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { orchestration: { type: 'boolean' }, site: { type: 'string' }, instance: { type: 'string' } } });
@@ -59,7 +66,7 @@ async function main(): Promise<void> {
       identity,
       taskQueue: ORCHESTRATION_TASK_QUEUE,
       ...workflowCode(),
-      ...workerCapacity('orchestration', settings.workerCapacity),
+      ...settings.workerCapacity,
       activities: { ...createScheduledDrillActivities({ client, runbooks, store: new ObjectStore(s3, settings.s3), log }), ...createRunbookPageActivities({ runbooks }) },
     });
   }
@@ -77,7 +84,7 @@ async function main(): Promise<void> {
       namespace: settings.temporal.namespace,
       identity,
       taskQueue: siteTaskQueue(site),
-      ...workerCapacity('site', settings.workerCapacity),
+      ...settings.workerCapacity,
       activities: createSiteActivities({ site, s3, s3Settings: settings.s3, provider, secrets }),
     });
   }
@@ -117,7 +124,7 @@ async function main(): Promise<void> {
   log.info('worker stopped');
 }
 
-/** A fixed-size slot supplier's size, as the worker was given it (worker/tuning.ts). */
+/** A fixed-size slot supplier's size: the operator's DR_WORKER_* setting or the SDK's default. */
 const slotsOf = (supplier: { type: string; numSlots?: number }) => (supplier.type === 'fixed-size' ? supplier.numSlots : supplier.type);
 
 main().catch((error: unknown) => {
