@@ -42,6 +42,12 @@ export interface ProtectInput {
   gcEveryRuns?: number;
   /** How long protection waits before trying again while the object store refuses the site worker's credentials; default 30 s. */
   accessRetryMs?: number;
+  /**
+   * In log mode the domain's VMs at the site are looked at after every this many replicator runs;
+   * default 3: every 30 s at the default run length. A look lists the site, and every protected
+   * domain looks: after every run, 100 domains made 10 listings a second of steady load.
+   */
+  membershipEveryRuns?: number;
   /** Replicator runs per workflow execution before continue-as-new (history stays bounded). */
   runsPerExecution?: number;
   /**
@@ -376,8 +382,8 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
   // Between replicator runs, so that no run logs a disk the manifest has just dropped, and a new
   // disk is in the manifest before the run that logs it. Only in log mode: an initial sync copies
   // the disks its manifest listed, a bitmap episode the regions of its own.
-  const followMembership = async () => {
-    if (status.mode === 'log') {
+  const followMembership = async (look: boolean) => {
+    if (look && status.mode === 'log') {
       // A change of members writes the manifest: refused credentials are waited out there too.
       const refresh = () => refreshMembership();
       const change = patched('protection-membership-waits-out-refusals') ? await admitted(refresh) : await refresh();
@@ -391,6 +397,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
   };
 
   const replicatorLoop = async () => {
+    const membershipEvery = patched('membership-every-few-runs') ? Math.max(1, input.membershipEveryRuns ?? 3) : 1;
     while (!executionDone()) {
       describe();
       const replicateInput = {
@@ -421,7 +428,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
       if (progress.throttled) await bitmapEpisode();
       // A stopping protection takes on no new members: the operation that stops it may be removing
       // the domain's VMs here, and a member list recorded for a site the domain left would fail.
-      if (followsMembership && !(status.stopping && patched('stopping-protection-leaves-membership'))) await followMembership();
+      if (followsMembership && !(status.stopping && patched('stopping-protection-leaves-membership'))) await followMembership(runs % membershipEvery === 0);
     }
   };
   const gcLoop = async () => {
