@@ -33,11 +33,11 @@ stopWhenOrphaned();
 
 // Worker capacity is the SDK's unless the operator sets DR_WORKER_* (docs/deployment.md), and
 // measured, not guessed (bench/worker-options.ts: 50 domains failing over at once; the figures in
-// bench/results/worker-options.json). The orchestration worker's cache of 500 workflows, set
-// before, evicted some of the ~550 then open (desks, protections, failovers and their children):
-// 2,000 took 0.91x the time with 10% less CPU, and the SDK sizes its default from the heap (2,310
-// with Node's 4 GiB heap here). 400 activity slots instead of the SDK's 100 took 1.02x with more
-// CPU: on two cores the cores are the limit, not the slots.
+// bench/results/worker-options.json). A workflow cache of 2,000 instead of the 500 set before took
+// 0.91x the time with 10% less CPU (two rounds of three faster), with several hundred workflows
+// open at once; the SDK sizes its default from the heap (2,310 with Node's 4 GiB heap here), so
+// that default is kept. 400 activity slots instead of the SDK's 100 took 1.02x with more CPU: on
+// two cores the cores are the limit, not the slots.
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { orchestration: { type: 'boolean' }, site: { type: 'string' }, instance: { type: 'string' } } });
