@@ -3,11 +3,12 @@
  * (the rehydration benchmark, and the test that rehydrates more than the heap limit): `rehydrate`
  * rebuilds a domain's disks into sparse files with positioned writes (as a site's datastore
  * holds them), `raw-get` fetches the objects it would read as fast as the store serves them
- * (the benchmark's limit). Configured by the JSON in REHYDRATION_PROCESS_CONFIG; prints one JSON
+ * (the benchmark's limit). Configured by the JSON file REHYDRATION_PROCESS_CONFIG names; prints one JSON
  * line. Start it with `runRehydrationProcess`.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
@@ -132,13 +133,20 @@ async function run(config: RunConfig): Promise<RunResult> {
 
 /** Runs `config` in a new Node process with `nodeOptions` (such as a heap limit) and returns what it printed. */
 export function runRehydrationProcess(config: RunConfig, nodeOptions: string[] = []): RunResult {
-  const child = spawnSync(process.execPath, [...nodeOptions, '--import', 'tsx', __filename], { env: { ...process.env, REHYDRATION_PROCESS_CONFIG: JSON.stringify(config) }, encoding: 'utf8' });
-  if (child.status !== 0) throw new Error(`${config.mode} process failed (${child.status ?? child.signal}): ${child.stderr}`);
-  return JSON.parse(child.stdout.trim().split('\n').at(-1)!) as RunResult;
+  // In a file, not the environment: the object keys of an 8 GiB domain pass the kernel's 128 KiB limit for one variable.
+  const configFile = path.join(mkdtempSync(path.join(tmpdir(), 'rehydration-process-')), 'config.json');
+  writeFileSync(configFile, JSON.stringify(config));
+  try {
+    const child = spawnSync(process.execPath, [...nodeOptions, '--import', 'tsx', __filename], { env: { ...process.env, REHYDRATION_PROCESS_CONFIG: configFile }, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    if (child.status !== 0) throw new Error(`${config.mode} process failed (${child.status ?? child.signal ?? child.error?.message}): ${child.stderr}`);
+    return JSON.parse(child.stdout.trim().split('\n').at(-1)!) as RunResult;
+  } finally {
+    rmSync(path.dirname(configFile), { recursive: true, force: true });
+  }
 }
 
 if (process.env.REHYDRATION_PROCESS_CONFIG) {
-  run(JSON.parse(process.env.REHYDRATION_PROCESS_CONFIG) as RunConfig).then(
+  run(JSON.parse(readFileSync(process.env.REHYDRATION_PROCESS_CONFIG, 'utf8')) as RunConfig).then(
     (result) => console.log(JSON.stringify(result)),
     (error: unknown) => {
       console.error(error);
