@@ -43,6 +43,20 @@ describe('configuration from the environment', () => {
     );
   });
 
+  it('takes a worker\'s capacity from DR_WORKER_*, leaving what is unset to the SDK, and names a bad value', () => {
+    assert.deepEqual(loadSettings({}).workerCapacity, {});
+    assert.deepEqual(loadSettings({ DR_WORKER_MAX_CACHED_WORKFLOWS: '2000', DR_WORKER_MAX_CONCURRENT_ACTIVITIES: '50' }).workerCapacity, {
+      maxCachedWorkflows: 2000,
+      maxConcurrentActivityTaskExecutions: 50,
+    });
+    assert.throws(() => loadSettings({ DR_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: '1', DR_WORKER_MAX_CONCURRENT_ACTIVITIES: 'many' }), (e: unknown) => {
+      assert.ok(e instanceof OperatorError);
+      assert.match(e.message, /DR_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: .*got "1"/);
+      assert.match(e.message, /DR_WORKER_MAX_CONCURRENT_ACTIVITIES: .*got "many"/);
+      return true;
+    });
+  });
+
   it('refuses half-configured credentials', () => {
     assert.throws(() => loadSettings({ S3_ACCESS_KEY_ID: 'AKIA' }), /S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set together/);
     assert.throws(() => loadSettings({ TEMPORAL_API_KEY: 'k' }), /need TEMPORAL_ADDRESS/);
