@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { DomainKeys, trailingNumber } from './keys';
 import type { ObjectStore } from './object-store';
 import { handoffSchema, ownershipSchema, parseRecord, RECORD_FORMAT_VERSION, type HandoffRecord, type OwnershipRecord } from './records';
@@ -63,7 +64,8 @@ export class Ownership {
 
   /**
    * Claims epoch `fromEpoch + 1` for `site` (fromEpoch defaults to the current one). Of any number
-   * of racing claimers exactly one creates the object; the others learn who did. A won takeover
+   * of racing claimers exactly one creates the object; the others learn who did. A claimer whose
+   * own put went through but whose answer was lost (the retried put finds the object) still wins. A won takeover
    * seals where the previous epoch's log ends, so later puts of the fenced writer are never read.
    */
   async claim(site: string, options: { fromEpoch?: number; handoffSegment?: number | null } = {}): Promise<ClaimResult> {
@@ -75,11 +77,14 @@ export class Ownership {
       site,
       claimedAt: this.now(),
       kind: fromEpoch === 0 ? 'initial' : options.handoffSegment !== undefined ? 'handover' : 'takeover',
+      claimId: randomUUID(),
     };
-    const won = await this.store.createIfAbsent(this.keys.ownership(epoch), JSON.stringify(record), 'application/json');
-    if (!won) return { won, epoch, owner: await this.read(epoch) };
+    if (!(await this.store.createIfAbsent(this.keys.ownership(epoch), JSON.stringify(record), 'application/json'))) {
+      const owner = await this.read(epoch);
+      if (owner.claimId !== record.claimId) return { won: false, epoch, owner };
+    }
     if (fromEpoch > 0) await this.sealHandoff(epoch, options.handoffSegment);
-    return { won, epoch, owner: record };
+    return { won: true, epoch, owner: record };
   }
 
   /** Planned handover: the owner of `epoch` stopped writing after `lastSegment` and passes the domain to `nextSite`. */

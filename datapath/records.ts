@@ -57,6 +57,12 @@ export const ownershipSchema = z.object({
   site: z.string(),
   claimedAt: z.number().int(),
   kind: z.enum(['initial', 'takeover', 'handover']),
+  /**
+   * Random per claim: a claimer whose create was answered "already exists" (its first put went
+   * through, the answer was lost, the retried put found the object) knows the object as its own.
+   * Absent in records written before it.
+   */
+  claimId: z.string().optional(),
 });
 export type OwnershipRecord = z.infer<typeof ownershipSchema>;
 
