@@ -90,7 +90,11 @@ export class TokenStore {
   async issue(name: string, role: Principal['role'], createdBy: string): Promise<{ record: TokenRecord; token: string } | undefined> {
     const token = generateToken();
     const record: TokenRecord = { name, role, sha256: hashToken(token), createdAt: new Date().toISOString(), createdBy };
-    if (!(await this.store.createIfAbsent(this.nameKey(name), JSON.stringify(record), 'application/json'))) return undefined;
+    if (!(await this.store.createIfAbsent(this.nameKey(name), JSON.stringify(record), 'application/json'))) {
+      // Refused as existing: by another's token of that name, or by our own first put whose answer was lost.
+      const existing = await this.read(this.nameKey(name), TokenRecord);
+      if (existing?.sha256 !== record.sha256) return undefined;
+    }
     await this.admit(record);
     return { record, token };
   }
