@@ -12,7 +12,7 @@
  */
 import os from 'node:os';
 import { startTestStack } from '../test/harness/stack';
-import { forcedFailoversAtOnce, type FailoverRun } from './failover-runs';
+import { cpuSecondsByProcess, forcedFailoversAtOnce, type FailoverRun } from './failover-runs';
 import type { BenchDomain } from './large-domain';
 import { ourCpu, round2, spread, stepMedians } from './measure';
 import { reportBenchResults } from './results-file';
@@ -29,12 +29,6 @@ const together = (run: number): BenchDomain[] =>
 
 /** Each failover's own time, from its declaration to its end as its report gives it: how evenly the workers served them. */
 const failoverSeconds = (run: FailoverRun) => spread(run.failovers.map((f) => round2((f.report.rtoMs ?? 0) / 1000)));
-
-/** Each process's CPU seconds over the runs (median, min, max): where the extra work of many domains goes. */
-function byProcess(runs: FailoverRun[]): Record<string, ReturnType<typeof spread>> {
-  const names = [...new Set(runs.flatMap((r) => Object.keys(r.cpuSeconds)))];
-  return Object.fromEntries(names.map((name) => [name, spread(runs.map((r) => r.cpuSeconds[name] ?? 0))]));
-}
 
 async function main(): Promise<void> {
   const stack = await startTestStack();
@@ -65,7 +59,7 @@ async function main(): Promise<void> {
       togetherToAloneRatio: ratio,
       ratioPerPair: spread(concurrent.map((r, i) => round2(r.wallMs / alone[i].wallMs))),
       cpuSeconds: { alone: spread(alone.map((r) => ourCpu(r.cpuSeconds))), together: spread(concurrent.map((r) => ourCpu(r.cpuSeconds))) },
-      cpuSecondsByProcess: { alone: byProcess(alone), together: byProcess(concurrent) },
+      cpuSecondsByProcess: { alone: cpuSecondsByProcess(alone), together: cpuSecondsByProcess(concurrent) },
       togetherEachFailoverSeconds: concurrent.map(failoverSeconds),
       aloneSteps: stepMedians(alone.map((r) => ({ steps: r.failovers[0].report.steps }))),
       succeeded: { alone: alone.length, together: concurrent.reduce((n, r) => n + r.failovers.length, 0) },

@@ -18,7 +18,7 @@ import type { OperationReport } from '../workflows/operation-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../workflows/task-queues';
 import { protectionWorkflowId } from '../workflows/workflow-ids';
 import { benchRunbook, protectUntilReplicating, siteDefinitions, type BenchDomain } from './large-domain';
-import { cpuDuring, cpuSnapshot, timed, waitFor, waitForQuietMachine } from './measure';
+import { cpuDuring, cpuSnapshot, spread, timed, waitFor, waitForQuietMachine } from './measure';
 
 /** Protections started at once while a run is set up: each runs an initial sync on the same two cores. */
 const PROTECTIONS_AT_ONCE = 10;
@@ -99,4 +99,10 @@ export async function forcedFailoversAtOnce(stack: TestStack, domains: BenchDoma
     await workers.stopAll();
     await Promise.all([primary.process.stop(), recovery.process.stop()]);
   }
+}
+
+/** Each process's CPU seconds over the runs (median, min, max): where the extra work goes. */
+export function cpuSecondsByProcess(runs: FailoverRun[]): Record<string, ReturnType<typeof spread>> {
+  const names = [...new Set(runs.flatMap((r) => Object.keys(r.cpuSeconds)))];
+  return Object.fromEntries(names.map((name) => [name, spread(runs.map((r) => r.cpuSeconds[name] ?? 0))]));
 }

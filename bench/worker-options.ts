@@ -12,7 +12,7 @@
  */
 import os from 'node:os';
 import { startTestStack } from '../test/harness/stack';
-import { forcedFailoversAtOnce, type FailoverRun } from './failover-runs';
+import { cpuSecondsByProcess, forcedFailoversAtOnce, type FailoverRun } from './failover-runs';
 import type { BenchDomain } from './large-domain';
 import { ourCpu, round2, spread } from './measure';
 import { reportBenchResults } from './results-file';
@@ -38,11 +38,6 @@ const CANDIDATES: Candidate[] = JSON.parse(
 
 const domains = (label: string): BenchDomain[] =>
   Array.from({ length: DOMAINS }, (_, d) => ({ domain: `${label}-${d}`, primary: 'site-a', recovery: 'site-b', vms: VMS_EACH, vmPrefix: `d${d}` }));
-
-function byProcess(runs: FailoverRun[]): Record<string, number> {
-  const names = [...new Set(runs.flatMap((r) => Object.keys(r.cpuSeconds)))];
-  return Object.fromEntries(names.map((name) => [name, spread(runs.map((r) => r.cpuSeconds[name] ?? 0)).median]));
-}
 
 async function main(): Promise<void> {
   const stack = await startTestStack();
@@ -76,7 +71,7 @@ async function main(): Promise<void> {
           toShippedRatio: round2(wallMs.median / shippedMs.median),
           ratioPerRound: spread(own.map((r, i) => round2(r.wallMs / runs.get(SHIPPED)![i].wallMs))),
           cpuSeconds: spread(own.map((r) => ourCpu(r.cpuSeconds))),
-          cpuSecondsByProcessMedian: byProcess(own),
+          cpuSecondsByProcess: cpuSecondsByProcess(own),
         };
       }),
     };

@@ -65,7 +65,8 @@ export class Ownership {
   /**
    * Claims epoch `fromEpoch + 1` for `site` (fromEpoch defaults to the current one). Of any number
    * of racing claimers exactly one creates the object; the others learn who did. A claimer whose
-   * own put went through but whose answer was lost (the retried put finds the object) still wins. A won takeover
+   * own put went through but whose answer was lost (the retried put finds the object) still
+   * wins: the object carries its claimId. A won takeover
    * seals where the previous epoch's log ends, so later puts of the fenced writer are never read.
    */
   async claim(site: string, options: { fromEpoch?: number; handoffSegment?: number | null } = {}): Promise<ClaimResult> {
