@@ -37,6 +37,8 @@ export interface TestStack {
 export interface TestStackOptions {
   /** Keep the data folder after stop (for debugging a failure); also DR_KEEP_TEST_DATA=1. */
   keepData?: boolean;
+  /** The Temporal server's SQLite pragmas, if not the product's (bench/temporal-sqlite.ts compares). */
+  temporalSqlitePragmas?: readonly string[];
 }
 
 let runtimeInstalled = false;
@@ -58,7 +60,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   // 1.1 s: a stack per test file made that minutes of every CI run. Kept data is stopped politely.
   const ending = (server: ChildHandle) => (keepData ? server.stop() : server.kill());
   try {
-    const { temporal, s3, temporalOptions } = await startServers(dir);
+    const { temporal, s3, temporalOptions } = await startServers(dir, options.temporalSqlitePragmas);
     let temporalProcess = temporal.process;
     cleanups.push(() => ending(temporalProcess), () => ending(s3.process));
     const connection = await Connection.connect({ address: temporal.address });
@@ -93,7 +95,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
  * server started by a parallel test file can take one in between, and a loaded machine can be
  * slow to start SeaweedFS: a failed attempt stops whatever it started and tries new ports.
  */
-async function startServers(dir: string, attempts = 3) {
+async function startServers(dir: string, sqlitePragmas: readonly string[] | undefined, attempts = 3) {
   const failures: string[] = [];
   for (let attempt = 1; attempt <= attempts; attempt++) {
     const at = path.join(dir, `attempt-${attempt}`);
@@ -106,7 +108,7 @@ async function startServers(dir: string, attempts = 3) {
       freePortWithGrpcCompanion(),
     ]);
     mkdirSync(at, { recursive: true });
-    const temporalOptions = { port: temporalPort, dbFile: path.join(at, 'temporal.db'), namespace: 'default', logFile: path.join(at, 'temporal.log') };
+    const temporalOptions = { port: temporalPort, dbFile: path.join(at, 'temporal.db'), namespace: 'default', logFile: path.join(at, 'temporal.log'), ...(sqlitePragmas ? { sqlitePragmas } : {}) };
     const [temporal, s3] = await Promise.allSettled([
       startTemporalDevServer(temporalOptions),
       startSeaweedFs({
