@@ -187,6 +187,8 @@ async function main(): Promise<void> {
         rehydrationToRawGetRatio: summary(rehydration.map((r, i) => rawGet[i].seconds / r.seconds)),
         peakRssMiB: summary(rehydration.map((r) => r.maxRssMiB)),
         rawGetPeakRssMiB: summary(rawGet.map((r) => r.maxRssMiB)),
+        // Where the RSS went: the JS heap, or buffers outside it (peaks of process.memoryUsage(), sampled).
+        memoryPeaksMiB: { rehydration: rehydration.map((r) => r.memoryPeaksMiB), rawGet: rawGet.map((r) => r.memoryPeaksMiB) },
         verifiedMiB: round2(rehydration[0].bytes / MiB),
         busySecondsOfLastRun: Object.fromEntries(Object.entries(rehydration.at(-1)!.stages!).map(([k, v]) => [k, round2(v)])),
         cpuPerStageAlone: stages,

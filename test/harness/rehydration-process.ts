@@ -38,6 +38,8 @@ export interface RunResult {
   seconds: number;
   bytes: number;
   maxRssMiB: number;
+  /** The highest of each of `process.memoryUsage()`'s figures, sampled every 200 ms: where the RSS went (the JS heap, or buffers outside it). */
+  memoryPeaksMiB: { heapUsed: number; external: number; arrayBuffers: number; rss: number };
   /** rehydrate: busy time of each kind of call, summed over concurrent calls. */
   stages?: Record<string, number>;
 }
@@ -105,7 +107,23 @@ class TimedStore extends ObjectStore {
   }
 }
 
+/** Samples `process.memoryUsage()` until stopped; returns the highest of each figure, in MiB. */
+function sampleMemory(): () => RunResult['memoryPeaksMiB'] {
+  const peaks = { heapUsed: 0, external: 0, arrayBuffers: 0, rss: 0 };
+  const sample = () => {
+    const usage = process.memoryUsage();
+    for (const key of Object.keys(peaks) as Array<keyof typeof peaks>) peaks[key] = Math.max(peaks[key], usage[key]);
+  };
+  const timer = setInterval(sample, 200);
+  return () => {
+    clearInterval(timer);
+    sample();
+    return Object.fromEntries(Object.entries(peaks).map(([key, bytes]) => [key, Math.round(bytes / 2 ** 20)])) as RunResult['memoryPeaksMiB'];
+  };
+}
+
 async function run(config: RunConfig): Promise<RunResult> {
+  const memoryPeaks = sampleMemory();
   const client = createS3Client(config.s3);
   const started = performance.now();
   const elapsed = () => (performance.now() - started) / 1000;
@@ -115,7 +133,7 @@ async function run(config: RunConfig): Promise<RunResult> {
       const result = await client.send(new GetObjectCommand({ Bucket: config.s3.bucket, Key: key }));
       bytes += (await result.Body!.transformToByteArray()).length;
     });
-    return { seconds: elapsed(), bytes, maxRssMiB: maxRssMiB() };
+    return { seconds: elapsed(), bytes, maxRssMiB: maxRssMiB(), memoryPeaksMiB: memoryPeaks() };
   }
   mkdirSync(config.dir, { recursive: true });
   const target = new FileDisks(config.dir);
@@ -124,7 +142,7 @@ async function run(config: RunConfig): Promise<RunResult> {
     const result = await rehydrate({ store, ownership: new Ownership(store, config.domain), target, disks: config.disks, datastore: 'bench', upTo: { kind: 'latest' }, readConcurrency: config.parallel, writeConcurrency: config.parallel });
     const seconds = elapsed();
     const verified = result.disks.reduce((sum, d) => sum + d.verifiedBytes, 0);
-    return { seconds, bytes: verified, maxRssMiB: maxRssMiB(), stages: { getBusy: store.busySeconds, diskWriteBusy: target.busySeconds.write, readBackBusy: target.busySeconds.readBack } };
+    return { seconds, bytes: verified, maxRssMiB: maxRssMiB(), memoryPeaksMiB: memoryPeaks(), stages: { getBusy: store.busySeconds, diskWriteBusy: target.busySeconds.write, readBackBusy: target.busySeconds.readBack } };
   } finally {
     await target.close();
     if (!config.keepFiles) rmSync(config.dir, { recursive: true, force: true });
