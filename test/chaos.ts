@@ -2,7 +2,8 @@
  * `npm run chaos [-- <scenario> ...]`: the fault scenarios at their full size (DR_CHAOS=1: 20
  * failovers, 10 of every other operation with workers and the Temporal server SIGKILLed at random
  * moments, the API's load and fuzz test at 60 s of 200 clients and 10,000 bad requests per route
- * (its figures in bench/results/api-load.json), 5,000 malformed runbooks through the runbooks API,
+ * (its figures in bench/results/api-load.json), 5,000 malformed runbooks through the runbooks API
+ * and 5,000 through the validator (3,000 damaged ones against the JSON Schema),
  * a forced failover of 10,000 VMs (1,200 in npm test), and the fault tests at the sizes docs/reliability.md
  * names), each against servers of its
  * own that the test harness starts. `npm test` runs them smaller. A scenario is a test file's name or
@@ -16,7 +17,7 @@ import path from 'node:path';
 import { writeBenchResults } from '../bench/results-file';
 
 /** The test files that make up the chaos scenarios when none is named. */
-const EVERY_SCENARIO = ['-crash.test.ts', 's3-faults.test.ts', 'protection-soak.test.ts', 'api-load-fuzz.test.ts', 'runbook-api.test.ts', 'large-domain-failover.test.ts'];
+const EVERY_SCENARIO = ['-crash.test.ts', 's3-faults.test.ts', 'protection-soak.test.ts', 'api-load-fuzz.test.ts', 'runbook-api.test.ts', 'runbook-fuzz.test.ts', 'runbook-schema.test.ts', 'large-domain-failover.test.ts'];
 /** A full-size crash test makes 20 runs with kills between them: far longer than npm test's limit per test. */
 const FULL_SIZE_TEST_LIMIT_MS = 40 * 60_000;
 

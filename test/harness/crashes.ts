@@ -11,9 +11,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
  * How many runs a crash test makes: `full` under `npm run chaos` (DR_CHAOS=1, whose results are
  * committed in bench/results/chaos.json), half of it in `npm test`, so that CI stays within its time.
- * Not for the failback and continuous failback crash tests: what they check (kills landing inside
- * activities, every worker killed twice) needs what ten runs take. The continuous failover test
- * waits for continue-as-new under kills whatever its size.
+ * What the tests check of the kills holds at either size: a failback is killed at points of its own
+ * history, and the continuous failback test tops up its kills until every worker died twice.
  */
 export function crashRuns(full: number): number {
   return atChaosSize(full, Math.ceil(full / 2));

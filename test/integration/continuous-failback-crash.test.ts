@@ -13,12 +13,12 @@ import type { OperationReport } from '../../workflows/operation-messages';
 import { executeUpdateSurely } from '../../requests/update-retry';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { domainVms, failoverSiteDefinitions, waitFor } from '../fixtures/failover-domains';
-import { allContinuedAsNew, crashUntil, failedRuns, inRandomRounds } from '../harness/crashes';
+import { allContinuedAsNew, crashRuns, crashUntil, failedRuns, inRandomRounds } from '../harness/crashes';
 import { assertBackAtPrimary, disksAtSite, disksOfVms, protectAndFailOver } from '../harness/failback';
 import { admin, testSiteDefinitions } from '../harness/sites';
 import { useTestbed } from '../harness/testbed';
 
-const RUNS = 10;
+const RUNS = crashRuns(10);
 const FOLLOWING = 'Continuous Failback in Progress';
 /** Every worker process: the orchestration, the primary's (the follower, the RocVA, the originals) and the recovery site's (its protection, the shutdown, the drain). */
 const WORKERS = ['orchestration', 'site primary', 'site recovery'];

@@ -16,12 +16,12 @@ import { protectStatusQuery } from '../../workflows/protect';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { powerOnGroupWorkflowId, protectionWorkflowId } from '../../workflows/workflow-ids';
 import { domainVms, failoverSiteDefinitions, waitFor } from '../fixtures/failover-domains';
-import { atRandomHistoryPoints, crashUntil, failedRuns, inRandomRounds } from '../harness/crashes';
+import { atRandomHistoryPoints, crashRuns, crashUntil, failedRuns, inRandomRounds } from '../harness/crashes';
 import { assertBackAtPrimary, disksAtSite, disksOfVms, protectAndFailOver } from '../harness/failback';
 import { admin, testSiteDefinitions } from '../harness/sites';
 import { useTestbed } from '../harness/testbed';
 
-const RUNS = 10;
+const RUNS = crashRuns(10);
 /** One VM with one disk per domain, large enough that rehydrations take a while for kills to land in. */
 const DISK_MIB = 4;
 const PRIMARY_LATENCY_MS = 100;
