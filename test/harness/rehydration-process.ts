@@ -114,7 +114,8 @@ function sampleMemory(): () => RunResult['memoryPeaksMiB'] {
     const usage = process.memoryUsage();
     for (const key of Object.keys(peaks) as Array<keyof typeof peaks>) peaks[key] = Math.max(peaks[key], usage[key]);
   };
-  const timer = setInterval(sample, 200);
+  // Never what keeps the process alive: a run that throws exits without stopping it.
+  const timer = setInterval(sample, 200).unref();
   return () => {
     clearInterval(timer);
     sample();
