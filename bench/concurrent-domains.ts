@@ -13,7 +13,7 @@
 import os from 'node:os';
 import { startTestStack } from '../test/harness/stack';
 import { cpuSecondsByProcess, forcedFailoversAtOnce, type FailoverRun } from './failover-runs';
-import type { BenchDomain } from './large-domain';
+import { smallDomains, type BenchDomain } from './large-domain';
 import { ourCpu, round2, spread, stepMedians } from './measure';
 import { reportBenchResults } from './results-file';
 
@@ -24,8 +24,7 @@ const PRIMARY = 'site-a';
 const RECOVERY = 'site-b';
 
 const lone = (run: number): BenchDomain[] => [{ domain: `alone-${run}`, primary: PRIMARY, recovery: RECOVERY, vms: DOMAINS * VMS_EACH }];
-const together = (run: number): BenchDomain[] =>
-  Array.from({ length: DOMAINS }, (_, d) => ({ domain: `together-${run}-${d}`, primary: PRIMARY, recovery: RECOVERY, vms: VMS_EACH, vmPrefix: `d${d}` }));
+const together = (run: number) => smallDomains(`together-${run}`, DOMAINS, VMS_EACH);
 
 /** Each failover's own time, from its declaration to its end as its report gives it: how evenly the workers served them. */
 const failoverSeconds = (run: FailoverRun) => spread(run.failovers.map((f) => round2((f.report.rtoMs ?? 0) / 1000)));

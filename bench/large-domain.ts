@@ -29,6 +29,10 @@ export interface BenchDomain {
   vmPrefix?: string;
 }
 
+/** `count` domains `<label>-<n>` of `vmsEach` VMs each, from site-a to site-b, their VMs named apart: many small domains on one pair of sites. */
+export const smallDomains = (label: string, count: number, vmsEach: number): BenchDomain[] =>
+  Array.from({ length: count }, (_, d) => ({ domain: `${label}-${d}`, primary: 'site-a', recovery: 'site-b', vms: vmsEach, vmPrefix: `d${d}` }));
+
 type SiteInput = Omit<SiteDefinition, 'port' | 'adminPort'>;
 export const vmName = (i: number, prefix = 'vm') => `${prefix}-${String(i).padStart(5, '0')}`;
 

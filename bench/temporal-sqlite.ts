@@ -13,7 +13,7 @@ import os from 'node:os';
 import { DEFAULT_SQLITE_PRAGMAS } from '../stack/temporal-dev-server';
 import { startTestStack } from '../test/harness/stack';
 import { cpuSecondsByProcess, forcedFailoversAtOnce, type FailoverRun } from './failover-runs';
-import type { BenchDomain } from './large-domain';
+import { smallDomains } from './large-domain';
 import { round2, spread } from './measure';
 import { reportBenchResults } from './results-file';
 
@@ -21,8 +21,7 @@ const DOMAINS = Number(process.env.BENCH_DOMAINS ?? 10);
 const VMS_EACH = Number(process.env.BENCH_VMS_EACH ?? 20);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 
-const domains = (label: string): BenchDomain[] =>
-  Array.from({ length: DOMAINS }, (_, d) => ({ domain: `${label}-${d}`, primary: 'site-a', recovery: 'site-b', vms: VMS_EACH, vmPrefix: `d${d}` }));
+const domains = (label: string) => smallDomains(label, DOMAINS, VMS_EACH);
 
 async function failoversOn(sqlitePragmas: readonly string[], label: string): Promise<FailoverRun> {
   const stack = await startTestStack({ temporalSqlitePragmas: sqlitePragmas });

@@ -13,7 +13,7 @@
 import os from 'node:os';
 import { startTestStack } from '../test/harness/stack';
 import { cpuSecondsByProcess, forcedFailoversAtOnce, type FailoverRun } from './failover-runs';
-import type { BenchDomain } from './large-domain';
+import { smallDomains } from './large-domain';
 import { ourCpu, round2, spread } from './measure';
 import { reportBenchResults } from './results-file';
 
@@ -36,8 +36,7 @@ const CANDIDATES: Candidate[] = JSON.parse(
     ]),
 ) as Candidate[];
 
-const domains = (label: string): BenchDomain[] =>
-  Array.from({ length: DOMAINS }, (_, d) => ({ domain: `${label}-${d}`, primary: 'site-a', recovery: 'site-b', vms: VMS_EACH, vmPrefix: `d${d}` }));
+const domains = (label: string) => smallDomains(label, DOMAINS, VMS_EACH);
 
 async function main(): Promise<void> {
   const stack = await startTestStack();
