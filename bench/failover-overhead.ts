@@ -31,6 +31,7 @@ import path from 'node:path';
 import type { Runbook } from '../runbooks/schema';
 import { diskIdOf } from '../sites/config';
 import { startChild, waitUntilReady, type ChildHandle } from '../common/child-process';
+import { withMallocSettings } from '../common/malloc-settings';
 import { startTestStack, type TestStack } from '../test/harness/stack';
 import type { OperationReport } from '../workflows/operation-messages';
 import { forcedFailoversAtOnce } from './failover-runs';
@@ -56,7 +57,7 @@ function startNoopWorker(stack: TestStack, args: string[], run: number): Promise
     command: process.execPath,
     args: ['--import', 'tsx', path.join(__dirname, 'workflows', 'noop-worker.ts'), ...args],
     logFile: path.join(stack.dir, `noop-worker${args.join('-')}-${run}.log`),
-    env: { ...process.env, TEMPORAL_ADDRESS: stack.temporalSettings.address },
+    env: withMallocSettings({ ...process.env, TEMPORAL_ADDRESS: stack.temporalSettings.address }),
   });
   return waitUntilReady(child, () => (readFileSync(child.logFile, 'utf8').includes('worker running') ? Promise.resolve() : Promise.reject(new Error('starting'))), 120_000).then(() => child);
 }

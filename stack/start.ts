@@ -25,6 +25,7 @@ import { supervise } from './supervisor';
 import { TEMPORAL_BINARY, WEED_BINARY } from './servers';
 import { startTemporalDevServer } from './temporal-dev-server';
 import { writeWorkflowBundle } from '../worker/workflow-code';
+import { withMallocSettings } from '../common/malloc-settings';
 
 const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
@@ -75,7 +76,7 @@ async function main(): Promise<void> {
   const siteTokens = ensureSiteTokens(settings.dataDir, sites);
   if (settings.temporal.embedded || settings.s3.embedded) requireInstalledServers();
 
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, DR_API_TOKENS_FILE: secrets.apiTokensFile, DR_SITE_TOKENS_FILE: siteTokens.file };
+  const childEnv: NodeJS.ProcessEnv = withMallocSettings({ ...process.env, DR_API_TOKENS_FILE: secrets.apiTokensFile, DR_SITE_TOKENS_FILE: siteTokens.file });
   // Bundled once while the servers start: a worker restarted after a crash then polls within a second.
   childEnv.DR_WORKFLOW_BUNDLE = path.join(settings.dataDir, 'workflow-bundle.js');
   const servers: Array<Promise<void>> = [writeWorkflowBundle(childEnv.DR_WORKFLOW_BUNDLE)];

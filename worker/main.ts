@@ -13,6 +13,7 @@ import { loadSettings } from '../common/config';
 import { stopWhenOrphaned } from '../common/child-process';
 import { OperatorError } from '../common/errors';
 import { createLogger } from '../common/logger';
+import { missingMallocSettings } from '../common/malloc-settings';
 import { createS3Client, checkS3Reachable } from '../common/s3';
 import { fileSecretResolver } from '../common/secrets';
 import { SiteClient } from '../sites/client';
@@ -78,6 +79,8 @@ async function main(): Promise<void> {
     const token = process.env.DR_SITE_TOKEN;
     if (!url || !token) throw new OperatorError(`the worker of site ${site} needs DR_SITE_URL and DR_SITE_TOKEN (its site's API)`);
     const provider = new SiteClient({ site, url, token });
+    const unsetMalloc = missingMallocSettings();
+    if (unsetMalloc.length) log.warn({ unset: unsetMalloc }, 'started without the malloc settings of docs/deployment.md: a rehydration\'s memory will grow with the domain it rebuilds');
     const secrets = fileSecretResolver(process.env.DR_SECRETS_FILE ?? path.join(settings.dataDir, 'secrets', 'named-secrets.json'));
     return Worker.create({
       connection,

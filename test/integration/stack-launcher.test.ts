@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import { PROJECT_ROOT } from '../../common/config';
 import { startChild, type ChildHandle } from '../../common/child-process';
+import { MALLOC_SETTINGS } from '../../common/malloc-settings';
 import { freePort, freePortWithGrpcCompanion } from '../../stack/ports';
 import { readLocalToken } from '../../stack/credentials';
 import { portsBesideS3 } from '../../stack/seaweedfs';
@@ -115,6 +116,9 @@ describe('npm start: the embedded stack launcher', () => {
 
     // Components that die are named at once, with their log's last lines, and started again.
     const pidOf = (pattern: RegExp) => childrenOf(first.pid).find((c) => pattern.test(c.args))?.pid ?? 0;
+    // A site worker gets the malloc settings that keep a rehydration's memory flat (common/malloc-settings.ts).
+    const siteWorkerEnvironment = readFileSync(`/proc/${pidOf(/worker\/main\.ts --site primary/)}/environ`, 'utf8').split('\0');
+    for (const [name, value] of Object.entries(MALLOC_SETTINGS)) assert.ok(siteWorkerEnvironment.includes(`${name}=${value}`), `the site worker runs with ${name}=${value}`);
     for (const [component, pattern] of [
       ['seaweedfs', /\/weed\s/],
       ['worker-site-primary', /worker\/main\.ts --site primary/],
