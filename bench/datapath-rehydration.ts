@@ -2,8 +2,10 @@
  * Rehydration and replication ingest against the same S3 server's raw limits, runs interleaved
  * (limit, product, limit, product, ...), median with min and max of each:
  *  - rehydration of a domain of BENCH_REHYDRATION_MIB (default 2048) over BENCH_DISKS (8) disks,
- *    half base chunks and half log, into sparse files / raw parallel GET of the same objects;
- *    each run in its own process, which reports its peak RSS
+ *    half base chunks and half log, into sparse files / raw parallel GET of the same objects, and
+ *    / the same GETs with their bytes written into as many sparse files (the store and the disk
+ *    together: what is left between the two ratios is the disk); each run in its own process,
+ *    which reports its peak RSS
  *  - replication ingest of BENCH_INGEST_MIB (256) of journal writes / raw parallel PUT of as
  *    many bytes in objects of the segment size
  * plus the CPU cost of each stage of rehydration measured alone on a sample (checksum,
@@ -130,13 +132,15 @@ async function main(): Promise<void> {
     const objectBytes = chain.reduce((sum, l) => sum + l.bytes, 0) + baseChunks.keys.reduce((sum, k) => sum + (k.endsWith('.json') ? 0 : baseChunks.sizes.get(k)!), 0);
     const common = { s3: stack.s3Settings, domain, disks, keys, parallel: PARALLEL, dir: path.join(tmpdir(), `bench-rehydration-${process.pid}`) };
     const rawGet: RunResult[] = [];
+    const getAndWrite: RunResult[] = [];
     const rehydration: RunResult[] = [];
     for (let run = 0; run < RUNS; run++) {
       rawGet.push(runRehydrationProcess({ ...common, mode: 'raw-get' }));
+      getAndWrite.push(runRehydrationProcess({ ...common, mode: 'get-and-write' }));
       // BENCH_CPU_PROF=<dir>: a CPU profile of the last rehydration run, for `node --cpu-prof` readers.
       const profile = process.env.BENCH_CPU_PROF && run === RUNS - 1 ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
       rehydration.push(runRehydrationProcess({ ...common, mode: 'rehydrate' }, profile));
-      console.log(`run ${run + 1}: raw GET ${mibps(objectBytes, rawGet.at(-1)!.seconds).toFixed(1)} MiB/s, rehydration ${mibps(objectBytes, rehydration.at(-1)!.seconds).toFixed(1)} MiB/s, peak RSS ${rehydration.at(-1)!.maxRssMiB} MiB`);
+      console.log(`run ${run + 1}: raw GET ${mibps(objectBytes, rawGet.at(-1)!.seconds).toFixed(1)} MiB/s, GET and write ${mibps(objectBytes, getAndWrite.at(-1)!.seconds).toFixed(1)} MiB/s, rehydration ${mibps(objectBytes, rehydration.at(-1)!.seconds).toFixed(1)} MiB/s, peak RSS ${rehydration.at(-1)!.maxRssMiB} MiB`);
     }
     const stages = await stageCosts(store, chain.slice(0, 8).map((l) => l.key), disks);
 
@@ -175,7 +179,7 @@ async function main(): Promise<void> {
         writeSizes: WRITE_SIZES,
         parallelRequests: PARALLEL,
         runs: RUNS,
-        order: 'interleaved: raw, product, raw, product, ...',
+        order: 'interleaved: raw GET, GET and write, product, raw GET, ...',
         data: 'random (incompressible)',
         target: 'sparse files, positioned writes on the thread pool',
         domainBuildSeconds: round2(buildSeconds),
@@ -185,10 +189,14 @@ async function main(): Promise<void> {
         rawParallelGetMiBps: summary(rawGet.map((r) => mibps(objectBytes, r.seconds))),
         rehydrationMiBps: summary(rehydration.map((r) => mibps(objectBytes, r.seconds))),
         rehydrationToRawGetRatio: summary(rehydration.map((r, i) => rawGet[i].seconds / r.seconds)),
+        // The same GETs with their bytes written to as many sparse files: what this machine's store and disk allow together.
+        getAndWriteMiBps: summary(getAndWrite.map((r) => mibps(objectBytes, r.seconds))),
+        rehydrationToGetAndWriteRatio: summary(rehydration.map((r, i) => getAndWrite[i].seconds / r.seconds)),
         peakRssMiB: summary(rehydration.map((r) => r.maxRssMiB)),
         rawGetPeakRssMiB: summary(rawGet.map((r) => r.maxRssMiB)),
         // Where the RSS went: the JS heap, or buffers outside it (peaks of process.memoryUsage(), sampled).
         memoryPeaksMiB: { rehydration: rehydration.map((r) => r.memoryPeaksMiB), rawGet: rawGet.map((r) => r.memoryPeaksMiB) },
+        getAndWriteDiskWriteBusySeconds: summary(getAndWrite.map((r) => r.stages!.diskWriteBusy)),
         verifiedMiB: round2(rehydration[0].bytes / MiB),
         busySecondsOfLastRun: Object.fromEntries(Object.entries(rehydration.at(-1)!.stages!).map(([k, v]) => [k, round2(v)])),
         cpuPerStageAlone: stages,

@@ -62,6 +62,10 @@ function startNoopWorker(stack: TestStack, args: string[], run: number): Promise
   return waitUntilReady(child, () => (readFileSync(child.logFile, 'utf8').includes('worker running') ? Promise.resolve() : Promise.reject(new Error('starting'))), 120_000).then(() => child);
 }
 
+/** CPU seconds of the Temporal server and the orchestration worker (the product's or the no-op DAG's). */
+const orchestrationCpu = (cpuSeconds: Record<string, number>): number =>
+  round2(Object.entries(cpuSeconds).reduce((sum, [process, seconds]) => (process === 'temporal' || process.endsWith('worker orchestration') ? sum + seconds : sum), 0));
+
 interface Measured {
   workflowId: string;
   wallMs: number;
@@ -141,6 +145,7 @@ async function main(): Promise<void> {
     const noopMs = spread(noops.map((n) => n.wallMs));
     const ratio = round2(failoverMs.median / noopMs.median);
     const cpu = { failover: spread(failovers.map((f) => ourCpu(f.cpuSeconds))), noop: spread(noops.map((n) => ourCpu(n.cpuSeconds))) };
+    const orchestration = { failover: spread(failovers.map((f) => orchestrationCpu(f.cpuSeconds))), noop: spread(noops.map((n) => orchestrationCpu(n.cpuSeconds))) };
     const steps = stepMedians(failovers.map((f) => ({ steps: f.report.steps })));
     const maxPlan = shape.spec.powerOn.maxParallel;
     const results = {
@@ -166,6 +171,10 @@ async function main(): Promise<void> {
       // Less sensitive to other sessions on the machine than wall time: the CPU our processes spent.
       cpuSeconds: cpu,
       cpuRatio: round2(cpu.failover.median / cpu.noop.median),
+      // The orchestration's share alone (the Temporal server and the orchestration worker): the rest
+      // of the failover's CPU is the sites' work, the simulated managers and their workers' calls.
+      orchestrationCpuSeconds: orchestration,
+      orchestrationCpuRatio: round2(orchestration.failover.median / orchestration.noop.median),
       activities: { failover: real.counts.activitiesScheduled, noop: noops[0].counts.activitiesScheduled, byType: real.counts.activitiesByType },
       childWorkflows: { failover: real.counts.childWorkflowsByType, noop: noops[0].counts.childWorkflowsByType },
       historyEvents: { failover: spread(failovers.map((f) => f.counts.events)), noop: spread(noops.map((n) => n.counts.events)) },

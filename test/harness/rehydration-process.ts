@@ -3,7 +3,8 @@
  * (the rehydration benchmark, and the test that rehydrates more than the heap limit): `rehydrate`
  * rebuilds a domain's disks into sparse files with positioned writes (as a site's datastore
  * holds them), `raw-get` fetches the objects it would read as fast as the store serves them
- * (the benchmark's limit). Configured by the JSON file REHYDRATION_PROCESS_CONFIG names; prints one JSON
+ * (the benchmark's limit), `get-and-write` also writes their bytes into as many sparse files (the
+ * limit of this machine's store and disk together, without decoding, applying or reading back). Configured by the JSON file REHYDRATION_PROCESS_CONFIG names; prints one JSON
  * line. Start it with `runRehydrationProcess`.
  */
 import { spawnSync } from 'node:child_process';
@@ -23,14 +24,14 @@ import type { CreateDiskSpec, VirtualDisk } from '../../sites/provider';
 import { withMallocSettings } from '../../common/malloc-settings';
 
 export interface RunConfig {
-  mode: 'raw-get' | 'rehydrate';
+  mode: 'raw-get' | 'get-and-write' | 'rehydrate';
   s3: S3Settings;
   domain: string;
   disks: DomainDisk[];
-  /** raw-get: the objects rehydration reads. */
+  /** raw-get, get-and-write: the objects rehydration reads. */
   keys: string[];
   parallel: number;
-  /** rehydrate: where the disk files `<diskId>.img` go; removed afterwards unless `keepFiles`. */
+  /** rehydrate, get-and-write: where the disk files `<diskId>.img` go; removed afterwards unless `keepFiles`. */
   dir: string;
   keepFiles?: boolean;
 }
@@ -129,15 +130,16 @@ async function run(config: RunConfig): Promise<RunResult> {
   const client = createS3Client(config.s3);
   const started = performance.now();
   const elapsed = () => (performance.now() - started) / 1000;
+  const rawGet = async (key: string) => (await client.send(new GetObjectCommand({ Bucket: config.s3.bucket, Key: key }))).Body!.transformToByteArray();
   if (config.mode === 'raw-get') {
     let bytes = 0;
     await forEachLimited(config.keys, config.parallel, async (key) => {
-      const result = await client.send(new GetObjectCommand({ Bucket: config.s3.bucket, Key: key }));
-      bytes += (await result.Body!.transformToByteArray()).length;
+      bytes += (await rawGet(key)).length;
     });
     return { seconds: elapsed(), bytes, maxRssMiB: maxRssMiB(), memoryPeaksMiB: memoryPeaks() };
   }
   mkdirSync(config.dir, { recursive: true });
+  if (config.mode === 'get-and-write') return getAndWrite(config, rawGet, elapsed, memoryPeaks);
   const target = new FileDisks(config.dir);
   try {
     const store = new TimedStore(client, config.s3);
@@ -145,6 +147,32 @@ async function run(config: RunConfig): Promise<RunResult> {
     const seconds = elapsed();
     const verified = result.disks.reduce((sum, d) => sum + d.verifiedBytes, 0);
     return { seconds, bytes: verified, maxRssMiB: maxRssMiB(), memoryPeaksMiB: memoryPeaks(), stages: { getBusy: store.busySeconds, diskWriteBusy: target.busySeconds.write, readBackBusy: target.busySeconds.readBack } };
+  } finally {
+    await target.close();
+    if (!config.keepFiles) rmSync(config.dir, { recursive: true, force: true });
+  }
+}
+
+/** Object i is written after the objects before it on disk i mod the disk count: as many bytes as rehydration reads, to as many files. */
+async function getAndWrite(config: RunConfig, rawGet: (key: string) => Promise<Uint8Array>, elapsed: () => number, memoryPeaks: () => RunResult['memoryPeaksMiB']): Promise<RunResult> {
+  const target = new FileDisks(config.dir);
+  try {
+    for (const disk of config.disks) await target.createDisk({ id: disk.diskId, datastore: 'bench', sizeBytes: disk.sizeBytes, protected: false });
+    const nextOffset = config.disks.map(() => 0);
+    let bytes = 0;
+    await forEachLimited(
+      config.keys.map((key, index) => ({ key, index })),
+      config.parallel,
+      async ({ key, index }) => {
+        const body = await rawGet(key);
+        const disk = index % config.disks.length;
+        const offset = nextOffset[disk];
+        nextOffset[disk] += body.length;
+        await target.writeDisk(config.disks[disk].diskId, offset, Buffer.from(body.buffer, body.byteOffset, body.length));
+        bytes += body.length;
+      },
+    );
+    return { seconds: elapsed(), bytes, maxRssMiB: maxRssMiB(), memoryPeaksMiB: memoryPeaks(), stages: { diskWriteBusy: target.busySeconds.write } };
   } finally {
     await target.close();
     if (!config.keepFiles) rmSync(config.dir, { recursive: true, force: true });
