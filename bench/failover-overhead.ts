@@ -29,6 +29,7 @@ import { readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Runbook } from '../runbooks/schema';
+import { validateRunbook } from '../runbooks/validate';
 import { diskIdOf } from '../sites/config';
 import { startChild, waitUntilReady, type ChildHandle } from '../common/child-process';
 import { withMallocSettings } from '../common/malloc-settings';
@@ -88,6 +89,7 @@ async function runNoopDag(stack: TestStack, runbook: Runbook, run: number): Prom
       vms: runbook.spec.vms.map(({ name }) => ({ name, diskIds: [diskIdOf(name, 0)] })),
       groups: runbook.spec.powerOn.groups.map((g) => ({ name: g.name, dependsOn: g.dependsOn, vms: g.vms.map((v) => v.name), maxParallel: Math.min(g.maxParallel, maxPlan) })),
       primaryProtectionId: primaryProtection,
+      runbook: { name: runbook.metadata.name, chars: JSON.stringify(validateRunbook(JSON.stringify(runbook)).runbook).length },
     };
     const workflowId = `bench-noop/${run}/failover/${runbook.spec.protectedDomain}/${new Date().toISOString()}`;
     const pids = { temporal: stack.temporalProcess.pid, seaweedfs: stack.s3Process.pid, 'noop worker orchestration': workers[0].pid, [`noop worker ${NOOP_RECOVERY}`]: workers[1].pid };

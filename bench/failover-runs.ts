@@ -9,6 +9,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { DomainKeys } from '../datapath/keys';
 import { ObjectStore } from '../datapath/object-store';
+import { RunbookStore } from '../runbooks/store';
 import { admin, prepareTestSites } from '../test/harness/sites';
 import type { TestStack } from '../test/harness/stack';
 import { TestWorkers } from '../test/harness/workers';
@@ -77,7 +78,15 @@ export async function forcedFailoversAtOnce(stack: TestStack, domains: BenchDoma
       [`site ${recoveryName}`]: recovery.process.pid,
       ...Object.fromEntries([...workers.running].map(([name, child]) => [`worker ${name}`, child.pid])),
     };
-    const inputs = domains.map((d): FailoverInput => ({ domain: d.domain, type: 'forced', runbook: benchRunbook(d), runbookVersion: 1, requestedBy: 'bench', declaredAt: Date.now(), forcedConfirmation: d.domain }));
+    // Stored and named, as the API starts operations: a runbook of 10,000 VMs is over Temporal's 2 MB per payload.
+    const runbooks = new RunbookStore(stack.s3Client, stack.s3Settings);
+    const inputs = await Promise.all(
+      domains.map(async (d): Promise<FailoverInput> => {
+        const runbook = benchRunbook(d);
+        const stored = await runbooks.put(runbook.metadata.name, JSON.stringify(runbook), 'bench');
+        return { domain: d.domain, type: 'forced', runbook: { name: runbook.metadata.name }, runbookVersion: stored.version, requestedBy: 'bench', declaredAt: Date.now(), forcedConfirmation: d.domain };
+      }),
+    );
     const quietWaitMs = await waitForQuietMachine();
     const before = cpuSnapshot(pids);
     const result = await timed(() =>

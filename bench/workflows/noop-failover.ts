@@ -27,10 +27,13 @@ export interface NoopFailoverInput {
   groups: NoopGroup[];
   /** The primary's (no-op) protection workflow, cancelled as a forced failover cancels the fenced one. */
   primaryProtectionId: string;
+  /** The stored runbook's name and the length of its JSON: the failover reads it page by page (workflows/phases/runbook.ts), so does the DAG. */
+  runbook: { name: string; chars: number };
 }
 
 /** The no-op activities: the failover's activity type names, so that histories compare by type. */
 export interface NoopActivities {
+  readRunbookPage(input: { name: string; version: number; page: number; chars: number }): Promise<{ text: string; pages: number }>;
   describeDomain(input: { domain: string }): Promise<{ vms: string[] }>;
   claimDomain(input: { domain: string; site: string; takeover: boolean }): Promise<{ won: boolean; epoch: number }>;
   recordDeparture(input: { domain: string }): Promise<void>;
@@ -94,6 +97,13 @@ export async function noopFailover(input: NoopFailoverInput): Promise<{ poweredO
   const { domain, recoverySite: recovery } = input;
   const { workflowId, runId } = workflowInfo();
   const at = activitiesAt(recovery);
+
+  // readRunbook: the orchestration worker serves the pages, each as long as the runbook's.
+  const { readRunbookPage } = proxyActivities<NoopActivities>({ startToCloseTimeout: '1 minute', retry: { initialInterval: '1 second', maximumInterval: '10 seconds' } });
+  const { name, chars } = input.runbook;
+  const read = (page: number) => readRunbookPage.executeWithOptions({ summary: `read runbook ${name} v1${page > 0 ? ` (page ${page + 1})` : ''}` }, [{ name, version: 1, page, chars }]);
+  const first = await read(0);
+  for (let page = 1; page < first.pages; page++) await read(page);
 
   await at.describeDomain.executeWithOptions({ summary: `read ${domain}'s ownership` }, [{ domain }]);
   const claimed = await at.claimDomain.executeWithOptions({ summary: `take ${domain} over` }, [{ domain, site: recovery, takeover: true }]);

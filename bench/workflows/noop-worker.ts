@@ -9,11 +9,16 @@ import { parseArgs } from 'node:util';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { stopWhenOrphaned } from '../../common/child-process';
 import { inBatches } from '../../activities/vm-batches';
+import { RUNBOOK_PAGE_CHARS } from '../../activities/runbook-pages';
 import type { NoopActivities } from './noop-failover';
 
 export const NOOP_ORCHESTRATION_TASK_QUEUE = 'bench-noop-orchestration';
 
-const noopActivities: NoopActivities = {
+/** The orchestration worker's one activity in a failover: a page of the runbook, here of filler as long as the real one. */
+const readRunbookPage: NoopActivities['readRunbookPage'] = ({ page, chars }) =>
+  Promise.resolve({ text: 'x'.repeat(Math.max(0, Math.min(RUNBOOK_PAGE_CHARS, chars - page * RUNBOOK_PAGE_CHARS))), pages: Math.ceil(chars / RUNBOOK_PAGE_CHARS) });
+
+const noopActivities: Omit<NoopActivities, 'readRunbookPage'> = {
   describeDomain: () => Promise.resolve({ vms: [] }),
   claimDomain: () => Promise.resolve({ won: true, epoch: 2 }),
   recordDeparture: () => Promise.resolve(),
@@ -53,7 +58,7 @@ async function main(): Promise<void> {
         namespace: 'default',
         taskQueue: NOOP_ORCHESTRATION_TASK_QUEUE,
         workflowsPath: require.resolve('./noop-failover'),
-        maxCachedWorkflows: 500,
+        activities: { readRunbookPage },
       });
   console.log(`worker running on ${worker.options.taskQueue}`);
   await worker.run();
