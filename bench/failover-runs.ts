@@ -24,6 +24,18 @@ import { cpuDuring, cpuSnapshot, spread, timed, waitFor, waitForQuietMachine } f
 /** Protections started at once while a run is set up: each runs an initial sync on the same two cores. */
 const PROTECTIONS_AT_ONCE = 10;
 
+/**
+ * The primary's guest writes while the domains are protected and fail over: 20 a second per 1,000
+ * VMs, however many domains hold them (the site spreads them over all its VMs), so that domains
+ * failing over together carry the load of one domain as large. Each domain's log needs a segment
+ * (a forced failover records where the fenced site's log ends): a domain of 20 VMs gets a write
+ * every 2.5 s on average.
+ */
+function writesPerSecondFor(domains: BenchDomain[]): number {
+  const vms = domains.reduce((sum, d) => sum + d.vms, 0);
+  return Math.max(2, Math.round((20 * vms) / 1000));
+}
+
 export interface FailoverRun {
   /** From the first start to the last end. */
   wallMs: number;
@@ -62,7 +74,7 @@ export async function forcedFailoversAtOnce(stack: TestStack, domains: BenchDoma
           const batch = domains.slice(next, next + PROTECTIONS_AT_ONCE);
           protections.push(...(await Promise.all(batch.map((d) => protectUntilReplicating(client, store, d, benchRunbook(d).spec.vms.map((vm) => vm.name))))));
         }
-        await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 20 * domains.length, blockSize: 4096, pattern: 'random', seed: `bench-${label}` });
+        await admin(primary, sites.token, '/admin/workload', { writesPerSecond: writesPerSecondFor(domains), blockSize: 4096, pattern: 'random', seed: `bench-${label}` });
         for (const { domain } of domains) {
           const log = new DomainKeys(store.prefix, domain).logPrefix(1);
           await waitFor(`a segment of ${domain} in the log`, async () => (await store.list(log, { limit: 1 })).keys.length > 0, 180_000);
