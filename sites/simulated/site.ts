@@ -134,12 +134,12 @@ export class SimulatedSite implements SiteProvider {
     this.unsaved.eventsFrom = this.state.nextEvent;
   }
 
-  /** Every change of state is recorded as an event naming what it changed: that is also what the next save writes. */
   /** How many changes to VMs and disks the site has made (each is recorded as an event): what a reader may cache its views against. */
   get changes(): number {
     return this.state.nextEvent;
   }
 
+  /** Every change of state is recorded as an event naming what it changed: that is also what the next save writes. */
   private record(type: string, vm?: string, detail?: Record<string, unknown>): void {
     if (vm) this.unsaved.vms.add(vm);
     if (typeof detail?.disk === 'string') this.unsaved.disks.add(detail.disk);

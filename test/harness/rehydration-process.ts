@@ -4,8 +4,9 @@
  * rebuilds a domain's disks into sparse files with positioned writes (as a site's datastore
  * holds them), `raw-get` fetches the objects it would read as fast as the store serves them
  * (the benchmark's limit), `get-and-write` also writes their bytes into as many sparse files (the
- * limit of this machine's store and disk together, without decoding, applying or reading back). Configured by the JSON file REHYDRATION_PROCESS_CONFIG names; prints one JSON
- * line. Start it with `runRehydrationProcess`.
+ * limit of this machine's store and disk together, without decoding, applying or reading back).
+ * Configured by the JSON file REHYDRATION_PROCESS_CONFIG names; prints one JSON line. Start it
+ * with `runRehydrationProcess`.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
