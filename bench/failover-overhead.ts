@@ -32,7 +32,6 @@ import type { Runbook } from '../runbooks/schema';
 import { validateRunbook } from '../runbooks/validate';
 import { diskIdOf } from '../sites/config';
 import { startChild, waitUntilReady, type ChildHandle } from '../common/child-process';
-import { withMallocSettings } from '../common/malloc-settings';
 import { startTestStack, type TestStack } from '../test/harness/stack';
 import type { OperationReport } from '../workflows/operation-messages';
 import { forcedFailoversAtOnce } from './failover-runs';
@@ -58,7 +57,7 @@ function startNoopWorker(stack: TestStack, args: string[], run: number): Promise
     command: process.execPath,
     args: ['--import', 'tsx', path.join(__dirname, 'workflows', 'noop-worker.ts'), ...args],
     logFile: path.join(stack.dir, `noop-worker${args.join('-')}-${run}.log`),
-    env: withMallocSettings({ ...process.env, TEMPORAL_ADDRESS: stack.temporalSettings.address }),
+    env: { ...process.env, TEMPORAL_ADDRESS: stack.temporalSettings.address },
   });
   return waitUntilReady(child, () => (readFileSync(child.logFile, 'utf8').includes('worker running') ? Promise.resolve() : Promise.reject(new Error('starting'))), 120_000).then(() => child);
 }

@@ -76,7 +76,7 @@ async function main(): Promise<void> {
   const siteTokens = ensureSiteTokens(settings.dataDir, sites);
   if (settings.temporal.embedded || settings.s3.embedded) requireInstalledServers();
 
-  const childEnv: NodeJS.ProcessEnv = withMallocSettings({ ...process.env, DR_API_TOKENS_FILE: secrets.apiTokensFile, DR_SITE_TOKENS_FILE: siteTokens.file });
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, DR_API_TOKENS_FILE: secrets.apiTokensFile, DR_SITE_TOKENS_FILE: siteTokens.file };
   // Bundled once while the servers start: a worker restarted after a crash then polls within a second.
   childEnv.DR_WORKFLOW_BUNDLE = path.join(settings.dataDir, 'workflow-bundle.js');
   const servers: Array<Promise<void>> = [writeWorkflowBundle(childEnv.DR_WORKFLOW_BUNDLE)];
@@ -182,7 +182,8 @@ async function main(): Promise<void> {
   // A site's workers share its task queue (docs/scale-out.md); numbered when there are several.
   const siteWorkers = siteServices.flatMap((service, i) => {
     const { name: site, workers = 1 } = siteDefinitions[i];
-    const env = { ...childEnv, DR_SITE_URL: service.url, DR_SITE_TOKEN: siteTokens.tokens[site] };
+    // The site workers rehydrate: their memory stays flat with these (common/malloc-settings.ts).
+    const env = withMallocSettings({ ...childEnv, DR_SITE_URL: service.url, DR_SITE_TOKEN: siteTokens.tokens[site] });
     return Array.from({ length: workers }, (_, n) => {
       const instance = workers > 1 ? String(n + 1) : undefined;
       const name = `worker-site-${site}${instance ? `#${instance}` : ''}`;

@@ -19,7 +19,6 @@ import { RunbookStore } from '../../runbooks/store';
 import { freePort, freePortWithGrpcCompanion } from '../../stack/ports';
 import { startSeaweedFs } from '../../stack/seaweedfs';
 import { startTemporalDevServer } from '../../stack/temporal-dev-server';
-import { withMallocSettings } from '../../common/malloc-settings';
 
 export interface TestStack {
   dir: string;
@@ -128,10 +127,10 @@ async function startServers(dir: string, sqlitePragmas: readonly string[] | unde
   throw new Error(`the test servers did not start:\n${failures.join('\n')}`);
 }
 
-/** The environment of the product's processes (workers, API) that use this stack, with the malloc settings `npm start` gives them. */
+/** The environment of the product's processes (workers, API) that use this stack. */
 export function productEnvironment(stack: TestStack): NodeJS.ProcessEnv {
   const s3 = stack.s3Settings;
-  return withMallocSettings({
+  return {
     ...process.env,
     TEMPORAL_ADDRESS: stack.temporalSettings.address,
     S3_ENDPOINT: s3.endpoint,
@@ -141,7 +140,7 @@ export function productEnvironment(stack: TestStack): NodeJS.ProcessEnv {
     S3_SECRET_ACCESS_KEY: s3.credentials?.secretAccessKey,
     DR_DATA_DIR: stack.dir,
     DR_LOG_DIR: stack.dir,
-  });
+  };
 }
 
 /** The stack and the stores tests read and write through, under `settings.prefix`. */
