@@ -33,6 +33,9 @@ export function createS3Client(s3: S3Settings, patience: S3Patience = WORKER_S3_
     // throwOnRequestTimeout the handler only logs a warning and a stalled server hangs the request forever.
     requestHandler: { connectionTimeout: 3_000, requestTimeout: patience.requestTimeoutMs, throwOnRequestTimeout: true, httpAgent: { maxSockets: patience.maxSockets } },
     maxAttempts: patience.maxAttempts,
+    // Answers are checked where a request asks for it (ChecksumMode), not always: log segments and
+    // base chunks carry their own SHA-256 (ObjectStore.getFramed); every other read asks.
+    responseChecksumValidation: 'WHEN_REQUIRED',
   });
 }
 

@@ -123,7 +123,7 @@ export async function consistentPosition(
   let position: LogPosition | null = null;
   let coveredUpTo = input.cursor;
   if (lastKey) {
-    const segment = decodeSegment(lastKey, (await store.get(lastKey))!);
+    const segment = decodeSegment(lastKey, (await store.getFramed(lastKey))!);
     position = { epoch: input.epoch, segment: trailingNumber(lastKey), entries: segment.entries.length };
     coveredUpTo = segment.lastSequence;
   }
@@ -176,7 +176,7 @@ export async function readBaseChunks(
   const get = limited(concurrency);
   await forEachLimited(chunks, 2 * concurrency, async ({ diskId, offset }) => {
     const key = ownership.keys.baseChunk(base.id, diskId, offset);
-    const body = await get(() => store.get(key));
+    const body = await get(() => store.getFramed(key));
     if (!body) throw new CorruptBaseChunkError(key, 'listed in the base but missing');
     await use(diskId, offset, await decodeBaseChunkAsync(key, offset, body), body.length);
   });

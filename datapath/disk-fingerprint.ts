@@ -98,7 +98,7 @@ export async function expectedFingerprints(store: ObjectStore, ownership: Owners
       let data: Buffer = Buffer.alloc(length);
       if (base && inBase.has(regionKey(diskId, offset))) {
         const key = ownership.keys.baseChunk(base.id, diskId, offset);
-        const body = await store.get(key);
+        const body = await store.getFramed(key);
         if (!body) throw new Error(`base chunk ${key} is listed in base ${base.id} but missing`);
         bytesRead += body.length;
         data = decodeBaseChunk(key, offset, body);

@@ -51,7 +51,7 @@ export async function* readChain(store: ObjectStore, chain: ChainLink[], concurr
   const inFlight: Array<Promise<Segment>> = [];
   let nextToFetch = 0;
   const fetch = async (link: ChainLink): Promise<Segment> => {
-    const body = await store.get(link.key);
+    const body = await store.getFramed(link.key);
     if (!body) throw new CorruptSegmentError(link.key, 'listed but missing');
     const segment = await decodeSegmentAsync(link.key, body);
     if (segment.epoch !== link.epoch || segment.afterSequence !== link.segment) throw new CorruptSegmentError(link.key, 'header does not match its key');

@@ -63,7 +63,7 @@ export class SegmentWriter {
   /** The segment an earlier attempt wrote from this cursor, if any. */
   async existing(afterSequence: number): Promise<Segment | undefined> {
     const key = this.ownership.keys.segment(this.epoch, afterSequence);
-    const body = await this.store.get(key);
+    const body = await this.store.getFramed(key);
     if (!body) return undefined;
     const segment = decodeSegment(key, body);
     if (segment.epoch !== this.epoch || segment.afterSequence !== afterSequence) throw new Error(`segment ${key} holds another position`);

@@ -62,7 +62,7 @@ export async function fencePosition(store: ObjectStore, ownership: Ownership, si
     const { lastSegment } = await ownership.handoff(epoch + 1);
     if (lastSegment === null) return { fencedEpoch: epoch };
     const key = ownership.keys.segment(epoch, lastSegment);
-    const body = await store.get(key);
+    const body = await store.getFramed(key);
     if (!body) throw new Error(`segment ${key} sealed the log of epoch ${epoch} but is missing`);
     return { fencedEpoch: epoch, cursor: decodeSegment(key, body).lastSequence };
   }
@@ -140,7 +140,7 @@ export async function readSideCopy(store: ObjectStore, domain: string, name: str
   const record = parseRecord(sideCopySchema, keys.record(), body);
   const writes: BlockWrite[] = [];
   for (const key of record.segments) {
-    const object = await store.get(key);
+    const object = await store.getFramed(key);
     if (!object) throw new Error(`side copy ${name} of ${domain} lists segment ${key}, which is missing`);
     const segment = decodeSegment(key, object);
     if (segment.afterSequence !== trailingNumber(key)) throw new Error(`side copy segment ${key}: header does not match its key`);

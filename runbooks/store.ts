@@ -81,7 +81,7 @@ export class RunbookStore {
 
   async get(name: string, version: number): Promise<StoredRunbook | undefined> {
     try {
-      const object = await this.s3.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.versionKey(name, version) }));
+      const object = await this.s3.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.versionKey(name, version), ChecksumMode: 'ENABLED' }));
       const text = (await object.Body?.transformToString('utf8')) ?? '';
       return { text, record: this.recordFrom(name, version, object.Metadata, Buffer.byteLength(text, 'utf8')) };
     } catch (error) {
@@ -160,7 +160,7 @@ export class RunbookStore {
 
   private async readIndex(name: string): Promise<{ index: RunbookIndex; etag: string } | undefined> {
     try {
-      const object = await this.s3.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.indexKey(name) }));
+      const object = await this.s3.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.indexKey(name), ChecksumMode: 'ENABLED' }));
       const index = JSON.parse((await object.Body?.transformToString('utf8')) ?? '') as RunbookIndex;
       return { index, etag: object.ETag ?? '' };
     } catch (error) {

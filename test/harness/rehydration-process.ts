@@ -96,14 +96,14 @@ function maxRssMiB(): number {
   return Math.round(Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]) / 1024);
 }
 
-/** Counts the time spent waiting for GETs (summed over the ones in flight). */
+/** Counts the time spent waiting for the GETs of segments and base chunks (summed over the ones in flight). */
 class TimedStore extends ObjectStore {
   busySeconds = 0;
 
-  override async get(key: string): Promise<Buffer | undefined> {
+  override async getFramed(key: string): Promise<Buffer | undefined> {
     const started = performance.now();
     try {
-      return await super.get(key);
+      return await super.getFramed(key);
     } finally {
       this.busySeconds += (performance.now() - started) / 1000;
     }

@@ -2,9 +2,11 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { BlockDigests, PendingWrites } from '../../datapath/disk-image';
-import { CorruptBaseChunkError, decodeBaseChunk, encodeBaseChunk } from '../../datapath/base-codec';
+import { CorruptBaseChunkError, decodeBaseChunk, decodeBaseChunkAsync, encodeBaseChunk } from '../../datapath/base-codec';
 import { DomainKeys, parseBaseId, trailingNumber } from '../../datapath/keys';
 import { CorruptSegmentError, decodeSegment, decodeSegmentAsync, encodeSegment, encodeSegmentAsync, type Segment } from '../../datapath/segment-codec';
+import { inflatePayload, unpackStoredBlocks } from '../../datapath/framing';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 
 function sampleSegment(): Segment {
   return {
@@ -38,7 +40,25 @@ describe('datapath formats', () => {
     assert.deepEqual(await decodeSegmentAsync('k', await encodeSegmentAsync(repetitive)), repetitive);
   });
 
-  it('names the object for every kind of damage', () => {
+  it('unpacks a payload of stored blocks as zlib inflates it, and leaves every other stream to zlib', async () => {
+    for (const size of [0, 1, 65_535, 65_536, 300_000]) {
+      const raw = randomBytes(size);
+      const stored = deflateRawSync(raw, { level: 0 });
+      assert.ok(unpackStoredBlocks(stored, size)?.equals(inflateRawSync(stored)), `${size} bytes`);
+      assert.equal(unpackStoredBlocks(stored, size + 1), undefined, 'another length than the header says');
+      assert.equal(unpackStoredBlocks(stored.subarray(0, stored.length - 1), size), undefined, 'cut short');
+    }
+    const compressed = deflateRawSync(Buffer.alloc(100_000, 7), { level: 1 });
+    assert.equal(unpackStoredBlocks(compressed, 100_000), undefined);
+    assert.ok((await inflatePayload(compressed, 100_000, (reason) => new Error(reason))).equals(Buffer.alloc(100_000, 7)));
+    // LEN and NLEN that disagree: zlib, not the copy, decides, and says what is wrong.
+    const damaged = Buffer.from(deflateRawSync(randomBytes(1000), { level: 0 }));
+    damaged.writeUInt16LE(0, 3);
+    assert.equal(unpackStoredBlocks(damaged, 1000), undefined);
+    await assert.rejects(inflatePayload(damaged, 1000, (reason) => new Error(reason)), /cannot decompress/);
+  });
+
+  it('names the object for every kind of damage', async () => {
     const encoded = encodeSegment(sampleSegment());
     const damaged: Array<[string, Buffer]> = [
       ['truncated', encoded.subarray(0, encoded.length - 1)],
@@ -52,6 +72,7 @@ describe('datapath formats', () => {
         () => decodeSegment('dr/domains/demo/log/0000000001/0000000000000041', object),
         (error: unknown) => error instanceof CorruptSegmentError && error.message.includes('dr/domains/demo/log/0000000001/0000000000000041') && error.message.includes(reason),
       );
+      await assert.rejects(decodeSegmentAsync('k', object), (error: unknown) => error instanceof CorruptSegmentError && error.message.includes(reason));
     }
   });
 
@@ -69,7 +90,7 @@ describe('datapath formats', () => {
     assert.throws(() => new DomainKeys('dr/', '../x'), /invalid domain/);
   });
 
-  it('round-trips a base chunk and names the key for every kind of damage', () => {
+  it('round-trips a base chunk and names the key for every kind of damage', async () => {
     const data = Buffer.concat([randomBytes(4096), Buffer.alloc(1024 * 1024 - 4096)]);
     const key = new DomainKeys('dr/', 'demo').baseChunk(new DomainKeys('dr/', 'demo').baseId(2, 77), 'db-1-disk-0', 3 * 1024 * 1024);
     assert.equal(key, 'dr/domains/demo/base/0000000002-0000000000000077/chunks/db-1-disk-0/0000000003145728');
@@ -77,6 +98,9 @@ describe('datapath formats', () => {
     const encoded = encodeBaseChunk(3 * 1024 * 1024, data);
     assert.ok(encoded.length < 10_000, 'zeros compress');
     assert.ok(decodeBaseChunk(key, 3 * 1024 * 1024, encoded).equals(data));
+    assert.ok((await decodeBaseChunkAsync(key, 3 * 1024 * 1024, encoded)).equals(data));
+    const incompressible = randomBytes(1024 * 1024);
+    assert.ok((await decodeBaseChunkAsync(key, 3 * 1024 * 1024, encodeBaseChunk(3 * 1024 * 1024, incompressible))).equals(incompressible), 'stored blocks');
     const damaged: Array<[string, Buffer, number]> = [
       ['truncated', encoded.subarray(0, encoded.length - 1), 3 * 1024 * 1024],
       ['bad magic', Buffer.concat([Buffer.from('ZZZZ'), encoded.subarray(4)]), 3 * 1024 * 1024],
@@ -90,6 +114,7 @@ describe('datapath formats', () => {
         (error: unknown) => error instanceof CorruptBaseChunkError && error instanceof CorruptSegmentError && error.message.includes(key) && error.message.includes(reason),
         reason,
       );
+      await assert.rejects(decodeBaseChunkAsync(key, offset, object), (error: unknown) => error instanceof CorruptBaseChunkError && error.message.includes(reason), reason);
     }
   });
 
