@@ -1,5 +1,5 @@
 import { constants } from 'node:zlib';
-import { compressPayloadSync, inflatePayload, inflatePayloadSync, newFrameHeader, openFrame, openFrameAsync, sealFrame, type FrameFormat } from './framing';
+import { compressPayloadSync, inflatePayload, inflatePayloadSync, newFrameHeader, openFrame, sealFrame, type FrameFormat } from './framing';
 import { CorruptSegmentError } from './segment-codec';
 
 /**
@@ -48,18 +48,15 @@ export function decodeBaseChunk(key: string, offset: number, object: Buffer): Bu
   return checkLength(key, header, inflatePayloadSync(payload, corrupt));
 }
 
-/** As `decodeBaseChunk`, checksumming and inflating off the main thread (the rehydration's hot path). */
+/** As `decodeBaseChunk`, unpacking stored blocks or inflating on the thread pool (the rehydration's hot path). */
 export async function decodeBaseChunkAsync(key: string, offset: number, object: Buffer): Promise<Buffer> {
   const corrupt = (reason: string) => new CorruptBaseChunkError(key, reason);
-  const { header, payload } = checkOffset(key, offset, await openFrameAsync(FORMAT, object, corrupt));
+  const { header, payload } = openChunk(key, offset, object);
   return checkLength(key, header, await inflatePayload(payload, header.readUInt32BE(16), corrupt));
 }
 
 function openChunk(key: string, offset: number, object: Buffer): { header: Buffer; payload: Buffer } {
-  return checkOffset(key, offset, openFrame(FORMAT, object, (reason) => new CorruptBaseChunkError(key, reason)));
-}
-
-function checkOffset(key: string, offset: number, frame: { header: Buffer; payload: Buffer }): { header: Buffer; payload: Buffer } {
+  const frame = openFrame(FORMAT, object, (reason) => new CorruptBaseChunkError(key, reason));
   if (Number(frame.header.readBigUInt64BE(8)) !== offset) throw new CorruptBaseChunkError(key, 'header does not match its key');
   return frame;
 }

@@ -1,4 +1,4 @@
-import { createHash, webcrypto } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
 import { deflateRaw, deflateRawSync, inflateRaw, inflateRawSync } from 'node:zlib';
 
@@ -39,34 +39,7 @@ export function sealFrame(format: FrameFormat, header: Buffer, payload: Buffer):
 
 /** Checks an object's frame and returns its header and compressed payload; `corrupt` makes the error that names the object. */
 export function openFrame(format: FrameFormat, object: Buffer, corrupt: (reason: string) => Error): { header: Buffer; payload: Buffer } {
-  const frame = splitFrame(format, object, corrupt);
-  if (!checksum(format, frame.header, frame.payload).equals(storedChecksum(format, frame.header))) throw corrupt('checksum mismatch');
-  return frame;
-}
-
-/**
- * As `openFrame`, with the SHA-256 computed on libuv's thread pool (WebCrypto's digest is an
- * async job): it was the largest share of a rehydration's main thread after the garbage
- * collector, and that thread applies the log in order while the pool and the other core wait.
- * The hashed bytes are copied next to each other first (a memcpy, a tenth of the hash's cost).
- */
-export async function openFrameAsync(format: FrameFormat, object: Buffer, corrupt: (reason: string) => Error): Promise<{ header: Buffer; payload: Buffer }> {
-  const frame = splitFrame(format, object, corrupt);
-  const hashed = Buffer.allocUnsafe(format.checksumOffset + frame.payload.length);
-  frame.header.copy(hashed, 0, 0, format.checksumOffset);
-  frame.payload.copy(hashed, format.checksumOffset);
-  const digest = Buffer.from(await webcrypto.subtle.digest('SHA-256', hashed)).subarray(0, 16);
-  if (!digest.equals(storedChecksum(format, frame.header))) throw corrupt('checksum mismatch');
-  return frame;
-}
-
-function storedChecksum(format: FrameFormat, header: Buffer): Buffer {
-  return header.subarray(format.checksumOffset, format.checksumOffset + 16);
-}
-
-/** The frame's checks before its checksum: size, magic, version, compression and length. */
-function splitFrame(format: FrameFormat, object: Buffer, corrupt: (reason: string) => Error): { header: Buffer; payload: Buffer } {
-  const { headerBytes } = format;
+  const { headerBytes, checksumOffset } = format;
   if (object.length < headerBytes) throw corrupt(`truncated: ${object.length} bytes, header needs ${headerBytes}`);
   if (object.toString('ascii', 0, 4) !== format.magic) throw corrupt('bad magic');
   const version = object.readUInt16BE(4);
@@ -74,7 +47,10 @@ function splitFrame(format: FrameFormat, object: Buffer, corrupt: (reason: strin
   if (object.readUInt8(6) !== COMPRESSION_DEFLATE) throw corrupt(`unknown compression ${object.readUInt8(6)}`);
   const expected = headerBytes + object.readUInt32BE(format.compressedLengthOffset);
   if (object.length !== expected) throw corrupt(`truncated or padded: ${object.length} bytes, header says ${expected}`);
-  return { header: object.subarray(0, headerBytes), payload: object.subarray(headerBytes) };
+  const header = object.subarray(0, headerBytes);
+  const payload = object.subarray(headerBytes);
+  if (!checksum(format, header, payload).equals(header.subarray(checksumOffset, checksumOffset + 16))) throw corrupt('checksum mismatch');
+  return { header, payload };
 }
 
 const SAMPLE_BYTES = 16 * 1024;

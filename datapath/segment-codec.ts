@@ -1,4 +1,4 @@
-import { compressPayload, compressPayloadSync, inflatePayload, inflatePayloadSync, newFrameHeader, openFrame, openFrameAsync, sealFrame, type FrameFormat } from './framing';
+import { compressPayload, compressPayloadSync, inflatePayload, inflatePayloadSync, newFrameHeader, openFrame, sealFrame, type FrameFormat } from './framing';
 import type { JournalEntry } from '../sites/provider';
 
 /**
@@ -91,10 +91,10 @@ export function decodeSegment(key: string, object: Buffer): Segment {
   return parseSegment(key, header, inflatePayloadSync(payload, corrupt));
 }
 
-/** As `decodeSegment`, checksumming and inflating off the main thread (the readers' hot path). */
+/** As `decodeSegment`, unpacking stored blocks or inflating on the thread pool (the readers' hot path). */
 export async function decodeSegmentAsync(key: string, object: Buffer): Promise<Segment> {
   const corrupt = (reason: string) => new CorruptSegmentError(key, reason);
-  const { header, payload } = await openFrameAsync(FORMAT, object, corrupt);
+  const { header, payload } = openFrame(FORMAT, object, corrupt);
   return parseSegment(key, header, await inflatePayload(payload, header.readUInt32BE(32), corrupt));
 }
 
