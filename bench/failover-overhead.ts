@@ -31,7 +31,7 @@ import path from 'node:path';
 import type { Runbook } from '../runbooks/schema';
 import { validateRunbook } from '../runbooks/validate';
 import { diskIdOf } from '../sites/config';
-import { startChild, waitUntilReady, type ChildHandle } from '../common/child-process';
+import { startChild, TYPESCRIPT_LOADER, waitUntilReady, type ChildHandle } from '../common/child-process';
 import { startTestStack, type TestStack } from '../test/harness/stack';
 import type { OperationReport } from '../workflows/operation-messages';
 import { forcedFailoversAtOnce } from './failover-runs';
@@ -55,7 +55,7 @@ function startNoopWorker(stack: TestStack, args: string[], run: number): Promise
   const child = startChild({
     name: `noop worker ${args.join(' ')}`,
     command: process.execPath,
-    args: ['--import', 'tsx', path.join(__dirname, 'workflows', 'noop-worker.ts'), ...args],
+    args: [...TYPESCRIPT_LOADER, path.join(__dirname, 'workflows', 'noop-worker.ts'), ...args],
     logFile: path.join(stack.dir, `noop-worker${args.join('-')}-${run}.log`),
     env: { ...process.env, TEMPORAL_ADDRESS: stack.temporalSettings.address },
   });

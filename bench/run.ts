@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
+import { TYPESCRIPT_LOADER } from '../common/child-process';
 
 /** Modules the benchmarks share: imported by them, nothing to run on their own. */
 const SHARED_MODULES = new Set(['run.ts', 'results-file.ts', 'measure.ts', 'large-domain.ts', 'failover-runs.ts']);
@@ -24,7 +25,7 @@ if (scripts.length === 0) {
 let failed = 0;
 for (const name of scripts) {
   console.log(`\n=== bench ${name}`);
-  const result = spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, `${name}.ts`)], { stdio: 'inherit' });
+  const result = spawnSync(process.execPath, [...TYPESCRIPT_LOADER, path.join(__dirname, `${name}.ts`)], { stdio: 'inherit' });
   if (result.status !== 0) failed++;
 }
 process.exit(failed === 0 ? 0 : 1);

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { PROJECT_ROOT } from '../common/config';
-import { startChild, waitUntilReady, type ChildHandle } from '../common/child-process';
+import { startChild, TYPESCRIPT_LOADER, waitUntilReady, type ChildHandle } from '../common/child-process';
 import { SiteClient } from './client';
 
 export interface SiteServiceOptions {
@@ -31,8 +31,7 @@ export async function startSiteService(o: SiteServiceOptions): Promise<SiteServi
     name: `site-${o.site}`,
     command: process.execPath,
     args: [
-      '--import',
-      'tsx',
+      ...TYPESCRIPT_LOADER,
       path.join(PROJECT_ROOT, 'sites/simulated/main.ts'),
       '--site',
       o.site,

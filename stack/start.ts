@@ -14,7 +14,7 @@ import { ObjectStore } from '../datapath/object-store';
 import { RunbookStore } from '../runbooks/store';
 import { storagePreflight } from '../workflows/storage-preflight';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../workflows/task-queues';
-import { startChild, stopAllChildren, stopWhenOrphaned, waitUntilReady, type ChildHandle } from '../common/child-process';
+import { startChild, stopAllChildren, stopWhenOrphaned, TYPESCRIPT_LOADER, waitUntilReady, type ChildHandle } from '../common/child-process';
 import { loadSiteDefinitions } from '../sites/config';
 import { startSiteService } from '../sites/launch';
 import { ensureEmbeddedSecrets, ensureSiteTokens } from './credentials';
@@ -49,7 +49,7 @@ function startNodeProcess(name: string, script: string, args: string[], settings
   return startChild({
     name,
     command: process.execPath,
-    args: ['--import', 'tsx', script, ...args],
+    args: [...TYPESCRIPT_LOADER, script, ...args],
     logFile: path.join(settings.logDir, `${name.replace(/\s+/g, '-')}.log`),
     env,
   });

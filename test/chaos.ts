@@ -14,6 +14,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { TYPESCRIPT_LOADER } from '../common/child-process';
 import { writeBenchResults } from '../bench/results-file';
 
 /** The test files that make up the chaos scenarios when none is named. */
@@ -30,7 +31,7 @@ interface SuiteResult {
 }
 
 const scenarios = process.argv.slice(2);
-const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'run.ts'), ...(scenarios.length > 0 ? scenarios : EVERY_SCENARIO)], {
+const child = spawn(process.execPath, [...TYPESCRIPT_LOADER, path.join(__dirname, 'run.ts'), ...(scenarios.length > 0 ? scenarios : EVERY_SCENARIO)], {
   env: { DR_TEST_TIMEOUT_MS: String(FULL_SIZE_TEST_LIMIT_MS), DR_TEST_RUN_LIMIT_MS: String(4 * FULL_SIZE_TEST_LIMIT_MS), ...process.env, DR_CHAOS: '1' },
   stdio: ['ignore', 'pipe', 'inherit'],
 });

@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { TYPESCRIPT_LOADER } from '../common/child-process';
 import { writeWorkflowBundle } from '../worker/workflow-code';
 
 const TEST_ROOT = __dirname;
@@ -38,8 +39,7 @@ async function main(): Promise<void> {
   const runner = spawn(
     process.execPath,
     [
-      '--import',
-      'tsx',
+      ...TYPESCRIPT_LOADER,
       '--test',
       '--test-reporter=spec',
       `--test-concurrency=${process.env.DR_TEST_CONCURRENCY ?? '2'}`,

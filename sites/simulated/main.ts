@@ -4,7 +4,7 @@
  * guest shutdowns, a partition for a while, whole-site outage, a datastore's capacity) and to
  * drive the guest workload.
  *
- *   node --import tsx sites/simulated/main.ts --site <name> --data <dir> [--sites-file f] [--port p --admin-port q]
+ *   node --require tsx/cjs sites/simulated/main.ts --site <name> --data <dir> [--sites-file f] [--port p --admin-port q]
  * The bearer token comes from DR_SITE_TOKEN.
  */
 import type { Server } from 'node:http';

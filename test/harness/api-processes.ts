@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { startChild, waitUntilReady, type ChildHandle } from '../../common/child-process';
+import { startChild, TYPESCRIPT_LOADER, waitUntilReady, type ChildHandle } from '../../common/child-process';
 import { freePort } from '../../stack/ports';
 import { productEnvironment, type TestStack } from './stack';
 
@@ -17,7 +17,7 @@ export async function startApiProcess(stack: TestStack, name: string, env: NodeJ
   const child = startChild({
     name,
     command: process.execPath,
-    args: ['--import', 'tsx', API],
+    args: [...TYPESCRIPT_LOADER, API],
     logFile: path.join(stack.dir, `${name}.log`),
     env: { ...productEnvironment(stack), DR_API_PORT: String(port), ...env },
   });

@@ -23,6 +23,7 @@ import type { DomainDisk } from '../../datapath/records';
 import { rehydrate, type TargetDisks } from '../../datapath/rehydrate';
 import type { CreateDiskSpec, VirtualDisk } from '../../sites/provider';
 import { withMallocSettings } from '../../common/malloc-settings';
+import { TYPESCRIPT_LOADER } from '../../common/child-process';
 
 export interface RunConfig {
   mode: 'raw-get' | 'get-and-write' | 'rehydrate';
@@ -186,7 +187,7 @@ export function runRehydrationProcess(config: RunConfig, nodeOptions: string[] =
   const configFile = path.join(mkdtempSync(path.join(tmpdir(), 'rehydration-process-')), 'config.json');
   writeFileSync(configFile, JSON.stringify(config));
   try {
-    const child = spawnSync(process.execPath, [...nodeOptions, '--import', 'tsx', __filename], { env: withMallocSettings({ ...process.env, REHYDRATION_PROCESS_CONFIG: configFile }), encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    const child = spawnSync(process.execPath, [...nodeOptions, ...TYPESCRIPT_LOADER, __filename], { env: withMallocSettings({ ...process.env, REHYDRATION_PROCESS_CONFIG: configFile }), encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
     if (child.status !== 0) throw new Error(`${config.mode} process failed (${child.status ?? child.signal ?? child.error?.message}): ${child.stderr}`);
     return JSON.parse(child.stdout.trim().split('\n').at(-1)!) as RunResult;
   } finally {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from '@temporalio/worker';
-import { startChild, waitUntilReady, type ChildHandle } from '../../common/child-process';
+import { startChild, TYPESCRIPT_LOADER, waitUntilReady, type ChildHandle } from '../../common/child-process';
 import type { SiteService } from '../../sites/launch';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../../workflows/task-queues';
 import { createRunbookPageActivities } from '../../activities/runbook-pages';
@@ -33,7 +33,7 @@ export class TestWorkers {
     const child = startChild({
       name,
       command: process.execPath,
-      args: ['--import', 'tsx', WORKER, ...args],
+      args: [...TYPESCRIPT_LOADER, WORKER, ...args],
       logFile: path.join(this.stack.dir, `${name.replace(/\s+/g, '-')}-${++workersStarted}.log`),
       env: { ...productEnvironment(this.stack), ...env },
     });

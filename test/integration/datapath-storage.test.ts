@@ -12,7 +12,7 @@ import { createRestorePoint, listRestorePoints } from '../../datapath/restore-po
 import { SegmentWriter } from '../../datapath/segment-writer';
 import type { DomainDisk } from '../../datapath/records';
 import { decodeSegment, encodeSegment } from '../../datapath/segment-codec';
-import { startChild } from '../../common/child-process';
+import { startChild, TYPESCRIPT_LOADER } from '../../common/child-process';
 import { useTestStack } from '../harness/stack';
 import { drainJournal, MemorySite } from '../unit/datapath-memory-site';
 
@@ -205,7 +205,7 @@ describe('datapath on real S3: fencing, replication log, restore points, rehydra
       startChild({
         name: `claimer ${site}`,
         command: process.execPath,
-        args: ['--import', 'tsx', path.join(__dirname, '../fixtures/datapath-claimer.ts')],
+        args: [...TYPESCRIPT_LOADER, path.join(__dirname, '../fixtures/datapath-claimer.ts')],
         logFile: path.join(stack.dir, `claimer-${site}.log`),
         env: { ...process.env, DR_S3_SETTINGS: JSON.stringify(stack.s3Settings), DR_SITE: site, DR_RACE_ROUNDS: String(rounds), DR_START_AT: String(startAt) },
       }),

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { PROJECT_ROOT } from '../../common/config';
-import { startChild, type ChildHandle } from '../../common/child-process';
+import { startChild, TYPESCRIPT_LOADER, type ChildHandle } from '../../common/child-process';
 import { freePort, freePortWithGrpcCompanion } from '../../stack/ports';
 import { portsBesideS3 } from '../../stack/seaweedfs';
 import { prepareTestSites } from '../harness/sites';
@@ -45,7 +45,7 @@ describe('npm start interrupted during start-up', () => {
     launcher = startChild({
       name: 'launcher',
       command: process.execPath,
-      args: ['--import', 'tsx', path.join(PROJECT_ROOT, 'stack/start.ts')],
+      args: [...TYPESCRIPT_LOADER, path.join(PROJECT_ROOT, 'stack/start.ts')],
       logFile: path.join(dir, 'launcher.out'),
       cwd: PROJECT_ROOT,
       env: {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import { PROJECT_ROOT } from '../../common/config';
-import { startChild, type ChildHandle } from '../../common/child-process';
+import { startChild, TYPESCRIPT_LOADER, type ChildHandle } from '../../common/child-process';
 import { MALLOC_SETTINGS } from '../../common/malloc-settings';
 import { freePort, freePortWithGrpcCompanion } from '../../stack/ports';
 import { readLocalToken } from '../../stack/credentials';
@@ -22,7 +22,7 @@ function launcher(name: string, dir: string, env: NodeJS.ProcessEnv): ChildHandl
   const child = startChild({
     name,
     command: process.execPath,
-    args: ['--import', 'tsx', path.join(PROJECT_ROOT, 'stack/start.ts')],
+    args: [...TYPESCRIPT_LOADER, path.join(PROJECT_ROOT, 'stack/start.ts')],
     logFile: path.join(dir, `${name}.out`),
     cwd: PROJECT_ROOT,
     env: { ...process.env, DR_DATA_DIR: path.join(dir, 'data'), DR_LOG_DIR: path.join(dir, 'logs'), DR_SITES_FILE: sitesFile, ...env },
@@ -192,7 +192,7 @@ describe('npm start: the embedded stack launcher', () => {
     const demo = startChild({
       name: 'demo',
       command: process.execPath,
-      args: ['--import', 'tsx', path.join(PROJECT_ROOT, 'stack/demo.ts')],
+      args: [...TYPESCRIPT_LOADER, path.join(PROJECT_ROOT, 'stack/demo.ts')],
       logFile: path.join(demoDir, 'demo.out'),
       cwd: PROJECT_ROOT,
       env: { ...process.env, DR_DATA_DIR: path.join(demoDir, 'data'), DR_LOG_DIR: path.join(demoDir, 'logs'), ...env },
