@@ -11,9 +11,10 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
  * How many runs a crash test makes: `full` under `npm run chaos` (DR_CHAOS=1, whose results are
  * committed in bench/results/chaos.json), a third of it in `npm test`, so that CI stays within its
- * time (the crash tests were a fifth of its CPU at half). What the tests check of the kills holds
- * at either size: a failback is killed at points of its own history, every other failback is by
- * full rehydration, and the continuous failback test tops up its kills until every worker died twice.
+ * time (the crash tests were a fifth of its CPU at half); the drill test, whose runs are short,
+ * keeps half. What the tests check of the kills holds at either size: a failback is killed at
+ * points of its own history, every other failback is by full rehydration, and the continuous
+ * failback test tops up its kills until every worker died twice.
  */
 export function crashRuns(full: number): number {
   return atChaosSize(full, Math.ceil(full / 3));
