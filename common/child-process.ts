@@ -6,9 +6,10 @@ import path from 'node:path';
  * How every product process runs its TypeScript: tsx's CommonJS hook alone (the project is
  * CommonJS). `--import tsx` also registers its ES-module hooks, which answer every require on a
  * loader thread: 0.3-0.4 CPU s more per process start (a site worker's imports: 1.4-1.55 against
- * 1.02-1.16 CPU s), paid by every worker, API and CLI process and every test file.
+ * 1.02-1.16 CPU s), paid by every worker, API and CLI process and every test file. By its path,
+ * as node resolves a bare `--require` from the working folder, which may be outside the project.
  */
-export const TYPESCRIPT_LOADER = ['--require', 'tsx/cjs'];
+export const TYPESCRIPT_LOADER = ['--require', require.resolve('tsx/cjs')];
 
 export interface ChildOptions {
   /** Component name for messages, e.g. "temporal" or "site primary". */

@@ -1,6 +1,5 @@
-import path from 'node:path';
-import { PROJECT_ROOT } from '../common/config';
-import { startChild, TYPESCRIPT_LOADER, waitUntilReady, type ChildHandle } from '../common/child-process';
+import { startChild, waitUntilReady, type ChildHandle } from '../common/child-process';
+import { programArgs } from '../common/programs';
 import { SiteClient } from './client';
 
 export interface SiteServiceOptions {
@@ -14,6 +13,8 @@ export interface SiteServiceOptions {
   adminPort?: number;
   /** The definition's ports, when not overridden. */
   definitionPorts: { port: number; adminPort: number };
+  /** The process's environment, this process's by default; it says whether the site runs compiled (common/programs.ts). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface SiteService {
@@ -31,8 +32,7 @@ export async function startSiteService(o: SiteServiceOptions): Promise<SiteServi
     name: `site-${o.site}`,
     command: process.execPath,
     args: [
-      ...TYPESCRIPT_LOADER,
-      path.join(PROJECT_ROOT, 'sites/simulated/main.ts'),
+      ...programArgs('site', o.env),
       '--site',
       o.site,
       '--data',
@@ -44,7 +44,7 @@ export async function startSiteService(o: SiteServiceOptions): Promise<SiteServi
       ...(o.sitesFile ? ['--sites-file', o.sitesFile] : []),
     ],
     logFile: o.logFile,
-    env: { ...process.env, DR_SITE_TOKEN: o.token },
+    env: { ...(o.env ?? process.env), DR_SITE_TOKEN: o.token },
   });
   const url = `http://127.0.0.1:${port}`;
   await waitUntilReady(child, async () => {

@@ -14,7 +14,8 @@ import { ObjectStore } from '../datapath/object-store';
 import { RunbookStore } from '../runbooks/store';
 import { storagePreflight } from '../workflows/storage-preflight';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../workflows/task-queues';
-import { startChild, stopAllChildren, stopWhenOrphaned, TYPESCRIPT_LOADER, waitUntilReady, type ChildHandle } from '../common/child-process';
+import { startChild, stopAllChildren, stopWhenOrphaned, waitUntilReady, type ChildHandle } from '../common/child-process';
+import { COMPILED_PROGRAMS_VARIABLE, programArgs, type Program } from '../common/programs';
 import { loadSiteDefinitions } from '../sites/config';
 import { startSiteService } from '../sites/launch';
 import { ensureEmbeddedSecrets, ensureSiteTokens } from './credentials';
@@ -25,6 +26,7 @@ import { supervise } from './supervisor';
 import { TEMPORAL_BINARY, WEED_BINARY } from './servers';
 import { startTemporalDevServer } from './temporal-dev-server';
 import { writeWorkflowBundle } from '../worker/workflow-code';
+import { compilePrograms } from './compile-programs';
 import { withMallocSettings } from '../common/malloc-settings';
 
 const started = Date.now();
@@ -45,11 +47,11 @@ function requireInstalledServers(): void {
   }
 }
 
-function startNodeProcess(name: string, script: string, args: string[], settings: Settings, env: NodeJS.ProcessEnv): ChildHandle {
+function startNodeProcess(name: string, program: Program, args: string[], settings: Settings, env: NodeJS.ProcessEnv): ChildHandle {
   return startChild({
     name,
     command: process.execPath,
-    args: [...TYPESCRIPT_LOADER, script, ...args],
+    args: [...programArgs(program, env), ...args],
     logFile: path.join(settings.logDir, `${name.replace(/\s+/g, '-')}.log`),
     env,
   });
@@ -77,9 +79,10 @@ async function main(): Promise<void> {
   if (settings.temporal.embedded || settings.s3.embedded) requireInstalledServers();
 
   const childEnv: NodeJS.ProcessEnv = { ...process.env, DR_API_TOKENS_FILE: secrets.apiTokensFile, DR_SITE_TOKENS_FILE: siteTokens.file };
-  // Bundled once while the servers start: a worker restarted after a crash then polls within a second.
+  // Bundled and compiled once while the servers start: a worker restarted after a crash then polls within a second.
   childEnv.DR_WORKFLOW_BUNDLE = path.join(settings.dataDir, 'workflow-bundle.js');
-  const servers: Array<Promise<void>> = [writeWorkflowBundle(childEnv.DR_WORKFLOW_BUNDLE)];
+  childEnv[COMPILED_PROGRAMS_VARIABLE] = path.join(settings.dataDir, 'programs');
+  const servers: Array<Promise<void>> = [writeWorkflowBundle(childEnv.DR_WORKFLOW_BUNDLE), compilePrograms(childEnv[COMPILED_PROGRAMS_VARIABLE])];
   /** How to start each component again, by its first process: supervised once the stack is up. */
   const restarts = new Map<ChildHandle, () => Promise<ChildHandle>>();
 
@@ -166,6 +169,7 @@ async function main(): Promise<void> {
       token: siteTokens.tokens[d.name],
       ...(process.env.DR_SITES_FILE ? { sitesFile: process.env.DR_SITES_FILE } : {}),
       definitionPorts: { port: d.port, adminPort: d.adminPort },
+      env: childEnv,
     });
   const siteServices = await Promise.all(siteDefinitions.map(startSite));
   siteServices.forEach((service, i) => restarts.set(service.process, async () => (await startSite(siteDefinitions[i])).process));
@@ -173,12 +177,12 @@ async function main(): Promise<void> {
 
   notStopping();
   /** A node process of ours, started again the same way when it dies. */
-  const startRestartable = (name: string, script: string, args: string[], env: NodeJS.ProcessEnv): ChildHandle => {
-    const child = startNodeProcess(name, script, args, settings, env);
-    restarts.set(child, () => Promise.resolve(startNodeProcess(name, script, args, settings, env)));
+  const startRestartable = (name: string, program: Program, args: string[], env: NodeJS.ProcessEnv): ChildHandle => {
+    const child = startNodeProcess(name, program, args, settings, env);
+    restarts.set(child, () => Promise.resolve(startNodeProcess(name, program, args, settings, env)));
     return child;
   };
-  const orchestration = startRestartable('worker-orchestration', 'worker/main.ts', ['--orchestration'], childEnv);
+  const orchestration = startRestartable('worker-orchestration', 'worker', ['--orchestration'], childEnv);
   // A site's workers share its task queue (docs/scale-out.md); numbered when there are several.
   const siteWorkers = siteServices.flatMap((service, i) => {
     const { name: site, workers = 1 } = siteDefinitions[i];
@@ -187,7 +191,7 @@ async function main(): Promise<void> {
     return Array.from({ length: workers }, (_, n) => {
       const instance = workers > 1 ? String(n + 1) : undefined;
       const name = `worker-site-${site}${instance ? `#${instance}` : ''}`;
-      return { site, child: startRestartable(name, 'worker/main.ts', ['--site', site, ...(instance ? ['--instance', instance] : [])], env) };
+      return { site, child: startRestartable(name, 'worker', ['--site', site, ...(instance ? ['--instance', instance] : [])], env) };
     });
   });
   say(`starting workers: orchestration, ${siteDefinitions.map((d) => `site ${d.name}${(d.workers ?? 1) > 1 ? ` x${d.workers}` : ''}`).join(', ')}`);
@@ -199,7 +203,7 @@ async function main(): Promise<void> {
 
   notStopping();
   await refuseBusyPort(settings.api.port, 'API', 'DR_API_PORT');
-  const api = startRestartable('api', 'api/server.ts', [], childEnv);
+  const api = startRestartable('api', 'api', [], childEnv);
   const apiUrl = `http://${settings.api.host}:${settings.api.port}`;
   await waitUntilReady(api, async () => {
     const response = await fetch(`${apiUrl}/healthz`);

@@ -8,6 +8,8 @@ import { readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { TYPESCRIPT_LOADER } from '../common/child-process';
+import { COMPILED_PROGRAMS_VARIABLE } from '../common/programs';
+import { compilePrograms } from '../stack/compile-programs';
 import { writeWorkflowBundle } from '../worker/workflow-code';
 
 const TEST_ROOT = __dirname;
@@ -33,9 +35,16 @@ if (files.length === 0) {
 
 // Every worker the tests start runs this one bundle: each bundling its own took seconds of CPU per start.
 const workflowBundle = path.join(tmpdir(), `dr-test-workflows-${process.pid}.js`);
+// And the product's processes the tests start (hundreds of workers, sites and APIs) run compiled.
+const compiledPrograms = path.join(tmpdir(), `dr-test-programs-${process.pid}`);
+
+function removeBuilt(): void {
+  rmSync(workflowBundle, { force: true });
+  rmSync(compiledPrograms, { recursive: true, force: true });
+}
 
 async function main(): Promise<void> {
-  await writeWorkflowBundle(workflowBundle);
+  await Promise.all([writeWorkflowBundle(workflowBundle), compilePrograms(compiledPrograms)]);
   const runner = spawn(
     process.execPath,
     [
@@ -49,7 +58,7 @@ async function main(): Promise<void> {
       ...files,
     ],
     // Its own process group, so that everything the tests start can be found and ended with it.
-    { stdio: 'inherit', detached: true, env: { ...process.env, NODE_NO_WARNINGS: '1', DR_WORKFLOW_BUNDLE: workflowBundle } },
+    { stdio: 'inherit', detached: true, env: { ...process.env, NODE_NO_WARNINGS: '1', DR_WORKFLOW_BUNDLE: workflowBundle, [COMPILED_PROGRAMS_VARIABLE]: compiledPrograms } },
   );
 
   /** Ends every process the run started, including servers a killed test file left behind. */
@@ -59,7 +68,7 @@ async function main(): Promise<void> {
     } catch {
       // the group is already empty
     }
-    rmSync(workflowBundle, { force: true });
+    removeBuilt();
     process.exit(code);
   };
 
@@ -81,6 +90,6 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   console.error(error);
-  rmSync(workflowBundle, { force: true });
+  removeBuilt();
   process.exit(1);
 });

@@ -5,9 +5,10 @@
  * bundles the source itself, as a worker deployed on its own does.
  */
 import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 
-const WORKFLOWS = require.resolve('../workflows');
+const WORKFLOWS = path.join(__dirname, '../workflows/index.ts');
 
 export type WorkflowCode = { workflowBundle: { codePath: string } } | { workflowsPath: string };
 

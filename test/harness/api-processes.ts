@@ -1,9 +1,8 @@
 import path from 'node:path';
-import { startChild, TYPESCRIPT_LOADER, waitUntilReady, type ChildHandle } from '../../common/child-process';
+import { startChild, waitUntilReady, type ChildHandle } from '../../common/child-process';
+import { programArgs } from '../../common/programs';
 import { freePort } from '../../stack/ports';
 import { productEnvironment, type TestStack } from './stack';
-
-const API = path.join(__dirname, '../../api/server.ts');
 
 export interface ApiProcess {
   child: ChildHandle;
@@ -14,13 +13,8 @@ export interface ApiProcess {
 /** The product's API process (api/server.ts) against the test stack, answering /healthz when returned. */
 export async function startApiProcess(stack: TestStack, name: string, env: NodeJS.ProcessEnv = {}): Promise<ApiProcess> {
   const port = await freePort();
-  const child = startChild({
-    name,
-    command: process.execPath,
-    args: [...TYPESCRIPT_LOADER, API],
-    logFile: path.join(stack.dir, `${name}.log`),
-    env: { ...productEnvironment(stack), DR_API_PORT: String(port), ...env },
-  });
+  const childEnv = { ...productEnvironment(stack), DR_API_PORT: String(port), ...env };
+  const child = startChild({ name, command: process.execPath, args: programArgs('api', childEnv), logFile: path.join(stack.dir, `${name}.log`), env: childEnv });
   const url = `http://127.0.0.1:${port}`;
   await waitUntilReady(child, async () => {
     const response = await fetch(`${url}/healthz`);

@@ -1,15 +1,14 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from '@temporalio/worker';
-import { startChild, TYPESCRIPT_LOADER, waitUntilReady, type ChildHandle } from '../../common/child-process';
+import { startChild, waitUntilReady, type ChildHandle } from '../../common/child-process';
+import { programArgs } from '../../common/programs';
 import type { SiteService } from '../../sites/launch';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../../workflows/task-queues';
 import { createRunbookPageActivities } from '../../activities/runbook-pages';
 import { RunbookStore } from '../../runbooks/store';
 import { workflowCode } from '../../worker/workflow-code';
 import { productEnvironment, useFixture, type TestStack } from './stack';
-
-const WORKER = path.join(__dirname, '../../worker/main.ts');
 
 /**
  * The product's own worker processes (worker/main.ts) against the test stack, so that tests can
@@ -30,12 +29,13 @@ export class TestWorkers {
 
   private async start(name: string, args: string[], env: NodeJS.ProcessEnv): Promise<ChildHandle> {
     this.starts.set(name, () => this.start(name, args, env));
+    const childEnv = { ...productEnvironment(this.stack), ...env };
     const child = startChild({
       name,
       command: process.execPath,
-      args: [...TYPESCRIPT_LOADER, WORKER, ...args],
+      args: [...programArgs('worker', childEnv), ...args],
       logFile: path.join(this.stack.dir, `${name.replace(/\s+/g, '-')}-${++workersStarted}.log`),
-      env: { ...productEnvironment(this.stack), ...env },
+      env: childEnv,
     });
     this.running.set(name, child);
     await waitUntilReady(child, () => (readFileSync(child.logFile, 'utf8').includes('worker running') ? Promise.resolve() : Promise.reject(new Error('starting'))), 120_000);

@@ -5,10 +5,11 @@
  * liveness probe as an orchestrator would use it. One stack for both: it is most of the time.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { generateToken, hashToken } from '../../api/auth';
+import { COMPILED_PROGRAMS_VARIABLE } from '../../common/programs';
 import type { AuditRecord } from '../../api/audit';
 import type { ListedToken } from '../../api/tokens';
 import { freePort } from '../../stack/ports';
@@ -204,8 +205,10 @@ describe('several processes on one store: API tokens and the audit trail shared 
   it('a worker process answers its liveness probe 200 while it polls; after SIGTERM, 503 or no answer, then it is gone', async () => {
     const port = await freePort();
     const workers = new TestWorkers(storage.stack, 'no site');
-    const worker = await workers.orchestration({ DR_WORKER_HEALTH_PORT: String(port) });
+    // From its TypeScript source, as docs/deployment.md runs it: every other test runs the compiled programs.
+    const worker = await workers.orchestration({ DR_WORKER_HEALTH_PORT: String(port), [COMPILED_PROGRAMS_VARIABLE]: '' });
     try {
+      assert.match(readFileSync(`/proc/${worker.pid}/cmdline`, 'utf8'), /worker\/main\.ts/);
       const running = await fetch(`http://127.0.0.1:${port}/healthz`);
       assert.equal(running.status, 200);
       assert.deepEqual(await running.json(), { status: 'ok', state: 'RUNNING' });

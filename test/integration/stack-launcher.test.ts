@@ -117,11 +117,12 @@ describe('npm start: the embedded stack launcher', () => {
     // Components that die are named at once, with their log's last lines, and started again.
     const pidOf = (pattern: RegExp) => childrenOf(first.pid).find((c) => pattern.test(c.args))?.pid ?? 0;
     // A site worker gets the malloc settings that keep a rehydration's memory flat (common/malloc-settings.ts).
-    const siteWorkerEnvironment = readFileSync(`/proc/${pidOf(/worker\/main\.ts --site primary/)}/environ`, 'utf8').split('\0');
+    // It runs compiled (stack/compile-programs.ts), as every program the launcher starts.
+    const siteWorkerEnvironment = readFileSync(`/proc/${pidOf(/programs\/worker\.js --site primary/)}/environ`, 'utf8').split('\0');
     for (const [name, value] of Object.entries(MALLOC_SETTINGS)) assert.ok(siteWorkerEnvironment.includes(`${name}=${value}`), `the site worker runs with ${name}=${value}`);
     for (const [component, pattern] of [
       ['seaweedfs', /\/weed\s/],
-      ['worker-site-primary', /worker\/main\.ts --site primary/],
+      ['worker-site-primary', /programs\/worker\.js --site primary/],
     ] as const) {
       const pid = pidOf(pattern);
       assert.ok(pid > 0, `${component} runs: ${childrenOf(first.pid).map((c) => c.args).join('\n')}`);
