@@ -16,8 +16,11 @@ import { failoverSiteDefinitions, protectAtPrimary } from '../fixtures/failover-
 import { MemorySite } from '../unit/datapath-memory-site';
 
 const DOMAIN = 'golf';
-/** `npm run chaos -- protection-soak` soaks for the issue's ten minutes; npm test for long enough to pass several windows. */
-const SOAK_MS = atChaosSize(10 * 60_000, 50_000);
+/**
+ * `npm run chaos -- protection-soak` soaks for the issue's ten minutes; npm test for three
+ * protection windows, where the points' contents are checked and the bounds are not (below).
+ */
+const SOAK_MS = atChaosSize(10 * 60_000, 30_000);
 const SOAK_IS_FULL_SIZE = SOAK_MS >= 10 * 60_000;
 const PROTECTION_WINDOW_MS = 10_000;
 const SAMPLE_EVERY_MS = 2_000;
@@ -97,7 +100,7 @@ describe('protection soak on real Temporal, S3, a site and its workers: a worklo
     // Points are taken between replicator runs, which a loaded machine spaces out: a third of the nominal rate at least.
     const expectedPoints = Math.floor(SOAK_MS / (3 * POINT_INTERVAL_MS));
     assert.ok(verified.size >= expectedPoints, `${verified.size} restore points verified, at least ${expectedPoints} expected`);
-    // A steady state takes minutes on a loaded machine (CI's 50 s saw the log still growing before its first compaction): bounds are judged at the soak's full size.
+    // A steady state takes minutes on a loaded machine (CI's 50 s, as npm test soaked before, saw the log still growing before its first compaction): bounds are judged at the soak's full size.
     if (!SOAK_IS_FULL_SIZE) return;
     assert.ok(objectsLater <= objectsBound * 1.25 + 5, `the domain's objects kept growing: at most ${objectsBound} in the first half, ${objectsLater} in the second`);
     for (const { name, early, late } of rss) assert.ok(late <= early * 1.25 + 32, `${name}'s memory kept growing: median ${early} MiB in the first half, ${late} MiB in the second`);
