@@ -1,11 +1,11 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Placement, RegisterVmSpec, RocvaSpec, ShutdownOutcome, SiteProvider, Vm } from '../sites/provider';
 import { SiteError } from '../sites/provider';
-import { isDrillResourceName, representationVmName } from '../common/resource-names';
+import { isDrillResourceName, representationVmName, type DrillResource } from '../common/resource-names';
 import { atSite } from './site-failures';
 import { failure } from '../common/failures';
 import { isInactive } from '../datapath/conflict';
-import { rebuildBatchActivities } from './vm-batches';
+import { drillRemovalBatchActivities, rebuildBatchActivities } from './vm-batches';
 
 /**
  * The VM, or undefined when the site says it does not exist. Only the site's `VmNotFound` means
@@ -49,7 +49,7 @@ export interface PrepareTargetDisksInput {
 }
 
 /** What a drill creates at a site, by kind: its cleanup removes VMs before the disks they hold. */
-export type DrillResourceKind = 'rocva' | 'representation' | 'vm' | 'disk';
+
 
 /** The names a site holds: every VM (appliances and representation VMs included) and every disk. */
 export interface InventoryNames {
@@ -170,7 +170,7 @@ export function createRecoverySiteActivities({ provider }: RecoverySiteDependenc
      * retry, or a compensation that came first). Refuses any name without a drill prefix, so that a
      * wrong record can never remove production.
      */
-    removeDrillResource: async ({ kind, name }: { kind: DrillResourceKind; name: string }): Promise<{ removed: boolean }> => {
+    removeDrillResource: async ({ kind, name }: DrillResource): Promise<{ removed: boolean }> => {
       if (!isDrillResourceName(name)) throw failure('NotADrillResource', `${kind} "${name}" at site ${provider.site} is not named like a drill resource (drill-<id>-...): not removed`);
       if (kind === 'disk') {
         if (!(await diskIfPresent(provider, name))) return { removed: false };
@@ -187,7 +187,8 @@ export function createRecoverySiteActivities({ provider }: RecoverySiteDependenc
       return { removed: true };
     },
   };
-  return { ...activities, ...rebuildBatchActivities(activities) };
+
+  return { ...activities, ...rebuildBatchActivities(activities), ...drillRemovalBatchActivities(activities) };
 }
 
 async function registerRecovered(provider: SiteProvider, spec: RegisterVmSpec): Promise<void> {

@@ -1,5 +1,6 @@
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { RegisterVmSpec } from '../sites/provider';
+import type { DrillResource } from '../common/resource-names';
 import { forEachLimited } from '../common/parallel';
 
 /**
@@ -61,3 +62,62 @@ export function rebuildBatchActivities<Prepare extends { vm: string }>(perVm: Pe
 }
 
 export type RebuildBatchActivities = ReturnType<typeof rebuildBatchActivities<{ vm: string }>>;
+
+/**
+ * What a batch of a drill's removals did to each of its resources. Heartbeated as each is done:
+ * a retry after a killed worker keeps them, so that what the batch removed is never reported as
+ * gone already.
+ */
+export interface DrillRemovals {
+  removed: DrillResource[];
+  alreadyGone: DrillResource[];
+  /** Forced only: what could not be removed, and why. */
+  notRemoved: Array<DrillResource & { why: string }>;
+}
+
+/** Attempts at each removal of a forced cleanup, a second apart, before it is reported as not removed. */
+const FORCED_REMOVAL_ATTEMPTS = 3;
+
+/**
+ * A batch of a drill's resources removed (`removeDrillResource` each), so that a drill's history
+ * grows by one activity per batch, not per resource. Unforced, a removal that fails fails the
+ * batch, which is retried from its heartbeat; forced, each removal gets FORCED_REMOVAL_ATTEMPTS
+ * and what still fails is reported with why.
+ */
+export function drillRemovalBatchActivities(perResource: { removeDrillResource(resource: DrillResource): Promise<{ removed: boolean }> }) {
+  return {
+    removeDrillResourcesOfBatch: async ({ resources, force }: { resources: DrillResource[]; force: boolean }): Promise<DrillRemovals> => {
+      const context = Context.current();
+      const outcome: DrillRemovals = (context.info.heartbeatDetails as DrillRemovals | undefined) ?? { removed: [], alreadyGone: [], notRemoved: [] };
+      const key = (r: DrillResource) => `${r.kind}:${r.name}`;
+      const done = new Set([...outcome.removed, ...outcome.alreadyGone, ...outcome.notRemoved].map(key));
+      await forEachLimited(resources.filter((r) => !done.has(key(r))), VMS_IN_FLIGHT_PER_BATCH, async ({ kind, name }) => {
+        if (context.cancellationSignal.aborted) throw new CancelledFailure('the batch was cancelled');
+        const resource = { kind, name };
+        try {
+          const { removed } = force ? await attempts(FORCED_REMOVAL_ATTEMPTS, () => perResource.removeDrillResource(resource)) : await perResource.removeDrillResource(resource);
+          (removed ? outcome.removed : outcome.alreadyGone).push(resource);
+        } catch (error) {
+          if (!force) throw namingVm(name, error);
+          outcome.notRemoved.push({ ...resource, why: error instanceof Error ? error.message : String(error) });
+        }
+        context.heartbeat(outcome);
+      });
+      return outcome;
+    },
+  };
+}
+
+export type DrillRemovalBatchActivities = ReturnType<typeof drillRemovalBatchActivities>;
+
+/** `call` tried up to `count` times, a second apart; a failure that cannot heal is not tried again. */
+async function attempts<T>(count: number, call: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      if (attempt >= count || (error instanceof ApplicationFailure && error.nonRetryable)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+    }
+  }
+}

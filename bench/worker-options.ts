@@ -27,14 +27,22 @@ interface Candidate {
 }
 
 const SHIPPED: Candidate = { name: 'shipped defaults (worker/main.ts)', env: {} };
-/** Each changes one setting, so that a difference has one cause. */
-const CANDIDATES: Candidate[] = JSON.parse(
-  process.env.BENCH_WORKER_CANDIDATES ??
-    JSON.stringify([
-      { name: 'workflow cache of 500 (shipped: sized from the heap)', env: { DR_WORKER_MAX_CACHED_WORKFLOWS: '500' } },
-      { name: '400 activity slots (shipped: 100)', env: { DR_WORKER_MAX_CONCURRENT_ACTIVITIES: '400' } },
-    ]),
-) as Candidate[];
+/** Each candidate changes one setting, so that a difference has one cause; BENCH_WORKER_SET picks a set. */
+const CANDIDATE_SETS: Record<string, Candidate[]> = {
+  capacity: [
+    { name: 'workflow cache of 500 (shipped: sized from the heap)', env: { DR_WORKER_MAX_CACHED_WORKFLOWS: '500' } },
+    { name: '400 activity slots (shipped: 100)', env: { DR_WORKER_MAX_CONCURRENT_ACTIVITIES: '400' } },
+  ],
+  'workflow-tasks': [
+    { name: '10 workflow task slots (shipped: 40)', env: { DR_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: '10' } },
+    { name: '200 workflow task slots (shipped: 40)', env: { DR_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: '200' } },
+  ],
+};
+const SET = process.env.BENCH_WORKER_CANDIDATES ? 'custom' : (process.env.BENCH_WORKER_SET ?? 'capacity');
+const CANDIDATES: Candidate[] = process.env.BENCH_WORKER_CANDIDATES ? (JSON.parse(process.env.BENCH_WORKER_CANDIDATES) as Candidate[]) : CANDIDATE_SETS[SET];
+if (!CANDIDATES) throw new Error(`BENCH_WORKER_SET must be one of ${Object.keys(CANDIDATE_SETS).join(', ')}`);
+/** Each set and size has its own results file, so that one never overwrites another's. */
+const RESULTS_NAME = ['worker-options', ...(SET === 'capacity' ? [] : [SET]), ...(DOMAINS === 50 && VMS_EACH === 20 ? [] : [`${DOMAINS}x${VMS_EACH}`])].join('-');
 
 const domains = (label: string) => smallDomains(label, DOMAINS, VMS_EACH);
 
@@ -53,6 +61,7 @@ async function main(): Promise<void> {
     const shippedMs = spread(runs.get(SHIPPED)!.map((r) => r.wallMs));
     const results = {
       setup: {
+        candidateSet: SET,
         domains: DOMAINS,
         vmsEach: VMS_EACH,
         runs: RUNS,
@@ -74,7 +83,7 @@ async function main(): Promise<void> {
         };
       }),
     };
-    reportBenchResults('worker-options', results);
+    reportBenchResults(RESULTS_NAME, results);
     for (const c of results.candidates) console.log(`${c.name}: ${c.wallMs.median} ms (min ${c.wallMs.min}, max ${c.wallMs.max}), ${c.toShippedRatio}x the shipped defaults, CPU ${c.cpuSeconds.median} s`);
   } finally {
     await stack.stop();

@@ -24,3 +24,11 @@ export const representationVmName = (vm: string) => {
   const drill = DRILL_NAME.exec(vm);
   return drill ? `${drill[1]}repr-${drill[2]}` : `repr-${vm}`;
 };
+
+/** What a drill creates at the recovery site, each recorded before it is created and removed by its cleanup. */
+export type DrillResourceKind = 'rocva' | 'representation' | 'vm' | 'disk';
+
+export interface DrillResource {
+  kind: DrillResourceKind;
+  name: string;
+}

@@ -18,7 +18,7 @@ import { TYPESCRIPT_LOADER } from '../common/child-process';
 import { writeBenchResults } from '../bench/results-file';
 
 /** The test files that make up the chaos scenarios when none is named. */
-const EVERY_SCENARIO = ['-crash.test.ts', 's3-faults.test.ts', 'protection-soak.test.ts', 'api-load-fuzz.test.ts', 'runbook-api.test.ts', 'runbook-fuzz.test.ts', 'runbook-schema.test.ts', 'large-domain-failover.test.ts'];
+const EVERY_SCENARIO = ['-crash.test.ts', 's3-faults.test.ts', 'protection-soak.test.ts', 'api-load-fuzz.test.ts', 'runbook-api.test.ts', 'runbook-fuzz.test.ts', 'runbook-schema.test.ts', 'large-domain-operations.test.ts'];
 /** A full-size crash test makes 20 runs with kills between them: far longer than npm test's limit per test. */
 const FULL_SIZE_TEST_LIMIT_MS = 40 * 60_000;
 

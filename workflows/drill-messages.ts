@@ -1,7 +1,7 @@
 import { defineUpdate } from '@temporalio/workflow';
 import type { TestedPoint } from '../activities/datapath';
 import type { PointInTime } from '../activities/handover';
-import type { DrillResourceKind } from '../activities/recovery-site';
+import type { DrillResource } from '../common/resource-names';
 import type { RunbookCheck } from '../runbooks/schema';
 import type { RunbookInInput } from './phases/runbook';
 
@@ -44,10 +44,7 @@ export interface CheckResult {
   vms: Array<{ vm: string; passed: boolean; detail: string; waitedMs: number }>;
 }
 
-export interface DrillResource {
-  kind: DrillResourceKind;
-  name: string;
-}
+export type { DrillResource };
 
 export interface DrillCleanup {
   requestedBy: string;

@@ -15,10 +15,10 @@ import type { OperationReport } from './operation-messages';
 import { powerOnByPlan } from './phases/power-on';
 import { withRunbook } from './phases/runbook';
 import { deployRocva, prepareTargetDisks, registerVms, rehydrate, removeRepresentationVms, removeRocva, resolveRecoveryPoint, targetVmOf, type RebuildTarget } from './phases/rebuild';
-import { activitiesAt, SITE_RETRY } from './phases/site-activities';
+import { activitiesAt, batchActivitiesAt, SITE_RETRY } from './phases/site-activities';
 import type { PowerOnPlanInput } from './power-on-plan';
 import { drillVm } from './recovered-vm';
-import { forEachVm } from './vm-fan-out';
+import { forEachBatch, forEachVm } from './vm-fan-out';
 import { callWebhookStep } from './webhook-step';
 
 /**
@@ -200,23 +200,13 @@ const REMOVAL_ORDER: Array<DrillResource['kind']> = ['rocva', 'vm', 'representat
  */
 async function cleanUp(op: Operation, id: string, before: InventoryNames, request: CleanupRequest): Promise<DrillCleanup> {
   const force = request.force ?? false;
-  const atTo = activitiesAt(op.to, force ? { retry: { initialInterval: '1 second', maximumAttempts: 3 } } : {});
+  const inBatches = patched('drill-cleanup-in-batches');
   return CancellationScope.nonCancellable(() =>
     op.step('clean up the drill', async () => {
       const cleanup: DrillCleanup = { requestedBy: request.requestedBy, force, removed: [], alreadyGone: [], notRemoved: [], inventory: { asBefore: false, before: { vms: before.vms.length, disks: before.disks.length }, leftBehind: [], otherChanges: { appeared: [], disappeared: [] } } };
       for (const kind of REMOVAL_ORDER) {
-        await forEachVm(
-          op.resources.filter((r) => r.kind === kind),
-          async (resource) => {
-            try {
-              const { removed } = await atTo.removeDrillResource.executeWithOptions({ summary: `remove ${resource.kind} ${resource.name} from ${op.to}` }, [resource]);
-              (removed ? cleanup.removed : cleanup.alreadyGone).push(resource);
-            } catch (error) {
-              if (!force) throw error;
-              cleanup.notRemoved.push({ ...resource, why: failureMessage(error) });
-            }
-          },
-        );
+        const resources = op.resources.filter((r) => r.kind === kind);
+        await (inBatches ? removeInBatches(op, resources, force, cleanup) : removeOneByOne(op, resources, force, cleanup));
       }
       const after = await inventoryNames(op);
       const mine = (name: string) => name.startsWith(drillResourceName(id, ''));
@@ -228,6 +218,35 @@ async function cleanUp(op: Operation, id: string, before: InventoryNames, reques
       return cleanup;
     }),
   );
+}
+
+/**
+ * Resources removed by batch activities (VMS_PER_BATCH each): the drill's history grows by one
+ * activity per batch, not per resource. Forced, each removal has a few attempts in its batch, and
+ * the batch itself as many (a killed worker's retry resumes from its heartbeat).
+ */
+async function removeInBatches(op: Operation, resources: DrillResource[], force: boolean, cleanup: DrillCleanup): Promise<void> {
+  const atTo = batchActivitiesAt(op.to, force ? { retry: { initialInterval: '1 second', maximumAttempts: 3 } } : {});
+  await forEachBatch(resources, async (batch, range) => {
+    const outcome = await atTo.removeDrillResourcesOfBatch.executeWithOptions({ summary: `remove ${batch[0].kind}s ${range} from ${op.to}` }, [{ resources: batch, force }]);
+    cleanup.removed.push(...outcome.removed);
+    cleanup.alreadyGone.push(...outcome.alreadyGone);
+    cleanup.notRemoved.push(...outcome.notRemoved);
+  });
+}
+
+/** An activity per resource, as drills recorded before batches were. */
+async function removeOneByOne(op: Operation, resources: DrillResource[], force: boolean, cleanup: DrillCleanup): Promise<void> {
+  const atTo = activitiesAt(op.to, force ? { retry: { initialInterval: '1 second', maximumAttempts: 3 } } : {});
+  await forEachVm(resources, async (resource) => {
+    try {
+      const { removed } = await atTo.removeDrillResource.executeWithOptions({ summary: `remove ${resource.kind} ${resource.name} from ${op.to}` }, [resource]);
+      (removed ? cleanup.removed : cleanup.alreadyGone).push(resource);
+    } catch (error) {
+      if (!force) throw error;
+      cleanup.notRemoved.push({ ...resource, why: failureMessage(error) });
+    }
+  });
 }
 
 /**

@@ -5,7 +5,7 @@ import type { CommitWindowStatus } from './commit-window-messages';
 import type { Placement } from '../sites/provider';
 import type { CompensationOutcome } from './compensation';
 import type { OperationKind } from './workflow-ids';
-import type { DrillResourceKind } from '../activities/recovery-site';
+import type { DrillResourceKind } from '../common/resource-names';
 import type { DrillReport } from './drill-messages';
 import type { RestoreReport } from './restore-messages';
 import type { OperationVmState } from './vm-state';

@@ -41,6 +41,6 @@ export function longActivitiesAt(site: string, startToCloseTimeout: string) {
  * dead worker is noticed as soon as a single VM's call would have timed out, and the retry resumes
  * where the heartbeat says.
  */
-export function batchActivitiesAt(site: string) {
-  return activitiesAt(site, { startToCloseTimeout: '10 minutes', heartbeatTimeout: '30 seconds' });
+export function batchActivitiesAt(site: string, options: Partial<ActivityOptions> = {}) {
+  return activitiesAt(site, { startToCloseTimeout: '10 minutes', heartbeatTimeout: '30 seconds', ...options });
 }

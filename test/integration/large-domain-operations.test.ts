@@ -1,0 +1,152 @@
+/**
+ * A drill, then a forced failover, of a large domain through the API, on real Temporal, S3,
+ * simulated sites (zero latency, boot and shutdown) and worker processes: 10,000 VMs under `npm run
+ * chaos` (DR_CHAOS=1), 1,200 in npm test, whose web group (576 VMs) is over POWER_ON_BATCH_VMS. The
+ * runbook is the generated four-tier one of bench/large-domain.ts, stored and named in the request,
+ * never carried whole. Checks that every VM is registered and powered on at the recovery site
+ * exactly once (under its drill name in the drill), from the site's own event record, that the
+ * drill's cleanup leaves the site as it was, and that no workflow's history grows with the domain's
+ * size. Not timed: it prints wall times and the largest histories.
+ */
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import { generateToken } from '../../api/auth';
+import { operationsRouter } from '../../api/operations';
+import type { SiteEvent } from '../../sites/provider';
+import { benchRunbook, protectUntilReplicating, siteDefinitions, type BenchDomain } from '../../bench/large-domain';
+import { countHistory } from '../../bench/measure';
+import type { DrillReport } from '../../workflows/drill-messages';
+import type { OperationReport } from '../../workflows/operation-messages';
+import { POWER_ON_BATCH_VMS } from '../../workflows/power-on-plan';
+import { atChaosSize } from '../harness/crashes';
+import { admin } from '../harness/sites';
+import { useTestApi, useTestbed, type ApiPrincipal } from '../harness/testbed';
+import { apiCalls } from '../harness/api-calls';
+
+const VMS = atChaosSize(10_000, 1_200);
+const bench: BenchDomain = { domain: 'large', primary: 'primary', recovery: 'recovery', vms: VMS };
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** A workflow's failure says why at its root: the activity's failure under the child's under the workflow's. */
+const deepestCause = (error: unknown): string => (error instanceof Error ? (error.cause instanceof Error ? deepestCause(error.cause) : error.message) : String(error));
+
+describe(`a large domain of ${VMS} VMs: a drill, then a forced failover`, () => {
+  const operator: ApiPrincipal = { name: 'dr-lead', role: 'operator', token: generateToken() };
+  // The drill's test network, beside the recovery site's production networks.
+  const definitions = siteDefinitions(bench).map((site) => (site.name === bench.recovery ? { ...site, inventory: { ...site.inventory, networks: [...site.inventory.networks, 'test-app'] } } : site));
+  const { stack, sites, primary, recovery, store, runbooks } = useTestbed({ definitions, workers: ['orchestration', 'primary', 'recovery'] });
+  const api = useTestApi({ principals: [operator], routers: (log) => [operationsRouter({ client: stack.client, runbooks, store, log })] });
+  const { call } = apiCalls(() => api.url, operator.token);
+
+  const runbook = { ...benchRunbook(bench) };
+  runbook.spec = { ...runbook.spec, testNetworkMapping: [{ source: 'dr-app', target: 'test-app' }] };
+  const vms = runbook.spec.vms.map((vm) => vm.name);
+  let version = 0;
+
+  before(async () => {
+    assert.ok(runbook.spec.powerOn.groups.some((g) => g.vms.length > POWER_ON_BATCH_VMS), 'a group runs in batches');
+    // JSON is YAML: the store keeps the runbook as the generator and the bench make it.
+    version = (await runbooks.put(runbook.metadata.name, JSON.stringify(runbook), operator.name)).version;
+    // The initial sync of every disk: a loaded machine takes minutes at 1,200 VMs.
+    await protectUntilReplicating(stack.client, store, bench, vms, 300_000 + VMS * 200);
+    // A forced failover records where the fenced site's log ends: the log must have a segment.
+    await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 20, blockSize: 4096, pattern: 'random', seed: 'large-domain' });
+  });
+
+  /** Starts the operation, once the new protection has recorded the domain Protected, and returns its report and how long it took. */
+  async function operate<T extends OperationReport>(operation: string, body: Record<string, unknown>): Promise<{ workflowId: string; report: T; wallMs: number }> {
+    const started = Date.now();
+    const request = { ...body, runbook: runbook.metadata.name, version };
+    let response = await call('POST', `/domains/${bench.domain}/${operation}`, request);
+    for (let tries = 0; response.status === 409 && /Protected|refused while/.test(JSON.stringify(response.body)) && tries < 120; tries++) {
+      await sleep(1_000);
+      response = await call('POST', `/domains/${bench.domain}/${operation}`, request);
+    }
+    assert.equal(response.status, 202, JSON.stringify(response.body));
+    const workflowId = String(response.body.workflowId);
+    const report = (await stack.client.workflow
+      .getHandle(workflowId)
+      .result()
+      .catch((error: unknown) => assert.fail(`the ${operation} failed: ${deepestCause(error)}`))) as T;
+    assert.equal(report.outcome, 'succeeded', report.failure);
+    return { workflowId, report, wallMs: Date.now() - started };
+  }
+
+  /** Every event the recovery site records while `during` runs: it keeps its newest 20,000, so they are read as they come, and none is missed at 10,000 VMs. */
+  async function recoverySiteEvents<T>(during: () => Promise<T>): Promise<{ result: T; events: SiteEvent[] }> {
+    const events: SiteEvent[] = [];
+    let reading = true;
+    const reader = (async () => {
+      for (let after = (await recovery.client.events()).at(-1)?.sequence ?? 0; reading; await sleep(500)) {
+        const more = await recovery.client.events(after);
+        events.push(...more);
+        after = more.at(-1)?.sequence ?? after;
+      }
+    })();
+    try {
+      const result = await during();
+      await sleep(1_500);
+      return { result, events };
+    } finally {
+      reading = false;
+      await reader;
+    }
+  }
+
+  /** Each VM of the domain, named at the site as `siteName` makes it, was registered and powered on exactly once. */
+  function assertEachOnce(events: SiteEvent[], siteName: (vm: string) => string): void {
+    const registered = new Map<string, number>();
+    const poweredOn = new Map<string, number>();
+    for (const e of events) {
+      if (!e.vm) continue;
+      if (e.type === 'VmRegistered' && (e.detail as { kind?: string } | undefined)?.kind === 'vm') registered.set(e.vm, (registered.get(e.vm) ?? 0) + 1);
+      if (e.type === 'VmPoweredOn') poweredOn.set(e.vm, (poweredOn.get(e.vm) ?? 0) + 1);
+    }
+    for (const vm of vms.map(siteName)) {
+      assert.equal(registered.get(vm), 1, `${vm} registered once`);
+      assert.equal(poweredOn.get(vm), 1, `${vm} powered on once`);
+    }
+  }
+
+  /** The operation's workflows (it and its children) with the longest histories, which none may let grow with the domain. */
+  async function assertHistoriesBounded(operation: string, workflowId: string, wallMs: number): Promise<void> {
+    const histories = await countHistory(stack.client, workflowId);
+    const largest = await Promise.all(
+      histories.workflowIds.map(async (id) => {
+        const { raw } = await stack.client.workflow.getHandle(id).describe();
+        return { id, events: Number(raw.workflowExecutionInfo?.historyLength ?? 0), bytes: Number(raw.workflowExecutionInfo?.historySizeBytes ?? 0) };
+      }),
+    );
+    largest.sort((a, b) => b.events - a.events);
+    console.log(`${operation} of ${VMS} VMs: ${Math.round(wallMs / 1000)} s; ${histories.workflowIds.length} workflows, ${histories.events} events; largest histories: ${largest.slice(0, 3).map((h) => `${h.id} ${h.events} (${(h.bytes / 1024 / 1024).toFixed(1)} MiB)`).join(', ')}`);
+    // Some 10 events per VM of a batch at most; the operation's own history by batches of VMs.
+    assert.ok(largest[0].events < 10_000, `no history near Temporal's 51,200 events: ${largest[0].id} has ${largest[0].events}`);
+  }
+
+  const recoveryInventory = async () => {
+    const [atSite, disks] = await Promise.all([recovery.client.listVms(), recovery.client.listDisks()]);
+    return { vms: atSite.map((vm) => vm.name).sort(), disks: disks.map((d) => d.id).sort() };
+  };
+
+  it('a drill registers and powers on every VM once under its drill name, and its cleanup leaves the recovery site as it was', async () => {
+    const inventoryBefore = await recoveryInventory();
+    const { result, events } = await recoverySiteEvents(() => operate<OperationReport & { drill: DrillReport }>('drill', {}));
+    const { drill } = result.report;
+    assert.equal(drill.outcome, 'passed', JSON.stringify(drill.failedBecause));
+    assertEachOnce(events, (vm) => `drill-${drill.id}-${vm}`);
+    assert.equal(result.report.vms.filter((vm) => vm.state === 'poweredOn').length, VMS);
+    assert.deepEqual(drill.cleanup.notRemoved, []);
+    assert.equal(drill.cleanup.inventory.asBefore, true, JSON.stringify(drill.cleanup.inventory.leftBehind.slice(0, 5)));
+    assert.deepEqual(await recoveryInventory(), inventoryBefore, 'the recovery site has exactly the VMs and disks it had before the drill');
+    await assertHistoriesBounded('drill', result.workflowId, result.wallMs);
+  });
+
+  it('a forced failover registers and powers on every VM at the recovery site once, with every history bounded', async () => {
+    const { result, events } = await recoverySiteEvents(() => operate('failover', { type: 'forced', confirm: bench.domain }));
+    assertEachOnce(events, (vm) => vm);
+    const atSite = (await recovery.client.listVms()).filter((vm) => vm.kind === 'vm' && vms.includes(vm.name));
+    assert.equal(atSite.length, VMS, 'every VM at the recovery site, none twice');
+    assert.ok(atSite.every((vm) => vm.powerState === 'poweredOn'), 'every VM runs');
+    assert.equal(result.report.vms.filter((vm) => vm.state === 'poweredOn').length, VMS);
+    await assertHistoriesBounded('forced failover', result.workflowId, result.wallMs);
+  });
+});
