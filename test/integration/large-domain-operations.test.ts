@@ -9,7 +9,7 @@
  * size. Not timed: it prints wall times and the largest histories.
  */
 import assert from 'node:assert/strict';
-import { before, describe, it } from 'node:test';
+import { before, describe, it, type TestContext } from 'node:test';
 import { generateToken } from '../../api/auth';
 import { operationsRouter } from '../../api/operations';
 import type { SiteEvent } from '../../sites/provider';
@@ -108,7 +108,7 @@ describe(`a large domain of ${VMS} VMs: a drill, then a forced failover`, () => 
   }
 
   /** The operation's workflows (it and its children) with the longest histories, which none may let grow with the domain. */
-  async function assertHistoriesBounded(operation: string, workflowId: string, wallMs: number): Promise<void> {
+  async function assertHistoriesBounded(t: TestContext, operation: string, workflowId: string, wallMs: number): Promise<void> {
     const histories = await countHistory(stack.client, workflowId);
     const largest = await Promise.all(
       histories.workflowIds.map(async (id) => {
@@ -117,7 +117,8 @@ describe(`a large domain of ${VMS} VMs: a drill, then a forced failover`, () => 
       }),
     );
     largest.sort((a, b) => b.events - a.events);
-    console.log(`${operation} of ${VMS} VMs: ${Math.round(wallMs / 1000)} s; ${histories.workflowIds.length} workflows, ${histories.events} events; largest histories: ${largest.slice(0, 3).map((h) => `${h.id} ${h.events} (${(h.bytes / 1024 / 1024).toFixed(1)} MiB)`).join(', ')}`);
+    // A diagnostic, so that `npm run chaos` records it in bench/results/chaos.json.
+    t.diagnostic(`${operation} of ${VMS} VMs: ${Math.round(wallMs / 1000)} s; ${histories.workflowIds.length} workflows, ${histories.events} events; largest histories: ${largest.slice(0, 3).map((h) => `${h.id} ${h.events} (${(h.bytes / 1024 / 1024).toFixed(1)} MiB)`).join(', ')}`);
     // Some 10 events per VM of a batch at most; the operation's own history by batches of VMs.
     assert.ok(largest[0].events < 10_000, `no history near Temporal's 51,200 events: ${largest[0].id} has ${largest[0].events}`);
   }
@@ -127,7 +128,7 @@ describe(`a large domain of ${VMS} VMs: a drill, then a forced failover`, () => 
     return { vms: atSite.map((vm) => vm.name).sort(), disks: disks.map((d) => d.id).sort() };
   };
 
-  it('a drill registers and powers on every VM once under its drill name, and its cleanup leaves the recovery site as it was', async () => {
+  it('a drill registers and powers on every VM once under its drill name, and its cleanup leaves the recovery site as it was', async (t) => {
     const inventoryBefore = await recoveryInventory();
     const { result, events } = await recoverySiteEvents(() => operate<OperationReport & { drill: DrillReport }>('drill', {}));
     const { drill } = result.report;
@@ -137,16 +138,16 @@ describe(`a large domain of ${VMS} VMs: a drill, then a forced failover`, () => 
     assert.deepEqual(drill.cleanup.notRemoved, []);
     assert.equal(drill.cleanup.inventory.asBefore, true, JSON.stringify(drill.cleanup.inventory.leftBehind.slice(0, 5)));
     assert.deepEqual(await recoveryInventory(), inventoryBefore, 'the recovery site has exactly the VMs and disks it had before the drill');
-    await assertHistoriesBounded('drill', result.workflowId, result.wallMs);
+    await assertHistoriesBounded(t, 'drill', result.workflowId, result.wallMs);
   });
 
-  it('a forced failover registers and powers on every VM at the recovery site once, with every history bounded', async () => {
+  it('a forced failover registers and powers on every VM at the recovery site once, with every history bounded', async (t) => {
     const { result, events } = await recoverySiteEvents(() => operate('failover', { type: 'forced', confirm: bench.domain }));
     assertEachOnce(events, (vm) => vm);
     const atSite = (await recovery.client.listVms()).filter((vm) => vm.kind === 'vm' && vms.includes(vm.name));
     assert.equal(atSite.length, VMS, 'every VM at the recovery site, none twice');
     assert.ok(atSite.every((vm) => vm.powerState === 'poweredOn'), 'every VM runs');
     assert.equal(result.report.vms.filter((vm) => vm.state === 'poweredOn').length, VMS);
-    await assertHistoriesBounded('forced failover', result.workflowId, result.wallMs);
+    await assertHistoriesBounded(t, 'forced failover', result.workflowId, result.wallMs);
   });
 });
