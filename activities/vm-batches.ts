@@ -1,6 +1,5 @@
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
-import type { RegisterVmSpec, ShutdownOutcome } from '../sites/provider';
-import type { ShutdownForHandoverInput } from './recovery-site';
+import type { RegisterVmSpec } from '../sites/provider';
 import type { DrillResource } from '../common/resource-names';
 import { forEachLimited } from '../common/parallel';
 
@@ -10,48 +9,31 @@ import { forEachLimited } from '../common/parallel';
  */
 export const VMS_IN_FLIGHT_PER_BATCH = 10;
 
-/** What a batch heartbeats: the VMs it has done and what each answered, which a retry after a killed worker keeps. */
-export interface BatchProgress<R = unknown> {
+/** What a batch heartbeats: the VMs it has done, which a retry after a killed worker skips. */
+export interface BatchProgress {
   done: string[];
-  results?: Record<string, R>;
 }
-
-/**
- * How often a batch heartbeats while its VMs' calls are under way: a single call can outlast the
- * batch's heartbeat timeout (a guest's graceful shutdown takes minutes).
- */
-const BATCH_ALIVE_MS = 10_000;
 
 /**
  * An activity over a batch of VMs from the activity for one VM: each VM done once per batch (a
  * retry resumes from the heartbeat, and each per-VM activity is idempotent by name anyway, for the
  * VM that was under way when the worker died), a heartbeat per VM done, a cancel stopping before
- * the next VM. A VM's failure fails the batch with its type and retryability, its message naming
- * the VM. Answers what each VM's activity answered, by VM.
+ * the next VM. A VM's failure fails the batch with its type and retryability, its message naming the VM.
  */
-export function inBatches<I, R>(each: (input: I) => Promise<R>, vmOf: (input: I) => string) {
-  return async ({ vms }: { vms: I[] }): Promise<Record<string, R>> => {
+export function inBatches<I>(each: (input: I) => Promise<unknown>, vmOf: (input: I) => string) {
+  return async ({ vms }: { vms: I[] }): Promise<void> => {
     const context = Context.current();
-    const progress = context.info.heartbeatDetails as BatchProgress<R> | undefined;
-    const done = new Set(progress?.done ?? []);
-    const results: Record<string, R> = { ...progress?.results };
-    const report = () => context.heartbeat({ done: [...done], results } satisfies BatchProgress<R>);
-    const alive = setInterval(report, BATCH_ALIVE_MS);
-    try {
-      const todo = vms.filter((input) => !done.has(vmOf(input)));
-      await forEachLimited(todo, VMS_IN_FLIGHT_PER_BATCH, async (input) => {
-        if (context.cancellationSignal.aborted) throw new CancelledFailure('the batch was cancelled');
-        const vm = vmOf(input);
-        results[vm] = await each(input).catch((error: unknown) => {
-          throw namingVm(vm, error);
-        });
-        done.add(vm);
-        report();
+    const done = new Set((context.info.heartbeatDetails as BatchProgress | undefined)?.done ?? []);
+    const todo = vms.filter((input) => !done.has(vmOf(input)));
+    await forEachLimited(todo, VMS_IN_FLIGHT_PER_BATCH, async (input) => {
+      if (context.cancellationSignal.aborted) throw new CancelledFailure('the batch was cancelled');
+      const vm = vmOf(input);
+      await each(input).catch((error: unknown) => {
+        throw namingVm(vm, error);
       });
-    } finally {
-      clearInterval(alive);
-    }
-    return results;
+      done.add(vm);
+      context.heartbeat({ done: [...done] } satisfies BatchProgress);
+    });
   };
 }
 
@@ -80,22 +62,6 @@ export function rebuildBatchActivities<Prepare extends { vm: string }>(perVm: Pe
 }
 
 export type RebuildBatchActivities = ReturnType<typeof rebuildBatchActivities<{ vm: string }>>;
-
-/** The per-VM site activities of handing a domain over between sites that an operation fans out over its VMs. */
-export interface PerVmHandoverActivities {
-  shutdownForHandover(input: ShutdownForHandoverInput): Promise<{ outcome: ShutdownOutcome | 'poweredOff' }>;
-  removeRecoveredVm(input: { vm: string; diskIds?: string[] }): Promise<void>;
-}
-
-/** The same activities over batches of VMs: an operation's history grows by one activity per batch, not per VM. */
-export function handoverBatchActivities(perVm: PerVmHandoverActivities) {
-  return {
-    shutdownForHandoverOfBatch: inBatches((input: ShutdownForHandoverInput) => perVm.shutdownForHandover(input), (input) => input.vm),
-    removeRecoveredVmsOfBatch: inBatches((input: { vm: string; diskIds?: string[] }) => perVm.removeRecoveredVm(input), (input) => input.vm),
-  };
-}
-
-export type HandoverBatchActivities = ReturnType<typeof handoverBatchActivities>;
 
 /**
  * What a batch of a drill's removals did to each of its resources. Heartbeated as each is done:
