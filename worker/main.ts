@@ -38,7 +38,8 @@ stopWhenOrphaned();
 // 0.91x the time with 10% less CPU (two rounds of three faster), with several hundred workflows
 // open at once; the SDK sizes its default from the heap (2,310 with Node's 4 GiB heap here), so
 // that default is kept. 400 activity slots instead of the SDK's 100 took 1.02x with more CPU: on
-// two cores the cores are the limit, not the slots.
+// two cores the cores are the limit, not the slots. Nor were 10 or 200 workflow task slots against
+// the SDK's 40 (0.94x and 0.99x, each round's ratio crossing 1; worker-options-workflow-tasks-20x20.json).
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { orchestration: { type: 'boolean' }, site: { type: 'string' }, instance: { type: 'string' } } });
