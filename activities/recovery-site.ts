@@ -48,9 +48,6 @@ export interface PrepareTargetDisksInput {
   disks: Array<{ diskId: string; sizeBytes: number }>;
 }
 
-/** What a drill creates at a site, by kind: its cleanup removes VMs before the disks they hold. */
-
-
 /** The names a site holds: every VM (appliances and representation VMs included) and every disk. */
 export interface InventoryNames {
   vms: string[];
@@ -187,7 +184,6 @@ export function createRecoverySiteActivities({ provider }: RecoverySiteDependenc
       return { removed: true };
     },
   };
-
   return { ...activities, ...rebuildBatchActivities(activities), ...drillRemovalBatchActivities(activities) };
 }
 

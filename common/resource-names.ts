@@ -25,7 +25,7 @@ export const representationVmName = (vm: string) => {
   return drill ? `${drill[1]}repr-${drill[2]}` : `repr-${vm}`;
 };
 
-/** What a drill creates at the recovery site, each recorded before it is created and removed by its cleanup. */
+/** What a drill creates at a site, by kind, each recorded before it is created: its cleanup removes VMs before the disks they hold. */
 export type DrillResourceKind = 'rocva' | 'representation' | 'vm' | 'disk';
 
 export interface DrillResource {

@@ -190,6 +190,9 @@ function inventoryNames(op: Operation): Promise<InventoryNames> {
   return activitiesAt(op.to).inventoryNames.executeWithOptions({ summary: `every VM and disk name at ${op.to}` }, []);
 }
 
+/** A forced cleanup gives each removal (or batch of them) a few attempts, then reports what still fails. */
+const FORCED_RETRY = { initialInterval: '1 second', maximumAttempts: 3 };
+
 /** VMs (appliances and representation VMs too) before the disks they hold. */
 const REMOVAL_ORDER: Array<DrillResource['kind']> = ['rocva', 'vm', 'representation', 'disk'];
 
@@ -226,7 +229,7 @@ async function cleanUp(op: Operation, id: string, before: InventoryNames, reques
  * the batch itself as many (a killed worker's retry resumes from its heartbeat).
  */
 async function removeInBatches(op: Operation, resources: DrillResource[], force: boolean, cleanup: DrillCleanup): Promise<void> {
-  const atTo = batchActivitiesAt(op.to, force ? { retry: { initialInterval: '1 second', maximumAttempts: 3 } } : {});
+  const atTo = batchActivitiesAt(op.to, force ? { retry: FORCED_RETRY } : {});
   await forEachBatch(resources, async (batch, range) => {
     const outcome = await atTo.removeDrillResourcesOfBatch.executeWithOptions({ summary: `remove ${batch[0].kind}s ${range} from ${op.to}` }, [{ resources: batch, force }]);
     cleanup.removed.push(...outcome.removed);
@@ -237,7 +240,7 @@ async function removeInBatches(op: Operation, resources: DrillResource[], force:
 
 /** An activity per resource, as drills recorded before batches were. */
 async function removeOneByOne(op: Operation, resources: DrillResource[], force: boolean, cleanup: DrillCleanup): Promise<void> {
-  const atTo = activitiesAt(op.to, force ? { retry: { initialInterval: '1 second', maximumAttempts: 3 } } : {});
+  const atTo = activitiesAt(op.to, force ? { retry: FORCED_RETRY } : {});
   await forEachVm(resources, async (resource) => {
     try {
       const { removed } = await atTo.removeDrillResource.executeWithOptions({ summary: `remove ${resource.kind} ${resource.name} from ${op.to}` }, [resource]);
