@@ -122,6 +122,37 @@ export async function countHistory(client: Client, workflowId: string, sinceMs =
   return counts;
 }
 
+/** The bytes of a history's payloads (data and metadata), summed: what a replay reads and decodes. */
+function payloadBytes(value: unknown): number {
+  if (value instanceof Uint8Array) return value.byteLength;
+  if (typeof value === 'string') return value.length;
+  if (Array.isArray(value)) return value.reduce((sum: number, item) => sum + payloadBytes(item), 0);
+  if (value && typeof value === 'object') return Object.values(value).reduce((sum: number, item) => sum + payloadBytes(item), 0);
+  return 0;
+}
+
+/**
+ * Where a workflow's own history bytes are, by event type and activity type ("ActivityTaskCompleted
+ * resolveRecoveryPoint"), largest first: what grows with the domain's size in bytes, not events.
+ */
+export async function historyBytesByKind(client: Client, workflowId: string): Promise<Array<{ kind: string; events: number; bytes: number }>> {
+  const activityOf = new Map<string, string>();
+  const kinds = new Map<string, { events: number; bytes: number }>();
+  for (const event of await historyEvents(client, workflowId)) {
+    const scheduled = event.activityTaskScheduledEventAttributes;
+    if (scheduled) activityOf.set(String(event.eventId), scheduled.activityType?.name ?? '?');
+    const closed = event.activityTaskCompletedEventAttributes ?? event.activityTaskFailedEventAttributes;
+    const activity = scheduled ? activityOf.get(String(event.eventId)) : closed ? activityOf.get(String(closed.scheduledEventId)) : undefined;
+    const attributes = Object.keys(event).find((key) => key.endsWith('EventAttributes')) ?? 'unknown';
+    const kind = `${attributes.replace(/EventAttributes$/, '')}${activity ? ` ${activity}` : ''}`;
+    const entry = kinds.get(kind) ?? { events: 0, bytes: 0 };
+    entry.events++;
+    entry.bytes += payloadBytes(event);
+    kinds.set(kind, entry);
+  }
+  return [...kinds].map(([kind, entry]) => ({ kind, ...entry })).sort((a, b) => b.bytes - a.bytes);
+}
+
 // --- CPU of every process, from /proc ---------------------------------------------------------
 
 const TICKS_PER_SECOND = 100;

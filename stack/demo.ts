@@ -38,6 +38,7 @@ import { loadSiteDefinitions, type SiteDefinition } from '../sites/config';
 import { siteClients, readSiteTokens } from '../sites/registry';
 import { diskContentAfter, readWorkloadRecord, type WorkloadWrite, type WritePeriod } from '../sites/workload';
 import type { DrillReport } from '../workflows/drill-messages';
+import type { Listing } from '../workflows/listing';
 import type { RestoreReport } from '../workflows/restore-messages';
 import type { FollowingStatus, OperationProgress, OperationReport } from '../workflows/operation-messages';
 import { readLocalToken } from './credentials';
@@ -335,7 +336,8 @@ async function main(): Promise<void> {
     const report = (await follow(operation, 'drill')) as OperationReport & { drill?: DrillReport };
     const drill = report.drill;
     if (!drill) throw new OperatorError(`the report of ${operation.workflowId} has no drill section`);
-    const names = (resources: Array<{ kind: string; name: string }>) => (resources.length > 0 ? resources.map((r) => `${r.kind} ${r.name}`).join(', ') : 'none');
+    const counted = (counts: Record<string, number | undefined>) => Object.entries(counts).map(([kind, n]) => `${n} ${kind}`).join(', ') || 'none';
+    const listed = <T>(listing: Listing<T>, show: (item: T) => string) => (listing.count > 0 ? `${listing.first.map(show).join(', ')}${listing.count > listing.first.length ? ` and ${listing.count - listing.first.length} more` : ''}` : 'none');
     console.log(`
   Drill ${drill.id} of ${DOMAIN}: ${drill.outcome.toUpperCase()}${drill.failedBecause ? ` (${drill.failedBecause.join('; ')})` : ''}
     RTO achieved   ${seconds(report.rtoMs)} (requested ${new Date(report.declaredAt).toISOString()})
@@ -344,10 +346,10 @@ async function main(): Promise<void> {
     skipped webhooks ${drill.skippedWebhooks.length > 0 ? drill.skippedWebhooks.join(', ') : 'none'}
     kept           ${seconds(drill.kept.forMs)}, ended by ${drill.kept.endedBy}
     cleanup        requested by ${drill.cleanup.requestedBy}${drill.cleanup.force ? ' (forced)' : ''}
-      removed      ${names(drill.cleanup.removed)}
-      already gone ${names(drill.cleanup.alreadyGone)}
-      not removed  ${drill.cleanup.notRemoved.length > 0 ? drill.cleanup.notRemoved.map((r) => `${r.kind} ${r.name}: ${r.why}`).join(', ') : 'none'}
-      inventory    ${drill.cleanup.inventory.asBefore ? 'as before' : `NOT as before: left behind ${drill.cleanup.inventory.leftBehind.join(', ') || 'none'}; other changes ${JSON.stringify(drill.cleanup.inventory.otherChanges)}`} (${drill.cleanup.inventory.before.vms} VMs, ${drill.cleanup.inventory.before.disks} disks before)
+      removed      ${counted(drill.cleanup.removed)}
+      already gone ${counted(drill.cleanup.alreadyGone)}
+      not removed  ${listed(drill.cleanup.notRemoved, (r) => `${r.kind} ${r.name}: ${r.why}`)}
+      inventory    ${drill.cleanup.inventory.asBefore ? 'as before' : `NOT as before: left behind ${listed(drill.cleanup.inventory.leftBehind, String)}; appeared ${listed(drill.cleanup.inventory.otherChanges.appeared, String)}; disappeared ${listed(drill.cleanup.inventory.otherChanges.disappeared, String)}`} (${drill.cleanup.inventory.before.vms} VMs, ${drill.cleanup.inventory.before.disks} disks before)
     steps:\n${report.steps.map((s) => `      ${s.name.padEnd(50)} ${seconds(s.durationMs).padStart(8)}`).join('\n')}
 `);
     if ((await inventory()) !== before) throw new OperatorError(`the VMs and disks at ${recovery!.name} differ from those before the drill`);

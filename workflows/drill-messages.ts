@@ -1,8 +1,9 @@
 import { defineUpdate } from '@temporalio/workflow';
 import type { TestedPoint } from '../activities/datapath';
 import type { PointInTime } from '../activities/handover';
-import type { DrillResource } from '../common/resource-names';
+import type { DrillResource, DrillResourceKind } from '../common/resource-names';
 import type { RunbookCheck } from '../runbooks/schema';
+import type { Listing } from './listing';
 import type { RunbookInInput } from './phases/runbook';
 
 export interface DrillInput {
@@ -46,23 +47,26 @@ export interface CheckResult {
 
 export type { DrillResource };
 
+/** Resources by kind, counted: what a drill created and what its cleanup did, in a report that stays small at 10,000 VMs. */
+export type ResourceCounts = Partial<Record<DrillResourceKind, number>>;
+
 export interface DrillCleanup {
   requestedBy: string;
   force: boolean;
-  /** Every recorded resource that the cleanup removed. */
-  removed: DrillResource[];
-  /** Recorded resources that were gone already (an undo, or a killed worker's earlier attempt, removed them). */
-  alreadyGone: DrillResource[];
+  /** The recorded resources that the cleanup removed, by kind. */
+  removed: ResourceCounts;
+  /** Recorded resources that were gone already (an undo, or a killed worker's earlier attempt, removed them), by kind. */
+  alreadyGone: ResourceCounts;
   /** Forced cleanup only: what could not be removed, and why. */
-  notRemoved: Array<DrillResource & { why: string }>;
+  notRemoved: Listing<DrillResource & { why: string }>;
   inventory: {
     /** No name appeared or disappeared at the site between before the drill and after its cleanup. */
     asBefore: boolean;
     before: { vms: number; disks: number };
     /** Names of this drill still at the site. */
-    leftBehind: string[];
+    leftBehind: Listing<string>;
     /** Names without this drill's prefix that appeared or disappeared meanwhile: other operations at the site. */
-    otherChanges: { appeared: string[]; disappeared: string[] };
+    otherChanges: { appeared: Listing<string>; disappeared: Listing<string> };
   };
 }
 

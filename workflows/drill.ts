@@ -8,8 +8,9 @@ import { drillId, drillResourceName, representationVmName } from '../common/reso
 import type { RunbookCheck } from '../runbooks/schema';
 import { parseDuration } from '../runbooks/units';
 import { workflowNow } from './clock';
-import { CLEANUP_REFUSED, cleanupDrillUpdate, type CheckResult, type CleanupRequest, type DrillCleanup, type DrillInput, type DrillReport, type DrillResource } from './drill-messages';
+import { CLEANUP_REFUSED, cleanupDrillUpdate, type CheckResult, type CleanupRequest, type DrillCleanup, type DrillInput, type DrillReport, type DrillResource, type ResourceCounts } from './drill-messages';
 import { failureMessage } from './failure-policy';
+import { addToListing, listingOf } from './listing';
 import { towardsRecoverySite, type Operation } from './operation';
 import type { OperationReport } from './operation-messages';
 import { powerOnByPlan } from './phases/power-on';
@@ -67,7 +68,12 @@ export async function drill(request: DrillInput): Promise<OperationReport> {
 
     const checks = await runChecks(op, targets, id);
     const notUp = targets.filter((t) => !t.recovered.leavePoweredOff && op.vmState(t.name) !== 'poweredOn').map((t) => t.name);
-    const failedBecause = [...checks.filter((c) => !c.passed).map((c) => `check ${c.name} failed`), ...notUp.map((vm) => `${vm} did not come up`)];
+    const notUpListed = listingOf(notUp);
+    const failedBecause = [
+      ...checks.filter((c) => !c.passed).map((c) => `check ${c.name} failed`),
+      ...notUpListed.first.map((vm) => `${vm} did not come up`),
+      ...(notUpListed.count > notUpListed.first.length ? [`${notUpListed.count - notUpListed.first.length} more VMs did not come up`] : []),
+    ];
     const outcome = failedBecause.length === 0 ? 'passed' : 'failed';
     upsertMemo({ drillOutcome: outcome });
     const testedPoint = patched('drill-tags-tested-point') ? await tagTestedPoint(op, point.upTo, id, outcome) : undefined;
@@ -206,21 +212,34 @@ async function cleanUp(op: Operation, id: string, before: InventoryNames, reques
   const inBatches = patched('drill-cleanup-in-batches');
   return CancellationScope.nonCancellable(() =>
     op.step('clean up the drill', async () => {
-      const cleanup: DrillCleanup = { requestedBy: request.requestedBy, force, removed: [], alreadyGone: [], notRemoved: [], inventory: { asBefore: false, before: { vms: before.vms.length, disks: before.disks.length }, leftBehind: [], otherChanges: { appeared: [], disappeared: [] } } };
+      const removals: Removals = { removed: {}, alreadyGone: {}, notRemoved: listingOf([]) };
       for (const kind of REMOVAL_ORDER) {
         const resources = op.resources.filter((r) => r.kind === kind);
-        await (inBatches ? removeInBatches(op, resources, force, cleanup) : removeOneByOne(op, resources, force, cleanup));
+        await (inBatches ? removeInBatches(op, resources, force, removals) : removeOneByOne(op, resources, force, removals));
       }
-      const after = await inventoryNames(op);
-      const mine = (name: string) => name.startsWith(drillResourceName(id, ''));
-      const appeared = [...after.vms.filter((n) => !before.vms.includes(n)), ...after.disks.filter((n) => !before.disks.includes(n))];
-      const disappeared = [...before.vms.filter((n) => !after.vms.includes(n)), ...before.disks.filter((n) => !after.disks.includes(n))];
-      cleanup.inventory.leftBehind = appeared.filter(mine);
-      cleanup.inventory.otherChanges = { appeared: appeared.filter((n) => !mine(n)), disappeared };
-      cleanup.inventory.asBefore = appeared.length === 0 && disappeared.length === 0;
-      return cleanup;
+      return { requestedBy: request.requestedBy, force, ...removals, inventory: compareInventory(before, await inventoryNames(op), drillResourceName(id, '')) };
     }),
   );
+}
+
+type Removals = Pick<DrillCleanup, 'removed' | 'alreadyGone' | 'notRemoved'>;
+
+function count(counts: ResourceCounts, resources: DrillResource[]): void {
+  for (const { kind } of resources) counts[kind] = (counts[kind] ?? 0) + 1;
+}
+
+/** The site's names after the cleanup against those before the drill (sets: 10,000 VMs each side). */
+function compareInventory(before: InventoryNames, after: InventoryNames, prefix: string): DrillCleanup['inventory'] {
+  const beforeNames = new Set([...before.vms, ...before.disks]);
+  const afterNames = new Set([...after.vms, ...after.disks]);
+  const appeared = [...afterNames].filter((n) => !beforeNames.has(n));
+  const disappeared = [...beforeNames].filter((n) => !afterNames.has(n));
+  return {
+    asBefore: appeared.length === 0 && disappeared.length === 0,
+    before: { vms: before.vms.length, disks: before.disks.length },
+    leftBehind: listingOf(appeared.filter((n) => n.startsWith(prefix))),
+    otherChanges: { appeared: listingOf(appeared.filter((n) => !n.startsWith(prefix))), disappeared: listingOf(disappeared) },
+  };
 }
 
 /**
@@ -228,26 +247,26 @@ async function cleanUp(op: Operation, id: string, before: InventoryNames, reques
  * activity per batch, not per resource. Forced, each removal has a few attempts in its batch, and
  * the batch itself as many (a killed worker's retry resumes from its heartbeat).
  */
-async function removeInBatches(op: Operation, resources: DrillResource[], force: boolean, cleanup: DrillCleanup): Promise<void> {
+async function removeInBatches(op: Operation, resources: DrillResource[], force: boolean, removals: Removals): Promise<void> {
   const atTo = batchActivitiesAt(op.to, force ? { retry: FORCED_RETRY } : {});
   await forEachBatch(resources, async (batch, range) => {
     const outcome = await atTo.removeDrillResourcesOfBatch.executeWithOptions({ summary: `remove ${batch[0].kind}s ${range} from ${op.to}` }, [{ resources: batch, force }]);
-    cleanup.removed.push(...outcome.removed);
-    cleanup.alreadyGone.push(...outcome.alreadyGone);
-    cleanup.notRemoved.push(...outcome.notRemoved);
+    count(removals.removed, outcome.removed);
+    count(removals.alreadyGone, outcome.alreadyGone);
+    addToListing(removals.notRemoved, outcome.notRemoved);
   });
 }
 
 /** An activity per resource, as drills recorded before batches were. */
-async function removeOneByOne(op: Operation, resources: DrillResource[], force: boolean, cleanup: DrillCleanup): Promise<void> {
+async function removeOneByOne(op: Operation, resources: DrillResource[], force: boolean, removals: Removals): Promise<void> {
   const atTo = activitiesAt(op.to, force ? { retry: FORCED_RETRY } : {});
   await forEachVm(resources, async (resource) => {
     try {
       const { removed } = await atTo.removeDrillResource.executeWithOptions({ summary: `remove ${resource.kind} ${resource.name} from ${op.to}` }, [resource]);
-      (removed ? cleanup.removed : cleanup.alreadyGone).push(resource);
+      count(removed ? removals.removed : removals.alreadyGone, [resource]);
     } catch (error) {
       if (!force) throw error;
-      cleanup.notRemoved.push({ ...resource, why: failureMessage(error) });
+      addToListing(removals.notRemoved, [{ ...resource, why: failureMessage(error) }]);
     }
   });
 }

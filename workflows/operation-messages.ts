@@ -5,8 +5,7 @@ import type { CommitWindowStatus } from './commit-window-messages';
 import type { Placement } from '../sites/provider';
 import type { CompensationOutcome } from './compensation';
 import type { OperationKind } from './workflow-ids';
-import type { DrillResourceKind } from '../common/resource-names';
-import type { DrillReport } from './drill-messages';
+import type { DrillReport, ResourceCounts } from './drill-messages';
 import type { RestoreReport } from './restore-messages';
 import type { OperationVmState } from './vm-state';
 
@@ -79,8 +78,8 @@ export interface OperationProgress {
   /** Ownership of the domain once this operation holds it. */
   epoch?: number;
   recoveryPoint?: { description: string; dataFrom: number; lastJournalSequence?: number };
-  /** What the operation created at the site it works at, by name, recorded before each is created (a drill's cleanup removes exactly these). */
-  resources?: Array<{ kind: DrillResourceKind; name: string }>;
+  /** What the operation created at the site it works at, counted by kind: each is recorded by name in the workflow before it is created (a drill's cleanup removes exactly those). */
+  resources?: ResourceCounts;
   declaredAt: number;
   startedAt: number;
   /** As of the workflow's latest event. */

@@ -11,6 +11,7 @@ import {
 } from '@temporalio/workflow';
 import type { SearchAttributePair } from '@temporalio/common';
 import { failure } from '../common/failures';
+import type { DrillResource } from '../common/resource-names';
 import { powerOnPlanAt } from '../runbooks/power-on-plan';
 import type { Runbook } from '../runbooks/schema';
 import type { RunbookInInput, WithRunbook } from './phases/runbook';
@@ -122,6 +123,8 @@ export class Operation {
   private readonly progress: OperationProgress;
   /** The progress's VMs by name: a domain of 10,000 VMs updates each of them in every phase. */
   private readonly vmsByName: Map<string, OperationProgress['vms'][number]>;
+  private readonly created: DrillResource[] = [];
+  private readonly createdKeys = new Set<string>();
   private stageName?: string;
 
   constructor(private readonly start: OperationStart) {
@@ -232,14 +235,24 @@ export class Operation {
     this.progress.recoveryPoint = point;
   }
 
-  /** Records what the operation is about to create, before it does: a cleanup then finds it even if the creation was cut short. */
-  creates(resources: NonNullable<OperationProgress['resources']>): void {
-    const recorded = (this.progress.resources ??= []);
-    for (const r of resources) if (!recorded.some((known) => known.kind === r.kind && known.name === r.name)) recorded.push(r);
+  /**
+   * Records what the operation is about to create, before it does: a cleanup then finds it even if
+   * the creation was cut short. The names stay in the workflow (its history replays them); the
+   * progress and the report count them by kind, which stays small at 10,000 VMs.
+   */
+  creates(resources: DrillResource[]): void {
+    const counts = (this.progress.resources ??= {});
+    for (const r of resources) {
+      const key = `${r.kind}:${r.name}`;
+      if (this.createdKeys.has(key)) continue;
+      this.createdKeys.add(key);
+      this.created.push(r);
+      counts[r.kind] = (counts[r.kind] ?? 0) + 1;
+    }
   }
 
-  get resources(): NonNullable<OperationProgress['resources']> {
-    return this.progress.resources ?? [];
+  get resources(): readonly DrillResource[] {
+    return this.created;
   }
 
   /** Milliseconds since the disaster (or the move) was declared. */

@@ -121,15 +121,8 @@ describe('drill', { concurrency: 1 }, () => {
 
     const prefix = `drill-${result.id}-`;
     assert.match(result.id, /^[0-9a-f]{8}$/);
-    const resources = report.resources ?? [];
-    assert.deepEqual(
-      resources.map((r) => `${r.kind}:${r.name}`).sort(),
-      [
-        `rocva:${prefix}rocva`,
-        ...vmNames(domain).flatMap((vm) => [`vm:${prefix}${vm}`, `representation:${prefix}repr-${vm}`, `disk:${prefix}${vm}-disk-0`]),
-      ].sort(),
-      'every resource the drill created is recorded, each named drill-<id>-...',
-    );
+    const vmCount = vmNames(domain).length;
+    assert.deepEqual(report.resources, { rocva: 1, representation: vmCount, disk: vmCount, vm: vmCount }, 'every resource the drill created is counted by kind');
     const registered = t.sites.callsOf(domain).filter((c) => c.name === 'registerRecoveredVm').map((c) => (c.args[0] as { spec: { name: string; nics: Array<{ network: string }>; diskIds: string[] } }).spec);
     for (const spec of registered) {
       assert.ok(spec.name.startsWith(prefix));
@@ -141,13 +134,15 @@ describe('drill', { concurrency: 1 }, () => {
     assert.deepEqual(result.skippedWebhooks, ['update-dns']);
 
     const { cleanup } = result;
-    assert.deepEqual(cleanup.inventory, { asBefore: true, before: { vms: started.before.vms.length, disks: started.before.disks.length }, leftBehind: [], otherChanges: { appeared: [], disappeared: [] } });
+    const none = { count: 0, first: [] };
+    assert.deepEqual(cleanup.inventory, { asBefore: true, before: { vms: started.before.vms.length, disks: started.before.disks.length }, leftBehind: none, otherChanges: { appeared: none, disappeared: none } });
+    const removals = t.sites.callsOf(domain).filter((c) => c.name === 'removeDrillResource').map((c) => c.args[0] as { kind: string; name: string });
     assert.deepEqual(
-      [...cleanup.removed, ...cleanup.alreadyGone].map((r) => r.name).sort(),
-      resources.map((r) => r.name).sort(),
-      'the cleanup accounts for every recorded resource',
+      removals.map((r) => `${r.kind}:${r.name}`).sort(),
+      [`rocva:${prefix}rocva`, ...vmNames(domain).flatMap((vm) => [`vm:${prefix}${vm}`, `representation:${prefix}repr-${vm}`, `disk:${prefix}${vm}-disk-0`])].sort(),
+      'the cleanup removes every resource the drill recorded, each named drill-<id>-..., once',
     );
-    assert.deepEqual(cleanup.removed.map((r) => r.kind).sort(), ['disk', 'disk', 'disk', 'vm', 'vm', 'vm'], 'the VMs and disks are removed by the cleanup (the RocVA and representation VMs went when rehydration was done)');
+    assert.deepEqual([cleanup.removed, cleanup.alreadyGone], [{ vm: vmCount, disk: vmCount }, { rocva: 1, representation: vmCount }], 'the VMs and disks are removed by the cleanup (the RocVA and representation VMs went when rehydration was done)');
     assert.equal(result.kept.endedBy, 'the checks (keepFor 0)');
     const steps = report.steps.map((s) => s.name);
     assert.ok(steps.indexOf('run the checks') < steps.indexOf('clean up the drill') && steps.indexOf('clean up the drill') < steps.indexOf('webhook drill-done after the cleanup'), steps.join(', '));
@@ -174,14 +169,14 @@ describe('drill', { concurrency: 1 }, () => {
     const started = await startDrill('cleanup-request', 3_600_000);
     await reached(started.handle, 'keep the drill');
     const progress = await started.handle.query(operationProgressQuery);
-    assert.ok((progress.resources ?? []).length > 0, 'the progress lists what the drill created while it is kept');
+    assert.ok((progress.resources?.vm ?? 0) > 0, `the progress counts what the drill created while it is kept: ${JSON.stringify(progress.resources)}`);
     assert.ok(t.sites.namesAt(RECOVERY).vms.some((n) => n.startsWith('drill-')), 'the drill VMs are up while it is kept');
     const accepted = await started.handle.executeUpdate(cleanupDrillUpdate, { args: [{ requestedBy: 'operator-1', force: true }] });
     assert.deepEqual([accepted.requestedBy, accepted.force], ['operator-1', true]);
     await assert.rejects(started.handle.executeUpdate(cleanupDrillUpdate, { args: [{ requestedBy: 'operator-2' }] }), (error: Error) => /requested by operator-1 already|cleaning up already/.test(String((error.cause as Error | undefined)?.message)));
     const result = drillOf(await started.handle.result());
     assert.equal(result.kept.endedBy, 'the cleanup requested by operator-1 (forced)');
-    assert.deepEqual([result.cleanup.requestedBy, result.cleanup.force, result.cleanup.notRemoved], ['operator-1', true, []]);
+    assert.deepEqual([result.cleanup.requestedBy, result.cleanup.force, result.cleanup.notRemoved], ['operator-1', true, { count: 0, first: [] }]);
     await assertLeftAsBefore(started);
   });
 
@@ -230,7 +225,7 @@ describe('drill', { concurrency: 1 }, () => {
       return proceed();
     });
     const result = drillOf(await started.handle.result());
-    assert.equal(result.cleanup.alreadyGone.filter((r) => r.kind === 'vm').length, 1, 'the retried removal finds its VM gone and says so');
+    assert.equal(result.cleanup.alreadyGone.vm, 1, 'the retried removal finds its VM gone and says so');
     assert.equal(result.cleanup.inventory.asBefore, true);
     await assertLeftAsBefore(started);
   });
