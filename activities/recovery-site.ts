@@ -212,6 +212,12 @@ export interface ShutdownForHandoverInput {
 /** At the primary site of a planned failover: stop a VM so that its last writes are in the journal. */
 export function createPrimarySiteActivities({ provider }: RecoverySiteDependencies) {
   return {
+    /** Which of `vms` run at the site now: before a shutdown, what its undo powers on again. */
+    runningAmong: async ({ vms }: { vms: string[] }): Promise<string[]> => {
+      const wanted = new Set(vms);
+      const running = new Set((await atSite(() => provider.listVms())).filter((vm) => wanted.has(vm.name) && vm.powerState === 'poweredOn').map((vm) => vm.name));
+      return vms.filter((vm) => running.has(vm));
+    },
     shutdownForHandover: async ({ vm, timeoutMs, onTimeout }: ShutdownForHandoverInput): Promise<{ outcome: ShutdownOutcome | 'poweredOff' }> => {
       try {
         return { outcome: await atSite(() => provider.shutdownGuest(vm, timeoutMs)) };

@@ -10,6 +10,7 @@ import { createRestoreActivities } from '../activities/restore';
 import { createPermanentFailoverActivities } from '../activities/permanent-failover';
 import { createSplitBrainActivities } from '../activities/split-brain';
 import { createStoragePreflightActivities } from '../activities/storage-preflight';
+import { handoverBatchActivities } from '../activities/vm-batches';
 import { createVmPowerActivities } from '../activities/vm-power';
 import { createWebhookActivities } from '../activities/webhook';
 import type { SecretResolver } from '../common/secrets';
@@ -27,11 +28,14 @@ export interface SiteActivityDependencies {
 /** Every activity a site worker offers on its task queue, built from that site's clients. */
 export function createSiteActivities(deps: SiteActivityDependencies) {
   const store = new ObjectStore(deps.s3, deps.s3Settings);
+  const vmPower = createVmPowerActivities(deps);
+  const primarySite = createPrimarySiteActivities(deps);
   return {
     ...createStoragePreflightActivities(deps),
-    ...createVmPowerActivities(deps),
+    ...vmPower,
     ...createRecoverySiteActivities(deps),
-    ...createPrimarySiteActivities(deps),
+    ...primarySite,
+    ...handoverBatchActivities({ shutdownForHandover: primarySite.shutdownForHandover, powerOnVm: (input) => vmPower.powerOnVm(input) }),
     ...createWebhookActivities(deps),
     ...createDatapathActivities({
       store,

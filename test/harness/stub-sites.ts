@@ -16,7 +16,7 @@ import { membersDigest } from '../../datapath/membership';
 import type { VmKind } from '../../sites/provider';
 import { isDrillResourceName, representationVmName } from '../../common/resource-names';
 import type { SplitBrainActivities } from '../../activities/split-brain';
-import { drillRemovalBatchActivities, rebuildBatchActivities, type DrillRemovalBatchActivities, type PerVmRebuildActivities, type RebuildBatchActivities } from '../../activities/vm-batches';
+import { drillRemovalBatchActivities, handoverBatchActivities, rebuildBatchActivities, type DrillRemovalBatchActivities, type HandoverBatchActivities, type PerVmRebuildActivities, type RebuildBatchActivities } from '../../activities/vm-batches';
 import type { createSiteActivities } from '../../worker/site-activities';
 
 /** Every activity of a site worker, by name: the stub must offer each one the product's worker offers. */
@@ -213,7 +213,8 @@ export class StubSites {
     const wrapped = {} as Record<ActivityName, (...args: unknown[]) => Promise<unknown>>;
     // A batch activity is the product's, over the recorded per-VM calls: a test sees (and can fail or hold) each VM's call.
     const perVm = this.implementation(site);
-    const impl = { ...perVm, ...rebuildBatchActivities(wrapped as unknown as PerVmRebuildActivities), ...drillRemovalBatchActivities(wrapped as unknown as SiteActivities) } as unknown as Record<ActivityName, (...args: unknown[]) => Promise<unknown>>;
+    const each = wrapped as unknown as SiteActivities;
+    const impl = { ...perVm, ...rebuildBatchActivities(wrapped as unknown as PerVmRebuildActivities), ...drillRemovalBatchActivities(each), ...handoverBatchActivities(each) } as unknown as Record<ActivityName, (...args: unknown[]) => Promise<unknown>>;
     for (const name of Object.keys(impl) as ActivityName[]) {
       const run = impl[name];
       wrapped[name] = async (...args: unknown[]) => {
@@ -237,7 +238,7 @@ export class StubSites {
     return wrapped as unknown as SiteActivities;
   }
 
-  private implementation(siteName: string): Omit<SiteActivities, keyof RebuildBatchActivities | keyof DrillRemovalBatchActivities> {
+  private implementation(siteName: string): Omit<SiteActivities, keyof RebuildBatchActivities | keyof DrillRemovalBatchActivities | keyof HandoverBatchActivities> {
     const site = this.site(siteName);
     const vm = (name: string): StubVm => {
       const found = site.vms.get(name);
@@ -270,7 +271,7 @@ export class StubSites {
       };
     };
 
-    const activities: Omit<SiteActivities, keyof RebuildBatchActivities | keyof DrillRemovalBatchActivities> = {
+    const activities: Omit<SiteActivities, keyof RebuildBatchActivities | keyof DrillRemovalBatchActivities | keyof HandoverBatchActivities> = {
       // Storage preflight needs a real object store; no workflow under test runs it.
       checkConditionalWrites: () => Promise.reject(ApplicationFailure.nonRetryable('the stub sites have no object store to check', 'NotSimulated')),
 
@@ -360,6 +361,7 @@ export class StubSites {
         for (const id of diskIds) if (!kept.has(id)) site.disks.delete(id);
         return Promise.resolve();
       },
+      runningAmong: ({ vms }) => Promise.resolve(vms.filter((name) => site.vms.get(name)?.powerState === 'poweredOn')),
       shutdownForHandover: ({ vm: name }) => {
         const target = vm(name);
         if (target.powerState === 'poweredOff') return Promise.resolve({ outcome: 'alreadyOff' as const });

@@ -21,7 +21,10 @@ export interface Originals {
 const MAY_NAME_ORIGINALS = new Set<ActivityName>([
   'findExisting',
   'powerOnVm',
+  'powerOnVmsOfBatch',
+  'runningAmong',
   'shutdownForHandover',
+  'shutdownForHandoverOfBatch',
   'waitForGuestHeartbeat',
   'stopJournaling',
   'protectRecoveredDisks',
