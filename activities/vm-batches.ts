@@ -49,6 +49,7 @@ export interface PerVmRebuildActivities<Prepare extends { vm: string } = { vm: s
   removeRepresentationVm(input: { vm: string }): Promise<void>;
   registerRecoveredVm(input: { spec: RegisterVmSpec }): Promise<void>;
   registerInPlaceOfRepresentation(input: { spec: RegisterVmSpec }): Promise<void>;
+  removeRecoveredVm(input: { vm: string; diskIds?: string[] }): Promise<void>;
 }
 
 /** The same activities over batches of VMs (`{ vms: [...] }`, each item what the per-VM one takes). */
@@ -58,6 +59,7 @@ export function rebuildBatchActivities<Prepare extends { vm: string }>(perVm: Pe
     removeRepresentationVmsOfBatch: inBatches((input: { vm: string }) => perVm.removeRepresentationVm(input), (input) => input.vm),
     registerRecoveredVmsOfBatch: inBatches((input: { spec: RegisterVmSpec }) => perVm.registerRecoveredVm(input), (input) => input.spec.name),
     registerInPlaceOfRepresentationsOfBatch: inBatches((input: { spec: RegisterVmSpec }) => perVm.registerInPlaceOfRepresentation(input), (input) => input.spec.name),
+    removeRecoveredVmsOfBatch: inBatches((input: { vm: string; diskIds: string[] }) => perVm.removeRecoveredVm(input), (input) => input.vm),
   };
 }
 

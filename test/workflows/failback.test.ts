@@ -21,6 +21,7 @@ import {
   PARALLEL,
   abortReport,
   argOf,
+  argsOfBatch,
   assertHandoverUndone,
   assertProtectionCancelled,
   callsOfOperation,
@@ -63,6 +64,9 @@ function procedure(domain: string, type: HandoverType, rehydration: Rehydration)
 
 /** A planned failback's removal of the domain from the recovery site: past the failback's goal, it is not undone. */
 const REMOVAL = `${RECOVERY}:removeRecoveredVm`;
+/** The batch activity over REMOVAL's calls: failed before it removes anything, its VMs all stay. */
+const REMOVAL_BATCH = `${RECOVERY}:removeRecoveredVmsOfBatch`;
+const isRemoval = (step: Step) => step.key === REMOVAL || step.key === REMOVAL_BATCH;
 
 /** A domain the failback starts from, and what the primary and the recovery site held of it then. */
 interface FailedOver {
@@ -334,15 +338,15 @@ for (const type of ['planned', 'forced'] as const) {
             failLastCallOf(t.sites, before.domain, failbackId(before.domain), step);
             try {
               const handle = await startFailback(before.domain, type);
-              if (step.key === REMOVAL) {
+              if (isRemoval(step)) {
                 const report = await handle.result();
                 assert.equal(report.outcome, 'succeeded-with-failures');
                 assert.equal(await outcomeAttribute(handle), 'succeeded-with-failures');
                 const removal = report.steps.find((s) => s.name === `remove ${before.domain} from ${RECOVERY}`);
                 assert.equal(removal?.state, 'failed');
                 assert.match(removal.detail ?? '', new RegExp(`injected failure of ${step.key}`));
-                const failed = failbackCalls(before.domain).filter((c) => stepKey(c) === REMOVAL && c.ended === 'failed');
-                await assertPastGoal(before, report, failed.map((c) => String(argOf(c).vm)));
+                const failed = failbackCalls(before.domain).filter((c) => stepKey(c) === step.key && c.ended === 'failed');
+                await assertPastGoal(before, report, sorted(failed.flatMap((c) => (step.key === REMOVAL_BATCH ? argsOfBatch(c) : [argOf(c)]).map((a) => String(a.vm)))));
                 return;
               }
               const report = await abortReport(handle);
@@ -366,7 +370,7 @@ for (const type of ['planned', 'forced'] as const) {
         cases.map(({ step, rehydration }) =>
           ctx.test(`cancelled during ${step.key} (${rehydration})`, async () => {
             const before = await failedOverDomain(`${type} cancel ${step.key}`, rehydration);
-            if (step.key === REMOVAL) return cancelPastGoal(before, step);
+            if (isRemoval(step)) return cancelPastGoal(before, step);
             const reached = holdFirstCallOf(t.sites, before.domain, failbackId(before.domain), step);
             try {
               const handle = await startFailback(before.domain, type);

@@ -1,16 +1,16 @@
 import { failure } from '../../common/failures';
-import { workflowInfo } from '@temporalio/workflow';
+import { patched, workflowInfo } from '@temporalio/workflow';
 import type { LogPosition } from '../../datapath/records';
 import type { Placement, RocvaSpec } from '../../sites/provider';
 import type { Operation, OperationMeasures } from '../operation';
 import { originalVm, rebuildPlacement, rebuiltVm, rocvaNetworksAtPrimary, type LeftVm } from '../recovered-vm';
-import { forEachVm } from '../vm-fan-out';
+import { forEachBatch, forEachVm } from '../vm-fan-out';
 import type { RecoveryPoint } from '../../activities/handover';
 import { powerOnByPlan } from './power-on';
 import { resumeProtection } from './protection-resume';
 import { undoPowerOn } from './shutdown';
 import { byRunbook, prepareTargetDisks, registerInPlaceOfRepresentations, targetVmOf, type FoundPerVm, type RebuildTarget } from './rebuild';
-import { activitiesAt, longActivitiesAt } from './site-activities';
+import { activitiesAt, batchActivitiesAt, longActivitiesAt } from './site-activities';
 
 /** The domain's VMs at the site a failback returns to: those still there as they are, and those it must rebuild. */
 export interface OriginalVms {
@@ -136,10 +136,21 @@ export async function reactivate(op: Operation, inactive: string[]): Promise<voi
 
 /**
  * Planned failback, once the domain runs protected at the primary again: the recovery site's
- * copies of the domain (VMs and disks) go. Past the goal: what the failback did before is not
- * undone any more, since its undo would return the domain to these copies.
+ * copies of the domain (VMs and disks) go, by batch activities of VMS_PER_BATCH. Past the goal:
+ * what the failback did before is not undone any more, since its undo would return the domain to
+ * these copies.
  */
 export async function removeFromSiteLeft(op: Operation, vms: Array<{ name: string; diskIds: string[] }>): Promise<void> {
+  if (!patched('removal-from-site-left-in-batches')) return removeOneByOne(op, vms);
+  await op.stepPastGoal(`remove ${op.domain} from ${op.from}`, () =>
+    forEachBatch(vms, (batch, range) =>
+      batchActivitiesAt(op.from).removeRecoveredVmsOfBatch.executeWithOptions({ summary: `remove VMs ${range} and their disks from ${op.from}` }, [{ vms: batch.map((vm) => ({ vm: vm.name, diskIds: vm.diskIds })) }]),
+    ),
+  );
+}
+
+/** As failbacks recorded before the batches ran it: an activity per VM in the operation's history. */
+async function removeOneByOne(op: Operation, vms: Array<{ name: string; diskIds: string[] }>): Promise<void> {
   await op.stepPastGoal(`remove ${op.domain} from ${op.from}`, () =>
     forEachVm(vms, async (vm) => {
       await activitiesAt(op.from).removeRecoveredVm.executeWithOptions({ summary: `remove ${vm.name} and its disks from ${op.from}` }, [{ vm: vm.name, diskIds: vm.diskIds }]);
