@@ -5,8 +5,10 @@
  * runbook is the generated four-tier one of bench/large-domain.ts, stored and named in the request,
  * never carried whole. Checks that every VM is registered and powered on at the recovery site
  * exactly once (under its drill name in the drill), from the site's own event record, that the
- * drill's cleanup leaves the site as it was, and that no workflow's history grows with the domain's
- * size. Not timed: it prints wall times and the largest histories.
+ * drill's cleanup leaves the site as it was, that the failover goes on through a SIGKILL of the
+ * orchestration worker (whose successor replays the whole operation), and that no workflow's
+ * history grows in events with the domain's size. Not timed: it prints wall times, the largest
+ * histories, where their bytes are and how long they take to replay.
  */
 import assert from 'node:assert/strict';
 import { before, describe, it, type TestContext } from 'node:test';
@@ -14,11 +16,12 @@ import { generateToken } from '../../api/auth';
 import { operationsRouter } from '../../api/operations';
 import type { SiteEvent } from '../../sites/provider';
 import { benchRunbook, protectUntilReplicating, siteDefinitions, type BenchDomain } from '../../bench/large-domain';
+import { QueryNotRegisteredError } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { countHistory, historyBytesByKind, historyEvents } from '../../bench/measure';
 import { workflowCode } from '../../worker/workflow-code';
 import type { DrillReport } from '../../workflows/drill-messages';
-import type { OperationReport } from '../../workflows/operation-messages';
+import { operationProgressQuery, type OperationReport } from '../../workflows/operation-messages';
 import { POWER_ON_BATCH_VMS } from '../../workflows/power-on-plan';
 import { atChaosSize } from '../harness/crashes';
 import { admin } from '../harness/sites';
@@ -35,7 +38,7 @@ describe(`a large domain of ${VMS} VMs: a drill, then a forced failover`, () => 
   const operator: ApiPrincipal = { name: 'dr-lead', role: 'operator', token: generateToken() };
   // The drill's test network, beside the recovery site's production networks.
   const definitions = siteDefinitions(bench).map((site) => (site.name === bench.recovery ? { ...site, inventory: { ...site.inventory, networks: [...site.inventory.networks, 'test-app'] } } : site));
-  const { stack, sites, primary, recovery, store, runbooks } = useTestbed({ definitions, workers: ['orchestration', 'primary', 'recovery'] });
+  const { stack, sites, primary, recovery, store, runbooks, workers } = useTestbed({ definitions, workers: ['orchestration', 'primary', 'recovery'] });
   const api = useTestApi({ principals: [operator], routers: (log) => [operationsRouter({ client: stack.client, runbooks, store, log })] });
   const { call } = apiCalls(() => api.url, operator.token);
 
@@ -55,7 +58,7 @@ describe(`a large domain of ${VMS} VMs: a drill, then a forced failover`, () => 
   });
 
   /** Starts the operation, once the new protection has recorded the domain Protected, and returns its report and how long it took. */
-  async function operate<T extends OperationReport>(operation: string, body: Record<string, unknown>): Promise<{ workflowId: string; report: T; wallMs: number }> {
+  async function operate<T extends OperationReport>(operation: string, body: Record<string, unknown>, during?: (workflowId: string) => Promise<void>): Promise<{ workflowId: string; report: T; wallMs: number }> {
     const started = Date.now();
     const request = { ...body, runbook: runbook.metadata.name, version };
     let response = await call('POST', `/domains/${bench.domain}/${operation}`, request);
@@ -65,10 +68,13 @@ describe(`a large domain of ${VMS} VMs: a drill, then a forced failover`, () => 
     }
     assert.equal(response.status, 202, JSON.stringify(response.body));
     const workflowId = String(response.body.workflowId);
-    const report = (await stack.client.workflow
-      .getHandle(workflowId)
-      .result()
-      .catch((error: unknown) => assert.fail(`the ${operation} failed: ${deepestCause(error)}`))) as T;
+    const [report] = (await Promise.all([
+      stack.client.workflow
+        .getHandle(workflowId)
+        .result()
+        .catch((error: unknown) => assert.fail(`the ${operation} failed: ${deepestCause(error)}`)),
+      during?.(workflowId),
+    ])) as [T, void];
     assert.equal(report.outcome, 'succeeded', report.failure);
     return { workflowId, report, wallMs: Date.now() - started };
   }
@@ -125,9 +131,11 @@ describe(`a large domain of ${VMS} VMs: a drill, then a forced failover`, () => 
     const mib = (n: number) => `${(n / 1024 / 1024).toFixed(2)} MiB`;
     t.diagnostic(`${operation}: its own history's payloads ${mib(bytes.reduce((sum, k) => sum + k.bytes, 0))}, largest: ${bytes.slice(0, 6).map((k) => `${k.kind} ×${k.events} ${mib(k.bytes)}`).join(', ')}`);
     // What a worker that took the operation over after a crash replays before it can go on (a workflow task has 10 s).
+    const readStarted = Date.now();
+    const events = await historyEvents(stack.client, workflowId);
     const replayStarted = Date.now();
-    await Worker.runReplayHistory(workflowCode(), { events: await historyEvents(stack.client, workflowId) }, workflowId);
-    t.diagnostic(`${operation}: its own history replays in ${((Date.now() - replayStarted) / 1000).toFixed(1)} s (read and replayed)`);
+    await Worker.runReplayHistory(workflowCode(), { events }, workflowId);
+    t.diagnostic(`${operation}: its own history read in ${((replayStarted - readStarted) / 1000).toFixed(1)} s (pages of 10 events), replayed in ${((Date.now() - replayStarted) / 1000).toFixed(1)} s`);
     // Some 10 events per VM of a batch at most; the operation's own history by batches of VMs.
     assert.ok(largest[0].events < 10_000, `no history near Temporal's 51,200 events: ${largest[0].id} has ${largest[0].events}`);
   }
@@ -151,8 +159,30 @@ describe(`a large domain of ${VMS} VMs: a drill, then a forced failover`, () => 
     await assertHistoriesBounded(t, 'drill', result.workflowId, result.wallMs);
   });
 
-  it('a forced failover registers and powers on every VM at the recovery site once, with every history bounded', async (t) => {
-    const { result, events } = await recoverySiteEvents(() => operate('failover', { type: 'forced', confirm: bench.domain }));
+  /**
+   * Once half the VMs are registered, the orchestration worker is SIGKILLed and started again: the
+   * new one replays the operation's whole history before it answers a query or goes on.
+   */
+  async function crashWhenHalfRegistered(t: TestContext, workflowId: string): Promise<void> {
+    const handle = stack.client.workflow.getHandle(workflowId);
+    // Until it has read its runbook an operation answers no progress query.
+    const registered = async () => {
+      try {
+        return (await handle.query(operationProgressQuery)).vms.filter((vm) => vm.state === 'registered' || vm.state === 'poweredOn').length;
+      } catch (error) {
+        if (error instanceof QueryNotRegisteredError) return 0;
+        throw error;
+      }
+    };
+    while ((await registered()) < VMS / 2) await sleep(200);
+    await workers.crashAndRestart('orchestration');
+    const restarted = Date.now();
+    const after = await registered();
+    t.diagnostic(`orchestration worker SIGKILLed with ${after} of ${VMS} VMs registered; the new one answered the operation's progress ${((Date.now() - restarted) / 1000).toFixed(1)} s after it started`);
+  }
+
+  it('a forced failover registers and powers on every VM at the recovery site once, with every history bounded, across a SIGKILL of the orchestration worker', async (t) => {
+    const { result, events } = await recoverySiteEvents(() => operate('failover', { type: 'forced', confirm: bench.domain }, (workflowId) => crashWhenHalfRegistered(t, workflowId)));
     assertEachOnce(events, (vm) => vm);
     const atSite = (await recovery.client.listVms()).filter((vm) => vm.kind === 'vm' && vms.includes(vm.name));
     assert.equal(atSite.length, VMS, 'every VM at the recovery site, none twice');
