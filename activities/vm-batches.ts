@@ -1,6 +1,7 @@
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { RegisterVmSpec } from '../sites/provider';
 import type { DrillResource } from '../common/resource-names';
+import type { CheckGuestInput, CheckGuestResult } from './vm-power';
 import { forEachLimited } from '../common/parallel';
 
 /**
@@ -43,27 +44,30 @@ function namingVm(vm: string, error: unknown): unknown {
   return ApplicationFailure.create({ type: error instanceof Error ? error.name : 'Error', message: `${vm}: ${error instanceof Error ? error.message : String(error)}`, cause: error instanceof Error ? error : undefined });
 }
 
-/** The per-VM site activities that rebuilding a domain fans out over its VMs (`Prepare`: what preparing one VM's disks takes). */
-export interface PerVmRebuildActivities<Prepare extends { vm: string } = { vm: string }> {
+/**
+ * The per-VM site activities that rebuilding a domain fans out over its VMs (`Prepare`: what
+ * preparing one VM's disks takes; `Remove`: what removing one takes).
+ */
+export interface PerVmRebuildActivities<Prepare extends { vm: string } = { vm: string }, Remove extends { vm: string } = { vm: string; diskIds?: string[] }> {
   prepareTargetDisks(input: Prepare): Promise<unknown>;
   removeRepresentationVm(input: { vm: string }): Promise<void>;
   registerRecoveredVm(input: { spec: RegisterVmSpec }): Promise<void>;
   registerInPlaceOfRepresentation(input: { spec: RegisterVmSpec }): Promise<void>;
-  removeRecoveredVm(input: { vm: string; diskIds?: string[] }): Promise<void>;
+  removeRecoveredVm(input: Remove): Promise<void>;
 }
 
 /** The same activities over batches of VMs (`{ vms: [...] }`, each item what the per-VM one takes). */
-export function rebuildBatchActivities<Prepare extends { vm: string }>(perVm: PerVmRebuildActivities<Prepare>) {
+export function rebuildBatchActivities<Prepare extends { vm: string }, Remove extends { vm: string }>(perVm: PerVmRebuildActivities<Prepare, Remove>) {
   return {
     prepareTargetDisksOfBatch: inBatches((input: Prepare) => perVm.prepareTargetDisks(input), (input) => input.vm),
     removeRepresentationVmsOfBatch: inBatches((input: { vm: string }) => perVm.removeRepresentationVm(input), (input) => input.vm),
     registerRecoveredVmsOfBatch: inBatches((input: { spec: RegisterVmSpec }) => perVm.registerRecoveredVm(input), (input) => input.spec.name),
     registerInPlaceOfRepresentationsOfBatch: inBatches((input: { spec: RegisterVmSpec }) => perVm.registerInPlaceOfRepresentation(input), (input) => input.spec.name),
-    removeRecoveredVmsOfBatch: inBatches((input: { vm: string; diskIds: string[] }) => perVm.removeRecoveredVm(input), (input) => input.vm),
+    removeRecoveredVmsOfBatch: inBatches((input: Remove) => perVm.removeRecoveredVm(input), (input) => input.vm),
   };
 }
 
-export type RebuildBatchActivities = ReturnType<typeof rebuildBatchActivities<{ vm: string }>>;
+export type RebuildBatchActivities = ReturnType<typeof rebuildBatchActivities<{ vm: string }, { vm: string }>>;
 
 /**
  * What a batch of a drill's removals did to each of its resources. Heartbeated as each is done:
@@ -123,6 +127,19 @@ export function handoverBatchActivities<Shutdown extends { vm: string }>(perVm: 
     powerOnVmsOfBatch: inBatches((input: { vm: string }) => perVm.powerOnVm(input), (input) => input.vm),
   };
 }
+
+/**
+ * A drill's check of a batch of VMs: all of them at once, since each mostly waits for its guest
+ * (the workflow runs one batch of a check at a time, as many probes as an activity per VM had in
+ * flight). Read-only, so a retry simply checks again; a check that does not pass is a result.
+ */
+export function checkBatchActivities(perVm: { checkGuest(input: CheckGuestInput): Promise<CheckGuestResult> }) {
+  return {
+    checkGuestsOfBatch: ({ vms }: { vms: CheckGuestInput[] }): Promise<Array<CheckGuestResult & { vm: string }>> => Promise.all(vms.map(async (input) => ({ vm: input.vm, ...(await perVm.checkGuest(input)) }))),
+  };
+}
+
+export type CheckBatchActivities = ReturnType<typeof checkBatchActivities>;
 
 export type HandoverBatchActivities<Shutdown extends { vm: string } = { vm: string }> = ReturnType<typeof handoverBatchActivities<Shutdown>>;
 

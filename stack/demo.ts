@@ -342,7 +342,7 @@ async function main(): Promise<void> {
   Drill ${drill.id} of ${DOMAIN}: ${drill.outcome.toUpperCase()}${drill.failedBecause ? ` (${drill.failedBecause.join('; ')})` : ''}
     RTO achieved   ${seconds(report.rtoMs)} (requested ${new Date(report.declaredAt).toISOString()})
     RPO achieved   ${seconds(report.rpoMs)} (data from ${report.recoveryPoint ? new Date(report.recoveryPoint.dataFrom).toISOString() : '-'}, ${report.recoveryPoint?.description ?? ''})
-    checks:\n${drill.checks.map((c) => `      ${c.passed ? 'passed' : 'FAILED'} ${c.name} (${c.type})\n${c.vms.map((v) => `          ${v.vm}: ${v.passed ? 'passed' : 'failed'}, ${v.detail}, after ${seconds(v.waitedMs)}`).join('\n')}`).join('\n')}
+    checks:\n${drill.checks.map((c) => `      ${c.passed ? 'passed' : 'FAILED'} ${c.name} (${c.type})\n${c.vms.first.map((v) => `          ${v.vm}: ${v.passed ? 'passed' : 'failed'}, ${v.detail}, after ${seconds(v.waitedMs)}`).join('\n')}${c.vms.count > c.vms.first.length ? `\n          and ${c.vms.count - c.vms.first.length} more VMs (${c.failed} failed in all)` : ''}`).join('\n')}
     skipped webhooks ${drill.skippedWebhooks.length > 0 ? drill.skippedWebhooks.join(', ') : 'none'}
     kept           ${seconds(drill.kept.forMs)}, ended by ${drill.kept.endedBy}
     cleanup        requested by ${drill.cleanup.requestedBy}${drill.cleanup.force ? ' (forced)' : ''}

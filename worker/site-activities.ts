@@ -10,7 +10,7 @@ import { createRestoreActivities } from '../activities/restore';
 import { createPermanentFailoverActivities } from '../activities/permanent-failover';
 import { createSplitBrainActivities } from '../activities/split-brain';
 import { createStoragePreflightActivities } from '../activities/storage-preflight';
-import { handoverBatchActivities } from '../activities/vm-batches';
+import { checkBatchActivities, handoverBatchActivities } from '../activities/vm-batches';
 import { createVmPowerActivities } from '../activities/vm-power';
 import { createWebhookActivities } from '../activities/webhook';
 import type { SecretResolver } from '../common/secrets';
@@ -36,6 +36,7 @@ export function createSiteActivities(deps: SiteActivityDependencies) {
     ...createRecoverySiteActivities(deps),
     ...primarySite,
     ...handoverBatchActivities({ shutdownForHandover: primarySite.shutdownForHandover, powerOnVm: (input) => vmPower.powerOnVm(input) }),
+    ...checkBatchActivities({ checkGuest: (input) => vmPower.checkGuest(input) }),
     ...createWebhookActivities(deps),
     ...createDatapathActivities({
       store,

@@ -37,12 +37,21 @@ export const cleanupDrillUpdate = defineUpdate<CleanupAccepted, [CleanupRequest]
 /** The failure type of a cleanup request the drill refuses (one was accepted already, or the cleanup has begun). */
 export const CLEANUP_REFUSED = 'CleanupRefused';
 
+/** One VM's answer to a check (by its name in the domain): the last answer, and how long the check waited for it. */
+export interface CheckedVm {
+  vm: string;
+  passed: boolean;
+  detail: string;
+  waitedMs: number;
+}
+
 export interface CheckResult {
   name: string;
   type: RunbookCheck['type'];
   passed: boolean;
-  /** Each VM the check probed (by its name in the domain), with the last answer. */
-  vms: Array<{ vm: string; passed: boolean; detail: string; waitedMs: number }>;
+  /** The VMs the check probed, those that failed first; `failed` counts them all. */
+  vms: Listing<CheckedVm>;
+  failed: number;
 }
 
 export type { DrillResource };

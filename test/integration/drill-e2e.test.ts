@@ -116,7 +116,7 @@ describe('drill end to end, on real Temporal, S3, sites and worker processes: a 
     assert.match(drill.id, /^[0-9a-f]{8}$/);
     assert.equal(drill.outcome, 'passed', JSON.stringify(drill));
     assert.deepEqual(drill.checks.map((c) => [c.name, c.passed]), [['db-up', true], ['db-port', true], ['app-health', true]]);
-    assert.deepEqual(drill.checks.find((c) => c.name === 'app-health')!.vms.map((v) => v.vm), ['i-app-1']);
+    assert.deepEqual(drill.checks.find((c) => c.name === 'app-health')!.vms.first.map((v) => v.vm), ['i-app-1']);
     assert.equal(drill.kept.forMs, 0);
     assert.deepEqual(report.vms.map((v) => [v.name, v.state]).sort(), domainVms(DOMAIN).map((vm) => [vm, 'poweredOn']).sort(), 'each VM once, under the domain\'s name');
     assert.ok(report.rtoMs! > 0 && report.rpoMs! >= 0, `RTO ${report.rtoMs} ms, RPO ${report.rpoMs} ms`);
@@ -155,7 +155,8 @@ describe('drill end to end, on real Temporal, S3, sites and worker processes: a 
     assert.deepEqual(drill.failedBecause, ['check ldap-port failed']);
     const ldap = drill.checks.find((c) => c.name === 'ldap-port')!;
     assert.equal(ldap.passed, false);
-    assert.match(ldap.vms[0].detail, /389/);
+    assert.match(ldap.vms.first[0].detail, /389/);
+    assert.equal(ldap.failed, 1);
     assert.equal(drill.checks.find((c) => c.name === 'db-up')!.passed, true);
     assertCleanedUp(drill, inventoryBefore, await recoveryInventory());
     assert.deepEqual(await production(), productionBefore);

@@ -18,7 +18,7 @@ import { operationProgressQuery, type OperationReport } from '../../workflows/op
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { failoverInput, runbookYaml, storedRunbook, vmNames } from '../fixtures/workflow-runbooks';
 import { PRIMARY, RECOVERY, newStubDomain, requestOperation, useWorkflowEnv } from '../harness/workflow-env';
-import { abortReport, assertCancelled, outcomeAttribute, progressOf } from './operation-sweep';
+import { abortReport, argOf, assertCancelled, outcomeAttribute, progressOf } from './operation-sweep';
 
 const t = useWorkflowEnv();
 
@@ -109,7 +109,7 @@ describe('drill', { concurrency: 1 }, () => {
     assert.equal(await outcomeAttribute(handle), 'succeeded');
     assert.equal(result.outcome, 'passed');
     assert.deepEqual(
-      result.checks.map((c) => [c.name, c.passed, c.vms.map((v) => v.vm)]),
+      result.checks.map((c) => [c.name, c.passed, c.vms.first.map((v) => v.vm)]),
       [
         ['db-heartbeat', true, [`${domain}-db-1`]],
         ['db-port', true, [`${domain}-db-1`]],
@@ -159,10 +159,40 @@ describe('drill', { concurrency: 1 }, () => {
     assert.deepEqual(result.failedBecause, ['check db-port failed']);
     const dbPort = result.checks.find((c) => c.name === 'db-port');
     assert.equal(dbPort?.passed, false);
-    assert.match(dbPort?.vms[0].detail ?? '', /refused/);
+    assert.match(dbPort?.vms.first[0].detail ?? '', /refused/);
+    assert.equal(dbPort?.failed, 1);
     assert.ok(result.checks.filter((c) => c.name !== 'db-port').every((c) => c.passed));
     assert.equal(result.cleanup.inventory.asBefore, true);
     await assertLeftAsBefore(started);
+  });
+
+  it('checks a group of more VMs than a batch by batch activities, and lists the VM that failed first', async () => {
+    const extra = 227;
+    const domainVms = (domain: string) => [...vmNames(domain), ...Array.from({ length: extra }, (_, i) => `${domain}-app-${i + 3}`)];
+    const domain = newStubDomain(t, 'checks-in-batches', domainVms);
+    const input = drillInput(domain, 0);
+    const checked = validateRunbook(drillRunbookYaml(domain));
+    const runbook = checked.runbook!;
+    const app = runbook.spec.powerOn.groups.find((g) => g.name === 'app')!;
+    for (const name of domainVms(domain).slice(3)) {
+      runbook.spec.vms.push({ ...runbook.spec.vms[1], name });
+      app.vms.push({ ...app.vms[0], name });
+    }
+    const failing = `${domain}-app-150`;
+    t.sites.intercept(domain, async (call, proceed) => {
+      const result = await proceed();
+      if (call.name !== 'checkGuest' || !String(argOf(call).vm).endsWith(failing)) return result;
+      return { passed: false, detail: 'injected: connection refused', waitedMs: 0 };
+    });
+    const report = await t.client.workflow.execute(drill, { taskQueue: ORCHESTRATION_TASK_QUEUE, workflowId: drillId(domain), args: [{ ...input, runbook }] });
+    const result = drillOf(report);
+    const health = result.checks.find((c) => c.name === 'app-health')!;
+    assert.deepEqual([health.passed, health.failed, health.vms.count, health.vms.first.length], [false, 1, app.vms.length, 100]);
+    assert.deepEqual(health.vms.first[0], { vm: failing, passed: false, detail: 'injected: connection refused', waitedMs: 0 }, 'the failed VM is listed first');
+    assert.deepEqual(result.failedBecause, ['check app-health failed']);
+    const batches = t.sites.callsOf(domain).filter((c) => c.name === 'checkGuestsOfBatch').map((c) => (argOf(c).vms as unknown[]).length);
+    assert.deepEqual(batches.sort((a, b) => b - a), [100, 100, 29, 1, 1], 'the group check in batches of 100; each single-VM check in one');
+    assert.equal(result.cleanup.inventory.asBefore, true);
   });
 
   it('is kept until a cleanup request, refuses a second one, and reports who ended it', async () => {
