@@ -130,7 +130,8 @@ async function assertUndone(domain: string, type: HandoverType, report?: Operati
   const mentions = (patterns: RegExp[]) => undone.filter((entry) => patterns.every((p) => p.test(entry)));
   const expected: Array<{ what: string; patterns: RegExp[] }> = [
     ...rocvas.map((rocva) => ({ what: `RocVA ${rocva}`, patterns: [new RegExp(rocva)] })),
-    ...sorted([...prepared, ...registered]).map((vm) => ({ what: `VM ${vm}`, patterns: [new RegExp(`\\b${vm}\\b`)] })),
+    // One entry per batch of prepared VMs, naming its first and last VM.
+    ...sorted(attempted('prepareTargetDisksOfBatch').map((c) => String(argsOfBatch(c)[0].vm))).map((first) => ({ what: `the batch of VMs from ${first}`, patterns: [/^VMs \S+ of \d+ \(/, new RegExp(`\\(${first}\\b`), new RegExp(`removed from ${RECOVERY}`)] })),
     ...(handedBack ? [{ what: 'ownership with the primary again', patterns: [/ownership/, /protection resumed/, new RegExp(PRIMARY)] }] : []),
     ...(recoveryProtection ? [{ what: 'protection at the recovery site', patterns: [/protection/, new RegExp(RECOVERY)] }] : []),
     ...(stopped.length > 0 ? [{ what: 'the VMs shut down at the primary', patterns: [/shut down/, new RegExp(PRIMARY)] }] : []),

@@ -135,8 +135,10 @@ export async function prepareTargetDisks(op: Operation, targets: TargetVm[], ste
     const foundPerVm: FoundPerVm = {};
     for (const t of targets) if (found) foundPerVm[t.name] = existingOf(found, t);
     if (inBatches) {
+      const undoesByBatch = patched('undo-rebuild-in-batches');
       await forEachBatch(targets, async (batch, range) => {
-        for (const t of batch) undoTarget(op, t, foundPerVm[t.name]);
+        if (undoesByBatch) undoTargets(op, batch, foundPerVm, range);
+        else for (const t of batch) undoTarget(op, t, foundPerVm[t.name]);
         await batchActivitiesAt(op.to).prepareTargetDisksOfBatch.executeWithOptions({ summary: `create representation VMs ${range} at ${op.to}` }, [{ vms: batch.map(prepareInput) }]);
         for (const t of batch) op.vm(vmOf(t.name), 'rehydrating');
       });
@@ -180,9 +182,34 @@ function existingOf(found: ExistingAtSite, t: Pick<TargetVm, 'name' | 'disks'>):
  * `found`: what was there before the operation, which the undo leaves.
  */
 export function undoTarget(op: Operation, t: Pick<TargetVm, 'name' | 'disks'>, found?: ExistingAtSite): void {
-  const kept = found && found.vms.length + found.diskIds.length > 0 ? ` (kept what was there before: ${[...found.vms.map((v) => v.name), ...found.diskIds].join(', ')})` : '';
-  op.undo.push(`${t.name} and its disks removed from ${op.to}${kept}`, () =>
+  op.undo.push(`${t.name} and its disks removed from ${op.to}${found ? keptBefore([found]) : ''}`, () =>
     activitiesAt(op.to).removeRecoveredVm.executeWithOptions({ summary: `remove ${t.name} from ${op.to}` }, [{ vm: t.name, diskIds: t.disks.map((d) => d.diskId), ...(found ? { found } : {}) }]),
+  );
+}
+
+/** What was there before, said in an undo's description: the first few names, and how many more. */
+function keptBefore(found: ExistingAtSite[]): string {
+  const names = found.flatMap((f) => [...f.vms.map((v) => v.name), ...f.diskIds]);
+  if (names.length === 0) return '';
+  const shown = names.slice(0, 10).join(', ');
+  return ` (kept what was there before: ${shown}${names.length > 10 ? ` and ${names.length - 10} more` : ''})`;
+}
+
+/**
+ * The undo of a batch of prepared target VMs, as one batch activity: an aborted 10,000-VM
+ * operation's compensation adds 100 activities to its history, not 10,000, and its report 100 lines.
+ */
+function undoTargets(op: Operation, batch: TargetVm[], foundPerVm: FoundPerVm, range: string): void {
+  const names = batch.length > 1 ? `${batch[0].name} … ${batch[batch.length - 1].name}` : batch[0].name;
+  op.undo.push(`VMs ${range} (${names}) and their disks removed from ${op.to}${keptBefore(batch.map((t) => foundPerVm[t.name] ?? { vms: [], diskIds: [] }))}`, () =>
+    batchActivitiesAt(op.to).removeRecoveredVmsOfBatch.executeWithOptions({ summary: `remove VMs ${range} from ${op.to}` }, [
+      {
+        vms: batch.map((t) => {
+          const found = foundPerVm[t.name];
+          return { vm: t.name, diskIds: t.disks.map((d) => d.diskId), ...(found ? { found } : {}) };
+        }),
+      },
+    ]),
   );
 }
 
