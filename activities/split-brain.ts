@@ -6,6 +6,7 @@ import { Ownership } from '../datapath/ownership';
 import { exportSideCopy, fencePosition, removeSideCopy, type SideCopyRecord } from '../datapath/side-copy';
 import type { SiteProvider } from '../sites/provider';
 import { atSite } from './site-failures';
+import { inBatches } from './vm-batches';
 
 export interface SplitBrainDependencies {
   store: ObjectStore;
@@ -25,7 +26,7 @@ export function createSplitBrainActivities({ store, provider }: SplitBrainDepend
   const site = provider.site;
   const runningHere = async (domain: string) => activeDomainVms(await atSite(() => provider.listVms()), { running: true, domain }).get(domain) ?? [];
 
-  return {
+  const activities = {
     /**
      * One detection pass: records (idempotently) a conflict for every domain whose active VMs run
      * here while another site owns it, and returns the conflicts open at this site. A pass that
@@ -136,6 +137,11 @@ export function createSplitBrainActivities({ store, provider }: SplitBrainDepend
       const conflict = await readConflict(store, domain);
       if (conflict?.site === site) await clearConflict(store, domain);
     },
+  };
+  return {
+    ...activities,
+    /** The stale copies powered off by batches of VMs (activities/vm-batches.ts). */
+    powerOffVmsOfBatch: inBatches((input: { vm: string }) => activities.powerOffVm(input), (input) => input.vm),
   };
 }
 

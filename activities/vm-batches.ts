@@ -117,11 +117,14 @@ export function drillRemovalBatchActivities(perResource: { removeDrillResource(r
 export type DrillRemovalBatchActivities = ReturnType<typeof drillRemovalBatchActivities>;
 
 /**
- * A planned handover's VM power changes over batches: the shutdown at the site the domain leaves,
- * and its undo, which powers the VMs on again there (both idempotent per VM: a VM already off or on
- * is left so).
+ * VM power changes over batches: a planned handover's shutdown at the site the domain leaves, and
+ * the undo of a shutdown or a power-off, which powers the VMs on again (each idempotent per VM: a
+ * VM already off or on is left so).
  */
-export function handoverBatchActivities<Shutdown extends { vm: string }>(perVm: { shutdownForHandover(input: Shutdown): Promise<unknown>; powerOnVm(input: { vm: string }): Promise<unknown> }) {
+export function vmPowerBatchActivities<Shutdown extends { vm: string }>(perVm: {
+  shutdownForHandover(input: Shutdown): Promise<unknown>;
+  powerOnVm(input: { vm: string }): Promise<unknown>;
+}) {
   return {
     shutdownForHandoverOfBatch: inBatches((input: Shutdown) => perVm.shutdownForHandover(input), (input) => input.vm),
     powerOnVmsOfBatch: inBatches((input: { vm: string }) => perVm.powerOnVm(input), (input) => input.vm),
@@ -141,7 +144,7 @@ export function checkBatchActivities(perVm: { checkGuest(input: CheckGuestInput)
 
 export type CheckBatchActivities = ReturnType<typeof checkBatchActivities>;
 
-export type HandoverBatchActivities<Shutdown extends { vm: string } = { vm: string }> = ReturnType<typeof handoverBatchActivities<Shutdown>>;
+export type VmPowerBatchActivities<Shutdown extends { vm: string } = { vm: string }> = ReturnType<typeof vmPowerBatchActivities<Shutdown>>;
 
 /** `call` tried up to `count` times, a second apart; a failure that cannot heal is not tried again. */
 async function attempts<T>(count: number, call: () => Promise<T>): Promise<T> {

@@ -10,7 +10,7 @@ import { createRestoreActivities } from '../activities/restore';
 import { createPermanentFailoverActivities } from '../activities/permanent-failover';
 import { createSplitBrainActivities } from '../activities/split-brain';
 import { createStoragePreflightActivities } from '../activities/storage-preflight';
-import { checkBatchActivities, handoverBatchActivities } from '../activities/vm-batches';
+import { checkBatchActivities, vmPowerBatchActivities } from '../activities/vm-batches';
 import { createVmPowerActivities } from '../activities/vm-power';
 import { createWebhookActivities } from '../activities/webhook';
 import type { SecretResolver } from '../common/secrets';
@@ -35,7 +35,7 @@ export function createSiteActivities(deps: SiteActivityDependencies) {
     ...vmPower,
     ...createRecoverySiteActivities(deps),
     ...primarySite,
-    ...handoverBatchActivities({ shutdownForHandover: primarySite.shutdownForHandover, powerOnVm: (input) => vmPower.powerOnVm(input) }),
+    ...vmPowerBatchActivities({ shutdownForHandover: primarySite.shutdownForHandover, powerOnVm: (input) => vmPower.powerOnVm(input) }),
     ...checkBatchActivities({ checkGuest: (input) => vmPower.checkGuest(input) }),
     ...createWebhookActivities(deps),
     ...createDatapathActivities({

@@ -4,6 +4,7 @@ import { failureMessage } from './failure-policy';
 import { activitiesAt } from './phases/site-activities';
 import { DR_CONFLICT, DR_OPERATION, DR_SITE } from './search-attributes';
 import { workflowNow } from './clock';
+import { someNames } from './listing';
 
 export interface ConflictWatchInput {
   site: string;
@@ -41,7 +42,7 @@ export async function conflictWatch(input: ConflictWatchInput): Promise<never> {
       `**split-brain watch of site ${site}**\n\n` +
         (open.length === 0
           ? 'no conflict: no domain VM runs here while another site owns its domain'
-          : open.map((c) => `**conflict** in ${c.domain}: ${c.vms.join(', ')} run at ${c.site} while ${c.owner.site} owns it (epoch ${c.owner.epoch}) since ${new Date(c.since).toISOString()}`).join('\n\n')) +
+          : open.map((c) => `**conflict** in ${c.domain}: ${someNames(c.vms)} run at ${c.site} while ${c.owner.site} owns it (epoch ${c.owner.epoch}) since ${new Date(c.since).toISOString()}`).join('\n\n')) +
         `\n\nlast pass: ${lastPass}`,
     );
   };

@@ -9,6 +9,7 @@ import { checkOriginalDisks, comeBackUp, findOriginalVms, prepareRebuiltVms, reh
 import { checkOwnership, claimWithFencing, drainAndHandOver } from './phases/ownership';
 import { deployRocva, rehydrate, removeRocva, resolveRecoveryPoint, rocvaName } from './phases/rebuild';
 import { shutDownInReverseOrder } from './phases/shutdown';
+import { someNames } from './listing';
 
 /**
  * Failback of a domain running in failover to its original primary site, planned (the recovery
@@ -44,7 +45,7 @@ export async function failback(request: FailbackInput): Promise<OperationReport>
     const { onNewDisks } = await prepareRebuiltVms(op, rebuilding);
     await stopJournaling(op, point.disks.map((d) => d.diskId));
     // A delta applies to the whole domain's disks as they were left: new ones are not.
-    const base = onNewDisks.length > 0 ? { usable: false as const, why: `${onNewDisks.join(', ')} rebuilt at ${op.to} on new disks` } : await checkOriginalDisks(op);
+    const base = onNewDisks.length > 0 ? { usable: false as const, why: `${someNames(onNewDisks)} rebuilt at ${op.to} on new disks` } : await checkOriginalDisks(op);
     let rehydration: NonNullable<OperationReport['rehydration']>;
     if (base.usable) {
       rehydration = await rehydrateDelta(op, base, originals.vms);

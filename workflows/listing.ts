@@ -19,3 +19,9 @@ export function addToListing<T>(listing: Listing<T>, items: T[]): void {
   listing.count += items.length;
   listing.first.push(...items.slice(0, Math.max(0, LISTED_AT_MOST - listing.first.length)));
 }
+
+/** Names in a sentence (a summary, a step, a message), the first few and how many more: `a, b, c and 9,997 more`. */
+export function someNames(names: string[], shown = 5): string {
+  if (names.length <= shown) return names.join(', ');
+  return `${names.slice(0, shown).join(', ')} and ${(names.length - shown).toLocaleString('en-US')} more`;
+}

@@ -1,12 +1,13 @@
-import { patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ActivityCancellationType, patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { failure } from '../common/failures';
 import { Operation } from './operation';
 import type { OperationReport } from './operation-messages';
-import { activitiesAt } from './phases/site-activities';
+import { activitiesAt, batchActivitiesAt } from './phases/site-activities';
 import { withRunbook } from './phases/runbook';
 import { sideCopyName, type ResolveConflictInput } from './resolve-conflict-messages';
 import { DR_CONFLICT, DR_SITE } from './search-attributes';
-import { forEachVm } from './vm-fan-out';
+import { someNames } from './listing';
+import { forEachBatch, forEachVm } from './vm-fan-out';
 
 /**
  * At a site that is not the domain's primary, the stale copies are VMs a failover made there (a
@@ -24,11 +25,56 @@ async function removeRecoveredCopies(op: Operation, site: string, sideCopy: stri
     atSite.recoveredCopies.executeWithOptions({ summary: `VMs of ${op.domain} at ${site} that a failover recovered there` }, [{ domain: op.domain }]),
   );
   if (copies.length === 0) return;
-  op.undo.settle(`the stale copies ${copies.join(', ')} at ${site} stay deactivated (their writes are in side copy ${sideCopy}): removing them is not undone`);
+  op.undo.settle(`the stale copies ${someNames(copies)} at ${site} stay deactivated (their writes are in side copy ${sideCopy}): removing them is not undone`);
+  if (patched('resolve-conflict-in-batches')) {
+    await op.step(`remove the stale copies from ${site}`, () =>
+      forEachBatch(copies, async (batch, range) => {
+        await batchActivitiesAt(site).removeRecoveredVmsOfBatch.executeWithOptions({ summary: `remove the stale copies ${range} and their disks from ${site}` }, [{ vms: batch.map((vm) => ({ vm })) }]);
+        for (const vm of batch) op.vm(vm, 'removed');
+      }),
+    );
+    return;
+  }
   await op.step(`remove the stale copies from ${site}`, () =>
     forEachVm(copies, async (vm) => {
       await atSite.removeRecoveredVm.executeWithOptions({ summary: `remove the stale copy ${vm} and its disks from ${site}` }, [{ vm }]);
       op.vm(vm, 'removed');
+    }),
+  );
+}
+
+/**
+ * The stale VMs powered off; undo: those that ran powered on again. By batch activities, the undo
+ * knowing what ran from the list of stale VMs (`staleVms` says which run) wherever a cancel cuts a
+ * batch; operations recorded before power off an activity per VM.
+ */
+async function powerOffStaleVms(op: Operation, site: string, stale: Array<{ name: string; poweredOn: boolean }>): Promise<void> {
+  const atSite = activitiesAt(site);
+  const names = stale.map((vm) => vm.name);
+  if (patched('resolve-conflict-in-batches')) {
+    const running = stale.filter((vm) => vm.poweredOn).map((vm) => vm.name);
+    op.undo.push(`the stale VMs powered off at ${site} powered on again`, () =>
+      forEachBatch(running, (batch, range) => batchActivitiesAt(site).powerOnVmsOfBatch.executeWithOptions({ summary: `power the stale VMs ${range} on again at ${site}` }, [{ vms: batch.map((vm) => ({ vm })) }])),
+    );
+    // A cancel waits until the batch under way has stopped powering VMs off: the undo must not race it.
+    const atSiteInBatches = batchActivitiesAt(site, { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED });
+    await op.step(`power off the stale VMs at ${site}`, () =>
+      forEachBatch(names, async (batch, range) => {
+        await atSiteInBatches.powerOffVmsOfBatch.executeWithOptions({ summary: `power off the stale copies ${range} at ${site}` }, [{ vms: batch.map((vm) => ({ vm })) }]);
+        for (const vm of batch) op.vm(vm, 'shutDown');
+      }),
+    );
+    return;
+  }
+  const stopped: string[] = [];
+  op.undo.push(`the stale VMs powered off at ${site} powered on again`, async () => {
+    for (const vm of stopped) await atSite.powerOnVm.executeWithOptions({ summary: `power ${vm} on again at ${site}` }, [{ vm }]);
+  });
+  await op.step(`power off the stale VMs at ${site}`, () =>
+    forEachVm(names, async (vm) => {
+      const { alreadyOff } = await atSite.powerOffVm.executeWithOptions({ summary: `power off the stale copy ${vm} at ${site}` }, [{ vm }]);
+      if (!alreadyOff) stopped.push(vm);
+      op.vm(vm, 'shutDown');
     }),
   );
 }
@@ -57,7 +103,7 @@ export async function resolveConflict(request: ResolveConflictInput): Promise<Op
     requestedBy: input.requestedBy,
     declaredAt: input.declaredAt,
     memo: { action: input.action, conflict: { ...conflict, since: new Date(conflict.since).toISOString() } },
-    about: `**conflict**: ${conflict.vms.join(', ')} run at ${site} while ${conflict.owner} owns ${domain}, since ${new Date(conflict.since).toISOString()}; action: ${input.action}`,
+    about: `**conflict**: ${someNames(conflict.vms)} run at ${site} while ${conflict.owner} owns ${domain}, since ${new Date(conflict.since).toISOString()}; action: ${input.action}`,
   });
   upsertSearchAttributes([
     { key: DR_SITE, value: site },
@@ -71,17 +117,7 @@ export async function resolveConflict(request: ResolveConflictInput): Promise<Op
     const stale = await op.step(`list the stale VMs at ${site}`, () => atSite.staleVms.executeWithOptions({ summary: `VMs of ${domain} at ${site} not yet inactive` }, [{ domain }]));
     const names = stale.map((vm) => vm.name);
 
-    const stopped: string[] = [];
-    op.undo.push(`the stale VMs powered off at ${site} powered on again`, async () => {
-      for (const vm of stopped) await atSite.powerOnVm.executeWithOptions({ summary: `power ${vm} on again at ${site}` }, [{ vm }]);
-    });
-    await op.step(`power off the stale VMs at ${site}`, () =>
-      forEachVm(names, async (vm) => {
-        const { alreadyOff } = await atSite.powerOffVm.executeWithOptions({ summary: `power off the stale copy ${vm} at ${site}` }, [{ vm }]);
-        if (!alreadyOff) stopped.push(vm);
-        op.vm(vm, 'shutDown');
-      }),
-    );
+    await powerOffStaleVms(op, site, stale);
 
     const name = sideCopyName(site, open.since);
     op.undo.push(`side copy ${name} removed (the writes stay in ${site}'s journal)`, () => atSite.removeSideCopy.executeWithOptions({ summary: `remove side copy ${name}` }, [{ domain, name }]));
@@ -93,11 +129,11 @@ export async function resolveConflict(request: ResolveConflictInput): Promise<Op
     );
 
     op.undo.push(`the stale VMs at ${site} active again`, () => atSite.setVmsActive.executeWithOptions({ summary: `reactivate ${names.length} VM(s) at ${site}` }, [{ vms: names, active: true, by }]));
-    await op.step(`mark the stale VMs inactive at ${site}`, () => atSite.setVmsActive.executeWithOptions({ summary: `deactivate ${names.join(', ')} at ${site}` }, [{ vms: names, active: false, by }]));
+    await op.step(`mark the stale VMs inactive at ${site}`, () => atSite.setVmsActive.executeWithOptions({ summary: `deactivate ${someNames(names)} at ${site}` }, [{ vms: names, active: false, by }]));
 
     await op.step(`check that ${site} runs no active copy of ${domain}`, async () => {
       const left = await atSite.staleVms.executeWithOptions({ summary: `VMs of ${domain} at ${site} still active` }, [{ domain }]);
-      if (left.length > 0) throw failure('ConflictNotResolved', `${left.map((vm) => vm.name).join(', ')} at ${site} are still active: a VM of ${domain} appeared there during the resolution; resolve again`);
+      if (left.length > 0) throw failure('ConflictNotResolved', `${someNames(left.map((vm) => vm.name))} at ${site} are still active: a VM of ${domain} appeared there during the resolution; resolve again`);
     });
     await removeRecoveredCopies(op, site, name);
     await op.step('clear the conflict', () => atSite.clearConflict.executeWithOptions({ summary: `${domain}: conflict at ${site} resolved` }, [{ domain }]));

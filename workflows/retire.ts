@@ -3,6 +3,7 @@ import type { DomainHoldings } from '../activities/permanent-failover';
 import type { RetireInput } from './permanent-failover-messages';
 import { activitiesAt, SITE_RETRY } from './phases/site-activities';
 import { DR_DOMAIN, DR_OPERATION, DR_SITE } from './search-attributes';
+import { someNames } from './listing';
 
 /** Its one activity: at the retired site, retried until it answers (no attempt limit, a year at most). */
 const removalAtRetiredSite = (site: string) =>
@@ -27,7 +28,7 @@ export async function retireSite(input: RetireInput): Promise<DomainHoldings> {
     { domain, vms: input.vms, diskIds: input.diskIds, newPrimary: input.newPrimary },
   ]);
   setCurrentDetails(
-    `**removal of ${domain} from ${site}**, retired by ${input.permanentFailover}\n\nremoved ${removed.vms.length} VM(s) (${removed.vms.map((vm) => vm.name).join(', ') || 'none'}) and ${removed.diskIds.length} disk(s)`,
+    `**removal of ${domain} from ${site}**, retired by ${input.permanentFailover}\n\nremoved ${removed.vms.length} VM(s) (${someNames(removed.vms.map((vm) => vm.name)) || 'none'}) and ${removed.diskIds.length} disk(s)`,
   );
   return removed;
 }

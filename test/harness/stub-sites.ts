@@ -19,11 +19,11 @@ import type { SplitBrainActivities } from '../../activities/split-brain';
 import {
   checkBatchActivities,
   drillRemovalBatchActivities,
-  handoverBatchActivities,
+  vmPowerBatchActivities,
   rebuildBatchActivities,
   type CheckBatchActivities,
   type DrillRemovalBatchActivities,
-  type HandoverBatchActivities,
+  type VmPowerBatchActivities,
   type PerVmRebuildActivities,
   type RebuildBatchActivities,
 } from '../../activities/vm-batches';
@@ -224,7 +224,7 @@ export class StubSites {
     // A batch activity is the product's, over the recorded per-VM calls: a test sees (and can fail or hold) each VM's call.
     const perVm = this.implementation(site);
     const each = wrapped as unknown as SiteActivities;
-    const impl = { ...perVm, ...rebuildBatchActivities(wrapped as unknown as PerVmRebuildActivities), ...drillRemovalBatchActivities(each), ...handoverBatchActivities(each), ...checkBatchActivities(each) } as unknown as Record<ActivityName, (...args: unknown[]) => Promise<unknown>>;
+    const impl = { ...perVm, ...rebuildBatchActivities(wrapped as unknown as PerVmRebuildActivities), ...drillRemovalBatchActivities(each), ...vmPowerBatchActivities(each), ...checkBatchActivities(each) } as unknown as Record<ActivityName, (...args: unknown[]) => Promise<unknown>>;
     for (const name of Object.keys(impl) as ActivityName[]) {
       const run = impl[name];
       wrapped[name] = async (...args: unknown[]) => {
@@ -248,7 +248,7 @@ export class StubSites {
     return wrapped as unknown as SiteActivities;
   }
 
-  private implementation(siteName: string): Omit<SiteActivities, keyof RebuildBatchActivities | keyof DrillRemovalBatchActivities | keyof HandoverBatchActivities | keyof CheckBatchActivities> {
+  private implementation(siteName: string): Omit<SiteActivities, keyof RebuildBatchActivities | keyof DrillRemovalBatchActivities | keyof VmPowerBatchActivities | keyof CheckBatchActivities> {
     const site = this.site(siteName);
     const vm = (name: string): StubVm => {
       const found = site.vms.get(name);
@@ -281,7 +281,7 @@ export class StubSites {
       };
     };
 
-    const activities: Omit<SiteActivities, keyof RebuildBatchActivities | keyof DrillRemovalBatchActivities | keyof HandoverBatchActivities | keyof CheckBatchActivities> = {
+    const activities: Omit<SiteActivities, keyof RebuildBatchActivities | keyof DrillRemovalBatchActivities | keyof VmPowerBatchActivities | keyof CheckBatchActivities> = {
       // Storage preflight needs a real object store; no workflow under test runs it.
       checkConditionalWrites: () => Promise.reject(ApplicationFailure.nonRetryable('the stub sites have no object store to check', 'NotSimulated')),
 

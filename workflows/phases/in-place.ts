@@ -14,6 +14,7 @@ import { protectFromNow } from './protection-resume';
 import { byRunbook, registerVms, rehydrate, type RebuildTarget } from './rebuild';
 import { activitiesAt, SITE_RETRY } from './site-activities';
 import type { OwnedDomain } from './ownership';
+import { someNames } from '../listing';
 
 /**
  * The phases of an operation that stays at the site owning the domain (a restore in place): the
@@ -44,9 +45,9 @@ export async function findVmsAsTheyAre(op: Operation, vms: string[]): Promise<Vm
 export function chooseVms(op: Operation, targets: RebuildTarget[], current: Vm[], asked?: string[]): RebuildTarget[] {
   const names = asked ?? targets.map((t) => t.name);
   const notInPoint = names.filter((vm) => !targets.some((t) => t.name === vm));
-  if (notInPoint.length > 0) throw failure('UnknownVm', `${notInPoint.join(', ')} not in the point ${op.domain} is restored to`);
+  if (notInPoint.length > 0) throw failure('UnknownVm', `${someNames(notInPoint)} not in the point ${op.domain} is restored to`);
   const notHere = names.filter((vm) => !current.some((c) => c.name === vm));
-  if (notHere.length > 0) throw failure('UnknownVm', `${notHere.join(', ')} not registered at ${op.to}: a restore reverts VMs in place`);
+  if (notHere.length > 0) throw failure('UnknownVm', `${someNames(notHere)} not registered at ${op.to}: a restore reverts VMs in place`);
   return targets.filter((t) => names.includes(t.name));
 }
 

@@ -11,6 +11,7 @@ import { resumeProtection } from './protection-resume';
 import { undoPowerOn } from './shutdown';
 import { byRunbook, prepareTargetDisks, registerInPlaceOfRepresentations, targetVmOf, type FoundPerVm, type RebuildTarget } from './rebuild';
 import { activitiesAt, batchActivitiesAt, longActivitiesAt } from './site-activities';
+import { someNames } from '../listing';
 
 /** The domain's VMs at the site a failback returns to: those still there as they are, and those it must rebuild. */
 export interface OriginalVms {
@@ -40,12 +41,12 @@ export async function findOriginalVms(op: Operation, vms: string[]): Promise<Ori
     // Failback rewrites their disks: a copy that runs is a split-brain the watch has not recorded yet.
     const running = originals.filter((v) => v.poweredOn && !v.inactive).map((v) => v.name);
     if (running.length > 0) {
-      throw failure('OriginalVmRunning', `${running.join(', ')} run at ${op.to} while ${op.domain} runs in failover at ${op.from}: a split-brain; resolve it first (POST /domains/${op.domain}/resolve-conflict), then fail back`);
+      throw failure('OriginalVmRunning', `${someNames(running)} run at ${op.to} while ${op.domain} runs in failover at ${op.from}: a split-brain; resolve it first (POST /domains/${op.domain}/resolve-conflict), then fail back`);
     }
     const missing = vms.filter((vm) => !originals.some((v) => v.name === vm));
     let left: OriginalVms['left'] = {};
     if (missing.length > 0) {
-      const departure = await activitiesAt(op.to).readDeparture.executeWithOptions({ summary: `how ${op.domain} left ${op.to}, to rebuild ${missing.join(', ')} there` }, [{ domain: op.domain }]);
+      const departure = await activitiesAt(op.to).readDeparture.executeWithOptions({ summary: `how ${op.domain} left ${op.to}, to rebuild ${someNames(missing)} there` }, [{ domain: op.domain }]);
       left = Object.fromEntries((departure?.vms ?? []).map((vm) => [vm.name, { nics: vm.nics, ...(vm.placement ? { placement: vm.placement } : {}) }]));
       for (const vm of missing) byRunbook(() => rebuildPlacement(vm, left[vm], op.runbook));
     }
@@ -130,7 +131,7 @@ export async function rehydrateDelta(op: Operation, base: { from: LogPosition; j
 export async function reactivate(op: Operation, inactive: string[]): Promise<void> {
   if (inactive.length === 0) return;
   await op.step(`reactivate the original VMs at ${op.to}`, () =>
-    activitiesAt(op.to).setVmsActive.executeWithOptions({ summary: `reactivate ${inactive.join(', ')} at ${op.to}` }, [{ vms: inactive, active: true, by: workflowInfo().workflowId }]),
+    activitiesAt(op.to).setVmsActive.executeWithOptions({ summary: `reactivate ${someNames(inactive)} at ${op.to}` }, [{ vms: inactive, active: true, by: workflowInfo().workflowId }]),
   );
 }
 

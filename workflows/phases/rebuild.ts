@@ -9,6 +9,7 @@ import type { Operation } from '../operation';
 import { recoveredVm, RecoveredVmError, recoverySide, type RecoveredVm } from '../recovered-vm';
 import { forEachBatch, forEachVm } from '../vm-fan-out';
 import { activitiesAt, batchActivitiesAt, longActivitiesAt } from './site-activities';
+import { someNames } from '../listing';
 
 /** A VM being rebuilt: its disks in the log, and how it is registered at the site it moves to. */
 export interface RebuildTarget {
@@ -190,9 +191,7 @@ export function undoTarget(op: Operation, t: Pick<TargetVm, 'name' | 'disks'>, f
 /** What was there before, said in an undo's description: the first few names, and how many more. */
 function keptBefore(found: ExistingAtSite[]): string {
   const names = found.flatMap((f) => [...f.vms.map((v) => v.name), ...f.diskIds]);
-  if (names.length === 0) return '';
-  const shown = names.slice(0, 10).join(', ');
-  return ` (kept what was there before: ${shown}${names.length > 10 ? ` and ${names.length - 10} more` : ''})`;
+  return names.length > 0 ? ` (kept what was there before: ${someNames(names, 10)})` : '';
 }
 
 /**

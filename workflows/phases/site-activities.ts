@@ -7,12 +7,12 @@ import type { PermanentFailoverActivities } from '../../activities/permanent-fai
 import type { PrimarySiteActivities, RecoverySiteActivities, ShutdownForHandoverInput } from '../../activities/recovery-site';
 import type { RestoreActivities } from '../../activities/restore';
 import type { SplitBrainActivities } from '../../activities/split-brain';
-import type { CheckBatchActivities, HandoverBatchActivities } from '../../activities/vm-batches';
+import type { CheckBatchActivities, VmPowerBatchActivities } from '../../activities/vm-batches';
 import type { VmPowerActivities } from '../../activities/vm-power';
 import { CANNOT_HEAL } from '../../common/failures';
 import { siteTaskQueue } from '../task-queues';
 
-type SiteActivities = RecoverySiteActivities & PrimarySiteActivities & HandoverBatchActivities<ShutdownForHandoverInput> & CheckBatchActivities & HandoverActivities & DatapathActivities & DomainStatusActivities & VmPowerActivities & SplitBrainActivities & FailbackDataActivities & PermanentFailoverActivities & RestoreActivities;
+type SiteActivities = RecoverySiteActivities & PrimarySiteActivities & VmPowerBatchActivities<ShutdownForHandoverInput> & CheckBatchActivities & HandoverActivities & DatapathActivities & DomainStatusActivities & VmPowerActivities & SplitBrainActivities & FailbackDataActivities & PermanentFailoverActivities & RestoreActivities;
 
 /**
  * Retries for a site that may be briefly unreachable; what cannot heal fails at once. At most 10 s
