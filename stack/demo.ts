@@ -336,7 +336,7 @@ async function main(): Promise<void> {
     const report = (await follow(operation, 'drill')) as OperationReport & { drill?: DrillReport };
     const drill = report.drill;
     if (!drill) throw new OperatorError(`the report of ${operation.workflowId} has no drill section`);
-    const counted = (counts: Record<string, number | undefined>) => Object.entries(counts).map(([kind, n]) => `${n} ${kind}`).join(', ') || 'none';
+    const counted = (counts: Record<string, number | undefined>) => Object.entries(counts).map(([kind, n]) => `${n} ${kind}${n === 1 ? '' : 's'}`).join(', ') || 'none';
     const listed = <T>(listing: Listing<T>, show: (item: T) => string) => (listing.count > 0 ? `${listing.first.map(show).join(', ')}${listing.count > listing.first.length ? ` and ${listing.count - listing.first.length} more` : ''}` : 'none');
     console.log(`
   Drill ${drill.id} of ${DOMAIN}: ${drill.outcome.toUpperCase()}${drill.failedBecause ? ` (${drill.failedBecause.join('; ')})` : ''}
