@@ -19,7 +19,7 @@ import { deployRocva, prepareTargetDisks, registerVms, rehydrate, removeRepresen
 import { activitiesAt, batchActivitiesAt, SITE_RETRY } from './phases/site-activities';
 import type { PowerOnPlanInput } from './power-on-plan';
 import { drillVm } from './recovered-vm';
-import { forEachBatch, forEachVm, VMS_PER_BATCH } from './vm-fan-out';
+import { forEachBatch, forEachVm } from './vm-fan-out';
 import { callWebhookStep } from './webhook-step';
 
 /**
@@ -173,14 +173,17 @@ type CheckInput = (vm: string) => CheckGuestInput;
 
 async function checkInBatches(op: Operation, check: RunbookCheck, vms: string[], input: CheckInput, timeoutMs: number): Promise<CheckedVm[]> {
   const atTo = batchActivitiesAt(op.to, { startToCloseTimeout: timeoutMs + 60_000, heartbeatTimeout: '20 seconds' });
-  const results: CheckedVm[] = [];
-  for (let first = 0; first < vms.length; first += VMS_PER_BATCH) {
-    const batch = vms.slice(first, first + VMS_PER_BATCH);
-    const range = `${first + 1 === first + batch.length ? first + 1 : `${first + 1}–${first + batch.length}`} of ${vms.length}`;
-    const answers = await atTo.checkGuestsOfBatch.executeWithOptions({ summary: `check ${check.name}: ${check.type} on VMs ${range}` }, [{ vms: batch.map(input) }]);
-    results.push(...answers.map(({ passed, detail, waitedMs }, i) => ({ vm: batch[i], passed, detail, waitedMs })));
-  }
-  return results;
+  const answers = new Map<string, CheckedVm>();
+  // One batch at a time: its VMs are probed at once, as many as the per-VM activities had in flight.
+  await forEachBatch(
+    vms,
+    async (batch, range) => {
+      const answered = await atTo.checkGuestsOfBatch.executeWithOptions({ summary: `check ${check.name}: ${check.type} on VMs ${range}` }, [{ vms: batch.map(input) }]);
+      answered.forEach(({ passed, detail, waitedMs }, i) => answers.set(batch[i], { vm: batch[i], passed, detail, waitedMs }));
+    },
+    1,
+  );
+  return vms.map((vm) => answers.get(vm)!);
 }
 
 /** An activity per VM, as drills recorded before the batches ran their checks. */

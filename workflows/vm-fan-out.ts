@@ -27,12 +27,12 @@ export const VMS_PER_BATCH = 100;
 export const VM_BATCHES_IN_FLIGHT = 10;
 
 /**
- * Runs a per-VM step over `items` in batches of VMS_PER_BATCH, VM_BATCHES_IN_FLIGHT at a time,
- * passing each batch and its range for the Web UI (`101–200 of 1000`).
+ * Runs a per-VM step over `items` in batches of VMS_PER_BATCH, `inFlight` at a time, passing each
+ * batch and its range for the Web UI (`101–200 of 1000`).
  */
-export function forEachBatch<T>(items: T[], work: (batch: T[], range: string) => Promise<void>): Promise<void> {
+export function forEachBatch<T>(items: T[], work: (batch: T[], range: string) => Promise<void>, inFlight = VM_BATCHES_IN_FLIGHT): Promise<void> {
   const batches = Array.from({ length: Math.ceil(items.length / VMS_PER_BATCH) }, (_, i) => i * VMS_PER_BATCH);
-  return forEachLimited(batches, VM_BATCHES_IN_FLIGHT, (first) => {
+  return forEachLimited(batches, inFlight, (first) => {
     const batch = items.slice(first, first + VMS_PER_BATCH);
     const last = first + batch.length;
     return work(batch, `${first + 1 === last ? last : `${first + 1}–${last}`} of ${items.length}`);
