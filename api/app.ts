@@ -6,6 +6,7 @@ import { authenticate, fixedTokens, type TokenFile, type TokenLookup } from './a
 import { openApiRouter } from './openapi/openapi-router';
 import { routeDocs } from './openapi/route-docs';
 import { errorHandler, notFoundRoute } from './problem';
+import { payloadCodecRouter } from './payload-codec';
 
 export interface HealthCheck {
   name: string;
@@ -27,7 +28,7 @@ export interface AppOptions {
   httpMetrics?: RequestHandler;
 }
 
-/** The HTTP API: unauthenticated health and API document, everything else behind bearer tokens, errors as problem+json. */
+/** The HTTP API: unauthenticated health, API document and payload codec, everything else behind bearer tokens, errors as problem+json. */
 export function createApp({ log, tokens, audit, healthChecks, routers, httpMetrics }: AppOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
@@ -55,6 +56,7 @@ export function createApp({ log, tokens, audit, healthChecks, routers, httpMetri
     res.status(healthy ? 200 : 503).json({ status: healthy ? 'ok' : 'unavailable', checks: Object.fromEntries(results.map((r) => [r.name, r])) });
   });
   app.use(open);
+  app.use(payloadCodecRouter());
   app.use(openApiRouter(app));
 
   app.use(authenticate(typeof tokens === 'function' ? tokens : fixedTokens(tokens)));

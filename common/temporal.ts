@@ -3,6 +3,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import type { TemporalSettings } from './config';
 import { describeError, OperatorError } from './errors';
+import { dataConverter } from './payload-compression';
 
 async function tlsOptions(t: TemporalSettings) {
   if (!t.tls) return undefined;
@@ -30,7 +31,7 @@ export async function connectClient(t: TemporalSettings): Promise<Client> {
       connectTimeout: '5s',
     });
     await connection.workflowService.describeNamespace({ namespace: t.namespace });
-    return new Client({ connection, namespace: t.namespace });
+    return new Client({ connection, namespace: t.namespace, dataConverter });
   } catch (error) {
     throw unreachable(t, error);
   }

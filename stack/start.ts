@@ -28,6 +28,7 @@ import { startTemporalDevServer } from './temporal-dev-server';
 import { writeWorkflowBundle } from '../worker/workflow-code';
 import { compilePrograms } from './compile-programs';
 import { withMallocSettings } from '../common/malloc-settings';
+import { dataConverter } from '../common/payload-compression';
 
 const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
@@ -96,6 +97,8 @@ async function main(): Promise<void> {
       startTemporalDevServer({
         port: environment.DR_TEMPORAL_PORT,
         uiPort: settings.temporal.uiPort,
+        // The UI shows the payloads workers store compressed through the API's codec endpoint.
+        uiCodecEndpoint: `http://${settings.api.host}:${settings.api.port}/codec`,
         dbFile: path.join(settings.dataDir, 'temporal', 'temporal.db'),
         namespace: settings.temporal.namespace,
         logFile: path.join(settings.logDir, 'temporal.log'),
@@ -151,7 +154,7 @@ async function main(): Promise<void> {
   await Promise.all(servers);
 
   const client = settings.temporal.embedded
-    ? new Client({ connection: await Connection.connect({ address: childEnv.TEMPORAL_ADDRESS! }), namespace: settings.temporal.namespace })
+    ? new Client({ connection: await Connection.connect({ address: childEnv.TEMPORAL_ADDRESS! }), namespace: settings.temporal.namespace, dataConverter })
     : await connectClient(settings.temporal);
   const namespace = settings.temporal.namespace;
 

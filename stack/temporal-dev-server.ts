@@ -8,6 +8,8 @@ export interface TemporalDevServerOptions {
   port: number;
   /** Omit for a headless server (tests). */
   uiPort?: number;
+  /** The remote codec the UI decodes compressed payloads with (`api/payload-codec.ts`). */
+  uiCodecEndpoint?: string;
   /** SQLite file: state survives restarts of the server. */
   dbFile: string;
   /** `PRAGMA=VALUE` statements for the SQLite file; default `DEFAULT_SQLITE_PRAGMAS`, `[]` for SQLite's own defaults. */
@@ -51,7 +53,7 @@ export async function startTemporalDevServer(o: TemporalDevServerOptions): Promi
     'json',
     '--log-level',
     'warn',
-    ...(o.uiPort ? ['--ui-ip', '127.0.0.1', '--ui-port', String(o.uiPort)] : ['--headless']),
+    ...(o.uiPort ? ['--ui-ip', '127.0.0.1', '--ui-port', String(o.uiPort), ...(o.uiCodecEndpoint ? ['--ui-codec-endpoint', o.uiCodecEndpoint] : [])] : ['--headless']),
     ...ALL_SEARCH_ATTRIBUTES.flatMap((key) => ['--search-attribute', `${key.name}=${searchAttributeTypeName(key.type)}`]),
   ];
   const child = startChild({ name: 'temporal', command: TEMPORAL_BINARY, args, logFile: o.logFile, cwd: path.dirname(o.dbFile) });

@@ -29,6 +29,7 @@ import { serveLiveness } from './liveness';
 import { installRuntimeLogging } from './runtime';
 import { createSiteActivities } from './site-activities';
 import { workflowCode } from './workflow-code';
+import { dataConverter } from '../common/payload-compression';
 
 stopWhenOrphaned();
 
@@ -69,6 +70,7 @@ async function main(): Promise<void> {
       taskQueue: ORCHESTRATION_TASK_QUEUE,
       ...workflowCode(),
       ...settings.workerCapacity,
+      dataConverter,
       activities: { ...createScheduledDrillActivities({ client, runbooks, store: new ObjectStore(s3, settings.s3), log }), ...createRunbookPageActivities({ runbooks }) },
     });
   }
@@ -89,6 +91,7 @@ async function main(): Promise<void> {
       identity,
       taskQueue: siteTaskQueue(site),
       ...settings.workerCapacity,
+      dataConverter,
       activities: createSiteActivities({ site, s3, s3Settings: settings.s3, provider, secrets }),
     });
   }

@@ -11,6 +11,7 @@ import { stopWhenOrphaned } from '../../common/child-process';
 import { inBatches } from '../../activities/vm-batches';
 import { RUNBOOK_PAGE_CHARS } from '../../activities/runbook-pages';
 import type { NoopActivities } from './noop-failover';
+import { dataConverter } from '../../common/payload-compression';
 
 export const NOOP_ORCHESTRATION_TASK_QUEUE = 'bench-noop-orchestration';
 
@@ -50,6 +51,7 @@ async function main(): Promise<void> {
         namespace: 'default',
         taskQueue: `site.${values.site}`,
         activities: noopActivities,
+        dataConverter,
         // Experiments only (the benchmark keeps the product's defaults): BENCH_NOOP_ACTIVITY_POLLERS=<n>.
         ...(process.env.BENCH_NOOP_ACTIVITY_POLLERS ? { activityTaskPollerBehavior: { type: 'simple-maximum' as const, maximum: Number(process.env.BENCH_NOOP_ACTIVITY_POLLERS) } } : {}),
       })
@@ -59,6 +61,7 @@ async function main(): Promise<void> {
         taskQueue: NOOP_ORCHESTRATION_TASK_QUEUE,
         workflowsPath: require.resolve('./noop-failover'),
         activities: { readRunbookPage },
+        dataConverter,
       });
   console.log(`worker running on ${worker.options.taskQueue}`);
   await worker.run();

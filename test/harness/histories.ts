@@ -4,6 +4,7 @@ import type { Client } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
 import { workflowCode } from '../../worker/workflow-code';
+import { dataConverter } from '../../common/payload-compression';
 
 const HISTORY_FIXTURES = path.join(__dirname, '..', 'fixtures', 'histories');
 
@@ -16,7 +17,7 @@ const HISTORY_FIXTURES = path.join(__dirname, '..', 'fixtures', 'histories');
 export async function replayClosedHistories(client: Client, workflowTypes: string[]): Promise<number> {
   const query = `WorkflowType IN (${workflowTypes.map((t) => `'${t}'`).join(', ')}) AND ExecutionStatus != 'Running'`;
   let replayed = 0;
-  for await (const result of Worker.runReplayHistories(workflowCode(), client.workflow.list({ query }).intoHistories())) {
+  for await (const result of Worker.runReplayHistories({ ...workflowCode(), dataConverter }, client.workflow.list({ query }).intoHistories())) {
     if (result.error) throw new Error(`${result.workflowId}: ${String(result.error)}`);
     replayed++;
   }

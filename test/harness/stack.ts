@@ -19,6 +19,7 @@ import { RunbookStore } from '../../runbooks/store';
 import { freePort, freePortWithGrpcCompanion } from '../../stack/ports';
 import { startSeaweedFs } from '../../stack/seaweedfs';
 import { startTemporalDevServer } from '../../stack/temporal-dev-server';
+import { dataConverter } from '../../common/payload-compression';
 
 export interface TestStack {
   dir: string;
@@ -70,7 +71,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     return {
       dir,
       temporalSettings: { address: temporal.address, namespace: 'default', embedded: true, uiPort: 0 },
-      client: new Client({ connection, namespace: 'default' }),
+      client: new Client({ connection, namespace: 'default', dataConverter }),
       nativeConnection,
       get temporalProcess() {
         return temporalProcess;

@@ -9,6 +9,7 @@ import { createRunbookPageActivities } from '../../activities/runbook-pages';
 import { RunbookStore } from '../../runbooks/store';
 import { workflowCode } from '../../worker/workflow-code';
 import { productEnvironment, useFixture, type TestStack } from './stack';
+import { dataConverter } from '../../common/payload-compression';
 
 /**
  * The product's own worker processes (worker/main.ts) against the test stack, so that tests can
@@ -92,8 +93,8 @@ export interface InProcessWorkers {
 export async function createInProcessWorkers(stack: TestStack, site: string, activities: object): Promise<InProcessWorkers> {
   const runbooks = new RunbookStore(stack.s3Client, stack.s3Settings);
   return {
-    orchestration: await Worker.create({ connection: stack.nativeConnection, taskQueue: ORCHESTRATION_TASK_QUEUE, ...workflowCode(), activities: createRunbookPageActivities({ runbooks }) }),
-    site: await Worker.create({ connection: stack.nativeConnection, taskQueue: siteTaskQueue(site), activities }),
+    orchestration: await Worker.create({ connection: stack.nativeConnection, taskQueue: ORCHESTRATION_TASK_QUEUE, ...workflowCode(), dataConverter, activities: createRunbookPageActivities({ runbooks }) }),
+    site: await Worker.create({ connection: stack.nativeConnection, taskQueue: siteTaskQueue(site), dataConverter, activities }),
   };
 }
 

@@ -18,6 +18,7 @@ import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
 import { ORCHESTRATION_TASK_QUEUE, siteTaskQueue } from '../../workflows/task-queues';
 import { workflowCode } from '../../worker/workflow-code';
 import { StubSites } from './stub-sites';
+import { dataConverter } from '../../common/payload-compression';
 
 export const PRIMARY = 'primary';
 export const RECOVERY = 'recovery';
@@ -90,6 +91,7 @@ export async function startWorkflowEnv(options: WorkflowEnvOptions = {}): Promis
     runtimeInstalled = true;
   }
   const env = await TestWorkflowEnvironment.createLocal({
+    client: { dataConverter },
     server: {
       executable: { type: 'existing-path', path: TEMPORAL_BINARY },
       ip: '127.0.0.1',
@@ -113,6 +115,7 @@ export async function startWorkflowEnv(options: WorkflowEnvOptions = {}): Promis
         connection: env.nativeConnection,
         taskQueue: ORCHESTRATION_TASK_QUEUE,
         ...workflowCode(),
+        dataConverter,
         maxCachedWorkflows: 200,
         activities: { ...runbooks.pageActivities(), ...options.orchestrationActivities },
       }),
@@ -121,6 +124,7 @@ export async function startWorkflowEnv(options: WorkflowEnvOptions = {}): Promis
           connection: env.nativeConnection,
           taskQueue: siteTaskQueue(site),
           activities: sites.activitiesFor(site),
+          dataConverter,
           // Held stubs heartbeat; a cancellation reaches them within this instead of the default 30 s.
           maxHeartbeatThrottleInterval: '100 ms',
           defaultHeartbeatThrottleInterval: '100 ms',

@@ -27,6 +27,7 @@ import { atChaosSize } from '../harness/crashes';
 import { admin } from '../harness/sites';
 import { useTestApi, useTestbed, type ApiPrincipal } from '../harness/testbed';
 import { apiCalls } from '../harness/api-calls';
+import { dataConverter } from '../../common/payload-compression';
 
 const VMS = atChaosSize(10_000, 1_200);
 const bench: BenchDomain = { domain: 'large', primary: 'primary', recovery: 'recovery', vms: VMS };
@@ -134,7 +135,7 @@ describe(`a large domain of ${VMS} VMs: a drill, then a forced failover`, () => 
     const readStarted = Date.now();
     const events = await historyEvents(stack.client, workflowId);
     const replayStarted = Date.now();
-    await Worker.runReplayHistory(workflowCode(), { events }, workflowId);
+    await Worker.runReplayHistory({ ...workflowCode(), dataConverter }, { events }, workflowId);
     t.diagnostic(`${operation}: its own history read in ${((replayStarted - readStarted) / 1000).toFixed(1)} s (pages of 10 events), replayed in ${((Date.now() - replayStarted) / 1000).toFixed(1)} s`);
     // Some 10 events per VM of a batch at most; the operation's own history by batches of VMs.
     assert.ok(largest[0].events < 10_000, `no history near Temporal's 51,200 events: ${largest[0].id} has ${largest[0].events}`);

@@ -10,6 +10,7 @@ import { describe, it } from 'node:test';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { workflowCode } from '../../worker/workflow-code';
+import { dataConverter } from '../../common/payload-compression';
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures', 'histories');
 
@@ -23,7 +24,7 @@ describe('workflow replay of recorded histories', () => {
       return { workflowId, history: historyFromJSON(history) };
     });
     let replayed = 0;
-    for await (const result of Worker.runReplayHistories(workflowCode(), histories)) {
+    for await (const result of Worker.runReplayHistories({ ...workflowCode(), dataConverter }, histories)) {
       assert.equal(result.error, undefined, `${result.workflowId}: ${String(result.error)}`);
       replayed++;
     }

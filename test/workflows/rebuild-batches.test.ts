@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
+import { COMPRESSED_ENCODING, PayloadCompression } from '../../common/payload-compression';
 import { failover } from '../../workflows/failover';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { VMS_PER_BATCH } from '../../workflows/vm-fan-out';
@@ -74,16 +75,22 @@ describe('rebuilding a domain in batches', () => {
     );
   });
 
-  it("a failover's history schedules an activity per batch of VMs, not per VM", async () => {
+  it("a failover's history schedules an activity per batch of VMs, not per VM, and stores a batch's VMs compressed", async () => {
     const scheduled = async (extra: number) => {
       const domain = newStubDomain(t, `batch-history-${extra}`, domainVms(extra));
       const workflowId = await failOver(domain, extra);
       const history = await t.client.workflow.getHandle(workflowId).fetchHistory();
-      return (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes).length;
+      return (history.events ?? []).flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes] : []));
     };
     const small = await scheduled(0);
     const large = await scheduled(VMS_PER_BATCH + 10);
     // Three per-VM steps (create representation VMs, remove them, register VMs): one more batch each.
-    assert.equal(large - small, 3, `3 VMs scheduled ${small} activities, ${VMS_PER_BATCH + 13} VMs ${large}`);
+    assert.equal(large.length - small.length, 3, `3 VMs scheduled ${small.length} activities, ${VMS_PER_BATCH + 13} VMs ${large.length}`);
+
+    const [stored] = large.find((a) => a.activityType?.name === 'registerRecoveredVmsOfBatch')?.input?.payloads ?? [];
+    assert.equal(Buffer.from(stored.metadata?.encoding ?? []).toString(), COMPRESSED_ENCODING, 'a batch of 100 VMs\' specs is stored compressed');
+    const input = JSON.parse(Buffer.from(new PayloadCompression().decodeOne(stored).data ?? []).toString()) as { vms: unknown[] };
+    assert.equal(input.vms.length, VMS_PER_BATCH);
+    assert.ok((stored.data?.length ?? 0) * 5 < JSON.stringify(input).length, `compressed to ${stored.data?.length} bytes from ${JSON.stringify(input).length}`);
   });
 });
