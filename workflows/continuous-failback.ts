@@ -58,9 +58,10 @@ async function deploy(op: Operation): Promise<{ following: Following; originals:
   const originals = await findOriginalVms(op, owned.vms);
   const { point, targets } = await resolveRecoveryPoint(op, undefined, returningVm(originals));
   undoFollowerLease(op);
+  const missing = new Set(originals.missing);
   const { onNewDisks, found } = await prepareRebuiltVms(
     op,
-    targets.filter((t) => originals.missing.includes(t.name)),
+    targets.filter((t) => missing.has(t.name)),
   );
   await stopJournaling(
     op,
@@ -71,9 +72,10 @@ async function deploy(op: Operation): Promise<{ following: Following; originals:
   const rocva = await deployRocva(op, rocvaName(op, workflowInfo().runId), rocvaAtOriginalSite(op, originals, targets));
   const following = newFollowing(rocva, point.vms, point.disks, 'Running in Failover');
   // An original VM and its disks were there before: nothing of them is ever removed.
+  const inactive = new Set(originals.inactive);
   following.vms = following.vms.map((vm) => ({
     ...vm,
-    found: found[vm.meta.name] ?? { vms: [{ name: vm.meta.name, inactive: originals.inactive.includes(vm.meta.name), poweredOn: false, placement: originals.placements[vm.meta.name], networks: [] }], diskIds: vm.disks.map((d) => d.diskId) },
+    found: found[vm.meta.name] ?? { vms: [{ name: vm.meta.name, inactive: inactive.has(vm.meta.name), poweredOn: false, placement: originals.placements[vm.meta.name], networks: [] }], diskIds: vm.disks.map((d) => d.diskId) },
   }));
   following.start = base?.usable ? { departure: { from: base.from, journalCursor: base.journalCursor } } : { targetMayHoldData: true };
   op.following(following.status);
@@ -111,12 +113,13 @@ async function complete(op: Operation, following: Following, originals: Original
   const { tail, dataFrom } = await completeFollowing(op, following, request, () => returningTargets(op, following, originals), rebuiltPlacement(op, originals));
   const targets = returningTargets(op, following, originals);
   const vms = targets.map((t) => t.name);
-  const stillThere = originals.vms.filter((vm) => !originals.missing.includes(vm));
+  const missing = new Set(originals.missing);
+  const stillThere = new Set(originals.vms.filter((vm) => !missing.has(vm)));
   await comeBackUp(
     op,
     { vms, inactive: originals.inactive },
     targets,
-    targets.filter((t) => !stillThere.includes(t.name)),
+    targets.filter((t) => !stillThere.has(t.name)),
   );
   const rtoMs = op.sinceDeclared();
   const rpoMs = request.type === 'planned' ? 0 : Math.max(0, request.declaredAt - dataFrom);

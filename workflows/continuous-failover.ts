@@ -12,7 +12,7 @@ import { checkOwnership } from './phases/ownership';
 import { powerOnByPlan } from './phases/power-on';
 import { resumeProtection } from './phases/protection-resume';
 import { deployRocva, registerInPlaceOfRepresentations, removeRocva, resolveRecoveryPoint, undoRocva, type RebuildTarget, rocvaName } from './phases/rebuild';
-import { recoveredVm, RecoveredVmError } from './recovered-vm';
+import { recoveredVm, RecoveredVmError, runbookVm } from './recovered-vm';
 import type { Runbook } from '../runbooks/schema';
 
 const FOLLOWING_MODE = 'Continuous Rehydration in Progress';
@@ -115,5 +115,5 @@ function rebuildTargets(op: Operation, following: Following): RebuildTarget[] {
 
 /** A followed VM the runbook does not list (added at the primary after the runbook was written). */
 function unplacedVm(following: Following | undefined, runbook: Runbook): string | undefined {
-  return following?.vms.find((vm) => !runbook.spec.vms.some((v) => v.name === vm.meta.name))?.meta.name;
+  return following?.vms.find((vm) => !runbookVm(runbook, vm.meta.name))?.meta.name;
 }

@@ -41,7 +41,8 @@ export async function failback(request: FailbackInput): Promise<OperationReport>
     }
 
     const { point, targets } = await resolveRecoveryPoint(op, undefined, returningVm(originals));
-    const rebuilding = targets.filter((t) => originals.missing.includes(t.name));
+    const missing = new Set(originals.missing);
+    const rebuilding = targets.filter((t) => missing.has(t.name));
     const { onNewDisks } = await prepareRebuiltVms(op, rebuilding);
     await stopJournaling(op, point.disks.map((d) => d.diskId));
     // A delta applies to the whole domain's disks as they were left: new ones are not.

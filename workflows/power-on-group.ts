@@ -64,7 +64,9 @@ export async function powerOnGroup(input: PowerOnGroupInput): Promise<PowerOnGro
   };
   const policy = new FailurePolicyRunner();
   let approval: ApprovalInput | undefined;
-  const vmState = (name: string) => progress.vms.find((v) => v.name === name)!;
+  const vmStates = new Map(progress.vms.map((v) => [v.name, v]));
+  const vmState = (name: string) => vmStates.get(name)!;
+  const leftPoweredOff = new Set(input.leavePoweredOff);
   const stepState = (name: string) => progress.steps.find((s) => s.name === name)!;
 
   setHandler(powerOnGroupProgressQuery, () => ({ ...progress, pausedOn: policy.pausedTargets() }));
@@ -158,7 +160,7 @@ export async function powerOnGroup(input: PowerOnGroupInput): Promise<PowerOnGro
 
   async function startVm(vm: RunbookGroup['vms'][number], ordinal: number): Promise<void> {
     const state = vmState(vm.name);
-    if (input.leavePoweredOff.includes(vm.name)) {
+    if (leftPoweredOff.has(vm.name)) {
       state.state = 'leftPoweredOff';
       return;
     }

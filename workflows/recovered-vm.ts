@@ -22,9 +22,23 @@ export class RecoveredVmError extends Error {
   }
 }
 
+/** Each runbook's VMs by name, built once per runbook: every operation looks up each of up to 20,000 VMs in it. */
+const runbookVmsByName = new WeakMap<Runbook['spec']['vms'], Map<string, RunbookVm>>();
+
+/** The runbook's entry for a VM (the first, as validation refuses a name twice). */
+export function runbookVm(runbook: Runbook, name: string): RunbookVm | undefined {
+  let byName = runbookVmsByName.get(runbook.spec.vms);
+  if (!byName) {
+    byName = new Map();
+    for (const vm of runbook.spec.vms) if (!byName.has(vm.name)) byName.set(vm.name, vm);
+    runbookVmsByName.set(runbook.spec.vms, byName);
+  }
+  return byName.get(name);
+}
+
 export function recoveredVm(source: Pick<Vm, 'name' | 'cpus' | 'memoryMiB' | 'nics' | 'storagePolicy' | 'metadata'>, diskIds: string[], runbook: Runbook): RecoveredVm {
   const { spec } = runbook;
-  const override = spec.vms.find((v) => v.name === source.name);
+  const override = runbookVm(runbook, source.name);
   if (!override) throw new RecoveredVmError(`VM ${source.name} is not in runbook ${runbook.metadata.name}`);
   const mapped = new Map(spec.networkMapping.map((m) => [m.source, m.target]));
   const nics: Nic[] = source.nics.map((nic, i) => {
@@ -62,7 +76,7 @@ export function drillVm(id: string) {
   return (source: Pick<Vm, 'name' | 'cpus' | 'memoryMiB' | 'nics' | 'storagePolicy' | 'metadata'>, diskIds: string[], runbook: Runbook): RecoveredVm => {
     const recovered = recoveredVm(source, diskIds, runbook);
     const testNetworks = new Map((runbook.spec.testNetworkMapping ?? []).map((m) => [m.source, m.target]));
-    const testIp = runbook.spec.vms.find((v) => v.name === source.name)?.testIp;
+    const testIp = runbookVm(runbook, source.name)?.testIp;
     const nics: Nic[] = recovered.spec.nics.map((nic, i) => {
       const network = testNetworks.get(nic.network);
       if (!network) throw new RecoveredVmError(`${source.name}: recovery network "${nic.network}" has no test network in spec.testNetworkMapping of runbook ${runbook.metadata.name}; a drill never attaches a VM to production`);
@@ -83,7 +97,7 @@ export function drillVm(id: string) {
  * rehydrated for). Only the runbook's datastore and startup action apply.
  */
 export function originalVm(source: Pick<Vm, 'name' | 'cpus' | 'memoryMiB' | 'nics' | 'storagePolicy' | 'metadata'>, diskIds: string[], runbook: Runbook): RecoveredVm {
-  const override = runbook.spec.vms.find((v) => v.name === source.name);
+  const override = runbookVm(runbook, source.name);
   return {
     spec: { name: source.name, kind: 'vm', cpus: source.cpus, memoryMiB: source.memoryMiB, placement: placementFor(source.name, runbook), ...(source.storagePolicy ? { storagePolicy: source.storagePolicy } : {}), nics: source.nics, diskIds, metadata: source.metadata },
     leavePoweredOff: override?.startupAction === 'poweredOff',
@@ -113,7 +127,7 @@ export function recoverySide(runbook: Runbook): RecoverySide {
 /** Where the runbook places a VM at the recovery site: its placement, with the VM's datastore override. A VM it does not list gets the default. */
 export function placementFor(vm: string, runbook: Runbook): Placement {
   const { placement } = recoverySide(runbook);
-  const override = runbook.spec.vms.find((v) => v.name === vm);
+  const override = runbookVm(runbook, vm);
   return {
     datacenter: placement.datacenter,
     cluster: placement.cluster,
@@ -149,7 +163,7 @@ export function rebuiltVm(source: Pick<Vm, 'name' | 'cpus' | 'memoryMiB' | 'nics
       diskIds,
       metadata: { ...metadata, rebuiltBy: runbook.metadata.name },
     }),
-    leavePoweredOff: runbook.spec.vms.find((v) => v.name === source.name)?.startupAction === 'poweredOff',
+    leavePoweredOff: runbookVm(runbook, source.name)?.startupAction === 'poweredOff',
   };
 }
 
@@ -182,8 +196,9 @@ const mappingBack = (runbook: Runbook) => new Map((runbook.spec.failback?.networ
  * runbook's startup action applies.
  */
 export function restoredVm(current: Vm[]) {
+  const currentByName = new Map(current.map((vm) => [vm.name, vm]));
   return (source: Pick<VmMetadata, 'name' | 'cpus' | 'memoryMiB' | 'nics' | 'metadata' | 'placement'> & Pick<Vm, 'storagePolicy'>, diskIds: string[], runbook: Runbook): RecoveredVm => {
-    const now = current.find((vm) => vm.name === source.name);
+    const now = currentByName.get(source.name);
     const placement = now?.placement ?? source.placement;
     if (!placement) throw new RecoveredVmError(`${source.name} is not registered at the site that owns ${runbook.spec.protectedDomain}, and the point records no placement for it`);
     const recordedElsewhere = source.placement !== undefined && now !== undefined && source.placement.datacenter !== now.placement.datacenter;
@@ -196,7 +211,7 @@ export function restoredVm(current: Vm[]) {
         diskIds: now?.diskIds ?? diskIds,
         metadata: now?.metadata ?? source.metadata,
       }),
-      leavePoweredOff: runbook.spec.vms.find((v) => v.name === source.name)?.startupAction === 'poweredOff',
+      leavePoweredOff: runbookVm(runbook, source.name)?.startupAction === 'poweredOff',
     };
   };
 }

@@ -33,6 +33,7 @@ export async function restore(request: RestoreInput): Promise<OperationReport> {
     const { point, targets } = await resolveRecoveryPoint(op, input.pointInTime, restoredVm(current));
     const restoring = chooseVms(op, targets, current, input.vms);
     const names = restoring.map((t) => t.name);
+    const restoredNames = new Set(names);
 
     const saved = await keepStateAsRestorePoint(op, owned.epoch);
     const back: PutBack = { saved, ...putBackTo(op, saved, point, restoring, current), vms: owned.vms, rewritten: false };
@@ -43,7 +44,7 @@ export async function restore(request: RestoreInput): Promise<OperationReport> {
     await rehydrate(op, point, restoring, 'in place');
     await registerVms(op, restoring);
     // Every disk was rebuilt to the point only when the whole domain was: then the new epoch starts from it.
-    const wholeDomain = owned.vms.every((vm) => names.includes(vm));
+    const wholeDomain = owned.vms.every((vm) => restoredNames.has(vm));
     await resumeProtection(op, restoring, wholeDomain ? point : undefined, owned.vms);
     undoPowerOn(op, names);
     op.usePowerOnPlan(planOfRestored(op.planInput, names));
@@ -51,14 +52,15 @@ export async function restore(request: RestoreInput): Promise<OperationReport> {
     const rtoMs = op.sinceDeclared();
     const rpoMs = Math.max(0, input.declaredAt - point.dataFrom);
 
+    const inPoint = new Set(targets.map((t) => t.name));
     const report: RestoreReport = {
       site: op.to,
       savedPoint: { id: saved.id, timestamp: saved.timestamp },
       epochs: { before: owned.epoch, after: epoch },
       vms: owned.vms.map((vm) =>
-        names.includes(vm)
+        restoredNames.has(vm)
           ? { vm, restored: true as const, ...(op.vmState(vm) ? { state: op.vmState(vm) } : {}) }
-          : { vm, restored: false as const, why: targets.some((t) => t.name === vm) ? 'not asked for: kept running, untouched' : 'not in the point: kept as it is' },
+          : { vm, restored: false as const, why: inPoint.has(vm) ? 'not asked for: kept running, untouched' : 'not in the point: kept as it is' },
       ),
     };
     return { rtoMs, rpoMs, restore: report };

@@ -10,7 +10,8 @@ import { forEachVm } from '../vm-fan-out';
 import { setDomainMode } from './domain-mode';
 import type { ExistingAtSite } from '../../activities/recovery-site';
 import type { Placement } from '../../sites/provider';
-import { prepareTargetDisks, undoTarget, type FoundPerVm, type TargetVm } from './rebuild';
+import { disksPerVm, prepareTargetDisks, undoTarget, type FoundPerVm, type TargetVm } from './rebuild';
+import { someNames } from '../listing';
 import { activitiesAt } from './site-activities';
 
 /** A VM whose target disks follow the log: its configuration as the manifest last showed it. */
@@ -56,7 +57,8 @@ const byRecoveryPlacement = (op: Operation): PlaceTarget => (vm) => placementFor
 const targetVm = (vm: FollowedVm, place: PlaceTarget): TargetVm => ({ name: vm.meta.name, disks: vm.disks, placement: place(vm.meta) });
 
 export function newFollowing(rocva: { name: string }, vms: VmMetadata[], disks: DomainDisk[], mode: DomainMode): Following {
-  const followed = vms.map((meta) => ({ meta, disks: disks.filter((d) => d.vm === meta.name) }));
+  const disksOf = disksPerVm(disks);
+  const followed = vms.map((meta) => ({ meta, disks: disksOf.get(meta.name) ?? [] }));
   return {
     rocva,
     vms: followed,
@@ -198,7 +200,8 @@ function recordRun(op: Operation, following: Following, result: FollowResult): v
  */
 async function matchTargets(op: Operation, following: Following, manifest: { vms: VmMetadata[]; disks: DomainDisk[] }, place: PlaceTarget): Promise<void> {
   const before = new Map(following.vms.map((vm) => [vm.meta.name, vm]));
-  const after = manifest.vms.map((meta) => ({ meta, disks: manifest.disks.filter((d) => d.vm === meta.name) }));
+  const disksOf = disksPerVm(manifest.disks);
+  const after = manifest.vms.map((meta) => ({ meta, disks: disksOf.get(meta.name) ?? [] }));
   const names = new Set(after.map((vm) => vm.meta.name));
   const changed = after.filter((vm) => {
     const old = before.get(vm.meta.name);
@@ -211,7 +214,7 @@ async function matchTargets(op: Operation, following: Following, manifest: { vms
     found = await prepareTargetDisks(
       op,
       changed.map((vm) => targetVm(vm, place)),
-      `match the recovery site to the domain (${words.join(', ')})`,
+      `match the recovery site to the domain (${someNames(words)})`,
     );
     const detached = changed.flatMap((vm) => {
       const old = before.get(vm.meta.name);

@@ -11,7 +11,7 @@ import { restoredVm } from '../recovered-vm';
 import { stopJournaling } from './originals';
 import { endProtection } from './protection';
 import { protectFromNow } from './protection-resume';
-import { byRunbook, registerVms, rehydrate, type RebuildTarget } from './rebuild';
+import { byRunbook, disksPerVm, registerVms, rehydrate, type RebuildTarget } from './rebuild';
 import { activitiesAt, SITE_RETRY } from './site-activities';
 import type { OwnedDomain } from './ownership';
 import { someNames } from '../listing';
@@ -44,11 +44,14 @@ export async function findVmsAsTheyAre(op: Operation, vms: string[]): Promise<Vm
  */
 export function chooseVms(op: Operation, targets: RebuildTarget[], current: Vm[], asked?: string[]): RebuildTarget[] {
   const names = asked ?? targets.map((t) => t.name);
-  const notInPoint = names.filter((vm) => !targets.some((t) => t.name === vm));
+  const inPoint = new Set(targets.map((t) => t.name));
+  const notInPoint = names.filter((vm) => !inPoint.has(vm));
   if (notInPoint.length > 0) throw failure('UnknownVm', `${someNames(notInPoint)} not in the point ${op.domain} is restored to`);
-  const notHere = names.filter((vm) => !current.some((c) => c.name === vm));
+  const here = new Set(current.map((c) => c.name));
+  const notHere = names.filter((vm) => !here.has(vm));
   if (notHere.length > 0) throw failure('UnknownVm', `${someNames(notHere)} not registered at ${op.to}: a restore reverts VMs in place`);
-  return targets.filter((t) => names.includes(t.name));
+  const chosen = new Set(names);
+  return targets.filter((t) => chosen.has(t.name));
 }
 
 /**
@@ -107,18 +110,22 @@ export async function takeNewEpoch(op: Operation, owned: OwnedDomain, back: PutB
 export function putBackTo(op: Operation, saved: RestorePoint, point: RecoveryPoint, restoring: RebuildTarget[], current: Vm[]): Pick<PutBack, 'point' | 'targets'> {
   const disks = saved.disks ?? point.disks;
   const savedPoint: RecoveryPoint = { ...point, upTo: { kind: 'position', position: saved.position }, dataFrom: saved.timestamp, description: `restore point ${saved.id}`, disks, vms: saved.vms };
+  const savedVms = new Map(saved.vms.map((vm) => [vm.name, vm]));
+  const disksOf = disksPerVm(disks);
+  const configure = restoredVm(current);
   const targets = restoring.flatMap((t) => {
-    const meta = saved.vms.find((vm) => vm.name === t.name);
-    const vmDisks = disks.filter((d) => d.vm === t.name);
-    return meta ? [{ name: t.name, disks: vmDisks, recovered: byRunbook(() => restoredVm(current)(meta, vmDisks.map((d) => d.diskId), op.runbook)) }] : [];
+    const meta = savedVms.get(t.name);
+    const vmDisks = disksOf.get(t.name) ?? [];
+    return meta ? [{ name: t.name, disks: vmDisks, recovered: byRunbook(() => configure(meta, vmDisks.map((d) => d.diskId), op.runbook)) }] : [];
   });
   return { point: savedPoint, targets };
 }
 
 /** The runbook's plan over the restored VMs only: every group keeps its place in the order; a group with none of them runs none of its steps. */
 export function planOfRestored(plan: PowerOnPlanInput, restored: string[]): PowerOnPlanInput {
+  const restoredNames = new Set(restored);
   const groups = plan.powerOn.groups.map((g) => {
-    const vms = g.vms.filter((v) => restored.includes(v.name));
+    const vms = g.vms.filter((v) => restoredNames.has(v.name));
     return vms.length > 0 ? { ...g, vms } : { ...g, vms, before: [], after: [] };
   });
   return { ...plan, powerOn: { ...plan.powerOn, groups } };

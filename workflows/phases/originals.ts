@@ -37,13 +37,15 @@ export interface OriginalVms {
 export async function findOriginalVms(op: Operation, vms: string[]): Promise<OriginalVms> {
   return op.step(`find the original VMs at ${op.to}`, async () => {
     const found = await activitiesAt(op.to).findExisting.executeWithOptions({ summary: `${op.domain}'s original VMs at ${op.to}` }, [{ vms, diskIds: [] }]);
-    const originals = found.vms.filter((v) => vms.includes(v.name));
+    const asked = new Set(vms);
+    const originals = found.vms.filter((v) => asked.has(v.name));
     // Failback rewrites their disks: a copy that runs is a split-brain the watch has not recorded yet.
     const running = originals.filter((v) => v.poweredOn && !v.inactive).map((v) => v.name);
     if (running.length > 0) {
       throw failure('OriginalVmRunning', `${someNames(running)} run at ${op.to} while ${op.domain} runs in failover at ${op.from}: a split-brain; resolve it first (POST /domains/${op.domain}/resolve-conflict), then fail back`);
     }
-    const missing = vms.filter((vm) => !originals.some((v) => v.name === vm));
+    const there = new Set(originals.map((v) => v.name));
+    const missing = vms.filter((vm) => !there.has(vm));
     let left: OriginalVms['left'] = {};
     if (missing.length > 0) {
       const departure = await activitiesAt(op.to).readDeparture.executeWithOptions({ summary: `how ${op.domain} left ${op.to}, to rebuild ${someNames(missing)} there` }, [{ domain: op.domain }]);
@@ -68,9 +70,11 @@ export async function findOriginalVms(op: Operation, vms: string[]): Promise<Ori
  * section (or how the domain left) applied.
  */
 export function returningVm(originals: OriginalVms): typeof originalVm {
+  const missing = new Set(originals.missing);
+  const known = new Set(originals.vms);
   return (source, diskIds, runbook) => {
     // A VM added while the domain ran in failover was never at the site: it is rebuilt there too.
-    if (originals.missing.includes(source.name) || !originals.vms.includes(source.name)) return rebuiltVm(source, originals.left[source.name], diskIds, runbook);
+    if (missing.has(source.name) || !known.has(source.name)) return rebuiltVm(source, originals.left[source.name], diskIds, runbook);
     const vm = originalVm(source, diskIds, runbook);
     return { ...vm, spec: { ...vm.spec, placement: originals.placements[source.name] ?? vm.spec.placement } };
   };
@@ -92,7 +96,8 @@ export async function prepareRebuiltVms(op: Operation, rebuilding: RebuildTarget
  * rebuilt one), on the runbook's RocVA networks mapped back to the site (`rocvaNetworksAtPrimary`).
  */
 export function rocvaAtOriginalSite(op: Operation, originals: OriginalVms, targets: RebuildTarget[]): Pick<RocvaSpec, 'placement' | 'networks'> {
-  const beside = targets.find((t) => !originals.missing.includes(t.name)) ?? targets[0];
+  const missing = new Set(originals.missing);
+  const beside = targets.find((t) => !missing.has(t.name)) ?? targets[0];
   const network = originals.network ?? beside.recovered.spec.nics[0]?.network ?? '';
   return { placement: beside.recovered.spec.placement, networks: rocvaNetworksAtPrimary(op.runbook, network) };
 }

@@ -32,13 +32,23 @@ export async function resolveRecoveryPoint(op: Operation, pointInTime?: PointInT
     return inPages ? { ...resolved, ...(await readRecoveryPointVms(op, resolved.vmCount ?? 0, pointInTime)) } : resolved;
   });
   op.recoveringTo({ description: point.description, dataFrom: point.dataFrom, ...(point.lastJournalSequence !== undefined ? { lastJournalSequence: point.lastJournalSequence } : {}) });
-  const disksOf = new Map<string, DomainDisk[]>();
-  for (const d of point.disks) disksOf.set(d.vm, [...(disksOf.get(d.vm) ?? []), d]);
+  const disksOf = disksPerVm(point.disks);
   const targets = point.vms.map((meta) => {
     const disks = disksOf.get(meta.name) ?? [];
     return { name: meta.name, disks, recovered: byRunbook(() => configure(meta, disks.map((d) => d.diskId), op.runbook)) };
   });
   return { point, targets };
+}
+
+/** A domain's disks by the VM they belong to, each VM's in the order given: one pass, for domains of 20,000 VMs. */
+export function disksPerVm(disks: DomainDisk[]): Map<string, DomainDisk[]> {
+  const perVm = new Map<string, DomainDisk[]>();
+  for (const d of disks) {
+    const ofVm = perVm.get(d.vm);
+    if (ofVm) ofVm.push(d);
+    else perVm.set(d.vm, [d]);
+  }
+  return perVm;
 }
 
 /** VMs of a recovery point per read: some 400 bytes of configuration and disks each, under Temporal's 2 MB per payload. */
@@ -133,8 +143,7 @@ export async function prepareTargetDisks(op: Operation, targets: TargetVm[], ste
   return op.step(stepName, async () => {
     // One look before anything is created: a cancel during it leaves nothing to undo.
     const found = keepsWhatItFound ? await findExisting(op, targets) : undefined;
-    const foundPerVm: FoundPerVm = {};
-    for (const t of targets) if (found) foundPerVm[t.name] = existingOf(found, t);
+    const foundPerVm: FoundPerVm = found ? existingPerVm(found, targets) : {};
     if (inBatches) {
       const undoesByBatch = patched('undo-rebuild-in-batches');
       await forEachBatch(targets, async (batch, range) => {
@@ -170,12 +179,29 @@ function findExisting(op: Operation, targets: Array<Pick<TargetVm, 'name' | 'dis
   ]);
 }
 
-/** The part of what was found that is one VM's: it, its representation VM, its disks. */
-function existingOf(found: ExistingAtSite, t: Pick<TargetVm, 'name' | 'disks'>): ExistingAtSite {
-  return {
-    vms: found.vms.filter((v) => v.name === t.name || v.name === representationVmName(t.name)),
-    diskIds: found.diskIds.filter((id) => t.disks.some((d) => d.diskId === id)),
-  };
+/**
+ * What was found, per VM: it, its representation VM, its disks, each in the order the site listed
+ * them. One pass over what was found: a failback finds every one of 10,000 original VMs and disks.
+ */
+function existingPerVm(found: ExistingAtSite, targets: Array<Pick<TargetVm, 'name' | 'disks'>>): FoundPerVm {
+  const perVm: FoundPerVm = {};
+  const vmOf = new Map<string, string>();
+  const vmOfDisk = new Map<string, string>();
+  for (const t of targets) {
+    perVm[t.name] = { vms: [], diskIds: [] };
+    vmOf.set(t.name, t.name);
+    vmOf.set(representationVmName(t.name), t.name);
+    for (const d of t.disks) vmOfDisk.set(d.diskId, t.name);
+  }
+  for (const v of found.vms) {
+    const owner = vmOf.get(v.name);
+    if (owner) perVm[owner].vms.push(v);
+  }
+  for (const id of found.diskIds) {
+    const owner = vmOfDisk.get(id);
+    if (owner) perVm[owner].diskIds.push(id);
+  }
+  return perVm;
 }
 
 /**

@@ -13,9 +13,10 @@ const SHUTDOWN_IN_BATCHES = 'shutdown-in-batches';
 /** Shutdown batches: VMs outside the power-on plan first, then its groups in reverse power-on order. */
 export function shutdownBatches(groups: RunbookGroup[], domainVms: string[]): string[][] {
   const planned = new Set(groups.flatMap((g) => g.vms.map((v) => v.name)));
+  const inDomain = new Set(domainVms);
   const batches = powerOnOrder(groups)
     .reverse()
-    .map((g) => g.vms.map((v) => v.name).filter((vm) => domainVms.includes(vm)));
+    .map((g) => g.vms.map((v) => v.name).filter((vm) => inDomain.has(vm)));
   return [domainVms.filter((vm) => !planned.has(vm)), ...batches].filter((batch) => batch.length > 0);
 }
 
