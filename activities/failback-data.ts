@@ -2,7 +2,7 @@ import { Context } from '@temporalio/activity';
 import type { SiteProvider } from '../sites/provider';
 import { checkDeltaBase, chainEnd, latestDeparture, recordArrival, recordDeparture, type DeltaBaseCheck } from '../datapath/departure';
 import { rehydrateDelta } from '../datapath/delta-rehydrate';
-import { fingerprintDisk } from '../datapath/disk-fingerprint';
+import { fingerprintDisks } from '../datapath/disk-fingerprint';
 import { laterCursor, type FollowCursor, type FollowResult } from '../datapath/follower';
 import { DomainKeys } from '../datapath/keys';
 import { ReaderLease } from '../datapath/lease';
@@ -82,8 +82,7 @@ export function createFailbackDataActivities({ store, provider }: FailbackDataDe
         if (left.site !== provider.site) throw failure('NotOwner', `epoch ${input.epoch} of ${input.domain} was owned by ${left.site}: a planned departure is recorded there, not at ${provider.site}`);
         if (input.lastSegment === undefined) throw failure('DeltaNotApplicable', 'a planned departure needs the drained lastSegment');
         lastSegment = input.lastSegment;
-        fingerprints = [];
-        for (const disk of manifest.disks) fingerprints.push(await fingerprintDisk(provider, disk.diskId, disk.sizeBytes, 8, () => context.heartbeat()));
+        fingerprints = await fingerprintDisks(provider, manifest.disks, 4, () => context.heartbeat());
       } else {
         const epochs = await ownership.epochs();
         if (!epochs.some((e) => e > input.epoch)) throw failure('DeltaNotApplicable', `epoch ${input.epoch} of ${input.domain} is still the current one: a forced departure is recorded after the takeover`);

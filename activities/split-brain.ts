@@ -7,6 +7,10 @@ import { exportSideCopy, fencePosition, removeSideCopy, type SideCopyRecord } fr
 import type { SiteProvider } from '../sites/provider';
 import { atSite } from './site-failures';
 import { inBatches } from './vm-batches';
+import { forEachLimited } from '../common/parallel';
+
+/** VMs whose inactive mark is set or removed at once. */
+const VMS_MARKED_AT_ONCE = 16;
 
 export interface SplitBrainDependencies {
   store: ObjectStore;
@@ -97,14 +101,16 @@ export function createSplitBrainActivities({ store, provider }: SplitBrainDepend
      * detector skips them and powerOnVm refuses them; `active: true` removes the mark. Idempotent.
      */
     async setVmsActive({ vms, active, by }: { vms: string[]; active: boolean; by: string }): Promise<void> {
-      for (const name of vms) {
+      // Some VMs at a time: one by one, 1,200 VMs took 11 s of a failback.
+      await forEachLimited(vms, VMS_MARKED_AT_ONCE, async (name) => {
         const { metadata } = await atSite(() => provider.getVm(name));
         const markedInactive = metadata[DR_STATE] === INACTIVE;
-        if (markedInactive === !active) continue;
+        if (markedInactive === !active) return;
         const { [DR_STATE]: _state, drInactiveBy: _by, drInactiveSince: _since, ...rest } = metadata;
         const next = active ? rest : { ...rest, [DR_STATE]: INACTIVE, drInactiveBy: by, drInactiveSince: new Date().toISOString() };
         await atSite(() => provider.reconfigureVm(name, { metadata: next }));
-      }
+        Context.current().heartbeat();
+      });
     },
 
     /**

@@ -1,12 +1,13 @@
 import type { z } from 'zod';
 import type { SiteProvider } from '../sites/provider';
 import { SiteError } from '../sites/provider';
-import { expectedFingerprints, fingerprintDisk } from './disk-fingerprint';
+import { forEachLimited } from '../common/parallel';
+import { expectedFingerprints, fingerprintDisks } from './disk-fingerprint';
 import { trailingNumber } from './keys';
 import { readChain, resolveChain } from './log-chain';
 import type { ObjectStore } from './object-store';
 import type { Ownership } from './ownership';
-import { arrivalSchema, departureSchema, parseRecord, RECORD_FORMAT_VERSION, type ArrivalRecord, type DepartureRecord, type DiskFingerprint, type DomainDisk, type LogPosition } from './records';
+import { arrivalSchema, departureSchema, parseRecord, RECORD_FORMAT_VERSION, type ArrivalRecord, type DepartureRecord, type DomainDisk, type LogPosition } from './records';
 
 /**
  * Departure and arrival records: what a failback needs to know to rehydrate only the log written
@@ -46,6 +47,9 @@ export async function latestDeparture(store: ObjectStore, ownership: Ownership, 
   }
   return undefined;
 }
+
+/** Disks whose size is asked of the site at once when a failback checks them. */
+const DISKS_ASKED_AT_ONCE = 16;
 
 const samePosition = (a: LogPosition, b: LogPosition) => a.epoch === b.epoch && a.segment === b.segment && a.entries === b.entries;
 
@@ -108,31 +112,34 @@ export async function checkDeltaBase(options: CheckDeltaBaseOptions): Promise<De
   const key = (d: DomainDisk) => `${d.diskId}:${d.sizeBytes}`;
   const recorded = new Set(departure.disks.map(key));
   if (options.disks.length !== departure.disks.length || !options.disks.every((d) => recorded.has(key(d)))) return unusable('the domain\'s disks changed since the departure');
-  for (const disk of departure.disks) {
+  let changed: string | undefined;
+  await forEachLimited(departure.disks, DISKS_ASKED_AT_ONCE, async (disk) => {
+    if (changed) return;
     try {
       const found = await target.getDisk(disk.diskId);
-      if (found.sizeBytes !== disk.sizeBytes) return unusable(`disk ${disk.diskId} has ${found.sizeBytes} bytes, not ${disk.sizeBytes}`);
+      if (found.sizeBytes !== disk.sizeBytes) changed ??= `disk ${disk.diskId} has ${found.sizeBytes} bytes, not ${disk.sizeBytes}`;
+      await options.onProgress?.();
     } catch (error) {
-      if (error instanceof SiteError && error.code === 'DiskNotFound') return unusable(`disk ${disk.diskId} is gone from site ${options.site}`);
-      throw error;
+      if (error instanceof SiteError && error.code === 'DiskNotFound') changed ??= `disk ${disk.diskId} is gone from site ${options.site}`;
+      else throw error;
     }
-  }
+  });
+  if (changed) return unusable(changed);
   const lineage = await logOnlyLineage(store, ownership, departure);
   if (lineage) return unusable(lineage);
   let expected = departure.fingerprints;
   if (!expected) {
-    const derived = await expectedFingerprints(store, ownership, departure.disks, departure.position, { readConcurrency: options.readConcurrency ?? 4 });
+    const derived = await expectedFingerprints(store, ownership, departure.disks, departure.position, { readConcurrency: options.readConcurrency ?? 4, onProgress: () => void options.onProgress?.() });
     bytesRead.store += derived.bytesRead;
     expected = derived.fingerprints;
   }
-  const actual: DiskFingerprint[] = [];
-  for (const disk of departure.disks) {
-    actual.push(await fingerprintDisk(target, disk.diskId, disk.sizeBytes, options.readConcurrency ?? 8, async (bytes) => {
-      bytesRead.disks += bytes;
-      await options.onProgress?.();
-    }));
-  }
-  const differing = actual.filter((a) => expected.find((e) => e.diskId === a.diskId)?.sha256 !== a.sha256).map((a) => a.diskId);
-  if (differing.length > 0) return unusable(`disk(s) ${differing.join(', ')} differ from the ${departure.kind} departure position (epoch ${departure.position.epoch} segment ${departure.position.segment}): damaged, or written after it`);
+  const actual = await fingerprintDisks(target, departure.disks, options.readConcurrency ?? 4, async (bytes) => {
+    bytesRead.disks += bytes;
+    await options.onProgress?.();
+  });
+  const expectedOf = new Map(expected.map((e) => [e.diskId, e.sha256]));
+  const differing = actual.filter((a) => expectedOf.get(a.diskId) !== a.sha256).map((a) => a.diskId);
+  const shown = differing.length > 5 ? `${differing.slice(0, 5).join(', ')} and ${differing.length - 5} more` : differing.join(', ');
+  if (differing.length > 0) return unusable(`disk(s) ${shown} differ from the ${departure.kind} departure position (epoch ${departure.position.epoch} segment ${departure.position.segment}): damaged, or written after it`);
   return { usable: true, departure, from: departure.position, journalCursor: departure.journalCursor, bytesRead };
 }

@@ -7,6 +7,7 @@ import type { Ownership } from './ownership';
 import { forEachLimited } from '../common/parallel';
 import type { BaseRecord, DomainDisk, RehydrationTarget } from './records';
 import type { BlockWrite } from './segment-codec';
+import { isAllZeros } from './zeros';
 
 /** The largest single target write. */
 const MAX_RUN_BYTES = 4 * 1024 * 1024;
@@ -205,8 +206,9 @@ export async function rehydrate(options: RehydrateOptions): Promise<RehydrationR
 
 /** Zeroes every region of the target that the base does not hold and that is not zero already (read first: reads are local, writes may be journaled). */
 export async function zeroOutsideBase(target: Pick<TargetDisks, 'readDisk' | 'writeDisk'>, disks: DomainDisk[], base: BaseRecord | undefined, targetId: (diskId: string) => string, concurrency: number, stale: { bytesRead: number; bytesZeroed: number }): Promise<void> {
+  const chunksOf = new Map(base?.disks.map((d) => [d.diskId, d.chunks]) ?? []);
   const regions = disks.flatMap((disk) => {
-    const held = new Set(base?.disks.find((d) => d.diskId === disk.diskId)?.chunks ?? []);
+    const held = new Set(chunksOf.get(disk.diskId) ?? []);
     const offsets: Array<{ diskId: string; offset: number; length: number }> = [];
     for (let offset = 0; offset < disk.sizeBytes; offset += BASE_CHUNK_BYTES) {
       if (!held.has(offset)) offsets.push({ diskId: targetId(disk.diskId), offset, length: Math.min(BASE_CHUNK_BYTES, disk.sizeBytes - offset) });
@@ -216,7 +218,7 @@ export async function zeroOutsideBase(target: Pick<TargetDisks, 'readDisk' | 'wr
   await forEachLimited(regions, concurrency, async ({ diskId, offset, length }) => {
     const held = await target.readDisk(diskId, offset, length);
     stale.bytesRead += length;
-    if (held.every((byte) => byte === 0)) return;
+    if (isAllZeros(held)) return;
     await target.writeDisk(diskId, offset, Buffer.alloc(length));
     stale.bytesZeroed += length;
   });

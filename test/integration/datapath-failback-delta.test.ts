@@ -160,10 +160,12 @@ describe('failback by delta on real S3: departure, check, delta rehydration, exa
     assert.ok(departure.usable, `usable: ${departure.usable ? '' : departure.why}`);
     assert.equal(departure.departure.fingerprints, null);
     assert.ok(departure.bytesRead.store > 0, 'derived from the store');
-    // The same fingerprints in small batches (several passes over the log).
-    const batched = await expectedFingerprints(store, clean.ownership, DISKS, departure.from, { batchRegions: 2 });
-    for (const disk of DISKS) {
-      assert.equal(batched.fingerprints.find((f) => f.diskId === disk.diskId)!.sha256, (await fingerprintDisk(clean.primary, disk.diskId, disk.sizeBytes)).sha256);
+    // The same fingerprints in small batches, over the log kept in memory and over the log read again for each batch.
+    for (const keptLogBytes of [undefined, 0]) {
+      const batched = await expectedFingerprints(store, clean.ownership, DISKS, departure.from, { batchRegions: 2, ...(keptLogBytes === undefined ? {} : { keptLogBytes }) });
+      for (const disk of DISKS) {
+        assert.equal(batched.fingerprints.find((f) => f.diskId === disk.diskId)!.sha256, (await fingerprintDisk(clean.primary, disk.diskId, disk.sizeBytes)).sha256, `${disk.diskId}, keeping ${keptLogBytes ?? 'the default'} bytes of the log`);
+      }
     }
     await run(() => clean.atPrimary.rehydrateDelta({ domain: 'delta-forced', from: departure.from, journalCursor: departure.journalCursor }));
     assertSameDisks(clean.primary, clean.recovery, 'after the forced delta');

@@ -7,6 +7,7 @@ import { DomainKeys, parseBaseId, trailingNumber } from '../../datapath/keys';
 import { CorruptSegmentError, decodeSegment, decodeSegmentAsync, encodeSegment, encodeSegmentAsync, type Segment } from '../../datapath/segment-codec';
 import { inflatePayload, unpackStoredBlocks } from '../../datapath/framing';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { isAllZeros } from '../../datapath/zeros';
 
 function sampleSegment(): Segment {
   return {
@@ -21,6 +22,17 @@ function sampleSegment(): Segment {
 }
 
 describe('datapath formats', () => {
+  it('tells regions of zeros from regions with a byte written anywhere, at any length', () => {
+    for (const length of [0, 1, 4096, 1024 * 1024, 3 * 1024 * 1024 + 5]) {
+      assert.equal(isAllZeros(Buffer.alloc(length)), true, `${length} zeros`);
+      for (const at of length > 0 ? [0, length >> 1, length - 1] : []) {
+        const written = Buffer.alloc(length);
+        written[at] = 1;
+        assert.equal(isAllZeros(written), false, `${length} bytes with byte ${at} written`);
+      }
+    }
+  });
+
   it('round-trips a segment and compresses repetitive data', () => {
     const segment = sampleSegment();
     const encoded = encodeSegment(segment);
