@@ -32,6 +32,7 @@ import type { FailbackInput } from '../workflows/failback-messages';
 import type { PermanentFailoverInput } from '../workflows/permanent-failover-messages';
 import { completeContinuousFailbackUpdate, type ContinuousFailbackInput } from '../workflows/continuous-failback-messages';
 import { CONFLICT_ACTIONS, type ResolveConflictInput } from '../workflows/resolve-conflict-messages';
+import { someNames } from '../workflows/listing';
 import { operationProgressQuery, type HandoverType, type OperationProgress } from '../workflows/operation-messages';
 import { domainOperationsWorkflowId, parseOperationWorkflowId, protectionWorkflowId } from '../workflows/workflow-ids';
 import {
@@ -151,7 +152,10 @@ const DrillRequest = RunbookRef.extend({
   keepFor: KeepFor.optional(),
 });
 const CleanupRequestBody = z.strictObject({ force: z.boolean().optional().describe('remove what can be removed and report what could not, instead of retrying until everything is gone') });
-const ResolveConflictRequest = z.strictObject({ action: z.enum(CONFLICT_ACTIONS).describe('deactivate: power the stale VMs off, keep their diverged writes as a side copy, mark them inactive') });
+const ResolveConflictRequest = RunbookRef.extend({
+  action: z.enum(CONFLICT_ACTIONS).describe('deactivate: power the stale VMs off, keep their diverged writes as a side copy, mark them inactive'),
+  runbook: RunbookRef.shape.runbook.optional().describe('for the domain\'s sites; default: the runbook named like the domain'),
+});
 const ApproveRequest = z.strictObject({ step: z.string().min(1).max(63), decision: z.enum(['approve', 'reject']).default('approve'), comment: z.string().max(2000).optional() });
 const DecisionRequest = z.strictObject({ target: z.string().min(1).max(80), comment: z.string().max(2000).optional() });
 const CommitDecisionRequest = z.strictObject({ comment: z.string().max(2000).optional() });
@@ -487,7 +491,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     await requireAllowed(domain, 'resolve-conflict');
     const open = await readConflict(store, domain);
     if (!open) throw conflict(`${domain} has no split-brain conflict open any more`);
-    const { runbook, version } = await loadRunbook(domain, { runbook: domain });
+    const { runbook, version } = await loadRunbook(domain, { runbook: body.runbook ?? domain, ...(body.version ? { version: body.version } : {}) });
     const input: ResolveConflictInput = {
       domain,
       action: body.action,
@@ -497,7 +501,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
       requestedBy: principalName(req),
       declaredAt: Date.now(),
     };
-    const summary = `Resolve the split-brain of ${domain}: ${body.action} ${open.vms.join(', ')} at ${open.site} (running there since ${new Date(open.since).toISOString()} while ${open.owner.site} owns it), requested by ${principalName(req)}`;
+    const summary = `Resolve the split-brain of ${domain}: ${body.action} ${someNames(open.vms)} at ${open.site} (running there since ${new Date(open.since).toISOString()} while ${open.owner.site} owns it), requested by ${principalName(req)}`;
     await startAndAnswer(res, domain, { operation: 'resolve-conflict', requestedBy: principalName(req), summary, input }, { action: body.action, conflict: shownConflict(open) });
   });
 

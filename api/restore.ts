@@ -9,6 +9,7 @@ import { principalName, requireRole } from './auth';
 import { DOMAIN, domainParam, operationDesk, parseBody, pointInTimeOf, PointInTimeRequest, RunbookRef, startsOperation, type OperationsRouterOptions } from './operations';
 import { badRequest, conflict } from './problem';
 import { routeDocs } from './openapi/route-docs';
+import { someNames } from '../workflows/listing';
 
 const RestoreRequest = RunbookRef.extend({
   runbook: RunbookRef.shape.runbook.optional().describe('default: the runbook named like the domain'),
@@ -38,15 +39,16 @@ export function restoreRouter(options: Pick<OperationsRouterOptions, 'client' | 
     await requireAllowed(domain, 'restore');
     const site = await owningSite(domain, body.site);
     const manifest = await readManifest(domain);
-    const unknown = (body.vms ?? []).filter((vm) => !manifest.vms.some((v) => v.name === vm));
-    if (unknown.length > 0) throw badRequest(`vms: ${unknown.join(', ')} not in ${domain}`, { errors: [{ path: 'vms', message: `unknown VM(s): ${unknown.join(', ')}; ${domain} has ${manifest.vms.map((v) => v.name).join(', ')}` }] });
+    const members = new Set(manifest.vms.map((v) => v.name));
+    const unknown = (body.vms ?? []).filter((vm) => !members.has(vm));
+    if (unknown.length > 0) throw badRequest(`vms: ${someNames(unknown)} not in ${domain}`, { errors: [{ path: 'vms', message: `unknown VM(s): ${someNames(unknown)}; ${domain} has ${someNames([...members])}` }] });
     const pointInTime = pointInTimeOf(body.pointInTime);
     await checkPoint(domain, manifest, pointInTime, body.vms);
     const { runbook, version } = await loadRunbook(domain, { runbook: body.runbook ?? domain, ...(body.version ? { version: body.version } : {}) });
 
     const input: RestoreInput = { domain, site, runbook: { name: runbook.metadata.name }, runbookVersion: version, pointInTime, ...(body.vms ? { vms: body.vms } : {}), confirm: body.confirm, requestedBy: principalName(req), declaredAt: Date.now() };
     const point = 'restorePoint' in pointInTime ? `restore point ${pointInTime.restorePoint}` : new Date(pointInTime.at).toISOString();
-    const summary = `Restore of ${body.vms ? body.vms.join(', ') : domain} at ${site} to ${point} by runbook ${runbook.metadata.name} v${version}, requested by ${principalName(req)}`;
+    const summary = `Restore of ${body.vms ? someNames(body.vms) : domain} at ${site} to ${point} by runbook ${runbook.metadata.name} v${version}, requested by ${principalName(req)}`;
     await startAndAnswer(res, domain, { operation: 'restore', requestedBy: principalName(req), summary, input }, { site, pointInTime: body.pointInTime, vms: body.vms ?? 'all', runbook: { name: runbook.metadata.name, version } });
   });
 
@@ -79,8 +81,9 @@ export function restoreRouter(options: Pick<OperationsRouterOptions, 'client' | 
     const body = await store.get(key);
     if (!body) throw badRequest(`pointInTime.restorePoint: ${domain} has no restore point ${pointInTime.restorePoint} (GET /domains/${domain}/restore-points lists them)`, { errors: [{ path: 'pointInTime.restorePoint', message: 'unknown restore point' }] });
     const point = parseRecord(restorePointSchema, key, body);
-    const missing = (vms ?? []).filter((vm) => !point.vms.some((v) => v.name === vm));
-    if (missing.length > 0) throw badRequest(`vms: ${missing.join(', ')} not in restore point ${point.id}`, { errors: [{ path: 'vms', message: `not in the restore point: ${missing.join(', ')}` }] });
+    const inPoint = new Set(point.vms.map((v) => v.name));
+    const missing = (vms ?? []).filter((vm) => !inPoint.has(vm));
+    if (missing.length > 0) throw badRequest(`vms: ${someNames(missing)} not in restore point ${point.id}`, { errors: [{ path: 'vms', message: `not in the restore point: ${someNames(missing)}` }] });
   }
 
   return router;
