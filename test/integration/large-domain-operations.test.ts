@@ -1,12 +1,14 @@
 /**
- * A drill, then a forced failover, of a large domain through the API, on real Temporal, S3,
- * simulated sites (zero latency, boot and shutdown) and worker processes: 10,000 VMs under `npm run
- * chaos` (DR_CHAOS=1), 1,200 in npm test, whose web group (576 VMs) is over POWER_ON_BATCH_VMS. The
- * runbook is the generated four-tier one of bench/large-domain.ts, stored and named in the request,
- * never carried whole. Checks that every VM is registered and powered on at the recovery site
- * exactly once (under its drill name in the drill), from the site's own event record, that the
- * drill's cleanup leaves the site as it was, that the failover goes on through a SIGKILL of the
- * orchestration worker (whose successor replays the whole operation), and that no workflow's
+ * A drill, a forced failover, its split-brain resolution and a planned failback, of a large domain
+ * through the API, on real Temporal, S3, simulated sites (zero latency, boot and shutdown) and
+ * worker processes: 10,000 VMs under `npm run chaos` (DR_CHAOS=1), 1,200 in npm test, whose web
+ * group (576 VMs) is over POWER_ON_BATCH_VMS. The runbook is the generated four-tier one of
+ * bench/large-domain.ts, stored and named in the request, never carried whole. Checks from the
+ * sites' own event records that every VM is registered and powered on at the recovery site exactly
+ * once (under its drill name in the drill), that the drill's cleanup leaves the site as it was,
+ * that the failover goes on through a SIGKILL of the orchestration worker (whose successor replays
+ * the whole operation), that the resolution powers each stale copy at the primary off once and the
+ * failback each original on once, leaving no copy at the recovery site, and that no workflow's
  * history grows in events with the domain's size. Not timed: it prints wall times, the largest
  * histories, where their bytes are and how long they take to replay.
  */
@@ -25,6 +27,7 @@ import { operationProgressQuery, type OperationReport } from '../../workflows/op
 import { POWER_ON_BATCH_VMS } from '../../workflows/power-on-plan';
 import { atChaosSize } from '../harness/crashes';
 import { admin } from '../harness/sites';
+import type { SiteService } from '../../sites/launch';
 import { useTestApi, useTestbed, type ApiPrincipal } from '../harness/testbed';
 import { apiCalls } from '../harness/api-calls';
 import { dataConverter } from '../../common/payload-compression';
@@ -35,7 +38,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** A workflow's failure says why at its root: the activity's failure under the child's under the workflow's. */
 const deepestCause = (error: unknown): string => (error instanceof Error ? (error.cause instanceof Error ? deepestCause(error.cause) : error.message) : String(error));
 
-describe(`a large domain of ${VMS} VMs: a drill, then a forced failover`, () => {
+describe(`a large domain of ${VMS} VMs: a drill, a forced failover, a split-brain resolution and a planned failback`, () => {
   const operator: ApiPrincipal = { name: 'dr-lead', role: 'operator', token: generateToken() };
   // The drill's test network, beside the recovery site's production networks.
   const definitions = siteDefinitions(bench).map((site) => (site.name === bench.recovery ? { ...site, inventory: { ...site.inventory, networks: [...site.inventory.networks, 'test-app'] } } : site));
@@ -58,10 +61,13 @@ describe(`a large domain of ${VMS} VMs: a drill, then a forced failover`, () => 
     await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 20, blockSize: 4096, pattern: 'random', seed: 'large-domain' });
   });
 
+  /** The runbook by its name and version in an operation's request, never carried whole. */
+  const byName = () => ({ runbook: runbook.metadata.name, version });
+
   /** Starts the operation, once the new protection has recorded the domain Protected, and returns its report and how long it took. */
   async function operate<T extends OperationReport>(operation: string, body: Record<string, unknown>, during?: (workflowId: string) => Promise<void>): Promise<{ workflowId: string; report: T; wallMs: number }> {
     const started = Date.now();
-    const request = { ...body, runbook: runbook.metadata.name, version };
+    const request = body;
     let response = await call('POST', `/domains/${bench.domain}/${operation}`, request);
     for (let tries = 0; response.status === 409 && /Protected|refused while/.test(JSON.stringify(response.body)) && tries < 120; tries++) {
       await sleep(1_000);
@@ -80,13 +86,13 @@ describe(`a large domain of ${VMS} VMs: a drill, then a forced failover`, () => 
     return { workflowId, report, wallMs: Date.now() - started };
   }
 
-  /** Every event the recovery site records while `during` runs: it keeps its newest 20,000, so they are read as they come, and none is missed at 10,000 VMs. */
-  async function recoverySiteEvents<T>(during: () => Promise<T>): Promise<{ result: T; events: SiteEvent[] }> {
+  /** Every event `site` records while `during` runs: it keeps its newest 20,000, so they are read as they come, and none is missed at 10,000 VMs. */
+  async function siteEvents<T>(site: SiteService, during: () => Promise<T>): Promise<{ result: T; events: SiteEvent[] }> {
     const events: SiteEvent[] = [];
     let reading = true;
     const reader = (async () => {
-      for (let after = (await recovery.client.events()).at(-1)?.sequence ?? 0; reading; await sleep(500)) {
-        const more = await recovery.client.events(after);
+      for (let after = (await site.client.events()).at(-1)?.sequence ?? 0; reading; await sleep(500)) {
+        const more = await site.client.events(after);
         events.push(...more);
         after = more.at(-1)?.sequence ?? after;
       }
@@ -101,15 +107,20 @@ describe(`a large domain of ${VMS} VMs: a drill, then a forced failover`, () => 
     }
   }
 
+  /** How many events of `type` each VM has among `events` (`kind`: of VMs of that kind only). */
+  function eventsPerVm(events: SiteEvent[], type: string, kind?: string): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const e of events) {
+      if (!e.vm || e.type !== type || (kind && (e.detail as { kind?: string } | undefined)?.kind !== kind)) continue;
+      counts.set(e.vm, (counts.get(e.vm) ?? 0) + 1);
+    }
+    return counts;
+  }
+
   /** Each VM of the domain, named at the site as `siteName` makes it, was registered and powered on exactly once. */
   function assertEachOnce(events: SiteEvent[], siteName: (vm: string) => string): void {
-    const registered = new Map<string, number>();
-    const poweredOn = new Map<string, number>();
-    for (const e of events) {
-      if (!e.vm) continue;
-      if (e.type === 'VmRegistered' && (e.detail as { kind?: string } | undefined)?.kind === 'vm') registered.set(e.vm, (registered.get(e.vm) ?? 0) + 1);
-      if (e.type === 'VmPoweredOn') poweredOn.set(e.vm, (poweredOn.get(e.vm) ?? 0) + 1);
-    }
+    const registered = eventsPerVm(events, 'VmRegistered', 'vm');
+    const poweredOn = eventsPerVm(events, 'VmPoweredOn');
     for (const vm of vms.map(siteName)) {
       assert.equal(registered.get(vm), 1, `${vm} registered once`);
       assert.equal(poweredOn.get(vm), 1, `${vm} powered on once`);
@@ -148,7 +159,7 @@ describe(`a large domain of ${VMS} VMs: a drill, then a forced failover`, () => 
 
   it('a drill registers and powers on every VM once under its drill name, and its cleanup leaves the recovery site as it was', async (t) => {
     const inventoryBefore = await recoveryInventory();
-    const { result, events } = await recoverySiteEvents(() => operate<OperationReport & { drill: DrillReport }>('drill', {}));
+    const { result, events } = await siteEvents(recovery, () => operate<OperationReport & { drill: DrillReport }>('drill', byName()));
     const { drill } = result.report;
     assert.equal(drill.outcome, 'passed', JSON.stringify(drill.failedBecause));
     assertEachOnce(events, (vm) => `drill-${drill.id}-${vm}`);
@@ -183,12 +194,39 @@ describe(`a large domain of ${VMS} VMs: a drill, then a forced failover`, () => 
   }
 
   it('a forced failover registers and powers on every VM at the recovery site once, with every history bounded, across a SIGKILL of the orchestration worker', async (t) => {
-    const { result, events } = await recoverySiteEvents(() => operate('failover', { type: 'forced', confirm: bench.domain }, (workflowId) => crashWhenHalfRegistered(t, workflowId)));
+    const { result, events } = await siteEvents(recovery, () => operate('failover', { ...byName(), type: 'forced', confirm: bench.domain }, (workflowId) => crashWhenHalfRegistered(t, workflowId)));
     assertEachOnce(events, (vm) => vm);
     const atSite = (await recovery.client.listVms()).filter((vm) => vm.kind === 'vm' && vms.includes(vm.name));
     assert.equal(atSite.length, VMS, 'every VM at the recovery site, none twice');
     assert.ok(atSite.every((vm) => vm.powerState === 'poweredOn'), 'every VM runs');
     assert.equal(result.report.vms.filter((vm) => vm.state === 'poweredOn').length, VMS);
     await assertHistoriesBounded(t, 'forced failover', result.workflowId, result.wallMs);
+  });
+
+  it('the primary, fenced while running, has its copies deactivated by a split-brain resolution, and a planned failback brings every original VM back once and removes the copies at the recovery site', async (t) => {
+    // The primary never went down: its worker's detector finds the domain's VMs running there, owned by the recovery site.
+    const conflictShown = async () => ((await call('GET', `/domains/${bench.domain}`)).body.conflict as { vms: string[] } | null) ?? undefined;
+    let conflict = await conflictShown();
+    for (let waited = 0; !conflict && waited < 120_000; waited += 1_000) {
+      await sleep(1_000);
+      conflict = await conflictShown();
+    }
+    assert.equal(conflict?.vms.length, VMS, 'the conflict names every VM of the domain at the primary');
+
+    const resolution = await siteEvents(primary, () => operate('resolve-conflict', { ...byName(), action: 'deactivate' }));
+    const poweredOff = eventsPerVm(resolution.events, 'VmPoweredOff');
+    assert.ok(vms.every((vm) => poweredOff.get(vm) === 1), 'the resolution powers each stale copy off once');
+    assert.equal((await call('GET', `/domains/${bench.domain}`)).body.conflict, null, 'no conflict once resolved');
+    await assertHistoriesBounded(t, 'split-brain resolution', resolution.result.workflowId, resolution.result.wallMs);
+
+    const failback = await siteEvents(primary, () => operate('failback', { ...byName(), type: 'planned' }));
+    const poweredOn = eventsPerVm(failback.events, 'VmPoweredOn');
+    assert.ok(vms.every((vm) => poweredOn.get(vm) === 1), 'the failback powers each original VM on once');
+    const atPrimary = (await primary.client.listVms()).filter((vm) => vm.kind === 'vm' && vms.includes(vm.name));
+    assert.equal(atPrimary.length, VMS, 'every original VM at the primary, none twice');
+    assert.ok(atPrimary.every((vm) => vm.powerState === 'poweredOn'), 'every original VM runs');
+    const leftAtRecovery = (await recovery.client.listVms()).filter((vm) => vms.includes(vm.name));
+    assert.equal(leftAtRecovery.length, 0, `the failover's copies are removed from the recovery site: ${leftAtRecovery.slice(0, 5).map((vm) => vm.name).join(', ')}`);
+    await assertHistoriesBounded(t, 'planned failback', failback.result.workflowId, failback.result.wallMs);
   });
 });
