@@ -38,23 +38,25 @@ export class SiteHttpTransport {
 
   /**
    * One exchange. A kept-alive connection the site closed while it idled fails at its first
-   * reuse with ECONNRESET before the site saw anything: that one case is sent again on a fresh
-   * connection (Node's documented remedy, `request.reusedSocket`); every other failure rejects.
+   * reuse with ECONNRESET before the site saw anything: that one case is sent again on a new
+   * connection of its own (Node's documented remedy, `request.reusedSocket`), not one from the pool,
+   * where other connections may have idled out too (a failback's check of 10,000 disks, reading 32
+   * at once, met two in a row, and started over); every other failure rejects.
    */
   async request(request: SiteHttpRequest): Promise<SiteHttpAnswer> {
     try {
-      return await this.once(request);
+      return await this.once(request, this.agent);
     } catch (error) {
-      if (error instanceof StaleConnection) return this.once(request);
+      if (error instanceof StaleConnection) return this.once(request, false);
       throw error;
     }
   }
 
-  private once({ method, url, headers, body, timeoutMs }: SiteHttpRequest): Promise<SiteHttpAnswer> {
+  private once({ method, url, headers, body, timeoutMs }: SiteHttpRequest, agent: http.Agent | false): Promise<SiteHttpAnswer> {
     return new Promise((resolve, reject) => {
       const sent = this.module.request(
         url,
-        { method, agent: this.agent, headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) } },
+        { method, agent, headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) } },
         (response) => {
           const chunks: Buffer[] = [];
           response.on('data', (chunk: Buffer) => chunks.push(chunk));

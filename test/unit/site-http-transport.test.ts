@@ -58,6 +58,20 @@ describe('a site HTTP transport', () => {
     assert.equal(site.requests(), 3);
   });
 
+  it('sends it again on a connection of its own, not on another kept-alive one that may have idled out too', async () => {
+    const site = await rawSite((connection, request, socket) => {
+      if (connection <= 2 && request === 2) socket.resetAndDestroy();
+      else answer(socket, `{"connection":${connection}}`);
+    });
+    const transport = new SiteHttpTransport(site.url);
+    const get = () => transport.request({ method: 'GET', url: new URL(`${site.url}/api/vms`), headers: {}, timeoutMs: 5_000 });
+    // Two at once: two kept-alive connections in the pool, each closed by the site at its next use.
+    await Promise.all([get(), get()]);
+    const again = await get();
+    assert.equal(again.body.toString(), '{"connection":3}');
+    assert.equal(site.requests(), 4);
+  });
+
   it('does not send again what failed on a fresh connection', async () => {
     const site = await rawSite((_connection, _request, socket) => socket.resetAndDestroy());
     const transport = new SiteHttpTransport(site.url);
