@@ -160,7 +160,9 @@ async function runChecks(op: Operation, targets: RebuildTarget[], id: string): P
         const probe = { probe: probeOf(check), ...(check.type === 'http' ? { expectStatus: check.expectStatus } : {}) };
         const notRebuilt = vms.filter((vm) => !rebuilt.has(vm)).map((vm): CheckedVm => ({ vm, passed: false, detail: `${vm} is not in the recovery point the drill used`, waitedMs: 0 }));
         const toCheck = vms.filter((vm) => rebuilt.has(vm));
-        const checked = await (inBatches ? checkInBatches : checkOneByOne)(op, check, toCheck, (vm) => ({ vm: drillResourceName(id, vm), ...probe, notAfter: workflowNow() + timeoutMs }), timeoutMs);
+        // One deadline for the whole check: each batch's own would make 100 batches of VMs that never answer wait 100 timeouts.
+        const notAfter = workflowNow() + timeoutMs;
+        const checked = await (inBatches ? checkInBatches : checkOneByOne)(op, check, toCheck, (vm) => ({ vm: drillResourceName(id, vm), ...probe, notAfter }), timeoutMs);
         const results = [...notRebuilt, ...checked];
         const failed = results.filter((r) => !r.passed);
         return { name: check.name, type: check.type, passed: results.length > 0 && failed.length === 0, vms: listingOf([...failed, ...results.filter((r) => r.passed)]), failed: failed.length };

@@ -192,6 +192,11 @@ describe('drill', { concurrency: 1 }, () => {
     assert.deepEqual(result.failedBecause, ['check app-health failed']);
     const batches = t.sites.callsOf(domain).filter((c) => c.name === 'checkGuestsOfBatch').map((c) => (argOf(c).vms as unknown[]).length);
     assert.deepEqual(batches.sort((a, b) => b - a), [100, 100, 29, 1, 1], 'the group check in batches of 100; each single-VM check in one');
+    const groupDeadlines = t.sites
+      .callsOf(domain)
+      .filter((c) => c.name === 'checkGuestsOfBatch' && (argOf(c).vms as unknown[]).length > 1)
+      .map((c) => new Set((argOf(c).vms as Array<{ notAfter: number }>).map((vm) => vm.notAfter)));
+    assert.equal(new Set(groupDeadlines.flatMap((d) => [...d])).size, 1, 'every batch of a check waits for the same deadline, not a timeout of its own');
     assert.equal(result.cleanup.inventory.asBefore, true);
   });
 
