@@ -76,6 +76,8 @@ export interface ProtectInput {
     membership?: Membership;
     durableAsOf?: number;
     bytesReplicated?: number;
+    /** The last garbage collection, which the status shows across runs (it runs every few replicator runs). */
+    lastGc?: ProtectStatus['lastGc'];
   };
 }
 
@@ -187,6 +189,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     lagMs: 0,
     ...(input.carried?.durableAsOf !== undefined ? { durableAsOf: input.carried.durableAsOf } : {}),
     ...(input.carried?.bytesReplicated !== undefined ? { bytesReplicated: input.carried.bytesReplicated } : {}),
+    ...(input.carried?.lastGc ? { lastGc: input.carried.lastGc } : {}),
     backlogEntries: 0,
     segmentsWritten: 0,
     mode: wantSync ? 'initial-sync' : 'log',
@@ -489,6 +492,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
       ...(membership ? { membership } : members ? { members } : {}),
       ...(status.durableAsOf !== undefined ? { durableAsOf: status.durableAsOf } : {}),
       ...(status.bytesReplicated !== undefined ? { bytesReplicated: status.bytesReplicated } : {}),
+      ...(status.lastGc ? { lastGc: status.lastGc } : {}),
     },
   });
 }

@@ -2,7 +2,7 @@
  * A drill, a forced failover, its split-brain resolution and a planned failback, of a large domain
  * through the API, on real Temporal, S3, simulated sites (zero latency, boot and shutdown) and
  * worker processes: 10,000 VMs under `npm run chaos` (DR_CHAOS=1), 1,200 in npm test, whose web
- * group (576 VMs) is over POWER_ON_BATCH_VMS. The runbook is the generated four-tier one of
+ * group (576 VMs) is over POWER_ON_BATCH_VMS (the resolution and failback under chaos only). The runbook is the generated four-tier one of
  * bench/large-domain.ts, stored and named in the request, never carried whole. Checks from the
  * sites' own event records that every VM is registered and powered on at the recovery site exactly
  * once (under its drill name in the drill), that the drill's cleanup leaves the site as it was,
@@ -203,7 +203,9 @@ describe(`a large domain of ${VMS} VMs: a drill, a forced failover, a split-brai
     await assertHistoriesBounded(t, 'forced failover', result.workflowId, result.wallMs);
   });
 
-  it('the primary, fenced while running, has its copies deactivated by a split-brain resolution, and a planned failback brings every original VM back once and removes the copies at the recovery site', async (t) => {
+  // Under npm run chaos only: at 1,200 VMs it added some 2 minutes to npm test, whose failback and split-brain tests cover both on small domains.
+  const onlyUnderChaos = atChaosSize<string | false>(false, 'the large domain\'s split-brain resolution and failback run under npm run chaos');
+  it('the primary, fenced while running, has its copies deactivated by a split-brain resolution, and a planned failback brings every original VM back once and removes the copies at the recovery site', { skip: onlyUnderChaos }, async (t) => {
     // The primary never went down: its worker's detector finds the domain's VMs running there, owned by the recovery site.
     const conflictShown = async () => ((await call('GET', `/domains/${bench.domain}`)).body.conflict as { vms: string[] } | null) ?? undefined;
     let conflict = await conflictShown();
