@@ -2,15 +2,16 @@
  * A drill, a forced failover, its split-brain resolution and a planned failback, of a large domain
  * through the API, on real Temporal, S3, simulated sites (zero latency, boot and shutdown) and
  * worker processes: 10,000 VMs under `npm run chaos` (DR_CHAOS=1), 1,200 in npm test, whose web
- * group (576 VMs) is over POWER_ON_BATCH_VMS (the resolution and failback under chaos only). The runbook is the generated four-tier one of
- * bench/large-domain.ts, stored and named in the request, never carried whole. Checks from the
- * sites' own event records that every VM is registered and powered on at the recovery site exactly
- * once (under its drill name in the drill), that the drill's cleanup leaves the site as it was,
- * that the failover goes on through a SIGKILL of the orchestration worker (whose successor replays
- * the whole operation), that the resolution powers each stale copy at the primary off once and the
- * failback each original on once, leaving no copy at the recovery site, and that no workflow's
- * history grows in events with the domain's size. Not timed: it prints wall times, the largest
- * histories, where their bytes are and how long they take to replay.
+ * group (576 VMs) is over POWER_ON_BATCH_VMS (the resolution and failback under chaos only). The
+ * runbook is the generated four-tier one of bench/large-domain.ts, stored and named in the
+ * request, never carried whole. Checks from the sites' own event records that every VM is
+ * registered and powered on at the recovery site exactly once (under its drill name in the drill),
+ * that the drill's cleanup leaves the site as it was, that the failover goes on through a SIGKILL
+ * of the orchestration worker (whose successor replays the whole operation), that the resolution
+ * powers each stale copy at the primary off once and the failback each original on once, leaving
+ * no copy at the recovery site, and that no workflow's history grows in events with the domain's
+ * size. Not timed: it prints wall times, the largest histories, where their bytes are and how long
+ * they take to replay.
  */
 import assert from 'node:assert/strict';
 import { before, describe, it, type TestContext } from 'node:test';
