@@ -16,8 +16,8 @@ import { ORCHESTRATION_TASK_QUEUE } from '../workflows/task-queues';
 import { drillScheduleId, scheduledDrillWorkflowId } from '../workflows/workflow-ids';
 import { principalName, requireRole } from './auth';
 import { drillHistory, historyEntry, type DrillHistoryEntry } from './drill-history';
-import { domainParam, KeepFor, parseBody, RunbookRef } from './operations';
-import { badRequest, notFound } from './problem';
+import { domainParam, KeepFor, RunbookRef } from './operations';
+import { badRequest, notFound, parseBody } from './problem';
 import { routeDocs } from './openapi/route-docs';
 
 export interface DrillsRouterOptions {

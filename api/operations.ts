@@ -54,7 +54,7 @@ import { rpoBreachWarning, rpoNow } from './rpo';
 import { executeUpdateSurely } from '../requests/update-retry';
 import { protectionStatus } from './domain-protection';
 import { latestDomainRunbook, latestRpoTargetSeconds } from '../runbooks/domain-retention';
-import { badRequest, conflict, notFound, ProblemError } from './problem';
+import { badRequest, conflict, notFound, parseBody, ProblemError } from './problem';
 import { OperationLinks, OperationStarted } from './openapi/answers';
 import { routeDocs, type RouteDoc } from './openapi/route-docs';
 
@@ -176,17 +176,6 @@ const OperationStatus = OperationLinks.extend({
   closedAt: z.string().nullable(),
   progressUnavailable: z.string().optional().describe('why the progress could not be asked (no orchestration worker answering)'),
 });
-
-export function parseBody<T>(schema: z.ZodType<T>, req: Request): T {
-  if (req.body === undefined) throw new ProblemError({ title: 'Unsupported media type', status: 415, detail: 'send the request body as application/json' });
-  const parsed = schema.safeParse(req.body);
-  if (!parsed.success) {
-    throw badRequest('the request body is invalid', {
-      errors: parsed.error.issues.map((i) => ({ path: i.path.join('.') || '(body)', message: i.message })),
-    });
-  }
-  return parsed.data;
-}
 
 export function domainParam(req: Request): string {
   const domain = String(req.params.domain);

@@ -3,8 +3,7 @@ import express, { type Router } from 'express';
 import { z } from 'zod';
 import { InflatesTooLarge, MAX_INFLATED_BYTES, PayloadCompression } from '../common/payload-compression';
 import { routeDocs } from './openapi/route-docs';
-import { parseBody } from './operations';
-import { badRequest, ProblemError } from './problem';
+import { badRequest, parseBody, ProblemError } from './problem';
 
 /** A payload as the Temporal Web UI and CLI send it to a remote codec: protobuf's JSON, bytes in base64. */
 const JsonPayload = z.object({

@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import { isGrpcServiceError, ServiceError } from '@temporalio/client';
-import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
+import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
 import { isS3Unavailable } from '../common/s3';
 import { z } from 'zod';
 import { RequestRefused } from '../requests/desk';
@@ -80,4 +80,16 @@ export function errorHandler(log: { error: (obj: object, msg: string) => void })
     log.error({ err: error, method: req.method, path: req.path }, 'unhandled API error');
     sendProblem(res, { title: 'Internal server error', status: 500, detail: 'the server failed; see its log' });
   };
+}
+
+/** The request's JSON body validated by `schema`: 415 when it is not JSON, 400 naming each bad field. */
+export function parseBody<T>(schema: z.ZodType<T>, req: Request): T {
+  if (req.body === undefined) throw new ProblemError({ title: 'Unsupported media type', status: 415, detail: 'send the request body as application/json' });
+  const parsed = schema.safeParse(req.body);
+  if (!parsed.success) {
+    throw badRequest('the request body is invalid', {
+      errors: parsed.error.issues.map((i) => ({ path: i.path.join('.') || '(body)', message: i.message })),
+    });
+  }
+  return parsed.data;
 }

@@ -19,8 +19,8 @@ import { formatDuration } from '../runbooks/units';
 import { restorePointNowUpdate } from '../workflows/protect';
 import { protectionWorkflowId } from '../workflows/workflow-ids';
 import { principalName, requireRole } from './auth';
-import { domainParam, parseBody } from './operations';
-import { badRequest, conflict, notFound } from './problem';
+import { domainParam } from './operations';
+import { badRequest, conflict, notFound, parseBody } from './problem';
 import { routeDocs } from './openapi/route-docs';
 
 export interface RestorePointsRouterOptions {

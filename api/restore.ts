@@ -6,8 +6,8 @@ import { Ownership } from '../datapath/ownership';
 import { manifestSchema, parseRecord, restorePointSchema, type Manifest } from '../datapath/records';
 import type { RestoreInput } from '../workflows/restore-messages';
 import { principalName, requireRole } from './auth';
-import { DOMAIN, domainParam, operationDesk, parseBody, pointInTimeOf, PointInTimeRequest, RunbookRef, startsOperation, type OperationsRouterOptions } from './operations';
-import { badRequest, conflict } from './problem';
+import { DOMAIN, domainParam, operationDesk, pointInTimeOf, PointInTimeRequest, RunbookRef, startsOperation, type OperationsRouterOptions } from './operations';
+import { badRequest, conflict, parseBody } from './problem';
 import { routeDocs } from './openapi/route-docs';
 import { someNames } from '../workflows/listing';
 

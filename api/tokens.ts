@@ -15,8 +15,7 @@ import type { ObjectStore } from '../datapath/object-store';
 import { generateToken, hashToken, principalName, requireRole, ROLES, TOKEN_NAME, TokenName, type Principal, type TokenFile, type TokenLookup } from './auth';
 import { routeDocs } from './openapi/route-docs';
 import { noteAuditTarget } from './request-context';
-import { parseBody } from './operations';
-import { badRequest, conflict, notFound } from './problem';
+import { badRequest, conflict, notFound, parseBody } from './problem';
 
 /** A token's last use is written at most this often per API process: a request never waits for it. */
 const LAST_USE_EVERY_MS = 60_000;
