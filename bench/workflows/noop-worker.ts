@@ -12,6 +12,7 @@ import { inBatches } from '../../activities/vm-batches';
 import { RUNBOOK_PAGE_CHARS } from '../../activities/runbook-pages';
 import type { NoopActivities } from './noop-failover';
 import { dataConverter } from '../../common/payload-compression';
+import { WORKFLOW_BUNDLER_OPTIONS } from '../../worker/workflow-code';
 
 export const NOOP_ORCHESTRATION_TASK_QUEUE = 'bench-noop-orchestration';
 
@@ -60,6 +61,8 @@ async function main(): Promise<void> {
         namespace: 'default',
         taskQueue: NOOP_ORCHESTRATION_TASK_QUEUE,
         workflowsPath: require.resolve('./noop-failover'),
+        // Compiled as the product's workflows are: the DAG it is compared with pays no other price.
+        bundlerOptions: WORKFLOW_BUNDLER_OPTIONS,
         activities: { readRunbookPage },
         dataConverter,
       });
