@@ -22,7 +22,7 @@ import { parseDuration } from '../runbooks/units';
 import { validateRunbookAgainstSite } from '../runbooks/validate';
 import { DeskBusy, loadDomainRunbook, offeredByRunbook, offeredNow, requireAllowed as requireAllowedNow, requireRecoverySite, shownConflict, startThroughDesk } from '../requests/desk';
 import { drillRequest } from '../requests/drill';
-import { deskRefusal, domainOperationsQuery, drillGivesWayUpdate, type DomainOperationsState, type OperationRecord, type OperationRequest } from '../workflows/domain-operations';
+import { deskRefusal, domainOperationsQuery, drillGivesWayUpdate, type DomainOperationsState, type OperationRecord, type OperationRequest, type SizedByRunbook } from '../workflows/domain-operations';
 import { COMPLETION_REFUSED, completeContinuousFailoverUpdate, type CompletionRequest, type ContinuousFailoverInput } from '../workflows/continuous-failover-messages';
 import { ORCHESTRATION_TASK_QUEUE } from '../workflows/task-queues';
 import type { FailoverInput } from '../workflows/failover-messages';
@@ -209,7 +209,7 @@ export function operationDesk({ client, runbooks, store, log, webUiUrl }: Pick<O
   }
 
   /** Starts the operation through the domain's desk and answers 202 with where to follow it; `shown` is echoed in the log and the answer. */
-  async function startAndAnswer(res: express.Response, domain: string, request: OperationRequest, shown: Record<string, unknown>) {
+  async function startAndAnswer(res: express.Response, domain: string, request: OperationRequest & SizedByRunbook, shown: Record<string, unknown>) {
     const started = await startOperation(domain, { ...request, ...(res.req.requestId ? { requestId: res.req.requestId } : {}) });
     noteAuditTarget(res, { operation: started.workflowId });
     const drillGivingWay = started.drillGivingWay ? { drillGivingWay: links(started.drillGivingWay) } : {};
@@ -277,7 +277,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     await startAndAnswer(
       res,
       domain,
-      { operation: 'power-on', requestedBy: principalName(req), summary: `Power on ${domain} at ${site} by runbook ${body.runbook} v${version}, requested by ${principalName(req)}`, input },
+      { operation: 'power-on', requestedBy: principalName(req), summary: `Power on ${domain} at ${site} by runbook ${body.runbook} v${version}, requested by ${principalName(req)}`, input, vms: runbook.spec.vms.length },
       { runbook: { name: body.runbook, version } },
     );
   });
@@ -315,7 +315,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     await startAndAnswer(
       res,
       domain,
-      { operation: 'failover', requestedBy: principalName(req), summary, input },
+      { operation: 'failover', requestedBy: principalName(req), summary, input, vms: runbook.spec.vms.length },
       { type: body.type, runbook: { name: runbook.metadata.name, version }, ...(body.commit ? { commit: body.commit } : {}), ...(body.continuousFailback ? { continuousFailback: true } : {}) },
     );
   });
@@ -330,7 +330,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     const input: ContinuousFailoverInput = { domain, runbook: { name: runbook.metadata.name }, runbookVersion: version, requestedBy: principalName(req), declaredAt: Date.now() };
     const { primary } = runbook.spec.sites;
     const summary = `Continuous failover of ${domain}: a copy at ${recovery} follows ${primary} until completed, by runbook ${runbook.metadata.name} v${version}, requested by ${principalName(req)}`;
-    await startAndAnswer(res, domain, { operation: 'continuous-failover', requestedBy: principalName(req), summary, input }, { runbook: { name: runbook.metadata.name, version } });
+    await startAndAnswer(res, domain, { operation: 'continuous-failover', requestedBy: principalName(req), summary, input, vms: runbook.spec.vms.length }, { runbook: { name: runbook.metadata.name, version } });
   });
 
   doc.post('/domains/:domain/continuous-failback', startsOperation('Start a continuous failback: the primary follows until a failback completes it (docs/continuous-failback.md)', ContinuousFailbackRequest));
@@ -342,7 +342,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     const input: ContinuousFailbackInput = { domain, runbook: { name: runbook.metadata.name }, runbookVersion: version, requestedBy: principalName(req), declaredAt: Date.now() };
     const { primary, recovery } = runbook.spec.sites;
     const summary = `Continuous failback of ${domain}: the original disks at ${primary} follow ${recovery} until failback, by runbook ${runbook.metadata.name} v${version}, requested by ${principalName(req)}`;
-    await startAndAnswer(res, domain, { operation: 'continuous-failback', requestedBy: principalName(req), summary, input }, { runbook: { name: runbook.metadata.name, version } });
+    await startAndAnswer(res, domain, { operation: 'continuous-failback', requestedBy: principalName(req), summary, input, vms: runbook.spec.vms.length }, { runbook: { name: runbook.metadata.name, version } });
   });
 
   /**
@@ -401,7 +401,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     };
     const { primary, recovery } = runbook.spec.sites;
     const summary = `${body.type === 'forced' ? 'Forced' : 'Planned'} failback of ${domain} from ${recovery} to ${primary} by runbook ${runbook.metadata.name} v${version}, requested by ${principalName(req)}`;
-    await startAndAnswer(res, domain, { operation: 'failback', requestedBy: principalName(req), summary, input }, { type: body.type, runbook: { name: runbook.metadata.name, version } });
+    await startAndAnswer(res, domain, { operation: 'failback', requestedBy: principalName(req), summary, input, vms: runbook.spec.vms.length }, { type: body.type, runbook: { name: runbook.metadata.name, version } });
   });
 
   /**
@@ -468,7 +468,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
     await startAndAnswer(
       res,
       domain,
-      { operation: 'permanent-failover', requestedBy, summary, input },
+      { operation: 'permanent-failover', requestedBy, summary, input, vms: failedOverBy.runbook.spec.vms.length },
       { runbook: { name: failedOverBy.runbook.metadata.name, version: failedOverBy.version }, newPrimary: newDirection.primary, newRecoverySite: newDirection.recovery ?? null, retiredSite: primary },
     );
   });
@@ -491,7 +491,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
       declaredAt: Date.now(),
     };
     const summary = `Resolve the split-brain of ${domain}: ${body.action} ${someNames(open.vms)} at ${open.site} (running there since ${new Date(open.since).toISOString()} while ${open.owner.site} owns it), requested by ${principalName(req)}`;
-    await startAndAnswer(res, domain, { operation: 'resolve-conflict', requestedBy: principalName(req), summary, input }, { action: body.action, conflict: shownConflict(open) });
+    await startAndAnswer(res, domain, { operation: 'resolve-conflict', requestedBy: principalName(req), summary, input, vms: runbook.spec.vms.length }, { action: body.action, conflict: shownConflict(open) });
   });
 
   doc.post('/domains/:domain/drill', startsOperation('Drill the domain: bring up a copy at the recovery site in an isolated network, check it, clean it up (docs/drill.md)', DrillRequest));

@@ -49,7 +49,7 @@ export function restoreRouter(options: Pick<OperationsRouterOptions, 'client' | 
     const input: RestoreInput = { domain, site, runbook: { name: runbook.metadata.name }, runbookVersion: version, pointInTime, ...(body.vms ? { vms: body.vms } : {}), confirm: body.confirm, requestedBy: principalName(req), declaredAt: Date.now() };
     const point = 'restorePoint' in pointInTime ? `restore point ${pointInTime.restorePoint}` : new Date(pointInTime.at).toISOString();
     const summary = `Restore of ${body.vms ? someNames(body.vms) : domain} at ${site} to ${point} by runbook ${runbook.metadata.name} v${version}, requested by ${principalName(req)}`;
-    await startAndAnswer(res, domain, { operation: 'restore', requestedBy: principalName(req), summary, input }, { site, pointInTime: body.pointInTime, vms: body.vms ?? 'all', runbook: { name: runbook.metadata.name, version } });
+    await startAndAnswer(res, domain, { operation: 'restore', requestedBy: principalName(req), summary, input, vms: runbook.spec.vms.length }, { site, pointInTime: body.pointInTime, vms: body.vms ?? 'all', runbook: { name: runbook.metadata.name, version } });
   });
 
   /** The site that owns the domain, which must be the one the domain's status says it runs at (and the one asked for). */

@@ -1,7 +1,7 @@
 import type { ObjectStore } from '../datapath/object-store';
 import type { RunbookStore } from '../runbooks/store';
 import { parseDuration } from '../runbooks/units';
-import type { OperationRequest } from '../workflows/domain-operations';
+import type { OperationRequest, SizedByRunbook } from '../workflows/domain-operations';
 import type { DrillInput } from '../workflows/drill-messages';
 import { loadDomainRunbook, requireAllowed, requireRecoverySite, RequestRefused, type RunbookRef } from './desk';
 
@@ -35,7 +35,7 @@ export async function drillRequest(
   deps: { runbooks: RunbookStore; store: ObjectStore },
   domain: string,
   asked: DrillAsked,
-): Promise<{ request: OperationRequest; runbook: { name: string; version: number } }> {
+): Promise<{ request: OperationRequest & SizedByRunbook; runbook: { name: string; version: number } }> {
   await requireAllowed(deps.store, domain, 'drill');
   const { runbook, version, recovery } = await drillableRunbook(deps.runbooks, domain, { runbook: asked.runbook ?? domain, ...(asked.version ? { version: asked.version } : {}) });
   const keepFor = asked.keepFor ?? '0s';
@@ -49,5 +49,5 @@ export async function drillRequest(
     ...(asked.pointInTime ? { pointInTime: asked.pointInTime } : {}),
   };
   const summary = `Drill of ${domain} at ${recovery} on its test networks by runbook ${runbook.metadata.name} v${version}, kept ${keepFor} after its checks, requested by ${asked.requestedBy}`;
-  return { request: { operation: 'drill', requestedBy: asked.requestedBy, summary, input }, runbook: { name: runbook.metadata.name, version } };
+  return { request: { operation: 'drill', requestedBy: asked.requestedBy, summary, input, vms: runbook.spec.vms.length }, runbook: { name: runbook.metadata.name, version } };
 }

@@ -23,6 +23,7 @@ import { failureMessage } from './failure-policy';
 import { OPERATION_ABORTED, type FollowUp, type OperationOutcome, type OperationReport } from './operation-messages';
 import { DR_DOMAIN, DR_OPERATION } from './search-attributes';
 import { ORCHESTRATION_TASK_QUEUE } from './task-queues';
+import { operationTaskTimeoutMs } from './task-timeout';
 import { domainOperationsWorkflowId, operationWorkflowId, type OperationKind } from './workflow-ids';
 
 /**
@@ -52,7 +53,12 @@ export interface OperationRequest {
   input: unknown;
   /** The API call's request id: the operation's memo keeps it, linking its Web UI history to its audit record. */
   requestId?: string;
+  /** The VMs of the runbook the operation goes by: they size its workflow task timeout (`operationTaskTimeoutMs`). */
+  vms?: number;
 }
+
+/** A request as the API makes it: sized by the runbook it names. */
+export type SizedByRunbook = Required<Pick<OperationRequest, 'vms'>>;
 
 export interface OperationRecord {
   workflowId: string;
@@ -179,13 +185,14 @@ export async function domainOperations(state: DomainOperationsState): Promise<ne
           parentClosePolicy: ParentClosePolicy.ABANDON,
           staticSummary: request.summary,
           ...(request.requestId ? { memo: { requestId: request.requestId } } : {}),
+          ...(request.vms ? { workflowTaskTimeout: operationTaskTimeoutMs(request.vms) } : {}),
         }),
       );
     } catch (error) {
       state[slot] = undefined;
       throw error;
     }
-    void watch(slot, child);
+    void watch(slot, child, request.vms);
     if (drillInTheWay) record.drillGivingWay = await giveWay(drillInTheWay, workflowId);
     return record;
   };
@@ -199,8 +206,8 @@ export async function domainOperations(state: DomainOperationsState): Promise<ne
     return drill.workflowId;
   }
 
-  /** Records how the operation in `slot` ended, and starts the operation it asked to be followed by. */
-  async function watch(slot: 'running' | 'drill', child: ChildWorkflowHandle<OperationWorkflow>): Promise<void> {
+  /** Records how the operation in `slot` ended, and starts the operation it asked to be followed by (over the same `vms`). */
+  async function watch(slot: 'running' | 'drill', child: ChildWorkflowHandle<OperationWorkflow>, vms: number | undefined): Promise<void> {
     let end: Pick<OperationRecord, 'outcome' | 'failure' | 'report'>;
     let next: FollowUp | undefined;
     try {
@@ -213,7 +220,7 @@ export async function domainOperations(state: DomainOperationsState): Promise<ne
     const ended: OperationRecord = { ...state[slot]!, endedAt: new Date(workflowNow()).toISOString(), ...end };
     state.recent = [ended, ...state.recent].slice(0, RECENT_KEPT);
     state[slot] = undefined;
-    if (next) await startFollowUp(next, ended);
+    if (next) await startFollowUp(next, ended, vms);
   }
 
   setHandler(domainOperationsQuery, () => state);
@@ -245,9 +252,9 @@ export async function domainOperations(state: DomainOperationsState): Promise<ne
   return continueAsNew<typeof domainOperations>(state);
 
   /** A follow-up that cannot start (e.g. its workflow id is taken) is recorded as aborted; the desk goes on. */
-  async function startFollowUp(next: FollowUp, after: OperationRecord): Promise<void> {
+  async function startFollowUp(next: FollowUp, after: OperationRecord, vms: number | undefined): Promise<void> {
     try {
-      await start({ ...next, requestedBy: after.requestedBy });
+      await start({ ...next, requestedBy: after.requestedBy, ...(vms ? { vms } : {}) });
     } catch (error) {
       const failed: OperationRecord = { workflowId: `${next.operation} after ${after.workflowId}`, operation: next.operation, requestedBy: after.requestedBy, startedAt: new Date(workflowNow()).toISOString(), endedAt: new Date(workflowNow()).toISOString(), outcome: 'aborted', failure: failureMessage(error) };
       state.recent = [failed, ...state.recent].slice(0, RECENT_KEPT);

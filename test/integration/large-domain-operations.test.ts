@@ -32,6 +32,7 @@ import type { SiteService } from '../../sites/launch';
 import { useTestApi, useTestbed, type ApiPrincipal } from '../harness/testbed';
 import { apiCalls } from '../harness/api-calls';
 import { dataConverter } from '../../common/payload-compression';
+import { operationTaskTimeoutMs } from '../../workflows/task-timeout';
 
 const VMS = atChaosSize(10_000, 1_200);
 const bench: BenchDomain = { domain: 'large', primary: 'primary', recovery: 'recovery', vms: VMS };
@@ -143,12 +144,15 @@ describe(`a large domain of ${VMS} VMs: a drill, a forced failover, a split-brai
     const bytes = await historyBytesByKind(stack.client, workflowId);
     const mib = (n: number) => `${(n / 1024 / 1024).toFixed(2)} MiB`;
     t.diagnostic(`${operation}: its own history's payloads ${mib(bytes.reduce((sum, k) => sum + k.bytes, 0))}, largest: ${bytes.slice(0, 6).map((k) => `${k.kind} ×${k.events} ${mib(k.bytes)}`).join(', ')}`);
-    // What a worker that took the operation over after a crash replays before it can go on (a workflow task has 10 s).
+    // What a worker that took the operation over after a crash replays within one workflow task, whose timeout the API sized by the runbook's VMs.
+    const { raw } = await stack.client.workflow.getHandle(workflowId).describe();
+    const taskTimeoutSeconds = Number(raw.executionConfig?.defaultWorkflowTaskTimeout?.seconds);
+    assert.equal(taskTimeoutSeconds, operationTaskTimeoutMs(VMS) / 1000, `the ${operation}'s workflow task timeout is sized by its ${VMS} VMs`);
     const readStarted = Date.now();
     const events = await historyEvents(stack.client, workflowId);
     const replayStarted = Date.now();
     await Worker.runReplayHistory({ ...workflowCode(), dataConverter }, { events }, workflowId);
-    t.diagnostic(`${operation}: its own history read in ${((replayStarted - readStarted) / 1000).toFixed(1)} s (pages of 10 events), replayed in ${((Date.now() - replayStarted) / 1000).toFixed(1)} s`);
+    t.diagnostic(`${operation}: its own history read in ${((replayStarted - readStarted) / 1000).toFixed(1)} s (pages of 10 events), replayed in ${((Date.now() - replayStarted) / 1000).toFixed(1)} s, of a workflow task timeout of ${taskTimeoutSeconds} s`);
     // Some 10 events per VM of a batch at most; the operation's own history by batches of VMs.
     assert.ok(largest[0].events < 10_000, `no history near Temporal's 51,200 events: ${largest[0].id} has ${largest[0].events}`);
   }

@@ -130,18 +130,22 @@ describe('continuous failback (stub sites)', () => {
     await assert.rejects(handle.result(), (error: unknown) => error instanceof WorkflowFailedError && error.cause instanceof CancelledFailure);
   });
 
-  it('a planned failover that asks for it is followed by a continuous failback, started by the domain desk', async () => {
+  it('a planned failover that asks for it is followed by a continuous failback, started by the domain desk with the same workflow task timeout', async () => {
     const domain = newStubDomain(t, 'desk', vmNames);
     const desk = await t.client.workflow.start(domainOperations, deskStartOptions(domain));
     const input = { ...failoverInput(domain, 'planned'), continuousFailback: true };
     storedRunbook(t, domain); // the continuous failback that follows names the runbook the failover ran by
-    await desk.executeUpdate(startOperationUpdate, { args: [{ operation: 'failover', requestedBy: 'dr-lead', summary: 'planned failover with a continuous failback', input }] });
+    // Sized as a runbook of 10,000 VMs: both operations may take 40 s to replay (workflows/task-timeout.ts).
+    await desk.executeUpdate(startOperationUpdate, { args: [{ operation: 'failover', requestedBy: 'dr-lead', summary: 'planned failover with a continuous failback', input, vms: 10_000 }] });
     await waitFor('the continuous failback running', async () => (await desk.query(domainOperationsQuery)).running?.operation === 'continuous-failback');
     const state = await desk.query(domainOperationsQuery);
     assert.equal(state.recent[0]?.operation, 'failover');
     assert.equal(state.recent[0]?.outcome, 'succeeded');
     assert.equal(state.running?.requestedBy, 'dr-lead', 'by whoever asked for the failover');
     const running = t.client.workflow.getHandle(state.running.workflowId);
+    const taskTimeoutSeconds = async (workflowId: string) => Number((await t.client.workflow.getHandle(workflowId).describe()).raw.executionConfig?.defaultWorkflowTaskTimeout?.seconds);
+    assert.equal(await taskTimeoutSeconds(state.recent[0].workflowId), 40, "the failover's workflow task timeout is sized by its runbook's VMs");
+    assert.equal(await taskTimeoutSeconds(state.running.workflowId), 40, 'the continuous failback that follows it has the same');
     await waitFor('the caught-up mode', () => t.sites.domain(domain).status?.mode === 'Continuous Failback in Progress');
     await running.executeUpdate(completeContinuousFailbackUpdate, { args: [planned()] });
     await waitFor('the desk idle again', async () => (await desk.query(domainOperationsQuery)).running === undefined);

@@ -1,4 +1,4 @@
-import { ApplicationFailure, condition, executeChild, isCancellation, ParentClosePolicy, setHandler } from '@temporalio/workflow';
+import { ApplicationFailure, condition, executeChild, isCancellation, ParentClosePolicy, setHandler, workflowInfo } from '@temporalio/workflow';
 import { workflowNow } from '../clock';
 import { COMMIT_REFUSED, decideCommitUpdate, describeCommitWindow, type CommitPolicy, type CommitRequest, type CommitWindowStatus } from '../commit-window-messages';
 import type { failback } from '../failback';
@@ -65,6 +65,8 @@ async function rollBack(op: Operation, status: CommitWindowStatus, requestedBy: 
       args: [input],
       // Terminating the failover asks the rollback to stop, and it undoes what it did.
       parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+      // It replays as much as the failover it undoes.
+      workflowTaskTimeout: workflowInfo().taskTimeoutMs,
       staticSummary: `Rollback of the ${op.title()}: planned failback of ${op.domain} from ${op.to} to ${op.from}, requested by ${requestedBy}`,
     });
     status.state = 'rolled back';
