@@ -2,12 +2,12 @@
  * `npm run bench -- operation-replay`: how long a worker that takes a large operation over replays
  * its history, the time it has for that being the operation's workflow task timeout
  * (workflows/task-timeout.ts). A drill and a forced failover of BENCH_REPLAY_VMS VMs (10,000 by
- * default) run to the end against stub sites (test/harness/stub-sites.ts: the same histories as
- * real sites, in a fraction of the time), then each history is replayed by the workflow code as
- * the product compiles it and as the SDK compiles it by default, interleaved (A B A B A B), each
- * replay on a bundle loaded before it is timed. Writes bench/results/operation-replay.json: per
- * history, both medians with min and max, their ratio, and the product's median against the task
- * timeout the operation has.
+ * default: the workflow tier's fixture runbook grown to that size) run to the end against stub
+ * sites (test/harness/stub-sites.ts: the same histories as real sites, in a fraction of the time),
+ * then each history is replayed by the workflow code as the product compiles it and as the SDK
+ * compiles it by default, interleaved (A B A B A B), each replay on a bundle loaded before it is
+ * timed. Writes bench/results/operation-replay.json: per history, both medians with min and max,
+ * their ratio, and the product's median against the task timeout the operation has.
  */
 import { bundleWorkflowCode, DefaultLogger, Worker } from '@temporalio/worker';
 import type { temporal } from '@temporalio/proto';
@@ -18,7 +18,9 @@ import { drill } from '../workflows/drill';
 import { failover } from '../workflows/failover';
 import { operationTaskTimeoutMs } from '../workflows/task-timeout';
 import { ORCHESTRATION_TASK_QUEUE } from '../workflows/task-queues';
-import { PRIMARY, RECOVERY, newStubDomain, startWorkflowEnv, type WorkflowEnv } from '../test/harness/workflow-env';
+import { runbookYaml, vmNames } from '../test/fixtures/workflow-runbooks';
+import { newStubDomain, startWorkflowEnv, type WorkflowEnv } from '../test/harness/workflow-env';
+import { validateRunbook } from '../runbooks/validate';
 import { historyEvents, round2, spread, timed } from './measure';
 import { reportBenchResults } from './results-file';
 
@@ -26,45 +28,28 @@ const VMS = Number(process.env.BENCH_REPLAY_VMS ?? 10_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const WORKFLOWS = path.join(__dirname, '../workflows/index.ts');
 
-/** The domain's VMs at the stub primary: one database VM, the rest in the app tier. */
-const domainVms = (domain: string) => [`${domain}-db-1`, ...Array.from({ length: VMS - 1 }, (_, i) => `${domain}-app-${i + 1}`)];
+/** The domain's VMs at the stub primary: the fixture runbook's three, and the rest in its app tier. */
+const domainVms = (domain: string) => [...vmNames(domain), ...Array.from({ length: VMS - 3 }, (_, i) => `${domain}-app-${i + 3}`)];
 
-/** A two-tier runbook of the domain's VMs, with test networks and a check of each VM of the app tier, as a drill runs it. */
-function runbookYaml(domain: string): string {
-  const [db, ...apps] = domainVms(domain);
-  return `apiVersion: dr.example.io/v1alpha1
-kind: Runbook
-metadata:
-  name: ${domain}
-spec:
-  protectedDomain: ${domain}
-  sites: { primary: ${PRIMARY}, recovery: ${RECOVERY} }
-  placement: { datacenter: dc-b, cluster: cluster-b1, datastore: ds-b }
-  networkMapping:
-    - { source: prod-db, target: dr-db }
-    - { source: prod-app, target: dr-app }
-  testNetworkMapping:
+/** The fixture runbook over all the domain's VMs, with test networks and a check of every VM of the app tier, as a drill runs it. */
+function runbookText(domain: string): string {
+  const [db] = vmNames(domain);
+  const checked = validateRunbook(`${runbookYaml(domain)}  testNetworkMapping:
     - { source: dr-db, target: test-db }
     - { source: dr-app, target: test-app }
   checks:
     - { name: db-port, type: tcp, vm: ${db}, port: 5432, timeout: 5s }
     - { name: app-health, type: http, group: app, port: 8080, path: /health, timeout: 5s }
-  vms:
-${[db, ...apps].map((vm) => `    - name: ${vm}`).join('\n')}
-  rocva:
-    networks: { externalReplication: dr-replication, internal: dr-rocva-internal, management: dr-management }
-  primaryShutdown: { timeout: 10s, onTimeout: powerOff }
-  protection: { restorePointInterval: 1h, protectionWindow: 1d }
-  powerOn:
-    groups:
-      - name: database
-        vms:
-          - { name: ${db} }
-      - name: app
-        dependsOn: [database]
-        vms:
-${apps.map((vm) => `          - { name: ${vm} }`).join('\n')}
-`;
+`);
+  if (!checked.runbook) throw new Error(`the bench's runbook does not validate: ${JSON.stringify(checked.errors)}`);
+  const { spec } = checked.runbook;
+  const app = spec.powerOn.groups.find((g) => g.name === 'app')!;
+  for (const name of domainVms(domain).slice(3)) {
+    spec.vms.push({ ...spec.vms[1], name });
+    app.vms.push({ ...app.vms[0], name });
+  }
+  // JSON is YAML: the runbook store keeps it as it is.
+  return JSON.stringify(checked.runbook);
 }
 
 interface Recorded {
@@ -76,7 +61,7 @@ interface Recorded {
 
 async function record(t: WorkflowEnv, operation: 'drill' | 'failover'): Promise<Recorded> {
   const domain = newStubDomain(t, `replay-${operation}`, domainVms);
-  t.runbooks.put(domain, 1, runbookYaml(domain));
+  t.runbooks.put(domain, 1, runbookText(domain));
   const workflowId = `${operation}/${domain}/bench`;
   const common = { domain, runbook: { name: domain }, runbookVersion: 1, requestedBy: 'bench', declaredAt: Date.now() };
   const options = { taskQueue: ORCHESTRATION_TASK_QUEUE, workflowId };
