@@ -18,10 +18,11 @@ import { cancelsRequestedBy, progressOf } from './operation-sweep';
 
 const t = useWorkflowEnv();
 
-function startFailover(domain: string, commit: CommitPolicy, type: HandoverType = 'planned'): Promise<WorkflowHandle<typeof failover>> {
+function startFailover(domain: string, commit: CommitPolicy, type: HandoverType = 'planned', workflowTaskTimeout?: string): Promise<WorkflowHandle<typeof failover>> {
   return t.client.workflow.start(failover, {
     taskQueue: ORCHESTRATION_TASK_QUEUE,
     workflowId: `failover/${domain}/test`,
+    ...(workflowTaskTimeout ? { workflowTaskTimeout } : {}),
     // Named, as the API starts it: a rollback's failback names the runbook too.
     args: [{ ...failoverInput(domain, type), runbook: storedRunbook(t, domain), commit }],
   });
@@ -56,12 +57,15 @@ describe('failover commit window (stub sites)', () => {
     assert.equal(t.sites.domain(domain).owner, RECOVERY);
   });
 
-  it('rolls back by itself when the window ends with then: rollback, by a planned failback that takes the delta', async () => {
+  it('rolls back by itself when the window ends with then: rollback, by a planned failback that takes the delta and has the failover\'s task timeout', async () => {
     const domain = newStubDomain(t, 'rollback-policy', vmNames);
-    const handle = await startFailover(domain, { afterMs: 1_000, then: 'rollback' });
+    // As the API starts the failover of a domain of 10,000 VMs (workflows/task-timeout.ts).
+    const handle = await startFailover(domain, { afterMs: 1_000, then: 'rollback' }, 'planned', '40 seconds');
     const report = await handle.result();
     assert.equal(report.commitWindow?.state, 'rolled back', JSON.stringify(report.commitWindow));
     assert.match(report.commitWindow.rollback?.workflowId ?? '', new RegExp(`^failback/${domain}/`));
+    const rollback = await t.client.workflow.getHandle(report.commitWindow.rollback!.workflowId).describe();
+    assert.equal(Number(rollback.raw.executionConfig?.defaultWorkflowTaskTimeout?.seconds), 40, 'the rollback replays as much as the failover, and has as long for it');
     assert.equal(report.commitWindow.rollback?.rpoMs, 0, 'a planned failover rolls back with nothing lost');
     assert.equal(report.commitWindow.rollback?.rehydration?.kind, 'delta');
     assertRolledBack(domain);
