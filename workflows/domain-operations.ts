@@ -227,6 +227,8 @@ export async function domainOperations(state: DomainOperationsState): Promise<ne
   setHandler(startOperationUpdate, start, {
     validator: (request: OperationRequest) => {
       if (!(request.operation in OPERATION_WORKFLOW_TYPES)) throw new Error(`unknown operation "${String(request.operation)}"`);
+      // Refused here, leaving no trace: a start with a timeout of NaN would fail inside the desk's workflow task.
+      if (request.vms !== undefined && !(Number.isInteger(request.vms) && request.vms >= 0)) throw new Error(`vms must be the runbook's number of VMs, not ${String(request.vms)}`);
       const refusing = deskRefusal(state, request.operation);
       if (refusing) {
         throw ApplicationFailure.create({

@@ -30,3 +30,9 @@ export async function replayClosedHistories(client: Client, workflowTypes: strin
   }
   return replayed;
 }
+
+/** The workflow task timeout a workflow was started with, in seconds: how long a worker taking it over has to replay it. */
+export async function workflowTaskTimeoutSeconds(client: Client, workflowId: string): Promise<number> {
+  const { raw } = await client.workflow.getHandle(workflowId).describe();
+  return Number(raw.executionConfig?.defaultWorkflowTaskTimeout?.seconds);
+}

@@ -34,6 +34,7 @@ import type { SiteService } from '../../sites/launch';
 import { useTestApi, useTestbed, type ApiPrincipal } from '../harness/testbed';
 import { apiCalls } from '../harness/api-calls';
 import { dataConverter } from '../../common/payload-compression';
+import { workflowTaskTimeoutSeconds } from '../harness/histories';
 import { operationTaskTimeoutMs } from '../../workflows/task-timeout';
 import { Ownership } from '../../datapath/ownership';
 import { protectStatusQuery, restorePointNowUpdate } from '../../workflows/protect';
@@ -151,8 +152,7 @@ describe(`a large domain of ${VMS} VMs: a drill, a forced failover, a split-brai
     const mib = (n: number) => `${(n / 1024 / 1024).toFixed(2)} MiB`;
     t.diagnostic(`${operation}: its own history's payloads ${mib(bytes.reduce((sum, k) => sum + k.bytes, 0))}, largest: ${bytes.slice(0, 6).map((k) => `${k.kind} ×${k.events} ${mib(k.bytes)}`).join(', ')}`);
     // What a worker that took the operation over after a crash replays within one workflow task, whose timeout the API sized by the runbook's VMs.
-    const { raw } = await stack.client.workflow.getHandle(workflowId).describe();
-    const taskTimeoutSeconds = Number(raw.executionConfig?.defaultWorkflowTaskTimeout?.seconds);
+    const taskTimeoutSeconds = await workflowTaskTimeoutSeconds(stack.client, workflowId);
     assert.equal(taskTimeoutSeconds, operationTaskTimeoutMs(VMS) / 1000, `the ${operation}'s workflow task timeout is sized by its ${VMS} VMs`);
     const readStarted = Date.now();
     const events = await historyEvents(stack.client, workflowId);

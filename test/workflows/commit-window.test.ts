@@ -14,6 +14,7 @@ import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/task-queues';
 import { protectionWorkflowId } from '../../workflows/workflow-ids';
 import { failoverInput, storedRunbook, vmNames } from '../fixtures/workflow-runbooks';
 import { PRIMARY, RECOVERY, newStubDomain, useWorkflowEnv } from '../harness/workflow-env';
+import { workflowTaskTimeoutSeconds } from '../harness/histories';
 import { cancelsRequestedBy, progressOf } from './operation-sweep';
 
 const t = useWorkflowEnv();
@@ -64,8 +65,7 @@ describe('failover commit window (stub sites)', () => {
     const report = await handle.result();
     assert.equal(report.commitWindow?.state, 'rolled back', JSON.stringify(report.commitWindow));
     assert.match(report.commitWindow.rollback?.workflowId ?? '', new RegExp(`^failback/${domain}/`));
-    const rollback = await t.client.workflow.getHandle(report.commitWindow.rollback!.workflowId).describe();
-    assert.equal(Number(rollback.raw.executionConfig?.defaultWorkflowTaskTimeout?.seconds), 40, 'the rollback replays as much as the failover, and has as long for it');
+    assert.equal(await workflowTaskTimeoutSeconds(t.client, report.commitWindow.rollback!.workflowId), 40, 'the rollback replays as much as the failover, and has as long for it');
     assert.equal(report.commitWindow.rollback?.rpoMs, 0, 'a planned failover rolls back with nothing lost');
     assert.equal(report.commitWindow.rollback?.rehydration?.kind, 'delta');
     assertRolledBack(domain);

@@ -19,6 +19,7 @@ import { failoverInput, storedRunbook, vmNames } from '../fixtures/workflow-runb
 import { PRIMARY, RECOVERY, newStubDomain, useWorkflowEnv } from '../harness/workflow-env';
 import { argOf, callsOfOperation, progressOf } from './operation-sweep';
 import { assertOriginalsKept, originalsAt, type Originals } from './primary-originals';
+import { workflowTaskTimeoutSeconds } from '../harness/histories';
 
 const t = useWorkflowEnv();
 
@@ -143,9 +144,8 @@ describe('continuous failback (stub sites)', () => {
     assert.equal(state.recent[0]?.outcome, 'succeeded');
     assert.equal(state.running?.requestedBy, 'dr-lead', 'by whoever asked for the failover');
     const running = t.client.workflow.getHandle(state.running.workflowId);
-    const taskTimeoutSeconds = async (workflowId: string) => Number((await t.client.workflow.getHandle(workflowId).describe()).raw.executionConfig?.defaultWorkflowTaskTimeout?.seconds);
-    assert.equal(await taskTimeoutSeconds(state.recent[0].workflowId), 40, "the failover's workflow task timeout is sized by its runbook's VMs");
-    assert.equal(await taskTimeoutSeconds(state.running.workflowId), 40, 'the continuous failback that follows it has the same');
+    assert.equal(await workflowTaskTimeoutSeconds(t.client, state.recent[0].workflowId), 40, "the failover's workflow task timeout is sized by its runbook's VMs");
+    assert.equal(await workflowTaskTimeoutSeconds(t.client, state.running.workflowId), 40, 'the continuous failback that follows it has the same');
     await waitFor('the caught-up mode', () => t.sites.domain(domain).status?.mode === 'Continuous Failback in Progress');
     await running.executeUpdate(completeContinuousFailbackUpdate, { args: [planned()] });
     await waitFor('the desk idle again', async () => (await desk.query(domainOperationsQuery)).running === undefined);

@@ -107,6 +107,25 @@ describe('domain operations desk on stub sites', () => {
     }
   });
 
+  it('refuses a request whose VM count cannot size a workflow task timeout, and starts nothing', async () => {
+    const domain = 'desk-bad-vms';
+    t.sites.placeVms(RECOVERY, vmNames(domain));
+    const desk = t.client.workflow.getHandle(domainOperationsWorkflowId(domain));
+    try {
+      for (const vms of [-1, 2.5, Number.NaN]) {
+        await assert.rejects(
+          requestOperation(t, domain, { ...powerOnRequest(domain), vms }),
+          (error: unknown) => error instanceof Error && /vms must be the runbook's number of VMs/.test(String(error.cause)),
+          `vms ${vms}`,
+        );
+      }
+      assert.equal((await desk.query(domainOperationsQuery)).running, undefined, 'no operation started');
+    } finally {
+      await desk.terminate('test finished').catch(() => undefined);
+      await t.closeDomain(domain);
+    }
+  });
+
   it('a cancel of the desk cancels neither the operation it started nor the desk, which still refuses a second operation', async () => {
     const domain = 'desk-cancelled';
     t.sites.addDomain(domain, vmNames(domain));
