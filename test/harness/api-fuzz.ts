@@ -154,7 +154,8 @@ function plausibleObject(pick: Picker, schema: JsonSchema, knownNames: readonly 
   for (const [key, property] of Object.entries(schema.properties ?? {})) {
     if (pick.chance(0.7)) body[key] = plausibleValue(pick, property, knownNames);
   }
-  if (pick.chance(0.2)) body[pick.one(ODD_STRINGS)] = randomValue(pick, 1);
+  // Defined, not assigned: assigning `__proto__` would set the prototype, which JSON.stringify never writes.
+  if (pick.chance(0.2)) Object.defineProperty(body, pick.one(ODD_STRINGS), { value: randomValue(pick, 1), enumerable: true, configurable: true, writable: true });
   return body;
 }
 
@@ -362,7 +363,9 @@ export function fuzzRequest(route: FuzzRoute, seed: number, context: FuzzContext
 function invalidJsonBody(route: FuzzRoute, pick: Picker, knownNames: readonly string[]): Buffer | undefined {
   for (let tries = 0; tries < 100; tries++) {
     const body = pick.chance(0.6) && route.bodySchema ? plausibleValue(pick, route.bodySchema, knownNames) : randomValue(pick, 4);
-    if (!route.acceptsBody?.(body)) return Buffer.from(JSON.stringify(body));
+    // Judged as the server reads it: what JSON.stringify drops or changes (undefined, NaN, inherited keys) is not sent.
+    const text = JSON.stringify(body) ?? 'null';
+    if (!route.acceptsBody?.(JSON.parse(text))) return Buffer.from(text);
   }
   return undefined;
 }
