@@ -1,7 +1,8 @@
 /** What the domain list, a domain's status and the metrics read of a domain: its mode, its protection's status and its RPO against the target. */
-import { defaultPayloadConverter, type Client, type QueryDefinition } from '@temporalio/client';
+import { defaultPayloadConverter, type Client, type QueryDefinition, type WorkflowExecutionDescription } from '@temporalio/client';
 import type { DomainCondition } from '../common/domain-modes';
 import { readDomainCondition } from '../datapath/domain-status';
+import type { BaseCopyProgress } from '../datapath/base-image';
 import type { ImportableDomain } from '../datapath/import-scan';
 import type { ObjectStore } from '../datapath/object-store';
 import type { ReplicationProgress } from '../datapath/replicator';
@@ -21,26 +22,61 @@ export async function askWithin<R>(client: Client, deadlineMs: number, workflowI
   }
 }
 
+/** A protection's status as the API shows it: the workflow's own, with what its running activities last heartbeated. */
+export interface ProtectionNow extends ProtectStatus {
+  /** During the initial sync: how far the copy of the disks into the epoch's base has got. */
+  initialSyncCopied?: Pick<BaseCopyProgress, 'disk' | 'bytesRead' | 'chunksStored'>;
+}
+
+/** The first heartbeat payload of the workflow's pending activity of that type. */
+function heartbeatOf<T>(description: WorkflowExecutionDescription | undefined, activityType: string): T | undefined {
+  const pending = description?.raw.pendingActivities?.find((a) => a.activityType?.name === activityType);
+  const payload = pending?.heartbeatDetails?.payloads?.[0];
+  return payload ? defaultPayloadConverter.fromPayload<T | undefined>(payload) : undefined;
+}
+
 /**
  * The protection's status, with how far writes are durable as its running replicator last
- * heartbeated it: the workflow learns it only when a run ends, every ten seconds or so.
+ * heartbeated it (the workflow learns it only when a run ends, every ten seconds or so), and how
+ * far a running initial sync has copied the disks (the workflow learns nothing until it ends,
+ * minutes at 10,000 disks).
  */
-export async function protectionStatus(client: Client, deadlineMs: number, workflowId: string, notes: string[]): Promise<ProtectStatus | undefined> {
+export async function protectionStatus(client: Client, deadlineMs: number, workflowId: string, notes: string[]): Promise<ProtectionNow | undefined> {
   const [status, description] = await Promise.all([
     askWithin(client, deadlineMs, workflowId, protectStatusQuery, notes),
     client.withDeadline(Date.now() + deadlineMs, () => client.workflow.getHandle(workflowId).describe()).catch(() => undefined),
   ]);
   if (!status) return undefined;
-  const replicating = description?.raw.pendingActivities?.find((a) => a.activityType?.name === 'replicateJournal');
-  const heartbeat = replicating?.heartbeatDetails?.payloads?.[0];
-  const heartbeatDurableAsOf = heartbeat ? defaultPayloadConverter.fromPayload<ReplicationProgress | undefined>(heartbeat)?.durableAsOf : undefined;
+  const heartbeatDurableAsOf = heartbeatOf<ReplicationProgress>(description, 'replicateJournal')?.durableAsOf;
   const durableAsOf = Math.max(status.durableAsOf ?? 0, heartbeatDurableAsOf ?? 0);
-  return durableAsOf > 0 ? { ...status, durableAsOf } : status;
+  const copied = status.mode === 'initial-sync' ? heartbeatOf<{ copy?: BaseCopyProgress }>(description, 'initialSync')?.copy : undefined;
+  return {
+    ...status,
+    ...(durableAsOf > 0 ? { durableAsOf } : {}),
+    ...(copied ? { initialSyncCopied: { disk: copied.disk, bytesRead: copied.bytesRead, chunksStored: copied.chunksStored } } : {}),
+  };
+}
+
+/**
+ * Why the protection cannot take a restore point now, in an operator's words, or undefined when it
+ * can: the conditions its restore-point update refuses (workflows/protect.ts), with how far the
+ * initial sync has got out of `disks`.
+ */
+export function restorePointRefusal(protection: ProtectionNow, disks: number): string | undefined {
+  if (protection.mode === 'initial-sync') {
+    const copied = protection.initialSyncCopied;
+    const progress = copied ? `copying disk ${Math.min(copied.disk + 1, disks)} of ${disks}, ${(copied.bytesRead / 2 ** 30).toFixed(1)} GiB read so far` : `${disks} disks to copy, none copied yet`;
+    return `protection of epoch ${protection.epoch} is in its initial sync (${progress}) and takes restore points only once it is finished`;
+  }
+  if (protection.mode !== 'log') return `protection of epoch ${protection.epoch} is in ${protection.mode} mode (replication fell behind) and takes restore points only once every write is logged again`;
+  if (protection.diskSync) return `protection of epoch ${protection.epoch} is copying new disks into its log (${protection.diskSync.copiedDisks} of ${protection.diskSync.disks.length} copied) and takes restore points only once the log covers them`;
+  if (protection.cursor === 0) return `protection of epoch ${protection.epoch} has replicated no write yet and takes restore points only once it has`;
+  return undefined;
 }
 
 export interface DomainProtection {
   condition: DomainCondition;
-  protection?: ProtectStatus;
+  protection?: ProtectionNow;
   rpoTargetSeconds?: number;
   /** As of when it was read: `rpoNow` again for a later moment. */
   rpo: RpoNow | null;

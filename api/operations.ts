@@ -141,7 +141,7 @@ const PermanentFailoverRequest = RunbookRef.extend({
 /** How long a drill may be kept up after its checks: from none to the longest commit window. */
 const KEEP_FOR_MAX_MS = 30 * 86_400_000;
 /** How long a domain's status waits for its protection workflow to answer. */
-const PROTECTION_DEADLINE_MS = 5_000;
+export const PROTECTION_DEADLINE_MS = 5_000;
 export const KeepFor = z
   .string()
   .refine((keepFor) => parseDuration(keepFor) !== undefined && parseDuration(keepFor)! <= KEEP_FOR_MAX_MS, 'must be a duration from 0s to 30d, e.g. 30m')

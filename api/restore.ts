@@ -1,12 +1,14 @@
 import express, { type Router } from 'express';
 import { z } from 'zod';
 import { readDomainStatus } from '../datapath/domain-status';
+import { protectionWorkflowId } from '../workflows/workflow-ids';
+import { protectionStatus, restorePointRefusal } from './domain-protection';
 import { DomainKeys } from '../datapath/keys';
 import { Ownership } from '../datapath/ownership';
 import { manifestSchema, parseRecord, restorePointSchema, type Manifest } from '../datapath/records';
 import type { RestoreInput } from '../workflows/restore-messages';
 import { principalName, requireRole } from './auth';
-import { DOMAIN, domainParam, operationDesk, pointInTimeOf, PointInTimeRequest, RunbookRef, startsOperation, type OperationsRouterOptions } from './operations';
+import { DOMAIN, domainParam, operationDesk, PROTECTION_DEADLINE_MS, pointInTimeOf, PointInTimeRequest, RunbookRef, startsOperation, type OperationsRouterOptions } from './operations';
 import { badRequest, conflict, parseBody } from './problem';
 import { routeDocs } from './openapi/route-docs';
 import { someNames } from '../workflows/listing';
@@ -37,13 +39,14 @@ export function restoreRouter(options: Pick<OperationsRouterOptions, 'client' | 
     const body = parseBody(RestoreRequest, req);
     if (body.confirm !== domain) throw badRequest(`confirm: a restore overwrites the disks of ${domain}'s VMs; confirm by sending "confirm": "${domain}"`, { errors: [{ path: 'confirm', message: `must be "${domain}"` }] });
     await requireAllowed(domain, 'restore');
-    const site = await owningSite(domain, body.site);
+    const { site, epoch } = await owningSite(domain, body.site);
     const manifest = await readManifest(domain);
     const members = new Set(manifest.vms.map((v) => v.name));
     const unknown = (body.vms ?? []).filter((vm) => !members.has(vm));
     if (unknown.length > 0) throw badRequest(`vms: ${someNames(unknown)} not in ${domain}`, { errors: [{ path: 'vms', message: `unknown VM(s): ${someNames(unknown)}; ${domain} has ${someNames([...members])}` }] });
     const pointInTime = pointInTimeOf(body.pointInTime);
     await checkPoint(domain, manifest, pointInTime, body.vms);
+    await requireRestorePointNow(domain, site, epoch, manifest.disks.length);
     const { runbook, version } = await loadRunbook(domain, { runbook: body.runbook ?? domain, ...(body.version ? { version: body.version } : {}) });
 
     const input: RestoreInput = { domain, site, runbook: { name: runbook.metadata.name }, runbookVersion: version, pointInTime, ...(body.vms ? { vms: body.vms } : {}), confirm: body.confirm, requestedBy: principalName(req), declaredAt: Date.now() };
@@ -52,15 +55,32 @@ export function restoreRouter(options: Pick<OperationsRouterOptions, 'client' | 
     await startAndAnswer(res, domain, { operation: 'restore', requestedBy: principalName(req), summary, input, vms: runbook.spec.vms.length }, { site, pointInTime: body.pointInTime, vms: body.vms ?? 'all', runbook: { name: runbook.metadata.name, version } });
   });
 
-  /** The site that owns the domain, which must be the one the domain's status says it runs at (and the one asked for). */
-  async function owningSite(domain: string, asked: string | undefined): Promise<string> {
+  /** The site that owns the domain, which must be the one the domain's status says it runs at (and the one asked for), and its epoch. */
+  async function owningSite(domain: string, asked: string | undefined): Promise<{ site: string; epoch: number }> {
     const [{ epoch, owner }, status] = await Promise.all([new Ownership(store, domain).inspect(), readDomainStatus(store, domain)]);
     if (!owner) throw conflict(`${domain} is owned by no site: it was never protected`);
     if (status?.runningAt !== undefined && status.runningAt !== owner.site) {
       throw conflict(`${domain} runs at ${status.runningAt} but ${owner.site} owns it (epoch ${epoch}): a restore runs only at the site that owns the domain`, { owner: owner.site, runningAt: status.runningAt });
     }
     if (asked !== undefined && asked !== owner.site) throw conflict(`a restore runs at the site that owns ${domain}, and that is ${owner.site} (epoch ${epoch}), not ${asked}`, { owner: owner.site });
-    return owner.site;
+    return { site: owner.site, epoch };
+  }
+
+  /**
+   * A restore first keeps the VMs' state as a restore point, which the running protection takes
+   * only while it logs every write: refused at once when it cannot, rather than the operation
+   * retrying for minutes behind an initial sync of thousands of disks. A protection that does not
+   * answer is left to the operation, which says why it cannot go on.
+   */
+  async function requireRestorePointNow(domain: string, site: string, epoch: number, disks: number): Promise<void> {
+    const workflowId = protectionWorkflowId(domain, site, epoch);
+    const protection = await protectionStatus(options.client, PROTECTION_DEADLINE_MS, workflowId, []);
+    const refusal = protection && restorePointRefusal(protection, disks);
+    if (protection && refusal) {
+      throw conflict(`${domain}: a restore first keeps the VMs' current state as a restore point, and ${refusal}; try again then (GET /domains/${domain} shows its mode)`, {
+        protection: { workflowId, mode: protection.mode, ...(protection.initialSyncCopied ? { initialSyncCopied: protection.initialSyncCopied } : {}) },
+      });
+    }
   }
 
   async function readManifest(domain: string): Promise<Manifest> {

@@ -264,6 +264,14 @@ describe(`a large domain of ${VMS} VMs: a drill, a forced failover, a split-brai
         throw error;
       }
     };
+    // Minutes of copying at this size: a restore asked meanwhile is refused at once, saying how far the copy has got.
+    assert.equal(await logging(), false, `the protection of epoch ${epoch} is still in its initial sync right after the failback`);
+    const early = await call('POST', `/domains/${bench.domain}/restore`, { ...byName(), pointInTime: { at: new Date().toISOString() }, confirm: bench.domain });
+    assert.equal(early.status, 409, JSON.stringify(early.body));
+    assert.match(String(early.body.detail), new RegExp(`initial sync \\((copying disk \\d+|${VMS} disks to copy)`));
+    assert.equal((early.body.protection as { mode: string }).mode, 'initial-sync');
+    assert.equal((await call('GET', `/domains/${bench.domain}/operations`)).body.running, null, 'the refused restore started nothing');
+    t.diagnostic(`refused while syncing: ${String(early.body.detail)}`);
     for (let waited = 0; !(await logging()); waited += 1_000) {
       assert.ok(waited < 300_000 + VMS * 200, `the protection of epoch ${epoch} logs every write`);
       await sleep(1_000);
