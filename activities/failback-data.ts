@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
 import type { SiteProvider } from '../sites/provider';
-import { checkDeltaBase, chainEnd, latestDeparture, recordArrival, recordDeparture, type DeltaBaseCheck } from '../datapath/departure';
+import { checkDeltaBase, chainEnd, latestDeparture, recordArrival, recordDeparture, type DeltaBaseCheck, type DeltaBaseVerified } from '../datapath/departure';
 import { rehydrateDelta } from '../datapath/delta-rehydrate';
 import { fingerprintDisks } from '../datapath/disk-fingerprint';
 import { laterCursor, type FollowCursor, type FollowResult } from '../datapath/follower';
@@ -123,12 +123,26 @@ export function createFailbackDataActivities({ store, provider }: FailbackDataDe
       return (await latestDeparture(store, new Ownership(store, domain), provider.site)) ?? null;
     },
 
-    /** At the site failback goes to: may its disks take a delta? Reads every disk once, locally. */
+    /** At the site failback goes to: may its disks take a delta? Reads every disk once, locally; a retry only those its attempt before did not verify. */
     async checkDeltaBase({ domain }: { domain: string }): Promise<DeltaBaseCheck> {
       const context = Context.current();
       const manifest = await readManifest(domain);
+      // A retry goes on after the disks the attempt before it verified.
+      let verified = context.info.heartbeatDetails as DeltaBaseVerified | undefined;
       try {
-        return await checkDeltaBase({ store, ownership: new Ownership(store, domain), site: provider.site, target: provider, disks: manifest.disks, onProgress: () => context.heartbeat() });
+        return await checkDeltaBase({
+          store,
+          ownership: new Ownership(store, domain),
+          site: provider.site,
+          target: provider,
+          disks: manifest.disks,
+          ...(verified ? { verified } : {}),
+          onProgress: () => context.heartbeat(verified),
+          onVerified: (more) => {
+            verified = more;
+            context.heartbeat(verified);
+          },
+        });
       } catch (error) {
         throw classify(error);
       }

@@ -95,6 +95,21 @@ export interface CheckDeltaBaseOptions {
   disks: DomainDisk[];
   readConcurrency?: number;
   onProgress?: () => void | Promise<void>;
+  /** What an earlier attempt of this check verified (its `onVerified`): those disks are not read again. */
+  verified?: DeltaBaseVerified;
+  /** Told each time more of the departure's disks, in its order, are known to read as they were left. */
+  onVerified?: (verified: DeltaBaseVerified) => void;
+}
+
+/**
+ * How far a check got: the first `disks` disks of the departure recorded at `recordedAt`, in its
+ * order, read equal to their fingerprints at the departure position. Disks a failback finds are
+ * not in use (their VMs are off and fenced), so a retry need not read them again: at 10,000 disks
+ * the reads take minutes.
+ */
+export interface DeltaBaseVerified {
+  departureRecordedAt: number;
+  disks: number;
 }
 
 /**
@@ -133,11 +148,26 @@ export async function checkDeltaBase(options: CheckDeltaBaseOptions): Promise<De
     bytesRead.store += derived.bytesRead;
     expected = derived.fingerprints;
   }
-  const actual = await fingerprintDisks(target, departure.disks, options.readConcurrency ?? 4, async (bytes) => {
-    bytesRead.disks += bytes;
-    await options.onProgress?.();
-  });
   const expectedOf = new Map(expected.map((e) => [e.diskId, e.sha256]));
+  const alreadyVerified = options.verified?.departureRecordedAt === departure.recordedAt ? Math.min(options.verified.disks, departure.disks.length) : 0;
+  const toRead = departure.disks.slice(alreadyVerified);
+  const matched = new Array<boolean>(toRead.length).fill(false);
+  let verifiedPrefix = 0;
+  const actual = await fingerprintDisks(
+    target,
+    toRead,
+    options.readConcurrency ?? 4,
+    async (bytes) => {
+      bytesRead.disks += bytes;
+      await options.onProgress?.();
+    },
+    (index, fingerprint) => {
+      matched[index] = expectedOf.get(fingerprint.diskId) === fingerprint.sha256;
+      const before = verifiedPrefix;
+      while (verifiedPrefix < matched.length && matched[verifiedPrefix]) verifiedPrefix++;
+      if (verifiedPrefix > before) options.onVerified?.({ departureRecordedAt: departure.recordedAt, disks: alreadyVerified + verifiedPrefix });
+    },
+  );
   const differing = actual.filter((a) => expectedOf.get(a.diskId) !== a.sha256).map((a) => a.diskId);
   const shown = differing.length > 5 ? `${differing.slice(0, 5).join(', ')} and ${differing.length - 5} more` : differing.join(', ');
   if (differing.length > 0) return unusable(`disk(s) ${shown} differ from the ${departure.kind} departure position (epoch ${departure.position.epoch} segment ${departure.position.segment}): damaged, or written after it`);

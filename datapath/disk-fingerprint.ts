@@ -52,14 +52,24 @@ export const DISKS_FINGERPRINTED_AT_ONCE = 8;
 /** The log's writes `expectedFingerprints` keeps in memory after its first pass, at most, by default. */
 const KEPT_LOG_BYTES = 64 * 1024 * 1024;
 
-/** Every disk's fingerprint, in the order given, `DISKS_FINGERPRINTED_AT_ONCE` disks at a time. */
-export async function fingerprintDisks(source: Pick<SiteProvider, 'readDisk'>, disks: Array<Pick<DomainDisk, 'diskId' | 'sizeBytes'>>, concurrency = 4, onRead?: (bytes: number) => void | Promise<void>): Promise<DiskFingerprint[]> {
+/**
+ * Every disk's fingerprint, in the order given, `DISKS_FINGERPRINTED_AT_ONCE` disks at a time;
+ * `onDisk` is told each one as it is known (in any order).
+ */
+export async function fingerprintDisks(
+  source: Pick<SiteProvider, 'readDisk'>,
+  disks: Array<Pick<DomainDisk, 'diskId' | 'sizeBytes'>>,
+  concurrency = 4,
+  onRead?: (bytes: number) => void | Promise<void>,
+  onDisk?: (index: number, fingerprint: DiskFingerprint) => void,
+): Promise<DiskFingerprint[]> {
   const fingerprints: DiskFingerprint[] = new Array<DiskFingerprint>(disks.length);
   await forEachLimited(
     disks.map((disk, index) => ({ disk, index })),
     DISKS_FINGERPRINTED_AT_ONCE,
     async ({ disk, index }) => {
       fingerprints[index] = await fingerprintDisk(source, disk.diskId, disk.sizeBytes, concurrency, onRead);
+      onDisk?.(index, fingerprints[index]);
     },
   );
   return fingerprints;

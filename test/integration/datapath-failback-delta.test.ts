@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createFailbackDataActivities } from '../../activities/failback-data';
 import { commitBase, copyDisksIntoBase, ensureSyncIntent } from '../../datapath/base-image';
-import { chainEnd, type DeltaBaseCheck } from '../../datapath/departure';
+import { chainEnd, type DeltaBaseCheck, type DeltaBaseVerified } from '../../datapath/departure';
 import { expectedFingerprints, fingerprintDisk } from '../../datapath/disk-fingerprint';
 import type { FollowResult } from '../../datapath/follower';
 import { resolveChain } from '../../datapath/log-chain';
@@ -124,6 +124,54 @@ describe('failback by delta on real S3: departure, check, delta rehydration, exa
     assert.equal(result.bytesRead.base, 0, 'no base is read');
     assert.ok(result.bytesRead.log > 0 && result.bytesRead.log < TOTAL_BYTES / 20, `log read ${result.bytesRead.log} of ${TOTAL_BYTES}`);
     assert.ok(result.bytesWritten > 0 && result.bytesWritten < TOTAL_BYTES / 20, `written ${result.bytesWritten} of ${TOTAL_BYTES}`);
+  });
+
+  it('a check cut short goes on after the disks its attempt before verified, and reads none of them again', async () => {
+    const { primary } = await failedOverDomain(store, 'delta-resumed', 'planned');
+    const [first, second] = DISKS.map((d) => d.diskId);
+    const reads = new Map<string, number>();
+    let verifiedFirst!: () => void;
+    const firstVerified = new Promise<void>((resolve) => (verifiedFirst = resolve));
+    // The second disk's reads fail once the first disk is verified: a site worker lost mid-check.
+    const failing = Object.assign(Object.create(primary) as MemorySite, {
+      site: 'primary',
+      readDisk: async (diskId: string, offset: number, length: number) => {
+        if (diskId === second) {
+          await firstVerified;
+          throw new Error('the site stopped answering');
+        }
+        return primary.readDisk(diskId, offset, length);
+      },
+    });
+    const attempt = new MockActivityEnvironment();
+    let checkpoint: unknown;
+    attempt.on('heartbeat', (details: unknown) => {
+      checkpoint = details;
+      if ((details as DeltaBaseVerified | undefined)?.disks === 1) verifiedFirst();
+    });
+    const atFailing = createFailbackDataActivities({ store, provider: failing as unknown as SiteProvider });
+    await assert.rejects(attempt.run(() => atFailing.checkDeltaBase({ domain: 'delta-resumed' })), /stopped answering/);
+    assert.equal((checkpoint as DeltaBaseVerified).disks, 1, 'the first disk of the departure is verified');
+
+    const counting = Object.assign(Object.create(primary) as MemorySite, {
+      site: 'primary',
+      readDisk: (diskId: string, offset: number, length: number) => {
+        reads.set(diskId, (reads.get(diskId) ?? 0) + 1);
+        return primary.readDisk(diskId, offset, length);
+      },
+    });
+    const atCounting = createFailbackDataActivities({ store, provider: counting as unknown as SiteProvider });
+    const retried: DeltaBaseCheck = await new MockActivityEnvironment({ heartbeatDetails: checkpoint }).run(() => atCounting.checkDeltaBase({ domain: 'delta-resumed' }));
+    assert.ok(retried.usable, `usable: ${retried.usable ? '' : retried.why}`);
+    assert.deepEqual([reads.get(first), retried.bytesRead.disks], [undefined, DISKS[1].sizeBytes], 'the retry reads only the disk not verified yet');
+
+    // A checkpoint of another departure counts for nothing; a damaged disk is still found.
+    reads.clear();
+    primary.disks.get(second)![17] ^= 0xff;
+    const stale: DeltaBaseCheck = await new MockActivityEnvironment({ heartbeatDetails: { departureRecordedAt: 1, disks: 2 } }).run(() => atCounting.checkDeltaBase({ domain: 'delta-resumed' }));
+    assert.equal(stale.usable, false);
+    assert.match(stale.usable ? '' : stale.why, new RegExp(`${second} differ`));
+    assert.ok((reads.get(first) ?? 0) > 0, 'every disk read again');
   });
 
   it('original disks damaged by one byte: the check refuses, and a full rehydration onto them is exact', async () => {
