@@ -67,39 +67,83 @@ export interface CopyOptions {
 }
 
 /**
- * Copies the disks into chunks of a base, `concurrency` chunks at a time, reporting progress after
- * each batch. Only the chunks the site says are allocated are read: the others are zeros, which a
- * base does not store. That list may be read before later writes allocate more; those writes are
- * in the log after the base's cursor, as any write during the copy is. Chunk keys derive from
- * (base, disk, offset) and are created only if absent, so a resumed or repeated copy never stores
- * a chunk twice; a chunk an earlier attempt stored stays, which is as good as a fresh read because
- * the log after the base's cursor overwrites whatever changed since.
+ * Disks listed and copied at once. One disk after the other, a domain of small disks cost a few
+ * round trips per disk in a row (list its chunks, read, store, report): 10,000 disks of 1 MiB took
+ * seven to eleven minutes, during which the domain has no restore point and cannot be restored.
+ */
+export const DISKS_COPIED_AT_ONCE = 16;
+
+/**
+ * Copies the disks into chunks of a base, `concurrency` chunks read and stored at a time across
+ * `DISKS_COPIED_AT_ONCE` disks, reporting progress after each chunk and each disk. Only the
+ * chunks the site says are allocated are read: the others are zeros, which a base does not store.
+ * That list may be read before later writes allocate more; those writes are in the log after the
+ * base's cursor, as any write during the copy is. Chunk keys derive from (base, disk, offset) and
+ * are created only if absent, so a resumed or repeated copy never stores a chunk twice; a chunk an
+ * earlier attempt stored stays, which is as good as a fresh read because the log after the base's
+ * cursor overwrites whatever changed since. Progress names the first disk not yet copied and the
+ * offset before which its chunks are: a resumed copy reads nothing before it again, and at most the
+ * disks after it that were in flight.
  */
 export async function copyDisksIntoBase(options: CopyOptions): Promise<BaseCopyProgress> {
   const concurrency = options.concurrency ?? 4;
   const zeros = Buffer.alloc(BASE_CHUNK_BYTES);
-  const progress: BaseCopyProgress = options.resumeFrom ? { ...options.resumeFrom } : { disk: 0, offset: 0, bytesRead: 0, chunksStored: 0 };
-  for (; progress.disk < options.disks.length; progress.disk++, progress.offset = 0) {
-    const disk = options.disks[progress.disk];
-    const allocated = (options.source.allocatedChunks ? await options.source.allocatedChunks(disk.diskId, BASE_CHUNK_BYTES) : everyChunk(disk.sizeBytes)).filter(
-      (offset) => offset >= progress.offset && offset < disk.sizeBytes,
-    );
-    while (allocated.length > 0) {
-      if (options.shouldStop?.()) return progress;
-      const offsets = allocated.splice(0, concurrency);
-      await forEachLimited(offsets, concurrency, async (offset) => {
-        const data = await options.source.readDisk(disk.diskId, offset, Math.min(BASE_CHUNK_BYTES, disk.sizeBytes - offset));
-        progress.bytesRead += data.length;
-        if (data.equals(zeros.subarray(0, data.length))) return;
-        if (await options.store.createIfAbsent(options.ownership.keys.baseChunk(options.baseId, disk.diskId, offset), encodeBaseChunk(offset, data))) progress.chunksStored++;
-      });
-      progress.offset = offsets.at(-1)! + BASE_CHUNK_BYTES;
-      await options.onProgress({ ...progress });
-    }
+  const resume = options.resumeFrom ?? { disk: 0, offset: 0, bytesRead: 0, chunksStored: 0 };
+  const counted = { bytesRead: resume.bytesRead, chunksStored: resume.chunksStored };
+  const io = limited(concurrency);
+  /** Every disk before it is copied. */
+  let firstUncopied = resume.disk;
+  /** Of each disk being copied, the offset before which every chunk is. */
+  const copiedBefore = new Map<number, number>();
+  const copiedDisks = new Set<number>();
+  const startOffset = (index: number) => (index === resume.disk ? resume.offset : 0);
+  const progress = (): BaseCopyProgress => ({ disk: firstUncopied, offset: copiedBefore.get(firstUncopied) ?? startOffset(firstUncopied), ...counted });
+  // Set by a stop or a failure: no chunk starts after it, on any disk.
+  let halted = false;
+  const halt = () => (halted ||= options.shouldStop?.() ?? false);
+
+  const copyChunk = async (disk: DomainDisk, offset: number) => {
+    const data = await options.source.readDisk(disk.diskId, offset, Math.min(BASE_CHUNK_BYTES, disk.sizeBytes - offset));
+    counted.bytesRead += data.length;
+    if (data.equals(zeros.subarray(0, data.length))) return;
+    if (await options.store.createIfAbsent(options.ownership.keys.baseChunk(options.baseId, disk.diskId, offset), encodeBaseChunk(offset, data))) counted.chunksStored++;
+  };
+
+  const copyDisk = async (index: number) => {
+    if (halt()) return;
+    const disk = options.disks[index];
+    const from = startOffset(index);
+    copiedBefore.set(index, from);
+    const listed = options.source.allocatedChunks ? await io(() => options.source.allocatedChunks!(disk.diskId, BASE_CHUNK_BYTES)) : everyChunk(disk.sizeBytes);
+    const offsets = listed.filter((offset) => offset >= from && offset < disk.sizeBytes);
+    const copied = new Array<boolean>(offsets.length).fill(false);
+    let prefix = 0;
+    await forEachLimited([...offsets.keys()], concurrency, async (at) => {
+      if (halt()) return;
+      await io(() => copyChunk(disk, offsets[at]));
+      copied[at] = true;
+      while (prefix < offsets.length && copied[prefix]) prefix++;
+      copiedBefore.set(index, prefix < offsets.length ? offsets[prefix] : disk.sizeBytes);
+      await options.onProgress(progress());
+    });
+    if (halted) return;
+    copiedDisks.add(index);
+    copiedBefore.delete(index);
+    while (copiedDisks.delete(firstUncopied)) firstUncopied++;
     // Also after a disk with nothing to read: 10,000 such disks take longer than a heartbeat timeout.
-    await options.onProgress({ ...progress, disk: progress.disk + 1, offset: 0 });
-  }
-  return progress;
+    await options.onProgress(progress());
+  };
+
+  const remaining = Array.from({ length: Math.max(0, options.disks.length - resume.disk) }, (_, i) => resume.disk + i);
+  await forEachLimited(remaining, DISKS_COPIED_AT_ONCE, async (index) => {
+    try {
+      await copyDisk(index);
+    } catch (error) {
+      halted = true;
+      throw error;
+    }
+  });
+  return progress();
 }
 
 function everyChunk(sizeBytes: number): number[] {

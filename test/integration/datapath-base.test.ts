@@ -71,9 +71,11 @@ describe('datapath bases on real S3: initial sync of live disks, base + log rehy
     assert.equal((await ensureSyncIntent(store, ownership, { epoch: 1, cursor: cursor + 99, site: 'primary', now: 0 })).cursor, cursor, 'a retry gets the first intent');
     await assert.rejects(createRestorePoint(store, ownership, { reason: 'on-demand', vms: [], now: clock.now }), /initial sync of epoch 1 .* not finished/);
 
-    // The guest keeps writing while the chunks are read; the first copy attempt dies after two batches.
+    // The guest keeps writing while the chunks are read; the first copy attempt dies at its third report.
+    const reads: Array<{ disk: number; offset: number }> = [];
     const source = {
       readDisk: (diskId: string, offset: number, length: number) => {
+        reads.push({ disk: DISKS.findIndex((d) => d.diskId === diskId), offset });
         writeWorkload(primary, 4, clock);
         return primary.readDisk(diskId, offset, length);
       },
@@ -96,9 +98,13 @@ describe('datapath bases on real S3: initial sync of live disks, base + log rehy
         },
       });
     await assert.rejects(copy(), /worker died/);
-    assert.deepEqual([last!.disk, last!.offset], [0, 3 * BASE_CHUNK_BYTES]);
-    const resumed = await copy(last);
-    assert.equal(resumed.bytesRead, DISKS.reduce((sum, d) => sum + d.sizeBytes, 0), 'nothing before the resume point is read again');
+    assert.ok(last && last.disk < DISKS.length && (last.disk > 0 || last.offset > 0), `the first attempt reported progress: ${JSON.stringify(last)}`);
+    const checkpoint = last;
+    reads.length = 0;
+    const resumed = await copy(checkpoint);
+    const before = reads.filter((r) => r.disk < checkpoint.disk || (r.disk === checkpoint.disk && r.offset < checkpoint.offset));
+    assert.deepEqual(before, [], `nothing before the resume point (disk ${checkpoint.disk} at ${checkpoint.offset}) is read again`);
+    assert.deepEqual([resumed.disk, resumed.offset], [DISKS.length, 0], 'every disk copied');
     const storedChunks = (await Promise.all(DISKS.map(async (d) => (await store.list(ownership.keys.baseChunksPrefix(baseId, d.diskId))).keys.length))).reduce((a, b) => a + b);
     assert.equal(storedChunks, 3, 'one chunk per disk holds data; zero chunks are not stored');
 
@@ -164,7 +170,8 @@ describe('datapath bases on real S3: initial sync of live disks, base + log rehy
     const copy = await copyDisksIntoBase({ store, ownership, baseId, disks: DISKS, source, onProgress: (p) => void reported.push(`${p.disk}@${p.offset}`) });
     assert.deepEqual(reads, DISKS.map((d) => `${d.diskId}@0`), 'only the chunk each disk held when listed is read');
     // Progress (the activity's heartbeat) after each disk too, so that thousands of empty disks are not one silent stretch.
-    assert.deepEqual(reported.filter((r) => r.endsWith('@0')), ['1@0', '2@0', '3@0']);
+    assert.equal(reported.length, reads.length + DISKS.length, `a report after each chunk and each disk: ${reported.join(' ')}`);
+    assert.equal(reported.at(-1), '3@0');
     assert.equal(copy.bytesRead, DISKS.reduce((sum, d) => sum + Math.min(BASE_CHUNK_BYTES, d.sizeBytes), 0));
 
     const mark = await journalMark(primary);
@@ -175,6 +182,38 @@ describe('datapath bases on real S3: initial sync of live disks, base + log rehy
     const target = new MemorySite();
     await rehydrate({ store, ownership, target, disks: DISKS, datastore: 'ds', upTo: LATEST });
     assertDisksEqual(target, snapshot(primary), 'base of the listed chunks + log');
+  });
+
+  it('copies a domain of many small disks several disks at once, never more than its concurrency in flight', async () => {
+    const ownership = new Ownership(store, 'many-disks');
+    const disks: DomainDisk[] = Array.from({ length: 40 }, (_, i) => ({ vm: `vm-${i}`, diskId: `vm-${i}-disk-0`, sizeBytes: BASE_CHUNK_BYTES }));
+    const site = new MemorySite();
+    for (const disk of disks) {
+      await site.createDisk({ id: disk.diskId, datastore: 'ds', sizeBytes: disk.sizeBytes, protected: true });
+      randomBytes(4096).copy(site.disks.get(disk.diskId)!, 0);
+    }
+    let inFlight = 0;
+    let mostInFlight = 0;
+    const disksInFlight = new Set<string>();
+    let mostDisksInFlight = 0;
+    const source = {
+      allocatedChunks: () => Promise.resolve([0]),
+      readDisk: async (diskId: string, offset: number, length: number) => {
+        inFlight++;
+        disksInFlight.add(diskId);
+        mostInFlight = Math.max(mostInFlight, inFlight);
+        mostDisksInFlight = Math.max(mostDisksInFlight, disksInFlight.size);
+        // A site's round trip: the reads of other disks start meanwhile.
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        inFlight--;
+        disksInFlight.delete(diskId);
+        return site.readDisk(diskId, offset, length);
+      },
+    };
+    const baseId = ownership.keys.baseId(1, 0);
+    const copy = await copyDisksIntoBase({ store, ownership, baseId, disks, source, concurrency: 4, onProgress: () => undefined });
+    assert.deepEqual([copy.disk, copy.chunksStored], [disks.length, disks.length]);
+    assert.deepEqual([mostInFlight, mostDisksInFlight], [4, 4], 'four reads in flight, each of another disk (one at a time took a round trip per disk in a row)');
   });
 
   it("a new owner's initial sync replaces the old chain: failover to a point in time, then rebuilds at the new site", async () => {
