@@ -215,8 +215,9 @@ export async function readBaseChunks(
   concurrency: number,
   use: (diskId: string, offset: number, data: Buffer, storedBytes: number) => void | Promise<void>,
   wanted: (diskId: string) => boolean = () => true,
+  wantedChunk: (diskId: string, offset: number) => boolean = () => true,
 ): Promise<void> {
-  const chunks = base.disks.filter((disk) => wanted(disk.diskId)).flatMap((disk) => disk.chunks.map((offset) => ({ diskId: disk.diskId, offset })));
+  const chunks = base.disks.filter((disk) => wanted(disk.diskId)).flatMap((disk) => disk.chunks.filter((offset) => wantedChunk(disk.diskId, offset)).map((offset) => ({ diskId: disk.diskId, offset })));
   const get = limited(concurrency);
   await forEachLimited(chunks, 2 * concurrency, async ({ diskId, offset }) => {
     const key = ownership.keys.baseChunk(base.id, diskId, offset);

@@ -6,7 +6,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { createDatapathActivities, type FollowLogInput } from '../../activities/datapath';
 import { commitBase, copyDisksIntoBase, ensureSyncIntent } from '../../datapath/base-image';
 import { finishResync, trackDirtyRegions, writeResyncSegment } from '../../datapath/bitmap';
-import { follow, type FollowCursor, type FollowOptions, type FollowResult } from '../../datapath/follower';
+import { follow, laterCursor, type FollowCursor, type FollowOptions, type FollowResult } from '../../datapath/follower';
 import { collectGarbage } from '../../datapath/gc';
 import { ReaderLease } from '../../datapath/lease';
 import { resolveChain } from '../../datapath/log-chain';
@@ -118,6 +118,38 @@ describe('log follower on real S3: continuous rehydration from base + log, resum
     assert.deepEqual(second.bytesRead, { base: 0, log: newSegments.reduce((sum, l) => sum + l.bytes, 0) }, 'only the new segments are read');
     assert.equal(second.appliedUpTo?.timestamp, 2_044);
     assertSameDisks(target, domain.primary, DISKS, 'after the second follow');
+  });
+
+  it('a run stopped while it writes the base leaves a cursor past the chunks written, and the next run writes only the others', async () => {
+    const disks: DomainDisk[] = Array.from({ length: 12 }, (_, i) => ({ vm: VMS[i % 2], diskId: `base-stop-${i}`, sizeBytes: 1024 * 1024 }));
+    const domain = await protectedDomain(store, 'follow-base-stop', { initialSync: true, disks });
+    await domain.burst(30, 1_000);
+    const target = await domain.newTarget();
+    const writes: string[] = [];
+    const recording = Object.assign(Object.create(target) as MemorySite, {
+      writeDisk: (diskId: string, offset: number, data: Buffer) => {
+        writes.push(diskId);
+        return target.writeDisk(diskId, offset, data);
+      },
+    });
+    // A run's time is up after five chunks of the twelve.
+    const first = await followTo(domain.ownership, recording, { disks, readConcurrency: 2, shouldStop: () => writes.length >= 5 });
+    assert.equal(first.cursor?.baseWritten, false);
+    const checkpoint = first.cursor?.baseChunksWritten;
+    assert.ok(checkpoint && checkpoint.disk >= 1 && checkpoint.disk <= 5, `the cursor is past the chunks written: ${JSON.stringify(first.cursor)}`);
+    const writtenFirst = new Set(writes);
+    writes.length = 0;
+    const second = await followTo(domain.ownership, recording, { disks, cursor: clone(first.cursor)! });
+    assert.equal(second.cursor?.baseWritten, true);
+    assert.equal(second.cursor?.baseChunksWritten, undefined);
+    const baseWrites = writes.slice(0, disks.length - checkpoint.disk);
+    assert.deepEqual(
+      baseWrites.filter((id) => Number(id.split('-').at(-1)) < checkpoint.disk),
+      [],
+      `no chunk before the cursor (disk ${checkpoint.disk}) is written again; the first run wrote ${[...writtenFirst].join(', ')}`,
+    );
+    assertSameDisks(target, domain.primary, disks, 'after the second run');
+    assert.equal(laterCursor(first.cursor, { base: first.cursor.base, baseWritten: false, baseChunksWritten: { disk: 0, offset: 0 } }), first.cursor, 'a cursor further into the base is the later one');
   });
 
   it('resumes after a kill or a stop from the last reported cursor without reading the base again, and a replay from an older cursor ends the same', async () => {
