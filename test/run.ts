@@ -55,6 +55,8 @@ async function main(): Promise<void> {
       // A hung test must fail the run, not hold CI until its limit. Each file is a test too: the
       // longest take 4-5 min on a quiet machine and twice that under load, which is not a hang.
       `--test-timeout=${process.env.DR_TEST_TIMEOUT_MS ?? '900000'}`,
+      // Tests of a long file by name (its hooks still run; a matching suite runs whole): `DR_TEST_NAME_PATTERN='keeps a copy' npm run chaos -- large-domain`.
+      ...(process.env.DR_TEST_NAME_PATTERN ? [`--test-name-pattern=${process.env.DR_TEST_NAME_PATTERN}`] : []),
       ...files,
     ],
     // Its own process group, so that everything the tests start can be found and ended with it.

@@ -10,7 +10,8 @@
  * a SIGKILL of the orchestration worker (whose successor replays the whole operation), that the
  * resolution powers each stale copy at the primary off once and the failback each original on
  * once, leaving no copy at the recovery site, that the restore shuts each VM down and powers it on
- * once in place, and that no workflow's history grows in events with the domain's size, each
+ * once in place, that a continuous failover's copy follows every VM and its completion applies only
+ * the tail, and that no workflow's history grows in events with the domain's size, each
  * operation's workflow task timeout sized by it. Not timed: it prints wall times, the largest
  * histories, where their bytes are and how long they take to replay.
  */
@@ -47,7 +48,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** A workflow's failure says why at its root: the activity's failure under the child's under the workflow's. */
 const deepestCause = (error: unknown): string => (error instanceof Error ? (error.cause instanceof Error ? deepestCause(error.cause) : error.message) : String(error));
 
-describe(`a large domain of ${VMS} VMs: a drill, a forced failover, a split-brain resolution, a planned failback and a restore`, () => {
+describe(`a large domain of ${VMS} VMs: a drill, a forced failover, a split-brain resolution, a planned failback, a restore and a continuous failover`, () => {
   const operator: ApiPrincipal = { name: 'dr-lead', role: 'operator', token: generateToken() };
   // The drill's test network, beside the recovery site's production networks.
   const definitions = siteDefinitions(bench).map((site) => (site.name === bench.recovery ? { ...site, inventory: { ...site.inventory, networks: [...site.inventory.networks, 'test-app'] } } : site));
@@ -224,7 +225,7 @@ describe(`a large domain of ${VMS} VMs: a drill, a forced failover, a split-brai
   });
 
   // Under npm run chaos only: at 1,200 VMs it added some 2 minutes to npm test, whose failback and split-brain tests cover both on small domains.
-  const onlyUnderChaos = atChaosSize<string | false>(false, 'the large domain\'s split-brain resolution, failback and restore run under npm run chaos');
+  const onlyUnderChaos = atChaosSize<string | false>(false, 'the large domain\'s split-brain resolution, failback, restore and continuous failover run under npm run chaos');
   it('the primary, fenced while running, has its copies deactivated by a split-brain resolution, and a planned failback brings every original VM back once and removes the copies at the recovery site', { skip: onlyUnderChaos }, async (t) => {
     // The primary never went down: its worker's detector finds the domain's VMs running there, owned by the recovery site.
     const conflictShown = async () => ((await call('GET', `/domains/${bench.domain}`)).body.conflict as { vms: string[] } | null) ?? undefined;
@@ -276,6 +277,8 @@ describe(`a large domain of ${VMS} VMs: a drill, a forced failover, a split-brai
       assert.ok(waited < 300_000 + VMS * 200, `the protection of epoch ${epoch} logs every write`);
       await sleep(1_000);
     }
+    const synced = (await protection.query(protectStatusQuery)).initialSync;
+    t.diagnostic(`the failback's epoch's initial sync of ${VMS} disks: ${Math.round((synced?.durationMs ?? NaN) / 1000)} s, ${synced?.chunksStored} chunks stored`);
     const point = await protection.executeUpdate(restorePointNowUpdate, { args: [{}] });
 
     const restore = await siteEvents(primary, () => operate<OperationReport & { restore: RestoreReport }>('restore', { ...byName(), pointInTime: { restorePoint: point.id }, confirm: bench.domain }));
@@ -290,5 +293,43 @@ describe(`a large domain of ${VMS} VMs: a drill, a forced failover, a split-brai
     const atPrimary = (await primary.client.listVms()).filter((vm) => vm.kind === 'vm' && vms.includes(vm.name));
     assert.equal(atPrimary.length, VMS, 'every VM at the primary, none twice');
     await assertHistoriesBounded(t, 'restore', restore.result.workflowId, restore.result.wallMs);
+  });
+
+  it('a continuous failover keeps a copy of every VM following the log at the recovery site, and its planned completion applies only the tail and registers and powers each VM on once', { skip: onlyUnderChaos }, async (t) => {
+    // Right after the restore, its epoch's protection copies every disk again: the copy holds until that base exists, then follows.
+    const started = Date.now();
+    let response = await call('POST', `/domains/${bench.domain}/continuous-failover`, byName());
+    for (let tries = 0; response.status === 409 && /Protected/.test(JSON.stringify(response.body)) && tries < 120; tries++) {
+      await sleep(1_000);
+      response = await call('POST', `/domains/${bench.domain}/continuous-failover`, byName());
+    }
+    assert.equal(response.status, 202, JSON.stringify(response.body));
+    const workflowId = String(response.body.workflowId);
+    const domainNow = async () => (await call('GET', `/domains/${bench.domain}`)).body as { mode: string; continuousFailover?: { following: { vms: number; disks: number; lag: { segments: number; bytes: number } } | null } };
+    for (let waited = 0; (await domainNow()).mode !== 'Continuous Rehydration in Progress'; waited += 5_000) {
+      assert.ok(waited < 300_000 + VMS * 200, `the copy of ${bench.domain} caught up with the log (mode ${(await domainNow()).mode})`);
+      await sleep(5_000);
+    }
+    const caughtUpMs = Date.now() - started;
+    const following = (await domainNow()).continuousFailover?.following;
+    assert.equal(following?.vms, VMS, JSON.stringify(following));
+    assert.equal(following.disks, VMS, 'one disk per VM followed');
+    const representations = (await recovery.client.listVms()).filter((vm) => vm.kind === 'representation');
+    assert.equal(representations.length, VMS, 'one representation VM per VM while the copy follows');
+    t.diagnostic(`continuous failover of ${VMS} VMs: caught up with the log ${Math.round(caughtUpMs / 1000)} s after it was asked for (after a restore, its epoch's initial sync of every disk first); ${following.lag.segments} segments behind`);
+
+    const completion = await siteEvents(recovery, () => operate('failover', { ...byName(), type: 'planned' }));
+    assert.equal(completion.result.workflowId, workflowId, 'the failover completes the running continuous failover');
+    const { report } = completion.result;
+    assertEachOnce(completion.events, (vm) => vm);
+    assert.ok(!report.steps.some((s) => s.name === 'rehydrate disks'), 'no rehydration from the base at completion');
+    assert.equal(report.tail?.bytesRead.base, 0, 'the completion read no base');
+    assert.ok(report.tail && report.tail.bytesWritten < VMS * 1024 * 1024, `the completion wrote only the tail: ${report.tail?.bytesWritten} bytes`);
+    const atRecovery = (await recovery.client.listVms()).filter((vm) => vms.includes(vm.name));
+    assert.equal(atRecovery.length, VMS, 'every VM at the recovery site, none twice');
+    assert.ok(atRecovery.every((vm) => vm.powerState === 'poweredOn'), 'every VM runs');
+    assert.equal((await recovery.client.listVms()).filter((vm) => vm.kind !== 'vm').length, 0, 'no RocVA or representation VM is left');
+    t.diagnostic(`continuous failover completion of ${VMS} VMs: ${Math.round(completion.result.wallMs / 1000)} s, the tail ${report.tail.segments} segments, ${(report.tail.bytesWritten / 1024 / 1024).toFixed(1)} MiB written`);
+    await assertHistoriesBounded(t, 'continuous failover', workflowId, Date.now() - started);
   });
 });
