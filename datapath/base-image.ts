@@ -71,7 +71,7 @@ export interface CopyOptions {
  * round trips per disk in a row (list its chunks, read, store, report): 10,000 disks of 1 MiB took
  * seven to eleven minutes, during which the domain has no restore point and cannot be restored.
  */
-export const DISKS_COPIED_AT_ONCE = 16;
+const DISKS_COPIED_AT_ONCE = 16;
 
 /**
  * Copies the disks into chunks of a base, `concurrency` chunks read and stored at a time across
