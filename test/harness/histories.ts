@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
 import { workflowCode } from '../../worker/workflow-code';
@@ -31,8 +31,19 @@ export async function replayClosedHistories(client: Client, workflowTypes: strin
   return replayed;
 }
 
-/** The workflow task timeout a workflow was started with, in seconds: how long a worker taking it over has to replay it. */
+/**
+ * The workflow task timeout a workflow was started with, in seconds: how long a worker taking it
+ * over has to replay it. Waits up to 10 s for it to exist: a desk names the operation it starts
+ * in the same workflow task that asks the server to start it.
+ */
 export async function workflowTaskTimeoutSeconds(client: Client, workflowId: string): Promise<number> {
-  const { raw } = await client.workflow.getHandle(workflowId).describe();
-  return Number(raw.executionConfig?.defaultWorkflowTaskTimeout?.seconds);
+  for (let waited = 0; ; waited += 100) {
+    try {
+      const { raw } = await client.workflow.getHandle(workflowId).describe();
+      return Number(raw.executionConfig?.defaultWorkflowTaskTimeout?.seconds);
+    } catch (error) {
+      if (!(error instanceof WorkflowNotFoundError) || waited >= 10_000) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
 }
