@@ -5,6 +5,7 @@ import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
 import { workflowCode } from '../../worker/workflow-code';
 import { dataConverter } from '../../common/payload-compression';
+import { eventually } from './eventually';
 
 const HISTORY_FIXTURES = path.join(__dirname, '..', 'fixtures', 'histories');
 
@@ -33,17 +34,18 @@ export async function replayClosedHistories(client: Client, workflowTypes: strin
 
 /**
  * The workflow task timeout a workflow was started with, in seconds: how long a worker taking it
- * over has to replay it. Waits up to 10 s for it to exist: a desk names the operation it starts
- * in the same workflow task that asks the server to start it.
+ * over has to replay it. Waits for it to exist: a desk names the operation it starts in the same
+ * workflow task that asks the server to start it.
  */
 export async function workflowTaskTimeoutSeconds(client: Client, workflowId: string): Promise<number> {
-  for (let waited = 0; ; waited += 100) {
-    try {
-      const { raw } = await client.workflow.getHandle(workflowId).describe();
-      return Number(raw.executionConfig?.defaultWorkflowTaskTimeout?.seconds);
-    } catch (error) {
-      if (!(error instanceof WorkflowNotFoundError) || waited >= 10_000) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
+  const { raw } = await eventually(`workflow ${workflowId} started`, () =>
+    client.workflow
+      .getHandle(workflowId)
+      .describe()
+      .catch((error: unknown) => {
+        if (error instanceof WorkflowNotFoundError) return undefined;
+        throw error;
+      }),
+  );
+  return Number(raw.executionConfig?.defaultWorkflowTaskTimeout?.seconds);
 }
