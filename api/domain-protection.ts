@@ -9,6 +9,7 @@ import type { ReplicationProgress } from '../datapath/replicator';
 import { latestRpoTargetSeconds } from '../runbooks/domain-retention';
 import type { RunbookStore } from '../runbooks/store';
 import { protectStatusQuery, type ProtectStatus } from '../workflows/protect';
+import { whyNoRestorePoint } from '../workflows/restore-point-refusal';
 import { protectionWorkflowId } from '../workflows/workflow-ids';
 import { rpoNow, type RpoNow } from './rpo';
 
@@ -59,19 +60,14 @@ export async function protectionStatus(client: Client, deadlineMs: number, workf
 
 /**
  * Why the protection cannot take a restore point now, in an operator's words, or undefined when it
- * can: the conditions its restore-point update refuses (workflows/protect.ts), with how far the
+ * can: what its restore-point update refuses (workflows/restore-point-refusal.ts), with how far the
  * initial sync has got out of `disks`.
  */
 export function restorePointRefusal(protection: ProtectionNow, disks: number): string | undefined {
-  if (protection.mode === 'initial-sync') {
-    const copied = protection.initialSyncCopied;
-    const progress = copied ? `copying disk ${Math.min(copied.disk + 1, disks)} of ${disks}, ${(copied.bytesRead / 2 ** 30).toFixed(1)} GiB read so far` : `${disks} disks to copy, none copied yet`;
-    return `protection of epoch ${protection.epoch} is in its initial sync (${progress}) and takes restore points only once it is finished`;
-  }
-  if (protection.mode !== 'log') return `protection of epoch ${protection.epoch} is in ${protection.mode} mode (replication fell behind) and takes restore points only once every write is logged again`;
-  if (protection.diskSync) return `protection of epoch ${protection.epoch} is copying new disks into its log (${protection.diskSync.copiedDisks} of ${protection.diskSync.disks.length} copied) and takes restore points only once the log covers them`;
-  if (protection.cursor === 0) return `protection of epoch ${protection.epoch} has replicated no write yet and takes restore points only once it has`;
-  return undefined;
+  const copied = protection.initialSyncCopied;
+  const progress = copied ? `copying disk ${Math.min(copied.disk + 1, disks)} of ${disks}, ${(copied.bytesRead / 2 ** 30).toFixed(1)} GiB read so far` : `${disks} disks to copy, none copied yet`;
+  const refusal = whyNoRestorePoint(protection, progress);
+  return refusal && `protection of epoch ${protection.epoch} ${refusal}`;
 }
 
 export interface DomainProtection {

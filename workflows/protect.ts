@@ -21,6 +21,7 @@ import type { DiskSyncState } from '../datapath/disk-sync';
 import type { DomainDisk, RestorePoint, RestorePointSummary, VmMetadata } from '../datapath/records';
 import { workflowNow } from './clock';
 import { siteTaskQueue } from './task-queues';
+import { whyNoRestorePoint } from './restore-point-refusal';
 import { CANNOT_HEAL, failure } from '../common/failures';
 
 export interface ProtectInput {
@@ -261,9 +262,8 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
   // Updates accepted before labels existed carry no argument.
   setHandler(restorePointNowUpdate, (request) => makePoint('on-demand', request?.label), {
     validator: (_request: { label?: string } | undefined) => {
-      if (status.mode !== 'log') throw new Error(`domain ${input.domain} is in ${status.mode} mode; restore points follow once every write is logged again`);
-      if (diskSync) throw new Error(`domain ${input.domain} is copying new disks into its log; restore points follow once the log covers them`);
-      if (status.cursor === 0) throw new Error(`domain ${input.domain} has no replicated writes yet`);
+      const refusal = whyNoRestorePoint(status);
+      if (refusal) throw new Error(`protection of ${input.domain} at ${input.site} (epoch ${status.epoch}) ${refusal}`);
     },
   });
 
@@ -452,7 +452,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
   const policyLoop = async () => {
     let nextPointAt = (status.lastRestorePoint?.timestamp ?? workflowNow()) + input.restorePointIntervalMs;
     while (!(await condition(executionDone, Math.max(1, nextPointAt - workflowNow())))) {
-      if (status.cursor > 0 && status.mode === 'log' && !diskSync) {
+      if (!whyNoRestorePoint(status)) {
         try {
           await makePoint('policy');
         } catch (error) {
