@@ -1,8 +1,9 @@
 /**
  * A loopback HTTP proxy in front of the S3 server that misbehaves on purpose, by rules a test sets
  * and clears while it runs: S3 errors (503 SlowDown, 500), credentials refused (403 AccessDenied), connections reset before any answer,
- * answers delayed, and answers lost after the server acted on the request (the nastiest case
- * for idempotency: the PUT is stored, the client sees a failure and tries again). The product is
+ * answers delayed, answers lost after the server acted on the request (the nastiest case
+ * for idempotency: the PUT is stored, the client sees a failure and tries again), and requests of
+ * one kind held until the test lets them through (an operation stopped at a known point). The product is
  * pointed at it as at any endpoint (`S3_ENDPOINT`); nothing in the product knows it is there.
  */
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -25,6 +26,8 @@ export interface FaultRules {
   unreachable?: boolean;
   /** Every request answered 403 AccessDenied, as S3 answers credentials revoked or a policy that no longer allows them. */
   accessDenied?: boolean;
+  /** Requests of this method whose path matches are held, unanswered, until the rules change; then they go on under the new rules. */
+  hold?: { method: string; path: RegExp };
 }
 
 /** The S3 error answers the proxy gives, with their XML codes and messages. */
@@ -51,11 +54,13 @@ export interface FaultCounts {
   resets: number;
   stalls: number;
   lostAnswers: number;
+  held: number;
 }
 
 export class S3FaultProxy {
   private rules: FaultRules = {};
-  readonly counts: FaultCounts = { forwarded: 0, errors: 0, refusals: 0, resets: 0, stalls: 0, lostAnswers: 0 };
+  readonly counts: FaultCounts = { forwarded: 0, errors: 0, refusals: 0, resets: 0, stalls: 0, lostAnswers: 0, held: 0 };
+  private held: Array<() => void> = [];
 
   private constructor(
     private readonly server: Server,
@@ -74,10 +79,13 @@ export class S3FaultProxy {
 
   setRules(rules: FaultRules): void {
     this.rules = rules;
+    const held = this.held;
+    this.held = [];
+    for (const handleAgain of held) handleAgain();
   }
 
   clear(): void {
-    this.rules = {};
+    this.setRules({});
   }
 
   async close(): Promise<void> {
@@ -87,6 +95,11 @@ export class S3FaultProxy {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const rules = this.rules;
+    if (rules.hold && req.method === rules.hold.method && rules.hold.path.test(req.url ?? '')) {
+      this.counts.held++;
+      this.held.push(() => this.handle(req, res));
+      return;
+    }
     const chance = (rate: number | undefined) => rate !== undefined && Math.random() < rate;
     if (rules.unreachable || chance(rules.resetRate)) {
       this.counts.resets++;

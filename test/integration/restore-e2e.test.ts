@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { before, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { generateToken } from '../../api/auth';
 import { operationsRouter } from '../../api/operations';
 import { restoreRouter } from '../../api/restore';
+import { restorePointsRouter } from '../../api/restore-points';
 import { runbooksRouter } from '../../api/runbooks';
 import { readDomainStatus } from '../../datapath/domain-status';
 import { DomainKeys } from '../../datapath/keys';
@@ -17,6 +18,7 @@ import type { RestoreReport } from '../../workflows/restore-messages';
 import { protectionWorkflowId } from '../../workflows/workflow-ids';
 import { apiCalls } from '../harness/api-calls';
 import { replayClosedHistories } from '../harness/histories';
+import { siteWorkersBehindProxy, type S3FaultProxy } from '../harness/s3-fault-proxy';
 import { admin, testSiteDefinitions } from '../harness/sites';
 import { useTestApi, useTestbed, type ApiPrincipal } from '../harness/testbed';
 import { domainVms, failoverSiteDefinitions, protectAtPrimary, runbookYaml, waitFor } from '../fixtures/failover-domains';
@@ -27,10 +29,18 @@ const [DB, APP] = domainVms(DOMAIN);
 
 describe('restore in place end to end, on real Temporal, S3, a site and worker processes: the domain reverted while its workload writes, undone, one VM alone', () => {
   const operator: ApiPrincipal = { name: 'dr-lead', role: 'operator', token: generateToken() };
-  const { stack, sites, primary, recovery, store, runbooks } = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), [DOMAIN]), workers: ['orchestration', 'primary'] });
+  // The primary's site worker reaches the store through a proxy: a test holds the initial sync's chunk writes there.
+  const bed = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), [DOMAIN]), workers: ['orchestration'] });
+  const { stack, sites, primary, recovery, store, runbooks } = bed;
+  let proxy: S3FaultProxy | undefined;
   const api = useTestApi({
     principals: [operator],
-    routers: (log) => [runbooksRouter({ store: runbooks, log }), operationsRouter({ client: stack.client, runbooks, store, log }), restoreRouter({ client: stack.client, runbooks, store, log })],
+    routers: (log) => [
+      runbooksRouter({ store: runbooks, log }),
+      operationsRouter({ client: stack.client, runbooks, store, log }),
+      restoreRouter({ client: stack.client, runbooks, store, log }),
+      restorePointsRouter({ client: stack.client, store, runbooks, log }),
+    ],
   });
   const { call, submitRunbook, operationResult } = apiCalls(() => api.url, operator.token);
   let seeds = 0;
@@ -39,11 +49,14 @@ describe('restore in place end to end, on real Temporal, S3, a site and worker p
   const record = () => readWorkloadRecord(path.join(stack.dir, 'primary', 'workload-record.jsonl'));
 
   before(async () => {
+    proxy = await siteWorkersBehindProxy(bed, ['primary']);
     await startWorkload();
     await protectAtPrimary(stack.client, DOMAIN);
     await submitRunbook(runbookYaml(DOMAIN, {}));
     await waitFor(`${DOMAIN} recorded as Protected`, async () => (await readDomainStatus(store, DOMAIN))?.mode === 'Protected', 30_000);
   });
+
+  after(() => proxy?.close());
 
   /** Every disk of the domain at the primary: its id and size. */
   async function disks(vms = domainVms(DOMAIN)): Promise<Array<{ id: string; size: number }>> {
@@ -194,7 +207,36 @@ describe('restore in place end to end, on real Temporal, S3, a site and worker p
     }
   });
 
+  it('refuses a restore at once (409, nothing started) while the new epoch\'s initial sync runs, saying how far it is, and accepts one once the sync is done', async () => {
+    const epoch = await protectionCaughtUp();
+    const diskCount = (await disks()).length;
+    const point = await stack.client.workflow.getHandle(protectionWorkflowId(DOMAIN, 'primary', epoch)).executeUpdate(restorePointNowUpdate, { args: [{}] });
+    // The restore's new epoch copies the disks into its base; its chunk writes wait at the proxy.
+    proxy!.setRules({ hold: { method: 'PUT', path: /\/base\/\d{10}-\d{16}\/chunks\// } });
+    try {
+      const report = await restore({ pointInTime: { restorePoint: point.id }, vms: [APP] });
+      assert.deepEqual(report.restore.epochs, { before: epoch, after: epoch + 1 });
+      await waitFor('the initial sync writing its first chunk', () => Promise.resolve(proxy!.counts.held > 0), 30_000);
+      const status = await stack.client.workflow.getHandle(protectionWorkflowId(DOMAIN, 'primary', epoch + 1)).query(protectStatusQuery);
+      assert.equal(status.mode, 'initial-sync');
+
+      const refused = await call('POST', `/domains/${DOMAIN}/restore`, { confirm: DOMAIN, pointInTime: { restorePoint: point.id } });
+      assert.equal(refused.status, 409, JSON.stringify(refused.body));
+      assert.match(String(refused.body.detail), new RegExp(`protection of epoch ${epoch + 1} is in its initial sync \\((${diskCount} disks to copy, none copied yet|copying disk \\d+ of ${diskCount}, [\\d.]+ GiB read so far)\\) and takes restore points only once it is finished`));
+      assert.equal((await call('GET', `/domains/${DOMAIN}/operations`)).body.running, null, 'nothing started');
+      // Asked of the protection itself, its restore-point update refuses in the same words.
+      const noPoint = await call('POST', `/domains/${DOMAIN}/restore-points`, { label: 'during the sync' });
+      assert.equal(noPoint.status, 409, JSON.stringify(noPoint.body));
+      assert.match(String(noPoint.body.detail), new RegExp(`protection of ${DOMAIN} at primary \\(epoch ${epoch + 1}\\) is in its initial sync and takes restore points only once it is finished`));
+    } finally {
+      proxy!.clear();
+    }
+    assert.equal(await protectionCaughtUp(), epoch + 1, 'the held sync finished once its writes went through');
+    const accepted = await restore({ pointInTime: { restorePoint: point.id }, vms: [APP] });
+    assert.deepEqual(accepted.restore.epochs, { before: epoch + 1, after: epoch + 2 });
+  });
+
   it('replays every restore\'s history against the current code', async () => {
-    assert.equal(await replayClosedHistories(stack.client, ['restore']), 3);
+    assert.equal(await replayClosedHistories(stack.client, ['restore']), 5);
   });
 });
