@@ -11,7 +11,8 @@
  * resolution powers each stale copy at the primary off once and the failback each original on
  * once, leaving no copy at the recovery site, that the restore shuts each VM down and powers it on
  * once in place, that a continuous failover's copy follows every VM and its completion applies only
- * the tail, and that no workflow's history grows in events with the domain's size, each
+ * the tail, that a continuous failback's originals follow the recovery site and its completion powers
+ * each original on once with only the tail, and that no workflow's history grows in events with the domain's size, each
  * operation's workflow task timeout sized by it. Not timed: it prints wall times, the largest
  * histories, where their bytes are and how long they take to replay.
  */
@@ -48,7 +49,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** A workflow's failure says why at its root: the activity's failure under the child's under the workflow's. */
 const deepestCause = (error: unknown): string => (error instanceof Error ? (error.cause instanceof Error ? deepestCause(error.cause) : error.message) : String(error));
 
-describe(`a large domain of ${VMS} VMs: a drill, a forced failover, a split-brain resolution, a planned failback, a restore and a continuous failover`, () => {
+describe(`a large domain of ${VMS} VMs: a drill, a forced failover, a split-brain resolution, a planned failback, a restore, a continuous failover and a continuous failback`, () => {
   const operator: ApiPrincipal = { name: 'dr-lead', role: 'operator', token: generateToken() };
   // The drill's test network, beside the recovery site's production networks.
   const definitions = siteDefinitions(bench).map((site) => (site.name === bench.recovery ? { ...site, inventory: { ...site.inventory, networks: [...site.inventory.networks, 'test-app'] } } : site));
@@ -225,7 +226,7 @@ describe(`a large domain of ${VMS} VMs: a drill, a forced failover, a split-brai
   });
 
   // Under npm run chaos only: at 1,200 VMs it added some 2 minutes to npm test, whose failback and split-brain tests cover both on small domains.
-  const onlyUnderChaos = atChaosSize<string | false>(false, 'the large domain\'s split-brain resolution, failback, restore and continuous failover run under npm run chaos');
+  const onlyUnderChaos = atChaosSize<string | false>(false, 'the large domain\'s split-brain resolution, failback, restore, continuous failover and continuous failback run under npm run chaos');
   it('the primary, fenced while running, has its copies deactivated by a split-brain resolution, and a planned failback brings every original VM back once and removes the copies at the recovery site', { skip: onlyUnderChaos }, async (t) => {
     // The primary never went down: its worker's detector finds the domain's VMs running there, owned by the recovery site.
     const conflictShown = async () => ((await call('GET', `/domains/${bench.domain}`)).body.conflict as { vms: string[] } | null) ?? undefined;
@@ -295,28 +296,45 @@ describe(`a large domain of ${VMS} VMs: a drill, a forced failover, a split-brai
     await assertHistoriesBounded(t, 'restore', restore.result.workflowId, restore.result.wallMs);
   });
 
-  it('a continuous failover keeps a copy of every VM following the log at the recovery site, and its planned completion applies only the tail and registers and powers each VM on once', { skip: onlyUnderChaos }, async (t) => {
-    // Right after the restore, its epoch's protection copies every disk again: the copy holds until that base exists, then follows.
+  interface Following {
+    vms: number;
+    disks: number;
+    lag: { segments: number; bytes: number };
+  }
+  const domainNow = async () =>
+    (await call('GET', `/domains/${bench.domain}`)).body as { mode: string; continuousFailover?: { following: Following | null }; continuousFailback?: { following: Following | null } };
+
+  /**
+   * Starts a continuous operation (waiting out the refusal while the domain is not yet recorded
+   * Protected after the operation before) and waits until its copy follows the log, the domain in
+   * `mode`: the new epoch's initial sync of every disk comes first, then the copy from its base.
+   */
+  async function startFollowing(operation: 'continuous-failover' | 'continuous-failback', mode: string): Promise<{ workflowId: string; started: number; caughtUpMs: number; following: Following }> {
     const started = Date.now();
-    let response = await call('POST', `/domains/${bench.domain}/continuous-failover`, byName());
+    let response = await call('POST', `/domains/${bench.domain}/${operation}`, byName());
     for (let tries = 0; response.status === 409 && /Protected/.test(JSON.stringify(response.body)) && tries < 120; tries++) {
       await sleep(1_000);
-      response = await call('POST', `/domains/${bench.domain}/continuous-failover`, byName());
+      response = await call('POST', `/domains/${bench.domain}/${operation}`, byName());
     }
     assert.equal(response.status, 202, JSON.stringify(response.body));
-    const workflowId = String(response.body.workflowId);
-    const domainNow = async () => (await call('GET', `/domains/${bench.domain}`)).body as { mode: string; continuousFailover?: { following: { vms: number; disks: number; lag: { segments: number; bytes: number } } | null } };
-    for (let waited = 0; (await domainNow()).mode !== 'Continuous Rehydration in Progress'; waited += 5_000) {
-      assert.ok(waited < 300_000 + VMS * 200, `the copy of ${bench.domain} caught up with the log (mode ${(await domainNow()).mode})`);
+    for (let waited = 0; (await domainNow()).mode !== mode; waited += 5_000) {
+      assert.ok(waited < 600_000 + VMS * 200, `the copy of ${bench.domain} caught up with the log (mode ${(await domainNow()).mode})`);
       await sleep(5_000);
     }
-    const caughtUpMs = Date.now() - started;
-    const following = (await domainNow()).continuousFailover?.following;
-    assert.equal(following?.vms, VMS, JSON.stringify(following));
+    const now = await domainNow();
+    const following = (operation === 'continuous-failover' ? now.continuousFailover : now.continuousFailback)?.following;
+    assert.ok(following, JSON.stringify(now));
+    assert.equal(following.vms, VMS, JSON.stringify(following));
     assert.equal(following.disks, VMS, 'one disk per VM followed');
+    return { workflowId: String(response.body.workflowId), started, caughtUpMs: Date.now() - started, following };
+  }
+
+  it('a continuous failover keeps a copy of every VM following the log at the recovery site, and its planned completion applies only the tail and registers and powers each VM on once', { skip: onlyUnderChaos }, async (t) => {
+    // In the whole suite, right after the restore: its epoch's protection copies every disk again, and the copy holds until that base exists.
+    const { workflowId, started, caughtUpMs, following } = await startFollowing('continuous-failover', 'Continuous Rehydration in Progress');
     const representations = (await recovery.client.listVms()).filter((vm) => vm.kind === 'representation');
     assert.equal(representations.length, VMS, 'one representation VM per VM while the copy follows');
-    t.diagnostic(`continuous failover of ${VMS} VMs: caught up with the log ${Math.round(caughtUpMs / 1000)} s after it was asked for (after a restore, its epoch's initial sync of every disk first); ${following.lag.segments} segments behind`);
+    t.diagnostic(`continuous failover of ${VMS} VMs: caught up with the log ${Math.round(caughtUpMs / 1000)} s after it was asked for; ${following.lag.segments} segments behind`);
 
     const completion = await siteEvents(recovery, () => operate('failover', { ...byName(), type: 'planned' }));
     assert.equal(completion.result.workflowId, workflowId, 'the failover completes the running continuous failover');
@@ -331,5 +349,35 @@ describe(`a large domain of ${VMS} VMs: a drill, a forced failover, a split-brai
     assert.equal((await recovery.client.listVms()).filter((vm) => vm.kind !== 'vm').length, 0, 'no RocVA or representation VM is left');
     t.diagnostic(`continuous failover completion of ${VMS} VMs: ${Math.round(completion.result.wallMs / 1000)} s, the tail ${report.tail.segments} segments, ${(report.tail.bytesWritten / 1024 / 1024).toFixed(1)} MiB written`);
     await assertHistoriesBounded(t, 'continuous failover', workflowId, Date.now() - started);
+  });
+
+  it('a continuous failback keeps the original disks at the primary following the recovery site\'s log, and its planned completion applies only the tail and powers each original VM on once', { skip: onlyUnderChaos }, async (t) => {
+    // The VMs now run at the recovery site: their writes there are what the originals follow.
+    await admin(primary, sites.token, '/admin/workload', undefined, 'DELETE');
+    await admin(recovery, sites.token, '/admin/workload', { writesPerSecond: 20, blockSize: 4096, pattern: 'random', seed: 'large-domain-back' });
+    const { workflowId, started, caughtUpMs, following } = await startFollowing('continuous-failback', 'Continuous Failback in Progress');
+    const atPrimary = await primary.client.listVms();
+    const originals = atPrimary.filter((vm) => vm.kind === 'vm' && vms.includes(vm.name));
+    assert.equal(originals.length, VMS, 'every original VM at the primary, none twice');
+    assert.ok(originals.every((vm) => vm.powerState === 'poweredOff'), 'the originals stay powered off while their disks follow');
+    assert.ok(atPrimary.some((vm) => vm.kind === 'rocva'), 'a RocVA at the primary applies the log');
+    t.diagnostic(`continuous failback of ${VMS} VMs: the originals caught up with the log ${Math.round(caughtUpMs / 1000)} s after it was asked for (after the failover's completion, its epoch's initial sync of every disk first); ${following.lag.segments} segments behind`);
+
+    const completion = await siteEvents(primary, () => operate('failback', { ...byName(), type: 'planned' }));
+    assert.equal(completion.result.workflowId, workflowId, 'the failback completes the running continuous failback');
+    const { report } = completion.result;
+    const poweredOn = eventsPerVm(completion.events, 'VmPoweredOn');
+    assert.ok(vms.every((vm) => poweredOn.get(vm) === 1), 'the completion powers each original VM on once');
+    assert.ok(!report.steps.some((s) => /rehydrate/.test(s.name)), 'nothing rehydrated at completion: the originals were followed');
+    assert.equal(report.tail?.bytesRead.base, 0, 'the completion read no base');
+    assert.ok(report.tail && report.tail.bytesWritten < VMS * 1024 * 1024, `the completion wrote only the tail: ${report.tail?.bytesWritten} bytes`);
+    const back = (await primary.client.listVms()).filter((vm) => vms.includes(vm.name));
+    assert.equal(back.length, VMS, 'every original VM at the primary, none twice');
+    assert.ok(back.every((vm) => vm.kind === 'vm' && vm.powerState === 'poweredOn'), 'every original VM runs');
+    assert.equal((await primary.client.listVms()).filter((vm) => vm.kind !== 'vm').length, 0, 'no RocVA left at the primary');
+    const leftAtRecovery = (await recovery.client.listVms()).filter((vm) => vms.includes(vm.name));
+    assert.equal(leftAtRecovery.length, 0, `the copies are removed from the recovery site: ${leftAtRecovery.slice(0, 5).map((vm) => vm.name).join(', ')}`);
+    t.diagnostic(`continuous failback completion of ${VMS} VMs: ${Math.round(completion.result.wallMs / 1000)} s, the tail ${report.tail.segments} segments, ${(report.tail.bytesWritten / 1024 / 1024).toFixed(1)} MiB written`);
+    await assertHistoriesBounded(t, 'continuous failback', workflowId, Date.now() - started);
   });
 });
