@@ -1,4 +1,4 @@
-import { Context } from '@temporalio/activity';
+import { CancelledFailure, Context } from '@temporalio/activity';
 import type { SiteProvider } from '../sites/provider';
 import { checkDeltaBase, chainEnd, latestDeparture, recordArrival, recordDeparture, type DeltaBaseCheck, type DeltaBaseVerified } from '../datapath/departure';
 import { rehydrateDelta } from '../datapath/delta-rehydrate';
@@ -11,6 +11,17 @@ import { Ownership } from '../datapath/ownership';
 import { manifestSchema, parseRecord, type ArrivalRecord, type DepartureRecord, type DiskFingerprint, type LogPosition, type Manifest } from '../datapath/records';
 import { failure } from '../common/failures';
 import { classify } from './datapath';
+
+/**
+ * Heartbeats, then ends the attempt if it was cancelled (the operation's cancel, or its worker
+ * asked to stop): these activities read every disk of the domain, minutes at 10,000 disks, and
+ * neither an operator's cancel nor a worker's shutdown may wait for that. A retry resumes after
+ * the disks its last heartbeat names.
+ */
+function heartbeatUnlessCancelled(context: Context, details?: unknown): void {
+  context.heartbeat(details);
+  if (context.cancellationSignal.aborted) throw new CancelledFailure(`reading the disks was cancelled (${String(context.cancellationSignal.reason ?? 'cancelled')})`);
+}
 
 export interface FailbackDataDependencies {
   store: ObjectStore;
@@ -82,7 +93,7 @@ export function createFailbackDataActivities({ store, provider }: FailbackDataDe
         if (left.site !== provider.site) throw failure('NotOwner', `epoch ${input.epoch} of ${input.domain} was owned by ${left.site}: a planned departure is recorded there, not at ${provider.site}`);
         if (input.lastSegment === undefined) throw failure('DeltaNotApplicable', 'a planned departure needs the drained lastSegment');
         lastSegment = input.lastSegment;
-        fingerprints = await fingerprintDisks(provider, manifest.disks, 4, () => context.heartbeat());
+        fingerprints = await fingerprintDisks(provider, manifest.disks, 4, () => heartbeatUnlessCancelled(context));
       } else {
         const epochs = await ownership.epochs();
         if (!epochs.some((e) => e > input.epoch)) throw failure('DeltaNotApplicable', `epoch ${input.epoch} of ${input.domain} is still the current one: a forced departure is recorded after the takeover`);
@@ -137,10 +148,10 @@ export function createFailbackDataActivities({ store, provider }: FailbackDataDe
           target: provider,
           disks: manifest.disks,
           ...(verified ? { verified } : {}),
-          onProgress: () => context.heartbeat(verified),
+          onProgress: () => heartbeatUnlessCancelled(context, verified),
           onVerified: (more) => {
             verified = more;
-            context.heartbeat(verified);
+            heartbeatUnlessCancelled(context, verified);
           },
         });
       } catch (error) {

@@ -174,6 +174,29 @@ describe('failback by delta on real S3: departure, check, delta rehydration, exa
     assert.ok((reads.get(first) ?? 0) > 0, 'every disk read again');
   });
 
+  it('a check cancelled while it reads the disks ends at its next heartbeat instead of reading them to the end', async () => {
+    const { primary } = await failedOverDomain(store, 'delta-cancelled', 'planned');
+    let bytesRead = 0;
+    const counting = Object.assign(Object.create(primary) as MemorySite, {
+      site: 'primary',
+      readDisk: async (diskId: string, offset: number, length: number) => {
+        const data = await primary.readDisk(diskId, offset, length);
+        bytesRead += data.length;
+        return data;
+      },
+    });
+    const attempt = new MockActivityEnvironment();
+    // The operator's cancel (or the worker asked to stop) lands as the first region is read.
+    attempt.once('heartbeat', () => attempt.cancel('CANCELLED'));
+    const activities = createFailbackDataActivities({ store, provider: counting as unknown as SiteProvider });
+    await assert.rejects(
+      attempt.run(() => activities.checkDeltaBase({ domain: 'delta-cancelled' })),
+      (error: Error) => error.name === 'CancelledFailure' && /reading the disks was cancelled/.test(error.message),
+    );
+    // The regions already being read when the cancel came finish; no other starts.
+    assert.ok(bytesRead < TOTAL_BYTES, `read ${bytesRead} of the disks' ${TOTAL_BYTES} bytes`);
+  });
+
   it('original disks damaged by one byte: the check refuses, and a full rehydration onto them is exact', async () => {
     const { ownership, primary, recovery, atPrimary } = await failedOverDomain(store, 'delta-damaged', 'planned');
     const disk = primary.disks.get('app-1-disk-0')!;
