@@ -91,7 +91,7 @@ export interface FollowOptions {
   writeConcurrency?: number;
   /** Called with the chosen base (null: zeros) before anything is written, so that a lease can name it. */
   onPlanned?: (base: string | null) => void | Promise<void>;
-  /** Called with the result so far after every base chunk and segment, and while idle or held. */
+  /** Called with the result so far after every base chunk and segment (inside an inconsistent stretch: as of its last consistent point), and while idle or held. */
   onProgress?: (result: FollowResult) => void | Promise<void>;
   now?: () => number;
 }
@@ -155,9 +155,12 @@ export async function follow(options: FollowOptions): Promise<FollowResult> {
     caughtUp: false,
   };
   let behind: ChainLink[] = [];
+  /** As last reported: what progress inside an inconsistent stretch repeats, where neither the cursor nor what a retry from it counts may move. */
+  let reported: FollowResult = structuredClone(result);
   const report = async () => {
     const segments = behind.length;
     result.lag = { segments, bytes: behind.reduce((sum, link) => sum + link.bytes, 0), ms: result.caughtUp && segments === 0 ? 0 : now() - (result.appliedUpTo?.timestamp ?? startedAt) };
+    reported = structuredClone(result);
     await options.onProgress?.(result);
     return result;
   };
@@ -306,6 +309,10 @@ export async function follow(options: FollowOptions): Promise<FollowResult> {
         if (newest) result.appliedUpTo = cursor.appliedUpTo = newest;
         behind = links.slice(index + 1);
         await report();
+      } else {
+        // Still alive: a large domain's initial-sync stretch takes longer to apply than the
+        // activity's heartbeat timeout, and a follower timed out inside it would start it again.
+        await options.onProgress?.(reported);
       }
       index++;
     }

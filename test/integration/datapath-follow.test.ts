@@ -282,11 +282,16 @@ describe('log follower on real S3: continuous rehydration from base + log, resum
 
     const done = await finishResync(store, domain.ownership, domain.primary, { epoch: 1, segment: resyncAt, entries: written.entries, cursor: written.cursor, vms: VMS, journalMark: written.journalMark, markedAt: written.markedAt });
     assert.ok(done?.consistentFrom);
-    const moves: number[] = [];
-    const through = await followTo(domain.ownership, target, { cursor: before.cursor!, onProgress: (p) => void (p.cursor?.applied && moves.push(p.cursor.applied.segment)) });
+    const reports: Array<{ segment?: number; segmentsApplied: number }> = [];
+    const through = await followTo(domain.ownership, target, { cursor: before.cursor!, onProgress: (p) => void reports.push({ segment: p.cursor?.applied?.segment, segmentsApplied: p.segmentsApplied }) });
     assert.equal(through.heldAt, undefined);
     assert.equal(through.segmentsApplied, 4);
-    assert.deepEqual([...new Set(moves)], [done.consistentFrom.segment], 'the cursor moves only once the stretch is consistent again');
+    const moved = reports.filter((r) => r.segment !== before.cursor!.applied?.segment);
+    assert.deepEqual([...new Set(moved.map((r) => r.segment))], [done.consistentFrom.segment], 'the cursor moves only once the stretch is consistent again');
+    // Inside the stretch the follower still reports after each segment (a heartbeat, or a large stretch outlasts the activity's heartbeat timeout), as of its last consistent point.
+    const inside = reports.slice(0, reports.indexOf(moved[0]));
+    assert.ok(inside.length >= 3, `a report after each segment inside the stretch: ${JSON.stringify(reports)}`);
+    assert.ok(inside.every((r) => r.segmentsApplied === 0), 'counting nothing a retry from the unchanged cursor would apply again');
     assertSameDisks(target, domain.primary, DISKS, 'after the resync');
   });
 
