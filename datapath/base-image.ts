@@ -6,6 +6,7 @@ import type { Ownership } from './ownership';
 import { forEachLimited, limited } from '../common/parallel';
 import { baseSchema, parseRecord, RECORD_FORMAT_VERSION, syncIntentSchema, type BaseRecord, type DomainDisk, type LogPosition, type SyncIntent } from './records';
 import { decodeSegment } from './segment-codec';
+import { readSegmentObject } from './segment-objects';
 
 /**
  * Base images: a domain's disks as of one log position, stored as checksummed non-zero chunks
@@ -167,7 +168,9 @@ export async function consistentPosition(
   let position: LogPosition | null = null;
   let coveredUpTo = input.cursor;
   if (lastKey) {
-    const segment = decodeSegment(lastKey, (await store.getFramed(lastKey))!);
+    const body = await readSegmentObject(store, lastKey);
+    if (!body) throw new Error(`segment ${lastKey} was listed but is missing`);
+    const segment = decodeSegment(lastKey, body);
     position = { epoch: input.epoch, segment: trailingNumber(lastKey), entries: segment.entries.length };
     coveredUpTo = segment.lastSequence;
   }

@@ -1,6 +1,6 @@
 import type { CreateDiskSpec, VirtualDisk } from '../sites/provider';
 import { commitBase, copyDisksIntoBase, listSyncIntents } from './base-image';
-import { parseBaseId, trailingNumber } from './keys';
+import { parseBaseId, segmentDataPosition, trailingNumber } from './keys';
 import { planRestore, readChain, readPlanningState, TargetNotRestorableError } from './log-chain';
 import type { ObjectStore } from './object-store';
 import type { Ownership } from './ownership';
@@ -148,14 +148,18 @@ export async function collectGarbage(options: GcOptions): Promise<GcResult> {
   }
   result.oldestNeededBase = oldest.id;
 
-  const epochs = await ownership.epochs();
-  const segmentKeys = (await Promise.all(epochs.filter((e) => e <= oldest.epoch).map(async (e) => (await store.list(keys.logPrefix(e))).keys))).flat();
-  const oldSegments = segmentKeys.filter((key) => {
-    const segment = { epoch: trailingNumber(key.slice(0, key.lastIndexOf('/'))), cursor: trailingNumber(key) };
-    return before(segment, oldest) && followers.every((f) => !before({ epoch: f.epoch, cursor: f.segment }, segment));
-  });
+  const epochs = (await ownership.epochs()).filter((e) => e <= oldest.epoch);
+  const unneeded = (segment: { epoch: number; cursor: number }) => before(segment, oldest) && followers.every((f) => !before({ epoch: f.epoch, cursor: f.segment }, segment));
+  const segmentKeys = (await Promise.all(epochs.map(async (e) => (await store.list(keys.logPrefix(e))).keys))).flat();
+  const oldSegments = segmentKeys.filter((key) => unneeded({ epoch: trailingNumber(key.slice(0, key.lastIndexOf('/'))), cursor: trailingNumber(key) }));
   await store.delete(oldSegments);
   result.deleted.segments = oldSegments.length;
+  // The bytes of large segments go after the segments that refer to them, with any upload that
+  // never made it into the log (a writer that lost the key or died before committing).
+  const oldUploads = await Promise.all(
+    epochs.map(async (epoch) => (await store.list(keys.segmentDataPrefix(epoch))).keys.filter((key) => unneeded({ epoch, cursor: segmentDataPosition(key) }))),
+  );
+  await store.delete(oldUploads.flat());
   await options.onStep?.('segments-deleted');
 
   // Chunks of an unfinished initial sync have no base.json yet and must stay.

@@ -55,6 +55,14 @@ export class DomainKeys {
   segment(epoch: number, afterSequence: number): string {
     return `${this.logPrefix(epoch)}${padSequence(afterSequence)}`;
   }
+  /** Where large segments' bytes are uploaded before the log refers to them: outside `log/`, so a listing of the log is the chain alone. */
+  segmentDataPrefix(epoch: number): string {
+    return `${this.root}log-data/${padEpoch(epoch)}/`;
+  }
+  /** One upload of a segment's bytes; `upload` tells apart the attempts of writers from the same cursor, of which the log refers to one. */
+  segmentData(epoch: number, afterSequence: number, upload: string): string {
+    return `${this.segmentDataPrefix(epoch)}${padSequence(afterSequence)}-${upload}`;
+  }
   pointsPrefix(): string {
     return `${this.root}points/`;
   }
@@ -143,6 +151,12 @@ export function parseBaseId(baseId: string): { epoch: number; cursor: number } {
 
 export function domainsPrefix(prefix: string): string {
   return `${prefix}domains/`;
+}
+
+/** The journal cursor the segment whose bytes a `segmentData` key holds starts after. */
+export function segmentDataPosition(key: string): number {
+  const name = key.slice(key.lastIndexOf('/') + 1);
+  return trailingNumber(name.slice(0, name.indexOf('-')));
 }
 
 /** The number at the end of an epoch or segment key. */

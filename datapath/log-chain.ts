@@ -1,10 +1,11 @@
 import { listBases, listSyncIntents } from './base-image';
-import { DomainKeys, trailingNumber } from './keys';
+import { DomainKeys, padSequence, segmentDataPosition, trailingNumber } from './keys';
 import type { ObjectStore } from './object-store';
 import type { Ownership } from './ownership';
 import { listResyncs } from './bitmap';
 import type { BaseRecord, LogPosition, RehydrationTarget, ResyncRecord, SyncIntent } from './records';
 import { decodeSegmentAsync, CorruptSegmentError, type Segment } from './segment-codec';
+import { readSegmentObject } from './segment-objects';
 
 export interface ChainLink {
   epoch: number;
@@ -30,16 +31,40 @@ export async function resolveChain(store: ObjectStore, ownership: Ownership, fro
       const next = epochs[index + 1];
       const limit = next === undefined ? Infinity : ((await ownership.handoff(next)).lastSegment ?? -1);
       const startAfter = from && epoch === from.epoch && from.segment > 0 ? keys.segment(epoch, from.segment - 1) : undefined;
-      const { keys: segmentKeys, sizes } = await store.list(keys.logPrefix(epoch), startAfter ? { startAfter } : {});
+      const [{ keys: segmentKeys, sizes }, uploaded] = await Promise.all([
+        store.list(keys.logPrefix(epoch), startAfter ? { startAfter } : {}),
+        uploadedSegmentBytes(store, keys, epoch, from && epoch === from.epoch ? from.segment : 0),
+      ]);
       for (const key of segmentKeys) {
         const segment = trailingNumber(key);
-        if (segment <= limit) chain.push({ epoch, segment, key, bytes: sizes.get(key) ?? 0 });
+        const listed = sizes.get(key) ?? 0;
+        const bytes = listed <= SEGMENT_REFERENCE_MAX_BYTES ? (uploaded.get(segment) ?? listed) : listed;
+        if (segment <= limit) chain.push({ epoch, segment, key, bytes });
       }
     }
     // A claim that landed while the log was listed seals the listed epoch at its handoff; a fenced
     // writer's later put may already be in the listing, so list again against the new epochs.
     if ((await ownership.epochs()).length === epochs.length) return chain;
   }
+}
+
+/** No segment reference is larger; a listed object this small may be one. */
+const SEGMENT_REFERENCE_MAX_BYTES = 1024;
+
+/**
+ * The size of the bytes uploaded for each segment of the epoch from `from` on, by the cursor the
+ * segment starts after: what reading a referring segment fetches. When writers from the same
+ * cursor both uploaded, the larger (their sizes differ only by how much each read of the journal).
+ */
+async function uploadedSegmentBytes(store: ObjectStore, keys: DomainKeys, epoch: number, from: number): Promise<Map<number, number>> {
+  const prefix = keys.segmentDataPrefix(epoch);
+  const { keys: dataKeys, sizes } = await store.list(prefix, from > 0 ? { startAfter: `${prefix}${padSequence(from)}` } : {});
+  const bytes = new Map<number, number>();
+  for (const key of dataKeys) {
+    const segment = segmentDataPosition(key);
+    bytes.set(segment, Math.max(bytes.get(segment) ?? 0, sizes.get(key) ?? 0));
+  }
+  return bytes;
 }
 
 /**
@@ -51,7 +76,7 @@ export async function* readChain(store: ObjectStore, chain: ChainLink[], concurr
   const inFlight: Array<Promise<Segment>> = [];
   let nextToFetch = 0;
   const fetch = async (link: ChainLink): Promise<Segment> => {
-    const body = await store.getFramed(link.key);
+    const body = await readSegmentObject(store, link.key);
     if (!body) throw new CorruptSegmentError(link.key, 'listed but missing');
     const segment = await decodeSegmentAsync(link.key, body);
     if (segment.epoch !== link.epoch || segment.afterSequence !== link.segment) throw new CorruptSegmentError(link.key, 'header does not match its key');

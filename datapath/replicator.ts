@@ -1,6 +1,6 @@
-import type { SiteProvider } from '../sites/provider';
+import type { JournalBatch, SiteProvider } from '../sites/provider';
 import type { DiskSync, DiskSyncState } from './disk-sync';
-import type { SegmentWriter } from './segment-writer';
+import type { SegmentWriter, StagedSegment, WrittenSegment } from './segment-writer';
 
 export type JournalSource = Pick<SiteProvider, 'readJournal' | 'trimJournal'>;
 
@@ -99,8 +99,8 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicationP
   };
   const allowed = options.disks ? new Set(options.disks) : undefined;
   // The fencing check, journal trim and report of the last stored segment run while the next
-  // one is read, compressed and stored; stores stay one at a time and in order (the next key is
-  // where the previous segment, possibly adopted, ends), and every return waits for them.
+  // one is read, compressed and stored; keys are created one at a time and in order (the next key
+  // is where the previous segment, possibly adopted, ends), and every return waits for them.
   let acknowledging: Promise<void> = Promise.resolve();
   /** The progress as of the last acknowledged segment: what a heartbeat may resume from. */
   let acknowledged: ReplicationProgress = { ...progress };
@@ -116,32 +116,79 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicationP
     // Surfaced by the next await of `acknowledging`, before anything else is stored.
     acknowledging.catch(() => undefined);
   };
+  /** A segment stored (or adopted) in the log: the cursor moves to its end and it is acknowledged. */
+  const stored = (written: WrittenSegment, batch: JournalBatch, sync: DiskSync | undefined) => {
+    if (options.diskSync) progress.diskSync = options.diskSync.state;
+    const newest = written.segment.entries.at(-1);
+    progress.cursor = written.segment.lastSequence;
+    progress.lastSegmentKey = written.key;
+    progress.lagMs = newest ? now() - newest.timestamp : 0;
+    const newestConsumed = batch.entries.at(-1);
+    if (newestConsumed) progress.durableAsOf = Math.max(progress.durableAsOf ?? 0, newestConsumed.timestamp);
+    progress.backlogEntries = Math.max(0, batch.lastSequence - progress.cursor);
+    const consumedBytes = batch.entries.reduce((sum, entry) => sum + entry.data.length, 0);
+    if (batch.pendingBytes !== undefined) progress.lagBytes = Math.max(0, batch.pendingBytes - consumedBytes);
+    if (written.created) {
+      progress.segmentsWritten++;
+      progress.bytesReplicated = (progress.bytesReplicated ?? 0) + written.segment.entries.reduce((sum, entry) => sum + entry.data.length, 0);
+    } else {
+      progress.segmentsAdopted++;
+    }
+    acknowledge({ ...progress }, sync !== undefined);
+  };
+  // While a backlog drains, the next segment is read, encoded and uploaded while the one before
+  // is still uploading (two uploads reach the store's limit, one reaches about two thirds of it):
+  // the segment in flight is staged, not in the log, and is committed before anything after it.
+  let inFlight: { staged: StagedSegment; batch: JournalBatch } | undefined;
+  const commitInFlight = async () => {
+    if (!inFlight) return;
+    const { staged, batch } = inFlight;
+    inFlight = undefined;
+    const written = await options.writer.commit(staged);
+    await acknowledging;
+    stored(written, batch, undefined);
+  };
   while (!options.shouldStop(acknowledged)) {
+    // Where the segment in flight ends if it is committed as staged; an earlier attempt's segment
+    // adopted instead may end elsewhere, and then what was read from here is read again.
+    const readFrom = inFlight?.staged.segment.lastSequence ?? progress.cursor;
     const readAt = now();
-    const waitMs = options.diskSync?.pending ? undefined : options.idleWaitMs;
+    const waitMs = options.diskSync?.pending || inFlight ? undefined : options.idleWaitMs;
     const batch = await options.source.readJournal({
-      afterSequence: progress.cursor,
+      afterSequence: readFrom,
       vms: options.vms,
       maxEntries: options.maxEntries,
       maxBytes: options.maxBytes,
       ...(waitMs ? { waitMs } : {}),
     });
-    progress.backlogEntries = Math.max(0, batch.lastSequence - progress.cursor);
-    if (batch.pendingBytes !== undefined) progress.lagBytes = batch.pendingBytes;
+    const entries = allowed ? batch.entries.filter((entry) => allowed.has(entry.diskId)) : batch.entries;
     // The journal let go of writes after the cursor: another writer of the domain's log stored
     // and acknowledged them (the protection's replicator next to a drain, an earlier attempt, a
     // resync). Its segment from this cursor is adopted below, also when nothing after it is left
     // to read (else this replicator would wait for writes that never come); without one, the
     // writes are lost to the log.
-    const overtaken = batch.firstRetainedSequence > progress.cursor + 1;
+    const overtaken = batch.firstRetainedSequence > readFrom + 1;
+    const throttle = options.throttle;
+    const behind =
+      throttle !== undefined &&
+      batch.entries.length > 0 &&
+      (batch.lastSequence - readFrom > throttle.maxBacklogEntries || now() - batch.entries[0].timestamp > throttle.maxLagMs);
+    if (!overtaken && !behind && !options.diskSync?.pending && batch.entries.length > 0) {
+      const staged = await options.writer.stage(readFrom, entries, batch.entries.at(-1)!.sequence);
+      await commitInFlight();
+      if (progress.cursor === readFrom) inFlight = { staged, batch };
+      else await options.writer.discard(staged);
+      continue;
+    }
+    await commitInFlight();
+    if (progress.cursor !== readFrom) continue;
+    progress.backlogEntries = Math.max(0, batch.lastSequence - progress.cursor);
+    if (batch.pendingBytes !== undefined) progress.lagBytes = batch.pendingBytes;
     if (overtaken && !(await options.writer.existing(progress.cursor))) {
       throw new JournalGapError(progress.cursor, batch.firstRetainedSequence);
     }
-    const throttle = options.throttle;
     if (
-      throttle &&
-      batch.entries.length > 0 &&
-      (progress.backlogEntries > throttle.maxBacklogEntries || now() - batch.entries[0].timestamp > throttle.maxLagMs) &&
+      behind &&
       // A segment an earlier attempt wrote from here is adopted first: bitmap mode must start exactly where the log ends.
       !(await options.writer.existing(progress.cursor))
     ) {
@@ -172,7 +219,6 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicationP
       if (!waitMs || now() - readAt < waitMs) await new Promise((resolve) => setTimeout(resolve, options.idlePollMs));
       continue;
     }
-    const entries = allowed ? batch.entries.filter((entry) => allowed.has(entry.diskId)) : batch.entries;
     // A segment an earlier attempt stored here is adopted as it is; its copy entries say how far that attempt copied.
     const slice = sync && !(await options.writer.existing(progress.cursor)) ? await sync.nextSlice(progress.cursor) : [];
     const written = await options.writer.put(progress.cursor, [...entries, ...slice], consumedTo);
@@ -180,24 +226,9 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicationP
     // A disk sync records where the log is exact again: only after the fencing check.
     if (sync) await options.writer.confirm();
     await sync?.logged(written.segment, written.created);
-    if (options.diskSync) progress.diskSync = options.diskSync.state;
-    const newest = written.segment.entries.at(-1);
-    progress.cursor = written.segment.lastSequence;
-    progress.lastSegmentKey = written.key;
-    progress.lagMs = newest ? now() - newest.timestamp : 0;
-    const newestConsumed = batch.entries.at(-1);
-    if (newestConsumed) progress.durableAsOf = Math.max(progress.durableAsOf ?? 0, newestConsumed.timestamp);
-    progress.backlogEntries = Math.max(0, batch.lastSequence - progress.cursor);
-    const consumedBytes = batch.entries.reduce((sum, entry) => sum + entry.data.length, 0);
-    if (batch.pendingBytes !== undefined) progress.lagBytes = Math.max(0, batch.pendingBytes - consumedBytes);
-    if (written.created) {
-      progress.segmentsWritten++;
-      progress.bytesReplicated = (progress.bytesReplicated ?? 0) + written.segment.entries.reduce((sum, entry) => sum + entry.data.length, 0);
-    } else {
-      progress.segmentsAdopted++;
-    }
-    acknowledge({ ...progress }, sync !== undefined);
+    stored(written, batch, sync);
   }
+  await commitInFlight();
   await acknowledging;
   return progress;
 }

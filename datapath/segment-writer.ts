@@ -1,5 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import { decodeSegment, encodeSegmentAsync, type BlockWrite, type Segment } from './segment-codec';
 import type { ObjectStore } from './object-store';
+import { encodeSegmentReference, INLINE_SEGMENT_MAX_BYTES, parseSegmentReference, readSegmentObject } from './segment-objects';
 import { StaleEpochError, type Ownership } from './ownership';
 
 export interface WrittenSegment {
@@ -9,6 +11,21 @@ export interface WrittenSegment {
   created: boolean;
 }
 
+/** A segment encoded, and when large its bytes uploading, not yet in the log: `commit` puts it there. */
+export interface StagedSegment {
+  segment: Segment;
+  /** What is created at the segment's key: the segment object, or a reference to its uploaded bytes. */
+  atKey: Buffer;
+  /** The key of the uploaded bytes, when `atKey` refers to them. */
+  dataKey?: string;
+  uploaded: Promise<void>;
+}
+
+export interface SegmentWriterOptions {
+  /** Larger segment objects are uploaded ahead and referred to (`INLINE_SEGMENT_MAX_BYTES`). */
+  inlineMaxBytes?: number;
+}
+
 /**
  * Appends segments to one epoch of a domain's log for the site that owns that epoch. Nothing is
  * ever overwritten: the key derives from the journal cursor, so a retry from the same cursor
@@ -16,13 +33,17 @@ export interface WrittenSegment {
  */
 export class SegmentWriter {
   private verifiedOwner = false;
+  private readonly inlineMaxBytes: number;
 
   constructor(
     private readonly store: ObjectStore,
     private readonly ownership: Ownership,
     readonly epoch: number,
     readonly site: string,
-  ) {}
+    options: SegmentWriterOptions = {},
+  ) {
+    this.inlineMaxBytes = options.inlineMaxBytes ?? INLINE_SEGMENT_MAX_BYTES;
+  }
 
   async write(afterSequence: number, entries: BlockWrite[], lastSequence: number): Promise<WrittenSegment> {
     const written = await this.put(afterSequence, entries, lastSequence);
@@ -36,19 +57,53 @@ export class SegmentWriter {
    * fences out of the chain just the same.
    */
   async put(afterSequence: number, entries: BlockWrite[], lastSequence: number): Promise<WrittenSegment> {
-    await this.verifyEpochIsOurs();
-    const key = this.ownership.keys.segment(this.epoch, afterSequence);
+    return this.commit(await this.stage(afterSequence, entries, lastSequence));
+  }
+
+  /**
+   * Encodes the segment and, when it is large, starts uploading its bytes to a key of their own.
+   * Nothing in the log changes: the caller may stage the next segment (from where this one ends)
+   * while this one uploads, and commits them in order.
+   */
+  async stage(afterSequence: number, entries: BlockWrite[], lastSequence: number): Promise<StagedSegment> {
     const segment: Segment = { epoch: this.epoch, afterSequence, lastSequence, entries };
-    const created = await this.store.createIfAbsent(key, await encodeSegmentAsync(segment));
-    let written = segment;
-    if (!created) {
-      // An earlier attempt from this cursor got there first; the journal below lastSequence is
-      // immutable, so its segment holds the same writes (possibly fewer or more of them).
-      const existing = await this.existing(afterSequence);
-      if (!existing) throw new Error(`segment ${key} answered 412 but cannot be read`);
-      written = existing;
+    const body = await encodeSegmentAsync(segment);
+    if (body.length <= this.inlineMaxBytes) return { segment, atKey: body, uploaded: Promise.resolve() };
+    const dataKey = this.ownership.keys.segmentData(this.epoch, afterSequence, randomUUID());
+    const uploaded = this.store.put(dataKey, body);
+    // Surfaced by `commit`; a staged segment that is discarded must not leave an unhandled rejection.
+    uploaded.catch(() => undefined);
+    return { segment, atKey: encodeSegmentReference(dataKey, body.length), dataKey, uploaded };
+  }
+
+  /** Puts a staged segment in the log at its key, or adopts the segment an earlier attempt put there. */
+  async commit(staged: StagedSegment): Promise<WrittenSegment> {
+    await this.verifyEpochIsOurs();
+    const { afterSequence } = staged.segment;
+    const key = this.ownership.keys.segment(this.epoch, afterSequence);
+    await staged.uploaded;
+    if (await this.store.createIfAbsent(key, staged.atKey)) return { key, segment: staged.segment, created: true };
+    // An earlier attempt from this cursor got there first; the journal below lastSequence is
+    // immutable, so its segment holds the same writes (possibly fewer or more of them).
+    const object = await this.store.getFramed(key);
+    if (!object) throw new Error(`segment ${key} answered 412 but cannot be read`);
+    // The SDK retries a PUT whose answer was lost: the 412 may be to our own reference.
+    if (staged.dataKey && parseSegmentReference(key, object)?.data === staged.dataKey) return { key, segment: staged.segment, created: true };
+    const existing = await this.existing(afterSequence);
+    if (!existing) throw new Error(`segment ${key} answered 412 but cannot be read`);
+    await this.discard(staged);
+    return { key, segment: existing, created: false };
+  }
+
+  /** Removes the uploaded bytes of a segment that will not be committed; garbage collection removes any a crash leaves. */
+  async discard(staged: StagedSegment): Promise<void> {
+    if (!staged.dataKey) return;
+    try {
+      await staged.uploaded;
+      await this.store.delete([staged.dataKey]);
+    } catch {
+      // Left for garbage collection: nothing refers to it.
     }
-    return { key, segment: written, created };
   }
 
   /** Checked after the put: a claim that lands before this check fences the segments put so far out of the chain, and we refuse to acknowledge them. */
@@ -63,7 +118,7 @@ export class SegmentWriter {
   /** The segment an earlier attempt wrote from this cursor, if any. */
   async existing(afterSequence: number): Promise<Segment | undefined> {
     const key = this.ownership.keys.segment(this.epoch, afterSequence);
-    const body = await this.store.getFramed(key);
+    const body = await readSegmentObject(this.store, key);
     if (!body) return undefined;
     const segment = decodeSegment(key, body);
     if (segment.epoch !== this.epoch || segment.afterSequence !== afterSequence) throw new Error(`segment ${key} holds another position`);

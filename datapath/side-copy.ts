@@ -5,6 +5,7 @@ import type { ObjectStore } from './object-store';
 import type { Ownership } from './ownership';
 import { parseRecord, RECORD_FORMAT_VERSION } from './records';
 import { decodeSegment, encodeSegment, type BlockWrite } from './segment-codec';
+import { readSegmentObject } from './segment-objects';
 
 /**
  * A side copy: the writes a fenced site's stale VMs made that are not in the domain's log (after
@@ -62,7 +63,7 @@ export async function fencePosition(store: ObjectStore, ownership: Ownership, si
     const { lastSegment } = await ownership.handoff(epoch + 1);
     if (lastSegment === null) return { fencedEpoch: epoch };
     const key = ownership.keys.segment(epoch, lastSegment);
-    const body = await store.getFramed(key);
+    const body = await readSegmentObject(store, key);
     if (!body) throw new Error(`segment ${key} sealed the log of epoch ${epoch} but is missing`);
     return { fencedEpoch: epoch, cursor: decodeSegment(key, body).lastSequence };
   }

@@ -68,7 +68,7 @@ async function protectedDomain(store: ObjectStore, domain: string, options: { in
   };
   const drain = async () => {
     if ((primary.journal.at(-1)?.sequence ?? 0) <= log.cursor) return;
-    ({ cursor: log.cursor } = await drainJournal(store, ownership, primary, { epoch: 1, site: 'primary', cursor: log.cursor, vms: VMS, maxEntries: 15, maxBytes: 1024 * 1024 }));
+    ({ cursor: log.cursor } = await drainJournal(store, ownership, primary, { epoch: 1, site: 'primary', cursor: log.cursor, vms: VMS, maxEntries: 15, maxBytes: 1024 * 1024, inlineMaxBytes: 4096 }));
   };
   const burst = async (count: number, start: number, on = disks) => {
     write(count, start, on);

@@ -13,6 +13,7 @@ import { rehydrate } from '../../datapath/rehydrate';
 import { createRestorePoint, listRestorePoints } from '../../datapath/restore-points';
 import { useTestStack } from '../harness/stack';
 import { drainJournal, MemorySite } from '../unit/datapath-memory-site';
+import { parseSegmentReference } from '../../datapath/segment-objects';
 
 const DISKS: DomainDisk[] = [
   { vm: 'db-1', diskId: 'db-1-disk-0', sizeBytes: 1024 * 1024 },
@@ -48,7 +49,7 @@ async function protectedDomain(store: ObjectStore, domain: string, options: { in
       site.guestWrite(disk.vm, disk.diskId, Math.floor(Math.random() * (disk.sizeBytes - 8192)), randomBytes(512 * (1 + (i % 16))), start + i);
       if (start === 4_500 && i === 29) expected.set('instant', snapshot(site));
     }
-    ({ cursor } = await drainJournal(store, ownership, site, { epoch: 1, site: 'primary', cursor, vms: ['db-1', 'app-1'], maxEntries: 15, maxBytes: 1024 * 1024 }));
+    ({ cursor } = await drainJournal(store, ownership, site, { epoch: 1, site: 'primary', cursor, vms: ['db-1', 'app-1'], maxEntries: 15, maxBytes: 1024 * 1024, inlineMaxBytes: 4096 }));
     const point = await createRestorePoint(store, ownership, { reason: 'policy', vms: [], now: start + 100 });
     points.push(point);
     expected.set(point.id, snapshot(site));
@@ -98,6 +99,9 @@ describe('datapath garbage collection on real S3: compaction into a base, deleti
     const chain = await resolveChain(store, ownership);
     assert.equal(chain.length, segmentsBefore - 8, 'the 8 segments of the two bursts before the window are gone');
     assert.ok(chain.every((link) => link.segment >= bases[0].cursor));
+    const referenced = await Promise.all(chain.map(async (link) => parseSegmentReference(link.key, (await store.get(link.key))!)?.data));
+    assert.ok(referenced.every((data) => data !== undefined), 'the segments of this log refer to their uploaded bytes');
+    assert.deepEqual((await store.list(ownership.keys.segmentDataPrefix(1))).keys.sort(), referenced.sort(), 'the bytes of deleted segments went with them, also those a killed run left');
     await assert.rejects(
       rehydrate({ store, ownership, target: new MemorySite(), disks: DISKS, datastore: 'ds', upTo: { kind: 'position', position: points[0].position } }),
       /before the oldest base .* compacted away/,

@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { resolveChain } from '../../datapath/log-chain';
-import type { ObjectStore } from '../../datapath/object-store';
+import { ObjectStore } from '../../datapath/object-store';
+import { parseSegmentReference } from '../../datapath/segment-objects';
 import { Ownership, StaleEpochError } from '../../datapath/ownership';
 import { rehydrate, type RehydrationProgress } from '../../datapath/rehydrate';
 import { replicate } from '../../datapath/replicator';
@@ -29,6 +30,22 @@ function writeWorkload(site: MemorySite, count: number, start: number): void {
     const length = 512 * (1 + Math.floor(Math.random() * 32));
     const offset = Math.floor(Math.random() * (disk.sizeBytes - length));
     site.guestWrite(disk.vm, disk.diskId, offset, randomBytes(length), start + i);
+  }
+}
+
+/** Counts the plain PUTs (segment uploads) in flight at once, each made slow enough that the next segment is read and encoded before it ends. */
+class UploadCountingStore extends ObjectStore {
+  private inFlight = 0;
+  mostInFlight = 0;
+
+  override async put(key: string, body: Buffer | string, contentType?: string): Promise<void> {
+    this.mostInFlight = Math.max(this.mostInFlight, ++this.inFlight);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await super.put(key, body, contentType);
+    } finally {
+      this.inFlight--;
+    }
   }
 }
 
@@ -115,6 +132,66 @@ describe('datapath on real S3: fencing, replication log, restore points, rehydra
     const resumed = await rehydrate({ store, ownership, target, disks: DISKS, datastore: 'ds', upTo: { kind: 'latest' }, resumeAfter: progress.at(-1) });
     assert.equal(resumed.segmentsApplied, 8);
     assertDisksEqual(target, snapshot(primary));
+  });
+
+  it('uploads large segments two at a time, commits them in order, and a resumed replicator that reads the journal in other slices leaves no upload behind', async () => {
+    const ownership = new Ownership(store, 'uploads-ahead');
+    await ownership.claim('primary');
+    const primary = new MemorySite();
+    for (const disk of DISKS) await primary.createDisk({ id: disk.diskId, datastore: 'ds', sizeBytes: disk.sizeBytes, protected: true });
+    const counting = new UploadCountingStore(store.s3, store.settings);
+    const drainFrom = (cursor: number, maxEntries: number) =>
+      drainJournal(counting, ownership, primary, { epoch: 1, site: 'primary', cursor, vms: ['db-1', 'app-1'], maxEntries, maxBytes: 256 * 1024, inlineMaxBytes: 1024 });
+    writeWorkload(primary, 100, 1_000);
+    const first = await drainFrom(0, 10);
+    assert.equal(first.segmentsWritten, 10);
+    assert.equal(counting.mostInFlight, 2, 'the next segment uploads while the one before is committed');
+
+    // A worker killed after its heartbeat said cursor 0, resumed with smaller reads of the journal:
+    // each staged segment ends inside the one the first run committed, which is adopted instead.
+    writeWorkload(primary, 35, 2_000);
+    const again = await drainFrom(0, 7);
+    assert.equal(again.segmentsAdopted, 10);
+    assert.ok(again.segmentsWritten >= 5, `${again.segmentsWritten} segments written after the adopted ones`);
+    assert.equal(again.cursor, 135);
+
+    const keys = ownership.keys;
+    const chain = await resolveChain(store, ownership);
+    const referenced = new Set<string>();
+    for (const link of chain) {
+      const reference = parseSegmentReference(link.key, (await store.get(link.key))!);
+      assert.ok(reference, `segment ${link.key} refers to its uploaded bytes`);
+      referenced.add(reference.data);
+      assert.equal(link.bytes, reference.bytes, 'the chain counts the bytes a reader fetches');
+    }
+    const uploads = (await store.list(keys.segmentDataPrefix(1))).keys;
+    assert.deepEqual(uploads.sort(), [...referenced].sort(), 'every upload that lost its key was removed');
+
+    const target = new MemorySite();
+    await rehydrate({ store, ownership, target, disks: DISKS, datastore: 'ds', upTo: { kind: 'latest' } });
+    assertDisksEqual(target, snapshot(primary));
+
+    // The bytes of a referenced segment lost: the reader names the log key and applies nothing of it.
+    const damaged = chain[4];
+    await store.delete([parseSegmentReference(damaged.key, (await store.get(damaged.key))!)!.data]);
+    await assert.rejects(rehydrate({ store, ownership, target: new MemorySite(), disks: DISKS, datastore: 'ds', upTo: { kind: 'latest' } }), (error: Error) => {
+      assert.equal(error.name, 'CorruptSegmentError');
+      assert.match(error.message, new RegExp(`${damaged.key}: the segment's bytes at .* are missing`));
+      return true;
+    });
+  });
+
+  it('a commit retried after its answer was lost finds its own reference and keeps its upload', async () => {
+    const ownership = new Ownership(store, 'lost-commit-answer');
+    await ownership.claim('primary');
+    const writer = new SegmentWriter(store, ownership, 1, 'primary', { inlineMaxBytes: 16 });
+    const staged = await writer.stage(0, [{ sequence: 1, timestamp: 1, vm: 'db-1', diskId: 'db-1-disk-0', offset: 0, data: randomBytes(4096) }], 1);
+    assert.equal((await writer.commit(staged)).created, true);
+    const retried = await writer.commit(staged);
+    assert.equal(retried.created, true, 'the 412 answered our own reference');
+    const target = new MemorySite();
+    await rehydrate({ store, ownership, target, disks: [{ vm: 'db-1', diskId: 'db-1-disk-0', sizeBytes: 4096 }], datastore: 'ds', upTo: { kind: 'latest' } });
+    assert.ok(target.disks.get('db-1-disk-0')!.equals(staged.segment.entries[0].data));
   });
 
   it('a replicator overtaken by another (the journal let go of what the other logged) adopts its segments instead of waiting for writes that never come', async () => {

@@ -76,6 +76,8 @@ export interface DrainOptions {
   maxBytes: number;
   /** Trim the journal as segments are stored, as protection does (benchmarks); default: keep it. */
   trimJournal?: boolean;
+  /** The writer's `SegmentWriterOptions.inlineMaxBytes`: how large a segment is still written at its key as it is. */
+  inlineMaxBytes?: number;
 }
 
 /** Replicates what `source`'s journal holds now, after `cursor`, into the domain's log. */
@@ -83,7 +85,7 @@ export function drainJournal(store: ObjectStore, ownership: Ownership, source: M
   let drainedUpTo = o.cursor;
   return replicate({
     source,
-    writer: new SegmentWriter(store, ownership, o.epoch, o.site),
+    writer: new SegmentWriter(store, ownership, o.epoch, o.site, o.inlineMaxBytes === undefined ? {} : { inlineMaxBytes: o.inlineMaxBytes }),
     vms: o.vms,
     cursor: o.cursor,
     maxEntries: o.maxEntries,
