@@ -181,19 +181,6 @@ describe('datapath on real S3: fencing, replication log, restore points, rehydra
     });
   });
 
-  it('a commit retried after its answer was lost finds its own reference and keeps its upload', async () => {
-    const ownership = new Ownership(store, 'lost-commit-answer');
-    await ownership.claim('primary');
-    const writer = new SegmentWriter(store, ownership, 1, 'primary', { inlineMaxBytes: 16 });
-    const staged = await writer.stage(0, [{ sequence: 1, timestamp: 1, vm: 'db-1', diskId: 'db-1-disk-0', offset: 0, data: randomBytes(4096) }], 1);
-    assert.equal((await writer.commit(staged)).created, true);
-    const retried = await writer.commit(staged);
-    assert.equal(retried.created, true, 'the 412 answered our own reference');
-    const target = new MemorySite();
-    await rehydrate({ store, ownership, target, disks: [{ vm: 'db-1', diskId: 'db-1-disk-0', sizeBytes: 4096 }], datastore: 'ds', upTo: { kind: 'latest' } });
-    assert.ok(target.disks.get('db-1-disk-0')!.equals(staged.segment.entries[0].data));
-  });
-
   it('a replicator overtaken by another (the journal let go of what the other logged) adopts its segments instead of waiting for writes that never come', async () => {
     const ownership = new Ownership(store, 'overtaken');
     await ownership.claim('primary');

@@ -4,6 +4,7 @@
  * object. What the caller created must still count as its own.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { TokenStore } from '../../api/tokens';
@@ -11,7 +12,10 @@ import { hashToken } from '../../api/auth';
 import { createLogger } from '../../common/logger';
 import { ObjectStore } from '../../datapath/object-store';
 import { Ownership } from '../../datapath/ownership';
+import { rehydrate } from '../../datapath/rehydrate';
+import { SegmentWriter } from '../../datapath/segment-writer';
 import { useTestStack } from '../harness/stack';
+import { MemorySite } from '../unit/datapath-memory-site';
 
 /** Each create under `under` is made, then answered as the retry after a lost answer is: "already exists". */
 class LostAnswers extends ObjectStore {
@@ -42,6 +46,18 @@ describe('creates whose answer was lost after the store made the object', () => 
     assert.equal((await ownership.handoff(2)).lastSegment, 42, 'the winner sealed the handover where it said the log ends');
     const late = await new Ownership(store, 'lost-answers').claim('primary', { fromEpoch: 1 });
     assert.deepEqual([late.won, late.epoch, late.owner.site], [false, 2, 'recovery']);
+  });
+
+  it('a large segment is in the log once, its upload kept, when its reference was created but answered as taken', async () => {
+    const ownership = new Ownership(store, 'lost-segment-answer');
+    await ownership.claim('primary');
+    const writer = new SegmentWriter(new LostAnswers(store, '/log/'), ownership, 1, 'primary', { inlineMaxBytes: 16 });
+    const data = randomBytes(4096);
+    const written = await writer.put(0, [{ sequence: 1, timestamp: 1, vm: 'db-1', diskId: 'db-1-disk-0', offset: 0, data }], 1);
+    assert.equal(written.created, true, 'the 412 answered its own reference');
+    const target = new MemorySite();
+    await rehydrate({ store, ownership, target, disks: [{ vm: 'db-1', diskId: 'db-1-disk-0', sizeBytes: 4096 }], datastore: 'ds', upTo: { kind: 'latest' } });
+    assert.ok(target.disks.get('db-1-disk-0')!.equals(data), 'the bytes it refers to were not removed as a loser\'s');
   });
 
   it('an API token is issued and admitted, and a second token of the same name is still refused', async () => {
