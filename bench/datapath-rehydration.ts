@@ -25,6 +25,7 @@ import { ObjectStore } from '../datapath/object-store';
 import { Ownership } from '../datapath/ownership';
 import type { DomainDisk } from '../datapath/records';
 import { decodeSegment, type BlockWrite } from '../datapath/segment-codec';
+import { parseSegmentReference, readSegmentObject } from '../datapath/segment-objects';
 import { unpackStoredBlocks } from '../datapath/framing';
 import { SegmentWriter } from '../datapath/segment-writer';
 import { startTestStack } from '../test/harness/stack';
@@ -86,9 +87,15 @@ async function buildDomain(store: ObjectStore, domain: string, disks: DomainDisk
   });
 }
 
+/** The key of the uploaded bytes a segment's key refers to, if it refers. */
+async function referredKeys(store: ObjectStore, key: string): Promise<string[]> {
+  const reference = parseSegmentReference(key, (await store.get(key))!);
+  return reference ? [reference.data] : [];
+}
+
 /** CPU seconds per stage of rehydration, each alone over the same sample of segments. */
 async function stageCosts(store: ObjectStore, keys: string[], disks: DomainDisk[]): Promise<Record<string, number>> {
-  const objects = await Promise.all(keys.map(async (key) => ({ key, body: (await store.get(key))! })));
+  const objects = await Promise.all(keys.map(async (key) => ({ key, body: (await readSegmentObject(store, key))! })));
   const bytes = objects.reduce((sum, o) => sum + o.body.length, 0);
   const time = (work: () => void) => {
     const started = performance.now();
@@ -130,7 +137,9 @@ async function main(): Promise<void> {
     const ownership = new Ownership(store, domain);
     const chain = await resolveChain(store, ownership);
     const baseChunks = await store.list(ownership.keys.basesPrefix());
-    const keys = [...baseChunks.keys.filter((k) => !k.endsWith('.json')), ...chain.map((l) => l.key)];
+    // A reader fetches a large segment's key (a reference) and then its uploaded bytes: the raw GET fetches both.
+    const segmentKeys = (await Promise.all(chain.map(async (l) => [l.key, ...(await referredKeys(store, l.key))]))).flat();
+    const keys = [...baseChunks.keys.filter((k) => !k.endsWith('.json')), ...segmentKeys];
     const objectBytes = chain.reduce((sum, l) => sum + l.bytes, 0) + baseChunks.keys.reduce((sum, k) => sum + (k.endsWith('.json') ? 0 : baseChunks.sizes.get(k)!), 0);
     const common = { s3: stack.s3Settings, domain, disks, keys, parallel: PARALLEL, dir: path.join(tmpdir(), `bench-rehydration-${process.pid}`) };
     const rawGet: RunResult[] = [];

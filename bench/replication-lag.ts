@@ -16,6 +16,7 @@
  */
 import path from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { parseSegmentReference } from '../datapath/segment-objects';
 import { DomainKeys } from '../datapath/keys';
 import { ObjectStore } from '../datapath/object-store';
 import type { SiteDefinition } from '../sites/config';
@@ -69,9 +70,15 @@ function watchLog(stack: TestStack, store: ObjectStore, domain: string) {
     while (!stopped) {
       const listed = await store.list(keys.logPrefix(1), startAfter ? { startAfter } : {});
       const seenAt = Date.now();
+      const header = async (key: string) => {
+        const answer = await stack.s3Client.send(new GetObjectCommand({ Bucket: stack.s3Settings.bucket, Key: key, Range: 'bytes=0-63' }));
+        return Buffer.from(await answer.Body!.transformToByteArray());
+      };
       for (const key of listed.keys) {
-        const header = await stack.s3Client.send(new GetObjectCommand({ Bucket: stack.s3Settings.bucket, Key: key, Range: 'bytes=0-63' }));
-        const bytes = Buffer.from(await header.Body!.transformToByteArray());
+        let bytes = await header(key);
+        // A large segment's key holds a reference to its uploaded bytes, which hold the header.
+        const reference = parseSegmentReference(key, bytes[0] === 0x7b ? (await store.get(key))! : bytes);
+        if (reference) bytes = await header(reference.data);
         durable.push({ lastSequence: Number(bytes.readBigUInt64BE(24)), seenAt });
         startAfter = key;
       }
