@@ -37,6 +37,15 @@ export function sealFrame(format: FrameFormat, header: Buffer, payload: Buffer):
   return Buffer.concat([header, payload]);
 }
 
+/** As `sealFrame`, for an object whose header and payload were written into one buffer. */
+export function sealFrameInPlace(format: FrameFormat, object: Buffer): Buffer {
+  const header = object.subarray(0, format.headerBytes);
+  const payload = object.subarray(format.headerBytes);
+  header.writeUInt32BE(payload.length, format.compressedLengthOffset);
+  checksum(format, header, payload).copy(header, format.checksumOffset);
+  return object;
+}
+
 /** Checks an object's frame and returns its header and compressed payload; `corrupt` makes the error that names the object. */
 export function openFrame(format: FrameFormat, object: Buffer, corrupt: (reason: string) => Error): { header: Buffer; payload: Buffer } {
   const { headerBytes, checksumOffset } = format;
@@ -65,8 +74,17 @@ const inflateRawAsync = promisify(inflateRaw);
  */
 function levelFor(raw: Buffer, level: number): number {
   if (raw.length <= SAMPLE_BYTES) return level;
-  return deflateRawSync(raw.subarray(0, SAMPLE_BYTES), { level: 1 }).length > SAMPLE_BYTES * 0.875 ? 0 : level;
+  return incompressible(raw.subarray(0, SAMPLE_BYTES)) ? 0 : level;
 }
+
+/** A sample of data (`SAMPLE_BYTES` at most is read) that deflate would not shrink by an eighth. */
+export function incompressible(sample: Buffer): boolean {
+  const bytes = sample.subarray(0, SAMPLE_BYTES);
+  return deflateRawSync(bytes, { level: 1 }).length > bytes.length * 0.875;
+}
+
+/** Payloads at least this large are sampled for compressibility; smaller ones are deflated. */
+export const COMPRESSIBILITY_SAMPLE_BYTES = SAMPLE_BYTES;
 
 export function compressPayloadSync(raw: Buffer, level: number): Buffer {
   return deflateRawSync(raw, { level: levelFor(raw, level) });
@@ -96,6 +114,53 @@ export async function inflatePayload(payload: Buffer, expectedBytes: number, cor
 /** Bit 0 of a deflate block header: the last block. Bits 1-2: its type, 00 for stored. Stored blocks start on a byte boundary. */
 const FINAL_BLOCK = 0x01;
 const STORED_HEADER_BYTES = 5;
+const STORED_BLOCK_MAX_BYTES = 0xffff;
+
+/** The size of a raw deflate stream of stored blocks holding `rawBytes`. */
+export function storedStreamBytes(rawBytes: number): number {
+  return rawBytes + Math.max(1, Math.ceil(rawBytes / STORED_BLOCK_MAX_BYTES)) * STORED_HEADER_BYTES;
+}
+
+/**
+ * Writes a payload of exactly `rawBytes`, part by part, into `out` from `at` as a raw deflate
+ * stream of stored blocks (`storedStreamBytes(rawBytes)` long; the layout level 0 writes): for
+ * data deflate cannot shrink, the one copy of each part into the object is the whole encoding,
+ * where serializing, deflating and framing copied it three times.
+ */
+export class StoredBlockWriter {
+  private remaining: number;
+  private leftInBlock = 0;
+
+  constructor(
+    private readonly out: Buffer,
+    private at: number,
+    rawBytes: number,
+  ) {
+    this.remaining = rawBytes;
+    if (rawBytes === 0) this.startBlock();
+  }
+
+  write(part: Buffer): void {
+    for (let from = 0; from < part.length; ) {
+      if (this.leftInBlock === 0) this.startBlock();
+      const length = Math.min(this.leftInBlock, part.length - from);
+      part.copy(this.out, this.at, from, from + length);
+      this.at += length;
+      from += length;
+      this.leftInBlock -= length;
+    }
+  }
+
+  private startBlock(): void {
+    const length = Math.min(STORED_BLOCK_MAX_BYTES, this.remaining);
+    this.remaining -= length;
+    this.out[this.at] = this.remaining === 0 ? FINAL_BLOCK : 0;
+    this.out.writeUInt16LE(length, this.at + 1);
+    this.out.writeUInt16LE(length ^ 0xffff, this.at + 3);
+    this.at += STORED_HEADER_BYTES;
+    this.leftInBlock = length;
+  }
+}
 
 /**
  * The bytes of a raw deflate stream made only of stored blocks (header byte, LEN, NLEN, LEN bytes;

@@ -3,6 +3,7 @@ import { decodeSegment, encodeSegmentAsync, type BlockWrite, type Segment } from
 import type { ObjectStore } from './object-store';
 import { encodeSegmentReference, INLINE_SEGMENT_MAX_BYTES, parseSegmentReference, readSegmentObject } from './segment-objects';
 import { StaleEpochError, type Ownership } from './ownership';
+import { BufferPool } from './buffer-pool';
 
 export interface WrittenSegment {
   key: string;
@@ -34,6 +35,8 @@ export interface SegmentWriterOptions {
 export class SegmentWriter {
   private verifiedOwner = false;
   private readonly inlineMaxBytes: number;
+  /** Buffers of the segments uploading: a few segments are staged ahead, and one more is encoded. */
+  private readonly buffers = new BufferPool(4);
 
   constructor(
     private readonly store: ObjectStore,
@@ -67,10 +70,12 @@ export class SegmentWriter {
    */
   async stage(afterSequence: number, entries: BlockWrite[], lastSequence: number): Promise<StagedSegment> {
     const segment: Segment = { epoch: this.epoch, afterSequence, lastSequence, entries };
-    const body = await encodeSegmentAsync(segment);
+    const body = await encodeSegmentAsync(segment, (bytes) => (bytes > this.inlineMaxBytes ? this.buffers.take(bytes) : Buffer.allocUnsafe(bytes)));
     if (body.length <= this.inlineMaxBytes) return { segment, atKey: body, uploaded: Promise.resolve() };
     const dataKey = this.ownership.keys.segmentData(this.epoch, afterSequence, randomUUID());
     const uploaded = this.store.put(dataKey, body);
+    // Once the put has ended (the SDK's retries are inside it) nothing reads the buffer again.
+    void uploaded.finally(() => this.buffers.give(body)).catch(() => undefined);
     // Surfaced by `commit`; a staged segment that is discarded must not leave an unhandled rejection.
     uploaded.catch(() => undefined);
     return { segment, atKey: encodeSegmentReference(dataKey, body.length), dataKey, uploaded };
