@@ -80,6 +80,13 @@ export interface ReplicateOptions {
 }
 
 /**
+ * Segments read and uploading beyond the one being committed, while a backlog drains. Ingest of
+ * 256 MiB on two cores shared with SeaweedFS, against 8 raw PUTs in flight: 1 ahead 0.63-0.77x,
+ * 2 ahead 0.83-0.88x, 3 ahead 0.88-0.91x; each one more holds another segment (8 MiB) in memory.
+ */
+export const SEGMENTS_STAGED_AHEAD = 2;
+
+/**
  * Drains the site's changed-block journal into log segments. Each segment is named by the cursor
  * it starts after and only then acknowledged (cursor advanced, journal trimmed), so a replicator
  * restarted from any earlier cursor rewrites the same keys, adopts what is there, and leaves
@@ -136,24 +143,29 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicationP
     }
     acknowledge({ ...progress }, sync !== undefined);
   };
-  // While a backlog drains, the next segment is read, encoded and uploaded while the one before
-  // is still uploading (two uploads reach the store's limit, one reaches about two thirds of it):
-  // the segment in flight is staged, not in the log, and is committed before anything after it.
-  let inFlight: { staged: StagedSegment; batch: JournalBatch } | undefined;
-  const commitInFlight = async () => {
-    if (!inFlight) return;
-    const { staged, batch } = inFlight;
-    inFlight = undefined;
+  // While a backlog drains, the next segments are read, encoded and uploaded while those before
+  // are still uploading (one upload at a time reaches about two thirds of what the store takes):
+  // staged segments are not in the log, and each is committed before anything after it.
+  const staging: Array<{ staged: StagedSegment; batch: JournalBatch }> = [];
+  /** Commits the oldest staged segment; false when an earlier attempt's segment adopted there ends elsewhere, so the later ones, staged from the wrong end, are discarded. */
+  const commitOldest = async (): Promise<boolean> => {
+    const { staged, batch } = staging.shift()!;
     const written = await options.writer.commit(staged);
     await acknowledging;
     stored(written, batch, undefined);
+    if (written.segment.lastSequence === staged.segment.lastSequence) return true;
+    await Promise.all(staging.splice(0).map((later) => options.writer.discard(later.staged)));
+    return false;
+  };
+  const commitStaged = async () => {
+    while (staging.length > 0 && (await commitOldest()));
   };
   while (!options.shouldStop(acknowledged)) {
-    // Where the segment in flight ends if it is committed as staged; an earlier attempt's segment
+    // Where the last staged segment ends if it is committed as staged; an earlier attempt's segment
     // adopted instead may end elsewhere, and then what was read from here is read again.
-    const readFrom = inFlight?.staged.segment.lastSequence ?? progress.cursor;
+    const readFrom = staging.at(-1)?.staged.segment.lastSequence ?? progress.cursor;
     const readAt = now();
-    const waitMs = options.diskSync?.pending || inFlight ? undefined : options.idleWaitMs;
+    const waitMs = options.diskSync?.pending || staging.length > 0 ? undefined : options.idleWaitMs;
     const batch = await options.source.readJournal({
       afterSequence: readFrom,
       vms: options.vms,
@@ -174,13 +186,11 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicationP
       batch.entries.length > 0 &&
       (batch.lastSequence - readFrom > throttle.maxBacklogEntries || now() - batch.entries[0].timestamp > throttle.maxLagMs);
     if (!overtaken && !behind && !options.diskSync?.pending && batch.entries.length > 0) {
-      const staged = await options.writer.stage(readFrom, entries, batch.entries.at(-1)!.sequence);
-      await commitInFlight();
-      if (progress.cursor === readFrom) inFlight = { staged, batch };
-      else await options.writer.discard(staged);
+      staging.push({ staged: await options.writer.stage(readFrom, entries, batch.entries.at(-1)!.sequence), batch });
+      while (staging.length > SEGMENTS_STAGED_AHEAD && (await commitOldest()));
       continue;
     }
-    await commitInFlight();
+    await commitStaged();
     if (progress.cursor !== readFrom) continue;
     progress.backlogEntries = Math.max(0, batch.lastSequence - progress.cursor);
     if (batch.pendingBytes !== undefined) progress.lagBytes = batch.pendingBytes;
@@ -228,7 +238,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicationP
     await sync?.logged(written.segment, written.created);
     stored(written, batch, sync);
   }
-  await commitInFlight();
+  await commitStaged();
   await acknowledging;
   return progress;
 }

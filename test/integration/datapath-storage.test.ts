@@ -8,7 +8,7 @@ import { ObjectStore } from '../../datapath/object-store';
 import { parseSegmentReference } from '../../datapath/segment-objects';
 import { Ownership, StaleEpochError } from '../../datapath/ownership';
 import { rehydrate, type RehydrationProgress } from '../../datapath/rehydrate';
-import { replicate } from '../../datapath/replicator';
+import { replicate, SEGMENTS_STAGED_AHEAD } from '../../datapath/replicator';
 import { createRestorePoint, listRestorePoints } from '../../datapath/restore-points';
 import { SegmentWriter } from '../../datapath/segment-writer';
 import type { DomainDisk } from '../../datapath/records';
@@ -145,7 +145,7 @@ describe('datapath on real S3: fencing, replication log, restore points, rehydra
     writeWorkload(primary, 100, 1_000);
     const first = await drainFrom(0, 10);
     assert.equal(first.segmentsWritten, 10);
-    assert.equal(counting.mostInFlight, 2, 'the next segment uploads while the one before is committed');
+    assert.equal(counting.mostInFlight, SEGMENTS_STAGED_AHEAD + 1, 'the next segments upload while the one before them is committed');
 
     // A worker killed after its heartbeat said cursor 0, resumed with smaller reads of the journal:
     // each staged segment ends inside the one the first run committed, which is adopted instead.
