@@ -19,7 +19,7 @@ import { RunbookStore } from '../runbooks/store';
 import { DiskSync, type DiskSyncState } from '../datapath/disk-sync';
 import { domainMembers, membersDigest, sameMembers, vmMetadata } from '../datapath/membership';
 import { CorruptSegmentError } from '../datapath/segment-codec';
-import { SegmentWriter } from '../datapath/segment-writer';
+import { SegmentWriter, type SegmentWriterOptions } from '../datapath/segment-writer';
 import { canHeal, failure, isFailureType } from '../common/failures';
 import { forEachLimited } from '../common/parallel';
 
@@ -29,6 +29,7 @@ export interface DatapathDependencies {
   site: (name: string) => SiteProvider;
   /** Where garbage collection reads the retention policy; default: the runbooks next to the domains. */
   runbooks?: RunbookStore;
+  segmentWriting?: SegmentWriterOptions;
 }
 
 export interface ReplicateInput {
@@ -173,7 +174,7 @@ export function classify(error: unknown): unknown {
   return error;
 }
 
-export function createDatapathActivities({ store, site, runbooks = new RunbookStore(store.s3, store.settings) }: DatapathDependencies) {
+export function createDatapathActivities({ store, site, runbooks = new RunbookStore(store.s3, store.settings), segmentWriting = {} }: DatapathDependencies) {
   const readManifest = async (domain: string): Promise<Manifest> => {
     const key = new DomainKeys(store.prefix, domain).manifest();
     const body = await store.get(key);
@@ -309,7 +310,7 @@ export function createDatapathActivities({ store, site, runbooks = new RunbookSt
       try {
         const progress = await replicate({
           source: site(input.site),
-          writer: new SegmentWriter(store, ownership, input.epoch, input.site),
+          writer: new SegmentWriter(store, ownership, input.epoch, input.site, segmentWriting),
           vms: input.vms,
           cursor,
           maxEntries: input.maxEntries ?? 2_000,
@@ -405,7 +406,7 @@ export function createDatapathActivities({ store, site, runbooks = new RunbookSt
         if (!body) throw failure('NoDirtyRegions', `no dirty regions at ${key}`);
         const manifest = await readManifest(input.domain);
         return await writeResyncSegment({
-          writer: new SegmentWriter(store, ownership, input.epoch, input.site),
+          writer: new SegmentWriter(store, ownership, input.epoch, input.site, segmentWriting),
           source: site(input.site),
           regions: parseRecord(dirtyRegionsSchema, key, body),
           disks: manifest.disks,

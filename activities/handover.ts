@@ -8,7 +8,7 @@ import { Ownership, StaleEpochError } from '../datapath/ownership';
 import { manifestSchema, parseRecord, restorePointSchema, type DomainDisk, type Manifest, type VmMetadata } from '../datapath/records';
 import type { RehydrationTarget } from '../datapath/records';
 import { JournalGapError, replicate } from '../datapath/replicator';
-import { SegmentWriter } from '../datapath/segment-writer';
+import { SegmentWriter, type SegmentWriterOptions } from '../datapath/segment-writer';
 import { atSite } from './site-failures';
 import { failure } from '../common/failures';
 
@@ -16,6 +16,7 @@ export interface HandoverDependencies {
   store: ObjectStore;
   /** The site this worker acts on. */
   provider: SiteProvider;
+  segmentWriting?: SegmentWriterOptions;
 }
 
 /** Where a drained epoch ends: the afterSequence of its last segment (null: none) and the journal cursor. */
@@ -52,7 +53,7 @@ const pollMs = 100;
  * rebuilds. Each is idempotent: a retry finds the segments, epochs and records its earlier
  * attempt created.
  */
-export function createHandoverActivities({ store, provider }: HandoverDependencies) {
+export function createHandoverActivities({ store, provider, segmentWriting = {} }: HandoverDependencies) {
   const readManifest = async (domain: string): Promise<Manifest> => {
     const key = new DomainKeys(store.prefix, domain).manifest();
     const body = await store.get(key);
@@ -158,7 +159,7 @@ export function createHandoverActivities({ store, provider }: HandoverDependenci
             },
             trimJournal: (upTo, vms) => atSite(() => provider.trimJournal(upTo, vms)),
           },
-          writer: new SegmentWriter(store, ownership, epoch, provider.site),
+          writer: new SegmentWriter(store, ownership, epoch, provider.site, segmentWriting),
           vms: manifest.vms.map((vm) => vm.name),
           cursor: start,
           maxEntries: 2_000,

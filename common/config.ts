@@ -61,6 +61,9 @@ export const EnvironmentSchema = z.object({
   DR_WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).optional(),
   DR_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(2).optional(),
   DR_WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).optional(),
+
+  /** Log segments larger than this are uploaded ahead and referred to (docs/storage-format.md); default 1 MiB. */
+  DR_SEGMENT_INLINE_MAX_BYTES: z.coerce.number().int().min(0).max(64 * 1024 * 1024).optional(),
 });
 
 export type Environment = z.output<typeof EnvironmentSchema>;
@@ -96,6 +99,8 @@ export interface Settings {
   workerHealth?: { host: string; port: number };
   /** What the operator set of a worker's capacity, as Temporal's worker options; the rest is the SDK's default. */
   workerCapacity: WorkerCapacity;
+  /** How a site worker writes log segments, where the operator set it. */
+  segmentWriting: { inlineMaxBytes?: number };
 }
 
 export interface WorkerCapacity {
@@ -166,6 +171,7 @@ export function settingsFrom(e: Environment): Settings {
       ...(e.DR_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS !== undefined ? { maxConcurrentWorkflowTaskExecutions: e.DR_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS } : {}),
       ...(e.DR_WORKER_MAX_CONCURRENT_ACTIVITIES !== undefined ? { maxConcurrentActivityTaskExecutions: e.DR_WORKER_MAX_CONCURRENT_ACTIVITIES } : {}),
     },
+    segmentWriting: e.DR_SEGMENT_INLINE_MAX_BYTES !== undefined ? { inlineMaxBytes: e.DR_SEGMENT_INLINE_MAX_BYTES } : {},
   };
 }
 

@@ -92,7 +92,7 @@ async function main(): Promise<void> {
       taskQueue: siteTaskQueue(site),
       ...settings.workerCapacity,
       dataConverter,
-      activities: createSiteActivities({ site, s3, s3Settings: settings.s3, provider, secrets }),
+      activities: createSiteActivities({ site, s3, s3Settings: settings.s3, provider, secrets, segmentWriting: settings.segmentWriting }),
     });
   }
 

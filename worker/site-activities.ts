@@ -16,6 +16,7 @@ import { createWebhookActivities } from '../activities/webhook';
 import type { SecretResolver } from '../common/secrets';
 import type { SiteProvider } from '../sites/provider';
 import { RunbookStore } from '../runbooks/store';
+import type { SegmentWriterOptions } from '../datapath/segment-writer';
 
 export interface SiteActivityDependencies {
   site: string;
@@ -23,6 +24,8 @@ export interface SiteActivityDependencies {
   s3Settings: S3Settings;
   provider: SiteProvider;
   secrets: SecretResolver;
+  /** How the replicators write log segments (the operator's `DR_SEGMENT_INLINE_MAX_BYTES`). */
+  segmentWriting?: SegmentWriterOptions;
 }
 
 /** Every activity a site worker offers on its task queue, built from that site's clients. */
@@ -40,12 +43,13 @@ export function createSiteActivities(deps: SiteActivityDependencies) {
     ...createWebhookActivities(deps),
     ...createDatapathActivities({
       store,
+      segmentWriting: deps.segmentWriting,
       site: (name) => {
         if (name !== deps.site) throw new Error(`the worker of site ${deps.site} cannot act on site ${name}`);
         return deps.provider;
       },
     }),
-    ...createHandoverActivities({ store, provider: deps.provider }),
+    ...createHandoverActivities({ store, provider: deps.provider, segmentWriting: deps.segmentWriting }),
     ...createFailbackDataActivities({ store, provider: deps.provider }),
     ...createDomainStatusActivities({ store }),
     ...createSplitBrainActivities({ store, provider: deps.provider }),

@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import { readChain, resolveChain } from '../../datapath/log-chain';
 import { ObjectStore } from '../../datapath/object-store';
 import { Ownership } from '../../datapath/ownership';
+import { parseSegmentReference } from '../../datapath/segment-objects';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { RehydrateInput } from '../../activities/datapath';
 import type { RehydrationProgress } from '../../datapath/rehydrate';
@@ -21,7 +22,9 @@ describe('datapath end to end: a workload, protect with SIGKILLed replicators, r
   const { stack, sites, primary, recovery, workers } = useTestbed({ workers: ['orchestration'] });
 
   it('replicates through repeated SIGKILLs and rehydrates byte-identical disks to a restore point and to an instant', async () => {
-    let primaryWorker = await workers.site(primary, 'primary');
+    // Every segment with a write in it is uploaded ahead and referred to: the kills land among staged uploads.
+    const uploadAhead = { DR_SEGMENT_INLINE_MAX_BYTES: '4096' };
+    let primaryWorker = await workers.site(primary, 'primary', uploadAhead);
     let recoveryWorker = await workers.site(recovery, 'recovery');
     await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 60, blockSize: 4096, pattern: 'random', seed: 'datapath-e2e' });
     const workflowId = 'protect/demo';
@@ -36,7 +39,7 @@ describe('datapath end to end: a workload, protect with SIGKILLed replicators, r
       await sleep(1_500 + Math.random() * 1_000);
       await primaryWorker.kill();
       await sleep(300);
-      primaryWorker = await workers.site(primary, 'primary');
+      primaryWorker = await workers.site(primary, 'primary', uploadAhead);
     }
     // The kills delay replication; a point can only be asked for once the initial sync is
     // committed and some writes are in the log.
@@ -51,7 +54,7 @@ describe('datapath end to end: a workload, protect with SIGKILLed replicators, r
     const instant = Date.now();
     await sleep(1_000);
     await primaryWorker.kill();
-    primaryWorker = await workers.site(primary, 'primary');
+    primaryWorker = await workers.site(primary, 'primary', uploadAhead);
     await sleep(1_000);
     await admin(primary, sites.token, '/admin/workload', undefined, 'DELETE');
 
@@ -80,8 +83,11 @@ describe('datapath end to end: a workload, protect with SIGKILLed replicators, r
     const store = new ObjectStore(stack.s3Client, stack.s3Settings);
     const ownership = new Ownership(store, 'demo');
     const logged: number[] = [];
-    for await (const { segment } of readChain(store, await resolveChain(store, ownership), 8)) logged.push(...segment.entries.map((e) => e.sequence));
+    const chain = await resolveChain(store, ownership);
+    for await (const { segment } of readChain(store, chain, 8)) logged.push(...segment.entries.map((e) => e.sequence));
     assert.deepEqual(logged, record.map((w) => w.sequence).sort((a, b) => a - b));
+    const referring = (await Promise.all(chain.map(async (link) => parseSegmentReference(link.key, (await store.get(link.key))!)))).filter(Boolean).length;
+    assert.ok(referring > chain.length / 2, `${referring} of ${chain.length} segments refer to bytes uploaded ahead`);
 
     // Rehydration at the recovery site, slowed so that its worker dies mid-way and resumes.
     await admin(recovery, sites.token, '/admin/faults', { latencyMs: 80 });
