@@ -62,6 +62,9 @@ export const EnvironmentSchema = z.object({
   DR_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(2).optional(),
   DR_WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).optional(),
 
+  /** How long a stopping worker waits for activities that have not ended on their cancel before it exits anyway. */
+  DR_WORKER_SHUTDOWN_FORCE_MS: z.coerce.number().int().min(1_000).default(30_000),
+
   /** Log segments larger than this are uploaded ahead and referred to (docs/storage-format.md); default 1 MiB. */
   DR_SEGMENT_INLINE_MAX_BYTES: z.coerce.number().int().min(0).max(64 * 1024 * 1024).optional(),
 });
@@ -101,6 +104,8 @@ export interface Settings {
   workerCapacity: WorkerCapacity;
   /** How a site worker writes log segments, where the operator set it. */
   segmentWriting: { inlineMaxBytes?: number };
+  /** How long a stopping worker waits for its cancelled activities to end before it exits without them. */
+  workerShutdownForceMs: number;
 }
 
 export interface WorkerCapacity {
@@ -172,6 +177,7 @@ export function settingsFrom(e: Environment): Settings {
       ...(e.DR_WORKER_MAX_CONCURRENT_ACTIVITIES !== undefined ? { maxConcurrentActivityTaskExecutions: e.DR_WORKER_MAX_CONCURRENT_ACTIVITIES } : {}),
     },
     segmentWriting: e.DR_SEGMENT_INLINE_MAX_BYTES !== undefined ? { inlineMaxBytes: e.DR_SEGMENT_INLINE_MAX_BYTES } : {},
+    workerShutdownForceMs: e.DR_WORKER_SHUTDOWN_FORCE_MS,
   };
 }
 

@@ -124,7 +124,21 @@ async function main(): Promise<void> {
   // A site's worker runs no workflows: its cache and workflow slots are unused.
   const capacity = values.site ? { activitySlots } : { maxCachedWorkflows, workflowTaskSlots: slotsOf(tuner.workflowTaskSlotSupplier), activitySlots };
   log.info({ taskQueue: worker.options.taskQueue, temporal: settings.temporal.address, capacity }, 'worker running');
-  // run() returns after SIGINT/SIGTERM once in-flight tasks have finished.
+  // run() returns after SIGINT/SIGTERM once in-flight tasks have finished: running activities are
+  // cancelled at once, and the long ones stop at their next heartbeat. One stuck in a call that
+  // does not hear the cancel (a site request that hangs) would hold the stop for as long as the
+  // call lasts; after the force time the worker exits without it, and the attempt times out on its
+  // heartbeat and is retried by another worker (activities are idempotent). Not the SDK's
+  // `shutdownForceTime`: when it ran out, the SDK (1.24) failed the worker with "Worker still in
+  // use" and left the process to exit with an error.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      setTimeout(() => {
+        log.warn({ shutdownForceMs: settings.workerShutdownForceMs }, 'activities were still running when the shutdown force time ran out; exiting without them (their attempts are retried elsewhere)');
+        process.exit(0);
+      }, settings.workerShutdownForceMs).unref();
+    });
+  }
   await worker.run();
   await liveness?.close();
   await connection.close();
