@@ -107,7 +107,7 @@ export async function copyDisksIntoBase(options: CopyOptions): Promise<BaseCopyP
     const data = await options.source.readDisk(disk.diskId, offset, Math.min(BASE_CHUNK_BYTES, disk.sizeBytes - offset));
     counted.bytesRead += data.length;
     if (data.equals(zeros.subarray(0, data.length))) return;
-    if (await options.store.createIfAbsent(options.ownership.keys.baseChunk(options.baseId, disk.diskId, offset), encodeBaseChunk(offset, data))) counted.chunksStored++;
+    if (await options.store.createIfAbsent(options.ownership.keys.baseChunk(options.baseId, disk.diskId, offset), await encodeBaseChunk(offset, data))) counted.chunksStored++;
   };
 
   const copyDisk = async (index: number) => {

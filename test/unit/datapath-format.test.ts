@@ -148,12 +148,12 @@ describe('datapath formats', () => {
     const key = new DomainKeys('dr/', 'demo').baseChunk(new DomainKeys('dr/', 'demo').baseId(2, 77), 'db-1-disk-0', 3 * 1024 * 1024);
     assert.equal(key, 'dr/domains/demo/base/0000000002-0000000000000077/chunks/db-1-disk-0/0000000003145728');
     assert.deepEqual(parseBaseId('0000000002-0000000000000077'), { epoch: 2, cursor: 77 });
-    const encoded = encodeBaseChunk(3 * 1024 * 1024, data);
+    const encoded = await encodeBaseChunk(3 * 1024 * 1024, data);
     assert.ok(encoded.length < 10_000, 'zeros compress');
     assert.ok(decodeBaseChunk(key, 3 * 1024 * 1024, encoded).equals(data));
     assert.ok((await decodeBaseChunkAsync(key, 3 * 1024 * 1024, encoded)).equals(data));
     const incompressible = randomBytes(1024 * 1024);
-    assert.ok((await decodeBaseChunkAsync(key, 3 * 1024 * 1024, encodeBaseChunk(3 * 1024 * 1024, incompressible))).equals(incompressible), 'stored blocks');
+    assert.ok((await decodeBaseChunkAsync(key, 3 * 1024 * 1024, await encodeBaseChunk(3 * 1024 * 1024, incompressible))).equals(incompressible), 'stored blocks');
     const damaged: Array<[string, Buffer, number]> = [
       ['truncated', encoded.subarray(0, encoded.length - 1), 3 * 1024 * 1024],
       ['bad magic', Buffer.concat([Buffer.from('ZZZZ'), encoded.subarray(4)]), 3 * 1024 * 1024],
