@@ -31,10 +31,11 @@ export async function resolveChain(store: ObjectStore, ownership: Ownership, fro
       const next = epochs[index + 1];
       const limit = next === undefined ? Infinity : ((await ownership.handoff(next)).lastSegment ?? -1);
       const startAfter = from && epoch === from.epoch && from.segment > 0 ? keys.segment(epoch, from.segment - 1) : undefined;
-      const [{ keys: segmentKeys, sizes }, uploaded] = await Promise.all([
-        store.list(keys.logPrefix(epoch), startAfter ? { startAfter } : {}),
-        uploadedSegmentBytes(store, keys, epoch, from && epoch === from.epoch ? from.segment : 0),
-      ]);
+      const { keys: segmentKeys, sizes } = await store.list(keys.logPrefix(epoch), startAfter ? { startAfter } : {});
+      // Only a listing with an object small enough to be a reference asks what was uploaded: a
+      // follower lists the log every few seconds, mostly finding segments stored as they are.
+      const mayRefer = segmentKeys.some((key) => (sizes.get(key) ?? 0) <= SEGMENT_REFERENCE_MAX_BYTES);
+      const uploaded = mayRefer ? await uploadedSegmentBytes(store, keys, epoch, from && epoch === from.epoch ? from.segment : 0) : new Map<number, number>();
       for (const key of segmentKeys) {
         const segment = trailingNumber(key);
         const listed = sizes.get(key) ?? 0;
