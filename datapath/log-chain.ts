@@ -49,8 +49,8 @@ export async function resolveChain(store: ObjectStore, ownership: Ownership, fro
   }
 }
 
-/** No segment reference is larger; a listed object this small may be one. */
-const SEGMENT_REFERENCE_MAX_BYTES = 1024;
+/** No segment reference is larger (it names one S3 key, at most 1,024 bytes); a listed object this small may be one. */
+const SEGMENT_REFERENCE_MAX_BYTES = 2048;
 
 /**
  * The size of the bytes uploaded for each segment of the epoch from `from` on, by the cursor the

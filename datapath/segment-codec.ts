@@ -88,8 +88,8 @@ function segmentHeader(segment: Segment, rawBytes: number, into: Buffer = Buffer
 }
 
 /** The uncompressed payload and the header without its compressed length and checksum. */
-function serializeSegment(segment: Segment): { header: Buffer; raw: Buffer } {
-  const raw = Buffer.concat(segment.entries.flatMap((entry) => [entryHeader(entry), entry.data]));
+function serializeSegment(segment: Segment, headers = segment.entries.map(entryHeader)): { header: Buffer; raw: Buffer } {
+  const raw = Buffer.concat(segment.entries.flatMap((entry, i) => [headers[i], entry.data]));
   return { header: segmentHeader(segment, raw.length), raw };
 }
 
@@ -103,9 +103,10 @@ export function encodeSegment(segment: Segment): Buffer {
  * the buffer of a segment stored uncompressed (to reuse buffers: `BufferPool`).
  */
 export async function encodeSegmentAsync(segment: Segment, allocate: (bytes: number) => Buffer = (bytes) => Buffer.allocUnsafe(bytes)): Promise<Buffer> {
-  const stored = encodeIncompressible(segment, allocate);
+  const headers = segment.entries.map(entryHeader);
+  const stored = encodeIncompressible(segment, headers, allocate);
   if (stored) return stored;
-  const { header, raw } = serializeSegment(segment);
+  const { header, raw } = serializeSegment(segment, headers);
   return sealFrame(FORMAT, header, await compressPayload(raw, 1));
 }
 
@@ -115,8 +116,7 @@ export async function encodeSegmentAsync(segment: Segment, allocate: (bytes: num
  * one copy of each write instead of three, which on two cores shared with the store was a third
  * of ingest's CPU. Undefined for a small or compressible segment, which is deflated.
  */
-function encodeIncompressible(segment: Segment, allocate: (bytes: number) => Buffer): Buffer | undefined {
-  const headers = segment.entries.map(entryHeader);
+function encodeIncompressible(segment: Segment, headers: Buffer[], allocate: (bytes: number) => Buffer): Buffer | undefined {
   const rawBytes = segment.entries.reduce((sum, entry, i) => sum + headers[i].length + entry.data.length, 0);
   if (rawBytes <= COMPRESSIBILITY_SAMPLE_BYTES) return undefined;
   const sample: Buffer[] = [];

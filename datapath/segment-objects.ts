@@ -47,7 +47,11 @@ export function parseSegmentReference(key: string, object: Buffer): SegmentRefer
 /** The segment object stored at a key of the log, following a reference; undefined when the key is free. */
 export async function readSegmentObject(store: ObjectStore, key: string): Promise<Buffer | undefined> {
   const object = await store.getFramed(key);
-  if (!object) return undefined;
+  return object && followReference(store, key, object);
+}
+
+/** The segment object that `object`, read at log key `key`, is or refers to. */
+export async function followReference(store: ObjectStore, key: string, object: Buffer): Promise<Buffer> {
   const reference = parseSegmentReference(key, object);
   if (!reference) return object;
   const data = await store.getFramed(reference.data);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { decodeSegment, encodeSegmentAsync, type BlockWrite, type Segment } from './segment-codec';
 import type { ObjectStore } from './object-store';
-import { encodeSegmentReference, INLINE_SEGMENT_MAX_BYTES, parseSegmentReference, readSegmentObject } from './segment-objects';
+import { encodeSegmentReference, followReference, INLINE_SEGMENT_MAX_BYTES, parseSegmentReference, readSegmentObject } from './segment-objects';
 import { StaleEpochError, type Ownership } from './ownership';
 import { BufferPool } from './buffer-pool';
 
@@ -74,10 +74,9 @@ export class SegmentWriter {
     if (body.length <= this.inlineMaxBytes) return { segment, atKey: body, uploaded: Promise.resolve() };
     const dataKey = this.ownership.keys.segmentData(this.epoch, afterSequence, randomUUID());
     const uploaded = this.store.put(dataKey, body);
-    // Once the put has ended (the SDK's retries are inside it) nothing reads the buffer again.
+    // Once the put has ended (the SDK's retries are inside it) nothing reads the buffer again. A
+    // failure is surfaced by `commit`; a discarded segment's must not be an unhandled rejection.
     void uploaded.finally(() => this.buffers.give(body)).catch(() => undefined);
-    // Surfaced by `commit`; a staged segment that is discarded must not leave an unhandled rejection.
-    uploaded.catch(() => undefined);
     return { segment, atKey: encodeSegmentReference(dataKey, body.length), dataKey, uploaded };
   }
 
@@ -94,8 +93,7 @@ export class SegmentWriter {
     if (!object) throw new Error(`segment ${key} answered 412 but cannot be read`);
     // The SDK retries a PUT whose answer was lost: the 412 may be to our own reference.
     if (staged.dataKey && parseSegmentReference(key, object)?.data === staged.dataKey) return { key, segment: staged.segment, created: true };
-    const existing = await this.existing(afterSequence);
-    if (!existing) throw new Error(`segment ${key} answered 412 but cannot be read`);
+    const existing = this.decodeAt(key, afterSequence, await followReference(this.store, key, object));
     await this.discard(staged);
     return { key, segment: existing, created: false };
   }
@@ -124,7 +122,10 @@ export class SegmentWriter {
   async existing(afterSequence: number): Promise<Segment | undefined> {
     const key = this.ownership.keys.segment(this.epoch, afterSequence);
     const body = await readSegmentObject(this.store, key);
-    if (!body) return undefined;
+    return body && this.decodeAt(key, afterSequence, body);
+  }
+
+  private decodeAt(key: string, afterSequence: number, body: Buffer): Segment {
     const segment = decodeSegment(key, body);
     if (segment.epoch !== this.epoch || segment.afterSequence !== afterSequence) throw new Error(`segment ${key} holds another position`);
     return segment;
