@@ -67,6 +67,8 @@ export const EnvironmentSchema = z.object({
 
   /** Log segments larger than this are uploaded ahead and referred to (docs/storage-format.md); default 1 MiB. */
   DR_SEGMENT_INLINE_MAX_BYTES: z.coerce.number().int().min(0).max(64 * 1024 * 1024).optional(),
+  /** What a site worker's replicators may hold, together, in segments read and uploaded ahead of the ones they commit; default 128. */
+  DR_REPLICATION_STAGING_MIB: z.coerce.number().int().min(0).max(64 * 1024).optional(),
 });
 
 export type Environment = z.output<typeof EnvironmentSchema>;
@@ -103,7 +105,7 @@ export interface Settings {
   /** What the operator set of a worker's capacity, as Temporal's worker options; the rest is the SDK's default. */
   workerCapacity: WorkerCapacity;
   /** How a site worker writes log segments, where the operator set it. */
-  segmentWriting: { inlineMaxBytes?: number };
+  segmentWriting: { inlineMaxBytes?: number; stagingAheadBytes?: number };
   /** How long a stopping worker waits for its cancelled activities to end before it exits without them. */
   workerShutdownForceMs: number;
 }
@@ -176,7 +178,10 @@ export function settingsFrom(e: Environment): Settings {
       ...(e.DR_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS !== undefined ? { maxConcurrentWorkflowTaskExecutions: e.DR_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS } : {}),
       ...(e.DR_WORKER_MAX_CONCURRENT_ACTIVITIES !== undefined ? { maxConcurrentActivityTaskExecutions: e.DR_WORKER_MAX_CONCURRENT_ACTIVITIES } : {}),
     },
-    segmentWriting: e.DR_SEGMENT_INLINE_MAX_BYTES !== undefined ? { inlineMaxBytes: e.DR_SEGMENT_INLINE_MAX_BYTES } : {},
+    segmentWriting: {
+      ...(e.DR_SEGMENT_INLINE_MAX_BYTES !== undefined ? { inlineMaxBytes: e.DR_SEGMENT_INLINE_MAX_BYTES } : {}),
+      ...(e.DR_REPLICATION_STAGING_MIB !== undefined ? { stagingAheadBytes: e.DR_REPLICATION_STAGING_MIB * 1024 * 1024 } : {}),
+    },
     workerShutdownForceMs: e.DR_WORKER_SHUTDOWN_FORCE_MS,
   };
 }

@@ -7,10 +7,12 @@ const MiB = 1024 * 1024;
  */
 export class BufferPool {
   private readonly free: ArrayBuffer[] = [];
+  private freeBytes = 0;
   /** Only buffers the pool made come back to it (never a slice of Node's shared pool). */
   private readonly own = new WeakSet<ArrayBuffer>();
 
-  constructor(private readonly keep: number) {}
+  /** `keepBytes`: how much memory the pool holds on to between uses; more given back is left to the collector. */
+  constructor(private readonly keepBytes: number) {}
 
   /** A buffer of `bytes` (its memory rounded up to whole MiB, so that segments of about one size share them); hand it back with `give` once nothing reads it. */
   take(bytes: number): Buffer {
@@ -18,6 +20,7 @@ export class BufferPool {
     let buffer: ArrayBuffer;
     if (index >= 0) {
       buffer = this.free.splice(index, 1)[0];
+      this.freeBytes -= buffer.byteLength;
     } else {
       buffer = new ArrayBuffer(Math.ceil(bytes / MiB) * MiB);
       this.own.add(buffer);
@@ -27,6 +30,8 @@ export class BufferPool {
 
   give(view: Buffer): void {
     const buffer = view.buffer as ArrayBuffer;
-    if (this.own.has(buffer) && this.free.length < this.keep && !this.free.includes(buffer)) this.free.push(buffer);
+    if (!this.own.has(buffer) || this.freeBytes + buffer.byteLength > this.keepBytes || this.free.includes(buffer)) return;
+    this.free.push(buffer);
+    this.freeBytes += buffer.byteLength;
   }
 }

@@ -1,6 +1,7 @@
 import type { JournalBatch, SiteProvider } from '../sites/provider';
 import type { DiskSync, DiskSyncState } from './disk-sync';
 import type { SegmentWriter, StagedSegment, WrittenSegment } from './segment-writer';
+import type { StagingRoom } from './replication-memory';
 
 export type JournalSource = Pick<SiteProvider, 'readJournal' | 'trimJournal'>;
 
@@ -93,6 +94,16 @@ export const SEGMENTS_STAGED_AHEAD = 2;
  * neither a gap nor a duplicate.
  */
 export async function replicate(options: ReplicateOptions): Promise<ReplicationProgress> {
+  const room = options.writer.memory.room();
+  try {
+    return await replicateWithin(room, options);
+  } finally {
+    // A run that fails leaves its staged uploads to garbage collection, and its room to the worker's other replicators.
+    room.releaseAll();
+  }
+}
+
+async function replicateWithin(room: StagingRoom, options: ReplicateOptions): Promise<ReplicationProgress> {
   const now = options.now ?? Date.now;
   const progress: ReplicationProgress = {
     cursor: options.cursor,
@@ -146,21 +157,30 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicationP
   // While a backlog drains, the next segments are read, encoded and uploaded while those before
   // are still uploading (one upload at a time reaches about two thirds of what the store takes):
   // staged segments are not in the log, and each is committed before anything after it.
-  const staging: Array<{ staged: StagedSegment; batch: JournalBatch }> = [];
+  // Each segment beyond the first needs room in the worker's memory (`reserved`: a journal read and
+  // its encoding) from before its read until it is committed or discarded; without room, the
+  // segments staged are committed first.
+  const staging: Array<{ staged: StagedSegment; batch: JournalBatch; reserved: number }> = [];
   /** Commits the oldest staged segment; false when an earlier attempt's segment adopted there ends elsewhere, so the later ones, staged from the wrong end, are discarded. */
   const commitOldest = async (): Promise<boolean> => {
-    const { staged, batch } = staging.shift()!;
+    const { staged, batch, reserved } = staging.shift()!;
     const written = await options.writer.commit(staged);
+    room.release(reserved);
     await acknowledging;
     stored(written, batch, undefined);
     if (written.segment.lastSequence === staged.segment.lastSequence) return true;
-    await Promise.all(staging.splice(0).map((later) => options.writer.discard(later.staged)));
+    const discarded = staging.splice(0);
+    for (const later of discarded) room.release(later.reserved);
+    await Promise.all(discarded.map((later) => options.writer.discard(later.staged)));
     return false;
   };
   const commitStaged = async () => {
     while (staging.length > 0 && (await commitOldest()));
   };
   while (!options.shouldStop(acknowledged)) {
+    const aheadBytes = 2 * options.maxBytes;
+    const reserved = staging.length > 0 && room.reserve(aheadBytes) ? aheadBytes : 0;
+    if (reserved === 0) await commitStaged();
     // Where the last staged segment ends if it is committed as staged; an earlier attempt's segment
     // adopted instead may end elsewhere, and then what was read from here is read again.
     const readFrom = staging.at(-1)?.staged.segment.lastSequence ?? progress.cursor;
@@ -186,10 +206,11 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicationP
       batch.entries.length > 0 &&
       (batch.lastSequence - readFrom > throttle.maxBacklogEntries || now() - batch.entries[0].timestamp > throttle.maxLagMs);
     if (!overtaken && !behind && !options.diskSync?.pending && batch.entries.length > 0) {
-      staging.push({ staged: await options.writer.stage(readFrom, entries, batch.entries.at(-1)!.sequence), batch });
+      staging.push({ staged: await options.writer.stage(readFrom, entries, batch.entries.at(-1)!.sequence), batch, reserved });
       while (staging.length > SEGMENTS_STAGED_AHEAD && (await commitOldest()));
       continue;
     }
+    room.release(reserved);
     await commitStaged();
     if (progress.cursor !== readFrom) continue;
     progress.backlogEntries = Math.max(0, batch.lastSequence - progress.cursor);

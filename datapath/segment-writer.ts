@@ -3,7 +3,7 @@ import { decodeSegment, encodeSegmentAsync, type BlockWrite, type Segment } from
 import type { ObjectStore } from './object-store';
 import { encodeSegmentReference, followReference, INLINE_SEGMENT_MAX_BYTES, parseSegmentReference, readSegmentObject } from './segment-objects';
 import { StaleEpochError, type Ownership } from './ownership';
-import { BufferPool } from './buffer-pool';
+import { ReplicationMemory } from './replication-memory';
 
 export interface WrittenSegment {
   key: string;
@@ -25,6 +25,8 @@ export interface StagedSegment {
 export interface SegmentWriterOptions {
   /** Larger segment objects are uploaded ahead and referred to (`INLINE_SEGMENT_MAX_BYTES`). */
   inlineMaxBytes?: number;
+  /** Shared by the writers of one worker; by default the writer's own, without a bound on staging ahead. */
+  memory?: ReplicationMemory;
 }
 
 /**
@@ -35,8 +37,8 @@ export interface SegmentWriterOptions {
 export class SegmentWriter {
   private verifiedOwner = false;
   private readonly inlineMaxBytes: number;
-  /** Buffers of the segments uploading: a few segments are staged ahead, and one more is encoded. */
-  private readonly buffers = new BufferPool(4);
+  /** Where the buffers of segments uploading come from, and the room for staging ahead that replicators ask of it. */
+  readonly memory: ReplicationMemory;
 
   constructor(
     private readonly store: ObjectStore,
@@ -46,6 +48,7 @@ export class SegmentWriter {
     options: SegmentWriterOptions = {},
   ) {
     this.inlineMaxBytes = options.inlineMaxBytes ?? INLINE_SEGMENT_MAX_BYTES;
+    this.memory = options.memory ?? new ReplicationMemory();
   }
 
   async write(afterSequence: number, entries: BlockWrite[], lastSequence: number): Promise<WrittenSegment> {
@@ -70,13 +73,13 @@ export class SegmentWriter {
    */
   async stage(afterSequence: number, entries: BlockWrite[], lastSequence: number): Promise<StagedSegment> {
     const segment: Segment = { epoch: this.epoch, afterSequence, lastSequence, entries };
-    const body = await encodeSegmentAsync(segment, (bytes) => (bytes > this.inlineMaxBytes ? this.buffers.take(bytes) : Buffer.allocUnsafe(bytes)));
+    const body = await encodeSegmentAsync(segment, (bytes) => (bytes > this.inlineMaxBytes ? this.memory.buffers.take(bytes) : Buffer.allocUnsafe(bytes)));
     if (body.length <= this.inlineMaxBytes) return { segment, atKey: body, uploaded: Promise.resolve() };
     const dataKey = this.ownership.keys.segmentData(this.epoch, afterSequence, randomUUID());
     const uploaded = this.store.put(dataKey, body);
     // Once the put has ended (the SDK's retries are inside it) nothing reads the buffer again. A
     // failure is surfaced by `commit`; a discarded segment's must not be an unhandled rejection.
-    void uploaded.finally(() => this.buffers.give(body)).catch(() => undefined);
+    void uploaded.finally(() => this.memory.buffers.give(body)).catch(() => undefined);
     return { segment, atKey: encodeSegmentReference(dataKey, body.length), dataKey, uploaded };
   }
 

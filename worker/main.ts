@@ -30,6 +30,7 @@ import { installRuntimeLogging } from './runtime';
 import { createSiteActivities } from './site-activities';
 import { workflowCode } from './workflow-code';
 import { dataConverter } from '../common/payload-compression';
+import { DEFAULT_STAGING_AHEAD_BYTES, ReplicationMemory } from '../datapath/replication-memory';
 
 stopWhenOrphaned();
 
@@ -84,6 +85,7 @@ async function main(): Promise<void> {
     const provider = new SiteClient({ site, url, token });
     const unsetMalloc = missingMallocSettings();
     if (unsetMalloc.length) log.warn({ unset: unsetMalloc }, 'started without the malloc settings of docs/deployment.md: a rehydration\'s memory will grow with the domain it rebuilds');
+    const { inlineMaxBytes, stagingAheadBytes = DEFAULT_STAGING_AHEAD_BYTES } = settings.segmentWriting;
     const secrets = fileSecretResolver(process.env.DR_SECRETS_FILE ?? path.join(settings.dataDir, 'secrets', 'named-secrets.json'));
     return Worker.create({
       connection,
@@ -92,7 +94,7 @@ async function main(): Promise<void> {
       taskQueue: siteTaskQueue(site),
       ...settings.workerCapacity,
       dataConverter,
-      activities: createSiteActivities({ site, s3, s3Settings: settings.s3, provider, secrets, segmentWriting: settings.segmentWriting }),
+      activities: createSiteActivities({ site, s3, s3Settings: settings.s3, provider, secrets, segmentWriting: { inlineMaxBytes, memory: new ReplicationMemory(stagingAheadBytes) } }),
     });
   }
 
@@ -122,7 +124,7 @@ async function main(): Promise<void> {
   const { maxCachedWorkflows, tuner } = worker.options;
   const activitySlots = slotsOf(tuner.activityTaskSlotSupplier);
   // A site's worker runs no workflows: its cache and workflow slots are unused.
-  const capacity = values.site ? { activitySlots } : { maxCachedWorkflows, workflowTaskSlots: slotsOf(tuner.workflowTaskSlotSupplier), activitySlots };
+  const capacity = values.site ? { activitySlots, replicationStagingMiB: (settings.segmentWriting.stagingAheadBytes ?? DEFAULT_STAGING_AHEAD_BYTES) / 2 ** 20 } : { maxCachedWorkflows, workflowTaskSlots: slotsOf(tuner.workflowTaskSlotSupplier), activitySlots };
   log.info({ taskQueue: worker.options.taskQueue, temporal: settings.temporal.address, capacity }, 'worker running');
   // run() returns after SIGINT/SIGTERM once in-flight tasks have finished: running activities are
   // cancelled at once, and the long ones stop at their next heartbeat. One stuck in a call that

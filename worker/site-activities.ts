@@ -24,7 +24,7 @@ export interface SiteActivityDependencies {
   s3Settings: S3Settings;
   provider: SiteProvider;
   secrets: SecretResolver;
-  /** How the replicators write log segments (the operator's `DR_SEGMENT_INLINE_MAX_BYTES`). */
+  /** How the replicators write log segments (the operator's `DR_SEGMENT_INLINE_MAX_BYTES`), and the memory they share (`DR_REPLICATION_STAGING_MIB`). */
   segmentWriting?: SegmentWriterOptions;
 }
 

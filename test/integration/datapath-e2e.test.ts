@@ -22,8 +22,9 @@ describe('datapath end to end: a workload, protect with SIGKILLed replicators, r
   const { stack, sites, primary, recovery, workers } = useTestbed({ workers: ['orchestration'] });
 
   it('replicates through repeated SIGKILLs and rehydrates byte-identical disks to a restore point and to an instant', async () => {
-    // Every segment with a write in it is uploaded ahead and referred to: the kills land among staged uploads.
-    const uploadAhead = { DR_SEGMENT_INLINE_MAX_BYTES: '4096' };
+    // Every segment with a write in it is uploaded ahead and referred to: the kills land among staged
+    // uploads. The worker's memory has room for one segment read ahead (a read of 8 MiB and its encoding).
+    const uploadAhead = { DR_SEGMENT_INLINE_MAX_BYTES: '4096', DR_REPLICATION_STAGING_MIB: '16' };
     let primaryWorker = await workers.site(primary, 'primary', uploadAhead);
     let recoveryWorker = await workers.site(recovery, 'recovery');
     await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 60, blockSize: 4096, pattern: 'random', seed: 'datapath-e2e' });

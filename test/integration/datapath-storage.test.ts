@@ -11,6 +11,7 @@ import { rehydrate, type RehydrationProgress } from '../../datapath/rehydrate';
 import { replicate, SEGMENTS_STAGED_AHEAD } from '../../datapath/replicator';
 import { createRestorePoint, listRestorePoints } from '../../datapath/restore-points';
 import { SegmentWriter } from '../../datapath/segment-writer';
+import { ReplicationMemory } from '../../datapath/replication-memory';
 import type { DomainDisk } from '../../datapath/records';
 import { decodeSegment, encodeSegment } from '../../datapath/segment-codec';
 import { startChild, TYPESCRIPT_LOADER } from '../../common/child-process';
@@ -179,6 +180,52 @@ describe('datapath on real S3: fencing, replication log, restore points, rehydra
       assert.match(error.message, new RegExp(`${damaged.key}: the segment's bytes at .* are missing`));
       return true;
     });
+  });
+
+  it("replicators sharing a worker's memory stage ahead only within it, and a run that fails gives its room back", async () => {
+    const counting = new UploadCountingStore(store.s3, store.settings);
+    const maxBytes = 256 * 1024;
+    // Room for one segment read ahead (a journal read and its encoding), for both replicators together.
+    const memory = new ReplicationMemory(2 * maxBytes);
+    const domains = await Promise.all(
+      ['shared-memory-1', 'shared-memory-2'].map(async (name) => {
+        const ownership = new Ownership(store, name);
+        await ownership.claim('primary');
+        const primary = new MemorySite();
+        for (const disk of DISKS) await primary.createDisk({ id: disk.diskId, datastore: 'ds', sizeBytes: disk.sizeBytes, protected: true });
+        writeWorkload(primary, 100, 1_000);
+        return { ownership, primary };
+      }),
+    );
+    const drained = await Promise.all(
+      domains.map(({ ownership, primary }) => drainJournal(counting, ownership, primary, { epoch: 1, site: 'primary', cursor: 0, vms: ['db-1', 'app-1'], maxEntries: 10, maxBytes, inlineMaxBytes: 1024, memory })),
+    );
+    assert.deepEqual(drained.map((p) => p.segmentsWritten), [10, 10]);
+    assert.equal(counting.mostInFlight, 3, 'each replicator uploads the segment it commits, and one of them one more ahead');
+    assert.equal(memory.reservedBytes, 0);
+    for (const { ownership, primary } of domains) {
+      const target = new MemorySite();
+      await rehydrate({ store, ownership, target, disks: DISKS, datastore: 'ds', upTo: { kind: 'latest' } });
+      assertDisksEqual(target, snapshot(primary));
+    }
+
+    // The store refuses an upload while segments are staged ahead: the run fails and holds no room.
+    const roomy = new ReplicationMemory();
+    const failing = new (class extends ObjectStore {
+      private puts = 0;
+      override async put(key: string, body: Buffer | string, contentType?: string): Promise<void> {
+        if (++this.puts === 4) throw new Error('the store went away');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        await super.put(key, body, contentType);
+      }
+    })(store.s3, store.settings);
+    const { ownership, primary } = domains[0];
+    writeWorkload(primary, 60, 2_000);
+    await assert.rejects(
+      drainJournal(failing, ownership, primary, { epoch: 1, site: 'primary', cursor: drained[0].cursor, vms: ['db-1', 'app-1'], maxEntries: 10, maxBytes, inlineMaxBytes: 1024, memory: roomy }),
+      /the store went away/,
+    );
+    assert.equal(roomy.reservedBytes, 0);
   });
 
   it('a replicator overtaken by another (the journal let go of what the other logged) adopts its segments instead of waiting for writes that never come', async () => {

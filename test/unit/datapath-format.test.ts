@@ -82,7 +82,7 @@ describe('datapath formats', () => {
   });
 
   it('hands out its own buffers again once given back, never a buffer it did not make', () => {
-    const pool = new BufferPool(2);
+    const pool = new BufferPool(8 * 1024 * 1024);
     const first = pool.take(3 * 1024 * 1024 + 5);
     pool.give(first);
     const again = pool.take(3 * 1024 * 1024);
@@ -91,6 +91,12 @@ describe('datapath formats', () => {
     pool.give(Buffer.alloc(4 * 1024 * 1024));
     assert.notEqual(pool.take(4 * 1024 * 1024).buffer, again.buffer);
     assert.equal(pool.take(1024).buffer === again.buffer, false, 'a buffer taken and not given back is not handed out twice');
+
+    // Kept up to its bytes: 4 MiB + 4 MiB fit in 8 MiB, a third buffer given back is not kept.
+    const held = [pool.take(4 * 1024 * 1024), pool.take(4 * 1024 * 1024), pool.take(4 * 1024 * 1024)];
+    for (const buffer of held) pool.give(buffer);
+    const reused = [pool.take(4 * 1024 * 1024), pool.take(4 * 1024 * 1024), pool.take(4 * 1024 * 1024)].map((b) => b.buffer);
+    assert.deepEqual(reused.map((b) => held.some((h) => h.buffer === b)), [true, true, false]);
   });
 
   it('unpacks a payload of stored blocks as zlib inflates it, and leaves every other stream to zlib', async () => {

@@ -4,6 +4,7 @@ import type { Ownership } from '../../datapath/ownership';
 import { replicate, type JournalSource, type ReplicationProgress } from '../../datapath/replicator';
 import type { TargetDisks } from '../../datapath/rehydrate';
 import { SegmentWriter } from '../../datapath/segment-writer';
+import type { ReplicationMemory } from '../../datapath/replication-memory';
 
 /** The disk and journal part of a site, in memory, for unit tests of the data path. */
 export class MemorySite implements JournalSource, TargetDisks {
@@ -78,6 +79,8 @@ export interface DrainOptions {
   trimJournal?: boolean;
   /** The writer's `SegmentWriterOptions.inlineMaxBytes`: how large a segment is still written at its key as it is. */
   inlineMaxBytes?: number;
+  /** The worker's memory the replicator shares (`SegmentWriterOptions.memory`). */
+  memory?: ReplicationMemory;
 }
 
 /** Replicates what `source`'s journal holds now, after `cursor`, into the domain's log. */
@@ -85,7 +88,7 @@ export function drainJournal(store: ObjectStore, ownership: Ownership, source: M
   let drainedUpTo = o.cursor;
   return replicate({
     source,
-    writer: new SegmentWriter(store, ownership, o.epoch, o.site, o.inlineMaxBytes === undefined ? {} : { inlineMaxBytes: o.inlineMaxBytes }),
+    writer: new SegmentWriter(store, ownership, o.epoch, o.site, { ...(o.inlineMaxBytes === undefined ? {} : { inlineMaxBytes: o.inlineMaxBytes }), ...(o.memory ? { memory: o.memory } : {}) }),
     vms: o.vms,
     cursor: o.cursor,
     maxEntries: o.maxEntries,
