@@ -102,12 +102,10 @@ export function createRecoverySiteActivities({ provider }: RecoverySiteDependenc
         await atSite(() => provider.createDisk({ id: diskId, datastore: placement.datastore, sizeBytes, protected: false }));
       }
       const name = representationVmName(vm);
-      const existing = await vmIfPresent(provider, name);
-      if (!existing) {
-        await atSite(() => provider.registerVm({ name, kind: 'representation', cpus: 1, memoryMiB: 512, placement, nics: [], diskIds, metadata: { representing: vm } }));
-      } else if (existing.diskIds.join() !== diskIds.join()) {
-        await atSite(() => provider.reconfigureVm(name, { diskIds }));
-      }
+      // Registering is idempotent by name and answers the VM the site holds: one round trip per VM
+      // where asking first made two (each a site round trip on the RTO's path).
+      const held = await atSite(() => provider.registerVm({ name, kind: 'representation', cpus: 1, memoryMiB: 512, placement, nics: [], diskIds, metadata: { representing: vm } }));
+      if (held.diskIds.join() !== diskIds.join()) await atSite(() => provider.reconfigureVm(name, { diskIds }));
       return { diskIds };
     },
 
@@ -188,12 +186,8 @@ export function createRecoverySiteActivities({ provider }: RecoverySiteDependenc
 }
 
 async function registerRecovered(provider: SiteProvider, spec: RegisterVmSpec): Promise<void> {
-  const existing = await vmIfPresent(provider, spec.name);
-  if (!existing) {
-    await atSite(() => provider.registerVm(spec));
-    return;
-  }
-  if (existing.kind !== 'vm') throw failure('NameConflict', `${spec.name} exists at site ${provider.site} as a ${existing.kind}`);
+  // Idempotent by name: the site answers the VM it holds, or refuses a name held by another kind (NameConflict).
+  const existing = await atSite(() => provider.registerVm(spec));
   const drifted = existing.cpus !== spec.cpus || existing.memoryMiB !== spec.memoryMiB || existing.storagePolicy !== spec.storagePolicy || JSON.stringify(existing.nics) !== JSON.stringify(spec.nics);
   if (drifted && existing.powerState === 'poweredOff') {
     await atSite(() => provider.reconfigureVm(spec.name, { cpus: spec.cpus, memoryMiB: spec.memoryMiB, nics: spec.nics, ...(spec.storagePolicy ? { storagePolicy: spec.storagePolicy } : {}) }));

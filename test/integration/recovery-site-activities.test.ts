@@ -47,6 +47,35 @@ describe('recovery- and primary-site activities against real site processes', ()
     await assert.rejects(recovery.client.getVm(representationVmName('db-1')), /does not exist/);
   });
 
+  it('makes one site call per disk and one per VM to prepare and register, attaches a disk added since, and refuses a name the site holds as another kind', async () => {
+    const calls: string[] = [];
+    const counted = new Proxy(recovery.client, {
+      get(target, property, receiver) {
+        const value: unknown = Reflect.get(target, property, receiver);
+        return typeof value === 'function' ? (...args: unknown[]) => (calls.push(String(property)), (value as (...a: unknown[]) => unknown).apply(target, args)) : value;
+      },
+    });
+    const acts = createRecoverySiteActivities({ provider: counted });
+    await env.run(acts.prepareTargetDisks, { vm: 'web-1', placement, disks: [{ diskId: 'web-1-disk-0', sizeBytes: MiB }] });
+    assert.deepEqual(calls.splice(0), ['createDisk', 'registerVm']);
+    const disks = [{ diskId: 'web-1-disk-0', sizeBytes: MiB }, { diskId: 'web-1-disk-1', sizeBytes: MiB }];
+    await env.run(acts.prepareTargetDisks, { vm: 'web-1', placement, disks });
+    assert.deepEqual(calls.splice(0), ['createDisk', 'createDisk', 'registerVm', 'reconfigureVm']);
+    assert.deepEqual((await recovery.client.getVm(representationVmName('web-1'))).diskIds, ['web-1-disk-0', 'web-1-disk-1']);
+
+    const spec = { name: 'web-1', kind: 'vm' as const, cpus: 2, memoryMiB: 4096, placement, nics: [], diskIds: ['web-1-disk-0', 'web-1-disk-1'] };
+    await assert.rejects(env.run(acts.registerRecoveredVm, { spec: { ...spec, name: representationVmName('web-1') } }), (e: unknown) => {
+      assert.equal((e as { type?: string }).type, 'NameConflict');
+      assert.match((e as Error).message, /already exists at site .* as a representation/);
+      return true;
+    });
+    calls.length = 0;
+    await env.run(acts.removeRepresentationVm, { vm: 'web-1' });
+    await env.run(acts.registerRecoveredVm, { spec });
+    assert.deepEqual(calls, ['unregisterVm', 'registerVm']);
+    assert.equal((await recovery.client.getVm('web-1')).kind, 'vm');
+  });
+
   it('refuses placement the site does not have as a non-retryable failure', async () => {
     const acts = createRecoverySiteActivities({ provider: recovery.client });
     await assert.rejects(env.run(acts.prepareTargetDisks, { vm: 'x-1', placement: { ...placement, datastore: 'nope' }, disks: [{ diskId: 'x-1-disk-0', sizeBytes: MiB }] }), (e: unknown) => {
