@@ -21,7 +21,7 @@ import { domainMembers, membersDigest, sameMembers, vmMetadata } from '../datapa
 import { CorruptSegmentError } from '../datapath/segment-codec';
 import { SegmentWriter, type SegmentWriterOptions } from '../datapath/segment-writer';
 import { canHeal, failure, isFailureType } from '../common/failures';
-import { forEachLimited } from '../common/parallel';
+import { forEachLimited, limited } from '../common/parallel';
 
 export interface DatapathDependencies {
   store: ObjectStore;
@@ -30,7 +30,12 @@ export interface DatapathDependencies {
   /** Where garbage collection reads the retention policy; default: the runbooks next to the domains. */
   runbooks?: RunbookStore;
   segmentWriting?: SegmentWriterOptions;
+  /** How many rehydrations this worker runs at once; more wait for their turn (`DR_REHYDRATIONS_AT_ONCE`). */
+  rehydrationsAtOnce?: number;
 }
+
+/** Rehydrations one worker runs at once unless the operator says otherwise: 4 large ones peak at about 0.6 GiB of RSS. */
+export const DEFAULT_REHYDRATIONS_AT_ONCE = 4;
 
 export interface ReplicateInput {
   domain: string;
@@ -174,7 +179,7 @@ export function classify(error: unknown): unknown {
   return error;
 }
 
-export function createDatapathActivities({ store, site, runbooks = new RunbookStore(store.s3, store.settings), segmentWriting = {} }: DatapathDependencies) {
+export function createDatapathActivities({ store, site, runbooks = new RunbookStore(store.s3, store.settings), segmentWriting = {}, rehydrationsAtOnce = DEFAULT_REHYDRATIONS_AT_ONCE }: DatapathDependencies) {
   const readManifest = async (domain: string): Promise<Manifest> => {
     const key = new DomainKeys(store.prefix, domain).manifest();
     const body = await store.get(key);
@@ -193,6 +198,54 @@ export function createDatapathActivities({ store, site, runbooks = new RunbookSt
     const key = new DomainKeys(store.prefix, domain).manifest();
     const body = await store.get(key);
     return body ? parseRecord(manifestSchema, key, body) : undefined;
+  };
+
+  // Each rehydration holds its reads in flight and two segments (about 100 MiB of a large domain);
+  // the worker's memory is bounded by how many run at once, not by how many failovers start.
+  const rehydrationSlot = limited(rehydrationsAtOnce);
+  let rehydrationsRunning = 0;
+  const rehydrateNow = async (input: RehydrateInput): Promise<RehydrationResult> => {
+    const context = Context.current();
+    const manifest = await readManifest(input.domain);
+    const only = input.onlyDisks;
+    let latest = context.info.heartbeatDetails as RehydrationProgress | undefined;
+    const ownership = new Ownership(store, input.domain);
+    const lease = new ReaderLease(store, ownership, `${context.info.workflowExecution?.workflowId ?? context.info.base64TaskToken}/${context.info.activityId}`);
+    // Also while the base is read, which reports no progress: an attempt that stops heartbeating
+    // is given up and retried, and learns so only at its next heartbeat (the abort of `signal`).
+    const heartbeating = setInterval(() => context.heartbeat(latest), REHYDRATION_HEARTBEAT_MS);
+    try {
+      // Before planning: garbage collection must not delete what the plan is about to choose.
+      await lease.hold(latest?.base);
+      const result = await rehydrate({
+        store,
+        ownership,
+        target: site(input.targetSite),
+        disks: only ? manifest.disks.filter((d) => only.includes(d.diskId)) : manifest.disks,
+        datastore: input.datastore,
+        ...(input.diskDatastores ? { diskDatastores: input.diskDatastores } : {}),
+        upTo: input.upTo,
+        targetDiskId: (diskId) => `${input.diskIdPrefix ?? ''}${diskId}`,
+        targetMayHoldData: input.targetMayHoldData ?? false,
+        resumeAfter: latest,
+        signal: context.cancellationSignal,
+        onPlanned: (base) => lease.hold(base),
+        onProgress: async (progress) => {
+          latest = progress;
+          context.heartbeat(progress);
+          await lease.refresh();
+        },
+      });
+      // Released only on success: a failed attempt's retry needs the same objects; else the lease expires.
+      await lease.release();
+      context.log.info('rehydration finished', { domain: input.domain, segments: result.segmentsApplied, bytes: result.bytesWritten });
+      return result;
+    } catch (error) {
+      if (context.cancellationSignal.aborted) await context.cancelled;
+      throw classify(error);
+    } finally {
+      clearInterval(heartbeating);
+    }
   };
 
   return {
@@ -526,49 +579,30 @@ export function createDatapathActivities({ store, site, runbooks = new RunbookSt
 
     /**
      * Rebuilds the domain's disks at the target site. Progress is heartbeated after every segment,
-     * so a retried attempt skips the writes already done.
+     * so a retried attempt skips the writes already done. At most `rehydrationsAtOnce` run in this
+     * worker; one waiting for its turn heartbeats and stops waiting when cancelled.
      */
     async rehydrateDomain(input: RehydrateInput): Promise<RehydrationResult> {
       const context = Context.current();
-      const manifest = await readManifest(input.domain);
-      const only = input.onlyDisks;
-      let latest = context.info.heartbeatDetails as RehydrationProgress | undefined;
-      const ownership = new Ownership(store, input.domain);
-      const lease = new ReaderLease(store, ownership, `${context.info.workflowExecution?.workflowId ?? context.info.base64TaskToken}/${context.info.activityId}`);
-      // Also while the base is read, which reports no progress: an attempt that stops heartbeating
-      // is given up and retried, and learns so only at its next heartbeat (the abort of `signal`).
-      const heartbeating = setInterval(() => context.heartbeat(latest), REHYDRATION_HEARTBEAT_MS);
+      const waiting = setInterval(() => context.heartbeat(context.info.heartbeatDetails), REHYDRATION_HEARTBEAT_MS);
       try {
-        // Before planning: garbage collection must not delete what the plan is about to choose.
-        await lease.hold(latest?.base);
-        const result = await rehydrate({
-          store,
-          ownership,
-          target: site(input.targetSite),
-          disks: only ? manifest.disks.filter((d) => only.includes(d.diskId)) : manifest.disks,
-          datastore: input.datastore,
-          ...(input.diskDatastores ? { diskDatastores: input.diskDatastores } : {}),
-          upTo: input.upTo,
-          targetDiskId: (diskId) => `${input.diskIdPrefix ?? ''}${diskId}`,
-          targetMayHoldData: input.targetMayHoldData ?? false,
-          resumeAfter: latest,
-          signal: context.cancellationSignal,
-          onPlanned: (base) => lease.hold(base),
-          onProgress: async (progress) => {
-            latest = progress;
-            context.heartbeat(progress);
-            await lease.refresh();
-          },
-        });
-        // Released only on success: a failed attempt's retry needs the same objects; else the lease expires.
-        await lease.release();
-        context.log.info('rehydration finished', { domain: input.domain, segments: result.segmentsApplied, bytes: result.bytesWritten });
-        return result;
+        if (rehydrationsRunning >= rehydrationsAtOnce) {
+          context.log.info('rehydration waits for its turn', { domain: input.domain, rehydrationsAtOnce });
+        }
+        return await rehydrationSlot(async () => {
+          clearInterval(waiting);
+          rehydrationsRunning++;
+          try {
+            return await rehydrateNow(input);
+          } finally {
+            rehydrationsRunning--;
+          }
+        }, context.cancellationSignal);
       } catch (error) {
         if (context.cancellationSignal.aborted) await context.cancelled;
-        throw classify(error);
+        throw error;
       } finally {
-        clearInterval(heartbeating);
+        clearInterval(waiting);
       }
     },
 

@@ -69,6 +69,8 @@ export const EnvironmentSchema = z.object({
   DR_SEGMENT_INLINE_MAX_BYTES: z.coerce.number().int().min(0).max(64 * 1024 * 1024).optional(),
   /** What a site worker's replicators may hold, together, in segments read and uploaded ahead of the ones they commit; default 128. */
   DR_REPLICATION_STAGING_MIB: z.coerce.number().int().min(0).max(64 * 1024).optional(),
+  /** How many rehydrations a site worker runs at once; default 4. */
+  DR_REHYDRATIONS_AT_ONCE: z.coerce.number().int().min(1).max(1_000).optional(),
 });
 
 export type Environment = z.output<typeof EnvironmentSchema>;
@@ -106,6 +108,8 @@ export interface Settings {
   workerCapacity: WorkerCapacity;
   /** How a site worker writes log segments, where the operator set it. */
   segmentWriting: { inlineMaxBytes?: number; stagingAheadBytes?: number };
+  /** How many rehydrations a site worker runs at once, where the operator set it. */
+  rehydrationsAtOnce?: number;
   /** How long a stopping worker waits for its cancelled activities to end before it exits without them. */
   workerShutdownForceMs: number;
 }
@@ -183,6 +187,7 @@ export function settingsFrom(e: Environment): Settings {
       ...(e.DR_REPLICATION_STAGING_MIB !== undefined ? { stagingAheadBytes: e.DR_REPLICATION_STAGING_MIB * 1024 * 1024 } : {}),
     },
     workerShutdownForceMs: e.DR_WORKER_SHUTDOWN_FORCE_MS,
+    ...(e.DR_REHYDRATIONS_AT_ONCE !== undefined ? { rehydrationsAtOnce: e.DR_REHYDRATIONS_AT_ONCE } : {}),
   };
 }
 

@@ -20,13 +20,33 @@ export async function forEachLimited<T>(items: T[], limit: number, work: (item: 
   if (failed) throw failed.error;
 }
 
-/** Runs each `work` given to the returned function with at most `limit` running at a time, in the order they were given. */
-export function limited(limit: number): <T>(work: () => Promise<T>) => Promise<T> {
+/**
+ * Runs each `work` given to the returned function with at most `limit` running at a time, in the
+ * order they were given. One still waiting when `signal` aborts gives up its place and rejects
+ * with the signal's reason, without running.
+ */
+export function limited(limit: number): <T>(work: () => Promise<T>, signal?: AbortSignal) => Promise<T> {
   let running = 0;
   const waiting: Array<() => void> = [];
-  return async (work) => {
-    if (running >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
-    else running++;
+  return async (work, signal) => {
+    signal?.throwIfAborted();
+    if (running >= limit) {
+      await new Promise<void>((resolve, reject) => {
+        const abandon = () => {
+          waiting.splice(waiting.indexOf(admit), 1);
+          const reason: unknown = signal!.reason;
+          reject(reason instanceof Error ? reason : new Error(String(reason)));
+        };
+        const admit = () => {
+          signal?.removeEventListener('abort', abandon);
+          resolve();
+        };
+        waiting.push(admit);
+        signal?.addEventListener('abort', abandon, { once: true });
+      });
+    } else {
+      running++;
+    }
     try {
       return await work();
     } finally {

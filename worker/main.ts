@@ -31,6 +31,7 @@ import { createSiteActivities } from './site-activities';
 import { workflowCode } from './workflow-code';
 import { dataConverter } from '../common/payload-compression';
 import { DEFAULT_STAGING_AHEAD_BYTES, ReplicationMemory } from '../datapath/replication-memory';
+import { DEFAULT_REHYDRATIONS_AT_ONCE } from '../activities/datapath';
 
 stopWhenOrphaned();
 
@@ -94,7 +95,7 @@ async function main(): Promise<void> {
       taskQueue: siteTaskQueue(site),
       ...settings.workerCapacity,
       dataConverter,
-      activities: createSiteActivities({ site, s3, s3Settings: settings.s3, provider, secrets, segmentWriting: { inlineMaxBytes, memory: new ReplicationMemory(stagingAheadBytes) } }),
+      activities: createSiteActivities({ site, s3, s3Settings: settings.s3, provider, secrets, segmentWriting: { inlineMaxBytes, memory: new ReplicationMemory(stagingAheadBytes) }, rehydrationsAtOnce: settings.rehydrationsAtOnce }),
     });
   }
 
@@ -124,7 +125,9 @@ async function main(): Promise<void> {
   const { maxCachedWorkflows, tuner } = worker.options;
   const activitySlots = slotsOf(tuner.activityTaskSlotSupplier);
   // A site's worker runs no workflows: its cache and workflow slots are unused.
-  const capacity = values.site ? { activitySlots, replicationStagingMiB: (settings.segmentWriting.stagingAheadBytes ?? DEFAULT_STAGING_AHEAD_BYTES) / 2 ** 20 } : { maxCachedWorkflows, workflowTaskSlots: slotsOf(tuner.workflowTaskSlotSupplier), activitySlots };
+  const capacity = values.site
+    ? { activitySlots, rehydrationsAtOnce: settings.rehydrationsAtOnce ?? DEFAULT_REHYDRATIONS_AT_ONCE, replicationStagingMiB: (settings.segmentWriting.stagingAheadBytes ?? DEFAULT_STAGING_AHEAD_BYTES) / 2 ** 20 }
+    : { maxCachedWorkflows, workflowTaskSlots: slotsOf(tuner.workflowTaskSlotSupplier), activitySlots };
   log.info({ taskQueue: worker.options.taskQueue, temporal: settings.temporal.address, capacity }, 'worker running');
   // run() returns after SIGINT/SIGTERM once in-flight tasks have finished: running activities are
   // cancelled at once, and the long ones stop at their next heartbeat. One stuck in a call that

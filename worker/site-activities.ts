@@ -26,6 +26,8 @@ export interface SiteActivityDependencies {
   secrets: SecretResolver;
   /** How the replicators write log segments (the operator's `DR_SEGMENT_INLINE_MAX_BYTES`), and the memory they share (`DR_REPLICATION_STAGING_MIB`). */
   segmentWriting?: SegmentWriterOptions;
+  /** How many rehydrations run at once (the operator's `DR_REHYDRATIONS_AT_ONCE`). */
+  rehydrationsAtOnce?: number;
 }
 
 /** Every activity a site worker offers on its task queue, built from that site's clients. */
@@ -44,6 +46,7 @@ export function createSiteActivities(deps: SiteActivityDependencies) {
     ...createDatapathActivities({
       store,
       segmentWriting: deps.segmentWriting,
+      rehydrationsAtOnce: deps.rehydrationsAtOnce,
       site: (name) => {
         if (name !== deps.site) throw new Error(`the worker of site ${deps.site} cannot act on site ${name}`);
         return deps.provider;

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { createDatapathActivities, type FollowLogInput } from '../../activities/datapath';
+import { createDatapathActivities, type FollowLogInput, type RehydrateInput } from '../../activities/datapath';
 import { commitBase, copyDisksIntoBase, ensureSyncIntent } from '../../datapath/base-image';
 import { finishResync, trackDirtyRegions, writeResyncSegment } from '../../datapath/bitmap';
 import { follow, laterCursor, type FollowCursor, type FollowOptions, type FollowResult } from '../../datapath/follower';
@@ -373,5 +373,60 @@ describe('log follower on real S3: continuous rehydration from base + log, resum
     assert.deepEqual([last.caughtUp, last.bytesRead.base], [true, 0]);
     assertSameDisks(target, domain.primary, DISKS, 'after the run to the end');
     assert.equal(await store.get(leaseKey), undefined, 'the lease is released once the end is applied');
+  });
+
+  it('activity rehydrateDomain: a worker runs at most its rehydrations at once; one waiting heartbeats, starts when a turn frees, and stops at once when cancelled', async () => {
+    const domain = await protectedDomain(store, 'rehydrate-turns', { initialSync: true });
+    await domain.burst(30, 1_000);
+    const first = await domain.newTarget();
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let writing!: () => void;
+    const firstWrites = new Promise<void>((resolve) => (writing = resolve));
+    const held = Object.assign(Object.create(first) as MemorySite, {
+      writeDisk: async (diskId: string, offset: number, data: Buffer) => {
+        writing();
+        await gate;
+        return first.writeDisk(diskId, offset, data);
+      },
+    });
+    const second = await domain.newTarget();
+    const third = await domain.newTarget();
+    const writesTo = new Map<string, number>();
+    const counted = (name: string, target: MemorySite) =>
+      Object.assign(Object.create(target) as MemorySite, {
+        writeDisk: (diskId: string, offset: number, data: Buffer) => {
+          writesTo.set(name, (writesTo.get(name) ?? 0) + 1);
+          return target.writeDisk(diskId, offset, data);
+        },
+      });
+    const targets: Record<string, MemorySite> = { first: held, second: counted('second', second), third: counted('third', third) };
+    const activities = createDatapathActivities({ store, site: (name) => targets[name] as unknown as SiteProvider, rehydrationsAtOnce: 1 });
+    const rehydrateDomain = (input: RehydrateInput) => activities.rehydrateDomain(input);
+    const rehydrateTo = (targetSite: string): RehydrateInput => ({ domain: 'rehydrate-turns', targetSite, datastore: 'ds', upTo: { kind: 'latest' } });
+    const environment = (name: string) => new MockActivityEnvironment({ workflowExecution: { workflowId: `failover/rehydrate-turns/${name}`, runId: name }, activityId: name });
+
+    const running = environment('first').run(rehydrateDomain, rehydrateTo('first'));
+    await firstWrites;
+    const waiting = environment('second');
+    let waitingHeartbeats = 0;
+    waiting.on('heartbeat', () => waitingHeartbeats++);
+    const waited = waiting.run(rehydrateDomain, rehydrateTo('second'));
+    const cancelled = environment('third');
+    const abandoned = cancelled.run(rehydrateDomain, rehydrateTo('third'));
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    assert.ok(waitingHeartbeats >= 1, 'one waiting for its turn heartbeats');
+    assert.equal(writesTo.size, 0, 'nothing is written by the ones waiting');
+    cancelled.cancel();
+    const outcome = await Promise.race([abandoned.then(() => 'completed', (error: unknown) => error), new Promise((resolve) => setTimeout(() => resolve('still waiting after 1 s'), 1_000))]);
+    assert.ok(outcome instanceof CancelledFailure, `a cancelled one stops waiting at once: ${String(outcome)}`);
+
+    open();
+    await running;
+    await waited;
+    assertSameDisks(first, domain.primary, DISKS, 'the first rehydration');
+    assertSameDisks(second, domain.primary, DISKS, 'the one that waited for its turn');
+    assert.ok((writesTo.get('second') ?? 0) > 0);
+    assert.equal(writesTo.get('third'), undefined, 'the cancelled one never wrote');
   });
 });

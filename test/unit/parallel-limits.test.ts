@@ -24,4 +24,22 @@ describe('limited', () => {
     assert.deepEqual(started, [0, 1, 2, 3, 4, 5]);
     assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled']);
   });
+
+  it('lets one that waits give up its place when its signal aborts, and runs the rest in order', async () => {
+    const run = limited(1);
+    let release!: () => void;
+    const first = run(() => new Promise<string>((resolve) => (release = () => resolve('first'))));
+    const abort = new AbortController();
+    const started: string[] = [];
+    const abandoned = run(async () => void started.push('abandoned'), abort.signal);
+    const last = run(async () => void started.push('last'));
+    abort.abort(new Error('cancelled while waiting'));
+    await assert.rejects(abandoned, /cancelled while waiting/);
+    release();
+    assert.equal(await first, 'first');
+    await last;
+    assert.deepEqual(started, ['last']);
+    await assert.rejects(run(async () => 'never', abort.signal), /cancelled while waiting/, 'an aborted signal does not wait at all');
+    assert.equal(await run(async () => 'free'), 'free', 'the slot is free again');
+  });
 });
