@@ -33,7 +33,8 @@ export function limited(limit: number): <T>(work: () => Promise<T>, signal?: Abo
     if (running >= limit) {
       await new Promise<void>((resolve, reject) => {
         const abandon = () => {
-          waiting.splice(waiting.indexOf(admit), 1);
+          const place = waiting.indexOf(admit);
+          if (place >= 0) waiting.splice(place, 1);
           const reason: unknown = signal!.reason;
           reject(reason instanceof Error ? reason : new Error(String(reason)));
         };
