@@ -57,6 +57,21 @@ describe('configuration from the environment', () => {
     });
   });
 
+  it("takes a site worker's memory bounds (staging ahead, rehydrations at once), leaving the defaults when unset, and names a bad value", () => {
+    const unset = loadSettings({});
+    assert.deepEqual([unset.segmentWriting, unset.rehydrationsAtOnce], [{}, undefined]);
+    const set = loadSettings({ DR_REPLICATION_STAGING_MIB: '16', DR_REHYDRATIONS_AT_ONCE: '2', DR_SEGMENT_INLINE_MAX_BYTES: '4096' });
+    assert.deepEqual(set.segmentWriting, { inlineMaxBytes: 4096, stagingAheadBytes: 16 * 1024 * 1024 });
+    assert.equal(set.rehydrationsAtOnce, 2);
+    assert.equal(loadSettings({ DR_REPLICATION_STAGING_MIB: '0' }).segmentWriting.stagingAheadBytes, 0, 'nothing staged ahead');
+    assert.throws(() => loadSettings({ DR_REHYDRATIONS_AT_ONCE: '0', DR_REPLICATION_STAGING_MIB: '-1' }), (e: unknown) => {
+      assert.ok(e instanceof OperatorError);
+      assert.match(e.message, /DR_REHYDRATIONS_AT_ONCE: .*got "0"/);
+      assert.match(e.message, /DR_REPLICATION_STAGING_MIB: .*got "-1"/);
+      return true;
+    });
+  });
+
   it('refuses half-configured credentials', () => {
     assert.throws(() => loadSettings({ S3_ACCESS_KEY_ID: 'AKIA' }), /S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set together/);
     assert.throws(() => loadSettings({ TEMPORAL_API_KEY: 'k' }), /need TEMPORAL_ADDRESS/);
