@@ -203,7 +203,6 @@ export function createDatapathActivities({ store, site, runbooks = new RunbookSt
   // Each rehydration holds its reads in flight and two segments (about 100 MiB of a large domain);
   // the worker's memory is bounded by how many run at once, not by how many failovers start.
   const rehydrationSlot = limited(rehydrationsAtOnce);
-  let rehydrationsRunning = 0;
   const rehydrateNow = async (input: RehydrateInput): Promise<RehydrationResult> => {
     const context = Context.current();
     const manifest = await readManifest(input.domain);
@@ -586,18 +585,13 @@ export function createDatapathActivities({ store, site, runbooks = new RunbookSt
       const context = Context.current();
       const waiting = setInterval(() => context.heartbeat(context.info.heartbeatDetails), REHYDRATION_HEARTBEAT_MS);
       try {
-        if (rehydrationsRunning >= rehydrationsAtOnce) {
-          context.log.info('rehydration waits for its turn', { domain: input.domain, rehydrationsAtOnce });
-        }
-        return await rehydrationSlot(async () => {
-          clearInterval(waiting);
-          rehydrationsRunning++;
-          try {
-            return await rehydrateNow(input);
-          } finally {
-            rehydrationsRunning--;
-          }
-        }, context.cancellationSignal);
+        return await rehydrationSlot(
+          () => {
+            clearInterval(waiting);
+            return rehydrateNow(input);
+          },
+          { signal: context.cancellationSignal, onWait: () => void context.log.info('rehydration waits for its turn', { domain: input.domain, rehydrationsAtOnce }) },
+        );
       } catch (error) {
         if (context.cancellationSignal.aborted) await context.cancelled;
         throw error;

@@ -20,17 +20,24 @@ export async function forEachLimited<T>(items: T[], limit: number, work: (item: 
   if (failed) throw failed.error;
 }
 
+/** What a caller of a `limited` function may ask: `onWait` when its work must wait for a turn; `signal` to stop waiting. */
+export interface TurnOptions {
+  signal?: AbortSignal;
+  onWait?: () => void;
+}
+
 /**
  * Runs each `work` given to the returned function with at most `limit` running at a time, in the
  * order they were given. One still waiting when `signal` aborts gives up its place and rejects
  * with the signal's reason, without running.
  */
-export function limited(limit: number): <T>(work: () => Promise<T>, signal?: AbortSignal) => Promise<T> {
+export function limited(limit: number): <T>(work: () => Promise<T>, options?: TurnOptions) => Promise<T> {
   let running = 0;
   const waiting: Array<() => void> = [];
-  return async (work, signal) => {
+  return async (work, { signal, onWait } = {}) => {
     signal?.throwIfAborted();
     if (running >= limit) {
+      onWait?.();
       await new Promise<void>((resolve, reject) => {
         const abandon = () => {
           const place = waiting.indexOf(admit);

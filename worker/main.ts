@@ -57,6 +57,8 @@ async function main(): Promise<void> {
   installRuntimeLogging(log);
   const connection = await connectWorker(settings.temporal);
 
+  // A site worker's memory bounds, resolved once: its activities use them and its start line reports them.
+  const memoryBounds = { rehydrationsAtOnce: settings.rehydrationsAtOnce ?? DEFAULT_REHYDRATIONS_AT_ONCE, stagingAheadBytes: settings.segmentWriting.stagingAheadBytes ?? DEFAULT_STAGING_AHEAD_BYTES };
   const worker = values.site ? await createSiteWorker(values.site) : await createOrchestrationWorker();
 
   async function createOrchestrationWorker() {
@@ -86,7 +88,6 @@ async function main(): Promise<void> {
     const provider = new SiteClient({ site, url, token });
     const unsetMalloc = missingMallocSettings();
     if (unsetMalloc.length) log.warn({ unset: unsetMalloc }, 'started without the malloc settings of docs/deployment.md: a rehydration\'s memory will grow with the domain it rebuilds');
-    const { inlineMaxBytes, stagingAheadBytes = DEFAULT_STAGING_AHEAD_BYTES } = settings.segmentWriting;
     const secrets = fileSecretResolver(process.env.DR_SECRETS_FILE ?? path.join(settings.dataDir, 'secrets', 'named-secrets.json'));
     return Worker.create({
       connection,
@@ -95,7 +96,7 @@ async function main(): Promise<void> {
       taskQueue: siteTaskQueue(site),
       ...settings.workerCapacity,
       dataConverter,
-      activities: createSiteActivities({ site, s3, s3Settings: settings.s3, provider, secrets, segmentWriting: { inlineMaxBytes, memory: new ReplicationMemory(stagingAheadBytes) }, rehydrationsAtOnce: settings.rehydrationsAtOnce }),
+      activities: createSiteActivities({ site, s3, s3Settings: settings.s3, provider, secrets, segmentWriting: { inlineMaxBytes: settings.segmentWriting.inlineMaxBytes, memory: new ReplicationMemory(memoryBounds.stagingAheadBytes) }, rehydrationsAtOnce: memoryBounds.rehydrationsAtOnce }),
     });
   }
 
@@ -126,7 +127,7 @@ async function main(): Promise<void> {
   const activitySlots = slotsOf(tuner.activityTaskSlotSupplier);
   // A site's worker runs no workflows: its cache and workflow slots are unused.
   const capacity = values.site
-    ? { activitySlots, rehydrationsAtOnce: settings.rehydrationsAtOnce ?? DEFAULT_REHYDRATIONS_AT_ONCE, replicationStagingMiB: (settings.segmentWriting.stagingAheadBytes ?? DEFAULT_STAGING_AHEAD_BYTES) / 2 ** 20 }
+    ? { activitySlots, rehydrationsAtOnce: memoryBounds.rehydrationsAtOnce, replicationStagingMiB: memoryBounds.stagingAheadBytes / 2 ** 20 }
     : { maxCachedWorkflows, workflowTaskSlots: slotsOf(tuner.workflowTaskSlotSupplier), activitySlots };
   log.info({ taskQueue: worker.options.taskQueue, temporal: settings.temporal.address, capacity }, 'worker running');
   // run() returns after SIGINT/SIGTERM once in-flight tasks have finished: running activities are
