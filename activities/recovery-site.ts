@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import type { Placement, RegisterVmSpec, RocvaSpec, ShutdownOutcome, SiteProvider, Vm } from '../sites/provider';
+import type { Nic, Placement, RegisterVmSpec, RocvaSpec, ShutdownOutcome, SiteProvider, Vm } from '../sites/provider';
 import { SiteError } from '../sites/provider';
 import { isDrillResourceName, representationVmName, type DrillResource } from '../common/resource-names';
 import { atSite } from './site-failures';
@@ -188,10 +188,20 @@ export function createRecoverySiteActivities({ provider }: RecoverySiteDependenc
 async function registerRecovered(provider: SiteProvider, spec: RegisterVmSpec): Promise<void> {
   // Idempotent by name: the site answers the VM it holds, or refuses a name held by another kind (NameConflict).
   const existing = await atSite(() => provider.registerVm(spec));
-  const drifted = existing.cpus !== spec.cpus || existing.memoryMiB !== spec.memoryMiB || existing.storagePolicy !== spec.storagePolicy || JSON.stringify(existing.nics) !== JSON.stringify(spec.nics);
+  const drifted = existing.cpus !== spec.cpus || existing.memoryMiB !== spec.memoryMiB || existing.storagePolicy !== spec.storagePolicy || !sameNics(existing.nics, spec.nics);
   if (drifted && existing.powerState === 'poweredOff') {
     await atSite(() => provider.reconfigureVm(spec.name, { cpus: spec.cpus, memoryMiB: spec.memoryMiB, nics: spec.nics, ...(spec.storagePolicy ? { storagePolicy: spec.storagePolicy } : {}) }));
   }
+}
+
+/**
+ * Whether two NIC lists configure the same networks and addresses. By value, not by their JSON:
+ * the site answers an address's fields in its own order (a runbook's re-IP lists them in
+ * another), and comparing the text reconfigured every re-addressed VM at every registration.
+ */
+function sameNics(held: Nic[], wanted: Nic[]): boolean {
+  const text = (nic: Nic) => JSON.stringify([nic.network, nic.ip?.address, nic.ip?.prefix, nic.ip?.gateway, nic.ip?.dns ?? []]);
+  return held.length === wanted.length && held.every((nic, i) => text(nic) === text(wanted[i]));
 }
 
 export type RecoverySiteActivities = ReturnType<typeof createRecoverySiteActivities>;

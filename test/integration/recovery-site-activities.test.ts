@@ -47,7 +47,7 @@ describe('recovery- and primary-site activities against real site processes', ()
     await assert.rejects(recovery.client.getVm(representationVmName('db-1')), /does not exist/);
   });
 
-  it('makes one site call per disk and one per VM to prepare and register, attaches a disk added since, and refuses a name the site holds as another kind', async () => {
+  it('makes one site call per disk and one per VM to prepare and register, attaches a disk added since, refuses a name the site holds as another kind, and reconfigures only what differs', async () => {
     const calls: string[] = [];
     const counted = new Proxy(recovery.client, {
       get(target, property, receiver) {
@@ -74,6 +74,18 @@ describe('recovery- and primary-site activities against real site processes', ()
     await env.run(acts.registerRecoveredVm, { spec });
     assert.deepEqual(calls, ['unregisterVm', 'registerVm']);
     assert.equal((await recovery.client.getVm('web-1')).kind, 'vm');
+
+    // A re-IP as the runbook gives it (its fields in another order than the site answers them) is no drift.
+    const reIp = { ...spec, name: 'web-2', diskIds: [], nics: [{ network: 'dr-db', ip: { address: '10.20.2.10', prefix: 24, dns: ['10.20.0.2'], gateway: '10.20.2.1' } }] };
+    calls.length = 0;
+    await env.run(acts.registerRecoveredVm, { spec: reIp });
+    await env.run(acts.registerRecoveredVm, { spec: reIp });
+    assert.deepEqual(calls, ['registerVm', 'registerVm']);
+    const moved = { ...reIp, nics: [{ network: 'dr-db', ip: { ...reIp.nics[0].ip, gateway: '10.20.2.254' } }] };
+    calls.length = 0;
+    await env.run(acts.registerRecoveredVm, { spec: moved });
+    assert.deepEqual(calls, ['registerVm', 'reconfigureVm']);
+    assert.equal((await recovery.client.getVm('web-2')).nics[0]?.ip?.gateway, '10.20.2.254');
   });
 
   it('refuses placement the site does not have as a non-retryable failure', async () => {
