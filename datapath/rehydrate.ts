@@ -21,7 +21,7 @@ export interface RehydrationProgress {
   base?: string | null;
 }
 
-export type TargetDisks = Pick<SiteProvider, 'createDisk' | 'writeDisk' | 'readDisk'>;
+export type TargetDisks = Pick<SiteProvider, 'listDisks' | 'createDisk' | 'writeDisk' | 'readDisk'>;
 
 export interface RehydrateOptions {
   store: ObjectStore;
@@ -70,6 +70,24 @@ function isAtOrBefore(link: ChainLink, position: { epoch: number; segment: numbe
 }
 
 /**
+ * Creates the target disks the site does not hold as they must be, after one listing: a failover
+ * or drill created them behind representation VMs already, and a creation per disk made one more
+ * round trip to the virtualization manager per disk on the RTO's path. A disk held with another
+ * size or datastore is asked for again, so that the site refuses it in its own words.
+ */
+async function createMissingDisks(options: RehydrateOptions, targetId: (diskId: string) => string, concurrency: number): Promise<void> {
+  const held = new Map((await options.target.listDisks()).map((disk) => [disk.id, disk]));
+  const datastoreOf = (disk: DomainDisk) => options.diskDatastores?.[disk.diskId] ?? options.datastore;
+  const missing = options.disks.filter((disk) => {
+    const existing = held.get(targetId(disk.diskId));
+    return existing?.sizeBytes !== disk.sizeBytes || existing.datastore !== datastoreOf(disk);
+  });
+  await forEachLimited(missing, concurrency, async (disk) => {
+    await options.target.createDisk({ id: targetId(disk.diskId), datastore: datastoreOf(disk), sizeBytes: disk.sizeBytes, protected: false });
+  });
+}
+
+/**
  * Rebuilds every disk of a domain on the target site from the newest base at or before the target
  * and the log after it. Base chunks are written as they arrive, `readConcurrency` GETs in flight
  * while as many chunks are written;
@@ -97,9 +115,7 @@ export async function rehydrate(options: RehydrateOptions): Promise<RehydrationR
   const plan = await planRestore(options.store, options.ownership, options.upTo, resumeAfter?.base);
   const baseId = plan.base?.id ?? null;
   await options.onPlanned?.(baseId);
-  await forEachLimited(options.disks, writeConcurrency, async (disk) => {
-    await options.target.createDisk({ id: targetId(disk.diskId), datastore: options.diskDatastores?.[disk.diskId] ?? options.datastore, sizeBytes: disk.sizeBytes, protected: false });
-  });
+  await createMissingDisks(options, targetId, writeConcurrency);
   let bytesWritten = resumeAfter?.bytesWritten ?? 0;
   let segmentsApplied = 0;
   let lastApplied: { epoch: number; segment: number } | undefined;

@@ -8,6 +8,7 @@ import { Ownership } from '../../datapath/ownership';
 import { rehydrate } from '../../datapath/rehydrate';
 import { createRestorePoint } from '../../datapath/restore-points';
 import type { DomainDisk } from '../../datapath/records';
+import type { CreateDiskSpec } from '../../sites/provider';
 import { useTestStack } from '../harness/stack';
 import { drainJournal, MemorySite } from '../unit/datapath-memory-site';
 
@@ -122,6 +123,19 @@ describe('datapath bases on real S3: initial sync of live disks, base + log rehy
     const result = await rehydrate({ store, ownership, target: toEnd, disks: DISKS, datastore: 'ds', upTo: LATEST });
     assert.equal(result.base, base.id);
     assertDisksEqual(toEnd, snapshot(primary), 'to the end');
+
+    // Disks a failover created already are not asked for again: one listing, then only what is missing or held otherwise.
+    const prepared = new MemorySite();
+    await prepared.createDisk({ id: 'db-1-disk-0', datastore: 'ds', sizeBytes: DISKS[0].sizeBytes, protected: false });
+    await prepared.createDisk({ id: 'app-1-disk-0', datastore: 'ds', sizeBytes: DISKS[2].sizeBytes, protected: false });
+    const asked: string[] = [];
+    const counting = Object.assign(Object.create(prepared) as MemorySite, {
+      listDisks: () => (asked.push('listDisks'), prepared.listDisks()),
+      createDisk: (spec: CreateDiskSpec) => (asked.push(`createDisk ${spec.id}`), prepared.createDisk(spec)),
+    });
+    await rehydrate({ store, ownership, target: counting, disks: DISKS, datastore: 'ds', diskDatastores: { 'app-1-disk-0': 'ds-2' }, upTo: LATEST });
+    assert.deepEqual(asked, ['listDisks', 'createDisk db-1-disk-1', 'createDisk app-1-disk-0']);
+    assertDisksEqual(prepared, snapshot(primary), 'into disks created before');
 
     const inside = { epoch: 1, segment: intent.cursor, entries: 1 };
     await assert.rejects(rehydrate({ store, ownership, target: new MemorySite(), disks: DISKS, datastore: 'ds', upTo: { kind: 'position', position: inside } }), /inside the initial sync/);
