@@ -137,6 +137,8 @@ export interface RehydrateInput {
   targetMayHoldData?: boolean;
   /** Only these protected disks are rebuilt (a restore of chosen VMs); absent: every disk of the domain. */
   onlyDisks?: string[];
+  /** The operation created the target disk of each disk in `diskDatastores` already (behind its representation VM): only the domain's other disks are created. */
+  targetDisksPrepared?: boolean;
 }
 
 export interface FollowLogInput {
@@ -223,6 +225,7 @@ export function createDatapathActivities({ store, site, runbooks = new RunbookSt
         disks: only ? manifest.disks.filter((d) => only.includes(d.diskId)) : manifest.disks,
         datastore: input.datastore,
         ...(input.diskDatastores ? { diskDatastores: input.diskDatastores } : {}),
+        ...(input.targetDisksPrepared ? { preparedDisks: new Set(Object.keys(input.diskDatastores ?? {})) } : {}),
         upTo: input.upTo,
         targetDiskId: (diskId) => `${input.diskIdPrefix ?? ''}${diskId}`,
         targetMayHoldData: input.targetMayHoldData ?? false,

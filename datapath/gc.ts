@@ -39,13 +39,8 @@ export interface GcResult {
 /** Disks in memory, the target a compaction rehydrates into before it stores them as a base. */
 class MemoryDisks implements TargetDisks {
   readonly disks = new Map<string, Buffer>();
-  private readonly created = new Map<string, VirtualDisk>();
-  listDisks(): Promise<VirtualDisk[]> {
-    return Promise.resolve([...this.created.values()]);
-  }
   createDisk(spec: CreateDiskSpec): Promise<VirtualDisk> {
     if (!this.disks.has(spec.id)) this.disks.set(spec.id, Buffer.alloc(spec.sizeBytes));
-    this.created.set(spec.id, { ...spec });
     return Promise.resolve({ ...spec });
   }
   readDisk(diskId: string, offset: number, length: number): Promise<Buffer> {

@@ -21,7 +21,7 @@ export interface RehydrationProgress {
   base?: string | null;
 }
 
-export type TargetDisks = Pick<SiteProvider, 'listDisks' | 'createDisk' | 'writeDisk' | 'readDisk'>;
+export type TargetDisks = Pick<SiteProvider, 'createDisk' | 'writeDisk' | 'readDisk'>;
 
 export interface RehydrateOptions {
   store: ObjectStore;
@@ -31,6 +31,8 @@ export interface RehydrateOptions {
   /** Where target disks that do not exist yet are created; `diskDatastores` overrides it per disk. */
   datastore: string;
   diskDatastores?: Record<string, string>;
+  /** Domain disk ids whose target disks the operation created already, as the domain has them: not created again. */
+  preparedDisks?: ReadonlySet<string>;
   upTo: RehydrationTarget;
   resumeAfter?: RehydrationProgress;
   /** Called with the chosen base (null: zeros) before anything is read, so that a lease can name it. */
@@ -70,20 +72,16 @@ function isAtOrBefore(link: ChainLink, position: { epoch: number; segment: numbe
 }
 
 /**
- * Creates the target disks the site does not hold as they must be, after one listing: a failover
- * or drill created them behind representation VMs already, and a creation per disk made one more
- * round trip to the virtualization manager per disk on the RTO's path. A disk held with another
- * size or datastore is asked for again, so that the site refuses it in its own words.
+ * Creates the target disks the operation has not created already (idempotent by id: a disk held
+ * with another size or datastore is refused by the site in its own words). A failover or drill
+ * created its disks behind representation VMs before: creating them again was one more round trip
+ * to the virtualization manager per disk on the RTO's path. Not a listing of the site's disks
+ * instead: that grows with the site, not with the domain.
  */
-async function createMissingDisks(options: RehydrateOptions, targetId: (diskId: string) => string, concurrency: number): Promise<void> {
-  const held = new Map((await options.target.listDisks()).map((disk) => [disk.id, disk]));
-  const datastoreOf = (disk: DomainDisk) => options.diskDatastores?.[disk.diskId] ?? options.datastore;
-  const missing = options.disks.filter((disk) => {
-    const existing = held.get(targetId(disk.diskId));
-    return existing?.sizeBytes !== disk.sizeBytes || existing.datastore !== datastoreOf(disk);
-  });
-  await forEachLimited(missing, concurrency, async (disk) => {
-    await options.target.createDisk({ id: targetId(disk.diskId), datastore: datastoreOf(disk), sizeBytes: disk.sizeBytes, protected: false });
+async function createTargetDisks(options: RehydrateOptions, targetId: (diskId: string) => string, concurrency: number): Promise<void> {
+  const toCreate = options.disks.filter((disk) => !options.preparedDisks?.has(disk.diskId));
+  await forEachLimited(toCreate, concurrency, async (disk) => {
+    await options.target.createDisk({ id: targetId(disk.diskId), datastore: options.diskDatastores?.[disk.diskId] ?? options.datastore, sizeBytes: disk.sizeBytes, protected: false });
   });
 }
 
@@ -115,7 +113,7 @@ export async function rehydrate(options: RehydrateOptions): Promise<RehydrationR
   const plan = await planRestore(options.store, options.ownership, options.upTo, resumeAfter?.base);
   const baseId = plan.base?.id ?? null;
   await options.onPlanned?.(baseId);
-  await createMissingDisks(options, targetId, writeConcurrency);
+  await createTargetDisks(options, targetId, writeConcurrency);
   let bytesWritten = resumeAfter?.bytesWritten ?? 0;
   let segmentsApplied = 0;
   let lastApplied: { epoch: number; segment: number } | undefined;

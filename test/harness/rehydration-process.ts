@@ -51,22 +51,15 @@ export interface RunResult {
 /** Disks as sparse files, written and read with positioned I/O on the thread pool. */
 class FileDisks implements TargetDisks {
   private readonly files = new Map<string, FileHandle>();
-  private readonly created = new Map<string, VirtualDisk>();
   readonly busySeconds = { write: 0, readBack: 0 };
 
   constructor(private readonly dir: string) {}
-
-  listDisks(): Promise<VirtualDisk[]> {
-    return Promise.resolve([...this.created.values()]);
-  }
 
   async createDisk(spec: CreateDiskSpec): Promise<VirtualDisk> {
     const handle = await open(path.join(this.dir, `${spec.id}.img`), 'w+');
     await handle.truncate(spec.sizeBytes);
     this.files.set(spec.id, handle);
-    const disk = { id: spec.id, datastore: spec.datastore, sizeBytes: spec.sizeBytes, protected: spec.protected };
-    this.created.set(spec.id, disk);
-    return disk;
+    return { id: spec.id, datastore: spec.datastore, sizeBytes: spec.sizeBytes, protected: spec.protected };
   }
 
   async writeDisk(diskId: string, offset: number, data: Buffer): Promise<void> {

@@ -124,17 +124,13 @@ describe('datapath bases on real S3: initial sync of live disks, base + log rehy
     assert.equal(result.base, base.id);
     assertDisksEqual(toEnd, snapshot(primary), 'to the end');
 
-    // Disks a failover created already are not asked for again: one listing, then only what is missing or held otherwise.
+    // Disks the operation created already are not created again; the domain's others are.
     const prepared = new MemorySite();
-    await prepared.createDisk({ id: 'db-1-disk-0', datastore: 'ds', sizeBytes: DISKS[0].sizeBytes, protected: false });
-    await prepared.createDisk({ id: 'app-1-disk-0', datastore: 'ds', sizeBytes: DISKS[2].sizeBytes, protected: false });
-    const asked: string[] = [];
-    const counting = Object.assign(Object.create(prepared) as MemorySite, {
-      listDisks: () => (asked.push('listDisks'), prepared.listDisks()),
-      createDisk: (spec: CreateDiskSpec) => (asked.push(`createDisk ${spec.id}`), prepared.createDisk(spec)),
-    });
-    await rehydrate({ store, ownership, target: counting, disks: DISKS, datastore: 'ds', diskDatastores: { 'app-1-disk-0': 'ds-2' }, upTo: LATEST });
-    assert.deepEqual(asked, ['listDisks', 'createDisk db-1-disk-1', 'createDisk app-1-disk-0']);
+    for (const disk of [DISKS[0], DISKS[2]]) await prepared.createDisk({ id: disk.diskId, datastore: 'ds', sizeBytes: disk.sizeBytes, protected: false });
+    const created: string[] = [];
+    const counting = Object.assign(Object.create(prepared) as MemorySite, { createDisk: (spec: CreateDiskSpec) => (created.push(spec.id), prepared.createDisk(spec)) });
+    await rehydrate({ store, ownership, target: counting, disks: DISKS, datastore: 'ds', preparedDisks: new Set([DISKS[0].diskId, DISKS[2].diskId]), upTo: LATEST });
+    assert.deepEqual(created, [DISKS[1].diskId]);
     assertDisksEqual(prepared, snapshot(primary), 'into disks created before');
 
     const inside = { epoch: 1, segment: intent.cursor, entries: 1 };

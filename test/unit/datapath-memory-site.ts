@@ -18,11 +18,6 @@ export class MemorySite implements JournalSource, TargetDisks {
     return Promise.resolve({ id: spec.id, datastore: spec.datastore, sizeBytes: spec.sizeBytes, protected: spec.protected });
   }
 
-  /** Every disk held, on the one datastore `getDisk` names. */
-  listDisks(): Promise<VirtualDisk[]> {
-    return Promise.resolve([...this.disks].map(([id, disk]) => ({ id, datastore: 'ds', sizeBytes: disk.length, protected: false })));
-  }
-
   /** As a site answers: DiskNotFound for a disk it does not have. */
   async getDisk(id: string): Promise<VirtualDisk> {
     const disk = this.disks.get(id);

@@ -202,6 +202,8 @@ async function happyPath(type: HandoverType): Promise<Step[]> {
         'a forced failover schedules nothing on the lost site',
       );
     }
+    const rehydration = t.sites.callsOf(domain).find((c) => c.name === 'rehydrateDomain');
+    assert.equal(rehydration && argOf(rehydration).targetDisksPrepared, true, 'the rehydration does not create the disks the failover prepared again');
     assertOriginalsKept(t.sites, originals.get(domain)!, operationCalls(domain), 'as the operation left them');
     return stepsOf(operationCalls(domain));
   } finally {

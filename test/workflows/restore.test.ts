@@ -53,6 +53,7 @@ describe('restore', () => {
     assert.ok(t.sites.callsOf(domain).every((c) => c.site === PRIMARY), 'nothing runs at the recovery site');
     const rehydration = argOf(callsNamed(domain, 'rehydrateDomain')[0]);
     assert.equal(rehydration.targetMayHoldData, true, 'the disks are rewritten in place: zeros where the point has zeros');
+    assert.equal(rehydration.targetDisksPrepared, undefined, "the disks are the VMs' own: none was prepared");
     assert.deepEqual((rehydration.onlyDisks as string[]).sort(), vms.map((vm) => `${vm}-disk-0`).sort());
     assert.deepEqual(rehydration.upTo, { kind: 'instant', at: AN_HOUR_AGO.at });
 

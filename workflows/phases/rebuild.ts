@@ -240,9 +240,11 @@ function undoTargets(op: Operation, batch: TargetVm[], foundPerVm: FoundPerVm, r
 
 /**
  * Rebuilds every target disk from the log up to the point, as one resumable, heartbeating activity
- * at the site; returns the bytes written. `onto: 'existing disks'` (a failback's full rehydration onto the original disks):
- * the targets may hold stale data, so zeros are written where the log has zeros. `'in place'` (a
- * restore): the same, for the targets' own disks only, the domain's other disks untouched.
+ * at the site; returns the bytes written. `onto: 'new disks'`: the disks `prepareTargetDisks`
+ * created behind representation VMs, which the rehydration does not create again. `'existing
+ * disks'` (a failback's full rehydration onto the original disks): the targets may hold stale
+ * data, so zeros are written where the log has zeros. `'in place'` (a restore): the same, for the
+ * targets' own disks only, the domain's other disks untouched.
  * `diskIdPrefix`: the target disks are named this prefix + the domain's disk id (a drill's copies).
  */
 export async function rehydrate(op: Operation, point: RecoveryPoint, targets: RebuildTarget[], onto: 'new disks' | 'existing disks' | 'in place' = 'new disks', diskIdPrefix?: string): Promise<number> {
@@ -257,7 +259,7 @@ export async function rehydrate(op: Operation, point: RecoveryPoint, targets: Re
         datastore: onto === 'in place' ? (Object.values(diskDatastores)[0] ?? '') : byRunbook(() => recoverySide(op.runbook)).placement.datastore,
         diskDatastores,
         upTo: point.upTo,
-        ...(onto !== 'new disks' ? { targetMayHoldData: true } : {}),
+        ...(onto === 'new disks' ? { targetDisksPrepared: true } : { targetMayHoldData: true }),
         ...(onto === 'in place' ? { onlyDisks: Object.keys(diskDatastores) } : {}),
         ...(diskIdPrefix ? { diskIdPrefix } : {}),
       },
