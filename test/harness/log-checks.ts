@@ -65,7 +65,16 @@ export async function assertRecoveredEqualsSource(domain: string, source: SiteSe
     for (const diskId of vm.diskIds) {
       const { sizeBytes } = await target.client.getDisk(diskId);
       const [copy, original] = await Promise.all([target.client.readDisk(diskId, 0, sizeBytes), source.client.readDisk(diskId, 0, sizeBytes)]);
-      assert.ok(copy.equals(original), `${diskId} equals the disk at ${source.client.site} after its shutdown`);
+      assert.ok(copy.equals(original), `${diskId} equals the disk at ${source.client.site} after its shutdown${copy.equals(original) ? '' : `: ${whereTheyDiffer(copy, original)}`}`);
     }
   }
+}
+
+/** Which 4 KiB blocks of two disk images differ (the first few by offset, and how many): enough to tell a lost write from a misordered one. */
+function whereTheyDiffer(copy: Buffer, original: Buffer, blockBytes = 4096): string {
+  const differing: number[] = [];
+  for (let offset = 0; offset < Math.max(copy.length, original.length); offset += blockBytes) {
+    if (!copy.subarray(offset, offset + blockBytes).equals(original.subarray(offset, offset + blockBytes))) differing.push(offset);
+  }
+  return `${differing.length} block(s) of ${blockBytes} bytes differ, the first at offsets ${differing.slice(0, 8).join(', ')}`;
 }
