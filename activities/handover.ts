@@ -7,7 +7,7 @@ import type { ObjectStore } from '../datapath/object-store';
 import { Ownership, StaleEpochError } from '../datapath/ownership';
 import { manifestSchema, parseRecord, restorePointSchema, type DomainDisk, type Manifest, type VmMetadata } from '../datapath/records';
 import type { RehydrationTarget } from '../datapath/records';
-import { JournalGapError, replicate } from '../datapath/replicator';
+import { JournalGapError, replicateUntilDrained } from '../datapath/replicator';
 import { SegmentWriter, type SegmentWriterOptions } from '../datapath/segment-writer';
 import { atSite } from './site-failures';
 import { failure } from '../common/failures';
@@ -148,15 +148,10 @@ export function createHandoverActivities({ store, provider, segmentWriting = {} 
       const journal = await atSite(() => provider.readJournal({ afterSequence: 0, maxEntries: 1 }));
       // An epoch with no segment yet starts after everything its site had already acknowledged.
       const start = tail.cursor ?? journal.firstRetainedSequence - 1;
-      let drained = false;
       try {
-        const progress = await replicate({
+        const progress = await replicateUntilDrained({
           source: {
-            readJournal: async (options) => {
-              const batch = await atSite(() => provider.readJournal(options));
-              drained = batch.entries.length === 0 && batch.firstRetainedSequence <= options.afterSequence + 1;
-              return batch;
-            },
+            readJournal: (options) => atSite(() => provider.readJournal(options)),
             trimJournal: (upTo, vms) => atSite(() => provider.trimJournal(upTo, vms)),
           },
           writer: new SegmentWriter(store, ownership, epoch, provider.site, segmentWriting),
@@ -169,7 +164,7 @@ export function createHandoverActivities({ store, provider, segmentWriting = {} 
           onSegment: (p) => context.heartbeat(p),
           shouldStop: () => {
             context.heartbeat();
-            return drained || context.cancellationSignal.aborted;
+            return context.cancellationSignal.aborted;
           },
         });
         const final = await epochTail(ownership, epoch);

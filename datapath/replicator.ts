@@ -103,6 +103,27 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicationP
   }
 }
 
+/**
+ * A drain (the domain's VMs are shut down): replicates until a read from where the acknowledged
+ * segments end finds nothing more of `vms` in the journal. A read from further on that finds
+ * nothing does not end it: the segment staged before that read may be committed as another
+ * writer's from the same cursor (the protection's replicator, whose answer was lost), ending
+ * earlier, and the writes between are then still to be logged.
+ */
+export async function replicateUntilDrained(options: Omit<ReplicateOptions, 'shouldStop'> & { shouldStop: () => boolean }): Promise<ReplicationProgress> {
+  /** The cursor after which the last read found the journal empty (nothing trimmed past it either). */
+  let emptyAfter: number | undefined;
+  const source: JournalSource = {
+    readJournal: async (read) => {
+      const batch = await options.source.readJournal(read);
+      emptyAfter = batch.entries.length === 0 && batch.firstRetainedSequence <= read.afterSequence + 1 ? read.afterSequence : undefined;
+      return batch;
+    },
+    trimJournal: (upTo, vms) => options.source.trimJournal(upTo, vms),
+  };
+  return replicate({ ...options, source, shouldStop: (acknowledged) => (emptyAfter !== undefined && acknowledged.cursor >= emptyAfter) || options.shouldStop() });
+}
+
 async function replicateWithin(room: StagingRoom, options: ReplicateOptions): Promise<ReplicationProgress> {
   const now = options.now ?? Date.now;
   const progress: ReplicationProgress = {

@@ -3,12 +3,12 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { resolveChain } from '../../datapath/log-chain';
+import { readChain, resolveChain } from '../../datapath/log-chain';
 import { ObjectStore } from '../../datapath/object-store';
 import { parseSegmentReference } from '../../datapath/segment-objects';
 import { Ownership, StaleEpochError } from '../../datapath/ownership';
 import { rehydrate, type RehydrationProgress } from '../../datapath/rehydrate';
-import { replicate, SEGMENTS_STAGED_AHEAD } from '../../datapath/replicator';
+import { replicate, replicateUntilDrained, SEGMENTS_STAGED_AHEAD } from '../../datapath/replicator';
 import { createRestorePoint, listRestorePoints } from '../../datapath/restore-points';
 import { SegmentWriter } from '../../datapath/segment-writer';
 import { ReplicationMemory } from '../../datapath/replication-memory';
@@ -253,6 +253,37 @@ describe('datapath on real S3: fencing, replication log, restore points, rehydra
       shouldStop: () => ++polls > 20,
     });
     assert.deepEqual({ cursor: drained.cursor, adopted: drained.segmentsAdopted, written: drained.segmentsWritten }, { cursor: protection.cursor, adopted: 2, written: 0 });
+  });
+
+  it('a drain that adopts a shorter segment the protection\'s replicator put at its cursor (the answer lost, nothing acknowledged) goes on to the end of the journal', async () => {
+    const ownership = new Ownership(store, 'drain-adopts-shorter');
+    await ownership.claim('primary');
+    const primary = new MemorySite();
+    for (const disk of DISKS) await primary.createDisk({ id: disk.diskId, datastore: 'ds', sizeBytes: disk.sizeBytes, protected: true });
+    writeWorkload(primary, 40, 1_000);
+    const journaled = primary.journal.map((e) => e.sequence);
+    const journalEnd = journaled.at(-1)!;
+    // The protection's replicator stored its next segment (the first ten writes) and lost the answer: the journal is not trimmed.
+    const { entries: firstTen } = await primary.readJournal({ afterSequence: 0, maxEntries: 10 });
+    await new SegmentWriter(store, ownership, 1, 'primary').write(0, firstTen, firstTen.at(-1)!.sequence);
+    // The drain read the log's end before that segment landed: it stages every write from 0, reads the journal empty after them, then finds the shorter segment at 0.
+    const drained = await replicateUntilDrained({
+      source: primary,
+      writer: new SegmentWriter(store, ownership, 1, 'primary'),
+      vms: ['db-1', 'app-1'],
+      cursor: 0,
+      maxEntries: 2_000,
+      maxBytes: 8 * 1024 * 1024,
+      idlePollMs: 1,
+      trimJournal: true,
+      onSegment: () => undefined,
+      shouldStop: () => false,
+    });
+    assert.equal(drained.cursor, journalEnd, `drained to ${drained.cursor} of a journal ending at ${journalEnd}`);
+    assert.equal(drained.segmentsAdopted, 1);
+    const logged: number[] = [];
+    for await (const { segment } of readChain(store, await resolveChain(store, ownership), 2)) logged.push(...segment.entries.map((e) => e.sequence));
+    assert.deepEqual(logged, journaled, 'every write of the journal in the log once, in order');
   });
 
   it('fences a taken-over owner: its writes are refused and its late segments are never read', async () => {
