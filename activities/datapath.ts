@@ -169,6 +169,9 @@ const JOURNAL_SWITCHES_IN_FLIGHT = 16;
 /** Well inside the rehydration's heartbeat timeout (10 s), whatever a segment or base chunk takes. */
 const REHYDRATION_HEARTBEAT_MS = 2_000;
 
+/** Well inside the follower's heartbeat timeout (3 s, workflows/phases/follow.ts). */
+const FOLLOWER_HEARTBEAT_MS = 1_000;
+
 /** Failures that retrying cannot fix become non-retryable with a stable type. */
 export function classify(error: unknown): unknown {
   if (error instanceof StaleEpochError) return failure('StaleEpoch', error.message);
@@ -617,6 +620,11 @@ export function createDatapathActivities({ store, site, runbooks = new RunbookSt
       const ownership = new Ownership(store, input.domain);
       const lease = new ReaderLease(store, ownership, followerLeaseHolder(context));
       const stopAt = Date.now() + input.runForMs;
+      let latest = context.info.heartbeatDetails as FollowResult | undefined;
+      // Also while a segment is fetched: a store that stalls answers past the 3 s heartbeat timeout
+      // would have the server give up on this run and start another beside it, both writing the
+      // target disks. Only a dead or frozen worker should stop heartbeating.
+      const heartbeating = setInterval(() => context.heartbeat(latest), FOLLOWER_HEARTBEAT_MS);
       try {
         // Written before anything is read: an older cursor than the lease names (a failed run's
         // successor) must take back what it still needs before garbage collection runs again.
@@ -635,6 +643,7 @@ export function createDatapathActivities({ store, site, runbooks = new RunbookSt
           shouldStop: () => Date.now() >= stopAt || context.cancellationSignal.aborted,
           onPlanned: (base) => lease.hold(base),
           onProgress: async (progress) => {
+            latest = progress;
             context.heartbeat(progress);
             if (progress.cursor?.applied) await lease.holdAfter(progress.cursor.applied);
             else await lease.refresh();
@@ -646,6 +655,8 @@ export function createDatapathActivities({ store, site, runbooks = new RunbookSt
         return result;
       } catch (error) {
         throw classify(error);
+      } finally {
+        clearInterval(heartbeating);
       }
     },
 

@@ -15,7 +15,12 @@ const DOMAIN = 'wobbly';
 /** How long the copy follows through the faults before the completion is asked for (the completion runs through them too). */
 const FOLLOWING_THROUGH_FAULTS_MS = 10_000;
 
-describe('a continuous failover following through a flaky object store (10% errors, 5% stalls of 2 s, lost answers) and its planned completion through the same faults: it completes, and the recovered disks equal the primary\'s', () => {
+/** The reads of log segments (not the listings, whose path is the bucket's). */
+const SEGMENT_READ = /\/log\/\d+\//;
+/** Longer than the follower's heartbeat timeout (3 s). */
+const SEGMENT_READS_HELD_MS = 5_000;
+
+describe('a continuous failover following through an object store that holds its segment reads for 5 s, then a flaky one (10% errors, 5% stalls of 2 s, lost answers), and its planned completion through the same faults: it completes, and the recovered disks equal the primary\'s', () => {
   const operator: ApiPrincipal = { name: 'dr-lead', role: 'operator', token: generateToken() };
   const bed = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), [DOMAIN]), workers: ['orchestration'] });
   const { stack, sites, primary, recovery, store, runbooks } = bed;
@@ -31,7 +36,17 @@ describe('a continuous failover following through a flaky object store (10% erro
   });
   after(() => proxy?.close());
 
-  it('follows and completes through the faults; each VM once at the recovery site, every disk equal to the primary\'s after its shutdown, the log holding each write once', async (t) => {
+  /** Follower activities (runs and the tail) that the server gave up on and started again: the started event records the last attempt. */
+  const followerRunsRetried = async (workflowId: string) => {
+    const events = (await stack.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+    const followers = new Set(events.flatMap((e) => (e.activityTaskScheduledEventAttributes?.activityType?.name === 'followLog' ? [String(e.eventId)] : [])));
+    return events.flatMap((e) => {
+      const started = e.activityTaskStartedEventAttributes;
+      return started && followers.has(String(started.scheduledEventId)) && (started.attempt ?? 1) > 1 ? [`followLog attempt ${started.attempt}`] : [];
+    });
+  };
+
+  it('follows through segment reads held past its heartbeat timeout in one run, and completes through the faults; each VM once at the recovery site, every disk equal to the primary\'s after its shutdown, the log holding each write once', async (t) => {
     const faulty = proxy!;
     await waitFor(`${DOMAIN} Protected`, async () => (await call('GET', `/domains/${DOMAIN}`)).body.mode === 'Protected', 30_000);
     const started = await call('POST', `/domains/${DOMAIN}/continuous-failover`, {});
@@ -39,6 +54,10 @@ describe('a continuous failover following through a flaky object store (10% erro
     const workflowId = String(started.body.workflowId);
     await waitFor(`${DOMAIN} following`, async () => (await call('GET', `/domains/${DOMAIN}`)).body.mode === 'Continuous Rehydration in Progress', 60_000);
 
+    // A store that answers no segment read for longer than the follower's heartbeat timeout: the follower, alive, keeps its run.
+    faulty.setRules({ hold: { method: 'GET', path: SEGMENT_READ } });
+    await waitFor('a segment read held', () => Promise.resolve(faulty.counts.held > 0), 30_000);
+    await new Promise((resolve) => setTimeout(resolve, SEGMENT_READS_HELD_MS));
     faulty.setRules(FLAKY_STORE);
     await new Promise((resolve) => setTimeout(resolve, FOLLOWING_THROUGH_FAULTS_MS));
     const askedAt = Date.now();
@@ -53,6 +72,7 @@ describe('a continuous failover following through a flaky object store (10% erro
     assert.equal(report.rpoMs, 0, 'a planned completion loses nothing');
     assert.ok(faulty.counts.errors > 0 && faulty.counts.stalls > 0, JSON.stringify(faulty.counts));
 
+    assert.deepEqual(await followerRunsRetried(workflowId), [], 'no follower run was given up on while it waited for the store');
     await assertRecoveredEqualsPrimary(DOMAIN, primary, recovery);
     await assertLogHoldsEachWriteOnce(store, DOMAIN, 1);
   });
