@@ -8,7 +8,7 @@ import { rebuildPlacement } from './recovered-vm';
 import { completeFollowing } from './phases/completion';
 import { withRunbook } from './phases/runbook';
 import { setDomainMode } from './phases/domain-mode';
-import { followLog, newFollowing, undoCaughtUpMode, undoFollowedVms, undoFollowerLease, type Following, type PlaceTarget } from './phases/follow';
+import { followLog, newFollowing, undoCaughtUpMode, undoFollowedVms, undoFollowerLease, type Following, type FollowerStopped, type PlaceTarget } from './phases/follow';
 import { checkOriginalDisks, comeBackUp, findOriginalVms, prepareRebuiltVms, removeFromSiteLeft, returningVm, rocvaAtOriginalSite, stopJournaling, type OriginalVms } from './phases/originals';
 import { checkOwnership } from './phases/ownership';
 import { byRunbook, deployRocva, removeRocva, resolveRecoveryPoint, undoRocva, type RebuildTarget, rocvaName } from './phases/rebuild';
@@ -37,14 +37,14 @@ export async function continuousFailback(input: ContinuousFailbackInput): Promis
     state = { following, originals };
     const runsBefore = following.status.followerRuns;
     const runIsLong = () => workflowInfo().continueAsNewSuggested || following.status.followerRuns - runsBefore >= (input.followerRunsPerExecution ?? 500);
-    await followLog(op, following, { stop: () => completion() !== undefined, runIsLong, caughtUpMode: FOLLOWING_MODE, modeBefore: 'Running in Failover', runningAt: op.from, place: rebuiltPlacement(op, originals) });
+    const stopped = await followLog(op, following, { stop: () => completion() !== undefined, runIsLong, caughtUpMode: FOLLOWING_MODE, modeBefore: 'Running in Failover', runningAt: op.from, place: rebuiltPlacement(op, originals) });
     const request = completion();
     if (!request) {
       await condition(allHandlersFinished);
       following.status.generation++;
       return continueAsNew<typeof continuousFailback>({ ...input, carried: carry(op, following, originals) });
     }
-    return complete(op, following, originals, request);
+    return complete(op, following, stopped, originals, request);
   });
 }
 
@@ -109,8 +109,8 @@ function rebuiltPlacement(op: Operation, originals: OriginalVms): PlaceTarget {
  * reverse power-on order, drains and hands over; forced: the primary claims the domain, fencing
  * it), the follower applies the tail, and the domain comes up at the primary as a failback brings it.
  */
-async function complete(op: Operation, following: Following, originals: OriginalVms, request: CompletionRequest): Promise<OperationMeasures> {
-  const { tail, dataFrom } = await completeFollowing(op, following, request, () => returningTargets(op, following, originals), rebuiltPlacement(op, originals));
+async function complete(op: Operation, following: Following, stopped: FollowerStopped, originals: OriginalVms, request: CompletionRequest): Promise<OperationMeasures> {
+  const { tail, dataFrom } = await completeFollowing(op, following, stopped, request, () => returningTargets(op, following, originals), rebuiltPlacement(op, originals));
   const targets = returningTargets(op, following, originals);
   const vms = targets.map((t) => t.name);
   const missing = new Set(originals.missing);

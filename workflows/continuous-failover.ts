@@ -7,7 +7,7 @@ import type { OperationReport } from './operation-messages';
 import { completeFollowing } from './phases/completion';
 import { withRunbook } from './phases/runbook';
 import { setDomainMode } from './phases/domain-mode';
-import { followLog, newFollowing, prepareFollowedVms, undoCaughtUpMode, undoFollowedVms, undoFollowerLease, type Following } from './phases/follow';
+import { followLog, newFollowing, prepareFollowedVms, undoCaughtUpMode, undoFollowedVms, undoFollowerLease, type Following, type FollowerStopped } from './phases/follow';
 import { checkOwnership } from './phases/ownership';
 import { powerOnByPlan } from './phases/power-on';
 import { resumeProtection } from './phases/protection-resume';
@@ -42,7 +42,7 @@ export async function continuousFailover(input: ContinuousFailoverInput): Promis
     following = followed;
     const runsBefore = followed.status.followerRuns;
     const runIsLong = () => workflowInfo().continueAsNewSuggested || followed.status.followerRuns - runsBefore >= (input.followerRunsPerExecution ?? 500);
-    await followLog(op, followed, { stop: () => completion() !== undefined, runIsLong, caughtUpMode: FOLLOWING_MODE, modeBefore: 'Protected', runningAt: op.from });
+    const stopped = await followLog(op, followed, { stop: () => completion() !== undefined, runIsLong, caughtUpMode: FOLLOWING_MODE, modeBefore: 'Protected', runningAt: op.from });
     const request = completion();
     if (!request) {
       await condition(allHandlersFinished);
@@ -52,7 +52,7 @@ export async function continuousFailover(input: ContinuousFailoverInput): Promis
         carried: { progress: op.snapshot(), rocva: followed.rocva, vms: followed.vms, ...(followed.cursor ? { cursor: followed.cursor } : {}), status: followed.status },
       });
     }
-    return complete(op, followed, request);
+    return complete(op, followed, stopped, request);
   });
 }
 
@@ -84,8 +84,8 @@ function resume(op: Operation, carried: NonNullable<ContinuousFailoverInput['car
  * drain and handover; forced: takeover fencing the primary), the follower applies the rest of the
  * log, and the remaining phases of a failover bring the VMs up at the recovery site.
  */
-async function complete(op: Operation, following: Following, request: CompletionRequest): Promise<OperationMeasures> {
-  const { tail, dataFrom } = await completeFollowing(op, following, request, () => rebuildTargets(op, following));
+async function complete(op: Operation, following: Following, stopped: FollowerStopped, request: CompletionRequest): Promise<OperationMeasures> {
+  const { tail, dataFrom } = await completeFollowing(op, following, stopped, request, () => rebuildTargets(op, following));
   const targets = rebuildTargets(op, following);
   await registerInPlaceOfRepresentations(op, targets);
   await resumeProtection(op, targets);

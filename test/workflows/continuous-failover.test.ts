@@ -117,6 +117,33 @@ describe('continuous failover (stub sites)', () => {
     );
   });
 
+  it('a completion moves ownership while the follower it stopped ends, and applies the tail only once that follower has ended', async () => {
+    const domain = newDomain('stopped-follower');
+    const seen: string[] = [];
+    t.sites.intercept(domain, async (call, proceed) => {
+      if (call.name === 'claimDomain') seen.push('ownership claimed');
+      if (call.name !== 'followLog') return proceed();
+      if ((call.args[0] as { untilEnd?: boolean }).untilEnd) {
+        seen.push('tail started');
+        return proceed();
+      }
+      try {
+        return await proceed();
+      } catch (error) {
+        if (!(error instanceof CancelledFailure)) throw error;
+        // A run stuck on a slow store: it still writes the segment it holds before it ends.
+        await new Promise((resolve) => setTimeout(resolve, 1_500));
+        seen.push('stopped follower ended');
+        throw error;
+      }
+    });
+    const handle = await start(domain);
+    await waitFor('following', () => t.sites.domain(domain).status?.mode === 'Continuous Rehydration in Progress');
+    await handle.executeUpdate(completeContinuousFailoverUpdate, { args: [completion(domain)] });
+    assert.equal((await handle.result()).outcome, 'succeeded');
+    assert.deepEqual(seen, ['ownership claimed', 'stopped follower ended', 'tail started']);
+  });
+
   it('a completion sent while a run that continued as new reads its runbook is taken once the runbook is read', async () => {
     const { domain, handle, acted } = await whileARunReadsItsRunbook('reading', (handle, domain) => handle.executeUpdate(completeContinuousFailoverUpdate, { args: [completion(domain)] }));
     assert.equal(acted.requestedBy, 'dr-lead');

@@ -1,4 +1,4 @@
-import { CancellationScope, condition, isCancellation, workflowInfo } from '@temporalio/workflow';
+import { ActivityCancellationType, CancellationScope, condition, patched, workflowInfo } from '@temporalio/workflow';
 import type { DomainMode } from '../../common/domain-modes';
 import type { FollowCursor, FollowResult } from '../../datapath/follower';
 import type { DomainDisk, LogPosition, VmMetadata } from '../../datapath/records';
@@ -46,9 +46,15 @@ export const FOLLOWER_RUN_MS = 5_000;
 /**
  * The follower: one activity at the site the domain moves to, applying each new segment of the
  * log to the target disks. Short heartbeat timeout: a completion cancels the running follower,
- * and the cancellation reaches it with its next heartbeat.
+ * and the cancellation reaches it with its next heartbeat. `awaitsCancel`: a cancelled run is
+ * known to have ended (it writes the target disks no more) only when its activity has.
  */
-const follower = (site: string, runForMs: number) => activitiesAt(site, { startToCloseTimeout: runForMs + 60_000, heartbeatTimeout: '3 seconds' });
+const follower = (site: string, runForMs: number, awaitsCancel = false) =>
+  activitiesAt(site, {
+    startToCloseTimeout: runForMs + 60_000,
+    heartbeatTimeout: '3 seconds',
+    ...(awaitsCancel ? { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED } : {}),
+  });
 
 /** Where a VM's target disks go at the site: by default the runbook's recovery placement. */
 export type PlaceTarget = (vm: VmMetadata) => Placement;
@@ -102,7 +108,7 @@ export function undoFollowerLease(op: Operation): void {
 }
 
 export interface FollowOptions {
-  /** Ends following (the running follower is cancelled and awaited). */
+  /** Ends following: the running follower is cancelled, and `FollowerStopped.lastRun` ends with it. */
   stop: () => boolean;
   /** Ends this run of following so the workflow can continue as new. */
   runIsLong: () => boolean;
@@ -117,14 +123,25 @@ export interface FollowOptions {
 }
 
 /**
+ * The follower run that `stop` cancelled, still ending at its site while the completion moves
+ * ownership: `applyTail` waits for it, so that no two followers write the target disks at once (a
+ * cancelled run stuck on a slow store would otherwise write an older segment over the tail's).
+ * Its result when it finished its run instead (a later cursor), else undefined.
+ */
+export interface FollowerStopped {
+  lastRun: Promise<FollowResult | undefined>;
+}
+
+/**
  * Follows the log until `stop` or `runIsLong`: follower runs one after another, the target
  * matched to the domain whenever VMs or disks were added or removed at the site it runs at, the
  * domain's mode recorded at the first catch-up (undo: back to Protected).
  */
-export async function followLog(op: Operation, following: Following, options: FollowOptions): Promise<void> {
+export async function followLog(op: Operation, following: Following, options: FollowOptions): Promise<FollowerStopped> {
   while (!options.stop() && !options.runIsLong()) {
-    const result = await followerRun(op, following, options.stop);
-    if (!result) return;
+    const run = await followerRun(op, following, options.stop);
+    if ('stopped' in run) return { lastRun: run.stopped };
+    const result = run.result;
     recordRun(op, following, result);
     if (result.membershipChanged) await matchTargets(op, following, result.membershipChanged, options.place ?? byRecoveryPlacement(op));
     if (following.status.recoverableSince === undefined && result.caughtUp) {
@@ -139,6 +156,7 @@ export async function followLog(op: Operation, following: Following, options: Fo
       op.following(following.status);
     }
   }
+  return { lastRun: Promise.resolve(undefined) };
 }
 
 /** The undo of the caught-up mode; a run continued as new pushes it again when it carries that mode. */
@@ -150,24 +168,34 @@ export function undoCaughtUpMode(op: Operation, following: Following, modeBefore
   });
 }
 
-/** One follower run; undefined when `stop` cancelled it (the cursor stays at the last run's). */
-async function followerRun(op: Operation, following: Following, stop: () => boolean): Promise<FollowResult | undefined> {
+/** One follower run: its result, or, once `stop` cancelled it, how it ends. */
+async function followerRun(op: Operation, following: Following, stop: () => boolean): Promise<{ result: FollowResult } | { stopped: Promise<FollowResult | undefined> }> {
   const scope = new CancellationScope();
   const run = scope.run(() =>
-    follower(op.to, FOLLOWER_RUN_MS).followLog.executeWithOptions({ summary: followSummary(following) }, [
+    follower(op.to, FOLLOWER_RUN_MS, patched('completion-awaits-stopped-follower')).followLog.executeWithOptions({ summary: followSummary(following) }, [
       { domain: op.domain, targetSite: op.to, disks: following.vms.flatMap((vm) => vm.disks), ...startOf(following), runForMs: FOLLOWER_RUN_MS },
     ]),
   );
-  void condition(stop).then(
-    () => scope.cancel(),
-    () => undefined,
-  );
-  try {
-    return await run;
-  } catch (error) {
-    if (isCancellation(error) && stop() && !CancellationScope.current().consideredCancelled) return undefined;
+  const ended = run.catch((error: unknown) => {
+    // Once stopped, the tail applies what this run would have: only that it has ended matters.
+    if (stop() && !CancellationScope.current().consideredCancelled) return undefined;
     throw error;
-  }
+  });
+  // Never settles when the operation itself is cancelled: then the run's own cancellation ends it.
+  const stopped = new Promise<'stopped'>((resolve) => {
+    void condition(stop).then(
+      () => {
+        scope.cancel();
+        resolve('stopped');
+      },
+      () => undefined,
+    );
+  });
+  // A stop while the run is under way is seen before its end: the completion goes on as it ends.
+  const first = await Promise.race([ended.then((result) => ({ result })), stopped]);
+  if (first === 'stopped') return { stopped: ended };
+  if (first.result === undefined) return { stopped: Promise.resolve(undefined) };
+  return { result: first.result };
 }
 
 /** Where the follower resumes: its cursor, else what the target disks held when following began. */
@@ -249,10 +277,16 @@ async function matchTargets(op: Operation, following: Following, manifest: { vms
 
 /**
  * Completion: the follower applies what is left of the log, which ownership has sealed (a planned
- * handover after its last segment, a forced takeover after the last segment the site could read).
- * VMs or disks that changed just before are matched first. Only the tail is read.
+ * handover after its last segment, a forced takeover after the last segment the site could read),
+ * once the run that following stopped has ended (resuming from its cursor when it finished its
+ * run). VMs or disks that changed just before are matched first. Only the tail is read.
  */
-export async function applyTail(op: Operation, following: Following, place: PlaceTarget = byRecoveryPlacement(op)): Promise<FollowResult> {
+export async function applyTail(op: Operation, following: Following, stopped: FollowerStopped, place: PlaceTarget = byRecoveryPlacement(op)): Promise<FollowResult> {
+  const lastRun = await stopped.lastRun;
+  if (lastRun) {
+    recordRun(op, following, lastRun);
+    if (lastRun.membershipChanged) await matchTargets(op, following, lastRun.membershipChanged, place);
+  }
   for (;;) {
     const tail = await op.step('apply the rest of the log', () =>
       follower(op.to, 30 * 60_000).followLog.executeWithOptions({ summary: `apply the log tail after ${followSummary(following)}` }, [
