@@ -56,7 +56,15 @@ describe('permanent failover end to end, on real Temporal, S3, sites and worker 
 
   const permanentFailover = (domain: string) => journey.operate(`/domains/${domain}/permanent-failover`, { confirm: domain }, new RegExp(`^permanent-failover/${domain}/`));
 
-  const lastOperationId = async (domain: string) => ((await call('GET', `/domains/${domain}/operations`)).body.recent as Array<{ workflowId: string }>)[0].workflowId;
+  /** The permanent failover's workflow id as the domain's operations desk records it: the desk learns of the end a moment after the caller does. */
+  const lastOperationId = async (domain: string) => {
+    let id = '';
+    await waitFor(`${domain}'s permanent failover among its recent operations`, async () => {
+      id = ((await call('GET', `/domains/${domain}/operations`)).body.recent as Array<{ workflowId: string }>)[0]?.workflowId ?? '';
+      return id.startsWith(`permanent-failover/${domain}/`);
+    }, 10_000);
+    return id;
+  };
 
   /** The newest version of the domain's runbook is the new direction, written by the permanent failover: primary the recovery site, and `recovery`. */
   async function assertNewDirection(domain: string, report: OperationReport, workflowId: string, recovery?: string): Promise<void> {
