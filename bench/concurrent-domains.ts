@@ -8,13 +8,15 @@
  * over BENCH_RUNS (default 3) of each, interleaved (alone, together, alone, together, ...), each
  * figure with its min and max. The goal is 1.5x at most, every failover succeeding. All runs are
  * forced failovers of the large-domain runbook (bench/large-domain.ts) as bench/failover-runs.ts
- * runs them. Timings are never asserted.
+ * runs them. Each pair also reports, by workflow type, the history events recorded during each
+ * run (`temporalWorkByWorkflowType`, protections beside the failovers): what the Temporal
+ * server's CPU went to. Timings are never asserted.
  */
 import os from 'node:os';
 import { startTestStack } from '../test/harness/stack';
 import { cpuSecondsByProcess, forcedFailoversAtOnce, type FailoverRun } from './failover-runs';
 import { smallDomains, type BenchDomain } from './large-domain';
-import { ourCpu, round2, spread, stepMedians } from './measure';
+import { ourCpu, round2, serverWorkDuring, spread, stepMedians, type ServerWork } from './measure';
 import { reportBenchResults } from './results-file';
 
 const DOMAINS = Number(process.env.BENCH_DOMAINS ?? 50);
@@ -34,11 +36,14 @@ async function main(): Promise<void> {
   try {
     const alone: FailoverRun[] = [];
     const concurrent: FailoverRun[] = [];
+    /** Read after each pair, off the clock. */
+    const serverWork: Array<{ alone: Record<string, ServerWork>; together: Record<string, ServerWork> }> = [];
     for (let run = 1; run <= RUNS; run++) {
       alone.push(await forcedFailoversAtOnce(stack, lone(run), `alone-${run}`));
       console.log(`run ${run}: one domain of ${DOMAINS * VMS_EACH} VMs alone: ${alone[run - 1].wallMs} ms`);
       concurrent.push(await forcedFailoversAtOnce(stack, together(run), `together-${run}`));
       console.log(`run ${run}: ${DOMAINS} domains of ${VMS_EACH} VMs at once: ${concurrent[run - 1].wallMs} ms until the last ended`);
+      serverWork.push({ alone: await serverWorkDuring(stack.client, alone[run - 1].span.fromMs, alone[run - 1].span.toMs), together: await serverWorkDuring(stack.client, concurrent[run - 1].span.fromMs, concurrent[run - 1].span.toMs) });
     }
     const aloneMs = spread(alone.map((r) => r.wallMs));
     const togetherMs = spread(concurrent.map((r) => r.wallMs));
@@ -59,6 +64,7 @@ async function main(): Promise<void> {
       ratioPerPair: spread(concurrent.map((r, i) => round2(r.wallMs / alone[i].wallMs))),
       cpuSeconds: { alone: spread(alone.map((r) => ourCpu(r.cpuSeconds))), together: spread(concurrent.map((r) => ourCpu(r.cpuSeconds))) },
       cpuSecondsByProcess: { alone: cpuSecondsByProcess(alone), together: cpuSecondsByProcess(concurrent) },
+      temporalWorkByWorkflowType: serverWork,
       togetherEachFailoverSeconds: concurrent.map(failoverSeconds),
       aloneSteps: stepMedians(alone.map((r) => ({ steps: r.failovers[0].report.steps }))),
       succeeded: { alone: alone.length, together: concurrent.reduce((n, r) => n + r.failovers.length, 0) },

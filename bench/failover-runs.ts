@@ -39,6 +39,8 @@ function writesPerSecondFor(domains: BenchDomain[]): number {
 export interface FailoverRun {
   /** From the first start to the last end. */
   wallMs: number;
+  /** When the first started and the last ended (epoch ms). */
+  span: { fromMs: number; toMs: number };
   quietWaitMs: number;
   cpuSeconds: Record<string, number>;
   failovers: Array<{ workflowId: string; report: OperationReport }>;
@@ -101,6 +103,7 @@ export async function forcedFailoversAtOnce(stack: TestStack, domains: BenchDoma
     );
     const quietWaitMs = await waitForQuietMachine();
     const before = cpuSnapshot(pids);
+    const fromMs = Date.now();
     const result = await timed(() =>
       Promise.all(
         inputs.map(async (input) => {
@@ -114,7 +117,7 @@ export async function forcedFailoversAtOnce(stack: TestStack, domains: BenchDoma
     const failed = result.value.filter((f) => f.report.outcome !== 'succeeded');
     if (failed.length > 0) throw new Error(`${failed.length} of ${domains.length} failovers did not succeed, first ${failed[0].workflowId}: ${failed[0].report.outcome} ${failed[0].report.failure ?? ''}`);
     for (const { report } of result.value) protections.push(protectionWorkflowId(report.domain, recoveryName, report.epoch!));
-    return { wallMs: result.ms, quietWaitMs, cpuSeconds, failovers: result.value, setup, dir };
+    return { wallMs: result.ms, span: { fromMs, toMs: fromMs + result.ms }, quietWaitMs, cpuSeconds, failovers: result.value, setup, dir };
   } finally {
     for (const id of protections) await client.workflow.getHandle(id).terminate('benchmark done').catch(() => undefined);
     await workers.stopAll();
