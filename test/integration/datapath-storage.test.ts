@@ -64,6 +64,16 @@ function assertDisksEqual(target: MemorySite, expected: Map<string, Buffer>): vo
 describe('datapath on real S3: fencing, replication log, restore points, rehydration', () => {
   const { stack, store } = useTestStack();
 
+  /** The domain `name` claimed by the primary (epoch 1), its disks protected, `writes` guest writes journaled. */
+  async function claimedPrimary(name: string, writes: number): Promise<{ ownership: Ownership; primary: MemorySite }> {
+    const ownership = new Ownership(store, name);
+    await ownership.claim('primary');
+    const primary = new MemorySite();
+    for (const disk of DISKS) await primary.createDisk({ id: disk.diskId, datastore: 'ds', sizeBytes: disk.sizeBytes, protected: true });
+    writeWorkload(primary, writes, 1_000);
+    return { ownership, primary };
+  }
+
   it('replicates, makes a restore point, and rehydrates byte-identical disks to the point, to an instant and to the end', async () => {
     const ownership = new Ownership(store, 'pitr');
     assert.equal((await ownership.claim('primary')).won, true);
@@ -98,11 +108,7 @@ describe('datapath on real S3: fencing, replication log, restore points, rehydra
   });
 
   it('resumes a replicator from a stale cursor without duplicating, and a rehydration from its last progress', async () => {
-    const ownership = new Ownership(store, 'resume');
-    await ownership.claim('primary');
-    const primary = new MemorySite();
-    for (const disk of DISKS) await primary.createDisk({ id: disk.diskId, datastore: 'ds', sizeBytes: disk.sizeBytes, protected: true });
-    writeWorkload(primary, 100, 1_000);
+    const { ownership, primary } = await claimedPrimary('resume', 100);
     const first = await drain(store, ownership, primary, 1, 'primary', 0, 10);
     assert.equal(first.segmentsWritten, 10);
     writeWorkload(primary, 35, 2_000);
@@ -136,10 +142,7 @@ describe('datapath on real S3: fencing, replication log, restore points, rehydra
   });
 
   it('uploads large segments two at a time, commits them in order, and a resumed replicator that reads the journal in other slices leaves no upload behind', async () => {
-    const ownership = new Ownership(store, 'uploads-ahead');
-    await ownership.claim('primary');
-    const primary = new MemorySite();
-    for (const disk of DISKS) await primary.createDisk({ id: disk.diskId, datastore: 'ds', sizeBytes: disk.sizeBytes, protected: true });
+    const { ownership, primary } = await claimedPrimary('uploads-ahead', 0);
     const counting = new UploadCountingStore(store.s3, store.settings);
     const drainFrom = (cursor: number, maxEntries: number) =>
       drainJournal(counting, ownership, primary, { epoch: 1, site: 'primary', cursor, vms: ['db-1', 'app-1'], maxEntries, maxBytes: 256 * 1024, inlineMaxBytes: 1024 });
@@ -189,11 +192,7 @@ describe('datapath on real S3: fencing, replication log, restore points, rehydra
     const memory = new ReplicationMemory(2 * maxBytes);
     const domains = await Promise.all(
       ['shared-memory-1', 'shared-memory-2'].map(async (name) => {
-        const ownership = new Ownership(store, name);
-        await ownership.claim('primary');
-        const primary = new MemorySite();
-        for (const disk of DISKS) await primary.createDisk({ id: disk.diskId, datastore: 'ds', sizeBytes: disk.sizeBytes, protected: true });
-        writeWorkload(primary, 100, 1_000);
+        const { ownership, primary } = await claimedPrimary(name, 100);
         return { ownership, primary };
       }),
     );
@@ -229,11 +228,7 @@ describe('datapath on real S3: fencing, replication log, restore points, rehydra
   });
 
   it('a replicator overtaken by another (the journal let go of what the other logged) adopts its segments instead of waiting for writes that never come', async () => {
-    const ownership = new Ownership(store, 'overtaken');
-    await ownership.claim('primary');
-    const primary = new MemorySite();
-    for (const disk of DISKS) await primary.createDisk({ id: disk.diskId, datastore: 'ds', sizeBytes: disk.sizeBytes, protected: true });
-    writeWorkload(primary, 40, 1_000);
+    const { ownership, primary } = await claimedPrimary('overtaken', 40);
     // The protection's replicator logs everything, and the site frees what it acknowledged.
     const protection = await drain(store, ownership, primary, 1, 'primary', 0, 10);
     await primary.trimJournal(protection.cursor);
@@ -256,11 +251,7 @@ describe('datapath on real S3: fencing, replication log, restore points, rehydra
   });
 
   it('a drain that adopts a shorter segment the protection\'s replicator put at its cursor (the answer lost, nothing acknowledged) goes on to the end of the journal', async () => {
-    const ownership = new Ownership(store, 'drain-adopts-shorter');
-    await ownership.claim('primary');
-    const primary = new MemorySite();
-    for (const disk of DISKS) await primary.createDisk({ id: disk.diskId, datastore: 'ds', sizeBytes: disk.sizeBytes, protected: true });
-    writeWorkload(primary, 40, 1_000);
+    const { ownership, primary } = await claimedPrimary('drain-adopts-shorter', 40);
     const journaled = primary.journal.map((e) => e.sequence);
     const journalEnd = journaled.at(-1)!;
     // The protection's replicator stored its next segment (the first ten writes) and lost the answer: the journal is not trimmed.
@@ -287,11 +278,7 @@ describe('datapath on real S3: fencing, replication log, restore points, rehydra
   });
 
   it('fences a taken-over owner: its writes are refused and its late segments are never read', async () => {
-    const ownership = new Ownership(store, 'takeover');
-    await ownership.claim('primary');
-    const primary = new MemorySite();
-    for (const disk of DISKS) await primary.createDisk({ id: disk.diskId, datastore: 'ds', sizeBytes: disk.sizeBytes, protected: true });
-    writeWorkload(primary, 50, 1_000);
+    const { ownership, primary } = await claimedPrimary('takeover', 50);
     const before = await drain(store, ownership, primary, 1, 'primary', 0);
     const atTakeover = snapshot(primary);
     // A writer that verified its epoch before the takeover and keeps writing after it.
@@ -317,11 +304,7 @@ describe('datapath on real S3: fencing, replication log, restore points, rehydra
   });
 
   it('fails rehydration naming the object when a segment is truncated or corrupted', async () => {
-    const ownership = new Ownership(store, 'damage');
-    await ownership.claim('primary');
-    const primary = new MemorySite();
-    for (const disk of DISKS) await primary.createDisk({ id: disk.diskId, datastore: 'ds', sizeBytes: disk.sizeBytes, protected: true });
-    writeWorkload(primary, 60, 1_000);
+    const { ownership, primary } = await claimedPrimary('damage', 60);
     await drain(store, ownership, primary, 1, 'primary', 0, 20);
     const chain = await resolveChain(store, ownership);
     const victim = chain[1].key;
