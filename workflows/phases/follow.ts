@@ -181,9 +181,11 @@ async function followerRun(op: Operation, following: Following, stop: () => bool
     if (stop() && !CancellationScope.current().consideredCancelled) return undefined;
     throw error;
   });
-  // Never settles when the operation itself is cancelled: then the run's own cancellation ends it.
+  // Never settles when the operation itself is cancelled (then the run's own cancellation ends it),
+  // nor once the run has ended by itself: its watch is cancelled, or every run would leave one.
+  const watch = new CancellationScope();
   const stopped = new Promise<'stopped'>((resolve) => {
-    void condition(stop).then(
+    void watch.run(() => condition(stop)).then(
       () => {
         scope.cancel();
         resolve('stopped');
@@ -194,6 +196,7 @@ async function followerRun(op: Operation, following: Following, stop: () => bool
   // A stop while the run is under way is seen before its end: the completion goes on as it ends.
   const first = await Promise.race([ended.then((result) => ({ result })), stopped]);
   if (first === 'stopped') return { stopped: ended };
+  watch.cancel();
   if (first.result === undefined) return { stopped: Promise.resolve(undefined) };
   return { result: first.result };
 }
