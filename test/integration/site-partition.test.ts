@@ -39,10 +39,12 @@ describe('the recovery site partitioned from its worker during a failover\'s reh
       args: [{ domain: DOMAIN, type: 'planned', runbook: checked.runbook, runbookVersion: 1, requestedBy: 'site-partition-test', declaredAt: Date.now() }],
     });
     const phase = async () => (await handle.query(operationProgressQuery)).phase;
+    // The recovery site slowed down from the start, so that the partition falls in the rehydration's
+    // middle: unslowed it is over in some 200 ms, and a poll of the phase can see it begin too late.
+    await admin(recovery, sites.token, '/admin/faults', { latencyMs: 150 });
 
     await waitFor('the rehydration', async () => (await phase()) === 'rehydrate disks', 60_000);
-    // Slowed down so that the partition falls in its middle: once some bytes are on a target disk (read from the site's own files).
-    await admin(recovery, sites.token, '/admin/faults', { latencyMs: 150 });
+    // Once some bytes are on a target disk (read from the site's own files).
     const targetFiles = domainVms(DOMAIN).map((vm) => path.join(stack.dir, 'recovery', 'datastores', 'ds-b', `${vm}-disk-0.img`));
     await waitFor('bytes on a target disk', () => Promise.resolve(targetFiles.some((file) => readFileSync(file).some((byte) => byte !== 0))), 30_000);
     const duringRehydration = await partitionRecoverySite();
