@@ -142,8 +142,7 @@ export async function followLog(op: Operation, following: Following, options: Fo
     const run = await followerRun(op, following, options.stop);
     if ('stopped' in run) return { lastRun: run.stopped };
     const result = run.result;
-    recordRun(op, following, result);
-    if (result.membershipChanged) await matchTargets(op, following, result.membershipChanged, options.place ?? byRecoveryPlacement(op));
+    await takeRun(op, following, result, options.place ?? byRecoveryPlacement(op));
     if (following.status.recoverableSince === undefined && result.caughtUp) {
       await setDomainMode(
         op,
@@ -225,6 +224,12 @@ function recordRun(op: Operation, following: Following, result: FollowResult): v
   op.following(s);
 }
 
+/** A follower run's progress recorded, and the target matched to the domain when its VMs or disks changed. */
+async function takeRun(op: Operation, following: Following, result: FollowResult, place: PlaceTarget): Promise<void> {
+  recordRun(op, following, result);
+  if (result.membershipChanged) await matchTargets(op, following, result.membershipChanged, place);
+}
+
 /**
  * VMs and disks were added or removed where the domain runs: new VMs get representation VMs and
  * target disks, VMs with new disks get them created and attached, removed disks and VMs go.
@@ -286,18 +291,14 @@ async function matchTargets(op: Operation, following: Following, manifest: { vms
  */
 export async function applyTail(op: Operation, following: Following, stopped: FollowerStopped, place: PlaceTarget = byRecoveryPlacement(op)): Promise<FollowResult> {
   const lastRun = await stopped.lastRun;
-  if (lastRun) {
-    recordRun(op, following, lastRun);
-    if (lastRun.membershipChanged) await matchTargets(op, following, lastRun.membershipChanged, place);
-  }
+  if (lastRun) await takeRun(op, following, lastRun, place);
   for (;;) {
     const tail = await op.step('apply the rest of the log', () =>
       follower(op.to, 30 * 60_000).followLog.executeWithOptions({ summary: `apply the log tail after ${followSummary(following)}` }, [
         { domain: op.domain, targetSite: op.to, disks: following.vms.flatMap((vm) => vm.disks), ...startOf(following), runForMs: 30 * 60_000, untilEnd: true },
       ]),
     );
-    recordRun(op, following, tail);
+    await takeRun(op, following, tail, place);
     if (!tail.membershipChanged) return tail;
-    await matchTargets(op, following, tail.membershipChanged, place);
   }
 }
