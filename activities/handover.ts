@@ -1,4 +1,5 @@
 import { Context } from '@temporalio/activity';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { forEachLimited } from '../common/parallel';
 import type { SiteProvider } from '../sites/provider';
 import { DomainKeys, trailingNumber } from '../datapath/keys';
@@ -128,6 +129,25 @@ export function createHandoverActivities({ store, provider, segmentWriting = {} 
       const manifest = await readManifest(domain);
       const { epoch, owner } = await new Ownership(store, domain).inspect();
       return { protectedSite: manifest.protectedSite, ownerSite: owner?.site, epoch, vms: manifest.vms.map((vm) => vm.name), diskIds: manifest.disks.map((d) => d.diskId) };
+    },
+
+    /**
+     * Planned handover, before the drain: returns once the domain's protection (`protection`: its
+     * workflow id and the name of its every-disk-logged update) has every disk of its manifest in
+     * the log, e.g. after finishing the disk sync of a disk attached just before. Heartbeats while
+     * it waits; a protection that is not running has nothing under way.
+     */
+    async awaitEveryDiskLogged({ protection }: { protection: { workflowId: string; update: string } }): Promise<void> {
+      const context = Context.current();
+      const heartbeats = setInterval(() => context.heartbeat(), 1_000);
+      try {
+        await Promise.race([context.client.workflow.getHandle(protection.workflowId).executeUpdate(protection.update), context.cancelled]);
+      } catch (error) {
+        if (!(error instanceof WorkflowNotFoundError)) throw error;
+        context.log.info('protection is not running: no sync under way', { workflowId: protection.workflowId });
+      } finally {
+        clearInterval(heartbeats);
+      }
     },
 
     /**

@@ -205,7 +205,7 @@ function refuseInsideResync(domain: string, target: RehydrationTarget, chain: Ch
     if (inside) {
       throw new TargetNotRestorableError(
         domain,
-        `the target lies in a stretch replicated in bitmap mode (epoch ${resync.epoch} after journal sequence ${resync.segment}) that ${until ? `is exact again only from segment ${until.segment} entry ${until.entries}` : 'its resync has not finished'}`,
+        `the target lies in a stretch whose writes the log does not hold one by one (a bitmap episode's resync or a new disk's copy, epoch ${resync.epoch} after journal sequence ${resync.segment}) that ${until ? `is exact again only from segment ${until.segment} entry ${until.entries}` : 'has not finished'}`,
       );
     }
   }

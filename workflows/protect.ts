@@ -144,6 +144,12 @@ export function rpoBound(status: Pick<ProtectStatus, 'durableAsOf'>, now: number
 export const protectStatusQuery = defineQuery<ProtectStatus>('protectStatus');
 /** An on-demand restore point at the current end of the log, with the operator's label if given; returns the point's summary. */
 export const restorePointNowUpdate = defineUpdate<RestorePointSummary, [{ label?: string } | undefined]>('restorePointNow');
+/**
+ * Answers once every disk of the manifest is in the log with every write (no initial sync, bitmap
+ * episode or disk sync under way): a planned handover seals the log only then, as a log sealed
+ * inside one has no restorable end. Answers at once when nothing is under way.
+ */
+export const everyDiskLoggedUpdate = defineUpdate<void, []>('everyDiskLogged');
 /** Ends protection after the current replicator run, or once a running initial sync is committed (planned failover drains first, then stops it). */
 export const stopProtectionSignal = defineSignal('stopProtection');
 
@@ -338,6 +344,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     retry: { initialInterval: '200 milliseconds', maximumInterval: '5 seconds', nonRetryableErrorTypes: CANNOT_HEAL },
   });
   let resyncToFinish: Parameters<DatapathActivities['finishResync']>[0] | undefined;
+  setHandler(everyDiskLoggedUpdate, () => condition(() => status.mode === 'log' && !diskSync && syncQueue.length === 0 && resyncToFinish === undefined));
   // Bitmap mode from where the log ends, then the resync segment; log mode resumes after it while
   // the resync loop waits for the log to make it exact.
   const bitmapEpisode = async () => {

@@ -4,6 +4,7 @@ import { before, describe, it } from 'node:test';
 import { generateToken } from '../../api/auth';
 import { operationsRouter } from '../../api/operations';
 import { runbooksRouter } from '../../api/runbooks';
+import { listResyncs } from '../../datapath/bitmap';
 import { Ownership } from '../../datapath/ownership';
 import { readChain, resolveChain } from '../../datapath/log-chain';
 import { readDomainStatus } from '../../datapath/domain-status';
@@ -24,12 +25,12 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('failover end to end: planned and forced, on real Temporal, S3, sites and worker processes', () => {
   const operator: ApiPrincipal = { name: 'dr-lead', role: 'operator', token: generateToken() };
-  const { stack, sites, primary, recovery, store, runbooks } = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), ['alpha', 'bravo', 'charlie', 'delta']), workers: ['orchestration', 'primary', 'recovery'] });
+  const { stack, sites, primary, recovery, store, runbooks } = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), ['alpha', 'bravo', 'charlie', 'delta', 'echo']), workers: ['orchestration', 'primary', 'recovery'] });
   const api = useTestApi({ principals: [operator], routers: (log) => [runbooksRouter({ store: runbooks, log }), operationsRouter({ client: stack.client, runbooks, store, log })] });
   const hook = useHttpServer((_req, res) => res.writeHead(500).end('dns api down'));
   before(async () => {
     await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 40, blockSize: 4096, pattern: 'random', seed: 'failover-e2e' });
-    await Promise.all(['alpha', 'bravo', 'charlie', 'delta'].map((domain) => protectAtPrimary(stack.client, domain)));
+    await Promise.all(['alpha', 'bravo', 'charlie', 'delta', 'echo'].map((domain) => protectAtPrimary(stack.client, domain)));
   });
 
   const { call, submitRunbook, operationResult } = apiCalls(() => api.url, operator.token);
@@ -205,6 +206,33 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
     assert.equal((await new Ownership(store, 'delta').inspect()).owner?.site, 'primary');
     assert.equal((await primary.client.getVm('d-app-1')).powerState, 'poweredOn');
     await waitFor('the desk is free for the next operation', async () => (await call('GET', '/domains/delta/operations')).body.running === null, 10_000);
+  });
+  it('planned failover while a disk that just joined the domain is still being copied: waits for its disk sync and loses nothing', async () => {
+    await submitRunbook(runbookYaml('echo', {}));
+    const ownership = new Ownership(store, 'echo');
+    const stretchesBefore = (await listResyncs(store, ownership)).length;
+    // A disk with data written before protection knew of it, attached to a member VM: protection copies it into the log.
+    const MiB = 1024 * 1024;
+    await primary.client.createDisk({ id: 'e-db-1-disk-1', datastore: 'ds-a', sizeBytes: 16 * MiB, protected: false });
+    for (let offset = 0; offset < 16 * MiB; offset += 256 * 1024) await primary.client.writeDisk('e-db-1-disk-1', offset, Buffer.alloc(4096, `echo:${offset}`));
+    await primary.client.reconfigureVm('e-db-1', { diskIds: ['e-db-1-disk-0', 'e-db-1-disk-1'] });
+    // Slowed, so that the copy (a slice of 1 MiB per segment) is still under way when the failover drains.
+    await admin(primary, sites.token, '/admin/faults', { latencyMs: 100 });
+    try {
+      await waitFor('the disk sync started', async () => (await listResyncs(store, ownership)).length > stretchesBefore, 60_000);
+      assert.equal((await listResyncs(store, ownership)).at(-1)!.consistentFrom, undefined, 'the copy is under way when the failover starts');
+      const started = await call('POST', '/domains/echo/failover', { type: 'planned' });
+      assert.equal(started.status, 202, JSON.stringify(started.body));
+      const { status, result } = await operationResult(String(started.body.workflowId));
+      assert.equal(status, 'COMPLETED', JSON.stringify(result));
+      assert.equal((result as OperationReport).rpoMs, 0);
+    } finally {
+      await admin(primary, sites.token, '/admin/faults', { latencyMs: 0 });
+    }
+    const stretch = (await listResyncs(store, ownership)).at(-1)!;
+    assert.ok(stretch.consistentFrom, 'the disk sync finished before the handover');
+    assert.deepEqual((await recovery.client.getVm('e-db-1')).diskIds, ['e-db-1-disk-0', 'e-db-1-disk-1'], 'the disk that joined is recovered too');
+    await assertDisksEqual('echo', (diskId, size) => primary.client.readDisk(diskId, 0, size));
   });
   it('replays every closed failover, protection and group history against the current workflow code', async () => {
     // `DR_RECORD_HISTORIES=1 npm test -- failover-e2e` records them for test/unit/workflow-replay.test.ts.

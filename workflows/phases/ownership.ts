@@ -3,6 +3,8 @@ import { failure } from '../../common/failures';
 import type { Operation } from '../operation';
 import { activitiesAt, longActivitiesAt, SITE_RETRY } from './site-activities';
 import { endProtection, startProtection } from './protection';
+import { everyDiskLoggedUpdate } from '../protect';
+import { protectionWorkflowId } from '../workflow-ids';
 
 export interface OwnedDomain {
   ownerSite?: string;
@@ -33,6 +35,14 @@ export async function checkOwnership(op: Operation, planned: boolean): Promise<O
  * too): ownership is with the site it left again, in a new epoch, and its protection resumes.
  */
 export async function drainAndHandOver(op: Operation, owned: OwnedDomain): Promise<void> {
+  if (patched('handover-awaits-every-disk-logged')) {
+    // A disk attached just before is still being copied into the log: sealed before its copy ends, the log would have no restorable end.
+    await op.step('wait until every disk is logged', () =>
+      longActivitiesAt(op.from, '30 minutes').awaitEveryDiskLogged.executeWithOptions({ summary: `wait until ${op.domain}'s protection at ${op.from} logs every disk (no sync under way)` }, [
+        { protection: { workflowId: protectionWorkflowId(op.domain, op.from, owned.epoch), update: everyDiskLoggedUpdate.name } },
+      ]),
+    );
+  }
   const drained = await op.step('drain replication', () =>
     longActivitiesAt(op.from, '30 minutes').drainReplication.executeWithOptions({ summary: `drain ${op.domain}'s journal at ${op.from} into the log` }, [{ domain: op.domain }]),
   );
