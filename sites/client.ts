@@ -1,6 +1,7 @@
 import {
   SiteError,
   type CreateDiskSpec,
+  type DiskWriteOptions,
   type GuestHeartbeat,
   type GuestProbe,
   type GuestProbeResult,
@@ -17,7 +18,7 @@ import {
   type Vm,
 } from './provider';
 import { SiteHttpTransport, type SiteHttpAnswer } from './http-transport';
-import { decodeJournalBatch } from './wire';
+import { decodeJournalBatch, WRITE_FENCE_HEADER } from './wire';
 
 export interface SiteClientOptions {
   site: string;
@@ -39,7 +40,7 @@ export class SiteClient implements SiteProvider {
     this.transport = new SiteHttpTransport(options.url);
   }
 
-  private async call(method: string, path: string, init: { json?: unknown; binary?: Buffer; timeoutMs?: number } = {}): Promise<Buffer> {
+  private async call(method: string, path: string, init: { json?: unknown; binary?: Buffer; timeoutMs?: number; headers?: Record<string, string> } = {}): Promise<Buffer> {
     let answer: SiteHttpAnswer;
     try {
       answer = await this.transport.request({
@@ -49,6 +50,7 @@ export class SiteClient implements SiteProvider {
           authorization: `Bearer ${this.options.token}`,
           ...(init.json !== undefined ? { 'content-type': 'application/json' } : {}),
           ...(init.binary ? { 'content-type': 'application/octet-stream' } : {}),
+          ...init.headers,
         },
         ...(init.json !== undefined ? { body: JSON.stringify(init.json) } : {}),
         ...(init.binary ? { body: init.binary } : {}),
@@ -115,8 +117,8 @@ export class SiteClient implements SiteProvider {
   allocatedChunks = (diskId: string, chunkBytes: number) =>
     this.json<number[]>('GET', `/api/disks/${encodeURIComponent(diskId)}/allocated-chunks?chunkBytes=${chunkBytes}`);
 
-  async writeDisk(diskId: string, offset: number, data: Buffer): Promise<void> {
-    await this.call('PUT', `/api/disks/${encodeURIComponent(diskId)}/data?offset=${offset}`, { binary: data });
+  async writeDisk(diskId: string, offset: number, data: Buffer, { fence }: DiskWriteOptions = {}): Promise<void> {
+    await this.call('PUT', `/api/disks/${encodeURIComponent(diskId)}/data?offset=${offset}`, { binary: data, ...(fence === undefined ? {} : { headers: { [WRITE_FENCE_HEADER]: String(fence) } }) });
   }
 
   async readJournal({ afterSequence, vms, maxBytes, maxEntries, waitMs }: ReadJournalOptions): Promise<JournalBatch> {

@@ -34,6 +34,8 @@ export interface VirtualDisk {
   sizeBytes: number;
   /** Writes to a protected disk enter the changed-block journal that replication drains. */
   protected: boolean;
+  /** The newest data-path writer's fence the disk has taken (`DiskWriteOptions.fence`); absent until one writes. */
+  writeFence?: number;
 }
 
 export type PowerState = 'poweredOn' | 'poweredOff';
@@ -136,6 +138,19 @@ export interface SiteEvent {
   detail?: Record<string, unknown>;
 }
 
+/**
+ * How a data-path writer (a rehydration, a follower, a delta) writes through the RocVA. Its
+ * `fence` is the scheduled time of the activity attempt writing, from the Temporal server: an
+ * attempt the server gave up on (a frozen or partitioned worker) and its retry both write the
+ * disks, and the retry is always scheduled later. The site keeps the newest fence each disk has
+ * taken and refuses an older one (`WriteFenced`), so a superseded attempt that wakes up cannot
+ * undo its retry's writes; and it refuses any fenced write to a disk of a running VM, whose only
+ * writer is its guest. Guests write without a fence.
+ */
+export interface DiskWriteOptions {
+  fence?: number;
+}
+
 export type ShutdownOutcome = 'shutDown' | 'alreadyOff';
 
 /** A probe of a guest's service from the site's side (a drill's checks): a TCP connect, or an HTTP GET. */
@@ -193,7 +208,7 @@ export interface SiteProvider {
    * chunk not listed reads as zeros, so a copy of the whole disk reads only these.
    */
   allocatedChunks(diskId: string, chunkBytes: number): Promise<number[]>;
-  writeDisk(diskId: string, offset: number, data: Buffer): Promise<void>;
+  writeDisk(diskId: string, offset: number, data: Buffer, options?: DiskWriteOptions): Promise<void>;
 
   readJournal(options: ReadJournalOptions): Promise<JournalBatch>;
   /**
@@ -224,6 +239,7 @@ export const SITE_ERROR_STATUS = {
   InvalidPowerState: 409,
   NameConflict: 409,
   GuestShutdownTimeout: 409,
+  WriteFenced: 409,
   UnknownPlacement: 422,
   InvalidRequest: 400,
   RangeOutOfDisk: 416,

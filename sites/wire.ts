@@ -7,6 +7,9 @@ import type { JournalBatch, JournalEntry } from './provider';
  */
 export const JOURNAL_BATCH_CONTENT_TYPE = 'application/vnd.dr.journal-batch';
 
+/** The request header of a disk write that carries a data-path writer's fence (`DiskWriteOptions.fence`), in epoch ms. */
+export const WRITE_FENCE_HEADER = 'x-dr-write-fence';
+
 interface BatchHeader {
   lastSequence: number;
   firstRetainedSequence: number;

@@ -3,7 +3,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { Logger } from '../../common/logger';
 import { SiteError, siteError } from '../provider';
-import { encodeJournalBatch, JOURNAL_BATCH_CONTENT_TYPE } from '../wire';
+import { encodeJournalBatch, JOURNAL_BATCH_CONTENT_TYPE, WRITE_FENCE_HEADER } from '../wire';
 import { MAX_JOURNAL_WAIT_MS, type SimulatedSite } from './site';
 
 export interface Faults {
@@ -63,7 +63,7 @@ const JournalReadBody = z.strictObject({
 const uint = (what: string, value: unknown, fallback?: number): number => {
   if (value === undefined && fallback !== undefined) return fallback;
   const n = Number(value);
-  if (typeof value !== 'string' || !/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw siteError('InvalidRequest', `query parameter ${what} must be a non-negative integer`);
+  if (typeof value !== 'string' || !/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw siteError('InvalidRequest', `${what} must be a non-negative integer`);
   return n;
 };
 
@@ -142,13 +142,14 @@ export function createSiteApp(site: SimulatedSite, options: { token: string; fau
   });
   app.put('/api/disks/:id/protection', json, async (req, res) => void res.json(await site.setDiskProtection(req.params.id, body(ProtectionBody, req).protected)));
   app.get('/api/disks/:id/data', async (req, res) => {
-    const data = await site.readDisk(req.params.id, uint('offset', req.query.offset), uint('length', req.query.length));
+    const data = await site.readDisk(req.params.id, uint('query parameter offset', req.query.offset), uint('query parameter length', req.query.length));
     res.type('application/octet-stream').send(data);
   });
-  app.get('/api/disks/:id/allocated-chunks', async (req, res) => void res.json(await site.allocatedChunks(req.params.id, uint('chunkBytes', req.query.chunkBytes))));
+  app.get('/api/disks/:id/allocated-chunks', async (req, res) => void res.json(await site.allocatedChunks(req.params.id, uint('query parameter chunkBytes', req.query.chunkBytes))));
   app.put('/api/disks/:id/data', raw, async (req, res) => {
     if (!Buffer.isBuffer(req.body)) throw siteError('InvalidRequest', 'send the data as application/octet-stream');
-    await site.writeDisk(req.params.id, uint('offset', req.query.offset), req.body);
+    const fence = req.get(WRITE_FENCE_HEADER);
+    await site.writeDisk(req.params.id, uint('query parameter offset', req.query.offset), req.body, fence === undefined ? {} : { fence: uint(`header ${WRITE_FENCE_HEADER}`, fence) });
     res.status(204).end();
   });
 
@@ -162,7 +163,7 @@ export function createSiteApp(site: SimulatedSite, options: { token: string; fau
     await site.trimJournal(trim.upToSequence, trim.vms);
     res.status(204).end();
   });
-  app.get('/api/events', async (req, res) => void res.json(await site.events(uint('after', req.query.after, 0))));
+  app.get('/api/events', async (req, res) => void res.json(await site.events(uint('query parameter after', req.query.after, 0))));
 
   app.use((req, res) => problem(res, 404, 'NotFound', `no route for ${req.method} ${req.path}`));
   app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {

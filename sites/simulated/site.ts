@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import {
   siteError,
   type CreateDiskSpec,
+  type DiskWriteOptions,
   type GuestHeartbeat,
   type GuestProbe,
   type GuestProbeResult,
@@ -66,6 +67,8 @@ export class SimulatedSite implements SiteProvider {
   private readonly diskHolders = new Map<string, string>();
   /** Journal reads held until a write of their VMs arrives (`ReadJournalOptions.waitMs`). */
   private readonly journalWaiters = new Set<JournalWaiter>();
+  /** `<disk>:<fence>` of each writer refused, so that its refusal is one event, not one per write. */
+  private readonly fencedWriters = new Set<string>();
 
   constructor(private readonly options: SimulatedSiteOptions) {
     this.site = options.name;
@@ -431,9 +434,39 @@ export class SimulatedSite implements SiteProvider {
     }
   }
 
-  writeDisk(diskId: string, offset: number, data: Buffer): Promise<void> {
+  writeDisk(diskId: string, offset: number, data: Buffer, { fence }: DiskWriteOptions = {}): Promise<void> {
+    const fenceTaken = fence !== undefined && this.takeFence(diskId, fence);
     this.guestWrite(diskId, offset, data);
-    return Promise.resolve();
+    // A new fence is on file before the write is acknowledged: a site restarted after it still refuses the superseded writer.
+    return fenceTaken ? this.save() : Promise.resolve();
+  }
+
+  /**
+   * A data-path writer's fence checked against the disk's (DiskWriteOptions): true when the disk
+   * takes it as its newest. Each refused writer is recorded once per disk, not once per write.
+   */
+  private takeFence(diskId: string, fence: number): boolean {
+    const disk = this.disk(diskId);
+    const holder = this.diskHolders.get(diskId);
+    const running = holder !== undefined && this.state.vms[holder]?.powerState === 'poweredOn' ? holder : undefined;
+    const superseded = disk.writeFence !== undefined && fence < disk.writeFence;
+    if (superseded || running) {
+      const refusal = `${diskId}:${fence}`;
+      if (!this.fencedWriters.has(refusal)) {
+        this.fencedWriters.add(refusal);
+        this.record('DiskWriteFenced', running, { disk: diskId, fence, ...(disk.writeFence !== undefined ? { diskFence: disk.writeFence } : {}), why: superseded ? 'superseded' : 'vmRunning' });
+      }
+      throw siteError(
+        'WriteFenced',
+        superseded
+          ? `site ${this.site} refused the write: a later writer (fence ${disk.writeFence}) has written disk "${diskId}" since this one (fence ${fence}) began, which was superseded`
+          : `site ${this.site} refused the write: disk "${diskId}" belongs to "${running}", which is running: only its guest writes it`,
+      );
+    }
+    if (fence === disk.writeFence) return false;
+    disk.writeFence = fence;
+    this.unsaved.disks.add(diskId);
+    return true;
   }
 
   /**

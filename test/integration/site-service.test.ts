@@ -112,6 +112,49 @@ describe('simulated site service over HTTP, as a real process', () => {
     await rejectsWith(client.getDisk('repr-db-1-disk-0'), 'DiskNotFound', 404);
   });
 
+  it('fences data-path writers: an older fence than a disk took is refused, also after a SIGKILL and restart, and no fenced write reaches a running VM\'s disk', async () => {
+    const client = recovery.client;
+    const fencedEvents = async () => (await client.events()).filter((e) => e.type === 'DiskWriteFenced' && e.detail?.disk === 'fenced-disk-0');
+    await client.createDisk({ id: 'fenced-disk-0', datastore: 'ds-b', sizeBytes: MiB, protected: false });
+    await client.registerVm({ name: 'repr-fenced', kind: 'representation', cpus: 1, memoryMiB: 512, placement: recoveryPlacement, nics: [], diskIds: ['fenced-disk-0'] });
+    // A retry (fence 2000) has written: the attempt it replaced (fence 1000) is refused, every time, recorded once.
+    await client.writeDisk('fenced-disk-0', 0, Buffer.alloc(512, 1), { fence: 1000 });
+    await client.writeDisk('fenced-disk-0', 0, Buffer.alloc(512, 2), { fence: 2000 });
+    await rejectsWith(client.writeDisk('fenced-disk-0', 0, Buffer.alloc(512, 3), { fence: 1000 }), 'WriteFenced', 409, /fence 2000.*fence 1000.*superseded/);
+    await rejectsWith(client.writeDisk('fenced-disk-0', 512, Buffer.alloc(512, 3), { fence: 1000 }), 'WriteFenced', 409);
+    await client.writeDisk('fenced-disk-0', 512, Buffer.alloc(512, 2), { fence: 2000 });
+    assert.deepEqual(await client.readDisk('fenced-disk-0', 0, 1024), Buffer.alloc(1024, 2), 'nothing of the superseded writer landed');
+    assert.deepEqual((await fencedEvents()).map((e) => e.detail), [{ disk: 'fenced-disk-0', fence: 1000, diskFence: 2000, why: 'superseded' }]);
+    assert.equal((await client.getDisk('fenced-disk-0')).writeFence, 2000);
+
+    await recovery.process.kill();
+    await sites.start('recovery');
+    await rejectsWith(client.writeDisk('fenced-disk-0', 0, Buffer.alloc(512, 3), { fence: 1999 }), 'WriteFenced', 409, /superseded/);
+    assert.deepEqual(await client.readDisk('fenced-disk-0', 0, 1024), Buffer.alloc(1024, 2), 'the fence outlived the restart');
+
+    // The recovered VM holds the disk and runs: only its guest (no fence) writes it, whatever the fence.
+    await client.unregisterVm('repr-fenced');
+    await client.registerVm({ name: 'fenced-vm', cpus: 1, memoryMiB: 512, placement: recoveryPlacement, nics: [], diskIds: ['fenced-disk-0'] });
+    await client.powerOn('fenced-vm');
+    await rejectsWith(client.writeDisk('fenced-disk-0', 0, Buffer.alloc(512, 4), { fence: 5000 }), 'WriteFenced', 409, /"fenced-vm", which is running/);
+    await client.writeDisk('fenced-disk-0', 0, Buffer.alloc(512, 5));
+    assert.deepEqual(await client.readDisk('fenced-disk-0', 0, 512), Buffer.alloc(512, 5));
+    assert.equal((await fencedEvents()).at(-1)?.vm, 'fenced-vm');
+    await client.powerOff('fenced-vm');
+    await client.writeDisk('fenced-disk-0', 0, Buffer.alloc(512, 6), { fence: 5000 });
+    assert.equal((await client.getDisk('fenced-disk-0')).writeFence, 5000);
+
+    const badFence = await fetch(`${recovery.url}/api/disks/fenced-disk-0/data?offset=0`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${sites.token}`, 'content-type': 'application/octet-stream', 'x-dr-write-fence': 'soon' },
+      body: Buffer.alloc(512, 7),
+    });
+    assert.equal(badFence.status, 400);
+    assert.match(((await badFence.json()) as { detail: string }).detail, /header x-dr-write-fence must be a non-negative integer/);
+    assert.deepEqual(await client.readDisk('fenced-disk-0', 0, 512), Buffer.alloc(512, 6));
+    await client.unregisterVm('fenced-vm', { deleteDisks: true });
+  });
+
   it('reads and writes disk ranges; journals writes to protected disks in order, drained by cursor and trimmed', async () => {
     const client = primary.client;
     const start = (await client.readJournal({ afterSequence: 0, maxEntries: 1 })).lastSequence;
