@@ -22,6 +22,7 @@ import { CorruptSegmentError } from '../datapath/segment-codec';
 import { SegmentWriter, type SegmentWriterOptions } from '../datapath/segment-writer';
 import { canHeal, failure, isFailureType } from '../common/failures';
 import { forEachLimited, limited } from '../common/parallel';
+import { fencedTarget } from './write-fence';
 
 export interface DatapathDependencies {
   store: ObjectStore;
@@ -224,7 +225,7 @@ export function createDatapathActivities({ store, site, runbooks = new RunbookSt
       const result = await rehydrate({
         store,
         ownership,
-        target: site(input.targetSite),
+        target: fencedTarget(site(input.targetSite), context),
         disks: only ? manifest.disks.filter((d) => only.includes(d.diskId)) : manifest.disks,
         datastore: input.datastore,
         ...(input.diskDatastores ? { diskDatastores: input.diskDatastores } : {}),
@@ -633,7 +634,7 @@ export function createDatapathActivities({ store, site, runbooks = new RunbookSt
         const result = await follow({
           store,
           ownership,
-          target: site(input.targetSite),
+          target: fencedTarget(site(input.targetSite), context),
           disks: input.disks,
           targetDiskId: (diskId) => `${input.diskIdPrefix ?? ''}${diskId}`,
           ...(cursor ? { cursor } : {}),

@@ -11,6 +11,7 @@ import { Ownership } from '../datapath/ownership';
 import { manifestSchema, parseRecord, type ArrivalRecord, type DepartureRecord, type DiskFingerprint, type LogPosition, type Manifest } from '../datapath/records';
 import { failure } from '../common/failures';
 import { classify } from './datapath';
+import { fencedTarget } from './write-fence';
 
 /**
  * Heartbeats, then ends the attempt if it was cancelled (the operation's cancel, or its worker
@@ -188,7 +189,7 @@ export function createFailbackDataActivities({ store, provider }: FailbackDataDe
         const result = await rehydrateDelta({
           store,
           ownership,
-          target: provider,
+          target: fencedTarget(provider, context),
           disks: manifest.disks,
           targetDiskId: (diskId) => `${input.diskIdPrefix ?? ''}${diskId}`,
           from: input.from,

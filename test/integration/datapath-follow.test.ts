@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { CancelledFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createDatapathActivities, type FollowLogInput, type RehydrateInput } from '../../activities/datapath';
 import { commitBase, copyDisksIntoBase, ensureSyncIntent } from '../../datapath/base-image';
@@ -16,6 +16,7 @@ import { leaseSchema, parseRecord, RECORD_FORMAT_VERSION, type DomainDisk, type 
 import { rehydrate } from '../../datapath/rehydrate';
 import { SegmentWriter } from '../../datapath/segment-writer';
 import type { SiteProvider } from '../../sites/provider';
+import { useTestSites } from '../harness/sites';
 import { useTestStack } from '../harness/stack';
 import { drainJournal, MemorySite } from '../unit/datapath-memory-site';
 
@@ -90,6 +91,7 @@ const clone = (cursor: FollowCursor | undefined): FollowCursor | undefined => (c
 
 describe('log follower on real S3: continuous rehydration from base + log, resumable, GC-safe, held at inconsistent stretches', () => {
   const { store } = useTestStack();
+  const { recovery } = useTestSites({ start: ['recovery'] });
   const followTo = (ownership: Ownership, target: MemorySite, extra: Partial<FollowOptions> = {}) =>
     follow({ store, ownership, target, disks: DISKS, untilEnd: true, idlePollMs: 10, ...extra });
 
@@ -428,5 +430,34 @@ describe('log follower on real S3: continuous rehydration from base + log, resum
     assertSameDisks(second, domain.primary, DISKS, 'the one that waited for its turn');
     assert.ok((writesTo.get('second') ?? 0) > 0);
     assert.equal(writesTo.get('third'), undefined, 'the cancelled one never wrote');
+  });
+
+  it('activity rehydrateDomain at a real site process: once a retry has written the disks, the attempt it replaced is refused at each disk it reaches and changes nothing; a later attempt writes again', async () => {
+    const domain = await protectedDomain(store, 'fenced-rehydration', { initialSync: true });
+    await domain.burst(60, 1_000);
+    const activities = createDatapathActivities({ store, site: () => recovery.client });
+    const rehydrateDomain = (input: RehydrateInput) => activities.rehydrateDomain(input);
+    const input: RehydrateInput = { domain: 'fenced-rehydration', targetSite: 'recovery', datastore: 'ds-b', diskIdPrefix: 'fenced-', upTo: { kind: 'latest' } };
+    // Attempts of one activity as the server schedules them: each retry later than the attempt it replaces.
+    const attempt = (attempt: number, scheduledAt: number) =>
+      new MockActivityEnvironment({ workflowExecution: { workflowId: 'failover/fenced-rehydration/1', runId: 'run-1' }, activityId: 'rehydrate', attempt, currentAttemptScheduledTimestampMs: scheduledAt });
+    const targetHolds = async (expected: (disk: DomainDisk) => Buffer, what: string) => {
+      for (const disk of DISKS) assert.ok((await recovery.client.readDisk(`fenced-${disk.diskId}`, 0, disk.sizeBytes)).equals(expected(disk)), `${what}: fenced-${disk.diskId}`);
+    };
+
+    await attempt(2, 20_000).run(rehydrateDomain, input);
+    await targetHolds((disk) => domain.primary.disks.get(disk.diskId)!, 'the retry rebuilt the disk');
+    // The recovered data moves on (a guest writes every byte); then the attempt given up on wakes up and goes on.
+    const moved = new Map(DISKS.map((disk) => [disk.diskId, randomBytes(disk.sizeBytes)]));
+    for (const disk of DISKS) await recovery.client.writeDisk(`fenced-${disk.diskId}`, 0, moved.get(disk.diskId)!);
+    const eventsBefore = (await recovery.client.events()).at(-1)?.sequence ?? 0;
+    await assert.rejects(attempt(1, 10_000).run(rehydrateDomain, input), (error: unknown) => error instanceof ApplicationFailure && error.type === 'WriteFenced' && error.nonRetryable && /superseded/.test(error.message));
+    await targetHolds((disk) => moved.get(disk.diskId)!, 'the superseded attempt wrote nothing');
+    const refusals = (await recovery.client.events(eventsBefore)).filter((e) => e.type === 'DiskWriteFenced');
+    assert.ok(refusals.length >= 1);
+    assert.deepEqual([...new Set(refusals.map((e) => `${String(e.detail?.fence)}/${String(e.detail?.diskFence)}/${String(e.detail?.why)}`))], ['10000/20000/superseded']);
+
+    await attempt(3, 30_000).run(rehydrateDomain, input);
+    await targetHolds((disk) => domain.primary.disks.get(disk.diskId)!, 'a later attempt is not fenced');
   });
 });
