@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { before, describe, it } from 'node:test';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
@@ -69,6 +70,15 @@ async function journalEnd(site: SiteService): Promise<number> {
   return (await site.client.readJournal({ afterSequence: Number.MAX_SAFE_INTEGER, maxEntries: 1 })).lastSequence;
 }
 
+/** Polls `probe` every 100 ms until it gives a value. */
+async function waitForValue<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await sleep(100)) {
+    const value = await probe();
+    if (value !== undefined) return value;
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
 /** The worker running the domain's replicator, once one does. */
 async function replicatorHolder(client: Client, workflowId: string): Promise<string> {
   for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(100)) {
@@ -79,7 +89,7 @@ async function replicatorHolder(client: Client, workflowId: string): Promise<str
 }
 
 describe('several site workers per site (DR virtual appliances): two per site share the replication and operations, and take over from each other', () => {
-  const { stack, sites, primary, recovery, workers } = useTestbed({ definitions: bidirectionalSiteDefinitions(testSiteDefinitions(), ['alpha', 'bravo'], ['romeo']), workers: ['orchestration'] });
+  const { stack, sites, primary, recovery, workers } = useTestbed({ definitions: bidirectionalSiteDefinitions(testSiteDefinitions(), ['alpha', 'bravo', 'juliet'], ['romeo']), workers: ['orchestration'] });
   const store = () => new ObjectStore(stack.s3Client, stack.s3Settings);
   const siteNamed = (site: string) => (site === 'primary' ? primary : recovery);
   before(async () => {
@@ -150,6 +160,64 @@ describe('several site workers per site (DR virtual appliances): two per site sh
     assert.deepEqual(failedRuns([result], ['alpha']), []);
     await assertRecoveredEqualsSource('alpha', primary, recovery);
     await restarted;
+  });
+
+  it('a rehydration whose worker freezes past its heartbeat timeout is retried on the other worker; woken once the recovered VMs run, the frozen worker writes nothing to their disks', async (t) => {
+    await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 60, pattern: 'random', seed: 'site-workers-frozen-rehydration', vms: domainVms('juliet') });
+    await protectAtPrimary(stack.client, 'juliet');
+    await sleep(2_000);
+    const workflowId = 'failover/juliet/frozen-rehydration';
+    const rehydration = async () => (await runningActivities(stack.client, workflowId)).find((a) => a.type === 'rehydrateDomain');
+    // Slow at the recovery site until the worker freezes, so that it freezes in the middle of the rehydration.
+    await admin(recovery, sites.token, '/admin/faults', { latencyMs: 300 });
+    const done = startFailover(stack.client, 'juliet', workflowId);
+    let frozen: string | undefined;
+    try {
+      const first = await waitForValue('the rehydration running', rehydration, 120_000);
+      await sleep(1_000);
+      frozen = first.worker;
+      process.kill(workers.running.get(frozen)!.pid, 'SIGSTOP');
+      // Its only peer gone for a while, the server hands the retry to the frozen worker's open poll
+      // too: woken, that worker starts an attempt its own retries have long replaced.
+      const peer = `site recovery#${frozen.endsWith('#1') ? 2 : 1}`;
+      await workers.crash(peer);
+      await admin(recovery, sites.token, '/admin/faults', { latencyMs: 0 });
+      const handedToFrozen = await waitForValue('a retry handed to the frozen worker', async () => {
+        const now = await rehydration();
+        return now && now.attempt > first.attempt && now.worker === frozen ? now : undefined;
+      }, 60_000);
+      t.diagnostic(`SIGSTOPped ${frozen} 1 s into the rehydration's attempt ${first.attempt}, SIGKILLed ${peer}; attempt ${handedToFrozen.attempt} was handed to ${frozen}`);
+      await workers.restart(peer);
+      const [result] = await Promise.allSettled([done]);
+      assert.deepEqual(failedRuns([result], ['juliet']), []);
+      await assertRecoveredEqualsSource('juliet', primary, recovery);
+
+      // The recovered VMs run and their guests write every byte; then the frozen worker wakes up.
+      const guestData = new Map<string, Buffer>();
+      for (const vm of (await recovery.client.listVms()).filter((v) => domainVms('juliet').includes(v.name))) {
+        assert.equal(vm.powerState, 'poweredOn', vm.name);
+        for (const diskId of vm.diskIds) {
+          const data = randomBytes((await recovery.client.getDisk(diskId)).sizeBytes);
+          await recovery.client.writeDisk(diskId, 0, data);
+          guestData.set(diskId, data);
+        }
+      }
+      const eventsBefore = (await recovery.client.events()).at(-1)?.sequence ?? 0;
+      process.kill(workers.running.get(frozen)!.pid, 'SIGCONT');
+      // Woken, its in-flight site calls have outlived their timeout and the attempt handed to it
+      // starts; whether that one reaches a write before the server's cancellation reaches it varies
+      // from run to run (datapath-follow.test.ts refuses a superseded attempt deterministically).
+      await sleep(15_000);
+      const refused = (await recovery.client.events(eventsBefore)).filter((e) => e.type === 'DiskWriteFenced');
+      t.diagnostic(`woken, ${frozen} was refused at ${refused.length} disk(s): ${refused.map((e) => `${String(e.detail?.disk)} (${String(e.detail?.why)})`).join(', ')}`);
+      for (const [diskId, data] of guestData) {
+        const now = await recovery.client.readDisk(diskId, 0, data.length);
+        assert.ok(now.equals(data), `${diskId} holds what its guest wrote${now.equals(data) ? '' : ': the woken worker wrote over it'}`);
+      }
+    } finally {
+      if (frozen && workers.running.has(frozen)) process.kill(workers.running.get(frozen)!.pid, 'SIGCONT');
+      await admin(recovery, sites.token, '/admin/faults', { latencyMs: 0 });
+    }
   });
 
   it('fails over a domain of each direction at the same time: each site is the other one\'s recovery site', async () => {
