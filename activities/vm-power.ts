@@ -1,5 +1,5 @@
-import { Context, heartbeat } from '@temporalio/activity';
-import { isInactive } from '../datapath/conflict';
+import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
+import { DR_STATE, INACTIVE } from '../datapath/conflict';
 import type { GuestProbe, GuestProbeResult, SiteProvider } from '../sites/provider';
 import { atSite } from './site-failures';
 import { failure } from '../common/failures';
@@ -56,11 +56,15 @@ export interface VmPowerDependencies {
 export function createVmPowerActivities({ provider, heartbeatPollMs = 500 }: VmPowerDependencies): VmPowerActivities {
   return {
     async powerOnVm({ vm }) {
-      const before = await atSite(() => provider.getVm(vm));
-      if (before.powerState === 'poweredOn') return { alreadyOn: true };
-      if (isInactive(before)) throw failure('VmInactive', `${vm} at site ${provider.site} was deactivated after a split-brain (${before.metadata.drInactiveBy ?? 'unknown operation'}); reactivate it before powering it on`);
-      await atSite(() => provider.powerOn(vm));
-      return { alreadyOn: false };
+      try {
+        const { alreadyOn } = await atSite(() => provider.powerOn(vm, { unlessMetadata: { [DR_STATE]: INACTIVE } }));
+        return { alreadyOn };
+      } catch (error) {
+        if (!(error instanceof ApplicationFailure && error.type === 'PowerOnRefused')) throw error;
+        // Only on a refusal: which operation deactivated it, for the operator.
+        const held = await atSite(() => provider.getVm(vm));
+        throw failure('VmInactive', `${vm} at site ${provider.site} was deactivated after a split-brain (${held.metadata.drInactiveBy ?? 'unknown operation'}); reactivate it before powering it on`);
+      }
     },
 
     async waitForGuestHeartbeat({ vm, notAfter }) {

@@ -19,6 +19,7 @@ export const FAILURES = {
   GuestShutdownTimeout: { heals: false, meaning: 'the guest did not shut down within the runbook timeout' },
   InvalidPowerState: { heals: true, meaning: 'the VM is in a power state that does not allow the request yet' },
   SiteUnavailable: { heals: true, meaning: 'the site does not answer; it is retried until it does' },
+  PowerOnRefused: { heals: false, meaning: 'the site refused to power a VM on: its metadata holds a mark the request said it must not (a split-brain\'s deactivation)' },
   WriteFenced: { heals: false, meaning: 'the site refused a data-path write: a later attempt of the same work has written the disk since (this attempt was given up on while frozen or cut off), or the disk belongs to a running VM' },
   // The storage site and the replication log (datapath/).
   StaleEpoch: { heals: false, meaning: 'another site holds a newer ownership epoch: this writer is fenced' },

@@ -7,6 +7,8 @@ import {
   type GuestProbeResult,
   type Inventory,
   type JournalBatch,
+  type PowerOnAnswer,
+  type PowerOnOptions,
   type ReadJournalOptions,
   type ReconfigureSpec,
   type RegisterVmSpec,
@@ -87,7 +89,7 @@ export class SiteClient implements SiteProvider {
   unregisterVm = (name: string, options: { deleteDisks?: boolean } = {}) =>
     this.done('DELETE', `/api/vms/${encodeURIComponent(name)}${options.deleteDisks ? '?deleteDisks=true' : ''}`);
   reconfigureVm = (name: string, changes: ReconfigureSpec) => this.json<Vm>('PATCH', `/api/vms/${encodeURIComponent(name)}`, changes);
-  powerOn = (name: string) => this.json<Vm>('POST', `/api/vms/${encodeURIComponent(name)}/power-on`);
+  powerOn = (name: string, options?: PowerOnOptions) => this.json<PowerOnAnswer>('POST', `/api/vms/${encodeURIComponent(name)}/power-on`, options);
   powerOff = (name: string) => this.json<Vm>('POST', `/api/vms/${encodeURIComponent(name)}/power-off`);
 
   async shutdownGuest(name: string, timeoutMs: number): Promise<ShutdownOutcome> {

@@ -71,6 +71,22 @@ export interface Vm extends Required<Pick<RegisterVmSpec, 'kind' | 'metadata'>>,
   poweredOnAt?: number;
 }
 
+export interface PowerOnOptions {
+  /**
+   * Refused (`PowerOnRefused`) when the VM's metadata holds every one of these values (a running
+   * VM answers `alreadyOn` whatever it holds: nothing changes). The check and the power-on are one
+   * call, so nothing can mark the VM between them, and powering on a domain's VMs costs one round
+   * trip each, not a read and then the power-on.
+   */
+  unlessMetadata?: Record<string, string>;
+}
+
+export interface PowerOnAnswer {
+  vm: Vm;
+  /** The VM was running before the call: nothing was done. */
+  alreadyOn: boolean;
+}
+
 export interface ReconfigureSpec {
   cpus?: number;
   memoryMiB?: number;
@@ -178,8 +194,8 @@ export interface SiteProvider {
   /** A change of `diskIds` alone may happen while the VM runs (hot add / remove); any other change needs it powered off. */
   reconfigureVm(name: string, changes: ReconfigureSpec): Promise<Vm>;
 
-  /** Accepts the target state: powering on a running VM succeeds. */
-  powerOn(name: string): Promise<Vm>;
+  /** Accepts the target state: powering on a running VM succeeds (`alreadyOn`). */
+  powerOn(name: string, options?: PowerOnOptions): Promise<PowerOnAnswer>;
   /** Graceful guest shutdown; fails with GuestShutdownTimeoutError when the guest does not stop in time. */
   shutdownGuest(name: string, timeoutMs: number): Promise<ShutdownOutcome>;
   powerOff(name: string): Promise<Vm>;
@@ -237,6 +253,7 @@ export const SITE_ERROR_STATUS = {
   VmNotFound: 404,
   DiskNotFound: 404,
   InvalidPowerState: 409,
+  PowerOnRefused: 409,
   NameConflict: 409,
   GuestShutdownTimeout: 409,
   WriteFenced: 409,

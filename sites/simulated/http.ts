@@ -46,6 +46,8 @@ const DiskBody = z.strictObject({ datastore: name, sizeBytes: z.int().min(512).m
 const ProtectionBody = z.strictObject({ protected: z.boolean() });
 const RocvaBody = z.strictObject({ placement, networks: z.strictObject({ externalReplication: name, internal: name, management: name }) });
 const ShutdownBody = z.strictObject({ timeoutMs: z.int().min(0).max(3_600_000) });
+/** Optional: a power-on without a body is unconditional. */
+const PowerOnBody = z.strictObject({ unlessMetadata: z.record(z.string().max(64), z.string().max(1024)).optional() }).default({});
 const ProbeBody = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('tcp'), port: z.int().min(1).max(65535) }),
   z.strictObject({ kind: z.literal('http'), port: z.int().min(1).max(65535), path: z.string().min(1).max(2048) }),
@@ -123,7 +125,7 @@ export function createSiteApp(site: SimulatedSite, options: { token: string; fau
     res.status(204).end();
   });
   app.patch('/api/vms/:name', json, async (req, res) => void res.json(await site.reconfigureVm(req.params.name, body(ReconfigureBody, req))));
-  app.post('/api/vms/:name/power-on', async (req, res) => void res.json(await site.powerOn(req.params.name)));
+  app.post('/api/vms/:name/power-on', json, async (req, res) => void res.json(await site.powerOn(req.params.name, body(PowerOnBody, req))));
   app.post('/api/vms/:name/power-off', async (req, res) => void res.json(await site.powerOff(req.params.name)));
   app.post('/api/vms/:name/guest-shutdown', json, async (req, res) => void res.json({ outcome: await site.shutdownGuest(req.params.name, body(ShutdownBody, req).timeoutMs) }));
   app.get('/api/vms/:name/heartbeat', async (req, res) => void res.json({ heartbeat: await site.guestHeartbeat(req.params.name) }));

@@ -10,6 +10,8 @@ import {
   type Inventory,
   type JournalBatch,
   type Placement,
+  type PowerOnAnswer,
+  type PowerOnOptions,
   type ReadJournalOptions,
   type ReconfigureSpec,
   type RegisterVmSpec,
@@ -275,14 +277,18 @@ export class SimulatedSite implements SiteProvider {
     return this.save().then(() => vm);
   }
 
-  powerOn(name: string): Promise<Vm> {
+  powerOn(name: string, { unlessMetadata = {} }: PowerOnOptions = {}): Promise<PowerOnAnswer> {
     const vm = this.vm(name);
-    if (vm.powerState === 'poweredOn') return Promise.resolve(vm);
+    if (vm.powerState === 'poweredOn') return Promise.resolve({ vm, alreadyOn: true });
+    const marks = Object.entries(unlessMetadata);
+    if (marks.length > 0 && marks.every(([key, value]) => vm.metadata[key] === value)) {
+      return Promise.reject(siteError('PowerOnRefused', `"${name}" is marked ${marks.map(([key, value]) => `${key}=${value}`).join(', ')}: not powered on`));
+    }
     for (const id of vm.diskIds) this.disk(id);
     vm.powerState = 'poweredOn';
     vm.poweredOnAt = Date.now();
     this.record('VmPoweredOn', name);
-    return this.save().then(() => vm);
+    return this.save().then(() => ({ vm, alreadyOn: false }));
   }
 
   async shutdownGuest(name: string, timeoutMs: number): Promise<ShutdownOutcome> {
@@ -349,7 +355,7 @@ export class SimulatedSite implements SiteProvider {
       diskIds: [],
       metadata: { role: 'recovery appliance' },
     });
-    return this.powerOn(vm.name);
+    return (await this.powerOn(vm.name)).vm;
   }
 
   async destroyRocva(name: string): Promise<void> {

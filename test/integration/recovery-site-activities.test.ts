@@ -2,11 +2,25 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createPrimarySiteActivities, createRecoverySiteActivities } from '../../activities/recovery-site';
+import { createVmPowerActivities } from '../../activities/vm-power';
 import { representationVmName } from '../../common/resource-names';
+import type { SiteProvider } from '../../sites/provider';
 import { admin, useTestSites } from '../harness/sites';
 
 const MiB = 1024 * 1024;
 const placement = { datacenter: 'dc-b', cluster: 'cluster-b1', resourcePool: 'dr-pool', datastore: 'ds-b' };
+
+/** The provider with each call's method name recorded, in order. */
+function countingCalls(provider: SiteProvider): { calls: string[]; counted: SiteProvider } {
+  const calls: string[] = [];
+  const counted = new Proxy(provider, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      return typeof value === 'function' ? (...args: unknown[]) => (calls.push(String(property)), (value as (...a: unknown[]) => unknown).apply(target, args)) : value;
+    },
+  });
+  return { calls, counted };
+}
 
 describe('recovery- and primary-site activities against real site processes', () => {
   const environment = new MockActivityEnvironment();
@@ -48,13 +62,7 @@ describe('recovery- and primary-site activities against real site processes', ()
   });
 
   it('makes one site call per disk and one per VM to prepare and register, attaches a disk added since, refuses a name the site holds as another kind, and reconfigures only what differs', async () => {
-    const calls: string[] = [];
-    const counted = new Proxy(recovery.client, {
-      get(target, property, receiver) {
-        const value: unknown = Reflect.get(target, property, receiver);
-        return typeof value === 'function' ? (...args: unknown[]) => (calls.push(String(property)), (value as (...a: unknown[]) => unknown).apply(target, args)) : value;
-      },
-    });
+    const { calls, counted } = countingCalls(recovery.client);
     const acts = createRecoverySiteActivities({ provider: counted });
     await env.run(acts.prepareTargetDisks, { vm: 'web-1', placement, disks: [{ diskId: 'web-1-disk-0', sizeBytes: MiB }] });
     assert.deepEqual(calls.splice(0), ['createDisk', 'registerVm']);
@@ -86,6 +94,27 @@ describe('recovery- and primary-site activities against real site processes', ()
     await env.run(acts.registerRecoveredVm, { spec: moved });
     assert.deepEqual(calls, ['registerVm', 'reconfigureVm']);
     assert.equal((await recovery.client.getVm('web-2')).nics[0]?.ip?.gateway, '10.20.2.254');
+  });
+
+  it('powers a VM on in one site call, once, and never one deactivated after a split-brain', async () => {
+    const { calls, counted } = countingCalls(recovery.client);
+    const power = createVmPowerActivities({ provider: counted });
+    const powerOnVm = (input: { vm: string }) => power.powerOnVm(input);
+    const vm = { cpus: 1, memoryMiB: 512, placement, nics: [], diskIds: [] };
+    await recovery.client.registerVm({ name: 'app-7', ...vm });
+    await recovery.client.registerVm({ name: 'app-8', ...vm, metadata: { drState: 'inactive', drInactiveBy: 'resolve-conflict-demo-1' } });
+
+    assert.deepEqual(await env.run(powerOnVm, { vm: 'app-7' }), { alreadyOn: false });
+    assert.deepEqual(calls.splice(0), ['powerOn']);
+    assert.deepEqual(await env.run(powerOnVm, { vm: 'app-7' }), { alreadyOn: true }, 'a retry finds it on');
+
+    await assert.rejects(env.run(powerOnVm, { vm: 'app-8' }), (e: unknown) => {
+      assert.equal((e as { type?: string }).type, 'VmInactive');
+      assert.equal((e as { nonRetryable?: boolean }).nonRetryable, true);
+      assert.match((e as Error).message, /app-8 at site .* deactivated after a split-brain \(resolve-conflict-demo-1\)/);
+      return true;
+    });
+    assert.equal((await recovery.client.getVm('app-8')).powerState, 'poweredOff');
   });
 
   it('refuses placement the site does not have as a non-retryable failure', async () => {

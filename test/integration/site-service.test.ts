@@ -59,13 +59,14 @@ describe('simulated site service over HTTP, as a real process', () => {
   it('powers on with a boot delay before the guest heartbeats, accepts target states, shuts down gracefully or times out', async () => {
     const client = recovery.client;
     assert.equal(await client.guestHeartbeat('web-1'), 'gray');
-    await client.powerOn('web-1');
+    assert.equal((await client.powerOn('web-1')).alreadyOn, false);
     assert.equal(await client.guestHeartbeat('web-1'), 'gray', 'still booting');
     await rejectsWith(client.reconfigureVm('web-1', { cpus: 8 }), 'InvalidPowerState', 409);
     await rejectsWith(client.unregisterVm('web-1'), 'InvalidPowerState', 409);
     await new Promise((r) => setTimeout(r, 900));
     assert.equal(await client.guestHeartbeat('web-1'), 'green');
-    assert.equal((await client.powerOn('web-1')).powerState, 'poweredOn', 'powering on a running VM is fine');
+    const again = await client.powerOn('web-1');
+    assert.deepEqual([again.vm.powerState, again.alreadyOn], ['poweredOn', true], 'powering on a running VM is fine');
     await rejectsWith(client.shutdownGuest('web-1', 100), 'GuestShutdownTimeout', 409, /did not shut down within 100 ms/);
     assert.equal(await client.shutdownGuest('web-1', 5_000), 'shutDown');
     assert.equal(await client.shutdownGuest('web-1', 5_000), 'alreadyOff');
@@ -75,6 +76,22 @@ describe('simulated site service over HTTP, as a real process', () => {
     const mine = events.filter((e) => e.vm === 'web-1').map((e) => e.type);
     assert.deepEqual(mine, ['VmRegistered', 'VmReconfigured', 'VmPoweredOn', 'GuestShutdownRequested', 'GuestShutdownTimedOut', 'GuestShutdownRequested', 'VmPoweredOff']);
     assert.ok(events.every((e, i) => i === 0 || e.sequence > events[i - 1].sequence && e.at >= events[i - 1].at));
+  });
+
+  it('refuses a power-on whose metadata condition holds, in the same call, and leaves the VM off', async () => {
+    const client = recovery.client;
+    const spec: RegisterVmSpec = { name: 'stale-1', cpus: 1, memoryMiB: 512, placement: recoveryPlacement, nics: [], diskIds: [], metadata: { drState: 'inactive', drInactiveBy: 'resolve-conflict-1' } };
+    await client.registerVm(spec);
+    await rejectsWith(client.powerOn('stale-1', { unlessMetadata: { drState: 'inactive' } }), 'PowerOnRefused', 409, /"stale-1" is marked drState=inactive/);
+    assert.equal((await client.getVm('stale-1')).powerState, 'poweredOff');
+    assert.equal((await client.events()).filter((e) => e.vm === 'stale-1' && e.type === 'VmPoweredOn').length, 0, 'nothing powered on');
+    // Every listed value must match: a VM marked otherwise is powered on.
+    assert.equal((await client.powerOn('stale-1', { unlessMetadata: { drState: 'inactive', drInactiveBy: 'another-operation' } })).alreadyOn, false);
+    const running = await client.powerOn('stale-1', { unlessMetadata: { drState: 'inactive' } });
+    assert.deepEqual([running.vm.powerState, running.alreadyOn], ['poweredOn', true], 'a running VM answers alreadyOn whatever it is marked');
+    const bad = await fetch(`${recovery.url}/api/vms/stale-1/power-on`, { method: 'POST', headers: { authorization: `Bearer ${sites.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ unlessMetadata: 'inactive' }) });
+    assert.equal(bad.status, 400);
+    assert.match(((await bad.json()) as { detail: string }).detail, /unlessMetadata/);
   });
 
   it('deploys and destroys a RocVA idempotently on the runbook networks', async () => {
