@@ -3,6 +3,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { forEachLimited } from '../common/parallel';
 import type { SiteProvider } from '../sites/provider';
 import { DomainKeys, trailingNumber } from '../datapath/keys';
+import { disksNotLogged, type EveryDiskLoggedRequest, type LoggedMembers } from '../datapath/membership';
 import { readChain, resolveChain } from '../datapath/log-chain';
 import type { ObjectStore } from '../datapath/object-store';
 import { Ownership, StaleEpochError } from '../datapath/ownership';
@@ -134,14 +135,26 @@ export function createHandoverActivities({ store, provider, segmentWriting = {} 
     /**
      * Planned handover, before the drain: returns once the domain's protection (`protection`: its
      * workflow id and the name of its every-disk-logged update) has every disk of its manifest in
-     * the log, e.g. after finishing the disk sync of a disk attached just before. Heartbeats while
-     * it waits; a protection that is not running has nothing under way.
+     * the log, e.g. after finishing the disk sync of a disk attached just before. A disk the site's
+     * members hold that the protection does not log (attached since its last look at the members,
+     * which it takes every few replicator runs) would be left out of the sealed log without a
+     * word: it asks once more, with a look first. Heartbeats while it waits; a protection that is
+     * not running has nothing under way.
      */
-    async awaitEveryDiskLogged({ protection }: { protection: { workflowId: string; update: string } }): Promise<void> {
+    async awaitEveryDiskLogged({ protection, domain }: { protection: { workflowId: string; update: string }; domain?: string }): Promise<void> {
       const context = Context.current();
       const heartbeats = setInterval(() => context.heartbeat(), 1_000);
+      const handle = context.client.workflow.getHandle(protection.workflowId);
+      const ask = (request: EveryDiskLoggedRequest) => Promise.race([handle.executeUpdate<LoggedMembers | undefined, [EveryDiskLoggedRequest]>(protection.update, { args: [request] }), context.cancelled]);
+      // Without a domain (a step scheduled before this check) or disks (a protection that does not follow membership), nothing to compare.
+      const notLogged = async (logged: LoggedMembers | undefined) => (domain && logged?.diskIds ? disksNotLogged(domain, logged, await atSite(() => provider.listVms())) : []);
       try {
-        await Promise.race([context.client.workflow.getHandle(protection.workflowId).executeUpdate(protection.update), context.cancelled]);
+        const missing = await notLogged(await ask({}));
+        if (missing.length === 0) return;
+        context.log.info('disks joined the domain since its protection last looked at its members: it looks again before the handover', { domain, missing });
+        // After a look of its own the protection's members are the domain's by its rules: what it still leaves out is said, not waited for.
+        const left = await notLogged(await ask({ lookFirst: true }));
+        if (left.length > 0) context.log.warn('disks at the site that protection does not count as the domain\'s after looking again: not in the log', { domain, left });
       } catch (error) {
         if (!(error instanceof WorkflowNotFoundError)) throw error;
         context.log.info('protection is not running: no sync under way', { workflowId: protection.workflowId });

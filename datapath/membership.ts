@@ -3,7 +3,6 @@ import type { Vm } from '../sites/provider';
 import { PROTECTED_DOMAIN_TAG } from '../common/vm-tags';
 import type { VmMetadata } from './records';
 
-
 /**
  * The domain's VMs at its protected site: the workload VMs tagged for it, and those of the
  * protection's own list that carry no tag at all (a VM tagged for another domain is that
@@ -16,6 +15,26 @@ export function domainMembers(domain: string, listed: string[], vms: Vm[]): Vm[]
     const tag = vm.metadata[PROTECTED_DOMAIN_TAG];
     return tag === domain || (tag === undefined && names.has(vm.name));
   });
+}
+
+/** What a protection logs, as its every-disk-logged update answers: its members and their disks (none known: it does not follow membership). */
+export interface LoggedMembers {
+  vms: string[];
+  diskIds?: string[];
+}
+
+/** What a planned handover asks of the protection before it seals the log. */
+export interface EveryDiskLoggedRequest {
+  /** Look at the domain's members first: the site holds a disk the protection has not logged (attached since its last look). */
+  lookFirst?: boolean;
+}
+
+/** The disks of the domain's members at the site (`vms`: its listing) that the protection does not log. */
+export function disksNotLogged(domain: string, logged: LoggedMembers, vms: Vm[]): string[] {
+  const known = new Set(logged.diskIds);
+  return domainMembers(domain, logged.vms, vms)
+    .flatMap((vm) => vm.diskIds)
+    .filter((id) => !known.has(id));
 }
 
 /** The configuration a manifest and a restore point record of a VM, with where it stands. */

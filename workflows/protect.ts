@@ -18,6 +18,7 @@ import {
 import type { DatapathActivities, Membership } from '../activities/datapath';
 import type { DomainStatusActivities } from '../activities/domain-status';
 import type { DiskSyncState } from '../datapath/disk-sync';
+import type { EveryDiskLoggedRequest, LoggedMembers } from '../datapath/membership';
 import type { DomainDisk, RestorePoint, RestorePointSummary, VmMetadata } from '../datapath/records';
 import { workflowNow } from './clock';
 import { siteTaskQueue } from './task-queues';
@@ -147,9 +148,11 @@ export const restorePointNowUpdate = defineUpdate<RestorePointSummary, [{ label?
 /**
  * Answers once every disk of the manifest is in the log with every write (no initial sync, bitmap
  * episode or disk sync under way): a planned handover seals the log only then, as a log sealed
- * inside one has no restorable end. Answers at once when nothing is under way.
+ * inside one has no restorable end. Answers at once when nothing is under way, with the members
+ * and disks it logs; `lookFirst`: after a look at the members that began once it was asked (the
+ * handover found a disk at the site that the protection does not log).
  */
-export const everyDiskLoggedUpdate = defineUpdate<void, []>('everyDiskLogged');
+export const everyDiskLoggedUpdate = defineUpdate<LoggedMembers, [EveryDiskLoggedRequest?]>('everyDiskLogged');
 /** Ends protection after the current replicator run, or once a running initial sync is committed (planned failover drains first, then stops it). */
 export const stopProtectionSignal = defineSignal('stopProtection');
 
@@ -219,6 +222,8 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
   /** Disks that joined and wait for their disk sync; the running one, as far as the replicator got. */
   let syncQueue: DomainDisk[] = [];
   let diskSync: DiskSyncState | undefined;
+  /** Looks at the members, numbered: one `asked` by a handover comes after the next replicator run, and the handover waits for it to be `done`. */
+  const membershipLooks = { started: 0, done: 0, asked: false };
   const memberNames = () => membership?.names ?? members?.map((vm) => vm.name) ?? input.vms;
   const memberDisks = () => membership?.diskIds ?? members?.flatMap((vm) => vm.diskIds);
   /** `first`: no members are known yet. Otherwise as this run knows them, or (neither) as the manifest lists them. */
@@ -287,8 +292,9 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
   // neither a stop nor continue-as-new ends the execution before log mode is back: an unfinished
   // one leaves no restorable target after its start, so a planned handover must wait for it.
   // A disk sync too: its disks are in the manifest but not yet in the log.
+  // Nor while a handover waits for a look at the members it asked for, which the next execution would not know of.
   const executionDone = () =>
-    status.mode === 'log' && !diskSync && syncQueue.length === 0 && (status.stopping || runs >= (input.runsPerExecution ?? 200) || workflowInfo().continueAsNewSuggested);
+    status.mode === 'log' && !diskSync && syncQueue.length === 0 && (status.stopping || (!membershipLooks.asked && (runs >= (input.runsPerExecution ?? 200) || workflowInfo().continueAsNewSuggested)));
   function describe() {
     const rpo = rpoBound(status, workflowNow());
     const target = status.rpoTargetSeconds;
@@ -344,7 +350,16 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
     retry: { initialInterval: '200 milliseconds', maximumInterval: '5 seconds', nonRetryableErrorTypes: CANNOT_HEAL },
   });
   let resyncToFinish: Parameters<DatapathActivities['finishResync']>[0] | undefined;
-  setHandler(everyDiskLoggedUpdate, () => condition(() => status.mode === 'log' && !diskSync && syncQueue.length === 0 && resyncToFinish === undefined));
+  setHandler(everyDiskLoggedUpdate, async (request) => {
+    if (request?.lookFirst && followsMembership) {
+      const asked = membershipLooks.started;
+      membershipLooks.asked = true;
+      await condition(() => membershipLooks.done > asked || status.stopping);
+    }
+    await condition(() => status.mode === 'log' && !diskSync && syncQueue.length === 0 && resyncToFinish === undefined);
+    const diskIds = memberDisks();
+    return { vms: memberNames(), ...(diskIds ? { diskIds } : {}) };
+  });
   // Bitmap mode from where the log ends, then the resync segment; log mode resumes after it while
   // the resync loop waits for the log to make it exact.
   const bitmapEpisode = async () => {
@@ -394,10 +409,13 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
   // the disks its manifest listed, a bitmap episode the regions of its own.
   const followMembership = async (look: boolean) => {
     if (look && status.mode === 'log') {
+      const number = ++membershipLooks.started;
+      membershipLooks.asked = false;
       // A change of members writes the manifest: refused credentials are waited out there too.
       const refresh = () => refreshMembership();
       const change = patched('protection-membership-waits-out-refusals') ? await admitted(refresh) : await refresh();
       syncQueue = [...syncQueue, ...(change?.added ?? [])];
+      membershipLooks.done = number;
     }
     if (!diskSync && syncQueue.length > 0) {
       diskSync = { disks: syncQueue, disk: 0, offset: 0 };
@@ -438,7 +456,7 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
       if (progress.throttled) await bitmapEpisode();
       // A stopping protection takes on no new members: the operation that stops it may be removing
       // the domain's VMs here, and a member list recorded for a site the domain left would fail.
-      if (followsMembership && !(status.stopping && patched('stopping-protection-leaves-membership'))) await followMembership(runs % membershipEvery === 0);
+      if (followsMembership && !(status.stopping && patched('stopping-protection-leaves-membership'))) await followMembership(runs % membershipEvery === 0 || membershipLooks.asked);
     }
   };
   const gcLoop = async () => {

@@ -25,12 +25,12 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('failover end to end: planned and forced, on real Temporal, S3, sites and worker processes', () => {
   const operator: ApiPrincipal = { name: 'dr-lead', role: 'operator', token: generateToken() };
-  const { stack, sites, primary, recovery, store, runbooks } = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), ['alpha', 'bravo', 'charlie', 'delta', 'echo']), workers: ['orchestration', 'primary', 'recovery'] });
+  const { stack, sites, primary, recovery, store, runbooks } = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot']), workers: ['orchestration', 'primary', 'recovery'] });
   const api = useTestApi({ principals: [operator], routers: (log) => [runbooksRouter({ store: runbooks, log }), operationsRouter({ client: stack.client, runbooks, store, log })] });
   const hook = useHttpServer((_req, res) => res.writeHead(500).end('dns api down'));
   before(async () => {
     await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 40, blockSize: 4096, pattern: 'random', seed: 'failover-e2e' });
-    await Promise.all(['alpha', 'bravo', 'charlie', 'delta', 'echo'].map((domain) => protectAtPrimary(stack.client, domain)));
+    await Promise.all(['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot'].map((domain) => protectAtPrimary(stack.client, domain)));
   });
 
   const { call, submitRunbook, operationResult } = apiCalls(() => api.url, operator.token);
@@ -233,6 +233,22 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
     assert.ok(stretch.consistentFrom, 'the disk sync finished before the handover');
     assert.deepEqual((await recovery.client.getVm('e-db-1')).diskIds, ['e-db-1-disk-0', 'e-db-1-disk-1'], 'the disk that joined is recovered too');
     await assertDisksEqual('echo', (diskId, size) => primary.client.readDisk(diskId, 0, size));
+  });
+  it('planned failover right after a disk joined a VM, before protection looked at the members: the handover has it look first, and the disk is recovered with its data', async () => {
+    await submitRunbook(runbookYaml('foxtrot', {}));
+    await waitFor('foxtrot recorded as Protected', async () => (await readDomainStatus(store, 'foxtrot'))?.mode === 'Protected', 30_000);
+    const MiB = 1024 * 1024;
+    await primary.client.createDisk({ id: 'f-db-1-disk-1', datastore: 'ds-a', sizeBytes: 4 * MiB, protected: false });
+    for (let offset = 0; offset < 4 * MiB; offset += 256 * 1024) await primary.client.writeDisk('f-db-1-disk-1', offset, Buffer.alloc(4096, `foxtrot:${offset}`));
+    // Protection looks at its members every third replicator run (10 s each): the failover is asked for before it does.
+    await primary.client.reconfigureVm('f-db-1', { diskIds: ['f-db-1-disk-0', 'f-db-1-disk-1'] });
+    const started = await call('POST', '/domains/foxtrot/failover', { type: 'planned' });
+    assert.equal(started.status, 202, JSON.stringify(started.body));
+    const { status, result } = await operationResult(String(started.body.workflowId));
+    assert.equal(status, 'COMPLETED', JSON.stringify(result));
+    assert.equal((result as OperationReport).rpoMs, 0);
+    assert.deepEqual((await recovery.client.getVm('f-db-1')).diskIds, ['f-db-1-disk-0', 'f-db-1-disk-1'], 'the disk that joined is recovered too');
+    await assertDisksEqual('foxtrot', (diskId, size) => primary.client.readDisk(diskId, 0, size));
   });
   it('replays every closed failover, protection and group history against the current workflow code', async () => {
     // `DR_RECORD_HISTORIES=1 npm test -- failover-e2e` records them for test/unit/workflow-replay.test.ts.

@@ -36,10 +36,11 @@ export async function checkOwnership(op: Operation, planned: boolean): Promise<O
  */
 export async function drainAndHandOver(op: Operation, owned: OwnedDomain): Promise<void> {
   if (patched('handover-awaits-every-disk-logged')) {
-    // A disk attached just before is still being copied into the log: sealed before its copy ends, the log would have no restorable end.
+    // A disk attached just before may not be in the log yet, or still being copied into it: sealed
+    // before, the log would have no restorable end, or leave the disk out without a word.
     await op.step('wait until every disk is logged', () =>
       longActivitiesAt(op.from, '30 minutes').awaitEveryDiskLogged.executeWithOptions({ summary: `wait until ${op.domain}'s protection at ${op.from} logs every disk (no sync under way)` }, [
-        { protection: { workflowId: protectionWorkflowId(op.domain, op.from, owned.epoch), update: everyDiskLoggedUpdate.name } },
+        { protection: { workflowId: protectionWorkflowId(op.domain, op.from, owned.epoch), update: everyDiskLoggedUpdate.name }, domain: op.domain },
       ]),
     );
   }
