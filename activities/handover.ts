@@ -3,7 +3,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { forEachLimited } from '../common/parallel';
 import type { SiteProvider } from '../sites/provider';
 import { DomainKeys, trailingNumber } from '../datapath/keys';
-import { disksNotLogged, type EveryDiskLoggedRequest, type LoggedMembers } from '../datapath/membership';
+import { disksNotLogged, type EveryDiskLoggedRequest } from '../datapath/membership';
 import { readChain, resolveChain } from '../datapath/log-chain';
 import type { ObjectStore } from '../datapath/object-store';
 import { Ownership, StaleEpochError } from '../datapath/ownership';
@@ -145,15 +145,22 @@ export function createHandoverActivities({ store, provider, segmentWriting = {} 
       const context = Context.current();
       const heartbeats = setInterval(() => context.heartbeat(), 1_000);
       const handle = context.client.workflow.getHandle(protection.workflowId);
-      const ask = (request: EveryDiskLoggedRequest) => Promise.race([handle.executeUpdate<LoggedMembers | undefined, [EveryDiskLoggedRequest]>(protection.update, { args: [request] }), context.cancelled]);
-      // Without a domain (a step scheduled before this check) or disks (a protection that does not follow membership), nothing to compare.
-      const notLogged = async (logged: LoggedMembers | undefined) => (domain && logged?.diskIds ? disksNotLogged(domain, logged, await atSite(() => provider.listVms())) : []);
+      const ask = (request: EveryDiskLoggedRequest) => Promise.race([handle.executeUpdate<void, [EveryDiskLoggedRequest]>(protection.update, { args: [request] }), context.cancelled]);
+      // What protection logs is what its manifest lists (written at every change of members, before their disks are copied); without a domain (a step scheduled before this check), nothing to compare.
+      const notLogged = async () => {
+        if (!domain) return [];
+        const manifest = await readManifest(domain);
+        const logged = { vms: manifest.vms.map((vm) => vm.name), diskIds: manifest.disks.map((d) => d.diskId) };
+        return disksNotLogged(domain, logged, await atSite(() => provider.listVms()));
+      };
       try {
-        const missing = await notLogged(await ask({}));
+        await ask({});
+        const missing = await notLogged();
         if (missing.length === 0) return;
         context.log.info('disks joined the domain since its protection last looked at its members: it looks again before the handover', { domain, missing });
+        await ask({ lookFirst: true });
         // After a look of its own the protection's members are the domain's by its rules: what it still leaves out is said, not waited for.
-        const left = await notLogged(await ask({ lookFirst: true }));
+        const left = await notLogged();
         if (left.length > 0) context.log.warn('disks at the site that protection does not count as the domain\'s after looking again: not in the log', { domain, left });
       } catch (error) {
         if (!(error instanceof WorkflowNotFoundError)) throw error;

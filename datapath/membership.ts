@@ -17,10 +17,10 @@ export function domainMembers(domain: string, listed: string[], vms: Vm[]): Vm[]
   });
 }
 
-/** What a protection logs, as its every-disk-logged update answers: its members and their disks (none known: it does not follow membership). */
+/** What a protection logs, as its manifest lists it: the members' names and their disks. */
 export interface LoggedMembers {
   vms: string[];
-  diskIds?: string[];
+  diskIds: string[];
 }
 
 /** What a planned handover asks of the protection before it seals the log. */

@@ -18,7 +18,7 @@ import {
 import type { DatapathActivities, Membership } from '../activities/datapath';
 import type { DomainStatusActivities } from '../activities/domain-status';
 import type { DiskSyncState } from '../datapath/disk-sync';
-import type { EveryDiskLoggedRequest, LoggedMembers } from '../datapath/membership';
+import type { EveryDiskLoggedRequest } from '../datapath/membership';
 import type { DomainDisk, RestorePoint, RestorePointSummary, VmMetadata } from '../datapath/records';
 import { workflowNow } from './clock';
 import { siteTaskQueue } from './task-queues';
@@ -148,11 +148,11 @@ export const restorePointNowUpdate = defineUpdate<RestorePointSummary, [{ label?
 /**
  * Answers once every disk of the manifest is in the log with every write (no initial sync, bitmap
  * episode or disk sync under way): a planned handover seals the log only then, as a log sealed
- * inside one has no restorable end. Answers at once when nothing is under way, with the members
- * and disks it logs; `lookFirst`: after a look at the members that began once it was asked (the
- * handover found a disk at the site that the protection does not log).
+ * inside one has no restorable end. Answers at once when nothing is under way; `lookFirst`: after a
+ * look at the members that began once it was asked (the handover found a disk at the site that the
+ * manifest does not list).
  */
-export const everyDiskLoggedUpdate = defineUpdate<LoggedMembers, [EveryDiskLoggedRequest?]>('everyDiskLogged');
+export const everyDiskLoggedUpdate = defineUpdate<void, [EveryDiskLoggedRequest?]>('everyDiskLogged');
 /** Ends protection after the current replicator run, or once a running initial sync is committed (planned failover drains first, then stops it). */
 export const stopProtectionSignal = defineSignal('stopProtection');
 
@@ -357,8 +357,6 @@ export async function protect(input: ProtectInput): Promise<ProtectStatus> {
       await condition(() => membershipLooks.done > asked || status.stopping);
     }
     await condition(() => status.mode === 'log' && !diskSync && syncQueue.length === 0 && resyncToFinish === undefined);
-    const diskIds = memberDisks();
-    return { vms: memberNames(), ...(diskIds ? { diskIds } : {}) };
   });
   // Bitmap mode from where the log ends, then the resync segment; log mode resumes after it while
   // the resync loop waits for the log to make it exact.
