@@ -655,7 +655,7 @@ export function operationsRouter({ client, runbooks, store, log, webUiUrl, query
 
   async function runningGroups(plan: PowerOnPlanProgress | undefined, taskQueue: string): Promise<PowerOnGroupProgress[]> {
     const running = (plan?.groups ?? []).filter((g) => g.state === 'running');
-    const groups = await Promise.all(running.map((g) => ask(g.workflowId, taskQueue, powerOnGroupProgressQuery)));
+    const groups = await Promise.all(running.map(async (g) => g.inOperation ?? ask(g.workflowId, taskQueue, powerOnGroupProgressQuery)));
     return groups.filter((g): g is PowerOnGroupProgress => g !== undefined);
   }
 

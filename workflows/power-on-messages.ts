@@ -44,9 +44,17 @@ export const NOT_WAITING = 'NotWaiting';
 export interface PowerOnPlanProgress {
   /**
    * `workflowId`: the group's child, or for a group run in batches the batch under way (`batch`),
-   * to which its approvals and decisions go.
+   * to which its approvals and decisions go; for a group the operation powers on itself (it needs
+   * no operator), the operation, and `inOperation` is the group's progress.
    */
-  groups: Array<{ name: string; workflowId: string; dependsOn: string[]; state: 'waiting' | 'running' | 'done' | 'failed'; batch?: { index: number; total: number } }>;
+  groups: Array<{
+    name: string;
+    workflowId: string;
+    dependsOn: string[];
+    state: 'waiting' | 'running' | 'done' | 'failed';
+    batch?: { index: number; total: number };
+    inOperation?: PowerOnGroupProgress;
+  }>;
 }
 
 export const approveUpdate = defineUpdate<{ accepted: true }, [ApprovalInput]>('approve');

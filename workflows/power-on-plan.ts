@@ -3,7 +3,8 @@ import { failure } from '../common/failures';
 import { powerOnOrder, PowerOnOrderError } from '../runbooks/power-on-order';
 import type { Runbook, RunbookGroup } from '../runbooks/schema';
 import type { OperationOutcome } from './operation-messages';
-import { powerOnGroup, type PowerOnGroupInput, type PowerOnGroupResult } from './power-on-group';
+import { powerOnGroup } from './power-on-group';
+import { PowerOnGroupRun, type PowerOnGroupInput, type PowerOnGroupResult } from './power-on-group-run';
 import { powerOnPlanProgressQuery, type PowerOnPlanProgress } from './power-on-messages';
 import { DR_DOMAIN, DR_OPERATION, DR_OUTCOME, DR_SITE } from './search-attributes';
 import { powerOnBatchWorkflowId, powerOnGroupWorkflowId } from './workflow-ids';
@@ -27,6 +28,7 @@ export async function runPowerOnPlan(input: PowerOnPlanInput, progress: PowerOnP
   const byName = new Map(groups.map((g) => [g.name, g]));
   const running = new Map<string, Promise<PowerOnGroupResult>>();
   const stateOf = (name: string) => progress.groups.find((g) => g.name === name)!;
+  const inOperation = patched('small-groups-power-on-in-operation') ? groupsPoweredOnInOperation(groups) : asChildrenAsBefore(progress);
 
   function run(group: RunbookGroup): Promise<PowerOnGroupResult> {
     let started = running.get(group.name);
@@ -36,7 +38,8 @@ export async function runPowerOnPlan(input: PowerOnPlanInput, progress: PowerOnP
         const state = stateOf(group.name);
         state.state = 'running';
         try {
-          const finished = await powerOnGroupAsChildren(input, group, { index: groups.indexOf(group) + 1, total: groups.length }, state);
+          const position = { index: groups.indexOf(group) + 1, total: groups.length };
+          const finished = inOperation.has(group.name) ? await powerOnGroupInOperation(input, group, position, state) : await powerOnGroupAsChildren(input, group, position, state);
           state.state = 'done';
           return finished;
         } catch (error) {
@@ -51,6 +54,54 @@ export async function runPowerOnPlan(input: PowerOnPlanInput, progress: PowerOnP
 
   const results = await Promise.all(groups.map(run));
   return results;
+}
+
+/**
+ * VMs an operation powers on inside its own workflow rather than in a child per group: a child
+ * costs Temporal some 20 history events and 5 workflow tasks (its own and its parent's) above its
+ * VMs' activities, the most of a small domain's operation (a 20-VM domain of 4 groups: 20 of its
+ * 50 workflow tasks), and fifty small domains failing over at once pay it 200 times. A hundred
+ * VMs' power-ons (at most some 10 events each with a delay and a heartbeat wait) keep the
+ * operation's history bounded.
+ */
+export const VMS_POWERED_ON_IN_OPERATION = 100;
+
+/**
+ * The groups powered on inside the operation's workflow: those that need nobody (no approval or
+ * webhook steps, no VM or group paused on failure, so no operator message to address), in the
+ * runbook's order while their VMs fit VMS_POWERED_ON_IN_OPERATION. Every other group is a child,
+ * its own timeline in the Web UI.
+ */
+export function groupsPoweredOnInOperation(groups: RunbookGroup[]): Set<string> {
+  const needsNobody = (group: RunbookGroup) => !group.before.length && !group.after.length && group.onFailure !== 'pause' && group.vms.every((vm) => vm.onFailure !== 'pause');
+  return fillingTheOperation(groups.filter(needsNobody));
+}
+
+/** Of groups that need nobody, those whose VMs fit VMS_POWERED_ON_IN_OPERATION, in order. */
+export function fillingTheOperation(groups: Array<{ name: string; vms: unknown[] }>): Set<string> {
+  const chosen = new Set<string>();
+  let room = VMS_POWERED_ON_IN_OPERATION;
+  for (const group of groups) {
+    if (group.vms.length > room) continue;
+    chosen.add(group.name);
+    room -= group.vms.length;
+  }
+  return chosen;
+}
+
+/** Runs from before groups powered on inside the operation replay with a child for each group. */
+function asChildrenAsBefore(progress: PowerOnPlanProgress): Set<string> {
+  const parentId = workflowInfo().workflowId;
+  for (const state of progress.groups) Object.assign(state, { workflowId: powerOnGroupWorkflowId(parentId, state.name) });
+  return new Set();
+}
+
+/** A group that needs nobody, powered on by the operation itself; its progress is part of the plan's (there is no child to ask). */
+async function powerOnGroupInOperation(input: PowerOnPlanInput, group: RunbookGroup, position: PowerOnGroupInput['position'], state: PowerOnPlanProgress['groups'][number]): Promise<PowerOnGroupResult> {
+  const maxParallel = Math.min(group.maxParallel, input.powerOn.maxParallel);
+  const run = new PowerOnGroupRun({ domain: input.domain, site: input.site, group, maxParallel, leavePoweredOff: input.leavePoweredOff, position }, workflowInfo().workflowId, () => undefined);
+  state.inOperation = run.progress;
+  return run.run();
 }
 
 /**
@@ -118,8 +169,9 @@ function refuseBadOrder(groups: RunbookGroup[]): void {
 
 export function newPlanProgress(input: PowerOnPlanInput): PowerOnPlanProgress {
   const parentId = workflowInfo().workflowId;
+  const inOperation = groupsPoweredOnInOperation(input.powerOn.groups);
   return {
-    groups: input.powerOn.groups.map((g) => ({ name: g.name, workflowId: powerOnGroupWorkflowId(parentId, g.name), dependsOn: g.dependsOn, state: 'waiting' })),
+    groups: input.powerOn.groups.map((g) => ({ name: g.name, workflowId: inOperation.has(g.name) ? parentId : powerOnGroupWorkflowId(parentId, g.name), dependsOn: g.dependsOn, state: 'waiting' })),
   };
 }
 

@@ -8,7 +8,7 @@
  */
 import { executeChild, getExternalWorkflowHandle, ParentClosePolicy, proxyActivities, condition, startChild, workflowInfo, setHandler, defineSignal, type ActivityOptions } from '@temporalio/workflow';
 import { RECOVERY_POINT_VMS_PER_PAGE } from '../../workflows/phases/rebuild';
-import { POWER_ON_BATCH_VMS } from '../../workflows/power-on-plan';
+import { fillingTheOperation, POWER_ON_BATCH_VMS } from '../../workflows/power-on-plan';
 import { forEachBatch } from '../../workflows/vm-fan-out';
 
 export interface NoopGroup {
@@ -136,11 +136,14 @@ export async function noopFailover(input: NoopFailoverInput): Promise<{ poweredO
   // runPowerOnPlan: each group starts once every group it depends on has finished.
   const byName = new Map(input.groups.map((g) => [g.name, g]));
   const running = new Map<string, Promise<number>>();
+  // groupsPoweredOnInOperation: the DAG's groups need nobody, so those that fit run in the operation itself.
+  const inOperation = fillingTheOperation(input.groups);
   const run = (group: NoopGroup): Promise<number> => {
     let started = running.get(group.name);
     if (!started) {
       started = (async () => {
         await Promise.all(group.dependsOn.map((d) => run(byName.get(d)!)));
+        if (inOperation.has(group.name)) return noopPowerOnGroup({ site: recovery, group });
         // powerOnGroupAsChildren: a group over POWER_ON_BATCH_VMS runs as a child per batch, one after the other.
         if (group.vms.length <= POWER_ON_BATCH_VMS) return executeChild(noopPowerOnGroup, { workflowId: `${workflowId}/power-on/${group.name}`, args: [{ site: recovery, group }] });
         const total = Math.ceil(group.vms.length / POWER_ON_BATCH_VMS);

@@ -90,11 +90,15 @@ describe('operations API: one operation per domain, approvals and cancel over HT
     assert.equal((second.body.running as { workflowId: string }).workflowId, workflowId);
 
     const status = String(started.body.statusUrl);
-    await eventually(async () => {
+    const gate = await eventually(async () => {
       const s = await call('GET', status, 'auditor');
       return (s.body.groups as Array<{ waitingForApproval?: unknown }>).some((g) => g.waitingForApproval) ? s : undefined;
     }, 'the approval gate');
     assert.deepEqual(site.poweredOn.map((p) => p.vm), ['db-1']);
+    // database needs no operator: the operation powered it on itself and its progress is in the plan's; app, gated, is a child.
+    const plan = gate.body.plan as { groups: Array<{ name: string; workflowId: string; inOperation?: { vms: Array<{ name: string; state: string }> } }> };
+    assert.deepEqual(plan.groups.map((g) => [g.name, g.workflowId]), [['database', workflowId], ['app', `${workflowId}/power-on/app`]]);
+    assert.deepEqual(plan.groups[0].inOperation?.vms.map((v) => `${v.name}:${v.state}`), ['db-1:poweredOn']);
 
     const wrongApprover = await call('POST', `${status}/approve`, 'night-operator', { step: 'go-ahead' });
     assert.equal(wrongApprover.status, 403);
