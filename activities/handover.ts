@@ -139,9 +139,10 @@ export function createHandoverActivities({ store, provider, segmentWriting = {} 
      * members hold that the protection does not log (attached since its last look at the members,
      * which it takes every few replicator runs) would be left out of the sealed log without a
      * word: it asks once more, with a look first. Heartbeats while it waits; a protection that is
-     * not running has nothing under way.
+     * not running has nothing under way. Answers the disks it had the protection look for (after
+     * the drain, any means the log must be drained again: `drainAndHandOver`).
      */
-    async awaitEveryDiskLogged({ protection, domain }: { protection: { workflowId: string; update: string }; domain?: string }): Promise<void> {
+    async awaitEveryDiskLogged({ protection, domain }: { protection: { workflowId: string; update: string }; domain?: string }): Promise<{ lookedFor: string[] }> {
       const context = Context.current();
       const heartbeats = setInterval(() => context.heartbeat(), 1_000);
       const handle = context.client.workflow.getHandle(protection.workflowId);
@@ -156,15 +157,17 @@ export function createHandoverActivities({ store, provider, segmentWriting = {} 
       try {
         await ask({});
         const missing = await notLogged();
-        if (missing.length === 0) return;
+        if (missing.length === 0) return { lookedFor: [] };
         context.log.info('disks joined the domain since its protection last looked at its members: it looks again before the handover', { domain, missing });
         await ask({ lookFirst: true });
         // After a look of its own the protection's members are the domain's by its rules: what it still leaves out is said, not waited for.
         const left = await notLogged();
         if (left.length > 0) context.log.warn('disks at the site that protection does not count as the domain\'s after looking again: not in the log', { domain, left });
+        return { lookedFor: missing };
       } catch (error) {
         if (!(error instanceof WorkflowNotFoundError)) throw error;
         context.log.info('protection is not running: no sync under way', { workflowId: protection.workflowId });
+        return { lookedFor: [] };
       } finally {
         clearInterval(heartbeats);
       }

@@ -25,12 +25,12 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('failover end to end: planned and forced, on real Temporal, S3, sites and worker processes', () => {
   const operator: ApiPrincipal = { name: 'dr-lead', role: 'operator', token: generateToken() };
-  const { stack, sites, primary, recovery, store, runbooks } = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot']), workers: ['orchestration', 'primary', 'recovery'] });
+  const { stack, sites, primary, recovery, store, runbooks } = useTestbed({ definitions: failoverSiteDefinitions(testSiteDefinitions(), ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf']), workers: ['orchestration', 'primary', 'recovery'] });
   const api = useTestApi({ principals: [operator], routers: (log) => [runbooksRouter({ store: runbooks, log }), operationsRouter({ client: stack.client, runbooks, store, log })] });
   const hook = useHttpServer((_req, res) => res.writeHead(500).end('dns api down'));
   before(async () => {
     await admin(primary, sites.token, '/admin/workload', { writesPerSecond: 40, blockSize: 4096, pattern: 'random', seed: 'failover-e2e' });
-    await Promise.all(['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot'].map((domain) => protectAtPrimary(stack.client, domain)));
+    await Promise.all(['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf'].map((domain) => protectAtPrimary(stack.client, domain)));
   });
 
   const { call, submitRunbook, operationResult } = apiCalls(() => api.url, operator.token);
@@ -249,6 +249,36 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
     assert.equal((result as OperationReport).rpoMs, 0);
     assert.deepEqual((await recovery.client.getVm('f-db-1')).diskIds, ['f-db-1-disk-0', 'f-db-1-disk-1'], 'the disk that joined is recovered too');
     await assertDisksEqual('foxtrot', (diskId, size) => primary.client.readDisk(diskId, 0, size));
+  });
+  it('planned failover during whose drain a disk is attached to the shut-down VM: the handover looks again after the drain, drains again, and the disk is recovered with its data', async () => {
+    await submitRunbook(runbookYaml('golf', {}));
+    await waitFor('golf recorded as Protected', async () => (await readDomainStatus(store, 'golf'))?.mode === 'Protected', 30_000);
+    const MiB = 1024 * 1024;
+    await primary.client.createDisk({ id: 'g-app-1-disk-1', datastore: 'ds-a', sizeBytes: 4 * MiB, protected: false });
+    for (let offset = 0; offset < 4 * MiB; offset += 256 * 1024) await primary.client.writeDisk('g-app-1-disk-1', offset, Buffer.alloc(4096, `golf:${offset}`));
+    // Slowed, so that the drain (its journal reads and trims) lasts long enough to attach the disk while it runs.
+    await admin(primary, sites.token, '/admin/faults', { latencyMs: 700 });
+    let steps: OperationReport['steps'] = [];
+    try {
+      const started = await call('POST', '/domains/golf/failover', { type: 'planned' });
+      assert.equal(started.status, 202, JSON.stringify(started.body));
+      const workflowId = String(started.body.workflowId);
+      await waitFor(
+        'the drain under way',
+        async () => ((await call('GET', `/operations/${encodeURIComponent(workflowId)}`)).body.progress as OperationReport | undefined)?.steps.some((step) => step.name === 'drain replication' && step.state === 'running') ?? false,
+        120_000,
+      );
+      await primary.client.reconfigureVm('g-app-1', { diskIds: ['g-app-1-disk-0', 'g-app-1-disk-1'] });
+      const { status, result } = await operationResult(workflowId);
+      assert.equal(status, 'COMPLETED', JSON.stringify(result));
+      assert.equal((result as OperationReport).rpoMs, 0);
+      steps = (result as OperationReport).steps;
+    } finally {
+      await admin(primary, sites.token, '/admin/faults', { latencyMs: 0 });
+    }
+    assert.deepEqual((await recovery.client.getVm('g-app-1')).diskIds, ['g-app-1-disk-0', 'g-app-1-disk-1'], 'the disk attached during the drain is recovered too');
+    await assertDisksEqual('golf', (diskId, size) => primary.client.readDisk(diskId, 0, size));
+    assert.ok(steps.some((step) => step.name === 'drain replication again'), `the disk was attached after the look before the drain: ${steps.map((step) => step.name).join(', ')}`);
   });
   it('replays every closed failover, protection and group history against the current workflow code', async () => {
     // `DR_RECORD_HISTORIES=1 npm test -- failover-e2e` records them for test/unit/workflow-replay.test.ts.

@@ -50,7 +50,7 @@ function procedure(domain: string, type: HandoverType, rehydration: Rehydration)
   return [
     'check ownership',
     `find the original VMs at ${PRIMARY}`,
-    ...(type === 'planned' ? [`shut down VMs at ${RECOVERY}`, 'wait until every disk is logged', 'drain replication', `record the departure from ${RECOVERY}`, 'hand over ownership'] : ['take over ownership', `record the departure from ${RECOVERY}`]),
+    ...(type === 'planned' ? [`shut down VMs at ${RECOVERY}`, 'wait until every disk is logged', 'drain replication', 'check every disk is logged after the drain', `record the departure from ${RECOVERY}`, 'hand over ownership'] : ['take over ownership', `record the departure from ${RECOVERY}`]),
     'resolve the recovery point',
     `stop journaling the original disks at ${PRIMARY}`,
     'check the original disks for a delta',

@@ -46,7 +46,7 @@ const REBUILD = [
   'set the domain mode',
 ];
 const PROCEDURE: Record<HandoverType, string[]> = {
-  planned: ['check ownership', 'shut down VMs at primary', 'wait until every disk is logged', 'drain replication', 'record the departure from primary', 'hand over ownership', ...REBUILD],
+  planned: ['check ownership', 'shut down VMs at primary', 'wait until every disk is logged', 'drain replication', 'check every disk is logged after the drain', 'record the departure from primary', 'hand over ownership', ...REBUILD],
   forced: ['check ownership', 'take over ownership', 'record the departure from primary', ...REBUILD],
 };
 

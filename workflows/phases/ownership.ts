@@ -35,18 +35,25 @@ export async function checkOwnership(op: Operation, planned: boolean): Promise<O
  * too): ownership is with the site it left again, in a new epoch, and its protection resumes.
  */
 export async function drainAndHandOver(op: Operation, owned: OwnedDomain): Promise<void> {
+  const everyDiskLogged = (summary: string) =>
+    longActivitiesAt(op.from, '30 minutes').awaitEveryDiskLogged.executeWithOptions({ summary }, [
+      { protection: { workflowId: protectionWorkflowId(op.domain, op.from, owned.epoch), update: everyDiskLoggedUpdate.name }, domain: op.domain },
+    ]);
+  const drain = (summary: string) => longActivitiesAt(op.from, '30 minutes').drainReplication.executeWithOptions({ summary }, [{ domain: op.domain }]);
   if (patched('handover-awaits-every-disk-logged')) {
     // A disk attached just before may not be in the log yet, or still being copied into it: sealed
     // before, the log would have no restorable end, or leave the disk out without a word.
-    await op.step('wait until every disk is logged', () =>
-      longActivitiesAt(op.from, '30 minutes').awaitEveryDiskLogged.executeWithOptions({ summary: `wait until ${op.domain}'s protection at ${op.from} logs every disk (no sync under way)` }, [
-        { protection: { workflowId: protectionWorkflowId(op.domain, op.from, owned.epoch), update: everyDiskLoggedUpdate.name }, domain: op.domain },
-      ]),
-    );
+    await op.step('wait until every disk is logged', () => everyDiskLogged(`wait until ${op.domain}'s protection at ${op.from} logs every disk (no sync under way)`));
   }
-  const drained = await op.step('drain replication', () =>
-    longActivitiesAt(op.from, '30 minutes').drainReplication.executeWithOptions({ summary: `drain ${op.domain}'s journal at ${op.from} into the log` }, [{ domain: op.domain }]),
-  );
+  let drained = await op.step('drain replication', () => drain(`drain ${op.domain}'s journal at ${op.from} into the log`));
+  if (patched('handover-looks-again-after-drain')) {
+    // The VMs are off, but a disk can still be attached to one while the log drains: the look
+    // before the drain did not see it, and the sealed log would leave it out.
+    const after = await op.step('check every disk is logged after the drain', () => everyDiskLogged(`check that ${op.domain}'s protection at ${op.from} still logs every disk after the drain`));
+    if (after.lookedFor.length > 0) {
+      drained = await op.step('drain replication again', () => drain(`drain ${op.domain}'s journal at ${op.from} again: the protection took in ${after.lookedFor.join(', ')}`));
+    }
+  }
   if (recordsDeparture()) {
     // Where the disks left behind stand, so that a failback to this site can apply only what changed since.
     await op.step(`record the departure from ${op.from}`, () =>
