@@ -234,12 +234,16 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
     assert.deepEqual((await recovery.client.getVm('e-db-1')).diskIds, ['e-db-1-disk-0', 'e-db-1-disk-1'], 'the disk that joined is recovered too');
     await assertDisksEqual('echo', (diskId, size) => primary.client.readDisk(diskId, 0, size));
   });
-  it('planned failover right after a disk joined a VM, before protection looked at the members: the handover has it look first, and the disk is recovered with its data', async () => {
-    await submitRunbook(runbookYaml('foxtrot', {}));
-    await waitFor('foxtrot recorded as Protected', async () => (await readDomainStatus(store, 'foxtrot'))?.mode === 'Protected', 30_000);
+  /** The domain protected by its runbook, and a disk of 4 MiB with data at the primary, not yet attached to any of its VMs. */
+  async function protectedWithDiskToAttach(domain: string, diskId: string): Promise<void> {
+    await submitRunbook(runbookYaml(domain, {}));
+    await waitFor(`${domain} recorded as Protected`, async () => (await readDomainStatus(store, domain))?.mode === 'Protected', 30_000);
     const MiB = 1024 * 1024;
-    await primary.client.createDisk({ id: 'f-db-1-disk-1', datastore: 'ds-a', sizeBytes: 4 * MiB, protected: false });
-    for (let offset = 0; offset < 4 * MiB; offset += 256 * 1024) await primary.client.writeDisk('f-db-1-disk-1', offset, Buffer.alloc(4096, `foxtrot:${offset}`));
+    await primary.client.createDisk({ id: diskId, datastore: 'ds-a', sizeBytes: 4 * MiB, protected: false });
+    for (let offset = 0; offset < 4 * MiB; offset += 256 * 1024) await primary.client.writeDisk(diskId, offset, Buffer.alloc(4096, `${domain}:${offset}`));
+  }
+  it('planned failover right after a disk joined a VM, before protection looked at the members: the handover has it look first, and the disk is recovered with its data', async () => {
+    await protectedWithDiskToAttach('foxtrot', 'f-db-1-disk-1');
     // Protection looks at its members every third replicator run (10 s each): the failover is asked for before it does.
     await primary.client.reconfigureVm('f-db-1', { diskIds: ['f-db-1-disk-0', 'f-db-1-disk-1'] });
     const started = await call('POST', '/domains/foxtrot/failover', { type: 'planned' });
@@ -251,11 +255,7 @@ describe('failover end to end: planned and forced, on real Temporal, S3, sites a
     await assertDisksEqual('foxtrot', (diskId, size) => primary.client.readDisk(diskId, 0, size));
   });
   it('planned failover during whose drain a disk is attached to the shut-down VM: the handover looks again after the drain, drains again, and the disk is recovered with its data', async () => {
-    await submitRunbook(runbookYaml('golf', {}));
-    await waitFor('golf recorded as Protected', async () => (await readDomainStatus(store, 'golf'))?.mode === 'Protected', 30_000);
-    const MiB = 1024 * 1024;
-    await primary.client.createDisk({ id: 'g-app-1-disk-1', datastore: 'ds-a', sizeBytes: 4 * MiB, protected: false });
-    for (let offset = 0; offset < 4 * MiB; offset += 256 * 1024) await primary.client.writeDisk('g-app-1-disk-1', offset, Buffer.alloc(4096, `golf:${offset}`));
+    await protectedWithDiskToAttach('golf', 'g-app-1-disk-1');
     // Slowed, so that the drain (its journal reads and trims) lasts long enough to attach the disk while it runs.
     await admin(primary, sites.token, '/admin/faults', { latencyMs: 700 });
     let steps: OperationReport['steps'] = [];
