@@ -59,8 +59,8 @@ export async function runPowerOnPlan(input: PowerOnPlanInput, progress: PowerOnP
 /**
  * VMs an operation powers on inside its own workflow rather than in a child per group: a child
  * costs Temporal some 20 history events and 5 workflow tasks (its own and its parent's) above its
- * VMs' activities, the most of a small domain's operation (a 20-VM domain of 4 groups: 20 of its
- * 50 workflow tasks), and fifty small domains failing over at once pay it 200 times. A hundred
+ * VMs' activities: fifty 20-VM domains of 4 groups failing over at once took 2,480 workflow tasks
+ * with a child per group, 1,800 without (bench/results/README.md, concurrent-domains). A hundred
  * VMs' power-ons (at most some 10 events each with a delay and a heartbeat wait) keep the
  * operation's history bounded.
  */
