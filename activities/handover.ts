@@ -139,10 +139,13 @@ export function createHandoverActivities({ store, provider, segmentWriting = {} 
      * members hold that the protection does not log (attached since its last look at the members,
      * which it takes every few replicator runs) would be left out of the sealed log without a
      * word: it asks once more, with a look first. Heartbeats while it waits; a protection that is
-     * not running has nothing under way. Answers the disks it had the protection look for (after
-     * the drain, any means the log must be drained again: `drainAndHandOver`).
+     * not running has nothing under way. Answers the disks it had the protection look for, and,
+     * asked after the drain (`drainedThrough`: where the drain left the epoch's log), whether the
+     * log has grown past it since (the protection copied a disk it took in): the handover must then
+     * drain again, or seal the log before those segments. Read from the log, not from this
+     * attempt's look, so that a retry after a look by an attempt that died answers the same.
      */
-    async awaitEveryDiskLogged({ protection, domain }: { protection: { workflowId: string; update: string }; domain?: string }): Promise<{ lookedFor: string[] }> {
+    async awaitEveryDiskLogged({ protection, domain, drainedThrough }: { protection: { workflowId: string; update: string }; domain?: string; drainedThrough?: { epoch: number; lastSegment: number | null } }): Promise<{ lookedFor: string[]; logGrewPastDrain: boolean }> {
       const context = Context.current();
       const heartbeats = setInterval(() => context.heartbeat(), 1_000);
       const handle = context.client.workflow.getHandle(protection.workflowId);
@@ -154,23 +157,26 @@ export function createHandoverActivities({ store, provider, segmentWriting = {} 
         const logged = { vms: manifest.vms.map((vm) => vm.name), diskIds: manifest.disks.map((d) => d.diskId) };
         return disksNotLogged(domain, logged, await atSite(() => provider.listVms()));
       };
+      let lookedFor: string[] = [];
       try {
         await ask({});
         const missing = await notLogged();
-        if (missing.length === 0) return { lookedFor: [] };
-        context.log.info('disks joined the domain since its protection last looked at its members: it looks again before the handover', { domain, missing });
-        await ask({ lookFirst: true });
-        // After a look of its own the protection's members are the domain's by its rules: what it still leaves out is said, not waited for.
-        const left = await notLogged();
-        if (left.length > 0) context.log.warn('disks at the site that protection does not count as the domain\'s after looking again: not in the log', { domain, left });
-        return { lookedFor: missing };
+        if (missing.length > 0) {
+          context.log.info('disks joined the domain since its protection last looked at its members: it looks again before the handover', { domain, missing });
+          await ask({ lookFirst: true });
+          lookedFor = missing;
+          // After a look of its own the protection's members are the domain's by its rules: what it still leaves out is said, not waited for.
+          const left = await notLogged();
+          if (left.length > 0) context.log.warn('disks at the site that protection does not count as the domain\'s after looking again: not in the log', { domain, left });
+        }
       } catch (error) {
         if (!(error instanceof WorkflowNotFoundError)) throw error;
         context.log.info('protection is not running: no sync under way', { workflowId: protection.workflowId });
-        return { lookedFor: [] };
       } finally {
         clearInterval(heartbeats);
       }
+      const logGrewPastDrain = domain !== undefined && drainedThrough !== undefined && (await epochTail(new Ownership(store, domain), drainedThrough.epoch)).lastSegment !== drainedThrough.lastSegment;
+      return { lookedFor, logGrewPastDrain };
     },
 
     /**

@@ -446,7 +446,7 @@ export class StubSites {
         return Promise.resolve({ protectedSite: domain.primary, ownerSite: domain.owner, epoch: domain.epoch, vms: domain.vms.map((v) => v.name), diskIds: domain.disks.map((d) => d.diskId) });
       },
       // No protection runs in these tests: nothing is under way.
-      awaitEveryDiskLogged: () => Promise.resolve({ lookedFor: [] }),
+      awaitEveryDiskLogged: () => Promise.resolve({ lookedFor: [], logGrewPastDrain: false }),
       drainReplication: ({ domain: name }) => {
         const domain = domainOf(name);
         if (domain.owner !== siteName) throw ApplicationFailure.nonRetryable(`domain ${name} is owned by ${domain.owner ?? 'nobody'}, not by ${siteName}`, 'NotOwner');

@@ -325,3 +325,22 @@ describe('runbook timeouts on stub sites', () => {
     }
   });
 });
+
+describe('planned handover on stub sites: the log grown past the drain', () => {
+  it('drains again and seals the log at the second drain when the check after the drain finds the log grown past it, whether or not that attempt looked itself (a retry after one that did)', async () => {
+    const domain = newDomain('grew-past-drain');
+    let drains = 0;
+    t.sites.intercept(domain, async (call, proceed) => {
+      if (call.name === 'awaitEveryDiskLogged' && argOf(call).drainedThrough) return { lookedFor: [], logGrewPastDrain: true };
+      if (call.name === 'drainReplication') return { ...(await proceed() as object), lastSegment: ++drains === 1 ? 7 : 9 };
+      return proceed();
+    });
+    const report = await (await startFailover(domain, 'planned')).result();
+    assert.equal(report.outcome, 'succeeded');
+    const steps = report.steps.map((step) => step.name);
+    assert.deepEqual(steps.slice(steps.indexOf('drain replication'), steps.indexOf('record the departure from primary')), ['drain replication', 'check every disk is logged after the drain', 'drain replication again']);
+    const calls = operationCalls(domain);
+    assert.deepEqual(argOf(calls.find((c) => c.name === 'awaitEveryDiskLogged' && argOf(c).drainedThrough)!).drainedThrough, { epoch: 1, lastSegment: 7 }, 'the check compares the log with where the first drain left it');
+    assert.equal(argOf(calls.find((c) => c.name === 'releaseDomain')!).lastSegment, 9, 'the handover seals the log where the second drain left it');
+  });
+});

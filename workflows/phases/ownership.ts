@@ -35,9 +35,9 @@ export async function checkOwnership(op: Operation, planned: boolean): Promise<O
  * too): ownership is with the site it left again, in a new epoch, and its protection resumes.
  */
 export async function drainAndHandOver(op: Operation, owned: OwnedDomain): Promise<void> {
-  const everyDiskLogged = (summary: string) =>
+  const everyDiskLogged = (summary: string, drainedThrough?: { epoch: number; lastSegment: number | null }) =>
     longActivitiesAt(op.from, '30 minutes').awaitEveryDiskLogged.executeWithOptions({ summary }, [
-      { protection: { workflowId: protectionWorkflowId(op.domain, op.from, owned.epoch), update: everyDiskLoggedUpdate.name }, domain: op.domain },
+      { protection: { workflowId: protectionWorkflowId(op.domain, op.from, owned.epoch), update: everyDiskLoggedUpdate.name }, domain: op.domain, ...(drainedThrough ? { drainedThrough } : {}) },
     ]);
   const drain = (summary: string) => longActivitiesAt(op.from, '30 minutes').drainReplication.executeWithOptions({ summary }, [{ domain: op.domain }]);
   if (patched('handover-awaits-every-disk-logged')) {
@@ -48,10 +48,13 @@ export async function drainAndHandOver(op: Operation, owned: OwnedDomain): Promi
   let drained = await op.step('drain replication', () => drain(`drain ${op.domain}'s journal at ${op.from} into the log`));
   if (patched('handover-looks-again-after-drain')) {
     // The VMs are off, but a disk can still be attached to one while the log drains: the look
-    // before the drain did not see it, and the sealed log would leave it out.
-    const after = await op.step('check every disk is logged after the drain', () => everyDiskLogged(`check that ${op.domain}'s protection at ${op.from} still logs every disk after the drain`));
-    if (after.lookedFor.length > 0) {
-      drained = await op.step('drain replication again', () => drain(`drain ${op.domain}'s journal at ${op.from} again: the protection took in ${after.lookedFor.join(', ')}`));
+    // before the drain did not see it, and the sealed log would leave it out. Once the protection
+    // has copied it, the log ends past where the drain left it.
+    const through = { epoch: drained.epoch, lastSegment: drained.lastSegment };
+    const after = await op.step('check every disk is logged after the drain', () => everyDiskLogged(`check that ${op.domain}'s protection at ${op.from} still logs every disk after the drain`, through));
+    if (after.logGrewPastDrain) {
+      const tookIn = after.lookedFor.length > 0 ? `the protection took in ${after.lookedFor.join(', ')}` : 'the log grew past the drain';
+      drained = await op.step('drain replication again', () => drain(`drain ${op.domain}'s journal at ${op.from} again: ${tookIn}`));
     }
   }
   if (recordsDeparture()) {
