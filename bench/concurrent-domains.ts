@@ -16,7 +16,7 @@ import os from 'node:os';
 import { startTestStack } from '../test/harness/stack';
 import { cpuSecondsByProcess, forcedFailoversAtOnce, type FailoverRun } from './failover-runs';
 import { smallDomains, type BenchDomain } from './large-domain';
-import { ourCpu, round2, serverWorkDuring, spread, stepMedians, type ServerWork } from './measure';
+import { median, ourCpu, round2, serversAndSitesCpu, serverWorkDuring, spread, stepMedians, type ServerWork } from './measure';
 import { reportBenchResults } from './results-file';
 
 const DOMAINS = Number(process.env.BENCH_DOMAINS ?? 50);
@@ -64,6 +64,10 @@ async function main(): Promise<void> {
       ratioPerPair: spread(concurrent.map((r, i) => round2(r.wallMs / alone[i].wallMs))),
       cpuSeconds: { alone: spread(alone.map((r) => ourCpu(r.cpuSeconds))), together: spread(concurrent.map((r) => ourCpu(r.cpuSeconds))) },
       cpuSecondsByProcess: { alone: cpuSecondsByProcess(alone), together: cpuSecondsByProcess(concurrent) },
+      // The servers and simulated sites alone (Temporal, SeaweedFS, the site processes) on the machine's
+      // cores, with every product worker costing nothing: the ratio cannot go below it here. Temporal's
+      // share follows from the workflow tasks and activities the product asks of it (temporalWorkByWorkflowType).
+      ratioFloorFromServersAndSites: round2(median(concurrent.map((r) => serversAndSitesCpu(r.cpuSeconds, { temporal: true }))) / os.cpus().length / (aloneMs.median / 1000)),
       temporalWorkByWorkflowType: serverWork,
       togetherEachFailoverSeconds: concurrent.map(failoverSeconds),
       aloneSteps: stepMedians(alone.map((r) => ({ steps: r.failovers[0].report.steps }))),

@@ -13,7 +13,7 @@
  * worst case for the store and the cheapest for compression.
  */
 import { createHash, randomBytes, randomInt } from 'node:crypto';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { inflateRawSync } from 'node:zlib';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
@@ -30,8 +30,8 @@ import { unpackStoredBlocks } from '../datapath/framing';
 import { SegmentWriter } from '../datapath/segment-writer';
 import { startTestStack } from '../test/harness/stack';
 import { drainJournal, MemorySite } from '../test/unit/datapath-memory-site';
-import { runRehydrationProcess, type RunResult } from '../test/harness/rehydration-process';
-import { round2 } from './measure';
+import { runRehydrationProcess, type RunConfig, type RunResult } from '../test/harness/rehydration-process';
+import { cpuDuring, cpuSnapshot, round2 } from './measure';
 import { reportBenchResults } from './results-file';
 
 const MiB = 1024 * 1024;
@@ -44,11 +44,50 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 /** The product's default segment size (activities/datapath.ts) and request parallelism. */
 const SEGMENT_BYTES = 8 * MiB;
 const PARALLEL = 8;
+const CORES = availableParallelism();
 const WRITE_SIZES = [4096, 16384, 65536, 262144];
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const summary = (values: number[]) => ({ median: round2(median(values)), min: round2(Math.min(...values)), max: round2(Math.max(...values)), runs: values.map(round2) });
 const mibps = (bytes: number, seconds: number) => bytes / MiB / seconds;
+
+/** A run of one arm, with the CPU the store's server spent serving it and what the rest of the machine used meanwhile. */
+type MeasuredRun = RunResult & { seaweedfsCpuSeconds: number; otherProcessesCpuSeconds: number };
+
+/**
+ * Where the two cores go per MiB: the arm's own process and SeaweedFS serving it. An arm can go no
+ * faster than the cores divided by its CPU per MiB (its ceiling here), whatever it overlaps, so
+ * ceilings compare the arms apart from what other sessions took of the machine during a run.
+ * `rehydrationMsPerMiBForGoal` is what the rehydration's own process could spend per MiB for a
+ * ceiling of 0.9x the raw GET's, SeaweedFS costing what it cost in these runs. `checkAndWriteFloor`
+ * is the least any rehydration must spend: fetch the bytes and write them (the GET and write arm's
+ * process) and check each object's SHA-256 (the checksum stage alone), nothing decoded, applied
+ * or read back.
+ */
+function cpuBudget(objectBytes: number, checksumMiBps: number, arms: Record<'rawGet' | 'getAndWrite' | 'rehydration', MeasuredRun[]>) {
+  const objectMiB = objectBytes / MiB;
+  const processMs = (r: MeasuredRun) => (r.cpuSeconds * 1000) / objectMiB;
+  const seaweedfsMs = (r: MeasuredRun) => (r.seaweedfsCpuSeconds * 1000) / objectMiB;
+  const perMiB = (runs: MeasuredRun[]) => ({
+    processMsPerMiB: summary(runs.map(processMs)),
+    seaweedfsMsPerMiB: summary(runs.map(seaweedfsMs)),
+    coresBusy: summary(runs.map((r) => (r.cpuSeconds + r.seaweedfsCpuSeconds) / r.seconds)),
+    ceilingMiBps: summary(runs.map((r) => (CORES * 1000) / (processMs(r) + seaweedfsMs(r)))),
+    otherProcessesCpuSeconds: summary(runs.map((r) => r.otherProcessesCpuSeconds)),
+  });
+  const rawGetMsPerMiB = median(arms.rawGet.map((r) => processMs(r) + seaweedfsMs(r)));
+  const seaweedfsMsPerMiB = median(arms.rehydration.map(seaweedfsMs));
+  const floorMsPerMiB = median(arms.getAndWrite.map(processMs)) + 1000 / checksumMiBps;
+  return {
+    cores: CORES,
+    rawGet: perMiB(arms.rawGet),
+    getAndWrite: perMiB(arms.getAndWrite),
+    rehydration: perMiB(arms.rehydration),
+    rehydrationCeilingToRawGetCeiling: round2(rawGetMsPerMiB / median(arms.rehydration.map((r) => processMs(r) + seaweedfsMs(r)))),
+    rehydrationMsPerMiBForGoal: round2(rawGetMsPerMiB / 0.9 - seaweedfsMsPerMiB),
+    checkAndWriteFloor: { processMsPerMiB: round2(floorMsPerMiB), ceilingToRawGetCeiling: round2(rawGetMsPerMiB / (floorMsPerMiB + seaweedfsMsPerMiB)) },
+  };
+}
 
 /** Random writes of the sizes above, 4 KiB aligned, spread over the disks. */
 function* randomWrites(disks: DomainDisk[], totalBytes: number): Generator<{ disk: DomainDisk; offset: number; data: Buffer }> {
@@ -142,15 +181,21 @@ async function main(): Promise<void> {
     const keys = [...baseChunks.keys.filter((k) => !k.endsWith('.json')), ...segmentKeys];
     const objectBytes = chain.reduce((sum, l) => sum + l.bytes, 0) + baseChunks.keys.reduce((sum, k) => sum + (k.endsWith('.json') ? 0 : baseChunks.sizes.get(k)!), 0);
     const common = { s3: stack.s3Settings, domain, disks, keys, parallel: PARALLEL, dir: path.join(tmpdir(), `bench-rehydration-${process.pid}`) };
-    const rawGet: RunResult[] = [];
-    const getAndWrite: RunResult[] = [];
-    const rehydration: RunResult[] = [];
+    const rawGet: MeasuredRun[] = [];
+    const getAndWrite: MeasuredRun[] = [];
+    const rehydration: MeasuredRun[] = [];
+    const measured = (config: RunConfig, nodeOptions?: string[]): MeasuredRun => {
+      const before = cpuSnapshot({ seaweedfs: stack.s3Process.pid });
+      const result = runRehydrationProcess(config, nodeOptions);
+      const cpu = cpuDuring(before, cpuSnapshot({ seaweedfs: stack.s3Process.pid }));
+      return { ...result, seaweedfsCpuSeconds: cpu.seaweedfs, otherProcessesCpuSeconds: cpu['other processes'] };
+    };
     for (let run = 0; run < RUNS; run++) {
-      rawGet.push(runRehydrationProcess({ ...common, mode: 'raw-get' }));
-      getAndWrite.push(runRehydrationProcess({ ...common, mode: 'get-and-write' }));
+      rawGet.push(measured({ ...common, mode: 'raw-get' }));
+      getAndWrite.push(measured({ ...common, mode: 'get-and-write' }));
       // BENCH_CPU_PROF=<dir>: a CPU profile of the last rehydration run, for `node --cpu-prof` readers.
       const profile = process.env.BENCH_CPU_PROF && run === RUNS - 1 ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
-      rehydration.push(runRehydrationProcess({ ...common, mode: 'rehydrate' }, profile));
+      rehydration.push(measured({ ...common, mode: 'rehydrate' }, profile));
       console.log(`run ${run + 1}: raw GET ${mibps(objectBytes, rawGet.at(-1)!.seconds).toFixed(1)} MiB/s, GET and write ${mibps(objectBytes, getAndWrite.at(-1)!.seconds).toFixed(1)} MiB/s, rehydration ${mibps(objectBytes, rehydration.at(-1)!.seconds).toFixed(1)} MiB/s, peak RSS ${rehydration.at(-1)!.maxRssMiB} MiB`);
     }
     const stages = await stageCosts(store, chain.slice(0, 8).map((l) => l.key), disks);
@@ -211,6 +256,7 @@ async function main(): Promise<void> {
         verifiedMiB: round2(rehydration[0].bytes / MiB),
         busySecondsOfLastRun: Object.fromEntries(Object.entries(rehydration.at(-1)!.stages!).map(([k, v]) => [k, round2(v)])),
         cpuPerStageAlone: stages,
+        cpu: cpuBudget(objectBytes, stages.checksumMiBps, { rawGet, getAndWrite, rehydration }),
       },
       ingest: {
         rawParallelPutMiBps: summary(rawPut.map((s) => mibps(INGEST_MIB * MiB, s))),

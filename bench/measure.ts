@@ -269,6 +269,13 @@ export const round2 = (n: number) => Math.round(n * 100) / 100;
 const NOT_OURS = new Set(['other processes', 'interrupts (all)']);
 /** CPU seconds our own processes (servers, sites, workers, this one) used during a run. */
 export const ourCpu = (cpu: Record<string, number>) => round2(Object.entries(cpu).reduce((sum, [name, s]) => sum + (NOT_OURS.has(name) ? 0 : s), 0));
+/**
+ * CPU seconds of the processes a run needs that are not the product's workers: the simulated sites
+ * (`site <name>`, standing in for virtualization managers on hardware of their own), SeaweedFS and,
+ * with `temporal`, the Temporal server.
+ */
+export const serversAndSitesCpu = (cpu: Record<string, number>, options: { temporal: boolean }) =>
+  round2(Object.entries(cpu).reduce((sum, [name, s]) => (name.startsWith('site ') || name === 'seaweedfs' || (options.temporal && name === 'temporal') ? sum + s : sum), 0));
 
 
 // --- summaries of interleaved runs ---------------------------------------------------------------

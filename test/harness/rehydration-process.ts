@@ -46,6 +46,8 @@ export interface RunResult {
   memoryPeaksMiB: { heapUsed: number; external: number; arrayBuffers: number; rss: number };
   /** rehydrate: busy time of each kind of call, summed over concurrent calls. */
   stages?: Record<string, number>;
+  /** CPU seconds of this process (every thread: the main one and the pool's) from the start of the run to its end. */
+  cpuSeconds: number;
 }
 
 /** Disks as sparse files, written and read with positioned I/O on the thread pool. */
@@ -131,24 +133,29 @@ async function run(config: RunConfig): Promise<RunResult> {
   const memoryPeaks = sampleMemory();
   const client = createS3Client(config.s3);
   const started = performance.now();
+  const startedCpu = process.cpuUsage();
   const elapsed = () => (performance.now() - started) / 1000;
+  const cpuSeconds = () => {
+    const { user, system } = process.cpuUsage(startedCpu);
+    return (user + system) / 1e6;
+  };
   const rawGet = async (key: string) => (await client.send(new GetObjectCommand({ Bucket: config.s3.bucket, Key: key }))).Body!.transformToByteArray();
   if (config.mode === 'raw-get') {
     let bytes = 0;
     await forEachLimited(config.keys, config.parallel, async (key) => {
       bytes += (await rawGet(key)).length;
     });
-    return { seconds: elapsed(), bytes, maxRssMiB: maxRssMiB(), memoryPeaksMiB: memoryPeaks() };
+    return { seconds: elapsed(), bytes, maxRssMiB: maxRssMiB(), memoryPeaksMiB: memoryPeaks(), cpuSeconds: cpuSeconds() };
   }
   mkdirSync(config.dir, { recursive: true });
-  if (config.mode === 'get-and-write') return getAndWrite(config, rawGet, elapsed, memoryPeaks);
+  if (config.mode === 'get-and-write') return getAndWrite(config, rawGet, elapsed, cpuSeconds, memoryPeaks);
   const target = new FileDisks(config.dir);
   try {
     const store = new TimedStore(client, config.s3);
     const result = await rehydrate({ store, ownership: new Ownership(store, config.domain), target, disks: config.disks, datastore: 'bench', upTo: { kind: 'latest' }, readConcurrency: config.parallel, writeConcurrency: config.parallel });
     const seconds = elapsed();
     const verified = result.disks.reduce((sum, d) => sum + d.verifiedBytes, 0);
-    return { seconds, bytes: verified, maxRssMiB: maxRssMiB(), memoryPeaksMiB: memoryPeaks(), stages: { getBusy: store.busySeconds, diskWriteBusy: target.busySeconds.write, readBackBusy: target.busySeconds.readBack } };
+    return { seconds, bytes: verified, maxRssMiB: maxRssMiB(), memoryPeaksMiB: memoryPeaks(), cpuSeconds: cpuSeconds(), stages: { getBusy: store.busySeconds, diskWriteBusy: target.busySeconds.write, readBackBusy: target.busySeconds.readBack } };
   } finally {
     await target.close();
     if (!config.keepFiles) rmSync(config.dir, { recursive: true, force: true });
@@ -156,7 +163,7 @@ async function run(config: RunConfig): Promise<RunResult> {
 }
 
 /** Object i is written after the objects before it on disk i mod the disk count: as many bytes as rehydration reads, to as many files. */
-async function getAndWrite(config: RunConfig, rawGet: (key: string) => Promise<Uint8Array>, elapsed: () => number, memoryPeaks: () => RunResult['memoryPeaksMiB']): Promise<RunResult> {
+async function getAndWrite(config: RunConfig, rawGet: (key: string) => Promise<Uint8Array>, elapsed: () => number, cpuSeconds: () => number, memoryPeaks: () => RunResult['memoryPeaksMiB']): Promise<RunResult> {
   const target = new FileDisks(config.dir);
   try {
     for (const disk of config.disks) await target.createDisk({ id: disk.diskId, datastore: 'bench', sizeBytes: disk.sizeBytes, protected: false });
@@ -174,7 +181,7 @@ async function getAndWrite(config: RunConfig, rawGet: (key: string) => Promise<U
         bytes += body.length;
       },
     );
-    return { seconds: elapsed(), bytes, maxRssMiB: maxRssMiB(), memoryPeaksMiB: memoryPeaks(), stages: { diskWriteBusy: target.busySeconds.write } };
+    return { seconds: elapsed(), bytes, maxRssMiB: maxRssMiB(), memoryPeaksMiB: memoryPeaks(), cpuSeconds: cpuSeconds(), stages: { diskWriteBusy: target.busySeconds.write } };
   } finally {
     await target.close();
     if (!config.keepFiles) rmSync(config.dir, { recursive: true, force: true });
