@@ -230,6 +230,14 @@ export function cpuSnapshot(roots: Record<string, number>): Record<string, numbe
   return result;
 }
 
+/** CPU seconds of this process's children that have exited and been waited for (a `spawnSync` child's whole life). */
+export function exitedChildrenCpuSeconds(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // After the command: ... utime(11) stime(12) cutime(13) cstime(14)
+  return (Number(fields[13]) + Number(fields[14])) / TICKS_PER_SECOND;
+}
+
 export function cpuDuring(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.keys(after).map((k) => [k, Math.round((after[k] - (before[k] ?? 0)) * 100) / 100]));
 }
