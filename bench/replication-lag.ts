@@ -26,7 +26,8 @@ import { startTestStack, type TestStack } from '../test/harness/stack';
 import { TestWorkers } from '../test/harness/workers';
 import { protectStatusQuery } from '../workflows/protect';
 import { protectUntilReplicating } from './large-domain';
-import { cpuDuring, cpuSnapshot, percentile, round2 } from './measure';
+import { tsToMs } from '@temporalio/common/lib/time';
+import { cpuDuring, cpuSnapshot, historyEvents, percentile, round2 } from './measure';
 import { reportBenchResults } from './results-file';
 
 const MiB = 1024 * 1024;
@@ -34,6 +35,8 @@ const TARGET_MBPS = Number(process.env.BENCH_LAG_MBPS ?? 20);
 const SECONDS = Number(process.env.BENCH_LAG_SECONDS ?? 60);
 const RUNS = Number(process.env.BENCH_RUNS ?? 1);
 const POLL_MS = 50;
+/** Writes at least this late are listed by when they were made (the goal's p99 is 1 s). */
+const SLOW_WRITE_MS = 800;
 const PRIMARY = 'lag-primary';
 const DISKS_PER_VM = 4;
 const VMS = 2;
@@ -115,11 +118,14 @@ async function run(stack: TestStack, store: ObjectStore, sites: TestSites, worke
   await log.stop();
 
   const lags: number[] = [];
+  const slowWrites: Array<{ atMs: number; lagMs: number }> = [];
   let segment = 0;
   for (const write of [...writes].sort((a, b) => a.sequence - b.sequence)) {
     while (segment < log.durable.length && log.durable[segment].lastSequence < write.sequence) segment++;
     if (segment === log.durable.length) throw new Error(`write ${write.sequence} never became durable within 5 min of the workload's end`);
-    lags.push(log.durable[segment].seenAt - write.at);
+    const lag = log.durable[segment].seenAt - write.at;
+    lags.push(lag);
+    if (lag >= SLOW_WRITE_MS) slowWrites.push({ atMs: write.at - writingFrom, lagMs: lag });
   }
   const status = await stack.client.workflow.getHandle(protectionId).query(protectStatusQuery);
   const bytes = writes.reduce((sum, w) => sum + w.length, 0);
@@ -127,6 +133,7 @@ async function run(stack: TestStack, store: ObjectStore, sites: TestSites, worke
   const lastAt = Math.max(...writes.map((w) => w.at));
   return {
     domain,
+    writingFrom: new Date(writingFrom).toISOString(),
     writes: writes.length,
     writtenMiB: round2(bytes / MiB),
     achievedMBps: round2(bytes / MiB / ((lastAt - firstAt) / 1000)),
@@ -135,7 +142,43 @@ async function run(stack: TestStack, store: ObjectStore, sites: TestSites, worke
     bitmapModeEntered: status.modeChanges.some((change) => change.at >= writingFrom && change.mode === 'bitmap'),
     modeChanges: status.modeChanges,
     cpuSecondsWhileWriting: Object.fromEntries(Object.entries(cpu).map(([name, s]) => [name, round2(s)])),
+    // When the tail happened, against the replicator's runs: a write made while no run drains the
+    // journal (between two runs, or while a membership look runs between them) waits for the next.
+    slowWrites: episodes(slowWrites),
+    replicatorRuns: await replicatorRuns(stack, protectionId, writingFrom, writingFrom + SECONDS * 1000),
   };
+}
+
+/** Slow writes less than a second apart, as one episode: from, to (ms since writing began), how many, the worst lag. */
+function episodes(slow: Array<{ atMs: number; lagMs: number }>): Array<{ fromMs: number; toMs: number; writes: number; worstLagMs: number }> {
+  const result: Array<{ fromMs: number; toMs: number; writes: number; worstLagMs: number }> = [];
+  for (const write of slow.sort((a, b) => a.atMs - b.atMs)) {
+    const last = result.at(-1);
+    if (last && write.atMs - last.toMs < 1000) {
+      last.toMs = write.atMs;
+      last.writes++;
+      last.worstLagMs = Math.max(last.worstLagMs, write.lagMs);
+    } else result.push({ fromMs: write.atMs, toMs: write.atMs, writes: 1, worstLagMs: write.lagMs });
+  }
+  return result;
+}
+
+/** The protection's replicator runs and membership looks while the workload wrote, in ms since it began: when each started and ended. */
+async function replicatorRuns(stack: TestStack, protectionId: string, fromMs: number, toMs: number): Promise<Array<{ activity: string; startedMs: number; endedMs?: number }>> {
+  const events = await historyEvents(stack.client, protectionId, 1000);
+  const byScheduled = new Map<string, { activity: string; startedMs: number; endedMs?: number }>();
+  const names = new Map<string, string>();
+  for (const event of events) {
+    const at = tsToMs(event.eventTime);
+    const id = String(event.eventId);
+    if (event.activityTaskScheduledEventAttributes) names.set(id, event.activityTaskScheduledEventAttributes.activityType?.name ?? '?');
+    const started = event.activityTaskStartedEventAttributes;
+    if (started) byScheduled.set(String(started.scheduledEventId), { activity: names.get(String(started.scheduledEventId)) ?? '?', startedMs: at - fromMs });
+    const ended = event.activityTaskCompletedEventAttributes ?? event.activityTaskFailedEventAttributes ?? event.activityTaskTimedOutEventAttributes;
+    const run = ended && byScheduled.get(String(ended.scheduledEventId));
+    if (run) run.endedMs = at - fromMs;
+  }
+  return [...byScheduled.values()].filter((r) => (r.endedMs ?? Number.POSITIVE_INFINITY) >= 0 && r.startedMs <= toMs - fromMs);
 }
 
 async function main(): Promise<void> {
