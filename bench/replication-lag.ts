@@ -145,7 +145,7 @@ async function run(stack: TestStack, store: ObjectStore, sites: TestSites, worke
     // When the tail happened, against the replicator's runs: a write made while no run drains the
     // journal (between two runs, or while a membership look runs between them) waits for the next.
     slowWrites: episodes(slowWrites),
-    replicatorRuns: await replicatorRuns(stack, protectionId, writingFrom, writingFrom + SECONDS * 1000),
+    protectionActivities: await protectionActivities(stack, protectionId, writingFrom, writingFrom + SECONDS * 1000),
   };
 }
 
@@ -163,8 +163,8 @@ function episodes(slow: Array<{ atMs: number; lagMs: number }>): Array<{ fromMs:
   return result;
 }
 
-/** The protection's replicator runs and membership looks while the workload wrote, in ms since it began: when each started and ended. */
-async function replicatorRuns(stack: TestStack, protectionId: string, fromMs: number, toMs: number): Promise<Array<{ activity: string; startedMs: number; endedMs?: number }>> {
+/** The protection's activities while the workload wrote (replicator runs, membership looks, garbage collection, restore points), in ms since it began: when each started and ended. */
+async function protectionActivities(stack: TestStack, protectionId: string, fromMs: number, toMs: number): Promise<Array<{ activity: string; startedMs: number; endedMs?: number }>> {
   const events = await historyEvents(stack.client, protectionId, 1000);
   const byScheduled = new Map<string, { activity: string; startedMs: number; endedMs?: number }>();
   const names = new Map<string, string>();
