@@ -36,7 +36,7 @@ const durationMs = (text: string) => parseDuration(text) ?? 0;
  * to 10 s between tries): a site unreachable for a while delays the VM, and only an outage that
  * long fails it under the runbook's policy (with five tries, 15 s of outage aborted a failover).
  */
-const UNTIL_THE_SITE_ANSWERS = { initialInterval: '1s', backoffCoefficient: 2, maximumAttempts: 32, nonRetryableErrorTypes: CANNOT_HEAL };
+const UNTIL_THE_SITE_ANSWERS = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 32, nonRetryableErrorTypes: CANNOT_HEAL };
 
 /**
  * One power-on group of a runbook: its `before` steps in order, then its VMs (at most
